@@ -1,0 +1,219 @@
+//! Element types and run-time tensor values.
+
+use ndarray::{ArrayBase, ArrayD, Dimension, IxDyn, OwnedRepr};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The element type of a tensor, named as TensorFlow names it (`float32`, `int64`, ...).
+///
+/// ```
+/// use tensorgraph_graph::DType;
+/// assert_eq!(DType::F32.to_string(), "float32");
+/// assert!(DType::F64.is_float());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DType {
+    F32,
+    F64,
+    I32,
+    I64,
+    Bool,
+}
+
+impl DType {
+    /// TensorFlow's name of this dtype.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::Bool => "bool",
+        }
+    }
+
+    /// True for `F32` and `F64`, the dtypes gradients flow through.
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
+    }
+
+    /// True for `I32` and `I64`.
+    pub fn is_integer(self) -> bool {
+        matches!(self, DType::I32 | DType::I64)
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A concrete tensor: what a session returns for a fetch and takes for a feed.
+///
+/// Any owned ndarray of a supported element type converts into a `Value`:
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{DType, Value};
+/// let v: Value = array![[1.0f32, 2.0], [3.0, 4.0]].into();
+/// assert_eq!(v.dtype(), DType::F32);
+/// assert_eq!(v.shape(), &[2, 2]);
+/// assert_eq!(v.as_f32().unwrap()[[1, 0]], 3.0);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    F32(ArrayD<f32>),
+    F64(ArrayD<f64>),
+    I32(ArrayD<i32>),
+    I64(ArrayD<i64>),
+    Bool(ArrayD<bool>),
+}
+
+/// Calls `$body` with `$a` bound to the ndarray inside a [`Value`], whatever its dtype.
+#[macro_export]
+macro_rules! with_array {
+    ($value:expr, $a:ident => $body:expr) => {
+        match $value {
+            $crate::Value::F32($a) => $body,
+            $crate::Value::F64($a) => $body,
+            $crate::Value::I32($a) => $body,
+            $crate::Value::I64($a) => $body,
+            $crate::Value::Bool($a) => $body,
+        }
+    };
+}
+
+impl Value {
+    /// The dtype of the elements.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Value::F32(_) => DType::F32,
+            Value::F64(_) => DType::F64,
+            Value::I32(_) => DType::I32,
+            Value::I64(_) => DType::I64,
+            Value::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// The concrete shape.
+    pub fn shape(&self) -> &[usize] {
+        with_array!(self, a => a.shape())
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        with_array!(self, a => a.len())
+    }
+
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A value of `dtype` and `shape` with every element equal to `x` (non-zero is `true` for bool).
+    pub fn filled(dtype: DType, shape: &[usize], x: f64) -> Value {
+        let s = IxDyn(shape);
+        match dtype {
+            DType::F32 => Value::F32(ArrayD::from_elem(s, x as f32)),
+            DType::F64 => Value::F64(ArrayD::from_elem(s, x)),
+            DType::I32 => Value::I32(ArrayD::from_elem(s, x as i32)),
+            DType::I64 => Value::I64(ArrayD::from_elem(s, x as i64)),
+            DType::Bool => Value::Bool(ArrayD::from_elem(s, x != 0.0)),
+        }
+    }
+
+    /// The single element of a tensor with one element, as f64 (bool as 0 or 1).
+    pub fn scalar_f64(&self) -> Option<f64> {
+        if self.len() != 1 {
+            return None;
+        }
+        Some(match self {
+            Value::F32(a) => a.iter().next().copied()? as f64,
+            Value::F64(a) => *a.iter().next()?,
+            Value::I32(a) => *a.iter().next()? as f64,
+            Value::I64(a) => *a.iter().next()? as f64,
+            Value::Bool(a) => f64::from(u8::from(*a.iter().next()?)),
+        })
+    }
+
+    /// Every element converted to f64 (bool as 0 or 1), in logical order.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match self {
+            Value::F32(a) => a.iter().map(|&x| x as f64).collect(),
+            Value::F64(a) => a.iter().copied().collect(),
+            Value::I32(a) => a.iter().map(|&x| x as f64).collect(),
+            Value::I64(a) => a.iter().map(|&x| x as f64).collect(),
+            Value::Bool(a) => a.iter().map(|&x| f64::from(u8::from(x))).collect(),
+        }
+    }
+}
+
+macro_rules! value_accessors {
+    ($($variant:ident $t:ty, $as_fn:ident, $into_fn:ident;)*) => {
+        impl Value {
+            $(
+                #[doc = concat!("The array if this value holds `", stringify!($t), "` elements.")]
+                pub fn $as_fn(&self) -> Option<&ArrayD<$t>> {
+                    match self {
+                        Value::$variant(a) => Some(a),
+                        _ => None,
+                    }
+                }
+                #[doc = concat!("The array if this value holds `", stringify!($t), "` elements, else the value back.")]
+                pub fn $into_fn(self) -> Result<ArrayD<$t>, Value> {
+                    match self {
+                        Value::$variant(a) => Ok(a),
+                        other => Err(other),
+                    }
+                }
+            )*
+        }
+        $(
+            impl<D: Dimension> From<ArrayBase<OwnedRepr<$t>, D>> for Value {
+                fn from(a: ArrayBase<OwnedRepr<$t>, D>) -> Value {
+                    Value::$variant(a.into_dyn())
+                }
+            }
+            impl From<$t> for Value {
+                fn from(x: $t) -> Value {
+                    Value::$variant(ArrayD::from_elem(IxDyn(&[]), x))
+                }
+            }
+            impl Element for $t {
+                const DTYPE: DType = DType::$variant;
+                fn wrap(a: ArrayD<$t>) -> Value {
+                    Value::$variant(a)
+                }
+                fn unwrap_ref(v: &Value) -> Option<&ArrayD<$t>> {
+                    v.$as_fn()
+                }
+                fn unwrap_mut(v: &mut Value) -> Option<&mut ArrayD<$t>> {
+                    match v {
+                        Value::$variant(a) => Some(a),
+                        _ => None,
+                    }
+                }
+            }
+        )*
+    };
+}
+
+value_accessors! {
+    F32 f32, as_f32, into_f32;
+    F64 f64, as_f64, into_f64;
+    I32 i32, as_i32, into_i32;
+    I64 i64, as_i64, into_i64;
+    Bool bool, as_bool, into_bool;
+}
+
+/// A Rust element type with a [`DType`]: the bridge between generic kernels and [`Value`].
+pub trait Element: Copy + Send + Sync + fmt::Debug + PartialEq + 'static {
+    /// The dtype of this element type.
+    const DTYPE: DType;
+    /// Wraps an array into a [`Value`].
+    fn wrap(a: ArrayD<Self>) -> Value;
+    /// The array inside `v` if its dtype is `Self::DTYPE`.
+    fn unwrap_ref(v: &Value) -> Option<&ArrayD<Self>>;
+    /// The mutable array inside `v` if its dtype is `Self::DTYPE`.
+    fn unwrap_mut(v: &mut Value) -> Option<&mut ArrayD<Self>>;
+}

@@ -1,0 +1,659 @@
+//! The graph: a petgraph DAG of [`Node`]s behind a cheap, clonable [`Graph`] handle, with TF1's
+//! naming rules, name and variable scopes, control-dependency contexts and collections.
+
+use crate::error::{Error, NodeInfo, Result, SourceLocation};
+use crate::infer::{infer, InferError, TensorSpec};
+use crate::op::Op;
+use crate::{DType, Shape};
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Output `slot` of `node`: what a data edge carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub node: NodeIndex,
+    pub slot: usize,
+}
+
+/// One op instance in the graph.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Node {
+    /// Unique scoped name, like `dnn/hidden1/MatMul`.
+    pub name: String,
+    pub op: Op,
+    /// Data inputs, in the op's order.
+    pub inputs: Vec<Endpoint>,
+    /// Nodes that must run before this one (`^name` in TF).
+    pub control_inputs: Vec<NodeIndex>,
+    /// Static dtype and shape of each output.
+    pub outputs: Vec<TensorSpec>,
+    /// Where user code created the node.
+    pub location: SourceLocation,
+}
+
+impl Node {
+    /// Name, op type and location, for error messages.
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: self.name.clone(),
+            op: self.op.type_name().to_string(),
+            location: self.location.clone(),
+        }
+    }
+}
+
+/// Edge weights of the DAG; they mirror `Node::inputs` and `Node::control_inputs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EdgeKind {
+    /// Output `slot` of the source feeds input `input` of the target.
+    Data {
+        slot: usize,
+        input: usize,
+    },
+    Control,
+}
+
+/// A variable's nodes: the `VariableV2` itself, its `read` identity and its initializer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariableInfo {
+    pub var: NodeIndex,
+    pub read: NodeIndex,
+    pub initializer: NodeIndex,
+    pub trainable: bool,
+}
+
+/// Standard collection names, as TF's `GraphKeys`.
+pub mod collections {
+    pub const TRAIN_OP: &str = "train_op";
+    pub const UPDATE_OPS: &str = "update_ops";
+    pub const REGULARIZATION_LOSSES: &str = "regularization_losses";
+    pub const LOSSES: &str = "losses";
+}
+
+/// TF's default graph-level seed when only an op-level seed is given.
+const DEFAULT_GRAPH_SEED: u64 = 87654321;
+
+/// Everything the graph holds. Read it through [`Graph::read`].
+#[derive(Default, Serialize, Deserialize)]
+pub struct GraphData {
+    pub dag: StableDiGraph<Node, EdgeKind>,
+    names: HashMap<String, NodeIndex>,
+    names_in_use: HashMap<String, usize>,
+    name_scopes: Vec<String>,
+    var_scopes: Vec<String>,
+    control_stack: Vec<Vec<NodeIndex>>,
+    pub variables: Vec<VariableInfo>,
+    pub collections: BTreeMap<String, Vec<Endpoint>>,
+    seed: Option<u64>,
+}
+
+impl GraphData {
+    /// The node at `i`. Indices come from this graph's handles, so they are always valid.
+    pub fn node(&self, i: NodeIndex) -> &Node {
+        &self.dag[i]
+    }
+
+    /// The node called `name`.
+    pub fn find(&self, name: &str) -> Option<NodeIndex> {
+        self.names.get(name).copied()
+    }
+
+    /// Static spec of an output.
+    pub fn spec(&self, e: Endpoint) -> &TensorSpec {
+        &self.dag[e.node].outputs[e.slot]
+    }
+
+    fn current_scope(&self) -> &str {
+        self.name_scopes.last().map_or("", String::as_str)
+    }
+
+    fn scoped(&self, name: &str) -> String {
+        match self.current_scope() {
+            "" => name.to_string(),
+            s => format!("{s}/{name}"),
+        }
+    }
+
+    /// TF's `unique_name`: `name`, else `name_1`, `name_2`, ... (shared by ops and scopes).
+    fn unique_name(&mut self, name: &str, mark_used: bool) -> String {
+        let count = self.names_in_use.get(name).copied().unwrap_or(0);
+        let mut unique = name.to_string();
+        let mut i = count;
+        if count > 0 {
+            loop {
+                unique = format!("{name}_{i}");
+                if !self.names_in_use.contains_key(&unique) {
+                    break;
+                }
+                i += 1;
+            }
+        }
+        if mark_used {
+            self.names_in_use.insert(name.to_string(), count + 1);
+            self.names_in_use.entry(unique.clone()).or_insert(1);
+        }
+        unique
+    }
+
+    /// Seeds for a random op, with TF1's rules for graph-level and op-level seeds;
+    /// `(0, 0)` asks the session for a non-deterministic stream.
+    pub fn random_seeds(&self, op_seed: Option<u64>) -> (u64, u64) {
+        match (self.seed, op_seed) {
+            (Some(g), Some(o)) => (g, o),
+            (Some(g), None) => (g, self.dag.node_count() as u64),
+            (None, Some(o)) => (DEFAULT_GRAPH_SEED, o),
+            (None, None) => (0, 0),
+        }
+    }
+}
+
+/// A computation graph. Cloning the handle shares the graph.
+///
+/// ```
+/// use tensorgraph_graph::{Graph, DType};
+/// # fn main() -> tensorgraph_graph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(3)], "x")?;
+/// let y = g.name_scope("layer", || tensorgraph_graph::ops::nn::relu(&x))?;
+/// assert_eq!(y.name(), "layer/Relu:0");
+/// assert_eq!(y.shape().to_string(), "[?,3]");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct Graph(Arc<Mutex<GraphData>>);
+
+impl fmt::Debug for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Graph({} nodes)", self.read(|d| d.dag.node_count()))
+    }
+}
+
+/// Pops a scope stack entry when dropped, so a panicking closure leaves the graph consistent.
+struct ScopeGuard<'a> {
+    graph: &'a Graph,
+    pop: fn(&mut GraphData),
+}
+
+impl Drop for ScopeGuard<'_> {
+    fn drop(&mut self) {
+        (self.pop)(&mut self.graph.lock());
+    }
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// Wraps graph data (for example one deserialised from a file).
+    pub fn from_data(data: GraphData) -> Graph {
+        Graph(Arc::new(Mutex::new(data)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GraphData> {
+        // A panic while holding the lock cannot leave GraphData half-updated in a way that matters
+        // more than losing the graph, so recover the guard instead of propagating poison.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` with shared access to the graph data.
+    pub fn read<R>(&self, f: impl FnOnce(&GraphData) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// True when both handles refer to the same graph.
+    pub fn same(&self, other: &Graph) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Sets the graph-level random seed, as `tf.set_random_seed`.
+    pub fn set_random_seed(&self, seed: u64) {
+        self.lock().seed = Some(seed);
+    }
+
+    /// Adds a node running `op` on `inputs`; `name` defaults to the op type. Infers output specs.
+    #[track_caller]
+    pub fn add_op(&self, op: Op, inputs: &[&Tensor], name: Option<&str>) -> Result<Operation> {
+        self.add_node(op, inputs, &[], name, SourceLocation::caller())
+    }
+
+    /// [`Graph::add_op`] with extra control inputs and an explicit location.
+    pub fn add_node(
+        &self,
+        op: Op,
+        inputs: &[&Tensor],
+        control_inputs: &[&Operation],
+        name: Option<&str>,
+        location: SourceLocation,
+    ) -> Result<Operation> {
+        let foreign = inputs.iter().any(|t| !t.graph.same(self))
+            || control_inputs.iter().any(|o| !o.graph.same(self));
+        let mut d = self.lock();
+        let base = d.scoped(name.unwrap_or(op.type_name()));
+        if foreign {
+            return Err(Error::GraphMismatch {
+                name: base,
+                op: op.type_name().into(),
+            });
+        }
+        let endpoints: Vec<Endpoint> = inputs.iter().map(|t| t.endpoint()).collect();
+        let specs: Vec<TensorSpec> = endpoints.iter().map(|&e| d.spec(e).clone()).collect();
+        let outputs = match infer(&op, &specs) {
+            Ok(o) => o,
+            Err(e) => {
+                let node = NodeInfo {
+                    name: d.unique_name(&base, false),
+                    op: op.type_name().into(),
+                    location,
+                };
+                return Err(match e {
+                    InferError::Shape(detail) => Error::ShapeMismatch { node, detail },
+                    InferError::DType(detail) => Error::DTypeMismatch { node, detail },
+                    InferError::Invalid(detail) => Error::InvalidArgument { node, detail },
+                });
+            }
+        };
+        let name = d.unique_name(&base, true);
+        let mut controls: Vec<NodeIndex> = d.control_stack.iter().flatten().copied().collect();
+        controls.extend(control_inputs.iter().map(|o| o.node));
+        controls.sort();
+        controls.dedup();
+        let node = Node {
+            name: name.clone(),
+            op,
+            inputs: endpoints.clone(),
+            control_inputs: controls.clone(),
+            outputs,
+            location,
+        };
+        let idx = d.dag.add_node(node);
+        for (input, e) in endpoints.iter().enumerate() {
+            d.dag.add_edge(
+                e.node,
+                idx,
+                EdgeKind::Data {
+                    slot: e.slot,
+                    input,
+                },
+            );
+        }
+        for c in controls {
+            d.dag.add_edge(c, idx, EdgeKind::Control);
+        }
+        d.names.insert(name, idx);
+        Ok(Operation {
+            graph: self.clone(),
+            node: idx,
+        })
+    }
+
+    /// Adds a single-output op and returns its output tensor.
+    #[track_caller]
+    pub fn add_op1(&self, op: Op, inputs: &[&Tensor], name: Option<&str>) -> Result<Tensor> {
+        self.add_node(op, inputs, &[], name, SourceLocation::caller())?
+            .output(0)
+    }
+
+    /// Runs `f` inside name scope `name`, like `with tf.name_scope(name)`. A reused name becomes
+    /// `name_1`; a name ending in `/` is taken as an absolute scope, as in TF.
+    pub fn name_scope<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        {
+            let mut d = self.lock();
+            let full = match name.strip_suffix('/') {
+                Some(abs) => abs.to_string(),
+                None => {
+                    let s = d.scoped(name);
+                    d.unique_name(&s, true)
+                }
+            };
+            d.name_scopes.push(full);
+        }
+        let _guard = ScopeGuard {
+            graph: self,
+            pop: |d| drop(d.name_scopes.pop()),
+        };
+        f()
+    }
+
+    /// Runs `f` inside variable scope `name`: variables created by [`Graph::get_variable`] are
+    /// named `name/...`, and ops go into the name scope of the same name.
+    pub fn variable_scope<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        {
+            let mut d = self.lock();
+            let full = match d.var_scopes.last() {
+                Some(s) => format!("{s}/{name}"),
+                None => name.to_string(),
+            };
+            d.var_scopes.push(full.clone());
+        }
+        let _guard = ScopeGuard {
+            graph: self,
+            pop: |d| drop(d.var_scopes.pop()),
+        };
+        self.name_scope(name, f)
+    }
+
+    /// The current name scope (`""` at the root).
+    pub fn current_name_scope(&self) -> String {
+        self.lock().current_scope().to_string()
+    }
+
+    /// Runs `f` so that every op it creates runs after `deps`, like `tf.control_dependencies`.
+    pub fn control_dependencies<T>(
+        &self,
+        deps: &[&Operation],
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if let Some(o) = deps.iter().find(|o| !o.graph.same(self)) {
+            return Err(Error::GraphMismatch {
+                name: o.name(),
+                op: "control_dependencies".into(),
+            });
+        }
+        self.lock()
+            .control_stack
+            .push(deps.iter().map(|o| o.node).collect());
+        let _guard = ScopeGuard {
+            graph: self,
+            pop: |d| drop(d.control_stack.pop()),
+        };
+        f()
+    }
+
+    /// The node called `name`.
+    pub fn operation_by_name(&self, name: &str) -> Result<Operation> {
+        let node = self.read(|d| d.find(name)).ok_or_else(|| Error::NotFound {
+            what: "operation",
+            name: name.into(),
+        })?;
+        Ok(Operation {
+            graph: self.clone(),
+            node,
+        })
+    }
+
+    /// The tensor called `name`, as `"dnn/hidden1/Relu:0"` (`":0"` may be omitted).
+    pub fn tensor_by_name(&self, name: &str) -> Result<Tensor> {
+        let (op, slot) = match name.rsplit_once(':') {
+            Some((op, s)) => (
+                op,
+                s.parse().map_err(|_| Error::NotFound {
+                    what: "tensor",
+                    name: name.into(),
+                })?,
+            ),
+            None => (name, 0),
+        };
+        self.operation_by_name(op)?
+            .output(slot)
+            .map_err(|_| Error::NotFound {
+                what: "tensor",
+                name: name.into(),
+            })
+    }
+
+    /// Every node, in creation order.
+    pub fn operations(&self) -> Vec<Operation> {
+        self.read(|d| d.dag.node_indices().collect::<Vec<_>>())
+            .into_iter()
+            .map(|node| Operation {
+                graph: self.clone(),
+                node,
+            })
+            .collect()
+    }
+
+    /// Appends `t` to the collection `key`.
+    pub fn add_to_collection(&self, key: &str, t: &Tensor) {
+        self.lock()
+            .collections
+            .entry(key.to_string())
+            .or_default()
+            .push(t.endpoint());
+    }
+
+    /// The tensors in collection `key`, in insertion order.
+    pub fn get_collection(&self, key: &str) -> Vec<Tensor> {
+        let eps = self.read(|d| d.collections.get(key).cloned().unwrap_or_default());
+        eps.into_iter()
+            .map(|e| Tensor {
+                graph: self.clone(),
+                node: e.node,
+                slot: e.slot,
+            })
+            .collect()
+    }
+
+    pub(crate) fn register_variable(&self, info: VariableInfo) {
+        self.lock().variables.push(info);
+    }
+
+    /// All variables, as `tf.global_variables()`.
+    pub fn global_variables(&self) -> Vec<crate::Variable> {
+        let infos = self.read(|d| d.variables.clone());
+        infos
+            .into_iter()
+            .map(|i| crate::Variable::from_info(self, i))
+            .collect()
+    }
+
+    /// The trainable variables, as `tf.trainable_variables()`.
+    pub fn trainable_variables(&self) -> Vec<crate::Variable> {
+        self.global_variables()
+            .into_iter()
+            .filter(|v| v.trainable())
+            .collect()
+    }
+
+    /// One op that runs every variable's initializer, named `init` as in TF.
+    #[track_caller]
+    pub fn global_variables_initializer(&self) -> Result<Operation> {
+        let inits: Vec<Operation> = self
+            .global_variables()
+            .iter()
+            .map(|v| v.initializer().clone())
+            .collect();
+        let refs: Vec<&Operation> = inits.iter().collect();
+        self.add_node(Op::NoOp, &[], &refs, Some("init"), SourceLocation::caller())
+    }
+
+    pub(crate) fn var_scope(&self) -> Option<String> {
+        self.lock().var_scopes.last().cloned()
+    }
+
+    /// Seeds for a new random op (see [`GraphData::random_seeds`]).
+    pub fn random_seeds(&self, op_seed: Option<u64>) -> (u64, u64) {
+        self.read(|d| d.random_seeds(op_seed))
+    }
+}
+
+/// A node of a graph, used as a run target (like `training_op`) or to reach its outputs.
+#[derive(Clone)]
+pub struct Operation {
+    graph: Graph,
+    node: NodeIndex,
+}
+
+impl Operation {
+    /// The graph this op belongs to.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Its index in the graph's DAG.
+    pub fn node(&self) -> NodeIndex {
+        self.node
+    }
+
+    /// Its unique scoped name.
+    pub fn name(&self) -> String {
+        self.graph.read(|d| d.node(self.node).name.clone())
+    }
+
+    /// TF's op type name.
+    pub fn op_type(&self) -> &'static str {
+        self.graph.read(|d| d.node(self.node).op.type_name())
+    }
+
+    /// A clone of the op and its attributes.
+    pub fn op(&self) -> Op {
+        self.graph.read(|d| d.node(self.node).op.clone())
+    }
+
+    /// Number of outputs.
+    pub fn num_outputs(&self) -> usize {
+        self.graph.read(|d| d.node(self.node).outputs.len())
+    }
+
+    /// Output `slot`; an error names the op if it has fewer outputs.
+    pub fn output(&self, slot: usize) -> Result<Tensor> {
+        let (n, info) = self
+            .graph
+            .read(|d| (d.node(self.node).outputs.len(), d.node(self.node).info()));
+        if slot < n {
+            Ok(Tensor {
+                graph: self.graph.clone(),
+                node: self.node,
+                slot,
+            })
+        } else {
+            Err(Error::InvalidArgument {
+                detail: format!("has {n} outputs, asked for output {slot}"),
+                node: info,
+            })
+        }
+    }
+
+    /// The input tensors, in order.
+    pub fn inputs(&self) -> Vec<Tensor> {
+        let eps = self.graph.read(|d| d.node(self.node).inputs.clone());
+        eps.into_iter()
+            .map(|e| Tensor {
+                graph: self.graph.clone(),
+                node: e.node,
+                slot: e.slot,
+            })
+            .collect()
+    }
+
+    /// Name, op type and location.
+    pub fn info(&self) -> NodeInfo {
+        self.graph.read(|d| d.node(self.node).info())
+    }
+}
+
+impl fmt::Debug for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Operation(\"{}\", type={})", self.name(), self.op_type())
+    }
+}
+
+impl PartialEq for Operation {
+    fn eq(&self, o: &Operation) -> bool {
+        self.graph.same(&o.graph) && self.node == o.node
+    }
+}
+
+impl Eq for Operation {}
+
+/// A symbolic tensor: output `slot` of a node. It holds no data; a session computes it.
+#[derive(Clone)]
+pub struct Tensor {
+    graph: Graph,
+    node: NodeIndex,
+    slot: usize,
+}
+
+impl Tensor {
+    /// A handle to output `slot` of `node` in `graph`; `None` if there is no such output.
+    pub fn from_endpoint(graph: &Graph, e: Endpoint) -> Option<Tensor> {
+        let ok = graph.read(|d| {
+            d.dag
+                .node_weight(e.node)
+                .is_some_and(|n| e.slot < n.outputs.len())
+        });
+        ok.then(|| Tensor {
+            graph: graph.clone(),
+            node: e.node,
+            slot: e.slot,
+        })
+    }
+
+    /// The graph this tensor belongs to.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Node and slot.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            node: self.node,
+            slot: self.slot,
+        }
+    }
+
+    /// The op producing this tensor.
+    pub fn op(&self) -> Operation {
+        Operation {
+            graph: self.graph.clone(),
+            node: self.node,
+        }
+    }
+
+    /// Static dtype and shape.
+    pub fn spec(&self) -> TensorSpec {
+        self.graph.read(|d| d.spec(self.endpoint()).clone())
+    }
+
+    /// The dtype.
+    pub fn dtype(&self) -> DType {
+        self.graph.read(|d| d.spec(self.endpoint()).dtype)
+    }
+
+    /// The static shape, possibly with unknown dimensions.
+    pub fn shape(&self) -> Shape {
+        self.graph.read(|d| d.spec(self.endpoint()).shape.clone())
+    }
+
+    /// TF's tensor name, `op_name:slot`.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.op_name(), self.slot)
+    }
+
+    /// The producing op's name.
+    pub fn op_name(&self) -> String {
+        self.graph.read(|d| d.node(self.node).name.clone())
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.spec();
+        write!(
+            f,
+            "Tensor(\"{}\", shape={}, dtype={})",
+            self.name(),
+            s.shape,
+            s.dtype
+        )
+    }
+}
+
+impl PartialEq for Tensor {
+    fn eq(&self, o: &Tensor) -> bool {
+        self.graph.same(&o.graph) && self.node == o.node && self.slot == o.slot
+    }
+}
+
+impl Eq for Tensor {}
+
+impl Hash for Tensor {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (Arc::as_ptr(&self.graph.0) as usize, self.node, self.slot).hash(h);
+    }
+}

@@ -1,0 +1,528 @@
+//! Build-time dtype and shape inference: one function per op family, one arm per op.
+
+use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::{DType, Shape};
+use serde::{Deserialize, Serialize};
+
+/// The static type of one tensor: dtype and (partially known) shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub dtype: DType,
+    pub shape: Shape,
+}
+
+impl TensorSpec {
+    pub fn new(dtype: DType, shape: impl Into<Shape>) -> TensorSpec {
+        TensorSpec {
+            dtype,
+            shape: shape.into(),
+        }
+    }
+}
+
+/// Why inference rejected an op; the graph turns it into an [`crate::Error`] naming the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InferError {
+    Shape(String),
+    DType(String),
+    Invalid(String),
+}
+
+type Inferred = Result<Vec<TensorSpec>, InferError>;
+
+/// Output specs of `op` applied to inputs of the given specs.
+pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
+    check_arity(op, inputs.len())?;
+    match op {
+        Op::Placeholder { dtype, shape } => one(*dtype, shape.clone()),
+        Op::Const { value } => one(value.dtype(), Shape::known(value.shape())),
+        Op::Fill { dtype, shape, .. } | Op::VariableV2 { dtype, shape } => {
+            one(*dtype, Shape::known(shape))
+        }
+        Op::RandomUniform { dtype, shape, .. } | Op::TruncatedNormal { dtype, shape, .. } => {
+            require_float(*dtype)?;
+            one(*dtype, Shape::known(shape))
+        }
+        Op::Assign | Op::AssignAdd | Op::AssignSub => assign(op, &inputs[0], &inputs[1]),
+        Op::ApplyGradientDescent => apply_gradient_descent(inputs),
+        Op::NoOp => Ok(vec![]),
+        Op::Identity | Op::StopGradient | Op::ZerosLike | Op::OnesLike => {
+            Ok(vec![inputs[0].clone()])
+        }
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => matmul(&inputs[0], &inputs[1], *transpose_a, *transpose_b),
+        Op::Unary(u) => unary(*u, &inputs[0]),
+        Op::Binary(b) => binary(*b, &inputs[0], &inputs[1]),
+        Op::AddN => add_n(inputs),
+        Op::BiasAdd => bias_add(&inputs[0], &inputs[1]),
+        Op::Reduce {
+            op,
+            axes,
+            keep_dims,
+        } => reduce(*op, &inputs[0], axes, *keep_dims),
+        Op::ArgMax { axis, output_type } => arg_max(&inputs[0], *axis, *output_type),
+        Op::Cast { to } => one(*to, inputs[0].shape.clone()),
+        Op::Softmax | Op::LogSoftmax => softmax(&inputs[0]),
+        Op::SparseSoftmaxCrossEntropyWithLogits => sparse_xent(&inputs[0], &inputs[1]),
+        Op::InTopKV2 { k } => in_top_k(&inputs[0], &inputs[1], *k),
+        Op::Reshape { shape } => reshape(&inputs[0], shape),
+        Op::Transpose { perm } => transpose(&inputs[0], perm),
+        Op::ExpandDims { axis } => expand_dims(&inputs[0], *axis),
+        Op::Squeeze { axes } => squeeze(&inputs[0], axes),
+        Op::ConcatV2 { axis } => concat(inputs, *axis),
+        Op::OneHot { depth, dtype, .. } => one_hot(&inputs[0], *depth, *dtype),
+        Op::Size { axes, dtype } => size(&inputs[0], axes.as_deref(), *dtype),
+        Op::BroadcastTo => broadcast_to(&inputs[0], &inputs[1]),
+        Op::SumToShape => sum_to_shape(&inputs[0], &inputs[1]),
+    }
+}
+
+/// Number of inputs an op takes: exactly `n`, or at least one for the variadic ops.
+fn check_arity(op: &Op, got: usize) -> Result<(), InferError> {
+    let expected = match op {
+        Op::AddN | Op::ConcatV2 { .. } => {
+            return if got == 0 {
+                Err(InferError::Invalid(format!(
+                    "{} needs at least one input",
+                    op.type_name()
+                )))
+            } else {
+                Ok(())
+            };
+        }
+        Op::Placeholder { .. }
+        | Op::Const { .. }
+        | Op::Fill { .. }
+        | Op::RandomUniform { .. }
+        | Op::TruncatedNormal { .. }
+        | Op::VariableV2 { .. }
+        | Op::NoOp => 0,
+        Op::ApplyGradientDescent => 3,
+        Op::Assign
+        | Op::AssignAdd
+        | Op::AssignSub
+        | Op::MatMul { .. }
+        | Op::Binary(_)
+        | Op::BiasAdd
+        | Op::SparseSoftmaxCrossEntropyWithLogits
+        | Op::InTopKV2 { .. }
+        | Op::BroadcastTo
+        | Op::SumToShape => 2,
+        _ => 1,
+    };
+    if got == expected {
+        Ok(())
+    } else {
+        Err(InferError::Invalid(format!(
+            "{} takes {expected} inputs, got {got}",
+            op.type_name()
+        )))
+    }
+}
+
+fn one(dtype: DType, shape: Shape) -> Inferred {
+    Ok(vec![TensorSpec { dtype, shape }])
+}
+
+fn require_float(d: DType) -> Result<(), InferError> {
+    if d.is_float() {
+        Ok(())
+    } else {
+        Err(InferError::DType(format!(
+            "expected float32 or float64, got {d}"
+        )))
+    }
+}
+
+fn require_numeric(d: DType) -> Result<(), InferError> {
+    if d == DType::Bool {
+        Err(InferError::DType(
+            "expected a numeric dtype, got bool".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn require_int(d: DType, what: &str) -> Result<(), InferError> {
+    if d.is_integer() {
+        Ok(())
+    } else {
+        Err(InferError::DType(format!(
+            "{what} must be int32 or int64, got {d}"
+        )))
+    }
+}
+
+fn same_dtype(a: &TensorSpec, b: &TensorSpec) -> Result<DType, InferError> {
+    if a.dtype == b.dtype {
+        Ok(a.dtype)
+    } else {
+        Err(InferError::DType(format!("{} vs {}", a.dtype, b.dtype)))
+    }
+}
+
+fn require_rank(s: &TensorSpec, rank: usize, what: &str) -> Result<(), InferError> {
+    if s.shape.rank() == rank {
+        Ok(())
+    } else {
+        Err(InferError::Shape(format!(
+            "{what} must have rank {rank}, got shape {}",
+            s.shape
+        )))
+    }
+}
+
+fn assign(op: &Op, var: &TensorSpec, value: &TensorSpec) -> Inferred {
+    same_dtype(var, value)?;
+    if !matches!(op, Op::Assign) {
+        require_numeric(var.dtype)?;
+    }
+    var.shape.merge(&value.shape).ok_or_else(|| {
+        InferError::Shape(format!("variable {} vs value {}", var.shape, value.shape))
+    })?;
+    Ok(vec![var.clone()])
+}
+
+fn apply_gradient_descent(inputs: &[TensorSpec]) -> Inferred {
+    let (var, alpha, delta) = (&inputs[0], &inputs[1], &inputs[2]);
+    require_float(var.dtype)?;
+    same_dtype(var, alpha)?;
+    same_dtype(var, delta)?;
+    require_rank(alpha, 0, "alpha")?;
+    var.shape.merge(&delta.shape).ok_or_else(|| {
+        InferError::Shape(format!("variable {} vs delta {}", var.shape, delta.shape))
+    })?;
+    Ok(vec![])
+}
+
+fn matmul(a: &TensorSpec, b: &TensorSpec, ta: bool, tb: bool) -> Inferred {
+    let dtype = same_dtype(a, b)?;
+    require_numeric(dtype)?;
+    let mismatch = || {
+        let t = |s: &Shape, t: bool| if t { format!("{s}^T") } else { s.to_string() };
+        InferError::Shape(format!("{} x {}", t(&a.shape, ta), t(&b.shape, tb)))
+    };
+    if a.shape.rank() != 2 || b.shape.rank() != 2 {
+        return Err(mismatch());
+    }
+    let (m, ka) = if ta {
+        (a.shape.0[1], a.shape.0[0])
+    } else {
+        (a.shape.0[0], a.shape.0[1])
+    };
+    let (kb, n) = if tb {
+        (b.shape.0[1], b.shape.0[0])
+    } else {
+        (b.shape.0[0], b.shape.0[1])
+    };
+    if let (Some(x), Some(y)) = (ka, kb) {
+        if x != y {
+            return Err(mismatch());
+        }
+    }
+    one(dtype, Shape(vec![m, n]))
+}
+
+fn unary(u: UnaryOp, x: &TensorSpec) -> Inferred {
+    match u {
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Sign => require_numeric(x.dtype)?,
+        _ => require_float(x.dtype)?,
+    }
+    Ok(vec![x.clone()])
+}
+
+fn binary(b: BinaryOp, x: &TensorSpec, y: &TensorSpec) -> Inferred {
+    let dtype = same_dtype(x, y)?;
+    match b {
+        BinaryOp::Equal | BinaryOp::NotEqual => {}
+        BinaryOp::ReluGrad
+        | BinaryOp::SigmoidGrad
+        | BinaryOp::TanhGrad
+        | BinaryOp::Pow
+        | BinaryOp::Div => require_float(dtype)?,
+        _ => require_numeric(dtype)?,
+    }
+    let shape = x.shape.broadcast(&y.shape).ok_or_else(|| {
+        InferError::Shape(format!("cannot broadcast {} with {}", x.shape, y.shape))
+    })?;
+    one(
+        if b.is_comparison() {
+            DType::Bool
+        } else {
+            dtype
+        },
+        shape,
+    )
+}
+
+fn add_n(inputs: &[TensorSpec]) -> Inferred {
+    let mut shape = inputs[0].shape.clone();
+    for s in &inputs[1..] {
+        same_dtype(&inputs[0], s)?;
+        shape = shape
+            .merge(&s.shape)
+            .ok_or_else(|| InferError::Shape(format!("{} vs {}", inputs[0].shape, s.shape)))?;
+    }
+    require_numeric(inputs[0].dtype)?;
+    one(inputs[0].dtype, shape)
+}
+
+fn bias_add(x: &TensorSpec, bias: &TensorSpec) -> Inferred {
+    let dtype = same_dtype(x, bias)?;
+    require_numeric(dtype)?;
+    require_rank(bias, 1, "bias")?;
+    let r = x.shape.rank();
+    if r < 2 {
+        return Err(InferError::Shape(format!(
+            "input must have rank >= 2, got shape {}",
+            x.shape
+        )));
+    }
+    match (x.shape.0[r - 1], bias.shape.0[0]) {
+        (Some(a), Some(b)) if a != b => Err(InferError::Shape(format!(
+            "bias of shape {} does not match the last dimension of input {}",
+            bias.shape, x.shape
+        ))),
+        _ => {
+            let mut shape = x.shape.clone();
+            shape.0[r - 1] = shape.0[r - 1].or(bias.shape.0[0]);
+            one(dtype, shape)
+        }
+    }
+}
+
+fn check_axes(shape: &Shape, axes: &[usize]) -> Result<(), InferError> {
+    match axes.iter().find(|&&a| a >= shape.rank()) {
+        Some(a) => Err(InferError::Invalid(format!(
+            "axis {a} out of range for shape {shape}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn reduce(op: ReduceOp, x: &TensorSpec, axes: &[usize], keep_dims: bool) -> Inferred {
+    require_numeric(x.dtype)?;
+    if op == ReduceOp::Mean {
+        require_float(x.dtype)?;
+    }
+    check_axes(&x.shape, axes)?;
+    let dims =
+        x.shape
+            .0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &d)| match (axes.contains(&i), keep_dims) {
+                (false, _) => Some(d),
+                (true, true) => Some(Some(1)),
+                (true, false) => None,
+            });
+    one(x.dtype, Shape(dims.collect()))
+}
+
+fn arg_max(x: &TensorSpec, axis: usize, output_type: DType) -> Inferred {
+    require_numeric(x.dtype)?;
+    require_int(output_type, "output_type")?;
+    check_axes(&x.shape, &[axis])?;
+    let mut dims = x.shape.0.clone();
+    dims.remove(axis);
+    one(output_type, Shape(dims))
+}
+
+fn softmax(x: &TensorSpec) -> Inferred {
+    require_float(x.dtype)?;
+    if x.shape.rank() == 0 {
+        return Err(InferError::Shape(
+            "softmax needs rank >= 1, got a scalar".into(),
+        ));
+    }
+    Ok(vec![x.clone()])
+}
+
+/// `[batch, classes]` logits and `[batch]` labels: the 2-D case TF's op supports.
+fn batch_and_classes(logits: &TensorSpec, labels: &TensorSpec) -> Result<Shape, InferError> {
+    require_int(labels.dtype, "labels")?;
+    if logits.shape.rank() != 2 || labels.shape.rank() != 1 {
+        return Err(InferError::Shape(format!(
+            "logits must be [batch, classes] and labels [batch], got {} and {}",
+            logits.shape, labels.shape
+        )));
+    }
+    Shape(vec![logits.shape.0[0]])
+        .merge(&labels.shape)
+        .ok_or_else(|| {
+            InferError::Shape(format!(
+                "logits {} vs labels {}",
+                logits.shape, labels.shape
+            ))
+        })
+}
+
+fn sparse_xent(logits: &TensorSpec, labels: &TensorSpec) -> Inferred {
+    require_float(logits.dtype)?;
+    let batch = batch_and_classes(logits, labels)?;
+    let backprop = Shape(vec![batch.0[0], logits.shape.0[1]]);
+    Ok(vec![
+        TensorSpec::new(logits.dtype, batch),
+        TensorSpec::new(logits.dtype, backprop),
+    ])
+}
+
+fn in_top_k(predictions: &TensorSpec, targets: &TensorSpec, k: usize) -> Inferred {
+    require_numeric(predictions.dtype)?;
+    if k == 0 {
+        return Err(InferError::Invalid("k must be at least 1".into()));
+    }
+    let batch = batch_and_classes(predictions, targets)?;
+    one(DType::Bool, batch)
+}
+
+/// The dims of a reshape target with `-1` resolved when the input's size is known.
+pub fn reshape_dims(input: &Shape, target: &[i64]) -> Result<Shape, InferError> {
+    let bad = || InferError::Shape(format!("cannot reshape {input} into {target:?}"));
+    if target.iter().filter(|&&d| d == -1).count() > 1 || target.iter().any(|&d| d < -1) {
+        return Err(InferError::Invalid(format!(
+            "bad reshape target {target:?}: at most one -1, no other negatives"
+        )));
+    }
+    let known: usize = target
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
+    let total = input.num_elements();
+    let dims = target
+        .iter()
+        .map(|&d| {
+            if d >= 0 {
+                return Ok(Some(d as usize));
+            }
+            match total {
+                Some(t) if known == 0 || t % known != 0 => Err(bad()),
+                Some(t) => Ok(Some(t / known)),
+                None => Ok(None),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let (Some(t), false) = (total, target.contains(&-1)) {
+        if t != known {
+            return Err(bad());
+        }
+    }
+    Ok(Shape(dims))
+}
+
+fn reshape(x: &TensorSpec, target: &[i64]) -> Inferred {
+    one(x.dtype, reshape_dims(&x.shape, target)?)
+}
+
+fn transpose(x: &TensorSpec, perm: &[usize]) -> Inferred {
+    let mut seen = vec![false; x.shape.rank()];
+    let valid = perm.len() == x.shape.rank()
+        && perm
+            .iter()
+            .all(|&p| p < seen.len() && !std::mem::replace(&mut seen[p], true));
+    if !valid {
+        return Err(InferError::Invalid(format!(
+            "perm {perm:?} is not a permutation for shape {}",
+            x.shape
+        )));
+    }
+    one(x.dtype, Shape(perm.iter().map(|&p| x.shape.0[p]).collect()))
+}
+
+fn expand_dims(x: &TensorSpec, axis: usize) -> Inferred {
+    if axis > x.shape.rank() {
+        return Err(InferError::Invalid(format!(
+            "axis {axis} out of range for shape {}",
+            x.shape
+        )));
+    }
+    let mut dims = x.shape.0.clone();
+    dims.insert(axis, Some(1));
+    one(x.dtype, Shape(dims))
+}
+
+fn squeeze(x: &TensorSpec, axes: &[usize]) -> Inferred {
+    check_axes(&x.shape, axes)?;
+    if let Some(&a) = axes.iter().find(|&&a| x.shape.0[a].is_some_and(|d| d != 1)) {
+        return Err(InferError::Shape(format!(
+            "cannot squeeze axis {a} of shape {}: not 1",
+            x.shape
+        )));
+    }
+    let dims = x
+        .shape
+        .0
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !axes.contains(i))
+        .map(|(_, &d)| d);
+    one(x.dtype, Shape(dims.collect()))
+}
+
+fn concat(inputs: &[TensorSpec], axis: usize) -> Inferred {
+    let first = &inputs[0];
+    check_axes(&first.shape, &[axis])?;
+    let mut dims = first.shape.0.clone();
+    for s in &inputs[1..] {
+        same_dtype(first, s)?;
+        let mismatch = || {
+            InferError::Shape(format!(
+                "cannot concatenate {} and {} on axis {axis}",
+                first.shape, s.shape
+            ))
+        };
+        if s.shape.rank() != first.shape.rank() {
+            return Err(mismatch());
+        }
+        for (i, d) in dims.iter_mut().enumerate() {
+            let o = s.shape.0[i];
+            *d = if i == axis {
+                d.zip(o).map(|(a, b)| a + b)
+            } else {
+                match (*d, o) {
+                    (Some(a), Some(b)) if a != b => return Err(mismatch()),
+                    (a, b) => a.or(b),
+                }
+            };
+        }
+    }
+    one(first.dtype, Shape(dims))
+}
+
+fn one_hot(indices: &TensorSpec, depth: usize, dtype: DType) -> Inferred {
+    require_int(indices.dtype, "indices")?;
+    let mut dims = indices.shape.0.clone();
+    dims.push(Some(depth));
+    one(dtype, Shape(dims))
+}
+
+fn size(x: &TensorSpec, axes: Option<&[usize]>, dtype: DType) -> Inferred {
+    if let Some(axes) = axes {
+        check_axes(&x.shape, axes)?;
+    }
+    require_numeric(dtype)?;
+    one(dtype, Shape::scalar())
+}
+
+fn broadcast_to(x: &TensorSpec, like: &TensorSpec) -> Inferred {
+    let shape = x
+        .shape
+        .broadcast(&like.shape)
+        .and_then(|b| b.merge(&like.shape))
+        .ok_or_else(|| {
+            InferError::Shape(format!("cannot broadcast {} to {}", x.shape, like.shape))
+        })?;
+    one(x.dtype, shape)
+}
+
+fn sum_to_shape(grad: &TensorSpec, like: &TensorSpec) -> Inferred {
+    require_numeric(grad.dtype)?;
+    like.shape.broadcast(&grad.shape).ok_or_else(|| {
+        InferError::Shape(format!("cannot sum {} down to {}", grad.shape, like.shape))
+    })?;
+    one(grad.dtype, like.shape.clone())
+}

@@ -1,0 +1,23 @@
+//! The symbolic half of tensorgraph: [`Graph`], [`Tensor`], [`Op`], shapes, dtypes, variables,
+//! and the one [`Error`] type. Nothing here computes values; a session does.
+
+mod dtype;
+mod dump;
+pub mod error;
+mod graph;
+pub mod infer;
+pub mod op;
+pub mod ops;
+mod shape;
+mod variable;
+
+pub use dtype::{DType, Element, Value};
+pub use error::{Error, NodeInfo, NonFiniteKind, Result, SourceLocation};
+pub use graph::{
+    collections, EdgeKind, Endpoint, Graph, GraphData, Node, Operation, Tensor, VariableInfo,
+};
+pub use infer::TensorSpec;
+pub use op::{BinaryOp, Op, ReduceOp, UnaryOp};
+pub use petgraph::stable_graph::NodeIndex;
+pub use shape::{fmt_dims, Dim, Shape};
+pub use variable::{fans, Initializer, Variable};

@@ -1,0 +1,314 @@
+//! The op set. Each op carries TensorFlow's op type name and attribute names, so TensorFlow's
+//! documentation describes it and exports need no translation table.
+
+use crate::{DType, Shape, Value};
+use serde::{Deserialize, Serialize};
+
+/// Element-wise functions of one tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UnaryOp {
+    Relu,
+    Sigmoid,
+    Tanh,
+    Exp,
+    Log,
+    Neg,
+    Square,
+    Sqrt,
+    Rsqrt,
+    Abs,
+    Sign,
+    Reciprocal,
+}
+
+impl UnaryOp {
+    /// TensorFlow's op type.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            UnaryOp::Relu => "Relu",
+            UnaryOp::Sigmoid => "Sigmoid",
+            UnaryOp::Tanh => "Tanh",
+            UnaryOp::Exp => "Exp",
+            UnaryOp::Log => "Log",
+            UnaryOp::Neg => "Neg",
+            UnaryOp::Square => "Square",
+            UnaryOp::Sqrt => "Sqrt",
+            UnaryOp::Rsqrt => "Rsqrt",
+            UnaryOp::Abs => "Abs",
+            UnaryOp::Sign => "Sign",
+            UnaryOp::Reciprocal => "Reciprocal",
+        }
+    }
+}
+
+/// Element-wise functions of two tensors, with NumPy broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Maximum,
+    Minimum,
+    Pow,
+    /// `ReluGrad(gradients, features)`: gradients where features > 0.
+    ReluGrad,
+    /// `SigmoidGrad(y, dy)`: dy * y * (1 - y).
+    SigmoidGrad,
+    /// `TanhGrad(y, dy)`: dy * (1 - y^2).
+    TanhGrad,
+    Equal,
+    NotEqual,
+    Less,
+    LessEqual,
+    Greater,
+    GreaterEqual,
+}
+
+impl BinaryOp {
+    /// TensorFlow's op type.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "AddV2",
+            BinaryOp::Sub => "Sub",
+            BinaryOp::Mul => "Mul",
+            BinaryOp::Div => "RealDiv",
+            BinaryOp::Maximum => "Maximum",
+            BinaryOp::Minimum => "Minimum",
+            BinaryOp::Pow => "Pow",
+            BinaryOp::ReluGrad => "ReluGrad",
+            BinaryOp::SigmoidGrad => "SigmoidGrad",
+            BinaryOp::TanhGrad => "TanhGrad",
+            BinaryOp::Equal => "Equal",
+            BinaryOp::NotEqual => "NotEqual",
+            BinaryOp::Less => "Less",
+            BinaryOp::LessEqual => "LessEqual",
+            BinaryOp::Greater => "Greater",
+            BinaryOp::GreaterEqual => "GreaterEqual",
+        }
+    }
+
+    /// True for the comparisons, whose output is bool.
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Equal
+                | BinaryOp::NotEqual
+                | BinaryOp::Less
+                | BinaryOp::LessEqual
+                | BinaryOp::Greater
+                | BinaryOp::GreaterEqual
+        )
+    }
+}
+
+/// Reductions over axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+impl ReduceOp {
+    /// TensorFlow's op type.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "Sum",
+            ReduceOp::Mean => "Mean",
+            ReduceOp::Max => "Max",
+            ReduceOp::Min => "Min",
+        }
+    }
+}
+
+/// Every op a graph node can hold. Axes are stored normalised (non-negative).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    // ---- sources --------------------------------------------------------------------------
+    Placeholder {
+        dtype: DType,
+        shape: Shape,
+    },
+    Const {
+        value: Value,
+    },
+    /// A tensor of a fixed shape filled with one value (TF's `Fill` with constant dims).
+    Fill {
+        dtype: DType,
+        shape: Vec<usize>,
+        value: f64,
+    },
+    /// Uniform in `[minval, maxval)`; `seed`/`seed2` as TF's graph-level and op-level seeds.
+    RandomUniform {
+        dtype: DType,
+        shape: Vec<usize>,
+        minval: f64,
+        maxval: f64,
+        seed: u64,
+        seed2: u64,
+    },
+    /// Normal with `mean`/`stddev`, resampled beyond two standard deviations.
+    TruncatedNormal {
+        dtype: DType,
+        shape: Vec<usize>,
+        mean: f64,
+        stddev: f64,
+        seed: u64,
+        seed2: u64,
+    },
+
+    // ---- state ----------------------------------------------------------------------------
+    VariableV2 {
+        dtype: DType,
+        shape: Vec<usize>,
+    },
+    /// `Assign(ref, value)`: sets the variable; outputs the new value.
+    Assign,
+    AssignAdd,
+    AssignSub,
+    /// `ApplyGradientDescent(var, alpha, delta)`: var -= alpha * delta, in place.
+    ApplyGradientDescent,
+    NoOp,
+    Identity,
+    /// Identity whose gradient is zero.
+    StopGradient,
+
+    // ---- math -----------------------------------------------------------------------------
+    MatMul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// Sum of any number of tensors of one shape.
+    AddN,
+    /// Adds a 1-D bias along the last dimension (NHWC).
+    BiasAdd,
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keep_dims: bool,
+    },
+    ArgMax {
+        axis: usize,
+        output_type: DType,
+    },
+    Cast {
+        to: DType,
+    },
+
+    // ---- nn -------------------------------------------------------------------------------
+    Softmax,
+    LogSoftmax,
+    /// Outputs the per-example loss and its gradient w.r.t. the logits (softmax - one_hot).
+    SparseSoftmaxCrossEntropyWithLogits,
+    /// `InTopKV2(predictions, targets)`: whether each target is among the top `k` predictions.
+    InTopKV2 {
+        k: usize,
+    },
+
+    // ---- array ----------------------------------------------------------------------------
+    /// Reshape to `shape`, in which one entry may be -1.
+    Reshape {
+        shape: Vec<i64>,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    ExpandDims {
+        axis: usize,
+    },
+    Squeeze {
+        axes: Vec<usize>,
+    },
+    ConcatV2 {
+        axis: usize,
+    },
+    OneHot {
+        depth: usize,
+        on_value: f64,
+        off_value: f64,
+        dtype: DType,
+    },
+    ZerosLike,
+    OnesLike,
+    /// Number of elements of the input over `axes` (all axes if `None`), as a scalar of `dtype`.
+    Size {
+        axes: Option<Vec<usize>>,
+        dtype: DType,
+    },
+    /// `BroadcastTo(x, like)`: broadcasts `x` to the run-time shape of `like`. (TF takes a shape
+    /// tensor; taking the tensor whose shape is wanted keeps shapes static-free here.)
+    BroadcastTo,
+    /// `SumToShape(grad, like)`: sums `grad` over broadcast axes down to the shape of `like`,
+    /// the adjoint of `BroadcastTo` (TF spells this BroadcastGradientArgs + Sum + Reshape).
+    SumToShape,
+}
+
+impl Op {
+    /// TensorFlow's op type name (`MatMul`, `AddV2`, `SparseSoftmaxCrossEntropyWithLogits`...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Op::Placeholder { .. } => "Placeholder",
+            Op::Const { .. } => "Const",
+            Op::Fill { .. } => "Fill",
+            Op::RandomUniform { .. } => "RandomUniform",
+            Op::TruncatedNormal { .. } => "TruncatedNormal",
+            Op::VariableV2 { .. } => "VariableV2",
+            Op::Assign => "Assign",
+            Op::AssignAdd => "AssignAdd",
+            Op::AssignSub => "AssignSub",
+            Op::ApplyGradientDescent => "ApplyGradientDescent",
+            Op::NoOp => "NoOp",
+            Op::Identity => "Identity",
+            Op::StopGradient => "StopGradient",
+            Op::MatMul { .. } => "MatMul",
+            Op::Unary(u) => u.type_name(),
+            Op::Binary(b) => b.type_name(),
+            Op::AddN => "AddN",
+            Op::BiasAdd => "BiasAdd",
+            Op::Reduce { op, .. } => op.type_name(),
+            Op::ArgMax { .. } => "ArgMax",
+            Op::Cast { .. } => "Cast",
+            Op::Softmax => "Softmax",
+            Op::LogSoftmax => "LogSoftmax",
+            Op::SparseSoftmaxCrossEntropyWithLogits => "SparseSoftmaxCrossEntropyWithLogits",
+            Op::InTopKV2 { .. } => "InTopKV2",
+            Op::Reshape { .. } => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+            Op::ExpandDims { .. } => "ExpandDims",
+            Op::Squeeze { .. } => "Squeeze",
+            Op::ConcatV2 { .. } => "ConcatV2",
+            Op::OneHot { .. } => "OneHot",
+            Op::ZerosLike => "ZerosLike",
+            Op::OnesLike => "OnesLike",
+            Op::Size { .. } => "Size",
+            Op::BroadcastTo => "BroadcastTo",
+            Op::SumToShape => "SumToShape",
+        }
+    }
+
+    /// Ops with effects or internal state: never pruned as duplicates, scheduled after readers.
+    pub fn is_stateful(&self) -> bool {
+        matches!(
+            self,
+            Op::VariableV2 { .. }
+                | Op::Assign
+                | Op::AssignAdd
+                | Op::AssignSub
+                | Op::ApplyGradientDescent
+                | Op::RandomUniform { .. }
+                | Op::TruncatedNormal { .. }
+        )
+    }
+
+    /// Inputs taken by reference: the variable itself, not its value (TF's `Ref(T)` inputs).
+    pub fn ref_inputs(&self) -> &'static [usize] {
+        match self {
+            Op::Assign | Op::AssignAdd | Op::AssignSub | Op::ApplyGradientDescent => &[0],
+            _ => &[],
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Sources and shape manipulation (`tf.placeholder`, `tf.constant`, `tf.reshape`, ...).
+
+use super::{norm_axes, norm_axis};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Tensor};
+use crate::op::Op;
+use crate::{DType, Shape, Value};
+
+impl Graph {
+    /// A tensor that must be fed at run time, as `tf.placeholder(dtype, shape, name)`.
+    #[track_caller]
+    pub fn placeholder(&self, dtype: DType, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
+        self.add_op1(
+            Op::Placeholder {
+                dtype,
+                shape: shape.into(),
+            },
+            &[],
+            Some(name),
+        )
+    }
+
+    /// A constant tensor (`tf.constant`); `name` may be empty for the default `Const`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tensorgraph_graph::Graph;
+    /// let g = Graph::new();
+    /// let c = g.constant(array![[1.0f32, 2.0]], "c").unwrap();
+    /// assert_eq!(c.shape().to_string(), "[1,2]");
+    /// ```
+    #[track_caller]
+    pub fn constant(&self, value: impl Into<Value>, name: &str) -> Result<Tensor> {
+        self.add_op1(
+            Op::Const {
+                value: value.into(),
+            },
+            &[],
+            (!name.is_empty()).then_some(name),
+        )
+    }
+
+    /// A scalar constant of `dtype`.
+    #[track_caller]
+    pub fn scalar(&self, x: f64, dtype: DType) -> Result<Tensor> {
+        self.add_op1(
+            Op::Const {
+                value: Value::filled(dtype, &[], x),
+            },
+            &[],
+            None,
+        )
+    }
+}
+
+/// A tensor of `shape` filled with `value` (`tf.fill`).
+#[track_caller]
+pub fn fill(g: &Graph, shape: &[usize], dtype: DType, value: f64) -> Result<Tensor> {
+    g.add_op1(
+        Op::Fill {
+            dtype,
+            shape: shape.to_vec(),
+            value,
+        },
+        &[],
+        None,
+    )
+}
+
+/// `tf.zeros`.
+#[track_caller]
+pub fn zeros(g: &Graph, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    fill(g, shape, dtype, 0.0)
+}
+
+/// `tf.ones`.
+#[track_caller]
+pub fn ones(g: &Graph, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    fill(g, shape, dtype, 1.0)
+}
+
+/// Zeros of `x`'s run-time shape and dtype.
+#[track_caller]
+pub fn zeros_like(x: &Tensor) -> Result<Tensor> {
+    x.graph().add_op1(Op::ZerosLike, &[x], None)
+}
+
+/// Ones of `x`'s run-time shape and dtype.
+#[track_caller]
+pub fn ones_like(x: &Tensor) -> Result<Tensor> {
+    x.graph().add_op1(Op::OnesLike, &[x], None)
+}
+
+/// Reshapes to `shape`, in which one entry may be -1 (`tf.reshape`).
+///
+/// ```
+/// use tensorgraph_graph::{Graph, DType, ops::array};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(784)], "X").unwrap();
+/// let img = array::reshape(&x, &[-1, 28, 28, 1]).unwrap();
+/// assert_eq!(img.shape().to_string(), "[?,28,28,1]");
+/// assert!(array::reshape(&x, &[-1, 7, 7]).is_err());
+/// ```
+#[track_caller]
+pub fn reshape(x: &Tensor, shape: &[i64]) -> Result<Tensor> {
+    x.graph().add_op1(
+        Op::Reshape {
+            shape: shape.to_vec(),
+        },
+        &[x],
+        None,
+    )
+}
+
+/// Permutes dimensions (`tf.transpose`); `None` reverses them.
+#[track_caller]
+pub fn transpose(x: &Tensor, perm: Option<&[usize]>) -> Result<Tensor> {
+    let perm = perm.map_or_else(|| (0..x.shape().rank()).rev().collect(), <[usize]>::to_vec);
+    x.graph().add_op1(Op::Transpose { perm }, &[x], None)
+}
+
+/// Inserts a dimension of size 1 at `axis` (negative counts from the end).
+#[track_caller]
+pub fn expand_dims(x: &Tensor, axis: i64) -> Result<Tensor> {
+    let axis = norm_axis(x, axis, 1, "ExpandDims")?;
+    x.graph().add_op1(Op::ExpandDims { axis }, &[x], None)
+}
+
+/// Removes size-1 dimensions: those in `axes`, or every dimension known to be 1 if `None`.
+#[track_caller]
+pub fn squeeze(x: &Tensor, axes: Option<&[i64]>) -> Result<Tensor> {
+    let axes = match axes {
+        Some(a) => norm_axes(x, a, "Squeeze")?,
+        None => x
+            .shape()
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d == Some(1))
+            .map(|(i, _)| i)
+            .collect(),
+    };
+    x.graph().add_op1(Op::Squeeze { axes }, &[x], None)
+}
+
+/// Joins tensors along `axis` (`tf.concat`).
+#[track_caller]
+pub fn concat(xs: &[&Tensor], axis: i64) -> Result<Tensor> {
+    let first = xs.first().ok_or_else(|| Error::NotFound {
+        what: "input to concat (got an empty list)",
+        name: String::new(),
+    })?;
+    let axis = norm_axis(first, axis, 0, "ConcatV2")?;
+    first.graph().add_op1(Op::ConcatV2 { axis }, xs, None)
+}
+
+/// One-hot encoding of integer `indices` along a new last axis of size `depth` (`tf.one_hot`);
+/// out-of-range indices give an all-`off_value` row, as in TF.
+#[track_caller]
+pub fn one_hot(
+    indices: &Tensor,
+    depth: usize,
+    on_value: f64,
+    off_value: f64,
+    dtype: DType,
+) -> Result<Tensor> {
+    indices.graph().add_op1(
+        Op::OneHot {
+            depth,
+            on_value,
+            off_value,
+            dtype,
+        },
+        &[indices],
+        None,
+    )
+}
+
+/// Broadcasts `x` to the run-time shape of `like`.
+#[track_caller]
+pub fn broadcast_to(x: &Tensor, like: &Tensor) -> Result<Tensor> {
+    x.graph().add_op1(Op::BroadcastTo, &[x, like], None)
+}
+
+/// Sums `grad` over broadcast dimensions down to the run-time shape of `like`.
+#[track_caller]
+pub fn sum_to_shape(grad: &Tensor, like: &Tensor) -> Result<Tensor> {
+    grad.graph().add_op1(Op::SumToShape, &[grad, like], None)
+}
+
+/// Identity whose gradient is zero (`tf.stop_gradient`).
+#[track_caller]
+pub fn stop_gradient(x: &Tensor) -> Result<Tensor> {
+    x.graph().add_op1(Op::StopGradient, &[x], None)
+}

@@ -1,0 +1,212 @@
+//! Arithmetic, reductions, comparisons and casts (`tf.math`).
+
+use super::{norm_axes, norm_axis};
+use crate::error::Result;
+use crate::graph::Tensor;
+use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::DType;
+
+/// Matrix product of two rank-2 tensors, optionally transposing either, as `tf.matmul`.
+///
+/// ```
+/// use tensorgraph_graph::{Graph, DType, ops::math};
+/// # fn main() -> tensorgraph_graph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(784)], "X")?;
+/// let w = g.placeholder(DType::F32, [300, 100], "W")?;
+/// let err = math::matmul(&x, &w, false, false).unwrap_err();
+/// assert!(err.to_string().starts_with("shape mismatch in MatMul (MatMul): [?,784] x [300,100]"));
+/// # Ok(()) }
+/// ```
+#[track_caller]
+pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+    a.graph().add_op1(
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        },
+        &[a, b],
+        None,
+    )
+}
+
+#[track_caller]
+pub(crate) fn unary(u: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    x.graph().add_op1(Op::Unary(u), &[x], None)
+}
+
+#[track_caller]
+pub(crate) fn binary(b: BinaryOp, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    x.graph().add_op1(Op::Binary(b), &[x, y], None)
+}
+
+macro_rules! unary_fns {
+    ($($(#[$doc:meta])* $name:ident => $variant:ident;)*) => {$(
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name(x: &Tensor) -> Result<Tensor> {
+            unary(UnaryOp::$variant, x)
+        }
+    )*};
+}
+
+macro_rules! binary_fns {
+    ($($(#[$doc:meta])* $name:ident => $variant:ident;)*) => {$(
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+            binary(BinaryOp::$variant, x, y)
+        }
+    )*};
+}
+
+unary_fns! {
+    /// e^x.
+    exp => Exp;
+    /// Natural logarithm.
+    log => Log;
+    /// -x.
+    neg => Neg;
+    /// x^2.
+    square => Square;
+    /// √x.
+    sqrt => Sqrt;
+    /// 1/√x.
+    rsqrt => Rsqrt;
+    /// |x|.
+    abs => Abs;
+    /// -1, 0 or 1.
+    sign => Sign;
+    /// 1/x.
+    reciprocal => Reciprocal;
+}
+
+binary_fns! {
+    /// x + y with broadcasting (`AddV2`).
+    add => Add;
+    /// x - y with broadcasting.
+    sub => Sub;
+    /// x * y with broadcasting.
+    mul => Mul;
+    /// x / y with broadcasting (`RealDiv`).
+    div => Div;
+    /// Element-wise maximum with broadcasting.
+    maximum => Maximum;
+    /// Element-wise minimum with broadcasting.
+    minimum => Minimum;
+    /// x^y with broadcasting.
+    pow => Pow;
+    /// x == y, bool.
+    equal => Equal;
+    /// x != y, bool.
+    not_equal => NotEqual;
+    /// x < y, bool.
+    less => Less;
+    /// x <= y, bool.
+    less_equal => LessEqual;
+    /// x > y, bool.
+    greater => Greater;
+    /// x >= y, bool.
+    greater_equal => GreaterEqual;
+}
+
+/// Sum of tensors of one shape (`tf.add_n`).
+#[track_caller]
+pub fn add_n(xs: &[&Tensor]) -> Result<Tensor> {
+    match xs.first() {
+        Some(x) => x.graph().add_op1(Op::AddN, xs, None),
+        None => Err(crate::Error::NotFound {
+            what: "input to add_n (got an empty list)",
+            name: String::new(),
+        }),
+    }
+}
+
+#[track_caller]
+fn reduce(
+    op: ReduceOp,
+    x: &Tensor,
+    axes: Option<&[i64]>,
+    keep_dims: bool,
+    name: &str,
+) -> Result<Tensor> {
+    let axes = match axes {
+        Some(a) => norm_axes(x, a, op.type_name())?,
+        None => (0..x.shape().rank()).collect(),
+    };
+    let name = (!name.is_empty()).then_some(name);
+    x.graph().add_op1(
+        Op::Reduce {
+            op,
+            axes,
+            keep_dims,
+        },
+        &[x],
+        name,
+    )
+}
+
+macro_rules! reduce_fns {
+    ($($name:ident, $keep:ident => $variant:ident;)*) => {$(
+        #[doc = concat!("`tf.", stringify!($name), "` over `axes` (all if `None`; negative counts from the end), ",
+                        "dropping the reduced dimensions. `name` may be empty for the default.")]
+        #[track_caller]
+        pub fn $name(x: &Tensor, axes: Option<&[i64]>, name: &str) -> Result<Tensor> {
+            reduce(ReduceOp::$variant, x, axes, false, name)
+        }
+        #[doc = concat!("[`", stringify!($name), "`] keeping the reduced dimensions with size 1.")]
+        #[track_caller]
+        pub fn $keep(x: &Tensor, axes: Option<&[i64]>, name: &str) -> Result<Tensor> {
+            reduce(ReduceOp::$variant, x, axes, true, name)
+        }
+    )*};
+}
+
+reduce_fns! {
+    reduce_sum, reduce_sum_keep_dims => Sum;
+    reduce_mean, reduce_mean_keep_dims => Mean;
+    reduce_max, reduce_max_keep_dims => Max;
+    reduce_min, reduce_min_keep_dims => Min;
+}
+
+/// Index of the largest value along `axis` (int64), as `tf.argmax`; the first on ties.
+#[track_caller]
+pub fn argmax(x: &Tensor, axis: i64) -> Result<Tensor> {
+    let axis = norm_axis(x, axis, 0, "ArgMax")?;
+    x.graph().add_op1(
+        Op::ArgMax {
+            axis,
+            output_type: DType::I64,
+        },
+        &[x],
+        None,
+    )
+}
+
+/// Converts to `to` (`tf.cast`): floats to ints truncate toward zero; bools become 0 or 1.
+#[track_caller]
+pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
+    x.graph().add_op1(Op::Cast { to }, &[x], None)
+}
+
+/// Number of elements over `axes` (all if `None`) at run time, as a scalar of `dtype`.
+#[track_caller]
+pub fn size(x: &Tensor, axes: Option<&[i64]>, dtype: DType) -> Result<Tensor> {
+    let axes = axes.map(|a| norm_axes(x, a, "Size")).transpose()?;
+    x.graph().add_op1(Op::Size { axes, dtype }, &[x], None)
+}
+
+/// The identity (`tf.identity`), optionally named.
+#[track_caller]
+pub fn identity(x: &Tensor, name: &str) -> Result<Tensor> {
+    x.graph()
+        .add_op1(Op::Identity, &[x], (!name.is_empty()).then_some(name))
+}
+
+impl Tensor {
+    /// `tf.cast(self, dtype)`.
+    #[track_caller]
+    pub fn cast(&self, dtype: DType) -> Result<Tensor> {
+        cast(self, dtype)
+    }
+}

@@ -1,0 +1,233 @@
+//! Variables and their initializers, with TF1's names: `w`, `w/Assign`, `w/read`,
+//! `w/Initializer/...`.
+
+use crate::error::{Error, Result, SourceLocation};
+use crate::graph::{Graph, Operation, Tensor, VariableInfo};
+use crate::op::Op;
+use crate::ops::random;
+use crate::DType;
+use std::ops::Deref;
+
+/// How a variable's first value is made. Glorot-uniform is `tf.layers`' default kernel
+/// initializer; zeros its default bias initializer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Initializer {
+    Zeros,
+    Ones,
+    Constant(f64),
+    RandomUniform {
+        minval: f64,
+        maxval: f64,
+        seed: Option<u64>,
+    },
+    TruncatedNormal {
+        mean: f64,
+        stddev: f64,
+        seed: Option<u64>,
+    },
+    /// Uniform in `±sqrt(6 / (fan_in + fan_out))`.
+    GlorotUniform {
+        seed: Option<u64>,
+    },
+}
+
+/// Fan-in and fan-out of a kernel shape as TF computes them (receptive field times channels).
+pub fn fans(shape: &[usize]) -> (f64, f64) {
+    match shape {
+        [] => (1.0, 1.0),
+        [n] => (*n as f64, *n as f64),
+        [i, o] => (*i as f64, *o as f64),
+        _ => {
+            let receptive: usize = shape[..shape.len() - 2].iter().product();
+            let (i, o) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+            ((receptive * i) as f64, (receptive * o) as f64)
+        }
+    }
+}
+
+impl Initializer {
+    /// Builds the ops producing the initial value.
+    #[track_caller]
+    pub fn build(&self, g: &Graph, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        match *self {
+            Initializer::Zeros => crate::ops::array::fill(g, shape, dtype, 0.0),
+            Initializer::Ones => crate::ops::array::fill(g, shape, dtype, 1.0),
+            Initializer::Constant(v) => crate::ops::array::fill(g, shape, dtype, v),
+            Initializer::RandomUniform {
+                minval,
+                maxval,
+                seed,
+            } => random::random_uniform(g, shape, dtype, minval, maxval, seed),
+            Initializer::TruncatedNormal { mean, stddev, seed } => {
+                random::truncated_normal(g, shape, dtype, mean, stddev, seed)
+            }
+            Initializer::GlorotUniform { seed } => {
+                let (fan_in, fan_out) = fans(shape);
+                let limit = (6.0 / (fan_in + fan_out)).sqrt();
+                random::random_uniform(g, shape, dtype, -limit, limit, seed)
+            }
+        }
+    }
+}
+
+/// A variable: its `VariableV2` node, the `read` tensor ops consume, and its initializer.
+/// It dereferences to the read tensor, so it can be passed wherever a `&Tensor` goes.
+#[derive(Clone, Debug)]
+pub struct Variable {
+    var: Tensor,
+    read: Tensor,
+    initializer: Operation,
+    trainable: bool,
+}
+
+impl Variable {
+    pub(crate) fn from_info(g: &Graph, i: VariableInfo) -> Variable {
+        let t = |node| {
+            Tensor::from_endpoint(g, crate::Endpoint { node, slot: 0 })
+                .expect("variable nodes exist")
+        };
+        Variable {
+            var: t(i.var),
+            read: t(i.read),
+            initializer: t(i.initializer).op(),
+            trainable: i.trainable,
+        }
+    }
+
+    /// The `VariableV2` output: the reference that assignments and optimizers update.
+    pub fn var_ref(&self) -> &Tensor {
+        &self.var
+    }
+
+    /// The current value (the `<name>/read` identity).
+    pub fn value(&self) -> &Tensor {
+        &self.read
+    }
+
+    /// The `<name>/Assign` op that sets the initial value.
+    pub fn initializer(&self) -> &Operation {
+        &self.initializer
+    }
+
+    /// The variable's name, like `hidden1/kernel`.
+    pub fn name(&self) -> String {
+        self.var.op_name()
+    }
+
+    /// Whether optimizers update it by default.
+    pub fn trainable(&self) -> bool {
+        self.trainable
+    }
+}
+
+impl Deref for Variable {
+    type Target = Tensor;
+    fn deref(&self) -> &Tensor {
+        &self.read
+    }
+}
+
+impl Graph {
+    /// Creates a variable named `name` in the current name scope whose initial value is
+    /// `initial_value` (which must have a fully known shape), as `tf.Variable(initial_value)`.
+    #[track_caller]
+    pub fn variable(
+        &self,
+        initial_value: &Tensor,
+        name: &str,
+        trainable: bool,
+    ) -> Result<Variable> {
+        let location = SourceLocation::caller();
+        let spec = initial_value.spec();
+        let shape = spec.shape.to_vec().ok_or_else(|| Error::InvalidArgument {
+            node: initial_value.op().info(),
+            detail: format!(
+                "a variable's initial value needs a fully known shape, got {}",
+                spec.shape
+            ),
+        })?;
+        let scope = self.current_name_scope();
+        let full = if scope.is_empty() {
+            name.to_string()
+        } else {
+            format!("{scope}/{name}")
+        };
+        self.make_variable(&full, spec.dtype, &shape, trainable, location, |_| {
+            Ok(initial_value.clone())
+        })
+    }
+
+    /// Creates variable `name` in the current variable scope (ignoring name scopes, as TF1's
+    /// `tf.get_variable`), initialised by `init`. Creating the same name twice is an error.
+    #[track_caller]
+    pub fn get_variable(
+        &self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        init: &Initializer,
+        trainable: bool,
+    ) -> Result<Variable> {
+        let location = SourceLocation::caller();
+        let full = match self.var_scope() {
+            Some(s) => format!("{s}/{name}"),
+            None => name.to_string(),
+        };
+        if let Some(existing) = self.read(|d| d.find(&full).map(|n| d.node(n).location.clone())) {
+            return Err(Error::DuplicateVariable {
+                name: full,
+                location: existing,
+            });
+        }
+        self.make_variable(&full, dtype, shape, trainable, location, |g| {
+            g.name_scope("Initializer", || init.build(g, shape, dtype))
+        })
+    }
+
+    fn make_variable(
+        &self,
+        full: &str,
+        dtype: DType,
+        shape: &[usize],
+        trainable: bool,
+        location: SourceLocation,
+        initial: impl FnOnce(&Graph) -> Result<Tensor>,
+    ) -> Result<Variable> {
+        // Absolute scopes: the variable's own ops live under its full name, whatever the
+        // current name scope is (TF1's variable_scope behaviour).
+        let (var, init_value) = self.name_scope("/", || {
+            let var = self.add_node(
+                Op::VariableV2 {
+                    dtype,
+                    shape: shape.to_vec(),
+                },
+                &[],
+                &[],
+                Some(full),
+                location.clone(),
+            )?;
+            let init_value = self.name_scope(&format!("{}/", var.name()), || initial(self))?;
+            Ok((var.output(0)?, init_value))
+        })?;
+        let var_name = var.op_name();
+        let (assign, read) = self.name_scope(&format!("{var_name}/"), || {
+            let assign = self.add_node(
+                Op::Assign,
+                &[&var, &init_value],
+                &[],
+                Some("Assign"),
+                location.clone(),
+            )?;
+            let read = self.add_node(Op::Identity, &[&var], &[], Some("read"), location.clone())?;
+            Ok((assign, read))
+        })?;
+        let info = VariableInfo {
+            var: var.endpoint().node,
+            read: read.node(),
+            initializer: assign.node(),
+            trainable,
+        };
+        self.register_variable(info);
+        Ok(Variable::from_info(self, info))
+    }
+}

@@ -1,0 +1,99 @@
+//! Shape manipulation: reshape targets, transpose, concat, one-hot, broadcast.
+
+use crate::{kbail, KResult};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+
+/// `[2,3]`: shapes in messages print as in the graph.
+pub fn fmt_shape(s: &[usize]) -> String {
+    let parts: Vec<String> = s.iter().map(usize::to_string).collect();
+    format!("[{}]", parts.join(","))
+}
+
+/// Resolves a reshape target (one entry may be -1) for an input of `len` elements.
+pub fn reshape_target(input: &[usize], target: &[i64]) -> KResult<Vec<usize>> {
+    let len: usize = input.iter().product();
+    let known: usize = target
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
+    let bad = || {
+        crate::KernelError(format!(
+            "cannot reshape {} ({len} elements) into {target:?}",
+            fmt_shape(input)
+        ))
+    };
+    let dims: Vec<usize> = target
+        .iter()
+        .map(|&d| match d {
+            -1 if known > 0 && len % known == 0 => Ok(len / known),
+            -1 if known == 0 && len == 0 => Ok(0),
+            d if d >= 0 => Ok(d as usize),
+            _ => Err(bad()),
+        })
+        .collect::<KResult<_>>()?;
+    if dims.iter().product::<usize>() != len {
+        return Err(bad());
+    }
+    Ok(dims)
+}
+
+/// Reshapes in row-major order, copying only if `x` is not contiguous.
+pub fn reshape<T: Clone>(x: ArrayD<T>, shape: &[usize]) -> KResult<ArrayD<T>> {
+    let from = fmt_shape(x.shape());
+    let x = if x.is_standard_layout() {
+        x
+    } else {
+        x.as_standard_layout().into_owned()
+    };
+    x.into_shape_with_order(IxDyn(shape))
+        .map_err(|_| crate::KernelError(format!("cannot reshape {from} into {}", fmt_shape(shape))))
+}
+
+/// Permutes axes and lays the result out row-major.
+pub fn transpose<T: Clone>(x: &ArrayViewD<T>, perm: &[usize]) -> KResult<ArrayD<T>> {
+    if perm.len() != x.ndim() {
+        kbail!("perm {perm:?} does not fit shape {}", fmt_shape(x.shape()));
+    }
+    Ok(x.view()
+        .permuted_axes(IxDyn(perm))
+        .as_standard_layout()
+        .into_owned())
+}
+
+/// Joins along `axis`.
+pub fn concat<T: Clone>(xs: &[ArrayViewD<T>], axis: usize) -> KResult<ArrayD<T>> {
+    ndarray::concatenate(Axis(axis), xs).map_err(|_| {
+        let shapes: Vec<String> = xs.iter().map(|x| fmt_shape(x.shape())).collect();
+        crate::KernelError(format!(
+            "cannot concatenate {} on axis {axis}",
+            shapes.join(", ")
+        ))
+    })
+}
+
+/// One-hot rows along a new last axis; out-of-range indices give all `off`.
+pub fn one_hot<T: Copy>(indices: &ArrayViewD<i64>, depth: usize, on: T, off: T) -> ArrayD<T> {
+    let mut shape = indices.shape().to_vec();
+    shape.push(depth);
+    let mut out = ArrayD::from_elem(IxDyn(&shape), off);
+    let flat = out.as_slice_mut().expect("fresh array is contiguous");
+    for (row, &i) in indices.iter().enumerate() {
+        if (0..depth as i64).contains(&i) {
+            flat[row * depth + i as usize] = on;
+        }
+    }
+    out
+}
+
+/// Broadcasts `x` to `shape`.
+pub fn broadcast_to<T: Clone>(x: &ArrayViewD<T>, shape: &[usize]) -> KResult<ArrayD<T>> {
+    match x.broadcast(IxDyn(shape)) {
+        Some(v) => Ok(v.to_owned()),
+        None => kbail!(
+            "cannot broadcast {} to {}",
+            fmt_shape(x.shape()),
+            fmt_shape(shape)
+        ),
+    }
+}

@@ -1,0 +1,227 @@
+//! Element-wise maps with NumPy broadcasting, parallel over large contiguous arrays.
+
+use crate::{kbail, KResult, PAR_ELEMENTS};
+use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
+use rayon::prelude::*;
+
+/// Broadcast shape of two concrete shapes (NumPy rules).
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> KResult<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let pad = |s: &[usize], i: usize| {
+        if i < rank - s.len() {
+            1
+        } else {
+            s[i - (rank - s.len())]
+        }
+    };
+    (0..rank)
+        .map(|i| match (pad(a, i), pad(b, i)) {
+            (x, y) if x == y => Ok(x),
+            (1, y) => Ok(y),
+            (x, 1) => Ok(x),
+            _ => Err(crate::KernelError(format!(
+                "incompatible shapes for broadcasting: {} and {}",
+                crate::array::fmt_shape(a),
+                crate::array::fmt_shape(b)
+            ))),
+        })
+        .collect()
+}
+
+/// `f` over every element, in parallel for large contiguous inputs.
+pub fn map<A, B, F>(x: &ArrayViewD<A>, f: F) -> ArrayD<B>
+where
+    A: Copy + Send + Sync,
+    B: Copy + Send + Sync,
+    F: Fn(A) -> B + Sync + Send,
+{
+    match x.as_slice() {
+        Some(s) if s.len() >= PAR_ELEMENTS => {
+            let v: Vec<B> = s
+                .par_iter()
+                .with_min_len(PAR_ELEMENTS / 4)
+                .map(|&a| f(a))
+                .collect();
+            ArrayD::from_shape_vec(IxDyn(x.shape()), v).expect("same element count")
+        }
+        _ => x.mapv(f),
+    }
+}
+
+/// `f` over pairs of elements with broadcasting. Same-shape, scalar and trailing-row
+/// broadcasts take fast contiguous paths; anything else goes through ndarray's broadcast.
+///
+/// ```
+/// use ndarray::{array, IxDyn};
+/// use tensorgraph_kernels::elementwise::zip_broadcast;
+/// let a = array![[1.0f32, 2.0], [3.0, 4.0]].into_dyn();
+/// let b = array![10.0f32, 20.0].into_dyn();
+/// let c = zip_broadcast(&a.view(), &b.view(), |x, y| x + y).unwrap();
+/// assert_eq!(c, array![[11.0, 22.0], [13.0, 24.0]].into_dyn());
+/// ```
+pub fn zip_broadcast<A, B, F>(a: &ArrayViewD<A>, b: &ArrayViewD<A>, f: F) -> KResult<ArrayD<B>>
+where
+    A: Copy + Send + Sync,
+    B: Copy + Send + Sync,
+    F: Fn(A, A) -> B + Sync + Send,
+{
+    let out_shape = broadcast_shape(a.shape(), b.shape())?;
+    let (sa, sb) = (a.as_slice(), b.as_slice());
+    let v: Option<Vec<B>> = match (sa, sb) {
+        (Some(x), Some(y)) if a.shape() == b.shape() => Some(zip_slices(x, y, &f)),
+        (Some(x), Some(&[y])) if out_shape == a.shape() => Some(par_map_slice(x, |p| f(p, y))),
+        (Some(&[x]), Some(y)) if out_shape == b.shape() => Some(par_map_slice(y, |q| f(x, q))),
+        (Some(x), Some(y)) if out_shape == a.shape() && is_trailing(b.shape(), a.shape()) => {
+            Some(rows(x, y, |p, q| f(p, q)))
+        }
+        (Some(x), Some(y)) if out_shape == b.shape() && is_trailing(a.shape(), b.shape()) => {
+            Some(rows(y, x, |q, p| f(p, q)))
+        }
+        _ => None,
+    };
+    if let Some(v) = v {
+        return Ok(ArrayD::from_shape_vec(IxDyn(&out_shape), v).expect("same element count"));
+    }
+    let (Some(av), Some(bv)) = (
+        a.broadcast(IxDyn(&out_shape)),
+        b.broadcast(IxDyn(&out_shape)),
+    ) else {
+        kbail!("cannot broadcast {:?} with {:?}", a.shape(), b.shape())
+    };
+    Ok(Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y)))
+}
+
+/// True when `small` (after dropping leading 1s) equals the trailing dimensions of `big`.
+fn is_trailing(small: &[usize], big: &[usize]) -> bool {
+    let first = small.iter().position(|&d| d != 1).unwrap_or(small.len());
+    let s = &small[first..];
+    !s.is_empty() && s.len() <= big.len() && big[big.len() - s.len()..] == *s
+}
+
+fn zip_slices<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(
+    x: &[A],
+    y: &[A],
+    f: &F,
+) -> Vec<B> {
+    if x.len() >= PAR_ELEMENTS {
+        x.par_iter()
+            .zip(y.par_iter())
+            .with_min_len(PAR_ELEMENTS / 4)
+            .map(|(&p, &q)| f(p, q))
+            .collect()
+    } else {
+        x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
+    }
+}
+
+fn par_map_slice<A: Copy + Sync, B: Copy + Send, F: Fn(A) -> B + Sync>(x: &[A], f: F) -> Vec<B> {
+    if x.len() >= PAR_ELEMENTS {
+        x.par_iter()
+            .with_min_len(PAR_ELEMENTS / 4)
+            .map(|&p| f(p))
+            .collect()
+    } else {
+        x.iter().map(|&p| f(p)).collect()
+    }
+}
+
+/// `f(big[i], small[i % small.len()])`: a row vector broadcast over leading dimensions.
+fn rows<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(
+    big: &[A],
+    small: &[A],
+    f: F,
+) -> Vec<B> {
+    let n = small.len();
+    let row = |r: &[A]| {
+        r.iter()
+            .zip(small)
+            .map(|(&p, &q)| f(p, q))
+            .collect::<Vec<B>>()
+    };
+    if big.len() >= PAR_ELEMENTS {
+        big.par_chunks(n)
+            .with_min_len((PAR_ELEMENTS / 4 / n).max(1))
+            .flat_map_iter(row)
+            .collect()
+    } else {
+        big.chunks(n).flat_map(row).collect()
+    }
+}
+
+/// Element-wise sum of same-shape arrays (`AddN`).
+pub fn add_n<T: crate::Float>(xs: &[ArrayViewD<T>]) -> KResult<ArrayD<T>> {
+    let mut out = xs[0].to_owned();
+    for x in &xs[1..] {
+        if x.shape() != out.shape() {
+            kbail!(
+                "AddN inputs differ in shape: {:?} vs {:?}",
+                out.shape(),
+                x.shape()
+            );
+        }
+        out += x;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, Array, Dimension};
+
+    fn general<F: Fn(f64, f64) -> f64>(a: &ArrayD<f64>, b: &ArrayD<f64>, f: F) -> ArrayD<f64> {
+        let s = broadcast_shape(a.shape(), b.shape()).unwrap();
+        let (x, y) = (
+            a.broadcast(IxDyn(&s)).unwrap(),
+            b.broadcast(IxDyn(&s)).unwrap(),
+        );
+        Zip::from(&x).and(&y).map_collect(|&p, &q| f(p, q))
+    }
+
+    #[test]
+    fn every_fast_path_agrees_with_the_general_broadcast() {
+        let shapes: &[(&[usize], &[usize])] = &[
+            (&[3, 4], &[3, 4]),
+            (&[3, 4], &[]),
+            (&[], &[3, 4]),
+            (&[3, 4], &[4]),
+            (&[4], &[3, 4]),
+            (&[2, 3, 4], &[1, 4]),
+            (&[3, 1], &[1, 4]),
+            (&[2, 1, 4], &[3, 1]),
+            (&[300, 200], &[200]),
+        ];
+        for (sa, sb) in shapes {
+            let a =
+                Array::from_shape_fn(IxDyn(sa), |i| i.slice().iter().sum::<usize>() as f64 + 0.5);
+            let b = Array::from_shape_fn(IxDyn(sb), |i| {
+                i.slice().iter().product::<usize>() as f64 - 1.0
+            });
+            let got = zip_broadcast(&a.view(), &b.view(), |x, y| x * 2.0 - y).unwrap();
+            assert_eq!(got, general(&a, &b, |x, y| x * 2.0 - y), "{sa:?} {sb:?}");
+        }
+    }
+
+    #[test]
+    fn incompatible_shapes_are_an_error() {
+        let a = Array::<f32, _>::zeros(IxDyn(&[2, 3]));
+        let b = Array::<f32, _>::zeros(IxDyn(&[4]));
+        let e = zip_broadcast(&a.view(), &b.view(), |x, y| x + y).unwrap_err();
+        assert!(e.0.contains("[2,3] and [4]"), "{e}");
+    }
+
+    #[test]
+    fn scalar_with_scalar() {
+        let a = array![2.0f32].into_shape_with_order(IxDyn(&[])).unwrap();
+        let c = zip_broadcast(&a.view(), &a.view(), |x, y| x * y).unwrap();
+        assert_eq!(c.shape(), &[] as &[usize]);
+        assert_eq!(c[[]], 4.0);
+    }
+
+    #[test]
+    fn large_maps_run_in_parallel_and_agree() {
+        let a = Array::from_shape_fn(IxDyn(&[PAR_ELEMENTS + 7]), |i| i[0] as f32);
+        let m = map(&a.view(), |x| x * 2.0);
+        assert_eq!(m[[PAR_ELEMENTS + 6]], 2.0 * (PAR_ELEMENTS + 6) as f32);
+    }
+}

@@ -1,0 +1,69 @@
+//! Pure CPU compute for tensorgraph: functions from ndarrays and attributes to ndarrays,
+//! parallel with rayon where the work pays for it. No graph types here.
+
+pub mod array;
+pub mod elementwise;
+pub mod gemm;
+pub mod nn;
+pub mod reduce;
+
+use std::fmt::Debug;
+
+/// Why a kernel rejected its inputs (shapes only known at run time, out-of-range labels...).
+/// The session wraps it into an error naming the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelError(pub String);
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+/// `Result` of a kernel.
+pub type KResult<T> = Result<T, KernelError>;
+
+/// Returns a [`KernelError`] built with `format!`.
+#[macro_export]
+macro_rules! kbail {
+    ($($arg:tt)*) => { return Err($crate::KernelError(format!($($arg)*))) };
+}
+
+/// The float element types kernels compute in: f32 (training) and f64 (gradient checks).
+pub trait Float:
+    num_traits::Float
+    + num_traits::FromPrimitive
+    + num_traits::AsPrimitive<f64>
+    + ndarray::ScalarOperand
+    + ndarray::LinalgScalar
+    + std::iter::Sum
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
+    + Send
+    + Sync
+    + Debug
+    + Default
+    + 'static
+{
+    /// Conversion from f64 (attributes are stored as f64).
+    fn of(x: f64) -> Self;
+}
+
+impl Float for f32 {
+    fn of(x: f64) -> f32 {
+        x as f32
+    }
+}
+
+impl Float for f64 {
+    fn of(x: f64) -> f64 {
+        x
+    }
+}
+
+/// Element counts at which splitting work across threads starts to pay on this machine kind
+/// (below it, rayon's fork-join overhead of a few microseconds dominates).
+pub const PAR_ELEMENTS: usize = 1 << 15;

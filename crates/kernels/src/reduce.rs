@@ -1,0 +1,150 @@
+//! Reductions over axes, and the broadcast-gradient reduction `sum_to_shape`.
+
+use crate::{kbail, KResult};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+
+/// Which reduction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    Sum,
+    Max,
+    Min,
+}
+
+/// Folds `x` over `axes` (sorted, unique) with `r`; keeps them as size 1 if `keep_dims`.
+/// Max/Min over an empty axis is an error (TF returns -inf/+inf; an empty batch is almost
+/// always a bug worth naming).
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_kernels::reduce::{reduce, Reduction};
+/// let x = array![[1.0f32, 5.0], [3.0, 2.0]].into_dyn();
+/// assert_eq!(reduce(&x.view(), &[0], false, Reduction::Sum).unwrap(), array![4.0, 7.0].into_dyn());
+/// assert_eq!(reduce(&x.view(), &[1], true, Reduction::Max).unwrap(), array![[5.0], [3.0]].into_dyn());
+/// ```
+pub fn reduce<T>(
+    x: &ArrayViewD<T>,
+    axes: &[usize],
+    keep_dims: bool,
+    r: Reduction,
+) -> KResult<ArrayD<T>>
+where
+    T: Copy + PartialOrd + num_traits::Zero + std::ops::Add<Output = T>,
+{
+    if let Some(a) = axes.iter().find(|&&a| a >= x.ndim()) {
+        kbail!(
+            "axis {a} out of range for shape {}",
+            crate::array::fmt_shape(x.shape())
+        );
+    }
+    if r != Reduction::Sum && axes.iter().any(|&a| x.shape()[a] == 0) {
+        kbail!(
+            "reduction over an empty axis of shape {}",
+            crate::array::fmt_shape(x.shape())
+        );
+    }
+    let mut out: ArrayD<T> = if axes.is_empty() {
+        x.to_owned()
+    } else {
+        fold(x.view(), axes[axes.len() - 1], r)
+    };
+    for &a in axes.iter().rev().skip(1) {
+        out = fold(out.view(), a, r);
+    }
+    if keep_dims {
+        let shape: Vec<usize> = (0..x.ndim())
+            .map(|i| if axes.contains(&i) { 1 } else { x.shape()[i] })
+            .collect();
+        out = out
+            .into_shape_with_order(IxDyn(&shape))
+            .expect("same element count");
+    }
+    Ok(out)
+}
+
+fn fold<T>(x: ArrayViewD<T>, axis: usize, r: Reduction) -> ArrayD<T>
+where
+    T: Copy + PartialOrd + num_traits::Zero + std::ops::Add<Output = T>,
+{
+    let ax = Axis(axis);
+    match r {
+        Reduction::Sum => x.fold_axis(ax, T::zero(), |&acc, &v| acc + v),
+        Reduction::Max | Reduction::Min => {
+            let first = x.index_axis(ax, 0).to_owned();
+            let mut acc = first;
+            for lane in x.axis_iter(ax).skip(1) {
+                acc.zip_mut_with(&lane, |a, &v| {
+                    // NaN propagates, as in TF.
+                    let better = if r == Reduction::Max { v > *a } else { v < *a };
+                    if better || v != v {
+                        *a = v;
+                    }
+                });
+            }
+            acc
+        }
+    }
+}
+
+/// Sums `grad` down to `shape` over the dimensions that broadcasting expanded: the adjoint of
+/// broadcasting `shape` up to `grad.shape()`.
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_kernels::reduce::sum_to_shape;
+/// let g = array![[1.0f32, 2.0], [3.0, 4.0]].into_dyn();
+/// assert_eq!(sum_to_shape(&g.view(), &[2]).unwrap(), array![4.0, 6.0].into_dyn());
+/// assert_eq!(sum_to_shape(&g.view(), &[2, 1]).unwrap(), array![[3.0], [7.0]].into_dyn());
+/// ```
+pub fn sum_to_shape<T>(grad: &ArrayViewD<T>, shape: &[usize]) -> KResult<ArrayD<T>>
+where
+    T: Copy + PartialOrd + num_traits::Zero + std::ops::Add<Output = T>,
+{
+    if grad.shape() == shape {
+        return Ok(grad.to_owned());
+    }
+    let g = grad.shape();
+    if shape.len() > g.len() {
+        kbail!(
+            "cannot sum {} down to {}",
+            crate::array::fmt_shape(g),
+            crate::array::fmt_shape(shape)
+        );
+    }
+    let lead = g.len() - shape.len();
+    let mut axes: Vec<usize> = (0..lead).collect();
+    for (i, &d) in shape.iter().enumerate() {
+        match (d, g[lead + i]) {
+            (a, b) if a == b => {}
+            (1, _) => axes.push(lead + i),
+            _ => kbail!(
+                "cannot sum {} down to {}",
+                crate::array::fmt_shape(g),
+                crate::array::fmt_shape(shape)
+            ),
+        }
+    }
+    let summed = reduce(grad, &axes, false, Reduction::Sum)?;
+    Ok(summed
+        .into_shape_with_order(IxDyn(shape))
+        .expect("same element count"))
+}
+
+/// Index of the first largest element along `axis`.
+pub fn argmax<T: Copy + PartialOrd>(x: &ArrayViewD<T>, axis: usize) -> KResult<ArrayD<i64>> {
+    if axis >= x.ndim() || x.shape()[axis] == 0 {
+        kbail!(
+            "argmax over axis {axis} of shape {}",
+            crate::array::fmt_shape(x.shape())
+        );
+    }
+    Ok(x.map_axis(Axis(axis), |lane| {
+        let mut best = 0;
+        for (i, v) in lane.iter().enumerate() {
+            if *v > lane[best] {
+                best = i;
+            }
+        }
+        best as i64
+    }))
+}

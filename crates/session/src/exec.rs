@@ -1,0 +1,440 @@
+//! The kernel binding: one arm per stateless op, each delegating to a `kernels` function.
+//! Stateful ops (variables, assignments, random draws) live in `session.rs`.
+
+use ndarray::{ArrayD, ArrayViewD, Ix2};
+use num_traits::{AsPrimitive, One, Zero};
+use tensorgraph_graph::{with_array, BinaryOp, DType, Op, ReduceOp, UnaryOp, Value};
+use tensorgraph_kernels::{
+    array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Float, KResult,
+    KernelError,
+};
+
+/// Applies `$body` to the float array inside `$v` (binding `$a`, with `$t` the element type).
+macro_rules! float {
+    ($v:expr, $a:ident, $t:ident => $body:expr) => {
+        match $v {
+            Value::F32($a) => {
+                type $t = f32;
+                Value::from($body)
+            }
+            Value::F64($a) => {
+                type $t = f64;
+                Value::from($body)
+            }
+            other => kbail!("expected float32 or float64, got {}", other.dtype()),
+        }
+    };
+}
+
+/// Applies `$body` to the numeric (non-bool) array inside `$v`.
+macro_rules! numeric {
+    ($v:expr, $a:ident => $body:expr) => {
+        match $v {
+            Value::F32($a) => Value::from($body),
+            Value::F64($a) => Value::from($body),
+            Value::I32($a) => Value::from($body),
+            Value::I64($a) => Value::from($body),
+            Value::Bool(_) => kbail!("expected a numeric dtype, got bool"),
+        }
+    };
+}
+
+/// Applies `$body` to two arrays of the same numeric dtype.
+macro_rules! numeric2 {
+    ($x:expr, $y:expr, $a:ident, $b:ident => $body:expr) => {
+        match ($x, $y) {
+            (Value::F32($a), Value::F32($b)) => Value::from($body),
+            (Value::F64($a), Value::F64($b)) => Value::from($body),
+            (Value::I32($a), Value::I32($b)) => Value::from($body),
+            (Value::I64($a), Value::I64($b)) => Value::from($body),
+            (x, y) => kbail!(
+                "dtypes {} and {} do not match or are not numeric",
+                x.dtype(),
+                y.dtype()
+            ),
+        }
+    };
+}
+
+/// Applies `$body` to two float arrays of the same dtype (`$t` the element type).
+macro_rules! float2 {
+    ($x:expr, $y:expr, $a:ident, $b:ident, $t:ident => $body:expr) => {
+        match ($x, $y) {
+            (Value::F32($a), Value::F32($b)) => {
+                type $t = f32;
+                Value::from($body)
+            }
+            (Value::F64($a), Value::F64($b)) => {
+                type $t = f64;
+                Value::from($body)
+            }
+            (x, y) => kbail!(
+                "expected two float tensors of one dtype, got {} and {}",
+                x.dtype(),
+                y.dtype()
+            ),
+        }
+    };
+}
+
+/// Runs a stateless op on its input values.
+pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
+    let x = || inputs[0];
+    let one = |v: Value| Ok(vec![v]);
+    match op {
+        Op::Fill {
+            dtype,
+            shape,
+            value,
+        } => one(Value::filled(*dtype, shape, *value)),
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => one(matmul(x(), inputs[1], *transpose_a, *transpose_b)?),
+        Op::Unary(u) => one(unary(*u, x())?),
+        Op::Binary(b) => one(binary(*b, x(), inputs[1])?),
+        Op::AddN => one(add_n(inputs)?),
+        Op::BiasAdd => one(bias_add(x(), inputs[1])?),
+        Op::Reduce {
+            op,
+            axes,
+            keep_dims,
+        } => one(reduce(*op, x(), axes, *keep_dims)?),
+        Op::ArgMax { axis, output_type } => one(cast(
+            &numeric!(x(), a => kreduce::argmax(&a.view(), *axis)?),
+            *output_type,
+        )),
+        Op::Cast { to } => one(cast(x(), *to)),
+        Op::Softmax => one(float!(x(), a, T => knn::softmax::<T>(&a.view()))),
+        Op::LogSoftmax => one(float!(x(), a, T => knn::log_softmax::<T>(&a.view()))),
+        Op::SparseSoftmaxCrossEntropyWithLogits => sparse_xent(x(), inputs[1]),
+        Op::InTopKV2 { k } => {
+            let t = as_i64(inputs[1])?;
+            one(float!(x(), a, T => knn::in_top_k::<T>(&a.view(), &t.view(), *k)?))
+        }
+        Op::Reshape { shape } => {
+            let target = karray::reshape_target(x().shape(), shape)?;
+            one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &target)?)))
+        }
+        Op::Transpose { perm } => {
+            one(with_array!(x(), a => Value::from(karray::transpose(&a.view(), perm)?)))
+        }
+        Op::ExpandDims { axis } => {
+            let mut s = x().shape().to_vec();
+            s.insert(*axis, 1);
+            one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &s)?)))
+        }
+        Op::Squeeze { axes } => {
+            let s = x().shape();
+            if let Some(&a) = axes.iter().find(|&&a| s.get(a) != Some(&1)) {
+                kbail!("cannot squeeze axis {a} of shape {}", karray::fmt_shape(s));
+            }
+            let s: Vec<usize> = s
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, &d)| d)
+                .collect();
+            one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &s)?)))
+        }
+        Op::ConcatV2 { axis } => one(concat(inputs, *axis)?),
+        Op::OneHot {
+            depth,
+            on_value,
+            off_value,
+            dtype,
+        } => {
+            let idx = as_i64(x())?;
+            let v = Value::filled(*dtype, &[], 0.0);
+            one(match v {
+                Value::F32(_) => Value::from(karray::one_hot(
+                    &idx.view(),
+                    *depth,
+                    *on_value as f32,
+                    *off_value as f32,
+                )),
+                Value::F64(_) => {
+                    Value::from(karray::one_hot(&idx.view(), *depth, *on_value, *off_value))
+                }
+                Value::I32(_) => Value::from(karray::one_hot(
+                    &idx.view(),
+                    *depth,
+                    *on_value as i32,
+                    *off_value as i32,
+                )),
+                Value::I64(_) => Value::from(karray::one_hot(
+                    &idx.view(),
+                    *depth,
+                    *on_value as i64,
+                    *off_value as i64,
+                )),
+                Value::Bool(_) => Value::from(karray::one_hot(
+                    &idx.view(),
+                    *depth,
+                    *on_value != 0.0,
+                    *off_value != 0.0,
+                )),
+            })
+        }
+        Op::ZerosLike => one(Value::filled(x().dtype(), x().shape(), 0.0)),
+        Op::OnesLike => one(Value::filled(x().dtype(), x().shape(), 1.0)),
+        Op::Size { axes, dtype } => {
+            let s = x().shape();
+            let n: usize = match axes {
+                Some(axes) => axes.iter().map(|&a| s[a]).product(),
+                None => s.iter().product(),
+            };
+            one(Value::filled(*dtype, &[], n as f64))
+        }
+        Op::BroadcastTo => {
+            let target = inputs[1].shape().to_vec();
+            one(with_array!(x(), a => Value::from(karray::broadcast_to(&a.view(), &target)?)))
+        }
+        Op::SumToShape => {
+            let target = inputs[1].shape().to_vec();
+            one(numeric!(x(), a => kreduce::sum_to_shape(&a.view(), &target)?))
+        }
+        Op::Identity | Op::StopGradient => one(x().clone()),
+        Op::Placeholder { .. }
+        | Op::Const { .. }
+        | Op::RandomUniform { .. }
+        | Op::TruncatedNormal { .. }
+        | Op::VariableV2 { .. }
+        | Op::Assign
+        | Op::AssignAdd
+        | Op::AssignSub
+        | Op::ApplyGradientDescent
+        | Op::NoOp => Err(KernelError(format!(
+            "{} is executed by the session, not as a kernel",
+            op.type_name()
+        ))),
+    }
+}
+
+fn matmul(a: &Value, b: &Value, ta: bool, tb: bool) -> KResult<Value> {
+    fn two<T: Float>(a: &ArrayD<T>) -> KResult<ndarray::ArrayView2<'_, T>> {
+        a.view().into_dimensionality::<Ix2>().map_err(|_| {
+            KernelError(format!(
+                "MatMul needs rank-2 inputs, got {}",
+                karray::fmt_shape(a.shape())
+            ))
+        })
+    }
+    Ok(float2!(a, b, x, y, T => gemm::matmul::<T>(two(x)?, two(y)?, ta, tb)?.into_dyn()))
+}
+
+fn unary(u: UnaryOp, x: &Value) -> KResult<Value> {
+    if let Value::I32(_) | Value::I64(_) = x {
+        return Ok(match u {
+            UnaryOp::Neg => numeric!(x, a => ew::map(&a.view(), |v| -v)),
+            UnaryOp::Abs => numeric!(x, a => ew::map(&a.view(), |v| v.abs())),
+            UnaryOp::Square => numeric!(x, a => ew::map(&a.view(), |v| v * v)),
+            UnaryOp::Sign => numeric!(x, a => ew::map(&a.view(), |v| v.signum())),
+            _ => kbail!("{} needs a float tensor, got {}", u.type_name(), x.dtype()),
+        });
+    }
+    Ok(float!(x, a, T => unary_float::<T>(u, &a.view())))
+}
+
+fn unary_float<T: Float>(u: UnaryOp, a: &ArrayViewD<T>) -> ArrayD<T> {
+    let (zero, one) = (T::zero(), T::one());
+    match u {
+        UnaryOp::Relu => ew::map(a, move |v| if v > zero { v } else { zero }),
+        UnaryOp::Sigmoid => ew::map(a, move |v| {
+            if v >= zero {
+                one / (one + (-v).exp())
+            } else {
+                let e = v.exp();
+                e / (one + e)
+            }
+        }),
+        UnaryOp::Tanh => ew::map(a, |v| v.tanh()),
+        UnaryOp::Exp => ew::map(a, |v| v.exp()),
+        UnaryOp::Log => ew::map(a, |v| v.ln()),
+        UnaryOp::Neg => ew::map(a, |v| -v),
+        UnaryOp::Square => ew::map(a, |v| v * v),
+        UnaryOp::Sqrt => ew::map(a, |v| v.sqrt()),
+        UnaryOp::Rsqrt => ew::map(a, move |v| one / v.sqrt()),
+        UnaryOp::Abs => ew::map(a, |v| v.abs()),
+        UnaryOp::Sign => ew::map(a, move |v| {
+            if v > zero {
+                one
+            } else if v < zero {
+                -one
+            } else {
+                v
+            }
+        }),
+        UnaryOp::Reciprocal => ew::map(a, move |v| one / v),
+    }
+}
+
+fn binary(b: BinaryOp, x: &Value, y: &Value) -> KResult<Value> {
+    use BinaryOp::*;
+    macro_rules! cmp {
+        ($f:expr) => {
+            match (x, y) {
+                (Value::Bool(p), Value::Bool(q)) => Value::from(ew::zip_broadcast(&p.view(), &q.view(), $f)?),
+                _ => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), $f)?),
+            }
+        };
+    }
+    Ok(match b {
+        Add => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u + v)?),
+        Sub => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u - v)?),
+        Mul => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u * v)?),
+        Maximum => {
+            numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| if u >= v { u } else { v })?)
+        }
+        Minimum => {
+            numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| if u <= v { u } else { v })?)
+        }
+        Div => {
+            float2!(x, y, p, q, T => ew::zip_broadcast(&p.view(), &q.view(), |u: T, v: T| u / v)?)
+        }
+        Pow => {
+            float2!(x, y, p, q, T => ew::zip_broadcast(&p.view(), &q.view(), |u: T, v: T| u.powf(v))?)
+        }
+        ReluGrad => {
+            float2!(x, y, g, f, T => ew::zip_broadcast(&g.view(), &f.view(), |g: T, f: T| if f > T::zero() { g } else { T::zero() })?)
+        }
+        SigmoidGrad => {
+            float2!(x, y, s, d, T => ew::zip_broadcast(&s.view(), &d.view(), |s: T, d: T| d * s * (T::one() - s))?)
+        }
+        TanhGrad => {
+            float2!(x, y, s, d, T => ew::zip_broadcast(&s.view(), &d.view(), |s: T, d: T| d * (T::one() - s * s))?)
+        }
+        Equal => cmp!(|u, v| u == v),
+        NotEqual => cmp!(|u, v| u != v),
+        Less => cmp!(|u, v| u < v),
+        LessEqual => cmp!(|u, v| u <= v),
+        Greater => cmp!(|u, v| u > v),
+        GreaterEqual => cmp!(|u, v| u >= v),
+    })
+}
+
+fn add_n(inputs: &[&Value]) -> KResult<Value> {
+    fn views<'a, T: tensorgraph_graph::Element>(
+        inputs: &'a [&Value],
+    ) -> KResult<Vec<ArrayViewD<'a, T>>> {
+        inputs
+            .iter()
+            .map(|v| {
+                T::unwrap_ref(v)
+                    .map(|a| a.view())
+                    .ok_or_else(|| KernelError("AddN inputs differ in dtype".into()))
+            })
+            .collect()
+    }
+    Ok(match inputs[0].dtype() {
+        DType::F32 => Value::from(ew::add_n::<f32>(&views(inputs)?)?),
+        DType::F64 => Value::from(ew::add_n::<f64>(&views(inputs)?)?),
+        d => kbail!("AddN needs float tensors, got {d}"),
+    })
+}
+
+fn bias_add(x: &Value, b: &Value) -> KResult<Value> {
+    let (xs, bs) = (x.shape(), b.shape());
+    if bs.len() != 1 || xs.last() != bs.first() {
+        kbail!(
+            "bias {} does not match the last dimension of {}",
+            karray::fmt_shape(bs),
+            karray::fmt_shape(xs)
+        );
+    }
+    binary(BinaryOp::Add, x, b)
+}
+
+fn reduce(op: ReduceOp, x: &Value, axes: &[usize], keep: bool) -> KResult<Value> {
+    use kreduce::Reduction;
+    let r = match op {
+        ReduceOp::Sum | ReduceOp::Mean => Reduction::Sum,
+        ReduceOp::Max => Reduction::Max,
+        ReduceOp::Min => Reduction::Min,
+    };
+    if op == ReduceOp::Mean {
+        let n: usize = axes
+            .iter()
+            .map(|&a| x.shape().get(a).copied().unwrap_or(1))
+            .product();
+        return Ok(float!(x, a, T => {
+            let s = kreduce::reduce(&a.view(), axes, keep, r)?;
+            s.mapv(|v: T| v / T::of(n as f64))
+        }));
+    }
+    Ok(numeric!(x, a => kreduce::reduce(&a.view(), axes, keep, r)?))
+}
+
+/// Integer labels/indices as i64.
+fn as_i64(v: &Value) -> KResult<std::borrow::Cow<'_, ArrayD<i64>>> {
+    match v {
+        Value::I64(a) => Ok(std::borrow::Cow::Borrowed(a)),
+        Value::I32(a) => Ok(std::borrow::Cow::Owned(a.mapv(i64::from))),
+        other => kbail!("expected int32 or int64 indices, got {}", other.dtype()),
+    }
+}
+
+fn sparse_xent(logits: &Value, labels: &Value) -> KResult<Vec<Value>> {
+    let l = as_i64(labels)?;
+    Ok(match logits {
+        Value::F32(a) => {
+            let (loss, bp) = knn::sparse_softmax_cross_entropy(&a.view(), &l.view())?;
+            vec![loss.into(), bp.into()]
+        }
+        Value::F64(a) => {
+            let (loss, bp) = knn::sparse_softmax_cross_entropy(&a.view(), &l.view())?;
+            vec![loss.into(), bp.into()]
+        }
+        other => kbail!("logits must be float, got {}", other.dtype()),
+    })
+}
+
+fn concat(inputs: &[&Value], axis: usize) -> KResult<Value> {
+    fn views<'a, T: tensorgraph_graph::Element>(
+        inputs: &'a [&Value],
+    ) -> KResult<Vec<ArrayViewD<'a, T>>> {
+        inputs
+            .iter()
+            .map(|v| {
+                T::unwrap_ref(v)
+                    .map(|a| a.view())
+                    .ok_or_else(|| KernelError("ConcatV2 inputs differ in dtype".into()))
+            })
+            .collect()
+    }
+    Ok(match inputs[0].dtype() {
+        DType::F32 => Value::from(karray::concat::<f32>(&views(inputs)?, axis)?),
+        DType::F64 => Value::from(karray::concat::<f64>(&views(inputs)?, axis)?),
+        DType::I32 => Value::from(karray::concat::<i32>(&views(inputs)?, axis)?),
+        DType::I64 => Value::from(karray::concat::<i64>(&views(inputs)?, axis)?),
+        DType::Bool => Value::from(karray::concat::<bool>(&views(inputs)?, axis)?),
+    })
+}
+
+/// `tf.cast`: numeric conversions as Rust's `as` (floats truncate toward zero, saturating);
+/// bool is 0/1 one way and `!= 0` the other.
+pub fn cast(x: &Value, to: DType) -> Value {
+    fn num<A: Copy + AsPrimitive<f32> + AsPrimitive<f64> + AsPrimitive<i32> + AsPrimitive<i64>>(
+        a: &ArrayD<A>,
+        to: DType,
+        nonzero: impl Fn(A) -> bool,
+    ) -> Value {
+        match to {
+            DType::F32 => Value::from(a.mapv(|v| -> f32 { v.as_() })),
+            DType::F64 => Value::from(a.mapv(|v| -> f64 { v.as_() })),
+            DType::I32 => Value::from(a.mapv(|v| -> i32 { v.as_() })),
+            DType::I64 => Value::from(a.mapv(|v| -> i64 { v.as_() })),
+            DType::Bool => Value::from(a.mapv(nonzero)),
+        }
+    }
+    if x.dtype() == to {
+        return x.clone();
+    }
+    match x {
+        Value::F32(a) => num(a, to, |v| v != 0.0),
+        Value::F64(a) => num(a, to, |v| v != 0.0),
+        Value::I32(a) => num(a, to, |v| v != 0),
+        Value::I64(a) => num(a, to, |v| v != 0),
+        Value::Bool(a) => num(&a.mapv(u8::from), to, |v| v != 0),
+    }
+}

@@ -1,0 +1,8 @@
+//! The session half of tensorgraph: prunes a graph to what a run needs, caches the plan,
+//! executes it on the CPU kernels, and keeps variables.
+
+pub mod exec;
+pub mod plan;
+mod session;
+
+pub use session::Session;

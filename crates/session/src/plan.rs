@@ -1,0 +1,242 @@
+//! Planning a run: prune the graph to what the fetches and targets need (TF's pruning), order
+//! it, and decide where each intermediate buffer can be freed.
+
+use std::collections::{BTreeSet, HashMap};
+use tensorgraph_graph::{Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, Result};
+
+/// Where a step's input (or a fetch) comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// An intermediate value slot.
+    Slot(usize),
+    /// The n-th feed, in the plan's sorted feed order.
+    Feed(usize),
+    /// The current value of a variable.
+    Var(NodeIndex),
+}
+
+/// One op execution.
+#[derive(Debug)]
+pub struct Step {
+    pub node: NodeIndex,
+    pub op: Op,
+    pub info: NodeInfo,
+    pub inputs: Vec<Source>,
+    /// Variables this op takes by reference, by input position (`None` for value inputs).
+    pub refs: Vec<Option<NodeIndex>>,
+    /// The value slot of each output, `None` when nothing reads it.
+    pub outputs: Vec<Option<usize>>,
+    /// Slots whose last reader is this step: freed right after it.
+    pub free_after: Vec<usize>,
+}
+
+/// What one `run` signature executes.
+#[derive(Debug)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub fetches: Vec<Source>,
+    pub n_slots: usize,
+}
+
+/// Identifies a plan: fetched tensors, target ops, fed tensors (sorted).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PlanKey {
+    pub fetches: Vec<Endpoint>,
+    pub targets: Vec<NodeIndex>,
+    pub feeds: Vec<Endpoint>,
+}
+
+/// Builds the plan for `key` over graph `g`.
+pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
+    let fed: HashMap<Endpoint, usize> =
+        key.feeds.iter().enumerate().map(|(i, &e)| (e, i)).collect();
+    let fed_nodes: BTreeSet<NodeIndex> = key.feeds.iter().map(|e| e.node).collect();
+
+    // 1. Needed nodes: reverse reachability, stopping at fed nodes and variables (sources).
+    let mut needed: BTreeSet<NodeIndex> = BTreeSet::new();
+    let mut stack: Vec<NodeIndex> = key
+        .fetches
+        .iter()
+        .map(|e| e.node)
+        .chain(key.targets.iter().copied())
+        .collect();
+    while let Some(n) = stack.pop() {
+        if fed_nodes.contains(&n) && !key.targets.contains(&n) || !needed.insert(n) {
+            continue;
+        }
+        let node = g.node(n);
+        if let Op::Placeholder { dtype, shape } = &node.op {
+            return Err(Error::MissingFeed {
+                node: node.info(),
+                dtype: *dtype,
+                shape: shape.clone(),
+            });
+        }
+        stack.extend(node.inputs.iter().map(|e| e.node));
+        stack.extend(node.control_inputs.iter().copied());
+    }
+    needed.retain(|&n| !matches!(g.node(n).op, Op::VariableV2 { .. }));
+
+    // 2. Order: Kahn's algorithm, creation order among ready nodes; stateful ops wait until no
+    //    stateless node is ready, so updates run after the reads of the same step.
+    let order = schedule(g, &needed);
+
+    // 3. Slots for every output some step or fetch reads; sources resolved.
+    let mut slot_of: HashMap<Endpoint, usize> = HashMap::new();
+    let mut last_use: HashMap<usize, usize> = HashMap::new();
+    let resolve = |e: Endpoint, slot_of: &HashMap<Endpoint, usize>| -> Result<Source> {
+        if let Some(&i) = fed.get(&e) {
+            return Ok(Source::Feed(i));
+        }
+        if let Some(&s) = slot_of.get(&e) {
+            return Ok(Source::Slot(s));
+        }
+        if matches!(g.node(e.node).op, Op::VariableV2 { .. }) {
+            return Ok(Source::Var(e.node));
+        }
+        // An unfed output of a node whose other output is fed.
+        let node = g.node(e.node);
+        Err(Error::InvalidArgument {
+            node: node.info(),
+            detail: format!(
+                "output {} is needed but only other outputs of this node are fed",
+                e.slot
+            ),
+        })
+    };
+    let mut n_slots = 0;
+    for &n in &order {
+        let node = g.node(n);
+        for slot in 0..node.outputs.len() {
+            slot_of.insert(Endpoint { node: n, slot }, n_slots);
+            n_slots += 1;
+        }
+    }
+    let mut steps = Vec::with_capacity(order.len());
+    for (i, &n) in order.iter().enumerate() {
+        let node = g.node(n);
+        let refs_pos = node.op.ref_inputs();
+        let mut inputs = Vec::with_capacity(node.inputs.len());
+        let mut refs = Vec::with_capacity(node.inputs.len());
+        for (pos, &e) in node.inputs.iter().enumerate() {
+            if refs_pos.contains(&pos) {
+                if !matches!(g.node(e.node).op, Op::VariableV2 { .. }) {
+                    return Err(Error::InvalidArgument {
+                        node: node.info(),
+                        detail: format!(
+                            "input {pos} must be a variable, got {}",
+                            g.node(e.node).name
+                        ),
+                    });
+                }
+                refs.push(Some(e.node));
+                inputs.push(Source::Var(e.node));
+                continue;
+            }
+            let src = resolve(e, &slot_of)?;
+            if let Source::Slot(s) = src {
+                last_use.insert(s, i);
+            }
+            refs.push(None);
+            inputs.push(src);
+        }
+        let outputs = (0..node.outputs.len())
+            .map(|slot| slot_of.get(&Endpoint { node: n, slot }).copied())
+            .collect();
+        steps.push(Step {
+            node: n,
+            op: node.op.clone(),
+            info: node.info(),
+            inputs,
+            refs,
+            outputs,
+            free_after: vec![],
+        });
+    }
+    let fetches = key
+        .fetches
+        .iter()
+        .map(|&e| resolve(e, &slot_of))
+        .collect::<Result<Vec<_>>>()?;
+    let fetched: BTreeSet<usize> = fetches
+        .iter()
+        .filter_map(|s| {
+            if let Source::Slot(s) = s {
+                Some(*s)
+            } else {
+                None
+            }
+        })
+        .collect();
+    // Outputs nobody reads are dropped at once; the rest after their last reader.
+    for step in steps.iter_mut() {
+        for s in step.outputs.iter_mut() {
+            if let Some(slot) = *s {
+                if !last_use.contains_key(&slot) && !fetched.contains(&slot) {
+                    *s = None;
+                }
+            }
+        }
+    }
+    for (&slot, &step) in &last_use {
+        if !fetched.contains(&slot) {
+            steps[step].free_after.push(slot);
+        }
+    }
+    Ok(Plan {
+        steps,
+        fetches,
+        n_slots,
+    })
+}
+
+fn schedule(g: &GraphData, needed: &BTreeSet<NodeIndex>) -> Vec<NodeIndex> {
+    let preds = |n: NodeIndex| {
+        let node = g.node(n);
+        let mut p: Vec<NodeIndex> = node
+            .inputs
+            .iter()
+            .map(|e| e.node)
+            .chain(node.control_inputs.iter().copied())
+            .collect();
+        p.retain(|x| needed.contains(x));
+        p.sort();
+        p.dedup();
+        p
+    };
+    let mut indegree: HashMap<NodeIndex, usize> = HashMap::new();
+    let mut succs: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+    for &n in needed {
+        let p = preds(n);
+        indegree.insert(n, p.len());
+        for q in p {
+            succs.entry(q).or_default().push(n);
+        }
+    }
+    let mut ready: BTreeSet<NodeIndex> = BTreeSet::new();
+    let mut ready_stateful: BTreeSet<NodeIndex> = BTreeSet::new();
+    let push = |n: NodeIndex, r: &mut BTreeSet<NodeIndex>, rs: &mut BTreeSet<NodeIndex>| {
+        if g.node(n).op.is_stateful() {
+            rs.insert(n);
+        } else {
+            r.insert(n);
+        }
+    };
+    for (&n, &d) in &indegree {
+        if d == 0 {
+            push(n, &mut ready, &mut ready_stateful);
+        }
+    }
+    let mut order = Vec::with_capacity(needed.len());
+    while let Some(n) = ready.pop_first().or_else(|| ready_stateful.pop_first()) {
+        order.push(n);
+        for &s in succs.get(&n).map(Vec::as_slice).unwrap_or(&[]) {
+            let d = indegree.get_mut(&s).expect("successor is needed");
+            *d -= 1;
+            if *d == 0 {
+                push(s, &mut ready, &mut ready_stateful);
+            }
+        }
+    }
+    order
+}

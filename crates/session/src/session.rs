@@ -1,0 +1,430 @@
+//! The session: owns variable values and random streams, caches plans, executes them.
+
+use crate::exec;
+use crate::plan::{self, Plan, PlanKey, Source};
+use ndarray::ArrayD;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tensorgraph_graph::{
+    DType, Element, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation,
+    Result, Tensor, Value,
+};
+use tensorgraph_kernels::{Float, KernelError};
+
+/// Runs a graph, as `tf.Session`: `run` computes fetches from feeds; variables live here.
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{Graph, DType, ops::math};
+/// use tensorgraph_session::Session;
+/// # fn main() -> tensorgraph_graph::Result<()> {
+/// let g = Graph::new();
+/// let a = g.placeholder(DType::F32, [None], "a")?;
+/// let b = math::mul(&a, &g.scalar(2.0, DType::F32)?)?;
+/// let mut sess = Session::new(&g)?;
+/// let out = sess.run(&[&b], &[(&a, array![1.0f32, 2.0].into())])?;
+/// assert_eq!(out[0].as_f32().unwrap().as_slice().unwrap(), &[2.0, 4.0]);
+/// # Ok(()) }
+/// ```
+pub struct Session {
+    graph: Graph,
+    variables: HashMap<NodeIndex, Arc<Value>>,
+    constants: HashMap<NodeIndex, Arc<Value>>,
+    rngs: HashMap<NodeIndex, ChaCha8Rng>,
+    plans: HashMap<PlanKey, Arc<Plan>>,
+    check_numerics: bool,
+}
+
+impl Session {
+    /// A session on `graph`. Nodes added to the graph later can be run too.
+    pub fn new(graph: &Graph) -> Result<Session> {
+        Ok(Session {
+            graph: graph.clone(),
+            variables: HashMap::new(),
+            constants: HashMap::new(),
+            rngs: HashMap::new(),
+            plans: HashMap::new(),
+            check_numerics: false,
+        })
+    }
+
+    /// The graph this session runs.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// When on, every float output is checked and the first op producing NaN or Inf is an error
+    /// naming it (like `tf.add_check_numerics_ops`).
+    pub fn set_check_numerics(&mut self, on: bool) {
+        self.check_numerics = on;
+    }
+
+    /// Number of plans cached so far (one per distinct fetches/targets/feeds signature).
+    pub fn cached_plans(&self) -> usize {
+        self.plans.len()
+    }
+
+    /// Computes `fetches` given `feeds`, as `sess.run(fetches, feed_dict)`.
+    pub fn run(&mut self, fetches: &[&Tensor], feeds: &[(&Tensor, Value)]) -> Result<Vec<Value>> {
+        self.run_with(fetches, &[], feeds)
+    }
+
+    /// Runs `targets` for their effects (like `sess.run(training_op, feed_dict)`).
+    pub fn run_targets(
+        &mut self,
+        targets: &[&Operation],
+        feeds: &[(&Tensor, Value)],
+    ) -> Result<()> {
+        self.run_with(&[], targets, feeds).map(drop)
+    }
+
+    /// Computes `fetches` and runs `targets` in one step.
+    pub fn run_with(
+        &mut self,
+        fetches: &[&Tensor],
+        targets: &[&Operation],
+        feeds: &[(&Tensor, Value)],
+    ) -> Result<Vec<Value>> {
+        for t in fetches
+            .iter()
+            .map(|t| (t.graph(), t.name()))
+            .chain(feeds.iter().map(|(t, _)| (t.graph(), t.name())))
+        {
+            if !t.0.same(&self.graph) {
+                return Err(Error::ForeignTensor { name: t.1 });
+            }
+        }
+        if let Some(o) = targets.iter().find(|o| !o.graph().same(&self.graph)) {
+            return Err(Error::ForeignTensor { name: o.name() });
+        }
+        // Sort feeds by endpoint so the plan key does not depend on the caller's order.
+        let mut order: Vec<usize> = (0..feeds.len()).collect();
+        order.sort_by_key(|&i| feeds[i].0.endpoint());
+        let feed_eps: Vec<Endpoint> = order.iter().map(|&i| feeds[i].0.endpoint()).collect();
+        let key = PlanKey {
+            fetches: fetches.iter().map(|t| t.endpoint()).collect(),
+            targets: targets.iter().map(|o| o.node()).collect(),
+            feeds: feed_eps,
+        };
+        self.check_feeds(feeds)?;
+        let plan = match self.plans.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Arc::new(self.graph.read(|g| plan::build(g, &key))?);
+                self.plans.insert(key, p.clone());
+                p
+            }
+        };
+        let feed_values: Vec<&Value> = order.iter().map(|&i| &feeds[i].1).collect();
+        self.execute(&plan, &feed_values)
+    }
+
+    fn check_feeds(&self, feeds: &[(&Tensor, Value)]) -> Result<()> {
+        for (t, v) in feeds {
+            let spec = t.spec();
+            if v.dtype() != spec.dtype {
+                return Err(Error::FeedDType {
+                    node: t.op().info(),
+                    expected: spec.dtype,
+                    got: v.dtype(),
+                });
+            }
+            if !spec.shape.is_compatible_with(v.shape()) {
+                return Err(Error::FeedShape {
+                    node: t.op().info(),
+                    expected: spec.shape,
+                    got: v.shape().to_vec(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn read_var(&self, n: NodeIndex) -> Result<Arc<Value>> {
+        self.variables
+            .get(&n)
+            .cloned()
+            .ok_or_else(|| Error::UninitializedVariable {
+                node: self.graph.read(|g| g.node(n).info()),
+            })
+    }
+
+    fn execute(&mut self, plan: &Plan, feeds: &[&Value]) -> Result<Vec<Value>> {
+        let mut slots: Vec<Option<Arc<Value>>> = vec![None; plan.n_slots];
+        for step in &plan.steps {
+            let inputs = step
+                .inputs
+                .iter()
+                .zip(&step.refs)
+                .map(|(src, r)| match (src, r) {
+                    (_, Some(_)) => Ok(None),
+                    (Source::Slot(s), None) => {
+                        Ok(Some(slots[*s].clone().expect("planned before use")))
+                    }
+                    (Source::Feed(i), None) => Ok(Some(Arc::new(feeds[*i].clone()))),
+                    (Source::Var(n), None) => self.read_var(*n).map(Some),
+                })
+                .collect::<Result<Vec<Option<Arc<Value>>>>>()?;
+            let outputs = self.run_step(step, &inputs)?;
+            if self.check_numerics {
+                check_finite(&step.info, &outputs)?;
+            }
+            for (out, slot) in outputs.into_iter().zip(&step.outputs) {
+                if let Some(s) = slot {
+                    slots[*s] = Some(out);
+                }
+            }
+            for &s in &step.free_after {
+                slots[s] = None;
+            }
+        }
+        plan.fetches
+            .iter()
+            .map(|src| {
+                Ok(match src {
+                    Source::Slot(s) => {
+                        Arc::unwrap_or_clone(slots[*s].take().expect("fetched slot computed"))
+                    }
+                    Source::Feed(i) => feeds[*i].clone(),
+                    Source::Var(n) => (*self.read_var(*n)?).clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn run_step(
+        &mut self,
+        step: &plan::Step,
+        inputs: &[Option<Arc<Value>>],
+    ) -> Result<Vec<Arc<Value>>> {
+        let runtime = |e: KernelError| Error::Runtime {
+            node: step.info.clone(),
+            inputs: fmt_inputs(inputs),
+            detail: e.0,
+        };
+        let value = |i: usize| inputs[i].as_ref().expect("value input");
+        let var_ref = |i: usize| step.refs[i].expect("ref input");
+        Ok(match &step.op {
+            // Constants are copied out of the graph once per session, then shared.
+            Op::Const { value } => vec![self
+                .constants
+                .entry(step.node)
+                .or_insert_with(|| Arc::new(value.clone()))
+                .clone()],
+            Op::NoOp => vec![],
+            Op::Identity | Op::StopGradient => vec![value(0).clone()],
+            Op::Assign => {
+                let v = value(1).clone();
+                self.variables.insert(var_ref(0), v.clone());
+                vec![v]
+            }
+            Op::AssignAdd | Op::AssignSub => {
+                let n = var_ref(0);
+                let sub = matches!(step.op, Op::AssignSub);
+                let cur = self.read_var(n)?;
+                let b = if sub {
+                    tensorgraph_graph::BinaryOp::Sub
+                } else {
+                    tensorgraph_graph::BinaryOp::Add
+                };
+                let new = exec::compute(&Op::Binary(b), &[&cur, value(1)]).map_err(runtime)?;
+                let new = Arc::new(new.into_iter().next().expect("one output"));
+                self.variables.insert(n, new.clone());
+                vec![new]
+            }
+            Op::ApplyGradientDescent => {
+                let n = var_ref(0);
+                let mut var = self.read_var(n)?;
+                self.variables.remove(&n);
+                let r = apply_gradient_descent(Arc::make_mut(&mut var), value(1), value(2));
+                self.variables.insert(n, var);
+                r.map_err(runtime)?;
+                vec![]
+            }
+            Op::RandomUniform {
+                dtype,
+                shape,
+                minval,
+                maxval,
+                seed,
+                seed2,
+            } => {
+                let rng = self.rng(step.node, *seed, *seed2);
+                let (lo, hi) = (*minval, *maxval);
+                vec![Arc::new(sample(*dtype, shape, rng, |r| {
+                    lo + (hi - lo) * r.random::<f64>()
+                }))]
+            }
+            Op::TruncatedNormal {
+                dtype,
+                shape,
+                mean,
+                stddev,
+                seed,
+                seed2,
+            } => {
+                let rng = self.rng(step.node, *seed, *seed2);
+                let (m, s) = (*mean, *stddev);
+                vec![Arc::new(sample(*dtype, shape, rng, |r| {
+                    m + s * truncated_standard_normal(r)
+                }))]
+            }
+            op => {
+                let vals: Vec<&Value> = inputs
+                    .iter()
+                    .map(|v| v.as_deref().expect("value input"))
+                    .collect();
+                exec::compute(op, &vals)
+                    .map_err(runtime)?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect()
+            }
+        })
+    }
+
+    fn rng(&mut self, node: NodeIndex, seed: u64, seed2: u64) -> &mut ChaCha8Rng {
+        self.rngs.entry(node).or_insert_with(|| {
+            if seed == 0 && seed2 == 0 {
+                ChaCha8Rng::from_os_rng()
+            } else {
+                ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed2)
+            }
+        })
+    }
+
+    /// The current value of a variable, if initialised (for savers and tests).
+    pub fn variable_value(&self, var: &Tensor) -> Option<Value> {
+        self.variables
+            .get(&var.endpoint().node)
+            .map(|v| (**v).clone())
+    }
+
+    /// Sets a variable's value directly (for restoring checkpoints). The dtype and shape must
+    /// match the variable's.
+    pub fn set_variable_value(&mut self, var: &Tensor, value: Value) -> Result<()> {
+        let spec = var.spec();
+        if value.dtype() != spec.dtype {
+            return Err(Error::FeedDType {
+                node: var.op().info(),
+                expected: spec.dtype,
+                got: value.dtype(),
+            });
+        }
+        if !spec.shape.is_compatible_with(value.shape()) {
+            return Err(Error::FeedShape {
+                node: var.op().info(),
+                expected: spec.shape,
+                got: value.shape().to_vec(),
+            });
+        }
+        self.variables.insert(var.endpoint().node, Arc::new(value));
+        Ok(())
+    }
+}
+
+fn fmt_inputs(inputs: &[Option<Arc<Value>>]) -> String {
+    let parts: Vec<String> = inputs
+        .iter()
+        .map(|v| match v {
+            Some(v) => format!("{} {}", v.dtype(), tensorgraph_graph::fmt_dims(v.shape())),
+            None => "ref".into(),
+        })
+        .collect();
+    format!("({})", parts.join(", "))
+}
+
+fn apply_gradient_descent(
+    var: &mut Value,
+    alpha: &Value,
+    delta: &Value,
+) -> Result<(), KernelError> {
+    fn go<T: Float + Element>(
+        var: &mut Value,
+        alpha: &Value,
+        delta: &Value,
+    ) -> Result<(), KernelError> {
+        let (Some(v), Some(a), Some(d)) = (
+            T::unwrap_mut(var),
+            T::unwrap_ref(alpha),
+            T::unwrap_ref(delta),
+        ) else {
+            return Err(KernelError(
+                "ApplyGradientDescent inputs differ in dtype".into(),
+            ));
+        };
+        if v.shape() != d.shape() {
+            return Err(KernelError(format!(
+                "variable {} vs delta {}",
+                tensorgraph_graph::fmt_dims(v.shape()),
+                tensorgraph_graph::fmt_dims(d.shape())
+            )));
+        }
+        let a = *a
+            .iter()
+            .next()
+            .ok_or_else(|| KernelError("alpha is empty".into()))?;
+        v.zip_mut_with(d, |w, &g| *w -= a * g);
+        Ok(())
+    }
+    match var.dtype() {
+        DType::F32 => go::<f32>(var, alpha, delta),
+        DType::F64 => go::<f64>(var, alpha, delta),
+        d => Err(KernelError(format!(
+            "ApplyGradientDescent needs a float variable, got {d}"
+        ))),
+    }
+}
+
+fn sample(
+    dtype: DType,
+    shape: &[usize],
+    rng: &mut ChaCha8Rng,
+    mut f: impl FnMut(&mut ChaCha8Rng) -> f64,
+) -> Value {
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| f(rng)).collect();
+    let a = ArrayD::from_shape_vec(ndarray::IxDyn(shape), v).expect("n elements");
+    match dtype {
+        DType::F32 => Value::from(a.mapv(|x| x as f32)),
+        _ => Value::from(a),
+    }
+}
+
+/// A standard normal sample redrawn until it lies within two standard deviations (TF's rule).
+fn truncated_standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+    loop {
+        // Box-Muller: two uniforms give a normal sample.
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random::<f64>();
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        if z.abs() <= 2.0 {
+            return z;
+        }
+    }
+}
+
+fn check_finite(info: &NodeInfo, outputs: &[Arc<Value>]) -> Result<()> {
+    for (slot, v) in outputs.iter().enumerate() {
+        let bad = match &**v {
+            Value::F32(a) => a.iter().find(|x| !x.is_finite()).map(|x| x.is_nan()),
+            Value::F64(a) => a.iter().find(|x| !x.is_finite()).map(|x| x.is_nan()),
+            _ => None,
+        };
+        if let Some(nan) = bad {
+            let kind = if nan {
+                NonFiniteKind::NaN
+            } else {
+                NonFiniteKind::Inf
+            };
+            return Err(Error::NonFinite {
+                node: info.clone(),
+                slot,
+                kind,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! # tensorgraph
+//!
+//! A define-then-run computation graph engine in the style of TensorFlow 1.x graph mode: build a
+//! graph symbolically (placeholders, variables, ops, name scopes), then execute it in a
+//! [`Session`] with feeds and fetches.
+//!
+//! ```
+//! use tensorgraph::prelude::*;
+//! use ndarray::array;
+//! # fn main() -> tensorgraph::Result<()> {
+//! let g = Graph::new();
+//! let x = g.placeholder(DType::F32, [None, Some(2)], "x")?;
+//! let y = g.name_scope("double", || math::mul(&x, &g.scalar(2.0, DType::F32)?))?;
+//! let mut sess = Session::new(&g)?;
+//! let out = sess.run(&[&y], &[(&x, array![[1.0f32, 2.0]].into())])?;
+//! assert_eq!(out[0].as_f32().unwrap()[[0, 1]], 4.0);
+//! # Ok(()) }
+//! ```
+
+pub use tensorgraph_graph::{
+    collections, fmt_dims, DType, Endpoint, Error, Graph, Initializer, NodeInfo, Op, Operation,
+    Result, Shape, SourceLocation, Tensor, TensorSpec, Value, Variable,
+};
+pub use tensorgraph_session::Session;
+
+/// Arithmetic, reductions, comparisons, casts (`tf.math`).
+pub mod math {
+    pub use tensorgraph_graph::ops::math::*;
+}
+
+/// Shapes and sources (`tf.reshape`, `tf.concat`, `tf.one_hot`, ...).
+pub mod array {
+    pub use tensorgraph_graph::ops::array::*;
+}
+
+/// Random tensors.
+pub mod random {
+    pub use tensorgraph_graph::ops::random::*;
+}
+
+/// Assignments, grouping, no-ops.
+pub mod state {
+    pub use tensorgraph_graph::ops::state::*;
+}
+
+/// Activations, softmax and losses (`tf.nn`).
+pub mod nn {
+    pub use tensorgraph_graph::ops::nn::*;
+}
+
+/// What most programs need: `use tensorgraph::prelude::*;`.
+pub mod prelude {
+    pub use crate::{array, math, nn, state};
+    pub use crate::{DType, Graph, Operation, Result, Session, Shape, Tensor, Value, Variable};
+}

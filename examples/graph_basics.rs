@@ -8,11 +8,7 @@ use tensorgraph::prelude::*;
 fn main() -> Result<()> {
     let g = Graph::new();
     let x = g.placeholder(DType::F32, [None, Some(3)], "x")?;
-    let w = g.variable(
-        &g.constant(array![[1.0f32], [2.0], [3.0]], "w_init")?,
-        "w",
-        true,
-    )?;
+    let w = g.variable(&g.constant(array![[1.0f32], [2.0], [3.0]], "w_init")?, "w", true)?;
     let (y, total) = g.name_scope("model", || {
         let y = math::matmul(&x, &w, false, false)?;
         let y = nn::relu(&math::sub(&y, &g.scalar(4.0, DType::F32)?)?)?;
@@ -27,10 +23,7 @@ fn main() -> Result<()> {
 
     let mut sess = Session::new(&g)?;
     sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
-    let out = sess.run(
-        &[&y, &total],
-        &[(&x, array![[1.0f32, 1.0, 1.0], [0.0, 0.0, 1.0]].into())],
-    )?;
+    let out = sess.run(&[&y, &total], &[(&x, array![[1.0f32, 1.0, 1.0], [0.0, 0.0, 1.0]].into())])?;
     println!("y =\n{}", out[0].as_f32().expect("float32"));
     println!("total = {}", out[1].scalar_f64().expect("scalar"));
     Ok(())

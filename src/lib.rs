@@ -18,8 +18,8 @@
 //! ```
 
 pub use tensorgraph_graph::{
-    collections, fmt_dims, DType, Endpoint, Error, Graph, Initializer, NodeInfo, Op, Operation,
-    Result, Shape, SourceLocation, Tensor, TensorSpec, Value, Variable,
+    collections, fmt_dims, DType, Endpoint, Error, Graph, Initializer, NodeInfo, Op, Operation, Result, Shape,
+    SourceLocation, Tensor, TensorSpec, Value, Variable,
 };
 pub use tensorgraph_session::Session;
 
@@ -48,8 +48,16 @@ pub mod nn {
     pub use tensorgraph_graph::ops::nn::*;
 }
 
+pub mod data;
+pub mod gradient_checker;
+pub mod layers;
+pub mod train;
+
+pub use tensorgraph_autodiff::gradients;
+
 /// What most programs need: `use tensorgraph::prelude::*;`.
 pub mod prelude {
-    pub use crate::{array, math, nn, state};
+    pub use crate::train::{GradientDescent, Optimizer};
+    pub use crate::{array, data, layers, math, nn, state, train};
     pub use crate::{DType, Graph, Operation, Result, Session, Shape, Tensor, Value, Variable};
 }

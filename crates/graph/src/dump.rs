@@ -24,26 +24,10 @@ impl GraphData {
                 Some(s) => (s.dtype.to_string(), s.shape.to_string()),
                 None => ("-".into(), "-".into()),
             };
-            let mut inputs: Vec<String> = n
-                .inputs
-                .iter()
-                .map(|e| format!("{}:{}", self.node(e.node).name, e.slot))
-                .collect();
-            inputs.extend(
-                n.control_inputs
-                    .iter()
-                    .map(|&c| format!("^{}", self.node(c).name)),
-            );
-            rows.push((
-                scope,
-                [
-                    n.name.clone(),
-                    n.op.type_name().into(),
-                    dtype,
-                    shape,
-                    inputs.join(", "),
-                ],
-            ));
+            let mut inputs: Vec<String> =
+                n.inputs.iter().map(|e| format!("{}:{}", self.node(e.node).name, e.slot)).collect();
+            inputs.extend(n.control_inputs.iter().map(|&c| format!("^{}", self.node(c).name)));
+            rows.push((scope, [n.name.clone(), n.op.type_name().into(), dtype, shape, inputs.join(", ")]));
         }
         let mut width = [0usize; 4];
         for (_, r) in &rows {
@@ -53,15 +37,7 @@ impl GraphData {
         }
         let mut out = String::new();
         for scope in scopes {
-            let _ = writeln!(
-                out,
-                "{}",
-                if scope.is_empty() {
-                    "(root)".to_string()
-                } else {
-                    format!("{scope}/")
-                }
-            );
+            let _ = writeln!(out, "{}", if scope.is_empty() { "(root)".to_string() } else { format!("{scope}/") });
             for (_, r) in rows.iter().filter(|(s, _)| *s == scope) {
                 let _ = writeln!(
                     out,

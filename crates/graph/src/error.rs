@@ -17,11 +17,7 @@ impl SourceLocation {
     #[track_caller]
     pub fn caller() -> SourceLocation {
         let l = std::panic::Location::caller();
-        SourceLocation {
-            file: l.file().to_string(),
-            line: l.line(),
-            column: l.column(),
-        }
+        SourceLocation { file: l.file().to_string(), line: l.line(), column: l.column() }
     }
 }
 
@@ -84,50 +80,27 @@ pub enum Error {
     NotFound { what: &'static str, name: String },
     /// A variable created twice under the same name.
     #[error("variable {name} already exists (first defined at {location})")]
-    DuplicateVariable {
-        name: String,
-        location: SourceLocation,
-    },
+    DuplicateVariable { name: String, location: SourceLocation },
 
     // ---- feeding and running ------------------------------------------------------------
     /// A placeholder the fetches need was not fed.
     #[error("you must feed a value for placeholder {node} with dtype {dtype} and shape {shape} (defined at {})", node.location)]
-    MissingFeed {
-        node: NodeInfo,
-        dtype: DType,
-        shape: Shape,
-    },
+    MissingFeed { node: NodeInfo, dtype: DType, shape: Shape },
     /// A feed whose dtype differs from the fed tensor's.
     #[error("cannot feed a {got} value to {node}, which has dtype {expected} (defined at {})", node.location)]
-    FeedDType {
-        node: NodeInfo,
-        expected: DType,
-        got: DType,
-    },
+    FeedDType { node: NodeInfo, expected: DType, got: DType },
     /// A feed whose shape does not fit the fed tensor's static shape.
     #[error("cannot feed a value of shape {} to {node}, which has shape {expected} (defined at {})", crate::shape::fmt_dims(got), node.location)]
-    FeedShape {
-        node: NodeInfo,
-        expected: Shape,
-        got: Vec<usize>,
-    },
+    FeedShape { node: NodeInfo, expected: Shape, got: Vec<usize> },
     /// A variable read before any initializer ran.
     #[error("attempting to use uninitialized value {node} (defined at {})", node.location)]
     UninitializedVariable { node: NodeInfo },
     /// The numerics check found a NaN or Inf in an op's output.
     #[error("{node} produced {kind} in output {slot} (defined at {})", node.location)]
-    NonFinite {
-        node: NodeInfo,
-        slot: usize,
-        kind: NonFiniteKind,
-    },
+    NonFinite { node: NodeInfo, slot: usize, kind: NonFiniteKind },
     /// A kernel rejected its inputs at run time (for example a dimension unknown while building).
     #[error("{node} failed on inputs {inputs}: {detail} (defined at {})", node.location)]
-    Runtime {
-        node: NodeInfo,
-        inputs: String,
-        detail: String,
-    },
+    Runtime { node: NodeInfo, inputs: String, detail: String },
     /// A fetch or target from another graph than the session's.
     #[error("{name} does not belong to the session's graph")]
     ForeignTensor { name: String },

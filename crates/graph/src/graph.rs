@@ -38,11 +38,7 @@ pub struct Node {
 impl Node {
     /// Name, op type and location, for error messages.
     pub fn info(&self) -> NodeInfo {
-        NodeInfo {
-            name: self.name.clone(),
-            op: self.op.type_name().to_string(),
-            location: self.location.clone(),
-        }
+        NodeInfo { name: self.name.clone(), op: self.op.type_name().to_string(), location: self.location.clone() }
     }
 }
 
@@ -172,14 +168,18 @@ impl fmt::Debug for Graph {
     }
 }
 
-/// Pops a scope stack entry when dropped, so a panicking closure leaves the graph consistent.
-struct ScopeGuard<'a> {
+/// Leaves a name scope, variable scope or control-dependency context when dropped, so early
+/// returns and panics leave the graph consistent.
+#[must_use = "the scope ends when this guard is dropped"]
+pub struct ScopeGuard<'a> {
     graph: &'a Graph,
     pop: fn(&mut GraphData),
+    inner: Option<Box<ScopeGuard<'a>>>,
 }
 
 impl Drop for ScopeGuard<'_> {
     fn drop(&mut self) {
+        drop(self.inner.take());
         (self.pop)(&mut self.graph.lock());
     }
 }
@@ -231,26 +231,22 @@ impl Graph {
         name: Option<&str>,
         location: SourceLocation,
     ) -> Result<Operation> {
-        let foreign = inputs.iter().any(|t| !t.graph.same(self))
-            || control_inputs.iter().any(|o| !o.graph.same(self));
+        let foreign = inputs.iter().any(|t| !t.graph.same(self)) || control_inputs.iter().any(|o| !o.graph.same(self));
         let mut d = self.lock();
-        let base = d.scoped(name.unwrap_or(op.type_name()));
+        // A name ending in '/' is taken verbatim (TF's convention for naming an op after a scope).
+        let base = match name.and_then(|n| n.strip_suffix('/')) {
+            Some(abs) => abs.to_string(),
+            None => d.scoped(name.unwrap_or(op.type_name())),
+        };
         if foreign {
-            return Err(Error::GraphMismatch {
-                name: base,
-                op: op.type_name().into(),
-            });
+            return Err(Error::GraphMismatch { name: base, op: op.type_name().into() });
         }
         let endpoints: Vec<Endpoint> = inputs.iter().map(|t| t.endpoint()).collect();
         let specs: Vec<TensorSpec> = endpoints.iter().map(|&e| d.spec(e).clone()).collect();
         let outputs = match infer(&op, &specs) {
             Ok(o) => o,
             Err(e) => {
-                let node = NodeInfo {
-                    name: d.unique_name(&base, false),
-                    op: op.type_name().into(),
-                    location,
-                };
+                let node = NodeInfo { name: d.unique_name(&base, false), op: op.type_name().into(), location };
                 return Err(match e {
                     InferError::Shape(detail) => Error::ShapeMismatch { node, detail },
                     InferError::DType(detail) => Error::DTypeMismatch { node, detail },
@@ -258,7 +254,11 @@ impl Graph {
                 });
             }
         };
-        let name = d.unique_name(&base, true);
+        let name = if name.is_some_and(|n| n.ends_with('/')) && !d.names.contains_key(&base) {
+            base
+        } else {
+            d.unique_name(&base, true)
+        };
         let mut controls: Vec<NodeIndex> = d.control_stack.iter().flatten().copied().collect();
         controls.extend(control_inputs.iter().map(|o| o.node));
         controls.sort();
@@ -273,69 +273,71 @@ impl Graph {
         };
         let idx = d.dag.add_node(node);
         for (input, e) in endpoints.iter().enumerate() {
-            d.dag.add_edge(
-                e.node,
-                idx,
-                EdgeKind::Data {
-                    slot: e.slot,
-                    input,
-                },
-            );
+            d.dag.add_edge(e.node, idx, EdgeKind::Data { slot: e.slot, input });
         }
         for c in controls {
             d.dag.add_edge(c, idx, EdgeKind::Control);
         }
         d.names.insert(name, idx);
-        Ok(Operation {
-            graph: self.clone(),
-            node: idx,
-        })
+        Ok(Operation { graph: self.clone(), node: idx })
     }
 
     /// Adds a single-output op and returns its output tensor.
     #[track_caller]
     pub fn add_op1(&self, op: Op, inputs: &[&Tensor], name: Option<&str>) -> Result<Tensor> {
-        self.add_node(op, inputs, &[], name, SourceLocation::caller())?
-            .output(0)
+        self.add_node(op, inputs, &[], name, SourceLocation::caller())?.output(0)
     }
 
-    /// Runs `f` inside name scope `name`, like `with tf.name_scope(name)`. A reused name becomes
-    /// `name_1`; a name ending in `/` is taken as an absolute scope, as in TF.
-    pub fn name_scope<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        {
-            let mut d = self.lock();
-            let full = match name.strip_suffix('/') {
-                Some(abs) => abs.to_string(),
-                None => {
-                    let s = d.scoped(name);
-                    d.unique_name(&s, true)
-                }
-            };
-            d.name_scopes.push(full);
-        }
-        let _guard = ScopeGuard {
-            graph: self,
-            pop: |d| drop(d.name_scopes.pop()),
+    /// Enters name scope `name` until the returned guard drops, like `with tf.name_scope(name)`.
+    /// A reused name becomes `name_1`; a name ending in `/` is an absolute scope, as in TF.
+    ///
+    /// ```
+    /// use tensorgraph_graph::{Graph, DType};
+    /// let g = Graph::new();
+    /// {
+    ///     let _scope = g.enter_name_scope("dnn");
+    ///     assert_eq!(g.current_name_scope(), "dnn");
+    /// }
+    /// assert_eq!(g.current_name_scope(), "");
+    /// ```
+    pub fn enter_name_scope(&self, name: &str) -> ScopeGuard<'_> {
+        let mut d = self.lock();
+        let full = match name.strip_suffix('/') {
+            Some(abs) => abs.to_string(),
+            None => {
+                let s = d.scoped(name);
+                d.unique_name(&s, true)
+            }
         };
+        d.name_scopes.push(full);
+        ScopeGuard { graph: self, pop: |d| drop(d.name_scopes.pop()), inner: None }
+    }
+
+    /// Runs `f` inside name scope `name` (see [`Graph::enter_name_scope`]).
+    pub fn name_scope<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _guard = self.enter_name_scope(name);
         f()
     }
 
-    /// Runs `f` inside variable scope `name`: variables created by [`Graph::get_variable`] are
-    /// named `name/...`, and ops go into the name scope of the same name.
-    pub fn variable_scope<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// Enters variable scope `name` until the guard drops: variables made by
+    /// [`Graph::get_variable`] are named `name/...`, and ops go into the name scope `name`.
+    pub fn enter_variable_scope(&self, name: &str) -> ScopeGuard<'_> {
         {
             let mut d = self.lock();
             let full = match d.var_scopes.last() {
                 Some(s) => format!("{s}/{name}"),
                 None => name.to_string(),
             };
-            d.var_scopes.push(full.clone());
+            d.var_scopes.push(full);
         }
-        let _guard = ScopeGuard {
-            graph: self,
-            pop: |d| drop(d.var_scopes.pop()),
-        };
-        self.name_scope(name, f)
+        let inner = Box::new(self.enter_name_scope(name));
+        ScopeGuard { graph: self, pop: |d| drop(d.var_scopes.pop()), inner: Some(inner) }
+    }
+
+    /// Runs `f` inside variable scope `name` (see [`Graph::enter_variable_scope`]).
+    pub fn variable_scope<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _guard = self.enter_variable_scope(name);
+        f()
     }
 
     /// The current name scope (`""` at the root).
@@ -344,89 +346,48 @@ impl Graph {
     }
 
     /// Runs `f` so that every op it creates runs after `deps`, like `tf.control_dependencies`.
-    pub fn control_dependencies<T>(
-        &self,
-        deps: &[&Operation],
-        f: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
+    pub fn control_dependencies<T>(&self, deps: &[&Operation], f: impl FnOnce() -> Result<T>) -> Result<T> {
         if let Some(o) = deps.iter().find(|o| !o.graph.same(self)) {
-            return Err(Error::GraphMismatch {
-                name: o.name(),
-                op: "control_dependencies".into(),
-            });
+            return Err(Error::GraphMismatch { name: o.name(), op: "control_dependencies".into() });
         }
-        self.lock()
-            .control_stack
-            .push(deps.iter().map(|o| o.node).collect());
-        let _guard = ScopeGuard {
-            graph: self,
-            pop: |d| drop(d.control_stack.pop()),
-        };
+        self.lock().control_stack.push(deps.iter().map(|o| o.node).collect());
+        let _guard = ScopeGuard { graph: self, pop: |d| drop(d.control_stack.pop()), inner: None };
         f()
     }
 
     /// The node called `name`.
     pub fn operation_by_name(&self, name: &str) -> Result<Operation> {
-        let node = self.read(|d| d.find(name)).ok_or_else(|| Error::NotFound {
-            what: "operation",
-            name: name.into(),
-        })?;
-        Ok(Operation {
-            graph: self.clone(),
-            node,
-        })
+        let node =
+            self.read(|d| d.find(name)).ok_or_else(|| Error::NotFound { what: "operation", name: name.into() })?;
+        Ok(Operation { graph: self.clone(), node })
     }
 
     /// The tensor called `name`, as `"dnn/hidden1/Relu:0"` (`":0"` may be omitted).
     pub fn tensor_by_name(&self, name: &str) -> Result<Tensor> {
         let (op, slot) = match name.rsplit_once(':') {
-            Some((op, s)) => (
-                op,
-                s.parse().map_err(|_| Error::NotFound {
-                    what: "tensor",
-                    name: name.into(),
-                })?,
-            ),
+            Some((op, s)) => (op, s.parse().map_err(|_| Error::NotFound { what: "tensor", name: name.into() })?),
             None => (name, 0),
         };
-        self.operation_by_name(op)?
-            .output(slot)
-            .map_err(|_| Error::NotFound {
-                what: "tensor",
-                name: name.into(),
-            })
+        self.operation_by_name(op)?.output(slot).map_err(|_| Error::NotFound { what: "tensor", name: name.into() })
     }
 
     /// Every node, in creation order.
     pub fn operations(&self) -> Vec<Operation> {
         self.read(|d| d.dag.node_indices().collect::<Vec<_>>())
             .into_iter()
-            .map(|node| Operation {
-                graph: self.clone(),
-                node,
-            })
+            .map(|node| Operation { graph: self.clone(), node })
             .collect()
     }
 
     /// Appends `t` to the collection `key`.
     pub fn add_to_collection(&self, key: &str, t: &Tensor) {
-        self.lock()
-            .collections
-            .entry(key.to_string())
-            .or_default()
-            .push(t.endpoint());
+        self.lock().collections.entry(key.to_string()).or_default().push(t.endpoint());
     }
 
     /// The tensors in collection `key`, in insertion order.
     pub fn get_collection(&self, key: &str) -> Vec<Tensor> {
         let eps = self.read(|d| d.collections.get(key).cloned().unwrap_or_default());
-        eps.into_iter()
-            .map(|e| Tensor {
-                graph: self.clone(),
-                node: e.node,
-                slot: e.slot,
-            })
-            .collect()
+        eps.into_iter().map(|e| Tensor { graph: self.clone(), node: e.node, slot: e.slot }).collect()
     }
 
     pub(crate) fn register_variable(&self, info: VariableInfo) {
@@ -436,28 +397,18 @@ impl Graph {
     /// All variables, as `tf.global_variables()`.
     pub fn global_variables(&self) -> Vec<crate::Variable> {
         let infos = self.read(|d| d.variables.clone());
-        infos
-            .into_iter()
-            .map(|i| crate::Variable::from_info(self, i))
-            .collect()
+        infos.into_iter().map(|i| crate::Variable::from_info(self, i)).collect()
     }
 
     /// The trainable variables, as `tf.trainable_variables()`.
     pub fn trainable_variables(&self) -> Vec<crate::Variable> {
-        self.global_variables()
-            .into_iter()
-            .filter(|v| v.trainable())
-            .collect()
+        self.global_variables().into_iter().filter(|v| v.trainable()).collect()
     }
 
     /// One op that runs every variable's initializer, named `init` as in TF.
     #[track_caller]
     pub fn global_variables_initializer(&self) -> Result<Operation> {
-        let inits: Vec<Operation> = self
-            .global_variables()
-            .iter()
-            .map(|v| v.initializer().clone())
-            .collect();
+        let inits: Vec<Operation> = self.global_variables().iter().map(|v| v.initializer().clone()).collect();
         let refs: Vec<&Operation> = inits.iter().collect();
         self.add_node(Op::NoOp, &[], &refs, Some("init"), SourceLocation::caller())
     }
@@ -512,33 +463,18 @@ impl Operation {
 
     /// Output `slot`; an error names the op if it has fewer outputs.
     pub fn output(&self, slot: usize) -> Result<Tensor> {
-        let (n, info) = self
-            .graph
-            .read(|d| (d.node(self.node).outputs.len(), d.node(self.node).info()));
+        let (n, info) = self.graph.read(|d| (d.node(self.node).outputs.len(), d.node(self.node).info()));
         if slot < n {
-            Ok(Tensor {
-                graph: self.graph.clone(),
-                node: self.node,
-                slot,
-            })
+            Ok(Tensor { graph: self.graph.clone(), node: self.node, slot })
         } else {
-            Err(Error::InvalidArgument {
-                detail: format!("has {n} outputs, asked for output {slot}"),
-                node: info,
-            })
+            Err(Error::InvalidArgument { detail: format!("has {n} outputs, asked for output {slot}"), node: info })
         }
     }
 
     /// The input tensors, in order.
     pub fn inputs(&self) -> Vec<Tensor> {
         let eps = self.graph.read(|d| d.node(self.node).inputs.clone());
-        eps.into_iter()
-            .map(|e| Tensor {
-                graph: self.graph.clone(),
-                node: e.node,
-                slot: e.slot,
-            })
-            .collect()
+        eps.into_iter().map(|e| Tensor { graph: self.graph.clone(), node: e.node, slot: e.slot }).collect()
     }
 
     /// Name, op type and location.
@@ -572,16 +508,8 @@ pub struct Tensor {
 impl Tensor {
     /// A handle to output `slot` of `node` in `graph`; `None` if there is no such output.
     pub fn from_endpoint(graph: &Graph, e: Endpoint) -> Option<Tensor> {
-        let ok = graph.read(|d| {
-            d.dag
-                .node_weight(e.node)
-                .is_some_and(|n| e.slot < n.outputs.len())
-        });
-        ok.then(|| Tensor {
-            graph: graph.clone(),
-            node: e.node,
-            slot: e.slot,
-        })
+        let ok = graph.read(|d| d.dag.node_weight(e.node).is_some_and(|n| e.slot < n.outputs.len()));
+        ok.then(|| Tensor { graph: graph.clone(), node: e.node, slot: e.slot })
     }
 
     /// The graph this tensor belongs to.
@@ -591,18 +519,12 @@ impl Tensor {
 
     /// Node and slot.
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            node: self.node,
-            slot: self.slot,
-        }
+        Endpoint { node: self.node, slot: self.slot }
     }
 
     /// The op producing this tensor.
     pub fn op(&self) -> Operation {
-        Operation {
-            graph: self.graph.clone(),
-            node: self.node,
-        }
+        Operation { graph: self.graph.clone(), node: self.node }
     }
 
     /// Static dtype and shape.
@@ -634,13 +556,7 @@ impl Tensor {
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.spec();
-        write!(
-            f,
-            "Tensor(\"{}\", shape={}, dtype={})",
-            self.name(),
-            s.shape,
-            s.dtype
-        )
+        write!(f, "Tensor(\"{}\", shape={}, dtype={})", self.name(), s.shape, s.dtype)
     }
 }
 

@@ -13,10 +13,7 @@ pub struct TensorSpec {
 
 impl TensorSpec {
     pub fn new(dtype: DType, shape: impl Into<Shape>) -> TensorSpec {
-        TensorSpec {
-            dtype,
-            shape: shape.into(),
-        }
+        TensorSpec { dtype, shape: shape.into() }
     }
 }
 
@@ -36,9 +33,7 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
     match op {
         Op::Placeholder { dtype, shape } => one(*dtype, shape.clone()),
         Op::Const { value } => one(value.dtype(), Shape::known(value.shape())),
-        Op::Fill { dtype, shape, .. } | Op::VariableV2 { dtype, shape } => {
-            one(*dtype, Shape::known(shape))
-        }
+        Op::Fill { dtype, shape, .. } | Op::VariableV2 { dtype, shape } => one(*dtype, Shape::known(shape)),
         Op::RandomUniform { dtype, shape, .. } | Op::TruncatedNormal { dtype, shape, .. } => {
             require_float(*dtype)?;
             one(*dtype, Shape::known(shape))
@@ -46,22 +41,13 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Assign | Op::AssignAdd | Op::AssignSub => assign(op, &inputs[0], &inputs[1]),
         Op::ApplyGradientDescent => apply_gradient_descent(inputs),
         Op::NoOp => Ok(vec![]),
-        Op::Identity | Op::StopGradient | Op::ZerosLike | Op::OnesLike => {
-            Ok(vec![inputs[0].clone()])
-        }
-        Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } => matmul(&inputs[0], &inputs[1], *transpose_a, *transpose_b),
+        Op::Identity | Op::StopGradient | Op::ZerosLike | Op::OnesLike => Ok(vec![inputs[0].clone()]),
+        Op::MatMul { transpose_a, transpose_b } => matmul(&inputs[0], &inputs[1], *transpose_a, *transpose_b),
         Op::Unary(u) => unary(*u, &inputs[0]),
         Op::Binary(b) => binary(*b, &inputs[0], &inputs[1]),
         Op::AddN => add_n(inputs),
         Op::BiasAdd => bias_add(&inputs[0], &inputs[1]),
-        Op::Reduce {
-            op,
-            axes,
-            keep_dims,
-        } => reduce(*op, &inputs[0], axes, *keep_dims),
+        Op::Reduce { op, axes, keep_dims } => reduce(*op, &inputs[0], axes, *keep_dims),
         Op::ArgMax { axis, output_type } => arg_max(&inputs[0], *axis, *output_type),
         Op::Cast { to } => one(*to, inputs[0].shape.clone()),
         Op::Softmax | Op::LogSoftmax => softmax(&inputs[0]),
@@ -72,6 +58,8 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::ExpandDims { axis } => expand_dims(&inputs[0], *axis),
         Op::Squeeze { axes } => squeeze(&inputs[0], axes),
         Op::ConcatV2 { axis } => concat(inputs, *axis),
+        Op::Slice { begin, size } => slice(&inputs[0], begin, size),
+        Op::Pad { paddings } => pad(&inputs[0], paddings),
         Op::OneHot { depth, dtype, .. } => one_hot(&inputs[0], *depth, *dtype),
         Op::Size { axes, dtype } => size(&inputs[0], axes.as_deref(), *dtype),
         Op::BroadcastTo => broadcast_to(&inputs[0], &inputs[1]),
@@ -84,10 +72,7 @@ fn check_arity(op: &Op, got: usize) -> Result<(), InferError> {
     let expected = match op {
         Op::AddN | Op::ConcatV2 { .. } => {
             return if got == 0 {
-                Err(InferError::Invalid(format!(
-                    "{} needs at least one input",
-                    op.type_name()
-                )))
+                Err(InferError::Invalid(format!("{} needs at least one input", op.type_name())))
             } else {
                 Ok(())
             };
@@ -115,10 +100,7 @@ fn check_arity(op: &Op, got: usize) -> Result<(), InferError> {
     if got == expected {
         Ok(())
     } else {
-        Err(InferError::Invalid(format!(
-            "{} takes {expected} inputs, got {got}",
-            op.type_name()
-        )))
+        Err(InferError::Invalid(format!("{} takes {expected} inputs, got {got}", op.type_name())))
     }
 }
 
@@ -130,17 +112,13 @@ fn require_float(d: DType) -> Result<(), InferError> {
     if d.is_float() {
         Ok(())
     } else {
-        Err(InferError::DType(format!(
-            "expected float32 or float64, got {d}"
-        )))
+        Err(InferError::DType(format!("expected float32 or float64, got {d}")))
     }
 }
 
 fn require_numeric(d: DType) -> Result<(), InferError> {
     if d == DType::Bool {
-        Err(InferError::DType(
-            "expected a numeric dtype, got bool".into(),
-        ))
+        Err(InferError::DType("expected a numeric dtype, got bool".into()))
     } else {
         Ok(())
     }
@@ -150,9 +128,7 @@ fn require_int(d: DType, what: &str) -> Result<(), InferError> {
     if d.is_integer() {
         Ok(())
     } else {
-        Err(InferError::DType(format!(
-            "{what} must be int32 or int64, got {d}"
-        )))
+        Err(InferError::DType(format!("{what} must be int32 or int64, got {d}")))
     }
 }
 
@@ -168,10 +144,7 @@ fn require_rank(s: &TensorSpec, rank: usize, what: &str) -> Result<(), InferErro
     if s.shape.rank() == rank {
         Ok(())
     } else {
-        Err(InferError::Shape(format!(
-            "{what} must have rank {rank}, got shape {}",
-            s.shape
-        )))
+        Err(InferError::Shape(format!("{what} must have rank {rank}, got shape {}", s.shape)))
     }
 }
 
@@ -180,9 +153,9 @@ fn assign(op: &Op, var: &TensorSpec, value: &TensorSpec) -> Inferred {
     if !matches!(op, Op::Assign) {
         require_numeric(var.dtype)?;
     }
-    var.shape.merge(&value.shape).ok_or_else(|| {
-        InferError::Shape(format!("variable {} vs value {}", var.shape, value.shape))
-    })?;
+    var.shape
+        .merge(&value.shape)
+        .ok_or_else(|| InferError::Shape(format!("variable {} vs value {}", var.shape, value.shape)))?;
     Ok(vec![var.clone()])
 }
 
@@ -192,9 +165,9 @@ fn apply_gradient_descent(inputs: &[TensorSpec]) -> Inferred {
     same_dtype(var, alpha)?;
     same_dtype(var, delta)?;
     require_rank(alpha, 0, "alpha")?;
-    var.shape.merge(&delta.shape).ok_or_else(|| {
-        InferError::Shape(format!("variable {} vs delta {}", var.shape, delta.shape))
-    })?;
+    var.shape
+        .merge(&delta.shape)
+        .ok_or_else(|| InferError::Shape(format!("variable {} vs delta {}", var.shape, delta.shape)))?;
     Ok(vec![])
 }
 
@@ -208,16 +181,8 @@ fn matmul(a: &TensorSpec, b: &TensorSpec, ta: bool, tb: bool) -> Inferred {
     if a.shape.rank() != 2 || b.shape.rank() != 2 {
         return Err(mismatch());
     }
-    let (m, ka) = if ta {
-        (a.shape.0[1], a.shape.0[0])
-    } else {
-        (a.shape.0[0], a.shape.0[1])
-    };
-    let (kb, n) = if tb {
-        (b.shape.0[1], b.shape.0[0])
-    } else {
-        (b.shape.0[0], b.shape.0[1])
-    };
+    let (m, ka) = if ta { (a.shape.0[1], a.shape.0[0]) } else { (a.shape.0[0], a.shape.0[1]) };
+    let (kb, n) = if tb { (b.shape.0[1], b.shape.0[0]) } else { (b.shape.0[0], b.shape.0[1]) };
     if let (Some(x), Some(y)) = (ka, kb) {
         if x != y {
             return Err(mismatch());
@@ -238,33 +203,24 @@ fn binary(b: BinaryOp, x: &TensorSpec, y: &TensorSpec) -> Inferred {
     let dtype = same_dtype(x, y)?;
     match b {
         BinaryOp::Equal | BinaryOp::NotEqual => {}
-        BinaryOp::ReluGrad
-        | BinaryOp::SigmoidGrad
-        | BinaryOp::TanhGrad
-        | BinaryOp::Pow
-        | BinaryOp::Div => require_float(dtype)?,
+        BinaryOp::ReluGrad | BinaryOp::SigmoidGrad | BinaryOp::TanhGrad | BinaryOp::Pow | BinaryOp::Div => {
+            require_float(dtype)?
+        }
         _ => require_numeric(dtype)?,
     }
-    let shape = x.shape.broadcast(&y.shape).ok_or_else(|| {
-        InferError::Shape(format!("cannot broadcast {} with {}", x.shape, y.shape))
-    })?;
-    one(
-        if b.is_comparison() {
-            DType::Bool
-        } else {
-            dtype
-        },
-        shape,
-    )
+    let shape = x
+        .shape
+        .broadcast(&y.shape)
+        .ok_or_else(|| InferError::Shape(format!("cannot broadcast {} with {}", x.shape, y.shape)))?;
+    one(if b.is_comparison() { DType::Bool } else { dtype }, shape)
 }
 
 fn add_n(inputs: &[TensorSpec]) -> Inferred {
     let mut shape = inputs[0].shape.clone();
     for s in &inputs[1..] {
         same_dtype(&inputs[0], s)?;
-        shape = shape
-            .merge(&s.shape)
-            .ok_or_else(|| InferError::Shape(format!("{} vs {}", inputs[0].shape, s.shape)))?;
+        shape =
+            shape.merge(&s.shape).ok_or_else(|| InferError::Shape(format!("{} vs {}", inputs[0].shape, s.shape)))?;
     }
     require_numeric(inputs[0].dtype)?;
     one(inputs[0].dtype, shape)
@@ -276,10 +232,7 @@ fn bias_add(x: &TensorSpec, bias: &TensorSpec) -> Inferred {
     require_rank(bias, 1, "bias")?;
     let r = x.shape.rank();
     if r < 2 {
-        return Err(InferError::Shape(format!(
-            "input must have rank >= 2, got shape {}",
-            x.shape
-        )));
+        return Err(InferError::Shape(format!("input must have rank >= 2, got shape {}", x.shape)));
     }
     match (x.shape.0[r - 1], bias.shape.0[0]) {
         (Some(a), Some(b)) if a != b => Err(InferError::Shape(format!(
@@ -296,9 +249,7 @@ fn bias_add(x: &TensorSpec, bias: &TensorSpec) -> Inferred {
 
 fn check_axes(shape: &Shape, axes: &[usize]) -> Result<(), InferError> {
     match axes.iter().find(|&&a| a >= shape.rank()) {
-        Some(a) => Err(InferError::Invalid(format!(
-            "axis {a} out of range for shape {shape}"
-        ))),
+        Some(a) => Err(InferError::Invalid(format!("axis {a} out of range for shape {shape}"))),
         None => Ok(()),
     }
 }
@@ -309,16 +260,11 @@ fn reduce(op: ReduceOp, x: &TensorSpec, axes: &[usize], keep_dims: bool) -> Infe
         require_float(x.dtype)?;
     }
     check_axes(&x.shape, axes)?;
-    let dims =
-        x.shape
-            .0
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &d)| match (axes.contains(&i), keep_dims) {
-                (false, _) => Some(d),
-                (true, true) => Some(Some(1)),
-                (true, false) => None,
-            });
+    let dims = x.shape.0.iter().enumerate().filter_map(|(i, &d)| match (axes.contains(&i), keep_dims) {
+        (false, _) => Some(d),
+        (true, true) => Some(Some(1)),
+        (true, false) => None,
+    });
     one(x.dtype, Shape(dims.collect()))
 }
 
@@ -334,9 +280,7 @@ fn arg_max(x: &TensorSpec, axis: usize, output_type: DType) -> Inferred {
 fn softmax(x: &TensorSpec) -> Inferred {
     require_float(x.dtype)?;
     if x.shape.rank() == 0 {
-        return Err(InferError::Shape(
-            "softmax needs rank >= 1, got a scalar".into(),
-        ));
+        return Err(InferError::Shape("softmax needs rank >= 1, got a scalar".into()));
     }
     Ok(vec![x.clone()])
 }
@@ -352,22 +296,14 @@ fn batch_and_classes(logits: &TensorSpec, labels: &TensorSpec) -> Result<Shape, 
     }
     Shape(vec![logits.shape.0[0]])
         .merge(&labels.shape)
-        .ok_or_else(|| {
-            InferError::Shape(format!(
-                "logits {} vs labels {}",
-                logits.shape, labels.shape
-            ))
-        })
+        .ok_or_else(|| InferError::Shape(format!("logits {} vs labels {}", logits.shape, labels.shape)))
 }
 
 fn sparse_xent(logits: &TensorSpec, labels: &TensorSpec) -> Inferred {
     require_float(logits.dtype)?;
     let batch = batch_and_classes(logits, labels)?;
     let backprop = Shape(vec![batch.0[0], logits.shape.0[1]]);
-    Ok(vec![
-        TensorSpec::new(logits.dtype, batch),
-        TensorSpec::new(logits.dtype, backprop),
-    ])
+    Ok(vec![TensorSpec::new(logits.dtype, batch), TensorSpec::new(logits.dtype, backprop)])
 }
 
 fn in_top_k(predictions: &TensorSpec, targets: &TensorSpec, k: usize) -> Inferred {
@@ -383,15 +319,9 @@ fn in_top_k(predictions: &TensorSpec, targets: &TensorSpec, k: usize) -> Inferre
 pub fn reshape_dims(input: &Shape, target: &[i64]) -> Result<Shape, InferError> {
     let bad = || InferError::Shape(format!("cannot reshape {input} into {target:?}"));
     if target.iter().filter(|&&d| d == -1).count() > 1 || target.iter().any(|&d| d < -1) {
-        return Err(InferError::Invalid(format!(
-            "bad reshape target {target:?}: at most one -1, no other negatives"
-        )));
+        return Err(InferError::Invalid(format!("bad reshape target {target:?}: at most one -1, no other negatives")));
     }
-    let known: usize = target
-        .iter()
-        .filter(|&&d| d >= 0)
-        .map(|&d| d as usize)
-        .product();
+    let known: usize = target.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
     let total = input.num_elements();
     let dims = target
         .iter()
@@ -420,25 +350,17 @@ fn reshape(x: &TensorSpec, target: &[i64]) -> Inferred {
 
 fn transpose(x: &TensorSpec, perm: &[usize]) -> Inferred {
     let mut seen = vec![false; x.shape.rank()];
-    let valid = perm.len() == x.shape.rank()
-        && perm
-            .iter()
-            .all(|&p| p < seen.len() && !std::mem::replace(&mut seen[p], true));
+    let valid =
+        perm.len() == x.shape.rank() && perm.iter().all(|&p| p < seen.len() && !std::mem::replace(&mut seen[p], true));
     if !valid {
-        return Err(InferError::Invalid(format!(
-            "perm {perm:?} is not a permutation for shape {}",
-            x.shape
-        )));
+        return Err(InferError::Invalid(format!("perm {perm:?} is not a permutation for shape {}", x.shape)));
     }
     one(x.dtype, Shape(perm.iter().map(|&p| x.shape.0[p]).collect()))
 }
 
 fn expand_dims(x: &TensorSpec, axis: usize) -> Inferred {
     if axis > x.shape.rank() {
-        return Err(InferError::Invalid(format!(
-            "axis {axis} out of range for shape {}",
-            x.shape
-        )));
+        return Err(InferError::Invalid(format!("axis {axis} out of range for shape {}", x.shape)));
     }
     let mut dims = x.shape.0.clone();
     dims.insert(axis, Some(1));
@@ -448,18 +370,9 @@ fn expand_dims(x: &TensorSpec, axis: usize) -> Inferred {
 fn squeeze(x: &TensorSpec, axes: &[usize]) -> Inferred {
     check_axes(&x.shape, axes)?;
     if let Some(&a) = axes.iter().find(|&&a| x.shape.0[a].is_some_and(|d| d != 1)) {
-        return Err(InferError::Shape(format!(
-            "cannot squeeze axis {a} of shape {}: not 1",
-            x.shape
-        )));
+        return Err(InferError::Shape(format!("cannot squeeze axis {a} of shape {}: not 1", x.shape)));
     }
-    let dims = x
-        .shape
-        .0
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !axes.contains(i))
-        .map(|(_, &d)| d);
+    let dims = x.shape.0.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d);
     one(x.dtype, Shape(dims.collect()))
 }
 
@@ -469,12 +382,8 @@ fn concat(inputs: &[TensorSpec], axis: usize) -> Inferred {
     let mut dims = first.shape.0.clone();
     for s in &inputs[1..] {
         same_dtype(first, s)?;
-        let mismatch = || {
-            InferError::Shape(format!(
-                "cannot concatenate {} and {} on axis {axis}",
-                first.shape, s.shape
-            ))
-        };
+        let mismatch =
+            || InferError::Shape(format!("cannot concatenate {} and {} on axis {axis}", first.shape, s.shape));
         if s.shape.rank() != first.shape.rank() {
             return Err(mismatch());
         }
@@ -491,6 +400,35 @@ fn concat(inputs: &[TensorSpec], axis: usize) -> Inferred {
         }
     }
     one(first.dtype, Shape(dims))
+}
+
+fn slice(x: &TensorSpec, begin: &[usize], size: &[i64]) -> Inferred {
+    let r = x.shape.rank();
+    if begin.len() != r || size.len() != r || size.iter().any(|&s| s < -1) {
+        return Err(InferError::Invalid(format!("slice begin {begin:?} size {size:?} do not fit shape {}", x.shape)));
+    }
+    let dims = (0..r)
+        .map(|i| {
+            let d = x.shape.0[i];
+            let end = if size[i] == -1 { d } else { Some(begin[i] + size[i] as usize) };
+            match (d, end) {
+                (Some(d), Some(e)) if e > d || begin[i] > d => Err(InferError::Shape(format!(
+                    "slice begin {begin:?} size {size:?} out of bounds for shape {}",
+                    x.shape
+                ))),
+                (_, e) => Ok(e.map(|e| e - begin[i])),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    one(x.dtype, Shape(dims))
+}
+
+fn pad(x: &TensorSpec, paddings: &[(usize, usize)]) -> Inferred {
+    if paddings.len() != x.shape.rank() {
+        return Err(InferError::Invalid(format!("{} paddings for shape {}", paddings.len(), x.shape)));
+    }
+    let dims = x.shape.0.iter().zip(paddings).map(|(d, (a, b))| d.map(|d| d + a + b));
+    one(x.dtype, Shape(dims.collect()))
 }
 
 fn one_hot(indices: &TensorSpec, depth: usize, dtype: DType) -> Inferred {
@@ -513,16 +451,14 @@ fn broadcast_to(x: &TensorSpec, like: &TensorSpec) -> Inferred {
         .shape
         .broadcast(&like.shape)
         .and_then(|b| b.merge(&like.shape))
-        .ok_or_else(|| {
-            InferError::Shape(format!("cannot broadcast {} to {}", x.shape, like.shape))
-        })?;
+        .ok_or_else(|| InferError::Shape(format!("cannot broadcast {} to {}", x.shape, like.shape)))?;
     one(x.dtype, shape)
 }
 
 fn sum_to_shape(grad: &TensorSpec, like: &TensorSpec) -> Inferred {
     require_numeric(grad.dtype)?;
-    like.shape.broadcast(&grad.shape).ok_or_else(|| {
-        InferError::Shape(format!("cannot sum {} down to {}", grad.shape, like.shape))
-    })?;
+    like.shape
+        .broadcast(&grad.shape)
+        .ok_or_else(|| InferError::Shape(format!("cannot sum {} down to {}", grad.shape, like.shape)))?;
     one(grad.dtype, like.shape.clone())
 }

@@ -13,9 +13,7 @@ mod variable;
 
 pub use dtype::{DType, Element, Value};
 pub use error::{Error, NodeInfo, NonFiniteKind, Result, SourceLocation};
-pub use graph::{
-    collections, EdgeKind, Endpoint, Graph, GraphData, Node, Operation, Tensor, VariableInfo,
-};
+pub use graph::{collections, EdgeKind, Endpoint, Graph, GraphData, Node, Operation, ScopeGuard, Tensor, VariableInfo};
 pub use infer::TensorSpec;
 pub use op::{BinaryOp, Op, ReduceOp, UnaryOp};
 pub use petgraph::stable_graph::NodeIndex;

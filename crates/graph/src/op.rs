@@ -226,6 +226,15 @@ pub enum Op {
     ConcatV2 {
         axis: usize,
     },
+    /// `Slice(x)` with static `begin` and `size` (-1: to the end of that dimension).
+    Slice {
+        begin: Vec<usize>,
+        size: Vec<i64>,
+    },
+    /// Zero padding: `paddings[i] = (before, after)` for dimension i (TF's `Pad`).
+    Pad {
+        paddings: Vec<(usize, usize)>,
+    },
     OneHot {
         depth: usize,
         on_value: f64,
@@ -281,6 +290,8 @@ impl Op {
             Op::ExpandDims { .. } => "ExpandDims",
             Op::Squeeze { .. } => "Squeeze",
             Op::ConcatV2 { .. } => "ConcatV2",
+            Op::Slice { .. } => "Slice",
+            Op::Pad { .. } => "Pad",
             Op::OneHot { .. } => "OneHot",
             Op::ZerosLike => "ZerosLike",
             Op::OnesLike => "OnesLike",

@@ -61,12 +61,7 @@ impl Shape {
 
     /// True when a concrete shape fits this static shape.
     pub fn is_compatible_with(&self, concrete: &[usize]) -> bool {
-        self.rank() == concrete.len()
-            && self
-                .0
-                .iter()
-                .zip(concrete)
-                .all(|(d, &c)| d.is_none_or(|d| d == c))
+        self.rank() == concrete.len() && self.0.iter().zip(concrete).all(|(d, &c)| d.is_none_or(|d| d == c))
     }
 
     /// The most specific shape compatible with both, or `None` if they conflict.

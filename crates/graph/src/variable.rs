@@ -53,11 +53,9 @@ impl Initializer {
             Initializer::Zeros => crate::ops::array::fill(g, shape, dtype, 0.0),
             Initializer::Ones => crate::ops::array::fill(g, shape, dtype, 1.0),
             Initializer::Constant(v) => crate::ops::array::fill(g, shape, dtype, v),
-            Initializer::RandomUniform {
-                minval,
-                maxval,
-                seed,
-            } => random::random_uniform(g, shape, dtype, minval, maxval, seed),
+            Initializer::RandomUniform { minval, maxval, seed } => {
+                random::random_uniform(g, shape, dtype, minval, maxval, seed)
+            }
             Initializer::TruncatedNormal { mean, stddev, seed } => {
                 random::truncated_normal(g, shape, dtype, mean, stddev, seed)
             }
@@ -82,16 +80,8 @@ pub struct Variable {
 
 impl Variable {
     pub(crate) fn from_info(g: &Graph, i: VariableInfo) -> Variable {
-        let t = |node| {
-            Tensor::from_endpoint(g, crate::Endpoint { node, slot: 0 })
-                .expect("variable nodes exist")
-        };
-        Variable {
-            var: t(i.var),
-            read: t(i.read),
-            initializer: t(i.initializer).op(),
-            trainable: i.trainable,
-        }
+        let t = |node| Tensor::from_endpoint(g, crate::Endpoint { node, slot: 0 }).expect("variable nodes exist");
+        Variable { var: t(i.var), read: t(i.read), initializer: t(i.initializer).op(), trainable: i.trainable }
     }
 
     /// The `VariableV2` output: the reference that assignments and optimizers update.
@@ -131,30 +121,16 @@ impl Graph {
     /// Creates a variable named `name` in the current name scope whose initial value is
     /// `initial_value` (which must have a fully known shape), as `tf.Variable(initial_value)`.
     #[track_caller]
-    pub fn variable(
-        &self,
-        initial_value: &Tensor,
-        name: &str,
-        trainable: bool,
-    ) -> Result<Variable> {
+    pub fn variable(&self, initial_value: &Tensor, name: &str, trainable: bool) -> Result<Variable> {
         let location = SourceLocation::caller();
         let spec = initial_value.spec();
         let shape = spec.shape.to_vec().ok_or_else(|| Error::InvalidArgument {
             node: initial_value.op().info(),
-            detail: format!(
-                "a variable's initial value needs a fully known shape, got {}",
-                spec.shape
-            ),
+            detail: format!("a variable's initial value needs a fully known shape, got {}", spec.shape),
         })?;
         let scope = self.current_name_scope();
-        let full = if scope.is_empty() {
-            name.to_string()
-        } else {
-            format!("{scope}/{name}")
-        };
-        self.make_variable(&full, spec.dtype, &shape, trainable, location, |_| {
-            Ok(initial_value.clone())
-        })
+        let full = if scope.is_empty() { name.to_string() } else { format!("{scope}/{name}") };
+        self.make_variable(&full, spec.dtype, &shape, trainable, location, |_| Ok(initial_value.clone()))
     }
 
     /// Creates variable `name` in the current variable scope (ignoring name scopes, as TF1's
@@ -174,10 +150,7 @@ impl Graph {
             None => name.to_string(),
         };
         if let Some(existing) = self.read(|d| d.find(&full).map(|n| d.node(n).location.clone())) {
-            return Err(Error::DuplicateVariable {
-                name: full,
-                location: existing,
-            });
+            return Err(Error::DuplicateVariable { name: full, location: existing });
         }
         self.make_variable(&full, dtype, shape, trainable, location, |g| {
             g.name_scope("Initializer", || init.build(g, shape, dtype))
@@ -196,37 +169,18 @@ impl Graph {
         // Absolute scopes: the variable's own ops live under its full name, whatever the
         // current name scope is (TF1's variable_scope behaviour).
         let (var, init_value) = self.name_scope("/", || {
-            let var = self.add_node(
-                Op::VariableV2 {
-                    dtype,
-                    shape: shape.to_vec(),
-                },
-                &[],
-                &[],
-                Some(full),
-                location.clone(),
-            )?;
+            let var =
+                self.add_node(Op::VariableV2 { dtype, shape: shape.to_vec() }, &[], &[], Some(full), location.clone())?;
             let init_value = self.name_scope(&format!("{}/", var.name()), || initial(self))?;
             Ok((var.output(0)?, init_value))
         })?;
         let var_name = var.op_name();
         let (assign, read) = self.name_scope(&format!("{var_name}/"), || {
-            let assign = self.add_node(
-                Op::Assign,
-                &[&var, &init_value],
-                &[],
-                Some("Assign"),
-                location.clone(),
-            )?;
+            let assign = self.add_node(Op::Assign, &[&var, &init_value], &[], Some("Assign"), location.clone())?;
             let read = self.add_node(Op::Identity, &[&var], &[], Some("read"), location.clone())?;
             Ok((assign, read))
         })?;
-        let info = VariableInfo {
-            var: var.endpoint().node,
-            read: read.node(),
-            initializer: assign.node(),
-            trainable,
-        };
+        let info = VariableInfo { var: var.endpoint().node, read: read.node(), initializer: assign.node(), trainable };
         self.register_variable(info);
         Ok(Variable::from_info(self, info))
     }

@@ -12,17 +12,8 @@ pub fn fmt_shape(s: &[usize]) -> String {
 /// Resolves a reshape target (one entry may be -1) for an input of `len` elements.
 pub fn reshape_target(input: &[usize], target: &[i64]) -> KResult<Vec<usize>> {
     let len: usize = input.iter().product();
-    let known: usize = target
-        .iter()
-        .filter(|&&d| d >= 0)
-        .map(|&d| d as usize)
-        .product();
-    let bad = || {
-        crate::KernelError(format!(
-            "cannot reshape {} ({len} elements) into {target:?}",
-            fmt_shape(input)
-        ))
-    };
+    let known: usize = target.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    let bad = || crate::KernelError(format!("cannot reshape {} ({len} elements) into {target:?}", fmt_shape(input)));
     let dims: Vec<usize> = target
         .iter()
         .map(|&d| match d {
@@ -41,11 +32,7 @@ pub fn reshape_target(input: &[usize], target: &[i64]) -> KResult<Vec<usize>> {
 /// Reshapes in row-major order, copying only if `x` is not contiguous.
 pub fn reshape<T: Clone>(x: ArrayD<T>, shape: &[usize]) -> KResult<ArrayD<T>> {
     let from = fmt_shape(x.shape());
-    let x = if x.is_standard_layout() {
-        x
-    } else {
-        x.as_standard_layout().into_owned()
-    };
+    let x = if x.is_standard_layout() { x } else { x.as_standard_layout().into_owned() };
     x.into_shape_with_order(IxDyn(shape))
         .map_err(|_| crate::KernelError(format!("cannot reshape {from} into {}", fmt_shape(shape))))
 }
@@ -55,20 +42,14 @@ pub fn transpose<T: Clone>(x: &ArrayViewD<T>, perm: &[usize]) -> KResult<ArrayD<
     if perm.len() != x.ndim() {
         kbail!("perm {perm:?} does not fit shape {}", fmt_shape(x.shape()));
     }
-    Ok(x.view()
-        .permuted_axes(IxDyn(perm))
-        .as_standard_layout()
-        .into_owned())
+    Ok(x.view().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned())
 }
 
 /// Joins along `axis`.
 pub fn concat<T: Clone>(xs: &[ArrayViewD<T>], axis: usize) -> KResult<ArrayD<T>> {
     ndarray::concatenate(Axis(axis), xs).map_err(|_| {
         let shapes: Vec<String> = xs.iter().map(|x| fmt_shape(x.shape())).collect();
-        crate::KernelError(format!(
-            "cannot concatenate {} on axis {axis}",
-            shapes.join(", ")
-        ))
+        crate::KernelError(format!("cannot concatenate {} on axis {axis}", shapes.join(", ")))
     })
 }
 
@@ -90,10 +71,38 @@ pub fn one_hot<T: Copy>(indices: &ArrayViewD<i64>, depth: usize, on: T, off: T) 
 pub fn broadcast_to<T: Clone>(x: &ArrayViewD<T>, shape: &[usize]) -> KResult<ArrayD<T>> {
     match x.broadcast(IxDyn(shape)) {
         Some(v) => Ok(v.to_owned()),
-        None => kbail!(
-            "cannot broadcast {} to {}",
-            fmt_shape(x.shape()),
-            fmt_shape(shape)
-        ),
+        None => kbail!("cannot broadcast {} to {}", fmt_shape(x.shape()), fmt_shape(shape)),
     }
+}
+
+/// A static slice; `size[i] == -1` runs to the end.
+pub fn slice<T: Clone>(x: &ArrayViewD<T>, begin: &[usize], size: &[i64]) -> KResult<ArrayD<T>> {
+    if begin.len() != x.ndim() || size.len() != x.ndim() {
+        kbail!("slice begin {begin:?} size {size:?} do not fit shape {}", fmt_shape(x.shape()));
+    }
+    let mut v = x.view();
+    for (i, (&b, &s)) in begin.iter().zip(size).enumerate() {
+        let d = x.shape()[i];
+        let e = if s == -1 { d } else { b + s as usize };
+        if b > d || e > d {
+            kbail!("slice begin {begin:?} size {size:?} out of bounds for shape {}", fmt_shape(x.shape()));
+        }
+        v.slice_axis_inplace(Axis(i), ndarray::Slice::from(b..e));
+    }
+    Ok(v.to_owned())
+}
+
+/// Zero padding with `(before, after)` per dimension.
+pub fn pad<T: Clone + num_traits::Zero>(x: &ArrayViewD<T>, paddings: &[(usize, usize)]) -> KResult<ArrayD<T>> {
+    if paddings.len() != x.ndim() {
+        kbail!("{} paddings for shape {}", paddings.len(), fmt_shape(x.shape()));
+    }
+    let shape: Vec<usize> = x.shape().iter().zip(paddings).map(|(d, (a, b))| d + a + b).collect();
+    let mut out = ArrayD::from_elem(IxDyn(&shape), T::zero());
+    let mut v = out.view_mut();
+    for (i, (&(a, _), &d)) in paddings.iter().zip(x.shape()).enumerate() {
+        v.slice_axis_inplace(Axis(i), ndarray::Slice::from(a..a + d));
+    }
+    v.assign(x);
+    Ok(out)
 }

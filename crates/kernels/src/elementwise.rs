@@ -37,11 +37,7 @@ where
 {
     match x.as_slice() {
         Some(s) if s.len() >= PAR_ELEMENTS => {
-            let v: Vec<B> = s
-                .par_iter()
-                .with_min_len(PAR_ELEMENTS / 4)
-                .map(|&a| f(a))
-                .collect();
+            let v: Vec<B> = s.par_iter().with_min_len(PAR_ELEMENTS / 4).map(|&a| f(a)).collect();
             ArrayD::from_shape_vec(IxDyn(x.shape()), v).expect("same element count")
         }
         _ => x.mapv(f),
@@ -82,10 +78,7 @@ where
     if let Some(v) = v {
         return Ok(ArrayD::from_shape_vec(IxDyn(&out_shape), v).expect("same element count"));
     }
-    let (Some(av), Some(bv)) = (
-        a.broadcast(IxDyn(&out_shape)),
-        b.broadcast(IxDyn(&out_shape)),
-    ) else {
+    let (Some(av), Some(bv)) = (a.broadcast(IxDyn(&out_shape)), b.broadcast(IxDyn(&out_shape))) else {
         kbail!("cannot broadcast {:?} with {:?}", a.shape(), b.shape())
     };
     Ok(Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y)))
@@ -98,17 +91,9 @@ fn is_trailing(small: &[usize], big: &[usize]) -> bool {
     !s.is_empty() && s.len() <= big.len() && big[big.len() - s.len()..] == *s
 }
 
-fn zip_slices<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(
-    x: &[A],
-    y: &[A],
-    f: &F,
-) -> Vec<B> {
+fn zip_slices<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(x: &[A], y: &[A], f: &F) -> Vec<B> {
     if x.len() >= PAR_ELEMENTS {
-        x.par_iter()
-            .zip(y.par_iter())
-            .with_min_len(PAR_ELEMENTS / 4)
-            .map(|(&p, &q)| f(p, q))
-            .collect()
+        x.par_iter().zip(y.par_iter()).with_min_len(PAR_ELEMENTS / 4).map(|(&p, &q)| f(p, q)).collect()
     } else {
         x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
     }
@@ -116,33 +101,18 @@ fn zip_slices<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(
 
 fn par_map_slice<A: Copy + Sync, B: Copy + Send, F: Fn(A) -> B + Sync>(x: &[A], f: F) -> Vec<B> {
     if x.len() >= PAR_ELEMENTS {
-        x.par_iter()
-            .with_min_len(PAR_ELEMENTS / 4)
-            .map(|&p| f(p))
-            .collect()
+        x.par_iter().with_min_len(PAR_ELEMENTS / 4).map(|&p| f(p)).collect()
     } else {
         x.iter().map(|&p| f(p)).collect()
     }
 }
 
 /// `f(big[i], small[i % small.len()])`: a row vector broadcast over leading dimensions.
-fn rows<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(
-    big: &[A],
-    small: &[A],
-    f: F,
-) -> Vec<B> {
+fn rows<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(big: &[A], small: &[A], f: F) -> Vec<B> {
     let n = small.len();
-    let row = |r: &[A]| {
-        r.iter()
-            .zip(small)
-            .map(|(&p, &q)| f(p, q))
-            .collect::<Vec<B>>()
-    };
+    let row = |r: &[A]| r.iter().zip(small).map(|(&p, &q)| f(p, q)).collect::<Vec<B>>();
     if big.len() >= PAR_ELEMENTS {
-        big.par_chunks(n)
-            .with_min_len((PAR_ELEMENTS / 4 / n).max(1))
-            .flat_map_iter(row)
-            .collect()
+        big.par_chunks(n).with_min_len((PAR_ELEMENTS / 4 / n).max(1)).flat_map_iter(row).collect()
     } else {
         big.chunks(n).flat_map(row).collect()
     }
@@ -153,11 +123,7 @@ pub fn add_n<T: crate::Float>(xs: &[ArrayViewD<T>]) -> KResult<ArrayD<T>> {
     let mut out = xs[0].to_owned();
     for x in &xs[1..] {
         if x.shape() != out.shape() {
-            kbail!(
-                "AddN inputs differ in shape: {:?} vs {:?}",
-                out.shape(),
-                x.shape()
-            );
+            kbail!("AddN inputs differ in shape: {:?} vs {:?}", out.shape(), x.shape());
         }
         out += x;
     }
@@ -171,10 +137,7 @@ mod tests {
 
     fn general<F: Fn(f64, f64) -> f64>(a: &ArrayD<f64>, b: &ArrayD<f64>, f: F) -> ArrayD<f64> {
         let s = broadcast_shape(a.shape(), b.shape()).unwrap();
-        let (x, y) = (
-            a.broadcast(IxDyn(&s)).unwrap(),
-            b.broadcast(IxDyn(&s)).unwrap(),
-        );
+        let (x, y) = (a.broadcast(IxDyn(&s)).unwrap(), b.broadcast(IxDyn(&s)).unwrap());
         Zip::from(&x).and(&y).map_collect(|&p, &q| f(p, q))
     }
 
@@ -192,11 +155,8 @@ mod tests {
             (&[300, 200], &[200]),
         ];
         for (sa, sb) in shapes {
-            let a =
-                Array::from_shape_fn(IxDyn(sa), |i| i.slice().iter().sum::<usize>() as f64 + 0.5);
-            let b = Array::from_shape_fn(IxDyn(sb), |i| {
-                i.slice().iter().product::<usize>() as f64 - 1.0
-            });
+            let a = Array::from_shape_fn(IxDyn(sa), |i| i.slice().iter().sum::<usize>() as f64 + 0.5);
+            let b = Array::from_shape_fn(IxDyn(sb), |i| i.slice().iter().product::<usize>() as f64 - 1.0);
             let got = zip_broadcast(&a.view(), &b.view(), |x, y| x * 2.0 - y).unwrap();
             assert_eq!(got, general(&a, &b, |x, y| x * 2.0 - y), "{sa:?} {sb:?}");
         }

@@ -17,12 +17,7 @@ const PAR_WORK: usize = 1 << 18;
 /// let c = tensorgraph_kernels::gemm::matmul(a.view(), b.view(), false, true).unwrap();
 /// assert_eq!(c, array![[17.0, 23.0], [39.0, 53.0]]);
 /// ```
-pub fn matmul<T: Float>(
-    a: ArrayView2<T>,
-    b: ArrayView2<T>,
-    ta: bool,
-    tb: bool,
-) -> KResult<Array2<T>> {
+pub fn matmul<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, ta: bool, tb: bool) -> KResult<Array2<T>> {
     let a = if ta { a.reversed_axes() } else { a };
     let b = if tb { b.reversed_axes() } else { b };
     let (m, k) = a.dim();
@@ -36,19 +31,10 @@ pub fn matmul<T: Float>(
 }
 
 /// `C (+)= A · B` into an existing row-major `c` (accumulates when `accumulate`).
-pub fn gemm_into<T: Float>(
-    a: ArrayView2<T>,
-    b: ArrayView2<T>,
-    c: &mut Array2<T>,
-    accumulate: bool,
-) {
+pub fn gemm_into<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut Array2<T>, accumulate: bool) {
     let (m, k) = a.dim();
     let n = b.dim().1;
-    assert_eq!(
-        (b.dim().0, c.dim()),
-        (k, (m, n)),
-        "gemm_into: shapes checked by callers"
-    );
+    assert_eq!((b.dim().0, c.dim()), (k, (m, n)), "gemm_into: shapes checked by callers");
     assert!(c.is_standard_layout(), "gemm_into: c is row-major");
     if m == 0 || n == 0 {
         return;
@@ -65,9 +51,7 @@ pub fn gemm_into<T: Float>(
         gemm::Parallelism::None
     };
     let (sa, sb) = (a.strides(), b.strides());
-    debug_assert!(
-        TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>()
-    );
+    debug_assert!(TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>());
     // SAFETY: every pointer comes from a live ndarray view or array whose extents are exactly
     // (m,k), (k,n) and (m,n) with the strides passed alongside, so every element gemm reads or
     // writes lies inside its allocation; `c` is borrowed mutably and does not alias `a` or `b`.
@@ -142,9 +126,6 @@ mod tests {
     fn empty_inner_dimension_gives_zeros() {
         let a = Array2::<f32>::zeros((2, 0));
         let b = Array2::<f32>::zeros((0, 3));
-        assert_eq!(
-            matmul(a.view(), b.view(), false, false).unwrap(),
-            Array2::zeros((2, 3))
-        );
+        assert_eq!(matmul(a.view(), b.view(), false, false).unwrap(), Array2::zeros((2, 3)));
     }
 }

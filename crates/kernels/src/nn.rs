@@ -15,13 +15,9 @@ fn per_row<T: Float>(x: &ArrayViewD<T>, f: impl Fn(&[T], &mut [T]) + Sync) -> Ar
         return out;
     }
     if src.len() >= PAR_ELEMENTS {
-        dst.par_chunks_mut(n)
-            .zip(src.par_chunks(n))
-            .for_each(|(o, i)| f(i, o));
+        dst.par_chunks_mut(n).zip(src.par_chunks(n)).for_each(|(o, i)| f(i, o));
     } else {
-        dst.chunks_mut(n)
-            .zip(src.chunks(n))
-            .for_each(|(o, i)| f(i, o));
+        dst.chunks_mut(n).zip(src.chunks(n)).for_each(|(o, i)| f(i, o));
     }
     out
 }
@@ -70,10 +66,7 @@ pub fn sparse_softmax_cross_entropy<T: Float>(
 ) -> KResult<(ArrayD<T>, ArrayD<T>)> {
     let (batch, classes) = match logits.shape() {
         &[b, c] => (b, c),
-        s => kbail!(
-            "logits must be [batch, classes], got {}",
-            crate::array::fmt_shape(s)
-        ),
+        s => kbail!("logits must be [batch, classes], got {}", crate::array::fmt_shape(s)),
     };
     if labels.shape() != [batch] {
         kbail!(
@@ -82,11 +75,7 @@ pub fn sparse_softmax_cross_entropy<T: Float>(
             crate::array::fmt_shape(logits.shape())
         );
     }
-    if let Some((i, &l)) = labels
-        .iter()
-        .enumerate()
-        .find(|(_, &l)| l < 0 || l as usize >= classes)
-    {
+    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l < 0 || l as usize >= classes) {
         kbail!("label {l} of example {i} is outside the valid range [0, {classes})");
     }
     let backprop = softmax(logits);
@@ -102,17 +91,10 @@ pub fn sparse_softmax_cross_entropy<T: Float>(
 
 /// TF's `InTopKV2`: true when fewer than `k` classes score strictly higher than the target;
 /// false when the target is out of range or the row has a non-finite score.
-pub fn in_top_k<T: Float>(
-    pred: &ArrayViewD<T>,
-    targets: &ArrayViewD<i64>,
-    k: usize,
-) -> KResult<ArrayD<bool>> {
+pub fn in_top_k<T: Float>(pred: &ArrayViewD<T>, targets: &ArrayViewD<i64>, k: usize) -> KResult<ArrayD<bool>> {
     let (batch, classes) = match pred.shape() {
         &[b, c] => (b, c),
-        s => kbail!(
-            "predictions must be [batch, classes], got {}",
-            crate::array::fmt_shape(s)
-        ),
+        s => kbail!("predictions must be [batch, classes], got {}", crate::array::fmt_shape(s)),
     };
     if targets.shape() != [batch] {
         kbail!(
@@ -155,30 +137,18 @@ mod tests {
 
     #[test]
     fn in_top_k_counts_ties_as_in() {
-        let p = array![
-            [0.1f32, 0.5, 0.5, 0.2],
-            [0.3, 0.3, 0.3, 0.3],
-            [f32::NAN, 1.0, 0.0, 0.0]
-        ]
-        .into_dyn();
+        let p = array![[0.1f32, 0.5, 0.5, 0.2], [0.3, 0.3, 0.3, 0.3], [f32::NAN, 1.0, 0.0, 0.0]].into_dyn();
         let t = array![2i64, 3, 1].into_dyn();
-        assert_eq!(
-            in_top_k(&p.view(), &t.view(), 1).unwrap(),
-            array![true, true, false].into_dyn()
-        );
+        assert_eq!(in_top_k(&p.view(), &t.view(), 1).unwrap(), array![true, true, false].into_dyn());
         let t = array![3i64, 7, 1].into_dyn();
-        assert_eq!(
-            in_top_k(&p.view(), &t.view(), 2).unwrap(),
-            array![false, false, false].into_dyn()
-        );
+        assert_eq!(in_top_k(&p.view(), &t.view(), 2).unwrap(), array![false, false, false].into_dyn());
         assert_eq!(in_top_k(&p.view(), &t.view(), 3).unwrap()[[0]], true);
     }
 
     #[test]
     fn out_of_range_label_is_an_error() {
         let logits = array![[0.0f32, 1.0]].into_dyn();
-        let e = sparse_softmax_cross_entropy(&logits.view(), &array![2i64].into_dyn().view())
-            .unwrap_err();
+        let e = sparse_softmax_cross_entropy(&logits.view(), &array![2i64].into_dyn().view()).unwrap_err();
         assert!(e.0.contains("label 2 of example 0"), "{e}");
     }
 }

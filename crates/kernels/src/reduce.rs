@@ -22,42 +22,23 @@ pub enum Reduction {
 /// assert_eq!(reduce(&x.view(), &[0], false, Reduction::Sum).unwrap(), array![4.0, 7.0].into_dyn());
 /// assert_eq!(reduce(&x.view(), &[1], true, Reduction::Max).unwrap(), array![[5.0], [3.0]].into_dyn());
 /// ```
-pub fn reduce<T>(
-    x: &ArrayViewD<T>,
-    axes: &[usize],
-    keep_dims: bool,
-    r: Reduction,
-) -> KResult<ArrayD<T>>
+pub fn reduce<T>(x: &ArrayViewD<T>, axes: &[usize], keep_dims: bool, r: Reduction) -> KResult<ArrayD<T>>
 where
     T: Copy + PartialOrd + num_traits::Zero + std::ops::Add<Output = T>,
 {
     if let Some(a) = axes.iter().find(|&&a| a >= x.ndim()) {
-        kbail!(
-            "axis {a} out of range for shape {}",
-            crate::array::fmt_shape(x.shape())
-        );
+        kbail!("axis {a} out of range for shape {}", crate::array::fmt_shape(x.shape()));
     }
     if r != Reduction::Sum && axes.iter().any(|&a| x.shape()[a] == 0) {
-        kbail!(
-            "reduction over an empty axis of shape {}",
-            crate::array::fmt_shape(x.shape())
-        );
+        kbail!("reduction over an empty axis of shape {}", crate::array::fmt_shape(x.shape()));
     }
-    let mut out: ArrayD<T> = if axes.is_empty() {
-        x.to_owned()
-    } else {
-        fold(x.view(), axes[axes.len() - 1], r)
-    };
+    let mut out: ArrayD<T> = if axes.is_empty() { x.to_owned() } else { fold(x.view(), axes[axes.len() - 1], r) };
     for &a in axes.iter().rev().skip(1) {
         out = fold(out.view(), a, r);
     }
     if keep_dims {
-        let shape: Vec<usize> = (0..x.ndim())
-            .map(|i| if axes.contains(&i) { 1 } else { x.shape()[i] })
-            .collect();
-        out = out
-            .into_shape_with_order(IxDyn(&shape))
-            .expect("same element count");
+        let shape: Vec<usize> = (0..x.ndim()).map(|i| if axes.contains(&i) { 1 } else { x.shape()[i] }).collect();
+        out = out.into_shape_with_order(IxDyn(&shape)).expect("same element count");
     }
     Ok(out)
 }
@@ -105,11 +86,7 @@ where
     }
     let g = grad.shape();
     if shape.len() > g.len() {
-        kbail!(
-            "cannot sum {} down to {}",
-            crate::array::fmt_shape(g),
-            crate::array::fmt_shape(shape)
-        );
+        kbail!("cannot sum {} down to {}", crate::array::fmt_shape(g), crate::array::fmt_shape(shape));
     }
     let lead = g.len() - shape.len();
     let mut axes: Vec<usize> = (0..lead).collect();
@@ -117,26 +94,17 @@ where
         match (d, g[lead + i]) {
             (a, b) if a == b => {}
             (1, _) => axes.push(lead + i),
-            _ => kbail!(
-                "cannot sum {} down to {}",
-                crate::array::fmt_shape(g),
-                crate::array::fmt_shape(shape)
-            ),
+            _ => kbail!("cannot sum {} down to {}", crate::array::fmt_shape(g), crate::array::fmt_shape(shape)),
         }
     }
     let summed = reduce(grad, &axes, false, Reduction::Sum)?;
-    Ok(summed
-        .into_shape_with_order(IxDyn(shape))
-        .expect("same element count"))
+    Ok(summed.into_shape_with_order(IxDyn(shape)).expect("same element count"))
 }
 
 /// Index of the first largest element along `axis`.
 pub fn argmax<T: Copy + PartialOrd>(x: &ArrayViewD<T>, axis: usize) -> KResult<ArrayD<i64>> {
     if axis >= x.ndim() || x.shape()[axis] == 0 {
-        kbail!(
-            "argmax over axis {axis} of shape {}",
-            crate::array::fmt_shape(x.shape())
-        );
+        kbail!("argmax over axis {axis} of shape {}", crate::array::fmt_shape(x.shape()));
     }
     Ok(x.map_axis(Axis(axis), |lane| {
         let mut best = 0;

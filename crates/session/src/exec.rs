@@ -5,8 +5,7 @@ use ndarray::{ArrayD, ArrayViewD, Ix2};
 use num_traits::{AsPrimitive, One, Zero};
 use tensorgraph_graph::{with_array, BinaryOp, DType, Op, ReduceOp, UnaryOp, Value};
 use tensorgraph_kernels::{
-    array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Float, KResult,
-    KernelError,
+    array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Float, KResult, KernelError,
 };
 
 /// Applies `$body` to the float array inside `$v` (binding `$a`, with `$t` the element type).
@@ -47,11 +46,7 @@ macro_rules! numeric2 {
             (Value::F64($a), Value::F64($b)) => Value::from($body),
             (Value::I32($a), Value::I32($b)) => Value::from($body),
             (Value::I64($a), Value::I64($b)) => Value::from($body),
-            (x, y) => kbail!(
-                "dtypes {} and {} do not match or are not numeric",
-                x.dtype(),
-                y.dtype()
-            ),
+            (x, y) => kbail!("dtypes {} and {} do not match or are not numeric", x.dtype(), y.dtype()),
         }
     };
 }
@@ -68,11 +63,7 @@ macro_rules! float2 {
                 type $t = f64;
                 Value::from($body)
             }
-            (x, y) => kbail!(
-                "expected two float tensors of one dtype, got {} and {}",
-                x.dtype(),
-                y.dtype()
-            ),
+            (x, y) => kbail!("expected two float tensors of one dtype, got {} and {}", x.dtype(), y.dtype()),
         }
     };
 }
@@ -82,28 +73,16 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
     let x = || inputs[0];
     let one = |v: Value| Ok(vec![v]);
     match op {
-        Op::Fill {
-            dtype,
-            shape,
-            value,
-        } => one(Value::filled(*dtype, shape, *value)),
-        Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } => one(matmul(x(), inputs[1], *transpose_a, *transpose_b)?),
+        Op::Fill { dtype, shape, value } => one(Value::filled(*dtype, shape, *value)),
+        Op::MatMul { transpose_a, transpose_b } => one(matmul(x(), inputs[1], *transpose_a, *transpose_b)?),
         Op::Unary(u) => one(unary(*u, x())?),
         Op::Binary(b) => one(binary(*b, x(), inputs[1])?),
         Op::AddN => one(add_n(inputs)?),
         Op::BiasAdd => one(bias_add(x(), inputs[1])?),
-        Op::Reduce {
-            op,
-            axes,
-            keep_dims,
-        } => one(reduce(*op, x(), axes, *keep_dims)?),
-        Op::ArgMax { axis, output_type } => one(cast(
-            &numeric!(x(), a => kreduce::argmax(&a.view(), *axis)?),
-            *output_type,
-        )),
+        Op::Reduce { op, axes, keep_dims } => one(reduce(*op, x(), axes, *keep_dims)?),
+        Op::ArgMax { axis, output_type } => {
+            one(cast(&numeric!(x(), a => kreduce::argmax(&a.view(), *axis)?), *output_type))
+        }
         Op::Cast { to } => one(cast(x(), *to)),
         Op::Softmax => one(float!(x(), a, T => knn::softmax::<T>(&a.view()))),
         Op::LogSoftmax => one(float!(x(), a, T => knn::log_softmax::<T>(&a.view()))),
@@ -116,9 +95,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             let target = karray::reshape_target(x().shape(), shape)?;
             one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &target)?)))
         }
-        Op::Transpose { perm } => {
-            one(with_array!(x(), a => Value::from(karray::transpose(&a.view(), perm)?)))
-        }
+        Op::Transpose { perm } => one(with_array!(x(), a => Value::from(karray::transpose(&a.view(), perm)?))),
         Op::ExpandDims { axis } => {
             let mut s = x().shape().to_vec();
             s.insert(*axis, 1);
@@ -129,51 +106,23 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             if let Some(&a) = axes.iter().find(|&&a| s.get(a) != Some(&1)) {
                 kbail!("cannot squeeze axis {a} of shape {}", karray::fmt_shape(s));
             }
-            let s: Vec<usize> = s
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !axes.contains(i))
-                .map(|(_, &d)| d)
-                .collect();
+            let s: Vec<usize> = s.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
             one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &s)?)))
         }
         Op::ConcatV2 { axis } => one(concat(inputs, *axis)?),
-        Op::OneHot {
-            depth,
-            on_value,
-            off_value,
-            dtype,
-        } => {
+        Op::Slice { begin, size } => one(with_array!(x(), a => Value::from(karray::slice(&a.view(), begin, size)?))),
+        Op::Pad { paddings } => one(numeric!(x(), a => karray::pad(&a.view(), paddings)?)),
+        Op::OneHot { depth, on_value, off_value, dtype } => {
             let idx = as_i64(x())?;
             let v = Value::filled(*dtype, &[], 0.0);
             one(match v {
-                Value::F32(_) => Value::from(karray::one_hot(
-                    &idx.view(),
-                    *depth,
-                    *on_value as f32,
-                    *off_value as f32,
-                )),
-                Value::F64(_) => {
-                    Value::from(karray::one_hot(&idx.view(), *depth, *on_value, *off_value))
+                Value::F32(_) => Value::from(karray::one_hot(&idx.view(), *depth, *on_value as f32, *off_value as f32)),
+                Value::F64(_) => Value::from(karray::one_hot(&idx.view(), *depth, *on_value, *off_value)),
+                Value::I32(_) => Value::from(karray::one_hot(&idx.view(), *depth, *on_value as i32, *off_value as i32)),
+                Value::I64(_) => Value::from(karray::one_hot(&idx.view(), *depth, *on_value as i64, *off_value as i64)),
+                Value::Bool(_) => {
+                    Value::from(karray::one_hot(&idx.view(), *depth, *on_value != 0.0, *off_value != 0.0))
                 }
-                Value::I32(_) => Value::from(karray::one_hot(
-                    &idx.view(),
-                    *depth,
-                    *on_value as i32,
-                    *off_value as i32,
-                )),
-                Value::I64(_) => Value::from(karray::one_hot(
-                    &idx.view(),
-                    *depth,
-                    *on_value as i64,
-                    *off_value as i64,
-                )),
-                Value::Bool(_) => Value::from(karray::one_hot(
-                    &idx.view(),
-                    *depth,
-                    *on_value != 0.0,
-                    *off_value != 0.0,
-                )),
             })
         }
         Op::ZerosLike => one(Value::filled(x().dtype(), x().shape(), 0.0)),
@@ -204,21 +153,15 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
         | Op::AssignAdd
         | Op::AssignSub
         | Op::ApplyGradientDescent
-        | Op::NoOp => Err(KernelError(format!(
-            "{} is executed by the session, not as a kernel",
-            op.type_name()
-        ))),
+        | Op::NoOp => Err(KernelError(format!("{} is executed by the session, not as a kernel", op.type_name()))),
     }
 }
 
 fn matmul(a: &Value, b: &Value, ta: bool, tb: bool) -> KResult<Value> {
     fn two<T: Float>(a: &ArrayD<T>) -> KResult<ndarray::ArrayView2<'_, T>> {
-        a.view().into_dimensionality::<Ix2>().map_err(|_| {
-            KernelError(format!(
-                "MatMul needs rank-2 inputs, got {}",
-                karray::fmt_shape(a.shape())
-            ))
-        })
+        a.view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| KernelError(format!("MatMul needs rank-2 inputs, got {}", karray::fmt_shape(a.shape()))))
     }
     Ok(float2!(a, b, x, y, T => gemm::matmul::<T>(two(x)?, two(y)?, ta, tb)?.into_dyn()))
 }
@@ -314,15 +257,11 @@ fn binary(b: BinaryOp, x: &Value, y: &Value) -> KResult<Value> {
 }
 
 fn add_n(inputs: &[&Value]) -> KResult<Value> {
-    fn views<'a, T: tensorgraph_graph::Element>(
-        inputs: &'a [&Value],
-    ) -> KResult<Vec<ArrayViewD<'a, T>>> {
+    fn views<'a, T: tensorgraph_graph::Element>(inputs: &'a [&Value]) -> KResult<Vec<ArrayViewD<'a, T>>> {
         inputs
             .iter()
             .map(|v| {
-                T::unwrap_ref(v)
-                    .map(|a| a.view())
-                    .ok_or_else(|| KernelError("AddN inputs differ in dtype".into()))
+                T::unwrap_ref(v).map(|a| a.view()).ok_or_else(|| KernelError("AddN inputs differ in dtype".into()))
             })
             .collect()
     }
@@ -336,11 +275,7 @@ fn add_n(inputs: &[&Value]) -> KResult<Value> {
 fn bias_add(x: &Value, b: &Value) -> KResult<Value> {
     let (xs, bs) = (x.shape(), b.shape());
     if bs.len() != 1 || xs.last() != bs.first() {
-        kbail!(
-            "bias {} does not match the last dimension of {}",
-            karray::fmt_shape(bs),
-            karray::fmt_shape(xs)
-        );
+        kbail!("bias {} does not match the last dimension of {}", karray::fmt_shape(bs), karray::fmt_shape(xs));
     }
     binary(BinaryOp::Add, x, b)
 }
@@ -353,10 +288,7 @@ fn reduce(op: ReduceOp, x: &Value, axes: &[usize], keep: bool) -> KResult<Value>
         ReduceOp::Min => Reduction::Min,
     };
     if op == ReduceOp::Mean {
-        let n: usize = axes
-            .iter()
-            .map(|&a| x.shape().get(a).copied().unwrap_or(1))
-            .product();
+        let n: usize = axes.iter().map(|&a| x.shape().get(a).copied().unwrap_or(1)).product();
         return Ok(float!(x, a, T => {
             let s = kreduce::reduce(&a.view(), axes, keep, r)?;
             s.mapv(|v: T| v / T::of(n as f64))
@@ -390,15 +322,11 @@ fn sparse_xent(logits: &Value, labels: &Value) -> KResult<Vec<Value>> {
 }
 
 fn concat(inputs: &[&Value], axis: usize) -> KResult<Value> {
-    fn views<'a, T: tensorgraph_graph::Element>(
-        inputs: &'a [&Value],
-    ) -> KResult<Vec<ArrayViewD<'a, T>>> {
+    fn views<'a, T: tensorgraph_graph::Element>(inputs: &'a [&Value]) -> KResult<Vec<ArrayViewD<'a, T>>> {
         inputs
             .iter()
             .map(|v| {
-                T::unwrap_ref(v)
-                    .map(|a| a.view())
-                    .ok_or_else(|| KernelError("ConcatV2 inputs differ in dtype".into()))
+                T::unwrap_ref(v).map(|a| a.view()).ok_or_else(|| KernelError("ConcatV2 inputs differ in dtype".into()))
             })
             .collect()
     }

@@ -48,29 +48,19 @@ pub struct PlanKey {
 
 /// Builds the plan for `key` over graph `g`.
 pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
-    let fed: HashMap<Endpoint, usize> =
-        key.feeds.iter().enumerate().map(|(i, &e)| (e, i)).collect();
+    let fed: HashMap<Endpoint, usize> = key.feeds.iter().enumerate().map(|(i, &e)| (e, i)).collect();
     let fed_nodes: BTreeSet<NodeIndex> = key.feeds.iter().map(|e| e.node).collect();
 
     // 1. Needed nodes: reverse reachability, stopping at fed nodes and variables (sources).
     let mut needed: BTreeSet<NodeIndex> = BTreeSet::new();
-    let mut stack: Vec<NodeIndex> = key
-        .fetches
-        .iter()
-        .map(|e| e.node)
-        .chain(key.targets.iter().copied())
-        .collect();
+    let mut stack: Vec<NodeIndex> = key.fetches.iter().map(|e| e.node).chain(key.targets.iter().copied()).collect();
     while let Some(n) = stack.pop() {
         if fed_nodes.contains(&n) && !key.targets.contains(&n) || !needed.insert(n) {
             continue;
         }
         let node = g.node(n);
         if let Op::Placeholder { dtype, shape } = &node.op {
-            return Err(Error::MissingFeed {
-                node: node.info(),
-                dtype: *dtype,
-                shape: shape.clone(),
-            });
+            return Err(Error::MissingFeed { node: node.info(), dtype: *dtype, shape: shape.clone() });
         }
         stack.extend(node.inputs.iter().map(|e| e.node));
         stack.extend(node.control_inputs.iter().copied());
@@ -98,10 +88,7 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
         let node = g.node(e.node);
         Err(Error::InvalidArgument {
             node: node.info(),
-            detail: format!(
-                "output {} is needed but only other outputs of this node are fed",
-                e.slot
-            ),
+            detail: format!("output {} is needed but only other outputs of this node are fed", e.slot),
         })
     };
     let mut n_slots = 0;
@@ -123,10 +110,7 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
                 if !matches!(g.node(e.node).op, Op::VariableV2 { .. }) {
                     return Err(Error::InvalidArgument {
                         node: node.info(),
-                        detail: format!(
-                            "input {pos} must be a variable, got {}",
-                            g.node(e.node).name
-                        ),
+                        detail: format!("input {pos} must be a variable, got {}", g.node(e.node).name),
                     });
                 }
                 refs.push(Some(e.node));
@@ -140,34 +124,12 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
             refs.push(None);
             inputs.push(src);
         }
-        let outputs = (0..node.outputs.len())
-            .map(|slot| slot_of.get(&Endpoint { node: n, slot }).copied())
-            .collect();
-        steps.push(Step {
-            node: n,
-            op: node.op.clone(),
-            info: node.info(),
-            inputs,
-            refs,
-            outputs,
-            free_after: vec![],
-        });
+        let outputs = (0..node.outputs.len()).map(|slot| slot_of.get(&Endpoint { node: n, slot }).copied()).collect();
+        steps.push(Step { node: n, op: node.op.clone(), info: node.info(), inputs, refs, outputs, free_after: vec![] });
     }
-    let fetches = key
-        .fetches
-        .iter()
-        .map(|&e| resolve(e, &slot_of))
-        .collect::<Result<Vec<_>>>()?;
-    let fetched: BTreeSet<usize> = fetches
-        .iter()
-        .filter_map(|s| {
-            if let Source::Slot(s) = s {
-                Some(*s)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let fetches = key.fetches.iter().map(|&e| resolve(e, &slot_of)).collect::<Result<Vec<_>>>()?;
+    let fetched: BTreeSet<usize> =
+        fetches.iter().filter_map(|s| if let Source::Slot(s) = s { Some(*s) } else { None }).collect();
     // Outputs nobody reads are dropped at once; the rest after their last reader.
     for step in steps.iter_mut() {
         for s in step.outputs.iter_mut() {
@@ -183,22 +145,14 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
             steps[step].free_after.push(slot);
         }
     }
-    Ok(Plan {
-        steps,
-        fetches,
-        n_slots,
-    })
+    Ok(Plan { steps, fetches, n_slots })
 }
 
 fn schedule(g: &GraphData, needed: &BTreeSet<NodeIndex>) -> Vec<NodeIndex> {
     let preds = |n: NodeIndex| {
         let node = g.node(n);
-        let mut p: Vec<NodeIndex> = node
-            .inputs
-            .iter()
-            .map(|e| e.node)
-            .chain(node.control_inputs.iter().copied())
-            .collect();
+        let mut p: Vec<NodeIndex> =
+            node.inputs.iter().map(|e| e.node).chain(node.control_inputs.iter().copied()).collect();
         p.retain(|x| needed.contains(x));
         p.sort();
         p.dedup();

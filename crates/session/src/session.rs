@@ -8,8 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tensorgraph_graph::{
-    DType, Element, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation,
-    Result, Tensor, Value,
+    DType, Element, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result, Tensor, Value,
 };
 use tensorgraph_kernels::{Float, KernelError};
 
@@ -72,11 +71,7 @@ impl Session {
     }
 
     /// Runs `targets` for their effects (like `sess.run(training_op, feed_dict)`).
-    pub fn run_targets(
-        &mut self,
-        targets: &[&Operation],
-        feeds: &[(&Tensor, Value)],
-    ) -> Result<()> {
+    pub fn run_targets(&mut self, targets: &[&Operation], feeds: &[(&Tensor, Value)]) -> Result<()> {
         self.run_with(&[], targets, feeds).map(drop)
     }
 
@@ -87,11 +82,7 @@ impl Session {
         targets: &[&Operation],
         feeds: &[(&Tensor, Value)],
     ) -> Result<Vec<Value>> {
-        for t in fetches
-            .iter()
-            .map(|t| (t.graph(), t.name()))
-            .chain(feeds.iter().map(|(t, _)| (t.graph(), t.name())))
-        {
+        for t in fetches.iter().map(|t| (t.graph(), t.name())).chain(feeds.iter().map(|(t, _)| (t.graph(), t.name()))) {
             if !t.0.same(&self.graph) {
                 return Err(Error::ForeignTensor { name: t.1 });
             }
@@ -125,18 +116,10 @@ impl Session {
         for (t, v) in feeds {
             let spec = t.spec();
             if v.dtype() != spec.dtype {
-                return Err(Error::FeedDType {
-                    node: t.op().info(),
-                    expected: spec.dtype,
-                    got: v.dtype(),
-                });
+                return Err(Error::FeedDType { node: t.op().info(), expected: spec.dtype, got: v.dtype() });
             }
             if !spec.shape.is_compatible_with(v.shape()) {
-                return Err(Error::FeedShape {
-                    node: t.op().info(),
-                    expected: spec.shape,
-                    got: v.shape().to_vec(),
-                });
+                return Err(Error::FeedShape { node: t.op().info(), expected: spec.shape, got: v.shape().to_vec() });
             }
         }
         Ok(())
@@ -146,9 +129,7 @@ impl Session {
         self.variables
             .get(&n)
             .cloned()
-            .ok_or_else(|| Error::UninitializedVariable {
-                node: self.graph.read(|g| g.node(n).info()),
-            })
+            .ok_or_else(|| Error::UninitializedVariable { node: self.graph.read(|g| g.node(n).info()) })
     }
 
     fn execute(&mut self, plan: &Plan, feeds: &[&Value]) -> Result<Vec<Value>> {
@@ -160,9 +141,7 @@ impl Session {
                 .zip(&step.refs)
                 .map(|(src, r)| match (src, r) {
                     (_, Some(_)) => Ok(None),
-                    (Source::Slot(s), None) => {
-                        Ok(Some(slots[*s].clone().expect("planned before use")))
-                    }
+                    (Source::Slot(s), None) => Ok(Some(slots[*s].clone().expect("planned before use"))),
                     (Source::Feed(i), None) => Ok(Some(Arc::new(feeds[*i].clone()))),
                     (Source::Var(n), None) => self.read_var(*n).map(Some),
                 })
@@ -184,9 +163,7 @@ impl Session {
             .iter()
             .map(|src| {
                 Ok(match src {
-                    Source::Slot(s) => {
-                        Arc::unwrap_or_clone(slots[*s].take().expect("fetched slot computed"))
-                    }
+                    Source::Slot(s) => Arc::unwrap_or_clone(slots[*s].take().expect("fetched slot computed")),
                     Source::Feed(i) => feeds[*i].clone(),
                     Source::Var(n) => (*self.read_var(*n)?).clone(),
                 })
@@ -194,25 +171,16 @@ impl Session {
             .collect()
     }
 
-    fn run_step(
-        &mut self,
-        step: &plan::Step,
-        inputs: &[Option<Arc<Value>>],
-    ) -> Result<Vec<Arc<Value>>> {
-        let runtime = |e: KernelError| Error::Runtime {
-            node: step.info.clone(),
-            inputs: fmt_inputs(inputs),
-            detail: e.0,
-        };
+    fn run_step(&mut self, step: &plan::Step, inputs: &[Option<Arc<Value>>]) -> Result<Vec<Arc<Value>>> {
+        let runtime =
+            |e: KernelError| Error::Runtime { node: step.info.clone(), inputs: fmt_inputs(inputs), detail: e.0 };
         let value = |i: usize| inputs[i].as_ref().expect("value input");
         let var_ref = |i: usize| step.refs[i].expect("ref input");
         Ok(match &step.op {
             // Constants are copied out of the graph once per session, then shared.
-            Op::Const { value } => vec![self
-                .constants
-                .entry(step.node)
-                .or_insert_with(|| Arc::new(value.clone()))
-                .clone()],
+            Op::Const { value } => {
+                vec![self.constants.entry(step.node).or_insert_with(|| Arc::new(value.clone())).clone()]
+            }
             Op::NoOp => vec![],
             Op::Identity | Op::StopGradient => vec![value(0).clone()],
             Op::Assign => {
@@ -224,11 +192,7 @@ impl Session {
                 let n = var_ref(0);
                 let sub = matches!(step.op, Op::AssignSub);
                 let cur = self.read_var(n)?;
-                let b = if sub {
-                    tensorgraph_graph::BinaryOp::Sub
-                } else {
-                    tensorgraph_graph::BinaryOp::Add
-                };
+                let b = if sub { tensorgraph_graph::BinaryOp::Sub } else { tensorgraph_graph::BinaryOp::Add };
                 let new = exec::compute(&Op::Binary(b), &[&cur, value(1)]).map_err(runtime)?;
                 let new = Arc::new(new.into_iter().next().expect("one output"));
                 self.variables.insert(n, new.clone());
@@ -243,44 +207,19 @@ impl Session {
                 r.map_err(runtime)?;
                 vec![]
             }
-            Op::RandomUniform {
-                dtype,
-                shape,
-                minval,
-                maxval,
-                seed,
-                seed2,
-            } => {
+            Op::RandomUniform { dtype, shape, minval, maxval, seed, seed2 } => {
                 let rng = self.rng(step.node, *seed, *seed2);
                 let (lo, hi) = (*minval, *maxval);
-                vec![Arc::new(sample(*dtype, shape, rng, |r| {
-                    lo + (hi - lo) * r.random::<f64>()
-                }))]
+                vec![Arc::new(sample(*dtype, shape, rng, |r| lo + (hi - lo) * r.random::<f64>()))]
             }
-            Op::TruncatedNormal {
-                dtype,
-                shape,
-                mean,
-                stddev,
-                seed,
-                seed2,
-            } => {
+            Op::TruncatedNormal { dtype, shape, mean, stddev, seed, seed2 } => {
                 let rng = self.rng(step.node, *seed, *seed2);
                 let (m, s) = (*mean, *stddev);
-                vec![Arc::new(sample(*dtype, shape, rng, |r| {
-                    m + s * truncated_standard_normal(r)
-                }))]
+                vec![Arc::new(sample(*dtype, shape, rng, |r| m + s * truncated_standard_normal(r)))]
             }
             op => {
-                let vals: Vec<&Value> = inputs
-                    .iter()
-                    .map(|v| v.as_deref().expect("value input"))
-                    .collect();
-                exec::compute(op, &vals)
-                    .map_err(runtime)?
-                    .into_iter()
-                    .map(Arc::new)
-                    .collect()
+                let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
+                exec::compute(op, &vals).map_err(runtime)?.into_iter().map(Arc::new).collect()
             }
         })
     }
@@ -297,9 +236,7 @@ impl Session {
 
     /// The current value of a variable, if initialised (for savers and tests).
     pub fn variable_value(&self, var: &Tensor) -> Option<Value> {
-        self.variables
-            .get(&var.endpoint().node)
-            .map(|v| (**v).clone())
+        self.variables.get(&var.endpoint().node).map(|v| (**v).clone())
     }
 
     /// Sets a variable's value directly (for restoring checkpoints). The dtype and shape must
@@ -307,18 +244,10 @@ impl Session {
     pub fn set_variable_value(&mut self, var: &Tensor, value: Value) -> Result<()> {
         let spec = var.spec();
         if value.dtype() != spec.dtype {
-            return Err(Error::FeedDType {
-                node: var.op().info(),
-                expected: spec.dtype,
-                got: value.dtype(),
-            });
+            return Err(Error::FeedDType { node: var.op().info(), expected: spec.dtype, got: value.dtype() });
         }
         if !spec.shape.is_compatible_with(value.shape()) {
-            return Err(Error::FeedShape {
-                node: var.op().info(),
-                expected: spec.shape,
-                got: value.shape().to_vec(),
-            });
+            return Err(Error::FeedShape { node: var.op().info(), expected: spec.shape, got: value.shape().to_vec() });
         }
         self.variables.insert(var.endpoint().node, Arc::new(value));
         Ok(())
@@ -336,24 +265,10 @@ fn fmt_inputs(inputs: &[Option<Arc<Value>>]) -> String {
     format!("({})", parts.join(", "))
 }
 
-fn apply_gradient_descent(
-    var: &mut Value,
-    alpha: &Value,
-    delta: &Value,
-) -> Result<(), KernelError> {
-    fn go<T: Float + Element>(
-        var: &mut Value,
-        alpha: &Value,
-        delta: &Value,
-    ) -> Result<(), KernelError> {
-        let (Some(v), Some(a), Some(d)) = (
-            T::unwrap_mut(var),
-            T::unwrap_ref(alpha),
-            T::unwrap_ref(delta),
-        ) else {
-            return Err(KernelError(
-                "ApplyGradientDescent inputs differ in dtype".into(),
-            ));
+fn apply_gradient_descent(var: &mut Value, alpha: &Value, delta: &Value) -> Result<(), KernelError> {
+    fn go<T: Float + Element>(var: &mut Value, alpha: &Value, delta: &Value) -> Result<(), KernelError> {
+        let (Some(v), Some(a), Some(d)) = (T::unwrap_mut(var), T::unwrap_ref(alpha), T::unwrap_ref(delta)) else {
+            return Err(KernelError("ApplyGradientDescent inputs differ in dtype".into()));
         };
         if v.shape() != d.shape() {
             return Err(KernelError(format!(
@@ -362,28 +277,18 @@ fn apply_gradient_descent(
                 tensorgraph_graph::fmt_dims(d.shape())
             )));
         }
-        let a = *a
-            .iter()
-            .next()
-            .ok_or_else(|| KernelError("alpha is empty".into()))?;
+        let a = *a.iter().next().ok_or_else(|| KernelError("alpha is empty".into()))?;
         v.zip_mut_with(d, |w, &g| *w -= a * g);
         Ok(())
     }
     match var.dtype() {
         DType::F32 => go::<f32>(var, alpha, delta),
         DType::F64 => go::<f64>(var, alpha, delta),
-        d => Err(KernelError(format!(
-            "ApplyGradientDescent needs a float variable, got {d}"
-        ))),
+        d => Err(KernelError(format!("ApplyGradientDescent needs a float variable, got {d}"))),
     }
 }
 
-fn sample(
-    dtype: DType,
-    shape: &[usize],
-    rng: &mut ChaCha8Rng,
-    mut f: impl FnMut(&mut ChaCha8Rng) -> f64,
-) -> Value {
+fn sample(dtype: DType, shape: &[usize], rng: &mut ChaCha8Rng, mut f: impl FnMut(&mut ChaCha8Rng) -> f64) -> Value {
     let n: usize = shape.iter().product();
     let v: Vec<f64> = (0..n).map(|_| f(rng)).collect();
     let a = ArrayD::from_shape_vec(ndarray::IxDyn(shape), v).expect("n elements");
@@ -414,16 +319,8 @@ fn check_finite(info: &NodeInfo, outputs: &[Arc<Value>]) -> Result<()> {
             _ => None,
         };
         if let Some(nan) = bad {
-            let kind = if nan {
-                NonFiniteKind::NaN
-            } else {
-                NonFiniteKind::Inf
-            };
-            return Err(Error::NonFinite {
-                node: info.clone(),
-                slot,
-                kind,
-            });
+            let kind = if nan { NonFiniteKind::NaN } else { NonFiniteKind::Inf };
+            return Err(Error::NonFinite { node: info.clone(), slot, kind });
         }
     }
     Ok(())

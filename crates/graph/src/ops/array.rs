@@ -10,14 +10,7 @@ impl Graph {
     /// A tensor that must be fed at run time, as `tf.placeholder(dtype, shape, name)`.
     #[track_caller]
     pub fn placeholder(&self, dtype: DType, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
-        self.add_op1(
-            Op::Placeholder {
-                dtype,
-                shape: shape.into(),
-            },
-            &[],
-            Some(name),
-        )
+        self.add_op1(Op::Placeholder { dtype, shape: shape.into() }, &[], Some(name))
     }
 
     /// A constant tensor (`tf.constant`); `name` may be empty for the default `Const`.
@@ -31,40 +24,20 @@ impl Graph {
     /// ```
     #[track_caller]
     pub fn constant(&self, value: impl Into<Value>, name: &str) -> Result<Tensor> {
-        self.add_op1(
-            Op::Const {
-                value: value.into(),
-            },
-            &[],
-            (!name.is_empty()).then_some(name),
-        )
+        self.add_op1(Op::Const { value: value.into() }, &[], (!name.is_empty()).then_some(name))
     }
 
     /// A scalar constant of `dtype`.
     #[track_caller]
     pub fn scalar(&self, x: f64, dtype: DType) -> Result<Tensor> {
-        self.add_op1(
-            Op::Const {
-                value: Value::filled(dtype, &[], x),
-            },
-            &[],
-            None,
-        )
+        self.add_op1(Op::Const { value: Value::filled(dtype, &[], x) }, &[], None)
     }
 }
 
 /// A tensor of `shape` filled with `value` (`tf.fill`).
 #[track_caller]
 pub fn fill(g: &Graph, shape: &[usize], dtype: DType, value: f64) -> Result<Tensor> {
-    g.add_op1(
-        Op::Fill {
-            dtype,
-            shape: shape.to_vec(),
-            value,
-        },
-        &[],
-        None,
-    )
+    g.add_op1(Op::Fill { dtype, shape: shape.to_vec(), value }, &[], None)
 }
 
 /// `tf.zeros`.
@@ -103,13 +76,7 @@ pub fn ones_like(x: &Tensor) -> Result<Tensor> {
 /// ```
 #[track_caller]
 pub fn reshape(x: &Tensor, shape: &[i64]) -> Result<Tensor> {
-    x.graph().add_op1(
-        Op::Reshape {
-            shape: shape.to_vec(),
-        },
-        &[x],
-        None,
-    )
+    x.graph().add_op1(Op::Reshape { shape: shape.to_vec() }, &[x], None)
 }
 
 /// Permutes dimensions (`tf.transpose`); `None` reverses them.
@@ -131,14 +98,7 @@ pub fn expand_dims(x: &Tensor, axis: i64) -> Result<Tensor> {
 pub fn squeeze(x: &Tensor, axes: Option<&[i64]>) -> Result<Tensor> {
     let axes = match axes {
         Some(a) => norm_axes(x, a, "Squeeze")?,
-        None => x
-            .shape()
-            .0
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| **d == Some(1))
-            .map(|(i, _)| i)
-            .collect(),
+        None => x.shape().0.iter().enumerate().filter(|(_, d)| **d == Some(1)).map(|(i, _)| i).collect(),
     };
     x.graph().add_op1(Op::Squeeze { axes }, &[x], None)
 }
@@ -146,34 +106,30 @@ pub fn squeeze(x: &Tensor, axes: Option<&[i64]>) -> Result<Tensor> {
 /// Joins tensors along `axis` (`tf.concat`).
 #[track_caller]
 pub fn concat(xs: &[&Tensor], axis: i64) -> Result<Tensor> {
-    let first = xs.first().ok_or_else(|| Error::NotFound {
-        what: "input to concat (got an empty list)",
-        name: String::new(),
-    })?;
+    let first = xs
+        .first()
+        .ok_or_else(|| Error::NotFound { what: "input to concat (got an empty list)", name: String::new() })?;
     let axis = norm_axis(first, axis, 0, "ConcatV2")?;
     first.graph().add_op1(Op::ConcatV2 { axis }, xs, None)
+}
+
+/// A static slice (`tf.slice`): `size[i] == -1` takes everything from `begin[i]` on.
+#[track_caller]
+pub fn slice(x: &Tensor, begin: &[usize], size: &[i64]) -> Result<Tensor> {
+    x.graph().add_op1(Op::Slice { begin: begin.to_vec(), size: size.to_vec() }, &[x], None)
+}
+
+/// Zero padding (`tf.pad`): `(before, after)` per dimension.
+#[track_caller]
+pub fn pad(x: &Tensor, paddings: &[(usize, usize)]) -> Result<Tensor> {
+    x.graph().add_op1(Op::Pad { paddings: paddings.to_vec() }, &[x], None)
 }
 
 /// One-hot encoding of integer `indices` along a new last axis of size `depth` (`tf.one_hot`);
 /// out-of-range indices give an all-`off_value` row, as in TF.
 #[track_caller]
-pub fn one_hot(
-    indices: &Tensor,
-    depth: usize,
-    on_value: f64,
-    off_value: f64,
-    dtype: DType,
-) -> Result<Tensor> {
-    indices.graph().add_op1(
-        Op::OneHot {
-            depth,
-            on_value,
-            off_value,
-            dtype,
-        },
-        &[indices],
-        None,
-    )
+pub fn one_hot(indices: &Tensor, depth: usize, on_value: f64, off_value: f64, dtype: DType) -> Result<Tensor> {
+    indices.graph().add_op1(Op::OneHot { depth, on_value, off_value, dtype }, &[indices], None)
 }
 
 /// Broadcasts `x` to the run-time shape of `like`.

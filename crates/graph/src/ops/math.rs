@@ -20,14 +20,7 @@ use crate::DType;
 /// ```
 #[track_caller]
 pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
-    a.graph().add_op1(
-        Op::MatMul {
-            transpose_a,
-            transpose_b,
-        },
-        &[a, b],
-        None,
-    )
+    a.graph().add_op1(Op::MatMul { transpose_a, transpose_b }, &[a, b], None)
 }
 
 #[track_caller]
@@ -115,35 +108,18 @@ binary_fns! {
 pub fn add_n(xs: &[&Tensor]) -> Result<Tensor> {
     match xs.first() {
         Some(x) => x.graph().add_op1(Op::AddN, xs, None),
-        None => Err(crate::Error::NotFound {
-            what: "input to add_n (got an empty list)",
-            name: String::new(),
-        }),
+        None => Err(crate::Error::NotFound { what: "input to add_n (got an empty list)", name: String::new() }),
     }
 }
 
 #[track_caller]
-fn reduce(
-    op: ReduceOp,
-    x: &Tensor,
-    axes: Option<&[i64]>,
-    keep_dims: bool,
-    name: &str,
-) -> Result<Tensor> {
+fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[i64]>, keep_dims: bool, name: &str) -> Result<Tensor> {
     let axes = match axes {
         Some(a) => norm_axes(x, a, op.type_name())?,
         None => (0..x.shape().rank()).collect(),
     };
     let name = (!name.is_empty()).then_some(name);
-    x.graph().add_op1(
-        Op::Reduce {
-            op,
-            axes,
-            keep_dims,
-        },
-        &[x],
-        name,
-    )
+    x.graph().add_op1(Op::Reduce { op, axes, keep_dims }, &[x], name)
 }
 
 macro_rules! reduce_fns {
@@ -173,14 +149,7 @@ reduce_fns! {
 #[track_caller]
 pub fn argmax(x: &Tensor, axis: i64) -> Result<Tensor> {
     let axis = norm_axis(x, axis, 0, "ArgMax")?;
-    x.graph().add_op1(
-        Op::ArgMax {
-            axis,
-            output_type: DType::I64,
-        },
-        &[x],
-        None,
-    )
+    x.graph().add_op1(Op::ArgMax { axis, output_type: DType::I64 }, &[x], None)
 }
 
 /// Converts to `to` (`tf.cast`): floats to ints truncate toward zero; bools become 0 or 1.
@@ -199,8 +168,7 @@ pub fn size(x: &Tensor, axes: Option<&[i64]>, dtype: DType) -> Result<Tensor> {
 /// The identity (`tf.identity`), optionally named.
 #[track_caller]
 pub fn identity(x: &Tensor, name: &str) -> Result<Tensor> {
-    x.graph()
-        .add_op1(Op::Identity, &[x], (!name.is_empty()).then_some(name))
+    x.graph().add_op1(Op::Identity, &[x], (!name.is_empty()).then_some(name))
 }
 
 impl Tensor {

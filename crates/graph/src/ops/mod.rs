@@ -20,32 +20,17 @@ pub(crate) fn norm_axis(x: &Tensor, axis: i64, rank_extra: usize, op: &str) -> R
         Ok(a as usize)
     } else {
         let scope = x.graph().current_name_scope();
-        let name = if scope.is_empty() {
-            op.to_string()
-        } else {
-            format!("{scope}/{op}")
-        };
+        let name = if scope.is_empty() { op.to_string() } else { format!("{scope}/{op}") };
         Err(Error::InvalidArgument {
-            node: NodeInfo {
-                name,
-                op: op.to_string(),
-                location: SourceLocation::caller(),
-            },
-            detail: format!(
-                "axis {axis} out of range for input {} of shape {}",
-                x.name(),
-                x.shape()
-            ),
+            node: NodeInfo { name, op: op.to_string(), location: SourceLocation::caller() },
+            detail: format!("axis {axis} out of range for input {} of shape {}", x.name(), x.shape()),
         })
     }
 }
 
 #[track_caller]
 pub(crate) fn norm_axes(x: &Tensor, axes: &[i64], op: &str) -> Result<Vec<usize>> {
-    let mut v = axes
-        .iter()
-        .map(|&a| norm_axis(x, a, 0, op))
-        .collect::<Result<Vec<_>>>()?;
+    let mut v = axes.iter().map(|&a| norm_axis(x, a, 0, op)).collect::<Result<Vec<_>>>()?;
     v.sort_unstable();
     v.dedup();
     Ok(v)

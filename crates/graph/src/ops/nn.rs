@@ -74,24 +74,14 @@ pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
 /// # Ok(()) }
 /// ```
 #[track_caller]
-pub fn sparse_softmax_cross_entropy_with_logits(
-    labels: &Tensor,
-    logits: &Tensor,
-    name: &str,
-) -> Result<Tensor> {
+pub fn sparse_softmax_cross_entropy_with_logits(labels: &Tensor, logits: &Tensor, name: &str) -> Result<Tensor> {
     let name = (!name.is_empty()).then_some(name);
-    logits.graph().add_op1(
-        Op::SparseSoftmaxCrossEntropyWithLogits,
-        &[logits, labels],
-        name,
-    )
+    logits.graph().add_op1(Op::SparseSoftmaxCrossEntropyWithLogits, &[logits, labels], name)
 }
 
 /// Whether each `targets[i]` is among the `k` largest `predictions[i]`, as `tf.nn.in_top_k`:
 /// ties at the k-th value count as in, and a row with a non-finite prediction is false.
 #[track_caller]
 pub fn in_top_k(predictions: &Tensor, targets: &Tensor, k: usize) -> Result<Tensor> {
-    predictions
-        .graph()
-        .add_op1(Op::InTopKV2 { k }, &[predictions, targets], None)
+    predictions.graph().add_op1(Op::InTopKV2 { k }, &[predictions, targets], None)
 }

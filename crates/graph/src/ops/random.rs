@@ -16,18 +16,7 @@ pub fn random_uniform(
     seed: Option<u64>,
 ) -> Result<Tensor> {
     let (seed, seed2) = g.random_seeds(seed);
-    g.add_op1(
-        Op::RandomUniform {
-            dtype,
-            shape: shape.to_vec(),
-            minval,
-            maxval,
-            seed,
-            seed2,
-        },
-        &[],
-        None,
-    )
+    g.add_op1(Op::RandomUniform { dtype, shape: shape.to_vec(), minval, maxval, seed, seed2 }, &[], None)
 }
 
 /// Normal samples with `mean` and `stddev`, redrawn when beyond two standard deviations.
@@ -41,16 +30,5 @@ pub fn truncated_normal(
     seed: Option<u64>,
 ) -> Result<Tensor> {
     let (seed, seed2) = g.random_seeds(seed);
-    g.add_op1(
-        Op::TruncatedNormal {
-            dtype,
-            shape: shape.to_vec(),
-            mean,
-            stddev,
-            seed,
-            seed2,
-        },
-        &[],
-        None,
-    )
+    g.add_op1(Op::TruncatedNormal { dtype, shape: shape.to_vec(), mean, stddev, seed, seed2 }, &[], None)
 }

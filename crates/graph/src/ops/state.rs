@@ -8,44 +8,41 @@ use crate::Variable;
 /// `var = value`; the output is the new value.
 #[track_caller]
 pub fn assign(var: &Variable, value: &Tensor) -> Result<Tensor> {
-    var.graph()
-        .add_op1(Op::Assign, &[var.var_ref(), value], None)
+    var.graph().add_op1(Op::Assign, &[var.var_ref(), value], None)
 }
 
 /// `var += value`.
 #[track_caller]
 pub fn assign_add(var: &Variable, value: &Tensor) -> Result<Tensor> {
-    var.graph()
-        .add_op1(Op::AssignAdd, &[var.var_ref(), value], None)
+    var.graph().add_op1(Op::AssignAdd, &[var.var_ref(), value], None)
 }
 
 /// `var -= value`.
 #[track_caller]
 pub fn assign_sub(var: &Variable, value: &Tensor) -> Result<Tensor> {
-    var.graph()
-        .add_op1(Op::AssignSub, &[var.var_ref(), value], None)
+    var.graph().add_op1(Op::AssignSub, &[var.var_ref(), value], None)
 }
 
 /// An op that does nothing but can carry control inputs (`tf.no_op`).
 #[track_caller]
 pub fn no_op(g: &Graph, name: &str) -> Result<Operation> {
-    g.add_node(
-        Op::NoOp,
-        &[],
-        &[],
-        (!name.is_empty()).then_some(name),
-        SourceLocation::caller(),
-    )
+    g.add_node(Op::NoOp, &[], &[], (!name.is_empty()).then_some(name), SourceLocation::caller())
 }
 
 /// One op that runs all of `ops` (`tf.group`).
 #[track_caller]
 pub fn group(g: &Graph, ops: &[&Operation], name: &str) -> Result<Operation> {
-    g.add_node(
-        Op::NoOp,
+    g.add_node(Op::NoOp, &[], ops, Some(if name.is_empty() { "group_deps" } else { name }), SourceLocation::caller())
+}
+
+/// `var -= alpha * delta` in place (`ApplyGradientDescent`); runs for its effect.
+#[track_caller]
+pub fn apply_gradient_descent(var: &Variable, alpha: &Tensor, delta: &Tensor) -> Result<Operation> {
+    var.graph().add_node(
+        Op::ApplyGradientDescent,
+        &[var.var_ref(), alpha, delta],
         &[],
-        ops,
-        Some(if name.is_empty() { "group_deps" } else { name }),
+        Some("ApplyGradientDescent"),
         SourceLocation::caller(),
     )
 }

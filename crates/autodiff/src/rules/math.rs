@@ -1,0 +1,139 @@
+//! Gradients of matmul, element-wise math, reductions and casts.
+
+use super::Ctx;
+use tensorgraph_graph::ops::{array as a, math as m, nn};
+use tensorgraph_graph::{BinaryOp, DType, ReduceOp, Result, Tensor, UnaryOp};
+
+type Grads = Result<Vec<Option<Tensor>>>;
+
+/// A scalar constant of `like`'s dtype.
+pub(crate) fn k(like: &Tensor, v: f64) -> Result<Tensor> {
+    like.graph().scalar(v, like.dtype())
+}
+
+pub(super) fn matmul(c: &Ctx, ta: bool, tb: bool) -> Grads {
+    let (x, y, g) = (c.x(0), c.x(1), c.g());
+    let (dx, dy) = match (ta, tb) {
+        (false, false) => (m::matmul(g, y, false, true)?, m::matmul(x, g, true, false)?),
+        (true, false) => (m::matmul(y, g, false, true)?, m::matmul(x, g, false, false)?),
+        (false, true) => (m::matmul(g, y, false, false)?, m::matmul(g, x, true, false)?),
+        (true, true) => (m::matmul(y, g, true, true)?, m::matmul(g, x, true, true)?),
+    };
+    Ok(vec![Some(dx), Some(dy)])
+}
+
+pub(super) fn unary(c: &Ctx, u: UnaryOp) -> Grads {
+    let (x, g) = (c.x(0), c.g());
+    let dx = match u {
+        UnaryOp::Relu => nn::relu_grad(g, &c.y(0)?)?,
+        UnaryOp::Sigmoid => nn::sigmoid_grad(&c.y(0)?, g)?,
+        UnaryOp::Tanh => nn::tanh_grad(&c.y(0)?, g)?,
+        UnaryOp::Exp => m::mul(g, &c.y(0)?)?,
+        UnaryOp::Log => m::div(g, x)?,
+        UnaryOp::Neg => m::neg(g)?,
+        UnaryOp::Square => m::mul(g, &m::mul(x, &k(x, 2.0)?)?)?,
+        UnaryOp::Sqrt => m::div(&m::mul(g, &k(x, 0.5)?)?, &c.y(0)?)?,
+        UnaryOp::Rsqrt => {
+            let y = c.y(0)?;
+            let y3 = m::mul(&m::square(&y)?, &y)?;
+            m::mul(&m::mul(g, &k(x, -0.5)?)?, &y3)?
+        }
+        UnaryOp::Abs => m::mul(g, &m::sign(x)?)?,
+        UnaryOp::Sign => return Ok(vec![None]),
+        UnaryOp::Reciprocal => {
+            let y = c.y(0)?;
+            m::neg(&m::mul(g, &m::square(&y)?)?)?
+        }
+    };
+    Ok(vec![Some(dx)])
+}
+
+/// Gradients with the output's (broadcast) shape; autodiff reduces them to each input's shape.
+pub(super) fn binary(c: &Ctx, b: BinaryOp) -> Grads {
+    let (x, y, g) = (c.x(0), c.x(1), c.g());
+    let mask = |t: Tensor| t.cast(x.dtype());
+    let (dx, dy) = match b {
+        BinaryOp::Add => (g.clone(), g.clone()),
+        BinaryOp::Sub => (g.clone(), m::neg(g)?),
+        BinaryOp::Mul => (m::mul(g, y)?, m::mul(g, x)?),
+        BinaryOp::Div => {
+            let dx = m::div(g, y)?;
+            let dy = m::neg(&m::div(&m::mul(g, x)?, &m::square(y)?)?)?;
+            (dx, dy)
+        }
+        BinaryOp::Maximum | BinaryOp::Minimum => {
+            let pick_x = if b == BinaryOp::Maximum { m::greater_equal(x, y)? } else { m::less_equal(x, y)? };
+            let mx = mask(pick_x)?;
+            let dx = m::mul(g, &mx)?;
+            let dy = m::mul(g, &m::sub(&k(x, 1.0)?, &mx)?)?;
+            (dx, dy)
+        }
+        BinaryOp::Pow => {
+            let z = c.y(0)?;
+            let dx = m::mul(&m::mul(g, y)?, &m::pow(x, &m::sub(y, &k(y, 1.0)?)?)?)?;
+            // d/dy x^y = x^y log x, taken as 0 where x <= 0 (as TF does).
+            let pos = mask(m::greater(x, &k(x, 0.0)?)?)?;
+            let safe_x = m::add(&m::mul(x, &pos)?, &m::sub(&k(x, 1.0)?, &pos)?)?;
+            let dy = m::mul(&m::mul(g, &z)?, &m::log(&safe_x)?)?;
+            (dx, dy)
+        }
+        BinaryOp::ReluGrad => return Ok(vec![Some(nn::relu_grad(g, y)?), None]),
+        BinaryOp::SigmoidGrad => {
+            // out = dy * s * (1 - s): d/ds = g * dy * (1 - 2s); d/d(dy) = sigmoid_grad(s, g).
+            let one_minus_2s = m::sub(&k(x, 1.0)?, &m::mul(&k(x, 2.0)?, x)?)?;
+            (m::mul(&m::mul(g, y)?, &one_minus_2s)?, nn::sigmoid_grad(x, g)?)
+        }
+        BinaryOp::TanhGrad => {
+            // out = dy * (1 - t^2): d/dt = -2 g dy t; d/d(dy) = tanh_grad(t, g).
+            let dt = m::mul(&m::mul(g, y)?, &m::mul(&k(x, -2.0)?, x)?)?;
+            (dt, nn::tanh_grad(x, g)?)
+        }
+        BinaryOp::Equal
+        | BinaryOp::NotEqual
+        | BinaryOp::Less
+        | BinaryOp::LessEqual
+        | BinaryOp::Greater
+        | BinaryOp::GreaterEqual => return Ok(vec![None, None]),
+    };
+    Ok(vec![Some(dx), Some(dy)])
+}
+
+/// Re-inserts reduced axes (size 1) so the gradient broadcasts against the input.
+fn restore_axes(t: &Tensor, axes: &[usize], keep_dims: bool) -> Result<Tensor> {
+    let mut t = t.clone();
+    if !keep_dims {
+        for &ax in axes {
+            t = a::expand_dims(&t, ax as i64)?;
+        }
+    }
+    Ok(t)
+}
+
+pub(super) fn reduce(c: &Ctx, op: ReduceOp, axes: &[usize], keep_dims: bool) -> Grads {
+    let x = c.x(0);
+    let g = restore_axes(c.g(), axes, keep_dims)?;
+    let dx = match op {
+        ReduceOp::Sum => a::broadcast_to(&g, x)?,
+        ReduceOp::Mean => {
+            let n = m::size(x, Some(&axes.iter().map(|&a| a as i64).collect::<Vec<_>>()), x.dtype())?;
+            m::div(&a::broadcast_to(&g, x)?, &n)?
+        }
+        ReduceOp::Max | ReduceOp::Min => {
+            // Split the gradient evenly among the elements equal to the extremum (TF's rule).
+            let y = restore_axes(&c.y(0)?, axes, keep_dims)?;
+            let hits = m::equal(x, &y)?.cast(x.dtype())?;
+            let count = m::reduce_sum_keep_dims(&hits, Some(&axes.iter().map(|&a| a as i64).collect::<Vec<_>>()), "")?;
+            m::div(&m::mul(&hits, &g)?, &count)?
+        }
+    };
+    Ok(vec![Some(dx)])
+}
+
+pub(super) fn cast(c: &Ctx, to: DType) -> Grads {
+    let from = c.x(0).dtype();
+    if from.is_float() && to.is_float() {
+        Ok(vec![Some(c.g().cast(from)?)])
+    } else {
+        Ok(vec![None])
+    }
+}

@@ -1,0 +1,83 @@
+//! Gradient rules: one arm per op, each delegating to a per-family rule function that emits
+//! graph ops. Non-differentiable ops return `None` for every input; ops with effects have no
+//! gradient and report it.
+
+mod array;
+mod math;
+mod nn;
+
+use tensorgraph_graph::{Error, Op, Operation, Result, Tensor};
+
+/// What a rule sees: the op, its node, its inputs, and the gradient of each output.
+pub(crate) struct Ctx<'a> {
+    pub op: &'a Op,
+    pub node: &'a Operation,
+    pub inputs: &'a [Tensor],
+    pub grads: &'a [Option<Tensor>],
+}
+
+impl Ctx<'_> {
+    /// Input `i`.
+    pub fn x(&self, i: usize) -> &Tensor {
+        &self.inputs[i]
+    }
+
+    /// Output `i` of the op.
+    pub fn y(&self, i: usize) -> Result<Tensor> {
+        self.node.output(i)
+    }
+
+    /// The gradient of output 0 (rules of single-output ops only run when it exists).
+    pub fn g(&self) -> &Tensor {
+        self.grads[0].as_ref().expect("single-output ops are differentiated only with a gradient")
+    }
+
+    /// `None` for every input.
+    pub fn none(&self) -> Vec<Option<Tensor>> {
+        vec![None; self.inputs.len()]
+    }
+}
+
+/// Gradients of the op's inputs given its output gradients.
+pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
+    match c.op {
+        Op::MatMul { transpose_a, transpose_b } => math::matmul(c, *transpose_a, *transpose_b),
+        Op::Unary(u) => math::unary(c, *u),
+        Op::Binary(b) => math::binary(c, *b),
+        Op::AddN => Ok(vec![Some(c.g().clone()); c.inputs.len()]),
+        Op::BiasAdd => nn::bias_add(c),
+        Op::Reduce { op, axes, keep_dims } => math::reduce(c, *op, axes, *keep_dims),
+        Op::Cast { to } => math::cast(c, *to),
+        Op::Softmax => nn::softmax(c),
+        Op::LogSoftmax => nn::log_softmax(c),
+        Op::SparseSoftmaxCrossEntropyWithLogits => nn::sparse_xent(c),
+        Op::Identity => Ok(vec![Some(c.g().clone())]),
+        Op::Reshape { .. } => array::reshape(c),
+        Op::Transpose { perm } => array::transpose(c, perm),
+        Op::ExpandDims { axis } => array::expand_dims(c, *axis),
+        Op::Squeeze { axes } => array::squeeze(c, axes),
+        Op::ConcatV2 { axis } => array::concat(c, *axis),
+        Op::Slice { begin, .. } => array::slice(c, begin),
+        Op::Pad { paddings } => array::pad(c, paddings),
+        Op::BroadcastTo => Ok(vec![Some(tensorgraph_graph::ops::array::sum_to_shape(c.g(), c.x(0))?), None]),
+        Op::SumToShape => Ok(vec![Some(tensorgraph_graph::ops::array::broadcast_to(c.g(), c.x(0))?), None]),
+        // Piecewise constant or integer-valued: no gradient flows.
+        Op::StopGradient
+        | Op::ArgMax { .. }
+        | Op::InTopKV2 { .. }
+        | Op::OneHot { .. }
+        | Op::ZerosLike
+        | Op::OnesLike
+        | Op::Size { .. }
+        | Op::Fill { .. }
+        | Op::Const { .. }
+        | Op::Placeholder { .. }
+        | Op::RandomUniform { .. }
+        | Op::TruncatedNormal { .. }
+        | Op::VariableV2 { .. }
+        | Op::NoOp => Ok(c.none()),
+        Op::Assign | Op::AssignAdd | Op::AssignSub | Op::ApplyGradientDescent => {
+            Err(Error::NoGradient { node: c.node.info() })
+        }
+    }
+}

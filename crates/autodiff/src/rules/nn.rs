@@ -1,0 +1,48 @@
+//! Gradients of bias_add, softmax, log-softmax and the sparse softmax cross-entropy.
+
+use super::Ctx;
+use tensorgraph_graph::ops::{array as a, math as m, nn};
+use tensorgraph_graph::{Result, Tensor};
+
+type Grads = Result<Vec<Option<Tensor>>>;
+
+pub(super) fn bias_add(c: &Ctx) -> Grads {
+    let g = c.g();
+    let rank = g.shape().rank() as i64;
+    let axes: Vec<i64> = (0..rank - 1).collect();
+    Ok(vec![Some(g.clone()), Some(m::reduce_sum(g, Some(&axes), "")?)])
+}
+
+/// `(g - sum(g * s, -1)) * s`: the softmax Jacobian applied to `g`.
+fn softmax_backward(g: &Tensor, s: &Tensor) -> Result<Tensor> {
+    let dot = m::reduce_sum_keep_dims(&m::mul(g, s)?, Some(&[-1]), "")?;
+    m::mul(&m::sub(g, &dot)?, s)
+}
+
+pub(super) fn softmax(c: &Ctx) -> Grads {
+    Ok(vec![Some(softmax_backward(c.g(), &c.y(0)?)?)])
+}
+
+pub(super) fn log_softmax(c: &Ctx) -> Grads {
+    let g = c.g();
+    let sum = m::reduce_sum_keep_dims(g, Some(&[-1]), "")?;
+    Ok(vec![Some(m::sub(g, &m::mul(&sum, &m::exp(&c.y(0)?)?)?)?)])
+}
+
+/// Loss gradient: `g[:, None] * backprop`. When the `backprop` output itself is differentiated
+/// (second order), its contribution is the softmax Jacobian, as TF's rule.
+pub(super) fn sparse_xent(c: &Ctx) -> Grads {
+    let mut total: Option<Tensor> = None;
+    if let Some(g0) = &c.grads[0] {
+        total = Some(m::mul(&a::expand_dims(g0, -1)?, &c.y(1)?)?);
+    }
+    if let Some(g1) = &c.grads[1] {
+        let s = nn::softmax(c.x(0))?;
+        let extra = softmax_backward(g1, &s)?;
+        total = Some(match total {
+            Some(t) => m::add(&t, &extra)?,
+            None => extra,
+        });
+    }
+    Ok(vec![total, None])
+}

@@ -1,0 +1,183 @@
+//! MNIST from the four standard IDX gz files, as TF1's
+//! `tensorflow.examples.tutorials.mnist.input_data.read_data_sets`.
+
+use crate::{Error, Result};
+use flate2::read::GzDecoder;
+use ndarray::{s, Array1, Array2, Axis};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::io::Read;
+use std::path::Path;
+
+/// The four file names of the classic distribution.
+pub const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+
+/// Image side length and pixel count.
+pub const SIDE: usize = 28;
+pub const PIXELS: usize = SIDE * SIDE;
+
+/// How to split and shuffle.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Training images held out as the validation set (TF's default: 5000).
+    pub validation_size: usize,
+    /// Seed for the per-epoch shuffles (`None`: from the OS).
+    pub seed: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { validation_size: 5000, seed: None }
+    }
+}
+
+/// Images (`[n, 784]` f32 in [0, 1]) and labels (`[n]` i64) with a shuffling batch cursor.
+#[derive(Clone, Debug)]
+pub struct DataSet {
+    pub images: Array2<f32>,
+    pub labels: Array1<i64>,
+    order: Vec<usize>,
+    index_in_epoch: usize,
+    epochs_completed: usize,
+    rng: ChaCha8Rng,
+}
+
+impl DataSet {
+    /// A data set over `images` and `labels` (equal lengths), shuffled with `seed`.
+    pub fn new(images: Array2<f32>, labels: Array1<i64>, seed: Option<u64>) -> DataSet {
+        let rng = match seed {
+            Some(s) => ChaCha8Rng::seed_from_u64(s),
+            None => ChaCha8Rng::from_os_rng(),
+        };
+        let order = (0..images.nrows()).collect();
+        DataSet { images, labels, order, index_in_epoch: 0, epochs_completed: 0, rng }
+    }
+
+    /// Number of examples.
+    pub fn num_examples(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Completed passes over the data.
+    pub fn epochs_completed(&self) -> usize {
+        self.epochs_completed
+    }
+
+    /// The next `n` examples, reshuffling at each epoch's start; a batch crossing an epoch
+    /// boundary takes the old epoch's rest and the new epoch's start, as TF's `next_batch`.
+    pub fn next_batch(&mut self, n: usize) -> (Array2<f32>, Array1<i64>) {
+        let total = self.num_examples();
+        if total == 0 || n == 0 {
+            return (Array2::zeros((0, self.images.ncols())), Array1::zeros(0));
+        }
+        let mut picked = Vec::with_capacity(n);
+        while picked.len() < n {
+            if self.index_in_epoch == 0 {
+                self.order.shuffle(&mut self.rng);
+            }
+            let take = (n - picked.len()).min(total - self.index_in_epoch);
+            picked.extend_from_slice(&self.order[self.index_in_epoch..self.index_in_epoch + take]);
+            self.index_in_epoch += take;
+            if self.index_in_epoch == total {
+                self.index_in_epoch = 0;
+                self.epochs_completed += 1;
+            }
+        }
+        (self.images.select(Axis(0), &picked), self.labels.select(Axis(0), &picked))
+    }
+}
+
+/// Train, validation and test splits.
+#[derive(Clone, Debug)]
+pub struct Datasets {
+    pub train: DataSet,
+    pub validation: DataSet,
+    pub test: DataSet,
+}
+
+/// Reads MNIST from `dir` with TF's defaults (5000 validation images).
+pub fn read_data_sets(dir: impl AsRef<Path>) -> Result<Datasets> {
+    read_data_sets_with(dir, &Options::default())
+}
+
+/// Reads MNIST from `dir`, checking magic numbers, counts and dimensions of every file.
+pub fn read_data_sets_with(dir: impl AsRef<Path>, opts: &Options) -> Result<Datasets> {
+    let dir = dir.as_ref();
+    let train_x = read_images(&dir.join(FILES[0]))?;
+    let train_y = read_labels(&dir.join(FILES[1]))?;
+    let test_x = read_images(&dir.join(FILES[2]))?;
+    let test_y = read_labels(&dir.join(FILES[3]))?;
+    for (x, y, files) in [(&train_x, &train_y, (FILES[0], FILES[1])), (&test_x, &test_y, (FILES[2], FILES[3]))] {
+        if x.nrows() != y.len() {
+            return Err(Error::BadFile {
+                path: dir.join(files.0).display().to_string(),
+                detail: format!("{} images but {} has {} labels", x.nrows(), files.1, y.len()),
+            });
+        }
+    }
+    let v = opts.validation_size;
+    if v > train_x.nrows() {
+        return Err(Error::BadFile {
+            path: dir.join(FILES[0]).display().to_string(),
+            detail: format!("validation_size {v} exceeds the {} training images", train_x.nrows()),
+        });
+    }
+    let seed = |k: u64| opts.seed.map(|s| s.wrapping_add(k));
+    Ok(Datasets {
+        validation: DataSet::new(train_x.slice(s![..v, ..]).to_owned(), train_y.slice(s![..v]).to_owned(), seed(1)),
+        train: DataSet::new(train_x.slice(s![v.., ..]).to_owned(), train_y.slice(s![v..]).to_owned(), seed(0)),
+        test: DataSet::new(test_x, test_y, seed(2)),
+    })
+}
+
+fn bad(path: &Path, detail: impl Into<String>) -> Error {
+    Error::BadFile { path: path.display().to_string(), detail: detail.into() }
+}
+
+/// Decompresses `path` and checks the IDX header: `magic`, then one big-endian u32 per dimension.
+fn read_idx(path: &Path, magic: u32, ndim: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let mut data = Vec::new();
+    GzDecoder::new(file).read_to_end(&mut data).map_err(|e| bad(path, format!("not a readable gzip file: {e}")))?;
+    let header = 4 + 4 * ndim;
+    if data.len() < header {
+        return Err(bad(path, format!("truncated: {} bytes, the IDX header alone is {header}", data.len())));
+    }
+    let word = |i: usize| u32::from_be_bytes([data[4 * i], data[4 * i + 1], data[4 * i + 2], data[4 * i + 3]]);
+    if word(0) != magic {
+        return Err(bad(path, format!("bad magic number {} (expected {magic})", word(0))));
+    }
+    let dims: Vec<usize> = (1..=ndim).map(|i| word(i) as usize).collect();
+    let expected = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let body = data.len() - header;
+    if expected != Some(body) {
+        return Err(bad(path, format!("header says {dims:?} ({expected:?} bytes) but the file holds {body} bytes")));
+    }
+    data.drain(..header);
+    Ok((dims, data))
+}
+
+/// Images as `[n, 784]` f32 scaled to [0, 1].
+pub fn read_images(path: &Path) -> Result<Array2<f32>> {
+    let (dims, data) = read_idx(path, 2051, 3)?;
+    if dims[1] != SIDE || dims[2] != SIDE {
+        return Err(bad(path, format!("images are {}x{}, expected {SIDE}x{SIDE}", dims[1], dims[2])));
+    }
+    let pixels: Vec<f32> = data.iter().map(|&b| f32::from(b) / 255.0).collect();
+    Ok(Array2::from_shape_vec((dims[0], PIXELS), pixels).expect("size checked"))
+}
+
+/// Labels as i64 digits 0..=9.
+pub fn read_labels(path: &Path) -> Result<Array1<i64>> {
+    let (_, data) = read_idx(path, 2049, 1)?;
+    if let Some(i) = data.iter().position(|&l| l > 9) {
+        return Err(bad(path, format!("label {} at index {i} is not a digit", data[i])));
+    }
+    Ok(data.iter().map(|&l| i64::from(l)).collect())
+}

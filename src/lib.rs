@@ -58,6 +58,6 @@ pub use tensorgraph_autodiff::gradients;
 /// What most programs need: `use tensorgraph::prelude::*;`.
 pub mod prelude {
     pub use crate::train::{GradientDescent, Optimizer};
-    pub use crate::{array, data, layers, math, nn, state, train};
+    pub use crate::{array, data, layers, math, nn, random, state, train};
     pub use crate::{DType, Graph, Operation, Result, Session, Shape, Tensor, Value, Variable};
 }

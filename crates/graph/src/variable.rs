@@ -94,6 +94,13 @@ impl Variable {
         &self.read
     }
 
+    /// A new read of the variable, made under the current control dependencies, like TF1's
+    /// `v.read_value()`: unlike [`Variable::value`] it sees updates it is ordered after.
+    #[track_caller]
+    pub fn read_value(&self) -> Result<Tensor> {
+        self.var.graph().add_op1(Op::Identity, &[&self.var], Some("read_value"))
+    }
+
     /// The `<name>/Assign` op that sets the initial value.
     pub fn initializer(&self) -> &Operation {
         &self.initializer

@@ -1,0 +1,230 @@
+//! Every op's forward pass on hand-checked values.
+
+mod common;
+use common::{assert_close, run1};
+use ndarray::{array, ArrayD, IxDyn};
+use tensorgraph::prelude::*;
+
+fn c(g: &Graph, v: impl Into<Value>) -> Tensor {
+    g.constant(v, "").unwrap()
+}
+
+#[test]
+fn matmul_with_transposes() {
+    let g = Graph::new();
+    let a = c(&g, array![[1.0f32, 2.0], [3.0, 4.0]]);
+    let b = c(&g, array![[5.0f32, 6.0], [7.0, 8.0]]);
+    assert_close(&run1(&g, &math::matmul(&a, &b, false, false).unwrap(), &[]), &[2, 2], &[19.0, 22.0, 43.0, 50.0]);
+    assert_close(&run1(&g, &math::matmul(&a, &b, true, false).unwrap(), &[]), &[2, 2], &[26.0, 30.0, 38.0, 44.0]);
+    assert_close(&run1(&g, &math::matmul(&a, &b, false, true).unwrap(), &[]), &[2, 2], &[17.0, 23.0, 39.0, 53.0]);
+    assert_close(&run1(&g, &math::matmul(&a, &b, true, true).unwrap(), &[]), &[2, 2], &[23.0, 31.0, 34.0, 46.0]);
+}
+
+#[test]
+fn binary_ops_broadcast() {
+    let g = Graph::new();
+    let a = c(&g, array![[1.0f32, -2.0, 3.0], [4.0, 5.0, -6.0]]);
+    let b = c(&g, array![2.0f32, 2.0, -1.0]);
+    let cases: Vec<(Tensor, Vec<f64>)> = vec![
+        (math::add(&a, &b).unwrap(), vec![3.0, 0.0, 2.0, 6.0, 7.0, -7.0]),
+        (math::sub(&a, &b).unwrap(), vec![-1.0, -4.0, 4.0, 2.0, 3.0, -5.0]),
+        (math::mul(&a, &b).unwrap(), vec![2.0, -4.0, -3.0, 8.0, 10.0, 6.0]),
+        (math::div(&a, &b).unwrap(), vec![0.5, -1.0, -3.0, 2.0, 2.5, 6.0]),
+        (math::maximum(&a, &b).unwrap(), vec![2.0, 2.0, 3.0, 4.0, 5.0, -1.0]),
+        (math::minimum(&a, &b).unwrap(), vec![1.0, -2.0, -1.0, 2.0, 2.0, -6.0]),
+        (math::pow(&math::abs(&a).unwrap(), &b).unwrap(), vec![1.0, 4.0, 1.0 / 3.0, 16.0, 25.0, 1.0 / 6.0]),
+    ];
+    for (t, want) in cases {
+        assert_close(&run1(&g, &t, &[]), &[2, 3], &want);
+    }
+}
+
+#[test]
+fn comparisons_give_bool() {
+    let g = Graph::new();
+    let a = c(&g, array![1i64, 2, 3]);
+    let b = c(&g, array![2i64]);
+    let out = |t: Tensor| run1(&g, &t, &[]).into_bool().unwrap().into_raw_vec_and_offset().0;
+    assert_eq!(out(math::equal(&a, &b).unwrap()), [false, true, false]);
+    assert_eq!(out(math::not_equal(&a, &b).unwrap()), [true, false, true]);
+    assert_eq!(out(math::less(&a, &b).unwrap()), [true, false, false]);
+    assert_eq!(out(math::less_equal(&a, &b).unwrap()), [true, true, false]);
+    assert_eq!(out(math::greater(&a, &b).unwrap()), [false, false, true]);
+    assert_eq!(out(math::greater_equal(&a, &b).unwrap()), [false, true, true]);
+}
+
+#[test]
+fn unary_ops() {
+    let g = Graph::new();
+    let x = c(&g, array![-1.0f64, 0.5, 2.0]);
+    let p = c(&g, array![0.25f64, 1.0, 4.0]);
+    let e = std::f64::consts::E;
+    let cases: Vec<(Tensor, Vec<f64>)> = vec![
+        (nn::relu(&x).unwrap(), vec![0.0, 0.5, 2.0]),
+        (nn::sigmoid(&x).unwrap(), vec![1.0 / (1.0 + e), 1.0 / (1.0 + (-0.5f64).exp()), 1.0 / (1.0 + (-2.0f64).exp())]),
+        (nn::tanh(&x).unwrap(), vec![(-1.0f64).tanh(), 0.5f64.tanh(), 2.0f64.tanh()]),
+        (math::exp(&x).unwrap(), vec![1.0 / e, 0.5f64.exp(), 2.0f64.exp()]),
+        (math::log(&p).unwrap(), vec![0.25f64.ln(), 0.0, 4.0f64.ln()]),
+        (math::neg(&x).unwrap(), vec![1.0, -0.5, -2.0]),
+        (math::square(&x).unwrap(), vec![1.0, 0.25, 4.0]),
+        (math::sqrt(&p).unwrap(), vec![0.5, 1.0, 2.0]),
+        (math::rsqrt(&p).unwrap(), vec![2.0, 1.0, 0.5]),
+        (math::abs(&x).unwrap(), vec![1.0, 0.5, 2.0]),
+        (math::sign(&x).unwrap(), vec![-1.0, 1.0, 1.0]),
+        (math::reciprocal(&p).unwrap(), vec![4.0, 1.0, 0.25]),
+    ];
+    for (t, want) in cases {
+        assert_close(&run1(&g, &t, &[]), &[3], &want);
+    }
+    let i = c(&g, array![-3i32, 0, 2]);
+    assert_close(&run1(&g, &math::abs(&i).unwrap(), &[]), &[3], &[3.0, 0.0, 2.0]);
+    assert_close(&run1(&g, &math::neg(&i).unwrap(), &[]), &[3], &[3.0, 0.0, -2.0]);
+    assert_close(&run1(&g, &math::square(&i).unwrap(), &[]), &[3], &[9.0, 0.0, 4.0]);
+    assert_close(&run1(&g, &math::sign(&i).unwrap(), &[]), &[3], &[-1.0, 0.0, 1.0]);
+}
+
+#[test]
+fn sigmoid_is_stable_at_extremes() {
+    let g = Graph::new();
+    let x = c(&g, array![-1000.0f32, 1000.0]);
+    assert_close(&run1(&g, &nn::sigmoid(&x).unwrap(), &[]), &[2], &[0.0, 1.0]);
+}
+
+#[test]
+fn bias_add_add_n_and_grad_helpers() {
+    let g = Graph::new();
+    let x = c(&g, array![[1.0f32, 2.0], [3.0, 4.0]]);
+    let b = c(&g, array![10.0f32, 20.0]);
+    assert_close(&run1(&g, &nn::bias_add(&x, &b).unwrap(), &[]), &[2, 2], &[11.0, 22.0, 13.0, 24.0]);
+    assert_close(&run1(&g, &math::add_n(&[&x, &x, &x]).unwrap(), &[]), &[2, 2], &[3.0, 6.0, 9.0, 12.0]);
+    let f = c(&g, array![[-1.0f32, 0.0], [2.0, 3.0]]);
+    assert_close(&run1(&g, &nn::relu_grad(&x, &f).unwrap(), &[]), &[2, 2], &[0.0, 0.0, 3.0, 4.0]);
+    let s = c(&g, array![[0.5f32, 0.25], [0.0, 1.0]]);
+    assert_close(&run1(&g, &nn::sigmoid_grad(&s, &x).unwrap(), &[]), &[2, 2], &[0.25, 0.375, 0.0, 0.0]);
+    assert_close(&run1(&g, &nn::tanh_grad(&s, &x).unwrap(), &[]), &[2, 2], &[0.75, 1.875, 3.0, 0.0]);
+}
+
+#[test]
+fn reductions_over_axes_with_keep_dims() {
+    let g = Graph::new();
+    let x = c(&g, array![[1.0f32, 5.0, 3.0], [4.0, 2.0, 6.0]]);
+    assert_close(&run1(&g, &math::reduce_sum(&x, None, "").unwrap(), &[]), &[], &[21.0]);
+    assert_close(&run1(&g, &math::reduce_sum(&x, Some(&[0]), "").unwrap(), &[]), &[3], &[5.0, 7.0, 9.0]);
+    assert_close(&run1(&g, &math::reduce_mean(&x, Some(&[-1]), "").unwrap(), &[]), &[2], &[3.0, 4.0]);
+    assert_close(&run1(&g, &math::reduce_max_keep_dims(&x, Some(&[1]), "").unwrap(), &[]), &[2, 1], &[5.0, 6.0]);
+    assert_close(&run1(&g, &math::reduce_min(&x, Some(&[0, 1]), "").unwrap(), &[]), &[], &[1.0]);
+    assert_close(&run1(&g, &math::reduce_sum_keep_dims(&x, None, "").unwrap(), &[]), &[1, 1], &[21.0]);
+    let i = c(&g, array![[1i64, 2], [3, 4]]);
+    assert_close(&run1(&g, &math::reduce_sum(&i, Some(&[1]), "").unwrap(), &[]), &[2], &[3.0, 7.0]);
+}
+
+#[test]
+fn argmax_cast_and_size() {
+    let g = Graph::new();
+    let x = c(&g, array![[1.0f32, 5.0, 5.0], [7.0, 2.0, 6.0]]);
+    assert_close(&run1(&g, &math::argmax(&x, 1).unwrap(), &[]), &[2], &[1.0, 0.0]);
+    assert_close(&run1(&g, &math::argmax(&x, 0).unwrap(), &[]), &[3], &[1.0, 0.0, 1.0]);
+    let f = c(&g, array![-1.7f32, 0.0, 2.9]);
+    assert_close(&run1(&g, &f.cast(DType::I32).unwrap(), &[]), &[3], &[-1.0, 0.0, 2.0]);
+    assert_close(&run1(&g, &f.cast(DType::Bool).unwrap().cast(DType::F64).unwrap(), &[]), &[3], &[1.0, 0.0, 1.0]);
+    assert_close(&run1(&g, &math::size(&x, None, DType::I32).unwrap(), &[]), &[], &[6.0]);
+    assert_close(&run1(&g, &math::size(&x, Some(&[1]), DType::F32).unwrap(), &[]), &[], &[3.0]);
+}
+
+#[test]
+fn softmax_and_log_softmax() {
+    let g = Graph::new();
+    let x = c(&g, array![[1.0f64, 2.0, 3.0], [0.0, 0.0, 0.0]]);
+    let z: f64 = (1.0f64).exp() + (2.0f64).exp() + (3.0f64).exp();
+    let sm = [1f64.exp() / z, 2f64.exp() / z, 3f64.exp() / z, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0];
+    assert_close(&run1(&g, &nn::softmax(&x).unwrap(), &[]), &[2, 3], &sm);
+    let lsm: Vec<f64> = sm.iter().map(|v| v.ln()).collect();
+    assert_close(&run1(&g, &nn::log_softmax(&x).unwrap(), &[]), &[2, 3], &lsm);
+}
+
+#[test]
+fn sparse_softmax_cross_entropy_matches_hand_values_and_extremes() {
+    let g = Graph::new();
+    let logits = c(&g, array![[2.0f64, 1.0, 0.1], [1e4, -1e4, 0.0], [0.0, 0.0, 0.0]]);
+    let labels = c(&g, array![0i64, 1, 2]);
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&labels, &logits, "xent").unwrap();
+    let lse = (2f64.exp() + 1f64.exp() + 0.1f64.exp()).ln();
+    assert_close(&run1(&g, &xent, &[]), &[3], &[lse - 2.0, 2e4, 3f64.ln()]);
+    let bad = c(&g, array![0i64, 3, 0]);
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&bad, &logits, "bad").unwrap();
+    let err = Session::new(&g).unwrap().run(&[&xent], &[]).unwrap_err().to_string();
+    assert!(err.contains("bad (SparseSoftmaxCrossEntropyWithLogits)") && err.contains("label 3"), "{err}");
+}
+
+#[test]
+fn in_top_k_follows_tf_on_ties() {
+    let g = Graph::new();
+    let p = c(&g, array![[0.1f32, 0.5, 0.5], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]]);
+    let t = c(&g, array![2i64, 1, 0]);
+    let out = run1(&g, &nn::in_top_k(&p, &t, 1).unwrap(), &[]);
+    assert_eq!(out.into_bool().unwrap().into_raw_vec_and_offset().0, [true, false, false]);
+    let out = run1(&g, &nn::in_top_k(&p, &t, 2).unwrap(), &[]);
+    assert_eq!(out.into_bool().unwrap().into_raw_vec_and_offset().0, [true, true, false]);
+}
+
+#[test]
+fn shape_ops() {
+    let g = Graph::new();
+    let x = c(&g, array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    let all = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    assert_close(&run1(&g, &array::reshape(&x, &[3, -1]).unwrap(), &[]), &[3, 2], &all);
+    assert_close(&run1(&g, &array::transpose(&x, None).unwrap(), &[]), &[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    let e = array::expand_dims(&x, -1).unwrap();
+    assert_close(&run1(&g, &e, &[]), &[2, 3, 1], &all);
+    assert_close(&run1(&g, &array::squeeze(&e, None).unwrap(), &[]), &[2, 3], &all);
+    let cat = array::concat(&[&x, &x], 0).unwrap();
+    assert_close(&run1(&g, &cat, &[]), &[4, 3], &[all, all].concat());
+    let cat1 = array::concat(&[&x, &x], 1).unwrap();
+    assert_close(&run1(&g, &cat1, &[]), &[2, 6], &[1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 4.0, 5.0, 6.0]);
+    assert_close(&run1(&g, &array::slice(&x, &[0, 1], &[-1, 2]).unwrap(), &[]), &[2, 2], &[2.0, 3.0, 5.0, 6.0]);
+    let padded = array::pad(&x, &[(1, 0), (0, 1)]).unwrap();
+    assert_close(&run1(&g, &padded, &[]), &[3, 4], &[0., 0., 0., 0., 1., 2., 3., 0., 4., 5., 6., 0.]);
+}
+
+#[test]
+fn one_hot_fill_and_likes() {
+    let g = Graph::new();
+    let idx = c(&g, array![0i64, 2, 5]);
+    let oh = array::one_hot(&idx, 3, 1.0, 0.0, DType::F32).unwrap();
+    assert_close(&run1(&g, &oh, &[]), &[3, 3], &[1., 0., 0., 0., 0., 1., 0., 0., 0.]);
+    assert_close(&run1(&g, &array::fill(&g, &[2], DType::F64, 7.5).unwrap(), &[]), &[2], &[7.5, 7.5]);
+    assert_close(&run1(&g, &array::zeros(&g, &[1, 2], DType::I32).unwrap(), &[]), &[1, 2], &[0.0, 0.0]);
+    assert_close(&run1(&g, &array::ones_like(&oh).unwrap(), &[]), &[3, 3], &[1.0; 9]);
+    assert_close(&run1(&g, &array::zeros_like(&idx).unwrap(), &[]), &[3], &[0.0; 3]);
+}
+
+#[test]
+fn broadcast_to_and_sum_to_shape_are_adjoint() {
+    let g = Graph::new();
+    let small = c(&g, array![[1.0f32], [2.0]]);
+    let big = c(&g, ArrayD::<f32>::zeros(IxDyn(&[3, 2, 4])));
+    let b = array::broadcast_to(&small, &big).unwrap();
+    assert_close(&run1(&g, &b, &[]), &[3, 2, 4], &[[1.0; 4], [2.0; 4]].concat().repeat(3));
+    let s = array::sum_to_shape(&b, &small).unwrap();
+    assert_close(&run1(&g, &s, &[]), &[2, 1], &[12.0, 24.0]);
+}
+
+#[test]
+fn random_ops_are_seeded_and_in_range() {
+    let g = Graph::new();
+    g.set_random_seed(7);
+    let u = random::random_uniform(&g, &[1000], DType::F32, -2.0, 3.0, None).unwrap();
+    let t = random::truncated_normal(&g, &[1000], DType::F64, 1.0, 0.5, None).unwrap();
+    let (_, us) = common::flat(&run1(&g, &u, &[]));
+    assert!(us.iter().all(|&v| (-2.0..3.0).contains(&v)));
+    let mean = us.iter().sum::<f64>() / 1000.0;
+    assert!((mean - 0.5).abs() < 0.2, "{mean}");
+    let (_, ts) = common::flat(&run1(&g, &t, &[]));
+    assert!(ts.iter().all(|&v| (0.0..=2.0).contains(&v)));
+    // Same seeds in a fresh session: the same numbers; a second draw in one session: new ones.
+    assert_eq!(common::flat(&run1(&g, &u, &[])).1, us);
+    let mut sess = Session::new(&g).unwrap();
+    let first = sess.run(&[&u], &[]).unwrap().remove(0);
+    let second = sess.run(&[&u], &[]).unwrap().remove(0);
+    assert_ne!(first, second);
+}

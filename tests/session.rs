@@ -1,0 +1,206 @@
+//! Session behaviour: pruning, plan caching, feeds, variables, control dependencies, errors.
+
+use ndarray::{array, Array1};
+use tensorgraph::prelude::*;
+use tensorgraph::Error;
+
+#[test]
+fn an_unfed_placeholder_on_an_unneeded_branch_is_fine() {
+    let g = Graph::new();
+    let a = g.placeholder(DType::F32, [None], "a").unwrap();
+    let b = g.placeholder(DType::F32, [None], "b").unwrap();
+    let ya = math::square(&a).unwrap();
+    let _yb = math::square(&b).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    let out = sess.run(&[&ya], &[(&a, array![3.0f32].into())]).unwrap();
+    assert_eq!(out[0].as_f32().unwrap()[[0]], 9.0);
+}
+
+#[test]
+fn missing_feed_names_the_placeholder_and_its_line() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(784)], "X").unwrap();
+    let y = math::square(&x).unwrap();
+    let err = Session::new(&g).unwrap().run(&[&y], &[]).unwrap_err();
+    assert!(matches!(err, Error::MissingFeed { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains("placeholder X (Placeholder) with dtype float32 and shape [?,784]"), "{msg}");
+    assert!(msg.contains("defined at tests/session.rs:"), "{msg}");
+}
+
+#[test]
+fn feeds_of_wrong_dtype_or_shape_are_errors() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(3)], "X").unwrap();
+    let y = math::square(&x).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    let e = sess.run(&[&y], &[(&x, array![[1i64, 2, 3]].into())]).unwrap_err();
+    assert!(matches!(e, Error::FeedDType { expected: DType::F32, got: DType::I64, .. }), "{e}");
+    let e = sess.run(&[&y], &[(&x, array![[1.0f32, 2.0]].into())]).unwrap_err();
+    assert!(matches!(e, Error::FeedShape { .. }));
+    assert!(
+        e.to_string().contains("cannot feed a value of shape [1,2] to X (Placeholder), which has shape [?,3]"),
+        "{e}"
+    );
+    let e = sess.run(&[&y], &[(&x, array![1.0f32, 2.0, 3.0].into())]).unwrap_err();
+    assert!(matches!(e, Error::FeedShape { .. }));
+}
+
+#[test]
+fn uninitialized_variable_is_named() {
+    let g = Graph::new();
+    let w = g.variable(&g.constant(array![1.0f32, 2.0], "").unwrap(), "weights", true).unwrap();
+    let y = math::square(&w).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    let e = sess.run(&[&y], &[]).unwrap_err();
+    assert!(matches!(e, Error::UninitializedVariable { .. }));
+    assert!(e.to_string().contains("attempting to use uninitialized value weights (VariableV2)"), "{e}");
+    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    assert_eq!(sess.run(&[&y], &[]).unwrap()[0].to_f64_vec(), [1.0, 4.0]);
+}
+
+#[test]
+fn plans_are_cached_per_signature() {
+    let g = Graph::new();
+    let a = g.placeholder(DType::F32, [None], "a").unwrap();
+    let b = math::square(&a).unwrap();
+    let c = math::neg(&a).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    let feed = || vec![(&a, Value::from(array![2.0f32]))];
+    for _ in 0..3 {
+        sess.run(&[&b], &feed()).unwrap();
+    }
+    assert_eq!(sess.cached_plans(), 1);
+    sess.run(&[&c], &feed()).unwrap();
+    sess.run(&[&b, &c], &feed()).unwrap();
+    assert_eq!(sess.cached_plans(), 3);
+    // Feeding an intermediate changes the signature (and prunes what is upstream of it).
+    let out = sess.run(&[&c], &[(&a, array![1.0f32].into())]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), [-1.0]);
+    assert_eq!(sess.cached_plans(), 3);
+    let d = math::neg(&b).unwrap();
+    let out = sess.run(&[&d], &[(&b, array![5.0f32].into())]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), [-5.0]);
+    assert_eq!(sess.cached_plans(), 4);
+}
+
+#[test]
+fn fetching_a_fed_tensor_returns_the_feed() {
+    let g = Graph::new();
+    let a = g.placeholder(DType::I32, [2], "a").unwrap();
+    let out = Session::new(&g).unwrap().run(&[&a, &a], &[(&a, array![4i32, 5].into())]).unwrap();
+    assert_eq!(out[0], out[1]);
+    assert_eq!(out[0].to_f64_vec(), [4.0, 5.0]);
+}
+
+#[test]
+fn assign_ops_and_control_dependencies() {
+    let g = Graph::new();
+    let v = g.variable(&g.scalar(1.0, DType::F32).unwrap(), "v", true).unwrap();
+    let two = g.scalar(2.0, DType::F32).unwrap();
+    let add = state::assign_add(&v, &two).unwrap();
+    // Like TF1: `v` itself is the snapshot `v/read`; a read ordered after the update needs
+    // `read_value()` inside the control-dependency context.
+    let read_after = g.control_dependencies(&[&add.op()], || v.read_value()).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    assert_eq!(sess.run(&[&read_after], &[]).unwrap()[0].scalar_f64(), Some(3.0));
+    assert_eq!(sess.run(&[&read_after], &[]).unwrap()[0].scalar_f64(), Some(5.0));
+    let sub = state::assign_sub(&v, &two).unwrap();
+    assert_eq!(sess.run(&[&sub], &[]).unwrap()[0].scalar_f64(), Some(3.0));
+    let set = state::assign(&v, &g.scalar(-4.0, DType::F32).unwrap()).unwrap();
+    sess.run_targets(&[&set.op()], &[]).unwrap();
+    assert_eq!(sess.run(&[&v], &[]).unwrap()[0].scalar_f64(), Some(-4.0));
+    // group runs all its members.
+    let both = state::group(&g, &[&add.op(), &add.op()], "").unwrap();
+    sess.run_targets(&[&both], &[]).unwrap();
+    assert_eq!(sess.run(&[&v], &[]).unwrap()[0].scalar_f64(), Some(-2.0));
+}
+
+#[test]
+fn numerics_check_names_the_first_op_producing_nan() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None], "x").unwrap();
+    let l = g.name_scope("bad", || math::log(&x)).unwrap();
+    let y = math::square(&l).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    assert!(sess.run(&[&y], &[(&x, array![-1.0f32].into())]).is_ok());
+    sess.set_check_numerics(true);
+    let e = sess.run(&[&y], &[(&x, array![-1.0f32].into())]).unwrap_err();
+    assert!(matches!(e, Error::NonFinite { .. }));
+    assert!(e.to_string().contains("bad/Log (Log) produced NaN"), "{e}");
+    let e = sess.run(&[&y], &[(&x, array![0.0f32].into())]).unwrap_err();
+    assert!(e.to_string().contains("produced Inf"), "{e}");
+}
+
+#[test]
+fn runtime_shape_errors_name_the_node_and_input_shapes() {
+    let g = Graph::new();
+    let a = g.placeholder(DType::F32, [None, None], "a").unwrap();
+    let b = g.placeholder(DType::F32, [None, None], "b").unwrap();
+    let c = math::matmul(&a, &b, false, false).unwrap();
+    let e = Session::new(&g)
+        .unwrap()
+        .run(
+            &[&c],
+            &[(&a, ndarray::Array2::<f32>::zeros((2, 3)).into()), (&b, ndarray::Array2::<f32>::zeros((2, 3)).into())],
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Runtime { .. }));
+    let m = e.to_string();
+    assert!(m.contains("MatMul (MatMul) failed on inputs (float32 [2,3], float32 [2,3])"), "{m}");
+    let s = math::add(&a, &b).unwrap();
+    let e = Session::new(&g)
+        .unwrap()
+        .run(
+            &[&s],
+            &[(&a, ndarray::Array2::<f32>::zeros((2, 3)).into()), (&b, ndarray::Array2::<f32>::zeros((4, 3)).into())],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("incompatible shapes for broadcasting: [2,3] and [4,3]"), "{e}");
+}
+
+#[test]
+fn broadcasting_edge_cases_at_run_time() {
+    let g = Graph::new();
+    let a = g.placeholder(DType::F32, [None, None], "a").unwrap();
+    let b = g.placeholder(DType::F32, [None], "b").unwrap();
+    let s = math::mul(&a, &b).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    // [3,1] * [2] -> [3,2]
+    let out =
+        sess.run(&[&s], &[(&a, array![[1.0f32], [2.0], [3.0]].into()), (&b, array![10.0f32, 100.0].into())]).unwrap();
+    assert_eq!(out[0].shape(), &[3, 2]);
+    assert_eq!(out[0].to_f64_vec(), [10.0, 100.0, 20.0, 200.0, 30.0, 300.0]);
+    // Empty batch.
+    let out = sess
+        .run(&[&s], &[(&a, ndarray::Array2::<f32>::zeros((0, 2)).into()), (&b, Array1::<f32>::zeros(2).into())])
+        .unwrap();
+    assert_eq!(out[0].shape(), &[0, 2]);
+    // Scalar-like [1,1] against a vector.
+    let out = sess.run(&[&s], &[(&a, array![[2.0f32]].into()), (&b, array![1.0f32, 2.0, 3.0].into())]).unwrap();
+    assert_eq!(out[0].shape(), &[1, 3]);
+    assert_eq!(out[0].to_f64_vec(), [2.0, 4.0, 6.0]);
+}
+
+#[test]
+fn foreign_tensors_are_rejected() {
+    let (g1, g2) = (Graph::new(), Graph::new());
+    let a = g1.placeholder(DType::F32, [1], "a").unwrap();
+    let mut sess = Session::new(&g2).unwrap();
+    assert!(matches!(sess.run(&[&a], &[]).unwrap_err(), Error::ForeignTensor { .. }));
+}
+
+#[test]
+fn variable_updates_run_after_reads_of_the_same_step() {
+    // y reads w; the update writes w. The fetched y must use the old value.
+    let g = Graph::new();
+    let w = g.variable(&g.scalar(1.0, DType::F32).unwrap(), "w", true).unwrap();
+    let y = math::mul(&w, &g.scalar(10.0, DType::F32).unwrap()).unwrap();
+    let step = GradientDescent::new(0.5).minimize(&y).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    let out = sess.run_with(&[&y], &[&step], &[]).unwrap();
+    assert_eq!(out[0].scalar_f64(), Some(10.0));
+    assert_eq!(sess.run(&[&w], &[]).unwrap()[0].scalar_f64(), Some(1.0 - 0.5 * 10.0));
+}

@@ -94,34 +94,36 @@ fn backprop(g: &Graph, ys: &[&Tensor], xs: &[&Tensor], grad_ys: Option<&[&Tensor
             let floats: Vec<bool> = node.inputs.iter().map(|&e| d.spec(e).dtype.is_float()).collect();
             (node.op.clone(), node.outputs.len(), node.name.clone(), node.inputs.clone(), floats)
         });
+        let grads_per_slot: Vec<Vec<Tensor>> =
+            (0..n_out).map(|slot| pending.remove(&Endpoint { node: n, slot }).unwrap_or_default()).collect();
+        if grads_per_slot.iter().all(Vec::is_empty) {
+            continue;
+        }
+        // One scope per differentiated op, as TF's `gradients/<op name>_grad/`.
+        let _scope = g.enter_name_scope(&format!("{name}_grad"));
         let mut out_grads = Vec::with_capacity(n_out);
-        for slot in 0..n_out {
+        for (slot, grads) in grads_per_slot.into_iter().enumerate() {
+            let summed = sum_grads(grads)?;
             let ep = Endpoint { node: n, slot };
-            let grads = pending.remove(&ep).unwrap_or_default();
-            let summed = g.name_scope(&format!("{name}_grad"), || sum_grads(grads))?;
             if x_eps.contains(&ep) {
                 done.insert(ep, summed.clone());
             }
             out_grads.push(summed);
         }
-        if out_grads.iter().all(Option::is_none) || inputs.is_empty() {
+        if inputs.is_empty() {
             continue;
         }
-        let op_handle = Tensor::from_endpoint(g, Endpoint { node: n, slot: 0 })
-            .map(|t| t.op())
-            .unwrap_or_else(|| g.operation_by_name(&name).expect("node exists"));
+        let op_handle = g.operation_by_name(&name)?;
         let in_tensors: Vec<Tensor> =
             inputs.iter().map(|&e| Tensor::from_endpoint(g, e).expect("input exists")).collect();
-        let in_grads = g.name_scope(&format!("{name}_grad"), || {
-            let ctx = rules::Ctx { op: &op, node: &op_handle, inputs: &in_tensors, grads: &out_grads };
-            let raw = rules::grad(&ctx)?;
-            // Broadcasting ops: reduce each input's gradient back to its shape, in one place.
-            if matches!(op, Op::Binary(_)) {
-                raw.into_iter().zip(&in_tensors).map(|(gr, x)| gr.map(|gr| unbroadcast(gr, x)).transpose()).collect()
-            } else {
-                Ok(raw)
-            }
-        })?;
+        let ctx = rules::Ctx { op: &op, node: &op_handle, inputs: &in_tensors, grads: &out_grads };
+        let raw = rules::grad(&ctx)?;
+        // Broadcasting ops: reduce each input's gradient back to its shape, in one place.
+        let in_grads: Vec<Option<Tensor>> = if matches!(op, Op::Binary(_)) {
+            raw.into_iter().zip(&in_tensors).map(|(gr, x)| gr.map(|gr| unbroadcast(gr, x)).transpose()).collect::<Result<_>>()?
+        } else {
+            raw
+        };
         for ((gr, e), is_float) in in_grads.into_iter().zip(inputs).zip(float_inputs) {
             if let (Some(gr), true) = (gr, is_float) {
                 if nodes.contains(&e.node) {

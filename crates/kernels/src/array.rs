@@ -17,7 +17,7 @@ pub fn reshape_target(input: &[usize], target: &[i64]) -> KResult<Vec<usize>> {
     let dims: Vec<usize> = target
         .iter()
         .map(|&d| match d {
-            -1 if known > 0 && len % known == 0 => Ok(len / known),
+            -1 if known > 0 && len.is_multiple_of(known) => Ok(len / known),
             -1 if known == 0 && len == 0 => Ok(0),
             d if d >= 0 => Ok(d as usize),
             _ => Err(bad()),

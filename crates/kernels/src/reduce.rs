@@ -55,9 +55,9 @@ where
             let mut acc = first;
             for lane in x.axis_iter(ax).skip(1) {
                 acc.zip_mut_with(&lane, |a, &v| {
-                    // NaN propagates, as in TF.
+                    // NaN propagates, as in TF (`partial_cmp` is None only when one side is NaN).
                     let better = if r == Reduction::Max { v > *a } else { v < *a };
-                    if better || v != v {
+                    if better || v.partial_cmp(&v).is_none() {
                         *a = v;
                     }
                 });

@@ -222,6 +222,12 @@ fn binary(b: BinaryOp, x: &Value, y: &Value) -> KResult<Value> {
             }
         };
     }
+    // Ordering comparisons are numeric only (inference rejects bool).
+    macro_rules! ord {
+        ($f:expr) => {
+            numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), $f)?)
+        };
+    }
     Ok(match b {
         Add => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u + v)?),
         Sub => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u - v)?),
@@ -249,10 +255,10 @@ fn binary(b: BinaryOp, x: &Value, y: &Value) -> KResult<Value> {
         }
         Equal => cmp!(|u, v| u == v),
         NotEqual => cmp!(|u, v| u != v),
-        Less => cmp!(|u, v| u < v),
-        LessEqual => cmp!(|u, v| u <= v),
-        Greater => cmp!(|u, v| u > v),
-        GreaterEqual => cmp!(|u, v| u >= v),
+        Less => ord!(|u, v| u < v),
+        LessEqual => ord!(|u, v| u <= v),
+        Greater => ord!(|u, v| u > v),
+        GreaterEqual => ord!(|u, v| u >= v),
     })
 }
 

@@ -1,0 +1,279 @@
+//! Every differentiable op against finite differences (f64), second-order derivatives, and the
+//! structure of the backward graph.
+
+use ndarray::{array, ArrayD, IxDyn};
+use tensorgraph::gradient_checker::compute_gradient_error;
+use tensorgraph::prelude::*;
+
+type Build = dyn Fn(&[Tensor]) -> Result<Tensor>;
+type UnaryFn = fn(&Tensor) -> Result<Tensor>;
+type BinaryFn = fn(&Tensor, &Tensor) -> Result<Tensor>;
+
+/// Checks d(build(inputs))/d(input i) for every input against central differences.
+fn check(name: &str, inputs: &[ArrayD<f64>], build: &Build) {
+    let g = Graph::new();
+    let phs: Vec<Tensor> =
+        inputs.iter().enumerate().map(|(i, a)| g.placeholder(DType::F64, a.shape(), &format!("in{i}")).unwrap()).collect();
+    let y = build(&phs).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    for i in 0..inputs.len() {
+        let feeds: Vec<(&Tensor, Value)> =
+            phs.iter().zip(inputs).enumerate().filter(|(j, _)| *j != i).map(|(_, (p, a))| (p, a.clone().into())).collect();
+        let err = compute_gradient_error(&mut sess, &phs[i], &inputs[i].clone().into(), &y, &feeds).unwrap();
+        assert!(err < 1e-6, "{name}: gradient error {err} for input {i}");
+    }
+}
+
+/// Deterministic values in [lo, hi) without ties.
+fn vals(shape: &[usize], lo: f64, hi: f64, salt: u64) -> ArrayD<f64> {
+    let n: usize = shape.iter().product();
+    let mut v: Vec<f64> = (0..n).map(|i| ((i as u64 * 7919 + salt * 104729) % 1009) as f64 / 1009.0).collect();
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = lo + (hi - lo) * *x + i as f64 * 1e-4;
+    }
+    ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()
+}
+
+#[test]
+fn matmul_all_transposes() {
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a = vals(if ta { &[4, 3] } else { &[3, 4] }, -1.0, 1.0, 1);
+        let b = vals(if tb { &[2, 4] } else { &[4, 2] }, -1.0, 1.0, 2);
+        check(&format!("matmul {ta} {tb}"), &[a, b], &move |x| math::matmul(&x[0], &x[1], ta, tb));
+    }
+}
+
+#[test]
+fn unary_ops() {
+    let any = vals(&[2, 3], -2.0, 2.0, 3);
+    let pos = vals(&[2, 3], 0.5, 3.0, 4);
+    let away_from_zero = any.mapv(|v| if v.abs() < 0.1 { v + 0.3 } else { v });
+    let cases: Vec<(&str, ArrayD<f64>, UnaryFn)> = vec![
+        ("relu", away_from_zero.clone(), nn::relu),
+        ("sigmoid", any.clone(), nn::sigmoid),
+        ("tanh", any.clone(), nn::tanh),
+        ("exp", any.clone(), math::exp),
+        ("log", pos.clone(), math::log),
+        ("neg", any.clone(), math::neg),
+        ("square", any.clone(), math::square),
+        ("sqrt", pos.clone(), math::sqrt),
+        ("rsqrt", pos.clone(), math::rsqrt),
+        ("abs", away_from_zero.clone(), math::abs),
+        ("reciprocal", pos.clone(), math::reciprocal),
+        ("softmax", any.clone(), nn::softmax),
+        ("log_softmax", any.clone(), nn::log_softmax),
+    ];
+    for (name, x, f) in cases {
+        check(name, &[x], &move |t| f(&t[0]));
+    }
+}
+
+#[test]
+fn binary_ops_with_broadcasting() {
+    let shapes: [(&[usize], &[usize]); 4] = [(&[2, 3], &[2, 3]), (&[2, 3], &[3]), (&[2, 1], &[1, 3]), (&[], &[2, 2])];
+    let ops: Vec<(&str, BinaryFn)> = vec![
+        ("add", math::add),
+        ("sub", math::sub),
+        ("mul", math::mul),
+        ("div", math::div),
+        ("maximum", math::maximum),
+        ("minimum", math::minimum),
+        ("pow", math::pow),
+    ];
+    for (sa, sb) in shapes {
+        for (name, f) in &ops {
+            let f = *f;
+            let a = vals(sa, 0.5, 2.0, 5);
+            let b = vals(sb, 0.6, 2.1, 6);
+            check(&format!("{name} {sa:?} {sb:?}"), &[a, b], &move |t| f(&t[0], &t[1]));
+        }
+    }
+}
+
+#[test]
+fn activation_gradient_ops_are_differentiable() {
+    let s = vals(&[2, 3], 0.1, 0.9, 7);
+    let d = vals(&[2, 3], -1.0, 1.0, 8);
+    check("sigmoid_grad", &[s.clone(), d.clone()], &|t| nn::sigmoid_grad(&t[0], &t[1]));
+    check("tanh_grad", &[s.clone(), d.clone()], &|t| nn::tanh_grad(&t[0], &t[1]));
+    let f = d.mapv(|v| if v.abs() < 0.1 { v + 0.3 } else { v });
+    check("relu_grad", &[s, f], &|t| nn::relu_grad(&t[0], &t[1]));
+}
+
+#[test]
+fn reductions() {
+    let x = vals(&[3, 4], -1.0, 1.0, 9);
+    for axes in [None, Some(vec![0i64]), Some(vec![1]), Some(vec![0, 1])] {
+        for keep in [false, true] {
+            let a = axes.clone();
+            check(&format!("sum {axes:?} {keep}"), std::slice::from_ref(&x), &move |t| {
+                if keep { math::reduce_sum_keep_dims(&t[0], a.as_deref(), "") } else { math::reduce_sum(&t[0], a.as_deref(), "") }
+            });
+            let a = axes.clone();
+            check(&format!("mean {axes:?} {keep}"), std::slice::from_ref(&x), &move |t| {
+                if keep { math::reduce_mean_keep_dims(&t[0], a.as_deref(), "") } else { math::reduce_mean(&t[0], a.as_deref(), "") }
+            });
+            let a = axes.clone();
+            check(&format!("max {axes:?} {keep}"), std::slice::from_ref(&x), &move |t| {
+                if keep { math::reduce_max_keep_dims(&t[0], a.as_deref(), "") } else { math::reduce_max(&t[0], a.as_deref(), "") }
+            });
+            let a = axes.clone();
+            check(&format!("min {axes:?}"), std::slice::from_ref(&x), &move |t| math::reduce_min(&t[0], a.as_deref(), ""));
+        }
+    }
+}
+
+#[test]
+fn layer_ops() {
+    let x = vals(&[4, 3], -1.0, 1.0, 10);
+    let b = vals(&[3], -1.0, 1.0, 11);
+    check("bias_add", &[x.clone(), b], &|t| nn::bias_add(&t[0], &t[1]));
+    check("add_n", &[x.clone(), x.clone(), x.clone()], &|t| math::add_n(&[&t[0], &t[1], &math::square(&t[2])?]));
+    check("identity", std::slice::from_ref(&x), &|t| math::identity(&t[0], ""));
+    // Cross-entropy with respect to the logits (labels are integers).
+    let logits = vals(&[4, 5], -3.0, 3.0, 12);
+    check("sparse_softmax_cross_entropy", &[logits], &|t| {
+        let labels = t[0].graph().constant(array![0i64, 4, 2, 2], "")?;
+        nn::sparse_softmax_cross_entropy_with_logits(&labels, &t[0], "xent")
+    });
+}
+
+#[test]
+fn cast_between_floats_passes_the_gradient_through() {
+    // Finite differences through f32 rounding are too coarse for 1e-6, so check exactly.
+    let g = Graph::new();
+    let x = g.placeholder(DType::F64, [3], "x").unwrap();
+    let y = math::reduce_sum(&math::square(&x).unwrap().cast(DType::F32).unwrap(), None, "").unwrap();
+    let dx = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
+    assert_eq!(dx.dtype(), DType::F64);
+    let out = Session::new(&g).unwrap().run(&[&dx], &[(&x, array![1.0, -2.0, 0.5].into())]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), [2.0, -4.0, 1.0]);
+    let i = math::argmax(&x, 0).unwrap().cast(DType::F64).unwrap();
+    assert!(tensorgraph::gradients(&[&i], &[&x], None).unwrap()[0].is_none(), "no gradient through integers");
+}
+
+#[test]
+fn array_ops() {
+    let x = vals(&[2, 3, 4], -1.0, 1.0, 13);
+    check("reshape", std::slice::from_ref(&x), &|t| math::square(&array::reshape(&t[0], &[6, -1])?));
+    check("transpose", std::slice::from_ref(&x), &|t| math::square(&array::transpose(&t[0], Some(&[2, 0, 1]))?));
+    check("expand_dims", std::slice::from_ref(&x), &|t| math::square(&array::expand_dims(&t[0], 1)?));
+    let y = vals(&[2, 1, 4], -1.0, 1.0, 14);
+    check("squeeze", std::slice::from_ref(&y), &|t| math::square(&array::squeeze(&t[0], None)?));
+    check("concat", &[x.clone(), y.clone()], &|t| math::square(&array::concat(&[&t[0], &t[1]], 1)?));
+    check("slice", std::slice::from_ref(&x), &|t| math::square(&array::slice(&t[0], &[0, 1, 1], &[-1, 2, 2])?));
+    check("pad", std::slice::from_ref(&x), &|t| math::square(&array::pad(&t[0], &[(1, 0), (0, 2), (1, 1)])?));
+    check("broadcast_to", &[y.clone(), x.clone()], &|t| math::square(&array::broadcast_to(&t[0], &t[1])?));
+    check("sum_to_shape", &[x.clone(), y.clone()], &|t| math::square(&array::sum_to_shape(&t[0], &t[1])?));
+}
+
+#[test]
+fn second_derivative_of_x_cubed() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F64, [3], "x").unwrap();
+    let y = math::mul(&math::square(&x).unwrap(), &x).unwrap();
+    let dy = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
+    let d2y = tensorgraph::gradients(&[&dy], &[&x], None).unwrap().remove(0).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    let xv = array![-1.5, 0.5, 2.0];
+    let out = sess.run(&[&dy, &d2y], &[(&x, xv.clone().into())]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), xv.mapv(|v| 3.0 * v * v).to_vec());
+    assert_eq!(out[1].to_f64_vec(), xv.mapv(|v| 6.0 * v).to_vec());
+    // And the second derivative against finite differences of the first.
+    let err = compute_gradient_error(&mut sess, &x, &xv.into(), &dy, &[]).unwrap();
+    assert!(err < 1e-6, "{err}");
+}
+
+#[test]
+fn hessian_vector_product_of_a_small_mlp() {
+    let g = Graph::new();
+    let x = g.constant(vals(&[5, 3], -1.0, 1.0, 15), "x").unwrap();
+    let labels = g.constant(array![0i64, 1, 1, 0, 1], "labels").unwrap();
+    let w1 = g.placeholder(DType::F64, [3, 4], "w1").unwrap();
+    let w2 = g.placeholder(DType::F64, [4, 2], "w2").unwrap();
+    let v1 = g.placeholder(DType::F64, [3, 4], "v1").unwrap();
+    let v2 = g.placeholder(DType::F64, [4, 2], "v2").unwrap();
+    let h = nn::tanh(&math::matmul(&x, &w1, false, false).unwrap()).unwrap();
+    let h = math::add(&h, &nn::sigmoid(&h).unwrap()).unwrap();
+    let logits = math::matmul(&h, &w2, false, false).unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&labels, &logits, "xent").unwrap();
+    let loss = math::reduce_mean(&xent, None, "loss").unwrap();
+    let grads = tensorgraph::gradients(&[&loss], &[&w1, &w2], None).unwrap();
+    let (g1, g2) = (grads[0].clone().unwrap(), grads[1].clone().unwrap());
+    let gv = math::add(
+        &math::reduce_sum(&math::mul(&g1, &v1).unwrap(), None, "").unwrap(),
+        &math::reduce_sum(&math::mul(&g2, &v2).unwrap(), None, "").unwrap(),
+    )
+    .unwrap();
+    let hv = tensorgraph::gradients(&[&gv], &[&w1, &w2], None).unwrap();
+    let (hv1, hv2) = (hv[0].clone().unwrap(), hv[1].clone().unwrap());
+
+    let (w1v, w2v) = (vals(&[3, 4], -1.0, 1.0, 16), vals(&[4, 2], -1.0, 1.0, 17));
+    let (v1v, v2v) = (vals(&[3, 4], -1.0, 1.0, 18), vals(&[4, 2], -1.0, 1.0, 19));
+    let mut sess = Session::new(&g).unwrap();
+    let feeds = |a: ArrayD<f64>, b: ArrayD<f64>| {
+        vec![(&w1, Value::from(a)), (&w2, Value::from(b)), (&v1, Value::from(v1v.clone())), (&v2, Value::from(v2v.clone()))]
+    };
+    let got = sess.run(&[&hv1, &hv2], &feeds(w1v.clone(), w2v.clone())).unwrap();
+    let eps = 1e-5;
+    let plus = sess.run(&[&g1, &g2], &feeds(&w1v + &(&v1v * eps), &w2v + &(&v2v * eps))).unwrap();
+    let minus = sess.run(&[&g1, &g2], &feeds(&w1v - &(&v1v * eps), &w2v - &(&v2v * eps))).unwrap();
+    for k in 0..2 {
+        let (p, m, h) = (plus[k].to_f64_vec(), minus[k].to_f64_vec(), got[k].to_f64_vec());
+        for i in 0..h.len() {
+            let fd = (p[i] - m[i]) / (2.0 * eps);
+            assert!((fd - h[i]).abs() < 1e-6, "hvp[{k}][{i}]: {} vs finite difference {fd}", h[i]);
+        }
+    }
+}
+
+#[test]
+fn backward_graph_structure() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(3)], "x").unwrap();
+    let other = g.placeholder(DType::F32, [None, Some(3)], "other").unwrap();
+    let y = math::add(&math::mul(&x, &x).unwrap(), &math::argmax(&x, 1).unwrap().cast(DType::F32).unwrap().cast(DType::F32).unwrap());
+    let y = math::reduce_sum(&math::add(&y.unwrap(), &math::exp(&x).unwrap()).unwrap(), None, "y").unwrap();
+    let grads = tensorgraph::gradients(&[&y], &[&x, &other], None).unwrap();
+    assert!(grads[1].is_none(), "y does not depend on `other`");
+    let dx = grads[0].clone().unwrap();
+    assert!(dx.op_name().starts_with("gradients/"), "{}", dx.op_name());
+    assert_eq!(dx.op().op_type(), "AddN", "three uses of x (two in mul, one in exp) are summed by AddN");
+    let mut sess = Session::new(&g).unwrap();
+    let xv = array![[1.0f32, 2.0, -1.0]];
+    let out = sess.run(&[&dx], &[(&x, xv.clone().into())]).unwrap();
+    let want: Vec<f64> = xv.iter().map(|&v| 2.0 * v as f64 + (v as f64).exp()).collect();
+    for (a, b) in out[0].to_f64_vec().iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // A second call opens a new scope, as TF's gradients_1.
+    let again = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
+    assert!(again.op_name().starts_with("gradients_1/"), "{}", again.op_name());
+}
+
+#[test]
+fn gradient_through_an_unknown_batch_dimension_reduces_broadcasts_at_run_time() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F64, [None, Some(3)], "x").unwrap();
+    let b = g.placeholder(DType::F64, [None, Some(3)], "b").unwrap();
+    let y = math::reduce_sum(&math::mul(&x, &b).unwrap(), None, "").unwrap();
+    let db = tensorgraph::gradients(&[&y], &[&b], None).unwrap().remove(0).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    // b is fed as [1,3] and broadcast against x [2,3]: its gradient is summed back to [1,3].
+    let out = sess
+        .run(&[&db], &[(&x, array![[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]].into()), (&b, array![[1.0, 1.0, 1.0]].into())])
+        .unwrap();
+    assert_eq!(out[0].shape(), &[1, 3]);
+    assert_eq!(out[0].to_f64_vec(), [11.0, 22.0, 33.0]);
+}
+
+#[test]
+fn no_gradient_through_state_ops_is_an_error() {
+    let g = Graph::new();
+    let v = g.variable(&g.scalar(1.0, DType::F64).unwrap(), "v", true).unwrap();
+    let a = state::assign_add(&v, &g.scalar(1.0, DType::F64).unwrap()).unwrap();
+    let y = math::square(&a).unwrap();
+    assert!(tensorgraph::gradients(&[&y], &[&v], None).unwrap()[0].is_none(), "v/read is not on the path");
+    let e = tensorgraph::gradients(&[&y], &[v.var_ref()], None).unwrap_err();
+    assert!(e.to_string().contains("no gradient defined for AssignAdd (AssignAdd)"), "{e}");
+}

@@ -12,13 +12,21 @@ type BinaryFn = fn(&Tensor, &Tensor) -> Result<Tensor>;
 /// Checks d(build(inputs))/d(input i) for every input against central differences.
 fn check(name: &str, inputs: &[ArrayD<f64>], build: &Build) {
     let g = Graph::new();
-    let phs: Vec<Tensor> =
-        inputs.iter().enumerate().map(|(i, a)| g.placeholder(DType::F64, a.shape(), &format!("in{i}")).unwrap()).collect();
+    let phs: Vec<Tensor> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| g.placeholder(DType::F64, a.shape(), &format!("in{i}")).unwrap())
+        .collect();
     let y = build(&phs).unwrap();
     let mut sess = Session::new(&g).unwrap();
     for i in 0..inputs.len() {
-        let feeds: Vec<(&Tensor, Value)> =
-            phs.iter().zip(inputs).enumerate().filter(|(j, _)| *j != i).map(|(_, (p, a))| (p, a.clone().into())).collect();
+        let feeds: Vec<(&Tensor, Value)> = phs
+            .iter()
+            .zip(inputs)
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, (p, a))| (p, a.clone().into()))
+            .collect();
         let err = compute_gradient_error(&mut sess, &phs[i], &inputs[i].clone().into(), &y, &feeds).unwrap();
         assert!(err < 1e-6, "{name}: gradient error {err} for input {i}");
     }
@@ -107,18 +115,32 @@ fn reductions() {
         for keep in [false, true] {
             let a = axes.clone();
             check(&format!("sum {axes:?} {keep}"), std::slice::from_ref(&x), &move |t| {
-                if keep { math::reduce_sum_keep_dims(&t[0], a.as_deref(), "") } else { math::reduce_sum(&t[0], a.as_deref(), "") }
+                if keep {
+                    math::reduce_sum_keep_dims(&t[0], a.as_deref(), "")
+                } else {
+                    math::reduce_sum(&t[0], a.as_deref(), "")
+                }
             });
             let a = axes.clone();
             check(&format!("mean {axes:?} {keep}"), std::slice::from_ref(&x), &move |t| {
-                if keep { math::reduce_mean_keep_dims(&t[0], a.as_deref(), "") } else { math::reduce_mean(&t[0], a.as_deref(), "") }
+                if keep {
+                    math::reduce_mean_keep_dims(&t[0], a.as_deref(), "")
+                } else {
+                    math::reduce_mean(&t[0], a.as_deref(), "")
+                }
             });
             let a = axes.clone();
             check(&format!("max {axes:?} {keep}"), std::slice::from_ref(&x), &move |t| {
-                if keep { math::reduce_max_keep_dims(&t[0], a.as_deref(), "") } else { math::reduce_max(&t[0], a.as_deref(), "") }
+                if keep {
+                    math::reduce_max_keep_dims(&t[0], a.as_deref(), "")
+                } else {
+                    math::reduce_max(&t[0], a.as_deref(), "")
+                }
             });
             let a = axes.clone();
-            check(&format!("min {axes:?}"), std::slice::from_ref(&x), &move |t| math::reduce_min(&t[0], a.as_deref(), ""));
+            check(&format!("min {axes:?}"), std::slice::from_ref(&x), &move |t| {
+                math::reduce_min(&t[0], a.as_deref(), "")
+            });
         }
     }
 }
@@ -212,7 +234,12 @@ fn hessian_vector_product_of_a_small_mlp() {
     let (v1v, v2v) = (vals(&[3, 4], -1.0, 1.0, 18), vals(&[4, 2], -1.0, 1.0, 19));
     let mut sess = Session::new(&g).unwrap();
     let feeds = |a: ArrayD<f64>, b: ArrayD<f64>| {
-        vec![(&w1, Value::from(a)), (&w2, Value::from(b)), (&v1, Value::from(v1v.clone())), (&v2, Value::from(v2v.clone()))]
+        vec![
+            (&w1, Value::from(a)),
+            (&w2, Value::from(b)),
+            (&v1, Value::from(v1v.clone())),
+            (&v2, Value::from(v2v.clone())),
+        ]
     };
     let got = sess.run(&[&hv1, &hv2], &feeds(w1v.clone(), w2v.clone())).unwrap();
     let eps = 1e-5;
@@ -232,7 +259,10 @@ fn backward_graph_structure() {
     let g = Graph::new();
     let x = g.placeholder(DType::F32, [None, Some(3)], "x").unwrap();
     let other = g.placeholder(DType::F32, [None, Some(3)], "other").unwrap();
-    let y = math::add(&math::mul(&x, &x).unwrap(), &math::argmax(&x, 1).unwrap().cast(DType::F32).unwrap().cast(DType::F32).unwrap());
+    let y = math::add(
+        &math::mul(&x, &x).unwrap(),
+        &math::argmax(&x, 1).unwrap().cast(DType::F32).unwrap().cast(DType::F32).unwrap(),
+    );
     let y = math::reduce_sum(&math::add(&y.unwrap(), &math::exp(&x).unwrap()).unwrap(), None, "y").unwrap();
     let grads = tensorgraph::gradients(&[&y], &[&x, &other], None).unwrap();
     assert!(grads[1].is_none(), "y does not depend on `other`");

@@ -52,7 +52,8 @@ fn damaged(name: &str, edit: impl Fn(&mut Vec<u8>)) -> PathBuf {
     }
     let path = dir.join(FILES[1]);
     let mut raw = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()), &mut raw).unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()), &mut raw)
+        .unwrap();
     edit(&mut raw);
     let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
     enc.write_all(&raw).unwrap();
@@ -103,5 +104,8 @@ fn bad_label_and_not_gzip() {
 #[test]
 fn missing_file_is_an_io_error_naming_it() {
     let e = mnist::read_data_sets("/nonexistent/mnist").unwrap_err();
-    assert!(matches!(e, Error::Io { .. }) && e.to_string().contains("/nonexistent/mnist/train-images-idx3-ubyte.gz"), "{e}");
+    assert!(
+        matches!(e, Error::Io { .. }) && e.to_string().contains("/nonexistent/mnist/train-images-idx3-ubyte.gz"),
+        "{e}"
+    );
 }

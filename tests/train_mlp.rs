@@ -31,7 +31,8 @@ fn mlp_learns_the_mnist_fixture_in_seconds() {
     assert_eq!(train.name(), "train/GradientDescent");
     assert!(g.operation_by_name("train/gradients/dnn/hidden1/MatMul_grad/MatMul_1").is_ok());
 
-    let mut d = read_data_sets_with("tests/fixtures/mnist-small", &Options { validation_size: 0, seed: Some(1) }).unwrap();
+    let mut d =
+        read_data_sets_with("tests/fixtures/mnist-small", &Options { validation_size: 0, seed: Some(1) }).unwrap();
     let mut sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
     let test = [(&x, d.test.images.clone().into()), (&y, d.test.labels.clone().into())];

@@ -120,7 +120,10 @@ fn backprop(g: &Graph, ys: &[&Tensor], xs: &[&Tensor], grad_ys: Option<&[&Tensor
         let raw = rules::grad(&ctx)?;
         // Broadcasting ops: reduce each input's gradient back to its shape, in one place.
         let in_grads: Vec<Option<Tensor>> = if matches!(op, Op::Binary(_)) {
-            raw.into_iter().zip(&in_tensors).map(|(gr, x)| gr.map(|gr| unbroadcast(gr, x)).transpose()).collect::<Result<_>>()?
+            raw.into_iter()
+                .zip(&in_tensors)
+                .map(|(gr, x)| gr.map(|gr| unbroadcast(gr, x)).transpose())
+                .collect::<Result<_>>()?
         } else {
             raw
         };

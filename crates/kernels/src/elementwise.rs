@@ -67,9 +67,7 @@ where
         (Some(x), Some(y)) if a.shape() == b.shape() => Some(zip_slices(x, y, &f)),
         (Some(x), Some(&[y])) if out_shape == a.shape() => Some(par_map_slice(x, |p| f(p, y))),
         (Some(&[x]), Some(y)) if out_shape == b.shape() => Some(par_map_slice(y, |q| f(x, q))),
-        (Some(x), Some(y)) if out_shape == a.shape() && is_trailing(b.shape(), a.shape()) => {
-            Some(rows(x, y, &f))
-        }
+        (Some(x), Some(y)) if out_shape == a.shape() && is_trailing(b.shape(), a.shape()) => Some(rows(x, y, &f)),
         (Some(x), Some(y)) if out_shape == b.shape() && is_trailing(a.shape(), b.shape()) => {
             Some(rows(y, x, |q, p| f(p, q)))
         }

@@ -72,7 +72,8 @@ pub fn ones_like(x: &Tensor) -> Result<Tensor> {
 /// let x = g.placeholder(DType::F32, [None, Some(784)], "X").unwrap();
 /// let img = array::reshape(&x, &[-1, 28, 28, 1]).unwrap();
 /// assert_eq!(img.shape().to_string(), "[?,28,28,1]");
-/// assert!(array::reshape(&x, &[-1, 7, 7]).is_err());
+/// let two = g.placeholder(DType::F32, [2, 784], "two").unwrap();
+/// assert!(array::reshape(&two, &[3, -1]).is_err()); // 1568 elements do not split in 3 rows
 /// ```
 #[track_caller]
 pub fn reshape(x: &Tensor, shape: &[i64]) -> Result<Tensor> {

@@ -108,3 +108,82 @@ impl Dense {
         }
     }
 }
+
+/// A 2-D convolution layer, as `tf.layers.conv2d(x, filters, kernel_size, strides, padding,
+/// activation=..., name=name)`: variables `<name>/kernel` `[k, k, in, filters]` (Glorot-uniform)
+/// and `<name>/bias` (zeros); ops `Conv2D`, `BiasAdd` and the activation in scope `<name>`.
+///
+/// ```
+/// use tensorgraph::prelude::*;
+/// use tensorgraph::layers;
+/// # fn main() -> tensorgraph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(1)], "x")?;
+/// let c1 = layers::conv2d(&x, 32, 3, 1, Padding::Same, Some(nn::relu), "conv1")?;
+/// let c2 = layers::conv2d(&c1, 64, 3, 2, Padding::Same, Some(nn::relu), "conv2")?;
+/// assert_eq!(c2.shape().to_string(), "[?,14,14,64]");
+/// assert_eq!(layers::flatten(&layers::max_pooling2d(&c2, 2, 2, Padding::Valid, "pool3")?)?.shape().to_string(), "[?,3136]");
+/// # Ok(()) }
+/// ```
+#[track_caller]
+pub fn conv2d(
+    x: &Tensor,
+    filters: usize,
+    kernel_size: usize,
+    strides: usize,
+    padding: crate::Padding,
+    activation: Option<Activation>,
+    name: &str,
+) -> Result<Tensor> {
+    let g = x.graph();
+    let shape = x.shape();
+    let in_c = match (shape.rank(), shape.dims().last()) {
+        (4, Some(Some(c))) if x.dtype().is_float() => *c,
+        _ => {
+            return Err(Error::InvalidArgument {
+                node: x.op().info(),
+                detail: format!(
+                    "conv2d layer '{name}' needs a float NHWC input with known channels, got {} {shape}",
+                    x.dtype()
+                ),
+            })
+        }
+    };
+    let _scope = g.enter_variable_scope(name);
+    let kshape = [kernel_size, kernel_size, in_c, filters];
+    let kernel = g.get_variable("kernel", &kshape, x.dtype(), &Initializer::GlorotUniform { seed: None }, true)?;
+    let bias = g.get_variable("bias", &[filters], x.dtype(), &Initializer::Zeros, true)?;
+    let y = crate::nn::conv2d(x, &kernel, [1, strides, strides, 1], padding)?;
+    let y = crate::nn::bias_add(&y, &bias)?;
+    match activation {
+        Some(f) => f(&y),
+        None => Ok(y),
+    }
+}
+
+/// Max pooling with a square window, as `tf.layers.max_pooling2d` (op `<name>/MaxPool`).
+#[track_caller]
+pub fn max_pooling2d(
+    x: &Tensor,
+    pool_size: usize,
+    strides: usize,
+    padding: crate::Padding,
+    name: &str,
+) -> Result<Tensor> {
+    let _scope = x.graph().enter_name_scope(name);
+    crate::nn::max_pool(x, [1, pool_size, pool_size, 1], [1, strides, strides, 1], padding)
+}
+
+/// Flattens every dimension but the first, as `tf.layers.flatten`; they must be known.
+#[track_caller]
+pub fn flatten(x: &Tensor) -> Result<Tensor> {
+    let shape = x.shape();
+    let rest: Option<usize> = shape.dims().iter().skip(1).copied().product();
+    match rest {
+        Some(n) if shape.rank() >= 1 => crate::array::reshape(x, &[-1, n as i64]),
+        _ => Err(Error::InvalidArgument {
+            node: x.op().info(),
+            detail: format!("flatten needs every dimension but the first known, got {shape}"),
+        }),
+    }
+}

@@ -18,7 +18,7 @@
 //! ```
 
 pub use tensorgraph_graph::{
-    collections, fmt_dims, DType, Endpoint, Error, Graph, Initializer, NodeInfo, Op, Operation, Result, Shape,
+    collections, fmt_dims, DType, Endpoint, Error, Graph, Initializer, NodeInfo, Op, Operation, Padding, Result, Shape,
     SourceLocation, Tensor, TensorSpec, Value, Variable,
 };
 pub use tensorgraph_session::Session;
@@ -57,7 +57,7 @@ pub use tensorgraph_autodiff::gradients;
 
 /// What most programs need: `use tensorgraph::prelude::*;`.
 pub mod prelude {
-    pub use crate::train::{GradientDescent, Optimizer};
+    pub use crate::train::{Adam, GradientDescent, Optimizer};
     pub use crate::{array, data, layers, math, nn, random, state, train};
-    pub use crate::{DType, Graph, Operation, Result, Session, Shape, Tensor, Value, Variable};
+    pub use crate::{DType, Graph, Operation, Padding, Result, Session, Shape, Tensor, Value, Variable};
 }

@@ -1,7 +1,9 @@
 //! Optimizers with TF1's semantics: `compute_gradients`, `apply_gradients`, `minimize`.
 
+mod adam;
 mod gradient_descent;
 
+pub use adam::Adam;
 pub use gradient_descent::GradientDescent;
 
 use crate::{Error, Operation, Result, Tensor, Variable};

@@ -1,6 +1,6 @@
 //! Build-time dtype and shape inference: one function per op family, one arm per op.
 
-use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::op::{BinaryOp, Op, Padding, ReduceOp, UnaryOp};
 use crate::{DType, Shape};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +40,23 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         }
         Op::Assign | Op::AssignAdd | Op::AssignSub => assign(op, &inputs[0], &inputs[1]),
         Op::ApplyGradientDescent => apply_gradient_descent(inputs),
+        Op::ApplyAdam => apply_adam(inputs),
+        Op::Conv2D { strides, dilations, padding } => conv2d(&inputs[0], &inputs[1], strides, dilations, *padding),
+        Op::Conv2DBackpropInput { strides, dilations, padding } => {
+            conv2d_backprop(&inputs[0], &inputs[1], &inputs[2], strides, dilations, *padding, 0)
+        }
+        Op::Conv2DBackpropFilter { strides, dilations, padding } => {
+            conv2d_backprop(&inputs[0], &inputs[1], &inputs[2], strides, dilations, *padding, 1)
+        }
+        Op::MaxPool { ksize, strides, padding } | Op::AvgPool { ksize, strides, padding } => {
+            pool(&inputs[0], ksize, strides, *padding)
+        }
+        Op::MaxPoolGrad { ksize, strides, padding } | Op::AvgPoolGrad { ksize, strides, padding } => {
+            pool_grad(&inputs[0], &inputs[1], ksize, strides, *padding, false)
+        }
+        Op::MaxPoolGradGrad { ksize, strides, padding } => {
+            pool_grad(&inputs[0], &inputs[1], ksize, strides, *padding, true)
+        }
         Op::NoOp => Ok(vec![]),
         Op::Identity | Op::StopGradient | Op::ZerosLike | Op::OnesLike => Ok(vec![inputs[0].clone()]),
         Op::MatMul { transpose_a, transpose_b } => matmul(&inputs[0], &inputs[1], *transpose_a, *transpose_b),
@@ -85,6 +102,9 @@ fn check_arity(op: &Op, got: usize) -> Result<(), InferError> {
         | Op::VariableV2 { .. }
         | Op::NoOp => 0,
         Op::ApplyGradientDescent => 3,
+        Op::ApplyAdam => 10,
+        Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } => 3,
+        Op::Conv2D { .. } | Op::MaxPoolGrad { .. } | Op::MaxPoolGradGrad { .. } | Op::AvgPoolGrad { .. } => 2,
         Op::Assign
         | Op::AssignAdd
         | Op::AssignSub
@@ -169,6 +189,133 @@ fn apply_gradient_descent(inputs: &[TensorSpec]) -> Inferred {
         .merge(&delta.shape)
         .ok_or_else(|| InferError::Shape(format!("variable {} vs delta {}", var.shape, delta.shape)))?;
     Ok(vec![])
+}
+
+fn apply_adam(inputs: &[TensorSpec]) -> Inferred {
+    let var = &inputs[0];
+    require_float(var.dtype)?;
+    for (i, s) in inputs.iter().enumerate().skip(1) {
+        same_dtype(var, s)?;
+        let slot = matches!(i, 1 | 2 | 9);
+        if slot {
+            var.shape
+                .merge(&s.shape)
+                .ok_or_else(|| InferError::Shape(format!("variable {} vs input {i} {}", var.shape, s.shape)))?;
+        } else {
+            require_rank(s, 0, "beta powers, lr, beta1, beta2 and epsilon")?;
+        }
+    }
+    Ok(vec![])
+}
+
+/// TF's output size of one spatial dimension (see the kernels' `output_and_padding`).
+fn conv_out(input: Option<usize>, k: usize, stride: usize, dilation: usize, padding: Padding) -> Option<usize> {
+    let k_eff = (k - 1) * dilation + 1;
+    input.map(|i| match padding {
+        Padding::Same => i.div_ceil(stride),
+        Padding::Valid => i.saturating_sub(k_eff - 1).div_ceil(stride),
+    })
+}
+
+fn check_windows(strides: &[usize; 4], other: &[usize; 4], what: &str) -> Result<(), InferError> {
+    if strides[0] != 1 || strides[3] != 1 || other[0] != 1 || other[3] != 1 {
+        return Err(InferError::Invalid(format!(
+            "strides {strides:?} and {what} {other:?} must be 1 in the batch and channel dimensions (NHWC)"
+        )));
+    }
+    if strides.contains(&0) || other.contains(&0) {
+        return Err(InferError::Invalid(format!("strides {strides:?} and {what} {other:?} must be positive")));
+    }
+    Ok(())
+}
+
+fn conv2d(x: &TensorSpec, f: &TensorSpec, strides: &[usize; 4], dil: &[usize; 4], padding: Padding) -> Inferred {
+    let dtype = same_dtype(x, f)?;
+    require_float(dtype)?;
+    check_windows(strides, dil, "dilations")?;
+    if x.shape.rank() != 4 || f.shape.rank() != 4 {
+        return Err(InferError::Shape(format!(
+            "input must be [batch, height, width, channels] and filter [height, width, in, out], got {} and {}",
+            x.shape, f.shape
+        )));
+    }
+    let (fd, xd) = (&f.shape.0, &x.shape.0);
+    if let (Some(a), Some(b)) = (xd[3], fd[2]) {
+        if a != b {
+            return Err(InferError::Shape(format!(
+                "input {} has {a} channels but filter {} expects {b}",
+                x.shape, f.shape
+            )));
+        }
+    }
+    let (Some(kh), Some(kw)) = (fd[0], fd[1]) else {
+        return Err(InferError::Shape(format!("filter {} needs known spatial dimensions", f.shape)));
+    };
+    let oh = conv_out(xd[1], kh, strides[1], dil[1], padding);
+    let ow = conv_out(xd[2], kw, strides[2], dil[2], padding);
+    if oh == Some(0) || ow == Some(0) {
+        return Err(InferError::Shape(format!(
+            "{} padding leaves no output for input {} and filter {}",
+            padding.name(),
+            x.shape,
+            f.shape
+        )));
+    }
+    one(dtype, Shape(vec![xd[0], oh, ow, fd[3]]))
+}
+
+/// Both conv gradients: output 0 is shaped like the input, 1 like the filter.
+fn conv2d_backprop(
+    x: &TensorSpec,
+    f: &TensorSpec,
+    dy: &TensorSpec,
+    strides: &[usize; 4],
+    dil: &[usize; 4],
+    padding: Padding,
+    which: usize,
+) -> Inferred {
+    let fwd = conv2d(x, f, strides, dil, padding)?;
+    same_dtype(x, dy)?;
+    fwd[0].shape.merge(&dy.shape).ok_or_else(|| {
+        InferError::Shape(format!("out_backprop {} vs the convolution's output {}", dy.shape, fwd[0].shape))
+    })?;
+    Ok(vec![if which == 0 { x.clone() } else { f.clone() }])
+}
+
+fn pool(x: &TensorSpec, ksize: &[usize; 4], strides: &[usize; 4], padding: Padding) -> Inferred {
+    require_float(x.dtype)?;
+    check_windows(strides, ksize, "ksize")?;
+    require_rank(x, 4, "input (NHWC)")?;
+    let d = &x.shape.0;
+    let oh = conv_out(d[1], ksize[1], strides[1], 1, padding);
+    let ow = conv_out(d[2], ksize[2], strides[2], 1, padding);
+    if oh == Some(0) || ow == Some(0) {
+        return Err(InferError::Shape(format!(
+            "{} padding leaves no output for input {} and ksize {ksize:?}",
+            padding.name(),
+            x.shape
+        )));
+    }
+    one(x.dtype, Shape(vec![d[0], oh, ow, d[3]]))
+}
+
+/// Pool gradients: `grad` is shaped like the pool's output (or, for the grad-grad, its input).
+fn pool_grad(
+    x: &TensorSpec,
+    grad: &TensorSpec,
+    ksize: &[usize; 4],
+    strides: &[usize; 4],
+    padding: Padding,
+    grad_grad: bool,
+) -> Inferred {
+    let fwd = pool(x, ksize, strides, padding)?;
+    same_dtype(x, grad)?;
+    let (expect, result) = if grad_grad { (x, &fwd[0]) } else { (&fwd[0], x) };
+    expect
+        .shape
+        .merge(&grad.shape)
+        .ok_or_else(|| InferError::Shape(format!("grad {} vs expected {}", grad.shape, expect.shape)))?;
+    Ok(vec![result.clone()])
 }
 
 fn matmul(a: &TensorSpec, b: &TensorSpec, ta: bool, tb: bool) -> Inferred {

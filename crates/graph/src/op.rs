@@ -123,6 +123,25 @@ impl ReduceOp {
     }
 }
 
+/// TF's `padding` attribute of convolutions and pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Padding {
+    /// Output size `ceil(in / stride)`, zero (or ignored) cells added evenly, the odd one at the end.
+    Same,
+    /// Only windows that fit entirely inside the input.
+    Valid,
+}
+
+impl Padding {
+    /// TF's spelling, `SAME` or `VALID`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Padding::Same => "SAME",
+            Padding::Valid => "VALID",
+        }
+    }
+}
+
 /// Every op a graph node can hold. Axes are stored normalised (non-negative).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -170,6 +189,10 @@ pub enum Op {
     AssignSub,
     /// `ApplyGradientDescent(var, alpha, delta)`: var -= alpha * delta, in place.
     ApplyGradientDescent,
+    /// `ApplyAdam(var, m, v, beta1_power, beta2_power, lr, beta1, beta2, epsilon, grad)` with
+    /// TF's update: `lr_t = lr·√(1-β2^t)/(1-β1^t)`, `m ← β1·m + (1-β1)·g`, `v ← β2·v + (1-β2)·g²`,
+    /// `var ← var - lr_t·m/(√v + ε)`.
+    ApplyAdam,
     NoOp,
     Identity,
     /// Identity whose gradient is zero.
@@ -207,6 +230,55 @@ pub enum Op {
     /// `InTopKV2(predictions, targets)`: whether each target is among the top `k` predictions.
     InTopKV2 {
         k: usize,
+    },
+
+    // ---- convolution and pooling (NHWC; strides, dilations and ksize as TF's 4-lists) ----------
+    /// `Conv2D(input, filter)`, filter `[kh, kw, in, out]`.
+    Conv2D {
+        strides: [usize; 4],
+        dilations: [usize; 4],
+        padding: Padding,
+    },
+    /// `Conv2DBackpropInput(input, filter, out_backprop)`: the input is read for its shape only
+    /// (TF passes `input_sizes`).
+    Conv2DBackpropInput {
+        strides: [usize; 4],
+        dilations: [usize; 4],
+        padding: Padding,
+    },
+    /// `Conv2DBackpropFilter(input, filter, out_backprop)`: the filter is read for its shape only.
+    Conv2DBackpropFilter {
+        strides: [usize; 4],
+        dilations: [usize; 4],
+        padding: Padding,
+    },
+    MaxPool {
+        ksize: [usize; 4],
+        strides: [usize; 4],
+        padding: Padding,
+    },
+    /// `MaxPoolGrad(orig_input, grad)`: routes `grad` to each window's first maximum.
+    MaxPoolGrad {
+        ksize: [usize; 4],
+        strides: [usize; 4],
+        padding: Padding,
+    },
+    /// `MaxPoolGradGrad(orig_input, grad_of_input)`: picks the gradient at each window's maximum.
+    MaxPoolGradGrad {
+        ksize: [usize; 4],
+        strides: [usize; 4],
+        padding: Padding,
+    },
+    AvgPool {
+        ksize: [usize; 4],
+        strides: [usize; 4],
+        padding: Padding,
+    },
+    /// `AvgPoolGrad(orig_input, grad)`: the input is read for its shape only.
+    AvgPoolGrad {
+        ksize: [usize; 4],
+        strides: [usize; 4],
+        padding: Padding,
     },
 
     // ---- array ----------------------------------------------------------------------------
@@ -270,6 +342,15 @@ impl Op {
             Op::AssignAdd => "AssignAdd",
             Op::AssignSub => "AssignSub",
             Op::ApplyGradientDescent => "ApplyGradientDescent",
+            Op::ApplyAdam => "ApplyAdam",
+            Op::Conv2D { .. } => "Conv2D",
+            Op::Conv2DBackpropInput { .. } => "Conv2DBackpropInput",
+            Op::Conv2DBackpropFilter { .. } => "Conv2DBackpropFilter",
+            Op::MaxPool { .. } => "MaxPool",
+            Op::MaxPoolGrad { .. } => "MaxPoolGrad",
+            Op::MaxPoolGradGrad { .. } => "MaxPoolGradGrad",
+            Op::AvgPool { .. } => "AvgPool",
+            Op::AvgPoolGrad { .. } => "AvgPoolGrad",
             Op::NoOp => "NoOp",
             Op::Identity => "Identity",
             Op::StopGradient => "StopGradient",
@@ -310,6 +391,7 @@ impl Op {
                 | Op::AssignAdd
                 | Op::AssignSub
                 | Op::ApplyGradientDescent
+                | Op::ApplyAdam
                 | Op::RandomUniform { .. }
                 | Op::TruncatedNormal { .. }
         )
@@ -319,6 +401,7 @@ impl Op {
     pub fn ref_inputs(&self) -> &'static [usize] {
         match self {
             Op::Assign | Op::AssignAdd | Op::AssignSub | Op::ApplyGradientDescent => &[0],
+            Op::ApplyAdam => &[0, 1, 2],
             _ => &[],
         }
     }

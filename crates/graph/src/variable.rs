@@ -151,15 +151,29 @@ impl Graph {
         init: &Initializer,
         trainable: bool,
     ) -> Result<Variable> {
-        let location = SourceLocation::caller();
         let full = match self.var_scope() {
             Some(s) => format!("{s}/{name}"),
             None => name.to_string(),
         };
-        if let Some(existing) = self.read(|d| d.find(&full).map(|n| d.node(n).location.clone())) {
-            return Err(Error::DuplicateVariable { name: full, location: existing });
+        self.new_variable(&full, shape, dtype, init, trainable)
+    }
+
+    /// Creates the variable whose full name is `full_name`, whatever the current scopes (how
+    /// optimizers name their slots, `hidden1/kernel/Adam`). Creating a name twice is an error.
+    #[track_caller]
+    pub fn new_variable(
+        &self,
+        full_name: &str,
+        shape: &[usize],
+        dtype: DType,
+        init: &Initializer,
+        trainable: bool,
+    ) -> Result<Variable> {
+        let location = SourceLocation::caller();
+        if let Some(existing) = self.read(|d| d.find(full_name).map(|n| d.node(n).location.clone())) {
+            return Err(Error::DuplicateVariable { name: full_name.to_string(), location: existing });
         }
-        self.make_variable(&full, dtype, shape, trainable, location, |g| {
+        self.make_variable(full_name, dtype, shape, trainable, location, |g| {
             g.name_scope("Initializer", || init.build(g, shape, dtype))
         })
     }

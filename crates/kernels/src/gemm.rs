@@ -26,12 +26,20 @@ pub fn matmul<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, ta: bool, tb: bool) 
         kbail!("inner dimensions differ: [{m},{k}] x [{k2},{n}] (after transposes)");
     }
     let mut c = Array2::<T>::zeros((m, n));
-    gemm_into(a, b, &mut c, false);
+    gemm_into(a, b, c.view_mut(), false, true);
     Ok(c)
 }
 
-/// `C (+)= A · B` into an existing row-major `c` (accumulates when `accumulate`).
-pub fn gemm_into<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut Array2<T>, accumulate: bool) {
+/// `C (+)= A · B` into an existing row-major `c` (accumulates when `accumulate`). Splits the work
+/// across rayon threads when `parallel` and the product is large enough; callers that already
+/// run on every thread (the convolutions, per batch chunk) pass `false`.
+pub fn gemm_into<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    mut c: ndarray::ArrayViewMut2<T>,
+    accumulate: bool,
+    parallel: bool,
+) {
     let (m, k) = a.dim();
     let n = b.dim().1;
     assert_eq!((b.dim().0, c.dim()), (k, (m, n)), "gemm_into: shapes checked by callers");
@@ -45,7 +53,7 @@ pub fn gemm_into<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut Array2<T>
         }
         return;
     }
-    let par = if m * n * k >= PAR_WORK && rayon::current_num_threads() > 1 {
+    let par = if parallel && m * n * k >= PAR_WORK && rayon::current_num_threads() > 1 {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None

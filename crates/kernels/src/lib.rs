@@ -2,9 +2,11 @@
 //! parallel with rayon where the work pays for it. No graph types here.
 
 pub mod array;
+pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod nn;
+pub mod pool;
 pub mod reduce;
 
 use std::fmt::Debug;

@@ -3,7 +3,9 @@
 
 use ndarray::{ArrayD, ArrayViewD, Ix2};
 use num_traits::{AsPrimitive, One, Zero};
-use tensorgraph_graph::{with_array, BinaryOp, DType, Op, ReduceOp, UnaryOp, Value};
+use tensorgraph_graph::{with_array, BinaryOp, DType, Op, Padding, ReduceOp, UnaryOp, Value};
+use tensorgraph_kernels::conv::{self, Conv2dGeometry};
+use tensorgraph_kernels::pool::{self, PoolGeometry};
 use tensorgraph_kernels::{
     array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Float, KResult, KernelError,
 };
@@ -144,6 +146,65 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             one(numeric!(x(), a => kreduce::sum_to_shape(&a.view(), &target)?))
         }
         Op::Identity | Op::StopGradient => one(x().clone()),
+        Op::Conv2D { strides, dilations, padding } => {
+            let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
+            let out = float2!(x(), inputs[1], a, f, T => {
+                let (a, f) = (a.as_standard_layout(), f.as_standard_layout());
+                shaped::<T>(&g.output_shape(), conv::conv2d(slice(&a), slice(&f), &g))
+            });
+            one(out)
+        }
+        Op::Conv2DBackpropInput { strides, dilations, padding } => {
+            let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
+            check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
+            let out = float2!(inputs[1], inputs[2], f, dy, T => {
+                let (f, dy) = (f.as_standard_layout(), dy.as_standard_layout());
+                shaped::<T>(x().shape(), conv::conv2d_backprop_input(slice(&f), slice(&dy), &g))
+            });
+            one(out)
+        }
+        Op::Conv2DBackpropFilter { strides, dilations, padding } => {
+            let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
+            check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
+            let out = float2!(x(), inputs[2], a, dy, T => {
+                let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
+                shaped::<T>(inputs[1].shape(), conv::conv2d_backprop_filter(slice(&a), slice(&dy), &g))
+            });
+            one(out)
+        }
+        Op::MaxPool { ksize, strides, padding } | Op::AvgPool { ksize, strides, padding } => {
+            let g = pool_geometry(x().shape(), ksize, strides, *padding)?;
+            let max = matches!(op, Op::MaxPool { .. });
+            one(float!(x(), a, T => {
+                let a = a.as_standard_layout();
+                let v = if max { pool::max_pool::<T>(slice(&a), &g) } else { pool::avg_pool::<T>(slice(&a), &g) };
+                shaped::<T>(&g.output_shape(), v)
+            }))
+        }
+        Op::MaxPoolGrad { ksize, strides, padding } => {
+            let g = pool_geometry(x().shape(), ksize, strides, *padding)?;
+            check_shape("grad", inputs[1].shape(), &g.output_shape())?;
+            one(float2!(x(), inputs[1], a, dy, T => {
+                let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
+                shaped::<T>(x().shape(), pool::max_pool_grad(slice(&a), slice(&dy), &g))
+            }))
+        }
+        Op::MaxPoolGradGrad { ksize, strides, padding } => {
+            let g = pool_geometry(x().shape(), ksize, strides, *padding)?;
+            check_shape("grad", inputs[1].shape(), x().shape())?;
+            one(float2!(x(), inputs[1], a, dd, T => {
+                let (a, dd) = (a.as_standard_layout(), dd.as_standard_layout());
+                shaped::<T>(&g.output_shape(), pool::max_pool_grad_grad(slice(&a), slice(&dd), &g))
+            }))
+        }
+        Op::AvgPoolGrad { ksize, strides, padding } => {
+            let g = pool_geometry(x().shape(), ksize, strides, *padding)?;
+            check_shape("grad", inputs[1].shape(), &g.output_shape())?;
+            one(float!(inputs[1], dy, T => {
+                let dy = dy.as_standard_layout();
+                shaped::<T>(x().shape(), pool::avg_pool_grad(slice(&dy), &g))
+            }))
+        }
         Op::Placeholder { .. }
         | Op::Const { .. }
         | Op::RandomUniform { .. }
@@ -153,6 +214,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
         | Op::AssignAdd
         | Op::AssignSub
         | Op::ApplyGradientDescent
+        | Op::ApplyAdam
         | Op::NoOp => Err(KernelError(format!("{} is executed by the session, not as a kernel", op.type_name()))),
     }
 }
@@ -371,4 +433,62 @@ pub fn cast(x: &Value, to: DType) -> Value {
         Value::I64(a) => num(a, to, |v| v != 0),
         Value::Bool(a) => num(&a.mapv(u8::from), to, |v| v != 0),
     }
+}
+
+fn four(s: &[usize], what: &str) -> KResult<[usize; 4]> {
+    s.try_into().map_err(|_| KernelError(format!("{what} must have rank 4, got {}", karray::fmt_shape(s))))
+}
+
+fn conv_geometry(
+    x: &[usize],
+    f: &[usize],
+    strides: &[usize; 4],
+    dil: &[usize; 4],
+    padding: Padding,
+) -> KResult<Conv2dGeometry> {
+    let (x, f) = (four(x, "input")?, four(f, "filter")?);
+    if x[3] != f[2] {
+        kbail!(
+            "input {} has {} channels but filter {} expects {}",
+            karray::fmt_shape(&x),
+            x[3],
+            karray::fmt_shape(&f),
+            f[2]
+        );
+    }
+    let g = Conv2dGeometry::new(x, f, [strides[1], strides[2]], [dil[1], dil[2]], padding == Padding::Same);
+    if g.out_h == 0 || g.out_w == 0 {
+        kbail!(
+            "{} padding leaves no output for input {} and filter {}",
+            padding.name(),
+            karray::fmt_shape(&x),
+            karray::fmt_shape(&f)
+        );
+    }
+    Ok(g)
+}
+
+fn pool_geometry(x: &[usize], ksize: &[usize; 4], strides: &[usize; 4], padding: Padding) -> KResult<PoolGeometry> {
+    let x = four(x, "input")?;
+    let g = PoolGeometry::new(x, [ksize[1], ksize[2]], [strides[1], strides[2]], padding == Padding::Same);
+    if g.out_h == 0 || g.out_w == 0 {
+        kbail!("{} padding leaves no output for input {} and ksize {ksize:?}", padding.name(), karray::fmt_shape(&x));
+    }
+    Ok(g)
+}
+
+fn check_shape(what: &str, got: &[usize], want: &[usize]) -> KResult<()> {
+    if got == want {
+        Ok(())
+    } else {
+        kbail!("{what} has shape {} but {} was expected", karray::fmt_shape(got), karray::fmt_shape(want))
+    }
+}
+
+fn slice<'a, T>(a: &'a ndarray::CowArray<'_, T, ndarray::IxDyn>) -> &'a [T] {
+    a.as_slice().expect("standard layout")
+}
+
+fn shaped<T>(shape: &[usize], v: Vec<T>) -> ArrayD<T> {
+    ArrayD::from_shape_vec(ndarray::IxDyn(shape), v).expect("kernel returns the element count of its shape")
 }

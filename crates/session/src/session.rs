@@ -207,6 +207,21 @@ impl Session {
                 r.map_err(runtime)?;
                 vec![]
             }
+            Op::ApplyAdam => {
+                let refs: Vec<NodeIndex> = (0..3).map(var_ref).collect();
+                let mut vars = refs.iter().map(|&n| self.read_var(n)).collect::<Result<Vec<_>>>()?;
+                refs.iter().for_each(|n| drop(self.variables.remove(n)));
+                let scalars: Vec<&Value> = (3..9).map(value).map(|v| &**v).collect();
+                let r = {
+                    let [var, m, v] = &mut vars[..] else { unreachable!("three refs") };
+                    apply_adam(Arc::make_mut(var), Arc::make_mut(m), Arc::make_mut(v), &scalars, value(9))
+                };
+                for (n, v) in refs.into_iter().zip(vars) {
+                    self.variables.insert(n, v);
+                }
+                r.map_err(runtime)?;
+                vec![]
+            }
             Op::RandomUniform { dtype, shape, minval, maxval, seed, seed2 } => {
                 let rng = self.rng(step.node, *seed, *seed2);
                 let (lo, hi) = (*minval, *maxval);
@@ -285,6 +300,55 @@ fn apply_gradient_descent(var: &mut Value, alpha: &Value, delta: &Value) -> Resu
         DType::F32 => go::<f32>(var, alpha, delta),
         DType::F64 => go::<f64>(var, alpha, delta),
         d => Err(KernelError(format!("ApplyGradientDescent needs a float variable, got {d}"))),
+    }
+}
+
+/// TF's `ApplyAdam` update, in place (see `Op::ApplyAdam`).
+fn apply_adam(
+    var: &mut Value,
+    m: &mut Value,
+    v: &mut Value,
+    scalars: &[&Value],
+    grad: &Value,
+) -> Result<(), KernelError> {
+    fn go<T: Float + Element>(
+        var: &mut Value,
+        m: &mut Value,
+        v: &mut Value,
+        s: &[&Value],
+        grad: &Value,
+    ) -> Result<(), KernelError> {
+        let err = || KernelError("ApplyAdam inputs differ in dtype".into());
+        let (var, m, v) =
+            (T::unwrap_mut(var).ok_or_else(err)?, T::unwrap_mut(m).ok_or_else(err)?, T::unwrap_mut(v).ok_or_else(err)?);
+        let g = T::unwrap_ref(grad).ok_or_else(err)?;
+        let sc = s
+            .iter()
+            .map(|x| T::unwrap_ref(x).and_then(|a| a.iter().next().copied()).ok_or_else(err))
+            .collect::<Result<Vec<T>, _>>()?;
+        let [b1p, b2p, lr, b1, b2, eps] = sc[..] else { return Err(err()) };
+        if var.shape() != g.shape() || m.shape() != g.shape() || v.shape() != g.shape() {
+            return Err(KernelError(format!(
+                "variable {}, slots {} and {}, gradient {} differ in shape",
+                tensorgraph_graph::fmt_dims(var.shape()),
+                tensorgraph_graph::fmt_dims(m.shape()),
+                tensorgraph_graph::fmt_dims(v.shape()),
+                tensorgraph_graph::fmt_dims(g.shape())
+            )));
+        }
+        let one = T::one();
+        let lr_t = lr * (one - b2p).sqrt() / (one - b1p);
+        ndarray::Zip::from(var).and(m).and(v).and(g).for_each(|w, m, v, &g| {
+            *m = *m + (one - b1) * (g - *m);
+            *v = *v + (one - b2) * (g * g - *v);
+            *w -= lr_t * *m / (v.sqrt() + eps);
+        });
+        Ok(())
+    }
+    match var.dtype() {
+        DType::F32 => go::<f32>(var, m, v, scalars, grad),
+        DType::F64 => go::<f64>(var, m, v, scalars, grad),
+        d => Err(KernelError(format!("ApplyAdam needs a float variable, got {d}"))),
     }
 }
 

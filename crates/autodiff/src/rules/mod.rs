@@ -3,6 +3,7 @@
 //! gradient and report it.
 
 mod array;
+mod conv;
 mod math;
 mod nn;
 
@@ -52,6 +53,18 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::LogSoftmax => nn::log_softmax(c),
         Op::SparseSoftmaxCrossEntropyWithLogits => nn::sparse_xent(c),
         Op::Identity => Ok(vec![Some(c.g().clone())]),
+        Op::Conv2D { strides, dilations, padding } => conv::conv2d(c, *strides, *dilations, *padding),
+        Op::Conv2DBackpropInput { strides, dilations, padding } => {
+            conv::backprop_input(c, *strides, *dilations, *padding)
+        }
+        Op::Conv2DBackpropFilter { strides, dilations, padding } => {
+            conv::backprop_filter(c, *strides, *dilations, *padding)
+        }
+        Op::MaxPool { ksize, strides, padding } => conv::max_pool(c, *ksize, *strides, *padding),
+        Op::MaxPoolGrad { ksize, strides, padding } => conv::max_pool_grad(c, *ksize, *strides, *padding),
+        Op::MaxPoolGradGrad { ksize, strides, padding } => conv::max_pool_grad_grad(c, *ksize, *strides, *padding),
+        Op::AvgPool { ksize, strides, padding } => conv::avg_pool(c, *ksize, *strides, *padding),
+        Op::AvgPoolGrad { ksize, strides, padding } => conv::avg_pool_grad(c, *ksize, *strides, *padding),
         Op::Reshape { .. } => array::reshape(c),
         Op::Transpose { perm } => array::transpose(c, perm),
         Op::ExpandDims { axis } => array::expand_dims(c, *axis),
@@ -76,7 +89,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::TruncatedNormal { .. }
         | Op::VariableV2 { .. }
         | Op::NoOp => Ok(c.none()),
-        Op::Assign | Op::AssignAdd | Op::AssignSub | Op::ApplyGradientDescent => {
+        Op::Assign | Op::AssignAdd | Op::AssignSub | Op::ApplyGradientDescent | Op::ApplyAdam => {
             Err(Error::NoGradient { node: c.node.info() })
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::graph::Tensor;
-use crate::op::{BinaryOp, Op, UnaryOp};
+use crate::op::{BinaryOp, Op, Padding, UnaryOp};
 use crate::ops::math::{binary, unary};
 
 /// max(x, 0).
@@ -84,4 +84,110 @@ pub fn sparse_softmax_cross_entropy_with_logits(labels: &Tensor, logits: &Tensor
 #[track_caller]
 pub fn in_top_k(predictions: &Tensor, targets: &Tensor, k: usize) -> Result<Tensor> {
     predictions.graph().add_op1(Op::InTopKV2 { k }, &[predictions, targets], None)
+}
+
+/// 2-D convolution of NHWC `input` with an HWIO `filter` (`tf.nn.conv2d`); `strides` as TF's
+/// 4-list `[1, sh, sw, 1]`.
+///
+/// ```
+/// use tensorgraph_graph::{Graph, DType, Padding, ops::nn};
+/// # fn main() -> tensorgraph_graph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(32)], "x")?;
+/// let w = g.placeholder(DType::F32, [3, 3, 32, 64], "w")?;
+/// assert_eq!(nn::conv2d(&x, &w, [1, 2, 2, 1], Padding::Same)?.shape().to_string(), "[?,14,14,64]");
+/// assert_eq!(nn::conv2d(&x, &w, [1, 1, 1, 1], Padding::Valid)?.shape().to_string(), "[?,26,26,64]");
+/// # Ok(()) }
+/// ```
+#[track_caller]
+pub fn conv2d(input: &Tensor, filter: &Tensor, strides: [usize; 4], padding: Padding) -> Result<Tensor> {
+    conv2d_dilated(input, filter, strides, padding, [1, 1, 1, 1])
+}
+
+/// [`conv2d`] with dilations (atrous convolution), `[1, dh, dw, 1]`.
+#[track_caller]
+pub fn conv2d_dilated(
+    input: &Tensor,
+    filter: &Tensor,
+    strides: [usize; 4],
+    padding: Padding,
+    dilations: [usize; 4],
+) -> Result<Tensor> {
+    input.graph().add_op1(Op::Conv2D { strides, dilations, padding }, &[input, filter], None)
+}
+
+/// The gradient of a convolution with respect to its input; `input` gives the shape.
+#[track_caller]
+pub fn conv2d_backprop_input(
+    input: &Tensor,
+    filter: &Tensor,
+    out_backprop: &Tensor,
+    strides: [usize; 4],
+    padding: Padding,
+    dilations: [usize; 4],
+) -> Result<Tensor> {
+    let op = Op::Conv2DBackpropInput { strides, dilations, padding };
+    input.graph().add_op1(op, &[input, filter, out_backprop], None)
+}
+
+/// The gradient of a convolution with respect to its filter; `filter` gives the shape.
+#[track_caller]
+pub fn conv2d_backprop_filter(
+    input: &Tensor,
+    filter: &Tensor,
+    out_backprop: &Tensor,
+    strides: [usize; 4],
+    padding: Padding,
+    dilations: [usize; 4],
+) -> Result<Tensor> {
+    let op = Op::Conv2DBackpropFilter { strides, dilations, padding };
+    input.graph().add_op1(op, &[input, filter, out_backprop], None)
+}
+
+/// Max pooling (`tf.nn.max_pool`), `ksize` and `strides` as `[1, h, w, 1]`.
+#[track_caller]
+pub fn max_pool(input: &Tensor, ksize: [usize; 4], strides: [usize; 4], padding: Padding) -> Result<Tensor> {
+    input.graph().add_op1(Op::MaxPool { ksize, strides, padding }, &[input], None)
+}
+
+/// Average pooling over the valid cells of each window (`tf.nn.avg_pool`).
+#[track_caller]
+pub fn avg_pool(input: &Tensor, ksize: [usize; 4], strides: [usize; 4], padding: Padding) -> Result<Tensor> {
+    input.graph().add_op1(Op::AvgPool { ksize, strides, padding }, &[input], None)
+}
+
+/// The gradient of [`max_pool`]: `grad` routed to each window's first maximum in `orig_input`.
+#[track_caller]
+pub fn max_pool_grad(
+    orig_input: &Tensor,
+    grad: &Tensor,
+    ksize: [usize; 4],
+    strides: [usize; 4],
+    padding: Padding,
+) -> Result<Tensor> {
+    orig_input.graph().add_op1(Op::MaxPoolGrad { ksize, strides, padding }, &[orig_input, grad], None)
+}
+
+/// The gradient of [`max_pool_grad`] with respect to its `grad`.
+#[track_caller]
+pub fn max_pool_grad_grad(
+    orig_input: &Tensor,
+    grad: &Tensor,
+    ksize: [usize; 4],
+    strides: [usize; 4],
+    padding: Padding,
+) -> Result<Tensor> {
+    orig_input.graph().add_op1(Op::MaxPoolGradGrad { ksize, strides, padding }, &[orig_input, grad], None)
+}
+
+/// The gradient of [`avg_pool`]; `orig_input` gives the shape.
+#[track_caller]
+pub fn avg_pool_grad(
+    orig_input: &Tensor,
+    grad: &Tensor,
+    ksize: [usize; 4],
+    strides: [usize; 4],
+    padding: Padding,
+) -> Result<Tensor> {
+    orig_input.graph().add_op1(Op::AvgPoolGrad { ksize, strides, padding }, &[orig_input, grad], None)
 }

@@ -46,3 +46,27 @@ pub fn apply_gradient_descent(var: &Variable, alpha: &Tensor, delta: &Tensor) ->
         SourceLocation::caller(),
     )
 }
+
+/// One Adam step on `var` with slots `m` and `v` (`ApplyAdam`); runs for its effect.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn apply_adam(
+    var: &Variable,
+    m: &Variable,
+    v: &Variable,
+    beta1_power: &Tensor,
+    beta2_power: &Tensor,
+    lr: &Tensor,
+    beta1: &Tensor,
+    beta2: &Tensor,
+    epsilon: &Tensor,
+    grad: &Tensor,
+) -> Result<Operation> {
+    var.graph().add_node(
+        Op::ApplyAdam,
+        &[var.var_ref(), m.var_ref(), v.var_ref(), beta1_power, beta2_power, lr, beta1, beta2, epsilon, grad],
+        &[],
+        Some("ApplyAdam"),
+        SourceLocation::caller(),
+    )
+}

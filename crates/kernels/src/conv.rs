@@ -1,0 +1,319 @@
+//! 2-D convolution (NHWC input, HWIO filter, as TF) by im2col + GEMM, and its two gradients:
+//! col2im for the input, and column-matrix products for the filter.
+//!
+//! Work is split over chunks of images so both cores stay busy without materialising one column
+//! matrix for the whole batch; each chunk's GEMM runs single-threaded inside its rayon task.
+
+use crate::gemm::gemm_into;
+use crate::Float;
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+/// TF's output size and leading padding of one spatial dimension: SAME gives `ceil(in/stride)`
+/// with the odd cell of padding at the end; VALID gives `ceil((in - k_eff + 1) / stride)`.
+///
+/// ```
+/// use tensorgraph_kernels::conv::output_and_padding;
+/// assert_eq!(output_and_padding(28, 3, 2, 1, true), (14, 0)); // total padding 1: all at the end
+/// assert_eq!(output_and_padding(5, 3, 2, 1, true), (3, 1));
+/// assert_eq!(output_and_padding(14, 2, 2, 1, false), (7, 0));
+/// ```
+pub fn output_and_padding(input: usize, k: usize, stride: usize, dilation: usize, same: bool) -> (usize, usize) {
+    let k_eff = (k - 1) * dilation + 1;
+    if same {
+        let out = input.div_ceil(stride);
+        let total = ((out.saturating_sub(1)) * stride + k_eff).saturating_sub(input);
+        (out, total / 2)
+    } else if input < k_eff {
+        (0, 0)
+    } else {
+        ((input - k_eff) / stride + 1, 0)
+    }
+}
+
+/// Every size a convolution needs, resolved from shapes and attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub out_c: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dil_h: usize,
+    pub dil_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+impl Conv2dGeometry {
+    /// Geometry of input `[n,h,w,c]` and filter `[kh,kw,c,o]` with strides, dilations and padding.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        input: [usize; 4],
+        filter: [usize; 4],
+        strides: [usize; 2],
+        dilations: [usize; 2],
+        same: bool,
+    ) -> Conv2dGeometry {
+        let (out_h, pad_top) = output_and_padding(input[1], filter[0], strides[0], dilations[0], same);
+        let (out_w, pad_left) = output_and_padding(input[2], filter[1], strides[1], dilations[1], same);
+        Conv2dGeometry {
+            batch: input[0],
+            in_h: input[1],
+            in_w: input[2],
+            in_c: input[3],
+            k_h: filter[0],
+            k_w: filter[1],
+            out_c: filter[3],
+            stride_h: strides[0],
+            stride_w: strides[1],
+            dil_h: dilations[0],
+            dil_w: dilations[1],
+            pad_top,
+            pad_left,
+            out_h,
+            out_w,
+        }
+    }
+
+    /// Rows of the column matrix per image (output positions).
+    pub fn positions(&self) -> usize {
+        self.out_h * self.out_w
+    }
+
+    /// Columns of the column matrix (filter taps times input channels).
+    pub fn taps(&self) -> usize {
+        self.k_h * self.k_w * self.in_c
+    }
+
+    fn image_len(&self) -> usize {
+        self.in_h * self.in_w * self.in_c
+    }
+
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.batch, self.out_h, self.out_w, self.out_c]
+    }
+
+    /// Images per parallel task: enough tasks for every thread, column buffers of a few MiB.
+    fn chunk(&self) -> usize {
+        let threads = rayon::current_num_threads().max(1);
+        let per_image = (self.positions() * self.taps()).max(1) * std::mem::size_of::<f32>();
+        let by_memory = ((2 << 20) / per_image).max(1);
+        let by_balance = self.batch.div_ceil(2 * threads).max(1);
+        by_memory.min(by_balance)
+    }
+
+    /// Input row/column of tap `t` at output coordinate `o`, or `None` in the padding.
+    #[inline]
+    fn source(o: usize, t: usize, stride: usize, dil: usize, pad: usize, size: usize) -> Option<usize> {
+        (o * stride + t * dil).checked_sub(pad).filter(|&v| v < size)
+    }
+}
+
+/// Writes the column matrix `[positions, taps]` of one image.
+fn im2col<T: Float>(img: &[T], g: &Conv2dGeometry, cols: &mut [T]) {
+    let (c, taps) = (g.in_c, g.taps());
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            let row = &mut cols[(oy * g.out_w + ox) * taps..][..taps];
+            for i in 0..g.k_h {
+                let iy = Conv2dGeometry::source(oy, i, g.stride_h, g.dil_h, g.pad_top, g.in_h);
+                for j in 0..g.k_w {
+                    let dst = &mut row[(i * g.k_w + j) * c..][..c];
+                    match (iy, Conv2dGeometry::source(ox, j, g.stride_w, g.dil_w, g.pad_left, g.in_w)) {
+                        (Some(y), Some(x)) => dst.copy_from_slice(&img[(y * g.in_w + x) * c..][..c]),
+                        _ => dst.fill(T::zero()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds a column matrix back into one image's gradient (the adjoint of [`im2col`]).
+fn col2im<T: Float>(cols: &[T], g: &Conv2dGeometry, img: &mut [T]) {
+    let (c, taps) = (g.in_c, g.taps());
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            let row = &cols[(oy * g.out_w + ox) * taps..][..taps];
+            for i in 0..g.k_h {
+                let Some(y) = Conv2dGeometry::source(oy, i, g.stride_h, g.dil_h, g.pad_top, g.in_h) else { continue };
+                for j in 0..g.k_w {
+                    let Some(x) = Conv2dGeometry::source(ox, j, g.stride_w, g.dil_w, g.pad_left, g.in_w) else {
+                        continue;
+                    };
+                    let dst = &mut img[(y * g.in_w + x) * c..][..c];
+                    for (d, &s) in dst.iter_mut().zip(&row[(i * g.k_w + j) * c..][..c]) {
+                        *d += s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn mat<T>(s: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
+    ArrayView2::from_shape((rows, cols), s).expect("caller sized the slice")
+}
+
+fn mat_mut<T>(s: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, T> {
+    ArrayViewMut2::from_shape((rows, cols), s).expect("caller sized the slice")
+}
+
+/// Forward convolution: `x` is `[n,h,w,c]`, `w` is `[kh,kw,c,o]` (both row-major); returns
+/// `[n,out_h,out_w,o]`.
+pub fn conv2d<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let (p, k, o) = (g.positions(), g.taps(), g.out_c);
+    let mut out = vec![T::zero(); g.batch * p * o];
+    if out.is_empty() {
+        return out;
+    }
+    let chunk = g.chunk();
+    out.par_chunks_mut(chunk * p * o).enumerate().for_each(|(ci, out_chunk)| {
+        let nb = out_chunk.len() / (p * o);
+        let mut cols = vec![T::zero(); nb * p * k];
+        for bi in 0..nb {
+            let b = ci * chunk + bi;
+            im2col(&x[b * g.image_len()..][..g.image_len()], g, &mut cols[bi * p * k..][..p * k]);
+        }
+        gemm_into(mat(&cols, nb * p, k), mat(w, k, o), mat_mut(out_chunk, nb * p, o), false, false);
+    });
+    out
+}
+
+/// Gradient with respect to the input: `dy` `[n,out_h,out_w,o]` times the filter transposed,
+/// scattered back by col2im; returns `[n,h,w,c]`.
+pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
+    let mut dx = vec![T::zero(); g.batch * len];
+    if dx.is_empty() {
+        return dx;
+    }
+    let chunk = g.chunk();
+    let wt = mat(w, k, o).reversed_axes();
+    dx.par_chunks_mut(chunk * len).enumerate().for_each(|(ci, dx_chunk)| {
+        let nb = dx_chunk.len() / len;
+        let b0 = ci * chunk;
+        let mut cols = vec![T::zero(); nb * p * k];
+        gemm_into(mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o), wt, mat_mut(&mut cols, nb * p, k), false, false);
+        for bi in 0..nb {
+            col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
+        }
+    });
+    dx
+}
+
+/// Gradient with respect to the filter: the column matrices transposed times `dy`, summed over
+/// the batch; returns `[kh,kw,c,o]`.
+pub fn conv2d_backprop_filter<T: Float>(x: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
+    let chunk = g.chunk();
+    let n_chunks = g.batch.div_ceil(chunk);
+    (0..n_chunks)
+        .into_par_iter()
+        .fold(
+            || vec![T::zero(); k * o],
+            |mut acc, ci| {
+                let b0 = ci * chunk;
+                let nb = chunk.min(g.batch - b0);
+                let mut cols = vec![T::zero(); nb * p * k];
+                for bi in 0..nb {
+                    im2col(&x[(b0 + bi) * len..][..len], g, &mut cols[bi * p * k..][..p * k]);
+                }
+                let colst = mat(&cols, nb * p, k).reversed_axes();
+                gemm_into(colst, mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o), mat_mut(&mut acc, k, o), true, false);
+                acc
+            },
+        )
+        .reduce(
+            || vec![T::zero(); k * o],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += *y);
+                a
+            },
+        )
+}
+
+/// Direct convolution by definition, for tests of the im2col path.
+pub fn conv2d_naive(x: &[f64], w: &[f64], g: &Conv2dGeometry) -> Vec<f64> {
+    let mut out = vec![0.0; g.batch * g.positions() * g.out_c];
+    for b in 0..g.batch {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                for oc in 0..g.out_c {
+                    let mut s = 0.0;
+                    for i in 0..g.k_h {
+                        for j in 0..g.k_w {
+                            let iy = (oy * g.stride_h + i * g.dil_h) as isize - g.pad_top as isize;
+                            let ix = (ox * g.stride_w + j * g.dil_w) as isize - g.pad_left as isize;
+                            if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
+                                continue;
+                            }
+                            for c in 0..g.in_c {
+                                let xv = x[((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c + c];
+                                s += xv * w[((i * g.k_w + j) * g.in_c + c) * g.out_c + oc];
+                            }
+                        }
+                    }
+                    out[((b * g.out_h + oy) * g.out_w + ox) * g.out_c + oc] = s;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn data(n: usize, salt: usize) -> Vec<f64> {
+        (0..n).map(|i| ((i * 37 + salt * 11) % 17) as f64 - 8.0).collect()
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// im2col + GEMM equals the direct convolution; the two gradients are its adjoints
+        /// (<conv(x), dy> == <x, dx(dy)> == <w, dw(x, dy)>).
+        #[test]
+        fn im2col_matches_direct_convolution(
+            batch in 1usize..4, h in 1usize..9, w in 1usize..9, c in 1usize..4, o in 1usize..4,
+            kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
+            dh in 1usize..3, dw in 1usize..3, same in any::<bool>(),
+        ) {
+            let g = Conv2dGeometry::new([batch, h, w, c], [kh, kw, c, o], [sh, sw], [dh, dw], same);
+            prop_assume!(g.out_h > 0 && g.out_w > 0);
+            let x = data(batch * h * w * c, 1);
+            let f = data(kh * kw * c * o, 2);
+            let got = conv2d(&x, &f, &g);
+            prop_assert_eq!(&got, &conv2d_naive(&x, &f, &g));
+            let dy = data(got.len(), 3);
+            let dx = conv2d_backprop_input(&f, &dy, &g);
+            let df = conv2d_backprop_filter(&x, &dy, &g);
+            let lhs = dot(&got, &dy);
+            prop_assert!((lhs - dot(&x, &dx)).abs() < 1e-9 * lhs.abs().max(1.0));
+            prop_assert!((lhs - dot(&f, &df)).abs() < 1e-9 * lhs.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn large_batch_uses_several_chunks_and_agrees() {
+        let g = Conv2dGeometry::new([37, 9, 9, 3], [3, 3, 3, 5], [2, 2], [1, 1], true);
+        let x = data(37 * 81 * 3, 4);
+        let f = data(27 * 5, 5);
+        assert!(g.chunk() < 37);
+        assert_eq!(conv2d(&x, &f, &g), conv2d_naive(&x, &f, &g));
+    }
+}

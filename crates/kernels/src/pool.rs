@@ -1,0 +1,225 @@
+//! Max and average pooling over NHWC images, and their gradients. Padding cells never win a
+//! max and are not counted in an average, as in TF.
+
+use crate::Float;
+use rayon::prelude::*;
+
+/// Every size a pooling op needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeometry {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub channels: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+impl PoolGeometry {
+    /// Geometry of input `[n,h,w,c]`, window `[kh,kw]`, strides and padding.
+    pub fn new(input: [usize; 4], window: [usize; 2], strides: [usize; 2], same: bool) -> PoolGeometry {
+        let (out_h, pad_top) = crate::conv::output_and_padding(input[1], window[0], strides[0], 1, same);
+        let (out_w, pad_left) = crate::conv::output_and_padding(input[2], window[1], strides[1], 1, same);
+        PoolGeometry {
+            batch: input[0],
+            in_h: input[1],
+            in_w: input[2],
+            channels: input[3],
+            k_h: window[0],
+            k_w: window[1],
+            stride_h: strides[0],
+            stride_w: strides[1],
+            pad_top,
+            pad_left,
+            out_h,
+            out_w,
+        }
+    }
+
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.batch, self.out_h, self.out_w, self.channels]
+    }
+
+    fn in_len(&self) -> usize {
+        self.in_h * self.in_w * self.channels
+    }
+
+    fn out_len(&self) -> usize {
+        self.out_h * self.out_w * self.channels
+    }
+
+    /// The valid input rows and columns of output cell (oy, ox).
+    fn window(&self, oy: usize, ox: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let span = |o: usize, s: usize, pad: usize, k: usize, size: usize| {
+            let start = (o * s) as isize - pad as isize;
+            let lo = start.max(0) as usize;
+            let hi = ((start + k as isize).max(0) as usize).min(size);
+            lo..hi.max(lo)
+        };
+        (
+            span(oy, self.stride_h, self.pad_top, self.k_h, self.in_h),
+            span(ox, self.stride_w, self.pad_left, self.k_w, self.in_w),
+        )
+    }
+
+    /// Flat index (within one image) of the maximum of each channel of output cell (oy, ox):
+    /// the first in row-major window order among equal maxima.
+    fn argmax<T: Float>(&self, img: &[T], oy: usize, ox: usize, best: &mut [usize]) {
+        let c = self.channels;
+        let (rows, cols) = self.window(oy, ox);
+        let mut first = true;
+        for y in rows {
+            for x in cols.clone() {
+                let base = (y * self.in_w + x) * c;
+                if first {
+                    for (ch, b) in best.iter_mut().enumerate() {
+                        *b = base + ch;
+                    }
+                    first = false;
+                    continue;
+                }
+                for (ch, b) in best.iter_mut().enumerate() {
+                    if img[base + ch] > img[*b] {
+                        *b = base + ch;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Per image: `f(image_in, image_out)` in parallel over the batch.
+fn per_image<T: Float>(input: &[T], in_len: usize, out: &mut [T], out_len: usize, f: impl Fn(&[T], &mut [T]) + Sync) {
+    if in_len == 0 || out_len == 0 {
+        return;
+    }
+    out.par_chunks_mut(out_len).zip(input.par_chunks(in_len)).for_each(|(o, i)| f(i, o));
+}
+
+/// Max pooling; returns `[n, out_h, out_w, c]`.
+///
+/// The pooling slide: the 4x4 grid pooled 2x2 with stride 2 gives [[8,5],[7,9]].
+/// ```
+/// use tensorgraph_kernels::pool::{max_pool, PoolGeometry};
+/// let grid = [1.0f32, 3.0, 2.0, 1.0,
+///             4.0, 8.0, 5.0, 3.0,
+///             7.0, 2.0, 9.0, 6.0,
+///             1.0, 3.0, 4.0, 2.0];
+/// let g = PoolGeometry::new([1, 4, 4, 1], [2, 2], [2, 2], false);
+/// assert_eq!(max_pool(&grid, &g), [8.0, 5.0, 7.0, 9.0]);
+/// ```
+pub fn max_pool<T: Float>(x: &[T], g: &PoolGeometry) -> Vec<T> {
+    let mut out = vec![T::zero(); g.batch * g.out_len()];
+    per_image(x, g.in_len(), &mut out, g.out_len(), |img, o| {
+        let mut best = vec![0usize; g.channels];
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                g.argmax(img, oy, ox, &mut best);
+                let dst = &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels];
+                for (d, &b) in dst.iter_mut().zip(&best) {
+                    *d = img[b];
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Routes each output gradient to the input cell that won the max; returns `[n, h, w, c]`.
+pub fn max_pool_grad<T: Float>(x: &[T], dy: &[T], g: &PoolGeometry) -> Vec<T> {
+    let mut dx = vec![T::zero(); g.batch * g.in_len()];
+    if g.in_len() == 0 || g.out_len() == 0 {
+        return dx;
+    }
+    dx.par_chunks_mut(g.in_len()).zip(x.par_chunks(g.in_len())).zip(dy.par_chunks(g.out_len())).for_each(
+        |((d, img), gy)| {
+            let mut best = vec![0usize; g.channels];
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    g.argmax(img, oy, ox, &mut best);
+                    let src = &gy[(oy * g.out_w + ox) * g.channels..][..g.channels];
+                    for (&b, &s) in best.iter().zip(src) {
+                        d[b] += s;
+                    }
+                }
+            }
+        },
+    );
+    dx
+}
+
+/// The gradient of [`max_pool_grad`] with respect to its `dy`: picks `ddx` at each window's
+/// winning cell; returns `[n, out_h, out_w, c]` (TF's `MaxPoolGradGrad`).
+pub fn max_pool_grad_grad<T: Float>(x: &[T], ddx: &[T], g: &PoolGeometry) -> Vec<T> {
+    let mut out = vec![T::zero(); g.batch * g.out_len()];
+    if g.in_len() == 0 || g.out_len() == 0 {
+        return out;
+    }
+    out.par_chunks_mut(g.out_len()).zip(x.par_chunks(g.in_len())).zip(ddx.par_chunks(g.in_len())).for_each(
+        |((o, img), dd)| {
+            let mut best = vec![0usize; g.channels];
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    g.argmax(img, oy, ox, &mut best);
+                    let dst = &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels];
+                    for (d, &b) in dst.iter_mut().zip(&best) {
+                        *d = dd[b];
+                    }
+                }
+            }
+        },
+    );
+    out
+}
+
+/// Average pooling over the valid cells of each window; returns `[n, out_h, out_w, c]`.
+pub fn avg_pool<T: Float>(x: &[T], g: &PoolGeometry) -> Vec<T> {
+    let mut out = vec![T::zero(); g.batch * g.out_len()];
+    per_image(x, g.in_len(), &mut out, g.out_len(), |img, o| {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let (rows, cols) = g.window(oy, ox);
+                let count = T::of((rows.len() * cols.len()).max(1) as f64);
+                let dst = &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels];
+                for y in rows {
+                    for x in cols.clone() {
+                        let src = &img[(y * g.in_w + x) * g.channels..][..g.channels];
+                        dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+                    }
+                }
+                dst.iter_mut().for_each(|d| *d = *d / count);
+            }
+        }
+    });
+    out
+}
+
+/// Spreads each output gradient evenly over its window's valid cells; returns `[n, h, w, c]`.
+pub fn avg_pool_grad<T: Float>(dy: &[T], g: &PoolGeometry) -> Vec<T> {
+    let mut dx = vec![T::zero(); g.batch * g.in_len()];
+    if g.in_len() == 0 || g.out_len() == 0 {
+        return dx;
+    }
+    dx.par_chunks_mut(g.in_len()).zip(dy.par_chunks(g.out_len())).for_each(|(d, gy)| {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let (rows, cols) = g.window(oy, ox);
+                let count = T::of((rows.len() * cols.len()).max(1) as f64);
+                let src = &gy[(oy * g.out_w + ox) * g.channels..][..g.channels];
+                for y in rows {
+                    for x in cols.clone() {
+                        let dst = &mut d[(y * g.in_w + x) * g.channels..][..g.channels];
+                        dst.iter_mut().zip(src).for_each(|(dd, &s)| *dd += s / count);
+                    }
+                }
+            }
+        }
+    });
+    dx
+}

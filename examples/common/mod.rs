@@ -1,0 +1,117 @@
+//! What the slides' two training programs share: flags, data loading, the epoch loop and the
+//! printed lines.
+
+use clap::Parser;
+use std::time::Instant;
+use tensorgraph::data::mnist;
+use tensorgraph::prelude::*;
+
+/// Flags common to `mnist_mlp` and `mnist_cnn`.
+#[derive(Parser, Debug)]
+pub struct Args {
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Directory with the four MNIST .gz files.
+    #[arg(long, default_value = "data/mnist")]
+    pub data: String,
+    /// Seed for weight initialisation and shuffling (default: random).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Training images held out for validation (TF's input_data uses 5000; the peers use 0).
+    #[arg(long, default_value_t = 0)]
+    pub validation_size: usize,
+    /// sgd (the slides' code) or adam (what the CNN slide's numbers need).
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+}
+
+/// The graph pieces the loop needs.
+pub struct Model {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub training_op: Operation,
+    pub accuracy: Tensor,
+}
+
+/// Builds `loss`, the optimizer and `accuracy` around `logits` exactly as the slides do.
+pub fn finish_model(g: &Graph, x: Tensor, y: Tensor, logits: &Tensor, optimizer: &str, lr: f64) -> Result<Model> {
+    let loss = g.name_scope("loss", || {
+        let xentropy = nn::sparse_softmax_cross_entropy_with_logits(&y, logits, "xentropy")?;
+        math::reduce_mean(&xentropy, None, "loss")
+    })?;
+    let training_op = g.name_scope("train", || match optimizer {
+        "adam" => Adam::new(lr).minimize(&loss),
+        _ => GradientDescent::new(lr).minimize(&loss),
+    })?;
+    let accuracy = g.name_scope("eval", || {
+        let correct = nn::in_top_k(logits, &y, 1)?;
+        math::reduce_mean(&correct.cast(DType::F32)?, None, "accuracy")
+    })?;
+    Ok(Model { x, y, training_op, accuracy })
+}
+
+/// Accuracy over a whole data set, evaluated `chunk` images at a time to bound memory (the mean
+/// of per-chunk means weighted by chunk size equals the slide's one-call mean).
+pub fn accuracy_of(
+    sess: &mut Session,
+    m: &Model,
+    images: &ndarray::Array2<f32>,
+    labels: &ndarray::Array1<i64>,
+    chunk: usize,
+) -> Result<f64> {
+    let n = labels.len();
+    let mut correct = 0.0;
+    for start in (0..n).step_by(chunk.max(1)) {
+        let end = (start + chunk).min(n);
+        let xb = images.slice(ndarray::s![start..end, ..]).to_owned();
+        let yb = labels.slice(ndarray::s![start..end]).to_owned();
+        let acc =
+            sess.run(&[&m.accuracy], &[(&m.x, xb.into()), (&m.y, yb.into())])?[0].scalar_f64().unwrap_or(f64::NAN);
+        correct += acc * (end - start) as f64;
+    }
+    Ok(correct / n as f64)
+}
+
+/// The slides' loop: `num_examples / batch_size` steps per epoch, then
+/// `"{epoch} Train accuracy: {last batch} Test accuracy: {all test images}"` and the epoch time.
+pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize, eval_chunk: usize) -> Result<()> {
+    let opts = mnist::Options { validation_size: args.validation_size, seed: args.seed };
+    let mut data = mnist::read_data_sets_with(&args.data, &opts)?;
+    let mut sess = Session::new(g)?;
+    sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
+    let steps = data.train.num_examples() / batch_size;
+    for epoch in 0..epochs {
+        let start = Instant::now();
+        let mut last = None;
+        for _ in 0..steps {
+            let (xb, yb) = data.train.next_batch(batch_size);
+            sess.run_targets(&[&m.training_op], &[(&m.x, xb.clone().into()), (&m.y, yb.clone().into())])?;
+            last = Some((xb, yb));
+        }
+        let train_time = start.elapsed();
+        let acc_train = match last {
+            Some((xb, yb)) => accuracy_of(&mut sess, m, &xb, &yb, batch_size)?,
+            None => f64::NAN,
+        };
+        let acc_test = accuracy_of(&mut sess, m, &data.test.images, &data.test.labels, eval_chunk)?;
+        println!("{epoch} Train accuracy: {} Test accuracy: {}", acc_train as f32, acc_test as f32);
+        println!(
+            "epoch {epoch} time: {:.2} s (training {:.2} s)",
+            start.elapsed().as_secs_f64(),
+            train_time.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `f`, printing an error and exiting with status 1 if it fails.
+pub fn main_with(f: impl FnOnce() -> Result<()>) {
+    if let Err(e) = f() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -307,3 +307,82 @@ fn no_gradient_through_state_ops_is_an_error() {
     let e = tensorgraph::gradients(&[&y], &[v.var_ref()], None).unwrap_err();
     assert!(e.to_string().contains("no gradient defined for AssignAdd (AssignAdd)"), "{e}");
 }
+
+#[test]
+fn convolution_and_its_backward_ops() {
+    for (s, d, p) in [(1, 1, Padding::Same), (2, 1, Padding::Same), (2, 1, Padding::Valid), (1, 2, Padding::Same)] {
+        let x = vals(&[2, 5, 5, 2], -1.0, 1.0, 20);
+        let w = vals(&[3, 3, 2, 3], -1.0, 1.0, 21);
+        let (st, dl) = ([1, s, s, 1], [1, d, d, 1]);
+        check(&format!("conv2d s{s} d{d} {p:?}"), &[x.clone(), w.clone()], &move |t| {
+            nn::conv2d_dilated(&t[0], &t[1], st, p, dl)
+        });
+        // The backward ops are differentiable too (second order through convolutions).
+        let g = Graph::new();
+        let out_shape = nn::conv2d_dilated(
+            &g.placeholder(DType::F64, x.shape(), "x").unwrap(),
+            &g.placeholder(DType::F64, w.shape(), "w").unwrap(),
+            st,
+            p,
+            dl,
+        )
+        .unwrap()
+        .shape()
+        .to_vec()
+        .unwrap();
+        let dy = vals(&out_shape, -1.0, 1.0, 22);
+        check(&format!("conv2d_backprop_input s{s} {p:?}"), &[x.clone(), w.clone(), dy.clone()], &move |t| {
+            nn::conv2d_backprop_input(&t[0], &t[1], &t[2], st, p, dl)
+        });
+        check(&format!("conv2d_backprop_filter s{s} {p:?}"), &[x, w, dy], &move |t| {
+            nn::conv2d_backprop_filter(&t[0], &t[1], &t[2], st, p, dl)
+        });
+    }
+}
+
+#[test]
+fn second_order_through_a_convolution() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F64, [1, 4, 4, 1], "x").unwrap();
+    let w = g.constant(vals(&[2, 2, 1, 2], -1.0, 1.0, 23), "w").unwrap();
+    let y = math::reduce_sum(
+        &math::square(&nn::tanh(&nn::conv2d(&x, &w, [1, 2, 2, 1], Padding::Same).unwrap()).unwrap()).unwrap(),
+        None,
+        "",
+    )
+    .unwrap();
+    let dx = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    let err = compute_gradient_error(&mut sess, &x, &vals(&[1, 4, 4, 1], -1.0, 1.0, 24).into(), &dx, &[]).unwrap();
+    assert!(err < 1e-6, "Hessian through conv: {err}");
+}
+
+#[test]
+fn pooling_and_its_backward_ops() {
+    // Distinct values, so the max is unique and the max-pool is differentiable at the point.
+    let x = vals(&[2, 5, 5, 2], -1.0, 1.0, 25);
+    for (k, s, p) in [(2, 2, Padding::Valid), (3, 2, Padding::Same), (2, 1, Padding::Same)] {
+        let (kk, ss) = ([1, k, k, 1], [1, s, s, 1]);
+        check(&format!("max_pool {k} {s} {p:?}"), std::slice::from_ref(&x), &move |t| nn::max_pool(&t[0], kk, ss, p));
+        check(&format!("avg_pool {k} {s} {p:?}"), std::slice::from_ref(&x), &move |t| nn::avg_pool(&t[0], kk, ss, p));
+        let g = Graph::new();
+        let y_shape = nn::max_pool(&g.placeholder(DType::F64, x.shape(), "x").unwrap(), kk, ss, p)
+            .unwrap()
+            .shape()
+            .to_vec()
+            .unwrap();
+        let dy = vals(&y_shape, -1.0, 1.0, 26);
+        let xc = x.clone();
+        check(&format!("max_pool_grad {k} {s} {p:?}"), std::slice::from_ref(&dy), &move |t| {
+            nn::max_pool_grad(&t[0].graph().constant(xc.clone(), "x")?, &t[0], kk, ss, p)
+        });
+        let xc = x.clone();
+        check(&format!("avg_pool_grad {k} {s} {p:?}"), std::slice::from_ref(&dy), &move |t| {
+            nn::avg_pool_grad(&t[0].graph().constant(xc.clone(), "x")?, &t[0], kk, ss, p)
+        });
+        let xc = x.clone();
+        check(&format!("max_pool_grad_grad {k} {s} {p:?}"), std::slice::from_ref(&x), &move |t| {
+            nn::max_pool_grad_grad(&t[0].graph().constant(xc.clone(), "x")?, &t[0], kk, ss, p)
+        });
+    }
+}

@@ -9,24 +9,13 @@
 mod common;
 
 use clap::Parser;
-use tensorgraph::prelude::*;
 
 fn main() {
     let args = common::Args::parse();
     common::main_with(|| {
-        let g = Graph::new();
-        if let Some(seed) = args.seed {
-            g.set_random_seed(seed);
-        }
-        let x = g.placeholder(DType::F32, [None, Some(784)], "X")?;
-        let y = g.placeholder(DType::I64, [None], "y")?;
-        let logits = g.name_scope("dnn", || {
-            let hidden1 = layers::dense(&x, 300, Some(nn::relu), "hidden1")?;
-            let hidden2 = layers::dense(&hidden1, 100, Some(nn::relu), "hidden2")?;
-            layers::dense(&hidden2, 10, None, "outputs")
-        })?;
-        let lr = args.learning_rate.unwrap_or(0.01);
-        let model = common::finish_model(&g, x, y, &logits, &args.optimizer, lr)?;
+        let (g, x, y) = common::inputs(args.seed)?;
+        let logits = common::mlp_logits(&g, &x)?;
+        let model = common::finish_model(&g, x, y, &logits, &args.optimizer, args.learning_rate.unwrap_or(0.01))?;
         common::train(&g, &model, &args, args.epochs.unwrap_or(20), args.batch_size.unwrap_or(50), 10_000)
     });
 }

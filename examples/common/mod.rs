@@ -29,6 +29,38 @@ pub struct Args {
     pub optimizer: String,
 }
 
+/// The MLP slide's network: 784-300(relu)-100(relu)-10, in name scope `dnn`.
+pub fn mlp_logits(g: &Graph, x: &Tensor) -> Result<Tensor> {
+    g.name_scope("dnn", || {
+        let hidden1 = layers::dense(x, 300, Some(nn::relu), "hidden1")?;
+        let hidden2 = layers::dense(&hidden1, 100, Some(nn::relu), "hidden2")?;
+        layers::dense(&hidden2, 10, None, "outputs")
+    })
+}
+
+/// The CNN slide's network: conv 32 3x3 s1 SAME relu, conv 64 3x3 s2 SAME relu, max-pool 2x2
+/// VALID, dense 64 relu, dense 10.
+pub fn cnn_logits(x: &Tensor) -> Result<Tensor> {
+    let x_reshaped = array::reshape(x, &[-1, 28, 28, 1])?;
+    let conv1 = layers::conv2d(&x_reshaped, 32, 3, 1, Padding::Same, Some(nn::relu), "conv1")?;
+    let conv2 = layers::conv2d(&conv1, 64, 3, 2, Padding::Same, Some(nn::relu), "conv2")?;
+    let pool3 = nn::max_pool(&conv2, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid)?;
+    let pool3_flat = array::reshape(&pool3, &[-1, 64 * 7 * 7])?;
+    let fc1 = layers::dense(&pool3_flat, 64, Some(nn::relu), "fc1")?;
+    layers::dense(&fc1, 10, None, "output")
+}
+
+/// A fresh graph with the `X` and `y` placeholders, seeded if asked.
+pub fn inputs(seed: Option<u64>) -> Result<(Graph, Tensor, Tensor)> {
+    let g = Graph::new();
+    if let Some(seed) = seed {
+        g.set_random_seed(seed);
+    }
+    let x = g.placeholder(DType::F32, [None, Some(784)], "X")?;
+    let y = g.placeholder(DType::I64, [None], "y")?;
+    Ok((g, x, y))
+}
+
 /// The graph pieces the loop needs.
 pub struct Model {
     pub x: Tensor,

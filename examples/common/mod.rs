@@ -1,6 +1,8 @@
 //! What the slides' two training programs share: flags, data loading, the epoch loop and the
 //! printed lines.
 
+#![allow(dead_code)] // each example uses part of this module
+
 use clap::Parser;
 use std::time::Instant;
 use tensorgraph::data::mnist;

@@ -3,6 +3,7 @@ one run on real MNIST and prints medians and ratios (the machines are shared and
 
 usage (from the repository root, after `cargo build --release --examples`):
     python3 benches/compare_peers.py mlp [--reps 3] [--peers tf,torch] [--python /tmp/peers-venv/bin/python]
+    python3 benches/compare_peers.py cnn --opt adam --peers tf,torch
 
 Peers are installed as ../shared/peers/README.md says. Missing peers are skipped with a note.
 """
@@ -18,7 +19,8 @@ ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(ROOT, "..", "shared", "peers")
 
 ap = argparse.ArgumentParser()
-ap.add_argument("model", choices=["mlp"])
+ap.add_argument("model", choices=["mlp", "cnn"])
+ap.add_argument("--opt", default="sgd", choices=["sgd", "adam"])
 ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--peers", default="tf")
 ap.add_argument("--python", default="/tmp/peers-venv/bin/python")
@@ -27,7 +29,8 @@ args = ap.parse_args()
 
 def ours(model):
     exe = os.path.join(ROOT, "target", "release", "examples", f"mnist_{model}")
-    out = subprocess.run([exe, "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    cmd = [exe, "--epochs", "1", "--optimizer", args.opt]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     acc = float(re.search(r"Test accuracy: ([0-9.]+)", out).group(1))
     train_s = float(re.search(r"\(training ([0-9.]+) s\)", out).group(1))
     return dict(epoch_s=train_s, test_acc=acc)
@@ -36,7 +39,8 @@ def ours(model):
 def peer(name, model):
     script = os.path.join(PEERS, f"{name}_peer.py")
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    r = subprocess.run([args.python, script, model, "real"], cwd=PEERS, capture_output=True, text=True, env=env)
+    cmd = [args.python, script, model, "real", "--opt", args.opt]
+    r = subprocess.run(cmd, cwd=PEERS, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-2000:])
     line = [l for l in r.stdout.splitlines() if l.startswith("RESULT")][-1]
@@ -60,7 +64,7 @@ for rep in range(args.reps):
     print(f"rep {rep}: " + ", ".join(f"{k} {v[-1]['epoch_s']:.2f} s" for k, v in runs.items() if v), flush=True)
 
 med = {k: statistics.median(r["epoch_s"] for r in v) for k, v in runs.items() if v}
-print(f"\n{args.model}: real MNIST epoch (60,000 images), median of {args.reps} alternating runs")
+print(f"\n{args.model} ({args.opt}): real MNIST epoch (60,000 images), median of {args.reps} alternating runs")
 print(f"{'engine':<14}{'s/epoch':>10}{'test acc (median)':>20}{'ratio to tf':>14}")
 for k, v in runs.items():
     if not v:

@@ -204,3 +204,23 @@ fn variable_updates_run_after_reads_of_the_same_step() {
     assert_eq!(out[0].scalar_f64(), Some(10.0));
     assert_eq!(sess.run(&[&w], &[]).unwrap()[0].scalar_f64(), Some(1.0 - 0.5 * 10.0));
 }
+
+#[test]
+fn in_place_reuse_never_changes_a_value_someone_else_reads() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [3], "x").unwrap();
+    let s = math::mul(&x, &g.scalar(1.0, DType::F32).unwrap()).unwrap(); // an intermediate
+    let r = nn::relu(&s).unwrap(); // reads s, which the Add below still needs
+    let sum = math::add(&s, &r).unwrap();
+    let neg = math::neg(&sum).unwrap(); // last reader of sum: may reuse its buffer
+    let sq = math::mul(&neg, &neg).unwrap(); // the same slot twice in one step
+    let mut sess = Session::new(&g).unwrap();
+    let feed = [(&x, Value::from(array![-1.0f32, 2.0, -3.0]))];
+    let out = sess.run(&[&s, &r, &neg, &sq], &feed).unwrap();
+    assert_eq!(out[0].to_f64_vec(), [-1.0, 2.0, -3.0]);
+    assert_eq!(out[1].to_f64_vec(), [0.0, 2.0, 0.0]);
+    assert_eq!(out[2].to_f64_vec(), [1.0, -4.0, 3.0]);
+    assert_eq!(out[3].to_f64_vec(), [1.0, 16.0, 9.0]);
+    // The feed itself is never modified.
+    assert_eq!(feed[0].1.to_f64_vec(), [-1.0, 2.0, -3.0]);
+}

@@ -116,6 +116,37 @@ fn rows<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(big: &[A], smal
     }
 }
 
+/// `f` over every element in place, in parallel for large contiguous arrays.
+pub fn map_in_place<A, F>(x: &mut ArrayD<A>, f: F)
+where
+    A: Copy + Send + Sync,
+    F: Fn(A) -> A + Sync + Send,
+{
+    match x.as_slice_mut() {
+        Some(s) if s.len() >= PAR_ELEMENTS => {
+            s.par_iter_mut().with_min_len(PAR_ELEMENTS / 4).for_each(|a| *a = f(*a));
+        }
+        _ => x.mapv_inplace(f),
+    }
+}
+
+/// `a = f(a, b)` in place, `b` broadcast to `a`'s shape (an error if it cannot be).
+pub fn zip_in_place<A, F>(a: &mut ArrayD<A>, b: &ArrayViewD<A>, f: F) -> KResult<()>
+where
+    A: Copy + Send + Sync,
+    F: Fn(A, A) -> A + Sync + Send,
+{
+    let Some(bv) = b.broadcast(a.raw_dim()) else {
+        kbail!("cannot broadcast {:?} to {:?} in place", b.shape(), a.shape())
+    };
+    if a.len() >= PAR_ELEMENTS {
+        Zip::from(a).and(&bv).par_for_each(|x, &y| *x = f(*x, y));
+    } else {
+        Zip::from(a).and(&bv).for_each(|x, &y| *x = f(*x, y));
+    }
+    Ok(())
+}
+
 /// Element-wise sum of same-shape arrays (`AddN`).
 pub fn add_n<T: crate::Float>(xs: &[ArrayViewD<T>]) -> KResult<ArrayD<T>> {
     let mut out = xs[0].to_owned();

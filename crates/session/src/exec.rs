@@ -241,36 +241,108 @@ fn unary(u: UnaryOp, x: &Value) -> KResult<Value> {
     Ok(float!(x, a, T => unary_float::<T>(u, &a.view())))
 }
 
-fn unary_float<T: Float>(u: UnaryOp, a: &ArrayViewD<T>) -> ArrayD<T> {
-    let (zero, one) = (T::zero(), T::one());
-    match u {
-        UnaryOp::Relu => ew::map(a, move |v| if v > zero { v } else { zero }),
-        UnaryOp::Sigmoid => ew::map(a, move |v| {
-            if v >= zero {
-                one / (one + (-v).exp())
-            } else {
-                let e = v.exp();
-                e / (one + e)
-            }
-        }),
-        UnaryOp::Tanh => ew::map(a, |v| v.tanh()),
-        UnaryOp::Exp => ew::map(a, |v| v.exp()),
-        UnaryOp::Log => ew::map(a, |v| v.ln()),
-        UnaryOp::Neg => ew::map(a, |v| -v),
-        UnaryOp::Square => ew::map(a, |v| v * v),
-        UnaryOp::Sqrt => ew::map(a, |v| v.sqrt()),
-        UnaryOp::Rsqrt => ew::map(a, move |v| one / v.sqrt()),
-        UnaryOp::Abs => ew::map(a, |v| v.abs()),
-        UnaryOp::Sign => ew::map(a, move |v| {
-            if v > zero {
+/// Expands `$apply!(f)` with the element function of unary op `$u` on float type `$t`, so the
+/// out-of-place and in-place paths share one definition of each function.
+macro_rules! unary_float_fn {
+    ($u:expr, $t:ty, $apply:ident) => {{
+        let (zero, one) = (<$t>::zero(), <$t>::one());
+        match $u {
+            UnaryOp::Relu => $apply!(move |v: $t| if v > zero { v } else { zero }),
+            UnaryOp::Sigmoid => $apply!(move |v: $t| {
+                if v >= zero {
+                    one / (one + (-v).exp())
+                } else {
+                    let e = v.exp();
+                    e / (one + e)
+                }
+            }),
+            UnaryOp::Tanh => $apply!(|v: $t| v.tanh()),
+            UnaryOp::Exp => $apply!(|v: $t| v.exp()),
+            UnaryOp::Log => $apply!(|v: $t| v.ln()),
+            UnaryOp::Neg => $apply!(|v: $t| -v),
+            UnaryOp::Square => $apply!(|v: $t| v * v),
+            UnaryOp::Sqrt => $apply!(|v: $t| v.sqrt()),
+            UnaryOp::Rsqrt => $apply!(move |v: $t| one / v.sqrt()),
+            UnaryOp::Abs => $apply!(|v: $t| v.abs()),
+            UnaryOp::Sign => $apply!(move |v: $t| if v > zero {
                 one
             } else if v < zero {
                 -one
             } else {
                 v
+            }),
+            UnaryOp::Reciprocal => $apply!(move |v: $t| one / v),
+        }
+    }};
+}
+
+/// Expands `$apply!(f)` with the element function of a float arithmetic binary op, or
+/// evaluates `$other` for the comparisons.
+macro_rules! binary_float_fn {
+    ($b:expr, $t:ty, $apply:ident, $other:expr) => {{
+        let (zero, one) = (<$t>::zero(), <$t>::one());
+        match $b {
+            BinaryOp::Add => $apply!(|u: $t, v: $t| u + v),
+            BinaryOp::Sub => $apply!(|u: $t, v: $t| u - v),
+            BinaryOp::Mul => $apply!(|u: $t, v: $t| u * v),
+            BinaryOp::Div => $apply!(|u: $t, v: $t| u / v),
+            BinaryOp::Maximum => $apply!(|u: $t, v: $t| if u >= v { u } else { v }),
+            BinaryOp::Minimum => $apply!(|u: $t, v: $t| if u <= v { u } else { v }),
+            BinaryOp::Pow => $apply!(|u: $t, v: $t| u.powf(v)),
+            BinaryOp::ReluGrad => $apply!(move |g: $t, f: $t| if f > zero { g } else { zero }),
+            BinaryOp::SigmoidGrad => $apply!(move |s: $t, d: $t| d * s * (one - s)),
+            BinaryOp::TanhGrad => $apply!(move |s: $t, d: $t| d * (one - s * s)),
+            _ => $other,
+        }
+    }};
+}
+
+fn unary_float<T: Float>(u: UnaryOp, a: &ArrayViewD<T>) -> ArrayD<T> {
+    macro_rules! apply {
+        ($f:expr) => {
+            ew::map(a, $f)
+        };
+    }
+    unary_float_fn!(u, T, apply)
+}
+
+/// Runs an element-wise op in place on its first input when the output has that input's shape
+/// and dtype (the session hands over inputs nobody else reads). `None`: not applicable.
+pub fn compute_in_place(op: &Op, x: &mut Value, rest: &[&Value]) -> Option<KResult<()>> {
+    fn go<T: Float + tensorgraph_graph::Element>(op: &Op, x: &mut Value, rest: &[&Value]) -> Option<KResult<()>> {
+        let a = T::unwrap_mut(x)?;
+        match op {
+            Op::Unary(u) => {
+                macro_rules! apply {
+                    ($f:expr) => {
+                        ew::map_in_place(a, $f)
+                    };
+                }
+                unary_float_fn!(*u, T, apply);
+                Some(Ok(()))
             }
-        }),
-        UnaryOp::Reciprocal => ew::map(a, move |v| one / v),
+            Op::Binary(_) | Op::BiasAdd => {
+                let b = if let Op::Binary(b) = op { *b } else { BinaryOp::Add };
+                let y = T::unwrap_ref(rest[0])?;
+                let bias_ok = !matches!(op, Op::BiasAdd) || (y.ndim() == 1 && a.shape().last() == y.shape().first());
+                if !bias_ok || ew::broadcast_shape(a.shape(), y.shape()).ok()? != a.shape() {
+                    return None;
+                }
+                let y = y.view();
+                macro_rules! apply {
+                    ($f:expr) => {
+                        Some(ew::zip_in_place(a, &y, $f))
+                    };
+                }
+                binary_float_fn!(b, T, apply, None)
+            }
+            _ => None,
+        }
+    }
+    match x.dtype() {
+        DType::F32 => go::<f32>(op, x, rest),
+        DType::F64 => go::<f64>(op, x, rest),
+        _ => None,
     }
 }
 
@@ -290,6 +362,17 @@ fn binary(b: BinaryOp, x: &Value, y: &Value) -> KResult<Value> {
             numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), $f)?)
         };
     }
+    if !b.is_comparison() && x.dtype().is_float() {
+        return Ok(float2!(x, y, p, q, T => {
+            let (p, q) = (p.view(), q.view());
+            macro_rules! apply {
+                ($f:expr) => {
+                    ew::zip_broadcast(&p, &q, $f)?
+                };
+            }
+            binary_float_fn!(b, T, apply, unreachable!("comparisons are handled below"))
+        }));
+    }
     Ok(match b {
         Add => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u + v)?),
         Sub => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u - v)?),
@@ -300,20 +383,8 @@ fn binary(b: BinaryOp, x: &Value, y: &Value) -> KResult<Value> {
         Minimum => {
             numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| if u <= v { u } else { v })?)
         }
-        Div => {
-            float2!(x, y, p, q, T => ew::zip_broadcast(&p.view(), &q.view(), |u: T, v: T| u / v)?)
-        }
-        Pow => {
-            float2!(x, y, p, q, T => ew::zip_broadcast(&p.view(), &q.view(), |u: T, v: T| u.powf(v))?)
-        }
-        ReluGrad => {
-            float2!(x, y, g, f, T => ew::zip_broadcast(&g.view(), &f.view(), |g: T, f: T| if f > T::zero() { g } else { T::zero() })?)
-        }
-        SigmoidGrad => {
-            float2!(x, y, s, d, T => ew::zip_broadcast(&s.view(), &d.view(), |s: T, d: T| d * s * (T::one() - s))?)
-        }
-        TanhGrad => {
-            float2!(x, y, s, d, T => ew::zip_broadcast(&s.view(), &d.view(), |s: T, d: T| d * (T::one() - s * s))?)
+        Div | Pow | ReluGrad | SigmoidGrad | TanhGrad => {
+            kbail!("{} needs float tensors, got {}", b.type_name(), x.dtype())
         }
         Equal => cmp!(|u, v| u == v),
         NotEqual => cmp!(|u, v| u != v),

@@ -135,18 +135,20 @@ impl Session {
     fn execute(&mut self, plan: &Plan, feeds: &[&Value]) -> Result<Vec<Value>> {
         let mut slots: Vec<Option<Arc<Value>>> = vec![None; plan.n_slots];
         for step in &plan.steps {
-            let inputs = step
-                .inputs
-                .iter()
-                .zip(&step.refs)
-                .map(|(src, r)| match (src, r) {
-                    (_, Some(_)) => Ok(None),
-                    (Source::Slot(s), None) => Ok(Some(slots[*s].clone().expect("planned before use"))),
-                    (Source::Feed(i), None) => Ok(Some(Arc::new(feeds[*i].clone()))),
-                    (Source::Var(n), None) => self.read_var(*n).map(Some),
-                })
-                .collect::<Result<Vec<Option<Arc<Value>>>>>()?;
-            let outputs = self.run_step(step, &inputs)?;
+            let mut inputs = Vec::with_capacity(step.inputs.len());
+            for (i, (src, r)) in step.inputs.iter().zip(&step.refs).enumerate() {
+                inputs.push(match (src, r) {
+                    (_, Some(_)) => None,
+                    // The last reader takes the value, so an element-wise op may reuse its buffer.
+                    (Source::Slot(s), None) if step.free_after.contains(s) && !step.inputs[i + 1..].contains(src) => {
+                        Some(slots[*s].take().expect("planned before use"))
+                    }
+                    (Source::Slot(s), None) => Some(slots[*s].clone().expect("planned before use")),
+                    (Source::Feed(i), None) => Some(Arc::new(feeds[*i].clone())),
+                    (Source::Var(n), None) => Some(self.read_var(*n)?),
+                });
+            }
+            let outputs = self.run_step(step, inputs)?;
             if self.check_numerics {
                 check_finite(&step.info, &outputs)?;
             }
@@ -171,7 +173,11 @@ impl Session {
             .collect()
     }
 
-    fn run_step(&mut self, step: &plan::Step, inputs: &[Option<Arc<Value>>]) -> Result<Vec<Arc<Value>>> {
+    fn run_step(&mut self, step: &plan::Step, mut inputs: Vec<Option<Arc<Value>>>) -> Result<Vec<Arc<Value>>> {
+        if let Some(out) = Self::try_in_place(step, &mut inputs) {
+            return out;
+        }
+        let inputs = &inputs;
         let runtime =
             |e: KernelError| Error::Runtime { node: step.info.clone(), inputs: fmt_inputs(inputs), detail: e.0 };
         let value = |i: usize| inputs[i].as_ref().expect("value input");
@@ -236,6 +242,18 @@ impl Session {
                 let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
                 exec::compute(op, &vals).map_err(runtime)?.into_iter().map(Arc::new).collect()
             }
+        })
+    }
+
+    /// Element-wise ops whose first input nobody else holds write their result into it.
+    fn try_in_place(step: &plan::Step, inputs: &mut [Option<Arc<Value>>]) -> Option<Result<Vec<Arc<Value>>>> {
+        let (first, rest) = inputs.split_first_mut()?;
+        let x = Arc::get_mut(first.as_mut()?)?;
+        let others: Vec<&Value> = rest.iter().map(|v| v.as_deref()).collect::<Option<_>>()?;
+        let r = exec::compute_in_place(&step.op, x, &others)?;
+        Some(match r {
+            Ok(()) => Ok(vec![first.take().expect("checked above")]),
+            Err(e) => Err(Error::Runtime { node: step.info.clone(), inputs: fmt_inputs(inputs), detail: e.0 }),
         })
     }
 

@@ -4,6 +4,12 @@
 #![allow(dead_code)] // each example uses part of this module
 
 use clap::Parser;
+
+// glibc's malloc returns large freed blocks to the OS and page-faults them back on every step
+// (matrixmultiply allocates its packing buffers per call): the CNN epoch takes 29 s with it and
+// 11 s with mimalloc, which keeps freed memory for reuse. See BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 use tensorgraph::data::mnist;
 use tensorgraph::prelude::*;
@@ -26,6 +32,9 @@ pub struct Args {
     /// Training images held out for validation (TF's input_data uses 5000; the peers use 0).
     #[arg(long, default_value_t = 0)]
     pub validation_size: usize,
+    /// Print the time spent per op type after the first epoch.
+    #[arg(long)]
+    pub profile: bool,
     /// sgd (the slides' code) or adam (what the CNN slide's numbers need).
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
@@ -118,6 +127,7 @@ pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize
     let mut sess = Session::new(g)?;
     sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
     let steps = data.train.num_examples() / batch_size;
+    sess.set_profiling(args.profile);
     for epoch in 0..epochs {
         let start = Instant::now();
         let mut last = None;
@@ -127,12 +137,19 @@ pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize
             last = Some((xb, yb));
         }
         let train_time = start.elapsed();
+        if args.profile && epoch == 0 {
+            for (op, calls, t) in sess.profile() {
+                eprintln!("{op:<28} {calls:>8} calls {:>9.3} s", t.as_secs_f64());
+            }
+            sess.set_profiling(false);
+        }
         let acc_train = match last {
             Some((xb, yb)) => accuracy_of(&mut sess, m, &xb, &yb, batch_size)?,
             None => f64::NAN,
         };
         let acc_test = accuracy_of(&mut sess, m, &data.test.images, &data.test.labels, eval_chunk)?;
-        println!("{epoch} Train accuracy: {} Test accuracy: {}", acc_train as f32, acc_test as f32);
+        // `{:?}` prints f32 as Python prints numpy floats (`1.0`, `0.9789`).
+        println!("{epoch} Train accuracy: {:?} Test accuracy: {:?}", acc_train as f32, acc_test as f32);
         println!(
             "epoch {epoch} time: {:.2} s (training {:.2} s)",
             start.elapsed().as_secs_f64(),

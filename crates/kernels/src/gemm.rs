@@ -1,8 +1,9 @@
-//! Matrix multiply through the `gemm` crate (chosen by measurement; see BENCHMARKS.md).
+//! Matrix multiply through the `matrixmultiply` crate, single-threaded per call and split into
+//! row blocks on rayon's pool when large (chosen by measurement; see BENCHMARKS.md).
 
 use crate::{kbail, Float, KResult};
 use ndarray::{Array2, ArrayView2};
-use std::any::TypeId;
+use rayon::prelude::*;
 
 /// Work (m·n·k) above which the multiply is split across rayon threads.
 const PAR_WORK: usize = 1 << 18;
@@ -53,40 +54,38 @@ pub fn gemm_into<T: Float>(
         }
         return;
     }
-    let par = if parallel && m * n * k >= PAR_WORK && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
+    let threads = rayon::current_num_threads();
+    let beta = if accumulate { T::one() } else { T::zero() };
+    if parallel && threads > 1 && m * n * k >= PAR_WORK && m >= 2 * threads {
+        // Row blocks of A and C, one single-threaded product each, on rayon's pool.
+        let rows = m.div_ceil(threads);
+        let c_slice = c.as_slice_mut().expect("row-major");
+        c_slice.par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
+            let r = block.len() / n;
+            let a_block = a.slice(ndarray::s![i * rows..i * rows + r, ..]);
+            // SAFETY: as below, for the sub-matrices a_block (r×k) and block (r×n).
+            unsafe { product(a_block, b, block.as_mut_ptr(), r, n, beta) };
+        });
+        return;
+    }
+    // SAFETY: see `product`.
+    unsafe { product(a, b, c.as_mut_ptr(), m, n, beta) };
+}
+
+/// `c = a·b + beta·c` for a row-major `c` of `m×n` at `c_ptr`.
+///
+/// # Safety
+/// `c_ptr` must address `m×n` writable row-major elements that alias neither `a` nor `b`. The
+/// views carry their own extents and strides, so every read is inside their allocations.
+/// Exercised by this module's tests with transposed views (non-unit column strides) and by the
+/// parallel row-block path.
+unsafe fn product<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c_ptr: *mut T, m: usize, n: usize, beta: T) {
+    let k = a.dim().1;
     let (sa, sb) = (a.strides(), b.strides());
-    debug_assert!(TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>());
-    // SAFETY: every pointer comes from a live ndarray view or array whose extents are exactly
-    // (m,k), (k,n) and (m,n) with the strides passed alongside, so every element gemm reads or
-    // writes lies inside its allocation; `c` is borrowed mutably and does not alias `a` or `b`.
-    // T is f32 or f64, both supported by gemm. Exercised by this module's tests with
-    // transposed (non-unit column stride) views.
+    debug_assert_eq!((a.dim().0, b.dim()), (m, (k, n)));
+    // SAFETY: the caller's contract; T is f32 or f64, which matrixmultiply supports.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            sa[1],
-            sa[0],
-            b.as_ptr(),
-            sb[1],
-            sb[0],
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
+        T::gemm_raw(m, k, n, T::one(), a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1], beta, c_ptr, n as isize, 1)
     }
 }
 

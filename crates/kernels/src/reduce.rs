@@ -32,6 +32,9 @@ where
     if r != Reduction::Sum && axes.iter().any(|&a| x.shape()[a] == 0) {
         kbail!("reduction over an empty axis of shape {}", crate::array::fmt_shape(x.shape()));
     }
+    if let Some(out) = contiguous_sum(x, axes, keep_dims, r) {
+        return Ok(out);
+    }
     let mut out: ArrayD<T> = if axes.is_empty() { x.to_owned() } else { fold(x.view(), axes[axes.len() - 1], r) };
     for &a in axes.iter().rev().skip(1) {
         out = fold(out.view(), a, r);
@@ -41,6 +44,43 @@ where
         out = out.into_shape_with_order(IxDyn(&shape)).expect("same element count");
     }
     Ok(out)
+}
+
+/// Sums over leading or trailing axes of a contiguous array as row operations on its
+/// `[outer, inner]` view: the bias gradient and per-example sums, without per-axis temporaries.
+fn contiguous_sum<T>(x: &ArrayViewD<T>, axes: &[usize], keep_dims: bool, r: Reduction) -> Option<ArrayD<T>>
+where
+    T: Copy + num_traits::Zero + std::ops::Add<Output = T>,
+{
+    let data = x.as_slice()?;
+    let n = x.ndim();
+    let k = axes.len();
+    if r != Reduction::Sum || k == 0 || data.is_empty() {
+        return None;
+    }
+    let leading = axes.iter().enumerate().all(|(i, &a)| a == i);
+    let trailing = axes.iter().enumerate().all(|(i, &a)| a == n - k + i);
+    let split = if leading {
+        k
+    } else if trailing {
+        n - k
+    } else {
+        return None;
+    };
+    let inner: usize = x.shape()[split..].iter().product();
+    let kept: Vec<usize> = (0..n).map(|i| if axes.contains(&i) { 1 } else { x.shape()[i] }).collect();
+    let out_shape: Vec<usize> =
+        if keep_dims { kept } else { (0..n).filter(|i| !axes.contains(i)).map(|i| x.shape()[i]).collect() };
+    let v: Vec<T> = if leading {
+        let mut acc = vec![T::zero(); inner];
+        for row in data.chunks(inner) {
+            acc.iter_mut().zip(row).for_each(|(a, &b)| *a = *a + b);
+        }
+        acc
+    } else {
+        data.chunks(inner).map(|row| row.iter().fold(T::zero(), |a, &b| a + b)).collect()
+    };
+    Some(ArrayD::from_shape_vec(IxDyn(&out_shape), v).expect("element count"))
 }
 
 fn fold<T>(x: ArrayViewD<T>, axis: usize, r: Reduction) -> ArrayD<T>

@@ -93,24 +93,11 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             let t = as_i64(inputs[1])?;
             one(float!(x(), a, T => knn::in_top_k::<T>(&a.view(), &t.view(), *k)?))
         }
-        Op::Reshape { shape } => {
-            let target = karray::reshape_target(x().shape(), shape)?;
+        Op::Reshape { .. } | Op::ExpandDims { .. } | Op::Squeeze { .. } => {
+            let target = reshape_target(op, x().shape()).expect("a reshape op")?;
             one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &target)?)))
         }
         Op::Transpose { perm } => one(with_array!(x(), a => Value::from(karray::transpose(&a.view(), perm)?))),
-        Op::ExpandDims { axis } => {
-            let mut s = x().shape().to_vec();
-            s.insert(*axis, 1);
-            one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &s)?)))
-        }
-        Op::Squeeze { axes } => {
-            let s = x().shape();
-            if let Some(&a) = axes.iter().find(|&&a| s.get(a) != Some(&1)) {
-                kbail!("cannot squeeze axis {a} of shape {}", karray::fmt_shape(s));
-            }
-            let s: Vec<usize> = s.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
-            one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &s)?)))
-        }
         Op::ConcatV2 { axis } => one(concat(inputs, *axis)?),
         Op::Slice { begin, size } => one(with_array!(x(), a => Value::from(karray::slice(&a.view(), begin, size)?))),
         Op::Pad { paddings } => one(numeric!(x(), a => karray::pad(&a.view(), paddings)?)),
@@ -309,6 +296,14 @@ fn unary_float<T: Float>(u: UnaryOp, a: &ArrayViewD<T>) -> ArrayD<T> {
 /// Runs an element-wise op in place on its first input when the output has that input's shape
 /// and dtype (the session hands over inputs nobody else reads). `None`: not applicable.
 pub fn compute_in_place(op: &Op, x: &mut Value, rest: &[&Value]) -> Option<KResult<()>> {
+    if let Some(target) = reshape_target(op, x.shape()) {
+        // Reshapes of a value nobody else holds relabel its buffer instead of copying it.
+        return Some(target.and_then(|t| {
+            let owned = std::mem::replace(x, Value::Bool(ArrayD::from_elem(ndarray::IxDyn(&[]), false)));
+            *x = with_array!(owned, a => Value::from(karray::reshape(a, &t)?));
+            Ok(())
+        }));
+    }
     fn go<T: Float + tensorgraph_graph::Element>(op: &Op, x: &mut Value, rest: &[&Value]) -> Option<KResult<()>> {
         let a = T::unwrap_mut(x)?;
         match op {
@@ -434,6 +429,23 @@ fn reduce(op: ReduceOp, x: &Value, axes: &[usize], keep: bool) -> KResult<Value>
         }));
     }
     Ok(numeric!(x, a => kreduce::reduce(&a.view(), axes, keep, r)?))
+}
+
+/// The run-time target shape of the ops that only relabel a buffer's shape.
+fn reshape_target(op: &Op, s: &[usize]) -> Option<KResult<Vec<usize>>> {
+    Some(match op {
+        Op::Reshape { shape } => karray::reshape_target(s, shape),
+        Op::ExpandDims { axis } => {
+            let mut t = s.to_vec();
+            t.insert((*axis).min(t.len()), 1);
+            Ok(t)
+        }
+        Op::Squeeze { axes } => match axes.iter().find(|&&a| s.get(a) != Some(&1)) {
+            Some(a) => Err(KernelError(format!("cannot squeeze axis {a} of shape {}", karray::fmt_shape(s)))),
+            None => Ok(s.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()),
+        },
+        _ => return None,
+    })
 }
 
 /// Integer labels/indices as i64.

@@ -34,6 +34,7 @@ pub struct Session {
     rngs: HashMap<NodeIndex, ChaCha8Rng>,
     plans: HashMap<PlanKey, Arc<Plan>>,
     check_numerics: bool,
+    profile: Option<HashMap<&'static str, (u64, std::time::Duration)>>,
 }
 
 impl Session {
@@ -46,6 +47,7 @@ impl Session {
             rngs: HashMap::new(),
             plans: HashMap::new(),
             check_numerics: false,
+            profile: None,
         })
     }
 
@@ -58,6 +60,19 @@ impl Session {
     /// naming it (like `tf.add_check_numerics_ops`).
     pub fn set_check_numerics(&mut self, on: bool) {
         self.check_numerics = on;
+    }
+
+    /// Starts (or stops and clears) per-op-type timing of every step run from now on, like TF's
+    /// `RunMetadata` step stats.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(HashMap::new);
+    }
+
+    /// Op types with their call counts and total time since profiling started, slowest first.
+    pub fn profile(&self) -> Vec<(&'static str, u64, std::time::Duration)> {
+        let mut v: Vec<_> = self.profile.iter().flatten().map(|(k, (n, t))| (*k, *n, *t)).collect();
+        v.sort_by(|a, b| b.2.cmp(&a.2));
+        v
     }
 
     /// Number of plans cached so far (one per distinct fetches/targets/feeds signature).
@@ -148,7 +163,13 @@ impl Session {
                     (Source::Var(n), None) => Some(self.read_var(*n)?),
                 });
             }
+            let started = self.profile.is_some().then(std::time::Instant::now);
             let outputs = self.run_step(step, inputs)?;
+            if let (Some(t0), Some(p)) = (started, self.profile.as_mut()) {
+                let e = p.entry(step.op.type_name()).or_default();
+                e.0 += 1;
+                e.1 += t0.elapsed();
+            }
             if self.check_numerics {
                 check_finite(&step.info, &outputs)?;
             }

@@ -71,7 +71,7 @@ impl Session {
     /// Op types with their call counts and total time since profiling started, slowest first.
     pub fn profile(&self) -> Vec<(&'static str, u64, std::time::Duration)> {
         let mut v: Vec<_> = self.profile.iter().flatten().map(|(k, (n, t))| (*k, *n, *t)).collect();
-        v.sort_by(|a, b| b.2.cmp(&a.2));
+        v.sort_by_key(|e| std::cmp::Reverse(e.2));
         v
     }
 

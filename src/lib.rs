@@ -18,8 +18,8 @@
 //! ```
 
 pub use tensorgraph_graph::{
-    collections, fmt_dims, DType, Endpoint, Error, Graph, Initializer, NodeInfo, Op, Operation, Padding, Result, Shape,
-    SourceLocation, Tensor, TensorSpec, Value, Variable,
+    collections, fmt_dims, DType, EdgeKind, Endpoint, Error, Graph, Initializer, NodeInfo, Op, Operation, Padding,
+    Result, Shape, SourceLocation, Tensor, TensorSpec, Value, Variable,
 };
 pub use tensorgraph_session::Session;
 
@@ -50,6 +50,8 @@ pub mod nn {
 
 pub mod data;
 pub mod gradient_checker;
+pub mod inspect;
+pub mod io;
 pub mod layers;
 pub mod train;
 

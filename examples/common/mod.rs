@@ -32,6 +32,10 @@ pub struct Args {
     /// Training images held out for validation (TF's input_data uses 5000; the peers use 0).
     #[arg(long, default_value_t = 0)]
     pub validation_size: usize,
+    /// Save the graph (`DIR/model.tgraph`) and a checkpoint after every epoch
+    /// (`DIR/model-<epoch>.tgckpt`) for `mnist_predict`.
+    #[arg(long)]
+    pub save: Option<String>,
     /// Print the time spent per op type after the first epoch.
     #[arg(long)]
     pub profile: bool,
@@ -94,6 +98,10 @@ pub fn finish_model(g: &Graph, x: Tensor, y: Tensor, logits: &Tensor, optimizer:
         let correct = nn::in_top_k(logits, &y, 1)?;
         math::reduce_mean(&correct.cast(DType::F32)?, None, "accuracy")
     })?;
+    // Named inputs and outputs, so a program that imports the saved graph can find them.
+    for (key, t) in [("inputs", &x), ("inputs", &y), ("outputs", logits), ("outputs", &accuracy)] {
+        g.add_to_collection(key, t);
+    }
     Ok(Model { x, y, training_op, accuracy })
 }
 
@@ -128,6 +136,11 @@ pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize
     sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
     let steps = data.train.num_examples() / batch_size;
     sess.set_profiling(args.profile);
+    let dir = args.save.as_ref().map(std::path::PathBuf::from);
+    if let Some(dir) = &dir {
+        tensorgraph::io::export_meta_graph(g, dir.join("model.tgraph"))?;
+    }
+    let saver = tensorgraph::io::Saver::new(g);
     for epoch in 0..epochs {
         let start = Instant::now();
         let mut last = None;
@@ -155,6 +168,10 @@ pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize
             start.elapsed().as_secs_f64(),
             train_time.as_secs_f64()
         );
+        if let Some(dir) = &dir {
+            let path = saver.save(&sess, dir.join("model"), Some(epoch as u64))?;
+            println!("saved {}", path.display());
+        }
     }
     Ok(())
 }

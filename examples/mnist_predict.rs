@@ -1,0 +1,66 @@
+//! Loads a model saved by `mnist_mlp --save DIR` (or `mnist_cnn --save DIR`) without any of the
+//! code that built it: imports the graph file, restores the latest checkpoint, and evaluates
+//! the test set.
+//!
+//!     cargo run --release --example mnist_mlp -- --epochs 1 --save runs/mlp
+//!     cargo run --release --example mnist_predict -- --model runs/mlp
+
+use clap::Parser;
+use tensorgraph::data::mnist;
+use tensorgraph::io::{import_meta_graph, latest_checkpoint, Saver};
+use tensorgraph::prelude::*;
+
+#[derive(Parser)]
+struct Args {
+    /// Directory written by `--save`.
+    #[arg(long)]
+    model: String,
+    #[arg(long, default_value = "data/mnist")]
+    data: String,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let dir = std::path::Path::new(&args.model);
+    let g = import_meta_graph(dir.join("model.tgraph"))?;
+    let ckpt = latest_checkpoint(dir).ok_or_else(|| tensorgraph::Error::NotFound {
+        what: "checkpoint in the model directory",
+        name: args.model.clone(),
+    })?;
+    let mut sess = Session::new(&g)?;
+    let step = Saver::new(&g).restore(&mut sess, &ckpt)?;
+    let inputs = g.get_collection("inputs");
+    let outputs = g.get_collection("outputs");
+    let (Some(x), Some(y), Some(logits), Some(accuracy)) =
+        (inputs.first(), inputs.get(1), outputs.first(), outputs.get(1))
+    else {
+        return Err(tensorgraph::Error::NotFound { what: "inputs/outputs collections", name: args.model.clone() });
+    };
+    let data = mnist::read_data_sets_with(&args.data, &mnist::Options { validation_size: 0, seed: Some(0) })?;
+    let (images, labels) = (&data.test.images, &data.test.labels);
+    let mut correct = 0.0;
+    for start in (0..labels.len()).step_by(1000) {
+        let end = (start + 1000).min(labels.len());
+        let xb = images.slice(ndarray::s![start..end, ..]).to_owned();
+        let yb = labels.slice(ndarray::s![start..end]).to_owned();
+        let acc = sess.run(&[accuracy], &[(x, xb.into()), (y, yb.into())])?[0].scalar_f64().unwrap_or(f64::NAN);
+        correct += acc * (end - start) as f64;
+    }
+    let first = images.slice(ndarray::s![0..5, ..]).to_owned();
+    let pred = sess.run(&[&math::argmax(logits, 1)?], &[(x, first.into())])?.remove(0);
+    println!("restored {} (step {})", ckpt.display(), step.map_or("-".into(), |s| s.to_string()));
+    println!(
+        "predictions for the first 5 test images: {:?} (labels {:?})",
+        pred.to_f64_vec(),
+        &labels.as_slice().unwrap_or(&[])[..5]
+    );
+    println!("Test accuracy: {:?}", (correct / labels.len() as f64) as f32);
+    Ok(())
+}

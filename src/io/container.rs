@@ -1,0 +1,111 @@
+//! The container of every tensorgraph file: a fixed header, then a gzip-compressed bincode
+//! payload.
+//!
+//! ```text
+//! magic     8 bytes   b"TGRAPH\0\x01" or b"TGCKPT\0\x01" (what the file holds)
+//! version   u32 LE    format version of the payload
+//! length    u64 LE    bytes of the compressed payload that follow
+//! raw       u64 LE    bytes of the payload once decompressed (bounds every allocation)
+//! crc32     u32 LE    CRC-32 of the compressed payload
+//! payload   gzip(bincode(T))
+//! ```
+//! Writes are atomic: a temporary file in the same directory, fsync, then rename.
+
+use crate::{Error, Result};
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use serde::{de::DeserializeOwned, Serialize};
+use std::io::{Read, Write};
+use std::path::Path;
+
+pub(crate) const FORMAT_VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 8 + 8 + 4;
+/// Largest payload a file may declare (decompressed): 16 GiB, far above any model here, so a
+/// corrupted length cannot make us allocate without bound.
+const MAX_RAW: u64 = 16 << 30;
+
+fn bad(path: &Path, detail: impl Into<String>) -> Error {
+    Error::BadFile { path: path.display().to_string(), detail: detail.into() }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.display().to_string(), source }
+}
+
+/// Serialises `value` into `path` atomically.
+pub(crate) fn write<T: Serialize>(path: &Path, magic: &[u8; 8], value: &T) -> Result<()> {
+    let raw = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| bad(path, format!("cannot encode: {e}")))?;
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(&raw).map_err(io(path))?;
+    let payload = gz.finish().map_err(io(path))?;
+    let mut bytes = Vec::with_capacity(HEADER + payload.len());
+    bytes.extend_from_slice(magic);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io(path))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a file written by [`write`] with the same `magic`; any damage is an error, never a panic.
+pub(crate) fn read<T: DeserializeOwned>(path: &Path, magic: &[u8; 8], what: &str) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    if bytes.len() < HEADER {
+        return Err(bad(path, format!("truncated: {} bytes, shorter than the {HEADER}-byte header", bytes.len())));
+    }
+    if &bytes[..8] != magic {
+        return Err(bad(path, format!("not a tensorgraph {what} file (bad magic)")));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+    let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+    let version = u32_at(8);
+    if version != FORMAT_VERSION {
+        return Err(bad(path, format!("format version {version}, this build reads {FORMAT_VERSION}")));
+    }
+    let (length, raw_len, crc) = (u64_at(12), u64_at(20), u32_at(28));
+    let payload = &bytes[HEADER..];
+    if payload.len() as u64 != length {
+        return Err(bad(
+            path,
+            format!("truncated or padded: header says {length} payload bytes, file has {}", payload.len()),
+        ));
+    }
+    if crc32fast::hash(payload) != crc {
+        return Err(bad(path, "checksum mismatch: the file is corrupted"));
+    }
+    if raw_len > MAX_RAW {
+        return Err(bad(path, format!("declared size {raw_len} exceeds the {MAX_RAW}-byte limit")));
+    }
+    let mut raw = Vec::with_capacity(raw_len.min(1 << 26) as usize);
+    GzDecoder::new(payload)
+        .take(raw_len + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| bad(path, format!("cannot decompress: {e}")))?;
+    if raw.len() as u64 != raw_len {
+        return Err(bad(path, format!("decompressed {} bytes, header says {raw_len}", raw.len())));
+    }
+    let config = bincode::config::standard().with_limit::<{ MAX_RAW as usize }>();
+    let (value, used) =
+        bincode::serde::decode_from_slice(&raw, config).map_err(|e| bad(path, format!("cannot decode: {e}")))?;
+    if used != raw.len() {
+        return Err(bad(path, format!("{} trailing bytes after the payload", raw.len() - used)));
+    }
+    Ok(value)
+}

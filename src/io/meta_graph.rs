@@ -1,0 +1,39 @@
+//! Graph files, as TF1's MetaGraph: the whole graph with its variables and collections, to be
+//! imported by a program that never saw the code that built it.
+
+use super::container;
+use crate::{Graph, Result};
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"TGRAPH\0\x01";
+
+/// Writes `g` (nodes, attributes, constants, variables, collections, source locations).
+pub fn export_meta_graph(g: &Graph, path: impl AsRef<Path>) -> Result<()> {
+    g.read(|data| container::write(path.as_ref(), MAGIC, data))
+}
+
+/// Reads a graph written by [`export_meta_graph`] into a fresh [`Graph`]; look its tensors up
+/// by name ([`Graph::tensor_by_name`]) or collection ([`Graph::get_collection`]).
+///
+/// ```
+/// use tensorgraph::prelude::*;
+/// use tensorgraph::io::{export_meta_graph, import_meta_graph};
+/// # fn main() -> tensorgraph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None], "x")?;
+/// let y = g.name_scope("out", || math::square(&x))?;
+/// g.add_to_collection("outputs", &y);
+/// let path = std::env::temp_dir().join(format!("tg-meta-doc-{}.tgraph", std::process::id()));
+/// export_meta_graph(&g, &path)?;
+/// let h = import_meta_graph(&path)?;
+/// let y2 = h.get_collection("outputs").remove(0);
+/// assert_eq!(y2.name(), "out/Square:0");
+/// let out = Session::new(&h)?.run(&[&y2], &[(&h.tensor_by_name("x:0")?, ndarray::array![3.0f32].into())])?;
+/// assert_eq!(out[0].to_f64_vec(), [9.0]);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok(()) }
+/// ```
+pub fn import_meta_graph(path: impl AsRef<Path>) -> Result<Graph> {
+    let data = container::read(path.as_ref(), MAGIC, "graph")?;
+    Ok(Graph::from_data(data))
+}

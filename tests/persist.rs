@@ -1,0 +1,179 @@
+//! Checkpoints and graph files: round trips, and every kind of damage is an error, not a panic.
+
+use ndarray::array;
+use tensorgraph::io::{export_meta_graph, import_meta_graph, latest_checkpoint, Saver};
+use tensorgraph::prelude::*;
+use tensorgraph::Error;
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("tg-persist-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A small trained model: an MLP with Adam (so slots and beta powers exist too).
+fn model() -> (Graph, Tensor, Tensor, Tensor, Operation) {
+    let g = Graph::new();
+    g.set_random_seed(5);
+    let x = g.placeholder(DType::F32, [None, Some(4)], "x").unwrap();
+    let y = g.placeholder(DType::I64, [None], "y").unwrap();
+    let h = layers::dense(&x, 8, Some(nn::relu), "h").unwrap();
+    let logits = layers::dense(&h, 3, None, "out").unwrap();
+    let loss =
+        math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xent").unwrap(), None, "loss")
+            .unwrap();
+    let train = g.name_scope("train", || Adam::new(0.01).minimize(&loss)).unwrap();
+    g.add_to_collection("outputs", &logits);
+    (g, x, y, logits, train)
+}
+
+fn feed<'a>(x: &'a Tensor, y: &'a Tensor) -> Vec<(&'a Tensor, Value)> {
+    vec![
+        (x, array![[0.1f32, -0.2, 0.3, 0.9], [1.0, 0.5, -0.5, 0.0], [0.0, 0.2, 0.4, -1.0]].into()),
+        (y, array![0i64, 2, 1].into()),
+    ]
+}
+
+fn trained() -> (Graph, Tensor, Tensor, Tensor, Session) {
+    let (g, x, y, logits, train) = model();
+    let mut sess = Session::new(&g).unwrap();
+    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    for _ in 0..5 {
+        sess.run_targets(&[&train], &feed(&x, &y)).unwrap();
+    }
+    (g, x, y, logits, sess)
+}
+
+#[test]
+fn checkpoint_round_trip_is_bit_identical_including_slots() {
+    let (g, _, _, _, sess) = trained();
+    let dir = tmp("roundtrip");
+    let path = Saver::new(&g).save(&sess, dir.join("model"), Some(5)).unwrap();
+    let mut fresh = Session::new(&g).unwrap();
+    assert_eq!(Saver::new(&g).restore(&mut fresh, &path).unwrap(), Some(5));
+    let vars = g.global_variables();
+    assert!(vars.iter().any(|v| v.name() == "h/kernel/Adam_1") && vars.iter().any(|v| v.name() == "beta1_power"));
+    for v in vars {
+        assert_eq!(sess.variable_value(v.var_ref()), fresh.variable_value(v.var_ref()), "{}", v.name());
+    }
+}
+
+#[test]
+fn max_to_keep_prunes_old_checkpoints_and_latest_is_found() {
+    let (g, _, _, _, sess) = trained();
+    let dir = tmp("keep");
+    let saver = Saver::new(&g).max_to_keep(2);
+    for step in 0..4 {
+        saver.save(&sess, dir.join("model"), Some(step)).unwrap();
+    }
+    assert!(!dir.join("model-0.tgckpt").exists() && !dir.join("model-1.tgckpt").exists());
+    assert!(dir.join("model-2.tgckpt").exists() && dir.join("model-3.tgckpt").exists());
+    assert_eq!(latest_checkpoint(&dir).unwrap(), dir.join("model-3.tgckpt"));
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary files remain");
+}
+
+fn expect_bad_file(r: tensorgraph::Result<Option<u64>>, needle: &str) {
+    match r {
+        Err(Error::BadFile { detail, .. }) => assert!(detail.contains(needle), "{detail}"),
+        other => panic!("expected BadFile containing {needle:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn damaged_checkpoints_are_errors() {
+    let (g, _, _, _, sess) = trained();
+    let dir = tmp("damaged");
+    let path = Saver::new(&g).save(&sess, dir.join("model"), None).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let saver = Saver::new(&g);
+    let mut fresh = Session::new(&g).unwrap();
+    let write = |b: &[u8]| std::fs::write(&path, b).unwrap();
+
+    write(&bytes[..bytes.len() - 7]);
+    expect_bad_file(saver.restore(&mut fresh, &path), "truncated or padded");
+    write(&bytes[..10]);
+    expect_bad_file(saver.restore(&mut fresh, &path), "shorter than the");
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 20;
+    flipped[last] ^= 0x40;
+    write(&flipped);
+    expect_bad_file(saver.restore(&mut fresh, &path), "checksum mismatch");
+    let mut foreign = bytes.clone();
+    foreign[..8].copy_from_slice(b"PK\x03\x04zipf");
+    write(&foreign);
+    expect_bad_file(saver.restore(&mut fresh, &path), "bad magic");
+    // A huge declared size with a valid checksum: refused before any allocation.
+    let mut huge = bytes.clone();
+    huge[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
+    write(&huge);
+    expect_bad_file(saver.restore(&mut fresh, &path), "exceeds");
+    // A graph file is not a checkpoint.
+    export_meta_graph(&g, &path).unwrap();
+    expect_bad_file(saver.restore(&mut fresh, &path), "not a tensorgraph checkpoint file");
+    assert!(matches!(saver.restore(&mut fresh, dir.join("missing.tgckpt")).unwrap_err(), Error::Io { .. }));
+}
+
+#[test]
+fn restore_names_missing_variables_and_mismatches() {
+    let (g, _, _, _, sess) = trained();
+    let dir = tmp("mismatch");
+    let only_h = Saver::with_vars(&g.trainable_variables()[..2]);
+    let path = only_h.save(&sess, dir.join("partial"), None).unwrap();
+    let mut fresh = Session::new(&g).unwrap();
+    expect_bad_file(Saver::new(&g).restore(&mut fresh, &path), "out/kernel is missing");
+
+    let other = Graph::new();
+    let x = other.placeholder(DType::F32, [None, Some(5)], "x").unwrap();
+    layers::dense(&x, 8, None, "h").unwrap();
+    let mut s2 = Session::new(&other).unwrap();
+    expect_bad_file(
+        Saver::new(&other).restore(&mut s2, &path),
+        "h/kernel is float32 [4,8] in the file but float32 [5,8] in the graph",
+    );
+}
+
+#[test]
+fn graph_file_round_trip_computes_the_same_outputs() {
+    let (g, x, y, logits, sess) = trained();
+    let dir = tmp("meta");
+    export_meta_graph(&g, dir.join("model.tgraph")).unwrap();
+    let ckpt = Saver::new(&g).save(&sess, dir.join("model"), Some(1)).unwrap();
+    let mut sess = sess;
+    let want = sess.run(&[&logits], &feed(&x, &y)).unwrap().remove(0);
+
+    let h = import_meta_graph(dir.join("model.tgraph")).unwrap();
+    assert_eq!(h.to_text(), g.to_text());
+    let mut s2 = Session::new(&h).unwrap();
+    Saver::new(&h).restore(&mut s2, &ckpt).unwrap();
+    let (x2, y2) = (h.tensor_by_name("x:0").unwrap(), h.tensor_by_name("y:0").unwrap());
+    let logits2 = h.get_collection("outputs").remove(0);
+    assert_eq!(s2.run(&[&logits2], &feed(&x2, &y2)).unwrap().remove(0), want);
+    // The imported graph can be extended and trained further.
+    let train2 = h.operation_by_name("train/Adam").unwrap();
+    s2.run_targets(&[&train2], &feed(&x2, &y2)).unwrap();
+
+    let bytes = std::fs::read(dir.join("model.tgraph")).unwrap();
+    std::fs::write(dir.join("bad.tgraph"), &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(import_meta_graph(dir.join("bad.tgraph")).unwrap_err(), Error::BadFile { .. }));
+}
+
+#[test]
+fn dot_json_and_summary_describe_the_graph() {
+    let (g, ..) = model();
+    let dot = tensorgraph::inspect::to_dot(&g);
+    assert!(dot.starts_with("digraph"));
+    assert!(dot.contains("subgraph \"cluster_train/gradients\""), "gradients cluster");
+    assert!(dot.contains("style=dashed"), "control edges");
+    assert!(dot.contains("label=\"[?,8]\""), "edges carry shapes");
+    let json: serde_json::Value = serde_json::from_str(&tensorgraph::inspect::to_json(&g).unwrap()).unwrap();
+    assert!(json.get("dag").is_some());
+    let s = tensorgraph::inspect::summary(&g);
+    assert!(s.contains("h ") && s.contains("[?,8]") && s.contains("40"), "{s}");
+    assert!(s.contains("Trainable params: 67"), "{s}");
+}

@@ -1,0 +1,74 @@
+//! Kernel benchmarks at the slides' real shapes, with GFLOP/s (criterion's throughput is set to
+//! the FLOP count, so its "elem/s" column reads as FLOP/s).
+//!
+//!     cargo bench --bench kernels                  # both cores
+//!     RAYON_NUM_THREADS=1 cargo bench --bench kernels
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::Array2;
+use std::hint::black_box;
+use std::time::Duration;
+use tensorgraph_kernels::conv::{self, Conv2dGeometry};
+use tensorgraph_kernels::gemm;
+use tensorgraph_kernels::pool::{self, PoolGeometry};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn data(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
+}
+
+fn gemm_shapes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemm");
+    // M x K x N: MLP fc1 forward, fc1 weight gradient; CNN conv2 im2col forward, weight
+    // gradient, column gradient (whole batch of 100).
+    for (m, k, n) in [(50, 784, 300), (784, 50, 300), (19600, 288, 64), (288, 19600, 64), (19600, 64, 288)] {
+        let a = Array2::from_shape_vec((m, k), data(m * k)).unwrap();
+        let b = Array2::from_shape_vec((k, n), data(k * n)).unwrap();
+        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        group.bench_function(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), |bench| {
+            bench.iter(|| gemm::matmul(black_box(a.view()), black_box(b.view()), false, false).unwrap())
+        });
+    }
+    group.finish();
+}
+
+fn convolutions(c: &mut Criterion) {
+    let mut group = c.benchmark_group("conv");
+    let layers = [
+        ("conv1", Conv2dGeometry::new([100, 28, 28, 1], [3, 3, 1, 32], [1, 1], [1, 1], true)),
+        ("conv2", Conv2dGeometry::new([100, 28, 28, 32], [3, 3, 32, 64], [2, 2], [1, 1], true)),
+    ];
+    for (name, g) in layers {
+        let x = data(g.batch * g.in_h * g.in_w * g.in_c);
+        let w = data(g.taps() * g.out_c);
+        let dy = data(g.batch * g.positions() * g.out_c);
+        group.throughput(Throughput::Elements((2 * g.batch * g.positions() * g.taps() * g.out_c) as u64));
+        group.bench_function(format!("{name}_fwd"), |b| b.iter(|| conv::conv2d(black_box(&x), black_box(&w), &g)));
+        group.bench_function(format!("{name}_backprop_filter"), |b| {
+            b.iter(|| conv::conv2d_backprop_filter(black_box(&x), black_box(&dy), &g))
+        });
+        group.bench_function(format!("{name}_backprop_input"), |b| {
+            b.iter(|| conv::conv2d_backprop_input(black_box(&w), black_box(&dy), &g))
+        });
+    }
+    group.finish();
+}
+
+fn pooling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("maxpool");
+    let g = PoolGeometry::new([100, 14, 14, 64], [2, 2], [2, 2], false);
+    let x = data(100 * 14 * 14 * 64);
+    let dy = data(100 * 7 * 7 * 64);
+    group.bench_function("fwd", |b| b.iter(|| pool::max_pool(black_box(&x), &g)));
+    group.bench_function("grad", |b| b.iter(|| pool::max_pool_grad(black_box(&x), black_box(&dy), &g)));
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default().sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! { name = benches; config = config(); targets = gemm_shapes, convolutions, pooling }
+criterion_main!(benches);

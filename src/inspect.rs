@@ -90,8 +90,7 @@ pub fn to_dot(g: &Graph) -> String {
 /// The whole graph as JSON (nodes with ops, attributes, inputs, shapes and source locations;
 /// variables; collections), for programs.
 pub fn to_json(g: &Graph) -> Result<String> {
-    g.read(serde_json::to_string)
-        .map_err(|e| crate::Error::BadFile { path: "<graph>".into(), detail: e.to_string() })
+    g.read(serde_json::to_string).map_err(|e| crate::Error::BadFile { path: "<graph>".into(), detail: e.to_string() })
 }
 
 /// A summary like Keras' `model.summary()`: one row per variable scope (layer) with its output

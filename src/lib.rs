@@ -53,6 +53,7 @@ pub mod gradient_checker;
 pub mod inspect;
 pub mod io;
 pub mod layers;
+pub mod summary;
 pub mod train;
 
 pub use tensorgraph_autodiff::gradients;

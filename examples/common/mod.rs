@@ -36,6 +36,9 @@ pub struct Args {
     /// (`DIR/model-<epoch>.tgckpt`) for `mnist_predict`.
     #[arg(long)]
     pub save: Option<String>,
+    /// Write a TensorBoard event file (graph, loss every 50 steps, accuracies every epoch) here.
+    #[arg(long)]
+    pub logdir: Option<String>,
     /// Print the time spent per op type after the first epoch.
     #[arg(long)]
     pub profile: bool,
@@ -80,6 +83,7 @@ pub fn inputs(seed: Option<u64>) -> Result<(Graph, Tensor, Tensor)> {
 pub struct Model {
     pub x: Tensor,
     pub y: Tensor,
+    pub loss: Tensor,
     pub training_op: Operation,
     pub accuracy: Tensor,
 }
@@ -102,7 +106,7 @@ pub fn finish_model(g: &Graph, x: Tensor, y: Tensor, logits: &Tensor, optimizer:
     for (key, t) in [("inputs", &x), ("inputs", &y), ("outputs", logits), ("outputs", &accuracy)] {
         g.add_to_collection(key, t);
     }
-    Ok(Model { x, y, training_op, accuracy })
+    Ok(Model { x, y, loss, training_op, accuracy })
 }
 
 /// Accuracy over a whole data set, evaluated `chunk` images at a time to bound memory (the mean
@@ -141,12 +145,26 @@ pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize
         tensorgraph::io::export_meta_graph(g, dir.join("model.tgraph"))?;
     }
     let saver = tensorgraph::io::Saver::new(g);
+    let mut events = match &args.logdir {
+        Some(d) => Some(tensorgraph::summary::FileWriter::new(d, Some(g))?),
+        None => None,
+    };
+    let mut global_step = 0i64;
     for epoch in 0..epochs {
         let start = Instant::now();
         let mut last = None;
         for _ in 0..steps {
             let (xb, yb) = data.train.next_batch(batch_size);
-            sess.run_targets(&[&m.training_op], &[(&m.x, xb.clone().into()), (&m.y, yb.clone().into())])?;
+            let feeds = [(&m.x, xb.clone().into()), (&m.y, yb.clone().into())];
+            global_step += 1;
+            match events.as_mut() {
+                Some(w) if global_step % 50 == 0 => {
+                    let loss =
+                        sess.run_with(&[&m.loss], &[&m.training_op], &feeds)?[0].scalar_f64().unwrap_or(f64::NAN);
+                    w.add_scalar("loss", loss as f32, global_step)?;
+                }
+                _ => sess.run_targets(&[&m.training_op], &feeds)?,
+            }
             last = Some((xb, yb));
         }
         let train_time = start.elapsed();
@@ -161,6 +179,10 @@ pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize
             None => f64::NAN,
         };
         let acc_test = accuracy_of(&mut sess, m, &data.test.images, &data.test.labels, eval_chunk)?;
+        if let Some(w) = events.as_mut() {
+            w.add_scalar("accuracy/train_batch", acc_train as f32, global_step)?;
+            w.add_scalar("accuracy/test", acc_test as f32, global_step)?;
+        }
         // `{:?}` prints f32 as Python prints numpy floats (`1.0`, `0.9789`).
         println!("{epoch} Train accuracy: {:?} Test accuracy: {:?}", acc_train as f32, acc_test as f32);
         println!(

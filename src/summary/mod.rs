@@ -1,0 +1,220 @@
+//! TensorBoard event files, as `tf.summary.FileWriter`: the graph and scalar curves.
+
+pub mod proto;
+
+use crate::{DType, Error, Graph, Op, Result, Shape};
+use prost::Message;
+use proto::{
+    Attr, AttrValue, Event, GraphDef, ListValue, NodeDef, Summary, SummaryValue, TensorShapeProto, VersionDef, What,
+};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// TF's `DataType` enum values.
+fn dtype_enum(d: DType) -> i32 {
+    match d {
+        DType::F32 => 1,
+        DType::F64 => 2,
+        DType::I32 => 3,
+        DType::I64 => 9,
+        DType::Bool => 10,
+    }
+}
+
+fn shape_proto(s: &Shape) -> TensorShapeProto {
+    TensorShapeProto {
+        dim: s.dims().iter().map(|d| proto::Dim { size: d.map_or(-1, |d| d as i64) }).collect(),
+        unknown_rank: false,
+    }
+}
+
+fn attr(a: Attr) -> AttrValue {
+    AttrValue { value: Some(a) }
+}
+
+fn ints(v: &[usize]) -> AttrValue {
+    attr(Attr::List(ListValue { i: v.iter().map(|&x| x as i64).collect(), shape: vec![] }))
+}
+
+/// TF attributes of an op, under TF's attribute names, so TensorBoard shows them as TF would.
+fn op_attrs(op: &Op, out: &mut HashMap<String, AttrValue>) {
+    let s = |v: &str| attr(Attr::S(v.as_bytes().to_vec()));
+    match op {
+        Op::Placeholder { dtype, shape } => {
+            out.insert("dtype".into(), attr(Attr::Type(dtype_enum(*dtype))));
+            out.insert("shape".into(), attr(Attr::Shape(shape_proto(shape))));
+        }
+        Op::VariableV2 { dtype, shape } => {
+            out.insert("dtype".into(), attr(Attr::Type(dtype_enum(*dtype))));
+            out.insert("shape".into(), attr(Attr::Shape(shape_proto(&Shape::known(shape)))));
+        }
+        Op::MatMul { transpose_a, transpose_b } => {
+            out.insert("transpose_a".into(), attr(Attr::B(*transpose_a)));
+            out.insert("transpose_b".into(), attr(Attr::B(*transpose_b)));
+        }
+        Op::Conv2D { strides, dilations, padding }
+        | Op::Conv2DBackpropInput { strides, dilations, padding }
+        | Op::Conv2DBackpropFilter { strides, dilations, padding } => {
+            out.insert("strides".into(), ints(strides));
+            out.insert("dilations".into(), ints(dilations));
+            out.insert("padding".into(), s(padding.name()));
+            out.insert("data_format".into(), s("NHWC"));
+        }
+        Op::MaxPool { ksize, strides, padding }
+        | Op::MaxPoolGrad { ksize, strides, padding }
+        | Op::MaxPoolGradGrad { ksize, strides, padding }
+        | Op::AvgPool { ksize, strides, padding }
+        | Op::AvgPoolGrad { ksize, strides, padding } => {
+            out.insert("ksize".into(), ints(ksize));
+            out.insert("strides".into(), ints(strides));
+            out.insert("padding".into(), s(padding.name()));
+            out.insert("data_format".into(), s("NHWC"));
+        }
+        Op::Reduce { keep_dims, .. } => {
+            out.insert("keep_dims".into(), attr(Attr::B(*keep_dims)));
+        }
+        Op::Cast { to } => {
+            out.insert("DstT".into(), attr(Attr::Type(dtype_enum(*to))));
+        }
+        _ => {}
+    }
+}
+
+/// The graph as a TF `GraphDef`: node names with `/` scopes, TF op types, inputs as `node:slot`
+/// (`node` for slot 0) and `^node` for control inputs, dtype attributes and `_output_shapes`.
+pub fn graph_def(g: &Graph) -> GraphDef {
+    g.read(|d| {
+        let node = d
+            .dag
+            .node_indices()
+            .map(|i| {
+                let n = d.node(i);
+                let mut input: Vec<String> = n
+                    .inputs
+                    .iter()
+                    .map(|e| {
+                        let name = &d.node(e.node).name;
+                        if e.slot == 0 {
+                            name.clone()
+                        } else {
+                            format!("{name}:{}", e.slot)
+                        }
+                    })
+                    .collect();
+                input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
+                let mut attr_map = HashMap::new();
+                op_attrs(&n.op, &mut attr_map);
+                if let Some(first) = n.outputs.first() {
+                    attr_map.entry("T".into()).or_insert_with(|| attr(Attr::Type(dtype_enum(first.dtype))));
+                }
+                let shapes = n.outputs.iter().map(|o| shape_proto(&o.shape)).collect();
+                attr_map.insert("_output_shapes".into(), attr(Attr::List(ListValue { i: vec![], shape: shapes })));
+                NodeDef {
+                    name: n.name.clone(),
+                    op: n.op.type_name().into(),
+                    input,
+                    device: String::new(),
+                    attr: attr_map,
+                }
+            })
+            .collect();
+        GraphDef { node, versions: Some(VersionDef { producer: 1 }) }
+    })
+}
+
+/// TF's masked CRC-32C of record framing.
+fn masked_crc(data: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(data);
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// Frames one record: length, masked CRC of the length, data, masked CRC of the data.
+pub fn frame(data: &[u8]) -> Vec<u8> {
+    let len = (data.len() as u64).to_le_bytes();
+    let mut out = Vec::with_capacity(data.len() + 16);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&masked_crc(&len).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&masked_crc(data).to_le_bytes());
+    out
+}
+
+/// Writes `events.out.tfevents.*` files that TensorBoard reads, flushing after every event so
+/// a running TensorBoard sees training as it happens.
+///
+/// ```
+/// use tensorgraph::prelude::*;
+/// use tensorgraph::summary::FileWriter;
+/// # fn main() -> tensorgraph::Result<()> {
+/// let g = Graph::new();
+/// g.name_scope("dnn", || math::square(&g.placeholder(DType::F32, [None], "x")?))?;
+/// let dir = std::env::temp_dir().join(format!("tg-events-doc-{}", std::process::id()));
+/// let mut w = FileWriter::new(&dir, Some(&g))?;
+/// w.add_scalar("loss", 0.5, 1)?;
+/// assert!(w.path().file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents."));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// ```
+pub struct FileWriter {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl FileWriter {
+    /// Creates a new event file in `logdir` (created if needed), writes the version record and,
+    /// if given, the graph.
+    pub fn new(logdir: impl AsRef<Path>, graph: Option<&Graph>) -> Result<FileWriter> {
+        let dir = logdir.as_ref();
+        let io = |p: &Path| {
+            let p = p.display().to_string();
+            move |source| Error::Io { path: p.clone(), source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let path = dir.join(format!("events.out.tfevents.{}.{host}.{}", now.as_secs(), std::process::id()));
+        let file = std::fs::File::create(&path).map_err(io(&path))?;
+        let mut w = FileWriter { file, path };
+        w.write_event(Event {
+            wall_time: wall_time(),
+            step: 0,
+            what: Some(What::FileVersion("brain.Event:2".into())),
+        })?;
+        if let Some(g) = graph {
+            w.add_graph(g)?;
+        }
+        Ok(w)
+    }
+
+    /// The event file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the graph (TensorBoard's Graphs tab).
+    pub fn add_graph(&mut self, g: &Graph) -> Result<()> {
+        let bytes = graph_def(g).encode_to_vec();
+        self.write_event(Event { wall_time: wall_time(), step: 0, what: Some(What::GraphDef(bytes)) })
+    }
+
+    /// Writes one point of the scalar curve `tag` (TensorBoard's Scalars tab).
+    pub fn add_scalar(&mut self, tag: &str, value: f32, step: i64) -> Result<()> {
+        let summary = Summary { value: vec![SummaryValue { tag: tag.into(), simple_value: Some(value) }] };
+        self.write_event(Event { wall_time: wall_time(), step, what: Some(What::Summary(summary)) })
+    }
+
+    fn write_event(&mut self, e: Event) -> Result<()> {
+        let record = frame(&e.encode_to_vec());
+        self.file
+            .write_all(&record)
+            .and_then(|_| self.file.flush())
+            .map_err(|source| Error::Io { path: self.path.display().to_string(), source })
+    }
+}
+
+fn wall_time() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

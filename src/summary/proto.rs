@@ -1,0 +1,127 @@
+//! The protobuf messages of TensorBoard's event files, declared with prost's derive from the
+//! public definitions (tensorflow/core/util/event.proto, framework/summary.proto, graph.proto,
+//! node_def.proto, attr_value.proto, tensor_shape.proto, types.proto, versions.proto); only the
+//! fields tensorgraph writes.
+
+use std::collections::HashMap;
+
+/// `tensorflow.Event`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Event {
+    #[prost(double, tag = "1")]
+    pub wall_time: f64,
+    #[prost(int64, tag = "2")]
+    pub step: i64,
+    #[prost(oneof = "What", tags = "3, 4, 5")]
+    pub what: Option<What>,
+}
+
+/// `Event.what`.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum What {
+    #[prost(string, tag = "3")]
+    FileVersion(String),
+    /// A serialised `GraphDef`.
+    #[prost(bytes, tag = "4")]
+    GraphDef(Vec<u8>),
+    #[prost(message, tag = "5")]
+    Summary(Summary),
+}
+
+/// `tensorflow.Summary`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Summary {
+    #[prost(message, repeated, tag = "1")]
+    pub value: Vec<SummaryValue>,
+}
+
+/// `tensorflow.Summary.Value` with a scalar.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SummaryValue {
+    #[prost(string, tag = "1")]
+    pub tag: String,
+    #[prost(float, optional, tag = "2")]
+    pub simple_value: Option<f32>,
+}
+
+/// `tensorflow.GraphDef`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GraphDef {
+    #[prost(message, repeated, tag = "1")]
+    pub node: Vec<NodeDef>,
+    #[prost(message, optional, tag = "4")]
+    pub versions: Option<VersionDef>,
+}
+
+/// `tensorflow.VersionDef`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VersionDef {
+    #[prost(int32, tag = "1")]
+    pub producer: i32,
+}
+
+/// `tensorflow.NodeDef`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NodeDef {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub op: String,
+    #[prost(string, repeated, tag = "3")]
+    pub input: Vec<String>,
+    #[prost(string, tag = "4")]
+    pub device: String,
+    #[prost(map = "string, message", tag = "5")]
+    pub attr: HashMap<String, AttrValue>,
+}
+
+/// `tensorflow.AttrValue`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AttrValue {
+    #[prost(oneof = "Attr", tags = "1, 2, 3, 4, 5, 6, 7")]
+    pub value: Option<Attr>,
+}
+
+/// `AttrValue.value`.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Attr {
+    #[prost(message, tag = "1")]
+    List(ListValue),
+    #[prost(bytes, tag = "2")]
+    S(Vec<u8>),
+    #[prost(int64, tag = "3")]
+    I(i64),
+    #[prost(float, tag = "4")]
+    F(f32),
+    #[prost(bool, tag = "5")]
+    B(bool),
+    #[prost(int32, tag = "6")]
+    Type(i32),
+    #[prost(message, tag = "7")]
+    Shape(TensorShapeProto),
+}
+
+/// `AttrValue.ListValue`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListValue {
+    #[prost(int64, repeated, tag = "3")]
+    pub i: Vec<i64>,
+    #[prost(message, repeated, tag = "7")]
+    pub shape: Vec<TensorShapeProto>,
+}
+
+/// `tensorflow.TensorShapeProto`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorShapeProto {
+    #[prost(message, repeated, tag = "2")]
+    pub dim: Vec<Dim>,
+    #[prost(bool, tag = "3")]
+    pub unknown_rank: bool,
+}
+
+/// `TensorShapeProto.Dim`; size -1 is unknown.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Dim {
+    #[prost(int64, tag = "1")]
+    pub size: i64,
+}

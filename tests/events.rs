@@ -6,7 +6,8 @@ use tensorgraph::summary::FileWriter;
 
 fn masked(data: &[u8]) -> u32 {
     let c = crc32c::crc32c(data);
-    ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
+    // TF spells the mask ((crc >> 15) | (crc << 17)) + 0xa282ead8.
+    c.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// Splits an event file into records, checking both CRCs of each.

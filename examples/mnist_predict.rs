@@ -51,7 +51,8 @@ fn run(args: &Args) -> Result<()> {
         let xb = images.slice(ndarray::s![start..end, ..]).to_owned();
         let yb = labels.slice(ndarray::s![start..end]).to_owned();
         let acc = sess.run(&[accuracy], &[(x, xb.into()), (y, yb.into())])?[0].scalar_f64().unwrap_or(f64::NAN);
-        correct += acc * (end - start) as f64;
+        // Each chunk's accuracy is a count over its size: recover the exact count.
+        correct += (acc * (end - start) as f64).round();
     }
     let first = images.slice(ndarray::s![0..5, ..]).to_owned();
     let pred = sess.run(&[&math::argmax(logits, 1)?], &[(x, first.into())])?.remove(0);

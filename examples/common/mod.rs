@@ -126,7 +126,8 @@ pub fn accuracy_of(
         let yb = labels.slice(ndarray::s![start..end]).to_owned();
         let acc =
             sess.run(&[&m.accuracy], &[(&m.x, xb.into()), (&m.y, yb.into())])?[0].scalar_f64().unwrap_or(f64::NAN);
-        correct += acc * (end - start) as f64;
+        // Each chunk's accuracy is a count over its size: recover the exact count.
+        correct += (acc * (end - start) as f64).round();
     }
     Ok(correct / n as f64)
 }

@@ -140,11 +140,21 @@ fn bad(path: &Path, detail: impl Into<String>) -> Error {
     Error::BadFile { path: path.display().to_string(), detail: detail.into() }
 }
 
-/// Decompresses `path` and checks the IDX header: `magic`, then one big-endian u32 per dimension.
-fn read_idx(path: &Path, magic: u32, ndim: usize) -> Result<(Vec<usize>, Vec<u8>)> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+/// Decompressed IDX files larger than this are refused (MNIST's largest is 47 MB), so a small
+/// gzip bomb cannot exhaust memory.
+const MAX_IDX_BYTES: u64 = 1 << 30;
+
+/// Decompresses gzip `bytes` and checks the IDX header: `magic`, then one big-endian u32 per
+/// dimension; `path` only names the file in errors.
+fn parse_idx(bytes: &[u8], path: &Path, magic: u32, ndim: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     let mut data = Vec::new();
-    GzDecoder::new(file).read_to_end(&mut data).map_err(|e| bad(path, format!("not a readable gzip file: {e}")))?;
+    GzDecoder::new(bytes)
+        .take(MAX_IDX_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| bad(path, format!("not a readable gzip file: {e}")))?;
+    if data.len() as u64 > MAX_IDX_BYTES {
+        return Err(bad(path, format!("decompresses to more than {MAX_IDX_BYTES} bytes")));
+    }
     let header = 4 + 4 * ndim;
     if data.len() < header {
         return Err(bad(path, format!("truncated: {} bytes, the IDX header alone is {header}", data.len())));
@@ -163,9 +173,18 @@ fn read_idx(path: &Path, magic: u32, ndim: usize) -> Result<(Vec<usize>, Vec<u8>
     Ok((dims, data))
 }
 
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
+}
+
 /// Images as `[n, 784]` f32 scaled to [0, 1].
 pub fn read_images(path: &Path) -> Result<Array2<f32>> {
-    let (dims, data) = read_idx(path, 2051, 3)?;
+    parse_images(&read_file(path)?, path)
+}
+
+/// [`read_images`] from the gzip bytes of a file (`path` only names it in errors).
+pub fn parse_images(gz: &[u8], path: &Path) -> Result<Array2<f32>> {
+    let (dims, data) = parse_idx(gz, path, 2051, 3)?;
     if dims[1] != SIDE || dims[2] != SIDE {
         return Err(bad(path, format!("images are {}x{}, expected {SIDE}x{SIDE}", dims[1], dims[2])));
     }
@@ -175,7 +194,12 @@ pub fn read_images(path: &Path) -> Result<Array2<f32>> {
 
 /// Labels as i64 digits 0..=9.
 pub fn read_labels(path: &Path) -> Result<Array1<i64>> {
-    let (_, data) = read_idx(path, 2049, 1)?;
+    parse_labels(&read_file(path)?, path)
+}
+
+/// [`read_labels`] from the gzip bytes of a file (`path` only names it in errors).
+pub fn parse_labels(gz: &[u8], path: &Path) -> Result<Array1<i64>> {
+    let (_, data) = parse_idx(gz, path, 2049, 1)?;
     if let Some(i) = data.iter().position(|&l| l > 9) {
         return Err(bad(path, format!("label {} at index {i} is not a digit", data[i])));
     }

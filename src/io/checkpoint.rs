@@ -133,6 +133,13 @@ impl Saver {
     }
 }
 
+/// Names, dtypes and shapes of the tensors in a checkpoint's bytes, as `tf.train.list_variables`
+/// (`path` only names the file in errors).
+pub fn list_variables(bytes: &[u8], path: &Path) -> Result<Vec<(String, crate::DType, Vec<usize>)>> {
+    let ckpt: Checkpoint = container::decode(bytes, MAGIC, "checkpoint", path)?;
+    Ok(ckpt.tensors.iter().map(|(n, v)| (n.clone(), v.dtype(), v.shape().to_vec())).collect())
+}
+
 fn read_index(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join(INDEX))
         .map(|t| t.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())

@@ -67,6 +67,11 @@ pub(crate) fn write<T: Serialize>(path: &Path, magic: &[u8; 8], value: &T) -> Re
 /// Reads a file written by [`write`] with the same `magic`; any damage is an error, never a panic.
 pub(crate) fn read<T: DeserializeOwned>(path: &Path, magic: &[u8; 8], what: &str) -> Result<T> {
     let bytes = std::fs::read(path).map_err(io(path))?;
+    decode(&bytes, magic, what, path)
+}
+
+/// Decodes the bytes of a file written by [`write`]; `path` only names it in errors.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], magic: &[u8; 8], what: &str, path: &Path) -> Result<T> {
     if bytes.len() < HEADER {
         return Err(bad(path, format!("truncated: {} bytes, shorter than the {HEADER}-byte header", bytes.len())));
     }

@@ -34,6 +34,16 @@ pub fn export_meta_graph(g: &Graph, path: impl AsRef<Path>) -> Result<()> {
 /// # Ok(()) }
 /// ```
 pub fn import_meta_graph(path: impl AsRef<Path>) -> Result<Graph> {
-    let data = container::read(path.as_ref(), MAGIC, "graph")?;
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| crate::Error::Io { path: path.display().to_string(), source })?;
+    import_meta_graph_bytes(&bytes, path)
+}
+
+/// [`import_meta_graph`] from the bytes of a file (`path` only names it in errors). The graph is
+/// validated node by node (inputs, names, variables, collections, and every node's shapes
+/// inferred again), so a damaged or forged file is an error, never a graph that panics later.
+pub fn import_meta_graph_bytes(bytes: &[u8], path: &Path) -> Result<Graph> {
+    let mut data: tensorgraph_graph::GraphData = container::decode(bytes, MAGIC, "graph", path)?;
+    data.validate().map_err(|detail| crate::Error::BadFile { path: path.display().to_string(), detail })?;
     Ok(Graph::from_data(data))
 }

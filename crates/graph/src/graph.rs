@@ -135,6 +135,71 @@ impl GraphData {
         unique
     }
 
+    /// Checks a graph read from outside (a file): every input refers to an earlier node's
+    /// existing output, names are unique and indexed, each node's outputs are what inference
+    /// gives for its inputs, variables and collections point at the right kinds of nodes. Edges
+    /// are rebuilt from the nodes' inputs. The error says what is wrong.
+    pub fn validate(&mut self) -> std::result::Result<(), String> {
+        let order: Vec<NodeIndex> = self.dag.node_indices().collect();
+        let mut seen = std::collections::HashSet::new();
+        for &i in &order {
+            let n = &self.dag[i];
+            if !seen.insert(n.name.clone()) || self.names.get(&n.name) != Some(&i) {
+                return Err(format!("node {} is named twice or not indexed", n.name));
+            }
+            for e in &n.inputs {
+                let ok = e.node < i && self.dag.node_weight(e.node).is_some_and(|p| e.slot < p.outputs.len());
+                if !ok {
+                    return Err(format!("node {} has an input that is not an earlier node's output", n.name));
+                }
+            }
+            if n.control_inputs.iter().any(|&c| c >= i || self.dag.node_weight(c).is_none()) {
+                return Err(format!("node {} has a control input that is not an earlier node", n.name));
+            }
+            let specs: Vec<TensorSpec> = n.inputs.iter().map(|&e| self.spec(e).clone()).collect();
+            match infer(&n.op, &specs) {
+                Ok(out) if out == n.outputs => {}
+                _ => {
+                    return Err(format!("node {} ({}) has outputs its inputs do not produce", n.name, n.op.type_name()))
+                }
+            }
+        }
+        if self.names.len() != order.len() {
+            return Err("the name index lists nodes that do not exist".into());
+        }
+        let is = |i: NodeIndex, f: fn(&Op) -> bool| self.dag.node_weight(i).is_some_and(|n| f(&n.op));
+        for v in &self.variables {
+            let var_input = |i: NodeIndex| self.dag.node_weight(i).and_then(|n| n.inputs.first()).map(|e| e.node);
+            let ok = is(v.var, |o| matches!(o, Op::VariableV2 { .. }))
+                && is(v.read, |o| matches!(o, Op::Identity))
+                && is(v.initializer, |o| matches!(o, Op::Assign))
+                && var_input(v.read) == Some(v.var)
+                && var_input(v.initializer) == Some(v.var);
+            if !ok {
+                return Err("a variable entry does not point at a variable, its read and its initializer".into());
+            }
+        }
+        for (key, eps) in &self.collections {
+            if eps.iter().any(|e| self.dag.node_weight(e.node).is_none_or(|n| e.slot >= n.outputs.len())) {
+                return Err(format!("collection {key} refers to a missing tensor"));
+            }
+        }
+        self.dag.clear_edges();
+        for &i in &order {
+            let (inputs, controls) = (self.dag[i].inputs.clone(), self.dag[i].control_inputs.clone());
+            for (input, e) in inputs.iter().enumerate() {
+                self.dag.add_edge(e.node, i, EdgeKind::Data { slot: e.slot, input });
+            }
+            for c in controls {
+                self.dag.add_edge(c, i, EdgeKind::Control);
+            }
+        }
+        self.name_scopes.clear();
+        self.var_scopes.clear();
+        self.control_stack.clear();
+        Ok(())
+    }
+
     /// Seeds for a random op, with TF1's rules for graph-level and op-level seeds;
     /// `(0, 0)` asks the session for a non-deterministic stream.
     pub fn random_seeds(&self, op_seed: Option<u64>) -> (u64, u64) {

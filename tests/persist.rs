@@ -177,3 +177,32 @@ fn dot_json_and_summary_describe_the_graph() {
     assert!(s.contains("h ") && s.contains("[?,8]") && s.contains("40"), "{s}");
     assert!(s.contains("Trainable params: 67"), "{s}");
 }
+
+/// Inputs the fuzzers found (tests/fixtures/fuzz): forged length prefixes that once made the
+/// decoder try to allocate gigabytes. The first byte selects, as in the fuzz targets, whether
+/// the rest is wrapped in a valid header.
+#[test]
+fn fuzz_regressions_are_errors_without_huge_allocations() {
+    use std::io::Write;
+    let wrap = |data: &[u8], magic: &[u8; 8]| -> Vec<u8> {
+        let (flag, rest) = data.split_first().unwrap();
+        if flag & 1 == 0 {
+            return data.to_vec();
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(rest).unwrap();
+        let payload = gz.finish().unwrap();
+        let mut out = magic.to_vec();
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(rest.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    };
+    let p = std::path::Path::new("fuzz");
+    let ck = std::fs::read("tests/fixtures/fuzz/checkpoint-oom-1").unwrap();
+    assert!(tensorgraph::io::checkpoint::list_variables(&wrap(&ck, b"TGCKPT\0\x01"), p).is_err());
+    let mg = std::fs::read("tests/fixtures/fuzz/meta_graph-oom-1").unwrap();
+    assert!(tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&mg, b"TGRAPH\0\x01"), p).is_err());
+}

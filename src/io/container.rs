@@ -106,9 +106,21 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], magic: &[u8; 8], what: &
     if raw.len() as u64 != raw_len {
         return Err(bad(path, format!("decompressed {} bytes, header says {raw_len}", raw.len())));
     }
-    let config = bincode::config::standard().with_limit::<{ MAX_RAW as usize }>();
-    let (value, used) =
-        bincode::serde::decode_from_slice(&raw, config).map_err(|e| bad(path, format!("cannot decode: {e}")))?;
+    // bincode checks every length prefix against a budget before allocating; the budget grows
+    // with the (verified) decompressed size, so a forged length cannot claim more than a small
+    // multiple of the real data (integers are varint-encoded, so in memory they may be 8x larger).
+    macro_rules! decode_within {
+        ($limit:expr) => {
+            bincode::serde::decode_from_slice(&raw, bincode::config::standard().with_limit::<{ $limit }>())
+        };
+    }
+    let decoded = match raw.len() {
+        n if n <= 1 << 20 => decode_within!(8 << 20),
+        n if n <= 16 << 20 => decode_within!(128 << 20),
+        n if n <= 256 << 20 => decode_within!(2 << 30),
+        _ => decode_within!(MAX_RAW as usize * 8),
+    };
+    let (value, used) = decoded.map_err(|e| bad(path, format!("cannot decode: {e}")))?;
     if used != raw.len() {
         return Err(bad(path, format!("{} trailing bytes after the payload", raw.len() - used)));
     }

@@ -94,6 +94,18 @@ impl PoolGeometry {
     }
 }
 
+/// Calls `f(cell, best)` for every output cell of one image: `cell` is the cell's offset in the
+/// output, `best` each channel's winning input index (the one definition of max-pool routing).
+fn each_window_max<T: Float>(g: &PoolGeometry, img: &[T], mut f: impl FnMut(usize, &[usize])) {
+    let mut best = vec![0usize; g.channels];
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            g.argmax(img, oy, ox, &mut best);
+            f((oy * g.out_w + ox) * g.channels, &best);
+        }
+    }
+}
+
 /// Per image: `f(image_in, image_out)` in parallel over the batch.
 fn per_image<T: Float>(input: &[T], in_len: usize, out: &mut [T], out_len: usize, f: impl Fn(&[T], &mut [T]) + Sync) {
     if in_len == 0 || out_len == 0 {
@@ -117,16 +129,9 @@ fn per_image<T: Float>(input: &[T], in_len: usize, out: &mut [T], out_len: usize
 pub fn max_pool<T: Float>(x: &[T], g: &PoolGeometry) -> Vec<T> {
     let mut out = vec![T::zero(); g.batch * g.out_len()];
     per_image(x, g.in_len(), &mut out, g.out_len(), |img, o| {
-        let mut best = vec![0usize; g.channels];
-        for oy in 0..g.out_h {
-            for ox in 0..g.out_w {
-                g.argmax(img, oy, ox, &mut best);
-                let dst = &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels];
-                for (d, &b) in dst.iter_mut().zip(&best) {
-                    *d = img[b];
-                }
-            }
-        }
+        each_window_max(g, img, |cell, best| {
+            o[cell..][..g.channels].iter_mut().zip(best).for_each(|(d, &b)| *d = img[b]);
+        })
     });
     out
 }
@@ -139,16 +144,9 @@ pub fn max_pool_grad<T: Float>(x: &[T], dy: &[T], g: &PoolGeometry) -> Vec<T> {
     }
     dx.par_chunks_mut(g.in_len()).zip(x.par_chunks(g.in_len())).zip(dy.par_chunks(g.out_len())).for_each(
         |((d, img), gy)| {
-            let mut best = vec![0usize; g.channels];
-            for oy in 0..g.out_h {
-                for ox in 0..g.out_w {
-                    g.argmax(img, oy, ox, &mut best);
-                    let src = &gy[(oy * g.out_w + ox) * g.channels..][..g.channels];
-                    for (&b, &s) in best.iter().zip(src) {
-                        d[b] += s;
-                    }
-                }
-            }
+            each_window_max(g, img, |cell, best| {
+                best.iter().zip(&gy[cell..][..g.channels]).for_each(|(&b, &s)| d[b] += s);
+            })
         },
     );
     dx
@@ -163,16 +161,9 @@ pub fn max_pool_grad_grad<T: Float>(x: &[T], ddx: &[T], g: &PoolGeometry) -> Vec
     }
     out.par_chunks_mut(g.out_len()).zip(x.par_chunks(g.in_len())).zip(ddx.par_chunks(g.in_len())).for_each(
         |((o, img), dd)| {
-            let mut best = vec![0usize; g.channels];
-            for oy in 0..g.out_h {
-                for ox in 0..g.out_w {
-                    g.argmax(img, oy, ox, &mut best);
-                    let dst = &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels];
-                    for (d, &b) in dst.iter_mut().zip(&best) {
-                        *d = dd[b];
-                    }
-                }
-            }
+            each_window_max(g, img, |cell, best| {
+                o[cell..][..g.channels].iter_mut().zip(best).for_each(|(d, &b)| *d = dd[b]);
+            })
         },
     );
     out

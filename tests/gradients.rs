@@ -69,10 +69,27 @@ fn unary_ops() {
         ("abs", away_from_zero.clone(), math::abs),
         ("reciprocal", pos.clone(), math::reciprocal),
         ("softmax", any.clone(), nn::softmax),
+        ("elu", away_from_zero.clone(), nn::elu),
+        ("selu", away_from_zero.clone(), nn::selu),
+        ("softplus", any.clone(), nn::softplus),
+        ("softsign", away_from_zero.clone(), nn::softsign),
+        ("swish", any.clone(), nn::swish),
         ("log_softmax", any.clone(), nn::log_softmax),
     ];
     for (name, x, f) in cases {
         check(name, &[x], &move |t| f(&t[0]));
+    }
+    check("leaky_relu", &[away_from_zero.clone()], &|t| nn::leaky_relu(&t[0], 0.2));
+    // Second order through the composite activation gradients.
+    for (name, f) in [("elu", nn::elu as UnaryFn), ("selu", nn::selu), ("softplus", nn::softplus), ("swish", nn::swish)]
+    {
+        let g = Graph::new();
+        let x = g.placeholder(DType::F64, [2, 3], "x").unwrap();
+        let y = math::reduce_sum(&f(&x).unwrap(), None, "").unwrap();
+        let dx = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
+        let mut sess = Session::new(&g).unwrap();
+        let err = compute_gradient_error(&mut sess, &x, &away_from_zero.clone().into(), &dx, &[]).unwrap();
+        assert!(err < 1e-6, "second derivative of {name}: {err}");
     }
 }
 

@@ -228,3 +228,30 @@ fn random_ops_are_seeded_and_in_range() {
     let second = sess.run(&[&u], &[]).unwrap().remove(0);
     assert_ne!(first, second);
 }
+
+#[test]
+fn more_activations() {
+    let g = Graph::new();
+    let x = c(&g, array![-2.0f64, -0.5, 0.0, 1.5, 40.0]);
+    let (a, s) = (1.673_263_242_354_377_3, 1.050_700_987_355_480_5);
+    let e = |v: f64| if v > 0.0 { v } else { v.exp() - 1.0 };
+    let xs = [-2.0f64, -0.5, 0.0, 1.5, 40.0];
+    let want = |f: &dyn Fn(f64) -> f64| xs.iter().map(|&v| f(v)).collect::<Vec<_>>();
+    assert_close(&run1(&g, &nn::elu(&x).unwrap(), &[]), &[5], &want(&e));
+    assert_close(
+        &run1(&g, &nn::selu(&x).unwrap(), &[]),
+        &[5],
+        &want(&|v| if v > 0.0 { s * v } else { s * a * (v.exp() - 1.0) }),
+    );
+    assert_close(&run1(&g, &nn::softplus(&x).unwrap(), &[]), &[5], &want(&|v| (1.0 + v.exp()).ln()));
+    assert_close(&run1(&g, &nn::softsign(&x).unwrap(), &[]), &[5], &want(&|v| v / (1.0 + v.abs())));
+    assert_close(
+        &run1(&g, &nn::leaky_relu(&x, 0.2).unwrap(), &[]),
+        &[5],
+        &want(&|v| if v > 0.0 { v } else { 0.2 * v }),
+    );
+    assert_close(&run1(&g, &nn::swish(&x).unwrap(), &[]), &[5], &want(&|v| v / (1.0 + (-v).exp())));
+    // softplus stays finite far out.
+    let big = c(&g, array![1000.0f32, -1000.0]);
+    assert_close(&run1(&g, &nn::softplus(&big).unwrap(), &[]), &[2], &[1000.0, 0.0]);
+}

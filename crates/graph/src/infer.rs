@@ -68,6 +68,7 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::ArgMax { axis, output_type } => arg_max(&inputs[0], *axis, *output_type),
         Op::Cast { to } => one(*to, inputs[0].shape.clone()),
         Op::Softmax | Op::LogSoftmax => softmax(&inputs[0]),
+        Op::LeakyRelu { .. } => unary(UnaryOp::Relu, &inputs[0]),
         Op::SparseSoftmaxCrossEntropyWithLogits => sparse_xent(&inputs[0], &inputs[1]),
         Op::InTopKV2 { k } => in_top_k(&inputs[0], &inputs[1], *k),
         Op::Reshape { shape } => reshape(&inputs[0], shape),

@@ -19,6 +19,14 @@ pub enum UnaryOp {
     Abs,
     Sign,
     Reciprocal,
+    /// `x` if `x > 0`, else `e^x - 1`.
+    Elu,
+    /// `scale·elu(x)` with TF's alpha 1.6732632423543772 and scale 1.0507009873554805.
+    Selu,
+    /// `log(1 + e^x)`, computed stably.
+    Softplus,
+    /// `x / (1 + |x|)`.
+    Softsign,
 }
 
 impl UnaryOp {
@@ -37,6 +45,10 @@ impl UnaryOp {
             UnaryOp::Abs => "Abs",
             UnaryOp::Sign => "Sign",
             UnaryOp::Reciprocal => "Reciprocal",
+            UnaryOp::Elu => "Elu",
+            UnaryOp::Selu => "Selu",
+            UnaryOp::Softplus => "Softplus",
+            UnaryOp::Softsign => "Softsign",
         }
     }
 }
@@ -223,6 +235,10 @@ pub enum Op {
     },
 
     // ---- nn -------------------------------------------------------------------------------
+    /// `x` if `x > 0`, else `alpha·x` (TF's `LeakyRelu`).
+    LeakyRelu {
+        alpha: f64,
+    },
     Softmax,
     LogSoftmax,
     /// Outputs the per-example loss and its gradient w.r.t. the logits (softmax - one_hot).
@@ -362,6 +378,7 @@ impl Op {
             Op::Reduce { op, .. } => op.type_name(),
             Op::ArgMax { .. } => "ArgMax",
             Op::Cast { .. } => "Cast",
+            Op::LeakyRelu { .. } => "LeakyRelu",
             Op::Softmax => "Softmax",
             Op::LogSoftmax => "LogSoftmax",
             Op::SparseSoftmaxCrossEntropyWithLogits => "SparseSoftmaxCrossEntropyWithLogits",

@@ -86,6 +86,9 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             one(cast(&numeric!(x(), a => kreduce::argmax(&a.view(), *axis)?), *output_type))
         }
         Op::Cast { to } => one(cast(x(), *to)),
+        Op::LeakyRelu { alpha } => one(
+            float!(x(), a, T => { let al = T::of(*alpha); ew::map(&a.view(), move |v: T| if v > T::zero() { v } else { al * v }) }),
+        ),
         Op::Softmax => one(float!(x(), a, T => knn::softmax::<T>(&a.view()))),
         Op::LogSoftmax => one(float!(x(), a, T => knn::log_softmax::<T>(&a.view()))),
         Op::SparseSoftmaxCrossEntropyWithLogits => sparse_xent(x(), inputs[1]),
@@ -228,6 +231,10 @@ fn unary(u: UnaryOp, x: &Value) -> KResult<Value> {
     Ok(float!(x, a, T => unary_float::<T>(u, &a.view())))
 }
 
+/// TF's SELU constants (Klambauer et al. 2017).
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+
 /// Expands `$apply!(f)` with the element function of unary op `$u` on float type `$t`, so the
 /// out-of-place and in-place paths share one definition of each function.
 macro_rules! unary_float_fn {
@@ -259,6 +266,15 @@ macro_rules! unary_float_fn {
                 v
             }),
             UnaryOp::Reciprocal => $apply!(move |v: $t| one / v),
+            UnaryOp::Elu => $apply!(move |v: $t| if v > zero { v } else { v.exp_m1() }),
+            UnaryOp::Selu => {
+                let (alpha, scale) = (<$t>::of(SELU_ALPHA), <$t>::of(SELU_SCALE));
+                $apply!(move |v: $t| if v > zero { scale * v } else { scale * alpha * v.exp_m1() })
+            }
+            UnaryOp::Softplus => {
+                $apply!(move |v: $t| if v > zero { v + (-v).exp().ln_1p() } else { v.exp().ln_1p() })
+            }
+            UnaryOp::Softsign => $apply!(move |v: $t| v / (one + v.abs())),
         }
     }};
 }

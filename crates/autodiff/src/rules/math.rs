@@ -40,6 +40,24 @@ pub(super) fn unary(c: &Ctx, u: UnaryOp) -> Grads {
         }
         UnaryOp::Abs => m::mul(g, &m::sign(x)?)?,
         UnaryOp::Sign => return Ok(vec![None]),
+        UnaryOp::Elu => {
+            // d/dx = 1 where y > 0, else y + 1.
+            let y = c.y(0)?;
+            let pos = m::greater(&y, &k(x, 0.0)?)?.cast(x.dtype())?;
+            let slope = m::add(&pos, &m::mul(&m::sub(&k(x, 1.0)?, &pos)?, &m::add(&y, &k(x, 1.0)?)?)?)?;
+            m::mul(g, &slope)?
+        }
+        UnaryOp::Selu => {
+            // d/dx = scale where x > 0, else y + scale·alpha.
+            let (alpha, scale) = (1.673_263_242_354_377_3, 1.050_700_987_355_480_5);
+            let y = c.y(0)?;
+            let pos = m::greater(x, &k(x, 0.0)?)?.cast(x.dtype())?;
+            let neg_slope = m::add(&y, &k(x, scale * alpha)?)?;
+            let slope = m::add(&m::mul(&pos, &k(x, scale)?)?, &m::mul(&m::sub(&k(x, 1.0)?, &pos)?, &neg_slope)?)?;
+            m::mul(g, &slope)?
+        }
+        UnaryOp::Softplus => m::mul(g, &nn::sigmoid(x)?)?,
+        UnaryOp::Softsign => m::div(g, &m::square(&m::add(&k(x, 1.0)?, &m::abs(x)?)?)?)?,
         UnaryOp::Reciprocal => {
             let y = c.y(0)?;
             m::neg(&m::mul(g, &m::square(&y)?)?)?

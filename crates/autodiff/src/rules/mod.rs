@@ -49,6 +49,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::BiasAdd => nn::bias_add(c),
         Op::Reduce { op, axes, keep_dims } => math::reduce(c, *op, axes, *keep_dims),
         Op::Cast { to } => math::cast(c, *to),
+        Op::LeakyRelu { alpha } => nn::leaky_relu(c, *alpha),
         Op::Softmax => nn::softmax(c),
         Op::LogSoftmax => nn::log_softmax(c),
         Op::SparseSoftmaxCrossEntropyWithLogits => nn::sparse_xent(c),

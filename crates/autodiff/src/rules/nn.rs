@@ -19,6 +19,14 @@ fn softmax_backward(g: &Tensor, s: &Tensor) -> Result<Tensor> {
     m::mul(&m::sub(g, &dot)?, s)
 }
 
+/// `g` where `x > 0`, else `alpha·g`.
+pub(super) fn leaky_relu(c: &Ctx, alpha: f64) -> Grads {
+    let x = c.x(0);
+    let pos = m::greater(x, &super::math::k(x, 0.0)?)?.cast(x.dtype())?;
+    let slope = m::add(&pos, &m::mul(&m::sub(&super::math::k(x, 1.0)?, &pos)?, &super::math::k(x, alpha)?)?)?;
+    Ok(vec![Some(m::mul(c.g(), &slope)?)])
+}
+
 pub(super) fn softmax(c: &Ctx) -> Grads {
     Ok(vec![Some(softmax_backward(c.g(), &c.y(0)?)?)])
 }

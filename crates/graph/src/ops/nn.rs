@@ -23,6 +23,42 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
     unary(UnaryOp::Tanh, x)
 }
 
+/// Exponential linear unit: `x` if `x > 0`, else `e^x - 1` (`tf.nn.elu`).
+#[track_caller]
+pub fn elu(x: &Tensor) -> Result<Tensor> {
+    unary(UnaryOp::Elu, x)
+}
+
+/// Scaled ELU with TF's constants (`tf.nn.selu`).
+#[track_caller]
+pub fn selu(x: &Tensor) -> Result<Tensor> {
+    unary(UnaryOp::Selu, x)
+}
+
+/// `log(1 + e^x)` (`tf.nn.softplus`).
+#[track_caller]
+pub fn softplus(x: &Tensor) -> Result<Tensor> {
+    unary(UnaryOp::Softplus, x)
+}
+
+/// `x / (1 + |x|)` (`tf.nn.softsign`).
+#[track_caller]
+pub fn softsign(x: &Tensor) -> Result<Tensor> {
+    unary(UnaryOp::Softsign, x)
+}
+
+/// `x` if `x > 0`, else `alpha·x` (`tf.nn.leaky_relu`; TF's default alpha is 0.2).
+#[track_caller]
+pub fn leaky_relu(x: &Tensor, alpha: f64) -> Result<Tensor> {
+    x.graph().add_op1(Op::LeakyRelu { alpha }, &[x], None)
+}
+
+/// `x·sigmoid(x)` (`tf.nn.swish`, a composite as in TF).
+#[track_caller]
+pub fn swish(x: &Tensor) -> Result<Tensor> {
+    binary(BinaryOp::Mul, x, &sigmoid(x)?)
+}
+
 /// Gradient of relu: `gradients` where `features > 0`.
 #[track_caller]
 pub fn relu_grad(gradients: &Tensor, features: &Tensor) -> Result<Tensor> {

@@ -79,7 +79,7 @@ fn unary_ops() {
     for (name, x, f) in cases {
         check(name, &[x], &move |t| f(&t[0]));
     }
-    check("leaky_relu", &[away_from_zero.clone()], &|t| nn::leaky_relu(&t[0], 0.2));
+    check("leaky_relu", std::slice::from_ref(&away_from_zero), &|t| nn::leaky_relu(&t[0], 0.2));
     // Second order through the composite activation gradients.
     for (name, f) in [("elu", nn::elu as UnaryFn), ("selu", nn::selu), ("softplus", nn::softplus), ("swish", nn::swish)]
     {

@@ -136,6 +136,19 @@ where
     A: Copy + Send + Sync,
     F: Fn(A, A) -> A + Sync + Send,
 {
+    // A row vector over a contiguous array (bias add, per-channel scales): plain row loops.
+    if let (Some(bs), true) = (b.as_slice(), is_trailing(b.shape(), a.shape())) {
+        let n = bs.len();
+        if let Some(s) = a.as_slice_mut() {
+            let row = |r: &mut [A]| r.iter_mut().zip(bs).for_each(|(x, &y)| *x = f(*x, y));
+            if s.len() >= PAR_ELEMENTS {
+                s.par_chunks_mut(n).with_min_len((PAR_ELEMENTS / 4 / n).max(1)).for_each(row);
+            } else {
+                s.chunks_mut(n).for_each(row);
+            }
+            return Ok(());
+        }
+    }
     let Some(bv) = b.broadcast(a.raw_dim()) else {
         kbail!("cannot broadcast {:?} to {:?} in place", b.shape(), a.shape())
     };
@@ -188,6 +201,20 @@ mod tests {
             let b = Array::from_shape_fn(IxDyn(sb), |i| i.slice().iter().product::<usize>() as f64 - 1.0);
             let got = zip_broadcast(&a.view(), &b.view(), |x, y| x * 2.0 - y).unwrap();
             assert_eq!(got, general(&a, &b, |x, y| x * 2.0 - y), "{sa:?} {sb:?}");
+        }
+    }
+
+    #[test]
+    fn in_place_row_and_general_paths_agree_with_zip_broadcast() {
+        for (sa, sb) in
+            [(&[300usize, 200][..], &[200usize][..]), (&[4, 3, 5], &[1, 5]), (&[4, 3, 5], &[3, 1]), (&[6, 2], &[])]
+        {
+            let a = Array::from_shape_fn(IxDyn(sa), |i| i.slice().iter().sum::<usize>() as f64 * 0.5);
+            let b = Array::from_shape_fn(IxDyn(sb), |i| i.slice().iter().sum::<usize>() as f64 - 2.0);
+            let want = zip_broadcast(&a.view(), &b.view(), |x, y| x * y + 1.0).unwrap();
+            let mut got = a.clone();
+            zip_in_place(&mut got, &b.view(), |x, y| x * y + 1.0).unwrap();
+            assert_eq!(got, want, "{sa:?} {sb:?}");
         }
     }
 

@@ -25,6 +25,7 @@ fn model() -> (Graph, Tensor, Tensor, Tensor, Operation) {
             .unwrap();
     let train = g.name_scope("train", || Adam::new(0.01).minimize(&loss)).unwrap();
     g.add_to_collection("outputs", &logits);
+    g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &train);
     (g, x, y, logits, train)
 }
 
@@ -155,7 +156,9 @@ fn graph_file_round_trip_computes_the_same_outputs() {
     let logits2 = h.get_collection("outputs").remove(0);
     assert_eq!(s2.run(&[&logits2], &feed(&x2, &y2)).unwrap().remove(0), want);
     // The imported graph can be extended and trained further.
-    let train2 = h.operation_by_name("train/Adam").unwrap();
+    let train2 = h.get_operation_collection(tensorgraph::collections::TRAIN_OP).remove(0);
+    assert_eq!(train2.name(), "train/Adam");
+    assert_eq!(h.trainable_variables().len(), 4, "trainable flags survive");
     s2.run_targets(&[&train2], &feed(&x2, &y2)).unwrap();
 
     let bytes = std::fs::read(dir.join("model.tgraph")).unwrap();

@@ -106,6 +106,7 @@ pub fn finish_model(g: &Graph, x: Tensor, y: Tensor, logits: &Tensor, optimizer:
     for (key, t) in [("inputs", &x), ("inputs", &y), ("outputs", logits), ("outputs", &accuracy)] {
         g.add_to_collection(key, t);
     }
+    g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &training_op);
     Ok(Model { x, y, loss, training_op, accuracy })
 }
 

@@ -84,6 +84,9 @@ pub struct GraphData {
     control_stack: Vec<Vec<NodeIndex>>,
     pub variables: Vec<VariableInfo>,
     pub collections: BTreeMap<String, Vec<Endpoint>>,
+    /// Collections of operations (like `train_op`), which need not have outputs.
+    #[serde(default)]
+    pub op_collections: BTreeMap<String, Vec<NodeIndex>>,
     seed: Option<u64>,
 }
 
@@ -182,6 +185,11 @@ impl GraphData {
         for (key, eps) in &self.collections {
             if eps.iter().any(|e| self.dag.node_weight(e.node).is_none_or(|n| e.slot >= n.outputs.len())) {
                 return Err(format!("collection {key} refers to a missing tensor"));
+            }
+        }
+        for (key, nodes) in &self.op_collections {
+            if nodes.iter().any(|&n| self.dag.node_weight(n).is_none()) {
+                return Err(format!("operation collection {key} refers to a missing node"));
             }
         }
         self.dag.clear_edges();
@@ -447,6 +455,18 @@ impl Graph {
     /// Appends `t` to the collection `key`.
     pub fn add_to_collection(&self, key: &str, t: &Tensor) {
         self.lock().collections.entry(key.to_string()).or_default().push(t.endpoint());
+    }
+
+    /// Appends operation `op` to the operation collection `key` (TF's `train_op` collection holds
+    /// the training op this way).
+    pub fn add_operation_to_collection(&self, key: &str, op: &Operation) {
+        self.lock().op_collections.entry(key.to_string()).or_default().push(op.node);
+    }
+
+    /// The operations in collection `key`, in insertion order.
+    pub fn get_operation_collection(&self, key: &str) -> Vec<Operation> {
+        let nodes = self.read(|d| d.op_collections.get(key).cloned().unwrap_or_default());
+        nodes.into_iter().map(|node| Operation { graph: self.clone(), node }).collect()
     }
 
     /// The tensors in collection `key`, in insertion order.

@@ -1,0 +1,86 @@
+//! End-to-end training benchmark: median ms per step and s per epoch (60,000 images) of the
+//! slides' MLP (batch 50) and CNN (batch 100), the time to evaluate the 10,000 test images, and
+//! the process's peak RSS. One model per process so the RSS is the model's own.
+//!
+//!     cargo bench --bench train -- --model cnn --threads 2
+//!     cargo bench --bench train -- --model mlp --threads 1 --steps 500
+
+#[path = "../examples/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use clap::Parser;
+use std::time::Instant;
+use tensorgraph::data::mnist;
+use tensorgraph::prelude::*;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "mlp")]
+    model: String,
+    /// Worker threads (rayon's pool).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    #[arg(long, default_value = "sgd")]
+    optimizer: String,
+    /// cargo bench passes --bench; accept and ignore it.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kb.unwrap_or(f64::NAN) / 1024.0
+}
+
+fn main() {
+    let args = Args::parse();
+    rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().expect("first pool");
+    common::main_with(|| {
+        let (g, x, y) = common::inputs(Some(1))?;
+        let (logits, batch, eval_chunk) = match args.model.as_str() {
+            "cnn" => (common::cnn_logits(&x)?, 100, 1000),
+            _ => (common::mlp_logits(&g, &x)?, 50, 10_000),
+        };
+        let lr = if args.optimizer == "adam" { 0.001 } else { 0.01 };
+        let m = common::finish_model(&g, x, y, &logits, &args.optimizer, lr)?;
+        let mut data = mnist::read_data_sets_with("data/mnist", &mnist::Options { validation_size: 0, seed: Some(1) })?;
+        let mut sess = Session::new(&g)?;
+        sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
+        let mut times = Vec::with_capacity(args.steps);
+        for i in 0..args.warmup + args.steps {
+            let (xb, yb) = data.train.next_batch(batch);
+            let t0 = Instant::now();
+            sess.run_targets(&[&m.training_op], &[(&m.x, xb.into()), (&m.y, yb.into())])?;
+            if i >= args.warmup {
+                times.push(t0.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let t0 = Instant::now();
+        let acc = common::accuracy_of(&mut sess, &m, &data.test.images, &data.test.labels, eval_chunk)?;
+        let eval = t0.elapsed().as_secs_f64();
+        println!(
+            "RESULT engine=tensorgraph model={} threads={} step_ms={:.3} p10_ms={:.3} p90_ms={:.3} epoch_s={:.2} eval_s={:.3} test_acc={:.4} peak_rss_mb={:.0}",
+            args.model,
+            args.threads,
+            median * 1e3,
+            times[times.len() / 10] * 1e3,
+            times[times.len() * 9 / 10] * 1e3,
+            median * 60_000.0 / batch as f64,
+            eval,
+            acc,
+            peak_rss_mb()
+        );
+        Ok(())
+    });
+}

@@ -6,7 +6,6 @@
 //!     cargo bench --bench train -- --model mlp --threads 1 --steps 500
 
 #[path = "../examples/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use clap::Parser;

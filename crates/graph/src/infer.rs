@@ -34,7 +34,9 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Placeholder { dtype, shape } => one(*dtype, shape.clone()),
         Op::Const { value } => one(value.dtype(), Shape::known(value.shape())),
         Op::Fill { dtype, shape, .. } | Op::VariableV2 { dtype, shape } => one(*dtype, Shape::known(shape)),
-        Op::RandomUniform { dtype, shape, .. } | Op::TruncatedNormal { dtype, shape, .. } => {
+        Op::RandomUniform { dtype, shape, .. }
+        | Op::TruncatedNormal { dtype, shape, .. }
+        | Op::RandomStandardNormal { dtype, shape, .. } => {
             require_float(*dtype)?;
             one(*dtype, Shape::known(shape))
         }
@@ -100,6 +102,7 @@ fn check_arity(op: &Op, got: usize) -> Result<(), InferError> {
         | Op::Fill { .. }
         | Op::RandomUniform { .. }
         | Op::TruncatedNormal { .. }
+        | Op::RandomStandardNormal { .. }
         | Op::VariableV2 { .. }
         | Op::NoOp => 0,
         Op::ApplyGradientDescent => 3,

@@ -18,4 +18,4 @@ pub use infer::TensorSpec;
 pub use op::{BinaryOp, Op, Padding, ReduceOp, UnaryOp};
 pub use petgraph::stable_graph::NodeIndex;
 pub use shape::{fmt_dims, Dim, Shape};
-pub use variable::{fans, Initializer, Variable};
+pub use variable::{fans, Distribution, FanMode, Initializer, Variable};

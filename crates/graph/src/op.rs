@@ -180,6 +180,15 @@ pub enum Op {
         seed: u64,
         seed2: u64,
     },
+    /// Normal with `mean`/`stddev` (TF's `RandomStandardNormal` scaled and shifted).
+    RandomStandardNormal {
+        dtype: DType,
+        shape: Vec<usize>,
+        mean: f64,
+        stddev: f64,
+        seed: u64,
+        seed2: u64,
+    },
     /// Normal with `mean`/`stddev`, resampled beyond two standard deviations.
     TruncatedNormal {
         dtype: DType,
@@ -353,6 +362,7 @@ impl Op {
             Op::Fill { .. } => "Fill",
             Op::RandomUniform { .. } => "RandomUniform",
             Op::TruncatedNormal { .. } => "TruncatedNormal",
+            Op::RandomStandardNormal { .. } => "RandomStandardNormal",
             Op::VariableV2 { .. } => "VariableV2",
             Op::Assign => "Assign",
             Op::AssignAdd => "AssignAdd",
@@ -411,6 +421,7 @@ impl Op {
                 | Op::ApplyAdam
                 | Op::RandomUniform { .. }
                 | Op::TruncatedNormal { .. }
+                | Op::RandomStandardNormal { .. }
         )
     }
 

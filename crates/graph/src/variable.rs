@@ -29,6 +29,48 @@ pub enum Initializer {
     GlorotUniform {
         seed: Option<u64>,
     },
+    /// TF's `VarianceScaling`: variance `scale / n` with `n` the fan-in, fan-out or their mean.
+    /// He = (2, FanIn), LeCun = (1, FanIn), Glorot = (1, FanAvg); see the constructors.
+    VarianceScaling {
+        scale: f64,
+        mode: FanMode,
+        distribution: Distribution,
+        seed: Option<u64>,
+    },
+}
+
+/// Which fan [`Initializer::VarianceScaling`] divides by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FanMode {
+    FanIn,
+    FanOut,
+    FanAvg,
+}
+
+/// The distribution of [`Initializer::VarianceScaling`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distribution {
+    /// Normal truncated at two standard deviations, rescaled to keep the variance (TF's default).
+    TruncatedNormal,
+    UntruncatedNormal,
+    Uniform,
+}
+
+impl Initializer {
+    /// `tf.initializers.he_normal` (`he_uniform` with `Distribution::Uniform`).
+    pub fn he(distribution: Distribution, seed: Option<u64>) -> Initializer {
+        Initializer::VarianceScaling { scale: 2.0, mode: FanMode::FanIn, distribution, seed }
+    }
+
+    /// `tf.initializers.lecun_normal` / `lecun_uniform`.
+    pub fn lecun(distribution: Distribution, seed: Option<u64>) -> Initializer {
+        Initializer::VarianceScaling { scale: 1.0, mode: FanMode::FanIn, distribution, seed }
+    }
+
+    /// `tf.initializers.glorot_normal` / `glorot_uniform`.
+    pub fn glorot(distribution: Distribution, seed: Option<u64>) -> Initializer {
+        Initializer::VarianceScaling { scale: 1.0, mode: FanMode::FanAvg, distribution, seed }
+    }
 }
 
 /// Fan-in and fan-out of a kernel shape as TF computes them (receptive field times channels).
@@ -58,6 +100,28 @@ impl Initializer {
             }
             Initializer::TruncatedNormal { mean, stddev, seed } => {
                 random::truncated_normal(g, shape, dtype, mean, stddev, seed)
+            }
+            Initializer::VarianceScaling { scale, mode, distribution, seed } => {
+                let (fan_in, fan_out) = fans(shape);
+                let n = match mode {
+                    FanMode::FanIn => fan_in,
+                    FanMode::FanOut => fan_out,
+                    FanMode::FanAvg => (fan_in + fan_out) / 2.0,
+                };
+                let variance = scale / n.max(1.0);
+                match distribution {
+                    // 0.8796... is the standard deviation of a standard normal truncated at ±2.
+                    Distribution::TruncatedNormal => {
+                        random::truncated_normal(g, shape, dtype, 0.0, variance.sqrt() / 0.879_625_661_034_239_8, seed)
+                    }
+                    Distribution::UntruncatedNormal => {
+                        random::random_normal(g, shape, dtype, 0.0, variance.sqrt(), seed)
+                    }
+                    Distribution::Uniform => {
+                        let limit = (3.0 * variance).sqrt();
+                        random::random_uniform(g, shape, dtype, -limit, limit, seed)
+                    }
+                }
             }
             Initializer::GlorotUniform { seed } => {
                 let (fan_in, fan_out) = fans(shape);

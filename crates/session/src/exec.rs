@@ -199,6 +199,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
         | Op::Const { .. }
         | Op::RandomUniform { .. }
         | Op::TruncatedNormal { .. }
+        | Op::RandomStandardNormal { .. }
         | Op::VariableV2 { .. }
         | Op::Assign
         | Op::AssignAdd

@@ -254,6 +254,11 @@ impl Session {
                 let (lo, hi) = (*minval, *maxval);
                 vec![Arc::new(sample(*dtype, shape, rng, |r| lo + (hi - lo) * r.random::<f64>()))]
             }
+            Op::RandomStandardNormal { dtype, shape, mean, stddev, seed, seed2 } => {
+                let rng = self.rng(step.node, *seed, *seed2);
+                let (m, s) = (*mean, *stddev);
+                vec![Arc::new(sample(*dtype, shape, rng, |r| m + s * standard_normal(r)))]
+            }
             Op::TruncatedNormal { dtype, shape, mean, stddev, seed, seed2 } => {
                 let rng = self.rng(step.node, *seed, *seed2);
                 let (m, s) = (*mean, *stddev);
@@ -401,13 +406,17 @@ fn sample(dtype: DType, shape: &[usize], rng: &mut ChaCha8Rng, mut f: impl FnMut
     }
 }
 
+/// A standard normal sample (Box-Muller: two uniforms give one normal).
+fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
 /// A standard normal sample redrawn until it lies within two standard deviations (TF's rule).
 fn truncated_standard_normal(rng: &mut ChaCha8Rng) -> f64 {
     loop {
-        // Box-Muller: two uniforms give a normal sample.
-        let u1: f64 = 1.0 - rng.random::<f64>();
-        let u2: f64 = rng.random::<f64>();
-        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        let z = standard_normal(rng);
         if z.abs() <= 2.0 {
             return z;
         }

@@ -88,6 +88,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::Placeholder { .. }
         | Op::RandomUniform { .. }
         | Op::TruncatedNormal { .. }
+        | Op::RandomStandardNormal { .. }
         | Op::VariableV2 { .. }
         | Op::NoOp => Ok(c.none()),
         Op::Assign | Op::AssignAdd | Op::AssignSub | Op::ApplyGradientDescent | Op::ApplyAdam => {

@@ -32,3 +32,17 @@ pub fn truncated_normal(
     let (seed, seed2) = g.random_seeds(seed);
     g.add_op1(Op::TruncatedNormal { dtype, shape: shape.to_vec(), mean, stddev, seed, seed2 }, &[], None)
 }
+
+/// Normal samples with `mean` and `stddev` (`tf.random_normal`).
+#[track_caller]
+pub fn random_normal(
+    g: &Graph,
+    shape: &[usize],
+    dtype: DType,
+    mean: f64,
+    stddev: f64,
+    seed: Option<u64>,
+) -> Result<Tensor> {
+    let (seed, seed2) = g.random_seeds(seed);
+    g.add_op1(Op::RandomStandardNormal { dtype, shape: shape.to_vec(), mean, stddev, seed, seed2 }, &[], None)
+}

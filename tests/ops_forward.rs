@@ -255,3 +255,29 @@ fn more_activations() {
     let big = c(&g, array![1000.0f32, -1000.0]);
     assert_close(&run1(&g, &nn::softplus(&big).unwrap(), &[]), &[2], &[1000.0, 0.0]);
 }
+
+#[test]
+fn dropout_zeroes_and_rescales_only_in_training() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(1000)], "x").unwrap();
+    let training = g.placeholder(DType::Bool, Shape::scalar(), "training").unwrap();
+    let y = nn::dropout(&x, 0.3, &training, Some(5)).unwrap();
+    let ones = ndarray::Array2::<f32>::ones((20, 1000));
+    let mut sess = Session::new(&g).unwrap();
+    let run = |sess: &mut Session, t: bool| {
+        sess.run(&[&y], &[(&x, ones.clone().into()), (&training, ndarray::arr0(t).into())]).unwrap()[0].to_f64_vec()
+    };
+    let on = run(&mut sess, true);
+    let zeros = on.iter().filter(|&&v| v == 0.0).count() as f64 / on.len() as f64;
+    assert!((zeros - 0.3).abs() < 0.02, "dropped fraction {zeros}");
+    assert!(on.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+    assert_ne!(run(&mut sess, true), on, "a new mask each step");
+    assert!(run(&mut sess, false).iter().all(|&v| v == 1.0), "identity at inference");
+    assert!(nn::dropout(&x, 1.0, &training, None).is_err());
+    // The gradient flows through the kept elements only.
+    let dx = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
+    let out = sess.run(&[&y, &dx], &[(&x, ones.clone().into()), (&training, ndarray::arr0(true).into())]).unwrap();
+    for (a, b) in out[0].to_f64_vec().iter().zip(out[1].to_f64_vec()) {
+        assert_eq!(*a, b, "d(x·mask·s)/dx = mask·s, equal to y at x = 1");
+    }
+}

@@ -40,6 +40,10 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
             require_float(*dtype)?;
             one(*dtype, Shape::known(shape))
         }
+        Op::RandomUniformLike { dtype, .. } => {
+            require_float(*dtype)?;
+            one(*dtype, inputs[0].shape.clone())
+        }
         Op::Assign | Op::AssignAdd | Op::AssignSub => assign(op, &inputs[0], &inputs[1]),
         Op::ApplyGradientDescent => apply_gradient_descent(inputs),
         Op::ApplyAdam => apply_adam(inputs),

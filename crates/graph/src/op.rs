@@ -180,6 +180,15 @@ pub enum Op {
         seed: u64,
         seed2: u64,
     },
+    /// Uniform in `[minval, maxval)` with the run-time shape of its input (TF's `RandomUniform`
+    /// fed `tf.shape(x)`), for dropout masks over an unknown batch.
+    RandomUniformLike {
+        dtype: DType,
+        minval: f64,
+        maxval: f64,
+        seed: u64,
+        seed2: u64,
+    },
     /// Normal with `mean`/`stddev` (TF's `RandomStandardNormal` scaled and shifted).
     RandomStandardNormal {
         dtype: DType,
@@ -363,6 +372,7 @@ impl Op {
             Op::RandomUniform { .. } => "RandomUniform",
             Op::TruncatedNormal { .. } => "TruncatedNormal",
             Op::RandomStandardNormal { .. } => "RandomStandardNormal",
+            Op::RandomUniformLike { .. } => "RandomUniform",
             Op::VariableV2 { .. } => "VariableV2",
             Op::Assign => "Assign",
             Op::AssignAdd => "AssignAdd",
@@ -422,6 +432,7 @@ impl Op {
                 | Op::RandomUniform { .. }
                 | Op::TruncatedNormal { .. }
                 | Op::RandomStandardNormal { .. }
+                | Op::RandomUniformLike { .. }
         )
     }
 

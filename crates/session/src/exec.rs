@@ -200,6 +200,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
         | Op::RandomUniform { .. }
         | Op::TruncatedNormal { .. }
         | Op::RandomStandardNormal { .. }
+        | Op::RandomUniformLike { .. }
         | Op::VariableV2 { .. }
         | Op::Assign
         | Op::AssignAdd

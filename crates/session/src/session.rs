@@ -254,6 +254,12 @@ impl Session {
                 let (lo, hi) = (*minval, *maxval);
                 vec![Arc::new(sample(*dtype, shape, rng, |r| lo + (hi - lo) * r.random::<f64>()))]
             }
+            Op::RandomUniformLike { dtype, minval, maxval, seed, seed2 } => {
+                let shape = value(0).shape().to_vec();
+                let rng = self.rng(step.node, *seed, *seed2);
+                let (lo, hi) = (*minval, *maxval);
+                vec![Arc::new(sample(*dtype, &shape, rng, |r| lo + (hi - lo) * r.random::<f64>()))]
+            }
             Op::RandomStandardNormal { dtype, shape, mean, stddev, seed, seed2 } => {
                 let rng = self.rng(step.node, *seed, *seed2);
                 let (m, s) = (*mean, *stddev);

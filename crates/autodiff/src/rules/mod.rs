@@ -89,6 +89,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::RandomUniform { .. }
         | Op::TruncatedNormal { .. }
         | Op::RandomStandardNormal { .. }
+        | Op::RandomUniformLike { .. }
         | Op::VariableV2 { .. }
         | Op::NoOp => Ok(c.none()),
         Op::Assign | Op::AssignAdd | Op::AssignSub | Op::ApplyGradientDescent | Op::ApplyAdam => {

@@ -227,3 +227,34 @@ pub fn avg_pool_grad(
 ) -> Result<Tensor> {
     orig_input.graph().add_op1(Op::AvgPoolGrad { ksize, strides, padding }, &[orig_input, grad], None)
 }
+
+/// Inverted dropout, as `tf.layers.dropout(x, rate, training=training)`: where the scalar bool
+/// `training` is true, each element is zeroed with probability `rate` and the rest scaled by
+/// `1/(1-rate)`; where it is false, `x` passes unchanged. Seeded like every random op.
+///
+/// ```
+/// use tensorgraph_graph::{Graph, DType, ops::nn};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(300)], "x").unwrap();
+/// let training = g.placeholder(DType::Bool, tensorgraph_graph::Shape::scalar(), "training").unwrap();
+/// assert_eq!(nn::dropout(&x, 0.5, &training, Some(1)).unwrap().shape().to_string(), "[?,300]");
+/// ```
+#[track_caller]
+pub fn dropout(x: &Tensor, rate: f64, training: &Tensor, seed: Option<u64>) -> Result<Tensor> {
+    use crate::ops::math::{add, cast, greater_equal, mul, sub};
+    if !(0.0..1.0).contains(&rate) {
+        return Err(crate::Error::InvalidArgument {
+            node: x.op().info(),
+            detail: format!("dropout rate must be in [0, 1), got {rate}"),
+        });
+    }
+    let g = x.graph();
+    let _scope = g.enter_name_scope("dropout");
+    let dtype = x.dtype();
+    let u = crate::ops::random::random_uniform_like(x, dtype, 0.0, 1.0, seed)?;
+    let keep = cast(&greater_equal(&u, &g.scalar(rate, dtype)?)?, dtype)?;
+    let dropped = mul(&mul(x, &keep)?, &g.scalar(1.0 / (1.0 - rate).max(f64::MIN_POSITIVE), dtype)?)?;
+    // Without a cond op, blend by the 0/1 value of `training` (the mask is drawn either way).
+    let t = cast(training, dtype)?;
+    add(&mul(&t, &dropped)?, &mul(&sub(&g.scalar(1.0, dtype)?, &t)?, x)?)
+}

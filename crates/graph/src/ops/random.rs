@@ -46,3 +46,10 @@ pub fn random_normal(
     let (seed, seed2) = g.random_seeds(seed);
     g.add_op1(Op::RandomStandardNormal { dtype, shape: shape.to_vec(), mean, stddev, seed, seed2 }, &[], None)
 }
+
+/// Uniform samples in `[minval, maxval)` shaped like `x` at run time.
+#[track_caller]
+pub fn random_uniform_like(x: &Tensor, dtype: DType, minval: f64, maxval: f64, seed: Option<u64>) -> Result<Tensor> {
+    let (seed, seed2) = x.graph().random_seeds(seed);
+    x.graph().add_op1(Op::RandomUniformLike { dtype, minval, maxval, seed, seed2 }, &[x], None)
+}

@@ -97,10 +97,11 @@ impl Session {
         targets: &[&Operation],
         feeds: &[(&Tensor, Value)],
     ) -> Result<Vec<Value>> {
-        for t in fetches.iter().map(|t| (t.graph(), t.name())).chain(feeds.iter().map(|(t, _)| (t.graph(), t.name()))) {
-            if !t.0.same(&self.graph) {
-                return Err(Error::ForeignTensor { name: t.1 });
-            }
+        // Names are formatted only for the error: this check runs on every step.
+        if let Some(t) =
+            fetches.iter().copied().chain(feeds.iter().map(|(t, _)| *t)).find(|t| !t.graph().same(&self.graph))
+        {
+            return Err(Error::ForeignTensor { name: t.name() });
         }
         if let Some(o) = targets.iter().find(|o| !o.graph().same(&self.graph)) {
             return Err(Error::ForeignTensor { name: o.name() });

@@ -116,6 +116,51 @@ fn binary_ops_with_broadcasting() {
 }
 
 #[test]
+fn select_routes_the_gradient_to_the_taken_branch_with_broadcasting() {
+    let shapes: [(&[usize], &[usize]); 3] = [(&[2, 3], &[2, 3]), (&[2, 3], &[3]), (&[2, 1], &[1, 3])];
+    for (sa, sb) in shapes {
+        let (a, b) = (vals(sa, -1.0, 1.0, 7), vals(sb, -1.0, 1.0, 8));
+        // The condition depends on the inputs but is piecewise constant, as in TF.
+        check(&format!("select {sa:?} {sb:?}"), &[a, b], &|t| {
+            let cond = math::greater(&t[0], &t[1])?;
+            math::select(&cond, &math::square(&t[0])?, &math::mul(&t[1], &t[1].graph().scalar(3.0, DType::F64)?)?)
+        });
+    }
+    // A scalar condition broadcast over both branches, as batch norm uses it.
+    let g = Graph::new();
+    let c = g.placeholder(DType::Bool, Shape::scalar(), "c").unwrap();
+    let x = g.placeholder(DType::F64, [2], "x").unwrap();
+    let y = g.placeholder(DType::F64, [2], "y").unwrap();
+    let s = math::select(&c, &x, &y).unwrap();
+    let grads = tensorgraph::gradients(&[&s], &[&x, &y], None).unwrap();
+    let (dx, dy) = (grads[0].clone().unwrap(), grads[1].clone().unwrap());
+    let mut sess = Session::new(&g).unwrap();
+    for on in [true, false] {
+        let feeds = [
+            (&c, Value::from(ndarray::arr0(on).into_dyn())),
+            (&x, array![1.0, 2.0].into()),
+            (&y, array![3.0, 4.0].into()),
+        ];
+        let out = sess.run(&[&s, &dx, &dy], &feeds).unwrap();
+        let (want, wdx) = if on { (vec![1.0, 2.0], 1.0) } else { (vec![3.0, 4.0], 0.0) };
+        assert_eq!(out[0].to_f64_vec(), want);
+        assert_eq!(out[1].to_f64_vec(), vec![wdx; 2]);
+        assert_eq!(out[2].to_f64_vec(), vec![1.0 - wdx; 2]);
+    }
+}
+
+#[test]
+fn floor_has_no_gradient_but_its_neighbours_do() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F64, [3], "x").unwrap();
+    let y = math::add(&math::floor(&x).unwrap(), &x).unwrap();
+    let d = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
+    let out = Session::new(&g).unwrap().run(&[&y, &d], &[(&x, array![-1.5, 0.25, 2.0].into())]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), vec![-3.5, 0.25, 4.0]);
+    assert_eq!(out[1].to_f64_vec(), vec![1.0; 3]);
+}
+
+#[test]
 fn activation_gradient_ops_are_differentiable() {
     let s = vals(&[2, 3], 0.1, 0.9, 7);
     let d = vals(&[2, 3], -1.0, 1.0, 8);

@@ -187,7 +187,7 @@ fn dot_json_and_summary_describe_the_graph() {
 #[test]
 fn fuzz_regressions_are_errors_without_huge_allocations() {
     use std::io::Write;
-    let wrap = |data: &[u8], magic: &[u8; 8]| -> Vec<u8> {
+    let wrap = |data: &[u8], magic: &[u8; 8], version: u32| -> Vec<u8> {
         let (flag, rest) = data.split_first().unwrap();
         if flag & 1 == 0 {
             return data.to_vec();
@@ -196,7 +196,7 @@ fn fuzz_regressions_are_errors_without_huge_allocations() {
         gz.write_all(rest).unwrap();
         let payload = gz.finish().unwrap();
         let mut out = magic.to_vec();
-        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         out.extend_from_slice(&(rest.len() as u64).to_le_bytes());
         out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -205,7 +205,7 @@ fn fuzz_regressions_are_errors_without_huge_allocations() {
     };
     let p = std::path::Path::new("fuzz");
     let ck = std::fs::read("tests/fixtures/fuzz/checkpoint-oom-1").unwrap();
-    assert!(tensorgraph::io::checkpoint::list_variables(&wrap(&ck, b"TGCKPT\0\x01"), p).is_err());
+    assert!(tensorgraph::io::checkpoint::list_variables(&wrap(&ck, b"TGCKPT\0\x01", 1), p).is_err());
     let mg = std::fs::read("tests/fixtures/fuzz/meta_graph-oom-1").unwrap();
-    assert!(tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&mg, b"TGRAPH\0\x01"), p).is_err());
+    assert!(tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&mg, b"TGRAPH\0\x01", 2), p).is_err());
 }

@@ -1,11 +1,11 @@
 //! Parity with real TensorFlow on fixtures it computed (tests/fixtures/tf/make_fixtures.py):
 //! convolution and its gradients (SAME/VALID, strides, dilation), pooling with ties, the
-//! cross-entropy at extreme logits, and Adam's update.
+//! cross-entropy at extreme logits, and the optimizers' updates with learning-rate schedules.
 
 use ndarray::{ArrayD, IxDyn};
 use serde::Deserialize;
 use tensorgraph::prelude::*;
-use tensorgraph::train::{GradAndVar, Optimizer};
+use tensorgraph::train::{self, Adagrad, Momentum, Optimizer, RMSProp};
 
 #[derive(Deserialize)]
 struct Arr {
@@ -129,51 +129,66 @@ fn sparse_softmax_cross_entropy_matches_tensorflow_at_extreme_logits() {
 }
 
 #[derive(Deserialize)]
-struct AdamStep {
-    w: Arr,
-    m: Arr,
-    v: Arr,
-    beta1_power: f64,
-    beta2_power: f64,
-}
-
-#[derive(Deserialize)]
-struct AdamCase {
-    lr: f64,
-    beta1: f64,
-    beta2: f64,
-    epsilon: f64,
+struct OptimizerCase {
+    label: String,
     w0: Arr,
     grads: Vec<Arr>,
-    steps: Vec<AdamStep>,
+    /// After each step, every global variable by name.
+    steps: Vec<std::collections::BTreeMap<String, Arr>>,
     variable_names: Vec<String>,
 }
 
+/// The optimizer and learning rate each fixture case was made with (see make_fixtures.py).
+fn optimizer_for(label: &str, g: &Graph) -> (Box<dyn Optimizer>, bool) {
+    let step = || train::get_or_create_global_step(g).unwrap();
+    let opt: Box<dyn Optimizer> = match label {
+        "gradient_descent" => Box::new(GradientDescent::new(0.1)),
+        "momentum" => Box::new(Momentum::new(0.1, 0.9)),
+        "momentum_nesterov" => Box::new(Momentum::new(0.05, 0.8).use_nesterov(true)),
+        "adagrad" => Box::new(Adagrad::new(0.1)),
+        "adagrad_initial" => Box::new(Adagrad::new(0.5).initial_accumulator_value(0.01)),
+        "rmsprop" => Box::new(RMSProp::new(0.01)),
+        "rmsprop_momentum" => Box::new(RMSProp::new(0.01).decay(0.8).momentum(0.5).epsilon(1e-6)),
+        "rmsprop_centered" => Box::new(RMSProp::new(0.02).momentum(0.9).centered(true)),
+        "adam" => Box::new(Adam::default()),
+        "adam_custom" => Box::new(Adam { learning_rate: 0.1.into(), beta1: 0.5, beta2: 0.9, epsilon: 1e-3 }),
+        "momentum_exponential_decay" => {
+            Box::new(Momentum::new(train::exponential_decay(0.1, &step(), 3, 0.5, false).unwrap(), 0.9))
+        }
+        "gradient_descent_exponential_staircase" => {
+            Box::new(GradientDescent::new(train::exponential_decay(0.2, &step(), 2, 0.1, true).unwrap()))
+        }
+        "gradient_descent_piecewise" => {
+            Box::new(GradientDescent::new(train::piecewise_constant(&step(), &[1.0, 2.0], &[0.3, 0.1, 0.01]).unwrap()))
+        }
+        other => panic!("no optimizer for fixture case {other}"),
+    };
+    (opt, label.contains("decay") || label.contains("staircase") || label.contains("piecewise"))
+}
+
 #[test]
-fn adam_updates_match_tensorflow() {
-    let cases: Vec<AdamCase> = load("adam.json");
+fn optimizer_updates_slot_names_and_schedules_match_tensorflow() {
+    let cases: Vec<OptimizerCase> = load("optimizers.json");
+    assert_eq!(cases.len(), 13);
     for c in &cases {
         let g = Graph::new();
         let w = g.variable(&g.constant(c.w0.f32(), "w0").unwrap(), "w", true).unwrap();
         let grad = g.placeholder(DType::F32, [3, 2], "g").unwrap();
-        let opt = Adam { learning_rate: c.lr, beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon };
-        let gv: Vec<GradAndVar> = vec![(Some(grad.clone()), w.clone())];
-        let step = opt.apply_gradients(&gv, None).unwrap();
-        let mut names: Vec<String> = g.global_variables().iter().map(|v| v.name()).collect();
+        let (opt, scheduled) = optimizer_for(&c.label, &g);
+        let global_step = scheduled.then(|| train::get_or_create_global_step(&g).unwrap());
+        let step = opt.apply_gradients(&[(Some(grad.clone()), w.clone())], global_step.as_ref()).unwrap();
+        let vars = g.global_variables();
+        let mut names: Vec<String> = vars.iter().map(|v| v.name()).collect();
         names.sort();
-        assert_eq!(names, c.variable_names, "slot and accumulator names as TF's");
-        let var = |n: &str| g.global_variables().into_iter().find(|v| v.name() == n).unwrap();
-        let (m, v, b1p, b2p) = (var("w/Adam"), var("w/Adam_1"), var("beta1_power"), var("beta2_power"));
+        assert_eq!(names, c.variable_names, "{}: slot and accumulator names as TF's", c.label);
         let mut sess = Session::new(&g).unwrap();
         sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
         for (k, (gr, want)) in c.grads.iter().zip(&c.steps).enumerate() {
             sess.run_targets(&[&step], &[(&grad, gr.f32().into())]).unwrap();
-            let out = sess.run(&[&w, &m, &v, &b1p, &b2p], &[]).unwrap();
-            assert_matches(&format!("lr {} step {k} w", c.lr), &out[0], &want.w);
-            assert_matches(&format!("step {k} m"), &out[1], &want.m);
-            assert_matches(&format!("step {k} v"), &out[2], &want.v);
-            assert!((out[3].scalar_f64().unwrap() - want.beta1_power).abs() < 1e-6);
-            assert!((out[4].scalar_f64().unwrap() - want.beta2_power).abs() < 1e-6);
+            for v in &vars {
+                let got = sess.run(&[v], &[]).unwrap().remove(0);
+                assert_matches(&format!("{} step {k} {}", c.label, v.name()), &got, &want[&v.name()]);
+            }
         }
     }
 }

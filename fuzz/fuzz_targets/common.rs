@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-pub fn file_bytes(data: &[u8], magic: &[u8; 8]) -> Vec<u8> {
+pub fn file_bytes(data: &[u8], magic: &[u8; 8], version: u32) -> Vec<u8> {
     match data.split_first() {
         Some((&flag, rest)) if flag & 1 == 1 => {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -12,7 +12,7 @@ pub fn file_bytes(data: &[u8], magic: &[u8; 8]) -> Vec<u8> {
             let payload = gz.finish().expect("in memory");
             let mut out = Vec::new();
             out.extend_from_slice(magic);
-            out.extend_from_slice(&1u32.to_le_bytes());
+            out.extend_from_slice(&version.to_le_bytes());
             out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
             out.extend_from_slice(&(rest.len() as u64).to_le_bytes());
             out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());

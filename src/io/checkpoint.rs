@@ -5,7 +5,7 @@ use crate::{Error, Graph, Result, Session, Value, Variable};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"TGCKPT\0\x01";
+const FORMAT: container::Format = container::Format { magic: b"TGCKPT\0\x01", version: 1, what: "checkpoint" };
 /// The index file naming the kept checkpoints, newest last (TF's `checkpoint` file).
 const INDEX: &str = "checkpoint";
 
@@ -73,7 +73,7 @@ impl Saver {
             None => format!("{}.tgckpt", prefix.display()),
         };
         let path = PathBuf::from(file);
-        container::write(&path, MAGIC, &Checkpoint { global_step, tensors })?;
+        container::write(&path, &FORMAT, &Checkpoint { global_step, tensors })?;
         self.update_index(&path)?;
         Ok(path)
     }
@@ -100,7 +100,7 @@ impl Saver {
     /// mismatches are reported all at once, naming each; nothing is changed then.
     pub fn restore(&self, sess: &mut Session, path: impl AsRef<Path>) -> Result<Option<u64>> {
         let path = path.as_ref();
-        let ckpt: Checkpoint = container::read(path, MAGIC, "checkpoint")?;
+        let ckpt: Checkpoint = container::read(path, &FORMAT)?;
         let mut problems = Vec::new();
         let mut found = Vec::with_capacity(self.vars.len());
         for v in &self.vars {
@@ -136,7 +136,7 @@ impl Saver {
 /// Names, dtypes and shapes of the tensors in a checkpoint's bytes, as `tf.train.list_variables`
 /// (`path` only names the file in errors).
 pub fn list_variables(bytes: &[u8], path: &Path) -> Result<Vec<(String, crate::DType, Vec<usize>)>> {
-    let ckpt: Checkpoint = container::decode(bytes, MAGIC, "checkpoint", path)?;
+    let ckpt: Checkpoint = container::decode(bytes, &FORMAT, path)?;
     Ok(ckpt.tensors.iter().map(|(n, v)| (n.clone(), v.dtype(), v.shape().to_vec())).collect())
 }
 

@@ -19,7 +19,12 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::io::{Read, Write};
 use std::path::Path;
 
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// What a file holds: its magic, the payload's format version, and a name for errors.
+pub(crate) struct Format {
+    pub magic: &'static [u8; 8],
+    pub version: u32,
+    pub what: &'static str,
+}
 const HEADER: usize = 8 + 4 + 8 + 8 + 4;
 /// Largest payload a file may declare (decompressed): 16 GiB, far above any model here, so a
 /// corrupted length cannot make us allocate without bound.
@@ -34,15 +39,15 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 /// Serialises `value` into `path` atomically.
-pub(crate) fn write<T: Serialize>(path: &Path, magic: &[u8; 8], value: &T) -> Result<()> {
+pub(crate) fn write<T: Serialize>(path: &Path, format: &Format, value: &T) -> Result<()> {
     let raw = bincode::serde::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| bad(path, format!("cannot encode: {e}")))?;
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     gz.write_all(&raw).map_err(io(path))?;
     let payload = gz.finish().map_err(io(path))?;
     let mut bytes = Vec::with_capacity(HEADER + payload.len());
-    bytes.extend_from_slice(magic);
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(format.magic);
+    bytes.extend_from_slice(&format.version.to_le_bytes());
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&(raw.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -64,25 +69,25 @@ pub(crate) fn write<T: Serialize>(path: &Path, magic: &[u8; 8], value: &T) -> Re
     result
 }
 
-/// Reads a file written by [`write`] with the same `magic`; any damage is an error, never a panic.
-pub(crate) fn read<T: DeserializeOwned>(path: &Path, magic: &[u8; 8], what: &str) -> Result<T> {
+/// Reads a file written by [`write`] in the same format; any damage is an error, never a panic.
+pub(crate) fn read<T: DeserializeOwned>(path: &Path, format: &Format) -> Result<T> {
     let bytes = std::fs::read(path).map_err(io(path))?;
-    decode(&bytes, magic, what, path)
+    decode(&bytes, format, path)
 }
 
 /// Decodes the bytes of a file written by [`write`]; `path` only names it in errors.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], magic: &[u8; 8], what: &str, path: &Path) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], format: &Format, path: &Path) -> Result<T> {
     if bytes.len() < HEADER {
         return Err(bad(path, format!("truncated: {} bytes, shorter than the {HEADER}-byte header", bytes.len())));
     }
-    if &bytes[..8] != magic {
-        return Err(bad(path, format!("not a tensorgraph {what} file (bad magic)")));
+    if &bytes[..8] != format.magic {
+        return Err(bad(path, format!("not a tensorgraph {} file (bad magic)", format.what)));
     }
     let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
     let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
     let version = u32_at(8);
-    if version != FORMAT_VERSION {
-        return Err(bad(path, format!("format version {version}, this build reads {FORMAT_VERSION}")));
+    if version != format.version {
+        return Err(bad(path, format!("format version {version}, this build reads {}", format.version)));
     }
     let (length, raw_len, crc) = (u64_at(12), u64_at(20), u32_at(28));
     let payload = &bytes[HEADER..];

@@ -5,11 +5,12 @@ use super::container;
 use crate::{Graph, Result};
 use std::path::Path;
 
-const MAGIC: &[u8; 8] = b"TGRAPH\0\x01";
+/// Version 2: optimizer updates became one `Apply` op family (the op enum's layout changed).
+const FORMAT: container::Format = container::Format { magic: b"TGRAPH\0\x01", version: 2, what: "graph" };
 
 /// Writes `g` (nodes, attributes, constants, variables, collections, source locations).
 pub fn export_meta_graph(g: &Graph, path: impl AsRef<Path>) -> Result<()> {
-    g.read(|data| container::write(path.as_ref(), MAGIC, data))
+    g.read(|data| container::write(path.as_ref(), &FORMAT, data))
 }
 
 /// Reads a graph written by [`export_meta_graph`] into a fresh [`Graph`]; look its tensors up
@@ -43,7 +44,7 @@ pub fn import_meta_graph(path: impl AsRef<Path>) -> Result<Graph> {
 /// validated node by node (inputs, names, variables, collections, and every node's shapes
 /// inferred again), so a damaged or forged file is an error, never a graph that panics later.
 pub fn import_meta_graph_bytes(bytes: &[u8], path: &Path) -> Result<Graph> {
-    let mut data: tensorgraph_graph::GraphData = container::decode(bytes, MAGIC, "graph", path)?;
+    let mut data: tensorgraph_graph::GraphData = container::decode(bytes, &FORMAT, path)?;
     data.validate().map_err(|detail| crate::Error::BadFile { path: path.display().to_string(), detail })?;
     Ok(Graph::from_data(data))
 }

@@ -1,7 +1,7 @@
 //! Plain gradient descent, as `tf.train.GradientDescentOptimizer`.
 
-use super::{finish, GradAndVar, Optimizer};
-use crate::{Operation, Result, Variable};
+use super::{apply_rule, GradAndVar, LearningRate, Optimizer, Rule};
+use crate::{ApplyOp, Operation, Result, Variable};
 
 /// `var -= learning_rate * grad`, applied in place by `ApplyGradientDescent` ops.
 ///
@@ -22,13 +22,13 @@ use crate::{Operation, Result, Variable};
 /// ```
 #[derive(Clone, Debug)]
 pub struct GradientDescent {
-    learning_rate: f64,
+    pub learning_rate: LearningRate,
 }
 
 impl GradientDescent {
-    /// An optimizer with a fixed learning rate.
-    pub fn new(learning_rate: f64) -> GradientDescent {
-        GradientDescent { learning_rate }
+    /// An optimizer with a fixed or scheduled learning rate.
+    pub fn new(learning_rate: impl Into<LearningRate>) -> GradientDescent {
+        GradientDescent { learning_rate: learning_rate.into() }
     }
 }
 
@@ -38,22 +38,14 @@ impl Optimizer for GradientDescent {
     }
 
     fn apply_gradients(&self, grads_and_vars: &[GradAndVar], global_step: Option<&Variable>) -> Result<Operation> {
-        let Some((_, first)) = grads_and_vars.first() else {
-            return Err(crate::Error::NotFound { what: "gradient to apply", name: self.name().into() });
+        let rule = Rule {
+            name: self.name(),
+            op: ApplyOp::GradientDescent,
+            slots: &[],
+            hyper: &|g, dtype| Ok(vec![self.learning_rate.tensor(g, dtype, "learning_rate")?]),
+            arrange: |h, grad| vec![h[0].clone(), grad.clone()],
+            after: None,
         };
-        let g = first.graph().clone();
-        let scope = g.enter_name_scope(self.name());
-        let full = g.current_name_scope();
-        let lr = g.scalar(self.learning_rate, first.dtype())?;
-        let lr = crate::math::identity(&lr, "learning_rate")?;
-        let mut updates = Vec::new();
-        for (grad, var) in grads_and_vars {
-            let Some(grad) = grad else { continue };
-            let _update = g.enter_name_scope(&format!("update_{}", var.name()));
-            let lr = if lr.dtype() == var.dtype() { lr.clone() } else { lr.cast(var.dtype())? };
-            updates.push(crate::state::apply_gradient_descent(var, &lr, grad)?);
-        }
-        drop(scope);
-        finish(&full, &updates, global_step)
+        apply_rule(&rule, grads_and_vars, global_step)
     }
 }

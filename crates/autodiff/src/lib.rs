@@ -119,7 +119,7 @@ fn backprop(g: &Graph, ys: &[&Tensor], xs: &[&Tensor], grad_ys: Option<&[&Tensor
         let ctx = rules::Ctx { op: &op, node: &op_handle, inputs: &in_tensors, grads: &out_grads };
         let raw = rules::grad(&ctx)?;
         // Broadcasting ops: reduce each input's gradient back to its shape, in one place.
-        let in_grads: Vec<Option<Tensor>> = if matches!(op, Op::Binary(_)) {
+        let in_grads: Vec<Option<Tensor>> = if matches!(op, Op::Binary(_) | Op::Select) {
             raw.into_iter()
                 .zip(&in_tensors)
                 .map(|(gr, x)| gr.map(|gr| unbroadcast(gr, x)).transpose())

@@ -1,6 +1,6 @@
 //! Build-time dtype and shape inference: one function per op family, one arm per op.
 
-use crate::op::{BinaryOp, Op, Padding, ReduceOp, UnaryOp};
+use crate::op::{ApplyOp, BinaryOp, Op, Padding, ReduceOp, UnaryOp};
 use crate::{DType, Shape};
 use serde::{Deserialize, Serialize};
 
@@ -45,8 +45,7 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
             one(*dtype, inputs[0].shape.clone())
         }
         Op::Assign | Op::AssignAdd | Op::AssignSub => assign(op, &inputs[0], &inputs[1]),
-        Op::ApplyGradientDescent => apply_gradient_descent(inputs),
-        Op::ApplyAdam => apply_adam(inputs),
+        Op::Apply(a) => apply(*a, inputs),
         Op::Conv2D { strides, dilations, padding } => conv2d(&inputs[0], &inputs[1], strides, dilations, *padding),
         Op::Conv2DBackpropInput { strides, dilations, padding } => {
             conv2d_backprop(&inputs[0], &inputs[1], &inputs[2], strides, dilations, *padding, 0)
@@ -69,6 +68,7 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Unary(u) => unary(*u, &inputs[0]),
         Op::Binary(b) => binary(*b, &inputs[0], &inputs[1]),
         Op::AddN => add_n(inputs),
+        Op::Select => select(&inputs[0], &inputs[1], &inputs[2]),
         Op::BiasAdd => bias_add(&inputs[0], &inputs[1]),
         Op::Reduce { op, axes, keep_dims } => reduce(*op, &inputs[0], axes, *keep_dims),
         Op::ArgMax { axis, output_type } => arg_max(&inputs[0], *axis, *output_type),
@@ -109,9 +109,8 @@ fn check_arity(op: &Op, got: usize) -> Result<(), InferError> {
         | Op::RandomStandardNormal { .. }
         | Op::VariableV2 { .. }
         | Op::NoOp => 0,
-        Op::ApplyGradientDescent => 3,
-        Op::ApplyAdam => 10,
-        Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } => 3,
+        Op::Apply(a) => a.num_inputs(),
+        Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } | Op::Select => 3,
         Op::Conv2D { .. } | Op::MaxPoolGrad { .. } | Op::MaxPoolGradGrad { .. } | Op::AvgPoolGrad { .. } => 2,
         Op::Assign
         | Op::AssignAdd
@@ -187,30 +186,17 @@ fn assign(op: &Op, var: &TensorSpec, value: &TensorSpec) -> Inferred {
     Ok(vec![var.clone()])
 }
 
-fn apply_gradient_descent(inputs: &[TensorSpec]) -> Inferred {
-    let (var, alpha, delta) = (&inputs[0], &inputs[1], &inputs[2]);
-    require_float(var.dtype)?;
-    same_dtype(var, alpha)?;
-    same_dtype(var, delta)?;
-    require_rank(alpha, 0, "alpha")?;
-    var.shape
-        .merge(&delta.shape)
-        .ok_or_else(|| InferError::Shape(format!("variable {} vs delta {}", var.shape, delta.shape)))?;
-    Ok(vec![])
-}
-
-fn apply_adam(inputs: &[TensorSpec]) -> Inferred {
+fn apply(op: ApplyOp, inputs: &[TensorSpec]) -> Inferred {
     let var = &inputs[0];
     require_float(var.dtype)?;
     for (i, s) in inputs.iter().enumerate().skip(1) {
         same_dtype(var, s)?;
-        let slot = matches!(i, 1 | 2 | 9);
-        if slot {
+        if i < op.num_refs() || i == op.grad_input() {
             var.shape
                 .merge(&s.shape)
                 .ok_or_else(|| InferError::Shape(format!("variable {} vs input {i} {}", var.shape, s.shape)))?;
         } else {
-            require_rank(s, 0, "beta powers, lr, beta1, beta2 and epsilon")?;
+            require_rank(s, 0, "hyperparameters")?;
         }
     }
     Ok(vec![])
@@ -368,6 +354,17 @@ fn binary(b: BinaryOp, x: &TensorSpec, y: &TensorSpec) -> Inferred {
         .broadcast(&y.shape)
         .ok_or_else(|| InferError::Shape(format!("cannot broadcast {} with {}", x.shape, y.shape)))?;
     one(if b.is_comparison() { DType::Bool } else { dtype }, shape)
+}
+
+fn select(c: &TensorSpec, t: &TensorSpec, e: &TensorSpec) -> Inferred {
+    if c.dtype != DType::Bool {
+        return Err(InferError::DType(format!("condition must be bool, got {}", c.dtype)));
+    }
+    let dtype = same_dtype(t, e)?;
+    let shape = c.shape.broadcast(&t.shape).and_then(|s| s.broadcast(&e.shape)).ok_or_else(|| {
+        InferError::Shape(format!("cannot broadcast condition {}, then {} and else {}", c.shape, t.shape, e.shape))
+    })?;
+    one(dtype, shape)
 }
 
 fn add_n(inputs: &[TensorSpec]) -> Inferred {

@@ -15,7 +15,7 @@ pub use dtype::{DType, Element, Value};
 pub use error::{Error, NodeInfo, NonFiniteKind, Result, SourceLocation};
 pub use graph::{collections, EdgeKind, Endpoint, Graph, GraphData, Node, Operation, ScopeGuard, Tensor, VariableInfo};
 pub use infer::TensorSpec;
-pub use op::{BinaryOp, Op, Padding, ReduceOp, UnaryOp};
+pub use op::{ApplyOp, BinaryOp, Op, Padding, ReduceOp, UnaryOp};
 pub use petgraph::stable_graph::NodeIndex;
 pub use shape::{fmt_dims, Dim, Shape};
 pub use variable::{fans, Distribution, FanMode, Initializer, Variable};

@@ -27,6 +27,8 @@ pub enum UnaryOp {
     Softplus,
     /// `x / (1 + |x|)`.
     Softsign,
+    /// The largest integer not above `x`.
+    Floor,
 }
 
 impl UnaryOp {
@@ -49,6 +51,7 @@ impl UnaryOp {
             UnaryOp::Selu => "Selu",
             UnaryOp::Softplus => "Softplus",
             UnaryOp::Softsign => "Softsign",
+            UnaryOp::Floor => "Floor",
         }
     }
 }
@@ -154,6 +157,74 @@ impl Padding {
     }
 }
 
+/// The optimizers' in-place updates, with TF's op names and input orders. The first
+/// [`ApplyOp::num_refs`] inputs are the variable and its slots (taken by reference), input
+/// [`ApplyOp::grad_input`] is the gradient, and every other input is a scalar hyperparameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ApplyOp {
+    /// `ApplyGradientDescent(var, alpha, delta)`: `var ← var - alpha·delta`.
+    GradientDescent,
+    /// `ApplyMomentum(var, accum, lr, grad, momentum)`: `accum ← momentum·accum + g`, then
+    /// `var ← var - lr·accum`, or with Nesterov `var ← var - lr·g - lr·momentum·accum`.
+    Momentum { use_nesterov: bool },
+    /// `ApplyAdagrad(var, accum, lr, grad)`: `accum ← accum + g²`, `var ← var - lr·g/√accum`.
+    Adagrad,
+    /// `ApplyRMSProp(var, ms, mom, lr, rho, momentum, epsilon, grad)`:
+    /// `ms ← ms + (g² - ms)(1-rho)`, `mom ← momentum·mom + lr·g/√(ms + ε)`, `var ← var - mom`.
+    RMSProp,
+    /// `ApplyCenteredRMSProp(var, mg, ms, mom, lr, rho, momentum, epsilon, grad)`: RMSProp that
+    /// also tracks the mean gradient `mg` and divides by `√(ms - mg² + ε)`.
+    CenteredRMSProp,
+    /// `ApplyAdam(var, m, v, beta1_power, beta2_power, lr, beta1, beta2, epsilon, grad)`:
+    /// `lr_t = lr·√(1-β2^t)/(1-β1^t)`, `m ← m + (g - m)(1-β1)`, `v ← v + (g² - v)(1-β2)`,
+    /// `var ← var - lr_t·m/(√v + ε)`.
+    Adam,
+}
+
+impl ApplyOp {
+    /// TensorFlow's op type.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ApplyOp::GradientDescent => "ApplyGradientDescent",
+            ApplyOp::Momentum { .. } => "ApplyMomentum",
+            ApplyOp::Adagrad => "ApplyAdagrad",
+            ApplyOp::RMSProp => "ApplyRMSProp",
+            ApplyOp::CenteredRMSProp => "ApplyCenteredRMSProp",
+            ApplyOp::Adam => "ApplyAdam",
+        }
+    }
+
+    /// The variable and its slots: the leading inputs, taken by reference.
+    pub fn num_refs(self) -> usize {
+        match self {
+            ApplyOp::GradientDescent => 1,
+            ApplyOp::Momentum { .. } | ApplyOp::Adagrad => 2,
+            ApplyOp::RMSProp | ApplyOp::Adam => 3,
+            ApplyOp::CenteredRMSProp => 4,
+        }
+    }
+
+    /// Number of inputs, refs included.
+    pub fn num_inputs(self) -> usize {
+        match self {
+            ApplyOp::GradientDescent => 3,
+            ApplyOp::Adagrad => 4,
+            ApplyOp::Momentum { .. } => 5,
+            ApplyOp::RMSProp => 8,
+            ApplyOp::CenteredRMSProp => 9,
+            ApplyOp::Adam => 10,
+        }
+    }
+
+    /// Position of the gradient among the inputs (TF puts Momentum's `momentum` after it).
+    pub fn grad_input(self) -> usize {
+        match self {
+            ApplyOp::Momentum { .. } => 3,
+            other => other.num_inputs() - 1,
+        }
+    }
+}
+
 /// Every op a graph node can hold. Axes are stored normalised (non-negative).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -217,12 +288,8 @@ pub enum Op {
     Assign,
     AssignAdd,
     AssignSub,
-    /// `ApplyGradientDescent(var, alpha, delta)`: var -= alpha * delta, in place.
-    ApplyGradientDescent,
-    /// `ApplyAdam(var, m, v, beta1_power, beta2_power, lr, beta1, beta2, epsilon, grad)` with
-    /// TF's update: `lr_t = lr·√(1-β2^t)/(1-β1^t)`, `m ← β1·m + (1-β1)·g`, `v ← β2·v + (1-β2)·g²`,
-    /// `var ← var - lr_t·m/(√v + ε)`.
-    ApplyAdam,
+    /// An optimizer's in-place update of a variable and its slots (TF's `Apply*` ops).
+    Apply(ApplyOp),
     NoOp,
     Identity,
     /// Identity whose gradient is zero.
@@ -237,6 +304,9 @@ pub enum Op {
     Binary(BinaryOp),
     /// Sum of any number of tensors of one shape.
     AddN,
+    /// `SelectV2(condition, t, e)`: `t` where `condition` is true, else `e`; all three
+    /// broadcast (`tf.where` with three arguments).
+    Select,
     /// Adds a 1-D bias along the last dimension (NHWC).
     BiasAdd,
     Reduce {
@@ -377,8 +447,7 @@ impl Op {
             Op::Assign => "Assign",
             Op::AssignAdd => "AssignAdd",
             Op::AssignSub => "AssignSub",
-            Op::ApplyGradientDescent => "ApplyGradientDescent",
-            Op::ApplyAdam => "ApplyAdam",
+            Op::Apply(a) => a.type_name(),
             Op::Conv2D { .. } => "Conv2D",
             Op::Conv2DBackpropInput { .. } => "Conv2DBackpropInput",
             Op::Conv2DBackpropFilter { .. } => "Conv2DBackpropFilter",
@@ -394,6 +463,7 @@ impl Op {
             Op::Unary(u) => u.type_name(),
             Op::Binary(b) => b.type_name(),
             Op::AddN => "AddN",
+            Op::Select => "SelectV2",
             Op::BiasAdd => "BiasAdd",
             Op::Reduce { op, .. } => op.type_name(),
             Op::ArgMax { .. } => "ArgMax",
@@ -427,8 +497,7 @@ impl Op {
                 | Op::Assign
                 | Op::AssignAdd
                 | Op::AssignSub
-                | Op::ApplyGradientDescent
-                | Op::ApplyAdam
+                | Op::Apply(_)
                 | Op::RandomUniform { .. }
                 | Op::TruncatedNormal { .. }
                 | Op::RandomStandardNormal { .. }
@@ -439,8 +508,8 @@ impl Op {
     /// Inputs taken by reference: the variable itself, not its value (TF's `Ref(T)` inputs).
     pub fn ref_inputs(&self) -> &'static [usize] {
         match self {
-            Op::Assign | Op::AssignAdd | Op::AssignSub | Op::ApplyGradientDescent => &[0],
-            Op::ApplyAdam => &[0, 1, 2],
+            Op::Assign | Op::AssignAdd | Op::AssignSub => &[0],
+            Op::Apply(a) => &[0, 1, 2, 3][..a.num_refs()],
             _ => &[],
         }
     }

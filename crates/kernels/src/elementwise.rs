@@ -28,6 +28,16 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> KResult<Vec<usize>> {
         .collect()
 }
 
+/// `t` where `c`, else `e`, all three broadcast to a common shape (TF's `SelectV2`).
+pub fn select<T: Copy>(c: &ArrayViewD<bool>, t: &ArrayViewD<T>, e: &ArrayViewD<T>) -> KResult<ArrayD<T>> {
+    let shape = ndarray::IxDyn(&broadcast_shape(&broadcast_shape(c.shape(), t.shape())?, e.shape())?);
+    let (Some(c), Some(t), Some(e)) = (c.broadcast(shape.clone()), t.broadcast(shape.clone()), e.broadcast(shape))
+    else {
+        crate::kbail!("select: cannot broadcast the condition and branches together");
+    };
+    Ok(ndarray::Zip::from(&c).and(&t).and(&e).map_collect(|&c, &t, &e| if c { t } else { e }))
+}
+
 /// `f` over every element, in parallel for large contiguous inputs.
 pub fn map<A, B, F>(x: &ArrayViewD<A>, f: F) -> ArrayD<B>
 where

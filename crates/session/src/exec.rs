@@ -80,6 +80,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
         Op::Unary(u) => one(unary(*u, x())?),
         Op::Binary(b) => one(binary(*b, x(), inputs[1])?),
         Op::AddN => one(add_n(inputs)?),
+        Op::Select => one(select(x(), inputs[1], inputs[2])?),
         Op::BiasAdd => one(bias_add(x(), inputs[1])?),
         Op::Reduce { op, axes, keep_dims } => one(reduce(*op, x(), axes, *keep_dims)?),
         Op::ArgMax { axis, output_type } => {
@@ -205,8 +206,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
         | Op::Assign
         | Op::AssignAdd
         | Op::AssignSub
-        | Op::ApplyGradientDescent
-        | Op::ApplyAdam
+        | Op::Apply(_)
         | Op::NoOp => Err(KernelError(format!("{} is executed by the session, not as a kernel", op.type_name()))),
     }
 }
@@ -231,6 +231,19 @@ fn unary(u: UnaryOp, x: &Value) -> KResult<Value> {
         });
     }
     Ok(float!(x, a, T => unary_float::<T>(u, &a.view())))
+}
+
+fn select(c: &Value, t: &Value, e: &Value) -> KResult<Value> {
+    let Value::Bool(c) = c else { kbail!("condition must be bool, got {}", c.dtype()) };
+    let c = &c.view();
+    Ok(match (t, e) {
+        (Value::F32(a), Value::F32(b)) => Value::from(ew::select(c, &a.view(), &b.view())?),
+        (Value::F64(a), Value::F64(b)) => Value::from(ew::select(c, &a.view(), &b.view())?),
+        (Value::I32(a), Value::I32(b)) => Value::from(ew::select(c, &a.view(), &b.view())?),
+        (Value::I64(a), Value::I64(b)) => Value::from(ew::select(c, &a.view(), &b.view())?),
+        (Value::Bool(a), Value::Bool(b)) => Value::from(ew::select(c, &a.view(), &b.view())?),
+        (t, e) => kbail!("branches differ in dtype: {} and {}", t.dtype(), e.dtype()),
+    })
 }
 
 /// TF's SELU constants (Klambauer et al. 2017).
@@ -277,6 +290,7 @@ macro_rules! unary_float_fn {
                 $apply!(move |v: $t| if v > zero { v + (-v).exp().ln_1p() } else { v.exp().ln_1p() })
             }
             UnaryOp::Softsign => $apply!(move |v: $t| v / (one + v.abs())),
+            UnaryOp::Floor => $apply!(move |v: $t| v.floor()),
         }
     }};
 }

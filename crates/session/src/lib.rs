@@ -1,6 +1,7 @@
 //! The session half of tensorgraph: prunes a graph to what a run needs, caches the plan,
 //! executes it on the CPU kernels, and keeps variables.
 
+mod apply;
 pub mod exec;
 pub mod plan;
 mod session;

@@ -8,9 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tensorgraph_graph::{
-    DType, Element, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result, Tensor, Value,
+    DType, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result, Tensor, Value,
 };
-use tensorgraph_kernels::{Float, KernelError};
+use tensorgraph_kernels::KernelError;
 
 /// Runs a graph, as `tf.Session`: `run` computes fetches from feeds; variables live here.
 ///
@@ -226,23 +226,15 @@ impl Session {
                 self.variables.insert(n, new.clone());
                 vec![new]
             }
-            Op::ApplyGradientDescent => {
-                let n = var_ref(0);
-                let mut var = self.read_var(n)?;
-                self.variables.remove(&n);
-                let r = apply_gradient_descent(Arc::make_mut(&mut var), value(1), value(2));
-                self.variables.insert(n, var);
-                r.map_err(runtime)?;
-                vec![]
-            }
-            Op::ApplyAdam => {
-                let refs: Vec<NodeIndex> = (0..3).map(var_ref).collect();
+            Op::Apply(a) => {
+                let refs: Vec<NodeIndex> = (0..a.num_refs()).map(var_ref).collect();
                 let mut vars = refs.iter().map(|&n| self.read_var(n)).collect::<Result<Vec<_>>>()?;
+                // Taken out of the map so the update below owns them and writes in place.
                 refs.iter().for_each(|n| drop(self.variables.remove(n)));
-                let scalars: Vec<&Value> = (3..9).map(value).map(|v| &**v).collect();
+                let rest: Vec<&Value> = (a.num_refs()..a.num_inputs()).map(|i| &**value(i)).collect();
                 let r = {
-                    let [var, m, v] = &mut vars[..] else { unreachable!("three refs") };
-                    apply_adam(Arc::make_mut(var), Arc::make_mut(m), Arc::make_mut(v), &scalars, value(9))
+                    let mut slots: Vec<&mut Value> = vars.iter_mut().map(Arc::make_mut).collect();
+                    crate::apply::apply(*a, &mut slots, &rest)
                 };
                 for (n, v) in refs.into_iter().zip(vars) {
                     self.variables.insert(n, v);
@@ -329,78 +321,6 @@ fn fmt_inputs(inputs: &[Option<Arc<Value>>]) -> String {
         })
         .collect();
     format!("({})", parts.join(", "))
-}
-
-fn apply_gradient_descent(var: &mut Value, alpha: &Value, delta: &Value) -> Result<(), KernelError> {
-    fn go<T: Float + Element>(var: &mut Value, alpha: &Value, delta: &Value) -> Result<(), KernelError> {
-        let (Some(v), Some(a), Some(d)) = (T::unwrap_mut(var), T::unwrap_ref(alpha), T::unwrap_ref(delta)) else {
-            return Err(KernelError("ApplyGradientDescent inputs differ in dtype".into()));
-        };
-        if v.shape() != d.shape() {
-            return Err(KernelError(format!(
-                "variable {} vs delta {}",
-                tensorgraph_graph::fmt_dims(v.shape()),
-                tensorgraph_graph::fmt_dims(d.shape())
-            )));
-        }
-        let a = *a.iter().next().ok_or_else(|| KernelError("alpha is empty".into()))?;
-        v.zip_mut_with(d, |w, &g| *w -= a * g);
-        Ok(())
-    }
-    match var.dtype() {
-        DType::F32 => go::<f32>(var, alpha, delta),
-        DType::F64 => go::<f64>(var, alpha, delta),
-        d => Err(KernelError(format!("ApplyGradientDescent needs a float variable, got {d}"))),
-    }
-}
-
-/// TF's `ApplyAdam` update, in place (see `Op::ApplyAdam`).
-fn apply_adam(
-    var: &mut Value,
-    m: &mut Value,
-    v: &mut Value,
-    scalars: &[&Value],
-    grad: &Value,
-) -> Result<(), KernelError> {
-    fn go<T: Float + Element>(
-        var: &mut Value,
-        m: &mut Value,
-        v: &mut Value,
-        s: &[&Value],
-        grad: &Value,
-    ) -> Result<(), KernelError> {
-        let err = || KernelError("ApplyAdam inputs differ in dtype".into());
-        let (var, m, v) =
-            (T::unwrap_mut(var).ok_or_else(err)?, T::unwrap_mut(m).ok_or_else(err)?, T::unwrap_mut(v).ok_or_else(err)?);
-        let g = T::unwrap_ref(grad).ok_or_else(err)?;
-        let sc = s
-            .iter()
-            .map(|x| T::unwrap_ref(x).and_then(|a| a.iter().next().copied()).ok_or_else(err))
-            .collect::<Result<Vec<T>, _>>()?;
-        let [b1p, b2p, lr, b1, b2, eps] = sc[..] else { return Err(err()) };
-        if var.shape() != g.shape() || m.shape() != g.shape() || v.shape() != g.shape() {
-            return Err(KernelError(format!(
-                "variable {}, slots {} and {}, gradient {} differ in shape",
-                tensorgraph_graph::fmt_dims(var.shape()),
-                tensorgraph_graph::fmt_dims(m.shape()),
-                tensorgraph_graph::fmt_dims(v.shape()),
-                tensorgraph_graph::fmt_dims(g.shape())
-            )));
-        }
-        let one = T::one();
-        let lr_t = lr * (one - b2p).sqrt() / (one - b1p);
-        ndarray::Zip::from(var).and(m).and(v).and(g).for_each(|w, m, v, &g| {
-            *m = *m + (one - b1) * (g - *m);
-            *v = *v + (one - b2) * (g * g - *v);
-            *w -= lr_t * *m / (v.sqrt() + eps);
-        });
-        Ok(())
-    }
-    match var.dtype() {
-        DType::F32 => go::<f32>(var, m, v, scalars, grad),
-        DType::F64 => go::<f64>(var, m, v, scalars, grad),
-        d => Err(KernelError(format!("ApplyAdam needs a float variable, got {d}"))),
-    }
 }
 
 fn sample(dtype: DType, shape: &[usize], rng: &mut ChaCha8Rng, mut f: impl FnMut(&mut ChaCha8Rng) -> f64) -> Value {

@@ -39,7 +39,7 @@ pub(super) fn unary(c: &Ctx, u: UnaryOp) -> Grads {
             m::mul(&m::mul(g, &k(x, -0.5)?)?, &y3)?
         }
         UnaryOp::Abs => m::mul(g, &m::sign(x)?)?,
-        UnaryOp::Sign => return Ok(vec![None]),
+        UnaryOp::Sign | UnaryOp::Floor => return Ok(vec![None]),
         UnaryOp::Elu => {
             // d/dx = 1 where y > 0, else y + 1.
             let y = c.y(0)?;
@@ -114,6 +114,13 @@ pub(super) fn binary(c: &Ctx, b: BinaryOp) -> Grads {
         | BinaryOp::GreaterEqual => return Ok(vec![None, None]),
     };
     Ok(vec![Some(dx), Some(dy)])
+}
+
+/// The gradient goes to the branch each element came from (autodiff reduces broadcast axes).
+pub(super) fn select(c: &Ctx) -> Grads {
+    let (cond, g) = (c.x(0), c.g());
+    let zeros = a::zeros_like(g)?;
+    Ok(vec![None, Some(m::select(cond, g, &zeros)?), Some(m::select(cond, &zeros, g)?)])
 }
 
 /// Re-inserts reduced axes (size 1) so the gradient broadcasts against the input.

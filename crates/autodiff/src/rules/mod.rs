@@ -45,6 +45,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::MatMul { transpose_a, transpose_b } => math::matmul(c, *transpose_a, *transpose_b),
         Op::Unary(u) => math::unary(c, *u),
         Op::Binary(b) => math::binary(c, *b),
+        Op::Select => math::select(c),
         Op::AddN => Ok(vec![Some(c.g().clone()); c.inputs.len()]),
         Op::BiasAdd => nn::bias_add(c),
         Op::Reduce { op, axes, keep_dims } => math::reduce(c, *op, axes, *keep_dims),
@@ -92,8 +93,6 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::RandomUniformLike { .. }
         | Op::VariableV2 { .. }
         | Op::NoOp => Ok(c.none()),
-        Op::Assign | Op::AssignAdd | Op::AssignSub | Op::ApplyGradientDescent | Op::ApplyAdam => {
-            Err(Error::NoGradient { node: c.node.info() })
-        }
+        Op::Assign | Op::AssignAdd | Op::AssignSub | Op::Apply(_) => Err(Error::NoGradient { node: c.node.info() }),
     }
 }

@@ -72,6 +72,25 @@ unary_fns! {
     sign => Sign;
     /// 1/x.
     reciprocal => Reciprocal;
+    /// The largest integer not above x (no gradient flows through it).
+    floor => Floor;
+}
+
+/// `t` where `condition` is true, else `e`, broadcasting all three (`tf.where(c, t, e)`,
+/// TF's `SelectV2`). The gradient flows to the branch each element was taken from.
+///
+/// ```
+/// use tensorgraph_graph::{ops::math, DType, Graph};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(3)], "x").unwrap();
+/// let zero = g.scalar(0.0, DType::F32).unwrap();
+/// let y = math::select(&math::greater(&x, &zero).unwrap(), &x, &zero).unwrap();
+/// assert_eq!(y.shape().to_string(), "[?,3]");
+/// assert!(math::select(&x, &x, &zero).is_err()); // the condition must be bool
+/// ```
+#[track_caller]
+pub fn select(condition: &Tensor, t: &Tensor, e: &Tensor) -> Result<Tensor> {
+    condition.graph().add_op1(Op::Select, &[condition, t, e], None)
 }
 
 binary_fns! {

@@ -1,8 +1,8 @@
 //! Assignments, grouping and no-ops (`tf.assign`, `tf.group`, `tf.no_op`).
 
-use crate::error::{Result, SourceLocation};
+use crate::error::{Error, Result, SourceLocation};
 use crate::graph::{Graph, Operation, Tensor};
-use crate::op::Op;
+use crate::op::{ApplyOp, Op};
 use crate::Variable;
 
 /// `var = value`; the output is the new value.
@@ -35,38 +35,27 @@ pub fn group(g: &Graph, ops: &[&Operation], name: &str) -> Result<Operation> {
     g.add_node(Op::NoOp, &[], ops, Some(if name.is_empty() { "group_deps" } else { name }), SourceLocation::caller())
 }
 
-/// `var -= alpha * delta` in place (`ApplyGradientDescent`); runs for its effect.
+/// An optimizer's in-place update (`ApplyGradientDescent`, `ApplyMomentum`, `ApplyAdam`, ...):
+/// `vars` are the variable and its slots, `rest` the other inputs in TF's order (see
+/// [`ApplyOp`]). The op is named after its TF type and runs for its effect.
+///
+/// ```
+/// use tensorgraph_graph::{ops::state, ApplyOp, DType, Graph};
+/// let g = Graph::new();
+/// let w = g.variable(&g.scalar(1.0, DType::F32).unwrap(), "w", true).unwrap();
+/// let lr = g.scalar(0.1, DType::F32).unwrap();
+/// let step = state::apply(ApplyOp::GradientDescent, &[&w], &[&lr, &g.scalar(2.0, DType::F32).unwrap()]).unwrap();
+/// assert_eq!(step.name(), "ApplyGradientDescent");
+/// assert!(state::apply(ApplyOp::Adagrad, &[&w], &[&lr]).is_err());
+/// ```
 #[track_caller]
-pub fn apply_gradient_descent(var: &Variable, alpha: &Tensor, delta: &Tensor) -> Result<Operation> {
-    var.graph().add_node(
-        Op::ApplyGradientDescent,
-        &[var.var_ref(), alpha, delta],
-        &[],
-        Some("ApplyGradientDescent"),
-        SourceLocation::caller(),
-    )
-}
-
-/// One Adam step on `var` with slots `m` and `v` (`ApplyAdam`); runs for its effect.
-#[track_caller]
-#[allow(clippy::too_many_arguments)]
-pub fn apply_adam(
-    var: &Variable,
-    m: &Variable,
-    v: &Variable,
-    beta1_power: &Tensor,
-    beta2_power: &Tensor,
-    lr: &Tensor,
-    beta1: &Tensor,
-    beta2: &Tensor,
-    epsilon: &Tensor,
-    grad: &Tensor,
-) -> Result<Operation> {
-    var.graph().add_node(
-        Op::ApplyAdam,
-        &[var.var_ref(), m.var_ref(), v.var_ref(), beta1_power, beta2_power, lr, beta1, beta2, epsilon, grad],
-        &[],
-        Some("ApplyAdam"),
-        SourceLocation::caller(),
-    )
+pub fn apply(op: ApplyOp, vars: &[&Variable], rest: &[&Tensor]) -> Result<Operation> {
+    // Arity is checked by inference; plan time checks that the leading inputs are variables.
+    let g = match (vars.first(), rest.first()) {
+        (Some(v), _) => v.graph(),
+        (None, Some(t)) => t.graph(),
+        (None, None) => return Err(Error::NotFound { what: "variable to update for", name: op.type_name().into() }),
+    };
+    let inputs: Vec<&Tensor> = vars.iter().map(|v| v.var_ref()).chain(rest.iter().copied()).collect();
+    g.add_node(Op::Apply(op), &inputs, &[], Some(op.type_name()), SourceLocation::caller())
 }

@@ -53,6 +53,7 @@ pub mod gradient_checker;
 pub mod inspect;
 pub mod io;
 pub mod layers;
+pub mod losses;
 pub mod summary;
 pub mod train;
 
@@ -62,5 +63,6 @@ pub use tensorgraph_autodiff::gradients;
 pub mod prelude {
     pub use crate::train::{Adam, GradientDescent, Optimizer};
     pub use crate::{array, data, layers, math, nn, random, state, train};
+    pub use crate::{collections, Distribution, Initializer};
     pub use crate::{DType, Graph, Operation, Padding, Result, Session, Shape, Tensor, Value, Variable};
 }

@@ -448,3 +448,34 @@ fn pooling_and_its_backward_ops() {
         });
     }
 }
+
+/// Batch normalization in training mode, d/dx through the batch statistics and d/dgamma,
+/// d/dbeta (fed through the variables' reads), for a 4-D and a 2-D input.
+#[test]
+fn batch_normalization_in_training_mode() {
+    for shape in [&[3usize, 2, 2, 3][..], &[5, 4][..]] {
+        let g = Graph::new();
+        let x = g.placeholder(DType::F64, shape, "x").unwrap();
+        let training = g.scalar(1.0, DType::Bool).unwrap();
+        let y = layers::batch_normalization(&x, &training, "bn").unwrap();
+        // A non-symmetric read-out, so the gradient is not trivially zero.
+        let w = g.constant(vals(shape, -1.0, 1.0, 11), "w").unwrap();
+        let loss = math::reduce_sum(&math::mul(&math::square(&y).unwrap(), &w).unwrap(), None, "").unwrap();
+        let vars = g.trainable_variables();
+        let mut sess = Session::new(&g).unwrap();
+        sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+        let c = *shape.last().unwrap();
+        let gamma = ndarray::Array1::from_vec((0..c).map(|i| 0.7 + 0.2 * i as f64).collect()).into_dyn();
+        let beta = ndarray::Array1::from_vec((0..c).map(|i| 0.1 - 0.3 * i as f64).collect()).into_dyn();
+        let x0 = vals(shape, -2.0, 2.0, 12);
+        let gb = [(&*vars[0], Value::from(gamma.clone())), (&*vars[1], Value::from(beta.clone()))];
+        let err = compute_gradient_error(&mut sess, &x, &x0.clone().into(), &loss, &gb).unwrap();
+        assert!(err < 1e-6, "{shape:?} d/dx error {err}");
+        for (i, v) in [gamma, beta].into_iter().enumerate() {
+            let other = &gb[1 - i];
+            let feeds = [(&x, Value::from(x0.clone())), (other.0, other.1.clone())];
+            let err = compute_gradient_error(&mut sess, &vars[i], &v.into(), &loss, &feeds).unwrap();
+            assert!(err < 1e-6, "{shape:?} d/d{} error {err}", vars[i].name());
+        }
+    }
+}

@@ -192,3 +192,67 @@ fn optimizer_updates_slot_names_and_schedules_match_tensorflow() {
         }
     }
 }
+
+#[derive(Deserialize)]
+struct BatchNormCase {
+    momentum: f64,
+    epsilon: f64,
+    batches: Vec<Arr>,
+    gamma: Arr,
+    beta: Arr,
+    dy: Arr,
+    y_train: Arr,
+    dx: Arr,
+    dgamma: Arr,
+    dbeta: Arr,
+    moving_mean: Arr,
+    moving_variance: Arr,
+    y_infer: Arr,
+    variable_names: Vec<String>,
+}
+
+/// `tf.layers.batch_normalization` on a 4-D (TF's fused kernel) and a 2-D input: training
+/// output and gradients, moving averages after two training updates and one inference update,
+/// then the inference output.
+#[test]
+fn batch_normalization_matches_tensorflow() {
+    let cases: Vec<BatchNormCase> = load("batch_norm.json");
+    for c in &cases {
+        let what = format!("shape {:?}", c.batches[0].shape);
+        let g = Graph::new();
+        let x = g.placeholder(DType::F32, &c.batches[0].shape[..], "x").unwrap();
+        let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap(), "training").unwrap();
+        let bn = layers::BatchNormalization::new().momentum(c.momentum).epsilon(c.epsilon);
+        let y = bn.build(&x, &training, "bn").unwrap();
+        let mut names: Vec<String> = g.global_variables().iter().map(|v| v.name()).collect();
+        names.sort();
+        assert_eq!(names, c.variable_names);
+        let var = |n: &str| g.global_variables().into_iter().find(|v| v.name() == format!("bn/{n}")).unwrap();
+        let (gamma, beta, mm, mv) = (var("gamma"), var("beta"), var("moving_mean"), var("moving_variance"));
+        let dy = g.constant(c.dy.f32(), "dy").unwrap();
+        let grads = tensorgraph::gradients(&[&y], &[&x, &gamma, &beta], Some(&[&dy])).unwrap();
+        let grads: Vec<Tensor> = grads.into_iter().map(Option::unwrap).collect();
+        let updates = g.get_operation_collection(collections::UPDATE_OPS);
+        let update_refs: Vec<&Operation> = updates.iter().collect();
+
+        let mut sess = Session::new(&g).unwrap();
+        sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+        sess.set_variable_value(&gamma, c.gamma.f32().into()).unwrap();
+        sess.set_variable_value(&beta, c.beta.f32().into()).unwrap();
+        let feed =
+            |b: &Arr, t: bool| vec![(&x, Value::from(b.f32())), (&training, Value::from(ndarray::arr0(t).into_dyn()))];
+        let out = sess.run(&[&y, &grads[0], &grads[1], &grads[2]], &feed(&c.batches[0], true)).unwrap();
+        assert_matches(&format!("{what} y (training)"), &out[0], &c.y_train);
+        assert_matches(&format!("{what} dx"), &out[1], &c.dx);
+        assert_matches(&format!("{what} dgamma"), &out[2], &c.dgamma);
+        assert_matches(&format!("{what} dbeta"), &out[3], &c.dbeta);
+        sess.run_targets(&update_refs, &feed(&c.batches[0], true)).unwrap();
+        sess.run_targets(&update_refs, &feed(&c.batches[1], true)).unwrap();
+        sess.run_targets(&update_refs, &feed(&c.batches[1], false)).unwrap();
+        let stats = sess.run(&[&mm, &mv], &[]).unwrap();
+        assert_matches(&format!("{what} moving_mean"), &stats[0], &c.moving_mean);
+        assert_matches(&format!("{what} moving_variance"), &stats[1], &c.moving_variance);
+        let y_infer = sess.run(&[&y], &[(&x, Value::from(c.batches[2].f32()))]).unwrap().remove(0);
+        assert_matches(&format!("{what} y (inference)"), &y_infer, &c.y_infer);
+    }
+}

@@ -63,9 +63,8 @@ impl Saver {
         let prefix = prefix.as_ref();
         let mut tensors = Vec::with_capacity(self.vars.len());
         for v in &self.vars {
-            let value = sess
-                .variable_value(v.var_ref())
-                .ok_or_else(|| Error::UninitializedVariable { node: v.var_ref().op().info() })?;
+            let value =
+                sess.variable_value(v).ok_or_else(|| Error::UninitializedVariable { node: v.var_ref().op().info() })?;
             tensors.push((v.name(), value));
         }
         let file = match global_step {
@@ -127,7 +126,7 @@ impl Saver {
             return Err(Error::BadFile { path: path.display().to_string(), detail: problems.join("; ") });
         }
         for (v, value) in found {
-            sess.set_variable_value(v.var_ref(), value.clone())?;
+            sess.set_variable_value(v, value.clone())?;
         }
         Ok(ckpt.global_step)
     }

@@ -418,6 +418,15 @@ impl Graph {
         self.lock().current_scope().to_string()
     }
 
+    /// Clears the control-dependency stack, returning it for [`Graph::restore_control_stack`].
+    pub(crate) fn take_control_stack(&self) -> Vec<Vec<NodeIndex>> {
+        std::mem::take(&mut self.lock().control_stack)
+    }
+
+    pub(crate) fn restore_control_stack(&self, stack: Vec<Vec<NodeIndex>>) {
+        self.lock().control_stack = stack;
+    }
+
     /// Runs `f` so that every op it creates runs after `deps`, like `tf.control_dependencies`.
     pub fn control_dependencies<T>(&self, deps: &[&Operation], f: impl FnOnce() -> Result<T>) -> Result<T> {
         if let Some(o) = deps.iter().find(|o| !o.graph.same(self)) {

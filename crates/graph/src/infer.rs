@@ -63,7 +63,9 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
             pool_grad(&inputs[0], &inputs[1], ksize, strides, *padding, true)
         }
         Op::NoOp => Ok(vec![]),
-        Op::Identity | Op::StopGradient | Op::ZerosLike | Op::OnesLike => Ok(vec![inputs[0].clone()]),
+        Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient | Op::ZerosLike | Op::OnesLike => {
+            Ok(vec![inputs[0].clone()])
+        }
         Op::MatMul { transpose_a, transpose_b } => matmul(&inputs[0], &inputs[1], *transpose_a, *transpose_b),
         Op::Unary(u) => unary(*u, &inputs[0]),
         Op::Binary(b) => binary(*b, &inputs[0], &inputs[1]),

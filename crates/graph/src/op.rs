@@ -236,6 +236,8 @@ pub enum Op {
     Const {
         value: Value,
     },
+    /// Passes its input through unless fed (TF's `PlaceholderWithDefault`).
+    PlaceholderWithDefault,
     /// A tensor of a fixed shape filled with one value (TF's `Fill` with constant dims).
     Fill {
         dtype: DType,
@@ -438,6 +440,7 @@ impl Op {
         match self {
             Op::Placeholder { .. } => "Placeholder",
             Op::Const { .. } => "Const",
+            Op::PlaceholderWithDefault => "PlaceholderWithDefault",
             Op::Fill { .. } => "Fill",
             Op::RandomUniform { .. } => "RandomUniform",
             Op::TruncatedNormal { .. } => "TruncatedNormal",

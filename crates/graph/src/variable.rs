@@ -251,6 +251,23 @@ impl Graph {
         location: SourceLocation,
         initial: impl FnOnce(&Graph) -> Result<Tensor>,
     ) -> Result<Variable> {
+        // Outside any control_dependencies block (TF's init_scope): an initializer must not wait
+        // for, say, the update ops a train op is built under.
+        let saved_controls = self.take_control_stack();
+        let made = self.make_variable_nodes(full, dtype, shape, trainable, location, initial);
+        self.restore_control_stack(saved_controls);
+        made
+    }
+
+    fn make_variable_nodes(
+        &self,
+        full: &str,
+        dtype: DType,
+        shape: &[usize],
+        trainable: bool,
+        location: SourceLocation,
+        initial: impl FnOnce(&Graph) -> Result<Tensor>,
+    ) -> Result<Variable> {
         // Absolute scopes: the variable's own ops live under its full name, whatever the
         // current name scope is (TF1's variable_scope behaviour).
         let (var, init_value) = self.name_scope("/", || {

@@ -136,7 +136,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             let target = inputs[1].shape().to_vec();
             one(numeric!(x(), a => kreduce::sum_to_shape(&a.view(), &target)?))
         }
-        Op::Identity | Op::StopGradient => one(x().clone()),
+        Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
         Op::Conv2D { strides, dilations, padding } => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
             let out = float2!(x(), inputs[1], a, f, T => {

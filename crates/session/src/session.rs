@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tensorgraph_graph::{
-    DType, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result, Tensor, Value,
+    DType, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result, Tensor, Value, Variable,
 };
 use tensorgraph_kernels::KernelError;
 
@@ -210,7 +210,7 @@ impl Session {
                 vec![self.constants.entry(step.node).or_insert_with(|| Arc::new(value.clone())).clone()]
             }
             Op::NoOp => vec![],
-            Op::Identity | Op::StopGradient => vec![value(0).clone()],
+            Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => vec![value(0).clone()],
             Op::Assign => {
                 let v = value(1).clone();
                 self.variables.insert(var_ref(0), v.clone());
@@ -293,13 +293,14 @@ impl Session {
     }
 
     /// The current value of a variable, if initialised (for savers and tests).
-    pub fn variable_value(&self, var: &Tensor) -> Option<Value> {
-        self.variables.get(&var.endpoint().node).map(|v| (**v).clone())
+    pub fn variable_value(&self, var: &Variable) -> Option<Value> {
+        self.variables.get(&var.var_ref().endpoint().node).map(|v| (**v).clone())
     }
 
     /// Sets a variable's value directly (for restoring checkpoints). The dtype and shape must
     /// match the variable's.
-    pub fn set_variable_value(&mut self, var: &Tensor, value: Value) -> Result<()> {
+    pub fn set_variable_value(&mut self, var: &Variable, value: Value) -> Result<()> {
+        let var = var.var_ref();
         let spec = var.spec();
         if value.dtype() != spec.dtype {
             return Err(Error::FeedDType { node: var.op().info(), expected: spec.dtype, got: value.dtype() });

@@ -87,6 +87,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::Fill { .. }
         | Op::Const { .. }
         | Op::Placeholder { .. }
+        | Op::PlaceholderWithDefault
         | Op::RandomUniform { .. }
         | Op::TruncatedNormal { .. }
         | Op::RandomStandardNormal { .. }

@@ -13,6 +13,20 @@ impl Graph {
         self.add_op1(Op::Placeholder { dtype, shape: shape.into() }, &[], Some(name))
     }
 
+    /// `default` unless a value is fed, as `tf.placeholder_with_default` (a `training` switch
+    /// that is off unless fed on, say).
+    ///
+    /// ```
+    /// use tensorgraph_graph::{DType, Graph};
+    /// let g = Graph::new();
+    /// let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap(), "training").unwrap();
+    /// assert_eq!((training.op_name(), training.op().op_type()), ("training".into(), "PlaceholderWithDefault"));
+    /// ```
+    #[track_caller]
+    pub fn placeholder_with_default(&self, default: &Tensor, name: &str) -> Result<Tensor> {
+        self.add_op1(Op::PlaceholderWithDefault, &[default], Some(name))
+    }
+
     /// A constant tensor (`tf.constant`); `name` may be empty for the default `Const`.
     ///
     /// ```

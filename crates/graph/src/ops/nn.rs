@@ -258,3 +258,47 @@ pub fn dropout(x: &Tensor, rate: f64, training: &Tensor, seed: Option<u64>) -> R
     let t = cast(training, dtype)?;
     add(&mul(&t, &dropped)?, &mul(&sub(&g.scalar(1.0, dtype)?, &t)?, x)?)
 }
+
+/// Mean and variance over `axes` (`tf.nn.moments`, keep_dims false): the variance is the
+/// biased one, `mean((x - mean)²)`.
+///
+/// ```
+/// use tensorgraph_graph::{Graph, DType, ops::nn};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(32)], "x").unwrap();
+/// let (mean, variance) = nn::moments(&x, &[0, 1, 2]).unwrap();
+/// assert_eq!((mean.shape().to_string(), variance.shape().to_string()), ("[32]".into(), "[32]".into()));
+/// ```
+#[track_caller]
+pub fn moments(x: &Tensor, axes: &[i64]) -> Result<(Tensor, Tensor)> {
+    use crate::ops::math::{reduce_mean, reduce_mean_keep_dims, square, sub};
+    let _scope = x.graph().enter_name_scope("moments");
+    let mean = reduce_mean_keep_dims(x, Some(axes), "mean")?;
+    let variance = reduce_mean(&square(&sub(x, &mean)?)?, Some(axes), "variance")?;
+    Ok((crate::ops::array::squeeze(&mean, Some(axes))?, variance))
+}
+
+/// Half the sum of squares, `Σx²/2` (`tf.nn.l2_loss`).
+#[track_caller]
+pub fn l2_loss(x: &Tensor) -> Result<Tensor> {
+    use crate::ops::math::{mul, reduce_sum, square};
+    mul(&reduce_sum(&square(x)?, None, "")?, &x.graph().scalar(0.5, x.dtype())?)
+}
+
+/// Element-wise logistic loss of `logits` against `labels` in [0, 1], computed stably as
+/// `max(x, 0) - x·z + log(1 + e^-|x|)` (`tf.nn.sigmoid_cross_entropy_with_logits`).
+///
+/// ```
+/// use tensorgraph_graph::{Graph, DType, ops::nn};
+/// let g = Graph::new();
+/// let logits = g.placeholder(DType::F32, [None, Some(1)], "logits").unwrap();
+/// let labels = g.placeholder(DType::F32, [None, Some(1)], "labels").unwrap();
+/// let loss = nn::sigmoid_cross_entropy_with_logits(&labels, &logits).unwrap();
+/// assert_eq!(loss.shape().to_string(), "[?,1]");
+/// ```
+#[track_caller]
+pub fn sigmoid_cross_entropy_with_logits(labels: &Tensor, logits: &Tensor) -> Result<Tensor> {
+    use crate::ops::math::{abs, add, mul, neg, sub};
+    let _scope = logits.graph().enter_name_scope("logistic_loss");
+    add(&sub(&relu(logits)?, &mul(logits, labels)?)?, &softplus(&neg(&abs(logits)?)?)?)
+}

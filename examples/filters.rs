@@ -3,6 +3,8 @@
 //!
 //!     cargo run --release --example filters -- --out docs/filters.png
 
+mod common;
+
 use clap::Parser;
 use font8x8::UnicodeFonts;
 use ndarray::{Array4, ArrayD};
@@ -40,10 +42,7 @@ const COLS: usize = 4;
 
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    common::main_with(|| run(&args));
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -82,7 +81,7 @@ fn run(args: &Args) -> Result<()> {
             }
         }
     }
-    write_png(&args.out, width, height, &canvas)?;
+    common::write_png(&args.out, width, height, &canvas)?;
     println!("wrote {} ({width}x{height}): {} filters applied to test image {}", args.out, FILTERS.len(), args.index);
     Ok(())
 }
@@ -98,18 +97,4 @@ fn draw_text(canvas: &mut [u8], width: usize, x: usize, y: usize, text: &str) {
             }
         }
     }
-}
-
-fn write_png(path: &str, width: usize, height: usize, grey: &[u8]) -> Result<()> {
-    let io = |source| tensorgraph::Error::Io { path: path.to_string(), source };
-    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    let to_io = |e: png::EncodingError| io(std::io::Error::other(e));
-    enc.write_header().map_err(to_io)?.write_image_data(grey).map_err(to_io)?;
-    Ok(())
 }

@@ -5,6 +5,8 @@
 //!     cargo run --release --example mnist_mlp -- --epochs 1 --save runs/mlp
 //!     cargo run --release --example mnist_predict -- --model runs/mlp
 
+mod common;
+
 use clap::Parser;
 use tensorgraph::data::mnist;
 use tensorgraph::io::{import_meta_graph, latest_checkpoint, Saver};
@@ -21,10 +23,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    common::main_with(|| run(&args));
 }
 
 fn run(args: &Args) -> Result<()> {

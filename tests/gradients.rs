@@ -449,14 +449,14 @@ fn pooling_and_its_backward_ops() {
     }
 }
 
-/// Batch normalization in training mode, d/dx through the batch statistics and d/dgamma,
-/// d/dbeta (fed through the variables' reads), for a 4-D and a 2-D input.
+/// Batch normalization, d/dx (in training through the batch statistics) and d/dgamma, d/dbeta
+/// (fed through the variables' reads), for a 4-D and a 2-D input, training and not.
 #[test]
-fn batch_normalization_in_training_mode() {
-    for shape in [&[3usize, 2, 2, 3][..], &[5, 4][..]] {
+fn batch_normalization_in_training_and_inference_mode() {
+    for (shape, on) in [(&[3usize, 2, 2, 3][..], 1.0), (&[5, 4][..], 1.0), (&[5, 4][..], 0.0)] {
         let g = Graph::new();
         let x = g.placeholder(DType::F64, shape, "x").unwrap();
-        let training = g.scalar(1.0, DType::Bool).unwrap();
+        let training = g.scalar(on, DType::Bool).unwrap();
         let y = layers::batch_normalization(&x, &training, "bn").unwrap();
         // A non-symmetric read-out, so the gradient is not trivially zero.
         let w = g.constant(vals(shape, -1.0, 1.0, 11), "w").unwrap();
@@ -470,7 +470,7 @@ fn batch_normalization_in_training_mode() {
         let x0 = vals(shape, -2.0, 2.0, 12);
         let gb = [(&*vars[0], Value::from(gamma.clone())), (&*vars[1], Value::from(beta.clone()))];
         let err = compute_gradient_error(&mut sess, &x, &x0.clone().into(), &loss, &gb).unwrap();
-        assert!(err < 1e-6, "{shape:?} d/dx error {err}");
+        assert!(err < 1e-6, "{shape:?} training {on}: d/dx error {err}");
         for (i, v) in [gamma, beta].into_iter().enumerate() {
             let other = &gb[1 - i];
             let feeds = [(&x, Value::from(x0.clone())), (other.0, other.1.clone())];

@@ -86,17 +86,43 @@ pub struct Model {
     pub loss: Tensor,
     pub training_op: Operation,
     pub accuracy: Tensor,
+    /// A bool switch fed true while training (batch norm, dropout), if the model has one.
+    pub training: Option<Tensor>,
 }
 
 /// Builds `loss`, the optimizer and `accuracy` around `logits` exactly as the slides do.
 pub fn finish_model(g: &Graph, x: Tensor, y: Tensor, logits: &Tensor, optimizer: &str, lr: f64) -> Result<Model> {
+    let opt: Box<dyn tensorgraph::train::Optimizer> = match optimizer {
+        "adam" => Box::new(Adam::new(lr)),
+        _ => Box::new(GradientDescent::new(lr)),
+    };
+    finish_model_with(g, x, y, logits, opt.as_ref(), None, None)
+}
+
+/// [`finish_model`] with any optimizer, a global step it increments, and a training switch.
+/// The loss adds the regularization losses, if any; the train op runs the update ops (batch
+/// norm's moving averages) first, as TF1 programs do.
+pub fn finish_model_with(
+    g: &Graph,
+    x: Tensor,
+    y: Tensor,
+    logits: &Tensor,
+    optimizer: &dyn tensorgraph::train::Optimizer,
+    global_step: Option<&Variable>,
+    training: Option<Tensor>,
+) -> Result<Model> {
     let loss = g.name_scope("loss", || {
         let xentropy = nn::sparse_softmax_cross_entropy_with_logits(&y, logits, "xentropy")?;
-        math::reduce_mean(&xentropy, None, "loss")
+        let loss = math::reduce_mean(&xentropy, None, "loss")?;
+        match g.get_collection(tensorgraph::collections::REGULARIZATION_LOSSES).is_empty() {
+            true => Ok(loss),
+            false => math::add(&loss, &tensorgraph::losses::get_regularization_loss(g)?),
+        }
     })?;
-    let training_op = g.name_scope("train", || match optimizer {
-        "adam" => Adam::new(lr).minimize(&loss),
-        _ => GradientDescent::new(lr).minimize(&loss),
+    let update_ops = g.get_operation_collection(tensorgraph::collections::UPDATE_OPS);
+    let update_refs: Vec<&Operation> = update_ops.iter().collect();
+    let training_op = g.name_scope("train", || {
+        g.control_dependencies(&update_refs, || optimizer.minimize_with(&loss, None, global_step))
     })?;
     let accuracy = g.name_scope("eval", || {
         let correct = nn::in_top_k(logits, &y, 1)?;
@@ -107,7 +133,7 @@ pub fn finish_model(g: &Graph, x: Tensor, y: Tensor, logits: &Tensor, optimizer:
         g.add_to_collection(key, t);
     }
     g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &training_op);
-    Ok(Model { x, y, loss, training_op, accuracy })
+    Ok(Model { x, y, loss, training_op, accuracy, training })
 }
 
 /// Accuracy over a whole data set, evaluated `chunk` images at a time to bound memory (the mean
@@ -157,7 +183,10 @@ pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize
         let mut last = None;
         for _ in 0..steps {
             let (xb, yb) = data.train.next_batch(batch_size);
-            let feeds = [(&m.x, xb.clone().into()), (&m.y, yb.clone().into())];
+            let mut feeds = vec![(&m.x, xb.clone().into()), (&m.y, yb.clone().into())];
+            if let Some(t) = &m.training {
+                feeds.push((t, Value::from(ndarray::arr0(true).into_dyn())));
+            }
             global_step += 1;
             match events.as_mut() {
                 Some(w) if global_step % 50 == 0 => {
@@ -206,4 +235,19 @@ pub fn main_with(f: impl FnOnce() -> Result<()>) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// Writes `grey` (row-major, one byte per pixel) as an 8-bit greyscale PNG.
+pub fn write_png(path: &str, width: usize, height: usize, grey: &[u8]) -> Result<()> {
+    let io = |source| tensorgraph::Error::Io { path: path.to_string(), source };
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    let to_io = |e: png::EncodingError| io(std::io::Error::other(e));
+    enc.write_header().map_err(to_io)?.write_image_data(grey).map_err(to_io)?;
+    Ok(())
 }

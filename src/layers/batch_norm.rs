@@ -1,6 +1,6 @@
 //! Batch normalization with TF1's semantics (`tf.layers.batch_normalization`).
 
-use crate::math::{add, mul, rsqrt, select, sub};
+use crate::math::{mul, select, sub};
 use crate::{collections, state, Error, Initializer, Result, Tensor};
 
 /// Normalises `x` over every axis but the last with TF1's defaults (momentum 0.99, epsilon
@@ -117,21 +117,20 @@ impl BatchNormalization {
         let moving_mean = var("moving_mean", Initializer::Zeros, false)?;
         let moving_variance = var("moving_variance", Initializer::Ones, false)?;
 
-        let axes: Vec<i64> = (0..rank as i64 - 1).collect();
-        let (mean, variance) = crate::nn::moments(x, &axes)?;
-        let mean_used = select(training, &mean, &moving_mean)?;
-        let variance_used = select(training, &variance, &moving_variance)?;
+        // y = (x - mean)·gamma/√(var + ε) + beta with batch or moving statistics, in one op.
         let k = |v: f64| g.scalar(v, dtype);
-        // y = x·inv + (beta - mean·inv) with inv = gamma/√(var + ε): TF's nn.batch_normalization.
-        let mut inv = rsqrt(&add(&variance_used, &k(self.epsilon)?)?)?;
-        if let Some(gamma) = &gamma {
-            inv = mul(&inv, gamma)?;
-        }
-        let mut offset = crate::math::neg(&mul(&mean_used, &inv)?)?;
-        if let Some(beta) = &beta {
-            offset = add(&offset, beta)?;
-        }
-        let y = add(&mul(x, &inv)?, &offset)?;
+        let gamma = match &gamma {
+            Some(v) => (**v).clone(),
+            None => crate::array::ones(g, &[channels], dtype)?,
+        };
+        let beta = match &beta {
+            Some(v) => (**v).clone(),
+            None => crate::array::zeros(g, &[channels], dtype)?,
+        };
+        let out =
+            crate::nn::fused_batch_norm(x, &gamma, &beta, &moving_mean, &moving_variance, training, self.epsilon)?;
+        let (y, mean, variance) = (out[0].clone(), out[1].clone(), out[2].clone());
+        let axes: Vec<i64> = (0..rank as i64 - 1).collect();
 
         // Moving averages: no change when not training (decay 0).
         let decay = select(training, &k(1.0 - self.momentum)?, &k(0.0)?)?;

@@ -48,7 +48,7 @@ impl Optimizer for Adagrad {
         let rule = Rule {
             name: self.name(),
             op: ApplyOp::Adagrad,
-            slots: &[("", Initializer::Constant(self.initial_accumulator_value))],
+            slots: &[(0, Initializer::Constant(self.initial_accumulator_value))],
             hyper: &|g, dtype| Ok(vec![self.learning_rate.tensor(g, dtype, "learning_rate")?]),
             arrange: |h, grad| vec![h[0].clone(), grad.clone()],
             after: None,

@@ -7,7 +7,8 @@ use crate::{ApplyOp, Initializer, Operation, Result, Variable};
 ///
 /// Slots are named as TF names them: `<var>/Adam` (first moment) and `<var>/Adam_1` (second
 /// moment); the bias-correction accumulators are the variables `beta1_power` and `beta2_power`,
-/// multiplied by beta1 and beta2 after each step.
+/// multiplied by beta1 and beta2 after each step. A second Adam in the same graph gets
+/// `beta1_power_1`, `<var>/Adam_2`, ..., as in TF.
 ///
 /// ```
 /// use tensorgraph::prelude::*;
@@ -19,6 +20,9 @@ use crate::{ApplyOp, Initializer, Operation, Result, Variable};
 /// assert_eq!(train.name(), "train/Adam");
 /// let names: Vec<String> = g.global_variables().iter().map(|v| v.name()).collect();
 /// assert_eq!(names, ["w", "beta1_power", "beta2_power", "w/Adam", "w/Adam_1"]);
+/// let _second = Adam::default().minimize(&math::square(&w)?)?;
+/// let names: Vec<String> = g.global_variables().iter().skip(5).map(|v| v.name()).collect();
+/// assert_eq!(names, ["beta1_power_1", "beta2_power_1", "w/Adam_2", "w/Adam_3"]);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -53,13 +57,15 @@ impl Optimizer for Adam {
         };
         let g = first.graph().clone();
         // Non-slot variables, created before the slots and outside the optimizer's scope (TF1).
-        let power =
-            |name: &str, value: f64| g.new_variable(name, &[], first.dtype(), &Initializer::Constant(value), false);
+        let power = |name: &str, value: f64| {
+            let name = g.unique_variable_name(name);
+            g.new_variable(&name, &[], first.dtype(), &Initializer::Constant(value), false)
+        };
         let (beta1_power, beta2_power) = (power("beta1_power", self.beta1)?, power("beta2_power", self.beta2)?);
         let rule = Rule {
             name: self.name(),
             op: ApplyOp::Adam,
-            slots: &[("", Initializer::Zeros), ("_1", Initializer::Zeros)],
+            slots: &[(0, Initializer::Zeros), (1, Initializer::Zeros)],
             hyper: &|g, dtype| {
                 let constant = |v: f64, name: &str| crate::math::identity(&g.scalar(v, dtype)?, name);
                 Ok(vec![

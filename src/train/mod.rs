@@ -121,9 +121,9 @@ pub(crate) struct Rule<'a> {
     /// The name scope of the update ops, and the slot names' suffix (`w/Momentum`).
     pub name: &'a str,
     pub op: ApplyOp,
-    /// The slots in the op's input order: the suffix after `<var>/<name>` (`""`, `"_1"`, ...,
-    /// TF's creation order, which may differ from the input order) and the initial value.
-    pub slots: &'a [(&'a str, Initializer)],
+    /// The slots in the op's input order, each with its rank in TF's creation order (which
+    /// names them `<var>/<name>`, `<var>/<name>_1`, ...) and its initial value.
+    pub slots: &'a [(usize, Initializer)],
     /// The hyperparameters, built once inside the optimizer's name scope for the given dtype.
     pub hyper: &'a dyn Fn(&Graph, DType) -> Result<Vec<Tensor>>,
     /// The op's inputs after the slots, in TF's order, from the hyperparameters and the gradient.
@@ -158,9 +158,8 @@ pub(crate) fn apply_rule(
         order.sort_by_key(|&i| rule.slots[i].0);
         let mut slots: Vec<Option<Variable>> = vec![None; rule.slots.len()];
         for i in order {
-            let (suffix, init) = &rule.slots[i];
-            let name = format!("{}/{}{suffix}", var.name(), rule.name);
-            slots[i] = Some(g.new_variable(&name, &shape, var.dtype(), init, false)?);
+            let name = g.unique_variable_name(&format!("{}/{}", var.name(), rule.name));
+            slots[i] = Some(g.new_variable(&name, &shape, var.dtype(), &rule.slots[i].1, false)?);
         }
         let slots: Vec<Variable> = slots.into_iter().flatten().collect();
         let _update = g.enter_name_scope(&format!("update_{}", var.name()));

@@ -48,7 +48,7 @@ impl Optimizer for Momentum {
         let rule = Rule {
             name: self.name(),
             op: ApplyOp::Momentum { use_nesterov: self.use_nesterov },
-            slots: &[("", Initializer::Zeros)],
+            slots: &[(0, Initializer::Zeros)],
             hyper: &|g, dtype| {
                 Ok(vec![
                     self.learning_rate.tensor(g, dtype, "learning_rate")?,

@@ -67,12 +67,9 @@ impl Optimizer for RMSProp {
 
     fn apply_gradients(&self, grads_and_vars: &[GradAndVar], global_step: Option<&Variable>) -> Result<Operation> {
         let (op, slots) = if self.centered {
-            (
-                ApplyOp::CenteredRMSProp,
-                vec![("_1", Initializer::Zeros), ("", Initializer::Ones), ("_2", Initializer::Zeros)],
-            )
+            (ApplyOp::CenteredRMSProp, vec![(1, Initializer::Zeros), (0, Initializer::Ones), (2, Initializer::Zeros)])
         } else {
-            (ApplyOp::RMSProp, vec![("", Initializer::Ones), ("_1", Initializer::Zeros)])
+            (ApplyOp::RMSProp, vec![(0, Initializer::Ones), (1, Initializer::Zeros)])
         };
         let rule = Rule {
             name: self.name(),

@@ -80,7 +80,8 @@ pub struct GraphData {
     names: HashMap<String, NodeIndex>,
     names_in_use: HashMap<String, usize>,
     name_scopes: Vec<String>,
-    var_scopes: Vec<String>,
+    /// Open variable scopes: full name, and whether `get_variable` reuses existing variables.
+    var_scopes: Vec<(String, bool)>,
     control_stack: Vec<Vec<NodeIndex>>,
     pub variables: Vec<VariableInfo>,
     pub collections: BTreeMap<String, Vec<Endpoint>>,
@@ -395,13 +396,36 @@ impl Graph {
     /// Enters variable scope `name` until the guard drops: variables made by
     /// [`Graph::get_variable`] are named `name/...`, and ops go into the name scope `name`.
     pub fn enter_variable_scope(&self, name: &str) -> ScopeGuard<'_> {
+        self.enter_variable_scope_with(name, false)
+    }
+
+    /// [`Graph::enter_variable_scope`] in which `get_variable` returns the variable of that name
+    /// if it exists and creates it otherwise (TF1's `reuse=tf.AUTO_REUSE`): how a GAN applies
+    /// one discriminator to real and generated images. Scopes inside inherit the reuse.
+    ///
+    /// ```
+    /// use tensorgraph_graph::{DType, Graph, Initializer};
+    /// let g = Graph::new();
+    /// let make = || {
+    ///     let _scope = g.enter_variable_scope_reuse("discriminator");
+    ///     g.get_variable("w", &[2], DType::F32, &Initializer::Zeros, true).unwrap()
+    /// };
+    /// let (a, b) = (make(), make());
+    /// assert_eq!((a.name(), b.name()), ("discriminator/w".into(), "discriminator/w".into()));
+    /// assert_eq!(g.global_variables().len(), 1);
+    /// ```
+    pub fn enter_variable_scope_reuse(&self, name: &str) -> ScopeGuard<'_> {
+        self.enter_variable_scope_with(name, true)
+    }
+
+    fn enter_variable_scope_with(&self, name: &str, reuse: bool) -> ScopeGuard<'_> {
         {
             let mut d = self.lock();
-            let full = match d.var_scopes.last() {
-                Some(s) => format!("{s}/{name}"),
-                None => name.to_string(),
+            let (full, inherited) = match d.var_scopes.last() {
+                Some((s, r)) => (format!("{s}/{name}"), *r),
+                None => (name.to_string(), false),
             };
-            d.var_scopes.push(full);
+            d.var_scopes.push((full, reuse || inherited));
         }
         let inner = Box::new(self.enter_name_scope(name));
         ScopeGuard { graph: self, pop: |d| drop(d.var_scopes.pop()), inner: Some(inner) }
@@ -416,6 +440,12 @@ impl Graph {
     /// The current name scope (`""` at the root).
     pub fn current_name_scope(&self) -> String {
         self.lock().current_scope().to_string()
+    }
+
+    /// `base` if no op has that name yet, else the first free `base_1`, `base_2`, ... (how TF
+    /// names a second optimizer's slots `w/Adam_2` or its `beta1_power_1`).
+    pub fn unique_variable_name(&self, base: &str) -> String {
+        self.lock().unique_name(base, false)
     }
 
     /// Clears the control-dependency stack, returning it for [`Graph::restore_control_stack`].
@@ -507,7 +537,8 @@ impl Graph {
         self.add_node(Op::NoOp, &[], &refs, Some("init"), SourceLocation::caller())
     }
 
-    pub(crate) fn var_scope(&self) -> Option<String> {
+    /// The current variable scope and whether it reuses variables.
+    pub(crate) fn var_scope(&self) -> Option<(String, bool)> {
         self.lock().var_scopes.last().cloned()
     }
 

@@ -79,6 +79,8 @@ pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::LeakyRelu { .. } => unary(UnaryOp::Relu, &inputs[0]),
         Op::SparseSoftmaxCrossEntropyWithLogits => sparse_xent(&inputs[0], &inputs[1]),
         Op::InTopKV2 { k } => in_top_k(&inputs[0], &inputs[1], *k),
+        Op::FusedBatchNorm { .. } => batch_norm(inputs, 5),
+        Op::FusedBatchNormGrad => batch_norm(inputs, 3),
         Op::Reshape { shape } => reshape(&inputs[0], shape),
         Op::Transpose { perm } => transpose(&inputs[0], perm),
         Op::ExpandDims { axis } => expand_dims(&inputs[0], *axis),
@@ -113,6 +115,7 @@ fn check_arity(op: &Op, got: usize) -> Result<(), InferError> {
         | Op::NoOp => 0,
         Op::Apply(a) => a.num_inputs(),
         Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } | Op::Select => 3,
+        Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad => 6,
         Op::Conv2D { .. } | Op::MaxPoolGrad { .. } | Op::MaxPoolGradGrad { .. } | Op::AvgPoolGrad { .. } => 2,
         Op::Assign
         | Op::AssignAdd
@@ -458,6 +461,43 @@ fn sparse_xent(logits: &TensorSpec, labels: &TensorSpec) -> Inferred {
     let batch = batch_and_classes(logits, labels)?;
     let backprop = Shape(vec![batch.0[0], logits.shape.0[1]]);
     Ok(vec![TensorSpec::new(logits.dtype, batch), TensorSpec::new(logits.dtype, backprop)])
+}
+
+/// `FusedBatchNorm` (inputs x, 4 per-channel vectors, training; outputs y and 4 vectors) and
+/// its gradient (inputs dy, x, 3 vectors, training; outputs dx and 2 vectors).
+fn batch_norm(inputs: &[TensorSpec], n_out: usize) -> Inferred {
+    let grad = n_out == 3;
+    let x = &inputs[usize::from(grad)];
+    require_float(x.dtype)?;
+    if x.shape.rank() < 2 {
+        return Err(InferError::Shape(format!("batch norm needs rank >= 2, got {}", x.shape)));
+    }
+    let training = &inputs[5];
+    if training.dtype != DType::Bool || training.shape.rank() != 0 {
+        return Err(InferError::DType(format!(
+            "training must be a bool scalar, got {} {}",
+            training.dtype, training.shape
+        )));
+    }
+    let mut channels = Shape(vec![x.shape.0[x.shape.rank() - 1]]);
+    let vectors = if grad { &inputs[2..5] } else { &inputs[1..5] };
+    for v in vectors {
+        same_dtype(x, v)?;
+        channels = channels.merge(&v.shape).ok_or_else(|| {
+            InferError::Shape(format!(
+                "per-channel inputs must be [{}], got {}",
+                x.shape.0[x.shape.rank() - 1].map_or("?".into(), |d| d.to_string()),
+                v.shape
+            ))
+        })?;
+    }
+    if grad {
+        x.shape
+            .merge(&inputs[0].shape)
+            .ok_or_else(|| InferError::Shape(format!("dy {} vs x {}", inputs[0].shape, x.shape)))?;
+    }
+    let vector = TensorSpec::new(x.dtype, channels);
+    Ok(std::iter::once(x.clone()).chain(std::iter::repeat_n(vector, n_out - 1)).collect())
 }
 
 fn in_top_k(predictions: &TensorSpec, targets: &TensorSpec, k: usize) -> Inferred {

@@ -333,6 +333,16 @@ pub enum Op {
     LogSoftmax,
     /// Outputs the per-example loss and its gradient w.r.t. the logits (softmax - one_hot).
     SparseSoftmaxCrossEntropyWithLogits,
+    /// `FusedBatchNorm(x, scale, offset, mean, variance, training)`: normalises over every axis
+    /// but the last with the batch's statistics when the bool scalar `training` is true, else
+    /// with `mean` and `variance`. Outputs `y`, the batch mean and (biased) variance, and the
+    /// mean and `1/√(variance + ε)` used, for the gradient. (TF's `FusedBatchNormV3` takes
+    /// `is_training` as an attribute and picks the op with a cond; the input spares the cond.)
+    FusedBatchNorm {
+        epsilon: f64,
+    },
+    /// `FusedBatchNormGrad(dy, x, scale, mean, inv_std, training)` → `dx`, `dscale`, `doffset`.
+    FusedBatchNormGrad,
     /// `InTopKV2(predictions, targets)`: whether each target is among the top `k` predictions.
     InTopKV2 {
         k: usize,
@@ -476,6 +486,8 @@ impl Op {
             Op::LogSoftmax => "LogSoftmax",
             Op::SparseSoftmaxCrossEntropyWithLogits => "SparseSoftmaxCrossEntropyWithLogits",
             Op::InTopKV2 { .. } => "InTopKV2",
+            Op::FusedBatchNorm { .. } => "FusedBatchNorm",
+            Op::FusedBatchNormGrad => "FusedBatchNormGrad",
             Op::Reshape { .. } => "Reshape",
             Op::Transpose { .. } => "Transpose",
             Op::ExpandDims { .. } => "ExpandDims",

@@ -215,10 +215,27 @@ impl Graph {
         init: &Initializer,
         trainable: bool,
     ) -> Result<Variable> {
-        let full = match self.var_scope() {
-            Some(s) => format!("{s}/{name}"),
-            None => name.to_string(),
+        let (full, reuse) = match self.var_scope() {
+            Some((s, reuse)) => (format!("{s}/{name}"), reuse),
+            None => (name.to_string(), false),
         };
+        if reuse {
+            if let Some(v) = self.global_variables().into_iter().find(|v| v.name() == full) {
+                let spec = v.spec();
+                if spec.dtype != dtype || spec.shape.to_vec().as_deref() != Some(shape) {
+                    return Err(Error::InvalidArgument {
+                        node: v.op().info(),
+                        detail: format!(
+                            "reusing {full} as {dtype} {} but it is {} {}",
+                            crate::fmt_dims(shape),
+                            spec.dtype,
+                            spec.shape
+                        ),
+                    });
+                }
+                return Ok(v);
+            }
+        }
         self.new_variable(&full, shape, dtype, init, trainable)
     }
 

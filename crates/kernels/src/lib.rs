@@ -2,6 +2,7 @@
 //! parallel with rayon where the work pays for it. No graph types here.
 
 pub mod array;
+pub mod batch_norm;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;

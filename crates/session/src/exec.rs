@@ -93,6 +93,8 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
         Op::Softmax => one(float!(x(), a, T => knn::softmax::<T>(&a.view()))),
         Op::LogSoftmax => one(float!(x(), a, T => knn::log_softmax::<T>(&a.view()))),
         Op::SparseSoftmaxCrossEntropyWithLogits => sparse_xent(x(), inputs[1]),
+        Op::FusedBatchNorm { epsilon } => batch_norm(inputs, *epsilon),
+        Op::FusedBatchNormGrad => batch_norm_grad(inputs),
         Op::InTopKV2 { k } => {
             let t = as_i64(inputs[1])?;
             one(float!(x(), a, T => knn::in_top_k::<T>(&a.view(), &t.view(), *k)?))
@@ -486,6 +488,72 @@ fn as_i64(v: &Value) -> KResult<std::borrow::Cow<'_, ArrayD<i64>>> {
         Value::I64(a) => Ok(std::borrow::Cow::Borrowed(a)),
         Value::I32(a) => Ok(std::borrow::Cow::Owned(a.mapv(i64::from))),
         other => kbail!("expected int32 or int64 indices, got {}", other.dtype()),
+    }
+}
+
+/// The training switch of the batch-norm ops.
+fn bool_scalar(v: &Value) -> KResult<bool> {
+    match v {
+        Value::Bool(a) if a.len() == 1 => Ok(a.iter().next().copied().unwrap_or(false)),
+        other => kbail!(
+            "training must be a bool scalar, got {} {}",
+            other.dtype(),
+            tensorgraph_graph::fmt_dims(other.shape())
+        ),
+    }
+}
+
+/// The per-channel vectors of a batch-norm op as slices of `x`'s element type.
+fn channel_vectors<'a, T: tensorgraph_graph::Element>(vs: &[&'a Value], c: usize) -> KResult<Vec<&'a [T]>> {
+    vs.iter()
+        .map(|v| match T::unwrap_ref(v).and_then(|a| a.as_slice()) {
+            Some(s) if s.len() == c => Ok(s),
+            _ => kbail!("per-channel inputs must be {} vectors of length {c}", v.dtype()),
+        })
+        .collect()
+}
+
+fn batch_norm(inputs: &[&Value], epsilon: f64) -> KResult<Vec<Value>> {
+    fn go<T: Float + tensorgraph_graph::Element>(inputs: &[&Value], x: &ArrayD<T>, epsilon: f64) -> KResult<Vec<Value>>
+    where
+        Value: From<ArrayD<T>>,
+    {
+        let training = bool_scalar(inputs[5])?;
+        let c = x.shape().last().copied().unwrap_or(0);
+        let v = channel_vectors::<T>(&inputs[1..5], c)?;
+        let xs = x.as_standard_layout();
+        let (y, s) =
+            tensorgraph_kernels::batch_norm::batch_norm(slice(&xs), c, v[0], v[1], v[2], v[3], epsilon, training);
+        let mut out = vec![Value::from(shaped(x.shape(), y))];
+        out.extend([s.batch_mean, s.batch_variance, s.mean, s.inv_std].map(|v| Value::from(shaped(&[c], v))));
+        Ok(out)
+    }
+    match inputs[0] {
+        Value::F32(x) => go(inputs, x, epsilon),
+        Value::F64(x) => go(inputs, x, epsilon),
+        other => kbail!("x must be float, got {}", other.dtype()),
+    }
+}
+
+fn batch_norm_grad(inputs: &[&Value]) -> KResult<Vec<Value>> {
+    fn go<T: Float + tensorgraph_graph::Element>(inputs: &[&Value], x: &ArrayD<T>) -> KResult<Vec<Value>>
+    where
+        Value: From<ArrayD<T>>,
+    {
+        let training = bool_scalar(inputs[5])?;
+        let Some(dy) = T::unwrap_ref(inputs[0]) else { kbail!("dy and x differ in dtype") };
+        check_shape("dy", dy.shape(), x.shape())?;
+        let c = x.shape().last().copied().unwrap_or(0);
+        let v = channel_vectors::<T>(&inputs[2..5], c)?;
+        let (dys, xs) = (dy.as_standard_layout(), x.as_standard_layout());
+        let (dx, ds, db) =
+            tensorgraph_kernels::batch_norm::batch_norm_grad(slice(&dys), slice(&xs), c, v[0], v[1], v[2], training);
+        Ok(vec![Value::from(shaped(x.shape(), dx)), Value::from(shaped(&[c], ds)), Value::from(shaped(&[c], db))])
+    }
+    match inputs[1] {
+        Value::F32(x) => go(inputs, x),
+        Value::F64(x) => go(inputs, x),
+        other => kbail!("x must be float, got {}", other.dtype()),
     }
 }
 

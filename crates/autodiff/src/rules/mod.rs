@@ -54,6 +54,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::Softmax => nn::softmax(c),
         Op::LogSoftmax => nn::log_softmax(c),
         Op::SparseSoftmaxCrossEntropyWithLogits => nn::sparse_xent(c),
+        Op::FusedBatchNorm { .. } => nn::fused_batch_norm(c),
         Op::Identity => Ok(vec![Some(c.g().clone())]),
         Op::Conv2D { strides, dilations, padding } => conv::conv2d(c, *strides, *dilations, *padding),
         Op::Conv2DBackpropInput { strides, dilations, padding } => {
@@ -94,6 +95,9 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::RandomUniformLike { .. }
         | Op::VariableV2 { .. }
         | Op::NoOp => Ok(c.none()),
-        Op::Assign | Op::AssignAdd | Op::AssignSub | Op::Apply(_) => Err(Error::NoGradient { node: c.node.info() }),
+        // No second-order batch norm (TF has FusedBatchNormGradGrad; nothing here needs it).
+        Op::Assign | Op::AssignAdd | Op::AssignSub | Op::Apply(_) | Op::FusedBatchNormGrad => {
+            Err(Error::NoGradient { node: c.node.info() })
+        }
     }
 }

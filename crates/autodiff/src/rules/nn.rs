@@ -39,6 +39,18 @@ pub(super) fn log_softmax(c: &Ctx) -> Grads {
 
 /// Loss gradient: `g[:, None] * backprop`. When the `backprop` output itself is differentiated
 /// (second order), its contribution is the softmax Jacobian, as TF's rule.
+/// Gradients of `y` only: the statistics outputs feed moving averages, which are not
+/// differentiated (a gradient arriving there is an error, not silently dropped).
+pub(super) fn fused_batch_norm(c: &Ctx) -> Grads {
+    if c.grads[1..].iter().any(Option::is_some) {
+        return Err(tensorgraph_graph::Error::NoGradient { node: c.node.info() });
+    }
+    let Some(dy) = &c.grads[0] else { return Ok(c.none()) };
+    let (x, scale, training) = (c.x(0), c.x(1), c.x(5));
+    let grad = nn::fused_batch_norm_grad(dy, x, scale, &c.y(3)?, &c.y(4)?, training)?;
+    Ok(vec![Some(grad[0].clone()), Some(grad[1].clone()), Some(grad[2].clone()), None, None, None])
+}
+
 pub(super) fn sparse_xent(c: &Ctx) -> Grads {
     let mut total: Option<Tensor> = None;
     if let Some(g0) = &c.grads[0] {

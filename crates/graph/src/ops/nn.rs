@@ -302,3 +302,46 @@ pub fn sigmoid_cross_entropy_with_logits(labels: &Tensor, logits: &Tensor) -> Re
     let _scope = logits.graph().enter_name_scope("logistic_loss");
     add(&sub(&relu(logits)?, &mul(logits, labels)?)?, &softplus(&neg(&abs(logits)?)?)?)
 }
+
+/// Batch normalization over every axis but the last, in one op (see [`Op::FusedBatchNorm`]):
+/// returns `y`, the batch mean, the batch's biased variance, and the mean and `1/√(var + ε)`
+/// used. Models want `tensorgraph::layers::batch_normalization`, built on this.
+#[track_caller]
+pub fn fused_batch_norm(
+    x: &Tensor,
+    scale: &Tensor,
+    offset: &Tensor,
+    mean: &Tensor,
+    variance: &Tensor,
+    training: &Tensor,
+    epsilon: f64,
+) -> Result<Vec<Tensor>> {
+    let op = x.graph().add_node(
+        Op::FusedBatchNorm { epsilon },
+        &[x, scale, offset, mean, variance, training],
+        &[],
+        None,
+        crate::SourceLocation::caller(),
+    )?;
+    (0..5).map(|i| op.output(i)).collect()
+}
+
+/// The gradients `dx`, `dscale`, `doffset` of [`fused_batch_norm`].
+#[track_caller]
+pub fn fused_batch_norm_grad(
+    dy: &Tensor,
+    x: &Tensor,
+    scale: &Tensor,
+    mean: &Tensor,
+    inv_std: &Tensor,
+    training: &Tensor,
+) -> Result<Vec<Tensor>> {
+    let op = x.graph().add_node(
+        Op::FusedBatchNormGrad,
+        &[dy, x, scale, mean, inv_std, training],
+        &[],
+        None,
+        crate::SourceLocation::caller(),
+    )?;
+    (0..3).map(|i| op.output(i)).collect()
+}

@@ -1,6 +1,7 @@
 //! End-to-end training benchmark: median ms per step and s per epoch (60,000 images) of the
 //! slides' MLP (batch 50) and CNN (batch 100), the time to evaluate the 10,000 test images, and
-//! the process's peak RSS. One model per process so the RSS is the model's own.
+//! the process's peak RSS, and what each step allocates (count and bytes, through a counting
+//! wrapper around the global allocator). One model per process so the RSS is the model's own.
 //!
 //!     cargo bench --bench train -- --model cnn --threads 2
 //!     cargo bench --bench train -- --model mlp --threads 1 --steps 500
@@ -46,16 +47,21 @@ fn main() {
     common::main_with(|| {
         let (g, x, y) = common::inputs(Some(1))?;
         let (logits, batch, eval_chunk) = match args.model.as_str() {
-            "cnn" => (common::cnn_logits(&x)?, 100, 1000),
+            "cnn" => (common::cnn_logits(&x)?, 100, 200),
             _ => (common::mlp_logits(&g, &x)?, 50, 10_000),
         };
         let lr = if args.optimizer == "adam" { 0.001 } else { 0.01 };
         let m = common::finish_model(&g, x, y, &logits, &args.optimizer, lr)?;
         let mut data = mnist::read_data_sets_with("data/mnist", &mnist::Options { validation_size: 0, seed: Some(1) })?;
+        let rss_loaded = peak_rss_mb();
         let mut sess = Session::new(&g)?;
         sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
         let mut times = Vec::with_capacity(args.steps);
+        let mut allocs_at_start = (0, 0);
         for i in 0..args.warmup + args.steps {
+            if i == args.warmup {
+                allocs_at_start = common::allocations();
+            }
             let (xb, yb) = data.train.next_batch(batch);
             let t0 = Instant::now();
             sess.run_targets(&[&m.training_op], &[(&m.x, xb.into()), (&m.y, yb.into())])?;
@@ -63,13 +69,18 @@ fn main() {
                 times.push(t0.elapsed().as_secs_f64());
             }
         }
+        let allocs = common::allocations();
+        let per_step = |now: u64, then: u64| (now - then) as f64 / args.steps as f64;
+        let (allocs_per_step, bytes_per_step) =
+            (per_step(allocs.0, allocs_at_start.0), per_step(allocs.1, allocs_at_start.1));
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];
+        let rss_trained = peak_rss_mb();
         let t0 = Instant::now();
         let acc = common::accuracy_of(&mut sess, &m, &data.test.images, &data.test.labels, eval_chunk)?;
         let eval = t0.elapsed().as_secs_f64();
         println!(
-            "RESULT engine=tensorgraph model={} threads={} step_ms={:.3} p10_ms={:.3} p90_ms={:.3} epoch_s={:.2} eval_s={:.3} test_acc={:.4} peak_rss_mb={:.0}",
+            "RESULT engine=tensorgraph model={} threads={} step_ms={:.3} p10_ms={:.3} p90_ms={:.3} epoch_s={:.2} eval_s={:.3} test_acc={:.4} peak_rss_mb={:.0} (data loaded {:.0}, trained {:.0}) allocs_per_step={:.0} alloc_mb_per_step={:.1}",
             args.model,
             args.threads,
             median * 1e3,
@@ -78,7 +89,11 @@ fn main() {
             median * 60_000.0 / batch as f64,
             eval,
             acc,
-            peak_rss_mb()
+            peak_rss_mb(),
+            rss_loaded,
+            rss_trained,
+            allocs_per_step,
+            bytes_per_step / 1e6
         );
         Ok(())
     });

@@ -32,6 +32,6 @@ fn main() {
         let (g, x, y) = common::inputs(args.common.seed)?;
         let logits = common::cnn_logits(&x)?;
         let model = common::finish_model(&g, x, y, &logits, "adam", 0.001)?;
-        common::train(&g, &model, &args.common, args.cnn_epochs, 100, 1_000)
+        common::train(&g, &model, &args.common, args.cnn_epochs, 100, 200)
     });
 }

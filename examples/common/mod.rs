@@ -8,8 +8,46 @@ use clap::Parser;
 // glibc's malloc returns large freed blocks to the OS and page-faults them back on every step
 // (matrixmultiply allocates its packing buffers per call): the CNN epoch takes 29 s with it and
 // 11 s with mimalloc, which keeps freed memory for reuse. See BENCHMARKS.md.
+// Wrapped to count allocations, so the training benchmark can report what each step allocates.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static ALLOCATED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// mimalloc, counting every allocation and reallocation with its size.
+pub struct CountingAlloc;
+
+// SAFETY: forwards every call unchanged to mimalloc; the counters have no effect on memory.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count(layout.size());
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count(layout.size());
+        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        count(new_size);
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn count(bytes: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    ALLOCATIONS.fetch_add(1, Relaxed);
+    ALLOCATED_BYTES.fetch_add(bytes as u64, Relaxed);
+}
+
+/// Allocations and bytes allocated since the program started.
+pub fn allocations() -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (ALLOCATIONS.load(Relaxed), ALLOCATED_BYTES.load(Relaxed))
+}
 use std::time::Instant;
 use tensorgraph::data::mnist;
 use tensorgraph::prelude::*;

@@ -144,33 +144,59 @@ fn bad(path: &Path, detail: impl Into<String>) -> Error {
 /// gzip bomb cannot exhaust memory.
 const MAX_IDX_BYTES: u64 = 1 << 30;
 
-/// Decompresses gzip `bytes` and checks the IDX header: `magic`, then one big-endian u32 per
-/// dimension; `path` only names the file in errors.
-fn parse_idx(bytes: &[u8], path: &Path, magic: u32, ndim: usize) -> Result<(Vec<usize>, Vec<u8>)> {
-    let mut data = Vec::new();
-    GzDecoder::new(bytes)
-        .take(MAX_IDX_BYTES + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| bad(path, format!("not a readable gzip file: {e}")))?;
-    if data.len() as u64 > MAX_IDX_BYTES {
-        return Err(bad(path, format!("decompresses to more than {MAX_IDX_BYTES} bytes")));
+/// Deflate never expands more than this, so a file's decompressed size is at most this many
+/// times its compressed size: the bound on what a forged header can make us reserve.
+const MAX_DEFLATE_RATIO: usize = 1032;
+
+/// Decompresses gzip `bytes`, checks the IDX header (`magic`, then one big-endian u32 per
+/// dimension) and converts the body byte by byte as it streams in, so no decompressed copy of
+/// the file is ever held (47 MB for the training images); `path` only names the file in errors.
+fn parse_idx<T>(
+    bytes: &[u8],
+    path: &Path,
+    magic: u32,
+    ndim: usize,
+    convert: impl Fn(u8) -> T,
+) -> Result<(Vec<usize>, Vec<T>)> {
+    let unreadable = |e: std::io::Error| bad(path, format!("not a readable gzip file: {e}"));
+    let mut gz = GzDecoder::new(bytes);
+    let header_len = 4 + 4 * ndim;
+    let mut header = vec![0u8; header_len];
+    let mut got = 0;
+    while got < header_len {
+        match gz.read(&mut header[got..]).map_err(unreadable)? {
+            0 => return Err(bad(path, format!("truncated: {got} bytes, the IDX header alone is {header_len}"))),
+            n => got += n,
+        }
     }
-    let header = 4 + 4 * ndim;
-    if data.len() < header {
-        return Err(bad(path, format!("truncated: {} bytes, the IDX header alone is {header}", data.len())));
-    }
-    let word = |i: usize| u32::from_be_bytes([data[4 * i], data[4 * i + 1], data[4 * i + 2], data[4 * i + 3]]);
+    let word = |i: usize| u32::from_be_bytes([header[4 * i], header[4 * i + 1], header[4 * i + 2], header[4 * i + 3]]);
     if word(0) != magic {
         return Err(bad(path, format!("bad magic number {} (expected {magic})", word(0))));
     }
     let dims: Vec<usize> = (1..=ndim).map(|i| word(i) as usize).collect();
-    let expected = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let body = data.len() - header;
-    if expected != Some(body) {
-        return Err(bad(path, format!("header says {dims:?} ({expected:?} bytes) but the file holds {body} bytes")));
+    let expected = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n as u64 <= MAX_IDX_BYTES);
+    let Some(expected) = expected else {
+        return Err(bad(path, format!("header says {dims:?}: decompresses to more than {MAX_IDX_BYTES} bytes")));
+    };
+    let mut out = Vec::with_capacity(expected.min(bytes.len().saturating_mul(MAX_DEFLATE_RATIO)));
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = gz.read(&mut chunk).map_err(unreadable)?;
+        if n == 0 {
+            break;
+        }
+        if out.len() + n > expected {
+            return Err(bad(path, format!("header says {dims:?} ({expected} bytes) but the file holds more")));
+        }
+        out.extend(chunk[..n].iter().map(|&b| convert(b)));
     }
-    data.drain(..header);
-    Ok((dims, data))
+    if out.len() != expected {
+        return Err(bad(
+            path,
+            format!("header says {dims:?} ({expected} bytes) but the file holds {} bytes", out.len()),
+        ));
+    }
+    Ok((dims, out))
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
@@ -184,11 +210,10 @@ pub fn read_images(path: &Path) -> Result<Array2<f32>> {
 
 /// [`read_images`] from the gzip bytes of a file (`path` only names it in errors).
 pub fn parse_images(gz: &[u8], path: &Path) -> Result<Array2<f32>> {
-    let (dims, data) = parse_idx(gz, path, 2051, 3)?;
+    let (dims, pixels) = parse_idx(gz, path, 2051, 3, |b| f32::from(b) / 255.0)?;
     if dims[1] != SIDE || dims[2] != SIDE {
         return Err(bad(path, format!("images are {}x{}, expected {SIDE}x{SIDE}", dims[1], dims[2])));
     }
-    let pixels: Vec<f32> = data.iter().map(|&b| f32::from(b) / 255.0).collect();
     Ok(Array2::from_shape_vec((dims[0], PIXELS), pixels).expect("size checked"))
 }
 
@@ -199,9 +224,9 @@ pub fn read_labels(path: &Path) -> Result<Array1<i64>> {
 
 /// [`read_labels`] from the gzip bytes of a file (`path` only names it in errors).
 pub fn parse_labels(gz: &[u8], path: &Path) -> Result<Array1<i64>> {
-    let (_, data) = parse_idx(gz, path, 2049, 1)?;
-    if let Some(i) = data.iter().position(|&l| l > 9) {
-        return Err(bad(path, format!("label {} at index {i} is not a digit", data[i])));
+    let (_, labels) = parse_idx(gz, path, 2049, 1, i64::from)?;
+    if let Some(i) = labels.iter().position(|&l| l > 9) {
+        return Err(bad(path, format!("label {} at index {i} is not a digit", labels[i])));
     }
-    Ok(data.iter().map(|&l| i64::from(l)).collect())
+    Ok(Array1::from(labels))
 }

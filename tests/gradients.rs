@@ -479,3 +479,15 @@ fn batch_normalization_in_training_and_inference_mode() {
         }
     }
 }
+
+#[test]
+fn losses_and_statistics_composites() {
+    let logits = vals(&[3, 2], -3.0, 3.0, 21);
+    let labels = vals(&[3, 2], 0.0, 1.0, 22);
+    check("sigmoid_cross_entropy_with_logits", &[logits, labels], &|t| {
+        nn::sigmoid_cross_entropy_with_logits(&t[1], &t[0])
+    });
+    check("l2_loss", &[vals(&[2, 3], -1.0, 1.0, 23)], &|t| nn::l2_loss(&t[0]));
+    check("moments mean", &[vals(&[4, 3], -1.0, 1.0, 24)], &|t| Ok(nn::moments(&t[0], &[0])?.0));
+    check("moments variance", &[vals(&[4, 3], -1.0, 1.0, 25)], &|t| Ok(nn::moments(&t[0], &[0])?.1));
+}

@@ -69,25 +69,52 @@ impl PoolGeometry {
     }
 
     /// Flat index (within one image) of the maximum of each channel of output cell (oy, ox):
-    /// the first in row-major window order among equal maxima.
-    fn argmax<T: Float>(&self, img: &[T], oy: usize, ox: usize, best: &mut [usize]) {
+    /// the first in row-major window order among equal maxima. `vals` (scratch, one per
+    /// channel) tracks the maxima so the comparisons read contiguous memory.
+    fn argmax<T: Float>(&self, img: &[T], oy: usize, ox: usize, best: &mut [usize], vals: &mut [T]) {
         let c = self.channels;
         let (rows, cols) = self.window(oy, ox);
         let mut first = true;
         for y in rows {
             for x in cols.clone() {
                 let base = (y * self.in_w + x) * c;
+                let src = &img[base..base + c];
                 if first {
-                    for (ch, b) in best.iter_mut().enumerate() {
-                        *b = base + ch;
-                    }
+                    vals.copy_from_slice(src);
+                    best.iter_mut().enumerate().for_each(|(ch, b)| *b = base + ch);
                     first = false;
                     continue;
                 }
-                for (ch, b) in best.iter_mut().enumerate() {
-                    if img[base + ch] > img[*b] {
+                for (ch, ((b, m), &v)) in best.iter_mut().zip(vals.iter_mut()).zip(src).enumerate() {
+                    if v > *m {
+                        *m = v;
                         *b = base + ch;
                     }
+                }
+            }
+        }
+    }
+
+    /// The maximum of each channel of output cell (oy, ox) into `out` (the value [`argmax`]
+    /// picks, without tracking where it is).
+    ///
+    /// [`argmax`]: PoolGeometry::argmax
+    fn max_into<T: Float>(&self, img: &[T], oy: usize, ox: usize, out: &mut [T]) {
+        let c = self.channels;
+        let (rows, cols) = self.window(oy, ox);
+        let mut first = true;
+        for y in rows {
+            for x in cols.clone() {
+                let src = &img[(y * self.in_w + x) * c..][..c];
+                if first {
+                    out.copy_from_slice(src);
+                    first = false;
+                } else {
+                    out.iter_mut().zip(src).for_each(|(m, &v)| {
+                        if v > *m {
+                            *m = v
+                        }
+                    });
                 }
             }
         }
@@ -98,9 +125,10 @@ impl PoolGeometry {
 /// output, `best` each channel's winning input index (the one definition of max-pool routing).
 fn each_window_max<T: Float>(g: &PoolGeometry, img: &[T], mut f: impl FnMut(usize, &[usize])) {
     let mut best = vec![0usize; g.channels];
+    let mut vals = vec![T::zero(); g.channels];
     for oy in 0..g.out_h {
         for ox in 0..g.out_w {
-            g.argmax(img, oy, ox, &mut best);
+            g.argmax(img, oy, ox, &mut best, &mut vals);
             f((oy * g.out_w + ox) * g.channels, &best);
         }
     }
@@ -129,9 +157,11 @@ fn per_image<T: Float>(input: &[T], in_len: usize, out: &mut [T], out_len: usize
 pub fn max_pool<T: Float>(x: &[T], g: &PoolGeometry) -> Vec<T> {
     let mut out = vec![T::zero(); g.batch * g.out_len()];
     per_image(x, g.in_len(), &mut out, g.out_len(), |img, o| {
-        each_window_max(g, img, |cell, best| {
-            o[cell..][..g.channels].iter_mut().zip(best).for_each(|(d, &b)| *d = img[b]);
-        })
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                g.max_into(img, oy, ox, &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels]);
+            }
+        }
     });
     out
 }

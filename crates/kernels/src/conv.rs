@@ -2,7 +2,8 @@
 //! col2im for the input, and column-matrix products for the filter.
 //!
 //! Work is split over chunks of images so both cores stay busy without materialising one column
-//! matrix for the whole batch; each chunk's GEMM runs single-threaded inside its rayon task.
+//! matrix for the whole batch; each chunk's GEMM runs single-threaded inside its rayon task, on
+//! a column matrix in the thread's reused scratch buffer.
 
 use crate::gemm::gemm_into;
 use crate::Float;
@@ -177,12 +178,13 @@ pub fn conv2d<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let chunk = g.chunk();
     out.par_chunks_mut(chunk * p * o).enumerate().for_each(|(ci, out_chunk)| {
         let nb = out_chunk.len() / (p * o);
-        let mut cols = vec![T::zero(); nb * p * k];
-        for bi in 0..nb {
-            let b = ci * chunk + bi;
-            im2col(&x[b * g.image_len()..][..g.image_len()], g, &mut cols[bi * p * k..][..p * k]);
-        }
-        gemm_into(mat(&cols, nb * p, k), mat(w, k, o), mat_mut(out_chunk, nb * p, o), false, false);
+        T::with_scratch(nb * p * k, |cols| {
+            for bi in 0..nb {
+                let b = ci * chunk + bi;
+                im2col(&x[b * g.image_len()..][..g.image_len()], g, &mut cols[bi * p * k..][..p * k]);
+            }
+            gemm_into(mat(cols, nb * p, k), mat(w, k, o), mat_mut(out_chunk, nb * p, o), false, false);
+        })
     });
     out
 }
@@ -200,11 +202,13 @@ pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) ->
     dx.par_chunks_mut(chunk * len).enumerate().for_each(|(ci, dx_chunk)| {
         let nb = dx_chunk.len() / len;
         let b0 = ci * chunk;
-        let mut cols = vec![T::zero(); nb * p * k];
-        gemm_into(mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o), wt, mat_mut(&mut cols, nb * p, k), false, false);
-        for bi in 0..nb {
-            col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
-        }
+        T::with_scratch(nb * p * k, |cols| {
+            // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
+            gemm_into(mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o), wt, mat_mut(cols, nb * p, k), false, false);
+            for bi in 0..nb {
+                col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
+            }
+        })
     });
     dx
 }
@@ -222,12 +226,14 @@ pub fn conv2d_backprop_filter<T: Float>(x: &[T], dy: &[T], g: &Conv2dGeometry) -
             |mut acc, ci| {
                 let b0 = ci * chunk;
                 let nb = chunk.min(g.batch - b0);
-                let mut cols = vec![T::zero(); nb * p * k];
-                for bi in 0..nb {
-                    im2col(&x[(b0 + bi) * len..][..len], g, &mut cols[bi * p * k..][..p * k]);
-                }
-                let colst = mat(&cols, nb * p, k).reversed_axes();
-                gemm_into(colst, mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o), mat_mut(&mut acc, k, o), true, false);
+                T::with_scratch(nb * p * k, |cols| {
+                    for bi in 0..nb {
+                        im2col(&x[(b0 + bi) * len..][..len], g, &mut cols[bi * p * k..][..p * k]);
+                    }
+                    let colst = mat(cols, nb * p, k).reversed_axes();
+                    let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
+                    gemm_into(colst, dy, mat_mut(&mut acc, k, o), true, false);
+                });
                 acc
             },
         )
@@ -306,6 +312,25 @@ mod tests {
             prop_assert!((lhs - dot(&x, &dx)).abs() < 1e-9 * lhs.abs().max(1.0));
             prop_assert!((lhs - dot(&f, &df)).abs() < 1e-9 * lhs.abs().max(1.0));
         }
+    }
+
+    /// The column matrices live in reused scratch; stale contents (here NaN) must never leak.
+    #[test]
+    fn stale_scratch_contents_do_not_leak_into_results() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        pool.install(|| {
+            let g = Conv2dGeometry::new([2, 5, 5, 2], [3, 3, 2, 3], [1, 1], [1, 1], true);
+            let (x, f) = (data(2 * 25 * 2, 6), data(18 * 3, 7));
+            let dy = data(2 * 25 * 3, 8);
+            let clean = (conv2d(&x, &f, &g), conv2d_backprop_input(&f, &dy, &g), conv2d_backprop_filter(&x, &dy, &g));
+            f64::with_scratch(1 << 16, |s| s.fill(f64::NAN));
+            assert_eq!(conv2d(&x, &f, &g), clean.0);
+            f64::with_scratch(1 << 16, |s| s.fill(f64::NAN));
+            assert_eq!(conv2d_backprop_input(&f, &dy, &g), clean.1);
+            f64::with_scratch(1 << 16, |s| s.fill(f64::NAN));
+            assert_eq!(conv2d_backprop_filter(&x, &dy, &g), clean.2);
+            assert_eq!(clean.0, conv2d_naive(&x, &f, &g));
+        });
     }
 
     #[test]

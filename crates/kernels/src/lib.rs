@@ -54,6 +54,12 @@ pub trait Float:
     /// Conversion from f64 (attributes are stored as f64).
     fn of(x: f64) -> Self;
 
+    /// Runs `f` on this thread's scratch buffer of `len` elements, reused from call to call so
+    /// per-step work buffers (the convolutions' column matrices) are not allocated anew. Its
+    /// contents are unspecified: `f` must write before it reads. A nested call gets a fresh
+    /// buffer.
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+
     /// `C = alpha·A·B + beta·C` on raw strided matrices (matrixmultiply's sgemm/dgemm).
     ///
     /// # Safety
@@ -79,6 +85,13 @@ pub trait Float:
 }
 
 impl Float for f32 {
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        scratch(&SCRATCH, len, f)
+    }
+
     fn of(x: f64) -> f32 {
         x as f32
     }
@@ -105,6 +118,13 @@ impl Float for f32 {
 }
 
 impl Float for f64 {
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        scratch(&SCRATCH, len, f)
+    }
+
     fn of(x: f64) -> f64 {
         x
     }
@@ -133,3 +153,20 @@ impl Float for f64 {
 /// Element counts at which splitting work across threads starts to pay on this machine kind
 /// (below it, rayon's fork-join overhead of a few microseconds dominates).
 pub const PAR_ELEMENTS: usize = 1 << 15;
+
+/// [`Float::with_scratch`] over one thread-local buffer.
+fn scratch<T: Copy + Default + 'static, R>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<Vec<T>>>,
+    len: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, T::default());
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![T::default(); len]),
+    })
+}

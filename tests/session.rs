@@ -224,3 +224,19 @@ fn in_place_reuse_never_changes_a_value_someone_else_reads() {
     // The feed itself is never modified.
     assert_eq!(feed[0].1.to_f64_vec(), [-1.0, 2.0, -3.0]);
 }
+
+/// Shapes too large to allocate (as a graph file could declare) are run-time errors naming
+/// the node, not aborts: an element count that overflows, and 4 TiB the allocator refuses.
+#[test]
+fn impossible_allocations_are_errors() {
+    for shape in [vec![1usize << 40, 1 << 30], vec![1usize << 40]] {
+        let g = Graph::new();
+        let fill = array::fill(&g, &shape, DType::F32, 1.0).unwrap();
+        let noise = random::random_uniform(&g, &shape, DType::F32, 0.0, 1.0, Some(1)).unwrap();
+        let mut sess = Session::new(&g).unwrap();
+        for t in [&fill, &noise] {
+            let e = sess.run(&[t], &[]).unwrap_err().to_string();
+            assert!(e.contains(&t.op_name()) && (e.contains("cannot allocate") || e.contains("more elements")), "{e}");
+        }
+    }
+}

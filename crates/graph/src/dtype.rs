@@ -122,6 +122,22 @@ impl Value {
         }
     }
 
+    /// [`Value::filled`] for shapes that come from outside (a graph file's `Fill`): an element
+    /// count that overflows or memory the allocator refuses is an error, not an abort.
+    pub fn try_filled(dtype: DType, shape: &[usize], x: f64) -> Result<Value, String> {
+        fn full<T: Clone>(shape: &[usize], x: T) -> Result<ArrayD<T>, String> {
+            let v = try_vec(checked_len(shape)?, x)?;
+            ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| e.to_string())
+        }
+        Ok(match dtype {
+            DType::F32 => Value::F32(full(shape, x as f32)?),
+            DType::F64 => Value::F64(full(shape, x)?),
+            DType::I32 => Value::I32(full(shape, x as i32)?),
+            DType::I64 => Value::I64(full(shape, x as i64)?),
+            DType::Bool => Value::Bool(full(shape, x != 0.0)?),
+        })
+    }
+
     /// The single element of a tensor with one element, as f64 (bool as 0 or 1).
     pub fn scalar_f64(&self) -> Option<f64> {
         if self.len() != 1 {
@@ -216,4 +232,21 @@ pub trait Element: Copy + Send + Sync + fmt::Debug + PartialEq + 'static {
     fn unwrap_ref(v: &Value) -> Option<&ArrayD<Self>>;
     /// The mutable array inside `v` if its dtype is `Self::DTYPE`.
     fn unwrap_mut(v: &mut Value) -> Option<&mut ArrayD<Self>>;
+}
+
+/// The number of elements of `shape`, or an error if it overflows.
+pub fn checked_len(shape: &[usize]) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("shape {} has more elements than memory can address", crate::fmt_dims(shape)))
+}
+
+/// `n` copies of `x`, or an error if the allocator refuses the memory.
+pub fn try_vec<T: Clone>(n: usize, x: T) -> Result<Vec<T>, String> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| format!("cannot allocate {n} elements of {} bytes", std::mem::size_of::<T>()))?;
+    v.resize(n, x);
+    Ok(v)
 }

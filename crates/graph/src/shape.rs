@@ -54,9 +54,9 @@ impl Shape {
         self.0.iter().copied().collect()
     }
 
-    /// Number of elements if all dimensions are known.
+    /// Number of elements if all dimensions are known (and their product fits a usize).
     pub fn num_elements(&self) -> Option<usize> {
-        self.0.iter().try_fold(1usize, |acc, d| d.map(|d| acc * d))
+        self.0.iter().try_fold(1usize, |acc, d| d.and_then(|d| acc.checked_mul(d)))
     }
 
     /// True when a concrete shape fits this static shape.

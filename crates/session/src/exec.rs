@@ -75,7 +75,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
     let x = || inputs[0];
     let one = |v: Value| Ok(vec![v]);
     match op {
-        Op::Fill { dtype, shape, value } => one(Value::filled(*dtype, shape, *value)),
+        Op::Fill { dtype, shape, value } => one(Value::try_filled(*dtype, shape, *value).map_err(KernelError)?),
         Op::MatMul { transpose_a, transpose_b } => one(matmul(x(), inputs[1], *transpose_a, *transpose_b)?),
         Op::Unary(u) => one(unary(*u, x())?),
         Op::Binary(b) => one(binary(*b, x(), inputs[1])?),

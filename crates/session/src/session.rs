@@ -245,23 +245,23 @@ impl Session {
             Op::RandomUniform { dtype, shape, minval, maxval, seed, seed2 } => {
                 let rng = self.rng(step.node, *seed, *seed2);
                 let (lo, hi) = (*minval, *maxval);
-                vec![Arc::new(sample(*dtype, shape, rng, |r| lo + (hi - lo) * r.random::<f64>()))]
+                vec![Arc::new(sample(*dtype, shape, rng, |r| lo + (hi - lo) * r.random::<f64>()).map_err(runtime)?)]
             }
             Op::RandomUniformLike { dtype, minval, maxval, seed, seed2 } => {
                 let shape = value(0).shape().to_vec();
                 let rng = self.rng(step.node, *seed, *seed2);
                 let (lo, hi) = (*minval, *maxval);
-                vec![Arc::new(sample(*dtype, &shape, rng, |r| lo + (hi - lo) * r.random::<f64>()))]
+                vec![Arc::new(sample(*dtype, &shape, rng, |r| lo + (hi - lo) * r.random::<f64>()).map_err(runtime)?)]
             }
             Op::RandomStandardNormal { dtype, shape, mean, stddev, seed, seed2 } => {
                 let rng = self.rng(step.node, *seed, *seed2);
                 let (m, s) = (*mean, *stddev);
-                vec![Arc::new(sample(*dtype, shape, rng, |r| m + s * standard_normal(r)))]
+                vec![Arc::new(sample(*dtype, shape, rng, |r| m + s * standard_normal(r)).map_err(runtime)?)]
             }
             Op::TruncatedNormal { dtype, shape, mean, stddev, seed, seed2 } => {
                 let rng = self.rng(step.node, *seed, *seed2);
                 let (m, s) = (*mean, *stddev);
-                vec![Arc::new(sample(*dtype, shape, rng, |r| m + s * truncated_standard_normal(r)))]
+                vec![Arc::new(sample(*dtype, shape, rng, |r| m + s * truncated_standard_normal(r)).map_err(runtime)?)]
             }
             op => {
                 let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
@@ -324,14 +324,28 @@ fn fmt_inputs(inputs: &[Option<Arc<Value>>]) -> String {
     format!("({})", parts.join(", "))
 }
 
-fn sample(dtype: DType, shape: &[usize], rng: &mut ChaCha8Rng, mut f: impl FnMut(&mut ChaCha8Rng) -> f64) -> Value {
-    let n: usize = shape.iter().product();
-    let v: Vec<f64> = (0..n).map(|_| f(rng)).collect();
-    let a = ArrayD::from_shape_vec(ndarray::IxDyn(shape), v).expect("n elements");
-    match dtype {
-        DType::F32 => Value::from(a.mapv(|x| x as f32)),
-        _ => Value::from(a),
-    }
+/// Samples of `f` in `shape`; a shape too large to allocate (say, from a graph file) is an
+/// error rather than an abort.
+fn sample(
+    dtype: DType,
+    shape: &[usize],
+    rng: &mut ChaCha8Rng,
+    mut f: impl FnMut(&mut ChaCha8Rng) -> f64,
+) -> Result<Value, KernelError> {
+    let n = tensorgraph_graph::checked_len(shape).map_err(KernelError)?;
+    let dims = ndarray::IxDyn(shape);
+    Ok(match dtype {
+        DType::F32 => {
+            let mut v = tensorgraph_graph::try_vec(n, 0f32).map_err(KernelError)?;
+            v.iter_mut().for_each(|x| *x = f(rng) as f32);
+            Value::from(ArrayD::from_shape_vec(dims, v).expect("n elements"))
+        }
+        _ => {
+            let mut v = tensorgraph_graph::try_vec(n, 0f64).map_err(KernelError)?;
+            v.iter_mut().for_each(|x| *x = f(rng));
+            Value::from(ArrayD::from_shape_vec(dims, v).expect("n elements"))
+        }
+    })
 }
 
 /// A standard normal sample (Box-Muller: two uniforms give one normal).

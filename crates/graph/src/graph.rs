@@ -448,13 +448,12 @@ impl Graph {
         self.lock().unique_name(base, false)
     }
 
-    /// Clears the control-dependency stack, returning it for [`Graph::restore_control_stack`].
-    pub(crate) fn take_control_stack(&self) -> Vec<Vec<NodeIndex>> {
-        std::mem::take(&mut self.lock().control_stack)
-    }
-
-    pub(crate) fn restore_control_stack(&self, stack: Vec<Vec<NodeIndex>>) {
-        self.lock().control_stack = stack;
+    /// Runs `f` with no control dependencies in force (TF's `init_scope`), then restores them.
+    pub(crate) fn init_scope<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let saved = std::mem::take(&mut self.lock().control_stack);
+        let result = f();
+        self.lock().control_stack = saved;
+        result
     }
 
     /// Runs `f` so that every op it creates runs after `deps`, like `tf.control_dependencies`.

@@ -270,37 +270,30 @@ impl Graph {
     ) -> Result<Variable> {
         // Outside any control_dependencies block (TF's init_scope): an initializer must not wait
         // for, say, the update ops a train op is built under.
-        let saved_controls = self.take_control_stack();
-        let made = self.make_variable_nodes(full, dtype, shape, trainable, location, initial);
-        self.restore_control_stack(saved_controls);
-        made
-    }
-
-    fn make_variable_nodes(
-        &self,
-        full: &str,
-        dtype: DType,
-        shape: &[usize],
-        trainable: bool,
-        location: SourceLocation,
-        initial: impl FnOnce(&Graph) -> Result<Tensor>,
-    ) -> Result<Variable> {
-        // Absolute scopes: the variable's own ops live under its full name, whatever the
-        // current name scope is (TF1's variable_scope behaviour).
-        let (var, init_value) = self.name_scope("/", || {
-            let var =
-                self.add_node(Op::VariableV2 { dtype, shape: shape.to_vec() }, &[], &[], Some(full), location.clone())?;
-            let init_value = self.name_scope(&format!("{}/", var.name()), || initial(self))?;
-            Ok((var.output(0)?, init_value))
-        })?;
-        let var_name = var.op_name();
-        let (assign, read) = self.name_scope(&format!("{var_name}/"), || {
-            let assign = self.add_node(Op::Assign, &[&var, &init_value], &[], Some("Assign"), location.clone())?;
-            let read = self.add_node(Op::Identity, &[&var], &[], Some("read"), location.clone())?;
-            Ok((assign, read))
-        })?;
-        let info = VariableInfo { var: var.endpoint().node, read: read.node(), initializer: assign.node(), trainable };
-        self.register_variable(info);
-        Ok(Variable::from_info(self, info))
+        self.init_scope(|| {
+            // Absolute scopes: the variable's own ops live under its full name, whatever the
+            // current name scope is (TF1's variable_scope behaviour).
+            let (var, init_value) = self.name_scope("/", || {
+                let var = self.add_node(
+                    Op::VariableV2 { dtype, shape: shape.to_vec() },
+                    &[],
+                    &[],
+                    Some(full),
+                    location.clone(),
+                )?;
+                let init_value = self.name_scope(&format!("{}/", var.name()), || initial(self))?;
+                Ok((var.output(0)?, init_value))
+            })?;
+            let var_name = var.op_name();
+            let (assign, read) = self.name_scope(&format!("{var_name}/"), || {
+                let assign = self.add_node(Op::Assign, &[&var, &init_value], &[], Some("Assign"), location.clone())?;
+                let read = self.add_node(Op::Identity, &[&var], &[], Some("read"), location.clone())?;
+                Ok((assign, read))
+            })?;
+            let info =
+                VariableInfo { var: var.endpoint().node, read: read.node(), initializer: assign.node(), trainable };
+            self.register_variable(info);
+            Ok(Variable::from_info(self, info))
+        })
     }
 }

@@ -240,3 +240,50 @@ fn impossible_allocations_are_errors() {
         }
     }
 }
+
+/// Kernels write into buffers recycled from earlier steps: results must not depend on what a
+/// buffer held before, also when the batch size changes between runs, and a repeated run must
+/// take every tensor buffer from the pool.
+#[test]
+fn recycled_buffers_never_change_results() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(8), Some(8), Some(3)], "x").unwrap();
+    let f = g
+        .constant(
+            ndarray::Array::from_shape_fn((3, 3, 3, 16), |(a, b, c, d)| ((a + 2 * b + 3 * c + d) % 7) as f32 - 3.0)
+                .into_dyn(),
+            "f",
+        )
+        .unwrap();
+    let h = nn::relu(&nn::conv2d(&x, &f, [1, 1, 1, 1], Padding::Same).unwrap()).unwrap();
+    let p = nn::max_pool(&h, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid).unwrap();
+    let flat = array::reshape(&p, &[-1, 4 * 4 * 16]).unwrap();
+    let w = g
+        .constant(ndarray::Array::from_shape_fn((256, 10), |(i, j)| ((i * 3 + j) % 11) as f32 * 0.01).into_dyn(), "w")
+        .unwrap();
+    let loss = math::reduce_sum(&math::square(&math::matmul(&flat, &w, false, false).unwrap()).unwrap(), None, "loss")
+        .unwrap();
+    let grads = tensorgraph::gradients(&[&loss], &[&x, &f], None).unwrap();
+    let (dx, df) = (grads[0].clone().unwrap(), grads[1].clone().unwrap());
+    let batch = |n: usize| {
+        Value::from(
+            ndarray::Array::from_shape_fn((n, 8, 8, 3), |(b, i, j, c)| ((b * 5 + i * 7 + j * 3 + c) % 9) as f32 - 4.0)
+                .into_dyn(),
+        )
+    };
+    let run = |sess: &mut Session, n: usize| -> Vec<Vec<f64>> {
+        sess.run(&[&loss, &dx, &df], &[(&x, batch(n))]).unwrap().iter().map(Value::to_f64_vec).collect()
+    };
+    let mut sess = Session::new(&g).unwrap();
+    let first = run(&mut sess, 4);
+    assert_eq!(run(&mut sess, 4), first);
+    let small = run(&mut sess, 2);
+    assert_eq!(small, run(&mut Session::new(&g).unwrap(), 2));
+    assert_eq!(run(&mut sess, 4), first);
+    // Fetched tensors go to the caller; everything else comes back for the next run.
+    let sums = [&loss, &math::reduce_sum(&dx, None, "sdx").unwrap(), &math::reduce_sum(&df, None, "sdf").unwrap()];
+    sess.run(&sums, &[(&x, batch(4))]).unwrap();
+    let fresh = sess.fresh_buffers();
+    sess.run(&sums, &[(&x, batch(4))]).unwrap();
+    assert_eq!(sess.fresh_buffers(), fresh, "a repeated run allocated tensor buffers");
+}

@@ -6,7 +6,7 @@
 //! a column matrix in the thread's reused scratch buffer.
 
 use crate::gemm::gemm_into;
-use crate::Float;
+use crate::{zeros, Float};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
@@ -170,8 +170,13 @@ fn mat_mut<T>(s: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, T> {
 /// Forward convolution: `x` is `[n,h,w,c]`, `w` is `[kh,kw,c,o]` (both row-major); returns
 /// `[n,out_h,out_w,o]`.
 pub fn conv2d<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    conv2d_with(x, w, g, zeros)
+}
+
+/// [`conv2d`] into a buffer from `alloc(len)` (contents unspecified, all overwritten).
+pub fn conv2d_with<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry, alloc: impl FnOnce(usize) -> Vec<T>) -> Vec<T> {
     let (p, k, o) = (g.positions(), g.taps(), g.out_c);
-    let mut out = vec![T::zero(); g.batch * p * o];
+    let mut out = alloc(g.batch * p * o);
     if out.is_empty() {
         return out;
     }
@@ -192,8 +197,18 @@ pub fn conv2d<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<T> {
 /// Gradient with respect to the input: `dy` `[n,out_h,out_w,o]` times the filter transposed,
 /// scattered back by col2im; returns `[n,h,w,c]`.
 pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    conv2d_backprop_input_with(w, dy, g, zeros)
+}
+
+/// [`conv2d_backprop_input`] into a buffer from `alloc(len)` (contents unspecified).
+pub fn conv2d_backprop_input_with<T: Float>(
+    w: &[T],
+    dy: &[T],
+    g: &Conv2dGeometry,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+) -> Vec<T> {
     let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
-    let mut dx = vec![T::zero(); g.batch * len];
+    let mut dx = alloc(g.batch * len);
     if dx.is_empty() {
         return dx;
     }
@@ -205,6 +220,8 @@ pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) ->
         T::with_scratch(nb * p * k, |cols| {
             // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
             gemm_into(mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o), wt, mat_mut(cols, nb * p, k), false, false);
+            // col2im accumulates: zeroed here, by the thread that fills it, while it is cache-hot.
+            dx_chunk.fill(T::zero());
             for bi in 0..nb {
                 col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
             }

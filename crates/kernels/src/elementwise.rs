@@ -42,13 +42,12 @@ pub fn select<T: Copy>(c: &ArrayViewD<bool>, t: &ArrayViewD<T>, e: &ArrayViewD<T
 pub fn map<A, B, F>(x: &ArrayViewD<A>, f: F) -> ArrayD<B>
 where
     A: Copy + Send + Sync,
-    B: Copy + Send + Sync,
+    B: Copy + Send + Sync + Default,
     F: Fn(A) -> B + Sync + Send,
 {
     match x.as_slice() {
         Some(s) if s.len() >= PAR_ELEMENTS => {
-            let v: Vec<B> = s.par_iter().with_min_len(PAR_ELEMENTS / 4).map(|&a| f(a)).collect();
-            ArrayD::from_shape_vec(IxDyn(x.shape()), v).expect("same element count")
+            ArrayD::from_shape_vec(IxDyn(x.shape()), par_map_slice(s, f)).expect("same element count")
         }
         _ => x.mapv(f),
     }
@@ -68,7 +67,7 @@ where
 pub fn zip_broadcast<A, B, F>(a: &ArrayViewD<A>, b: &ArrayViewD<A>, f: F) -> KResult<ArrayD<B>>
 where
     A: Copy + Send + Sync,
-    B: Copy + Send + Sync,
+    B: Copy + Send + Sync + Default,
     F: Fn(A, A) -> B + Sync + Send,
 {
     let out_shape = broadcast_shape(a.shape(), b.shape())?;
@@ -99,19 +98,37 @@ fn is_trailing(small: &[usize], big: &[usize]) -> bool {
     !s.is_empty() && s.len() <= big.len() && big[big.len() - s.len()..] == *s
 }
 
-fn zip_slices<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(x: &[A], y: &[A], f: &F) -> Vec<B> {
+fn zip_slices<A: Copy + Sync, B: Copy + Send + Default, F: Fn(A, A) -> B + Sync>(x: &[A], y: &[A], f: &F) -> Vec<B> {
+    let mut out = vec![B::default(); x.len()];
+    zip_into(x, y, &mut out, f);
+    out
+}
+
+fn par_map_slice<A: Copy + Sync, B: Copy + Send + Default, F: Fn(A) -> B + Sync>(x: &[A], f: F) -> Vec<B> {
+    let mut out = vec![B::default(); x.len()];
+    map_into(x, &mut out, f);
+    out
+}
+
+/// `out[i] = f(x[i])` over equal-length slices, in parallel when large (the session passes a
+/// recycled `out`).
+pub fn map_into<A: Copy + Sync, B: Copy + Send, F: Fn(A) -> B + Sync>(x: &[A], out: &mut [B], f: F) {
+    assert_eq!(x.len(), out.len(), "map_into: equal lengths");
     if x.len() >= PAR_ELEMENTS {
-        x.par_iter().zip(y.par_iter()).with_min_len(PAR_ELEMENTS / 4).map(|(&p, &q)| f(p, q)).collect()
+        out.par_iter_mut().zip(x.par_iter()).with_min_len(PAR_ELEMENTS / 4).for_each(|(o, &p)| *o = f(p));
     } else {
-        x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
+        out.iter_mut().zip(x).for_each(|(o, &p)| *o = f(p));
     }
 }
 
-fn par_map_slice<A: Copy + Sync, B: Copy + Send, F: Fn(A) -> B + Sync>(x: &[A], f: F) -> Vec<B> {
+/// `out[i] = f(x[i], y[i])` over equal-length slices, in parallel when large.
+pub fn zip_into<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(x: &[A], y: &[A], out: &mut [B], f: F) {
+    assert_eq!((x.len(), y.len()), (out.len(), out.len()), "zip_into: equal lengths");
     if x.len() >= PAR_ELEMENTS {
-        x.par_iter().with_min_len(PAR_ELEMENTS / 4).map(|&p| f(p)).collect()
+        let pairs = x.par_iter().zip(y.par_iter());
+        out.par_iter_mut().zip(pairs).with_min_len(PAR_ELEMENTS / 4).for_each(|(o, (&p, &q))| *o = f(p, q));
     } else {
-        x.iter().map(|&p| f(p)).collect()
+        out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&p, &q))| *o = f(p, q));
     }
 }
 

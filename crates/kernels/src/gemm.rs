@@ -1,7 +1,7 @@
 //! Matrix multiply through the `matrixmultiply` crate, single-threaded per call and split into
 //! row blocks on rayon's pool when large (chosen by measurement; see BENCHMARKS.md).
 
-use crate::{kbail, Float, KResult};
+use crate::{kbail, zeros, Float, KResult};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -19,6 +19,18 @@ const PAR_WORK: usize = 1 << 18;
 /// assert_eq!(c, array![[17.0, 23.0], [39.0, 53.0]]);
 /// ```
 pub fn matmul<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, ta: bool, tb: bool) -> KResult<Array2<T>> {
+    matmul_with(a, b, ta, tb, zeros)
+}
+
+/// [`matmul`] into a buffer from `alloc(m·n)`, whose contents it overwrites (a session passes
+/// its recycled buffers).
+pub fn matmul_with<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    ta: bool,
+    tb: bool,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+) -> KResult<Array2<T>> {
     let a = if ta { a.reversed_axes() } else { a };
     let b = if tb { b.reversed_axes() } else { b };
     let (m, k) = a.dim();
@@ -26,7 +38,7 @@ pub fn matmul<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, ta: bool, tb: bool) 
     if k != k2 {
         kbail!("inner dimensions differ: [{m},{k}] x [{k2},{n}] (after transposes)");
     }
-    let mut c = Array2::<T>::zeros((m, n));
+    let mut c = Array2::from_shape_vec((m, n), alloc(m * n)).expect("alloc returns m·n elements");
     gemm_into(a, b, c.view_mut(), false, true);
     Ok(c)
 }

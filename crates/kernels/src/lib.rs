@@ -3,6 +3,7 @@
 
 pub mod array;
 pub mod batch_norm;
+pub mod buffers;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
@@ -49,6 +50,7 @@ pub trait Float:
     + Sync
     + Debug
     + Default
+    + buffers::Pooled
     + 'static
 {
     /// Conversion from f64 (attributes are stored as f64).
@@ -148,6 +150,11 @@ impl Float for f64 {
         // SAFETY: forwarded contract of `Float::gemm_raw`.
         unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
+}
+
+/// The allocator of the `_with` kernel variants' plain forms: a fresh zeroed buffer.
+pub fn zeros<T: Float>(len: usize) -> Vec<T> {
+    vec![T::zero(); len]
 }
 
 /// Element counts at which splitting work across threads starts to pay on this machine kind

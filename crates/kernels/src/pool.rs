@@ -1,7 +1,7 @@
 //! Max and average pooling over NHWC images, and their gradients. Padding cells never win a
 //! max and are not counted in an average, as in TF.
 
-use crate::Float;
+use crate::{zeros, Float};
 use rayon::prelude::*;
 
 /// Every size a pooling op needs.
@@ -118,6 +118,9 @@ impl PoolGeometry {
                 }
             }
         }
+        if first {
+            out.fill(T::zero()); // a window entirely in the padding
+        }
     }
 }
 
@@ -155,7 +158,12 @@ fn per_image<T: Float>(input: &[T], in_len: usize, out: &mut [T], out_len: usize
 /// assert_eq!(max_pool(&grid, &g), [8.0, 5.0, 7.0, 9.0]);
 /// ```
 pub fn max_pool<T: Float>(x: &[T], g: &PoolGeometry) -> Vec<T> {
-    let mut out = vec![T::zero(); g.batch * g.out_len()];
+    max_pool_with(x, g, zeros)
+}
+
+/// [`max_pool`] into a buffer from `alloc(len)` (contents unspecified, all overwritten).
+pub fn max_pool_with<T: Float>(x: &[T], g: &PoolGeometry, alloc: impl FnOnce(usize) -> Vec<T>) -> Vec<T> {
+    let mut out = alloc(g.batch * g.out_len());
     per_image(x, g.in_len(), &mut out, g.out_len(), |img, o| {
         for oy in 0..g.out_h {
             for ox in 0..g.out_w {
@@ -168,12 +176,24 @@ pub fn max_pool<T: Float>(x: &[T], g: &PoolGeometry) -> Vec<T> {
 
 /// Routes each output gradient to the input cell that won the max; returns `[n, h, w, c]`.
 pub fn max_pool_grad<T: Float>(x: &[T], dy: &[T], g: &PoolGeometry) -> Vec<T> {
-    let mut dx = vec![T::zero(); g.batch * g.in_len()];
+    max_pool_grad_with(x, dy, g, zeros)
+}
+
+/// [`max_pool_grad`] into a buffer from `alloc(len)` (contents unspecified).
+pub fn max_pool_grad_with<T: Float>(
+    x: &[T],
+    dy: &[T],
+    g: &PoolGeometry,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+) -> Vec<T> {
+    let mut dx = alloc(g.batch * g.in_len());
     if g.in_len() == 0 || g.out_len() == 0 {
+        dx.fill(T::zero());
         return dx;
     }
     dx.par_chunks_mut(g.in_len()).zip(x.par_chunks(g.in_len())).zip(dy.par_chunks(g.out_len())).for_each(
         |((d, img), gy)| {
+            d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
             each_window_max(g, img, |cell, best| {
                 best.iter().zip(&gy[cell..][..g.channels]).for_each(|(&b, &s)| d[b] += s);
             })

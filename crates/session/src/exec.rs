@@ -4,6 +4,7 @@
 use ndarray::{ArrayD, ArrayViewD, Ix2};
 use num_traits::{AsPrimitive, One, Zero};
 use tensorgraph_graph::{with_array, BinaryOp, DType, Op, Padding, ReduceOp, UnaryOp, Value};
+use tensorgraph_kernels::buffers::BufferPool;
 use tensorgraph_kernels::conv::{self, Conv2dGeometry};
 use tensorgraph_kernels::pool::{self, PoolGeometry};
 use tensorgraph_kernels::{
@@ -71,17 +72,19 @@ macro_rules! float2 {
 }
 
 /// Runs a stateless op on its input values.
-pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
+///
+/// Large float outputs come from `buffers` (the session's recycled buffers).
+pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<Vec<Value>> {
     let x = || inputs[0];
     let one = |v: Value| Ok(vec![v]);
     match op {
         Op::Fill { dtype, shape, value } => one(Value::try_filled(*dtype, shape, *value).map_err(KernelError)?),
-        Op::MatMul { transpose_a, transpose_b } => one(matmul(x(), inputs[1], *transpose_a, *transpose_b)?),
-        Op::Unary(u) => one(unary(*u, x())?),
-        Op::Binary(b) => one(binary(*b, x(), inputs[1])?),
+        Op::MatMul { transpose_a, transpose_b } => one(matmul(x(), inputs[1], *transpose_a, *transpose_b, buffers)?),
+        Op::Unary(u) => one(unary(*u, x(), buffers)?),
+        Op::Binary(b) => one(binary(*b, x(), inputs[1], buffers)?),
         Op::AddN => one(add_n(inputs)?),
         Op::Select => one(select(x(), inputs[1], inputs[2])?),
-        Op::BiasAdd => one(bias_add(x(), inputs[1])?),
+        Op::BiasAdd => one(bias_add(x(), inputs[1], buffers)?),
         Op::Reduce { op, axes, keep_dims } => one(reduce(*op, x(), axes, *keep_dims)?),
         Op::ArgMax { axis, output_type } => {
             one(cast(&numeric!(x(), a => kreduce::argmax(&a.view(), *axis)?), *output_type))
@@ -143,7 +146,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
             let out = float2!(x(), inputs[1], a, f, T => {
                 let (a, f) = (a.as_standard_layout(), f.as_standard_layout());
-                shaped::<T>(&g.output_shape(), conv::conv2d(slice(&a), slice(&f), &g))
+                shaped::<T>(&g.output_shape(), conv::conv2d_with(slice(&a), slice(&f), &g, |n| buffers.take(n)))
             });
             one(out)
         }
@@ -152,7 +155,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
             let out = float2!(inputs[1], inputs[2], f, dy, T => {
                 let (f, dy) = (f.as_standard_layout(), dy.as_standard_layout());
-                shaped::<T>(x().shape(), conv::conv2d_backprop_input(slice(&f), slice(&dy), &g))
+                shaped::<T>(x().shape(), conv::conv2d_backprop_input_with(slice(&f), slice(&dy), &g, |n| buffers.take(n)))
             });
             one(out)
         }
@@ -170,7 +173,11 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             let max = matches!(op, Op::MaxPool { .. });
             one(float!(x(), a, T => {
                 let a = a.as_standard_layout();
-                let v = if max { pool::max_pool::<T>(slice(&a), &g) } else { pool::avg_pool::<T>(slice(&a), &g) };
+                let v = if max {
+                    pool::max_pool_with::<T>(slice(&a), &g, |n| buffers.take(n))
+                } else {
+                    pool::avg_pool::<T>(slice(&a), &g)
+                };
                 shaped::<T>(&g.output_shape(), v)
             }))
         }
@@ -179,7 +186,7 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
             check_shape("grad", inputs[1].shape(), &g.output_shape())?;
             one(float2!(x(), inputs[1], a, dy, T => {
                 let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
-                shaped::<T>(x().shape(), pool::max_pool_grad(slice(&a), slice(&dy), &g))
+                shaped::<T>(x().shape(), pool::max_pool_grad_with(slice(&a), slice(&dy), &g, |n| buffers.take(n)))
             }))
         }
         Op::MaxPoolGradGrad { ksize, strides, padding } => {
@@ -213,16 +220,16 @@ pub fn compute(op: &Op, inputs: &[&Value]) -> KResult<Vec<Value>> {
     }
 }
 
-fn matmul(a: &Value, b: &Value, ta: bool, tb: bool) -> KResult<Value> {
+fn matmul(a: &Value, b: &Value, ta: bool, tb: bool, buffers: &mut BufferPool) -> KResult<Value> {
     fn two<T: Float>(a: &ArrayD<T>) -> KResult<ndarray::ArrayView2<'_, T>> {
         a.view()
             .into_dimensionality::<Ix2>()
             .map_err(|_| KernelError(format!("MatMul needs rank-2 inputs, got {}", karray::fmt_shape(a.shape()))))
     }
-    Ok(float2!(a, b, x, y, T => gemm::matmul::<T>(two(x)?, two(y)?, ta, tb)?.into_dyn()))
+    Ok(float2!(a, b, x, y, T => gemm::matmul_with::<T>(two(x)?, two(y)?, ta, tb, |n| buffers.take(n))?.into_dyn()))
 }
 
-fn unary(u: UnaryOp, x: &Value) -> KResult<Value> {
+fn unary(u: UnaryOp, x: &Value, buffers: &mut BufferPool) -> KResult<Value> {
     if let Value::I32(_) | Value::I64(_) = x {
         return Ok(match u {
             UnaryOp::Neg => numeric!(x, a => ew::map(&a.view(), |v| -v)),
@@ -232,7 +239,7 @@ fn unary(u: UnaryOp, x: &Value) -> KResult<Value> {
             _ => kbail!("{} needs a float tensor, got {}", u.type_name(), x.dtype()),
         });
     }
-    Ok(float!(x, a, T => unary_float::<T>(u, &a.view())))
+    Ok(float!(x, a, T => unary_float::<T>(u, &a.view(), buffers)))
 }
 
 fn select(c: &Value, t: &Value, e: &Value) -> KResult<Value> {
@@ -318,13 +325,23 @@ macro_rules! binary_float_fn {
     }};
 }
 
-fn unary_float<T: Float>(u: UnaryOp, a: &ArrayViewD<T>) -> ArrayD<T> {
+fn unary_float<T: Float>(u: UnaryOp, a: &ArrayViewD<T>, buffers: &mut BufferPool) -> ArrayD<T> {
+    let Some(s) = a.as_slice() else {
+        macro_rules! apply {
+            ($f:expr) => {
+                ew::map(a, $f)
+            };
+        }
+        return unary_float_fn!(u, T, apply);
+    };
+    let mut out = buffers.take(s.len());
     macro_rules! apply {
         ($f:expr) => {
-            ew::map(a, $f)
+            ew::map_into(s, &mut out, $f)
         };
     }
-    unary_float_fn!(u, T, apply)
+    unary_float_fn!(u, T, apply);
+    shaped(a.shape(), out)
 }
 
 /// Runs an element-wise op in place on its first input when the output has that input's shape
@@ -375,7 +392,7 @@ pub fn compute_in_place(op: &Op, x: &mut Value, rest: &[&Value]) -> Option<KResu
     }
 }
 
-fn binary(b: BinaryOp, x: &Value, y: &Value) -> KResult<Value> {
+fn binary(b: BinaryOp, x: &Value, y: &Value, buffers: &mut BufferPool) -> KResult<Value> {
     use BinaryOp::*;
     macro_rules! cmp {
         ($f:expr) => {
@@ -394,12 +411,26 @@ fn binary(b: BinaryOp, x: &Value, y: &Value) -> KResult<Value> {
     if !b.is_comparison() && x.dtype().is_float() {
         return Ok(float2!(x, y, p, q, T => {
             let (p, q) = (p.view(), q.view());
-            macro_rules! apply {
-                ($f:expr) => {
-                    ew::zip_broadcast(&p, &q, $f)?
-                };
+            match (p.as_slice(), q.as_slice()) {
+                (Some(ps), Some(qs)) if p.shape() == q.shape() => {
+                    let mut out = buffers.take(ps.len());
+                    macro_rules! apply {
+                        ($f:expr) => {
+                            ew::zip_into(ps, qs, &mut out, $f)
+                        };
+                    }
+                    binary_float_fn!(b, T, apply, unreachable!("comparisons are handled below"));
+                    shaped(p.shape(), out)
+                }
+                _ => {
+                    macro_rules! apply {
+                        ($f:expr) => {
+                            ew::zip_broadcast(&p, &q, $f)?
+                        };
+                    }
+                    binary_float_fn!(b, T, apply, unreachable!("comparisons are handled below"))
+                }
             }
-            binary_float_fn!(b, T, apply, unreachable!("comparisons are handled below"))
         }));
     }
     Ok(match b {
@@ -440,12 +471,12 @@ fn add_n(inputs: &[&Value]) -> KResult<Value> {
     })
 }
 
-fn bias_add(x: &Value, b: &Value) -> KResult<Value> {
+fn bias_add(x: &Value, b: &Value, buffers: &mut BufferPool) -> KResult<Value> {
     let (xs, bs) = (x.shape(), b.shape());
     if bs.len() != 1 || xs.last() != bs.first() {
         kbail!("bias {} does not match the last dimension of {}", karray::fmt_shape(bs), karray::fmt_shape(xs));
     }
-    binary(BinaryOp::Add, x, b)
+    binary(BinaryOp::Add, x, b, buffers)
 }
 
 fn reduce(op: ReduceOp, x: &Value, axes: &[usize], keep: bool) -> KResult<Value> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tensorgraph_graph::{
     DType, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result, Tensor, Value, Variable,
 };
-use tensorgraph_kernels::KernelError;
+use tensorgraph_kernels::{buffers::BufferPool, KernelError};
 
 /// Runs a graph, as `tf.Session`: `run` computes fetches from feeds; variables live here.
 ///
@@ -35,6 +35,8 @@ pub struct Session {
     plans: HashMap<PlanKey, Arc<Plan>>,
     check_numerics: bool,
     profile: Option<HashMap<&'static str, (u64, std::time::Duration)>>,
+    /// Intermediate buffers freed by one run, taken by the kernels of the next.
+    buffers: BufferPool,
 }
 
 impl Session {
@@ -48,6 +50,7 @@ impl Session {
             plans: HashMap::new(),
             check_numerics: false,
             profile: None,
+            buffers: BufferPool::default(),
         })
     }
 
@@ -73,6 +76,13 @@ impl Session {
         let mut v: Vec<_> = self.profile.iter().flatten().map(|(k, (n, t))| (*k, *n, *t)).collect();
         v.sort_by_key(|e| std::cmp::Reverse(e.2));
         v
+    }
+
+    /// How many tensor buffers (of at least 256 elements) kernels have had to allocate so far;
+    /// every other output reused a buffer an earlier step freed. Once a plan has run, running it
+    /// again with the same shapes adds one per large fetched tensor (the caller keeps those).
+    pub fn fresh_buffers(&self) -> u64 {
+        self.buffers.fresh_allocations()
     }
 
     /// Number of plans cached so far (one per distinct fetches/targets/feeds signature).
@@ -160,12 +170,15 @@ impl Session {
                         Some(slots[*s].take().expect("planned before use"))
                     }
                     (Source::Slot(s), None) => Some(slots[*s].clone().expect("planned before use")),
-                    (Source::Feed(i), None) => Some(Arc::new(feeds[*i].clone())),
+                    (Source::Feed(i), None) => Some(Arc::new(self.copy_feed(feeds[*i]))),
                     (Source::Var(n), None) => Some(self.read_var(*n)?),
                 });
             }
             let started = self.profile.is_some().then(std::time::Instant::now);
-            let outputs = self.run_step(step, inputs)?;
+            let outputs = self.run_step(step, &mut inputs)?;
+            for v in inputs.into_iter().flatten() {
+                self.recycle(v);
+            }
             if let (Some(t0), Some(p)) = (started, self.profile.as_mut()) {
                 let e = p.entry(step.op.type_name()).or_default();
                 e.0 += 1;
@@ -175,15 +188,19 @@ impl Session {
                 check_finite(&step.info, &outputs)?;
             }
             for (out, slot) in outputs.into_iter().zip(&step.outputs) {
-                if let Some(s) = slot {
-                    slots[*s] = Some(out);
+                match slot {
+                    Some(s) => slots[*s] = Some(out),
+                    None => self.recycle(out),
                 }
             }
             for &s in &step.free_after {
-                slots[s] = None;
+                if let Some(v) = slots[s].take() {
+                    self.recycle(v);
+                }
             }
         }
-        plan.fetches
+        let fetched = plan
+            .fetches
             .iter()
             .map(|src| {
                 Ok(match src {
@@ -192,11 +209,40 @@ impl Session {
                     Source::Var(n) => (*self.read_var(*n)?).clone(),
                 })
             })
-            .collect()
+            .collect();
+        self.buffers.end_run();
+        fetched
     }
 
-    fn run_step(&mut self, step: &plan::Step, mut inputs: Vec<Option<Arc<Value>>>) -> Result<Vec<Arc<Value>>> {
-        if let Some(out) = Self::try_in_place(step, &mut inputs) {
+    /// A feed's copy for this run, in a recycled buffer (the caller keeps its own value).
+    fn copy_feed(&mut self, v: &Value) -> Value {
+        fn copy<T: tensorgraph_kernels::Float>(a: &ArrayD<T>, pool: &mut BufferPool) -> Option<ArrayD<T>> {
+            ArrayD::from_shape_vec(a.raw_dim(), pool.copy_of(a.as_slice()?)).ok()
+        }
+        let copied = match v {
+            Value::F32(a) => copy(a, &mut self.buffers).map(Value::from),
+            Value::F64(a) => copy(a, &mut self.buffers).map(Value::from),
+            _ => None,
+        };
+        copied.unwrap_or_else(|| v.clone())
+    }
+
+    /// Hands a value nobody else holds back to the buffer pool.
+    fn recycle(&mut self, v: Arc<Value>) {
+        fn buffer<T>(a: ArrayD<T>) -> Option<Vec<T>> {
+            let (len, standard) = (a.len(), a.is_standard_layout());
+            let (v, offset) = a.into_raw_vec_and_offset();
+            (standard && offset.unwrap_or(0) == 0 && v.len() == len).then_some(v)
+        }
+        match Arc::try_unwrap(v) {
+            Ok(Value::F32(a)) => buffer(a).into_iter().for_each(|v| self.buffers.give(v)),
+            Ok(Value::F64(a)) => buffer(a).into_iter().for_each(|v| self.buffers.give(v)),
+            _ => {}
+        }
+    }
+
+    fn run_step(&mut self, step: &plan::Step, inputs: &mut [Option<Arc<Value>>]) -> Result<Vec<Arc<Value>>> {
+        if let Some(out) = Self::try_in_place(step, inputs) {
             return out;
         }
         let inputs = &inputs;
@@ -221,7 +267,7 @@ impl Session {
                 let sub = matches!(step.op, Op::AssignSub);
                 let cur = self.read_var(n)?;
                 let b = if sub { tensorgraph_graph::BinaryOp::Sub } else { tensorgraph_graph::BinaryOp::Add };
-                let new = exec::compute(&Op::Binary(b), &[&cur, value(1)]).map_err(runtime)?;
+                let new = exec::compute(&Op::Binary(b), &[&cur, value(1)], &mut self.buffers).map_err(runtime)?;
                 let new = Arc::new(new.into_iter().next().expect("one output"));
                 self.variables.insert(n, new.clone());
                 vec![new]
@@ -265,7 +311,7 @@ impl Session {
             }
             op => {
                 let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
-                exec::compute(op, &vals).map_err(runtime)?.into_iter().map(Arc::new).collect()
+                exec::compute(op, &vals, &mut self.buffers).map_err(runtime)?.into_iter().map(Arc::new).collect()
             }
         })
     }

@@ -287,3 +287,91 @@ fn recycled_buffers_never_change_results() {
     sess.run(&sums, &[(&x, batch(4))]).unwrap();
     assert_eq!(sess.fresh_buffers(), fresh, "a repeated run allocated tensor buffers");
 }
+
+/// Conv2D/MatMul + BiasAdd + Relu run as one fused step (TF's `_FusedConv2D`, `_FusedMatMul`)
+/// with results identical to the separate ops; an intermediate that is fetched or read twice
+/// keeps its own step.
+#[test]
+fn bias_and_relu_fold_into_their_producer_with_identical_results() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(2)], "x").unwrap();
+    let pattern = |n: usize, salt: usize| (0..n).map(|i| ((i * 7 + salt) % 11) as f32 - 5.0).collect::<Vec<_>>();
+    let cf =
+        g.constant(ndarray::Array::from_shape_vec((3, 3, 2, 4), pattern(72, 1)).unwrap().into_dyn(), "cf").unwrap();
+    let cb = g.constant(ndarray::Array::from_vec(pattern(4, 2)), "cb").unwrap();
+    let conv =
+        nn::relu(&nn::bias_add(&nn::conv2d(&x, &cf, [1, 1, 1, 1], Padding::Same).unwrap(), &cb).unwrap()).unwrap();
+    let flat = array::reshape(&conv, &[-1, 144]).unwrap();
+    let w = g.constant(ndarray::Array::from_shape_vec((144, 5), pattern(720, 3)).unwrap().into_dyn(), "w").unwrap();
+    let b = g.constant(ndarray::Array::from_vec(pattern(5, 4)), "b").unwrap();
+    let pre = math::matmul(&flat, &w, false, false).unwrap();
+    let dense = nn::relu(&nn::bias_add(&pre, &b).unwrap()).unwrap(); // bias + relu
+    let relu_only = nn::relu(&math::matmul(&flat, &w, false, false).unwrap()).unwrap();
+    let bias_only = nn::bias_add(&math::matmul(&flat, &w, false, false).unwrap(), &b).unwrap();
+    let feed =
+        || [(&x, Value::from(ndarray::Array::from_shape_vec((3, 6, 6, 2), pattern(216, 5)).unwrap().into_dyn()))];
+    let fetches = [&conv, &dense, &relu_only, &bias_only];
+
+    let mut fused = Session::new(&g).unwrap();
+    fused.set_profiling(true);
+    let got = fused.run(&fetches, &feed()).unwrap();
+    let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
+    assert!(ops.contains(&"_FusedConv2D") && ops.contains(&"_FusedMatMul"), "{ops:?}");
+    assert!(!ops.contains(&"Relu") && !ops.contains(&"BiasAdd"), "{ops:?}");
+
+    let mut separate = Session::new(&g).unwrap();
+    separate.set_check_numerics(true); // checks every op's output, so nothing is fused
+    separate.set_profiling(true);
+    let want = separate.run(&fetches, &feed()).unwrap();
+    assert!(separate.profile().iter().all(|p| !p.0.starts_with("_Fused")));
+    for (a, b) in got.iter().zip(&want) {
+        assert_eq!(a.to_f64_vec(), b.to_f64_vec());
+    }
+    assert!(got[1].to_f64_vec().contains(&0.0) && got[1].to_f64_vec().iter().any(|&v| v > 0.0));
+
+    // Fetching the pre-activation keeps it: the MatMul is not fused, and both values are right.
+    let both = fused.run(&[&pre, &dense], &feed()).unwrap();
+    let relu_of_pre: Vec<f64> =
+        both[0].to_f64_vec().iter().enumerate().map(|(i, v)| (v + f64::from(b_value(i % 5))).max(0.0)).collect();
+    assert_eq!(both[1].to_f64_vec(), relu_of_pre);
+    fn b_value(j: usize) -> f32 {
+        ((j * 7 + 4) % 11) as f32 - 5.0
+    }
+}
+
+/// Layers create the bias after the Conv2D/MatMul (as this crate's layers do): its read is
+/// moved ahead so the fusion still applies, and training matches the unfused graph exactly.
+#[test]
+fn layer_biases_created_after_their_op_still_fuse() {
+    let g = Graph::new();
+    g.set_random_seed(3);
+    let x = g.placeholder(DType::F32, [None, Some(4), Some(4), Some(1)], "x").unwrap();
+    let c = layers::conv2d(&x, 3, 3, 1, Padding::Same, Some(nn::relu), "c").unwrap();
+    let flat = array::reshape(&c, &[-1, 48]).unwrap();
+    let d = layers::dense(&flat, 2, Some(nn::relu), "d").unwrap();
+    let loss = math::reduce_sum(&math::square(&d).unwrap(), None, "loss").unwrap();
+    let train = GradientDescent::new(0.01).minimize(&loss).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    let feed = || {
+        [(
+            &x,
+            Value::from(
+                ndarray::Array::from_shape_fn((2, 4, 4, 1), |(b, i, j, _)| (b + i * 4 + j) as f32 * 0.1).into_dyn(),
+            ),
+        )]
+    };
+    let mut losses = vec![];
+    for check in [false, true] {
+        let mut sess = Session::new(&g).unwrap();
+        sess.set_check_numerics(check);
+        sess.set_profiling(true);
+        sess.run_targets(&[&init], &[]).unwrap();
+        for _ in 0..3 {
+            sess.run_targets(&[&train], &feed()).unwrap();
+        }
+        losses.push(sess.run(&[&loss], &feed()).unwrap()[0].to_f64_vec());
+        let fused = sess.profile().iter().filter(|p| p.0.starts_with("_Fused")).count();
+        assert_eq!(fused, if check { 0 } else { 2 }, "{:?}", sess.profile());
+    }
+    assert_eq!(losses[0], losses[1]);
+}

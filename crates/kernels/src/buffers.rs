@@ -157,7 +157,7 @@ mod tests {
             let g = conv::Conv2dGeometry::new(input, [3, 3, input[3], 4], [stride, stride], [1, 1], same);
             let (x, w) = (data(input.iter().product(), 1), data(9 * input[3] * 4, 2));
             let dy = data(g.output_shape().iter().product(), 3);
-            assert_eq!(conv::conv2d_with(&x, &w, &g, poison), conv::conv2d(&x, &w, &g));
+            assert_eq!(conv::conv2d_with(&x, &w, &g, poison, crate::Epilogue::NONE), conv::conv2d(&x, &w, &g));
             assert_eq!(conv::conv2d_backprop_input_with(&w, &dy, &g, poison), conv::conv2d_backprop_input(&w, &dy, &g));
             let pg = pool::PoolGeometry::new(input, [2, 2], [stride, stride], same);
             let py = data(pg.output_shape().iter().product(), 4);
@@ -167,7 +167,7 @@ mod tests {
         for k in [0, 5] {
             let a = ndarray::Array2::from_shape_vec((3, k), data(3 * k, 5)).unwrap();
             let b = ndarray::Array2::from_shape_vec((k, 4), data(4 * k, 6)).unwrap();
-            let with = gemm::matmul_with(a.view(), b.view(), false, false, poison).unwrap();
+            let with = gemm::matmul_with(a.view(), b.view(), false, false, poison, crate::Epilogue::NONE).unwrap();
             assert_eq!(with, gemm::matmul(a.view(), b.view(), false, false).unwrap());
         }
     }

@@ -6,7 +6,7 @@
 //! a column matrix in the thread's reused scratch buffer.
 
 use crate::gemm::gemm_into;
-use crate::{zeros, Float};
+use crate::{zeros, Epilogue, Float};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
@@ -170,11 +170,18 @@ fn mat_mut<T>(s: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, T> {
 /// Forward convolution: `x` is `[n,h,w,c]`, `w` is `[kh,kw,c,o]` (both row-major); returns
 /// `[n,out_h,out_w,o]`.
 pub fn conv2d<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    conv2d_with(x, w, g, zeros)
+    conv2d_with(x, w, g, zeros, Epilogue::NONE)
 }
 
-/// [`conv2d`] into a buffer from `alloc(len)` (contents unspecified, all overwritten).
-pub fn conv2d_with<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry, alloc: impl FnOnce(usize) -> Vec<T>) -> Vec<T> {
+/// [`conv2d`] into a buffer from `alloc(len)` (contents unspecified, all overwritten), with
+/// `epilogue` applied to each chunk of output rows right after it is computed.
+pub fn conv2d_with<T: Float>(
+    x: &[T],
+    w: &[T],
+    g: &Conv2dGeometry,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+    epilogue: Epilogue<T>,
+) -> Vec<T> {
     let (p, k, o) = (g.positions(), g.taps(), g.out_c);
     let mut out = alloc(g.batch * p * o);
     if out.is_empty() {
@@ -189,7 +196,8 @@ pub fn conv2d_with<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry, alloc: impl F
                 im2col(&x[b * g.image_len()..][..g.image_len()], g, &mut cols[bi * p * k..][..p * k]);
             }
             gemm_into(mat(cols, nb * p, k), mat(w, k, o), mat_mut(out_chunk, nb * p, o), false, false);
-        })
+        });
+        epilogue.apply(out_chunk);
     });
     out
 }

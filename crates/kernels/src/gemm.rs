@@ -1,7 +1,7 @@
 //! Matrix multiply through the `matrixmultiply` crate, single-threaded per call and split into
 //! row blocks on rayon's pool when large (chosen by measurement; see BENCHMARKS.md).
 
-use crate::{kbail, zeros, Float, KResult};
+use crate::{kbail, zeros, Epilogue, Float, KResult};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -19,17 +19,18 @@ const PAR_WORK: usize = 1 << 18;
 /// assert_eq!(c, array![[17.0, 23.0], [39.0, 53.0]]);
 /// ```
 pub fn matmul<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, ta: bool, tb: bool) -> KResult<Array2<T>> {
-    matmul_with(a, b, ta, tb, zeros)
+    matmul_with(a, b, ta, tb, zeros, Epilogue::NONE)
 }
 
 /// [`matmul`] into a buffer from `alloc(m·n)`, whose contents it overwrites (a session passes
-/// its recycled buffers).
+/// its recycled buffers), then `epilogue` on the product's rows.
 pub fn matmul_with<T: Float>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
     ta: bool,
     tb: bool,
     alloc: impl FnOnce(usize) -> Vec<T>,
+    epilogue: Epilogue<T>,
 ) -> KResult<Array2<T>> {
     let a = if ta { a.reversed_axes() } else { a };
     let b = if tb { b.reversed_axes() } else { b };
@@ -40,6 +41,9 @@ pub fn matmul_with<T: Float>(
     }
     let mut c = Array2::from_shape_vec((m, n), alloc(m * n)).expect("alloc returns m·n elements");
     gemm_into(a, b, c.view_mut(), false, true);
+    if n > 0 {
+        epilogue.apply(c.as_slice_mut().expect("row-major"));
+    }
     Ok(c)
 }
 

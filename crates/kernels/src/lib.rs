@@ -152,6 +152,44 @@ impl Float for f64 {
     }
 }
 
+/// What a producing kernel (convolution, matmul) applies to its output rows while they are
+/// still in cache: a per-column bias, then ReLU (the ops Grappler folds into `_FusedConv2D`
+/// and `_FusedMatMul`). Each element gets the same operations as the separate ops would apply,
+/// so results are identical.
+///
+/// ```
+/// use tensorgraph_kernels::Epilogue;
+/// let mut rows = [1.0f32, -2.0, -3.0, 4.0];
+/// Epilogue { bias: Some(&[1.0, 1.0][..]), relu: true }.apply(&mut rows);
+/// assert_eq!(rows, [2.0, 0.0, 0.0, 5.0]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a, T> {
+    /// Added to every row (its length is the row length).
+    pub bias: Option<&'a [T]>,
+    /// Then `max(v, 0)`.
+    pub relu: bool,
+}
+
+impl<T: Float> Epilogue<'_, T> {
+    /// Nothing to apply.
+    pub const NONE: Self = Epilogue { bias: None, relu: false };
+
+    /// Applies the epilogue to whole rows (`rows.len()` a multiple of the bias length).
+    pub fn apply(&self, rows: &mut [T]) {
+        let zero = T::zero();
+        let relu = |v: T| if v > zero { v } else { zero };
+        match (self.bias.filter(|b| !b.is_empty()), self.relu) {
+            (Some(b), true) => {
+                rows.chunks_mut(b.len()).for_each(|r| r.iter_mut().zip(b).for_each(|(v, &b)| *v = relu(*v + b)))
+            }
+            (Some(b), false) => rows.chunks_mut(b.len()).for_each(|r| r.iter_mut().zip(b).for_each(|(v, &b)| *v += b)),
+            (None, true) => rows.iter_mut().for_each(|v| *v = relu(*v)),
+            (None, false) => {}
+        }
+    }
+}
+
 /// The allocator of the `_with` kernel variants' plain forms: a fresh zeroed buffer.
 pub fn zeros<T: Float>(len: usize) -> Vec<T> {
     vec![T::zero(); len]

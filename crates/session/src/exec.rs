@@ -8,7 +8,8 @@ use tensorgraph_kernels::buffers::BufferPool;
 use tensorgraph_kernels::conv::{self, Conv2dGeometry};
 use tensorgraph_kernels::pool::{self, PoolGeometry};
 use tensorgraph_kernels::{
-    array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Float, KResult, KernelError,
+    array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Epilogue, Float, KResult,
+    KernelError,
 };
 
 /// Applies `$body` to the float array inside `$v` (binding `$a`, with `$t` the element type).
@@ -79,7 +80,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
     let one = |v: Value| Ok(vec![v]);
     match op {
         Op::Fill { dtype, shape, value } => one(Value::try_filled(*dtype, shape, *value).map_err(KernelError)?),
-        Op::MatMul { transpose_a, transpose_b } => one(matmul(x(), inputs[1], *transpose_a, *transpose_b, buffers)?),
+        Op::MatMul { .. } => compute_fused(op, inputs, false, buffers),
         Op::Unary(u) => one(unary(*u, x(), buffers)?),
         Op::Binary(b) => one(binary(*b, x(), inputs[1], buffers)?),
         Op::AddN => one(add_n(inputs)?),
@@ -142,14 +143,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             one(numeric!(x(), a => kreduce::sum_to_shape(&a.view(), &target)?))
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
-        Op::Conv2D { strides, dilations, padding } => {
-            let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
-            let out = float2!(x(), inputs[1], a, f, T => {
-                let (a, f) = (a.as_standard_layout(), f.as_standard_layout());
-                shaped::<T>(&g.output_shape(), conv::conv2d_with(slice(&a), slice(&f), &g, |n| buffers.take(n)))
-            });
-            one(out)
-        }
+        Op::Conv2D { .. } => compute_fused(op, inputs, false, buffers),
         Op::Conv2DBackpropInput { strides, dilations, padding } => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
             check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
@@ -220,13 +214,55 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
     }
 }
 
-fn matmul(a: &Value, b: &Value, ta: bool, tb: bool, buffers: &mut BufferPool) -> KResult<Value> {
-    fn two<T: Float>(a: &ArrayD<T>) -> KResult<ndarray::ArrayView2<'_, T>> {
-        a.view()
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| KernelError(format!("MatMul needs rank-2 inputs, got {}", karray::fmt_shape(a.shape()))))
+/// Runs a `Conv2D` or `MatMul` with the epilogue the planner folded into it: a bias (the third
+/// input, if any), then ReLU when `relu`. Plain runs of these ops come here with neither.
+pub fn compute_fused(op: &Op, inputs: &[&Value], relu: bool, buffers: &mut BufferPool) -> KResult<Vec<Value>> {
+    let (x, y) = (inputs[0], inputs[1]);
+    let bias = inputs.get(2).copied();
+    fn epilogue<'a, T: Float + tensorgraph_graph::Element>(
+        bias: Option<&'a Value>,
+        relu: bool,
+        columns: usize,
+    ) -> KResult<Epilogue<'a, T>> {
+        let bias = match bias {
+            None => None,
+            Some(b) => match T::unwrap_ref(b).and_then(|a| a.as_slice()) {
+                Some(s) if b.shape() == [columns] => Some(s),
+                _ => kbail!(
+                    "bias {} {} does not match the output's last dimension {columns}",
+                    b.dtype(),
+                    karray::fmt_shape(b.shape())
+                ),
+            },
+        };
+        Ok(Epilogue { bias, relu })
     }
-    Ok(float2!(a, b, x, y, T => gemm::matmul_with::<T>(two(x)?, two(y)?, ta, tb, |n| buffers.take(n))?.into_dyn()))
+    let out = match op {
+        Op::Conv2D { strides, dilations, padding } => {
+            let g = conv_geometry(x.shape(), y.shape(), strides, dilations, *padding)?;
+            float2!(x, y, a, f, T => {
+                let (a, f) = (a.as_standard_layout(), f.as_standard_layout());
+                let epi = epilogue::<T>(bias, relu, g.out_c)?;
+                let out = conv::conv2d_with(slice(&a), slice(&f), &g, |n| buffers.take(n), epi);
+                shaped::<T>(&g.output_shape(), out)
+            })
+        }
+        Op::MatMul { transpose_a, transpose_b } => {
+            fn two<T: Float>(a: &ArrayD<T>) -> KResult<ndarray::ArrayView2<'_, T>> {
+                a.view().into_dimensionality::<Ix2>().map_err(|_| {
+                    KernelError(format!("MatMul needs rank-2 inputs, got {}", karray::fmt_shape(a.shape())))
+                })
+            }
+            let columns = if *transpose_b { y.shape().first() } else { y.shape().get(1) };
+            float2!(x, y, a, b, T => {
+                let epi = epilogue::<T>(bias, relu, columns.copied().unwrap_or(0))?;
+                let (a, b) = (two(a)?, two(b)?);
+                gemm::matmul_with::<T>(a, b, *transpose_a, *transpose_b, |n| buffers.take(n), epi)?.into_dyn()
+            })
+        }
+        other => kbail!("{} has no fused form", other.type_name()),
+    };
+    Ok(vec![out])
 }
 
 fn unary(u: UnaryOp, x: &Value, buffers: &mut BufferPool) -> KResult<Value> {

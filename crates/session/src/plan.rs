@@ -2,7 +2,7 @@
 //! it, and decide where each intermediate buffer can be freed.
 
 use std::collections::{BTreeSet, HashMap};
-use tensorgraph_graph::{Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, Result};
+use tensorgraph_graph::{Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, Result, UnaryOp};
 
 /// Where a step's input (or a fetch) comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +28,26 @@ pub struct Step {
     pub outputs: Vec<Option<usize>>,
     /// Slots whose last reader is this step: freed right after it.
     pub free_after: Vec<usize>,
+    /// A BiasAdd and/or Relu folded into this Conv2D or MatMul (the bias is the last input).
+    pub fused: Option<Fused>,
+}
+
+/// The element-wise ops folded into a producing step, applied to its output while in cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fused {
+    pub bias: bool,
+    pub relu: bool,
+}
+
+impl Step {
+    /// The op type for profiles: TF's names for the fused kernels.
+    pub fn type_name(&self) -> &'static str {
+        match (&self.op, self.fused) {
+            (Op::Conv2D { .. }, Some(_)) => "_FusedConv2D",
+            (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
+            (op, _) => op.type_name(),
+        }
+    }
 }
 
 /// What one `run` signature executes.
@@ -44,6 +64,9 @@ pub struct PlanKey {
     pub fetches: Vec<Endpoint>,
     pub targets: Vec<NodeIndex>,
     pub feeds: Vec<Endpoint>,
+    /// Fold BiasAdd and Relu into the Conv2D/MatMul producing their input (off while numerics
+    /// are checked, so a NaN is reported at the op that made it).
+    pub fuse: bool,
 }
 
 /// Builds the plan for `key` over graph `g`.
@@ -100,7 +123,7 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
         }
     }
     let mut steps = Vec::with_capacity(order.len());
-    for (i, &n) in order.iter().enumerate() {
+    for &n in &order {
         let node = g.node(n);
         let refs_pos = node.op.ref_inputs();
         let mut inputs = Vec::with_capacity(node.inputs.len());
@@ -117,19 +140,26 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
                 inputs.push(Source::Var(e.node));
                 continue;
             }
-            let src = resolve(e, &slot_of)?;
-            if let Source::Slot(s) = src {
-                last_use.insert(s, i);
-            }
             refs.push(None);
-            inputs.push(src);
+            inputs.push(resolve(e, &slot_of)?);
         }
         let outputs = (0..node.outputs.len()).map(|slot| slot_of.get(&Endpoint { node: n, slot }).copied()).collect();
-        steps.push(Step { node: n, op: node.op.clone(), info: node.info(), inputs, refs, outputs, free_after: vec![] });
+        let info = node.info();
+        steps.push(Step { node: n, op: node.op.clone(), info, inputs, refs, outputs, free_after: vec![], fused: None });
     }
     let fetches = key.fetches.iter().map(|&e| resolve(e, &slot_of)).collect::<Result<Vec<_>>>()?;
     let fetched: BTreeSet<usize> =
         fetches.iter().filter_map(|s| if let Source::Slot(s) = s { Some(*s) } else { None }).collect();
+    if key.fuse {
+        fuse_epilogues(g, &mut steps, &fetched);
+    }
+    for (i, step) in steps.iter().enumerate() {
+        for src in &step.inputs {
+            if let Source::Slot(s) = src {
+                last_use.insert(*s, i);
+            }
+        }
+    }
     // Outputs nobody reads are dropped at once; the rest after their last reader.
     for step in steps.iter_mut() {
         for s in step.outputs.iter_mut() {
@@ -146,6 +176,92 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
         }
     }
     Ok(Plan { steps, fetches, n_slots })
+}
+
+/// Folds `BiasAdd` and `Relu` steps into the `Conv2D` or `MatMul` whose output they alone read
+/// (Grappler's remapper): the intermediate tensors are never written out, and the element-wise
+/// work runs on output rows while they are in cache.
+fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize>) {
+    let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut producer: HashMap<usize, usize> = HashMap::new();
+    for (i, step) in steps.iter().enumerate() {
+        for src in &step.inputs {
+            if let Source::Slot(s) = src {
+                readers.entry(*s).or_default().push(i);
+            }
+        }
+        for s in step.outputs.iter().flatten() {
+            producer.insert(*s, i);
+        }
+    }
+    let no_control_inputs = |step: &Step| g.node(step.node).control_inputs.is_empty();
+    // The one step reading `slot`, if it is unfetched, read once, and has no control inputs
+    // (which could order it after other work).
+    let sole_reader = |slot: Option<usize>, steps: &[Step]| -> Option<usize> {
+        let slot = slot?;
+        match readers.get(&slot).map(Vec::as_slice) {
+            Some(&[j]) if !fetched.contains(&slot) && no_control_inputs(&steps[j]) => Some(j),
+            _ => None,
+        }
+    };
+    // A step reading no intermediate (a variable's read, a constant) can run earlier.
+    let movable = |step: &Step| {
+        !step.op.is_stateful() && no_control_inputs(step) && step.inputs.iter().all(|s| !matches!(s, Source::Slot(_)))
+    };
+    // Where each step runs: (index, 1), or (i, 0) to run just before step i.
+    let mut position: Vec<(usize, u8)> = (0..steps.len()).map(|i| (i, 1)).collect();
+    let mut removed = vec![false; steps.len()];
+    for i in 0..steps.len() {
+        if removed[i] || !matches!(steps[i].op, Op::Conv2D { .. } | Op::MatMul { .. }) || steps[i].outputs.len() != 1 {
+            continue;
+        }
+        let mut out = steps[i].outputs[0];
+        let mut fused = Fused { bias: false, relu: false };
+        let mut bias_src = None;
+        if let Some(j) = sole_reader(out, steps) {
+            let (x, bias) = (steps[j].inputs[0], steps[j].inputs.get(1).copied());
+            // The bias must exist when step i runs.
+            let bias_producer = match bias {
+                Some(Source::Slot(s)) => producer.get(&s).copied(),
+                _ => None,
+            };
+            let ready = match bias_producer {
+                Some(p) => position[p] < (i, 1) || movable(&steps[p]),
+                None => true,
+            };
+            if matches!(steps[j].op, Op::BiasAdd) && Some(x) != bias && ready {
+                if let Some(p) = bias_producer {
+                    position[p] = position[p].min((i, 0));
+                }
+                bias_src = bias;
+                fused.bias = true;
+                removed[j] = true;
+                out = steps[j].outputs[0];
+            }
+        }
+        if let Some(k) = sole_reader(out, steps).filter(|&k| matches!(steps[k].op, Op::Unary(UnaryOp::Relu))) {
+            fused.relu = true;
+            removed[k] = true;
+            out = steps[k].outputs[0];
+        }
+        if fused.bias || fused.relu {
+            let step = &mut steps[i];
+            step.outputs[0] = out;
+            if let Some(src) = bias_src {
+                step.inputs.push(src);
+                step.refs.push(None);
+            }
+            step.fused = Some(fused);
+        }
+    }
+    let mut kept: Vec<((usize, u8), Step)> = std::mem::take(steps)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !removed[*i])
+        .map(|(i, s)| (position[i], s))
+        .collect();
+    kept.sort_by_key(|(p, _)| *p);
+    steps.extend(kept.into_iter().map(|(_, s)| s));
 }
 
 fn schedule(g: &GraphData, needed: &BTreeSet<NodeIndex>) -> Vec<NodeIndex> {

@@ -124,6 +124,7 @@ impl Session {
             fetches: fetches.iter().map(|t| t.endpoint()).collect(),
             targets: targets.iter().map(|o| o.node()).collect(),
             feeds: feed_eps,
+            fuse: !self.check_numerics,
         };
         self.check_feeds(feeds)?;
         let plan = match self.plans.get(&key) {
@@ -180,7 +181,7 @@ impl Session {
                 self.recycle(v);
             }
             if let (Some(t0), Some(p)) = (started, self.profile.as_mut()) {
-                let e = p.entry(step.op.type_name()).or_default();
+                let e = p.entry(step.type_name()).or_default();
                 e.0 += 1;
                 e.1 += t0.elapsed();
             }
@@ -311,7 +312,11 @@ impl Session {
             }
             op => {
                 let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
-                exec::compute(op, &vals, &mut self.buffers).map_err(runtime)?.into_iter().map(Arc::new).collect()
+                let out = match step.fused {
+                    Some(f) => exec::compute_fused(op, &vals, f.relu, &mut self.buffers),
+                    None => exec::compute(op, &vals, &mut self.buffers),
+                };
+                out.map_err(runtime)?.into_iter().map(Arc::new).collect()
             }
         })
     }

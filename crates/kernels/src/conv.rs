@@ -6,7 +6,7 @@
 //! a column matrix in the thread's reused scratch buffer.
 
 use crate::gemm::gemm_into;
-use crate::{zeros, Epilogue, Float};
+use crate::{small_conv, zeros, Epilogue, Float};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
@@ -187,6 +187,12 @@ pub fn conv2d_with<T: Float>(
     if out.is_empty() {
         return out;
     }
+    if k <= small_conv::MAX_TAPS && g.image_len() > 0 {
+        out.par_chunks_mut(p * o)
+            .zip(x.par_chunks(g.image_len()))
+            .for_each(|(out_img, img)| small_conv::conv_image(img, w, g, out_img, epilogue));
+        return out;
+    }
     let chunk = g.chunk();
     out.par_chunks_mut(chunk * p * o).enumerate().for_each(|(ci, out_chunk)| {
         let nb = out_chunk.len() / (p * o);
@@ -242,33 +248,38 @@ pub fn conv2d_backprop_input_with<T: Float>(
 /// the batch; returns `[kh,kw,c,o]`.
 pub fn conv2d_backprop_filter<T: Float>(x: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
-    let chunk = g.chunk();
-    let n_chunks = g.batch.div_ceil(chunk);
-    (0..n_chunks)
-        .into_par_iter()
-        .fold(
-            || vec![T::zero(); k * o],
-            |mut acc, ci| {
-                let b0 = ci * chunk;
-                let nb = chunk.min(g.batch - b0);
-                T::with_scratch(nb * p * k, |cols| {
-                    for bi in 0..nb {
-                        im2col(&x[(b0 + bi) * len..][..len], g, &mut cols[bi * p * k..][..p * k]);
-                    }
-                    let colst = mat(cols, nb * p, k).reversed_axes();
-                    let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
-                    gemm_into(colst, dy, mat_mut(&mut acc, k, o), true, false);
-                });
-                acc
-            },
-        )
-        .reduce(
-            || vec![T::zero(); k * o],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += *y);
-                a
-            },
-        )
+    let ko = k * o;
+    if ko == 0 {
+        return vec![];
+    }
+    // Partial sums over fixed groups of images, added in group order: the result does not
+    // depend on how rayon schedules the groups (training runs are reproducible).
+    let small = k <= small_conv::MAX_TAPS && len > 0;
+    let group = if small { 4 } else { g.chunk() };
+    let mut partials = vec![T::zero(); g.batch.div_ceil(group).max(1) * ko];
+    partials.par_chunks_mut(ko).enumerate().for_each(|(gi, acc)| {
+        let (b0, nb) = (gi * group, group.min(g.batch.saturating_sub(gi * group)));
+        if small {
+            for b in b0..b0 + nb {
+                small_conv::filter_grad_image(&x[b * len..][..len], &dy[b * p * o..][..p * o], g, acc);
+            }
+            return;
+        }
+        T::with_scratch(nb * p * k, |cols| {
+            for bi in 0..nb {
+                im2col(&x[(b0 + bi) * len..][..len], g, &mut cols[bi * p * k..][..p * k]);
+            }
+            let colst = mat(cols, nb * p, k).reversed_axes();
+            let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
+            gemm_into(colst, dy, mat_mut(acc, k, o), true, false);
+        });
+    });
+    let (first, rest) = partials.split_at_mut(ko);
+    for part in rest.chunks(ko) {
+        first.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
+    }
+    partials.truncate(ko);
+    partials
 }
 
 /// Direct convolution by definition, for tests of the im2col path.
@@ -336,6 +347,46 @@ mod tests {
             let lhs = dot(&got, &dy);
             prop_assert!((lhs - dot(&x, &dx)).abs() < 1e-9 * lhs.abs().max(1.0));
             prop_assert!((lhs - dot(&f, &df)).abs() < 1e-9 * lhs.abs().max(1.0));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Both element types and both paths (register kernels for K <= 32 taps, im2col above;
+        /// 16-channel blocks and leftover channels) give the exact result on integer data, with
+        /// the fused bias and ReLU equal to applying them afterwards.
+        #[test]
+        fn f32_and_f64_paths_agree_exactly(
+            batch in 1usize..3, h in 1usize..12, w in 1usize..12, c in 1usize..6, o in 1usize..40,
+            k in 1usize..4, s in 1usize..3, same in any::<bool>(), relu in any::<bool>(),
+        ) {
+            let g = Conv2dGeometry::new([batch, h, w, c], [k, k, c, o], [s, s], [1, 1], same);
+            prop_assume!(g.out_h > 0 && g.out_w > 0);
+            let (x, f, b) = (data(batch * h * w * c, 1), data(k * k * c * o, 2), data(o, 4));
+            let mut want = conv2d_naive(&x, &f, &g);
+            let dy = data(want.len(), 3);
+            let mut df_want = vec![0.0; f.len()];
+            let g1 = Conv2dGeometry { batch: 1, ..g };
+            for (img, d) in x.chunks(h * w * c).zip(dy.chunks(want.len() / batch)) {
+                // dW = sum over positions of inputs (x) dy: the naive conv of unit filters.
+                for (t, dw) in df_want.chunks_mut(o).enumerate() {
+                    let mut unit = vec![0.0; f.len()];
+                    (0..o).for_each(|j| unit[t * o + j] = 1.0);
+                    let y = conv2d_naive(img, &unit, &g1);
+                    dw.iter_mut().enumerate().for_each(|(j, v)| *v += y.iter().zip(d).skip(j).step_by(o).map(|(a, b)| a * b).sum::<f64>());
+                }
+            }
+            let epi = Epilogue { bias: Some(&b[..]), relu };
+            want.iter_mut().enumerate().for_each(|(i, v)| { *v += b[i % o]; if relu && *v <= 0.0 { *v = 0.0 } });
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let b32 = to32(&b);
+            let epi32 = Epilogue { bias: Some(&b32[..]), relu };
+            prop_assert_eq!(conv2d_with(&x, &f, &g, zeros, epi), want.clone());
+            let got32 = conv2d_with(&to32(&x), &to32(&f), &g, zeros, epi32);
+            prop_assert_eq!(got32, to32(&want));
+            prop_assert_eq!(conv2d_backprop_filter(&x, &dy, &g), df_want.clone());
+            prop_assert_eq!(conv2d_backprop_filter(&to32(&x), &to32(&dy), &g), to32(&df_want));
         }
     }
 

@@ -10,6 +10,7 @@ pub mod gemm;
 pub mod nn;
 pub mod pool;
 pub mod reduce;
+mod small_conv;
 
 use std::fmt::Debug;
 

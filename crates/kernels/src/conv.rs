@@ -120,11 +120,18 @@ impl Conv2dGeometry {
 /// Writes the column matrix `[positions, taps]` of one image.
 fn im2col<T: Float>(img: &[T], g: &Conv2dGeometry, cols: &mut [T]) {
     let (c, taps) = (g.in_c, g.taps());
+    let row_len = g.k_w * c;
     for oy in 0..g.out_h {
         for ox in 0..g.out_w {
             let row = &mut cols[(oy * g.out_w + ox) * taps..][..taps];
+            // A filter row inside the image reads k_w·c contiguous inputs (undilated): one copy.
+            let x0 = (ox * g.stride_w).checked_sub(g.pad_left).filter(|&x| g.dil_w == 1 && x + g.k_w <= g.in_w);
             for i in 0..g.k_h {
                 let iy = Conv2dGeometry::source(oy, i, g.stride_h, g.dil_h, g.pad_top, g.in_h);
+                if let (Some(y), Some(x)) = (iy, x0) {
+                    row[i * row_len..][..row_len].copy_from_slice(&img[(y * g.in_w + x) * c..][..row_len]);
+                    continue;
+                }
                 for j in 0..g.k_w {
                     let dst = &mut row[(i * g.k_w + j) * c..][..c];
                     match (iy, Conv2dGeometry::source(ox, j, g.stride_w, g.dil_w, g.pad_left, g.in_w)) {

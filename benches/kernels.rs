@@ -11,9 +11,19 @@ use std::time::Duration;
 use tensorgraph_kernels::conv::{self, Conv2dGeometry};
 use tensorgraph_kernels::gemm;
 use tensorgraph_kernels::pool::{self, PoolGeometry};
+use tensorgraph_kernels::Epilogue;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// Kernels write into the previous iteration's output buffer, as in a session, so the figures
+/// are the kernels' own and not the allocator's.
+fn reuse(slot: &mut Option<Vec<f32>>) -> impl FnOnce(usize) -> Vec<f32> + '_ {
+    move |len| {
+        let mut v = slot.take().unwrap_or_default();
+        v.resize(len, 0.0);
+        v
+    }
+}
+
+const NONE: Epilogue<'static, f32> = Epilogue::NONE;
 
 fn data(n: usize) -> Vec<f32> {
     (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
@@ -27,8 +37,13 @@ fn gemm_shapes(c: &mut Criterion) {
         let a = Array2::from_shape_vec((m, k), data(m * k)).unwrap();
         let b = Array2::from_shape_vec((k, n), data(k * n)).unwrap();
         group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        let mut out = Some(vec![0.0; m * n]);
         group.bench_function(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), |bench| {
-            bench.iter(|| gemm::matmul(black_box(a.view()), black_box(b.view()), false, false).unwrap())
+            bench.iter(|| {
+                let c =
+                    gemm::matmul_with(black_box(a.view()), black_box(b.view()), false, false, reuse(&mut out), NONE);
+                out = Some(c.unwrap().into_raw_vec_and_offset().0);
+            })
         });
     }
     group.finish();
@@ -45,12 +60,15 @@ fn convolutions(c: &mut Criterion) {
         let w = data(g.taps() * g.out_c);
         let dy = data(g.batch * g.positions() * g.out_c);
         group.throughput(Throughput::Elements((2 * g.batch * g.positions() * g.taps() * g.out_c) as u64));
-        group.bench_function(format!("{name}_fwd"), |b| b.iter(|| conv::conv2d(black_box(&x), black_box(&w), &g)));
+        let mut out = Some(vec![]);
+        group.bench_function(format!("{name}_fwd"), |b| {
+            b.iter(|| out = Some(conv::conv2d_with(black_box(&x), black_box(&w), &g, reuse(&mut out), NONE)))
+        });
         group.bench_function(format!("{name}_backprop_filter"), |b| {
             b.iter(|| conv::conv2d_backprop_filter(black_box(&x), black_box(&dy), &g))
         });
         group.bench_function(format!("{name}_backprop_input"), |b| {
-            b.iter(|| conv::conv2d_backprop_input(black_box(&w), black_box(&dy), &g))
+            b.iter(|| out = Some(conv::conv2d_backprop_input_with(black_box(&w), black_box(&dy), &g, reuse(&mut out))))
         });
     }
     group.finish();
@@ -61,8 +79,11 @@ fn pooling(c: &mut Criterion) {
     let g = PoolGeometry::new([100, 14, 14, 64], [2, 2], [2, 2], false);
     let x = data(100 * 14 * 14 * 64);
     let dy = data(100 * 7 * 7 * 64);
-    group.bench_function("fwd", |b| b.iter(|| pool::max_pool(black_box(&x), &g)));
-    group.bench_function("grad", |b| b.iter(|| pool::max_pool_grad(black_box(&x), black_box(&dy), &g)));
+    let mut out = Some(vec![]);
+    group.bench_function("fwd", |b| b.iter(|| out = Some(pool::max_pool_with(black_box(&x), &g, reuse(&mut out)))));
+    group.bench_function("grad", |b| {
+        b.iter(|| out = Some(pool::max_pool_grad_with(black_box(&x), black_box(&dy), &g, reuse(&mut out))))
+    });
     group.finish();
 }
 

@@ -5,35 +5,35 @@
 
 use clap::Parser;
 
-// glibc's malloc returns large freed blocks to the OS and page-faults them back on every step
-// (matrixmultiply allocates its packing buffers per call): the CNN epoch takes 29 s with it and
-// 11 s with mimalloc, which keeps freed memory for reuse. See BENCHMARKS.md.
-// Wrapped to count allocations, so the training benchmark can report what each step allocates.
+// The system allocator, wrapped to count allocations so the training benchmark can report
+// what each step allocates. (The session recycles tensor buffers itself, so the allocator's
+// policy no longer shows in step times; see BENCHMARKS.md.)
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static ALLOCATED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// mimalloc, counting every allocation and reallocation with its size.
+/// The system allocator, counting every allocation and reallocation with its size.
 pub struct CountingAlloc;
 
-// SAFETY: forwards every call unchanged to mimalloc; the counters have no effect on memory.
+// SAFETY: forwards every call unchanged to the system allocator; the counters have no effect
+// on memory.
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         count(layout.size());
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
+        unsafe { std::alloc::System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         count(layout.size());
-        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         count(new_size);
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
 }
 

@@ -85,11 +85,12 @@ impl PoolGeometry {
                     first = false;
                     continue;
                 }
+                // Selects rather than branches: they vectorise, and ReLU outputs (ties at zero)
+                // make branches unpredictable.
                 for (ch, ((b, m), &v)) in best.iter_mut().zip(vals.iter_mut()).zip(src).enumerate() {
-                    if v > *m {
-                        *m = v;
-                        *b = base + ch;
-                    }
+                    let take = v > *m;
+                    *m = if take { v } else { *m };
+                    *b = if take { base + ch } else { *b };
                 }
             }
         }
@@ -110,11 +111,7 @@ impl PoolGeometry {
                     out.copy_from_slice(src);
                     first = false;
                 } else {
-                    out.iter_mut().zip(src).for_each(|(m, &v)| {
-                        if v > *m {
-                            *m = v
-                        }
-                    });
+                    out.iter_mut().zip(src).for_each(|(m, &v)| *m = if v > *m { v } else { *m });
                 }
             }
         }
@@ -191,15 +188,48 @@ pub fn max_pool_grad_with<T: Float>(
         dx.fill(T::zero());
         return dx;
     }
-    dx.par_chunks_mut(g.in_len()).zip(x.par_chunks(g.in_len())).zip(dy.par_chunks(g.out_len())).for_each(
-        |((d, img), gy)| {
+    let scratch = || (vec![T::zero(); g.channels], vec![0u32; g.channels]);
+    dx.par_chunks_mut(g.in_len()).zip(x.par_chunks(g.in_len())).zip(dy.par_chunks(g.out_len())).for_each_init(
+        scratch,
+        |(vals, arg), ((d, img), gy)| {
             d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
-            each_window_max(g, img, |cell, best| {
-                best.iter().zip(&gy[cell..][..g.channels]).for_each(|(&b, &s)| d[b] += s);
-            })
+            route_to_max(g, img, gy, d, vals, arg);
         },
     );
     dx
+}
+
+/// Adds each output gradient of one image to the first cell (in window order) holding its
+/// window's maximum, channel by channel: the winner of each channel is kept as its position in
+/// the window, and every window cell then takes a masked add over its contiguous channels.
+/// No branches or scattered writes, so it vectorises (the same routing as [`PoolGeometry::argmax`]).
+fn route_to_max<T: Float>(g: &PoolGeometry, img: &[T], gy: &[T], d: &mut [T], vals: &mut [T], arg: &mut [u32]) {
+    let c = g.channels;
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            let (rows, cols) = g.window(oy, ox);
+            let cells = || rows.clone().flat_map(|y| cols.clone().map(move |x| (y * g.in_w + x) * c)).enumerate();
+            for (k, base) in cells() {
+                let src = &img[base..base + c];
+                if k == 0 {
+                    vals.copy_from_slice(src);
+                    arg.fill(0);
+                    continue;
+                }
+                for ((m, a), &v) in vals.iter_mut().zip(arg.iter_mut()).zip(src) {
+                    let take = v > *m;
+                    *m = if take { v } else { *m };
+                    *a = if take { k as u32 } else { *a };
+                }
+            }
+            let s = &gy[(oy * g.out_w + ox) * c..][..c];
+            for (k, base) in cells() {
+                for ((dst, &a), &sv) in d[base..base + c].iter_mut().zip(arg.iter()).zip(s) {
+                    *dst += if a == k as u32 { sv } else { T::zero() };
+                }
+            }
+        }
+    }
 }
 
 /// The gradient of [`max_pool_grad`] with respect to its `dy`: picks `ddx` at each window's

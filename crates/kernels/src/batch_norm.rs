@@ -1,6 +1,6 @@
 //! Batch normalization over every axis but the last (`x` as `[rows, channels]`), fused: two
 //! passes forward (statistics, then the affine map) and two backward, in parallel over rows.
-//! Each task of at most [`ROWS_PER_TASK`] rows sums in the element type (so the loops
+//! Each task of at most `ROWS_PER_TASK` rows sums in the element type (so the loops
 //! vectorise); the tasks' sums add up in f64, and values are shifted by a per-channel reference
 //! (the first row) before squaring, so the variance does not cancel when the mean is large.
 

@@ -144,7 +144,7 @@ fn per_image<T: Float>(input: &[T], in_len: usize, out: &mut [T], out_len: usize
 
 /// Max pooling; returns `[n, out_h, out_w, c]`.
 ///
-/// The pooling slide: the 4x4 grid pooled 2x2 with stride 2 gives [[8,5],[7,9]].
+/// The pooling slide: the 4x4 grid pooled 2x2 with stride 2 gives `[[8,5],[7,9]]`.
 /// ```
 /// use tensorgraph_kernels::pool::{max_pool, PoolGeometry};
 /// let grid = [1.0f32, 3.0, 2.0, 1.0,

@@ -156,3 +156,25 @@ pub fn argmax<T: Copy + PartialOrd>(x: &ArrayViewD<T>, axis: usize) -> KResult<A
         best as i64
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contiguous fast path for leading-axes sums (bias gradients, full sums) equals the
+    /// axis-by-axis fold (integer data: every order is exact).
+    #[test]
+    fn contiguous_sums_equal_the_plain_fold() {
+        for shape in [vec![300usize, 7, 32], vec![100_000], vec![70_000, 1]] {
+            let n: usize = shape.iter().product();
+            let x = ArrayD::from_shape_vec(IxDyn(&shape), (0..n).map(|i| (i % 13) as f64 - 6.0).collect()).unwrap();
+            let axes: Vec<usize> = (0..shape.len().saturating_sub(1).max(1)).collect();
+            let got = reduce(&x.view(), &axes, false, Reduction::Sum).unwrap();
+            let mut want = x.clone();
+            for &a in axes.iter().rev() {
+                want = fold(want.view(), a, Reduction::Sum);
+            }
+            assert_eq!(got, want, "shape {shape:?}");
+        }
+    }
+}

@@ -375,3 +375,23 @@ fn layer_biases_created_after_their_op_still_fuse() {
     }
     assert_eq!(losses[0], losses[1]);
 }
+
+/// A feed read by several inputs is copied once per run (its last reader takes the copy); the
+/// caller's value is never modified.
+#[test]
+fn a_feed_read_three_times_is_copied_once() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(100)], "x").unwrap();
+    let gram = math::matmul(&x, &x, false, true).unwrap(); // reads x twice; 10x10, not pooled
+    let r = nn::relu(&x).unwrap(); // the last reader: works in place on the run's copy
+    let feed =
+        [(&x, Value::from(ndarray::Array::from_shape_fn((10, 100), |(i, j)| (i * 7 + j) as f32 - 50.0).into_dyn()))];
+    let mut sess = Session::new(&g).unwrap();
+    let out = sess.run(&[&gram, &r], &feed).unwrap();
+    // One buffer: the copy of x (a copy per read would have taken two at once for the MatMul).
+    assert_eq!(sess.fresh_buffers(), 1);
+    let xs = feed[0].1.to_f64_vec();
+    assert_eq!(out[1].to_f64_vec(), xs.iter().map(|v| v.max(0.0)).collect::<Vec<_>>());
+    assert_eq!(out[0].to_f64_vec()[0], xs[..100].iter().map(|v| v * v).sum::<f64>());
+    assert_eq!(xs[0], -50.0); // the caller's feed is untouched
+}

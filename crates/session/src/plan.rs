@@ -56,6 +56,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub fetches: Vec<Source>,
     pub n_slots: usize,
+    /// How many step inputs read each feed (in the plan's feed order): the run copies a feed
+    /// once and hands the copy to its last reader.
+    pub feed_readers: Vec<usize>,
 }
 
 /// Identifies a plan: fetched tensors, target ops, fed tensors (sorted).
@@ -175,7 +178,13 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
             steps[step].free_after.push(slot);
         }
     }
-    Ok(Plan { steps, fetches, n_slots })
+    let mut feed_readers = vec![0; key.feeds.len()];
+    for src in steps.iter().flat_map(|step| &step.inputs) {
+        if let Source::Feed(i) = src {
+            feed_readers[*i] += 1;
+        }
+    }
+    Ok(Plan { steps, fetches, n_slots, feed_readers })
 }
 
 /// Folds `BiasAdd` and `Relu` steps into the `Conv2D` or `MatMul` whose output they alone read

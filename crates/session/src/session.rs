@@ -161,6 +161,10 @@ impl Session {
 
     fn execute(&mut self, plan: &Plan, feeds: &[&Value]) -> Result<Vec<Value>> {
         let mut slots: Vec<Option<Arc<Value>>> = vec![None; plan.n_slots];
+        // Each feed is copied once per run (into a recycled buffer); its last reader takes the
+        // copy, so an element-wise op or reshape may reuse it.
+        let mut fed: Vec<Option<Arc<Value>>> = vec![None; feeds.len()];
+        let mut feed_reads_left = plan.feed_readers.clone();
         for step in &plan.steps {
             let mut inputs = Vec::with_capacity(step.inputs.len());
             for (i, (src, r)) in step.inputs.iter().zip(&step.refs).enumerate() {
@@ -171,7 +175,17 @@ impl Session {
                         Some(slots[*s].take().expect("planned before use"))
                     }
                     (Source::Slot(s), None) => Some(slots[*s].clone().expect("planned before use")),
-                    (Source::Feed(i), None) => Some(Arc::new(self.copy_feed(feeds[*i]))),
+                    (Source::Feed(i), None) => {
+                        let copy = match fed[*i].take() {
+                            Some(copy) => copy,
+                            None => Arc::new(self.copy_feed(feeds[*i])),
+                        };
+                        feed_reads_left[*i] -= 1;
+                        if feed_reads_left[*i] > 0 {
+                            fed[*i] = Some(copy.clone());
+                        }
+                        Some(copy)
+                    }
                     (Source::Var(n), None) => Some(self.read_var(*n)?),
                 });
             }

@@ -189,6 +189,21 @@ impl<T: Float> Epilogue<'_, T> {
             (None, false) => {}
         }
     }
+
+    /// [`Epilogue::apply`] on one value of column `c` (the same operations, for kernels that
+    /// finish values one at a time).
+    #[inline(always)]
+    pub fn value(&self, v: T, c: usize) -> T {
+        let v = match self.bias {
+            Some(b) => v + b[c],
+            None => v,
+        };
+        match self.relu {
+            true if v > T::zero() => v,
+            true => T::zero(),
+            false => v,
+        }
+    }
 }
 
 /// The allocator of the `_with` kernel variants' plain forms: a fresh zeroed buffer.

@@ -166,7 +166,7 @@ fn forward_block<T: Float>(
             acc.iter_mut().zip(&w[t * o + c0..][..LANES]).for_each(|(a, &w)| *a += v * w);
         }
         for (l, a) in acc.into_iter().enumerate() {
-            rows[p * o + c0 + l] = finish(a, c0 + l, epilogue);
+            rows[p * o + c0 + l] = epilogue.value(a, c0 + l);
         }
     }
 }
@@ -184,22 +184,8 @@ fn forward_leftover<T: Float>(
     for c in o - o % LANES..o {
         for (p, col) in cols.iter().take(n).enumerate() {
             let acc = col[..k].iter().enumerate().fold(T::zero(), |acc, (t, &v)| acc + v * w[t * o + c]);
-            rows[p * o + c] = finish(acc, c, epilogue);
+            rows[p * o + c] = epilogue.value(acc, c);
         }
-    }
-}
-
-/// The epilogue on one output value of channel `c` (the same operations as `Epilogue::apply`).
-#[inline(always)]
-fn finish<T: Float>(v: T, c: usize, epilogue: &Epilogue<T>) -> T {
-    let v = match epilogue.bias {
-        Some(b) => v + b[c],
-        None => v,
-    };
-    match epilogue.relu {
-        true if v > T::zero() => v,
-        true => T::zero(),
-        false => v,
     }
 }
 

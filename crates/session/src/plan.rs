@@ -99,7 +99,6 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
 
     // 3. Slots for every output some step or fetch reads; sources resolved.
     let mut slot_of: HashMap<Endpoint, usize> = HashMap::new();
-    let mut last_use: HashMap<usize, usize> = HashMap::new();
     let resolve = |e: Endpoint, slot_of: &HashMap<Endpoint, usize>| -> Result<Source> {
         if let Some(&i) = fed.get(&e) {
             return Ok(Source::Feed(i));
@@ -156,6 +155,7 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
     if key.fuse {
         fuse_epilogues(g, &mut steps, &fetched);
     }
+    let mut last_use: HashMap<usize, usize> = HashMap::new();
     for (i, step) in steps.iter().enumerate() {
         for src in &step.inputs {
             if let Source::Slot(s) = src {

@@ -1,12 +1,17 @@
-//! Matrix multiply through the `matrixmultiply` crate, single-threaded per call and split into
-//! row blocks on rayon's pool when large (chosen by measurement; see BENCHMARKS.md).
+//! Matrix multiply: f32 on CPUs with AVX-512 through this crate's own register-tiled kernel
+//! (`gemm_avx512`: 1.1-2.6x matrixmultiply at the models' shapes, see BENCHMARKS.md), everything
+//! else through the `matrixmultiply` crate; single-threaded per call and split into row blocks
+//! on rayon's pool when large.
 
 use crate::{kbail, zeros, Epilogue, Float, KResult};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-/// Work (m·n·k) above which the multiply is split across rayon threads.
-const PAR_WORK: usize = 1 << 18;
+/// Work (m·n·k) above which the multiply is split across rayon threads. Waking a sleeping
+/// worker costs tens of microseconds on this VM kind, more than the MLP's products (up to
+/// 50x784x300 = 11.8M, ~0.1 ms on one core) gain from a second core: its step ran 0.32 ms with
+/// this threshold against 0.44-0.52 ms splitting from 2^18 up.
+const PAR_WORK: usize = 1 << 24;
 
 /// `C = op(A) · op(B)` where `op` transposes when asked. Any strides are accepted (a transposed
 /// view is read in place, not copied).
@@ -99,6 +104,16 @@ unsafe fn product<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c_ptr: *mut T, m
     let k = a.dim().1;
     let (sa, sb) = (a.strides(), b.strides());
     debug_assert_eq!((a.dim().0, b.dim()), (m, (k, n)));
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && crate::gemm_avx512::available() {
+        use crate::gemm_avx512::{gemm, Strided};
+        let view = |p: *const T, s: &[isize]| Strided { ptr: p.cast::<f32>(), rs: s[0], cs: s[1] };
+        // SAFETY: T is f32 (checked above) and the CPU has AVX-512F; the caller's contract
+        // covers the extents, and m, n, k > 0 (`gemm_into` returns early otherwise).
+        return unsafe {
+            gemm(m, k, n, view(a.as_ptr(), sa), view(b.as_ptr(), sb), c_ptr.cast::<f32>(), beta != T::zero())
+        };
+    }
     // SAFETY: the caller's contract; T is f32 or f64, which matrixmultiply supports.
     unsafe {
         T::gemm_raw(m, k, n, T::one(), a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1], beta, c_ptr, n as isize, 1)
@@ -136,6 +151,46 @@ mod tests {
         let c = matmul(a.view(), b.view(), false, false).unwrap();
         let want = naive(a.mapv(f64::from).view(), b.mapv(f64::from).view());
         assert_eq!(c.mapv(f64::from), want);
+    }
+
+    /// Small integers, so every f32 sum below is exact whatever the summation order.
+    fn ints(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
+        Array::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 13 + seed * 5) % 9) as f32 - 4.0)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+        /// Every tile edge (1..=12 rows, masked columns), several depth passes, both layouts
+        /// of each operand, reversed rows, and accumulation into an existing C.
+        #[test]
+        fn f32_products_are_exact_for_any_shape_and_layout(
+            m in 1usize..40, k in 1usize..700, n in 1usize..80,
+            ta: bool, tb: bool, reversed: bool, accumulate: bool,
+        ) {
+            let a = if ta { ints(k, m, 1) } else { ints(m, k, 1) };
+            let mut b = if tb { ints(n, k, 2) } else { ints(k, n, 2) };
+            if reversed {
+                b.invert_axis(ndarray::Axis(0));
+            }
+            let (av, bv) = (a.view(), b.view());
+            let (av, bv) = (if ta { av.reversed_axes() } else { av }, if tb { bv.reversed_axes() } else { bv });
+            let mut want = naive(av.mapv(f64::from).view(), bv.mapv(f64::from).view());
+            let mut c = ints(m, n, 3);
+            if accumulate {
+                want += &c.mapv(f64::from);
+            }
+            gemm_into(av, bv, c.view_mut(), accumulate, false);
+            proptest::prop_assert_eq!(c.mapv(f64::from), want);
+        }
+    }
+
+    #[test]
+    fn row_blocks_beyond_one_cache_block_are_exact() {
+        for (m, k, n) in [(800, 300, 40), (390, 520, 33)] {
+            let (a, b) = (ints(m, k, 4), ints(k, n, 5));
+            let want = naive(a.mapv(f64::from).view(), b.mapv(f64::from).view());
+            assert_eq!(matmul(a.view(), b.view(), false, false).unwrap().mapv(f64::from), want);
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod buffers;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx512;
 pub mod nn;
 pub mod pool;
 pub mod reduce;

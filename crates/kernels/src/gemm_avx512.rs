@@ -1,0 +1,196 @@
+//! f32 GEMM on AVX-512: 12x32 register tiles (24 accumulators), the left operand read in place
+//! (no packing), the right one read in place when its rows are contiguous.
+//!
+//! Why not a packed BLIS kernel: the left operands here are the convolutions' column matrices
+//! (positions x taps, row-major) and their transposes, written moments before and resident in
+//! cache. Packing them into MR-tall panels is a transpose, which matrixmultiply does with gather
+//! instructions (14-16% of a CNN step in perf); broadcasting straight from the rows costs one
+//! load per multiply-add pair instead. Tiles are 12 rows x 32 columns so each step over k does
+//! 24 FMAs for 2 vector loads and 12 broadcasts (matrixmultiply's 16x16: 16 FMAs for 1 load and
+//! 16 broadcasts), and Zen's two 512-bit FMA pipes stay fed. Everything here is blocked so the
+//! right operand's 32-column panel stays in L1 and the left block in L2; the only buffer is a
+//! thread's reused copy of a right operand whose rows are strided, so a call allocates nothing
+//! once warm.
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+/// Rows of a register tile.
+const MR: usize = 12;
+/// Columns of a register tile: two 16-lane registers.
+const NR: usize = 32;
+/// Depth of one pass: a 32-column panel of the right operand is `KC x 32` floats (32 KiB) in L1.
+const KC: usize = 256;
+/// Left-operand rows per L2 block (`MC x KC` floats, 384 KiB).
+const MC: usize = 384;
+
+/// A matrix in memory: element (i, j) at `ptr + i*rs + j*cs`.
+#[derive(Clone, Copy)]
+pub struct Strided {
+    pub ptr: *const f32,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// Whether this CPU runs [`gemm`].
+pub fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+thread_local! {
+    /// A right operand with strided rows, copied row-major. Reused, so warm calls allocate nothing.
+    static B_COPY: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `C = A·B` (or `C += A·B` when `accumulate`) for `A` `m x k`, `B` `k x n` and a contiguous
+/// row-major `C`.
+///
+/// # Safety
+/// The CPU has AVX-512F ([`available`]); `a` and `b` address `m x k` and `k x n` readable
+/// elements through their strides, `c` addresses `m x n` writable elements that alias neither; `m, n, k > 0`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn gemm(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: *mut f32, accumulate: bool) {
+    if b.cs == 1 && b.rs >= 0 {
+        // SAFETY: the caller's contract.
+        return unsafe { blocked(m, k, n, a, b, c, accumulate) };
+    }
+    B_COPY.with(|cell| {
+        let mut owned = Vec::new();
+        let mut borrowed = cell.try_borrow_mut();
+        let buf = match borrowed.as_mut() {
+            Ok(buf) => &mut **buf,
+            Err(_) => &mut owned,
+        };
+        if buf.len() < k * n {
+            buf.resize(k * n, 0.0);
+        }
+        // Row by row of the copy; the source is read along its contiguous axis when it has one
+        // (a transposed view has `rs == 1`) a 16-row strip at a time, so the lines stay in L1.
+        for p0 in (0..k).step_by(16) {
+            for j in 0..n {
+                for p in p0..k.min(p0 + 16) {
+                    // SAFETY: (p, j) is inside B.
+                    buf[p * n + j] = unsafe { *b.ptr.offset(p as isize * b.rs + j as isize * b.cs) };
+                }
+            }
+        }
+        // SAFETY: the caller's contract; `buf` holds B row-major.
+        unsafe { blocked(m, k, n, a, Strided { ptr: buf.as_ptr(), rs: n as isize, cs: 1 }, c, accumulate) }
+    })
+}
+
+/// The cache blocking around [`tile`]: depth passes of at most `KC`, row blocks of `MC`, then
+/// 32-column panels (each reused from L1 by every 12-row tile of the block).
+#[target_feature(enable = "avx512f")]
+unsafe fn blocked(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: *mut f32, accumulate: bool) {
+    debug_assert!(b.cs == 1 && b.rs >= 0);
+    let (b, ldb, ldc) = (b.ptr, b.rs as usize, n);
+    // Equal passes (k = 288 runs as 2 x 144, not 256 + 32).
+    let passes = k.div_ceil(KC);
+    let kc = k.div_ceil(passes);
+    for p0 in (0..k).step_by(kc) {
+        let depth = kc.min(k - p0);
+        let acc = accumulate || p0 > 0;
+        for i0 in (0..m).step_by(MC) {
+            let rows = MC.min(m - i0);
+            for j0 in (0..n).step_by(NR) {
+                let cols = NR.min(n - j0);
+                // SAFETY (all pointer arithmetic below): offsets stay inside A, B and C by the
+                // loop bounds and the caller's contract.
+                let bp = unsafe { b.add(p0 * ldb + j0) };
+                for r0 in (i0..i0 + rows).step_by(MR) {
+                    let tile_rows = MR.min(i0 + rows - r0);
+                    let ap = unsafe { a.ptr.offset(r0 as isize * a.rs + p0 as isize * a.cs) };
+                    let cp = unsafe { c.add(r0 * ldc + j0) };
+                    let t = Tile { depth, a: Strided { ptr: ap, ..a }, b: bp, ldb, c: cp, ldc, cols, acc };
+                    unsafe { t.run(tile_rows) };
+                }
+            }
+        }
+    }
+}
+
+/// One register tile: up to 12 rows x 32 columns of C over `depth` steps of k.
+struct Tile {
+    depth: usize,
+    a: Strided,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    acc: bool,
+}
+
+impl Tile {
+    /// Dispatches on the row count (a compile-time constant in the kernel, so the accumulators
+    /// live in registers) and on how A's rows lie in memory.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run(&self, rows: usize) {
+        macro_rules! by_rows {
+            ($($r:literal)*) => {
+                match rows {
+                    // SAFETY: forwarded; `rows` is the tile's row count.
+                    $($r => unsafe { self.kernel::<$r>() },)*
+                    _ => unreachable!("1..=MR rows"),
+                }
+            };
+        }
+        by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn kernel<const R: usize>(&self) {
+        let m0: __mmask16 = lanes(self.cols.min(16));
+        let m1: __mmask16 = lanes(self.cols.saturating_sub(16));
+        let mut lo = [_mm512_setzero_ps(); R];
+        let mut hi = [_mm512_setzero_ps(); R];
+        let Strided { ptr: a, rs, cs } = self.a;
+        // SAFETY (loads): row i < R and step p < depth are inside the tile's part of A; the
+        // masked loads read only the tile's columns of B.
+        unsafe {
+            if cs == 1 {
+                // Rows of A contiguous in k (a row-major column matrix): R streams.
+                for p in 0..self.depth {
+                    let b = self.b.add(p * self.ldb);
+                    let (b0, b1) = (_mm512_maskz_loadu_ps(m0, b), _mm512_maskz_loadu_ps(m1, b.add(16)));
+                    for i in 0..R {
+                        let v = _mm512_set1_ps(*a.offset(i as isize * rs + p as isize));
+                        lo[i] = _mm512_fmadd_ps(v, b0, lo[i]);
+                        hi[i] = _mm512_fmadd_ps(v, b1, hi[i]);
+                    }
+                }
+            } else {
+                // Any other layout; a transposed row-major matrix (`rs == 1`) reads R
+                // consecutive floats per step.
+                for p in 0..self.depth {
+                    let b = self.b.add(p * self.ldb);
+                    let (b0, b1) = (_mm512_maskz_loadu_ps(m0, b), _mm512_maskz_loadu_ps(m1, b.add(16)));
+                    let ap = a.offset(p as isize * cs);
+                    for i in 0..R {
+                        let v = _mm512_set1_ps(*ap.offset(i as isize * rs));
+                        lo[i] = _mm512_fmadd_ps(v, b0, lo[i]);
+                        hi[i] = _mm512_fmadd_ps(v, b1, hi[i]);
+                    }
+                }
+            }
+            for i in 0..R {
+                let c = self.c.add(i * self.ldc);
+                let (mut v0, mut v1) = (lo[i], hi[i]);
+                if self.acc {
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c.add(16)));
+                }
+                _mm512_mask_storeu_ps(c, m0, v0);
+                _mm512_mask_storeu_ps(c.add(16), m1, v1);
+            }
+        }
+    }
+}
+
+/// A mask of the first `n` of 16 lanes.
+#[inline(always)]
+fn lanes(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}

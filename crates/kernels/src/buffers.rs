@@ -153,7 +153,7 @@ mod tests {
         use crate::{conv, gemm, pool};
         let poison = |n: usize| vec![f64::NAN; n];
         let data = |n: usize, salt: usize| (0..n).map(|i| ((i * 31 + salt) % 13) as f64 - 6.0).collect::<Vec<_>>();
-        for (input, stride, same) in [([2, 7, 7, 3], 2, true), ([2, 6, 5, 2], 1, false)] {
+        for (input, stride, same) in [([2, 7, 7, 3], 2, true), ([2, 6, 5, 4], 1, false)] {
             let g = conv::Conv2dGeometry::new(input, [3, 3, input[3], 4], [stride, stride], [1, 1], same);
             let (x, w) = (data(input.iter().product(), 1), data(9 * input[3] * 4, 2));
             let dy = data(g.output_shape().iter().product(), 3);
@@ -162,6 +162,10 @@ mod tests {
             let pg = pool::PoolGeometry::new(input, [2, 2], [stride, stride], same);
             let py = data(pg.output_shape().iter().product(), 4);
             assert_eq!(pool::max_pool_with(&x, &pg, poison), pool::max_pool(&x, &pg));
+            assert_eq!(
+                conv::conv2d_backprop_filter_with(&x, &dy, &g, poison),
+                conv::conv2d_backprop_filter(&x, &dy, &g)
+            );
             assert_eq!(pool::max_pool_grad_with(&x, &py, &pg, poison), pool::max_pool_grad(&x, &py, &pg));
         }
         for k in [0, 5] {

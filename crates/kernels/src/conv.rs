@@ -254,39 +254,53 @@ pub fn conv2d_backprop_input_with<T: Float>(
 /// Gradient with respect to the filter: the column matrices transposed times `dy`, summed over
 /// the batch; returns `[kh,kw,c,o]`.
 pub fn conv2d_backprop_filter<T: Float>(x: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    conv2d_backprop_filter_with(x, dy, g, zeros)
+}
+
+/// [`conv2d_backprop_filter`] into a buffer from `alloc(len)` (contents unspecified, all
+/// overwritten); the per-group partial sums live in the calling thread's reused scratch.
+pub fn conv2d_backprop_filter_with<T: Float>(
+    x: &[T],
+    dy: &[T],
+    g: &Conv2dGeometry,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+) -> Vec<T> {
     let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
     let ko = k * o;
+    let mut out = alloc(ko);
     if ko == 0 {
-        return vec![];
+        return out;
     }
     // Partial sums over fixed groups of images, added in group order: the result does not
     // depend on how rayon schedules the groups (training runs are reproducible).
     let small = k <= small_conv::MAX_TAPS && len > 0;
     let group = if small { 4 } else { g.chunk() };
-    let mut partials = vec![T::zero(); g.batch.div_ceil(group).max(1) * ko];
-    partials.par_chunks_mut(ko).enumerate().for_each(|(gi, acc)| {
-        let (b0, nb) = (gi * group, group.min(g.batch.saturating_sub(gi * group)));
-        if small {
-            for b in b0..b0 + nb {
-                small_conv::filter_grad_image(&x[b * len..][..len], &dy[b * p * o..][..p * o], g, acc);
+    T::with_scratch(g.batch.div_ceil(group).max(1) * ko, |partials| {
+        partials.par_chunks_mut(ko).enumerate().for_each(|(gi, acc)| {
+            acc.fill(T::zero());
+            let (b0, nb) = (gi * group, group.min(g.batch.saturating_sub(gi * group)));
+            if small {
+                for b in b0..b0 + nb {
+                    small_conv::filter_grad_image(&x[b * len..][..len], &dy[b * p * o..][..p * o], g, acc);
+                }
+                return;
             }
-            return;
-        }
-        T::with_scratch(nb * p * k, |cols| {
-            for bi in 0..nb {
-                im2col(&x[(b0 + bi) * len..][..len], g, &mut cols[bi * p * k..][..p * k]);
-            }
-            let colst = mat(cols, nb * p, k).reversed_axes();
-            let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
-            gemm_into(colst, dy, mat_mut(acc, k, o), true, false);
+            T::with_scratch(nb * p * k, |cols| {
+                for bi in 0..nb {
+                    im2col(&x[(b0 + bi) * len..][..len], g, &mut cols[bi * p * k..][..p * k]);
+                }
+                let colst = mat(cols, nb * p, k).reversed_axes();
+                let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
+                gemm_into(colst, dy, mat_mut(acc, k, o), true, false);
+            });
         });
+        let (first, rest) = partials.split_at(ko);
+        out.copy_from_slice(first);
+        for part in rest.chunks(ko) {
+            out.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
+        }
     });
-    let (first, rest) = partials.split_at_mut(ko);
-    for part in rest.chunks(ko) {
-        first.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
-    }
-    partials.truncate(ko);
-    partials
+    out
 }
 
 /// Direct convolution by definition, for tests of the im2col path.

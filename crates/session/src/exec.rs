@@ -158,7 +158,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
             let out = float2!(x(), inputs[2], a, dy, T => {
                 let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
-                shaped::<T>(inputs[1].shape(), conv::conv2d_backprop_filter(slice(&a), slice(&dy), &g))
+                shaped::<T>(inputs[1].shape(), conv::conv2d_backprop_filter_with(slice(&a), slice(&dy), &g, |n| buffers.take(n)))
             });
             one(out)
         }

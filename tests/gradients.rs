@@ -422,8 +422,11 @@ fn second_order_through_a_convolution() {
 #[test]
 fn pooling_and_its_backward_ops() {
     // Distinct values, so the max is unique and the max-pool is differentiable at the point.
-    let x = vals(&[2, 5, 5, 2], -1.0, 1.0, 25);
-    for (k, s, p) in [(2, 2, Padding::Valid), (3, 2, Padding::Same), (2, 1, Padding::Same)] {
+    // The last two cases' windows tile the input (MaxPoolGrad writes dx without zeroing it).
+    let odd = [(2, 2, Padding::Valid), (3, 2, Padding::Same), (2, 1, Padding::Same)].map(|c| ([2, 5, 5, 2], c));
+    let tiled = [([2, 4, 6, 2], (2, 2, Padding::Valid)), ([1, 6, 4, 3], (2, 2, Padding::Same))];
+    for (shape, (k, s, p)) in odd.into_iter().chain(tiled) {
+        let x = vals(&shape, -1.0, 1.0, 25);
         let (kk, ss) = ([1, k, k, 1], [1, s, s, 1]);
         check(&format!("max_pool {k} {s} {p:?}"), std::slice::from_ref(&x), &move |t| nn::max_pool(&t[0], kk, ss, p));
         check(&format!("avg_pool {k} {s} {p:?}"), std::slice::from_ref(&x), &move |t| nn::avg_pool(&t[0], kk, ss, p));

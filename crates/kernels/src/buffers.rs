@@ -153,7 +153,7 @@ mod tests {
         use crate::{conv, gemm, pool};
         let poison = |n: usize| vec![f64::NAN; n];
         let data = |n: usize, salt: usize| (0..n).map(|i| ((i * 31 + salt) % 13) as f64 - 6.0).collect::<Vec<_>>();
-        for (input, stride, same) in [([2, 7, 7, 3], 2, true), ([2, 6, 5, 4], 1, false)] {
+        for (input, stride, same) in [([2, 7, 7, 3], 2, true), ([2, 6, 5, 4], 1, false), ([2, 4, 6, 3], 2, true)] {
             let g = conv::Conv2dGeometry::new(input, [3, 3, input[3], 4], [stride, stride], [1, 1], same);
             let (x, w) = (data(input.iter().product(), 1), data(9 * input[3] * 4, 2));
             let dy = data(g.output_shape().iter().product(), 3);

@@ -68,7 +68,9 @@ fn convolutions(c: &mut Criterion) {
             b.iter(|| conv::conv2d_backprop_filter(black_box(&x), black_box(&dy), &g))
         });
         group.bench_function(format!("{name}_backprop_input"), |b| {
-            b.iter(|| out = Some(conv::conv2d_backprop_input_with(black_box(&w), black_box(&dy), &g, reuse(&mut out))))
+            b.iter(|| {
+                out = Some(conv::conv2d_backprop_input_with(black_box(&w), black_box(&dy), &g, reuse(&mut out), None))
+            })
         });
     }
     group.finish();

@@ -376,6 +376,49 @@ fn layer_biases_created_after_their_op_still_fuse() {
     assert_eq!(losses[0], losses[1]);
 }
 
+/// The ReluGrad of a hidden convolution layer folds into the Conv2DBackpropInput producing its
+/// gradient: training matches the unfused graph exactly. A ReluGrad whose features broadcast
+/// still fuses and gives the separate op's result.
+#[test]
+fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
+    let g = Graph::new();
+    g.set_random_seed(5);
+    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(2)], "x").unwrap();
+    let c1 = layers::conv2d(&x, 8, 3, 1, Padding::Same, Some(nn::relu), "c1").unwrap();
+    let c2 = layers::conv2d(&c1, 4, 3, 2, Padding::Same, Some(nn::relu), "c2").unwrap();
+    let loss = math::reduce_sum(&math::square(&c2).unwrap(), None, "loss").unwrap();
+    let train = GradientDescent::new(0.001).minimize(&loss).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    let pattern = |n: usize| (0..n).map(|i| ((i * 7 + 3) % 11) as f32 * 0.1 - 0.5).collect::<Vec<_>>();
+    let feed = || [(&x, Value::from(ndarray::Array::from_shape_vec((2, 6, 6, 2), pattern(144)).unwrap().into_dyn()))];
+    // A hand-built ReluGrad with features of one channel, broadcast over the 2 channels.
+    let w = g.constant(ndarray::Array::from_shape_vec((3, 3, 2, 4), pattern(72)).unwrap().into_dyn(), "w").unwrap();
+    let dy = g.constant(ndarray::Array::from_shape_vec((2, 3, 3, 4), pattern(72)).unwrap().into_dyn(), "dy").unwrap();
+    let f1 = g.constant(ndarray::Array::from_shape_vec((2, 6, 6, 1), pattern(72)).unwrap().into_dyn(), "f1").unwrap();
+    let dx = nn::conv2d_backprop_input(&x, &w, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
+    let broadcast = nn::relu_grad(&dx, &f1).unwrap();
+    let mut results = vec![];
+    for check in [false, true] {
+        let mut sess = Session::new(&g).unwrap();
+        sess.set_check_numerics(check); // checks every op's output, so nothing is fused
+        sess.set_profiling(true);
+        sess.run_targets(&[&init], &[]).unwrap();
+        for _ in 0..3 {
+            sess.run_targets(&[&train], &feed()).unwrap();
+        }
+        let mut got: Vec<Vec<f64>> =
+            sess.run(&[&loss, &broadcast], &feed()).unwrap().iter().map(Value::to_f64_vec).collect();
+        got.push(sess.run(&[&dx], &feed()).unwrap()[0].to_f64_vec());
+        results.push(got);
+        // 3 training steps (c2's input gradient, masked by c1's ReLU) and the hand-built pair.
+        let fused_calls = sess.profile().iter().find(|p| p.0 == "Conv2DBackpropInput+ReluGrad").map(|p| p.1);
+        assert_eq!(fused_calls, (!check).then_some(4), "{:?}", sess.profile());
+    }
+    assert_eq!(results[0], results[1]);
+    let (dx, masked) = (&results[0][2], &results[0][1]);
+    assert!(masked.iter().zip(dx).any(|(m, d)| *m == 0.0 && *d != 0.0) && masked.iter().any(|&m| m != 0.0));
+}
+
 /// A feed read by several inputs is copied once per run (its last reader takes the copy); the
 /// caller's value is never modified.
 #[test]

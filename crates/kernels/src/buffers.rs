@@ -158,7 +158,10 @@ mod tests {
             let (x, w) = (data(input.iter().product(), 1), data(9 * input[3] * 4, 2));
             let dy = data(g.output_shape().iter().product(), 3);
             assert_eq!(conv::conv2d_with(&x, &w, &g, poison, crate::Epilogue::NONE), conv::conv2d(&x, &w, &g));
-            assert_eq!(conv::conv2d_backprop_input_with(&w, &dy, &g, poison), conv::conv2d_backprop_input(&w, &dy, &g));
+            assert_eq!(
+                conv::conv2d_backprop_input_with(&w, &dy, &g, poison, None),
+                conv::conv2d_backprop_input(&w, &dy, &g)
+            );
             let pg = pool::PoolGeometry::new(input, [2, 2], [stride, stride], same);
             let py = data(pg.output_shape().iter().product(), 4);
             assert_eq!(pool::max_pool_with(&x, &pg, poison), pool::max_pool(&x, &pg));

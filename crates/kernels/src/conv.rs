@@ -218,15 +218,20 @@ pub fn conv2d_with<T: Float>(
 /// Gradient with respect to the input: `dy` `[n,out_h,out_w,o]` times the filter transposed,
 /// scattered back by col2im; returns `[n,h,w,c]`.
 pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    conv2d_backprop_input_with(w, dy, g, zeros)
+    conv2d_backprop_input_with(w, dy, g, zeros, None)
 }
 
 /// [`conv2d_backprop_input`] into a buffer from `alloc(len)` (contents unspecified).
+///
+/// With `relu_features` (the input of a ReLU, or its output: the same signs), the result is
+/// TF's `ReluGrad` of it, `dx` where the feature is > 0 and 0 elsewhere, applied to each chunk
+/// while it is in cache.
 pub fn conv2d_backprop_input_with<T: Float>(
     w: &[T],
     dy: &[T],
     g: &Conv2dGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
+    relu_features: Option<&[T]>,
 ) -> Vec<T> {
     let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
     let mut dx = alloc(g.batch * len);
@@ -246,7 +251,11 @@ pub fn conv2d_backprop_input_with<T: Float>(
             for bi in 0..nb {
                 col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
             }
-        })
+        });
+        if let Some(f) = relu_features {
+            let f = &f[b0 * len..][..dx_chunk.len()];
+            dx_chunk.iter_mut().zip(f).for_each(|(d, &f)| *d = if f > T::zero() { *d } else { T::zero() });
+        }
     });
     dx
 }

@@ -144,15 +144,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
         Op::Conv2D { .. } => compute_fused(op, inputs, false, buffers),
-        Op::Conv2DBackpropInput { strides, dilations, padding } => {
-            let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
-            check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
-            let out = float2!(inputs[1], inputs[2], f, dy, T => {
-                let (f, dy) = (f.as_standard_layout(), dy.as_standard_layout());
-                shaped::<T>(x().shape(), conv::conv2d_backprop_input_with(slice(&f), slice(&dy), &g, |n| buffers.take(n)))
-            });
-            one(out)
-        }
+        Op::Conv2DBackpropInput { .. } => backprop_input_relu_grad(op, inputs, buffers),
         Op::Conv2DBackpropFilter { strides, dilations, padding } => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
             check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
@@ -211,6 +203,30 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         | Op::AssignSub
         | Op::Apply(_)
         | Op::NoOp => Err(KernelError(format!("{} is executed by the session, not as a kernel", op.type_name()))),
+    }
+}
+
+/// Runs a `Conv2DBackpropInput`, and when the planner folded the `ReluGrad` reading it into it
+/// (the features are then a fourth input), that `ReluGrad` too: inside the kernel when the
+/// features have the gradient's shape and dtype, as the separate op otherwise (broadcasting).
+pub fn backprop_input_relu_grad(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<Vec<Value>> {
+    let Op::Conv2DBackpropInput { strides, dilations, padding } = op else {
+        kbail!("{} is not Conv2DBackpropInput", op.type_name());
+    };
+    let x = inputs[0];
+    let g = conv_geometry(x.shape(), inputs[1].shape(), strides, dilations, *padding)?;
+    check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
+    let features = inputs.get(3).copied();
+    let in_kernel = features.filter(|f| f.shape() == x.shape() && f.dtype() == inputs[2].dtype());
+    let dx = float2!(inputs[1], inputs[2], f, dy, T => {
+        let (f, dy) = (f.as_standard_layout(), dy.as_standard_layout());
+        let relu = in_kernel.and_then(<T as tensorgraph_graph::Element>::unwrap_ref).map(|a| a.as_standard_layout());
+        let dx = conv::conv2d_backprop_input_with(slice(&f), slice(&dy), &g, |n| buffers.take(n), relu.as_ref().map(slice));
+        shaped::<T>(x.shape(), dx)
+    });
+    match features {
+        Some(f) if in_kernel.is_none() => compute(&Op::Binary(BinaryOp::ReluGrad), &[&dx, f], buffers),
+        _ => Ok(vec![dx]),
     }
 }
 

@@ -2,7 +2,7 @@
 //! it, and decide where each intermediate buffer can be freed.
 
 use std::collections::{BTreeSet, HashMap};
-use tensorgraph_graph::{Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, Result, UnaryOp};
+use tensorgraph_graph::{BinaryOp, Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, Result, UnaryOp};
 
 /// Where a step's input (or a fetch) comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,15 +28,19 @@ pub struct Step {
     pub outputs: Vec<Option<usize>>,
     /// Slots whose last reader is this step: freed right after it.
     pub free_after: Vec<usize>,
-    /// A BiasAdd and/or Relu folded into this Conv2D or MatMul (the bias is the last input).
+    /// Element-wise ops folded into this step (see [`Fused`]).
     pub fused: Option<Fused>,
 }
 
 /// The element-wise ops folded into a producing step, applied to its output while in cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fused {
-    pub bias: bool,
-    pub relu: bool,
+pub enum Fused {
+    /// Into a Conv2D or MatMul: BiasAdd (the bias is the step's last input) and/or Relu.
+    Epilogue { bias: bool, relu: bool },
+    /// Into a Conv2DBackpropInput: the ReluGrad reading its output (the features are the
+    /// step's last input), so the input gradient is masked per chunk while in cache instead of
+    /// making another pass over a tensor the size of the layer's input.
+    ReluGrad,
 }
 
 impl Step {
@@ -45,6 +49,7 @@ impl Step {
         match (&self.op, self.fused) {
             (Op::Conv2D { .. }, Some(_)) => "_FusedConv2D",
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
+            (Op::Conv2DBackpropInput { .. }, Some(_)) => "Conv2DBackpropInput+ReluGrad",
             (op, _) => op.type_name(),
         }
     }
@@ -221,11 +226,35 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
     let mut position: Vec<(usize, u8)> = (0..steps.len()).map(|i| (i, 1)).collect();
     let mut removed = vec![false; steps.len()];
     for i in 0..steps.len() {
-        if removed[i] || !matches!(steps[i].op, Op::Conv2D { .. } | Op::MatMul { .. }) || steps[i].outputs.len() != 1 {
+        if removed[i] || steps[i].outputs.len() != 1 {
+            continue;
+        }
+        if matches!(steps[i].op, Op::Conv2DBackpropInput { .. }) {
+            let Some((out, j)) = steps[i].outputs[0].zip(sole_reader(steps[i].outputs[0], steps)) else { continue };
+            let reader = &steps[j];
+            let (grads, features) = (reader.inputs[0], reader.inputs.get(1).copied());
+            // The features must exist when step i runs (they come from the forward pass).
+            let ready = match features {
+                Some(Source::Slot(s)) => s != out && producer.get(&s).is_some_and(|&p| position[p] < (i, 1)),
+                Some(_) => true,
+                None => false,
+            };
+            if matches!(reader.op, Op::Binary(BinaryOp::ReluGrad)) && grads == Source::Slot(out) && ready {
+                let fused_out = reader.outputs[0];
+                removed[j] = true;
+                let step = &mut steps[i];
+                step.outputs[0] = fused_out;
+                step.inputs.extend(features);
+                step.refs.push(None);
+                step.fused = Some(Fused::ReluGrad);
+            }
+            continue;
+        }
+        if !matches!(steps[i].op, Op::Conv2D { .. } | Op::MatMul { .. }) {
             continue;
         }
         let mut out = steps[i].outputs[0];
-        let mut fused = Fused { bias: false, relu: false };
+        let (mut bias_fused, mut relu_fused) = (false, false);
         let mut bias_src = None;
         if let Some(j) = sole_reader(out, steps) {
             let (x, bias) = (steps[j].inputs[0], steps[j].inputs.get(1).copied());
@@ -243,24 +272,24 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                     position[p] = position[p].min((i, 0));
                 }
                 bias_src = bias;
-                fused.bias = true;
+                bias_fused = true;
                 removed[j] = true;
                 out = steps[j].outputs[0];
             }
         }
         if let Some(k) = sole_reader(out, steps).filter(|&k| matches!(steps[k].op, Op::Unary(UnaryOp::Relu))) {
-            fused.relu = true;
+            relu_fused = true;
             removed[k] = true;
             out = steps[k].outputs[0];
         }
-        if fused.bias || fused.relu {
+        if bias_fused || relu_fused {
             let step = &mut steps[i];
             step.outputs[0] = out;
             if let Some(src) = bias_src {
                 step.inputs.push(src);
                 step.refs.push(None);
             }
-            step.fused = Some(fused);
+            step.fused = Some(Fused::Epilogue { bias: bias_fused, relu: relu_fused });
         }
     }
     let mut kept: Vec<((usize, u8), Step)> = std::mem::take(steps)

@@ -64,19 +64,48 @@ pub unsafe fn gemm(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: *mut
         if buf.len() < k * n {
             buf.resize(k * n, 0.0);
         }
-        // Row by row of the copy; the source is read along its contiguous axis when it has one
-        // (a transposed view has `rs == 1`) a 16-row strip at a time, so the lines stay in L1.
-        for p0 in (0..k).step_by(16) {
-            for j in 0..n {
-                for p in p0..k.min(p0 + 16) {
-                    // SAFETY: (p, j) is inside B.
-                    buf[p * n + j] = unsafe { *b.ptr.offset(p as isize * b.rs + j as isize * b.cs) };
-                }
-            }
-        }
+        // SAFETY: B's extents are the caller's contract; `buf` holds k·n floats.
+        unsafe { copy_row_major(k, n, b, buf) };
         // SAFETY: the caller's contract; `buf` holds B row-major.
         unsafe { blocked(m, k, n, a, Strided { ptr: buf.as_ptr(), rs: n as isize, cs: 1 }, c, accumulate) }
     })
+}
+
+/// Copies `B` (`k x n`, any strides) row-major into `buf`. A transposed row-major matrix
+/// (`rs == 1`: a weight matrix in `dy · Wᵀ`) is read 16 of its rows at a time, each 16-float
+/// output vector gathered from them (their lines stay in L1 while every k is copied): scalar
+/// element-by-element transposing cost as much as the product at 100x64x3136.
+///
+/// # Safety
+/// `b` addresses `k x n` readable elements through its strides; `buf` holds at least `k·n`.
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_row_major(k: usize, n: usize, b: Strided, buf: &mut [f32]) {
+    let lanes_apart = b.cs.checked_mul(15).filter(|&d| d <= i32::MAX as isize);
+    if b.rs == 1 && b.cs > 0 && lanes_apart.is_some() {
+        let idx = _mm512_mullo_epi32(
+            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+            _mm512_set1_epi32(b.cs as i32),
+        );
+        for j0 in (0..n).step_by(16) {
+            let mask = lanes((n - j0).min(16));
+            for p in 0..k {
+                // SAFETY: lanes j0..j0+16 under `mask` are columns of B, row p inside it; the
+                // store writes the same columns of the copy's row p.
+                unsafe {
+                    let src = b.ptr.offset(j0 as isize * b.cs + p as isize);
+                    let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, src.cast());
+                    _mm512_mask_storeu_ps(buf.as_mut_ptr().add(p * n + j0), mask, v);
+                }
+            }
+        }
+        return;
+    }
+    for p in 0..k {
+        for j in 0..n {
+            // SAFETY: (p, j) is inside B.
+            buf[p * n + j] = unsafe { *b.ptr.offset(p as isize * b.rs + j as isize * b.cs) };
+        }
+    }
 }
 
 /// The cache blocking around [`tile`]: depth passes of at most `KC`, row blocks of `MC`, then

@@ -84,7 +84,7 @@ fn pooling(c: &mut Criterion) {
     let mut out = Some(vec![]);
     group.bench_function("fwd", |b| b.iter(|| out = Some(pool::max_pool_with(black_box(&x), &g, reuse(&mut out)))));
     group.bench_function("grad", |b| {
-        b.iter(|| out = Some(pool::max_pool_grad_with(black_box(&x), black_box(&dy), &g, reuse(&mut out))))
+        b.iter(|| out = Some(pool::max_pool_grad_with(black_box(&x), black_box(&dy), &g, reuse(&mut out), false)))
     });
     group.finish();
 }

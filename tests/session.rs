@@ -376,17 +376,19 @@ fn layer_biases_created_after_their_op_still_fuse() {
     assert_eq!(losses[0], losses[1]);
 }
 
-/// The ReluGrad of a hidden convolution layer folds into the Conv2DBackpropInput producing its
-/// gradient: training matches the unfused graph exactly. A ReluGrad whose features broadcast
-/// still fuses and gives the separate op's result.
+/// The ReluGrad of a hidden layer folds into the op producing its gradient: the
+/// Conv2DBackpropInput of the next convolution, or the MaxPoolGrad of the ReLU's own output.
+/// Training matches the unfused graph exactly. A ReluGrad whose features broadcast still fuses
+/// and gives the separate op's result.
 #[test]
 fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
     let g = Graph::new();
     g.set_random_seed(5);
     let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(2)], "x").unwrap();
     let c1 = layers::conv2d(&x, 8, 3, 1, Padding::Same, Some(nn::relu), "c1").unwrap();
-    let c2 = layers::conv2d(&c1, 4, 3, 2, Padding::Same, Some(nn::relu), "c2").unwrap();
-    let loss = math::reduce_sum(&math::square(&c2).unwrap(), None, "loss").unwrap();
+    let c2 = layers::conv2d(&c1, 4, 3, 1, Padding::Same, Some(nn::relu), "c2").unwrap();
+    let pooled = nn::max_pool(&c2, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid).unwrap();
+    let loss = math::reduce_sum(&math::square(&pooled).unwrap(), None, "loss").unwrap();
     let train = GradientDescent::new(0.001).minimize(&loss).unwrap();
     let init = g.global_variables_initializer().unwrap();
     let pattern = |n: usize| (0..n).map(|i| ((i * 7 + 3) % 11) as f32 * 0.1 - 0.5).collect::<Vec<_>>();
@@ -410,9 +412,11 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
             sess.run(&[&loss, &broadcast], &feed()).unwrap().iter().map(Value::to_f64_vec).collect();
         got.push(sess.run(&[&dx], &feed()).unwrap()[0].to_f64_vec());
         results.push(got);
-        // 3 training steps (c2's input gradient, masked by c1's ReLU) and the hand-built pair.
-        let fused_calls = sess.profile().iter().find(|p| p.0 == "Conv2DBackpropInput+ReluGrad").map(|p| p.1);
-        assert_eq!(fused_calls, (!check).then_some(4), "{:?}", sess.profile());
+        // 3 training steps (c2's input gradient, masked by c1's ReLU) and the hand-built pair;
+        // the pooling's gradient masked by c2's ReLU in the 3 training steps.
+        let calls = |name: &str| sess.profile().iter().find(|p| p.0 == name).map(|p| p.1);
+        assert_eq!(calls("Conv2DBackpropInput+ReluGrad"), (!check).then_some(4), "{:?}", sess.profile());
+        assert_eq!(calls("MaxPoolGrad+ReluGrad"), (!check).then_some(3), "{:?}", sess.profile());
     }
     assert_eq!(results[0], results[1]);
     let (dx, masked) = (&results[0][2], &results[0][1]);

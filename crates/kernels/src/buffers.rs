@@ -169,7 +169,7 @@ mod tests {
                 conv::conv2d_backprop_filter_with(&x, &dy, &g, poison),
                 conv::conv2d_backprop_filter(&x, &dy, &g)
             );
-            assert_eq!(pool::max_pool_grad_with(&x, &py, &pg, poison), pool::max_pool_grad(&x, &py, &pg));
+            assert_eq!(pool::max_pool_grad_with(&x, &py, &pg, poison, false), pool::max_pool_grad(&x, &py, &pg));
         }
         for k in [0, 5] {
             let a = ndarray::Array2::from_shape_vec((3, k), data(3 * k, 5)).unwrap();

@@ -173,15 +173,18 @@ pub fn max_pool_with<T: Float>(x: &[T], g: &PoolGeometry, alloc: impl FnOnce(usi
 
 /// Routes each output gradient to the input cell that won the max; returns `[n, h, w, c]`.
 pub fn max_pool_grad<T: Float>(x: &[T], dy: &[T], g: &PoolGeometry) -> Vec<T> {
-    max_pool_grad_with(x, dy, g, zeros)
+    max_pool_grad_with(x, dy, g, zeros, false)
 }
 
-/// [`max_pool_grad`] into a buffer from `alloc(len)` (contents unspecified).
+/// [`max_pool_grad`] into a buffer from `alloc(len)` (contents unspecified). With
+/// `relu_of_x`, the result is also TF's `ReluGrad` by `x` (the pooled input is a ReLU's output):
+/// a window's gradient reaches its winning cell only when the maximum is > 0.
 pub fn max_pool_grad_with<T: Float>(
     x: &[T],
     dy: &[T],
     g: &PoolGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
+    relu_of_x: bool,
 ) -> Vec<T> {
     let mut dx = alloc(g.batch * g.in_len());
     if g.in_len() == 0 || g.out_len() == 0 {
@@ -193,7 +196,7 @@ pub fn max_pool_grad_with<T: Float>(
         scratch,
         |(vals, arg), ((d, img), gy)| {
             d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
-            route_to_max(g, img, gy, d, vals, arg);
+            route_to_max(g, img, gy, d, vals, arg, relu_of_x);
         },
     );
     dx
@@ -203,7 +206,16 @@ pub fn max_pool_grad_with<T: Float>(
 /// window's maximum, channel by channel: the winner of each channel is kept as its position in
 /// the window, and every window cell then takes a masked add over its contiguous channels.
 /// No branches or scattered writes, so it vectorises (the same routing as [`PoolGeometry::argmax`]).
-fn route_to_max<T: Float>(g: &PoolGeometry, img: &[T], gy: &[T], d: &mut [T], vals: &mut [T], arg: &mut [u32]) {
+/// With `positive_only`, windows whose maximum is not > 0 route nothing (ReLU's gradient).
+fn route_to_max<T: Float>(
+    g: &PoolGeometry,
+    img: &[T],
+    gy: &[T],
+    d: &mut [T],
+    vals: &mut [T],
+    arg: &mut [u32],
+    positive_only: bool,
+) {
     let c = g.channels;
     for oy in 0..g.out_h {
         for ox in 0..g.out_w {
@@ -221,6 +233,11 @@ fn route_to_max<T: Float>(g: &PoolGeometry, img: &[T], gy: &[T], d: &mut [T], va
                     *m = if take { v } else { *m };
                     *a = if take { k as u32 } else { *a };
                 }
+            }
+            if positive_only {
+                // A window that may not route gets a winner index no cell has.
+                let none = u32::MAX;
+                arg.iter_mut().zip(vals.iter()).for_each(|(a, &m)| *a = if m > T::zero() { *a } else { none });
             }
             let s = &gy[(oy * g.out_w + ox) * c..][..c];
             for (k, base) in cells() {
@@ -293,4 +310,26 @@ pub fn avg_pool_grad<T: Float>(dy: &[T], g: &PoolGeometry) -> Vec<T> {
         }
     });
     dx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ReLU-masked gradient equals TF's `ReluGrad(MaxPoolGrad(x, dy), x)`, with windows
+    /// that are all zero (a ReLU's output), mixed, and overlapping (stride 1), and NaN in the
+    /// recycled buffer.
+    #[test]
+    fn relu_masked_gradient_is_relu_grad_of_the_plain_one() {
+        let x: Vec<f32> = (0..2 * 5 * 6 * 3).map(|i| (((i * 7) % 11) as f32 - 6.0).max(0.0)).collect();
+        for (stride, same) in [(2, false), (2, true), (1, true)] {
+            let g = PoolGeometry::new([2, 5, 6, 3], [2, 2], [stride, stride], same);
+            let dy: Vec<f32> = (0..g.batch * g.out_len()).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+            let plain = max_pool_grad(&x, &dy, &g);
+            let want: Vec<f32> = plain.iter().zip(&x).map(|(&d, &f)| if f > 0.0 { d } else { 0.0 }).collect();
+            let got = max_pool_grad_with(&x, &dy, &g, |n| vec![f32::NAN; n], true);
+            assert_eq!(got, want, "stride {stride}, same {same}");
+            assert!(plain.iter().zip(&want).any(|(p, w)| p != w), "some routed gradient is masked");
+        }
+    }
 }

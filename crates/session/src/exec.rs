@@ -167,14 +167,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
                 shaped::<T>(&g.output_shape(), v)
             }))
         }
-        Op::MaxPoolGrad { ksize, strides, padding } => {
-            let g = pool_geometry(x().shape(), ksize, strides, *padding)?;
-            check_shape("grad", inputs[1].shape(), &g.output_shape())?;
-            one(float2!(x(), inputs[1], a, dy, T => {
-                let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
-                shaped::<T>(x().shape(), pool::max_pool_grad_with(slice(&a), slice(&dy), &g, |n| buffers.take(n)))
-            }))
-        }
+        Op::MaxPoolGrad { .. } => max_pool_grad(op, inputs, false, buffers),
         Op::MaxPoolGradGrad { ksize, strides, padding } => {
             let g = pool_geometry(x().shape(), ksize, strides, *padding)?;
             check_shape("grad", inputs[1].shape(), x().shape())?;
@@ -204,6 +197,29 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         | Op::Apply(_)
         | Op::NoOp => Err(KernelError(format!("{} is executed by the session, not as a kernel", op.type_name()))),
     }
+}
+
+/// Runs a step the planner folded a `ReluGrad` into: a `MaxPoolGrad` whose pooled input is the
+/// ReLU's output, or a `Conv2DBackpropInput` (the features are then a fourth input).
+pub fn compute_with_relu_grad(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<Vec<Value>> {
+    match op {
+        Op::MaxPoolGrad { .. } => max_pool_grad(op, inputs, true, buffers),
+        _ => backprop_input_relu_grad(op, inputs, buffers),
+    }
+}
+
+/// `MaxPoolGrad`, masked by `ReluGrad` of its pooled input when `relu_of_x`.
+fn max_pool_grad(op: &Op, inputs: &[&Value], relu_of_x: bool, buffers: &mut BufferPool) -> KResult<Vec<Value>> {
+    let Op::MaxPoolGrad { ksize, strides, padding } = op else {
+        kbail!("{} is not MaxPoolGrad", op.type_name());
+    };
+    let x = inputs[0];
+    let g = pool_geometry(x.shape(), ksize, strides, *padding)?;
+    check_shape("grad", inputs[1].shape(), &g.output_shape())?;
+    Ok(vec![float2!(x, inputs[1], a, dy, T => {
+        let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
+        shaped::<T>(x.shape(), pool::max_pool_grad_with(slice(&a), slice(&dy), &g, |n| buffers.take(n), relu_of_x))
+    })])
 }
 
 /// Runs a `Conv2DBackpropInput`, and when the planner folded the `ReluGrad` reading it into it

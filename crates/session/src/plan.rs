@@ -37,9 +37,9 @@ pub struct Step {
 pub enum Fused {
     /// Into a Conv2D or MatMul: BiasAdd (the bias is the step's last input) and/or Relu.
     Epilogue { bias: bool, relu: bool },
-    /// Into a Conv2DBackpropInput: the ReluGrad reading its output (the features are the
-    /// step's last input), so the input gradient is masked per chunk while in cache instead of
-    /// making another pass over a tensor the size of the layer's input.
+    /// Into a Conv2DBackpropInput (the features are the step's last input) or a MaxPoolGrad
+    /// of the ReLU's output (the pooled input is the mask): the ReluGrad reading its output,
+    /// applied while in cache instead of in another pass over a layer-sized tensor.
     ReluGrad,
 }
 
@@ -50,6 +50,7 @@ impl Step {
             (Op::Conv2D { .. }, Some(_)) => "_FusedConv2D",
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
             (Op::Conv2DBackpropInput { .. }, Some(_)) => "Conv2DBackpropInput+ReluGrad",
+            (Op::MaxPoolGrad { .. }, Some(_)) => "MaxPoolGrad+ReluGrad",
             (op, _) => op.type_name(),
         }
     }
@@ -227,6 +228,22 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
     let mut removed = vec![false; steps.len()];
     for i in 0..steps.len() {
         if removed[i] || steps[i].outputs.len() != 1 {
+            continue;
+        }
+        if matches!(steps[i].op, Op::MaxPoolGrad { .. }) {
+            // ReluGrad(MaxPoolGrad(x, dy), x): the ReLU's output was pooled, so the mask is the
+            // pooled input itself and needs no extra input.
+            let Some((out, j)) = steps[i].outputs[0].zip(sole_reader(steps[i].outputs[0], steps)) else { continue };
+            let reader = &steps[j];
+            if matches!(reader.op, Op::Binary(BinaryOp::ReluGrad))
+                && reader.inputs[0] == Source::Slot(out)
+                && reader.inputs.get(1) == steps[i].inputs.first()
+            {
+                let fused_out = reader.outputs[0];
+                removed[j] = true;
+                steps[i].outputs[0] = fused_out;
+                steps[i].fused = Some(Fused::ReluGrad);
+            }
             continue;
         }
         if matches!(steps[i].op, Op::Conv2DBackpropInput { .. }) {

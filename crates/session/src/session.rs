@@ -328,7 +328,7 @@ impl Session {
                 let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
                 let out = match step.fused {
                     Some(plan::Fused::Epilogue { relu, .. }) => exec::compute_fused(op, &vals, relu, &mut self.buffers),
-                    Some(plan::Fused::ReluGrad) => exec::backprop_input_relu_grad(op, &vals, &mut self.buffers),
+                    Some(plan::Fused::ReluGrad) => exec::compute_with_relu_grad(op, &vals, &mut self.buffers),
                     None => exec::compute(op, &vals, &mut self.buffers),
                 };
                 out.map_err(runtime)?.into_iter().map(Arc::new).collect()

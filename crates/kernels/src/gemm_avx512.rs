@@ -108,7 +108,7 @@ unsafe fn copy_row_major(k: usize, n: usize, b: Strided, buf: &mut [f32]) {
     }
 }
 
-/// The cache blocking around [`tile`]: depth passes of at most `KC`, row blocks of `MC`, then
+/// The cache blocking around [`Tile`]: depth passes of at most `KC`, row blocks of `MC`, then
 /// 32-column panels (each reused from L1 by every 12-row tile of the block).
 #[target_feature(enable = "avx512f")]
 unsafe fn blocked(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: *mut f32, accumulate: bool) {

@@ -37,6 +37,10 @@ pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
+/// Largest copy of a right operand a thread keeps for the next call (16 MiB; the models' largest
+/// is 0.8 MB).
+const KEPT_COPY: usize = 4 << 20;
+
 thread_local! {
     /// A right operand with strided rows, copied row-major. Reused, so warm calls allocate nothing.
     static B_COPY: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -67,7 +71,10 @@ pub unsafe fn gemm(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: *mut
         // SAFETY: B's extents are the caller's contract; `buf` holds k·n floats.
         unsafe { copy_row_major(k, n, b, buf) };
         // SAFETY: the caller's contract; `buf` holds B row-major.
-        unsafe { blocked(m, k, n, a, Strided { ptr: buf.as_ptr(), rs: n as isize, cs: 1 }, c, accumulate) }
+        unsafe { blocked(m, k, n, a, Strided { ptr: buf.as_ptr(), rs: n as isize, cs: 1 }, c, accumulate) };
+        if buf.len() > KEPT_COPY {
+            *buf = Vec::new(); // one huge product must not pin its copy in every thread
+        }
     })
 }
 

@@ -13,6 +13,7 @@ pub mod nn;
 pub mod pool;
 pub mod reduce;
 mod small_conv;
+mod wide;
 
 use std::fmt::Debug;
 

@@ -100,6 +100,7 @@ impl PoolGeometry {
     /// picks, without tracking where it is).
     ///
     /// [`argmax`]: PoolGeometry::argmax
+    #[inline(always)] // into `wide::run`'s AVX-512 copy
     fn max_into<T: Float>(&self, img: &[T], oy: usize, ox: usize, out: &mut [T]) {
         let c = self.channels;
         let (rows, cols) = self.window(oy, ox);
@@ -162,11 +163,13 @@ pub fn max_pool<T: Float>(x: &[T], g: &PoolGeometry) -> Vec<T> {
 pub fn max_pool_with<T: Float>(x: &[T], g: &PoolGeometry, alloc: impl FnOnce(usize) -> Vec<T>) -> Vec<T> {
     let mut out = alloc(g.batch * g.out_len());
     per_image(x, g.in_len(), &mut out, g.out_len(), |img, o| {
-        for oy in 0..g.out_h {
-            for ox in 0..g.out_w {
-                g.max_into(img, oy, ox, &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels]);
+        crate::wide::run(|| {
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    g.max_into(img, oy, ox, &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels]);
+                }
             }
-        }
+        })
     });
     out
 }
@@ -196,7 +199,7 @@ pub fn max_pool_grad_with<T: Float>(
         scratch,
         |(vals, arg), ((d, img), gy)| {
             d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
-            route_to_max(g, img, gy, d, vals, arg, relu_of_x);
+            crate::wide::run(|| route_to_max(g, img, gy, d, vals, arg, relu_of_x));
         },
     );
     dx
@@ -207,6 +210,7 @@ pub fn max_pool_grad_with<T: Float>(
 /// the window, and every window cell then takes a masked add over its contiguous channels.
 /// No branches or scattered writes, so it vectorises (the same routing as [`PoolGeometry::argmax`]).
 /// With `positive_only`, windows whose maximum is not > 0 route nothing (ReLU's gradient).
+#[inline(always)] // into `wide::run`'s AVX-512 copy
 fn route_to_max<T: Float>(
     g: &PoolGeometry,
     img: &[T],

@@ -230,39 +230,29 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
         if removed[i] || steps[i].outputs.len() != 1 {
             continue;
         }
-        if matches!(steps[i].op, Op::MaxPoolGrad { .. }) {
-            // ReluGrad(MaxPoolGrad(x, dy), x): the ReLU's output was pooled, so the mask is the
-            // pooled input itself and needs no extra input.
-            let Some((out, j)) = steps[i].outputs[0].zip(sole_reader(steps[i].outputs[0], steps)) else { continue };
-            let reader = &steps[j];
-            if matches!(reader.op, Op::Binary(BinaryOp::ReluGrad))
-                && reader.inputs[0] == Source::Slot(out)
-                && reader.inputs.get(1) == steps[i].inputs.first()
-            {
-                let fused_out = reader.outputs[0];
-                removed[j] = true;
-                steps[i].outputs[0] = fused_out;
-                steps[i].fused = Some(Fused::ReluGrad);
-            }
-            continue;
-        }
-        if matches!(steps[i].op, Op::Conv2DBackpropInput { .. }) {
+        if matches!(steps[i].op, Op::MaxPoolGrad { .. } | Op::Conv2DBackpropInput { .. }) {
+            // ReluGrad(this step's output, features). MaxPoolGrad masks by its pooled input, so
+            // the features must be that input (the ReLU's output was pooled); a
+            // Conv2DBackpropInput takes them as an extra input, which must exist when it runs.
             let Some((out, j)) = steps[i].outputs[0].zip(sole_reader(steps[i].outputs[0], steps)) else { continue };
             let reader = &steps[j];
             let (grads, features) = (reader.inputs[0], reader.inputs.get(1).copied());
-            // The features must exist when step i runs (they come from the forward pass).
-            let ready = match features {
+            let pooled = matches!(steps[i].op, Op::MaxPoolGrad { .. });
+            let mask_ok = match features {
+                _ if pooled => features == steps[i].inputs.first().copied(),
                 Some(Source::Slot(s)) => s != out && producer.get(&s).is_some_and(|&p| position[p] < (i, 1)),
                 Some(_) => true,
                 None => false,
             };
-            if matches!(reader.op, Op::Binary(BinaryOp::ReluGrad)) && grads == Source::Slot(out) && ready {
+            if matches!(reader.op, Op::Binary(BinaryOp::ReluGrad)) && grads == Source::Slot(out) && mask_ok {
                 let fused_out = reader.outputs[0];
                 removed[j] = true;
                 let step = &mut steps[i];
                 step.outputs[0] = fused_out;
-                step.inputs.extend(features);
-                step.refs.push(None);
+                if !pooled {
+                    step.inputs.extend(features);
+                    step.refs.push(None);
+                }
                 step.fused = Some(Fused::ReluGrad);
             }
             continue;

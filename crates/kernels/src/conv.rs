@@ -1,11 +1,19 @@
-//! 2-D convolution (NHWC input, HWIO filter, as TF) by im2col + GEMM, and its two gradients:
-//! col2im for the input, and column-matrix products for the filter.
+//! 2-D convolution (NHWC input, HWIO filter, as TF) as a GEMM over the column matrix, and its
+//! two gradients: col2im for the input, and column-matrix products for the filter.
 //!
-//! Work is split over chunks of images so both cores stay busy without materialising one column
-//! matrix for the whole batch; each chunk's GEMM runs single-threaded inside its rayon task, on
-//! a column matrix in the thread's reused scratch buffer.
+//! For f32 on AVX-512 the column matrix is never written: the GEMM reads each (position, tap)'s
+//! channels where they lie in the image through a table of pointers, and the input gradient's
+//! tiles are added straight onto the input positions (channels in multiples of 16). Elsewhere
+//! (f64, other CPUs) im2col writes it into the thread's reused scratch buffer.
+//!
+//! Work is split over chunks of images so both cores stay busy; each chunk's GEMM runs
+//! single-threaded inside its rayon task.
 
 use crate::gemm::gemm_into;
+#[cfg(target_arch = "x86_64")]
+use crate::gemm_avx512::{gemm, Gather, Left, Out, Strided};
+#[cfg(target_arch = "x86_64")]
+use crate::F32Avx512;
 use crate::{small_conv, zeros, Epilogue, Float};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -166,6 +174,62 @@ fn col2im<T: Float>(cols: &[T], g: &Conv2dGeometry, img: &mut [T]) {
     }
 }
 
+/// f32 on AVX-512: the column matrix of the `nb` images from `images` left in place. Calls `f`
+/// with a table of pointers to each (output position, tap)'s channels (see
+/// `gemm_avx512::Gather`), so the GEMM reads the images where they are: the same products in
+/// the same order as on the written column matrix (bit-identical results), without writing and
+/// re-reading it (9x the image for a 3x3 filter). The padding's pointers address zeros, or with
+/// `sink` (a table the product writes through) a scratch row nothing reads.
+#[cfg(target_arch = "x86_64")]
+fn gathered<R>(images: *const f32, g: &Conv2dGeometry, nb: usize, sink: bool, f: impl FnOnce(Gather) -> R) -> R {
+    thread_local! {
+        static TABLE: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+        static ZEROS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        static SINK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let (c, len, segs) = (g.in_c, g.image_len(), g.k_h * g.k_w);
+    let per_image = g.positions() * segs;
+    (if sink { &SINK } else { &ZEROS }).with(|z| {
+        // Grown with zeros and then only read (or, the sink, written through raw pointers):
+        // shared borrows suffice while `f` runs.
+        if z.borrow().len() < c {
+            z.borrow_mut().resize(c, 0.0);
+        }
+        let pad = z.borrow();
+        let zero = pad.as_ptr() as usize;
+        crate::scratch(&TABLE, nb * per_image, |table| {
+            let first = &mut table[..per_image];
+            let img = images as usize;
+            let mut t = 0;
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    for i in 0..g.k_h {
+                        let iy = Conv2dGeometry::source(oy, i, g.stride_h, g.dil_h, g.pad_top, g.in_h);
+                        for j in 0..g.k_w {
+                            let ix = Conv2dGeometry::source(ox, j, g.stride_w, g.dil_w, g.pad_left, g.in_w);
+                            first[t] = match (iy, ix) {
+                                (Some(y), Some(x)) => img + (y * g.in_w + x) * c * std::mem::size_of::<f32>(),
+                                _ => zero,
+                            };
+                            t += 1;
+                        }
+                    }
+                }
+            }
+            // The other images: the same taps one image further on (padding stays on the zeros).
+            let step = len * std::mem::size_of::<f32>();
+            for bi in 1..nb {
+                let (done, next) = table.split_at_mut(bi * per_image);
+                let prev = &done[(bi - 1) * per_image..];
+                for (n, &p) in next[..per_image].iter_mut().zip(prev) {
+                    *n = if p == zero { zero } else { p + step };
+                }
+            }
+            f(Gather { table: table.as_ptr().cast(), seg: c, segs })
+        })
+    })
+}
+
 fn mat<T>(s: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
     ArrayView2::from_shape((rows, cols), s).expect("caller sized the slice")
 }
@@ -203,6 +267,20 @@ pub fn conv2d_with<T: Float>(
     let chunk = g.chunk();
     out.par_chunks_mut(chunk * p * o).enumerate().for_each(|(ci, out_chunk)| {
         let nb = out_chunk.len() / (p * o);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(f32s) = F32Avx512::check::<T>().filter(|_| k > 0) {
+            // SAFETY: T is f32 (checked); the table addresses `x`'s images of this chunk (or
+            // zeros), `w` is k x o row-major, the chunk's output nb·p x o; all sizes > 0.
+            unsafe {
+                let (x, w, out) = (f32s.cast(x), f32s.cast(w), f32s.cast_mut(out_chunk));
+                let w = Strided { ptr: w.as_ptr(), rs: o as isize, cs: 1 };
+                gathered(x[ci * chunk * g.image_len()..].as_ptr(), g, nb, false, |t| {
+                    gemm(nb * p, k, o, Left::Gathered(t), w, Out::Rows(out.as_mut_ptr()), false)
+                });
+            }
+            epilogue.apply(out_chunk);
+            return;
+        }
         T::with_scratch(nb * p * k, |cols| {
             for bi in 0..nb {
                 let b = ci * chunk + bi;
@@ -213,6 +291,31 @@ pub fn conv2d_with<T: Float>(
         epilogue.apply(out_chunk);
     });
     out
+}
+
+/// f32 on AVX-512 with channels in multiples of 16: adds `dy · Wᵀ` (`dy` one chunk's rows) into
+/// the zeroed `dx` chunk, each tile of the product straight onto the input positions it came
+/// from (no column matrix written and read back). Returns whether it ran.
+fn col2im_in_product<T: Float>(w: &[T], dy: ArrayView2<T>, g: &Conv2dGeometry, dx: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(f32s) = F32Avx512::check::<T>().filter(|_| g.in_c.is_multiple_of(16) && g.taps() > 0 && g.out_c > 0) {
+        let (rows, o, k) = (dy.nrows(), g.out_c, g.taps());
+        if rows == 0 {
+            return true;
+        }
+        // SAFETY: T is f32 (checked); the table addresses dx's images (or the sink), dy is
+        // rows x o row-major, Wᵀ is o x k through strides; all sizes > 0.
+        unsafe {
+            let (w, dx) = (f32s.cast(w), f32s.cast_mut(dx));
+            let a = Strided { ptr: f32s.cast(dy.as_slice().expect("row-major")).as_ptr(), rs: o as isize, cs: 1 };
+            let wt = Strided { ptr: w.as_ptr(), rs: 1, cs: o as isize };
+            let nb = dx.len() / g.image_len();
+            gathered(dx.as_ptr(), g, nb, true, |t| gemm(rows, o, k, Left::Strided(a), wt, Out::Scattered(t), true));
+        }
+        return true;
+    }
+    let _ = (w, dy, g, dx);
+    false
 }
 
 /// Gradient with respect to the input: `dy` `[n,out_h,out_w,o]` times the filter transposed,
@@ -243,15 +346,18 @@ pub fn conv2d_backprop_input_with<T: Float>(
     dx.par_chunks_mut(chunk * len).enumerate().for_each(|(ci, dx_chunk)| {
         let nb = dx_chunk.len() / len;
         let b0 = ci * chunk;
-        T::with_scratch(nb * p * k, |cols| {
-            // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
-            gemm_into(mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o), wt, mat_mut(cols, nb * p, k), false, false);
-            // col2im accumulates: zeroed here, by the thread that fills it, while it is cache-hot.
-            dx_chunk.fill(T::zero());
-            for bi in 0..nb {
-                col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
-            }
-        });
+        let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
+        // Both ways accumulate: zeroed here, by the thread that fills it, while it is cache-hot.
+        dx_chunk.fill(T::zero());
+        if !col2im_in_product(w, dy, g, dx_chunk) {
+            T::with_scratch(nb * p * k, |cols| {
+                // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
+                gemm_into(dy, wt, mat_mut(cols, nb * p, k), false, false);
+                for bi in 0..nb {
+                    col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
+                }
+            });
+        }
         if let Some(f) = relu_features {
             let f = &f[b0 * len..][..dx_chunk.len()];
             dx_chunk.iter_mut().zip(f).for_each(|(d, &f)| *d = if f > T::zero() { *d } else { T::zero() });
@@ -291,6 +397,19 @@ pub fn conv2d_backprop_filter_with<T: Float>(
             if small {
                 for b in b0..b0 + nb {
                     small_conv::filter_grad_image(&x[b * len..][..len], &dy[b * p * o..][..p * o], g, acc);
+                }
+                return;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f32s) = F32Avx512::check::<T>().filter(|_| nb * p > 0) {
+                // SAFETY: T is f32 (checked); the table addresses this group's images (or
+                // zeros), dy's rows are nb·p x o row-major, `acc` is k x o; all sizes > 0.
+                unsafe {
+                    let (x, dy, acc) = (f32s.cast(x), f32s.cast(dy), f32s.cast_mut(acc));
+                    let dy = Strided { ptr: dy[b0 * p * o..].as_ptr(), rs: o as isize, cs: 1 };
+                    gathered(x[b0 * len..].as_ptr(), g, nb, false, |t| {
+                        gemm(k, nb * p, o, Left::GatheredT(t), dy, Out::Rows(acc.as_mut_ptr()), true)
+                    });
                 }
                 return;
             }
@@ -384,15 +503,17 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// Both element types and both paths (register kernels for K <= 32 taps, im2col above;
-        /// 16-channel blocks and leftover channels) give the exact result on integer data, with
-        /// the fused bias and ReLU equal to applying them afterwards.
+        /// Both element types and every path (register kernels for K <= 32 taps, im2col above,
+        /// on AVX-512 the GEMM reading f32 images in place; 16-channel blocks and leftover
+        /// channels; channels spanning several 12-row tiles of the filter gradient) give the
+        /// exact result on integer data, with the fused bias and ReLU equal to applying them
+        /// afterwards.
         #[test]
         fn f32_and_f64_paths_agree_exactly(
-            batch in 1usize..3, h in 1usize..12, w in 1usize..12, c in 1usize..6, o in 1usize..40,
-            k in 1usize..4, s in 1usize..3, same in any::<bool>(), relu in any::<bool>(),
+            batch in 1usize..3, h in 1usize..12, w in 1usize..12, c in 1usize..30, o in 1usize..40,
+            k in 1usize..4, s in 1usize..3, d in 1usize..3, same in any::<bool>(), relu in any::<bool>(),
         ) {
-            let g = Conv2dGeometry::new([batch, h, w, c], [k, k, c, o], [s, s], [1, 1], same);
+            let g = Conv2dGeometry::new([batch, h, w, c], [k, k, c, o], [s, s], [d, d], same);
             prop_assume!(g.out_h > 0 && g.out_w > 0);
             let (x, f, b) = (data(batch * h * w * c, 1), data(k * k * c * o, 2), data(o, 4));
             let mut want = conv2d_naive(&x, &f, &g);
@@ -421,6 +542,32 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// The input gradient with channels in multiples of 16 (on AVX-512, col2im inside the
+        /// product: tiles added straight into dx, the padding's onto a sink) is exact on integer
+        /// data in f32, as in f64 (col2im), with and without the ReLU mask, over several chunks.
+        #[test]
+        fn input_gradient_added_in_the_product_is_exact(
+            batch in 1usize..12, h in 1usize..10, w in 1usize..10, c16 in 1usize..3, o in 1usize..40,
+            k in 1usize..4, s in 1usize..3, d in 1usize..3, same in any::<bool>(), relu in any::<bool>(),
+        ) {
+            let c = 16 * c16;
+            let g = Conv2dGeometry::new([batch, h, w, c], [k, k, c, o], [s, s], [d, d], same);
+            prop_assume!(g.out_h > 0 && g.out_w > 0);
+            let f = data(k * k * c * o, 2);
+            let dy = data(batch * g.positions() * o, 3);
+            let feats = data(batch * h * w * c, 5);
+            let relu = relu.then_some(&feats[..]);
+            let want = conv2d_backprop_input_with(&f, &dy, &g, zeros, relu);
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let feats32 = to32(&feats);
+            let got = conv2d_backprop_input_with(&to32(&f), &to32(&dy), &g, zeros, relu.map(|_| &feats32[..]));
+            prop_assert_eq!(got, to32(&want));
+        }
+    }
+
     /// The column matrices live in reused scratch; stale contents (here NaN) must never leak.
     #[test]
     fn stale_scratch_contents_do_not_leak_into_results() {
@@ -442,10 +589,19 @@ mod tests {
 
     #[test]
     fn large_batch_uses_several_chunks_and_agrees() {
-        let g = Conv2dGeometry::new([37, 9, 9, 3], [3, 3, 3, 5], [2, 2], [1, 1], true);
-        let x = data(37 * 81 * 3, 4);
-        let f = data(27 * 5, 5);
-        assert!(g.chunk() < 37);
-        assert_eq!(conv2d(&x, &f, &g), conv2d_naive(&x, &f, &g));
+        // 36 taps: the im2col path (or the in-place one), not the register kernels.
+        let g = Conv2dGeometry::new([37, 9, 9, 4], [3, 3, 4, 5], [2, 2], [1, 1], true);
+        assert!(g.taps() > small_conv::MAX_TAPS);
+        let x = data(37 * 81 * 4, 4);
+        let f = data(36 * 5, 5);
+        assert!(g.chunk() > 1 && g.chunk() < 37);
+        let want = conv2d_naive(&x, &f, &g);
+        assert_eq!(conv2d(&x, &f, &g), want);
+        // f32 (on AVX-512 the in-place path, whose pointer table spans a chunk's images).
+        let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        assert_eq!(conv2d(&to32(&x), &to32(&f), &g), to32(&want));
+        let dy = data(want.len(), 6);
+        let df = conv2d_backprop_filter(&x, &dy, &g);
+        assert_eq!(conv2d_backprop_filter(&to32(&x), &to32(&dy), &g), to32(&df));
     }
 }

@@ -5,12 +5,13 @@
 
 use crate::{kbail, zeros, Epilogue, Float, KResult};
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
 
 /// Work (m·n·k) above which the multiply is split across rayon threads. Waking a sleeping
 /// worker costs tens of microseconds on this VM kind, more than the MLP's products (up to
 /// 50x784x300 = 11.8M, ~0.1 ms on one core) gain from a second core: its step ran 0.32 ms with
-/// this threshold against 0.44-0.52 ms splitting from 2^18 up.
+/// this threshold against 0.44-0.52 ms splitting from 2^18. (Keeping a worker spinning for
+/// the length of a run, with the caller inside the pool, ran it in 0.25 ms one hour and 0.33
+/// the next: see BENCHMARKS.md.)
 const PAR_WORK: usize = 1 << 24;
 
 /// `C = op(A) · op(B)` where `op` transposes when asked. Any strides are accepted (a transposed
@@ -78,19 +79,28 @@ pub fn gemm_into<T: Float>(
     let threads = rayon::current_num_threads();
     let beta = if accumulate { T::one() } else { T::zero() };
     if parallel && threads > 1 && m * n * k >= PAR_WORK && m >= 2 * threads {
-        // Row blocks of A and C, one single-threaded product each, on rayon's pool.
-        let rows = m.div_ceil(threads);
         let c_slice = c.as_slice_mut().expect("row-major");
-        c_slice.par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
-            let r = block.len() / n;
-            let a_block = a.slice(ndarray::s![i * rows..i * rows + r, ..]);
-            // SAFETY: as below, for the sub-matrices a_block (r×k) and block (r×n).
-            unsafe { product(a_block, b, block.as_mut_ptr(), r, n, beta) };
-        });
+        row_blocks(a, b, c_slice, threads, beta);
         return;
     }
     // SAFETY: see `product`.
     unsafe { product(a, b, c.as_mut_ptr(), m, n, beta) };
+}
+
+/// `c = a·b + beta·c` split into `threads` row blocks run by `rayon::join` (the caller runs the
+/// first), cut at multiples of 12 rows so every block is whole register tiles (the MLP's 50
+/// rows: 24 + 26, not 25 + 25 with a 1-row tile each).
+fn row_blocks<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut [T], threads: usize, beta: T) {
+    let (m, n) = (a.nrows(), b.ncols());
+    if threads <= 1 || m < 24 {
+        // SAFETY: c is this block's m×n row-major part of C, disjoint from a and b.
+        return unsafe { product(a, b, c.as_mut_ptr(), m, n, beta) };
+    }
+    let left = threads / 2;
+    let cut = ((m * left / threads + 6) / 12 * 12).clamp(12, m - 12);
+    let (c1, c2) = c.split_at_mut(cut * n);
+    let (a1, a2) = a.split_at(ndarray::Axis(0), cut);
+    rayon::join(|| row_blocks(a1, b, c1, left, beta), || row_blocks(a2, b, c2, threads - left, beta));
 }
 
 /// `c = a·b + beta·c` for a row-major `c` of `m×n` at `c_ptr`.
@@ -106,12 +116,20 @@ unsafe fn product<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c_ptr: *mut T, m
     debug_assert_eq!((a.dim().0, b.dim()), (m, (k, n)));
     #[cfg(target_arch = "x86_64")]
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && crate::gemm_avx512::available() {
-        use crate::gemm_avx512::{gemm, Strided};
+        use crate::gemm_avx512::{gemm, Left, Out, Strided};
         let view = |p: *const T, s: &[isize]| Strided { ptr: p.cast::<f32>(), rs: s[0], cs: s[1] };
         // SAFETY: T is f32 (checked above) and the CPU has AVX-512F; the caller's contract
         // covers the extents, and m, n, k > 0 (`gemm_into` returns early otherwise).
         return unsafe {
-            gemm(m, k, n, view(a.as_ptr(), sa), view(b.as_ptr(), sb), c_ptr.cast::<f32>(), beta != T::zero())
+            gemm(
+                m,
+                k,
+                n,
+                Left::Strided(view(a.as_ptr(), sa)),
+                view(b.as_ptr(), sb),
+                Out::Rows(c_ptr.cast::<f32>()),
+                beta != T::zero(),
+            )
         };
     }
     // SAFETY: the caller's contract; T is f32 or f64, which matrixmultiply supports.
@@ -144,13 +162,20 @@ mod tests {
         assert_eq!(matmul(at.view(), bt.view(), true, true).unwrap(), want);
     }
 
+    /// Above `PAR_WORK`, on pools of 2 and 3 threads: row blocks cut at multiples of 12 rows
+    /// (uneven for 3), each its own product, together exact.
     #[test]
     fn large_parallel_product_matches_naive() {
-        let a = Array::from_shape_fn((130, 70), |(i, j)| ((i + 2 * j) % 9) as f32 - 4.0);
-        let b = Array::from_shape_fn((70, 90), |(i, j)| ((3 * i + j) % 7) as f32 - 3.0);
-        let c = matmul(a.view(), b.view(), false, false).unwrap();
+        let (m, k, n) = (301, 250, 230);
+        assert!(m * k * n >= PAR_WORK);
+        let a = Array::from_shape_fn((m, k), |(i, j)| ((i + 2 * j) % 9) as f32 - 4.0);
+        let b = Array::from_shape_fn((k, n), |(i, j)| ((3 * i + j) % 7) as f32 - 3.0);
         let want = naive(a.mapv(f64::from).view(), b.mapv(f64::from).view());
-        assert_eq!(c.mapv(f64::from), want);
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let c = pool.install(|| matmul(a.view(), b.view(), false, false).unwrap());
+            assert_eq!(c.mapv(f64::from), want);
+        }
     }
 
     /// Small integers, so every f32 sum below is exact whatever the summation order.

@@ -1,5 +1,8 @@
 //! f32 GEMM on AVX-512: 12x32 register tiles (24 accumulators), the left operand read in place
-//! (no packing), the right one read in place when its rows are contiguous.
+//! (no packing), the right one read in place when its rows are contiguous. The left operand may
+//! also be a convolution's column matrix left in the image ([`Left::Gathered`], its transpose
+//! [`Left::GatheredT`]) and C may be added into an input gradient ([`Out::Scattered`]): the same
+//! tiles, with A's rows and C's columns found through a table of pointers.
 //!
 //! Why not a packed BLIS kernel: the left operands here are the convolutions' column matrices
 //! (positions x taps, row-major) and their transposes, written moments before and resident in
@@ -32,6 +35,39 @@ pub struct Strided {
     pub cs: isize,
 }
 
+/// How a product reads its left operand `A`.
+#[derive(Clone, Copy)]
+pub enum Left {
+    /// Element (i, j) through strides.
+    Strided(Strided),
+    /// A convolution's column matrix left in the image (rows: output positions; columns:
+    /// `segs` taps of `seg` channels): element (i, j) at `table[i*segs + j/seg] + j%seg`.
+    Gathered(Gather),
+    /// The transpose of [`Left::Gathered`] (the filter gradient's `colsᵀ`): element (i, j) at
+    /// `table[j*segs + i/seg] + i%seg`. Tiles never straddle a multiple of `seg` rows.
+    GatheredT(Gather),
+}
+
+/// Pointers to the `seg` contiguous channels of each (output position, tap): into the image,
+/// or to `seg` zeros in the padding.
+#[derive(Clone, Copy)]
+pub struct Gather {
+    pub table: *const *const f32,
+    pub seg: usize,
+    pub segs: usize,
+}
+
+/// Where a product's `C` goes.
+#[derive(Clone, Copy)]
+pub enum Out {
+    /// A contiguous row-major `m x n` matrix.
+    Rows(*mut f32),
+    /// Added into a convolution's input gradient (col2im inside the product): element (i, j)
+    /// onto `table[i*segs + j/seg] + j%seg`, the padding's pointers on a scratch sink. `seg`
+    /// is a multiple of 16, so a vector of C never straddles two taps.
+    Scattered(Gather),
+}
+
 /// Whether this CPU runs [`gemm`].
 pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
@@ -46,14 +82,16 @@ thread_local! {
     static B_COPY: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `C = A·B` (or `C += A·B` when `accumulate`) for `A` `m x k`, `B` `k x n` and a contiguous
-/// row-major `C`.
+/// `C = A·B` (or `C += A·B` when `accumulate`; always for [`Out::Scattered`]) for `A` `m x k`,
+/// `B` `k x n`.
 ///
 /// # Safety
 /// The CPU has AVX-512F ([`available`]); `a` and `b` address `m x k` and `k x n` readable
-/// elements through their strides, `c` addresses `m x n` writable elements that alias neither; `m, n, k > 0`.
+/// elements through their strides or tables (every table pointer addresses `seg` floats), `c`
+/// addresses `m x n` writable elements (through its table: distinct but for the sink) that
+/// alias neither; `m, n, k > 0`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn gemm(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: *mut f32, accumulate: bool) {
+pub unsafe fn gemm(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, accumulate: bool) {
     if b.cs == 1 && b.rs >= 0 {
         // SAFETY: the caller's contract.
         return unsafe { blocked(m, k, n, a, b, c, accumulate) };
@@ -118,7 +156,7 @@ unsafe fn copy_row_major(k: usize, n: usize, b: Strided, buf: &mut [f32]) {
 /// The cache blocking around [`Tile`]: depth passes of at most `KC`, row blocks of `MC`, then
 /// 32-column panels (each reused from L1 by every 12-row tile of the block).
 #[target_feature(enable = "avx512f")]
-unsafe fn blocked(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: *mut f32, accumulate: bool) {
+unsafe fn blocked(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, accumulate: bool) {
     debug_assert!(b.cs == 1 && b.rs >= 0);
     let (b, ldb, ldc) = (b.ptr, b.rs as usize, n);
     // Equal passes (k = 288 runs as 2 x 144, not 256 + 32).
@@ -126,7 +164,7 @@ unsafe fn blocked(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: *mut 
     let kc = k.div_ceil(passes);
     for p0 in (0..k).step_by(kc) {
         let depth = kc.min(k - p0);
-        let acc = accumulate || p0 > 0;
+        let acc = accumulate || p0 > 0 || matches!(c, Out::Scattered(_));
         for i0 in (0..m).step_by(MC) {
             let rows = MC.min(m - i0);
             for j0 in (0..n).step_by(NR) {
@@ -134,26 +172,34 @@ unsafe fn blocked(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: *mut 
                 // SAFETY (all pointer arithmetic below): offsets stay inside A, B and C by the
                 // loop bounds and the caller's contract.
                 let bp = unsafe { b.add(p0 * ldb + j0) };
-                for r0 in (i0..i0 + rows).step_by(MR) {
-                    let tile_rows = MR.min(i0 + rows - r0);
-                    let ap = unsafe { a.ptr.offset(r0 as isize * a.rs + p0 as isize * a.cs) };
-                    let cp = unsafe { c.add(r0 * ldc + j0) };
-                    let t = Tile { depth, a: Strided { ptr: ap, ..a }, b: bp, ldb, c: cp, ldc, cols, acc };
+                let mut r0 = i0;
+                while r0 < i0 + rows {
+                    let mut tile_rows = MR.min(i0 + rows - r0);
+                    if let Left::GatheredT(g) = a {
+                        tile_rows = tile_rows.min(g.seg - r0 % g.seg);
+                    }
+                    let t = Tile { r0, p0, depth, a, b: bp, ldb, c, ldc, j0, cols, acc };
                     unsafe { t.run(tile_rows) };
+                    r0 += tile_rows;
                 }
             }
         }
     }
 }
 
-/// One register tile: up to 12 rows x 32 columns of C over `depth` steps of k.
+/// One register tile: up to 12 rows x 32 columns of C (from row `r0` of A) over `depth` steps
+/// of k from `p0`.
 struct Tile {
+    r0: usize,
+    p0: usize,
     depth: usize,
-    a: Strided,
+    a: Left,
     b: *const f32,
     ldb: usize,
-    c: *mut f32,
+    c: Out,
     ldc: usize,
+    /// The tile's first column.
+    j0: usize,
     cols: usize,
     acc: bool,
 }
@@ -163,63 +209,114 @@ impl Tile {
     /// live in registers) and on how A's rows lie in memory.
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self, rows: usize) {
+        // One kernel per way of reading A, so each holds a single loop (sharing one function
+        // between the four cost 3-8% at every GEMM shape).
         macro_rules! by_rows {
-            ($($r:literal)*) => {
+            ($mode:literal, $($r:literal)*) => {
                 match rows {
                     // SAFETY: forwarded; `rows` is the tile's row count.
-                    $($r => unsafe { self.kernel::<$r>() },)*
+                    $($r => unsafe { self.kernel::<$r, $mode>() },)*
                     _ => unreachable!("1..=MR rows"),
                 }
             };
         }
-        by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+        match self.a {
+            Left::Strided(Strided { cs: 1, .. }) => by_rows!(0, 1 2 3 4 5 6 7 8 9 10 11 12),
+            Left::Gathered(_) => by_rows!(1, 1 2 3 4 5 6 7 8 9 10 11 12),
+            Left::Strided(_) => by_rows!(2, 1 2 3 4 5 6 7 8 9 10 11 12),
+            Left::GatheredT(_) => by_rows!(3, 1 2 3 4 5 6 7 8 9 10 11 12),
+        }
     }
 
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn kernel<const R: usize>(&self) {
+    unsafe fn kernel<const R: usize, const MODE: u8>(&self) {
         let m0: __mmask16 = lanes(self.cols.min(16));
         let m1: __mmask16 = lanes(self.cols.saturating_sub(16));
         let mut lo = [_mm512_setzero_ps(); R];
         let mut hi = [_mm512_setzero_ps(); R];
-        let Strided { ptr: a, rs, cs } = self.a;
-        // SAFETY (loads): row i < R and step p < depth are inside the tile's part of A; the
-        // masked loads read only the tile's columns of B.
+        // One step over k: two vectors of B's row `p` (relative to the pass), R broadcasts of A.
+        macro_rules! step {
+            ($p:expr, |$i:ident| $a:expr) => {{
+                let b = self.b.add($p * self.ldb);
+                let (b0, b1) = (_mm512_maskz_loadu_ps(m0, b), _mm512_maskz_loadu_ps(m1, b.add(16)));
+                for $i in 0..R {
+                    let v = _mm512_set1_ps($a);
+                    lo[$i] = _mm512_fmadd_ps(v, b0, lo[$i]);
+                    hi[$i] = _mm512_fmadd_ps(v, b1, hi[$i]);
+                }
+            }};
+        }
+        let (r0, p0, depth) = (self.r0, self.p0, self.depth);
+        // SAFETY (loads): row r0 + i (i < R) and step p0 + p (p < depth) are inside A, reached
+        // through its strides or table; the masked loads read only the tile's columns of B.
         unsafe {
-            if cs == 1 {
-                // Rows of A contiguous in k (a row-major column matrix): R streams.
-                for p in 0..self.depth {
-                    let b = self.b.add(p * self.ldb);
-                    let (b0, b1) = (_mm512_maskz_loadu_ps(m0, b), _mm512_maskz_loadu_ps(m1, b.add(16)));
-                    for i in 0..R {
-                        let v = _mm512_set1_ps(*a.offset(i as isize * rs + p as isize));
-                        lo[i] = _mm512_fmadd_ps(v, b0, lo[i]);
-                        hi[i] = _mm512_fmadd_ps(v, b1, hi[i]);
+            match (MODE, self.a) {
+                (0, Left::Strided(Strided { ptr: a, rs, .. })) => {
+                    // Rows of A contiguous in k (a row-major column matrix): R streams.
+                    let rows: [*const f32; R] = std::array::from_fn(|i| a.offset((r0 + i) as isize * rs + p0 as isize));
+                    for p in 0..depth {
+                        step!(p, |i| *rows[i].add(p));
                     }
                 }
-            } else {
-                // Any other layout; a transposed row-major matrix (`rs == 1`) reads R
-                // consecutive floats per step.
-                for p in 0..self.depth {
-                    let b = self.b.add(p * self.ldb);
-                    let (b0, b1) = (_mm512_maskz_loadu_ps(m0, b), _mm512_maskz_loadu_ps(m1, b.add(16)));
-                    let ap = a.offset(p as isize * cs);
-                    for i in 0..R {
-                        let v = _mm512_set1_ps(*ap.offset(i as isize * rs));
-                        lo[i] = _mm512_fmadd_ps(v, b0, lo[i]);
-                        hi[i] = _mm512_fmadd_ps(v, b1, hi[i]);
+                (1, Left::Gathered(Gather { table, seg, segs })) => {
+                    // As above, in runs of one tap's channels, each row from its own pointer.
+                    let mut p = 0;
+                    while p < depth {
+                        let (s, off) = ((p0 + p) / seg, (p0 + p) % seg);
+                        let run = (seg - off).min(depth - p);
+                        let rows: [*const f32; R] = std::array::from_fn(|i| (*table.add((r0 + i) * segs + s)).add(off));
+                        for q in 0..run {
+                            step!(p + q, |i| *rows[i].add(q));
+                        }
+                        p += run;
                     }
                 }
+                (2, Left::Strided(Strided { ptr: a, rs, cs })) => {
+                    // Any other layout; a transposed row-major matrix (`rs == 1`) reads R
+                    // consecutive floats per step.
+                    let a = a.offset(r0 as isize * rs + p0 as isize * cs);
+                    for p in 0..depth {
+                        let ap = a.offset(p as isize * cs);
+                        step!(p, |i| *ap.offset(i as isize * rs));
+                    }
+                }
+                (3, Left::GatheredT(Gather { table, seg, segs })) => {
+                    // R consecutive channels of one tap (the tile does not straddle taps).
+                    let (s, off) = (r0 / seg, r0 % seg);
+                    for p in 0..depth {
+                        let ap = (*table.add((p0 + p) * segs + s)).add(off);
+                        step!(p, |i| *ap.add(i));
+                    }
+                }
+                _ => unreachable!("`run` picks MODE from `a`"),
             }
-            for i in 0..R {
-                let c = self.c.add(i * self.ldc);
-                let (mut v0, mut v1) = (lo[i], hi[i]);
+            // SAFETY (stores): the tile's rows and columns of C, through the caller's table
+            // for Scattered (`seg % 16 == 0`: each masked vector stays inside one tap).
+            let store = |c0: *mut f32, c1: *mut f32, v0: __m512, v1: __m512| {
+                let (mut v0, mut v1) = (v0, v1);
                 if self.acc {
-                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
-                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c.add(16)));
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c0));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c1));
                 }
-                _mm512_mask_storeu_ps(c, m0, v0);
-                _mm512_mask_storeu_ps(c.add(16), m1, v1);
+                _mm512_mask_storeu_ps(c0, m0, v0);
+                _mm512_mask_storeu_ps(c1, m1, v1);
+            };
+            match self.c {
+                Out::Rows(c) => {
+                    for i in 0..R {
+                        let c = c.add((r0 + i) * self.ldc + self.j0);
+                        store(c, c.add(16), lo[i], hi[i]);
+                    }
+                }
+                Out::Scattered(Gather { table, seg, segs }) => {
+                    let j1 = (self.j0 + 16).min(self.j0 + self.cols - 1); // unused when m1 is empty
+                    for i in 0..R {
+                        let row = table.add((r0 + i) * segs);
+                        let at = |j: usize| (*row.add(j / seg)).add(j % seg).cast_mut();
+                        store(at(self.j0), at(j1), lo[i], hi[i]);
+                    }
+                }
             }
         }
     }

@@ -17,6 +17,34 @@ mod wide;
 
 use std::fmt::Debug;
 
+/// Proof that the element type is f32 on a CPU with AVX-512F, for the f32 kernels.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct F32Avx512(());
+
+#[cfg(target_arch = "x86_64")]
+impl F32Avx512 {
+    pub(crate) fn check<T: 'static>() -> Option<F32Avx512> {
+        let f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
+        (f32 && std::arch::is_x86_feature_detected!("avx512f")).then_some(F32Avx512(()))
+    }
+
+    /// # Safety
+    /// `T` must be f32 (what `check` proved).
+    pub(crate) unsafe fn cast<T>(self, s: &[T]) -> &[f32] {
+        // SAFETY: T is f32, so this reinterprets nothing.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+    }
+
+    /// # Safety
+    /// As [`F32Avx512::cast`].
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn cast_mut<T>(self, s: &mut [T]) -> &mut [f32] {
+        // SAFETY: T is f32, so this reinterprets nothing.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
+    }
+}
+
 /// Why a kernel rejected its inputs (shapes only known at run time, out-of-range labels...).
 /// The session wraps it into an error naming the node.
 #[derive(Clone, Debug, PartialEq, Eq)]

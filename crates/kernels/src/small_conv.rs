@@ -6,6 +6,8 @@
 //! epilogue applied before the one store, the filter gradient accumulating into a K x O sum.
 
 use crate::conv::Conv2dGeometry;
+#[cfg(target_arch = "x86_64")]
+use crate::F32Avx512;
 use crate::{Epilogue, Float};
 
 /// Largest filter (taps times input channels) taken by this path.
@@ -52,34 +54,6 @@ pub fn filter_grad_image<T: Float>(img: &[T], dy: &[T], g: &Conv2dGeometry, acc:
             }
         }
     })
-}
-
-/// Proof that the element type is f32 on a CPU with AVX-512F, for the register kernels.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct F32Avx512(());
-
-#[cfg(target_arch = "x86_64")]
-impl F32Avx512 {
-    fn check<T: 'static>() -> Option<F32Avx512> {
-        let f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
-        (f32 && std::arch::is_x86_feature_detected!("avx512f")).then_some(F32Avx512(()))
-    }
-
-    /// # Safety
-    /// `T` must be f32 (what `check` proved).
-    unsafe fn cast<T>(self, s: &[T]) -> &[f32] {
-        // SAFETY: T is f32, so this reinterprets nothing.
-        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
-    }
-
-    /// # Safety
-    /// As [`F32Avx512::cast`].
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn cast_mut<T>(self, s: &mut [T]) -> &mut [f32] {
-        // SAFETY: T is f32, so this reinterprets nothing.
-        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
-    }
 }
 
 /// Walks the image's output positions in blocks of 8, gathering each block's inputs (positions

@@ -24,7 +24,7 @@ pub enum Reduction {
 /// ```
 pub fn reduce<T>(x: &ArrayViewD<T>, axes: &[usize], keep_dims: bool, r: Reduction) -> KResult<ArrayD<T>>
 where
-    T: Copy + PartialOrd + num_traits::Zero + std::ops::Add<Output = T>,
+    T: Copy + PartialOrd + num_traits::Zero + std::ops::Add<Output = T> + Send + Sync,
 {
     if let Some(a) = axes.iter().find(|&&a| a >= x.ndim()) {
         kbail!("axis {a} out of range for shape {}", crate::array::fmt_shape(x.shape()));
@@ -50,7 +50,7 @@ where
 /// `[outer, inner]` view: the bias gradient and per-example sums, without per-axis temporaries.
 fn contiguous_sum<T>(x: &ArrayViewD<T>, axes: &[usize], keep_dims: bool, r: Reduction) -> Option<ArrayD<T>>
 where
-    T: Copy + num_traits::Zero + std::ops::Add<Output = T>,
+    T: Copy + num_traits::Zero + std::ops::Add<Output = T> + Send + Sync,
 {
     let data = x.as_slice()?;
     let n = x.ndim();
@@ -72,15 +72,42 @@ where
     let out_shape: Vec<usize> =
         if keep_dims { kept } else { (0..n).filter(|i| !axes.contains(i)).map(|i| x.shape()[i]).collect() };
     let v: Vec<T> = if leading {
-        let mut acc = vec![T::zero(); inner];
-        for row in data.chunks(inner) {
-            acc.iter_mut().zip(row).for_each(|(a, &b)| *a = *a + b);
-        }
-        acc
+        leading_sum(data, inner)
     } else {
         data.chunks(inner).map(|row| row.iter().fold(T::zero(), |a, &b| a + b)).collect()
     };
     Some(ArrayD::from_shape_vec(IxDyn(&out_shape), v).expect("element count"))
+}
+
+/// Rows summed per group of rows in parallel, the groups' sums then added in order. The groups
+/// are fixed by the size alone (not the thread count), so results do not depend on scheduling.
+/// The bias gradient of the CNN's first convolution sums 10 MB: one core's memory stream took
+/// 0.55 ms of each 10 ms step.
+fn leading_sum<T>(data: &[T], inner: usize) -> Vec<T>
+where
+    T: Copy + num_traits::Zero + std::ops::Add<Output = T> + Send + Sync,
+{
+    use rayon::prelude::*;
+    const GROUP_BYTES: usize = 1 << 20;
+    let rows = data.len() / inner;
+    let group = (GROUP_BYTES / (inner * std::mem::size_of::<T>()).max(1)).clamp(1, rows.max(1));
+    let add_rows = |rows: &[T]| {
+        let mut acc = vec![T::zero(); inner];
+        for row in rows.chunks(inner) {
+            acc.iter_mut().zip(row).for_each(|(a, &b)| *a = *a + b);
+        }
+        acc
+    };
+    if rows <= group {
+        return add_rows(data);
+    }
+    let partials: Vec<Vec<T>> = data.par_chunks(group * inner).map(add_rows).collect();
+    let mut parts = partials.into_iter();
+    let mut acc = parts.next().expect("at least one group");
+    for p in parts {
+        acc.iter_mut().zip(&p).for_each(|(a, &b)| *a = *a + b);
+    }
+    acc
 }
 
 fn fold<T>(x: ArrayViewD<T>, axis: usize, r: Reduction) -> ArrayD<T>
@@ -119,7 +146,7 @@ where
 /// ```
 pub fn sum_to_shape<T>(grad: &ArrayViewD<T>, shape: &[usize]) -> KResult<ArrayD<T>>
 where
-    T: Copy + PartialOrd + num_traits::Zero + std::ops::Add<Output = T>,
+    T: Copy + PartialOrd + num_traits::Zero + std::ops::Add<Output = T> + Send + Sync,
 {
     if grad.shape() == shape {
         return Ok(grad.to_owned());
@@ -165,7 +192,8 @@ mod tests {
     /// axis-by-axis fold (integer data: every order is exact).
     #[test]
     fn contiguous_sums_equal_the_plain_fold() {
-        for shape in [vec![300usize, 7, 32], vec![100_000], vec![70_000, 1]] {
+        // The last two span several 1 MiB groups of rows (summed in parallel).
+        for shape in [vec![300usize, 7, 32], vec![100_000], vec![70_000, 1], vec![40_000, 32], vec![5000, 3, 17]] {
             let n: usize = shape.iter().product();
             let x = ArrayD::from_shape_vec(IxDyn(&shape), (0..n).map(|i| (i % 13) as f64 - 6.0).collect()).unwrap();
             let axes: Vec<usize> = (0..shape.len().saturating_sub(1).max(1)).collect();

@@ -389,7 +389,19 @@ pub fn conv2d_backprop_filter_with<T: Float>(
     // Partial sums over fixed groups of images, added in group order: the result does not
     // depend on how rayon schedules the groups (training runs are reproducible).
     let small = k <= small_conv::MAX_TAPS && len > 0;
-    let group = if small { 4 } else { g.chunk() };
+    #[cfg(target_arch = "x86_64")]
+    let in_place = F32Avx512::check::<T>().is_some();
+    #[cfg(not(target_arch = "x86_64"))]
+    let in_place = false;
+    // Reading the images in place needs no column-matrix memory: four groups whatever the
+    // batch (fewer partial sums to add serially at the end; 12 for conv2 at 2 MiB chunks).
+    let group = if small {
+        4
+    } else if in_place {
+        g.batch.div_ceil(4).max(1)
+    } else {
+        g.chunk()
+    };
     T::with_scratch(g.batch.div_ceil(group).max(1) * ko, |partials| {
         partials.par_chunks_mut(ko).enumerate().for_each(|(gi, acc)| {
             acc.fill(T::zero());

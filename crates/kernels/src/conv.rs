@@ -275,7 +275,7 @@ pub fn conv2d_with<T: Float>(
                 let (x, w, out) = (f32s.cast(x), f32s.cast(w), f32s.cast_mut(out_chunk));
                 let w = Strided { ptr: w.as_ptr(), rs: o as isize, cs: 1 };
                 gathered(x[ci * chunk * g.image_len()..].as_ptr(), g, nb, false, |t| {
-                    gemm(nb * p, k, o, Left::Gathered(t), w, Out::Rows(out.as_mut_ptr()), false)
+                    gemm(nb * p, k, o, Left::Gathered(t), w, Out::Rows { c: out.as_mut_ptr(), ldc: o }, false)
                 });
             }
             epilogue.apply(out_chunk);
@@ -420,7 +420,7 @@ pub fn conv2d_backprop_filter_with<T: Float>(
                     let (x, dy, acc) = (f32s.cast(x), f32s.cast(dy), f32s.cast_mut(acc));
                     let dy = Strided { ptr: dy[b0 * p * o..].as_ptr(), rs: o as isize, cs: 1 };
                     gathered(x[b0 * len..].as_ptr(), g, nb, false, |t| {
-                        gemm(k, nb * p, o, Left::GatheredT(t), dy, Out::Rows(acc.as_mut_ptr()), true)
+                        gemm(k, nb * p, o, Left::GatheredT(t), dy, Out::Rows { c: acc.as_mut_ptr(), ldc: o }, true)
                     });
                 }
                 return;

@@ -79,12 +79,19 @@ pub fn gemm_into<T: Float>(
     let threads = rayon::current_num_threads();
     let beta = if accumulate { T::one() } else { T::zero() };
     if parallel && threads > 1 && m * n * k >= PAR_WORK && m >= 2 * threads {
+        // A right operand with strided rows is copied by every block that reads it whole: split
+        // its columns instead when there are enough (the CNN's dy·Wᵀ, 100x64x3136), so each
+        // thread copies its own part.
+        if b.strides()[1] != 1 && n >= 64 * threads {
+            let ptr = SendPtr(c.as_mut_ptr());
+            return col_blocks(a, b, ptr, 0, n, threads, beta);
+        }
         let c_slice = c.as_slice_mut().expect("row-major");
         row_blocks(a, b, c_slice, threads, beta);
         return;
     }
     // SAFETY: see `product`.
-    unsafe { product(a, b, c.as_mut_ptr(), m, n, beta) };
+    unsafe { product(a, b, c.as_mut_ptr(), m, n, n, beta) };
 }
 
 /// `c = a·b + beta·c` split into `threads` row blocks run by `rayon::join` (the caller runs the
@@ -94,7 +101,7 @@ fn row_blocks<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut [T], threads
     let (m, n) = (a.nrows(), b.ncols());
     if threads <= 1 || m < 24 {
         // SAFETY: c is this block's m×n row-major part of C, disjoint from a and b.
-        return unsafe { product(a, b, c.as_mut_ptr(), m, n, beta) };
+        return unsafe { product(a, b, c.as_mut_ptr(), m, n, n, beta) };
     }
     let left = threads / 2;
     let cut = ((m * left / threads + 6) / 12 * 12).clamp(12, m - 12);
@@ -103,14 +110,56 @@ fn row_blocks<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut [T], threads
     rayon::join(|| row_blocks(a1, b, c1, left, beta), || row_blocks(a2, b, c2, threads - left, beta));
 }
 
-/// `c = a·b + beta·c` for a row-major `c` of `m×n` at `c_ptr`.
+/// C's base pointer, shared by column blocks that write disjoint columns.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: every block writes only its own columns of C (see `col_blocks`).
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// `c = a·b + beta·c` for `b`'s columns `j0..j0 + b.ncols()` of a row-major C of `ldc` columns
+/// at `c`, split into `threads` column blocks at multiples of 32 (whole register panels) run by
+/// `rayon::join`.
+fn col_blocks<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    c: SendPtr<T>,
+    j0: usize,
+    ldc: usize,
+    threads: usize,
+    beta: T,
+) {
+    let (m, n) = (a.nrows(), b.ncols());
+    if threads <= 1 || n < 64 {
+        // SAFETY: rows of C are `ldc` apart and this block's columns j0..j0+n lie inside them;
+        // no other block writes them, and C aliases neither a nor b (`gemm_into`'s views).
+        return unsafe { product(a, b, c.0.add(j0), m, n, ldc, beta) };
+    }
+    let left = threads / 2;
+    let cut = ((n * left / threads + 16) / 32 * 32).clamp(32, n - 32);
+    let (b1, b2) = b.split_at(ndarray::Axis(1), cut);
+    rayon::join(
+        || col_blocks(a, b1, c, j0, ldc, left, beta),
+        || col_blocks(a, b2, c, j0 + cut, ldc, threads - left, beta),
+    );
+}
+
+/// `c = a·b + beta·c` for a row-major `c` of `m×n` at `c_ptr`, rows `ldc` apart.
 ///
 /// # Safety
-/// `c_ptr` must address `m×n` writable row-major elements that alias neither `a` nor `b`. The
-/// views carry their own extents and strides, so every read is inside their allocations.
-/// Exercised by this module's tests with transposed views (non-unit column strides) and by the
-/// parallel row-block path.
-unsafe fn product<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c_ptr: *mut T, m: usize, n: usize, beta: T) {
+/// `c_ptr` must address `m×n` writable row-major elements (rows `ldc >= n` apart) that alias
+/// neither `a` nor `b`. The views carry their own extents and strides, so every read is inside
+/// their allocations. Exercised by this module's tests with transposed views (non-unit column
+/// strides) and by the parallel row- and column-block paths.
+unsafe fn product<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    c_ptr: *mut T,
+    m: usize,
+    n: usize,
+    ldc: usize,
+    beta: T,
+) {
     let k = a.dim().1;
     let (sa, sb) = (a.strides(), b.strides());
     debug_assert_eq!((a.dim().0, b.dim()), (m, (k, n)));
@@ -127,14 +176,14 @@ unsafe fn product<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c_ptr: *mut T, m
                 n,
                 Left::Strided(view(a.as_ptr(), sa)),
                 view(b.as_ptr(), sb),
-                Out::Rows(c_ptr.cast::<f32>()),
+                Out::Rows { c: c_ptr.cast::<f32>(), ldc },
                 beta != T::zero(),
             )
         };
     }
     // SAFETY: the caller's contract; T is f32 or f64, which matrixmultiply supports.
     unsafe {
-        T::gemm_raw(m, k, n, T::one(), a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1], beta, c_ptr, n as isize, 1)
+        T::gemm_raw(m, k, n, T::one(), a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1], beta, c_ptr, ldc as isize, 1)
     }
 }
 
@@ -162,8 +211,9 @@ mod tests {
         assert_eq!(matmul(at.view(), bt.view(), true, true).unwrap(), want);
     }
 
-    /// Above `PAR_WORK`, on pools of 2 and 3 threads: row blocks cut at multiples of 12 rows
-    /// (uneven for 3), each its own product, together exact.
+    /// Above `PAR_WORK`, on pools of 2 and 3 threads: row blocks cut at multiples of 12 rows,
+    /// or column blocks at multiples of 32 when B is transposed (uneven for 3), each its own
+    /// product, together exact.
     #[test]
     fn large_parallel_product_matches_naive() {
         let (m, k, n) = (301, 250, 230);
@@ -171,9 +221,13 @@ mod tests {
         let a = Array::from_shape_fn((m, k), |(i, j)| ((i + 2 * j) % 9) as f32 - 4.0);
         let b = Array::from_shape_fn((k, n), |(i, j)| ((3 * i + j) % 7) as f32 - 3.0);
         let want = naive(a.mapv(f64::from).view(), b.mapv(f64::from).view());
+        // B transposed (strided rows): split by columns instead.
+        let bt = b.t().as_standard_layout().into_owned();
         for threads in [2, 3] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let c = pool.install(|| matmul(a.view(), b.view(), false, false).unwrap());
+            assert_eq!(c.mapv(f64::from), want);
+            let c = pool.install(|| matmul(a.view(), bt.view(), false, true).unwrap());
             assert_eq!(c.mapv(f64::from), want);
         }
     }

@@ -62,8 +62,8 @@ pub struct Gather {
 /// Where a product's `C` goes.
 #[derive(Clone, Copy)]
 pub enum Out {
-    /// A contiguous row-major `m x n` matrix.
-    Rows(*mut f32),
+    /// A row-major `m x n` matrix whose rows are `ldc` apart (`ldc >= n`).
+    Rows { c: *mut f32, ldc: usize },
     /// Added into a convolution's input gradient (col2im inside the product): element (i, j)
     /// onto `table[i*segs + j/seg] + j%seg`, the padding's pointers on a scratch sink. `seg`
     /// is a multiple of 16, so a vector of C never straddles two taps.
@@ -160,7 +160,7 @@ unsafe fn copy_row_major(k: usize, n: usize, b: Strided, buf: &mut [f32]) {
 #[target_feature(enable = "avx512f")]
 unsafe fn blocked(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, accumulate: bool) {
     debug_assert!(b.cs == 1 && b.rs >= 0);
-    let (b, ldb, ldc) = (b.ptr, b.rs as usize, n);
+    let (b, ldb) = (b.ptr, b.rs as usize);
     // Equal passes (k = 784 runs as 3 x 262, not 320 + 320 + 144).
     let passes = k.div_ceil(KC);
     let kc = k.div_ceil(passes);
@@ -180,7 +180,7 @@ unsafe fn blocked(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, acc
                     if let Left::GatheredT(g) = a {
                         tile_rows = tile_rows.min(g.seg - r0 % g.seg);
                     }
-                    let t = Tile { r0, p0, depth, a, b: bp, ldb, c, ldc, j0, cols, acc };
+                    let t = Tile { r0, p0, depth, a, b: bp, ldb, c, j0, cols, acc };
                     unsafe { t.run(tile_rows) };
                     r0 += tile_rows;
                 }
@@ -199,7 +199,6 @@ struct Tile {
     b: *const f32,
     ldb: usize,
     c: Out,
-    ldc: usize,
     /// The tile's first column.
     j0: usize,
     cols: usize,
@@ -305,9 +304,9 @@ impl Tile {
                 _mm512_mask_storeu_ps(c1, m1, v1);
             };
             match self.c {
-                Out::Rows(c) => {
+                Out::Rows { c, ldc } => {
                     for i in 0..R {
-                        let c = c.add((r0 + i) * self.ldc + self.j0);
+                        let c = c.add((r0 + i) * ldc + self.j0);
                         store(c, c.add(16), lo[i], hi[i]);
                     }
                 }

@@ -179,7 +179,8 @@ fn col2im<T: Float>(cols: &[T], g: &Conv2dGeometry, img: &mut [T]) {
 /// `gemm_avx512::Gather`), so the GEMM reads the images where they are: the same products in
 /// the same order as on the written column matrix (bit-identical results), without writing and
 /// re-reading it (9x the image for a 3x3 filter). The padding's pointers address zeros, or with
-/// `sink` (a table the product writes through) a scratch row nothing reads.
+/// `sink` (a table the product writes through: `images` then comes from a mutable borrow) a
+/// scratch row nothing reads.
 #[cfg(target_arch = "x86_64")]
 fn gathered<R>(images: *const f32, g: &Conv2dGeometry, nb: usize, sink: bool, f: impl FnOnce(Gather) -> R) -> R {
     thread_local! {
@@ -190,13 +191,19 @@ fn gathered<R>(images: *const f32, g: &Conv2dGeometry, nb: usize, sink: bool, f:
     let (c, len, segs) = (g.in_c, g.image_len(), g.k_h * g.k_w);
     let per_image = g.positions() * segs;
     (if sink { &SINK } else { &ZEROS }).with(|z| {
-        // Grown with zeros and then only read (or, the sink, written through raw pointers):
-        // shared borrows suffice while `f` runs.
-        if z.borrow().len() < c {
-            z.borrow_mut().resize(c, 0.0);
+        // Borrowed mutably for as long as `f` runs: the product writes the sink through the
+        // table's pointers (and only ever reads the zeros). A nested call on this thread gets a
+        // fresh row.
+        let mut owned = Vec::new();
+        let mut guard = z.try_borrow_mut();
+        let pad: &mut Vec<f32> = match guard.as_mut() {
+            Ok(v) => v,
+            Err(_) => &mut owned,
+        };
+        if pad.len() < c {
+            pad.resize(c, 0.0);
         }
-        let pad = z.borrow();
-        let zero = pad.as_ptr() as usize;
+        let zero = pad.as_mut_ptr() as usize;
         crate::scratch(&TABLE, nb * per_image, |table| {
             let first = &mut table[..per_image];
             let img = images as usize;
@@ -310,7 +317,9 @@ fn col2im_in_product<T: Float>(w: &[T], dy: ArrayView2<T>, g: &Conv2dGeometry, d
             let a = Strided { ptr: f32s.cast(dy.as_slice().expect("row-major")).as_ptr(), rs: o as isize, cs: 1 };
             let wt = Strided { ptr: w.as_ptr(), rs: 1, cs: o as isize };
             let nb = dx.len() / g.image_len();
-            gathered(dx.as_ptr(), g, nb, true, |t| gemm(rows, o, k, Left::Strided(a), wt, Out::Scattered(t), true));
+            gathered(dx.as_mut_ptr().cast_const(), g, nb, true, |t| {
+                gemm(rows, o, k, Left::Strided(a), wt, Out::Scattered(t), true)
+            });
         }
         return true;
     }

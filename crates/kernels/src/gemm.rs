@@ -82,65 +82,52 @@ pub fn gemm_into<T: Float>(
         // A right operand with strided rows is copied by every block that reads it whole: split
         // its columns instead when there are enough (the CNN's dy·Wᵀ, 100x64x3136), so each
         // thread copies its own part.
-        if b.strides()[1] != 1 && n >= 64 * threads {
-            let ptr = SendPtr(c.as_mut_ptr());
-            return col_blocks(a, b, ptr, 0, n, threads, beta);
-        }
-        let c_slice = c.as_slice_mut().expect("row-major");
-        row_blocks(a, b, c_slice, threads, beta);
-        return;
+        let by_cols = b.strides()[1] != 1 && n >= 64 * threads;
+        return blocks(a, b, SendPtr(c.as_mut_ptr()), n, threads, beta, by_cols);
     }
     // SAFETY: see `product`.
     unsafe { product(a, b, c.as_mut_ptr(), m, n, n, beta) };
 }
 
-/// `c = a·b + beta·c` split into `threads` row blocks run by `rayon::join` (the caller runs the
-/// first), cut at multiples of 12 rows so every block is whole register tiles (the MLP's 50
-/// rows: 24 + 26, not 25 + 25 with a 1-row tile each).
-fn row_blocks<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: &mut [T], threads: usize, beta: T) {
-    let (m, n) = (a.nrows(), b.ncols());
-    if threads <= 1 || m < 24 {
-        // SAFETY: c is this block's m×n row-major part of C, disjoint from a and b.
-        return unsafe { product(a, b, c.as_mut_ptr(), m, n, n, beta) };
-    }
-    let left = threads / 2;
-    let cut = ((m * left / threads + 6) / 12 * 12).clamp(12, m - 12);
-    let (c1, c2) = c.split_at_mut(cut * n);
-    let (a1, a2) = a.split_at(ndarray::Axis(0), cut);
-    rayon::join(|| row_blocks(a1, b, c1, left, beta), || row_blocks(a2, b, c2, threads - left, beta));
-}
-
-/// C's base pointer, shared by column blocks that write disjoint columns.
+/// C's base pointer, shared by blocks that write disjoint parts of it.
 #[derive(Clone, Copy)]
 struct SendPtr<T>(*mut T);
-// SAFETY: every block writes only its own columns of C (see `col_blocks`).
+// SAFETY: every block writes only its own rows or columns of C (see `blocks`).
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
 
-/// `c = a·b + beta·c` for `b`'s columns `j0..j0 + b.ncols()` of a row-major C of `ldc` columns
-/// at `c`, split into `threads` column blocks at multiples of 32 (whole register panels) run by
-/// `rayon::join`.
-fn col_blocks<T: Float>(
+/// `c = a·b + beta·c` (C row-major at `c`, rows `ldc` apart) split into `threads` blocks run by
+/// `rayon::join` (the caller runs the first): blocks of rows cut at multiples of 12 (whole
+/// register tiles: the MLP's 50 rows as 24 + 26, not 25 + 25 with a 1-row tile each), or with
+/// `by_cols` blocks of columns cut at multiples of 32 (whole register panels).
+fn blocks<T: Float>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
     c: SendPtr<T>,
-    j0: usize,
     ldc: usize,
     threads: usize,
     beta: T,
+    by_cols: bool,
 ) {
     let (m, n) = (a.nrows(), b.ncols());
-    if threads <= 1 || n < 64 {
-        // SAFETY: rows of C are `ldc` apart and this block's columns j0..j0+n lie inside them;
-        // no other block writes them, and C aliases neither a nor b (`gemm_into`'s views).
-        return unsafe { product(a, b, c.0.add(j0), m, n, ldc, beta) };
+    let (len, unit) = if by_cols { (n, 32) } else { (m, 12) };
+    if threads <= 1 || len < 2 * unit {
+        // SAFETY: this block's m×n part of C (rows `ldc` apart) is written by no other block,
+        // and C aliases neither a nor b (`gemm_into`'s views).
+        return unsafe { product(a, b, c.0, m, n, ldc, beta) };
     }
     let left = threads / 2;
-    let cut = ((n * left / threads + 16) / 32 * 32).clamp(32, n - 32);
-    let (b1, b2) = b.split_at(ndarray::Axis(1), cut);
+    let cut = ((len * left / threads + unit / 2) / unit * unit).clamp(unit, len - unit);
+    let ((a1, a2), (b1, b2), offset) = if by_cols {
+        ((a, a), b.split_at(ndarray::Axis(1), cut), cut)
+    } else {
+        (a.split_at(ndarray::Axis(0), cut), (b, b), cut * ldc)
+    };
+    // SAFETY: `offset` is the second block's first element, inside C.
+    let c2 = SendPtr(unsafe { c.0.add(offset) });
     rayon::join(
-        || col_blocks(a, b1, c, j0, ldc, left, beta),
-        || col_blocks(a, b2, c, j0 + cut, ldc, threads - left, beta),
+        || blocks(a1, b1, c, ldc, left, beta, by_cols),
+        || blocks(a2, b2, c2, ldc, threads - left, beta, by_cols),
     );
 }
 

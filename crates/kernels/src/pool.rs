@@ -163,13 +163,16 @@ pub fn max_pool<T: Float>(x: &[T], g: &PoolGeometry) -> Vec<T> {
 pub fn max_pool_with<T: Float>(x: &[T], g: &PoolGeometry, alloc: impl FnOnce(usize) -> Vec<T>) -> Vec<T> {
     let mut out = alloc(g.batch * g.out_len());
     per_image(x, g.in_len(), &mut out, g.out_len(), |img, o| {
-        crate::wide::run(|| {
-            for oy in 0..g.out_h {
-                for ox in 0..g.out_w {
-                    g.max_into(img, oy, ox, &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels]);
+        crate::wide::run(
+            #[inline(always)]
+            || {
+                for oy in 0..g.out_h {
+                    for ox in 0..g.out_w {
+                        g.max_into(img, oy, ox, &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels]);
+                    }
                 }
-            }
-        })
+            },
+        )
     });
     out
 }
@@ -199,7 +202,10 @@ pub fn max_pool_grad_with<T: Float>(
         scratch,
         |(vals, arg), ((d, img), gy)| {
             d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
-            crate::wide::run(|| route_to_max(g, img, gy, d, vals, arg, relu_of_x));
+            crate::wide::run(
+                #[inline(always)]
+                || route_to_max(g, img, gy, d, vals, arg, relu_of_x),
+            );
         },
     );
     dx

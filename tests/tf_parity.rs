@@ -256,3 +256,36 @@ fn batch_normalization_matches_tensorflow() {
         assert_matches(&format!("{what} y (inference)"), &y_infer, &c.y_infer);
     }
 }
+
+/// Variables of 40,000 elements are updated in chunks of 16,384 on both cores: each element
+/// must come out exactly as it does in a small variable (one chunk), at the chunk boundaries
+/// and between them, for every update rule.
+#[test]
+fn large_variables_update_chunk_by_chunk_as_small_ones() {
+    const N: usize = 40_000;
+    let picks = [0, 1, 16_383, 16_384, 20_000, 32_767, 32_768, 39_999];
+    let value = |i: usize| ((i * 37 % 101) as f32 - 50.0) / 25.0;
+    let grad = |i: usize, k: usize| ((i * 13 + k * 7) % 29) as f32 / 10.0 - 1.4;
+    let run = |label: &str, idx: &[usize]| -> Vec<f32> {
+        let g = Graph::new();
+        let w0 = ndarray::Array1::from_iter(idx.iter().map(|&i| value(i))).into_dyn();
+        let w = g.variable(&g.constant(w0, "w0").unwrap(), "w", true).unwrap();
+        let gr = g.placeholder(DType::F32, [idx.len()], "g").unwrap();
+        let (opt, _) = optimizer_for(label, &g);
+        let step = opt.apply_gradients(&[(Some(gr.clone()), w.clone())], None).unwrap();
+        let mut sess = Session::new(&g).unwrap();
+        sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+        for k in 0..3 {
+            let feed = ndarray::Array1::from_iter(idx.iter().map(|&i| grad(i, k))).into_dyn();
+            sess.run_targets(&[&step], &[(&gr, feed.into())]).unwrap();
+        }
+        sess.run(&[&w], &[]).unwrap().remove(0).as_f32().unwrap().iter().copied().collect()
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let all: Vec<usize> = (0..N).collect();
+    for label in ["gradient_descent", "momentum_nesterov", "adagrad", "rmsprop_momentum", "rmsprop_centered", "adam"] {
+        let (large, small) = pool.install(|| (run(label, &all), run(label, &picks)));
+        let at_picks: Vec<f32> = picks.iter().map(|&i| large[i]).collect();
+        assert_eq!(at_picks, small, "{label}");
+    }
+}

@@ -1,18 +1,19 @@
 //! Matrix multiply: f32 on CPUs with AVX-512 through this crate's own register-tiled kernel
 //! (`gemm_avx512`: 1.1-2.6x matrixmultiply at the models' shapes, see BENCHMARKS.md), everything
-//! else through the `matrixmultiply` crate; single-threaded per call and split into row blocks
-//! on rayon's pool when large.
+//! else through the `matrixmultiply` crate; split into row or column blocks on rayon's pool when
+//! large, shared with [`crate::pair`]'s helper thread when mid-sized.
 
 use crate::{kbail, zeros, Epilogue, Float, KResult};
 use ndarray::{Array2, ArrayView2};
 
-/// Work (m·n·k) above which the multiply is split across rayon threads. Waking a sleeping
-/// worker costs tens of microseconds on this VM kind, more than the MLP's products (up to
-/// 50x784x300 = 11.8M, ~0.1 ms on one core) gain from a second core: its step ran 0.32 ms with
-/// this threshold against 0.44-0.52 ms splitting from 2^18. (Keeping a worker spinning for
-/// the length of a run, with the caller inside the pool, ran it in 0.25 ms one hour and 0.33
-/// the next: see BENCHMARKS.md.)
+/// Work (m·n·k) above which the multiply is split across rayon threads (blocks handed to
+/// `rayon::join`, which wakes sleeping workers: tens of microseconds, paid back above this).
 const PAR_WORK: usize = 1 << 24;
+
+/// Work above which, below `PAR_WORK`, the multiply is shared with [`crate::pair`]'s helper
+/// thread, which starts within microseconds: the MLP's products (1.5M-11.8M), its step
+/// 0.30 -> 0.19-0.20 ms with two threads.
+const PAIR_WORK: usize = 1 << 20;
 
 /// `C = op(A) · op(B)` where `op` transposes when asked. Any strides are accepted (a transposed
 /// view is read in place, not copied).
@@ -85,6 +86,9 @@ pub fn gemm_into<T: Float>(
         let by_cols = b.strides()[1] != 1 && n >= 64 * threads;
         return blocks(a, b, SendPtr(c.as_mut_ptr()), n, threads, beta, by_cols);
     }
+    if parallel && threads > 1 && m * n * k >= PAIR_WORK {
+        return paired(a, b, SendPtr(c.as_mut_ptr()), beta);
+    }
     // SAFETY: see `product`.
     unsafe { product(a, b, c.as_mut_ptr(), m, n, n, beta) };
 }
@@ -95,6 +99,17 @@ struct SendPtr<T>(*mut T);
 // SAFETY: every block writes only its own rows or columns of C (see `blocks`).
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The element `offset` past the base (a method, so closures capture the whole `SendPtr`).
+    ///
+    /// # Safety
+    /// `offset` is inside C.
+    unsafe fn at(self, offset: usize) -> *mut T {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.add(offset) }
+    }
+}
 
 /// `c = a·b + beta·c` (C row-major at `c`, rows `ldc` apart) split into `threads` blocks run by
 /// `rayon::join` (the caller runs the first): blocks of rows cut at multiples of 12 (whole
@@ -129,6 +144,28 @@ fn blocks<T: Float>(
         || blocks(a1, b1, c, ldc, left, beta, by_cols),
         || blocks(a2, b2, c2, ldc, threads - left, beta, by_cols),
     );
+}
+
+/// `c = a·b + beta·c` (C row-major, `n` wide) in chunks shared with [`pair`]'s helper thread:
+/// column chunks (multiples of 32) when B is wide or must be copied (each chunk copies its own
+/// columns), else row chunks (multiples of 12), about six of them so the two threads stay
+/// balanced whoever starts first.
+fn paired<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: SendPtr<T>, beta: T) {
+    let (m, n) = (a.nrows(), b.ncols());
+    let by_cols = b.strides()[1] != 1 || n >= 128;
+    let (len, unit) = if by_cols { (n, 32) } else { (m, 12) };
+    let size = (len / unit / 6).max(1) * unit;
+    crate::pair::for_each(len.div_ceil(size), &|i| {
+        let (lo, hi) = (i * size, ((i + 1) * size).min(len));
+        let (a, b, offset) = if by_cols {
+            (a, b.slice(ndarray::s![.., lo..hi]), lo)
+        } else {
+            (a.slice(ndarray::s![lo..hi, ..]), b, lo * n)
+        };
+        // SAFETY: chunk i writes only its own rows or columns of C (`offset` is its first
+        // element), and C aliases neither a nor b (`gemm_into`'s views).
+        unsafe { product(a, b, c.at(offset), a.nrows(), b.ncols(), n, beta) };
+    });
 }
 
 /// `c = a·b + beta·c` for a row-major `c` of `m×n` at `c_ptr`, rows `ldc` apart.
@@ -246,6 +283,27 @@ mod tests {
                 want += &c.mapv(f64::from);
             }
             gemm_into(av, bv, c.view_mut(), accumulate, false);
+            proptest::prop_assert_eq!(c.mapv(f64::from), want);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Between `PAIR_WORK` and `PAR_WORK`, on a pool of two threads: column chunks (wide or
+        /// transposed B) or row chunks, the last one short, each written where it belongs.
+        #[test]
+        fn paired_products_are_exact(m in 2usize..130, k in 60usize..400, n in 1usize..340, tb: bool, accumulate: bool) {
+            proptest::prop_assume!((PAIR_WORK..PAR_WORK).contains(&(m * k * n)));
+            let a = ints(m, k, 6);
+            let b = if tb { ints(n, k, 7) } else { ints(k, n, 7) };
+            let bv = if tb { b.t() } else { b.view() };
+            let mut want = naive(a.mapv(f64::from).view(), bv.mapv(f64::from).view());
+            let mut c = ints(m, n, 8);
+            if accumulate {
+                want += &c.mapv(f64::from);
+            }
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            pool.install(|| gemm_into(a.view(), bv, c.view_mut(), accumulate, true));
             proptest::prop_assert_eq!(c.mapv(f64::from), want);
         }
     }

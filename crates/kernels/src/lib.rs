@@ -10,6 +10,7 @@ pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx512;
 pub mod nn;
+pub mod pair;
 pub mod pool;
 pub mod reduce;
 mod small_conv;

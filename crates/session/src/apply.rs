@@ -1,7 +1,7 @@
 //! The optimizers' in-place updates (TF's `Apply*` ops): one loop per rule, with TF's formulas
 //! as written in its `training_ops` kernels, so results match TensorFlow to rounding.
 
-use ndarray::{ArrayD, Zip};
+use ndarray::ArrayD;
 use tensorgraph_graph::{fmt_dims, ApplyOp, DType, Element, Value};
 use tensorgraph_kernels::{Float, KernelError};
 
@@ -35,60 +35,122 @@ fn update<T: Float + Element>(op: ApplyOp, slots: &mut [&mut Value], rest: &[&Va
         .filter(|&(i, _)| i != grad_pos)
         .map(|(_, v)| T::unwrap_ref(v).and_then(|a| a.iter().next().copied()).ok_or_else(err))
         .collect::<Result<_, _>>()?;
+    if arrays.len() != op.num_refs() {
+        return Err(KernelError(format!("{} takes {} variables, got {}", op.type_name(), op.num_refs(), arrays.len())));
+    }
     let one = T::one();
-    match (op, &mut arrays[..]) {
-        (ApplyOp::GradientDescent, [w]) => {
+    // Each rule updates one chunk: the variable's and its slots' elements, and the gradient's.
+    let rule: &Rule<T> = match op {
+        ApplyOp::GradientDescent => {
             let lr = h[0];
-            Zip::from(&mut **w).and(g).for_each(|w, &g| *w -= lr * g);
+            &move |s, g| s[0].iter_mut().zip(g).for_each(|(w, &g)| *w -= lr * g)
         }
-        (ApplyOp::Momentum { use_nesterov }, [w, acc]) => {
+        ApplyOp::Momentum { use_nesterov } => {
             let (lr, momentum) = (h[0], h[1]);
-            Zip::from(&mut **w).and(&mut **acc).and(g).for_each(|w, a, &g| {
-                *a = *a * momentum + g;
-                *w -= if use_nesterov { g * lr + *a * momentum * lr } else { *a * lr };
-            });
+            &move |s, g| {
+                let [w, acc] = s else { unreachable!("two arrays") };
+                w.iter_mut().zip(acc.iter_mut()).zip(g).for_each(|((w, a), &g)| {
+                    *a = *a * momentum + g;
+                    *w -= if use_nesterov { g * lr + *a * momentum * lr } else { *a * lr };
+                })
+            }
         }
-        (ApplyOp::Adagrad, [w, acc]) => {
+        ApplyOp::Adagrad => {
             let lr = h[0];
-            Zip::from(&mut **w).and(&mut **acc).and(g).for_each(|w, a, &g| {
-                *a += g * g;
-                *w -= g * lr / a.sqrt();
-            });
+            &move |s, g| {
+                let [w, acc] = s else { unreachable!("two arrays") };
+                w.iter_mut().zip(acc.iter_mut()).zip(g).for_each(|((w, a), &g)| {
+                    *a += g * g;
+                    *w -= g * lr / a.sqrt();
+                })
+            }
         }
-        (ApplyOp::RMSProp, [w, ms, mom]) => {
+        ApplyOp::RMSProp => {
             let [lr, rho, momentum, eps] = h[..] else { return Err(err()) };
-            Zip::from(&mut **w).and(&mut **ms).and(&mut **mom).and(g).for_each(|w, ms, mom, &g| {
-                *ms += (g * g - *ms) * (one - rho);
-                *mom = *mom * momentum + g * lr / (*ms + eps).sqrt();
-                *w -= *mom;
-            });
+            &move |s, g| {
+                let [w, ms, mom] = s else { unreachable!("three arrays") };
+                w.iter_mut().zip(ms.iter_mut()).zip(mom.iter_mut()).zip(g).for_each(|(((w, ms), mom), &g)| {
+                    *ms += (g * g - *ms) * (one - rho);
+                    *mom = *mom * momentum + g * lr / (*ms + eps).sqrt();
+                    *w -= *mom;
+                })
+            }
         }
-        (ApplyOp::CenteredRMSProp, [w, mg, ms, mom]) => {
+        ApplyOp::CenteredRMSProp => {
             let [lr, rho, momentum, eps] = h[..] else { return Err(err()) };
-            Zip::from(&mut **w).and(&mut **mg).and(&mut **ms).and(&mut **mom).and(g).for_each(|w, mg, ms, mom, &g| {
-                *mg += (g - *mg) * (one - rho);
-                *ms += (g * g - *ms) * (one - rho);
-                *mom = *mom * momentum + g * lr / (*ms - *mg * *mg + eps).sqrt();
-                *w -= *mom;
-            });
+            &move |s, g| {
+                let [w, mg, ms, mom] = s else { unreachable!("four arrays") };
+                let slots = mg.iter_mut().zip(ms.iter_mut()).zip(mom.iter_mut());
+                w.iter_mut().zip(slots).zip(g).for_each(|((w, ((mg, ms), mom)), &g)| {
+                    *mg += (g - *mg) * (one - rho);
+                    *ms += (g * g - *ms) * (one - rho);
+                    *mom = *mom * momentum + g * lr / (*ms - *mg * *mg + eps).sqrt();
+                    *w -= *mom;
+                })
+            }
         }
-        (ApplyOp::Adam, [w, m, v]) => {
+        ApplyOp::Adam => {
             let [b1p, b2p, lr, b1, b2, eps] = h[..] else { return Err(err()) };
             let lr_t = lr * (one - b2p).sqrt() / (one - b1p);
-            Zip::from(&mut **w).and(&mut **m).and(&mut **v).and(g).for_each(|w, m, v, &g| {
-                *m += (g - *m) * (one - b1);
-                *v += (g * g - *v) * (one - b2);
-                *w -= lr_t * *m / (v.sqrt() + eps);
-            });
+            &move |s, g| {
+                let [w, m, v] = s else { unreachable!("three arrays") };
+                w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g).for_each(|(((w, m), v), &g)| {
+                    *m += (g - *m) * (one - b1);
+                    *v += (g * g - *v) * (one - b2);
+                    *w -= lr_t * *m / (v.sqrt() + eps);
+                })
+            }
         }
-        _ => {
-            return Err(KernelError(format!(
-                "{} takes {} variables, got {}",
-                op.type_name(),
-                op.num_refs(),
-                arrays.len()
-            )))
+    };
+    let g = g.as_standard_layout();
+    in_chunks(&mut arrays, g.as_slice().expect("row-major"), rule);
+    Ok(())
+}
+
+/// An update rule over one chunk: the variable's and its slots' elements, then the gradient's.
+type Rule<T> = dyn Fn(&mut [&mut [T]], &[T]) + Sync;
+
+/// Elements per chunk when an update is shared with the second core: the MLP's first weight
+/// matrix (235K) in 15 chunks, its smaller variables in one.
+const CHUNK: usize = 1 << 14;
+
+/// Runs `rule` over `arrays` (made row-major if they are not) and `g`, in chunks on both
+/// cores ([`tensorgraph_kernels::pair`]) when large.
+fn in_chunks<T: Float>(arrays: &mut [&mut ArrayD<T>], g: &[T], rule: &Rule<T>) {
+    for a in arrays.iter_mut() {
+        if !a.is_standard_layout() {
+            **a = a.as_standard_layout().into_owned();
         }
     }
-    Ok(())
+    let k = arrays.len();
+    assert!(k <= 4, "at most a variable and three slots");
+    let base: [Base<T>; 4] =
+        std::array::from_fn(|j| Base(arrays.get_mut(j).map_or(std::ptr::null_mut(), |a| a.as_mut_ptr())));
+    let n = g.len();
+    let size = if n >= 2 * CHUNK { CHUNK } else { n.max(1) };
+    tensorgraph_kernels::pair::for_each(n.div_ceil(size), &|i| {
+        let (lo, hi) = (i * size, ((i + 1) * size).min(n));
+        // SAFETY: each array is row-major with `n` elements (checked against g's shape), the
+        // arrays are distinct (separate `&mut`), and chunk i's range is its own.
+        let mut parts: [&mut [T]; 4] =
+            std::array::from_fn(|j| if j < k { unsafe { base[j].slice(lo, hi) } } else { &mut [][..] });
+        rule(&mut parts[..k], &g[lo..hi]);
+    });
+}
+
+/// An array's first element, shared by the chunks that update disjoint parts of it.
+#[derive(Clone, Copy)]
+struct Base<T>(*mut T);
+// SAFETY: chunks write disjoint ranges (see `in_chunks`).
+unsafe impl<T> Send for Base<T> {}
+unsafe impl<T> Sync for Base<T> {}
+
+impl<T> Base<T> {
+    /// # Safety
+    /// `lo..hi` is inside the array and no other live slice covers it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice<'a>(self, lo: usize, hi: usize) -> &'a mut [T] {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(lo), hi - lo) }
+    }
 }

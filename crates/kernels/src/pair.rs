@@ -1,0 +1,244 @@
+//! The second core for work too short for rayon: the caller and one helper thread share a
+//! job's chunks, and the caller never waits for a helper that has not started.
+//!
+//! Why not rayon: `rayon::join` from a thread outside the pool queues the job, wakes a sleeping
+//! worker and blocks the caller until it is done, tens of microseconds per call on this VM kind
+//! (the MLP's products take 10-100). Here the helper spins for 300 µs after its last job, so
+//! the next one starts within a cache miss, then parks; the caller takes chunks from the same
+//! counter as the helper, so a helper that is asleep, descheduled or busy with another caller's
+//! job costs nothing but an atomic operation: the caller does every chunk itself.
+//!
+//! The helper is used only when rayon's pool (the one the caller is in, else the global one)
+//! has two threads or more, so a pool of one thread means one core here too. (`micropool`, a
+//! crate built for the same latency, was not tried: pre-1.0 and a second pool beside rayon's.)
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::OnceLock;
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// How long the helper waits for the next job before parking: longer than the gaps between an
+/// MLP step's products (the small ops between them, the next batch), short enough that a core
+/// is not held for long once a run ends.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// A job on its caller's stack: `f(0..chunks)`, chunks claimed from `next`.
+struct Job<'a> {
+    f: &'a (dyn Fn(usize) + Sync),
+    chunks: usize,
+    next: AtomicUsize,
+    /// Set by the helper after its last access to the job.
+    helper_done: AtomicBool,
+    helper_panicked: AtomicBool,
+}
+
+impl Job<'_> {
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Relaxed);
+            if i >= self.chunks {
+                return;
+            }
+            (self.f)(i);
+        }
+    }
+}
+
+/// The job on offer (null when none): the caller stores it, the helper takes it by swapping
+/// it back to null, the caller withdraws it the same way if the helper never came.
+static OFFER: AtomicPtr<Job<'static>> = AtomicPtr::new(std::ptr::null_mut());
+/// Whether the helper is parked (or about to), so the caller must unpark it.
+static PARKED: AtomicBool = AtomicBool::new(false);
+static HELPER: OnceLock<Thread> = OnceLock::new();
+
+/// A parked helper is woken only for the second of two offers this close together: jobs that
+/// come singly (the CNN's one large variable update per 8 ms step) run on the caller alone
+/// rather than pay a wake-up and leave the helper spinning beside rayon's busy workers.
+const WAKE_WINDOW: Duration = Duration::from_millis(1);
+
+/// Whether the previous offer was less than [`WAKE_WINDOW`] ago (and notes this one).
+fn recent_offer() -> bool {
+    static START: OnceLock<Instant> = OnceLock::new();
+    static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
+    let now = START.get_or_init(Instant::now).elapsed().as_nanos() as u64;
+    let last = LAST.swap(now, Relaxed);
+    now.saturating_sub(last) < WAKE_WINDOW.as_nanos() as u64
+}
+
+fn helper() -> &'static Thread {
+    HELPER.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("tensorgraph-pair".into())
+            .spawn(helper_loop)
+            .expect("spawning the helper thread")
+            .thread()
+            .clone()
+    })
+}
+
+fn helper_loop() {
+    loop {
+        let since = Instant::now();
+        let mut polls = 0u32;
+        let job = loop {
+            let p = OFFER.load(Acquire);
+            if !p.is_null() && OFFER.compare_exchange(p, std::ptr::null_mut(), AcqRel, Relaxed).is_ok() {
+                break p;
+            }
+            std::hint::spin_loop();
+            polls = polls.wrapping_add(1);
+            if polls.is_multiple_of(256) {
+                // Costs a syscall when alone on the CPU; hands the CPU back when the scheduler
+                // has put the caller beside us.
+                std::thread::yield_now();
+            }
+            if polls.is_multiple_of(1024) && since.elapsed() > SPIN {
+                // Announce the park before the last look at the offer; the caller stores its
+                // offer before looking at PARKED (both SeqCst), so one of them sees the other.
+                PARKED.store(true, SeqCst);
+                if OFFER.load(SeqCst).is_null() {
+                    std::thread::park();
+                }
+                PARKED.store(false, SeqCst);
+                break std::ptr::null_mut();
+            }
+        };
+        if job.is_null() {
+            continue;
+        }
+        // SAFETY: the job stays alive until `helper_done` is set: its caller, having failed to
+        // withdraw it, waits for that flag (even while unwinding, see `Withdraw`).
+        let job = unsafe { &*job };
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work())).is_err() {
+            job.helper_panicked.store(true, Relaxed);
+        }
+        job.helper_done.store(true, Release);
+    }
+}
+
+/// Runs `f(i)` for every `i < chunks`, on the calling thread and on the helper thread when it
+/// comes in time, and returns when all have run. Chunks may run in any order and on either
+/// thread, so `f` must not depend on either.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let sum = AtomicUsize::new(0);
+/// tensorgraph_kernels::pair::for_each(10, &|i| {
+///     sum.fetch_add(i, Ordering::Relaxed);
+/// });
+/// assert_eq!(sum.into_inner(), 45);
+/// ```
+pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+    let job = Job {
+        f,
+        chunks,
+        next: AtomicUsize::new(0),
+        helper_done: AtomicBool::new(false),
+        helper_panicked: AtomicBool::new(false),
+    };
+    if chunks < 2 || rayon::current_num_threads() < 2 {
+        return job.work(); // one thread asked for (rayon's pool, as everywhere else)
+    }
+    let helper = helper();
+    // Only the lifetime is erased: the job outlives every access through the offer (`Withdraw`).
+    let ptr = (&job as *const Job<'_>).cast_mut().cast::<Job<'static>>();
+    if OFFER.compare_exchange(std::ptr::null_mut(), ptr, SeqCst, Relaxed).is_err() {
+        return job.work(); // another caller's job is on offer: the helper is spoken for
+    }
+    if PARKED.load(SeqCst) && recent_offer() {
+        helper.unpark();
+    }
+    let guard = Withdraw(&job, ptr);
+    job.work();
+    drop(guard);
+    if job.helper_panicked.load(Relaxed) {
+        panic!("a chunk panicked on the helper thread");
+    }
+}
+
+/// Withdraws the offer or waits for the helper to finish with the job (also when `f` panics on
+/// the caller's thread: the job must not die under the helper).
+struct Withdraw<'a, 'j>(&'a Job<'j>, *mut Job<'static>);
+
+impl Drop for Withdraw<'_, '_> {
+    fn drop(&mut self) {
+        if OFFER.compare_exchange(self.1, std::ptr::null_mut(), AcqRel, Relaxed).is_ok() {
+            return; // the helper never took it
+        }
+        let mut polls = 0u32;
+        while !self.0.helper_done.load(Acquire) {
+            polls = polls.wrapping_add(1);
+            if polls < 256 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now(); // the helper was descheduled mid-chunk
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` where rayon's pool has `threads` threads, whatever the machine's core count.
+    fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    }
+
+    #[test]
+    fn every_chunk_runs_once_with_concurrent_callers() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        pool.broadcast(|ctx| {
+            for round in 0..2000 {
+                let chunks = (round + ctx.index()) % 9;
+                let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+                for_each(chunks, &|i| {
+                    hits[i].fetch_add(1, Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Relaxed) == 1), "round {round}");
+            }
+        });
+    }
+
+    #[test]
+    fn the_helper_takes_chunks_when_the_caller_is_slow_and_never_with_one_thread() {
+        // The caller's first chunk sleeps long enough for the helper (waking from park if need
+        // be) to take the others, unless another test's job holds the offer: then try again.
+        let on_helper = |threads| {
+            with_threads(threads, || {
+                let caller = std::thread::current().id();
+                let on_helper = AtomicUsize::new(0);
+                for_each(8, &|i| {
+                    if std::thread::current().id() != caller {
+                        on_helper.fetch_add(1, Relaxed);
+                    } else if i == 0 {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                });
+                on_helper.into_inner()
+            })
+        };
+        assert!((0..20).any(|_| on_helper(2) > 0));
+        assert_eq!(on_helper(1), 0);
+    }
+
+    #[test]
+    fn a_panicking_chunk_reaches_the_caller_after_the_helper_is_done() {
+        with_threads(2, || {
+            let r = std::panic::catch_unwind(|| {
+                for_each(4, &|i| {
+                    std::thread::sleep(Duration::from_millis(5));
+                    assert!(i != 3, "chunk 3");
+                })
+            });
+            assert!(r.is_err());
+            // The helper is free again.
+            let n = AtomicUsize::new(0);
+            for_each(4, &|_| {
+                n.fetch_add(1, Relaxed);
+            });
+            assert_eq!(n.into_inner(), 4);
+        });
+    }
+}

@@ -109,3 +109,21 @@ fn missing_file_is_an_io_error_naming_it() {
         "{e}"
     );
 }
+
+#[test]
+fn next_batch_keeps_each_image_with_its_label_in_any_layout() {
+    // Row i is all i, label i: every batch row must match its label, whether the images are
+    // row-major (row copies) or not (ndarray's select).
+    let rows = ndarray::Array2::from_shape_fn((37, 5), |(i, _)| i as f32);
+    let column_major = rows.t().as_standard_layout().reversed_axes().to_owned();
+    assert!(column_major.as_slice().is_none());
+    for images in [rows.clone(), column_major] {
+        let mut d = tensorgraph::data::mnist::DataSet::new(images, ndarray::Array1::from_iter(0..37), Some(3));
+        for _ in 0..9 {
+            let (x, y) = d.next_batch(10);
+            for (row, &label) in x.rows().into_iter().zip(&y) {
+                assert!(row.iter().all(|&p| p == label as f32), "{row} for label {label}");
+            }
+        }
+    }
+}

@@ -219,9 +219,12 @@ pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize
     for epoch in 0..epochs {
         let start = Instant::now();
         let mut last = None;
-        for _ in 0..steps {
+        for step in 0..steps {
             let (xb, yb) = data.train.next_batch(batch_size);
-            let mut feeds = vec![(&m.x, xb.clone().into()), (&m.y, yb.clone().into())];
+            if step + 1 == steps {
+                last = Some((xb.clone(), yb.clone())); // for the train accuracy below
+            }
+            let mut feeds = vec![(&m.x, xb.into()), (&m.y, yb.into())];
             if let Some(t) = &m.training {
                 feeds.push((t, Value::from(ndarray::arr0(true).into_dyn())));
             }
@@ -234,7 +237,6 @@ pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize
                 }
                 _ => sess.run_targets(&[&m.training_op], &feeds)?,
             }
-            last = Some((xb, yb));
         }
         let train_time = start.elapsed();
         if args.profile && epoch == 0 {

@@ -89,7 +89,37 @@ impl DataSet {
                 self.epochs_completed += 1;
             }
         }
-        (self.images.select(Axis(0), &picked), self.labels.select(Axis(0), &picked))
+        let images = match self.images.as_slice() {
+            // Row copies: ndarray's `select` concatenates one-row views (perf: 5% of the MLP
+            // example's samples, most of it in ndarray's generic append).
+            Some(all) => {
+                let cols = self.images.ncols();
+                prefetch_rows(all, cols, &picked);
+                let mut x = Vec::with_capacity(n * cols);
+                for &i in &picked {
+                    x.extend_from_slice(&all[i * cols..(i + 1) * cols]);
+                }
+                Array2::from_shape_vec((n, cols), x).expect("n rows of `cols`")
+            }
+            None => self.images.select(Axis(0), &picked),
+        };
+        (images, self.labels.select(Axis(0), &picked))
+    }
+}
+
+/// Asks for every picked row at once, so the rows' memory latencies (random rows of a 170 MB
+/// array) overlap instead of adding up: next_batch(50) 22 -> 16 µs.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn prefetch_rows(all: &[f32], cols: usize, picked: &[usize]) {
+    #[cfg(target_arch = "x86_64")]
+    for &i in picked {
+        for line in (i * cols..(i + 1) * cols).step_by(16) {
+            // SAFETY: a prefetch never faults; `line` indexes `all` (rows of `picked` exist).
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+                _mm_prefetch::<_MM_HINT_T1>(all.as_ptr().add(line).cast());
+            }
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! f32 GEMM on AVX-512: 12x32 register tiles (24 accumulators), the left operand read in place
 //! (no packing), the right one read in place when its rows are contiguous. The left operand may
 //! also be a convolution's column matrix left in the image ([`Left::Gathered`], its transpose
-//! [`Left::GatheredT`]) and C may be added into an input gradient ([`Out::Scattered`]): the same
-//! tiles, with A's rows and C's columns found through a table of pointers.
+//! [`Left::GatheredT`]) and C may be stored onto an input gradient's positions
+//! ([`Out::Scattered`]): the same tiles, with A's rows and C's rows found through tables of
+//! pointers.
 //!
 //! Why not a packed BLIS kernel: the left operands here are the convolutions' column matrices
 //! (positions x taps, row-major) and their transposes, written moments before and resident in
@@ -64,9 +65,9 @@ pub struct Gather {
 pub enum Out {
     /// A row-major `m x n` matrix whose rows are `ldc` apart (`ldc >= n`).
     Rows { c: *mut f32, ldc: usize },
-    /// Added into a convolution's input gradient (col2im inside the product): element (i, j)
-    /// onto `table[i*segs + j/seg] + j%seg`, the padding's pointers on a scratch sink. `seg`
-    /// is a multiple of 16, so a vector of C never straddles two taps.
+    /// A convolution's input gradient (col2im inside the product): element (i, j) onto
+    /// `table[i*segs + j/seg] + j%seg`. `seg` is a multiple of 16, so a vector of C never
+    /// straddles two pointers.
     Scattered(Gather),
 }
 
@@ -84,13 +85,13 @@ thread_local! {
     static B_COPY: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `C = A·B` (or `C += A·B` when `accumulate`; always for [`Out::Scattered`]) for `A` `m x k`,
+/// `C = A·B` (or `C += A·B` when `accumulate`) for `A` `m x k`,
 /// `B` `k x n`.
 ///
 /// # Safety
 /// The CPU has AVX-512F ([`available`]); `a` and `b` address `m x k` and `k x n` readable
 /// elements through their strides or tables (every table pointer addresses `seg` floats), `c`
-/// addresses `m x n` writable elements (through its table: distinct but for the sink) that
+/// addresses `m x n` writable elements (through its table: distinct) that
 /// alias neither; `m, n, k > 0`.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn gemm(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, accumulate: bool) {
@@ -166,7 +167,7 @@ unsafe fn blocked(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, acc
     let kc = k.div_ceil(passes);
     for p0 in (0..k).step_by(kc) {
         let depth = kc.min(k - p0);
-        let acc = accumulate || p0 > 0 || matches!(c, Out::Scattered(_));
+        let acc = accumulate || p0 > 0;
         for i0 in (0..m).step_by(MC) {
             let rows = MC.min(m - i0);
             for j0 in (0..n).step_by(NR) {

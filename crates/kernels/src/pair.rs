@@ -3,7 +3,7 @@
 //!
 //! Why not rayon: `rayon::join` from a thread outside the pool queues the job, wakes a sleeping
 //! worker and blocks the caller until it is done, tens of microseconds per call on this VM kind
-//! (the MLP's products take 10-100). Here the helper spins for 300 µs after its last job, so
+//! (the MLP's products take 10-100). Here the helper spins for 100 µs after its last job, so
 //! the next one starts within a cache miss, then parks; the caller takes chunks from the same
 //! counter as the helper, so a helper that is asleep, descheduled or busy with another caller's
 //! job costs nothing but an atomic operation: the caller does every chunk itself.
@@ -145,7 +145,8 @@ pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     if OFFER.compare_exchange(std::ptr::null_mut(), ptr, SeqCst, Relaxed).is_err() {
         return job.work(); // another caller's job is on offer: the helper is spoken for
     }
-    if PARKED.load(SeqCst) && recent_offer() {
+    let recent = recent_offer(); // noted for every offer, parked helper or not
+    if PARKED.load(SeqCst) && recent {
         helper.unpark();
     }
     let guard = Withdraw(&job, ptr);

@@ -505,7 +505,10 @@ pub fn conv2d_backprop_input_with<T: Float>(
 
 /// TF's `ReluGrad` in place: `d` where the feature is > 0, else 0.
 fn relu_mask<T: Float>(d: &mut [T], features: &[T]) {
-    d.iter_mut().zip(features).for_each(|(d, &f)| *d = if f > T::zero() { *d } else { T::zero() });
+    crate::wide::run(
+        #[inline(always)]
+        || d.iter_mut().zip(features).for_each(|(d, &f)| *d = if f > T::zero() { *d } else { T::zero() }),
+    )
 }
 
 /// Gradient with respect to the filter: the column matrices transposed times `dy`, summed over

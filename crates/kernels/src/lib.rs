@@ -212,14 +212,20 @@ impl<T: Float> Epilogue<'_, T> {
     pub fn apply(&self, rows: &mut [T]) {
         let zero = T::zero();
         let relu = |v: T| if v > zero { v } else { zero };
-        match (self.bias.filter(|b| !b.is_empty()), self.relu) {
-            (Some(b), true) => {
-                rows.chunks_mut(b.len()).for_each(|r| r.iter_mut().zip(b).for_each(|(v, &b)| *v = relu(*v + b)))
-            }
-            (Some(b), false) => rows.chunks_mut(b.len()).for_each(|r| r.iter_mut().zip(b).for_each(|(v, &b)| *v += b)),
-            (None, true) => rows.iter_mut().for_each(|v| *v = relu(*v)),
-            (None, false) => {}
-        }
+        // In AVX-512 (masked selects): at SSE2 width the ReLU's select is a branch per value.
+        wide::run(
+            #[inline(always)]
+            || match (self.bias.filter(|b| !b.is_empty()), self.relu) {
+                (Some(b), true) => {
+                    rows.chunks_mut(b.len()).for_each(|r| r.iter_mut().zip(b).for_each(|(v, &b)| *v = relu(*v + b)))
+                }
+                (Some(b), false) => {
+                    rows.chunks_mut(b.len()).for_each(|r| r.iter_mut().zip(b).for_each(|(v, &b)| *v += b))
+                }
+                (None, true) => rows.iter_mut().for_each(|v| *v = relu(*v)),
+                (None, false) => {}
+            },
+        )
     }
 
     /// [`Epilogue::apply`] on one value of column `c` (the same operations, for kernels that

@@ -93,9 +93,14 @@ where
     let group = (GROUP_BYTES / (inner * std::mem::size_of::<T>()).max(1)).clamp(1, rows.max(1));
     let add_rows = |rows: &[T]| {
         let mut acc = vec![T::zero(); inner];
-        for row in rows.chunks(inner) {
-            acc.iter_mut().zip(row).for_each(|(a, &b)| *a = *a + b);
-        }
+        crate::wide::run(
+            #[inline(always)]
+            || {
+                for row in rows.chunks(inner) {
+                    acc.iter_mut().zip(row).for_each(|(a, &b)| *a = *a + b);
+                }
+            },
+        );
         acc
     };
     if rows <= group {

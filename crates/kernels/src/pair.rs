@@ -204,12 +204,17 @@ mod tests {
 
     #[test]
     fn the_helper_takes_chunks_when_the_caller_is_slow_and_never_with_one_thread() {
-        // The caller's first chunk sleeps long enough for the helper (waking from park if need
-        // be) to take the others, unless another test's job holds the offer: then try again.
+        // The caller's first chunk sleeps long enough for the helper to take the others,
+        // unless another test's job holds the offer: then try again. The helper has parked
+        // (nothing offered for longer than SPIN); the quick job just before makes the slow one
+        // the second offer within WAKE_WINDOW, which wakes it.
         let on_helper = |threads| {
             with_threads(threads, || {
                 let caller = std::thread::current().id();
                 let on_helper = AtomicUsize::new(0);
+                for_each(2, &|_| {}); // the helper exists ...
+                std::thread::sleep(Duration::from_millis(2)); // ... and has parked
+                for_each(2, &|_| {});
                 for_each(8, &|i| {
                     if std::thread::current().id() != caller {
                         on_helper.fetch_add(1, Relaxed);

@@ -3,6 +3,7 @@
 //! else through the `matrixmultiply` crate; split into row or column blocks on rayon's pool when
 //! large, shared with [`crate::pair`]'s helper thread when mid-sized.
 
+use crate::pair::Disjoint;
 use crate::{kbail, zeros, Epilogue, Float, KResult};
 use ndarray::{Array2, ArrayView2};
 
@@ -84,31 +85,13 @@ pub fn gemm_into<T: Float>(
         // its columns instead when there are enough (the CNN's dy·Wᵀ, 100x64x3136), so each
         // thread copies its own part.
         let by_cols = b.strides()[1] != 1 && n >= 64 * threads;
-        return blocks(a, b, SendPtr(c.as_mut_ptr()), n, threads, beta, by_cols);
+        return blocks(a, b, Disjoint::new(c.as_mut_ptr()), n, threads, beta, by_cols);
     }
     if parallel && threads > 1 && m * n * k >= PAIR_WORK {
-        return paired(a, b, SendPtr(c.as_mut_ptr()), beta);
+        return paired(a, b, Disjoint::new(c.as_mut_ptr()), beta);
     }
     // SAFETY: see `product`.
     unsafe { product(a, b, c.as_mut_ptr(), m, n, n, beta) };
-}
-
-/// C's base pointer, shared by blocks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: every block writes only its own rows or columns of C (see `blocks`).
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// The element `offset` past the base (a method, so closures capture the whole `SendPtr`).
-    ///
-    /// # Safety
-    /// `offset` is inside C.
-    unsafe fn at(self, offset: usize) -> *mut T {
-        // SAFETY: the caller's contract.
-        unsafe { self.0.add(offset) }
-    }
 }
 
 /// `c = a·b + beta·c` (C row-major at `c`, rows `ldc` apart) split into `threads` blocks run by
@@ -118,7 +101,7 @@ impl<T> SendPtr<T> {
 fn blocks<T: Float>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
-    c: SendPtr<T>,
+    c: Disjoint<T>,
     ldc: usize,
     threads: usize,
     beta: T,
@@ -129,7 +112,7 @@ fn blocks<T: Float>(
     if threads <= 1 || len < 2 * unit {
         // SAFETY: this block's m×n part of C (rows `ldc` apart) is written by no other block,
         // and C aliases neither a nor b (`gemm_into`'s views).
-        return unsafe { product(a, b, c.0, m, n, ldc, beta) };
+        return unsafe { product(a, b, c.at(0), m, n, ldc, beta) };
     }
     let left = threads / 2;
     let cut = ((len * left / threads + unit / 2) / unit * unit).clamp(unit, len - unit);
@@ -139,7 +122,7 @@ fn blocks<T: Float>(
         (a.split_at(ndarray::Axis(0), cut), (b, b), cut * ldc)
     };
     // SAFETY: `offset` is the second block's first element, inside C.
-    let c2 = SendPtr(unsafe { c.0.add(offset) });
+    let c2 = Disjoint::new(unsafe { c.at(offset) });
     rayon::join(
         || blocks(a1, b1, c, ldc, left, beta, by_cols),
         || blocks(a2, b2, c2, ldc, threads - left, beta, by_cols),
@@ -150,7 +133,7 @@ fn blocks<T: Float>(
 /// column chunks (multiples of 32) when B is wide or must be copied (each chunk copies its own
 /// columns), else row chunks (multiples of 12), about six of them so the two threads stay
 /// balanced whoever starts first.
-fn paired<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: SendPtr<T>, beta: T) {
+fn paired<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: Disjoint<T>, beta: T) {
     let (m, n) = (a.nrows(), b.ncols());
     let by_cols = b.strides()[1] != 1 || n >= 128;
     let (len, unit) = if by_cols { (n, 32) } else { (m, 12) };

@@ -157,6 +157,41 @@ pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
+/// A buffer's first element, shared by the chunks of a parallel job that each write their
+/// own disjoint part of it (a product's blocks of C, a variable update's ranges).
+#[derive(Clone, Copy)]
+pub struct Disjoint<T>(*mut T);
+
+// SAFETY: the chunks write disjoint parts (the contract of `at` and `slice`).
+unsafe impl<T> Send for Disjoint<T> {}
+unsafe impl<T> Sync for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    /// The buffer starting at `first`.
+    pub fn new(first: *mut T) -> Disjoint<T> {
+        Disjoint(first)
+    }
+
+    /// The element `offset` past the start (a method, so closures capture the whole value).
+    ///
+    /// # Safety
+    /// `offset` is inside the buffer.
+    pub unsafe fn at(self, offset: usize) -> *mut T {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.add(offset) }
+    }
+
+    /// Elements `lo..hi` as a slice.
+    ///
+    /// # Safety
+    /// `lo..hi` is inside the buffer and no other live reference covers it.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice<'a>(self, lo: usize, hi: usize) -> &'a mut [T] {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(lo), hi - lo) }
+    }
+}
+
 /// Withdraws the offer or waits for the helper to finish with the job (also when `f` panics on
 /// the caller's thread: the job must not die under the helper).
 struct Withdraw<'a, 'j>(&'a Job<'j>, *mut Job<'static>);

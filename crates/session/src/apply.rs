@@ -3,6 +3,7 @@
 
 use ndarray::ArrayD;
 use tensorgraph_graph::{fmt_dims, ApplyOp, DType, Element, Value};
+use tensorgraph_kernels::pair::Disjoint;
 use tensorgraph_kernels::{Float, KernelError};
 
 /// Updates `slots` (the variable, then its slot variables) from `rest`, the op's other inputs in
@@ -124,8 +125,8 @@ fn in_chunks<T: Float>(arrays: &mut [&mut ArrayD<T>], g: &[T], rule: &Rule<T>) {
     }
     let k = arrays.len();
     assert!(k <= 4, "at most a variable and three slots");
-    let base: [Base<T>; 4] =
-        std::array::from_fn(|j| Base(arrays.get_mut(j).map_or(std::ptr::null_mut(), |a| a.as_mut_ptr())));
+    let base: [Disjoint<T>; 4] =
+        std::array::from_fn(|j| Disjoint::new(arrays.get_mut(j).map_or(std::ptr::null_mut(), |a| a.as_mut_ptr())));
     let n = g.len();
     let size = if n >= 2 * CHUNK { CHUNK } else { n.max(1) };
     tensorgraph_kernels::pair::for_each(n.div_ceil(size), &|i| {
@@ -136,21 +137,4 @@ fn in_chunks<T: Float>(arrays: &mut [&mut ArrayD<T>], g: &[T], rule: &Rule<T>) {
             std::array::from_fn(|j| if j < k { unsafe { base[j].slice(lo, hi) } } else { &mut [][..] });
         rule(&mut parts[..k], &g[lo..hi]);
     });
-}
-
-/// An array's first element, shared by the chunks that update disjoint parts of it.
-#[derive(Clone, Copy)]
-struct Base<T>(*mut T);
-// SAFETY: chunks write disjoint ranges (see `in_chunks`).
-unsafe impl<T> Send for Base<T> {}
-unsafe impl<T> Sync for Base<T> {}
-
-impl<T> Base<T> {
-    /// # Safety
-    /// `lo..hi` is inside the array and no other live slice covers it.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice<'a>(self, lo: usize, hi: usize) -> &'a mut [T] {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(lo), hi - lo) }
-    }
 }

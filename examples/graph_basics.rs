@@ -21,7 +21,7 @@ fn main() -> Result<()> {
 
     println!("{}", g.to_text());
 
-    let mut sess = Session::new(&g)?;
+    let sess = Session::new(&g)?;
     sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
     let out = sess.run(&[&y, &total], &[(&x, array![[1.0f32, 1.0, 1.0], [0.0, 0.0, 1.0]].into())])?;
     println!("y =\n{}", out[0].as_f32().expect("float32"));

@@ -103,7 +103,7 @@ fn main() {
 
         let opts = mnist::Options { validation_size: 0, seed: args.seed };
         let mut data = mnist::read_data_sets_with(&args.data, &opts)?;
-        let mut sess = Session::new(&g)?;
+        let sess = Session::new(&g)?;
         sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
         let fixed_z = sess.run(&[&z], &[])?.remove(0);
         let steps = data.train.num_examples() / BATCH;

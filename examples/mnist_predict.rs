@@ -33,8 +33,8 @@ fn run(args: &Args) -> Result<()> {
         what: "checkpoint in the model directory",
         name: args.model.clone(),
     })?;
-    let mut sess = Session::new(&g)?;
-    let step = Saver::new(&g).restore(&mut sess, &ckpt)?;
+    let sess = Session::new(&g)?;
+    let step = Saver::new(&g).restore(&sess, &ckpt)?;
     let inputs = g.get_collection("inputs");
     let outputs = g.get_collection("outputs");
     let (Some(x), Some(y), Some(logits), Some(accuracy)) =

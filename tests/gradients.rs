@@ -134,7 +134,7 @@ fn select_routes_the_gradient_to_the_taken_branch_with_broadcasting() {
     let s = math::select(&c, &x, &y).unwrap();
     let grads = tensorgraph::gradients(&[&s], &[&x, &y], None).unwrap();
     let (dx, dy) = (grads[0].clone().unwrap(), grads[1].clone().unwrap());
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     for on in [true, false] {
         let feeds = [
             (&c, Value::from(ndarray::arr0(on).into_dyn())),
@@ -294,7 +294,7 @@ fn hessian_vector_product_of_a_small_mlp() {
 
     let (w1v, w2v) = (vals(&[3, 4], -1.0, 1.0, 16), vals(&[4, 2], -1.0, 1.0, 17));
     let (v1v, v2v) = (vals(&[3, 4], -1.0, 1.0, 18), vals(&[4, 2], -1.0, 1.0, 19));
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     let feeds = |a: ArrayD<f64>, b: ArrayD<f64>| {
         vec![
             (&w1, Value::from(a)),
@@ -331,7 +331,7 @@ fn backward_graph_structure() {
     let dx = grads[0].clone().unwrap();
     assert!(dx.op_name().starts_with("gradients/"), "{}", dx.op_name());
     assert_eq!(dx.op().op_type(), "AddN", "three uses of x (two in mul, one in exp) are summed by AddN");
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     let xv = array![[1.0f32, 2.0, -1.0]];
     let out = sess.run(&[&dx], &[(&x, xv.clone().into())]).unwrap();
     let want: Vec<f64> = xv.iter().map(|&v| 2.0 * v as f64 + (v as f64).exp()).collect();
@@ -350,7 +350,7 @@ fn gradient_through_an_unknown_batch_dimension_reduces_broadcasts_at_run_time() 
     let b = g.placeholder(DType::F64, [None, Some(3)], "b").unwrap();
     let y = math::reduce_sum(&math::mul(&x, &b).unwrap(), None, "").unwrap();
     let db = tensorgraph::gradients(&[&y], &[&b], None).unwrap().remove(0).unwrap();
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     // b is fed as [1,3] and broadcast against x [2,3]: its gradient is summed back to [1,3].
     let out = sess
         .run(&[&db], &[(&x, array![[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]].into()), (&b, array![[1.0, 1.0, 1.0]].into())])

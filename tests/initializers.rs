@@ -7,7 +7,7 @@ fn sample(init: Initializer, shape: &[usize]) -> Vec<f64> {
     let g = Graph::new();
     g.set_random_seed(11);
     let v = g.get_variable("w", shape, DType::F32, &init, true).unwrap();
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
     sess.run(&[&v], &[]).unwrap()[0].to_f64_vec()
 }
@@ -54,7 +54,7 @@ fn constant_truncated_normal_and_layer_options() {
     let g = Graph::new();
     let x = g.placeholder(DType::F32, [None, Some(5)], "x").unwrap();
     layers::Dense::new(4).kernel_initializer(Initializer::Constant(0.5)).build(&x, "d").unwrap();
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
     let k = g.trainable_variables().into_iter().find(|v| v.name() == "d/kernel").unwrap();
     assert!(sess.run(&[&k], &[]).unwrap()[0].to_f64_vec().iter().all(|&v| v == 0.5));

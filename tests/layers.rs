@@ -13,10 +13,10 @@ fn regularization_losses_are_collected_and_summed() {
     let h = Dense::new(3).kernel_regularizer(Regularizer::L2(0.5)).build(&x, "a").unwrap();
     let _ = Dense::new(1).kernel_regularizer(Regularizer::L1(0.25)).build(&h, "b").unwrap();
     let total = tensorgraph::losses::get_regularization_loss(&g).unwrap();
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
     let kernels: Vec<Variable> = g.trainable_variables().into_iter().filter(|v| v.name().ends_with("kernel")).collect();
-    let w: Vec<Vec<f64>> = kernels.iter().map(|k| sess.variable_value(k).unwrap().to_f64_vec()).collect();
+    let w: Vec<Vec<f64>> = kernels.iter().map(|k| sess.variable_value(k).unwrap().unwrap().to_f64_vec()).collect();
     let want = 0.5 * w[0].iter().map(|v| v * v).sum::<f64>() + 0.25 * w[1].iter().map(|v| v.abs()).sum::<f64>();
     let got = sess.run(&[&total], &[]).unwrap()[0].scalar_f64().unwrap();
     assert!((got - want).abs() < 1e-5 * want.max(1.0), "{got} vs {want}");
@@ -28,7 +28,7 @@ fn placeholder_with_default_is_its_default_unless_fed() {
     let d = g.constant(array![1.0f32, 2.0], "d").unwrap();
     let p = g.placeholder_with_default(&d, "p").unwrap();
     let y = math::mul(&p, &g.scalar(10.0, DType::F32).unwrap()).unwrap();
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     assert_eq!(sess.run(&[&y], &[]).unwrap()[0].to_f64_vec(), vec![10.0, 20.0]);
     assert_eq!(sess.run(&[&y], &[(&p, array![3.0f32, 4.0].into())]).unwrap()[0].to_f64_vec(), vec![30.0, 40.0]);
 }

@@ -223,7 +223,7 @@ fn random_ops_are_seeded_and_in_range() {
     assert!(ts.iter().all(|&v| (0.0..=2.0).contains(&v)));
     // Same seeds in a fresh session: the same numbers; a second draw in one session: new ones.
     assert_eq!(common::flat(&run1(&g, &u, &[])).1, us);
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     let first = sess.run(&[&u], &[]).unwrap().remove(0);
     let second = sess.run(&[&u], &[]).unwrap().remove(0);
     assert_ne!(first, second);

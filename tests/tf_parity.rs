@@ -181,7 +181,7 @@ fn optimizer_updates_slot_names_and_schedules_match_tensorflow() {
         let mut names: Vec<String> = vars.iter().map(|v| v.name()).collect();
         names.sort();
         assert_eq!(names, c.variable_names, "{}: slot and accumulator names as TF's", c.label);
-        let mut sess = Session::new(&g).unwrap();
+        let sess = Session::new(&g).unwrap();
         sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
         for (k, (gr, want)) in c.grads.iter().zip(&c.steps).enumerate() {
             sess.run_targets(&[&step], &[(&grad, gr.f32().into())]).unwrap();
@@ -235,7 +235,7 @@ fn batch_normalization_matches_tensorflow() {
         let updates = g.get_operation_collection(collections::UPDATE_OPS);
         let update_refs: Vec<&Operation> = updates.iter().collect();
 
-        let mut sess = Session::new(&g).unwrap();
+        let sess = Session::new(&g).unwrap();
         sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
         sess.set_variable_value(&gamma, c.gamma.f32().into()).unwrap();
         sess.set_variable_value(&beta, c.beta.f32().into()).unwrap();
@@ -273,7 +273,7 @@ fn large_variables_update_chunk_by_chunk_as_small_ones() {
         let gr = g.placeholder(DType::F32, [idx.len()], "g").unwrap();
         let (opt, _) = optimizer_for(label, &g);
         let step = opt.apply_gradients(&[(Some(gr.clone()), w.clone())], None).unwrap();
-        let mut sess = Session::new(&g).unwrap();
+        let sess = Session::new(&g).unwrap();
         sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
         for k in 0..3 {
             let feed = ndarray::Array1::from_iter(idx.iter().map(|&i| grad(i, k))).into_dyn();

@@ -30,7 +30,7 @@ fn cnn_with_adam_learns_the_mnist_fixture() {
 
     let mut d =
         read_data_sets_with("tests/fixtures/mnist-small", &Options { validation_size: 0, seed: Some(2) }).unwrap();
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
     let test = [(&x, d.test.images.clone().into()), (&y, d.test.labels.clone().into())];
     for _ in 0..2 * 2000 / 100 {

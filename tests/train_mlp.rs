@@ -33,7 +33,7 @@ fn mlp_learns_the_mnist_fixture_in_seconds() {
 
     let mut d =
         read_data_sets_with("tests/fixtures/mnist-small", &Options { validation_size: 0, seed: Some(1) }).unwrap();
-    let mut sess = Session::new(&g).unwrap();
+    let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
     let test = [(&x, d.test.images.clone().into()), (&y, d.test.labels.clone().into())];
     let before = sess.run(&[&accuracy, &loss], &test).unwrap();

@@ -229,13 +229,9 @@ fn parse_idx<T>(
     Ok((dims, out))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
-}
-
 /// Images as `[n, 784]` f32 scaled to [0, 1].
 pub fn read_images(path: &Path) -> Result<Array2<f32>> {
-    parse_images(&read_file(path)?, path)
+    parse_images(&crate::io::read_file(path)?, path)
 }
 
 /// [`read_images`] from the gzip bytes of a file (`path` only names it in errors).
@@ -249,7 +245,7 @@ pub fn parse_images(gz: &[u8], path: &Path) -> Result<Array2<f32>> {
 
 /// Labels as i64 digits 0..=9.
 pub fn read_labels(path: &Path) -> Result<Array1<i64>> {
-    parse_labels(&read_file(path)?, path)
+    parse_labels(&crate::io::read_file(path)?, path)
 }
 
 /// [`read_labels`] from the gzip bytes of a file (`path` only names it in errors).

@@ -28,8 +28,8 @@ struct Checkpoint {
 /// let dir = std::env::temp_dir().join(format!("tg-saver-doc-{}", std::process::id()));
 /// let path = Saver::new(&g).save(&sess, dir.join("model"), Some(7))?;
 /// assert!(path.ends_with("model-7.tgckpt"));
-/// let mut fresh = Session::new(&g)?;
-/// Saver::new(&g).restore(&mut fresh, &path)?;
+/// let fresh = Session::new(&g)?;
+/// Saver::new(&g).restore(&fresh, &path)?;
 /// assert_eq!(fresh.run(&[&w], &[])?[0].scalar_f64(), Some(2.5));
 /// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok(()) }
@@ -58,47 +58,62 @@ impl Saver {
     }
 
     /// Writes the variables to `<prefix>-<step>.tgckpt` (or `<prefix>.tgckpt`) atomically, records
-    /// it in the directory's `checkpoint` index and prunes old ones. Returns the path.
+    /// it in the directory's `checkpoint` index and prunes this prefix's old checkpoints beyond
+    /// `max_to_keep`. Returns the path.
+    ///
+    /// What can be lost to a crash, a kill or a full disk at any point: nothing the index names.
+    /// The order is: the new file written, synced and renamed into place; the index rewritten the
+    /// same way; only then old files deleted. Only files this saver writes (`<prefix>-N.tgckpt`,
+    /// `<prefix>.tgckpt`, in the prefix's directory) are ever deleted, whatever else the index
+    /// names; temporary files of killed saves are removed by the next save.
     pub fn save(&self, sess: &Session, prefix: impl AsRef<Path>, global_step: Option<u64>) -> Result<PathBuf> {
         let prefix = prefix.as_ref();
         let mut tensors = Vec::with_capacity(self.vars.len());
         for v in &self.vars {
-            let value =
-                sess.variable_value(v).ok_or_else(|| Error::UninitializedVariable { node: v.var_ref().op().info() })?;
+            let value = sess
+                .variable_value(v)?
+                .ok_or_else(|| Error::UninitializedVariable { node: v.var_ref().op().info() })?;
             tensors.push((v.name(), value));
         }
-        let file = match global_step {
-            Some(s) => format!("{}-{s}.tgckpt", prefix.display()),
-            None => format!("{}.tgckpt", prefix.display()),
-        };
-        let path = PathBuf::from(file);
-        container::write(&path, &FORMAT, &Checkpoint { global_step, tensors })?;
-        self.update_index(&path)?;
-        Ok(path)
-    }
-
-    fn update_index(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let mut kept: Vec<String> = read_index(dir).into_iter().filter(|n| *n != name).collect();
-        kept.push(name);
-        if self.max_to_keep > 0 && kept.len() > self.max_to_keep {
-            for old in kept.drain(..kept.len() - self.max_to_keep) {
-                let _ = std::fs::remove_file(dir.join(old));
+        let base = match prefix.file_name() {
+            Some(b) => b.to_string_lossy().into_owned(),
+            None => {
+                return Err(Error::BadFile { path: prefix.display().to_string(), detail: "not a file prefix".into() })
             }
+        };
+        let file = match global_step {
+            Some(s) => format!("{base}-{s}.tgckpt"),
+            None => format!("{base}.tgckpt"),
+        };
+        let dir = super::parent_dir(prefix);
+        let ours = |name: &str| is_checkpoint_of(&base, name);
+        super::remove_stale_temporaries(dir, |target| target == INDEX || ours(target));
+        let path = dir.join(&file);
+        container::write(&path, &FORMAT, &Checkpoint { global_step, tensors })?;
+
+        let mut index: Vec<String> = read_index(dir)?.into_iter().filter(|n| *n != file).collect();
+        index.push(file);
+        let mine: Vec<usize> = (0..index.len()).filter(|&i| ours(&index[i])).collect();
+        let pruned: Vec<String> = match self.max_to_keep {
+            0 => vec![],
+            keep => mine.iter().take(mine.len().saturating_sub(keep)).map(|&i| index[i].clone()).collect(),
+        };
+        index.retain(|n| !pruned.contains(n));
+        let text: String = index.iter().map(|n| format!("{n}\n")).collect();
+        super::write_atomic(&dir.join(INDEX), text.as_bytes())?;
+        for old in pruned {
+            let _ = std::fs::remove_file(dir.join(old));
         }
-        let text: String = kept.iter().map(|n| format!("{n}\n")).collect();
-        let index = dir.join(INDEX);
-        let tmp = dir.join(format!(".{INDEX}.tmp{}", std::process::id()));
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &index))
-            .map_err(|source| Error::Io { path: index.display().to_string(), source })
+        Ok(path)
     }
 
     /// Loads every variable of this saver from `path`. Missing variables and shape or dtype
     /// mismatches are reported all at once, naming each; nothing is changed then.
-    pub fn restore(&self, sess: &mut Session, path: impl AsRef<Path>) -> Result<Option<u64>> {
+    pub fn restore(&self, sess: &Session, path: impl AsRef<Path>) -> Result<Option<u64>> {
         let path = path.as_ref();
+        if let Some(v) = self.vars.iter().find(|v| !v.var_ref().graph().same(sess.graph())) {
+            return Err(Error::ForeignTensor { name: v.name() });
+        }
         let ckpt: Checkpoint = container::read(path, &FORMAT)?;
         let mut problems = Vec::new();
         let mut found = Vec::with_capacity(self.vars.len());
@@ -139,14 +154,30 @@ pub fn list_variables(bytes: &[u8], path: &Path) -> Result<Vec<(String, crate::D
     Ok(ckpt.tensors.iter().map(|(n, v)| (n.clone(), v.dtype(), v.shape().to_vec())).collect())
 }
 
-fn read_index(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join(INDEX))
-        .map(|t| t.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default()
+/// Whether `name` is a file that a saver with prefix file name `base` writes: `base.tgckpt` or
+/// `base-<digits>.tgckpt` (a plain name: never a path).
+fn is_checkpoint_of(base: &str, name: &str) -> bool {
+    match name.strip_prefix(base).and_then(|r| r.strip_suffix(".tgckpt")) {
+        Some("") => true,
+        Some(r) => r.strip_prefix('-').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        None => false,
+    }
+}
+
+/// The entries of `dir`'s index, oldest first (none if there is no index yet).
+fn read_index(dir: &Path) -> Result<Vec<String>> {
+    let path = dir.join(INDEX);
+    if !path.exists() {
+        return Ok(vec![]);
+    }
+    let bytes = super::read_file(&path)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::BadFile { path: path.display().to_string(), detail: "not UTF-8 text".into() })?;
+    Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
 }
 
 /// The newest checkpoint recorded in `dir`'s index, as `tf.train.latest_checkpoint`.
 pub fn latest_checkpoint(dir: impl AsRef<Path>) -> Option<PathBuf> {
     let dir = dir.as_ref();
-    read_index(dir).pop().map(|n| dir.join(n))
+    read_index(dir).ok()?.pop().map(|n| dir.join(n))
 }

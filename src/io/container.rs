@@ -9,7 +9,7 @@
 //! crc32     u32 LE    CRC-32 of the compressed payload
 //! payload   gzip(bincode(T))
 //! ```
-//! Writes are atomic: a temporary file in the same directory, fsync, then rename.
+//! Writes are atomic (see `io::write_atomic`).
 
 use crate::{Error, Result};
 use flate2::read::GzDecoder;
@@ -29,6 +29,9 @@ const HEADER: usize = 8 + 4 + 8 + 8 + 4;
 /// Largest payload a file may declare (decompressed): 16 GiB, far above any model here, so a
 /// corrupted length cannot make us allocate without bound.
 const MAX_RAW: u64 = 16 << 30;
+/// Deflate expands at most 1032:1; a declared size beyond that of the compressed length is a lie
+/// (a decompression bomb or damage), refused before any decompression.
+const MAX_RATIO: u64 = 1032;
 
 fn bad(path: &Path, detail: impl Into<String>) -> Error {
     Error::BadFile { path: path.display().to_string(), detail: detail.into() }
@@ -38,10 +41,24 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.display().to_string(), source }
 }
 
+/// bincode's error in words (its `Display` of a UTF-8 error is a Debug dump).
+fn describe(e: bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as D;
+    match e {
+        D::Utf8 { inner } => format!("a name is not valid UTF-8 ({inner})"),
+        D::UnexpectedEnd { additional } => format!("the payload ends {additional} bytes early"),
+        D::LimitExceeded => "a length inside the payload exceeds what its size allows".into(),
+        D::UnexpectedVariant { type_name, found, .. } => format!("unknown {type_name} variant {found}"),
+        D::InvalidBooleanValue(v) => format!("{v} is not a boolean"),
+        D::InvalidCharEncoding(_) => "an invalid character".into(),
+        other => format!("{other}").chars().filter(|c| !"{}".contains(*c)).collect(),
+    }
+}
+
 /// Serialises `value` into `path` atomically.
 pub(crate) fn write<T: Serialize>(path: &Path, format: &Format, value: &T) -> Result<()> {
     let raw = bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| bad(path, format!("cannot encode: {e}")))?;
+        .map_err(|e| bad(path, format!("cannot encode: {}", e.to_string().replace(['{', '}'], ""))))?;
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     gz.write_all(&raw).map_err(io(path))?;
     let payload = gz.finish().map_err(io(path))?;
@@ -53,26 +70,12 @@ pub(crate) fn write<T: Serialize>(path: &Path, format: &Format, value: &T) -> Re
     bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     bytes.extend_from_slice(&payload);
 
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    super::write_atomic(path, &bytes)
 }
 
 /// Reads a file written by [`write`] in the same format; any damage is an error, never a panic.
 pub(crate) fn read<T: DeserializeOwned>(path: &Path, format: &Format) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    decode(&bytes, format, path)
+    decode(&super::read_file(path)?, format, path)
 }
 
 /// Decodes the bytes of a file written by [`write`]; `path` only names it in errors.
@@ -103,6 +106,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], format: &Format, path: &
     if raw_len > MAX_RAW {
         return Err(bad(path, format!("declared size {raw_len} exceeds the {MAX_RAW}-byte limit")));
     }
+    if raw_len > length.saturating_mul(MAX_RATIO).saturating_add(1024) {
+        return Err(bad(path, format!("declared size {raw_len} is more than {length} compressed bytes cannot hold")));
+    }
     let mut raw = Vec::with_capacity(raw_len.min(1 << 26) as usize);
     GzDecoder::new(payload)
         .take(raw_len + 1)
@@ -125,7 +131,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], format: &Format, path: &
         n if n <= 256 << 20 => decode_within!(2 << 30),
         _ => decode_within!(MAX_RAW as usize * 8),
     };
-    let (value, used) = decoded.map_err(|e| bad(path, format!("cannot decode: {e}")))?;
+    let (value, used) = decoded.map_err(|e| bad(path, format!("cannot decode: {}", describe(e))))?;
     if used != raw.len() {
         return Err(bad(path, format!("{} trailing bytes after the payload", raw.len() - used)));
     }

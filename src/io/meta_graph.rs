@@ -36,8 +36,7 @@ pub fn export_meta_graph(g: &Graph, path: impl AsRef<Path>) -> Result<()> {
 /// ```
 pub fn import_meta_graph(path: impl AsRef<Path>) -> Result<Graph> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| crate::Error::Io { path: path.display().to_string(), source })?;
-    import_meta_graph_bytes(&bytes, path)
+    import_meta_graph_bytes(&super::read_file(path)?, path)
 }
 
 /// [`import_meta_graph`] from the bytes of a file (`path` only names it in errors). The graph is

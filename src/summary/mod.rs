@@ -175,8 +175,19 @@ impl FileWriter {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());
-        let path = dir.join(format!("events.out.tfevents.{}.{host}.{}", now.as_secs(), std::process::id()));
-        let file = std::fs::File::create(&path).map_err(io(&path))?;
+        // As TF 2's writers: time, host, process and a per-process number, so that writers
+        // created in the same second never share a file; `create_new` guards the rest.
+        static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let (path, file) = loop {
+            let n = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("events.out.tfevents.{}.{host}.{}.{n}", now.as_secs(), std::process::id());
+            let path = dir.join(name);
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => break (path, file),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io(&path)(e)),
+            }
+        };
         let mut w = FileWriter { file, path };
         w.write_event(Event {
             wall_time: wall_time(),

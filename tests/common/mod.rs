@@ -5,7 +5,7 @@ use tensorgraph::prelude::*;
 
 /// Runs one fetch.
 pub fn run1(g: &Graph, t: &Tensor, feeds: &[(&Tensor, Value)]) -> Value {
-    let mut sess = Session::new(g).expect("session");
+    let sess = Session::new(g).expect("session");
     sess.run(&[t], feeds).expect("run").remove(0)
 }
 

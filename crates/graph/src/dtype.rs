@@ -110,6 +110,17 @@ impl Value {
         self.len() == 0
     }
 
+    /// True when the elements lie in row-major order, contiguous (kernels read such values as
+    /// slices).
+    pub fn is_standard_layout(&self) -> bool {
+        with_array!(self, a => a.is_standard_layout())
+    }
+
+    /// The same tensor laid out row-major (a copy only if it is not already).
+    pub fn to_standard_layout(&self) -> Value {
+        with_array!(self, a => Value::from(a.as_standard_layout().into_owned()))
+    }
+
     /// A value of `dtype` and `shape` with every element equal to `x` (non-zero is `true` for bool).
     pub fn filled(dtype: DType, shape: &[usize], x: f64) -> Value {
         let s = IxDyn(shape);

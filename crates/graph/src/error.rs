@@ -78,6 +78,10 @@ pub enum Error {
     /// A name looked up in the graph does not exist.
     #[error("the graph has no {what} named '{name}'")]
     NotFound { what: &'static str, name: String },
+    /// The graph was to be changed from inside a closure passed to `Graph::read` on the same
+    /// thread (which would otherwise deadlock).
+    #[error("the graph cannot be built or changed inside Graph::read: finish reading first")]
+    GraphInUse,
     /// A variable created twice under the same name.
     #[error("variable {name} already exists (first defined at {location})")]
     DuplicateVariable { name: String, location: SourceLocation },

@@ -5,12 +5,14 @@ use crate::error::{Error, NodeInfo, Result, SourceLocation};
 use crate::infer::{infer, InferError, TensorSpec};
 use crate::op::Op;
 use crate::{DType, Shape};
+use parking_lot::ReentrantMutex;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use serde::{Deserialize, Serialize};
+use std::cell::{RefCell, RefMut};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 /// Output `slot` of `node`: what a data edge carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -119,23 +121,19 @@ impl GraphData {
     }
 
     /// TF's `unique_name`: `name`, else `name_1`, `name_2`, ... (shared by ops and scopes).
-    fn unique_name(&mut self, name: &str, mark_used: bool) -> String {
+    fn free_name(&self, name: &str) -> String {
         let count = self.names_in_use.get(name).copied().unwrap_or(0);
-        let mut unique = name.to_string();
-        let mut i = count;
-        if count > 0 {
-            loop {
-                unique = format!("{name}_{i}");
-                if !self.names_in_use.contains_key(&unique) {
-                    break;
-                }
-                i += 1;
-            }
+        if count == 0 {
+            return name.to_string();
         }
-        if mark_used {
-            self.names_in_use.insert(name.to_string(), count + 1);
-            self.names_in_use.entry(unique.clone()).or_insert(1);
-        }
+        (count..).map(|i| format!("{name}_{i}")).find(|u| !self.names_in_use.contains_key(u)).expect("unbounded")
+    }
+
+    /// [`GraphData::free_name`], marked as used.
+    fn unique_name(&mut self, name: &str) -> String {
+        let unique = self.free_name(name);
+        *self.names_in_use.entry(name.to_string()).or_insert(0) += 1;
+        self.names_in_use.entry(unique.clone()).or_insert(1);
         unique
     }
 
@@ -233,8 +231,14 @@ impl GraphData {
 /// assert_eq!(y.shape().to_string(), "[?,3]");
 /// # Ok(()) }
 /// ```
+///
+/// The handle is `Send + Sync`: threads may build and read one graph. The lock is re-entrant, so
+/// a closure passed to [`Graph::read`] may call anything that only reads the graph (a tensor's
+/// `shape()`, say); one that builds or changes the graph from inside `read` gets
+/// [`Error::GraphInUse`] (or, from the few builders that return no `Result`, a panic naming the
+/// mistake), never a deadlock.
 #[derive(Clone, Default)]
-pub struct Graph(Arc<Mutex<GraphData>>);
+pub struct Graph(Arc<ReentrantMutex<RefCell<GraphData>>>);
 
 impl fmt::Debug for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -254,7 +258,9 @@ pub struct ScopeGuard<'a> {
 impl Drop for ScopeGuard<'_> {
     fn drop(&mut self) {
         drop(self.inner.take());
-        (self.pop)(&mut self.graph.lock());
+        // Entering the scope succeeded, so no `read` was open then; one opened since and still
+        // open on this thread means the guard was dropped inside it: leave the scope as is.
+        let _ = self.graph.modify(self.pop);
     }
 }
 
@@ -266,18 +272,39 @@ impl Graph {
 
     /// Wraps graph data (for example one deserialised from a file).
     pub fn from_data(data: GraphData) -> Graph {
-        Graph(Arc::new(Mutex::new(data)))
+        Graph(Arc::new(ReentrantMutex::new(RefCell::new(data))))
     }
 
-    fn lock(&self) -> MutexGuard<'_, GraphData> {
-        // A panic while holding the lock cannot leave GraphData half-updated in a way that matters
-        // more than losing the graph, so recover the guard instead of propagating poison.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` with shared access to the graph data.
+    /// Runs `f` with shared access to the graph data. Reads may nest (on one thread); building
+    /// inside `f` is an error (see [`Graph`]).
+    ///
+    /// ```
+    /// use tensorgraph_graph::{Graph, DType};
+    /// let g = Graph::new();
+    /// let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    /// assert_eq!(g.read(|d| (d.dag.node_count(), x.shape().to_string())), (1, "[?,2]".to_string()));
+    /// ```
     pub fn read<R>(&self, f: impl FnOnce(&GraphData) -> R) -> R {
-        f(&self.lock())
+        let lock = self.0.lock();
+        let data = lock.borrow();
+        f(&data)
+    }
+
+    /// Runs `f` with exclusive access to the graph data, or says that this thread is inside a
+    /// [`Graph::read`] of this graph.
+    fn modify<R>(&self, f: impl FnOnce(&mut GraphData) -> R) -> Result<R> {
+        let lock = self.0.lock();
+        let mut data: RefMut<'_, GraphData> = lock.try_borrow_mut().map_err(|_| Error::GraphInUse)?;
+        Ok(f(&mut data))
+    }
+
+    /// [`Graph::modify`] for the builders whose signatures (as TF's) return no `Result`.
+    #[track_caller]
+    fn modify_or_panic<R>(&self, f: impl FnOnce(&mut GraphData) -> R) -> R {
+        match self.modify(f) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// True when both handles refer to the same graph.
@@ -286,8 +313,12 @@ impl Graph {
     }
 
     /// Sets the graph-level random seed, as `tf.set_random_seed`.
+    ///
+    /// # Panics
+    /// When called inside [`Graph::read`] of this graph.
+    #[track_caller]
     pub fn set_random_seed(&self, seed: u64) {
-        self.lock().seed = Some(seed);
+        self.modify_or_panic(|d| d.seed = Some(seed));
     }
 
     /// Adds a node running `op` on `inputs`; `name` defaults to the op type. Infers output specs.
@@ -306,54 +337,65 @@ impl Graph {
         location: SourceLocation,
     ) -> Result<Operation> {
         let foreign = inputs.iter().any(|t| !t.graph.same(self)) || control_inputs.iter().any(|o| !o.graph.same(self));
-        let mut d = self.lock();
-        // A name ending in '/' is taken verbatim (TF's convention for naming an op after a scope).
-        let base = match name.and_then(|n| n.strip_suffix('/')) {
-            Some(abs) => abs.to_string(),
-            None => d.scoped(name.unwrap_or(op.type_name())),
-        };
-        if foreign {
-            return Err(Error::GraphMismatch { name: base, op: op.type_name().into() });
-        }
-        let endpoints: Vec<Endpoint> = inputs.iter().map(|t| t.endpoint()).collect();
-        let specs: Vec<TensorSpec> = endpoints.iter().map(|&e| d.spec(e).clone()).collect();
-        let outputs = match infer(&op, &specs) {
-            Ok(o) => o,
-            Err(e) => {
-                let node = NodeInfo { name: d.unique_name(&base, false), op: op.type_name().into(), location };
-                return Err(match e {
+        let node = self.modify(|d| {
+            // A name ending in '/' is taken verbatim (TF's convention for naming an op after a scope).
+            let verbatim = name.and_then(|n| n.strip_suffix('/'));
+            let base = match verbatim {
+                Some(abs) => abs.to_string(),
+                None => d.scoped(name.unwrap_or(op.type_name())),
+            };
+            let info = |d: &GraphData| NodeInfo {
+                name: if verbatim.is_some() { base.clone() } else { d.free_name(&base) },
+                op: op.type_name().into(),
+                location: location.clone(),
+            };
+            if foreign {
+                return Err(Error::GraphMismatch { name: base, op: op.type_name().into() });
+            }
+            if verbatim.is_some() && d.names.contains_key(&base) {
+                let detail = format!("a node named '{base}' already exists (duplicate node name)");
+                return Err(Error::InvalidArgument { node: info(d), detail });
+            }
+            let endpoints: Vec<Endpoint> = inputs.iter().map(|t| t.endpoint()).collect();
+            let specs: Vec<TensorSpec> = endpoints.iter().map(|&e| d.spec(e).clone()).collect();
+            let outputs = infer(&op, &specs).map_err(|e| {
+                let node = info(d);
+                match e {
                     InferError::Shape(detail) => Error::ShapeMismatch { node, detail },
                     InferError::DType(detail) => Error::DTypeMismatch { node, detail },
                     InferError::Invalid(detail) => Error::InvalidArgument { node, detail },
-                });
+                }
+            })?;
+            let name = match verbatim {
+                Some(_) => {
+                    // Taken as it is, and counted, so that a later `name` becomes `name_1`.
+                    d.names_in_use.entry(base.clone()).or_insert(1);
+                    base
+                }
+                None => d.unique_name(&base),
+            };
+            let mut controls: Vec<NodeIndex> = d.control_stack.iter().flatten().copied().collect();
+            controls.extend(control_inputs.iter().map(|o| o.node));
+            controls.sort();
+            controls.dedup();
+            let idx = d.dag.add_node(Node {
+                name: name.clone(),
+                op,
+                inputs: endpoints.clone(),
+                control_inputs: controls.clone(),
+                outputs,
+                location,
+            });
+            for (input, e) in endpoints.iter().enumerate() {
+                d.dag.add_edge(e.node, idx, EdgeKind::Data { slot: e.slot, input });
             }
-        };
-        let name = if name.is_some_and(|n| n.ends_with('/')) && !d.names.contains_key(&base) {
-            base
-        } else {
-            d.unique_name(&base, true)
-        };
-        let mut controls: Vec<NodeIndex> = d.control_stack.iter().flatten().copied().collect();
-        controls.extend(control_inputs.iter().map(|o| o.node));
-        controls.sort();
-        controls.dedup();
-        let node = Node {
-            name: name.clone(),
-            op,
-            inputs: endpoints.clone(),
-            control_inputs: controls.clone(),
-            outputs,
-            location,
-        };
-        let idx = d.dag.add_node(node);
-        for (input, e) in endpoints.iter().enumerate() {
-            d.dag.add_edge(e.node, idx, EdgeKind::Data { slot: e.slot, input });
-        }
-        for c in controls {
-            d.dag.add_edge(c, idx, EdgeKind::Control);
-        }
-        d.names.insert(name, idx);
-        Ok(Operation { graph: self.clone(), node: idx })
+            for c in controls {
+                d.dag.add_edge(c, idx, EdgeKind::Control);
+            }
+            d.names.insert(name, idx);
+            Ok(idx)
+        })??;
+        Ok(Operation { graph: self.clone(), node })
     }
 
     /// Adds a single-output op and returns its output tensor.
@@ -374,16 +416,21 @@ impl Graph {
     /// }
     /// assert_eq!(g.current_name_scope(), "");
     /// ```
+    ///
+    /// # Panics
+    /// When called inside [`Graph::read`] of this graph.
+    #[track_caller]
     pub fn enter_name_scope(&self, name: &str) -> ScopeGuard<'_> {
-        let mut d = self.lock();
-        let full = match name.strip_suffix('/') {
-            Some(abs) => abs.to_string(),
-            None => {
-                let s = d.scoped(name);
-                d.unique_name(&s, true)
-            }
-        };
-        d.name_scopes.push(full);
+        self.modify_or_panic(|d| {
+            let full = match name.strip_suffix('/') {
+                Some(abs) => abs.to_string(),
+                None => {
+                    let s = d.scoped(name);
+                    d.unique_name(&s)
+                }
+            };
+            d.name_scopes.push(full);
+        });
         ScopeGuard { graph: self, pop: |d| drop(d.name_scopes.pop()), inner: None }
     }
 
@@ -418,15 +465,15 @@ impl Graph {
         self.enter_variable_scope_with(name, true)
     }
 
+    #[track_caller]
     fn enter_variable_scope_with(&self, name: &str, reuse: bool) -> ScopeGuard<'_> {
-        {
-            let mut d = self.lock();
+        self.modify_or_panic(|d| {
             let (full, inherited) = match d.var_scopes.last() {
                 Some((s, r)) => (format!("{s}/{name}"), *r),
                 None => (name.to_string(), false),
             };
             d.var_scopes.push((full, reuse || inherited));
-        }
+        });
         let inner = Box::new(self.enter_name_scope(name));
         ScopeGuard { graph: self, pop: |d| drop(d.var_scopes.pop()), inner: Some(inner) }
     }
@@ -439,20 +486,20 @@ impl Graph {
 
     /// The current name scope (`""` at the root).
     pub fn current_name_scope(&self) -> String {
-        self.lock().current_scope().to_string()
+        self.read(|d| d.current_scope().to_string())
     }
 
     /// `base` if no op has that name yet, else the first free `base_1`, `base_2`, ... (how TF
     /// names a second optimizer's slots `w/Adam_2` or its `beta1_power_1`).
     pub fn unique_variable_name(&self, base: &str) -> String {
-        self.lock().unique_name(base, false)
+        self.read(|d| d.free_name(base))
     }
 
     /// Runs `f` with no control dependencies in force (TF's `init_scope`), then restores them.
     pub(crate) fn init_scope<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let saved = std::mem::take(&mut self.lock().control_stack);
+        let saved = self.modify(|d| std::mem::take(&mut d.control_stack))?;
         let result = f();
-        self.lock().control_stack = saved;
+        self.modify(|d| d.control_stack = saved)?;
         result
     }
 
@@ -461,7 +508,7 @@ impl Graph {
         if let Some(o) = deps.iter().find(|o| !o.graph.same(self)) {
             return Err(Error::GraphMismatch { name: o.name(), op: "control_dependencies".into() });
         }
-        self.lock().control_stack.push(deps.iter().map(|o| o.node).collect());
+        self.modify(|d| d.control_stack.push(deps.iter().map(|o| o.node).collect()))?;
         let _guard = ScopeGuard { graph: self, pop: |d| drop(d.control_stack.pop()), inner: None };
         f()
     }
@@ -491,14 +538,22 @@ impl Graph {
     }
 
     /// Appends `t` to the collection `key`.
+    ///
+    /// # Panics
+    /// When called inside [`Graph::read`] of this graph.
+    #[track_caller]
     pub fn add_to_collection(&self, key: &str, t: &Tensor) {
-        self.lock().collections.entry(key.to_string()).or_default().push(t.endpoint());
+        self.modify_or_panic(|d| d.collections.entry(key.to_string()).or_default().push(t.endpoint()));
     }
 
     /// Appends operation `op` to the operation collection `key` (TF's `train_op` collection holds
     /// the training op this way).
+    ///
+    /// # Panics
+    /// When called inside [`Graph::read`] of this graph.
+    #[track_caller]
     pub fn add_operation_to_collection(&self, key: &str, op: &Operation) {
-        self.lock().op_collections.entry(key.to_string()).or_default().push(op.node);
+        self.modify_or_panic(|d| d.op_collections.entry(key.to_string()).or_default().push(op.node));
     }
 
     /// The operations in collection `key`, in insertion order.
@@ -513,8 +568,8 @@ impl Graph {
         eps.into_iter().map(|e| Tensor { graph: self.clone(), node: e.node, slot: e.slot }).collect()
     }
 
-    pub(crate) fn register_variable(&self, info: VariableInfo) {
-        self.lock().variables.push(info);
+    pub(crate) fn register_variable(&self, info: VariableInfo) -> Result<()> {
+        self.modify(|d| d.variables.push(info))
     }
 
     /// All variables, as `tf.global_variables()`.
@@ -538,7 +593,7 @@ impl Graph {
 
     /// The current variable scope and whether it reuses variables.
     pub(crate) fn var_scope(&self) -> Option<(String, bool)> {
-        self.lock().var_scopes.last().cloned()
+        self.read(|d| d.var_scopes.last().cloned())
     }
 
     /// Seeds for a new random op (see [`GraphData::random_seeds`]).

@@ -27,8 +27,20 @@ pub enum InferError {
 
 type Inferred = Result<Vec<TensorSpec>, InferError>;
 
-/// Output specs of `op` applied to inputs of the given specs.
+/// Output specs of `op` applied to inputs of the given specs. Every known part of an output
+/// shape has an element count that fits a `usize` (a bigger tensor could never be allocated).
 pub fn infer(op: &Op, inputs: &[TensorSpec]) -> Inferred {
+    let outputs = infer_op(op, inputs)?;
+    for o in &outputs {
+        let known = o.shape.0.iter().flatten().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if known.is_none_or(|n| n > isize::MAX as usize) {
+            return Err(InferError::Invalid(format!("output shape {} has too many elements", o.shape)));
+        }
+    }
+    Ok(outputs)
+}
+
+fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
     check_arity(op, inputs.len())?;
     match op {
         Op::Placeholder { dtype, shape } => one(*dtype, shape.clone()),
@@ -208,12 +220,22 @@ fn apply(op: ApplyOp, inputs: &[TensorSpec]) -> Inferred {
 }
 
 /// TF's output size of one spatial dimension (see the kernels' `output_and_padding`).
-fn conv_out(input: Option<usize>, k: usize, stride: usize, dilation: usize, padding: Padding) -> Option<usize> {
-    let k_eff = (k - 1) * dilation + 1;
-    input.map(|i| match padding {
+/// The window's extent must not overflow (strides and dilations are checked positive before).
+fn conv_out(
+    input: Option<usize>,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    padding: Padding,
+) -> Result<Option<usize>, InferError> {
+    let extent = k.checked_sub(1).and_then(|k| k.checked_mul(dilation)).filter(|&e| e < isize::MAX as usize / 4);
+    let Some(extent) = extent else {
+        return Err(InferError::Invalid(format!("window {k} dilated by {dilation} is empty or too large")));
+    };
+    Ok(input.map(|i| match padding {
         Padding::Same => i.div_ceil(stride),
-        Padding::Valid => i.saturating_sub(k_eff - 1).div_ceil(stride),
-    })
+        Padding::Valid => i.saturating_sub(extent).div_ceil(stride),
+    }))
 }
 
 fn check_windows(strides: &[usize; 4], other: &[usize; 4], what: &str) -> Result<(), InferError> {
@@ -250,8 +272,8 @@ fn conv2d(x: &TensorSpec, f: &TensorSpec, strides: &[usize; 4], dil: &[usize; 4]
     let (Some(kh), Some(kw)) = (fd[0], fd[1]) else {
         return Err(InferError::Shape(format!("filter {} needs known spatial dimensions", f.shape)));
     };
-    let oh = conv_out(xd[1], kh, strides[1], dil[1], padding);
-    let ow = conv_out(xd[2], kw, strides[2], dil[2], padding);
+    let oh = conv_out(xd[1], kh, strides[1], dil[1], padding)?;
+    let ow = conv_out(xd[2], kw, strides[2], dil[2], padding)?;
     if oh == Some(0) || ow == Some(0) {
         return Err(InferError::Shape(format!(
             "{} padding leaves no output for input {} and filter {}",
@@ -286,8 +308,8 @@ fn pool(x: &TensorSpec, ksize: &[usize; 4], strides: &[usize; 4], padding: Paddi
     check_windows(strides, ksize, "ksize")?;
     require_rank(x, 4, "input (NHWC)")?;
     let d = &x.shape.0;
-    let oh = conv_out(d[1], ksize[1], strides[1], 1, padding);
-    let ow = conv_out(d[2], ksize[2], strides[2], 1, padding);
+    let oh = conv_out(d[1], ksize[1], strides[1], 1, padding)?;
+    let ow = conv_out(d[2], ksize[2], strides[2], 1, padding)?;
     if oh == Some(0) || ow == Some(0) {
         return Err(InferError::Shape(format!(
             "{} padding leaves no output for input {} and ksize {ksize:?}",
@@ -515,7 +537,10 @@ pub fn reshape_dims(input: &Shape, target: &[i64]) -> Result<Shape, InferError> 
     if target.iter().filter(|&&d| d == -1).count() > 1 || target.iter().any(|&d| d < -1) {
         return Err(InferError::Invalid(format!("bad reshape target {target:?}: at most one -1, no other negatives")));
     }
-    let known: usize = target.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    let known = target.iter().filter(|&&d| d >= 0).try_fold(1usize, |acc, &d| acc.checked_mul(d as usize));
+    let Some(known) = known else {
+        return Err(InferError::Invalid(format!("reshape target {target:?} has too many elements")));
+    };
     let total = input.num_elements();
     let dims = target
         .iter()
@@ -584,7 +609,10 @@ fn concat(inputs: &[TensorSpec], axis: usize) -> Inferred {
         for (i, d) in dims.iter_mut().enumerate() {
             let o = s.shape.0[i];
             *d = if i == axis {
-                d.zip(o).map(|(a, b)| a + b)
+                match d.zip(o) {
+                    Some((a, b)) => Some(a.checked_add(b).ok_or_else(mismatch)?),
+                    None => None,
+                }
             } else {
                 match (*d, o) {
                     (Some(a), Some(b)) if a != b => return Err(mismatch()),
@@ -604,7 +632,13 @@ fn slice(x: &TensorSpec, begin: &[usize], size: &[i64]) -> Inferred {
     let dims = (0..r)
         .map(|i| {
             let d = x.shape.0[i];
-            let end = if size[i] == -1 { d } else { Some(begin[i] + size[i] as usize) };
+            let end =
+                match size[i] {
+                    -1 => d,
+                    s => Some(begin[i].checked_add(s as usize).ok_or_else(|| {
+                        InferError::Invalid(format!("slice begin {begin:?} size {size:?} overflows"))
+                    })?),
+                };
             match (d, end) {
                 (Some(d), Some(e)) if e > d || begin[i] > d => Err(InferError::Shape(format!(
                     "slice begin {begin:?} size {size:?} out of bounds for shape {}",
@@ -621,8 +655,13 @@ fn pad(x: &TensorSpec, paddings: &[(usize, usize)]) -> Inferred {
     if paddings.len() != x.shape.rank() {
         return Err(InferError::Invalid(format!("{} paddings for shape {}", paddings.len(), x.shape)));
     }
-    let dims = x.shape.0.iter().zip(paddings).map(|(d, (a, b))| d.map(|d| d + a + b));
-    one(x.dtype, Shape(dims.collect()))
+    let dims = x.shape.0.iter().zip(paddings).map(|(d, (a, b))| match d {
+        Some(d) => d.checked_add(*a).and_then(|n| n.checked_add(*b)).map(Some),
+        None => a.checked_add(*b).map(|_| None),
+    });
+    let dims = dims.collect::<Option<Vec<_>>>();
+    let dims = dims.ok_or_else(|| InferError::Invalid(format!("paddings {paddings:?} of {} overflow", x.shape)))?;
+    one(x.dtype, Shape(dims))
 }
 
 fn one_hot(indices: &TensorSpec, depth: usize, dtype: DType) -> Inferred {

@@ -292,7 +292,7 @@ impl Graph {
             })?;
             let info =
                 VariableInfo { var: var.endpoint().node, read: read.node(), initializer: assign.node(), trainable };
-            self.register_variable(info);
+            self.register_variable(info)?;
             Ok(Variable::from_info(self, info))
         })
     }

@@ -12,8 +12,9 @@ pub fn fmt_shape(s: &[usize]) -> String {
 /// Resolves a reshape target (one entry may be -1) for an input of `len` elements.
 pub fn reshape_target(input: &[usize], target: &[i64]) -> KResult<Vec<usize>> {
     let len: usize = input.iter().product();
-    let known: usize = target.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
     let bad = || crate::KernelError(format!("cannot reshape {} ({len} elements) into {target:?}", fmt_shape(input)));
+    let known = target.iter().filter(|&&d| d >= 0).try_fold(1usize, |acc, &d| acc.checked_mul(d as usize));
+    let known = known.ok_or_else(bad)?;
     let dims: Vec<usize> = target
         .iter()
         .map(|&d| match d {
@@ -23,7 +24,7 @@ pub fn reshape_target(input: &[usize], target: &[i64]) -> KResult<Vec<usize>> {
             _ => Err(bad()),
         })
         .collect::<KResult<_>>()?;
-    if dims.iter().product::<usize>() != len {
+    if dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) != Some(len) {
         return Err(bad());
     }
     Ok(dims)
@@ -53,18 +54,29 @@ pub fn concat<T: Clone>(xs: &[ArrayViewD<T>], axis: usize) -> KResult<ArrayD<T>>
     })
 }
 
+/// An array of `shape` filled with `x`; a shape too large to allocate is an error, not an abort.
+pub fn try_filled<T: Clone>(shape: &[usize], x: T) -> KResult<ArrayD<T>> {
+    let too_large = || crate::KernelError(format!("output shape {} is too large to allocate", fmt_shape(shape)));
+    let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(too_large)?;
+    let bytes = n.checked_mul(std::mem::size_of::<T>().max(1)).filter(|&b| b <= isize::MAX as usize);
+    let mut v = Vec::new();
+    bytes.and_then(|_| v.try_reserve_exact(n).ok()).ok_or_else(too_large)?;
+    v.resize(n, x);
+    Ok(ArrayD::from_shape_vec(IxDyn(shape), v).expect("n elements"))
+}
+
 /// One-hot rows along a new last axis; out-of-range indices give all `off`.
-pub fn one_hot<T: Copy>(indices: &ArrayViewD<i64>, depth: usize, on: T, off: T) -> ArrayD<T> {
+pub fn one_hot<T: Copy>(indices: &ArrayViewD<i64>, depth: usize, on: T, off: T) -> KResult<ArrayD<T>> {
     let mut shape = indices.shape().to_vec();
     shape.push(depth);
-    let mut out = ArrayD::from_elem(IxDyn(&shape), off);
+    let mut out = try_filled(&shape, off)?;
     let flat = out.as_slice_mut().expect("fresh array is contiguous");
     for (row, &i) in indices.iter().enumerate() {
         if (0..depth as i64).contains(&i) {
             flat[row * depth + i as usize] = on;
         }
     }
-    out
+    Ok(out)
 }
 
 /// Broadcasts `x` to `shape`.
@@ -83,8 +95,8 @@ pub fn slice<T: Clone>(x: &ArrayViewD<T>, begin: &[usize], size: &[i64]) -> KRes
     let mut v = x.view();
     for (i, (&b, &s)) in begin.iter().zip(size).enumerate() {
         let d = x.shape()[i];
-        let e = if s == -1 { d } else { b + s as usize };
-        if b > d || e > d {
+        let e = if s == -1 { d } else { b.saturating_add(s as usize) };
+        if b > d || e > d || e < b {
             kbail!("slice begin {begin:?} size {size:?} out of bounds for shape {}", fmt_shape(x.shape()));
         }
         v.slice_axis_inplace(Axis(i), ndarray::Slice::from(b..e));
@@ -97,8 +109,11 @@ pub fn pad<T: Clone + num_traits::Zero>(x: &ArrayViewD<T>, paddings: &[(usize, u
     if paddings.len() != x.ndim() {
         kbail!("{} paddings for shape {}", paddings.len(), fmt_shape(x.shape()));
     }
-    let shape: Vec<usize> = x.shape().iter().zip(paddings).map(|(d, (a, b))| d + a + b).collect();
-    let mut out = ArrayD::from_elem(IxDyn(&shape), T::zero());
+    let shape = x.shape().iter().zip(paddings).map(|(d, (a, b))| d.checked_add(*a)?.checked_add(*b));
+    let Some(shape) = shape.collect::<Option<Vec<usize>>>() else {
+        kbail!("paddings {paddings:?} of {} overflow", fmt_shape(x.shape()));
+    };
+    let mut out = try_filled(&shape, T::zero())?;
     let mut v = out.view_mut();
     for (i, (&(a, _), &d)) in paddings.iter().zip(x.shape()).enumerate() {
         v.slice_axis_inplace(Axis(i), ndarray::Slice::from(a..a + d));

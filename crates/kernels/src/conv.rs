@@ -28,6 +28,20 @@ use rayon::prelude::*;
 /// assert_eq!(output_and_padding(5, 3, 2, 1, true), (3, 1));
 /// assert_eq!(output_and_padding(14, 2, 2, 1, false), (7, 0));
 /// ```
+/// Which window sizes, strides and dilations the kernels accept: positive, and a dilated window
+/// whose extent (and the input's) stays far from overflowing the index arithmetic.
+pub fn check_window(input: usize, k: usize, stride: usize, dilation: usize) -> crate::KResult<()> {
+    const LIMIT: usize = isize::MAX as usize / 4;
+    if k == 0 || stride == 0 || dilation == 0 {
+        crate::kbail!("window {k}, stride {stride} and dilation {dilation} must be positive");
+    }
+    match (k - 1).checked_mul(dilation) {
+        Some(e) if e < LIMIT && input < LIMIT => Ok(()),
+        _ => crate::kbail!("window {k} dilated by {dilation} over an input of {input} is too large"),
+    }
+}
+
+/// The output size and leading padding; the sizes must pass [`check_window`].
 pub fn output_and_padding(input: usize, k: usize, stride: usize, dilation: usize, same: bool) -> (usize, usize) {
     let k_eff = (k - 1) * dilation + 1;
     if same {

@@ -135,6 +135,9 @@ pub fn zip_into<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(x: &[A]
 /// `f(big[i], small[i % small.len()])`: a row vector broadcast over leading dimensions.
 fn rows<A: Copy + Sync, B: Copy + Send, F: Fn(A, A) -> B + Sync>(big: &[A], small: &[A], f: F) -> Vec<B> {
     let n = small.len();
+    if n == 0 {
+        return Vec::new(); // rows of nothing: the output is empty too
+    }
     let row = |r: &[A]| r.iter().zip(small).map(|(&p, &q)| f(p, q)).collect::<Vec<B>>();
     if big.len() >= PAR_ELEMENTS {
         big.par_chunks(n).with_min_len((PAR_ELEMENTS / 4 / n).max(1)).flat_map_iter(row).collect()
@@ -166,6 +169,9 @@ where
     // A row vector over a contiguous array (bias add, per-channel scales): plain row loops.
     if let (Some(bs), true) = (b.as_slice(), is_trailing(b.shape(), a.shape())) {
         let n = bs.len();
+        if n == 0 {
+            return Ok(()); // `a` is empty too
+        }
         if let Some(s) = a.as_slice_mut() {
             let row = |r: &mut [A]| r.iter_mut().zip(bs).for_each(|(x, &y)| *x = f(*x, y));
             if s.len() >= PAR_ELEMENTS {

@@ -68,6 +68,72 @@ macro_rules! kbail {
     ($($arg:tt)*) => { return Err($crate::KernelError(format!($($arg)*))) };
 }
 
+/// Element arithmetic with TF's semantics in every build profile: IEEE for floats, two's
+/// complement wrap-around for integers (where Rust's operators would panic in debug builds and
+/// wrap in release ones).
+///
+/// ```
+/// use tensorgraph_kernels::Arith;
+/// assert_eq!(i32::MAX.plus(1), i32::MIN);
+/// assert_eq!(i64::MIN.magnitude(), i64::MIN); // as TF's Abs
+/// assert!(f32::NAN.plus(1.0).is_nan());
+/// ```
+pub trait Arith: Copy + PartialOrd + Send + Sync + Debug + 'static {
+    const ZERO: Self;
+    /// The identity of `max` (-inf for floats): TF's max over nothing.
+    const LOWEST: Self;
+    /// The identity of `min` (+inf for floats).
+    const HIGHEST: Self;
+    fn plus(self, o: Self) -> Self;
+    fn minus(self, o: Self) -> Self;
+    fn times(self, o: Self) -> Self;
+    fn negated(self) -> Self;
+    fn magnitude(self) -> Self;
+}
+
+macro_rules! arith_float {
+    ($($t:ty),*) => {$(
+        impl Arith for $t {
+            const ZERO: $t = 0.0;
+            const LOWEST: $t = <$t>::NEG_INFINITY;
+            const HIGHEST: $t = <$t>::INFINITY;
+            #[inline(always)]
+            fn plus(self, o: $t) -> $t { self + o }
+            #[inline(always)]
+            fn minus(self, o: $t) -> $t { self - o }
+            #[inline(always)]
+            fn times(self, o: $t) -> $t { self * o }
+            #[inline(always)]
+            fn negated(self) -> $t { -self }
+            #[inline(always)]
+            fn magnitude(self) -> $t { self.abs() }
+        }
+    )*};
+}
+
+macro_rules! arith_int {
+    ($($t:ty),*) => {$(
+        impl Arith for $t {
+            const ZERO: $t = 0;
+            const LOWEST: $t = <$t>::MIN;
+            const HIGHEST: $t = <$t>::MAX;
+            #[inline(always)]
+            fn plus(self, o: $t) -> $t { self.wrapping_add(o) }
+            #[inline(always)]
+            fn minus(self, o: $t) -> $t { self.wrapping_sub(o) }
+            #[inline(always)]
+            fn times(self, o: $t) -> $t { self.wrapping_mul(o) }
+            #[inline(always)]
+            fn negated(self) -> $t { self.wrapping_neg() }
+            #[inline(always)]
+            fn magnitude(self) -> $t { self.wrapping_abs() }
+        }
+    )*};
+}
+
+arith_float!(f32, f64);
+arith_int!(i32, i64);
+
 /// The float element types kernels compute in: f32 (training) and f64 (gradient checks).
 pub trait Float:
     num_traits::Float
@@ -211,7 +277,8 @@ impl<T: Float> Epilogue<'_, T> {
     /// Applies the epilogue to whole rows (`rows.len()` a multiple of the bias length).
     pub fn apply(&self, rows: &mut [T]) {
         let zero = T::zero();
-        let relu = |v: T| if v > zero { v } else { zero };
+        // NaN passes through, as in TF.
+        let relu = |v: T| if v < zero { zero } else { v };
         // In AVX-512 (masked selects): at SSE2 width the ReLU's select is a branch per value.
         wide::run(
             #[inline(always)]
@@ -237,9 +304,8 @@ impl<T: Float> Epilogue<'_, T> {
             None => v,
         };
         match self.relu {
-            true if v > T::zero() => v,
-            true => T::zero(),
-            false => v,
+            true if v < T::zero() => T::zero(),
+            _ => v,
         }
     }
 }

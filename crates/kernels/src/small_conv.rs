@@ -214,7 +214,8 @@ mod avx512 {
             if epilogue.relu {
                 // max(v, 0) returns the second operand unless v > 0: NaN and -0 give +0, as
                 // `if v > 0 { v } else { 0 }`.
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
+                // NaN in the second operand is returned as is (MAXPS), as TF's ReLU keeps NaN.
+                v = _mm512_max_ps(_mm512_setzero_ps(), v);
             }
             store(&mut rows[p * o + c0..], v);
         }

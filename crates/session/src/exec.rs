@@ -8,7 +8,7 @@ use tensorgraph_kernels::buffers::BufferPool;
 use tensorgraph_kernels::conv::{self, Conv2dGeometry};
 use tensorgraph_kernels::pool::{self, PoolGeometry};
 use tensorgraph_kernels::{
-    array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Epilogue, Float, KResult,
+    array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Arith, Epilogue, Float, KResult,
     KernelError,
 };
 
@@ -115,12 +115,18 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             let idx = as_i64(x())?;
             let v = Value::filled(*dtype, &[], 0.0);
             one(match v {
-                Value::F32(_) => Value::from(karray::one_hot(&idx.view(), *depth, *on_value as f32, *off_value as f32)),
-                Value::F64(_) => Value::from(karray::one_hot(&idx.view(), *depth, *on_value, *off_value)),
-                Value::I32(_) => Value::from(karray::one_hot(&idx.view(), *depth, *on_value as i32, *off_value as i32)),
-                Value::I64(_) => Value::from(karray::one_hot(&idx.view(), *depth, *on_value as i64, *off_value as i64)),
+                Value::F32(_) => {
+                    Value::from(karray::one_hot(&idx.view(), *depth, *on_value as f32, *off_value as f32)?)
+                }
+                Value::F64(_) => Value::from(karray::one_hot(&idx.view(), *depth, *on_value, *off_value)?),
+                Value::I32(_) => {
+                    Value::from(karray::one_hot(&idx.view(), *depth, *on_value as i32, *off_value as i32)?)
+                }
+                Value::I64(_) => {
+                    Value::from(karray::one_hot(&idx.view(), *depth, *on_value as i64, *off_value as i64)?)
+                }
                 Value::Bool(_) => {
-                    Value::from(karray::one_hot(&idx.view(), *depth, *on_value != 0.0, *off_value != 0.0))
+                    Value::from(karray::one_hot(&idx.view(), *depth, *on_value != 0.0, *off_value != 0.0)?)
                 }
             })
         }
@@ -250,7 +256,9 @@ pub fn backprop_input_relu_grad(op: &Op, inputs: &[&Value], buffers: &mut Buffer
 /// input, if any), then ReLU when `relu`. Plain runs of these ops come here with neither.
 pub fn compute_fused(op: &Op, inputs: &[&Value], relu: bool, buffers: &mut BufferPool) -> KResult<Vec<Value>> {
     let (x, y) = (inputs[0], inputs[1]);
-    let bias = inputs.get(2).copied();
+    // The epilogue reads the bias as a slice: one fed in another layout is copied first.
+    let relaid = inputs.get(2).filter(|b| !b.is_standard_layout()).map(|b| b.to_standard_layout());
+    let bias = relaid.as_ref().or(inputs.get(2).copied());
     fn epilogue<'a, T: Float + tensorgraph_graph::Element>(
         bias: Option<&'a Value>,
         relu: bool,
@@ -300,9 +308,9 @@ pub fn compute_fused(op: &Op, inputs: &[&Value], relu: bool, buffers: &mut Buffe
 fn unary(u: UnaryOp, x: &Value, buffers: &mut BufferPool) -> KResult<Value> {
     if let Value::I32(_) | Value::I64(_) = x {
         return Ok(match u {
-            UnaryOp::Neg => numeric!(x, a => ew::map(&a.view(), |v| -v)),
-            UnaryOp::Abs => numeric!(x, a => ew::map(&a.view(), |v| v.abs())),
-            UnaryOp::Square => numeric!(x, a => ew::map(&a.view(), |v| v * v)),
+            UnaryOp::Neg => numeric!(x, a => ew::map(&a.view(), |v| v.negated())),
+            UnaryOp::Abs => numeric!(x, a => ew::map(&a.view(), |v| v.magnitude())),
+            UnaryOp::Square => numeric!(x, a => ew::map(&a.view(), |v| v.times(v))),
             UnaryOp::Sign => numeric!(x, a => ew::map(&a.view(), |v| v.signum())),
             _ => kbail!("{} needs a float tensor, got {}", u.type_name(), x.dtype()),
         });
@@ -333,7 +341,8 @@ macro_rules! unary_float_fn {
     ($u:expr, $t:ty, $apply:ident) => {{
         let (zero, one) = (<$t>::zero(), <$t>::one());
         match $u {
-            UnaryOp::Relu => $apply!(move |v: $t| if v > zero { v } else { zero }),
+            // NaN passes through, as in TF (and so reaches the numerics check).
+            UnaryOp::Relu => $apply!(move |v: $t| if v < zero { zero } else { v }),
             UnaryOp::Sigmoid => $apply!(move |v: $t| {
                 if v >= zero {
                     one / (one + (-v).exp())
@@ -502,9 +511,9 @@ fn binary(b: BinaryOp, x: &Value, y: &Value, buffers: &mut BufferPool) -> KResul
         }));
     }
     Ok(match b {
-        Add => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u + v)?),
-        Sub => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u - v)?),
-        Mul => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u * v)?),
+        Add => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u.plus(v))?),
+        Sub => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u.minus(v))?),
+        Mul => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u.times(v))?),
         Maximum => {
             numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| if u >= v { u } else { v })?)
         }
@@ -738,6 +747,9 @@ fn conv_geometry(
             f[2]
         );
     }
+    for a in 0..2 {
+        conv::check_window(x[1 + a], f[a], strides[1 + a], dil[1 + a])?;
+    }
     let g = Conv2dGeometry::new(x, f, [strides[1], strides[2]], [dil[1], dil[2]], padding == Padding::Same);
     if g.out_h == 0 || g.out_w == 0 {
         kbail!(
@@ -752,6 +764,9 @@ fn conv_geometry(
 
 fn pool_geometry(x: &[usize], ksize: &[usize; 4], strides: &[usize; 4], padding: Padding) -> KResult<PoolGeometry> {
     let x = four(x, "input")?;
+    for a in 0..2 {
+        conv::check_window(x[1 + a], ksize[1 + a], strides[1 + a], 1)?;
+    }
     let g = PoolGeometry::new(x, [ksize[1], ksize[2]], [strides[1], strides[2]], padding == Padding::Same);
     if g.out_h == 0 || g.out_w == 0 {
         kbail!("{} padding leaves no output for input {} and ksize {ksize:?}", padding.name(), karray::fmt_shape(&x));

@@ -3,16 +3,26 @@
 use crate::exec;
 use crate::plan::{self, Plan, PlanKey, Source};
 use ndarray::ArrayD;
+use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tensorgraph_graph::{
-    DType, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result, Tensor, Value, Variable,
+    fmt_dims, BinaryOp, DType, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result,
+    Tensor, Value, Variable,
 };
 use tensorgraph_kernels::{buffers::BufferPool, KernelError};
 
 /// Runs a graph, as `tf.Session`: `run` computes fetches from feeds; variables live here.
+///
+/// As TF's `Session::Run`, `run` takes `&self` and may be called from several threads at once
+/// (inference serving, or evaluation beside training): each run has its own buffers, plans are
+/// shared, and variables are shared values. A variable update replaces the variable's value
+/// as one step under the session's variable lock, so a concurrent run reads either the value
+/// before an update or after it, never a half-written one; a run that reads a variable twice
+/// while another thread trains may see two different steps' values (TF's `use_locking=False`
+/// gives no more). Configuration (`set_check_numerics`, `set_profiling`) takes `&mut self`.
 ///
 /// ```
 /// use ndarray::array;
@@ -22,35 +32,79 @@ use tensorgraph_kernels::{buffers::BufferPool, KernelError};
 /// let g = Graph::new();
 /// let a = g.placeholder(DType::F32, [None], "a")?;
 /// let b = math::mul(&a, &g.scalar(2.0, DType::F32)?)?;
-/// let mut sess = Session::new(&g)?;
+/// let sess = Session::new(&g)?;
 /// let out = sess.run(&[&b], &[(&a, array![1.0f32, 2.0].into())])?;
 /// assert_eq!(out[0].as_f32().unwrap().as_slice().unwrap(), &[2.0, 4.0]);
+/// // Runs from several threads share the session.
+/// std::thread::scope(|s| {
+///     for i in 0..2 {
+///         let (sess, a, b) = (&sess, &a, &b);
+///         s.spawn(move || {
+///             let out = sess.run(&[b], &[(a, array![i as f32].into())]).unwrap();
+///             assert_eq!(out[0].scalar_f64(), Some(2.0 * i as f64));
+///         });
+///     }
+/// });
 /// # Ok(()) }
 /// ```
 pub struct Session {
     graph: Graph,
-    variables: HashMap<NodeIndex, Arc<Value>>,
-    constants: HashMap<NodeIndex, Arc<Value>>,
-    rngs: HashMap<NodeIndex, ChaCha8Rng>,
-    plans: HashMap<PlanKey, Arc<Plan>>,
+    variables: Mutex<HashMap<NodeIndex, Arc<Value>>>,
+    constants: Mutex<HashMap<NodeIndex, Arc<Value>>>,
+    rngs: Mutex<HashMap<NodeIndex, ChaCha8Rng>>,
+    plans: Mutex<PlanCache>,
     check_numerics: bool,
-    profile: Option<HashMap<&'static str, (u64, std::time::Duration)>>,
-    /// Intermediate buffers freed by one run, taken by the kernels of the next.
-    buffers: BufferPool,
+    profile: Option<Mutex<HashMap<&'static str, (u64, std::time::Duration)>>>,
+    /// Intermediate buffers freed by one run, taken by the kernels of the next: one pool per
+    /// run in flight (one in all for a single-threaded program).
+    pools: Mutex<Vec<BufferPool>>,
+}
+
+/// The plans of the most recently used run signatures.
+#[derive(Default)]
+struct PlanCache {
+    plans: HashMap<PlanKey, (Arc<Plan>, u64)>,
+    clock: u64,
+}
+
+impl PlanCache {
+    fn get(&mut self, key: &PlanKey) -> Option<Arc<Plan>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.plans.get_mut(key).map(|(p, used)| {
+            *used = clock;
+            p.clone()
+        })
+    }
+
+    /// Adds a plan, dropping the least recently used one when full.
+    fn insert(&mut self, key: PlanKey, plan: Arc<Plan>) {
+        if self.plans.len() >= Session::MAX_CACHED_PLANS {
+            if let Some(old) = self.plans.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) {
+                self.plans.remove(&old);
+            }
+        }
+        self.clock += 1;
+        self.plans.insert(key, (plan, self.clock));
+    }
 }
 
 impl Session {
+    /// How many run signatures (fetches, targets and fed tensors) keep their plans; the least
+    /// recently used plan is dropped beyond that (and rebuilt if its signature comes back).
+    pub const MAX_CACHED_PLANS: usize = 256;
+
     /// A session on `graph`. Nodes added to the graph later can be run too.
     pub fn new(graph: &Graph) -> Result<Session> {
         Ok(Session {
             graph: graph.clone(),
-            variables: HashMap::new(),
-            constants: HashMap::new(),
-            rngs: HashMap::new(),
-            plans: HashMap::new(),
+            variables: Mutex::default(),
+            constants: Mutex::default(),
+            rngs: Mutex::default(),
+            plans: Mutex::default(),
             check_numerics: false,
             profile: None,
-            buffers: BufferPool::default(),
+            pools: Mutex::default(),
         })
     }
 
@@ -68,12 +122,15 @@ impl Session {
     /// Starts (or stops and clears) per-op-type timing of every step run from now on, like TF's
     /// `RunMetadata` step stats.
     pub fn set_profiling(&mut self, on: bool) {
-        self.profile = on.then(HashMap::new);
+        self.profile = on.then(Mutex::default);
     }
 
     /// Op types with their call counts and total time since profiling started, slowest first.
     pub fn profile(&self) -> Vec<(&'static str, u64, std::time::Duration)> {
-        let mut v: Vec<_> = self.profile.iter().flatten().map(|(k, (n, t))| (*k, *n, *t)).collect();
+        let mut v: Vec<_> = match &self.profile {
+            Some(p) => p.lock().iter().map(|(k, (n, t))| (*k, *n, *t)).collect(),
+            None => vec![],
+        };
         v.sort_by_key(|e| std::cmp::Reverse(e.2));
         v
     }
@@ -82,27 +139,29 @@ impl Session {
     /// every other output reused a buffer an earlier step freed. Once a plan has run, running it
     /// again with the same shapes adds one per large fetched tensor (the caller keeps those).
     pub fn fresh_buffers(&self) -> u64 {
-        self.buffers.fresh_allocations()
+        self.pools.lock().iter().map(BufferPool::fresh_allocations).sum()
     }
 
-    /// Number of plans cached so far (one per distinct fetches/targets/feeds signature).
+    /// Number of plans cached (one per distinct fetches/targets/feeds signature, at most
+    /// [`Session::MAX_CACHED_PLANS`]).
     pub fn cached_plans(&self) -> usize {
-        self.plans.len()
+        self.plans.lock().plans.len()
     }
 
-    /// Computes `fetches` given `feeds`, as `sess.run(fetches, feed_dict)`.
-    pub fn run(&mut self, fetches: &[&Tensor], feeds: &[(&Tensor, Value)]) -> Result<Vec<Value>> {
+    /// Computes `fetches` given `feeds`, as `sess.run(fetches, feed_dict)`. A tensor may be
+    /// fetched more than once; feeding one twice is an error.
+    pub fn run(&self, fetches: &[&Tensor], feeds: &[(&Tensor, Value)]) -> Result<Vec<Value>> {
         self.run_with(fetches, &[], feeds)
     }
 
     /// Runs `targets` for their effects (like `sess.run(training_op, feed_dict)`).
-    pub fn run_targets(&mut self, targets: &[&Operation], feeds: &[(&Tensor, Value)]) -> Result<()> {
+    pub fn run_targets(&self, targets: &[&Operation], feeds: &[(&Tensor, Value)]) -> Result<()> {
         self.run_with(&[], targets, feeds).map(drop)
     }
 
     /// Computes `fetches` and runs `targets` in one step.
     pub fn run_with(
-        &mut self,
+        &self,
         fetches: &[&Tensor],
         targets: &[&Operation],
         feeds: &[(&Tensor, Value)],
@@ -120,6 +179,13 @@ impl Session {
         let mut order: Vec<usize> = (0..feeds.len()).collect();
         order.sort_by_key(|&i| feeds[i].0.endpoint());
         let feed_eps: Vec<Endpoint> = order.iter().map(|&i| feeds[i].0.endpoint()).collect();
+        if let Some(w) = feed_eps.windows(2).position(|w| w[0] == w[1]) {
+            let t = feeds[order[w]].0;
+            return Err(Error::InvalidArgument {
+                node: t.op().info(),
+                detail: format!("{} is fed twice in one run", t.name()),
+            });
+        }
         let key = PlanKey {
             fetches: fetches.iter().map(|t| t.endpoint()).collect(),
             targets: targets.iter().map(|o| o.node()).collect(),
@@ -127,16 +193,21 @@ impl Session {
             fuse: !self.check_numerics,
         };
         self.check_feeds(feeds)?;
-        let plan = match self.plans.get(&key) {
-            Some(p) => p.clone(),
+        let cached = self.plans.lock().get(&key);
+        let plan = match cached {
+            Some(p) => p,
             None => {
                 let p = Arc::new(self.graph.read(|g| plan::build(g, &key))?);
-                self.plans.insert(key, p.clone());
+                self.plans.lock().insert(key, p.clone());
                 p
             }
         };
         let feed_values: Vec<&Value> = order.iter().map(|&i| &feeds[i].1).collect();
-        self.execute(&plan, &feed_values)
+        let mut pool = self.pools.lock().pop().unwrap_or_default();
+        let result = self.execute(&plan, &feed_values, &mut pool);
+        pool.end_run();
+        self.pools.lock().push(pool);
+        result
     }
 
     fn check_feeds(&self, feeds: &[(&Tensor, Value)]) -> Result<()> {
@@ -152,14 +223,16 @@ impl Session {
         Ok(())
     }
 
-    fn read_var(&self, n: NodeIndex) -> Result<Arc<Value>> {
-        self.variables
-            .get(&n)
-            .cloned()
-            .ok_or_else(|| Error::UninitializedVariable { node: self.graph.read(|g| g.node(n).info()) })
+    fn uninitialized(&self, n: NodeIndex) -> Error {
+        Error::UninitializedVariable { node: self.graph.read(|g| g.node(n).info()) }
     }
 
-    fn execute(&mut self, plan: &Plan, feeds: &[&Value]) -> Result<Vec<Value>> {
+    fn read_var(&self, n: NodeIndex) -> Result<Arc<Value>> {
+        let value = self.variables.lock().get(&n).cloned();
+        value.ok_or_else(|| self.uninitialized(n))
+    }
+
+    fn execute(&self, plan: &Plan, feeds: &[&Value], pool: &mut BufferPool) -> Result<Vec<Value>> {
         let mut slots: Vec<Option<Arc<Value>>> = vec![None; plan.n_slots];
         // Each feed is copied once per run (into a recycled buffer); its last reader takes the
         // copy, so an element-wise op or reshape may reuse it.
@@ -178,7 +251,7 @@ impl Session {
                     (Source::Feed(i), None) => {
                         let copy = match fed[*i].take() {
                             Some(copy) => copy,
-                            None => Arc::new(self.copy_feed(feeds[*i])),
+                            None => Arc::new(copy_feed(feeds[*i], pool)),
                         };
                         feed_reads_left[*i] -= 1;
                         if feed_reads_left[*i] > 0 {
@@ -190,11 +263,12 @@ impl Session {
                 });
             }
             let started = self.profile.is_some().then(std::time::Instant::now);
-            let outputs = self.run_step(step, &mut inputs)?;
+            let outputs = self.run_step(step, &mut inputs, pool)?;
             for v in inputs.into_iter().flatten() {
-                self.recycle(v);
+                recycle(v, pool);
             }
-            if let (Some(t0), Some(p)) = (started, self.profile.as_mut()) {
+            if let (Some(t0), Some(p)) = (started, self.profile.as_ref()) {
+                let mut p = p.lock();
                 let e = p.entry(step.type_name()).or_default();
                 e.0 += 1;
                 e.1 += t0.elapsed();
@@ -205,58 +279,36 @@ impl Session {
             for (out, slot) in outputs.into_iter().zip(&step.outputs) {
                 match slot {
                     Some(s) => slots[*s] = Some(out),
-                    None => self.recycle(out),
+                    None => recycle(out, pool),
                 }
             }
             for &s in &step.free_after {
                 if let Some(v) = slots[s].take() {
-                    self.recycle(v);
+                    recycle(v, pool);
                 }
             }
         }
-        let fetched = plan
-            .fetches
-            .iter()
-            .map(|src| {
-                Ok(match src {
-                    Source::Slot(s) => Arc::unwrap_or_clone(slots[*s].take().expect("fetched slot computed")),
-                    Source::Feed(i) => feeds[*i].clone(),
-                    Source::Var(n) => (*self.read_var(*n)?).clone(),
-                })
-            })
-            .collect();
-        self.buffers.end_run();
-        fetched
+        let mut fetched = Vec::with_capacity(plan.fetches.len());
+        for (i, src) in plan.fetches.iter().enumerate() {
+            fetched.push(match src {
+                // A slot fetched again later is cloned here; its last fetch takes it.
+                Source::Slot(s) if plan.fetches[i + 1..].contains(src) => {
+                    (**slots[*s].as_ref().expect("fetched")).clone()
+                }
+                Source::Slot(s) => Arc::unwrap_or_clone(slots[*s].take().expect("fetched slot computed")),
+                Source::Feed(i) => feeds[*i].clone(),
+                Source::Var(n) => (*self.read_var(*n)?).clone(),
+            });
+        }
+        Ok(fetched)
     }
 
-    /// A feed's copy for this run, in a recycled buffer (the caller keeps its own value).
-    fn copy_feed(&mut self, v: &Value) -> Value {
-        fn copy<T: tensorgraph_kernels::Float>(a: &ArrayD<T>, pool: &mut BufferPool) -> Option<ArrayD<T>> {
-            ArrayD::from_shape_vec(a.raw_dim(), pool.copy_of(a.as_slice()?)).ok()
-        }
-        let copied = match v {
-            Value::F32(a) => copy(a, &mut self.buffers).map(Value::from),
-            Value::F64(a) => copy(a, &mut self.buffers).map(Value::from),
-            _ => None,
-        };
-        copied.unwrap_or_else(|| v.clone())
-    }
-
-    /// Hands a value nobody else holds back to the buffer pool.
-    fn recycle(&mut self, v: Arc<Value>) {
-        fn buffer<T>(a: ArrayD<T>) -> Option<Vec<T>> {
-            let (len, standard) = (a.len(), a.is_standard_layout());
-            let (v, offset) = a.into_raw_vec_and_offset();
-            (standard && offset.unwrap_or(0) == 0 && v.len() == len).then_some(v)
-        }
-        match Arc::try_unwrap(v) {
-            Ok(Value::F32(a)) => buffer(a).into_iter().for_each(|v| self.buffers.give(v)),
-            Ok(Value::F64(a)) => buffer(a).into_iter().for_each(|v| self.buffers.give(v)),
-            _ => {}
-        }
-    }
-
-    fn run_step(&mut self, step: &plan::Step, inputs: &mut [Option<Arc<Value>>]) -> Result<Vec<Arc<Value>>> {
+    fn run_step(
+        &self,
+        step: &plan::Step,
+        inputs: &mut [Option<Arc<Value>>],
+        pool: &mut BufferPool,
+    ) -> Result<Vec<Arc<Value>>> {
         if let Some(out) = Self::try_in_place(step, inputs) {
             return out;
         }
@@ -268,68 +320,91 @@ impl Session {
         Ok(match &step.op {
             // Constants are copied out of the graph once per session, then shared.
             Op::Const { value } => {
-                vec![self.constants.entry(step.node).or_insert_with(|| Arc::new(value.clone())).clone()]
+                vec![self.constants.lock().entry(step.node).or_insert_with(|| Arc::new(value.clone())).clone()]
             }
             Op::NoOp => vec![],
             Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => vec![value(0).clone()],
             Op::Assign => {
-                let v = value(1).clone();
-                self.variables.insert(var_ref(0), v.clone());
+                let (n, v) = (var_ref(0), value(1).clone());
+                let shape = self.graph.read(|g| match &g.node(n).op {
+                    Op::VariableV2 { shape, .. } => shape.clone(),
+                    _ => v.shape().to_vec(),
+                });
+                if v.shape() != shape.as_slice() {
+                    return Err(runtime(KernelError(format!(
+                        "cannot assign a value of shape {} to a variable of shape {}",
+                        fmt_dims(v.shape()),
+                        fmt_dims(&shape)
+                    ))));
+                }
+                self.variables.lock().insert(n, v.clone());
                 vec![v]
             }
             Op::AssignAdd | Op::AssignSub => {
                 let n = var_ref(0);
-                let sub = matches!(step.op, Op::AssignSub);
-                let cur = self.read_var(n)?;
-                let b = if sub { tensorgraph_graph::BinaryOp::Sub } else { tensorgraph_graph::BinaryOp::Add };
-                let new = exec::compute(&Op::Binary(b), &[&cur, value(1)], &mut self.buffers).map_err(runtime)?;
+                let b = if matches!(step.op, Op::AssignSub) { BinaryOp::Sub } else { BinaryOp::Add };
+                let mut vars = self.variables.lock();
+                let cur = vars.get(&n).cloned().ok_or_else(|| self.uninitialized(n))?;
+                let new = exec::compute(&Op::Binary(b), &[&cur, value(1)], pool).map_err(runtime)?;
                 let new = Arc::new(new.into_iter().next().expect("one output"));
-                self.variables.insert(n, new.clone());
+                if new.shape() != cur.shape() {
+                    return Err(runtime(KernelError(format!(
+                        "the update of shape {} would change the variable's shape {}",
+                        fmt_dims(value(1).shape()),
+                        fmt_dims(cur.shape())
+                    ))));
+                }
+                vars.insert(n, new.clone());
                 vec![new]
             }
             Op::Apply(a) => {
                 let refs: Vec<NodeIndex> = (0..a.num_refs()).map(var_ref).collect();
-                let mut vars = refs.iter().map(|&n| self.read_var(n)).collect::<Result<Vec<_>>>()?;
-                // Taken out of the map so the update below owns them and writes in place.
-                refs.iter().for_each(|n| drop(self.variables.remove(n)));
                 let rest: Vec<&Value> = (a.num_refs()..a.num_inputs()).map(|i| &**value(i)).collect();
+                // Taken out of the map so the update below owns them and writes in place; the
+                // lock is held until they are back.
+                let mut map = self.variables.lock();
+                if let Some(&n) = refs.iter().find(|n| !map.contains_key(n)) {
+                    return Err(self.uninitialized(n));
+                }
+                let mut vars: Vec<Arc<Value>> = refs.iter().map(|n| map.remove(n).expect("checked above")).collect();
                 let r = {
                     let mut slots: Vec<&mut Value> = vars.iter_mut().map(Arc::make_mut).collect();
                     crate::apply::apply(*a, &mut slots, &rest)
                 };
                 for (n, v) in refs.into_iter().zip(vars) {
-                    self.variables.insert(n, v);
+                    map.insert(n, v);
                 }
                 r.map_err(runtime)?;
                 vec![]
             }
             Op::RandomUniform { dtype, shape, minval, maxval, seed, seed2 } => {
-                let rng = self.rng(step.node, *seed, *seed2);
                 let (lo, hi) = (*minval, *maxval);
-                vec![Arc::new(sample(*dtype, shape, rng, |r| lo + (hi - lo) * r.random::<f64>()).map_err(runtime)?)]
+                let v = self.sample(step.node, (*seed, *seed2), *dtype, shape, |r| lo + (hi - lo) * r.random::<f64>());
+                vec![Arc::new(v.map_err(runtime)?)]
             }
             Op::RandomUniformLike { dtype, minval, maxval, seed, seed2 } => {
                 let shape = value(0).shape().to_vec();
-                let rng = self.rng(step.node, *seed, *seed2);
                 let (lo, hi) = (*minval, *maxval);
-                vec![Arc::new(sample(*dtype, &shape, rng, |r| lo + (hi - lo) * r.random::<f64>()).map_err(runtime)?)]
+                let v = self.sample(step.node, (*seed, *seed2), *dtype, &shape, |r| lo + (hi - lo) * r.random::<f64>());
+                vec![Arc::new(v.map_err(runtime)?)]
             }
             Op::RandomStandardNormal { dtype, shape, mean, stddev, seed, seed2 } => {
-                let rng = self.rng(step.node, *seed, *seed2);
                 let (m, s) = (*mean, *stddev);
-                vec![Arc::new(sample(*dtype, shape, rng, |r| m + s * standard_normal(r)).map_err(runtime)?)]
+                let v = self.sample(step.node, (*seed, *seed2), *dtype, shape, |r| m + s * standard_normal(r));
+                vec![Arc::new(v.map_err(runtime)?)]
             }
             Op::TruncatedNormal { dtype, shape, mean, stddev, seed, seed2 } => {
-                let rng = self.rng(step.node, *seed, *seed2);
                 let (m, s) = (*mean, *stddev);
-                vec![Arc::new(sample(*dtype, shape, rng, |r| m + s * truncated_standard_normal(r)).map_err(runtime)?)]
+                let v =
+                    self.sample(step.node, (*seed, *seed2), *dtype, shape, |r| m + s * truncated_standard_normal(r));
+                vec![Arc::new(v.map_err(runtime)?)]
             }
             op => {
                 let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
                 let out = match step.fused {
-                    Some(plan::Fused::Epilogue { relu, .. }) => exec::compute_fused(op, &vals, relu, &mut self.buffers),
-                    Some(plan::Fused::ReluGrad) => exec::compute_with_relu_grad(op, &vals, &mut self.buffers),
-                    None => exec::compute(op, &vals, &mut self.buffers),
+                    Some(plan::Fused::Epilogue { relu, .. }) => exec::compute_fused(op, &vals, relu, pool),
+                    Some(plan::Fused::ReluGrad) => exec::compute_with_relu_grad(op, &vals, pool),
+                    None => exec::compute(op, &vals, pool),
                 };
                 out.map_err(runtime)?.into_iter().map(Arc::new).collect()
             }
@@ -348,24 +423,44 @@ impl Session {
         })
     }
 
-    fn rng(&mut self, node: NodeIndex, seed: u64, seed2: u64) -> &mut ChaCha8Rng {
-        self.rngs.entry(node).or_insert_with(|| {
+    /// Draws from the random stream of `node` (seeded on first use).
+    fn sample(
+        &self,
+        node: NodeIndex,
+        (seed, seed2): (u64, u64),
+        dtype: DType,
+        shape: &[usize],
+        f: impl FnMut(&mut ChaCha8Rng) -> f64,
+    ) -> Result<Value, KernelError> {
+        let mut rngs = self.rngs.lock();
+        let rng = rngs.entry(node).or_insert_with(|| {
             if seed == 0 && seed2 == 0 {
                 ChaCha8Rng::from_os_rng()
             } else {
                 ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed2)
             }
-        })
+        });
+        sample(dtype, shape, rng, f)
     }
 
-    /// The current value of a variable, if initialised (for savers and tests).
-    pub fn variable_value(&self, var: &Variable) -> Option<Value> {
-        self.variables.get(&var.var_ref().endpoint().node).map(|v| (**v).clone())
+    fn own_variable(&self, var: &Variable) -> Result<()> {
+        match var.var_ref().graph().same(&self.graph) {
+            true => Ok(()),
+            false => Err(Error::ForeignTensor { name: var.name() }),
+        }
     }
 
-    /// Sets a variable's value directly (for restoring checkpoints). The dtype and shape must
-    /// match the variable's.
-    pub fn set_variable_value(&mut self, var: &Variable, value: Value) -> Result<()> {
+    /// The current value of a variable (`None` until initialised), for savers and tests; a
+    /// variable of another graph is an error.
+    pub fn variable_value(&self, var: &Variable) -> Result<Option<Value>> {
+        self.own_variable(var)?;
+        Ok(self.variables.lock().get(&var.var_ref().endpoint().node).map(|v| (**v).clone()))
+    }
+
+    /// Sets a variable's value directly (for restoring checkpoints). The variable must be of
+    /// this session's graph, and the value of its dtype and shape.
+    pub fn set_variable_value(&self, var: &Variable, value: Value) -> Result<()> {
+        self.own_variable(var)?;
         let var = var.var_ref();
         let spec = var.spec();
         if value.dtype() != spec.dtype {
@@ -374,8 +469,35 @@ impl Session {
         if !spec.shape.is_compatible_with(value.shape()) {
             return Err(Error::FeedShape { node: var.op().info(), expected: spec.shape, got: value.shape().to_vec() });
         }
-        self.variables.insert(var.endpoint().node, Arc::new(value));
+        self.variables.lock().insert(var.endpoint().node, Arc::new(value));
         Ok(())
+    }
+}
+
+/// A feed's copy for this run, in a recycled buffer (the caller keeps its own value).
+fn copy_feed(v: &Value, pool: &mut BufferPool) -> Value {
+    fn copy<T: tensorgraph_kernels::Float>(a: &ArrayD<T>, pool: &mut BufferPool) -> Option<ArrayD<T>> {
+        ArrayD::from_shape_vec(a.raw_dim(), pool.copy_of(a.as_slice()?)).ok()
+    }
+    let copied = match v {
+        Value::F32(a) => copy(a, pool).map(Value::from),
+        Value::F64(a) => copy(a, pool).map(Value::from),
+        _ => None,
+    };
+    copied.unwrap_or_else(|| v.clone())
+}
+
+/// Hands a value nobody else holds back to the buffer pool.
+fn recycle(v: Arc<Value>, pool: &mut BufferPool) {
+    fn buffer<T>(a: ArrayD<T>) -> Option<Vec<T>> {
+        let (len, standard) = (a.len(), a.is_standard_layout());
+        let (v, offset) = a.into_raw_vec_and_offset();
+        (standard && offset.unwrap_or(0) == 0 && v.len() == len).then_some(v)
+    }
+    match Arc::try_unwrap(v) {
+        Ok(Value::F32(a)) => buffer(a).into_iter().for_each(|v| pool.give(v)),
+        Ok(Value::F64(a)) => buffer(a).into_iter().for_each(|v| pool.give(v)),
+        _ => {}
     }
 }
 

@@ -19,13 +19,17 @@ pub(crate) fn norm_axis(x: &Tensor, axis: i64, rank_extra: usize, op: &str) -> R
     if (0..rank).contains(&a) {
         Ok(a as usize)
     } else {
-        let scope = x.graph().current_name_scope();
-        let name = if scope.is_empty() { op.to_string() } else { format!("{scope}/{op}") };
-        Err(Error::InvalidArgument {
-            node: NodeInfo { name, op: op.to_string(), location: SourceLocation::caller() },
-            detail: format!("axis {axis} out of range for input {} of shape {}", x.name(), x.shape()),
-        })
+        Err(invalid(x, op, format!("axis {axis} out of range for input {} of shape {}", x.name(), x.shape())))
     }
+}
+
+/// An invalid argument to the op `op` that was about to be built (in the current name scope, from
+/// the caller's line) on input `x`: the error names that op, not the input.
+#[track_caller]
+pub(crate) fn invalid(x: &Tensor, op: &str, detail: String) -> Error {
+    let scope = x.graph().current_name_scope();
+    let name = if scope.is_empty() { op.to_string() } else { format!("{scope}/{op}") };
+    Error::InvalidArgument { node: NodeInfo { name, op: op.to_string(), location: SourceLocation::caller() }, detail }
 }
 
 #[track_caller]

@@ -243,10 +243,7 @@ pub fn avg_pool_grad(
 pub fn dropout(x: &Tensor, rate: f64, training: &Tensor, seed: Option<u64>) -> Result<Tensor> {
     use crate::ops::math::{add, cast, greater_equal, mul, sub};
     if !(0.0..1.0).contains(&rate) {
-        return Err(crate::Error::InvalidArgument {
-            node: x.op().info(),
-            detail: format!("dropout rate must be in [0, 1), got {rate}"),
-        });
+        return Err(super::invalid(x, "dropout", format!("rate must be in [0, 1), got {rate} (input {})", x.name())));
     }
     let g = x.graph();
     let _scope = g.enter_name_scope("dropout");

@@ -1,0 +1,557 @@
+//! Hostile and careless use (issue #15): every case here once panicked, aborted, hung, lost data
+//! or silently did the wrong thing. Each must now be a clean `Err` naming what is wrong, or TF's
+//! result.
+
+use ndarray::{array, ArrayD, Axis, IxDyn};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tensorgraph::io::{latest_checkpoint, Saver};
+use tensorgraph::prelude::*;
+use tensorgraph::Error;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tg-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `f` on another thread and fails the test (instead of hanging it) if it takes too long.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs)).expect("hung: no answer in time")
+}
+
+fn init(g: &Graph) -> Session {
+    let sess = Session::new(g).unwrap();
+    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess
+}
+
+// ---- panics ------------------------------------------------------------------------------
+
+#[test]
+fn fetching_one_tensor_twice_returns_it_twice() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None], "x").unwrap();
+    let y = math::square(&x).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let out = sess.run(&[&y, &y, &x, &x], &[(&x, array![1.0f32, 3.0].into())]).unwrap();
+    assert_eq!(out.len(), 4);
+    assert_eq!(out[0].to_f64_vec(), [1.0, 9.0]);
+    assert_eq!(out[1].to_f64_vec(), [1.0, 9.0]);
+    assert_eq!(out[3].to_f64_vec(), [1.0, 3.0]);
+}
+
+#[test]
+fn an_empty_batch_flows_through_every_layer_kind() {
+    let g = Graph::new();
+    g.set_random_seed(1);
+    let x = g.placeholder(DType::F32, [None, Some(4)], "x").unwrap();
+    let y = g.placeholder(DType::I64, [None], "y").unwrap();
+    let h = layers::dense(&x, 3, Some(nn::relu), "h").unwrap();
+    let logits = layers::dense(&h, 2, None, "out").unwrap();
+    let p = nn::softmax(&logits).unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xent").unwrap();
+    let loss = math::reduce_mean(&xent, None, "loss").unwrap();
+    let b = g.constant(array![1.0f32, 2.0, 3.0, 4.0], "b").unwrap();
+    let sum = math::add(&math::mul(&x, &b).unwrap(), &b).unwrap();
+    let img = array::reshape(&x, &[-1, 2, 2, 1]).unwrap();
+    let f = g.constant(ArrayD::from_elem(IxDyn(&[2, 2, 1, 3]), 0.5f32), "f").unwrap();
+    let conv = nn::conv2d(&img, &f, [1, 1, 1, 1], Padding::Same).unwrap();
+    let pool = nn::max_pool(&conv, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid).unwrap();
+    let sess = init(&g);
+    let empty = ArrayD::<f32>::zeros(IxDyn(&[0, 4]));
+    let labels = ArrayD::<i64>::zeros(IxDyn(&[0]));
+    let out = sess
+        .run(&[&h, &logits, &p, &xent, &loss, &sum, &conv, &pool], &[(&x, empty.into()), (&y, labels.into())])
+        .unwrap();
+    assert_eq!(out[0].shape(), [0, 3]);
+    assert_eq!(out[2].shape(), [0, 2]);
+    assert_eq!(out[3].shape(), [0]);
+    assert!(out[4].scalar_f64().unwrap().is_nan(), "TF: the mean of nothing is NaN");
+    assert_eq!(out[5].shape(), [0, 4]);
+    assert_eq!(out[6].shape(), [0, 2, 2, 3]);
+    assert_eq!(out[7].shape(), [0, 1, 1, 3]);
+    // And the gradients of an empty batch.
+    let grads = tensorgraph::gradients(&[&loss], &[&x], None).unwrap();
+    let empty = ArrayD::<f32>::zeros(IxDyn(&[0, 4]));
+    let dx = sess
+        .run(&[grads[0].as_ref().unwrap()], &[(&x, empty.into()), (&y, ArrayD::<i64>::zeros(IxDyn(&[0])).into())])
+        .unwrap();
+    assert_eq!(dx[0].shape(), [0, 4]);
+}
+
+#[test]
+fn a_zero_length_row_broadcast_is_empty_not_a_panic() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, None], "x").unwrap();
+    let b = g.placeholder(DType::F32, [None], "b").unwrap();
+    let y = math::add(&x, &b).unwrap();
+    let z = math::mul(&x, &b).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let feeds = [(&x, ArrayD::<f32>::zeros(IxDyn(&[70000, 0])).into()), (&b, ArrayD::<f32>::zeros(IxDyn(&[0])).into())];
+    let out = sess.run(&[&y, &z], &feeds).unwrap();
+    assert_eq!(out[0].shape(), [70000, 0]);
+    let feeds = [(&x, ArrayD::<f32>::zeros(IxDyn(&[3, 0])).into()), (&b, ArrayD::<f32>::zeros(IxDyn(&[0])).into())];
+    assert_eq!(sess.run(&[&y], &feeds).unwrap()[0].shape(), [3, 0]);
+}
+
+#[test]
+fn a_huge_dilation_is_an_error_or_tensorflows_result() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(5), Some(5), Some(1)], "x").unwrap();
+    let f = g.constant(ArrayD::from_elem(IxDyn(&[3, 3, 1, 1]), 1.0f32), "f").unwrap();
+    // Dilated extents that overflow, and VALID windows wider than the input.
+    for (d, padding) in [(usize::MAX / 2, Padding::Same), (usize::MAX, Padding::Valid), (1 << 40, Padding::Valid)] {
+        let e = nn::conv2d_dilated(&x, &f, [1, 1, 1, 1], padding, [1, d, d, 1]).unwrap_err();
+        assert!(e.to_string().contains("Conv2D"), "{e}");
+    }
+    // SAME with a dilation far wider than the image: every tap but the centre falls in the
+    // padding, so the output is the input times the centre tap (TF's result), known or not.
+    let xu = g.placeholder(DType::F32, [None, None, None, Some(1)], "xu").unwrap();
+    let same = nn::conv2d_dilated(&x, &f, [1, 1, 1, 1], Padding::Same, [1, 1 << 40, 1 << 40, 1]).unwrap();
+    let unknown = nn::conv2d_dilated(&xu, &f, [1, 1, 1, 1], Padding::Same, [1, 1 << 40, 1 << 40, 1]).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let img = ArrayD::from_shape_fn(IxDyn(&[1, 5, 5, 1]), |i| (i[1] * 5 + i[2]) as f32);
+    let out = sess.run(&[&same, &unknown], &[(&x, img.clone().into()), (&xu, img.clone().into())]).unwrap();
+    for o in out {
+        assert_eq!(o.as_f32().unwrap(), &img);
+    }
+    // Unknown sizes meet the overflow at run time.
+    let y = nn::conv2d_dilated(&xu, &f, [1, 1, 1, 1], Padding::Same, [1, usize::MAX / 2, usize::MAX / 2, 1]);
+    assert!(y.is_err());
+    let e = nn::conv2d(&x, &f, [1, 0, 1, 1], Padding::Same).unwrap_err();
+    assert!(e.to_string().contains("stride"), "{e}");
+}
+
+// ---- aborts: sizes from attributes or values -----------------------------------------------
+
+#[test]
+fn a_huge_pad_or_one_hot_is_an_error_not_an_abort() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let padded = array::pad(&x, &[(0, 0), (1 << 40, 1 << 40)]).unwrap();
+    let idx = g.placeholder(DType::I64, [None], "idx").unwrap();
+    let hot = array::one_hot(&idx, 1 << 42, 1.0, 0.0, DType::F32).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let e = sess.run(&[&padded], &[(&x, array![[1.0f32, 2.0]].into())]).unwrap_err();
+    assert!(matches!(&e, Error::Runtime { node, .. } if node.name == "Pad"), "{e}");
+    let e = sess.run(&[&hot], &[(&idx, array![0i64, 1].into())]).unwrap_err();
+    assert!(matches!(&e, Error::Runtime { node, .. } if node.name == "OneHot"), "{e}");
+    assert!(e.to_string().contains("too large"), "{e}");
+    // A product of dimensions that overflows usize is refused while building.
+    let e = array::pad(&x, &[(0, 0), (usize::MAX - 1, 5)]).unwrap_err();
+    assert!(e.to_string().contains("Pad"), "{e}");
+    let e = array::fill(&g, &[1 << 40, 1 << 40], DType::F32, 0.0).unwrap_err();
+    assert!(e.to_string().contains("Fill"), "{e}");
+}
+
+// ---- integer arithmetic as TF does it (two's complement wrap) in every build ----------------
+
+#[test]
+fn integer_overflow_wraps_as_in_tensorflow() {
+    let g = Graph::new();
+    let a = g.constant(array![i32::MAX, i32::MIN, 7], "a").unwrap();
+    let b = g.constant(array![1i32, -1, 2], "b").unwrap();
+    let c = g.constant(array![i64::MAX, i64::MIN], "c").unwrap();
+    let sum = math::add(&a, &b).unwrap();
+    let diff = math::sub(&b, &a).unwrap();
+    let prod = math::mul(&a, &a).unwrap();
+    let neg = math::neg(&c).unwrap();
+    let abs = math::abs(&c).unwrap();
+    let sq = math::square(&c).unwrap();
+    let s = math::reduce_sum(&a, None, "s").unwrap();
+    let sess = Session::new(&g).unwrap();
+    let out = sess.run(&[&sum, &diff, &prod, &neg, &abs, &sq, &s], &[]).unwrap();
+    assert_eq!(out[0].as_i32().unwrap().as_slice().unwrap(), &[i32::MIN, i32::MAX, 9]);
+    assert_eq!(out[1].as_i32().unwrap().as_slice().unwrap(), &[i32::MIN + 2, i32::MAX, -5]);
+    assert_eq!(out[2].as_i32().unwrap().as_slice().unwrap(), &[1, 0, 49]);
+    assert_eq!(out[3].as_i64().unwrap().as_slice().unwrap(), &[-i64::MAX, i64::MIN]);
+    assert_eq!(out[4].as_i64().unwrap().as_slice().unwrap(), &[i64::MAX, i64::MIN]);
+    assert_eq!(out[5].as_i64().unwrap().as_slice().unwrap(), &[1, 0]);
+    assert_eq!(out[6].as_i32().unwrap().iter().next(), Some(&6));
+}
+
+// ---- checkpoints ---------------------------------------------------------------------------
+
+fn small_model() -> (Graph, Session) {
+    let g = Graph::new();
+    g.variable(&g.constant(array![1.0f32, 2.0], "").unwrap(), "w", true).unwrap();
+    let sess = init(&g);
+    (g, sess)
+}
+
+#[test]
+fn an_index_naming_a_foreign_path_never_gets_it_deleted() {
+    let (g, sess) = small_model();
+    let dir = tmp("foreign-index");
+    let victim_dir = tmp("victim");
+    let victim = victim_dir.join("precious.txt");
+    std::fs::write(&victim, "days of training").unwrap();
+    let inside = dir.join("notes.txt");
+    std::fs::write(&inside, "mine").unwrap();
+    let index = format!("{}\n../tg-hostile-victim-{}/precious.txt\nnotes.txt\n", victim.display(), std::process::id());
+    std::fs::write(dir.join("checkpoint"), index).unwrap();
+    let saver = Saver::new(&g).max_to_keep(1);
+    for step in 0..3 {
+        saver.save(&sess, dir.join("model"), Some(step)).unwrap();
+    }
+    assert!(victim.exists(), "a file outside the directory was deleted");
+    assert!(inside.exists(), "a file the saver did not write was deleted");
+    assert_eq!(latest_checkpoint(&dir).unwrap(), dir.join("model-2.tgckpt"));
+}
+
+#[test]
+fn pruning_one_prefix_keeps_the_other_prefixes() {
+    let (g, sess) = small_model();
+    let dir = tmp("prefixes");
+    let saver = Saver::new(&g).max_to_keep(2);
+    for step in 0..3 {
+        saver.save(&sess, dir.join("a"), Some(step)).unwrap();
+    }
+    for step in 0..3 {
+        saver.save(&sess, dir.join("b"), Some(step)).unwrap();
+    }
+    for kept in ["a-1", "a-2", "b-1", "b-2"] {
+        assert!(dir.join(format!("{kept}.tgckpt")).exists(), "{kept} was deleted");
+    }
+    for pruned in ["a-0", "b-0"] {
+        assert!(!dir.join(format!("{pruned}.tgckpt")).exists(), "{pruned} was kept");
+    }
+}
+
+#[test]
+fn a_failed_index_write_keeps_every_checkpoint_the_index_names() {
+    let (g, sess) = small_model();
+    let dir = tmp("index-fails");
+    let saver = Saver::new(&g).max_to_keep(1);
+    saver.save(&sess, dir.join("model"), Some(1)).unwrap();
+    // Make the index unwritable: a non-empty directory cannot be renamed over.
+    let index = dir.join("checkpoint");
+    std::fs::remove_file(&index).unwrap();
+    std::fs::create_dir_all(index.join("blocker")).unwrap();
+    assert!(saver.save(&sess, dir.join("model"), Some(2)).is_err());
+    assert!(dir.join("model-1.tgckpt").exists(), "pruned before the new index was in place");
+    std::fs::remove_dir_all(&index).unwrap();
+    std::fs::write(&index, "model-1.tgckpt\n").unwrap();
+    let fresh = Session::new(&g).unwrap();
+    Saver::new(&g).restore(&fresh, latest_checkpoint(&dir).unwrap()).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn temp_files_of_killed_saves_are_cleaned_by_the_next_save() {
+    let (g, sess) = small_model();
+    let dir = tmp("stale-tmp");
+    // What a save killed between write and rename leaves (the pid is one no process has).
+    let stale = [".model-3.tgckpt.tmp4294967", ".checkpoint.tmp4294967"];
+    for s in stale {
+        std::fs::write(dir.join(s), "partial").unwrap();
+    }
+    let unrelated = dir.join(".other.tmp4294967");
+    std::fs::write(&unrelated, "not ours").unwrap();
+    Saver::new(&g).save(&sess, dir.join("model"), Some(4)).unwrap();
+    for s in stale {
+        assert!(!dir.join(s).exists(), "{s} was left behind");
+    }
+    assert!(unrelated.exists(), "a file the saver does not write was deleted");
+}
+
+#[test]
+fn restore_names_the_missing_file() {
+    let (g, sess) = small_model();
+    let e = Saver::new(&g).restore(&sess, "/nonexistent/model-3.tgckpt").unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/model-3.tgckpt"), "{e}");
+}
+
+// ---- state -----------------------------------------------------------------------------------
+
+#[test]
+fn assign_checks_the_value_shape_against_the_variable() {
+    let g = Graph::new();
+    let w = g.variable(&g.constant(array![1.0f32, 2.0], "").unwrap(), "w", true).unwrap();
+    let v = g.placeholder(DType::F32, [None], "v").unwrap();
+    let assign = state::assign(&w, &v).unwrap();
+    let add = state::assign_add(&w, &v).unwrap();
+    let sess = init(&g);
+    for op in [&assign, &add] {
+        let e = sess.run(&[op], &[(&v, array![1.0f32, 2.0, 3.0, 4.0, 5.0].into())]).unwrap_err();
+        assert!(e.to_string().contains("[5]") && e.to_string().contains("[2]"), "{e}");
+    }
+    assert_eq!(sess.run(&[w.value()], &[]).unwrap()[0].to_f64_vec(), [1.0, 2.0]);
+    // A statically wrong shape is refused while building.
+    let c = g.constant(array![1.0f32, 2.0, 3.0], "").unwrap();
+    assert!(state::assign(&w, &c).is_err());
+}
+
+#[test]
+fn a_verbatim_name_is_unique_too() {
+    let g = Graph::new();
+    let a = g.placeholder(DType::F32, [None], "x/").unwrap();
+    let b = g.placeholder(DType::F32, [None], "x").unwrap();
+    assert_eq!(a.op_name(), "x");
+    assert_ne!(a.op_name(), b.op_name());
+    // A verbatim name that is taken is an error, as in TF (a duplicate node name).
+    let e = g.placeholder(DType::F32, [None], "x/").unwrap_err();
+    assert!(e.to_string().contains("x"), "{e}");
+    let names: std::collections::HashSet<String> = g.operations().iter().map(|o| o.name()).collect();
+    assert_eq!(names.len(), g.operations().len());
+}
+
+#[test]
+fn handles_from_another_graph_are_refused() {
+    let (g1, sess1) = small_model();
+    let (g2, _) = small_model();
+    let w2 = g2.global_variables().remove(0);
+    assert!(sess1.variable_value(&w2).is_err());
+    let s = Session::new(&g1).unwrap();
+    assert!(s.set_variable_value(&w2, array![5.0f32, 6.0].into_dyn().into()).is_err());
+    let dir = tmp("foreign-saver");
+    let e = Saver::with_vars(std::slice::from_ref(&w2)).save(&sess1, dir.join("m"), None).unwrap_err();
+    assert!(e.to_string().contains("w"), "{e}");
+    let path = Saver::new(&g1).save(&sess1, dir.join("ok"), None).unwrap();
+    assert!(Saver::with_vars(&[w2]).restore(&s, &path).is_err());
+    // The session of g1 still holds g1's value.
+    let w1 = g1.global_variables().remove(0);
+    assert_eq!(sess1.variable_value(&w1).unwrap().unwrap().to_f64_vec(), [1.0, 2.0]);
+}
+
+#[test]
+fn feeding_one_tensor_twice_is_an_error() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None], "x").unwrap();
+    let y = math::square(&x).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let e = sess.run(&[&y], &[(&x, array![1.0f32].into()), (&x, array![2.0f32].into())]).unwrap_err();
+    assert!(e.to_string().contains("x") && e.to_string().contains("twice"), "{e}");
+}
+
+#[test]
+fn two_file_writers_in_one_second_write_two_files() {
+    let dir = tmp("writers");
+    let mut a = tensorgraph::summary::FileWriter::new(&dir, None).unwrap();
+    let mut b = tensorgraph::summary::FileWriter::new(&dir, None).unwrap();
+    assert_ne!(a.path(), b.path());
+    a.add_scalar("loss", 1.0, 1).unwrap();
+    b.add_scalar("loss", 2.0, 1).unwrap();
+    let la = std::fs::metadata(a.path()).unwrap().len();
+    let lb = std::fs::metadata(b.path()).unwrap().len();
+    assert!(la > 0 && lb > 0 && la == lb, "{la} {lb}");
+}
+
+// ---- cost ------------------------------------------------------------------------------------
+
+#[test]
+fn the_plan_cache_is_bounded() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None], "x").unwrap();
+    let ys: Vec<Tensor> = (0..40).map(|i| math::mul(&x, &g.scalar(i as f64, DType::F32).unwrap()).unwrap()).collect();
+    let sess = Session::new(&g).unwrap();
+    // 40 * 39 ordered pairs of fetches: that many distinct plans.
+    for a in &ys {
+        for b in &ys {
+            sess.run(&[a, b], &[(&x, array![1.0f32].into())]).unwrap();
+        }
+    }
+    assert!(sess.cached_plans() <= Session::MAX_CACHED_PLANS, "{}", sess.cached_plans());
+    // Still right after eviction.
+    assert_eq!(sess.run(&[&ys[3]], &[(&x, array![2.0f32].into())]).unwrap()[0].to_f64_vec(), [6.0]);
+}
+
+#[test]
+fn reading_the_graph_inside_a_read_does_not_hang() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let shape = within(10, move || g.read(|_| x.shape().to_string()));
+    assert_eq!(shape, "[?,2]");
+}
+
+#[test]
+fn building_inside_a_read_is_an_error_not_a_hang() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let r = within(10, move || g.read(|_| nn::relu(&x).map(|t| t.name())));
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("read"), "{e}");
+}
+
+#[test]
+fn a_file_that_claims_a_huge_size_is_refused_before_decompressing() {
+    // A valid container header around a tiny gzip stream that claims 15 GiB decompressed.
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&[0u8; 64]).unwrap();
+    let payload = gz.finish().unwrap();
+    let mut bytes = b"TGCKPT\0\x01".to_vec();
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&(15u64 << 30).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    let e = tensorgraph::io::checkpoint::list_variables(&bytes, Path::new("bomb.tgckpt")).unwrap_err();
+    assert!(e.to_string().contains("cannot hold"), "{e}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_a_device_is_not_read_as_a_data_file() {
+    let dir = tmp("fifo");
+    let fifo = dir.join("model.tgckpt");
+    let ok = std::process::Command::new("mkfifo").arg(&fifo).status().map(|s| s.success()).unwrap_or(false);
+    let (g, sess) = small_model();
+    if ok {
+        let f = fifo.clone();
+        let g2 = g.clone();
+        let e = within(10, move || {
+            let s = Session::new(&g2).unwrap();
+            Saver::new(&g2).restore(&s, &f).map(drop).map_err(|e| e.to_string())
+        })
+        .unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = within(10, move || tensorgraph::io::import_meta_graph(&fifo).map(drop).map_err(|e| e.to_string()))
+            .unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let mnist_dir = dir.join("mnist");
+        std::fs::create_dir_all(&mnist_dir).unwrap();
+        let img = mnist_dir.join("train-images-idx3-ubyte.gz");
+        std::process::Command::new("mkfifo").arg(&img).status().unwrap();
+        let e = within(10, move || tensorgraph::data::mnist::read_images(&img).map(drop).map_err(|e| e.to_string()))
+            .unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+    if Path::new("/dev/zero").exists() {
+        let e = Saver::new(&g).restore(&sess, "/dev/zero").unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+}
+
+// ---- semantics -------------------------------------------------------------------------------
+
+#[test]
+fn relu_keeps_nan_as_tensorflow_does() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let w = g.constant(array![[1.0f32, 0.0], [0.0, 1.0]], "w").unwrap();
+    let y = nn::relu(&x).unwrap();
+    // Through the fused MatMul+Relu epilogue too.
+    let z = nn::relu(&math::matmul(&x, &w, false, false).unwrap()).unwrap();
+    let mut sess = Session::new(&g).unwrap();
+    let feed = || [(&x, array![[f32::NAN, -1.0]].into())];
+    let out = sess.run(&[&y, &z], &feed()).unwrap();
+    let (ry, rz) = (out[0].as_f32().unwrap(), out[1].as_f32().unwrap());
+    assert!(ry[[0, 0]].is_nan() && ry[[0, 1]] == 0.0, "{ry}");
+    assert!(rz[[0, 0]].is_nan(), "{rz}"); // and z[0, 1] = relu(NaN * 0 - 1) is NaN too
+    sess.set_check_numerics(true);
+    let e = sess.run(&[&z], &feed()).unwrap_err();
+    assert!(matches!(e, Error::NonFinite { .. }), "{e}");
+}
+
+#[test]
+fn a_fused_bias_may_be_any_layout() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(3)], "x").unwrap();
+    let b = g.placeholder(DType::F32, [Some(3)], "b").unwrap();
+    let w = g.constant(ndarray::Array2::<f32>::eye(3), "w").unwrap();
+    let y = nn::relu(&nn::bias_add(&math::matmul(&x, &w, false, false).unwrap(), &b).unwrap()).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let mut bias = array![1.0f32, -5.0, 3.0];
+    bias.invert_axis(Axis(0)); // [3, -5, 1], stored backwards
+    assert!(bias.as_slice().is_none());
+    let out = sess.run(&[&y], &[(&x, array![[1.0f32, 1.0, 1.0]].into()), (&b, bias.into_dyn().into())]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), [4.0, 0.0, 2.0]);
+}
+
+#[test]
+fn a_bad_dropout_rate_blames_dropout_not_its_input() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(3)], "x").unwrap();
+    let training = g.placeholder(DType::Bool, Shape::scalar(), "training").unwrap();
+    let e = nn::dropout(&x, 1.5, &training, None).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("dropout") && !msg.starts_with("invalid argument to x "), "{msg}");
+    assert!(msg.contains("tests/hostile.rs"), "{msg}");
+}
+
+#[test]
+fn a_damaged_name_in_a_file_is_described_not_dumped() {
+    use std::io::{Read, Write};
+    let (g, sess) = small_model();
+    let dir = tmp("utf8");
+    let path = Saver::new(&g).save(&sess, dir.join("m"), None).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&bytes[32..]).read_to_end(&mut raw).unwrap();
+    let at = raw.windows(1).position(|w| w == b"w").unwrap();
+    raw[at] = 0xFF;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let payload = gz.finish().unwrap();
+    let mut out = bytes[..12].to_vec();
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    let e = tensorgraph::io::checkpoint::list_variables(&out, &path).unwrap_err().to_string();
+    assert!(!e.contains('{') && e.contains("UTF-8"), "{e}");
+}
+
+// ---- concurrency -----------------------------------------------------------------------------
+
+#[test]
+fn several_threads_may_run_one_session() {
+    let g = Graph::new();
+    g.set_random_seed(3);
+    let x = g.placeholder(DType::F32, [None, Some(8)], "x").unwrap();
+    let h = layers::dense(&x, 16, Some(nn::relu), "h").unwrap();
+    let y = layers::dense(&h, 4, None, "y").unwrap();
+    let sess = init(&g);
+    let input = |i: usize| ArrayD::from_shape_fn(IxDyn(&[3, 8]), |ix| (ix[0] * 8 + ix[1] + i) as f32 * 0.01);
+    let expected: Vec<Vec<f64>> =
+        (0..4).map(|i| sess.run(&[&y], &[(&x, input(i).into())]).unwrap()[0].to_f64_vec()).collect();
+    std::thread::scope(|s| {
+        for (i, want) in expected.iter().enumerate() {
+            let (sess, x, y) = (&sess, &x, &y);
+            s.spawn(move || {
+                for _ in 0..200 {
+                    assert_eq!(&sess.run(&[y], &[(x, input(i).into())]).unwrap()[0].to_f64_vec(), want);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn training_and_inference_may_share_a_session() {
+    let g = Graph::new();
+    g.set_random_seed(3);
+    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let y = layers::dense(&x, 1, None, "y").unwrap();
+    let loss = math::reduce_mean(&math::square(&y).unwrap(), None, "loss").unwrap();
+    let train = GradientDescent::new(0.1).minimize(&loss).unwrap();
+    let sess = init(&g);
+    let feed = || [(&x, array![[1.0f32, 2.0]].into_dyn().into())];
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..100 {
+                sess.run_targets(&[&train], &feed()).unwrap();
+            }
+        });
+        s.spawn(|| {
+            for _ in 0..100 {
+                let v = sess.run(&[&loss], &feed()).unwrap()[0].scalar_f64().unwrap();
+                assert!(v.is_finite());
+            }
+        });
+    });
+    let after = sess.run(&[&loss], &feed()).unwrap()[0].scalar_f64().unwrap();
+    assert!(after < 1e-6, "{after}");
+}

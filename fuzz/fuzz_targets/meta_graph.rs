@@ -1,8 +1,9 @@
 #![no_main]
 //! The graph-file reader on arbitrary bytes: an error, or a validated graph that can be dumped,
-//! exported and planned without panicking.
+//! exported, planned and run (every op, its placeholders fed) without panicking.
 
 mod common;
+mod run_graph;
 
 use libfuzzer_sys::fuzz_target;
 
@@ -13,5 +14,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = tensorgraph::inspect::to_dot(&g);
         let _ = tensorgraph::inspect::summary(&g);
         let _ = tensorgraph::summary::graph_def(&g);
+        run_graph::run_all(&g, data);
     }
 });

@@ -12,14 +12,12 @@ impl GraphData {
     /// Every node as one aligned line, grouped under a header per name scope (creation order
     /// within a scope; scopes in order of first appearance).
     pub fn to_text(&self) -> String {
-        let mut scopes: Vec<&str> = Vec::new();
-        let mut rows: Vec<(&str, [String; 5])> = Vec::new();
+        // Rows grouped by scope through an index (a scan per node was quadratic in the scopes).
+        let mut scopes: Vec<(&str, Vec<[String; 5]>)> = Vec::new();
+        let mut scope_index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for i in self.dag.node_indices() {
             let n = self.node(i);
             let scope = scope_of(&n.name);
-            if !scopes.contains(&scope) {
-                scopes.push(scope);
-            }
             let (dtype, shape) = match n.outputs.first() {
                 Some(s) => (s.dtype.to_string(), s.shape.to_string()),
                 None => ("-".into(), "-".into()),
@@ -27,18 +25,22 @@ impl GraphData {
             let mut inputs: Vec<String> =
                 n.inputs.iter().map(|e| format!("{}:{}", self.node(e.node).name, e.slot)).collect();
             inputs.extend(n.control_inputs.iter().map(|&c| format!("^{}", self.node(c).name)));
-            rows.push((scope, [n.name.clone(), n.op.type_name().into(), dtype, shape, inputs.join(", ")]));
+            let k = *scope_index.entry(scope).or_insert_with(|| {
+                scopes.push((scope, Vec::new()));
+                scopes.len() - 1
+            });
+            scopes[k].1.push([n.name.clone(), n.op.type_name().into(), dtype, shape, inputs.join(", ")]);
         }
         let mut width = [0usize; 4];
-        for (_, r) in &rows {
+        for r in scopes.iter().flat_map(|(_, rows)| rows) {
             for (w, c) in width.iter_mut().zip(r.iter()) {
                 *w = (*w).max(c.chars().count());
             }
         }
         let mut out = String::new();
-        for scope in scopes {
+        for (scope, rows) in &scopes {
             let _ = writeln!(out, "{}", if scope.is_empty() { "(root)".to_string() } else { format!("{scope}/") });
-            for (_, r) in rows.iter().filter(|(s, _)| *s == scope) {
+            for r in rows {
                 let _ = writeln!(
                     out,
                     "  {:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",

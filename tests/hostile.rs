@@ -267,6 +267,16 @@ fn temp_files_of_killed_saves_are_cleaned_by_the_next_save() {
 }
 
 #[test]
+fn a_prefix_ending_in_a_separator_saves_inside_that_directory() {
+    let (g, sess) = small_model();
+    let dir = tmp("dir-prefix");
+    let prefix = format!("{}{}", dir.join("ckpts").display(), std::path::MAIN_SEPARATOR);
+    let path = Saver::new(&g).save(&sess, &prefix, Some(3)).unwrap();
+    assert_eq!(path, dir.join("ckpts").join("-3.tgckpt"));
+    assert_eq!(latest_checkpoint(dir.join("ckpts")).unwrap(), path);
+}
+
+#[test]
 fn restore_names_the_missing_file() {
     let (g, sess) = small_model();
     let e = Saver::new(&g).restore(&sess, "/nonexistent/model-3.tgckpt").unwrap_err();
@@ -554,4 +564,178 @@ fn training_and_inference_may_share_a_session() {
     });
     let after = sess.run(&[&loss], &feed()).unwrap()[0].scalar_f64().unwrap();
     assert!(after < 1e-6, "{after}");
+}
+
+// ---- random graphs, random feeds ---------------------------------------------------------------
+
+mod random_graphs {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One graph-building step on the tensors built so far (`a`, `b` pick operands).
+    #[derive(Clone, Debug)]
+    enum Step {
+        Unary(u8, usize),
+        Binary(u8, usize, usize),
+        MatMul(usize, usize, bool, bool),
+        Reduce(u8, usize, i64, bool),
+        Reshape(usize, Vec<i64>),
+        Concat(usize, usize, i64),
+        Pad(usize, usize, usize),
+        OneHot(usize, usize),
+        Softmax(usize),
+        Cast(usize, u8),
+        Conv(usize, usize, usize, bool),
+        Pool(usize, usize, usize, bool),
+        Slice(usize, Vec<usize>, Vec<i64>),
+        Transpose(usize),
+        Xent(usize, usize),
+        Gradient(usize, usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let i = 0usize..8;
+        prop_oneof![
+            (0u8..12, i.clone()).prop_map(|(k, a)| Step::Unary(k, a)),
+            (0u8..8, i.clone(), i.clone()).prop_map(|(k, a, b)| Step::Binary(k, a, b)),
+            (i.clone(), i.clone(), any::<bool>(), any::<bool>()).prop_map(|(a, b, p, q)| Step::MatMul(a, b, p, q)),
+            (0u8..4, i.clone(), -3i64..3, any::<bool>()).prop_map(|(k, a, x, d)| Step::Reduce(k, a, x, d)),
+            (i.clone(), proptest::collection::vec(-2i64..5, 0..4)).prop_map(|(a, t)| Step::Reshape(a, t)),
+            (i.clone(), i.clone(), -2i64..3).prop_map(|(a, b, x)| Step::Concat(a, b, x)),
+            (i.clone(), 0usize..3, 0usize..3).prop_map(|(a, p, q)| Step::Pad(a, p, q)),
+            (i.clone(), 0usize..5).prop_map(|(a, d)| Step::OneHot(a, d)),
+            i.clone().prop_map(Step::Softmax),
+            (i.clone(), 0u8..5).prop_map(|(a, d)| Step::Cast(a, d)),
+            (i.clone(), 1usize..4, 1usize..3, any::<bool>()).prop_map(|(a, k, s, p)| Step::Conv(a, k, s, p)),
+            (i.clone(), 1usize..4, 1usize..3, any::<bool>()).prop_map(|(a, k, s, p)| Step::Pool(a, k, s, p)),
+            (i.clone(), proptest::collection::vec(0usize..3, 1..4), proptest::collection::vec(-1i64..3, 1..4))
+                .prop_map(|(a, b, s)| Step::Slice(a, b, s)),
+            i.clone().prop_map(Step::Transpose),
+            (i.clone(), i.clone()).prop_map(|(a, b)| Step::Xent(a, b)),
+            (i.clone(), i).prop_map(|(a, b)| Step::Gradient(a, b)),
+        ]
+    }
+
+    const DTYPES: [DType; 5] = [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool];
+
+    fn build(g: &Graph, ts: &[Tensor], s: &Step) -> tensorgraph::Result<Tensor> {
+        let t = |i: usize| &ts[i % ts.len()];
+        match s.clone() {
+            Step::Unary(k, a) => {
+                let f = [
+                    nn::relu,
+                    nn::sigmoid,
+                    nn::tanh,
+                    nn::elu,
+                    nn::selu,
+                    nn::softplus,
+                    math::exp,
+                    math::log,
+                    math::neg,
+                    math::abs,
+                    math::square,
+                    math::sqrt,
+                ];
+                f[k as usize % f.len()](t(a))
+            }
+            Step::Binary(k, a, b) => {
+                let f =
+                    [math::add, math::sub, math::mul, math::div, math::maximum, math::minimum, math::pow, math::less];
+                f[k as usize % f.len()](t(a), t(b))
+            }
+            Step::MatMul(a, b, p, q) => math::matmul(t(a), t(b), p, q),
+            Step::Reduce(k, a, x, d) => match k {
+                0 => math::reduce_sum(t(a), Some(&[x]), ""),
+                1 => math::reduce_mean(t(a), Some(&[x]), ""),
+                2 if d => math::reduce_max_keep_dims(t(a), Some(&[x]), ""),
+                2 => math::reduce_max(t(a), None, ""),
+                _ => math::argmax(t(a), x),
+            },
+            Step::Reshape(a, target) => array::reshape(t(a), &target),
+            Step::Concat(a, b, x) => array::concat(&[t(a), t(b)], x),
+            Step::Pad(a, p, q) => {
+                let r = t(a).shape().rank();
+                array::pad(t(a), &vec![(p, q); r])
+            }
+            Step::OneHot(a, d) => array::one_hot(t(a), d, 1.0, 0.0, DType::F32),
+            Step::Softmax(a) => nn::softmax(t(a)),
+            Step::Cast(a, d) => math::cast(t(a), DTYPES[d as usize % 5]),
+            Step::Conv(a, k, s, p) => {
+                let c = t(a).shape().dims().last().copied().flatten().unwrap_or(1);
+                let f = g.constant(ArrayD::from_elem(IxDyn(&[k, k, c, 2]), 0.5f32), "")?;
+                let pad = if p { Padding::Same } else { Padding::Valid };
+                nn::conv2d(t(a), &f, [1, s, s, 1], pad)
+            }
+            Step::Pool(a, k, s, p) => {
+                let pad = if p { Padding::Same } else { Padding::Valid };
+                nn::max_pool(t(a), [1, k, k, 1], [1, s, s, 1], pad)
+            }
+            Step::Slice(a, b, s) => array::slice(t(a), &b, &s),
+            Step::Transpose(a) => array::transpose(t(a), None),
+            Step::Xent(a, b) => nn::sparse_softmax_cross_entropy_with_logits(t(a), t(b), ""),
+            Step::Gradient(a, b) => {
+                let gs = tensorgraph::gradients(&[t(a)], &[t(b)], None)?;
+                gs.into_iter().next().flatten().ok_or_else(|| Error::NotFound { what: "gradient", name: "".into() })
+            }
+        }
+    }
+
+    /// A value of `dtype` and `shape`, with NaN, infinities, zeros and negatives among floats.
+    fn value(dtype: DType, shape: &[usize], seed: u8) -> Value {
+        let f = |i: usize| [f64::NAN, 0.0, -1.5, 2.0, f64::INFINITY, 0.25, -0.0, 7.0][(i + seed as usize) % 8];
+        let a = ArrayD::from_shape_fn(IxDyn(shape), |ix| f(ndarray::Dimension::slice(&ix).iter().sum::<usize>()));
+        match dtype {
+            DType::F32 => a.mapv(|v| v as f32).into(),
+            DType::F64 => a.into(),
+            DType::I32 => a.mapv(|v| if v.is_finite() { v as i32 } else { -7 }).into(),
+            DType::I64 => a.mapv(|v| if v.is_finite() { v as i64 } else { 3 }).into(),
+            DType::Bool => a.mapv(|v| v > 0.0).into(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever is built, fed and fetched: `Ok` or `Err`, never a panic or an abort.
+        #[test]
+        fn every_run_returns(
+            dtypes in proptest::collection::vec(0usize..5, 1..3),
+            ranks in proptest::collection::vec(0usize..5, 1..3),
+            dims in proptest::collection::vec(proptest::option::of(0usize..4), 8),
+            steps in proptest::collection::vec(step(), 1..10),
+            feed_dims in proptest::collection::vec(0usize..4, 8),
+            feed_dtypes in proptest::collection::vec(0usize..6, 2),
+            seed in any::<u8>(),
+        ) {
+            let g = Graph::new();
+            let mut ts = Vec::new();
+            let mut placeholders = Vec::new();
+            for (k, (&d, &r)) in dtypes.iter().zip(&ranks).enumerate() {
+                let shape: Vec<Option<usize>> = dims[..r].to_vec();
+                let p = g.placeholder(DTYPES[d], shape, &format!("p{k}")).unwrap();
+                placeholders.push(p.clone());
+                ts.push(p);
+            }
+            for s in &steps {
+                if let Ok(t) = build(&g, &ts, s) {
+                    ts.push(t);
+                }
+            }
+            let sess = Session::new(&g).unwrap();
+            // Feeds of the placeholder's shape where known, random sizes elsewhere; sometimes of
+            // the wrong dtype or rank (an error, not a crash).
+            let feeds: Vec<(&Tensor, Value)> = placeholders.iter().enumerate().map(|(k, p)| {
+                let shape: Vec<usize> = p.shape().dims().iter().enumerate()
+                    .map(|(i, d)| d.unwrap_or(feed_dims[(i + k) % feed_dims.len()])).collect();
+                let dtype = match feed_dtypes[k % 2] { 5 => p.dtype(), d if d == 4 && k == 0 => DTYPES[d], _ => p.dtype() };
+                (p, value(dtype, &shape, seed))
+            }).collect();
+            for t in &ts {
+                let _ = sess.run(&[t], &feeds);
+            }
+            let all: Vec<&Tensor> = ts.iter().collect();
+            let _ = sess.run(&all, &feeds);
+            let _ = sess.run(&all, &feeds[..feeds.len() - 1]);
+        }
+    }
 }

@@ -45,8 +45,8 @@ fn value(dtype: DType, shape: &[usize], bytes: &[u8]) -> Value {
     let v = Value::filled(dtype, shape, 0.0);
     let dims = ndarray::IxDyn(shape);
     match v {
-        Value::F32(_) => Value::from(ndarray::ArrayD::from_shape_fn(dims, |i| f(i.as_array_view().sum()) as f32)),
-        Value::F64(_) => Value::from(ndarray::ArrayD::from_shape_fn(dims, |i| f(i.as_array_view().sum()))),
+        Value::F32(_) => Value::from(ndarray::ArrayD::from_shape_fn(dims, |i| f(ndarray::Dimension::slice(&i).iter().sum::<usize>()) as f32)),
+        Value::F64(_) => Value::from(ndarray::ArrayD::from_shape_fn(dims, |i| f(ndarray::Dimension::slice(&i).iter().sum::<usize>()))),
         Value::I32(_) => {
             Value::from(ndarray::ArrayD::from_shape_vec(dims, (0..n).map(|i| byte(i) as i32 - 3).collect()).unwrap())
         }

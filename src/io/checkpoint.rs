@@ -75,17 +75,17 @@ impl Saver {
                 .ok_or_else(|| Error::UninitializedVariable { node: v.var_ref().op().info() })?;
             tensors.push((v.name(), value));
         }
-        let base = match prefix.file_name() {
-            Some(b) => b.to_string_lossy().into_owned(),
-            None => {
-                return Err(Error::BadFile { path: prefix.display().to_string(), detail: "not a file prefix".into() })
+        // A prefix ending in a separator names a directory (files `-N.tgckpt` inside, as TF).
+        let (dir, base) = match prefix.file_name() {
+            Some(b) if !prefix.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) => {
+                (super::parent_dir(prefix), b.to_string_lossy().into_owned())
             }
+            _ => (prefix, String::new()),
         };
         let file = match global_step {
             Some(s) => format!("{base}-{s}.tgckpt"),
             None => format!("{base}.tgckpt"),
         };
-        let dir = super::parent_dir(prefix);
         let ours = |name: &str| is_checkpoint_of(&base, name);
         super::remove_stale_temporaries(dir, |target| target == INDEX || ours(target));
         let path = dir.join(&file);

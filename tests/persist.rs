@@ -207,7 +207,13 @@ fn fuzz_regressions_are_errors_without_huge_allocations() {
     let ck = std::fs::read("tests/fixtures/fuzz/checkpoint-oom-1").unwrap();
     assert!(tensorgraph::io::checkpoint::list_variables(&wrap(&ck, b"TGCKPT\0\x01", 1), p).is_err());
     let mg = std::fs::read("tests/fixtures/fuzz/meta_graph-oom-1").unwrap();
-    assert!(tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&mg, b"TGRAPH\0\x01", 2), p).is_err());
+    assert!(tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&mg, b"TGRAPH\0\x01", 3), p).is_err());
+    // A forged hole list that tripped petgraph's own deserialiser (a debug assertion) in format
+    // 2: refused as an older format now, and an error as format 3's node slots.
+    let holes = std::fs::read("tests/fixtures/fuzz/meta_graph-petgraph-holes").unwrap();
+    let e = tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&holes, b"TGRAPH\0\x01", 2), p).unwrap_err();
+    assert!(e.to_string().contains("older tensorgraph (format version 2"), "{e}");
+    assert!(tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&holes, b"TGRAPH\0\x01", 3), p).is_err());
 }
 
 /// Resuming from a checkpoint continues exactly: every optimizer's slots, the global step that

@@ -8,7 +8,7 @@ mod run_graph;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let bytes = common::file_bytes(data, b"TGRAPH\0\x01", 2);
+    let bytes = common::file_bytes(data, b"TGRAPH\0\x01", 3);
     if let Ok(g) = tensorgraph::io::meta_graph::import_meta_graph_bytes(&bytes, std::path::Path::new("fuzz.tgraph")) {
         let _ = g.to_text();
         let _ = tensorgraph::inspect::to_dot(&g);

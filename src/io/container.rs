@@ -90,7 +90,11 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], format: &Format, path: &
     let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
     let version = u32_at(8);
     if version != format.version {
-        return Err(bad(path, format!("format version {version}, this build reads {}", format.version)));
+        let by = if version < format.version { "an older" } else { "a newer" };
+        return Err(bad(
+            path,
+            format!("written by {by} tensorgraph (format version {version}; this build reads {})", format.version),
+        ));
     }
     let (length, raw_len, crc) = (u64_at(12), u64_at(20), u32_at(28));
     let payload = &bytes[HEADER..];

@@ -6,7 +6,8 @@ use crate::{Graph, Result};
 use std::path::Path;
 
 /// Version 2: optimizer updates became one `Apply` op family (the op enum's layout changed).
-const FORMAT: container::Format = container::Format { magic: b"TGRAPH\0\x01", version: 2, what: "graph" };
+/// Version 3: the DAG is stored as its node slots (petgraph's own form trusted forged input).
+const FORMAT: container::Format = container::Format { magic: b"TGRAPH\0\x01", version: 3, what: "graph" };
 
 /// Writes `g` (nodes, attributes, constants, variables, collections, source locations).
 pub fn export_meta_graph(g: &Graph, path: impl AsRef<Path>) -> Result<()> {

@@ -38,6 +38,18 @@ pub struct Node {
 }
 
 impl Node {
+    /// A stand-in for a removed node's slot while a DAG is rebuilt.
+    fn hole() -> Node {
+        Node {
+            name: String::new(),
+            op: Op::NoOp,
+            inputs: vec![],
+            control_inputs: vec![],
+            outputs: vec![],
+            location: SourceLocation { file: String::new(), line: 0, column: 0 },
+        }
+    }
+
     /// Name, op type and location, for error messages.
     pub fn info(&self) -> NodeInfo {
         NodeInfo { name: self.name.clone(), op: self.op.type_name().to_string(), location: self.location.clone() }
@@ -78,6 +90,7 @@ const DEFAULT_GRAPH_SEED: u64 = 87654321;
 /// Everything the graph holds. Read it through [`Graph::read`].
 #[derive(Default, Serialize, Deserialize)]
 pub struct GraphData {
+    #[serde(with = "nodes_only")]
     pub dag: StableDiGraph<Node, EdgeKind>,
     names: HashMap<String, NodeIndex>,
     names_in_use: HashMap<String, usize>,
@@ -91,6 +104,37 @@ pub struct GraphData {
     #[serde(default)]
     pub op_collections: BTreeMap<String, Vec<NodeIndex>>,
     seed: Option<u64>,
+}
+
+/// The DAG in files: its node slots in index order (`None` for a removed node's slot). Edges
+/// mirror the nodes' inputs and are rebuilt by [`GraphData::validate`]; petgraph's own serde
+/// form trusts its input (a forged hole list trips its debug assertions).
+mod nodes_only {
+    use super::{EdgeKind, Node};
+    use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+    use petgraph::visit::NodeIndexable;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(dag: &StableDiGraph<Node, EdgeKind>, s: S) -> Result<S::Ok, S::Error> {
+        let slots: Vec<Option<&Node>> = (0..dag.node_bound()).map(|i| dag.node_weight(NodeIndex::new(i))).collect();
+        slots.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StableDiGraph<Node, EdgeKind>, D::Error> {
+        let slots: Vec<Option<Node>> = Vec::deserialize(d)?;
+        let mut dag = StableDiGraph::with_capacity(slots.len(), 0);
+        let mut holes = Vec::new();
+        for slot in slots {
+            match slot {
+                Some(node) => drop(dag.add_node(node)),
+                None => holes.push(dag.add_node(Node::hole())),
+            }
+        }
+        for h in holes {
+            dag.remove_node(h);
+        }
+        Ok(dag)
+    }
 }
 
 impl GraphData {

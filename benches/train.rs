@@ -26,8 +26,8 @@ struct Args {
     warmup: usize,
     #[arg(long, default_value_t = 200)]
     steps: usize,
-    #[arg(long, default_value = "sgd")]
-    optimizer: String,
+    #[arg(long, value_enum, default_value_t = common::OptimizerKind::Sgd)]
+    optimizer: common::OptimizerKind,
     /// cargo bench passes --bench; accept and ignore it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -59,8 +59,8 @@ fn main() {
             "cnn" => (common::cnn_logits(&x)?, 100, 200),
             _ => (common::mlp_logits(&g, &x)?, 50, 10_000),
         };
-        let lr = if args.optimizer == "adam" { 0.001 } else { 0.01 };
-        let m = common::finish_model(&g, x, y, &logits, &args.optimizer, lr)?;
+        let lr = args.optimizer.default_learning_rate();
+        let m = common::finish_model(&g, x, y, &logits, args.optimizer, lr)?;
         let mut data = mnist::read_data_sets_with("data/mnist", &mnist::Options { validation_size: 0, seed: Some(1) })?;
         let rss_loaded = peak_rss_mb();
         let mut sess = Session::new(&g)?;

@@ -22,7 +22,7 @@ fn main() {
     common::main_with(|| {
         let (g, x, y) = common::inputs(Some(1))?;
         let logits = if args.cnn { common::cnn_logits(&x)? } else { common::mlp_logits(&g, &x)? };
-        common::finish_model(&g, x, y, &logits, "sgd", 0.01)?;
+        common::finish_model(&g, x, y, &logits, common::OptimizerKind::Sgd, 0.01)?;
         let io = |path: String| move |source| tensorgraph::Error::Io { path: path.clone(), source };
         let dot = format!("{}.dot", args.out);
         std::fs::write(&dot, tensorgraph::inspect::to_dot(&g)).map_err(io(dot.clone()))?;

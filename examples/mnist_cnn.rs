@@ -15,8 +15,8 @@ fn main() {
     common::main_with(|| {
         let (g, x, y) = common::inputs(args.seed)?;
         let logits = common::cnn_logits(&x)?;
-        let lr = args.learning_rate.unwrap_or(if args.optimizer == "adam" { 0.001 } else { 0.01 });
-        let model = common::finish_model(&g, x, y, &logits, &args.optimizer, lr)?;
+        let lr = args.learning_rate.unwrap_or(args.optimizer.default_learning_rate());
+        let model = common::finish_model(&g, x, y, &logits, args.optimizer, lr)?;
         // Evaluate 200 test images per run: the same accuracy as one 10,000-image call without
         // its 1 GB first-layer activation, and faster than 1,000 per run (0.67 vs 1.0 s: the
         // activations stay in cache) at 110 MB less peak memory.

@@ -15,7 +15,14 @@ fn main() {
     common::main_with(|| {
         let (g, x, y) = common::inputs(args.seed)?;
         let logits = common::mlp_logits(&g, &x)?;
-        let model = common::finish_model(&g, x, y, &logits, &args.optimizer, args.learning_rate.unwrap_or(0.01))?;
+        let model = common::finish_model(
+            &g,
+            x,
+            y,
+            &logits,
+            args.optimizer,
+            args.learning_rate.unwrap_or(args.optimizer.default_learning_rate()),
+        )?;
         common::train(&g, &model, &args, args.epochs.unwrap_or(20), args.batch_size.unwrap_or(50), 10_000)
     });
 }

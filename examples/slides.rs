@@ -25,13 +25,13 @@ fn main() {
         println!("== MLP 784-300-100-10, SGD 0.01, batch 50");
         let (g, x, y) = common::inputs(args.common.seed)?;
         let logits = common::mlp_logits(&g, &x)?;
-        let model = common::finish_model(&g, x, y, &logits, "sgd", 0.01)?;
+        let model = common::finish_model(&g, x, y, &logits, common::OptimizerKind::Sgd, 0.01)?;
         common::train(&g, &model, &args.common, args.mlp_epochs, 50, 10_000)?;
 
         println!("== CNN conv32-conv64/2-maxpool-fc64-fc10, Adam 0.001, batch 100");
         let (g, x, y) = common::inputs(args.common.seed)?;
         let logits = common::cnn_logits(&x)?;
-        let model = common::finish_model(&g, x, y, &logits, "adam", 0.001)?;
+        let model = common::finish_model(&g, x, y, &logits, common::OptimizerKind::Adam, 0.001)?;
         common::train(&g, &model, &args.common, args.cnn_epochs, 100, 200)
     });
 }

@@ -80,9 +80,28 @@ pub struct Args {
     /// Print the time spent per op type after the first epoch.
     #[arg(long)]
     pub profile: bool,
-    /// sgd (the slides' code) or adam (what the CNN slide's numbers need).
-    #[arg(long, default_value = "sgd")]
-    pub optimizer: String,
+    /// The slides' code says sgd; the CNN slide's numbers need adam.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    pub optimizer: OptimizerKind,
+}
+
+/// The optimizers the slides' programs choose between (any other name is a usage error).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// `GradientDescentOptimizer`, learning rate 0.01 by default.
+    Sgd,
+    /// `AdamOptimizer`, learning rate 0.001 by default.
+    Adam,
+}
+
+impl OptimizerKind {
+    /// The learning rate the slides (and TF's defaults) use with this optimizer.
+    pub fn default_learning_rate(self) -> f64 {
+        match self {
+            OptimizerKind::Sgd => 0.01,
+            OptimizerKind::Adam => 0.001,
+        }
+    }
 }
 
 /// The MLP slide's network: 784-300(relu)-100(relu)-10, in name scope `dnn`.
@@ -129,10 +148,17 @@ pub struct Model {
 }
 
 /// Builds `loss`, the optimizer and `accuracy` around `logits` exactly as the slides do.
-pub fn finish_model(g: &Graph, x: Tensor, y: Tensor, logits: &Tensor, optimizer: &str, lr: f64) -> Result<Model> {
+pub fn finish_model(
+    g: &Graph,
+    x: Tensor,
+    y: Tensor,
+    logits: &Tensor,
+    optimizer: OptimizerKind,
+    lr: f64,
+) -> Result<Model> {
     let opt: Box<dyn tensorgraph::train::Optimizer> = match optimizer {
-        "adam" => Box::new(Adam::new(lr)),
-        _ => Box::new(GradientDescent::new(lr)),
+        OptimizerKind::Adam => Box::new(Adam::new(lr)),
+        OptimizerKind::Sgd => Box::new(GradientDescent::new(lr)),
     };
     finish_model_with(g, x, y, logits, opt.as_ref(), None, None)
 }

@@ -21,7 +21,7 @@ pub enum UnaryOp {
     Reciprocal,
     /// `x` if `x > 0`, else `e^x - 1`.
     Elu,
-    /// `scale·elu(x)` with TF's alpha 1.6732632423543772 and scale 1.0507009873554805.
+    /// `scale·elu(x)` with TF's [`UnaryOp::SELU_ALPHA`] and [`UnaryOp::SELU_SCALE`].
     Selu,
     /// `log(1 + e^x)`, computed stably.
     Softplus,
@@ -32,6 +32,12 @@ pub enum UnaryOp {
 }
 
 impl UnaryOp {
+    /// SELU's alpha (TF's, from Klambauer et al. 2017): the one definition the kernel and the
+    /// gradient share.
+    pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+    /// SELU's scale.
+    pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+
     /// TensorFlow's op type.
     pub fn type_name(self) -> &'static str {
         match self {

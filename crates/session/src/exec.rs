@@ -331,10 +331,6 @@ fn select(c: &Value, t: &Value, e: &Value) -> KResult<Value> {
     })
 }
 
-/// TF's SELU constants (Klambauer et al. 2017).
-pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
-pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
-
 /// Expands `$apply!(f)` with the element function of unary op `$u` on float type `$t`, so the
 /// out-of-place and in-place paths share one definition of each function.
 macro_rules! unary_float_fn {
@@ -369,7 +365,7 @@ macro_rules! unary_float_fn {
             UnaryOp::Reciprocal => $apply!(move |v: $t| one / v),
             UnaryOp::Elu => $apply!(move |v: $t| if v > zero { v } else { v.exp_m1() }),
             UnaryOp::Selu => {
-                let (alpha, scale) = (<$t>::of(SELU_ALPHA), <$t>::of(SELU_SCALE));
+                let (alpha, scale) = (<$t>::of(UnaryOp::SELU_ALPHA), <$t>::of(UnaryOp::SELU_SCALE));
                 $apply!(move |v: $t| if v > zero { scale * v } else { scale * alpha * v.exp_m1() })
             }
             UnaryOp::Softplus => {

@@ -2,8 +2,8 @@
 //! executes it on the CPU kernels, and keeps variables.
 
 mod apply;
-pub mod exec;
-pub mod plan;
+mod exec;
+mod plan;
 mod session;
 
 pub use session::Session;

@@ -49,7 +49,7 @@ pub(super) fn unary(c: &Ctx, u: UnaryOp) -> Grads {
         }
         UnaryOp::Selu => {
             // d/dx = scale where x > 0, else y + scale·alpha.
-            let (alpha, scale) = (1.673_263_242_354_377_3, 1.050_700_987_355_480_5);
+            let (alpha, scale) = (UnaryOp::SELU_ALPHA, UnaryOp::SELU_SCALE);
             let y = c.y(0)?;
             let pos = m::greater(x, &k(x, 0.0)?)?.cast(x.dtype())?;
             let neg_slope = m::add(&y, &k(x, scale * alpha)?)?;

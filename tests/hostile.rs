@@ -389,9 +389,17 @@ fn reading_the_graph_inside_a_read_does_not_hang() {
 fn building_inside_a_read_is_an_error_not_a_hang() {
     let g = Graph::new();
     let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let (g2, x2) = (g.clone(), x.clone());
     let r = within(10, move || g.read(|_| nn::relu(&x).map(|t| t.name())));
     let e = r.unwrap_err();
     assert!(e.to_string().contains("read"), "{e}");
+    // The builders without a Result (as TF's) panic with the same words instead of hanging.
+    let r = within(10, move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g2.read(|_| g2.add_to_collection("c", &x2))))
+    });
+    let payload = r.unwrap_err();
+    let msg = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("inside Graph::read"), "{msg}");
 }
 
 #[test]

@@ -39,6 +39,33 @@ fn binary_ops_broadcast() {
     }
 }
 
+/// The operators add the same ops as the named functions; numbers become constants of the
+/// tensor's dtype (also int32, where a fraction truncates as TF's cast of a Python float would
+/// not: write integer-valued numbers).
+#[test]
+fn tensor_operators() {
+    let g = Graph::new();
+    let a = c(&g, array![[1.0f32, -2.0, 3.0], [4.0, 5.0, -6.0]]);
+    let b = c(&g, array![2.0f32, 2.0, -1.0]);
+    let i = c(&g, array![7i32, -3]);
+    let cases: Vec<(Tensor, Vec<f64>)> = vec![
+        ((&a + &b).unwrap(), vec![3.0, 0.0, 2.0, 6.0, 7.0, -7.0]),
+        ((&a - &b).unwrap(), vec![-1.0, -4.0, 4.0, 2.0, 3.0, -5.0]),
+        ((&a * &b).unwrap(), vec![2.0, -4.0, -3.0, 8.0, 10.0, 6.0]),
+        ((&a / &b).unwrap(), vec![0.5, -1.0, -3.0, 2.0, 2.5, 6.0]),
+        ((&a * 2.0).unwrap(), vec![2.0, -4.0, 6.0, 8.0, 10.0, -12.0]),
+        ((1.0 - &b).unwrap(), vec![-1.0, -1.0, 2.0]),
+        ((&b / 4.0).unwrap(), vec![0.5, 0.5, -0.25]),
+        ((-&b).unwrap(), vec![-2.0, -2.0, 1.0]),
+        (((&i * 2.0).unwrap() + 1.0).unwrap(), vec![15.0, -5.0]),
+    ];
+    for (t, want) in cases {
+        assert_eq!(run1(&g, &t, &[]).to_f64_vec(), want, "{}", t.name());
+    }
+    assert_eq!((&i + 1.0).unwrap().dtype(), DType::I32);
+    assert!((&a + &i).is_err(), "float32 + int32 is a dtype error, as in TF");
+}
+
 #[test]
 fn comparisons_give_bool() {
     let g = Graph::new();

@@ -4,6 +4,7 @@
 pub mod array;
 pub mod math;
 pub mod nn;
+mod operators;
 pub mod random;
 pub mod state;
 

@@ -19,7 +19,8 @@ struct Args {
     /// Which test image to filter.
     #[arg(long, default_value_t = 0)]
     index: usize,
-    #[arg(long, default_value = "docs/filters.png")]
+    /// Where to write the PNG (the README's picture is docs/filters.png: pass that to remake it).
+    #[arg(long, default_value = "runs/filters.png")]
     out: String,
 }
 

@@ -13,13 +13,13 @@ use clap::Parser;
 fn main() {
     let args = common::Args::parse();
     common::main_with(|| {
-        let (g, x, y) = common::inputs(args.seed)?;
+        let (g, x, y) = common::inputs(args.run.seed)?;
         let logits = common::cnn_logits(&x)?;
         let lr = args.learning_rate.unwrap_or(args.optimizer.default_learning_rate());
         let model = common::finish_model(&g, x, y, &logits, args.optimizer, lr)?;
         // Evaluate 200 test images per run: the same accuracy as one 10,000-image call without
         // its 1 GB first-layer activation, and faster than 1,000 per run (0.67 vs 1.0 s: the
         // activations stay in cache) at 110 MB less peak memory.
-        common::train(&g, &model, &args, args.epochs.unwrap_or(10), args.batch_size.unwrap_or(100), 200)
+        common::train(&g, &model, &args.run, args.epochs.unwrap_or(10), args.batch_size.unwrap_or(100), 200)
     });
 }

@@ -16,10 +16,20 @@ use clap::Parser;
 use tensorgraph::layers::{Conv2D, Dense, Regularizer};
 use tensorgraph::prelude::*;
 
+/// The slides' CNN with batch norm, dropout, L2 and Adam with a decaying learning rate.
 #[derive(Parser, Debug)]
 struct Args {
     #[command(flatten)]
-    common: common::Args,
+    common: common::RunArgs,
+    /// Epochs to train.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Adam's initial learning rate.
+    #[arg(long, default_value_t = 0.003)]
+    learning_rate: f64,
     /// Dropout rate before the output layer.
     #[arg(long, default_value_t = 0.5)]
     dropout: f64,
@@ -58,21 +68,15 @@ fn main() {
     let args = &flags.common;
     common::main_with(|| {
         let (g, x, y) = common::inputs(args.seed)?;
-        let batch_size = args.batch_size.unwrap_or(100);
+        let batch_size = flags.batch_size;
         let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool)?, "training")?;
         let logits = logits(&g, &x, &training, args.seed, flags.dropout, flags.l2)?;
         // One decay step per epoch of the full training set.
         let steps_per_epoch = ((60_000 - args.validation_size) / batch_size) as u64;
         let global_step = train::get_or_create_global_step(&g)?;
-        let lr = train::exponential_decay(
-            args.learning_rate.unwrap_or(0.003),
-            &global_step,
-            steps_per_epoch,
-            flags.decay,
-            true,
-        )?;
+        let lr = train::exponential_decay(flags.learning_rate, &global_step, steps_per_epoch, flags.decay, true)?;
         let adam = Adam::new(&lr);
         let model = common::finish_model_with(&g, x, y, &logits, &adam, Some(&global_step), Some(training))?;
-        common::train(&g, &model, args, args.epochs.unwrap_or(10), batch_size, 200)
+        common::train(&g, &model, args, flags.epochs, batch_size, 200)
     });
 }

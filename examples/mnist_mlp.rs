@@ -13,7 +13,7 @@ use clap::Parser;
 fn main() {
     let args = common::Args::parse();
     common::main_with(|| {
-        let (g, x, y) = common::inputs(args.seed)?;
+        let (g, x, y) = common::inputs(args.run.seed)?;
         let logits = common::mlp_logits(&g, &x)?;
         let model = common::finish_model(
             &g,
@@ -23,6 +23,6 @@ fn main() {
             args.optimizer,
             args.learning_rate.unwrap_or(args.optimizer.default_learning_rate()),
         )?;
-        common::train(&g, &model, &args, args.epochs.unwrap_or(20), args.batch_size.unwrap_or(50), 10_000)
+        common::train(&g, &model, &args.run, args.epochs.unwrap_or(20), args.batch_size.unwrap_or(50), 10_000)
     });
 }

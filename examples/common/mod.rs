@@ -52,15 +52,9 @@ use std::time::Instant;
 use tensorgraph::data::mnist;
 use tensorgraph::prelude::*;
 
-/// Flags common to `mnist_mlp` and `mnist_cnn`.
-#[derive(Parser, Debug)]
-pub struct Args {
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    #[arg(long)]
-    pub learning_rate: Option<f64>,
+/// Flags of every program that trains on MNIST through [`train`]: data, seed and outputs.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
     /// Directory with the four MNIST .gz files.
     #[arg(long, default_value = "data/mnist")]
     pub data: String,
@@ -80,6 +74,23 @@ pub struct Args {
     /// Print the time spent per op type after the first epoch.
     #[arg(long)]
     pub profile: bool,
+}
+
+/// Trains one of the talk's models on MNIST and prints the slide's lines.
+// (The flags of `mnist_mlp` and `mnist_cnn`: [`RunArgs`] and the slides' hyperparameters.)
+#[derive(Parser, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Epochs to train [default: 20 for the MLP, 10 for the CNN].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per step [default: 50 for the MLP, 100 for the CNN].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// [default: 0.01 with sgd, 0.001 with adam].
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
     /// The slides' code says sgd; the CNN slide's numbers need adam.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
     pub optimizer: OptimizerKind,
@@ -225,7 +236,7 @@ pub fn accuracy_of(
 
 /// The slides' loop: `num_examples / batch_size` steps per epoch, then
 /// `"{epoch} Train accuracy: {last batch} Test accuracy: {all test images}"` and the epoch time.
-pub fn train(g: &Graph, m: &Model, args: &Args, epochs: usize, batch_size: usize, eval_chunk: usize) -> Result<()> {
+pub fn train(g: &Graph, m: &Model, args: &RunArgs, epochs: usize, batch_size: usize, eval_chunk: usize) -> Result<()> {
     let opts = mnist::Options { validation_size: args.validation_size, seed: args.seed };
     let mut data = mnist::read_data_sets_with(&args.data, &opts)?;
     let mut sess = Session::new(g)?;

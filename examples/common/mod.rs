@@ -256,7 +256,9 @@ pub fn train(g: &Graph, m: &Model, args: &RunArgs, epochs: usize, batch_size: us
     for epoch in 0..epochs {
         let start = Instant::now();
         let mut last = None;
+        let progress = progress_bar(steps, epoch);
         for step in 0..steps {
+            progress.inc(1);
             let (xb, yb) = data.train.next_batch(batch_size);
             if step + 1 == steps {
                 last = Some((xb.clone(), yb.clone())); // for the train accuracy below
@@ -275,6 +277,7 @@ pub fn train(g: &Graph, m: &Model, args: &RunArgs, epochs: usize, batch_size: us
                 _ => sess.run_targets(&[&m.training_op], &feeds)?,
             }
         }
+        progress.finish_and_clear();
         let train_time = start.elapsed();
         if args.profile && epoch == 0 {
             for (op, calls, t) in sess.profile() {
@@ -304,6 +307,18 @@ pub fn train(g: &Graph, m: &Model, args: &RunArgs, epochs: usize, batch_size: us
         }
     }
     Ok(())
+}
+
+/// A bar of an epoch's steps on stderr when it is a terminal (hidden otherwise, so logs and the
+/// slides' lines on stdout stay as they are).
+pub fn progress_bar(steps: usize, epoch: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let style = indicatif::ProgressStyle::with_template("epoch {prefix} {bar:40} {pos}/{len} steps, {eta} left")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    indicatif::ProgressBar::new(steps as u64).with_style(style).with_prefix(epoch.to_string())
 }
 
 /// Runs `f`, printing an error and exiting with status 1 if it fails.

@@ -58,6 +58,7 @@ pub mod summary;
 pub mod train;
 
 pub use tensorgraph_autodiff::gradients;
+pub use tensorgraph_graph::op_def;
 
 /// What most programs need: `use tensorgraph::prelude::*;`.
 pub mod prelude {

@@ -10,6 +10,7 @@ use proto::{
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use tensorgraph_graph::op_def::AttrValue as OpAttr;
 
 /// TF's `DataType` enum values.
 fn dtype_enum(d: DType) -> i32 {
@@ -33,51 +34,22 @@ fn attr(a: Attr) -> AttrValue {
     AttrValue { value: Some(a) }
 }
 
-fn ints(v: &[usize]) -> AttrValue {
-    attr(Attr::List(ListValue { i: v.iter().map(|&x| x as i64).collect(), shape: vec![] }))
-}
-
-/// TF attributes of an op, under TF's attribute names, so TensorBoard shows them as TF would.
+/// The op's attributes (its definition's, under TF's names) as TF's `AttrValue`s, so TensorBoard
+/// shows them as TF would. A `Const`'s value is not written here (TensorBoard needs none; the
+/// GraphDef export of issue #18 writes it as a `TensorProto`).
 fn op_attrs(op: &Op, out: &mut HashMap<String, AttrValue>) {
-    let s = |v: &str| attr(Attr::S(v.as_bytes().to_vec()));
-    match op {
-        Op::Placeholder { dtype, shape } => {
-            out.insert("dtype".into(), attr(Attr::Type(dtype_enum(*dtype))));
-            out.insert("shape".into(), attr(Attr::Shape(shape_proto(shape))));
-        }
-        Op::VariableV2 { dtype, shape } => {
-            out.insert("dtype".into(), attr(Attr::Type(dtype_enum(*dtype))));
-            out.insert("shape".into(), attr(Attr::Shape(shape_proto(&Shape::known(shape)))));
-        }
-        Op::MatMul { transpose_a, transpose_b } => {
-            out.insert("transpose_a".into(), attr(Attr::B(*transpose_a)));
-            out.insert("transpose_b".into(), attr(Attr::B(*transpose_b)));
-        }
-        Op::Conv2D { strides, dilations, padding }
-        | Op::Conv2DBackpropInput { strides, dilations, padding }
-        | Op::Conv2DBackpropFilter { strides, dilations, padding } => {
-            out.insert("strides".into(), ints(strides));
-            out.insert("dilations".into(), ints(dilations));
-            out.insert("padding".into(), s(padding.name()));
-            out.insert("data_format".into(), s("NHWC"));
-        }
-        Op::MaxPool { ksize, strides, padding }
-        | Op::MaxPoolGrad { ksize, strides, padding }
-        | Op::MaxPoolGradGrad { ksize, strides, padding }
-        | Op::AvgPool { ksize, strides, padding }
-        | Op::AvgPoolGrad { ksize, strides, padding } => {
-            out.insert("ksize".into(), ints(ksize));
-            out.insert("strides".into(), ints(strides));
-            out.insert("padding".into(), s(padding.name()));
-            out.insert("data_format".into(), s("NHWC"));
-        }
-        Op::Reduce { keep_dims, .. } => {
-            out.insert("keep_dims".into(), attr(Attr::B(*keep_dims)));
-        }
-        Op::Cast { to } => {
-            out.insert("DstT".into(), attr(Attr::Type(dtype_enum(*to))));
-        }
-        _ => {}
+    for (name, value) in op.attrs() {
+        let a = match value {
+            OpAttr::Type(d) => Attr::Type(dtype_enum(d)),
+            OpAttr::Shape(s) => Attr::Shape(shape_proto(&s)),
+            OpAttr::Int(i) => Attr::I(i),
+            OpAttr::Float(f) => Attr::F(f as f32),
+            OpAttr::Bool(b) => Attr::B(b),
+            OpAttr::Str(s) => Attr::S(s.as_bytes().to_vec()),
+            OpAttr::Ints(v) => Attr::List(ListValue { i: v, shape: vec![] }),
+            OpAttr::Tensor(_) => continue,
+        };
+        out.insert(name.into(), attr(a));
     }
 }
 

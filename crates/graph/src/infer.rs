@@ -109,43 +109,14 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
 
 /// Number of inputs an op takes: exactly `n`, or at least one for the variadic ops.
 fn check_arity(op: &Op, got: usize) -> Result<(), InferError> {
-    let expected = match op {
-        Op::AddN | Op::ConcatV2 { .. } => {
-            return if got == 0 {
-                Err(InferError::Invalid(format!("{} needs at least one input", op.type_name())))
-            } else {
-                Ok(())
-            };
-        }
-        Op::Placeholder { .. }
-        | Op::Const { .. }
-        | Op::Fill { .. }
-        | Op::RandomUniform { .. }
-        | Op::TruncatedNormal { .. }
-        | Op::RandomStandardNormal { .. }
-        | Op::VariableV2 { .. }
-        | Op::NoOp => 0,
-        Op::Apply(a) => a.num_inputs(),
-        Op::Conv2DBackpropInput { .. } | Op::Conv2DBackpropFilter { .. } | Op::Select => 3,
-        Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad => 6,
-        Op::Conv2D { .. } | Op::MaxPoolGrad { .. } | Op::MaxPoolGradGrad { .. } | Op::AvgPoolGrad { .. } => 2,
-        Op::Assign
-        | Op::AssignAdd
-        | Op::AssignSub
-        | Op::MatMul { .. }
-        | Op::Binary(_)
-        | Op::BiasAdd
-        | Op::SparseSoftmaxCrossEntropyWithLogits
-        | Op::InTopKV2 { .. }
-        | Op::BroadcastTo
-        | Op::SumToShape => 2,
-        _ => 1,
-    };
-    if got == expected {
-        Ok(())
-    } else {
-        Err(InferError::Invalid(format!("{} takes {expected} inputs, got {got}", op.type_name())))
+    let def = op.def();
+    if def.accepts(got) {
+        return Ok(());
     }
+    Err(InferError::Invalid(match def.inputs {
+        [a] if a.kind == crate::op_def::ArgKind::Variadic => format!("{} needs at least one input", def.name),
+        inputs => format!("{} takes {} inputs, got {got}", def.name, inputs.len()),
+    }))
 }
 
 fn one(dtype: DType, shape: Shape) -> Inferred {

@@ -7,6 +7,7 @@ pub mod error;
 mod graph;
 pub mod infer;
 pub mod op;
+pub mod op_def;
 pub mod ops;
 mod shape;
 mod variable;

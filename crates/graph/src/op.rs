@@ -190,44 +190,23 @@ pub enum ApplyOp {
 impl ApplyOp {
     /// TensorFlow's op type.
     pub fn type_name(self) -> &'static str {
-        match self {
-            ApplyOp::GradientDescent => "ApplyGradientDescent",
-            ApplyOp::Momentum { .. } => "ApplyMomentum",
-            ApplyOp::Adagrad => "ApplyAdagrad",
-            ApplyOp::RMSProp => "ApplyRMSProp",
-            ApplyOp::CenteredRMSProp => "ApplyCenteredRMSProp",
-            ApplyOp::Adam => "ApplyAdam",
-        }
+        self.def().name
     }
 
     /// The variable and its slots: the leading inputs, taken by reference.
     pub fn num_refs(self) -> usize {
-        match self {
-            ApplyOp::GradientDescent => 1,
-            ApplyOp::Momentum { .. } | ApplyOp::Adagrad => 2,
-            ApplyOp::RMSProp | ApplyOp::Adam => 3,
-            ApplyOp::CenteredRMSProp => 4,
-        }
+        self.def().ref_inputs().count()
     }
 
     /// Number of inputs, refs included.
     pub fn num_inputs(self) -> usize {
-        match self {
-            ApplyOp::GradientDescent => 3,
-            ApplyOp::Adagrad => 4,
-            ApplyOp::Momentum { .. } => 5,
-            ApplyOp::RMSProp => 8,
-            ApplyOp::CenteredRMSProp => 9,
-            ApplyOp::Adam => 10,
-        }
+        self.def().inputs.len()
     }
 
     /// Position of the gradient among the inputs (TF puts Momentum's `momentum` after it).
     pub fn grad_input(self) -> usize {
-        match self {
-            ApplyOp::Momentum { .. } => 3,
-            other => other.num_inputs() - 1,
-        }
+        let inputs = self.def().inputs;
+        inputs.iter().position(|a| matches!(a.name, "grad" | "delta")).expect("every update has a gradient")
     }
 }
 
@@ -453,85 +432,16 @@ pub enum Op {
 impl Op {
     /// TensorFlow's op type name (`MatMul`, `AddV2`, `SparseSoftmaxCrossEntropyWithLogits`...).
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Op::Placeholder { .. } => "Placeholder",
-            Op::Const { .. } => "Const",
-            Op::PlaceholderWithDefault => "PlaceholderWithDefault",
-            Op::Fill { .. } => "Fill",
-            Op::RandomUniform { .. } => "RandomUniform",
-            Op::TruncatedNormal { .. } => "TruncatedNormal",
-            Op::RandomStandardNormal { .. } => "RandomStandardNormal",
-            Op::RandomUniformLike { .. } => "RandomUniform",
-            Op::VariableV2 { .. } => "VariableV2",
-            Op::Assign => "Assign",
-            Op::AssignAdd => "AssignAdd",
-            Op::AssignSub => "AssignSub",
-            Op::Apply(a) => a.type_name(),
-            Op::Conv2D { .. } => "Conv2D",
-            Op::Conv2DBackpropInput { .. } => "Conv2DBackpropInput",
-            Op::Conv2DBackpropFilter { .. } => "Conv2DBackpropFilter",
-            Op::MaxPool { .. } => "MaxPool",
-            Op::MaxPoolGrad { .. } => "MaxPoolGrad",
-            Op::MaxPoolGradGrad { .. } => "MaxPoolGradGrad",
-            Op::AvgPool { .. } => "AvgPool",
-            Op::AvgPoolGrad { .. } => "AvgPoolGrad",
-            Op::NoOp => "NoOp",
-            Op::Identity => "Identity",
-            Op::StopGradient => "StopGradient",
-            Op::MatMul { .. } => "MatMul",
-            Op::Unary(u) => u.type_name(),
-            Op::Binary(b) => b.type_name(),
-            Op::AddN => "AddN",
-            Op::Select => "SelectV2",
-            Op::BiasAdd => "BiasAdd",
-            Op::Reduce { op, .. } => op.type_name(),
-            Op::ArgMax { .. } => "ArgMax",
-            Op::Cast { .. } => "Cast",
-            Op::LeakyRelu { .. } => "LeakyRelu",
-            Op::Softmax => "Softmax",
-            Op::LogSoftmax => "LogSoftmax",
-            Op::SparseSoftmaxCrossEntropyWithLogits => "SparseSoftmaxCrossEntropyWithLogits",
-            Op::InTopKV2 { .. } => "InTopKV2",
-            Op::FusedBatchNorm { .. } => "FusedBatchNorm",
-            Op::FusedBatchNormGrad => "FusedBatchNormGrad",
-            Op::Reshape { .. } => "Reshape",
-            Op::Transpose { .. } => "Transpose",
-            Op::ExpandDims { .. } => "ExpandDims",
-            Op::Squeeze { .. } => "Squeeze",
-            Op::ConcatV2 { .. } => "ConcatV2",
-            Op::Slice { .. } => "Slice",
-            Op::Pad { .. } => "Pad",
-            Op::OneHot { .. } => "OneHot",
-            Op::ZerosLike => "ZerosLike",
-            Op::OnesLike => "OnesLike",
-            Op::Size { .. } => "Size",
-            Op::BroadcastTo => "BroadcastTo",
-            Op::SumToShape => "SumToShape",
-        }
+        self.def().name
     }
 
     /// Ops with effects or internal state: never pruned as duplicates, scheduled after readers.
     pub fn is_stateful(&self) -> bool {
-        matches!(
-            self,
-            Op::VariableV2 { .. }
-                | Op::Assign
-                | Op::AssignAdd
-                | Op::AssignSub
-                | Op::Apply(_)
-                | Op::RandomUniform { .. }
-                | Op::TruncatedNormal { .. }
-                | Op::RandomStandardNormal { .. }
-                | Op::RandomUniformLike { .. }
-        )
+        self.def().stateful
     }
 
     /// Inputs taken by reference: the variable itself, not its value (TF's `Ref(T)` inputs).
-    pub fn ref_inputs(&self) -> &'static [usize] {
-        match self {
-            Op::Assign | Op::AssignAdd | Op::AssignSub => &[0],
-            Op::Apply(a) => &[0, 1, 2, 3][..a.num_refs()],
-            _ => &[],
-        }
+    pub fn ref_inputs(&self) -> Vec<usize> {
+        self.def().ref_inputs().collect()
     }
 }

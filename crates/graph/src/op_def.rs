@@ -1,0 +1,348 @@
+//! What each op is, in one place, as TF's `REGISTER_OP(..).Input(..).Output(..).Attr(..)`
+//! says it: its TF type name, its inputs (by value, by reference, or TF's variadic `N * T`), its
+//! outputs, whether it is stateful, and its attributes by TF's names and types.
+//!
+//! [`Op::def`] and [`Op::attrs`] are exhaustive matches: a new [`Op`] variant does not compile
+//! until it has both. Everything generic reads them instead of matching on ops: arity checks,
+//! the planner's reference inputs and scheduling, TensorBoard's `GraphDef` attributes.
+//! (Shape inference, gradient rules and kernels stay in their crates, one function each.)
+//!
+//! Where TF passes an argument as an input tensor (a reduction's axes, a reshape's shape, a
+//! pad's paddings), this engine holds it as an attribute; such attributes keep TF's input name
+//! (`reduction_indices`, `shape`, `paddings`), so an exporter knows what to turn into a `Const`.
+//!
+//! ```
+//! use tensorgraph_graph::{op_def::{ArgKind, AttrValue}, Op, Padding};
+//! let conv = Op::Conv2D { strides: [1, 2, 2, 1], dilations: [1; 4], padding: Padding::Same };
+//! let def = conv.def();
+//! assert_eq!(def.name, "Conv2D");
+//! assert_eq!(def.inputs.iter().map(|a| a.name).collect::<Vec<_>>(), ["input", "filter"]);
+//! assert_eq!(conv.attrs()[0], ("strides", AttrValue::Ints(vec![1, 2, 2, 1])));
+//! let add_n = Op::AddN.def();
+//! assert_eq!(add_n.inputs[0].kind, ArgKind::Variadic);
+//! ```
+
+use crate::op::{ApplyOp, Op};
+use crate::{DType, Shape, Value};
+
+/// How an input takes its tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+    /// One tensor's value.
+    Value,
+    /// A variable itself, not its value (TF's `Ref(T)`): the op reads or updates it in place.
+    Ref,
+    /// One or more tensors of one dtype (TF's `N * T`); only as an op's single input.
+    Variadic,
+}
+
+/// One input of an op: TF's name for it and how it takes its tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arg {
+    pub name: &'static str,
+    pub kind: ArgKind,
+}
+
+/// An op's definition (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpDef {
+    /// TF's op type name (`MatMul`, `AddV2`, `SparseSoftmaxCrossEntropyWithLogits`...).
+    pub name: &'static str,
+    pub inputs: &'static [Arg],
+    /// TF's names of the outputs, in order.
+    pub outputs: &'static [&'static str],
+    /// Has effects or internal state (variables, updates, random draws): never folded or
+    /// deduplicated, scheduled after the stateless readers of the same step.
+    pub stateful: bool,
+}
+
+impl OpDef {
+    /// Whether `n` inputs fit the definition (a variadic input takes at least one tensor).
+    pub fn accepts(&self, n: usize) -> bool {
+        match self.inputs {
+            [Arg { kind: ArgKind::Variadic, .. }] => n >= 1,
+            inputs => n == inputs.len(),
+        }
+    }
+
+    /// Positions of the inputs taken by reference.
+    pub fn ref_inputs(&self) -> impl Iterator<Item = usize> + '_ {
+        self.inputs.iter().enumerate().filter(|(_, a)| a.kind == ArgKind::Ref).map(|(i, _)| i)
+    }
+}
+
+/// An attribute's value, typed as TF's `AttrValue`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    Type(DType),
+    Shape(Shape),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(&'static str),
+    Ints(Vec<i64>),
+    Tensor(Value),
+}
+
+const fn v(name: &'static str) -> Arg {
+    Arg { name, kind: ArgKind::Value }
+}
+
+const fn r(name: &'static str) -> Arg {
+    Arg { name, kind: ArgKind::Ref }
+}
+
+const fn def(name: &'static str, inputs: &'static [Arg], outputs: &'static [&'static str]) -> OpDef {
+    OpDef { name, inputs, outputs, stateful: false }
+}
+
+const fn stateful(name: &'static str, inputs: &'static [Arg], outputs: &'static [&'static str]) -> OpDef {
+    OpDef { name, inputs, outputs, stateful: true }
+}
+
+const X: &[Arg] = &[v("x")];
+const XY: &[Arg] = &[v("x"), v("y")];
+const Y: &[&str] = &["y"];
+const Z: &[&str] = &["z"];
+const OUTPUT: &[&str] = &["output"];
+const CONV_BACKPROP: &[Arg] = &[v("input"), v("filter"), v("out_backprop")];
+const POOL_GRAD: &[Arg] = &[v("orig_input"), v("grad")];
+
+fn ints(v: &[usize]) -> AttrValue {
+    AttrValue::Ints(v.iter().map(|&x| x as i64).collect())
+}
+
+impl ApplyOp {
+    /// The definition of this update (TF's `Apply*` op).
+    pub fn def(self) -> OpDef {
+        const GD: &[Arg] = &[r("var"), v("alpha"), v("delta")];
+        const MOMENTUM: &[Arg] = &[r("var"), r("accum"), v("lr"), v("grad"), v("momentum")];
+        const ADAGRAD: &[Arg] = &[r("var"), r("accum"), v("lr"), v("grad")];
+        const RMSPROP: &[Arg] =
+            &[r("var"), r("ms"), r("mom"), v("lr"), v("rho"), v("momentum"), v("epsilon"), v("grad")];
+        const CENTERED: &[Arg] =
+            &[r("var"), r("mg"), r("ms"), r("mom"), v("lr"), v("rho"), v("momentum"), v("epsilon"), v("grad")];
+        const ADAM: &[Arg] = &[
+            r("var"),
+            r("m"),
+            r("v"),
+            v("beta1_power"),
+            v("beta2_power"),
+            v("lr"),
+            v("beta1"),
+            v("beta2"),
+            v("epsilon"),
+            v("grad"),
+        ];
+        // TF's Apply ops output the updated variable; here the update is an effect only.
+        match self {
+            ApplyOp::GradientDescent => stateful("ApplyGradientDescent", GD, &[]),
+            ApplyOp::Momentum { .. } => stateful("ApplyMomentum", MOMENTUM, &[]),
+            ApplyOp::Adagrad => stateful("ApplyAdagrad", ADAGRAD, &[]),
+            ApplyOp::RMSProp => stateful("ApplyRMSProp", RMSPROP, &[]),
+            ApplyOp::CenteredRMSProp => stateful("ApplyCenteredRMSProp", CENTERED, &[]),
+            ApplyOp::Adam => stateful("ApplyAdam", ADAM, &[]),
+        }
+    }
+}
+
+impl Op {
+    /// The op's definition: TF's type name, inputs, outputs, statefulness.
+    pub fn def(&self) -> OpDef {
+        match self {
+            Op::Placeholder { .. } => def("Placeholder", &[], OUTPUT),
+            Op::Const { .. } => def("Const", &[], OUTPUT),
+            Op::PlaceholderWithDefault => def("PlaceholderWithDefault", const { &[v("input")] }, OUTPUT),
+            Op::Fill { .. } => def("Fill", &[], OUTPUT),
+            Op::RandomUniform { .. } => stateful("RandomUniform", &[], OUTPUT),
+            Op::RandomUniformLike { .. } => stateful("RandomUniform", const { &[v("like")] }, OUTPUT),
+            Op::RandomStandardNormal { .. } => stateful("RandomStandardNormal", &[], OUTPUT),
+            Op::TruncatedNormal { .. } => stateful("TruncatedNormal", &[], OUTPUT),
+            Op::VariableV2 { .. } => stateful("VariableV2", &[], &["ref"]),
+            Op::Assign => stateful("Assign", const { &[r("ref"), v("value")] }, &["output_ref"]),
+            Op::AssignAdd => stateful("AssignAdd", const { &[r("ref"), v("value")] }, &["output_ref"]),
+            Op::AssignSub => stateful("AssignSub", const { &[r("ref"), v("value")] }, &["output_ref"]),
+            Op::Apply(a) => a.def(),
+            Op::NoOp => def("NoOp", &[], &[]),
+            Op::Identity => def("Identity", const { &[v("input")] }, OUTPUT),
+            Op::StopGradient => def("StopGradient", const { &[v("input")] }, OUTPUT),
+            Op::MatMul { .. } => def("MatMul", const { &[v("a"), v("b")] }, &["product"]),
+            Op::Unary(u) => def(u.type_name(), X, Y),
+            Op::Binary(b) => match b.type_name() {
+                name @ "ReluGrad" => def(name, const { &[v("gradients"), v("features")] }, &["backprops"]),
+                name @ ("SigmoidGrad" | "TanhGrad") => def(name, const { &[v("y"), v("dy")] }, Z),
+                name => def(name, XY, Z),
+            },
+            Op::AddN => def("AddN", &[Arg { name: "inputs", kind: ArgKind::Variadic }], &["sum"]),
+            Op::Select => def("SelectV2", const { &[v("condition"), v("t"), v("e")] }, OUTPUT),
+            Op::BiasAdd => def("BiasAdd", const { &[v("value"), v("bias")] }, OUTPUT),
+            Op::Reduce { op, .. } => def(op.type_name(), const { &[v("input")] }, OUTPUT),
+            Op::ArgMax { .. } => def("ArgMax", const { &[v("input")] }, OUTPUT),
+            Op::Cast { .. } => def("Cast", X, Y),
+            Op::LeakyRelu { .. } => def("LeakyRelu", const { &[v("features")] }, &["activations"]),
+            Op::Softmax => def("Softmax", const { &[v("logits")] }, &["softmax"]),
+            Op::LogSoftmax => def("LogSoftmax", const { &[v("logits")] }, &["logsoftmax"]),
+            Op::SparseSoftmaxCrossEntropyWithLogits => def(
+                "SparseSoftmaxCrossEntropyWithLogits",
+                const { &[v("features"), v("labels")] },
+                &["loss", "backprop"],
+            ),
+            Op::FusedBatchNorm { .. } => def(
+                "FusedBatchNorm",
+                const { &[v("x"), v("scale"), v("offset"), v("mean"), v("variance"), v("is_training")] },
+                &["y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"],
+            ),
+            Op::FusedBatchNormGrad => def(
+                "FusedBatchNormGrad",
+                const {
+                    &[v("y_backprop"), v("x"), v("scale"), v("reserve_space_1"), v("reserve_space_2"), v("is_training")]
+                },
+                &["x_backprop", "scale_backprop", "offset_backprop"],
+            ),
+            Op::InTopKV2 { .. } => def("InTopKV2", const { &[v("predictions"), v("targets")] }, &["precision"]),
+            Op::Conv2D { .. } => def("Conv2D", const { &[v("input"), v("filter")] }, OUTPUT),
+            Op::Conv2DBackpropInput { .. } => def("Conv2DBackpropInput", CONV_BACKPROP, OUTPUT),
+            Op::Conv2DBackpropFilter { .. } => def("Conv2DBackpropFilter", CONV_BACKPROP, OUTPUT),
+            Op::MaxPool { .. } => def("MaxPool", const { &[v("input")] }, OUTPUT),
+            Op::MaxPoolGrad { .. } => def("MaxPoolGrad", POOL_GRAD, OUTPUT),
+            Op::MaxPoolGradGrad { .. } => def("MaxPoolGradGrad", POOL_GRAD, OUTPUT),
+            Op::AvgPool { .. } => def("AvgPool", const { &[v("value")] }, OUTPUT),
+            Op::AvgPoolGrad { .. } => def("AvgPoolGrad", POOL_GRAD, OUTPUT),
+            Op::Reshape { .. } => def("Reshape", const { &[v("tensor")] }, OUTPUT),
+            Op::Transpose { .. } => def("Transpose", X, Y),
+            Op::ExpandDims { .. } => def("ExpandDims", const { &[v("input")] }, OUTPUT),
+            Op::Squeeze { .. } => def("Squeeze", const { &[v("input")] }, OUTPUT),
+            Op::ConcatV2 { .. } => def("ConcatV2", &[Arg { name: "values", kind: ArgKind::Variadic }], OUTPUT),
+            Op::Slice { .. } => def("Slice", const { &[v("input")] }, OUTPUT),
+            Op::Pad { .. } => def("Pad", const { &[v("input")] }, OUTPUT),
+            Op::OneHot { .. } => def("OneHot", const { &[v("indices")] }, OUTPUT),
+            Op::ZerosLike => def("ZerosLike", X, Y),
+            Op::OnesLike => def("OnesLike", X, Y),
+            Op::Size { .. } => def("Size", const { &[v("input")] }, OUTPUT),
+            Op::BroadcastTo => def("BroadcastTo", const { &[v("input"), v("like")] }, OUTPUT),
+            Op::SumToShape => def("SumToShape", const { &[v("grad"), v("like")] }, OUTPUT),
+        }
+    }
+
+    /// The op's attributes by TF's names (see the module documentation for those TF passes as
+    /// inputs), in a fixed order. The dtype attribute `T` that TF derives from the inputs is
+    /// not listed: it is the dtype of the node's first output or input.
+    pub fn attrs(&self) -> Vec<(&'static str, AttrValue)> {
+        use AttrValue::*;
+        let conv = |strides: &[usize; 4], dilations: &[usize; 4], padding: crate::Padding| {
+            vec![
+                ("strides", ints(strides)),
+                ("dilations", ints(dilations)),
+                ("padding", Str(padding.name())),
+                ("data_format", Str("NHWC")),
+            ]
+        };
+        let pool = |ksize: &[usize; 4], strides: &[usize; 4], padding: crate::Padding| {
+            vec![
+                ("ksize", ints(ksize)),
+                ("strides", ints(strides)),
+                ("padding", Str(padding.name())),
+                ("data_format", Str("NHWC")),
+            ]
+        };
+        let seeds = |seed: u64, seed2: u64| [("seed", Int(seed as i64)), ("seed2", Int(seed2 as i64))];
+        match self {
+            Op::Placeholder { dtype, shape } => vec![("dtype", Type(*dtype)), ("shape", Shape(shape.clone()))],
+            Op::Const { value } => vec![("dtype", Type(value.dtype())), ("value", Tensor(value.clone()))],
+            Op::VariableV2 { dtype, shape } => {
+                vec![("dtype", Type(*dtype)), ("shape", Shape(crate::Shape::known(shape)))]
+            }
+            Op::Fill { dtype, shape, value } => {
+                vec![("dtype", Type(*dtype)), ("dims", ints(shape)), ("value", Float(*value))]
+            }
+            Op::RandomUniform { dtype, shape, minval, maxval, seed, seed2 } => {
+                let mut a = vec![("dtype", Type(*dtype)), ("shape", ints(shape))];
+                a.extend(seeds(*seed, *seed2));
+                a.extend([("minval", Float(*minval)), ("maxval", Float(*maxval))]);
+                a
+            }
+            Op::RandomUniformLike { dtype, minval, maxval, seed, seed2 } => {
+                let mut a = vec![("dtype", Type(*dtype))];
+                a.extend(seeds(*seed, *seed2));
+                a.extend([("minval", Float(*minval)), ("maxval", Float(*maxval))]);
+                a
+            }
+            Op::RandomStandardNormal { dtype, shape, mean, stddev, seed, seed2 }
+            | Op::TruncatedNormal { dtype, shape, mean, stddev, seed, seed2 } => {
+                let mut a = vec![("dtype", Type(*dtype)), ("shape", ints(shape))];
+                a.extend(seeds(*seed, *seed2));
+                a.extend([("mean", Float(*mean)), ("stddev", Float(*stddev))]);
+                a
+            }
+            Op::Apply(ApplyOp::Momentum { use_nesterov }) => vec![("use_nesterov", Bool(*use_nesterov))],
+            Op::MatMul { transpose_a, transpose_b } => {
+                vec![("transpose_a", Bool(*transpose_a)), ("transpose_b", Bool(*transpose_b))]
+            }
+            Op::Reduce { axes, keep_dims, .. } => {
+                vec![("reduction_indices", ints(axes)), ("keep_dims", Bool(*keep_dims))]
+            }
+            Op::ArgMax { axis, output_type } => {
+                vec![("dimension", Int(*axis as i64)), ("output_type", Type(*output_type))]
+            }
+            Op::Cast { to } => vec![("DstT", Type(*to))],
+            Op::LeakyRelu { alpha } => vec![("alpha", Float(*alpha))],
+            Op::FusedBatchNorm { epsilon } => vec![("epsilon", Float(*epsilon)), ("data_format", Str("NHWC"))],
+            Op::InTopKV2 { k } => vec![("k", Int(*k as i64))],
+            Op::Conv2D { strides, dilations, padding }
+            | Op::Conv2DBackpropInput { strides, dilations, padding }
+            | Op::Conv2DBackpropFilter { strides, dilations, padding } => conv(strides, dilations, *padding),
+            Op::MaxPool { ksize, strides, padding }
+            | Op::MaxPoolGrad { ksize, strides, padding }
+            | Op::MaxPoolGradGrad { ksize, strides, padding }
+            | Op::AvgPool { ksize, strides, padding }
+            | Op::AvgPoolGrad { ksize, strides, padding } => pool(ksize, strides, *padding),
+            Op::Reshape { shape } => vec![("shape", Ints(shape.clone()))],
+            Op::Transpose { perm } => vec![("perm", ints(perm))],
+            Op::ExpandDims { axis } => vec![("dim", Int(*axis as i64))],
+            Op::Squeeze { axes } => vec![("squeeze_dims", ints(axes))],
+            Op::ConcatV2 { axis } => vec![("axis", Int(*axis as i64))],
+            Op::Slice { begin, size } => vec![("begin", ints(begin)), ("size", Ints(size.clone()))],
+            Op::Pad { paddings } => {
+                vec![("paddings", AttrValue::Ints(paddings.iter().flat_map(|&(a, b)| [a as i64, b as i64]).collect()))]
+            }
+            Op::OneHot { depth, on_value, off_value, dtype } => vec![
+                ("depth", Int(*depth as i64)),
+                ("on_value", Float(*on_value)),
+                ("off_value", Float(*off_value)),
+                ("T", Type(*dtype)),
+            ],
+            Op::Size { axes, dtype } => {
+                let mut a = vec![("out_type", Type(*dtype))];
+                a.extend(axes.as_ref().map(|axes| ("axes", ints(axes))));
+                a
+            }
+            Op::PlaceholderWithDefault
+            | Op::Assign
+            | Op::AssignAdd
+            | Op::AssignSub
+            | Op::Apply(
+                ApplyOp::GradientDescent
+                | ApplyOp::Adagrad
+                | ApplyOp::RMSProp
+                | ApplyOp::CenteredRMSProp
+                | ApplyOp::Adam,
+            )
+            | Op::NoOp
+            | Op::Identity
+            | Op::StopGradient
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::AddN
+            | Op::Select
+            | Op::BiasAdd
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::SparseSoftmaxCrossEntropyWithLogits
+            | Op::FusedBatchNormGrad
+            | Op::ZerosLike
+            | Op::OnesLike
+            | Op::BroadcastTo
+            | Op::SumToShape => vec![],
+        }
+    }
+}

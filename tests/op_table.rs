@@ -1,0 +1,222 @@
+//! The op table (issue #16): every op has one definition (TF name, inputs, outputs,
+//! statefulness) and its attributes by TF's names, and the rest of the engine agrees with it.
+//! `every_op` lists one instance of each variant; `variant` is an exhaustive match, so a new
+//! op does not compile here until it is listed.
+
+use ndarray::array;
+use std::collections::HashSet;
+use tensorgraph::op_def::ArgKind;
+use tensorgraph::{ApplyOp, DType, Op, Padding, Shape, TensorSpec};
+use tensorgraph_graph::infer::{infer, InferError};
+use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
+
+/// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
+const N_VARIANTS: usize = 53;
+
+/// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
+fn variant(op: &Op) -> usize {
+    match op {
+        Op::Placeholder { .. } => 0,
+        Op::Const { .. } => 1,
+        Op::PlaceholderWithDefault => 2,
+        Op::Fill { .. } => 3,
+        Op::RandomUniform { .. } => 4,
+        Op::RandomUniformLike { .. } => 5,
+        Op::RandomStandardNormal { .. } => 6,
+        Op::TruncatedNormal { .. } => 7,
+        Op::VariableV2 { .. } => 8,
+        Op::Assign => 9,
+        Op::AssignAdd => 10,
+        Op::AssignSub => 11,
+        Op::Apply(_) => 12,
+        Op::NoOp => 13,
+        Op::Identity => 14,
+        Op::StopGradient => 15,
+        Op::MatMul { .. } => 16,
+        Op::Unary(_) => 17,
+        Op::Binary(_) => 18,
+        Op::AddN => 19,
+        Op::Select => 20,
+        Op::BiasAdd => 21,
+        Op::Reduce { .. } => 22,
+        Op::ArgMax { .. } => 23,
+        Op::Cast { .. } => 24,
+        Op::LeakyRelu { .. } => 25,
+        Op::Softmax => 26,
+        Op::LogSoftmax => 27,
+        Op::SparseSoftmaxCrossEntropyWithLogits => 28,
+        Op::FusedBatchNorm { .. } => 29,
+        Op::FusedBatchNormGrad => 30,
+        Op::InTopKV2 { .. } => 31,
+        Op::Conv2D { .. } => 32,
+        Op::Conv2DBackpropInput { .. } => 33,
+        Op::Conv2DBackpropFilter { .. } => 34,
+        Op::MaxPool { .. } => 35,
+        Op::MaxPoolGrad { .. } => 36,
+        Op::MaxPoolGradGrad { .. } => 37,
+        Op::AvgPool { .. } => 38,
+        Op::AvgPoolGrad { .. } => 39,
+        Op::Reshape { .. } => 40,
+        Op::Transpose { .. } => 41,
+        Op::ExpandDims { .. } => 42,
+        Op::Squeeze { .. } => 43,
+        Op::ConcatV2 { .. } => 44,
+        Op::Slice { .. } => 45,
+        Op::Pad { .. } => 46,
+        Op::OneHot { .. } => 47,
+        Op::ZerosLike => 48,
+        Op::OnesLike => 49,
+        Op::Size { .. } => 50,
+        Op::BroadcastTo => 51,
+        Op::SumToShape => 52,
+    }
+}
+
+fn every_op() -> Vec<Op> {
+    let (w, s) = ([1, 2, 2, 1], [1, 1, 1, 1]);
+    let mut ops = vec![
+        Op::Placeholder { dtype: DType::F32, shape: Shape::from([None, Some(3)]) },
+        Op::Const { value: array![1.0f32].into_dyn().into() },
+        Op::PlaceholderWithDefault,
+        Op::Fill { dtype: DType::F32, shape: vec![2], value: 1.0 },
+        Op::RandomUniform { dtype: DType::F32, shape: vec![2], minval: 0.0, maxval: 1.0, seed: 1, seed2: 2 },
+        Op::RandomUniformLike { dtype: DType::F32, minval: 0.0, maxval: 1.0, seed: 1, seed2: 2 },
+        Op::RandomStandardNormal { dtype: DType::F32, shape: vec![2], mean: 0.0, stddev: 1.0, seed: 1, seed2: 2 },
+        Op::TruncatedNormal { dtype: DType::F32, shape: vec![2], mean: 0.0, stddev: 1.0, seed: 1, seed2: 2 },
+        Op::VariableV2 { dtype: DType::F32, shape: vec![2] },
+        Op::Assign,
+        Op::AssignAdd,
+        Op::AssignSub,
+        Op::NoOp,
+        Op::Identity,
+        Op::StopGradient,
+        Op::MatMul { transpose_a: false, transpose_b: true },
+        Op::AddN,
+        Op::Select,
+        Op::BiasAdd,
+        Op::ArgMax { axis: 1, output_type: DType::I64 },
+        Op::Cast { to: DType::I32 },
+        Op::LeakyRelu { alpha: 0.2 },
+        Op::Softmax,
+        Op::LogSoftmax,
+        Op::SparseSoftmaxCrossEntropyWithLogits,
+        Op::FusedBatchNorm { epsilon: 1e-3 },
+        Op::FusedBatchNormGrad,
+        Op::InTopKV2 { k: 1 },
+        Op::Conv2D { strides: s, dilations: s, padding: Padding::Same },
+        Op::Conv2DBackpropInput { strides: s, dilations: s, padding: Padding::Same },
+        Op::Conv2DBackpropFilter { strides: s, dilations: s, padding: Padding::Valid },
+        Op::MaxPool { ksize: w, strides: w, padding: Padding::Valid },
+        Op::MaxPoolGrad { ksize: w, strides: w, padding: Padding::Valid },
+        Op::MaxPoolGradGrad { ksize: w, strides: w, padding: Padding::Valid },
+        Op::AvgPool { ksize: w, strides: w, padding: Padding::Same },
+        Op::AvgPoolGrad { ksize: w, strides: w, padding: Padding::Same },
+        Op::Reshape { shape: vec![-1, 4] },
+        Op::Transpose { perm: vec![1, 0] },
+        Op::ExpandDims { axis: 0 },
+        Op::Squeeze { axes: vec![0] },
+        Op::ConcatV2 { axis: 0 },
+        Op::Slice { begin: vec![0], size: vec![-1] },
+        Op::Pad { paddings: vec![(1, 2)] },
+        Op::OneHot { depth: 3, on_value: 1.0, off_value: 0.0, dtype: DType::F32 },
+        Op::ZerosLike,
+        Op::OnesLike,
+        Op::Size { axes: Some(vec![0]), dtype: DType::I32 },
+        Op::BroadcastTo,
+        Op::SumToShape,
+    ];
+    use UnaryOp::*;
+    for u in [
+        Relu, Sigmoid, Tanh, Exp, Log, Neg, Square, Sqrt, Rsqrt, Abs, Sign, Reciprocal, Elu, Selu, Softplus, Softsign,
+        Floor,
+    ] {
+        ops.push(Op::Unary(u));
+    }
+    use BinaryOp::*;
+    for b in [
+        Add,
+        Sub,
+        Mul,
+        Div,
+        Maximum,
+        Minimum,
+        Pow,
+        ReluGrad,
+        SigmoidGrad,
+        TanhGrad,
+        Equal,
+        NotEqual,
+        Less,
+        LessEqual,
+        Greater,
+        GreaterEqual,
+    ] {
+        ops.push(Op::Binary(b));
+    }
+    for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+        ops.push(Op::Reduce { op: r, axes: vec![0], keep_dims: true });
+    }
+    for a in [
+        ApplyOp::GradientDescent,
+        ApplyOp::Momentum { use_nesterov: true },
+        ApplyOp::Adagrad,
+        ApplyOp::RMSProp,
+        ApplyOp::CenteredRMSProp,
+        ApplyOp::Adam,
+    ] {
+        ops.push(Op::Apply(a));
+    }
+    ops
+}
+
+#[test]
+fn every_variant_is_listed() {
+    let seen: HashSet<usize> = every_op().iter().map(variant).collect();
+    let missing: Vec<usize> = (0..N_VARIANTS).filter(|i| !seen.contains(i)).collect();
+    assert!(missing.is_empty(), "variants without an instance in every_op: {missing:?}");
+}
+
+#[test]
+fn definitions_are_well_formed() {
+    for op in every_op() {
+        let def = op.def();
+        assert!(!def.name.is_empty() && def.name.chars().next().unwrap().is_ascii_uppercase(), "{op:?}");
+        assert_eq!(op.type_name(), def.name);
+        let unique = |names: Vec<&str>| names.len() == names.iter().collect::<HashSet<_>>().len();
+        assert!(unique(def.inputs.iter().map(|a| a.name).collect()), "{}: input names repeat", def.name);
+        assert!(unique(def.outputs.to_vec()), "{}: output names repeat", def.name);
+        assert!(unique(op.attrs().iter().map(|(n, _)| *n).collect()), "{}: attribute names repeat", def.name);
+        let variadic = def.inputs.iter().filter(|a| a.kind == ArgKind::Variadic).count();
+        assert!(variadic == 0 || def.inputs.len() == 1, "{}: a variadic input must be the only one", def.name);
+        // Whatever takes a variable by reference changes state.
+        assert!(def.ref_inputs().count() == 0 || def.stateful, "{} takes a Ref but is not stateful", def.name);
+        if let Op::Apply(a) = op {
+            assert!(a.grad_input() >= a.num_refs() && a.grad_input() < a.num_inputs(), "{}", def.name);
+            assert!(def.inputs[..a.num_refs()].iter().all(|i| i.kind == ArgKind::Ref), "{}", def.name);
+        }
+    }
+}
+
+/// Shape inference checks arity from the definition: one input too many or too few is the
+/// arity error, the right count is not.
+#[test]
+fn inference_takes_the_definitions_arity() {
+    let spec = TensorSpec::new(DType::F32, Shape::from([Some(2), Some(2)]));
+    for op in every_op() {
+        let def = op.def();
+        let n = def.inputs.len();
+        let arity_error = |got: usize| match infer(&op, &vec![spec.clone(); got]) {
+            Err(InferError::Invalid(m)) => m.contains(" inputs, got ") || m.contains("needs at least one input"),
+            _ => false,
+        };
+        if def.inputs.first().is_some_and(|a| a.kind == ArgKind::Variadic) {
+            assert!(arity_error(0) && !arity_error(1) && !arity_error(4), "{}: variadic arity", def.name);
+            continue;
+        }
+        assert!(!arity_error(n), "{}: {n} inputs refused", def.name);
+        assert!(arity_error(n + 1), "{}: {} inputs accepted", def.name, n + 1);
+        if n > 0 {
+            assert!(arity_error(n - 1), "{}: {} inputs accepted", def.name, n - 1);
+        }
+    }
+}

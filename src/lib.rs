@@ -18,8 +18,9 @@
 //! ```
 
 pub use tensorgraph_graph::{
-    collections, fmt_dims, ApplyOp, DType, Distribution, EdgeKind, Endpoint, Error, FanMode, Graph, Initializer,
-    NodeInfo, Op, Operation, Padding, Result, Shape, SourceLocation, Tensor, TensorSpec, Value, Variable,
+    collections, fmt_dims, ApplyOp, ConvAttrs, DType, Distribution, EdgeKind, Endpoint, Error, FanMode, Graph,
+    Initializer, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SourceLocation, Tensor, TensorSpec, Value,
+    Variable,
 };
 pub use tensorgraph_session::Session;
 

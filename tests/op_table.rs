@@ -6,7 +6,7 @@
 use ndarray::array;
 use std::collections::HashSet;
 use tensorgraph::op_def::ArgKind;
-use tensorgraph::{ApplyOp, DType, Op, Padding, Shape, TensorSpec};
+use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape, TensorSpec};
 use tensorgraph_graph::infer::{infer, InferError};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
@@ -48,14 +48,14 @@ fn variant(op: &Op) -> usize {
         Op::FusedBatchNorm { .. } => 29,
         Op::FusedBatchNormGrad => 30,
         Op::InTopKV2 { .. } => 31,
-        Op::Conv2D { .. } => 32,
-        Op::Conv2DBackpropInput { .. } => 33,
-        Op::Conv2DBackpropFilter { .. } => 34,
-        Op::MaxPool { .. } => 35,
-        Op::MaxPoolGrad { .. } => 36,
-        Op::MaxPoolGradGrad { .. } => 37,
-        Op::AvgPool { .. } => 38,
-        Op::AvgPoolGrad { .. } => 39,
+        Op::Conv2D(_) => 32,
+        Op::Conv2DBackpropInput(_) => 33,
+        Op::Conv2DBackpropFilter(_) => 34,
+        Op::MaxPool(_) => 35,
+        Op::MaxPoolGrad(_) => 36,
+        Op::MaxPoolGradGrad(_) => 37,
+        Op::AvgPool(_) => 38,
+        Op::AvgPoolGrad(_) => 39,
         Op::Reshape { .. } => 40,
         Op::Transpose { .. } => 41,
         Op::ExpandDims { .. } => 42,
@@ -103,14 +103,14 @@ fn every_op() -> Vec<Op> {
         Op::FusedBatchNorm { epsilon: 1e-3 },
         Op::FusedBatchNormGrad,
         Op::InTopKV2 { k: 1 },
-        Op::Conv2D { strides: s, dilations: s, padding: Padding::Same },
-        Op::Conv2DBackpropInput { strides: s, dilations: s, padding: Padding::Same },
-        Op::Conv2DBackpropFilter { strides: s, dilations: s, padding: Padding::Valid },
-        Op::MaxPool { ksize: w, strides: w, padding: Padding::Valid },
-        Op::MaxPoolGrad { ksize: w, strides: w, padding: Padding::Valid },
-        Op::MaxPoolGradGrad { ksize: w, strides: w, padding: Padding::Valid },
-        Op::AvgPool { ksize: w, strides: w, padding: Padding::Same },
-        Op::AvgPoolGrad { ksize: w, strides: w, padding: Padding::Same },
+        Op::Conv2D(ConvAttrs { strides: s, dilations: s, padding: Padding::Same }),
+        Op::Conv2DBackpropInput(ConvAttrs { strides: s, dilations: s, padding: Padding::Same }),
+        Op::Conv2DBackpropFilter(ConvAttrs { strides: s, dilations: s, padding: Padding::Valid }),
+        Op::MaxPool(PoolAttrs { ksize: w, strides: w, padding: Padding::Valid }),
+        Op::MaxPoolGrad(PoolAttrs { ksize: w, strides: w, padding: Padding::Valid }),
+        Op::MaxPoolGradGrad(PoolAttrs { ksize: w, strides: w, padding: Padding::Valid }),
+        Op::AvgPool(PoolAttrs { ksize: w, strides: w, padding: Padding::Same }),
+        Op::AvgPoolGrad(PoolAttrs { ksize: w, strides: w, padding: Padding::Same }),
         Op::Reshape { shape: vec![-1, 4] },
         Op::Transpose { perm: vec![1, 0] },
         Op::ExpandDims { axis: 0 },

@@ -1,6 +1,6 @@
 //! Build-time dtype and shape inference: one function per op family, one arm per op.
 
-use crate::op::{ApplyOp, BinaryOp, Op, Padding, ReduceOp, UnaryOp};
+use crate::op::{ApplyOp, BinaryOp, ConvAttrs, Op, Padding, PoolAttrs, ReduceOp, UnaryOp};
 use crate::{DType, Shape};
 use serde::{Deserialize, Serialize};
 
@@ -58,22 +58,12 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         }
         Op::Assign | Op::AssignAdd | Op::AssignSub => assign(op, &inputs[0], &inputs[1]),
         Op::Apply(a) => apply(*a, inputs),
-        Op::Conv2D { strides, dilations, padding } => conv2d(&inputs[0], &inputs[1], strides, dilations, *padding),
-        Op::Conv2DBackpropInput { strides, dilations, padding } => {
-            conv2d_backprop(&inputs[0], &inputs[1], &inputs[2], strides, dilations, *padding, 0)
-        }
-        Op::Conv2DBackpropFilter { strides, dilations, padding } => {
-            conv2d_backprop(&inputs[0], &inputs[1], &inputs[2], strides, dilations, *padding, 1)
-        }
-        Op::MaxPool { ksize, strides, padding } | Op::AvgPool { ksize, strides, padding } => {
-            pool(&inputs[0], ksize, strides, *padding)
-        }
-        Op::MaxPoolGrad { ksize, strides, padding } | Op::AvgPoolGrad { ksize, strides, padding } => {
-            pool_grad(&inputs[0], &inputs[1], ksize, strides, *padding, false)
-        }
-        Op::MaxPoolGradGrad { ksize, strides, padding } => {
-            pool_grad(&inputs[0], &inputs[1], ksize, strides, *padding, true)
-        }
+        Op::Conv2D(a) => conv2d(&inputs[0], &inputs[1], a),
+        Op::Conv2DBackpropInput(a) => conv2d_backprop(&inputs[0], &inputs[1], &inputs[2], a, 0),
+        Op::Conv2DBackpropFilter(a) => conv2d_backprop(&inputs[0], &inputs[1], &inputs[2], a, 1),
+        Op::MaxPool(a) | Op::AvgPool(a) => pool(&inputs[0], a),
+        Op::MaxPoolGrad(a) | Op::AvgPoolGrad(a) => pool_grad(&inputs[0], &inputs[1], a, false),
+        Op::MaxPoolGradGrad(a) => pool_grad(&inputs[0], &inputs[1], a, true),
         Op::NoOp => Ok(vec![]),
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient | Op::ZerosLike | Op::OnesLike => {
             Ok(vec![inputs[0].clone()])
@@ -221,7 +211,9 @@ fn check_windows(strides: &[usize; 4], other: &[usize; 4], what: &str) -> Result
     Ok(())
 }
 
-fn conv2d(x: &TensorSpec, f: &TensorSpec, strides: &[usize; 4], dil: &[usize; 4], padding: Padding) -> Inferred {
+fn conv2d(x: &TensorSpec, f: &TensorSpec, attrs: &ConvAttrs) -> Inferred {
+    let ConvAttrs { strides, dilations: dil, padding } = attrs;
+    let padding = *padding;
     let dtype = same_dtype(x, f)?;
     require_float(dtype)?;
     check_windows(strides, dil, "dilations")?;
@@ -257,16 +249,8 @@ fn conv2d(x: &TensorSpec, f: &TensorSpec, strides: &[usize; 4], dil: &[usize; 4]
 }
 
 /// Both conv gradients: output 0 is shaped like the input, 1 like the filter.
-fn conv2d_backprop(
-    x: &TensorSpec,
-    f: &TensorSpec,
-    dy: &TensorSpec,
-    strides: &[usize; 4],
-    dil: &[usize; 4],
-    padding: Padding,
-    which: usize,
-) -> Inferred {
-    let fwd = conv2d(x, f, strides, dil, padding)?;
+fn conv2d_backprop(x: &TensorSpec, f: &TensorSpec, dy: &TensorSpec, attrs: &ConvAttrs, which: usize) -> Inferred {
+    let fwd = conv2d(x, f, attrs)?;
     same_dtype(x, dy)?;
     fwd[0].shape.merge(&dy.shape).ok_or_else(|| {
         InferError::Shape(format!("out_backprop {} vs the convolution's output {}", dy.shape, fwd[0].shape))
@@ -274,7 +258,9 @@ fn conv2d_backprop(
     Ok(vec![if which == 0 { x.clone() } else { f.clone() }])
 }
 
-fn pool(x: &TensorSpec, ksize: &[usize; 4], strides: &[usize; 4], padding: Padding) -> Inferred {
+fn pool(x: &TensorSpec, attrs: &PoolAttrs) -> Inferred {
+    let PoolAttrs { ksize, strides, padding } = attrs;
+    let padding = *padding;
     require_float(x.dtype)?;
     check_windows(strides, ksize, "ksize")?;
     require_rank(x, 4, "input (NHWC)")?;
@@ -292,15 +278,8 @@ fn pool(x: &TensorSpec, ksize: &[usize; 4], strides: &[usize; 4], padding: Paddi
 }
 
 /// Pool gradients: `grad` is shaped like the pool's output (or, for the grad-grad, its input).
-fn pool_grad(
-    x: &TensorSpec,
-    grad: &TensorSpec,
-    ksize: &[usize; 4],
-    strides: &[usize; 4],
-    padding: Padding,
-    grad_grad: bool,
-) -> Inferred {
-    let fwd = pool(x, ksize, strides, padding)?;
+fn pool_grad(x: &TensorSpec, grad: &TensorSpec, attrs: &PoolAttrs, grad_grad: bool) -> Inferred {
+    let fwd = pool(x, attrs)?;
     same_dtype(x, grad)?;
     let (expect, result) = if grad_grad { (x, &fwd[0]) } else { (&fwd[0], x) };
     expect

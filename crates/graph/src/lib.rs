@@ -16,7 +16,7 @@ pub use dtype::{checked_len, try_vec, DType, Element, Value};
 pub use error::{Error, NodeInfo, NonFiniteKind, Result, SourceLocation};
 pub use graph::{collections, EdgeKind, Endpoint, Graph, GraphData, Node, Operation, ScopeGuard, Tensor, VariableInfo};
 pub use infer::TensorSpec;
-pub use op::{ApplyOp, BinaryOp, Op, Padding, ReduceOp, UnaryOp};
+pub use op::{ApplyOp, BinaryOp, ConvAttrs, Op, Padding, PoolAttrs, ReduceOp, UnaryOp};
 pub use petgraph::stable_graph::NodeIndex;
 pub use shape::{fmt_dims, Dim, Shape};
 pub use variable::{fans, Distribution, FanMode, Initializer, Variable};

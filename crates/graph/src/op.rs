@@ -163,6 +163,24 @@ impl Padding {
     }
 }
 
+/// The window of every 2-D convolution op (`Conv2D` and its two gradients): TF's `strides`
+/// and `dilations` as NHWC 4-lists (`[1, h, w, 1]`) and `padding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConvAttrs {
+    pub strides: [usize; 4],
+    pub dilations: [usize; 4],
+    pub padding: Padding,
+}
+
+/// The window of every pooling op (max and average, and their gradients): TF's `ksize` and
+/// `strides` as NHWC 4-lists and `padding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PoolAttrs {
+    pub ksize: [usize; 4],
+    pub strides: [usize; 4],
+    pub padding: Padding,
+}
+
 /// The optimizers' in-place updates, with TF's op names and input orders. The first
 /// [`ApplyOp::num_refs`] inputs are the variable and its slots (taken by reference), input
 /// [`ApplyOp::grad_input`] is the gradient, and every other input is a scalar hyperparameter.
@@ -333,54 +351,22 @@ pub enum Op {
         k: usize,
     },
 
-    // ---- convolution and pooling (NHWC; strides, dilations and ksize as TF's 4-lists) ----------
+    // ---- convolution and pooling (NHWC) -------------------------------------------------
     /// `Conv2D(input, filter)`, filter `[kh, kw, in, out]`.
-    Conv2D {
-        strides: [usize; 4],
-        dilations: [usize; 4],
-        padding: Padding,
-    },
+    Conv2D(ConvAttrs),
     /// `Conv2DBackpropInput(input, filter, out_backprop)`: the input is read for its shape only
     /// (TF passes `input_sizes`).
-    Conv2DBackpropInput {
-        strides: [usize; 4],
-        dilations: [usize; 4],
-        padding: Padding,
-    },
+    Conv2DBackpropInput(ConvAttrs),
     /// `Conv2DBackpropFilter(input, filter, out_backprop)`: the filter is read for its shape only.
-    Conv2DBackpropFilter {
-        strides: [usize; 4],
-        dilations: [usize; 4],
-        padding: Padding,
-    },
-    MaxPool {
-        ksize: [usize; 4],
-        strides: [usize; 4],
-        padding: Padding,
-    },
+    Conv2DBackpropFilter(ConvAttrs),
+    MaxPool(PoolAttrs),
     /// `MaxPoolGrad(orig_input, grad)`: routes `grad` to each window's first maximum.
-    MaxPoolGrad {
-        ksize: [usize; 4],
-        strides: [usize; 4],
-        padding: Padding,
-    },
+    MaxPoolGrad(PoolAttrs),
     /// `MaxPoolGradGrad(orig_input, grad_of_input)`: picks the gradient at each window's maximum.
-    MaxPoolGradGrad {
-        ksize: [usize; 4],
-        strides: [usize; 4],
-        padding: Padding,
-    },
-    AvgPool {
-        ksize: [usize; 4],
-        strides: [usize; 4],
-        padding: Padding,
-    },
+    MaxPoolGradGrad(PoolAttrs),
+    AvgPool(PoolAttrs),
     /// `AvgPoolGrad(orig_input, grad)`: the input is read for its shape only.
-    AvgPoolGrad {
-        ksize: [usize; 4],
-        strides: [usize; 4],
-        padding: Padding,
-    },
+    AvgPoolGrad(PoolAttrs),
 
     // ---- array ----------------------------------------------------------------------------
     /// Reshape to `shape`, in which one entry may be -1.

@@ -12,8 +12,8 @@
 //! (`reduction_indices`, `shape`, `paddings`), so an exporter knows what to turn into a `Const`.
 //!
 //! ```
-//! use tensorgraph_graph::{op_def::{ArgKind, AttrValue}, Op, Padding};
-//! let conv = Op::Conv2D { strides: [1, 2, 2, 1], dilations: [1; 4], padding: Padding::Same };
+//! use tensorgraph_graph::{op_def::{ArgKind, AttrValue}, ConvAttrs, Op, Padding};
+//! let conv = Op::Conv2D(ConvAttrs { strides: [1, 2, 2, 1], dilations: [1; 4], padding: Padding::Same });
 //! let def = conv.def();
 //! assert_eq!(def.name, "Conv2D");
 //! assert_eq!(def.inputs.iter().map(|a| a.name).collect::<Vec<_>>(), ["input", "filter"]);
@@ -22,7 +22,7 @@
 //! assert_eq!(add_n.inputs[0].kind, ArgKind::Variadic);
 //! ```
 
-use crate::op::{ApplyOp, Op};
+use crate::op::{ApplyOp, ConvAttrs, Op, PoolAttrs};
 use crate::{DType, Shape, Value};
 
 /// How an input takes its tensors.
@@ -110,6 +110,30 @@ const POOL_GRAD: &[Arg] = &[v("orig_input"), v("grad")];
 
 fn ints(v: &[usize]) -> AttrValue {
     AttrValue::Ints(v.iter().map(|&x| x as i64).collect())
+}
+
+impl ConvAttrs {
+    /// `strides`, `dilations`, `padding` and `data_format` (always NHWC here), as TF's.
+    pub fn attrs(&self) -> Vec<(&'static str, AttrValue)> {
+        vec![
+            ("strides", ints(&self.strides)),
+            ("dilations", ints(&self.dilations)),
+            ("padding", AttrValue::Str(self.padding.name())),
+            ("data_format", AttrValue::Str("NHWC")),
+        ]
+    }
+}
+
+impl PoolAttrs {
+    /// `ksize`, `strides`, `padding` and `data_format` (always NHWC here), as TF's.
+    pub fn attrs(&self) -> Vec<(&'static str, AttrValue)> {
+        vec![
+            ("ksize", ints(&self.ksize)),
+            ("strides", ints(&self.strides)),
+            ("padding", AttrValue::Str(self.padding.name())),
+            ("data_format", AttrValue::Str("NHWC")),
+        ]
+    }
 }
 
 impl ApplyOp {
@@ -200,14 +224,14 @@ impl Op {
                 &["x_backprop", "scale_backprop", "offset_backprop"],
             ),
             Op::InTopKV2 { .. } => def("InTopKV2", const { &[v("predictions"), v("targets")] }, &["precision"]),
-            Op::Conv2D { .. } => def("Conv2D", const { &[v("input"), v("filter")] }, OUTPUT),
-            Op::Conv2DBackpropInput { .. } => def("Conv2DBackpropInput", CONV_BACKPROP, OUTPUT),
-            Op::Conv2DBackpropFilter { .. } => def("Conv2DBackpropFilter", CONV_BACKPROP, OUTPUT),
-            Op::MaxPool { .. } => def("MaxPool", const { &[v("input")] }, OUTPUT),
-            Op::MaxPoolGrad { .. } => def("MaxPoolGrad", POOL_GRAD, OUTPUT),
-            Op::MaxPoolGradGrad { .. } => def("MaxPoolGradGrad", POOL_GRAD, OUTPUT),
-            Op::AvgPool { .. } => def("AvgPool", const { &[v("value")] }, OUTPUT),
-            Op::AvgPoolGrad { .. } => def("AvgPoolGrad", POOL_GRAD, OUTPUT),
+            Op::Conv2D(_) => def("Conv2D", const { &[v("input"), v("filter")] }, OUTPUT),
+            Op::Conv2DBackpropInput(_) => def("Conv2DBackpropInput", CONV_BACKPROP, OUTPUT),
+            Op::Conv2DBackpropFilter(_) => def("Conv2DBackpropFilter", CONV_BACKPROP, OUTPUT),
+            Op::MaxPool(_) => def("MaxPool", const { &[v("input")] }, OUTPUT),
+            Op::MaxPoolGrad(_) => def("MaxPoolGrad", POOL_GRAD, OUTPUT),
+            Op::MaxPoolGradGrad(_) => def("MaxPoolGradGrad", POOL_GRAD, OUTPUT),
+            Op::AvgPool(_) => def("AvgPool", const { &[v("value")] }, OUTPUT),
+            Op::AvgPoolGrad(_) => def("AvgPoolGrad", POOL_GRAD, OUTPUT),
             Op::Reshape { .. } => def("Reshape", const { &[v("tensor")] }, OUTPUT),
             Op::Transpose { .. } => def("Transpose", X, Y),
             Op::ExpandDims { .. } => def("ExpandDims", const { &[v("input")] }, OUTPUT),
@@ -229,22 +253,6 @@ impl Op {
     /// not listed: it is the dtype of the node's first output or input.
     pub fn attrs(&self) -> Vec<(&'static str, AttrValue)> {
         use AttrValue::*;
-        let conv = |strides: &[usize; 4], dilations: &[usize; 4], padding: crate::Padding| {
-            vec![
-                ("strides", ints(strides)),
-                ("dilations", ints(dilations)),
-                ("padding", Str(padding.name())),
-                ("data_format", Str("NHWC")),
-            ]
-        };
-        let pool = |ksize: &[usize; 4], strides: &[usize; 4], padding: crate::Padding| {
-            vec![
-                ("ksize", ints(ksize)),
-                ("strides", ints(strides)),
-                ("padding", Str(padding.name())),
-                ("data_format", Str("NHWC")),
-            ]
-        };
         let seeds = |seed: u64, seed2: u64| [("seed", Int(seed as i64)), ("seed2", Int(seed2 as i64))];
         match self {
             Op::Placeholder { dtype, shape } => vec![("dtype", Type(*dtype)), ("shape", Shape(shape.clone()))],
@@ -288,14 +296,10 @@ impl Op {
             Op::LeakyRelu { alpha } => vec![("alpha", Float(*alpha))],
             Op::FusedBatchNorm { epsilon } => vec![("epsilon", Float(*epsilon)), ("data_format", Str("NHWC"))],
             Op::InTopKV2 { k } => vec![("k", Int(*k as i64))],
-            Op::Conv2D { strides, dilations, padding }
-            | Op::Conv2DBackpropInput { strides, dilations, padding }
-            | Op::Conv2DBackpropFilter { strides, dilations, padding } => conv(strides, dilations, *padding),
-            Op::MaxPool { ksize, strides, padding }
-            | Op::MaxPoolGrad { ksize, strides, padding }
-            | Op::MaxPoolGradGrad { ksize, strides, padding }
-            | Op::AvgPool { ksize, strides, padding }
-            | Op::AvgPoolGrad { ksize, strides, padding } => pool(ksize, strides, *padding),
+            Op::Conv2D(a) | Op::Conv2DBackpropInput(a) | Op::Conv2DBackpropFilter(a) => a.attrs(),
+            Op::MaxPool(a) | Op::MaxPoolGrad(a) | Op::MaxPoolGradGrad(a) | Op::AvgPool(a) | Op::AvgPoolGrad(a) => {
+                a.attrs()
+            }
             Op::Reshape { shape } => vec![("shape", Ints(shape.clone()))],
             Op::Transpose { perm } => vec![("perm", ints(perm))],
             Op::ExpandDims { axis } => vec![("dim", Int(*axis as i64))],

@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, Ix2};
 use num_traits::{AsPrimitive, One, Zero};
-use tensorgraph_graph::{with_array, BinaryOp, DType, Op, Padding, ReduceOp, UnaryOp, Value};
+use tensorgraph_graph::{with_array, BinaryOp, ConvAttrs, DType, Op, Padding, PoolAttrs, ReduceOp, UnaryOp, Value};
 use tensorgraph_kernels::buffers::BufferPool;
 use tensorgraph_kernels::conv::{self, Conv2dGeometry};
 use tensorgraph_kernels::pool::{self, PoolGeometry};
@@ -149,10 +149,10 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             one(numeric!(x(), a => kreduce::sum_to_shape(&a.view(), &target)?))
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
-        Op::Conv2D { .. } => compute_fused(op, inputs, false, buffers),
-        Op::Conv2DBackpropInput { .. } => backprop_input_relu_grad(op, inputs, buffers),
-        Op::Conv2DBackpropFilter { strides, dilations, padding } => {
-            let g = conv_geometry(x().shape(), inputs[1].shape(), strides, dilations, *padding)?;
+        Op::Conv2D(_) => compute_fused(op, inputs, false, buffers),
+        Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, buffers),
+        Op::Conv2DBackpropFilter(attrs) => {
+            let g = conv_geometry(x().shape(), inputs[1].shape(), attrs)?;
             check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
             let out = float2!(x(), inputs[2], a, dy, T => {
                 let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
@@ -160,9 +160,9 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             });
             one(out)
         }
-        Op::MaxPool { ksize, strides, padding } | Op::AvgPool { ksize, strides, padding } => {
-            let g = pool_geometry(x().shape(), ksize, strides, *padding)?;
-            let max = matches!(op, Op::MaxPool { .. });
+        Op::MaxPool(attrs) | Op::AvgPool(attrs) => {
+            let g = pool_geometry(x().shape(), attrs)?;
+            let max = matches!(op, Op::MaxPool(_));
             one(float!(x(), a, T => {
                 let a = a.as_standard_layout();
                 let v = if max {
@@ -173,17 +173,17 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
                 shaped::<T>(&g.output_shape(), v)
             }))
         }
-        Op::MaxPoolGrad { .. } => max_pool_grad(op, inputs, false, buffers),
-        Op::MaxPoolGradGrad { ksize, strides, padding } => {
-            let g = pool_geometry(x().shape(), ksize, strides, *padding)?;
+        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, false, buffers),
+        Op::MaxPoolGradGrad(attrs) => {
+            let g = pool_geometry(x().shape(), attrs)?;
             check_shape("grad", inputs[1].shape(), x().shape())?;
             one(float2!(x(), inputs[1], a, dd, T => {
                 let (a, dd) = (a.as_standard_layout(), dd.as_standard_layout());
                 shaped::<T>(&g.output_shape(), pool::max_pool_grad_grad(slice(&a), slice(&dd), &g))
             }))
         }
-        Op::AvgPoolGrad { ksize, strides, padding } => {
-            let g = pool_geometry(x().shape(), ksize, strides, *padding)?;
+        Op::AvgPoolGrad(attrs) => {
+            let g = pool_geometry(x().shape(), attrs)?;
             check_shape("grad", inputs[1].shape(), &g.output_shape())?;
             one(float!(inputs[1], dy, T => {
                 let dy = dy.as_standard_layout();
@@ -209,18 +209,18 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
 /// ReLU's output, or a `Conv2DBackpropInput` (the features are then a fourth input).
 pub fn compute_with_relu_grad(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<Vec<Value>> {
     match op {
-        Op::MaxPoolGrad { .. } => max_pool_grad(op, inputs, true, buffers),
+        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, true, buffers),
         _ => backprop_input_relu_grad(op, inputs, buffers),
     }
 }
 
 /// `MaxPoolGrad`, masked by `ReluGrad` of its pooled input when `relu_of_x`.
 fn max_pool_grad(op: &Op, inputs: &[&Value], relu_of_x: bool, buffers: &mut BufferPool) -> KResult<Vec<Value>> {
-    let Op::MaxPoolGrad { ksize, strides, padding } = op else {
+    let Op::MaxPoolGrad(attrs) = op else {
         kbail!("{} is not MaxPoolGrad", op.type_name());
     };
     let x = inputs[0];
-    let g = pool_geometry(x.shape(), ksize, strides, *padding)?;
+    let g = pool_geometry(x.shape(), attrs)?;
     check_shape("grad", inputs[1].shape(), &g.output_shape())?;
     Ok(vec![float2!(x, inputs[1], a, dy, T => {
         let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
@@ -232,11 +232,11 @@ fn max_pool_grad(op: &Op, inputs: &[&Value], relu_of_x: bool, buffers: &mut Buff
 /// (the features are then a fourth input), that `ReluGrad` too: inside the kernel when the
 /// features have the gradient's shape and dtype, as the separate op otherwise (broadcasting).
 pub fn backprop_input_relu_grad(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<Vec<Value>> {
-    let Op::Conv2DBackpropInput { strides, dilations, padding } = op else {
+    let Op::Conv2DBackpropInput(attrs) = op else {
         kbail!("{} is not Conv2DBackpropInput", op.type_name());
     };
     let x = inputs[0];
-    let g = conv_geometry(x.shape(), inputs[1].shape(), strides, dilations, *padding)?;
+    let g = conv_geometry(x.shape(), inputs[1].shape(), attrs)?;
     check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
     let features = inputs.get(3).copied();
     let in_kernel = features.filter(|f| f.shape() == x.shape() && f.dtype() == inputs[2].dtype());
@@ -278,8 +278,8 @@ pub fn compute_fused(op: &Op, inputs: &[&Value], relu: bool, buffers: &mut Buffe
         Ok(Epilogue { bias, relu })
     }
     let out = match op {
-        Op::Conv2D { strides, dilations, padding } => {
-            let g = conv_geometry(x.shape(), y.shape(), strides, dilations, *padding)?;
+        Op::Conv2D(attrs) => {
+            let g = conv_geometry(x.shape(), y.shape(), attrs)?;
             float2!(x, y, a, f, T => {
                 let (a, f) = (a.as_standard_layout(), f.as_standard_layout());
                 let epi = epilogue::<T>(bias, relu, g.out_c)?;
@@ -726,13 +726,8 @@ fn four(s: &[usize], what: &str) -> KResult<[usize; 4]> {
     s.try_into().map_err(|_| KernelError(format!("{what} must have rank 4, got {}", karray::fmt_shape(s))))
 }
 
-fn conv_geometry(
-    x: &[usize],
-    f: &[usize],
-    strides: &[usize; 4],
-    dil: &[usize; 4],
-    padding: Padding,
-) -> KResult<Conv2dGeometry> {
+fn conv_geometry(x: &[usize], f: &[usize], attrs: &ConvAttrs) -> KResult<Conv2dGeometry> {
+    let ConvAttrs { strides, dilations: dil, padding } = *attrs;
     let (x, f) = (four(x, "input")?, four(f, "filter")?);
     if x[3] != f[2] {
         kbail!(
@@ -758,7 +753,8 @@ fn conv_geometry(
     Ok(g)
 }
 
-fn pool_geometry(x: &[usize], ksize: &[usize; 4], strides: &[usize; 4], padding: Padding) -> KResult<PoolGeometry> {
+fn pool_geometry(x: &[usize], attrs: &PoolAttrs) -> KResult<PoolGeometry> {
+    let PoolAttrs { ksize, strides, padding } = *attrs;
     let x = four(x, "input")?;
     for a in 0..2 {
         conv::check_window(x[1 + a], ksize[1 + a], strides[1 + a], 1)?;

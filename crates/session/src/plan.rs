@@ -47,10 +47,10 @@ impl Step {
     /// The op type for profiles: TF's names for the fused kernels.
     pub fn type_name(&self) -> &'static str {
         match (&self.op, self.fused) {
-            (Op::Conv2D { .. }, Some(_)) => "_FusedConv2D",
+            (Op::Conv2D(_), Some(_)) => "_FusedConv2D",
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
-            (Op::Conv2DBackpropInput { .. }, Some(_)) => "Conv2DBackpropInput+ReluGrad",
-            (Op::MaxPoolGrad { .. }, Some(_)) => "MaxPoolGrad+ReluGrad",
+            (Op::Conv2DBackpropInput(_), Some(_)) => "Conv2DBackpropInput+ReluGrad",
+            (Op::MaxPoolGrad(_), Some(_)) => "MaxPoolGrad+ReluGrad",
             (op, _) => op.type_name(),
         }
     }
@@ -230,14 +230,14 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
         if removed[i] || steps[i].outputs.len() != 1 {
             continue;
         }
-        if matches!(steps[i].op, Op::MaxPoolGrad { .. } | Op::Conv2DBackpropInput { .. }) {
+        if matches!(steps[i].op, Op::MaxPoolGrad(_) | Op::Conv2DBackpropInput(_)) {
             // ReluGrad(this step's output, features). MaxPoolGrad masks by its pooled input, so
             // the features must be that input (the ReLU's output was pooled); a
             // Conv2DBackpropInput takes them as an extra input, which must exist when it runs.
             let Some((out, j)) = steps[i].outputs[0].zip(sole_reader(steps[i].outputs[0], steps)) else { continue };
             let reader = &steps[j];
             let (grads, features) = (reader.inputs[0], reader.inputs.get(1).copied());
-            let pooled = matches!(steps[i].op, Op::MaxPoolGrad { .. });
+            let pooled = matches!(steps[i].op, Op::MaxPoolGrad(_));
             let mask_ok = match features {
                 _ if pooled => features == steps[i].inputs.first().copied(),
                 Some(Source::Slot(s)) => s != out && producer.get(&s).is_some_and(|&p| position[p] < (i, 1)),
@@ -257,7 +257,7 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
             }
             continue;
         }
-        if !matches!(steps[i].op, Op::Conv2D { .. } | Op::MatMul { .. }) {
+        if !matches!(steps[i].op, Op::Conv2D(_) | Op::MatMul { .. }) {
             continue;
         }
         let mut out = steps[i].outputs[0];

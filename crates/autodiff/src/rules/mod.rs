@@ -56,18 +56,14 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::SparseSoftmaxCrossEntropyWithLogits => nn::sparse_xent(c),
         Op::FusedBatchNorm { .. } => nn::fused_batch_norm(c),
         Op::Identity => Ok(vec![Some(c.g().clone())]),
-        Op::Conv2D { strides, dilations, padding } => conv::conv2d(c, *strides, *dilations, *padding),
-        Op::Conv2DBackpropInput { strides, dilations, padding } => {
-            conv::backprop_input(c, *strides, *dilations, *padding)
-        }
-        Op::Conv2DBackpropFilter { strides, dilations, padding } => {
-            conv::backprop_filter(c, *strides, *dilations, *padding)
-        }
-        Op::MaxPool { ksize, strides, padding } => conv::max_pool(c, *ksize, *strides, *padding),
-        Op::MaxPoolGrad { ksize, strides, padding } => conv::max_pool_grad(c, *ksize, *strides, *padding),
-        Op::MaxPoolGradGrad { ksize, strides, padding } => conv::max_pool_grad_grad(c, *ksize, *strides, *padding),
-        Op::AvgPool { ksize, strides, padding } => conv::avg_pool(c, *ksize, *strides, *padding),
-        Op::AvgPoolGrad { ksize, strides, padding } => conv::avg_pool_grad(c, *ksize, *strides, *padding),
+        Op::Conv2D(a) => conv::conv2d(c, a),
+        Op::Conv2DBackpropInput(a) => conv::backprop_input(c, a),
+        Op::Conv2DBackpropFilter(a) => conv::backprop_filter(c, a),
+        Op::MaxPool(a) => conv::max_pool(c, a),
+        Op::MaxPoolGrad(a) => conv::max_pool_grad(c, a),
+        Op::MaxPoolGradGrad(a) => conv::max_pool_grad_grad(c, a),
+        Op::AvgPool(a) => conv::avg_pool(c, a),
+        Op::AvgPoolGrad(a) => conv::avg_pool_grad(c, a),
         Op::Reshape { .. } => array::reshape(c),
         Op::Transpose { perm } => array::transpose(c, perm),
         Op::ExpandDims { axis } => array::expand_dims(c, *axis),

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::graph::Tensor;
-use crate::op::{BinaryOp, Op, Padding, UnaryOp};
+use crate::op::{BinaryOp, ConvAttrs, Op, Padding, PoolAttrs, UnaryOp};
 use crate::ops::math::{binary, unary};
 
 /// max(x, 0).
@@ -149,7 +149,7 @@ pub fn conv2d_dilated(
     padding: Padding,
     dilations: [usize; 4],
 ) -> Result<Tensor> {
-    input.graph().add_op1(Op::Conv2D { strides, dilations, padding }, &[input, filter], None)
+    input.graph().add_op1(Op::Conv2D(ConvAttrs { strides, dilations, padding }), &[input, filter], None)
 }
 
 /// The gradient of a convolution with respect to its input; `input` gives the shape.
@@ -162,7 +162,7 @@ pub fn conv2d_backprop_input(
     padding: Padding,
     dilations: [usize; 4],
 ) -> Result<Tensor> {
-    let op = Op::Conv2DBackpropInput { strides, dilations, padding };
+    let op = Op::Conv2DBackpropInput(ConvAttrs { strides, dilations, padding });
     input.graph().add_op1(op, &[input, filter, out_backprop], None)
 }
 
@@ -176,20 +176,20 @@ pub fn conv2d_backprop_filter(
     padding: Padding,
     dilations: [usize; 4],
 ) -> Result<Tensor> {
-    let op = Op::Conv2DBackpropFilter { strides, dilations, padding };
+    let op = Op::Conv2DBackpropFilter(ConvAttrs { strides, dilations, padding });
     input.graph().add_op1(op, &[input, filter, out_backprop], None)
 }
 
 /// Max pooling (`tf.nn.max_pool`), `ksize` and `strides` as `[1, h, w, 1]`.
 #[track_caller]
 pub fn max_pool(input: &Tensor, ksize: [usize; 4], strides: [usize; 4], padding: Padding) -> Result<Tensor> {
-    input.graph().add_op1(Op::MaxPool { ksize, strides, padding }, &[input], None)
+    input.graph().add_op1(Op::MaxPool(PoolAttrs { ksize, strides, padding }), &[input], None)
 }
 
 /// Average pooling over the valid cells of each window (`tf.nn.avg_pool`).
 #[track_caller]
 pub fn avg_pool(input: &Tensor, ksize: [usize; 4], strides: [usize; 4], padding: Padding) -> Result<Tensor> {
-    input.graph().add_op1(Op::AvgPool { ksize, strides, padding }, &[input], None)
+    input.graph().add_op1(Op::AvgPool(PoolAttrs { ksize, strides, padding }), &[input], None)
 }
 
 /// The gradient of [`max_pool`]: `grad` routed to each window's first maximum in `orig_input`.
@@ -201,7 +201,7 @@ pub fn max_pool_grad(
     strides: [usize; 4],
     padding: Padding,
 ) -> Result<Tensor> {
-    orig_input.graph().add_op1(Op::MaxPoolGrad { ksize, strides, padding }, &[orig_input, grad], None)
+    orig_input.graph().add_op1(Op::MaxPoolGrad(PoolAttrs { ksize, strides, padding }), &[orig_input, grad], None)
 }
 
 /// The gradient of [`max_pool_grad`] with respect to its `grad`.
@@ -213,7 +213,7 @@ pub fn max_pool_grad_grad(
     strides: [usize; 4],
     padding: Padding,
 ) -> Result<Tensor> {
-    orig_input.graph().add_op1(Op::MaxPoolGradGrad { ksize, strides, padding }, &[orig_input, grad], None)
+    orig_input.graph().add_op1(Op::MaxPoolGradGrad(PoolAttrs { ksize, strides, padding }), &[orig_input, grad], None)
 }
 
 /// The gradient of [`avg_pool`]; `orig_input` gives the shape.
@@ -225,7 +225,7 @@ pub fn avg_pool_grad(
     strides: [usize; 4],
     padding: Padding,
 ) -> Result<Tensor> {
-    orig_input.graph().add_op1(Op::AvgPoolGrad { ksize, strides, padding }, &[orig_input, grad], None)
+    orig_input.graph().add_op1(Op::AvgPoolGrad(PoolAttrs { ksize, strides, padding }), &[orig_input, grad], None)
 }
 
 /// Inverted dropout, as `tf.layers.dropout(x, rate, training=training)`: where the scalar bool

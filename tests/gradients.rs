@@ -62,6 +62,7 @@ fn unary_ops() {
         ("tanh", any.clone(), nn::tanh),
         ("exp", any.clone(), math::exp),
         ("log", pos.clone(), math::log),
+        ("log1p", any.mapv(|v| v.abs() * 0.9 - 0.5), math::log1p),
         ("neg", any.clone(), math::neg),
         ("square", any.clone(), math::square),
         ("sqrt", pos.clone(), math::sqrt),

@@ -126,12 +126,17 @@ fn every_op() -> Vec<Op> {
         Op::SumToShape,
     ];
     use UnaryOp::*;
-    for u in [
-        Relu, Sigmoid, Tanh, Exp, Log, Neg, Square, Sqrt, Rsqrt, Abs, Sign, Reciprocal, Elu, Selu, Softplus, Softsign,
-        Floor,
-    ] {
-        ops.push(Op::Unary(u));
-    }
+    let unary = [
+        Relu, Sigmoid, Tanh, Exp, Log, Log1p, Neg, Square, Sqrt, Rsqrt, Abs, Sign, Reciprocal, Elu, Selu, Softplus,
+        Softsign, Floor,
+    ];
+    // A variant added to UnaryOp stops this match from compiling until it is listed above too.
+    let listed = |u: UnaryOp| match u {
+        Relu | Sigmoid | Tanh | Exp | Log | Log1p | Neg | Square | Sqrt | Rsqrt | Abs | Sign | Reciprocal | Elu
+        | Selu | Softplus | Softsign | Floor => unary.contains(&u),
+    };
+    assert!(unary.iter().all(|&u| listed(u)));
+    ops.extend(unary.map(Op::Unary));
     use BinaryOp::*;
     for b in [
         Add,

@@ -66,6 +66,16 @@ fn tensor_operators() {
     assert!((&a + &i).is_err(), "float32 + int32 is a dtype error, as in TF");
 }
 
+/// log1p keeps the digits `log(1 + x)` loses for tiny x (in float32, 1 + 1e-10 is 1).
+#[test]
+fn log1p_is_accurate_near_zero() {
+    let g = Graph::new();
+    let x = c(&g, array![1e-10f32, -1e-12, 0.0, -1.0]);
+    let out = run1(&g, &math::log1p(&x).unwrap(), &[]).to_f64_vec();
+    assert!((out[0] - 1e-10).abs() < 1e-16 && (out[1] + 1e-12).abs() < 1e-18, "{out:?}");
+    assert_eq!((out[2], out[3]), (0.0, f64::NEG_INFINITY));
+}
+
 #[test]
 fn comparisons_give_bool() {
     let g = Graph::new();
@@ -92,6 +102,7 @@ fn unary_ops() {
         (nn::tanh(&x).unwrap(), vec![(-1.0f64).tanh(), 0.5f64.tanh(), 2.0f64.tanh()]),
         (math::exp(&x).unwrap(), vec![1.0 / e, 0.5f64.exp(), 2.0f64.exp()]),
         (math::log(&p).unwrap(), vec![0.25f64.ln(), 0.0, 4.0f64.ln()]),
+        (math::log1p(&p).unwrap(), vec![1.25f64.ln(), 2.0f64.ln(), 5.0f64.ln()]),
         (math::neg(&x).unwrap(), vec![1.0, -0.5, -2.0]),
         (math::square(&x).unwrap(), vec![1.0, 0.25, 4.0]),
         (math::sqrt(&p).unwrap(), vec![0.5, 1.0, 2.0]),

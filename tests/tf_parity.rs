@@ -289,3 +289,86 @@ fn large_variables_update_chunk_by_chunk_as_small_ones() {
         assert_eq!(at_picks, small, "{label}");
     }
 }
+
+/// Numbers as TF's repr strings ('nan', 'inf', exact integers), read by the case's dtype.
+#[derive(Deserialize)]
+struct Exact {
+    shape: Vec<usize>,
+    data: Vec<String>,
+}
+
+impl Exact {
+    fn value(&self, dtype: &str) -> Value {
+        let dims = IxDyn(&self.shape);
+        let f = |s: &String| s.parse::<f64>().unwrap_or_else(|_| panic!("not a number: {s}"));
+        match dtype {
+            "float32" => ArrayD::from_shape_vec(dims, self.data.iter().map(|s| f(s) as f32).collect()).unwrap().into(),
+            "int32" => ArrayD::from_shape_vec(dims, self.data.iter().map(|s| s.parse::<i32>().unwrap()).collect())
+                .unwrap()
+                .into(),
+            "int64" => ArrayD::from_shape_vec(dims, self.data.iter().map(|s| s.parse::<i64>().unwrap()).collect())
+                .unwrap()
+                .into(),
+            other => panic!("dtype {other}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct EdgeCase {
+    op: String,
+    dtype: String,
+    x: Exact,
+    y: Option<Exact>,
+    axis: Option<i64>,
+    out: Exact,
+}
+
+/// NaN through relu, integer overflow (TF wraps), reductions over empty axes (0, NaN, -inf,
+/// +inf, the integer limits), log1p near zero and its gradient: exactly TF's values
+/// (tests/fixtures/tf/make_edge_fixtures.py).
+#[test]
+fn edge_case_semantics_match_tensorflow() {
+    let cases: Vec<EdgeCase> = load("edge_cases.json");
+    for c in &cases {
+        let g = Graph::new();
+        let x = g.constant(c.x.value(&c.dtype), "x").unwrap();
+        let y = c.y.as_ref().map(|y| g.constant(y.value(&c.dtype), "y").unwrap());
+        let axes = c.axis.map(|a| vec![a]);
+        let axes = axes.as_deref();
+        let out = match c.op.as_str() {
+            "relu" => nn::relu(&x),
+            "log1p" => math::log1p(&x),
+            "add" => math::add(&x, y.as_ref().unwrap()),
+            "sub" => math::sub(&x, y.as_ref().unwrap()),
+            "mul" => math::mul(&x, y.as_ref().unwrap()),
+            "neg" => math::neg(&x),
+            "abs" => math::abs(&x),
+            "square" => math::square(&x),
+            "reduce_sum" => math::reduce_sum(&x, axes, ""),
+            "reduce_mean" => math::reduce_mean(&x, axes, ""),
+            "reduce_max" => math::reduce_max(&x, axes, ""),
+            "reduce_min" => math::reduce_min(&x, axes, ""),
+            "log1p_grad" => {
+                let s = math::reduce_sum(&math::log1p(&x).unwrap(), None, "").unwrap();
+                Ok(tensorgraph::gradients(&[&s], &[&x], None).unwrap().remove(0).unwrap())
+            }
+            other => panic!("op {other}"),
+        }
+        .unwrap();
+        let got = Session::new(&g).unwrap().run(&[&out], &[]).unwrap().remove(0);
+        let want = c.out.value(&c.dtype);
+        let what = format!("{} {} of {:?}", c.op, c.dtype, c.x.data);
+        assert_eq!(got.shape(), want.shape(), "{what}");
+        match (&got, &want) {
+            (Value::I32(a), Value::I32(b)) => assert_eq!(a, b, "{what}"),
+            (Value::I64(a), Value::I64(b)) => assert_eq!(a, b, "{what}"),
+            _ => {
+                for (a, b) in got.to_f64_vec().into_iter().zip(want.to_f64_vec()) {
+                    let same = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * b.abs();
+                    assert!(same, "{what}: ours {a}, TF {b}");
+                }
+            }
+        }
+    }
+}

@@ -29,6 +29,8 @@ pub enum UnaryOp {
     Softsign,
     /// The largest integer not above `x`.
     Floor,
+    /// `log(1 + x)`, accurate for small `x`.
+    Log1p,
 }
 
 impl UnaryOp {
@@ -58,6 +60,7 @@ impl UnaryOp {
             UnaryOp::Softplus => "Softplus",
             UnaryOp::Softsign => "Softsign",
             UnaryOp::Floor => "Floor",
+            UnaryOp::Log1p => "Log1p",
         }
     }
 }

@@ -350,6 +350,7 @@ macro_rules! unary_float_fn {
             UnaryOp::Tanh => $apply!(|v: $t| v.tanh()),
             UnaryOp::Exp => $apply!(|v: $t| v.exp()),
             UnaryOp::Log => $apply!(|v: $t| v.ln()),
+            UnaryOp::Log1p => $apply!(|v: $t| v.ln_1p()),
             UnaryOp::Neg => $apply!(|v: $t| -v),
             UnaryOp::Square => $apply!(|v: $t| v * v),
             UnaryOp::Sqrt => $apply!(|v: $t| v.sqrt()),

@@ -30,6 +30,7 @@ pub(super) fn unary(c: &Ctx, u: UnaryOp) -> Grads {
         UnaryOp::Tanh => nn::tanh_grad(&c.y(0)?, g)?,
         UnaryOp::Exp => m::mul(g, &c.y(0)?)?,
         UnaryOp::Log => m::div(g, x)?,
+        UnaryOp::Log1p => m::div(g, &m::add(x, &k(x, 1.0)?)?)?,
         UnaryOp::Neg => m::neg(g)?,
         UnaryOp::Square => m::mul(g, &m::mul(x, &k(x, 2.0)?)?)?,
         UnaryOp::Sqrt => m::div(&m::mul(g, &k(x, 0.5)?)?, &c.y(0)?)?,

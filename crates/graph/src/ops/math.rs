@@ -58,6 +58,8 @@ unary_fns! {
     exp => Exp;
     /// Natural logarithm.
     log => Log;
+    /// log(1 + x), accurate for small x.
+    log1p => Log1p;
     /// -x.
     neg => Neg;
     /// x^2.

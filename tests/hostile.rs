@@ -249,6 +249,19 @@ fn a_failed_index_write_keeps_every_checkpoint_the_index_names() {
 }
 
 #[test]
+fn a_damaged_index_does_not_stop_the_next_save() {
+    let (g, sess) = small_model();
+    let dir = tmp("damaged-index");
+    let saver = Saver::new(&g).max_to_keep(1);
+    saver.save(&sess, dir.join("model"), Some(1)).unwrap();
+    std::fs::write(dir.join("checkpoint"), [0xFFu8, 0xFE, b'\n', 0, 7, b'\n']).unwrap();
+    let path = saver.save(&sess, dir.join("model"), Some(2)).unwrap();
+    assert_eq!(latest_checkpoint(&dir).unwrap(), path);
+    // model-1 is no longer named by the index, so it is not the saver's to prune: it stays.
+    assert!(dir.join("model-1.tgckpt").exists());
+}
+
+#[test]
 fn temp_files_of_killed_saves_are_cleaned_by_the_next_save() {
     let (g, sess) = small_model();
     let dir = tmp("stale-tmp");

@@ -170,9 +170,9 @@ fn read_index(dir: &Path) -> Result<Vec<String>> {
     if !path.exists() {
         return Ok(vec![]);
     }
-    let bytes = super::read_file(&path)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::BadFile { path: path.display().to_string(), detail: "not UTF-8 text".into() })?;
+    // A damaged index must not stop the save that replaces it: its lines are kept as read (a
+    // garbled one names no file of ours, so nothing is deleted for it).
+    let text = String::from_utf8_lossy(&super::read_file(&path)?).into_owned();
     Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
 }
 

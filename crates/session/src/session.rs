@@ -288,14 +288,24 @@ impl Session {
                 }
             }
         }
+        // A slot fetched more than once is cloned for all but its last fetch, which takes it.
+        let mut fetches_left: HashMap<usize, usize> = HashMap::new();
+        for src in &plan.fetches {
+            if let Source::Slot(s) = src {
+                *fetches_left.entry(*s).or_default() += 1;
+            }
+        }
         let mut fetched = Vec::with_capacity(plan.fetches.len());
-        for (i, src) in plan.fetches.iter().enumerate() {
+        for src in &plan.fetches {
             fetched.push(match src {
-                // A slot fetched again later is cloned here; its last fetch takes it.
-                Source::Slot(s) if plan.fetches[i + 1..].contains(src) => {
-                    (**slots[*s].as_ref().expect("fetched")).clone()
+                Source::Slot(s) => {
+                    let left = fetches_left.get_mut(s).expect("counted above");
+                    *left -= 1;
+                    match *left {
+                        0 => Arc::unwrap_or_clone(slots[*s].take().expect("fetched slot computed")),
+                        _ => (**slots[*s].as_ref().expect("fetched slot computed")).clone(),
+                    }
                 }
-                Source::Slot(s) => Arc::unwrap_or_clone(slots[*s].take().expect("fetched slot computed")),
                 Source::Feed(i) => feeds[*i].clone(),
                 Source::Var(n) => (*self.read_var(*n)?).clone(),
             });

@@ -1,13 +1,38 @@
 //! Every differentiable op against finite differences (f64), second-order derivatives, and the
 //! structure of the backward graph.
 
+#[path = "common/ops.rs"]
+mod ops;
+
 use ndarray::{array, ArrayD, IxDyn};
-use tensorgraph::gradient_checker::compute_gradient_error;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use tensorgraph::prelude::*;
 
 type Build = dyn Fn(&[Tensor]) -> Result<Tensor>;
 type UnaryFn = fn(&Tensor) -> Result<Tensor>;
 type BinaryFn = fn(&Tensor, &Tensor) -> Result<Tensor>;
+
+/// The op types on the differentiated side of some gradient check in this file: every node of a
+/// graph as it stands when its gradient is first checked (the backward ops of a first gradient
+/// are recorded when a second-order check differentiates them).
+static CHECKED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+
+fn record(g: &Graph) {
+    CHECKED.lock().unwrap().extend(g.operations().iter().map(|o| o.op_type()));
+}
+
+/// `compute_gradient_error`, recording the ops of the graph it checks.
+fn compute_gradient_error(
+    sess: &mut Session,
+    x: &Tensor,
+    x0: &Value,
+    y: &Tensor,
+    feeds: &[(&Tensor, Value)],
+) -> Result<f64> {
+    record(sess.graph());
+    tensorgraph::gradient_checker::compute_gradient_error(sess, x, x0, y, feeds)
+}
 
 /// Checks d(build(inputs))/d(input i) for every input against central differences.
 fn check(name: &str, inputs: &[ArrayD<f64>], build: &Build) {
@@ -18,6 +43,7 @@ fn check(name: &str, inputs: &[ArrayD<f64>], build: &Build) {
         .map(|(i, a)| g.placeholder(DType::F64, a.shape(), &format!("in{i}")).unwrap())
         .collect();
     let y = build(&phs).unwrap();
+    record(&g);
     let mut sess = Session::new(&g).unwrap();
     for i in 0..inputs.len() {
         let feeds: Vec<(&Tensor, Value)> = phs
@@ -27,7 +53,8 @@ fn check(name: &str, inputs: &[ArrayD<f64>], build: &Build) {
             .filter(|(j, _)| *j != i)
             .map(|(_, (p, a))| (p, a.clone().into()))
             .collect();
-        let err = compute_gradient_error(&mut sess, &phs[i], &inputs[i].clone().into(), &y, &feeds).unwrap();
+        let x0 = inputs[i].clone().into();
+        let err = tensorgraph::gradient_checker::compute_gradient_error(&mut sess, &phs[i], &x0, &y, &feeds).unwrap();
         assert!(err < 1e-6, "{name}: gradient error {err} for input {i}");
     }
 }
@@ -494,4 +521,33 @@ fn losses_and_statistics_composites() {
     check("l2_loss", &[vals(&[2, 3], -1.0, 1.0, 23)], &|t| nn::l2_loss(&t[0]));
     check("moments mean", &[vals(&[4, 3], -1.0, 1.0, 24)], &|t| Ok(nn::moments(&t[0], &[0])?.0));
     check("moments variance", &[vals(&[4, 3], -1.0, 1.0, 25)], &|t| Ok(nn::moments(&t[0], &[0])?.1));
+}
+
+/// The op table's side of the checks: every op its definition calls differentiable has its
+/// gradient checked by some test above (run again here, recording what they check).
+#[test]
+fn every_differentiable_op_has_a_gradient_check() {
+    matmul_all_transposes();
+    unary_ops();
+    binary_ops_with_broadcasting();
+    select_routes_the_gradient_to_the_taken_branch_with_broadcasting();
+    activation_gradient_ops_are_differentiable();
+    reductions();
+    layer_ops();
+    array_ops();
+    second_derivative_of_x_cubed();
+    hessian_vector_product_of_a_small_mlp();
+    convolution_and_its_backward_ops();
+    second_order_through_a_convolution();
+    pooling_and_its_backward_ops();
+    batch_normalization_in_training_and_inference_mode();
+    losses_and_statistics_composites();
+    let checked = CHECKED.lock().unwrap().clone();
+    let missing: BTreeSet<&str> = ops::every_op()
+        .iter()
+        .map(tensorgraph::Op::def)
+        .filter(|d| d.differentiable && !checked.contains(d.name))
+        .map(|d| d.name)
+        .collect();
+    assert!(missing.is_empty(), "differentiable ops without a gradient check: {missing:?}");
 }

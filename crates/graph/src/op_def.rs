@@ -22,7 +22,7 @@
 //! assert_eq!(add_n.inputs[0].kind, ArgKind::Variadic);
 //! ```
 
-use crate::op::{ApplyOp, ConvAttrs, Op, PoolAttrs};
+use crate::op::{ApplyOp, ConvAttrs, Op, PoolAttrs, UnaryOp};
 use crate::{DType, Shape, Value};
 
 /// How an input takes its tensors.
@@ -54,6 +54,11 @@ pub struct OpDef {
     /// Has effects or internal state (variables, updates, random draws): never folded or
     /// deduplicated, scheduled after the stateless readers of the same step.
     pub stateful: bool,
+    /// Gradients flow through it (autodiff has a rule giving some input a gradient). False for
+    /// sources, stateful ops, and piecewise-constant or integer-valued ops (comparisons,
+    /// `ArgMax`, `Floor`...). `tests/gradients.rs` fails for a differentiable op without a
+    /// finite-difference check.
+    pub differentiable: bool,
 }
 
 impl OpDef {
@@ -93,11 +98,16 @@ const fn r(name: &'static str) -> Arg {
 }
 
 const fn def(name: &'static str, inputs: &'static [Arg], outputs: &'static [&'static str]) -> OpDef {
-    OpDef { name, inputs, outputs, stateful: false }
+    OpDef { name, inputs, outputs, stateful: false, differentiable: true }
 }
 
 const fn stateful(name: &'static str, inputs: &'static [Arg], outputs: &'static [&'static str]) -> OpDef {
-    OpDef { name, inputs, outputs, stateful: true }
+    OpDef { name, inputs, outputs, stateful: true, differentiable: false }
+}
+
+/// A stateless op no gradient flows through (here).
+const fn no_grad(name: &'static str, inputs: &'static [Arg], outputs: &'static [&'static str]) -> OpDef {
+    OpDef { name, inputs, outputs, stateful: false, differentiable: false }
 }
 
 const X: &[Arg] = &[v("x")];
@@ -174,10 +184,10 @@ impl Op {
     /// The op's definition: TF's type name, inputs, outputs, statefulness.
     pub fn def(&self) -> OpDef {
         match self {
-            Op::Placeholder { .. } => def("Placeholder", &[], OUTPUT),
-            Op::Const { .. } => def("Const", &[], OUTPUT),
-            Op::PlaceholderWithDefault => def("PlaceholderWithDefault", const { &[v("input")] }, OUTPUT),
-            Op::Fill { .. } => def("Fill", &[], OUTPUT),
+            Op::Placeholder { .. } => no_grad("Placeholder", &[], OUTPUT),
+            Op::Const { .. } => no_grad("Const", &[], OUTPUT),
+            Op::PlaceholderWithDefault => no_grad("PlaceholderWithDefault", const { &[v("input")] }, OUTPUT),
+            Op::Fill { .. } => no_grad("Fill", &[], OUTPUT),
             Op::RandomUniform { .. } => stateful("RandomUniform", &[], OUTPUT),
             Op::RandomUniformLike { .. } => stateful("RandomUniform", const { &[v("like")] }, OUTPUT),
             Op::RandomStandardNormal { .. } => stateful("RandomStandardNormal", &[], OUTPUT),
@@ -187,11 +197,13 @@ impl Op {
             Op::AssignAdd => stateful("AssignAdd", const { &[r("ref"), v("value")] }, &["output_ref"]),
             Op::AssignSub => stateful("AssignSub", const { &[r("ref"), v("value")] }, &["output_ref"]),
             Op::Apply(a) => a.def(),
-            Op::NoOp => def("NoOp", &[], &[]),
+            Op::NoOp => no_grad("NoOp", &[], &[]),
             Op::Identity => def("Identity", const { &[v("input")] }, OUTPUT),
-            Op::StopGradient => def("StopGradient", const { &[v("input")] }, OUTPUT),
+            Op::StopGradient => no_grad("StopGradient", const { &[v("input")] }, OUTPUT),
             Op::MatMul { .. } => def("MatMul", const { &[v("a"), v("b")] }, &["product"]),
+            Op::Unary(u @ (UnaryOp::Sign | UnaryOp::Floor)) => no_grad(u.type_name(), X, Y),
             Op::Unary(u) => def(u.type_name(), X, Y),
+            Op::Binary(b) if b.is_comparison() => no_grad(b.type_name(), XY, Z),
             Op::Binary(b) => match b.type_name() {
                 name @ "ReluGrad" => def(name, const { &[v("gradients"), v("features")] }, &["backprops"]),
                 name @ ("SigmoidGrad" | "TanhGrad") => def(name, const { &[v("y"), v("dy")] }, Z),
@@ -201,7 +213,7 @@ impl Op {
             Op::Select => def("SelectV2", const { &[v("condition"), v("t"), v("e")] }, OUTPUT),
             Op::BiasAdd => def("BiasAdd", const { &[v("value"), v("bias")] }, OUTPUT),
             Op::Reduce { op, .. } => def(op.type_name(), const { &[v("input")] }, OUTPUT),
-            Op::ArgMax { .. } => def("ArgMax", const { &[v("input")] }, OUTPUT),
+            Op::ArgMax { .. } => no_grad("ArgMax", const { &[v("input")] }, OUTPUT),
             Op::Cast { .. } => def("Cast", X, Y),
             Op::LeakyRelu { .. } => def("LeakyRelu", const { &[v("features")] }, &["activations"]),
             Op::Softmax => def("Softmax", const { &[v("logits")] }, &["softmax"]),
@@ -216,14 +228,15 @@ impl Op {
                 const { &[v("x"), v("scale"), v("offset"), v("mean"), v("variance"), v("is_training")] },
                 &["y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"],
             ),
-            Op::FusedBatchNormGrad => def(
+            // No second-order batch norm here (TF has FusedBatchNormGradGrad).
+            Op::FusedBatchNormGrad => no_grad(
                 "FusedBatchNormGrad",
                 const {
                     &[v("y_backprop"), v("x"), v("scale"), v("reserve_space_1"), v("reserve_space_2"), v("is_training")]
                 },
                 &["x_backprop", "scale_backprop", "offset_backprop"],
             ),
-            Op::InTopKV2 { .. } => def("InTopKV2", const { &[v("predictions"), v("targets")] }, &["precision"]),
+            Op::InTopKV2 { .. } => no_grad("InTopKV2", const { &[v("predictions"), v("targets")] }, &["precision"]),
             Op::Conv2D(_) => def("Conv2D", const { &[v("input"), v("filter")] }, OUTPUT),
             Op::Conv2DBackpropInput(_) => def("Conv2DBackpropInput", CONV_BACKPROP, OUTPUT),
             Op::Conv2DBackpropFilter(_) => def("Conv2DBackpropFilter", CONV_BACKPROP, OUTPUT),
@@ -239,10 +252,10 @@ impl Op {
             Op::ConcatV2 { .. } => def("ConcatV2", &[Arg { name: "values", kind: ArgKind::Variadic }], OUTPUT),
             Op::Slice { .. } => def("Slice", const { &[v("input")] }, OUTPUT),
             Op::Pad { .. } => def("Pad", const { &[v("input")] }, OUTPUT),
-            Op::OneHot { .. } => def("OneHot", const { &[v("indices")] }, OUTPUT),
-            Op::ZerosLike => def("ZerosLike", X, Y),
-            Op::OnesLike => def("OnesLike", X, Y),
-            Op::Size { .. } => def("Size", const { &[v("input")] }, OUTPUT),
+            Op::OneHot { .. } => no_grad("OneHot", const { &[v("indices")] }, OUTPUT),
+            Op::ZerosLike => no_grad("ZerosLike", X, Y),
+            Op::OnesLike => no_grad("OnesLike", X, Y),
+            Op::Size { .. } => no_grad("Size", const { &[v("input")] }, OUTPUT),
             Op::BroadcastTo => def("BroadcastTo", const { &[v("input"), v("like")] }, OUTPUT),
             Op::SumToShape => def("SumToShape", const { &[v("grad"), v("like")] }, OUTPUT),
         }

@@ -3,8 +3,19 @@
 
 use tensorgraph::prelude::*;
 
+/// The op types of every graph a test ran through [`run1`] or [`record`] (for the op table's
+/// forward-coverage test).
+pub static RAN: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Notes every op type of `g` as run by a forward test.
+pub fn record(g: &Graph) {
+    RAN.lock().unwrap().extend(g.operations().iter().map(|o| o.op_type()));
+}
+
 /// Runs one fetch.
 pub fn run1(g: &Graph, t: &Tensor, feeds: &[(&Tensor, Value)]) -> Value {
+    record(g);
     let sess = Session::new(g).expect("session");
     sess.run(&[t], feeds).expect("run").remove(0)
 }

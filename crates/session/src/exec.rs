@@ -1,8 +1,10 @@
 //! The kernel binding: one arm per stateless op, each delegating to a `kernels` function.
 //! Stateful ops (variables, assignments, random draws) live in `session.rs`.
 
+use crate::element_fns::{binary_fn, comparison, unary_fn, Map, Zip};
 use ndarray::{ArrayD, ArrayViewD, Ix2};
-use num_traits::{AsPrimitive, One, Zero};
+use num_traits::{AsPrimitive, Zero};
+use std::cmp::Ordering;
 use tensorgraph_graph::{with_array, BinaryOp, ConvAttrs, DType, Op, Padding, PoolAttrs, ReduceOp, UnaryOp, Value};
 use tensorgraph_kernels::buffers::BufferPool;
 use tensorgraph_kernels::conv::{self, Conv2dGeometry};
@@ -331,90 +333,73 @@ fn select(c: &Value, t: &Value, e: &Value) -> KResult<Value> {
     })
 }
 
-/// Expands `$apply!(f)` with the element function of unary op `$u` on float type `$t`, so the
-/// out-of-place and in-place paths share one definition of each function.
-macro_rules! unary_float_fn {
-    ($u:expr, $t:ty, $apply:ident) => {{
-        let (zero, one) = (<$t>::zero(), <$t>::one());
-        match $u {
-            // NaN passes through, as in TF (and so reaches the numerics check).
-            UnaryOp::Relu => $apply!(move |v: $t| if v < zero { zero } else { v }),
-            UnaryOp::Sigmoid => $apply!(move |v: $t| {
-                if v >= zero {
-                    one / (one + (-v).exp())
-                } else {
-                    let e = v.exp();
-                    e / (one + e)
-                }
-            }),
-            UnaryOp::Tanh => $apply!(|v: $t| v.tanh()),
-            UnaryOp::Exp => $apply!(|v: $t| v.exp()),
-            UnaryOp::Log => $apply!(|v: $t| v.ln()),
-            UnaryOp::Log1p => $apply!(|v: $t| v.ln_1p()),
-            UnaryOp::Neg => $apply!(|v: $t| -v),
-            UnaryOp::Square => $apply!(|v: $t| v * v),
-            UnaryOp::Sqrt => $apply!(|v: $t| v.sqrt()),
-            UnaryOp::Rsqrt => $apply!(move |v: $t| one / v.sqrt()),
-            UnaryOp::Abs => $apply!(|v: $t| v.abs()),
-            UnaryOp::Sign => $apply!(move |v: $t| if v > zero {
-                one
-            } else if v < zero {
-                -one
-            } else {
-                v
-            }),
-            UnaryOp::Reciprocal => $apply!(move |v: $t| one / v),
-            UnaryOp::Elu => $apply!(move |v: $t| if v > zero { v } else { v.exp_m1() }),
-            UnaryOp::Selu => {
-                let (alpha, scale) = (<$t>::of(UnaryOp::SELU_ALPHA), <$t>::of(UnaryOp::SELU_SCALE));
-                $apply!(move |v: $t| if v > zero { scale * v } else { scale * alpha * v.exp_m1() })
-            }
-            UnaryOp::Softplus => {
-                $apply!(move |v: $t| if v > zero { v + (-v).exp().ln_1p() } else { v.exp().ln_1p() })
-            }
-            UnaryOp::Softsign => $apply!(move |v: $t| v / (one + v.abs())),
-            UnaryOp::Floor => $apply!(move |v: $t| v.floor()),
-        }
-    }};
+/// Out of place over any layout.
+struct MapView<'a, 'b, T>(&'a ArrayViewD<'b, T>);
+impl<T: Float> Map<T> for MapView<'_, '_, T> {
+    type Out = ArrayD<T>;
+    fn map<F: Fn(T) -> T + Copy + Send + Sync>(self, f: F) -> ArrayD<T> {
+        ew::map(self.0, f)
+    }
 }
 
-/// Expands `$apply!(f)` with the element function of a float arithmetic binary op, or
-/// evaluates `$other` for the comparisons.
-macro_rules! binary_float_fn {
-    ($b:expr, $t:ty, $apply:ident, $other:expr) => {{
-        let (zero, one) = (<$t>::zero(), <$t>::one());
-        match $b {
-            BinaryOp::Add => $apply!(|u: $t, v: $t| u + v),
-            BinaryOp::Sub => $apply!(|u: $t, v: $t| u - v),
-            BinaryOp::Mul => $apply!(|u: $t, v: $t| u * v),
-            BinaryOp::Div => $apply!(|u: $t, v: $t| u / v),
-            BinaryOp::Maximum => $apply!(|u: $t, v: $t| if u >= v { u } else { v }),
-            BinaryOp::Minimum => $apply!(|u: $t, v: $t| if u <= v { u } else { v }),
-            BinaryOp::Pow => $apply!(|u: $t, v: $t| u.powf(v)),
-            BinaryOp::ReluGrad => $apply!(move |g: $t, f: $t| if f > zero { g } else { zero }),
-            BinaryOp::SigmoidGrad => $apply!(move |s: $t, d: $t| d * s * (one - s)),
-            BinaryOp::TanhGrad => $apply!(move |s: $t, d: $t| d * (one - s * s)),
-            _ => $other,
-        }
-    }};
+/// From a contiguous input into a recycled buffer.
+struct MapInto<'a, T> {
+    x: &'a [T],
+    out: &'a mut [T],
+}
+impl<T: Float> Map<T> for MapInto<'_, T> {
+    type Out = ();
+    fn map<F: Fn(T) -> T + Copy + Send + Sync>(self, f: F) {
+        ew::map_into(self.x, self.out, f)
+    }
+}
+
+/// In place, on a value nobody else reads.
+struct MapInPlace<'a, T>(&'a mut ArrayD<T>);
+impl<T: Float> Map<T> for MapInPlace<'_, T> {
+    type Out = ();
+    fn map<F: Fn(T) -> T + Copy + Send + Sync>(self, f: F) {
+        ew::map_in_place(self.0, f)
+    }
+}
+
+/// Two operands of one shape and layout into a recycled buffer.
+struct ZipInto<'a, T> {
+    x: &'a [T],
+    y: &'a [T],
+    out: &'a mut [T],
+}
+impl<T: Float> Zip<T> for ZipInto<'_, T> {
+    type Out = ();
+    fn zip<F: Fn(T, T) -> T + Copy + Send + Sync>(self, f: F) {
+        ew::zip_into(self.x, self.y, self.out, f)
+    }
+}
+
+/// Two operands broadcast together, out of place.
+struct ZipBroadcast<'a, 'b, T>(&'a ArrayViewD<'b, T>, &'a ArrayViewD<'b, T>);
+impl<T: Float> Zip<T> for ZipBroadcast<'_, '_, T> {
+    type Out = KResult<ArrayD<T>>;
+    fn zip<F: Fn(T, T) -> T + Copy + Send + Sync>(self, f: F) -> KResult<ArrayD<T>> {
+        ew::zip_broadcast(self.0, self.1, f)
+    }
+}
+
+/// In place on the first operand, the second broadcast to it.
+struct ZipInPlace<'a, 'b, T>(&'a mut ArrayD<T>, ArrayViewD<'b, T>);
+impl<T: Float> Zip<T> for ZipInPlace<'_, '_, T> {
+    type Out = KResult<()>;
+    fn zip<F: Fn(T, T) -> T + Copy + Send + Sync>(self, f: F) -> KResult<()> {
+        ew::zip_in_place(self.0, &self.1, f)
+    }
 }
 
 fn unary_float<T: Float>(u: UnaryOp, a: &ArrayViewD<T>, buffers: &mut BufferPool) -> ArrayD<T> {
-    let Some(s) = a.as_slice() else {
-        macro_rules! apply {
-            ($f:expr) => {
-                ew::map(a, $f)
-            };
-        }
-        return unary_float_fn!(u, T, apply);
+    let Some(x) = a.as_slice() else {
+        return unary_fn(u, MapView(a));
     };
-    let mut out = buffers.take(s.len());
-    macro_rules! apply {
-        ($f:expr) => {
-            ew::map_into(s, &mut out, $f)
-        };
-    }
-    unary_float_fn!(u, T, apply);
+    let mut out = buffers.take(x.len());
+    unary_fn(u, MapInto { x, out: &mut out });
     shaped(a.shape(), out)
 }
 
@@ -433,12 +418,7 @@ pub fn compute_in_place(op: &Op, x: &mut Value, rest: &[&Value]) -> Option<KResu
         let a = T::unwrap_mut(x)?;
         match op {
             Op::Unary(u) => {
-                macro_rules! apply {
-                    ($f:expr) => {
-                        ew::map_in_place(a, $f)
-                    };
-                }
-                unary_float_fn!(*u, T, apply);
+                unary_fn(*u, MapInPlace(a));
                 Some(Ok(()))
             }
             Op::Binary(_) | Op::BiasAdd => {
@@ -448,13 +428,7 @@ pub fn compute_in_place(op: &Op, x: &mut Value, rest: &[&Value]) -> Option<KResu
                 if !bias_ok || ew::broadcast_shape(a.shape(), y.shape()).ok()? != a.shape() {
                     return None;
                 }
-                let y = y.view();
-                macro_rules! apply {
-                    ($f:expr) => {
-                        Some(ew::zip_in_place(a, &y, $f))
-                    };
-                }
-                binary_float_fn!(b, T, apply, None)
+                binary_fn(b, ZipInPlace(a, y.view()))
             }
             _ => None,
         }
@@ -467,66 +441,57 @@ pub fn compute_in_place(op: &Op, x: &mut Value, rest: &[&Value]) -> Option<KResu
 }
 
 fn binary(b: BinaryOp, x: &Value, y: &Value, buffers: &mut BufferPool) -> KResult<Value> {
-    use BinaryOp::*;
-    macro_rules! cmp {
-        ($f:expr) => {
-            match (x, y) {
-                (Value::Bool(p), Value::Bool(q)) => Value::from(ew::zip_broadcast(&p.view(), &q.view(), $f)?),
-                _ => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), $f)?),
-            }
-        };
+    if let Some(test) = comparison(b) {
+        // Inference refuses ordering comparisons of bools; equality is allowed.
+        return Ok(match (x, y) {
+            (Value::Bool(p), Value::Bool(q)) => Value::from(compare(p, q, test)?),
+            _ => numeric2!(x, y, p, q => compare(p, q, test)?),
+        });
     }
-    // Ordering comparisons are numeric only (inference rejects bool).
-    macro_rules! ord {
-        ($f:expr) => {
-            numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), $f)?)
-        };
-    }
-    if !b.is_comparison() && x.dtype().is_float() {
-        return Ok(float2!(x, y, p, q, T => {
+    if x.dtype().is_float() {
+        return Ok(float2!(x, y, p, q, _T => {
             let (p, q) = (p.view(), q.view());
+            let arithmetic = "comparisons returned above";
             match (p.as_slice(), q.as_slice()) {
                 (Some(ps), Some(qs)) if p.shape() == q.shape() => {
                     let mut out = buffers.take(ps.len());
-                    macro_rules! apply {
-                        ($f:expr) => {
-                            ew::zip_into(ps, qs, &mut out, $f)
-                        };
-                    }
-                    binary_float_fn!(b, T, apply, unreachable!("comparisons are handled below"));
+                    binary_fn(b, ZipInto { x: ps, y: qs, out: &mut out }).expect(arithmetic);
                     shaped(p.shape(), out)
                 }
-                _ => {
-                    macro_rules! apply {
-                        ($f:expr) => {
-                            ew::zip_broadcast(&p, &q, $f)?
-                        };
-                    }
-                    binary_float_fn!(b, T, apply, unreachable!("comparisons are handled below"))
-                }
+                _ => binary_fn(b, ZipBroadcast(&p, &q)).expect(arithmetic)?,
             }
         }));
     }
+    // Integers: wrapping arithmetic as TF's kernels (`Arith`).
     Ok(match b {
-        Add => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u.plus(v))?),
-        Sub => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u.minus(v))?),
-        Mul => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u.times(v))?),
-        Maximum => {
+        BinaryOp::Add => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u.plus(v))?),
+        BinaryOp::Sub => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u.minus(v))?),
+        BinaryOp::Mul => numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| u.times(v))?),
+        BinaryOp::Maximum => {
             numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| if u >= v { u } else { v })?)
         }
-        Minimum => {
+        BinaryOp::Minimum => {
             numeric2!(x, y, p, q => ew::zip_broadcast(&p.view(), &q.view(), |u, v| if u <= v { u } else { v })?)
         }
-        Div | Pow | ReluGrad | SigmoidGrad | TanhGrad => {
+        BinaryOp::Div | BinaryOp::Pow | BinaryOp::ReluGrad | BinaryOp::SigmoidGrad | BinaryOp::TanhGrad => {
             kbail!("{} needs float tensors, got {}", b.type_name(), x.dtype())
         }
-        Equal => cmp!(|u, v| u == v),
-        NotEqual => cmp!(|u, v| u != v),
-        Less => ord!(|u, v| u < v),
-        LessEqual => ord!(|u, v| u <= v),
-        Greater => ord!(|u, v| u > v),
-        GreaterEqual => ord!(|u, v| u >= v),
+        BinaryOp::Equal
+        | BinaryOp::NotEqual
+        | BinaryOp::Less
+        | BinaryOp::LessEqual
+        | BinaryOp::Greater
+        | BinaryOp::GreaterEqual => unreachable!("comparisons returned above"),
     })
+}
+
+/// A comparison over two arrays of one element type, broadcasting.
+fn compare<T: Copy + PartialOrd + Send + Sync>(
+    p: &ArrayD<T>,
+    q: &ArrayD<T>,
+    test: fn(Option<Ordering>) -> bool,
+) -> KResult<ArrayD<bool>> {
+    ew::zip_broadcast(&p.view(), &q.view(), move |u: T, v: T| test(u.partial_cmp(&v)))
 }
 
 fn add_n(inputs: &[&Value]) -> KResult<Value> {

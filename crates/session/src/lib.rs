@@ -2,6 +2,7 @@
 //! executes it on the CPU kernels, and keeps variables.
 
 mod apply;
+mod element_fns;
 mod exec;
 mod plan;
 mod session;

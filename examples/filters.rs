@@ -57,9 +57,9 @@ fn run(args: &Args) -> Result<()> {
     let image = data.test.images.row(args.index).to_owned().into_shape_with_order((1, 28, 28, 1)).expect("784 pixels");
 
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [1, 28, 28, 1], "image")?;
+    let x = g.placeholder(DType::F32, [1, 28, 28, 1]).named("image")?;
     let kernels = Array4::from_shape_fn((3, 3, 1, FILTERS.len()), |(i, j, _, k)| FILTERS[k].1[i][j] * FILTERS[k].2);
-    let w = g.constant(kernels, "filters")?;
+    let w = g.constant(kernels).named("filters")?;
     let y = nn::conv2d(&x, &w, [1, 1, 1, 1], Padding::Same)?;
     let out = Session::new(&g)?.run(&[&y], &[(&x, image.into())])?.remove(0);
     let out: ArrayD<f32> = out.into_f32().expect("float32 output");

@@ -7,16 +7,16 @@ use tensorgraph::prelude::*;
 
 fn main() -> Result<()> {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(3)], "x")?;
-    let w = g.variable(&g.constant(array![[1.0f32], [2.0], [3.0]], "w_init")?, "w", true)?;
+    let x = g.placeholder(DType::F32, [None, Some(3)]).named("x")?;
+    let w = g.variable(&g.constant(array![[1.0f32], [2.0], [3.0]]).named("w_init")?, "w", true)?;
     let (y, total) = g.name_scope("model", || {
         let y = math::matmul(&x, &w, false, false)?;
         let y = nn::relu(&math::sub(&y, &g.scalar(4.0, DType::F32)?)?)?;
-        let total = math::reduce_sum(&y, None, "total")?;
+        let total = math::reduce_sum(&y, None).named("total")?;
         Ok((y, total))
     })?;
     // A branch whose placeholder is never fed: pruning leaves it out of every run below.
-    let unused = g.placeholder(DType::F32, [None], "unused")?;
+    let unused = g.placeholder(DType::F32, [None]).named("unused")?;
     g.name_scope("unused_branch", || math::square(&unused))?;
 
     println!("{}", g.to_text());

@@ -66,7 +66,7 @@ fn build(seed: Option<u64>, noise: f64) -> Result<Net> {
         let all = g.trainable_variables();
         all.into_iter().filter(|v| prefixes.iter().any(|p| v.name().starts_with(&format!("dnn/{p}/")))).collect()
     };
-    let mse = |a: &Tensor, b: &Tensor| math::reduce_mean(&math::square(&math::sub(a, b)?)?, None, "mse");
+    let mse = |a: &Tensor, b: &Tensor| math::reduce_mean(&math::square(&math::sub(a, b)?)?, None).named("mse");
     let phase = |name: &str, recon: Tensor, target: &Tensor, vars: Vec<Variable>| -> Result<(Tensor, Operation)> {
         g.name_scope(name, || {
             let loss = mse(&recon, target)?;

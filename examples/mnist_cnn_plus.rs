@@ -69,7 +69,7 @@ fn main() {
     common::main_with(|| {
         let (g, x, y) = common::inputs(args.seed)?;
         let batch_size = flags.batch_size;
-        let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool)?, "training")?;
+        let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool)?).named("training")?;
         let logits = logits(&g, &x, &training, args.seed, flags.dropout, flags.l2)?;
         // One decay step per epoch of the full training set.
         let steps_per_epoch = ((60_000 - args.validation_size) / batch_size) as u64;

@@ -62,7 +62,7 @@ fn discriminator(x: &Tensor) -> Result<Tensor> {
 
 fn mean_xent(logits: &Tensor, label: f64) -> Result<Tensor> {
     let labels = math::mul(&array::ones_like(logits)?, &logits.graph().scalar(label, DType::F32)?)?;
-    math::reduce_mean(&nn::sigmoid_cross_entropy_with_logits(&labels, logits)?, None, "")
+    math::reduce_mean(&nn::sigmoid_cross_entropy_with_logits(&labels, logits)?, None)
 }
 
 /// Images `[100, 784]` in [-1, 1] as one 10x10 grid with 2-pixel gaps.
@@ -84,12 +84,11 @@ fn main() {
         if let Some(seed) = args.seed {
             g.set_random_seed(seed);
         }
-        let x = g.placeholder(DType::F32, [None, Some(784)], "X")?;
+        let x = g.placeholder(DType::F32, [None, Some(784)]).named("X")?;
         // Fresh noise every run unless fed (the grids feed the same noise each time).
-        let z = g.placeholder_with_default(
-            &random::random_uniform(&g, &[BATCH, NOISE], DType::F32, -1.0, 1.0, None)?,
-            "z",
-        )?;
+        let z = g
+            .placeholder_with_default(&random::random_uniform(&g, &[BATCH, NOISE], DType::F32, -1.0, 1.0, None)?)
+            .named("z")?;
         let fake = generator(&z)?;
         let (d_real, d_fake) = (discriminator(&x)?, discriminator(&fake)?);
         let d_loss = g.name_scope("d_loss", || math::add(&mean_xent(&d_real, 0.9)?, &mean_xent(&d_fake, 0.0)?))?;

@@ -9,23 +9,23 @@ use tensorgraph::prelude::*;
 
 fn mlp() -> tensorgraph::Result<Graph> {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(6)], "X")?;
-    let y = g.placeholder(DType::I64, [None], "y")?;
+    let x = g.placeholder(DType::F32, [None, Some(6)]).named("X")?;
+    let y = g.placeholder(DType::I64, [None]).named("y")?;
     let h = layers::dense(&x, 5, Some(nn::relu), "hidden1")?;
     let logits = layers::dense(&h, 3, None, "outputs")?;
-    let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xentropy")?;
-    let loss = math::reduce_mean(&xent, None, "loss")?;
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).named("xentropy")?;
+    let loss = math::reduce_mean(&xent, None).named("loss")?;
     Adam::new(0.01).minimize(&loss)?;
     let correct = nn::in_top_k(&logits, &y, 1)?;
-    math::reduce_mean(&correct.cast(DType::F32)?, None, "accuracy")?;
+    math::reduce_mean(&correct.cast(DType::F32)?, None).named("accuracy")?;
     Ok(g)
 }
 
 fn cnn() -> tensorgraph::Result<Graph> {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(1)], "X")?;
-    let y = g.placeholder(DType::I64, [None], "y")?;
-    let training = g.placeholder_with_default(&g.constant(ndarray::arr0(false), "")?, "training")?;
+    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(1)]).named("X")?;
+    let y = g.placeholder(DType::I64, [None]).named("y")?;
+    let training = g.placeholder_with_default(&g.constant(ndarray::arr0(false))?).named("training")?;
     let c = layers::conv2d(&x, 2, 3, 1, Padding::Same, Some(nn::relu), "conv1")?;
     let c = layers::batch_normalization(&c, &training, "bn")?;
     let p = nn::max_pool(&c, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid)?;
@@ -33,15 +33,15 @@ fn cnn() -> tensorgraph::Result<Graph> {
     let f = layers::flatten(&a)?;
     let d = nn::dropout(&f, 0.5, &training, Some(1))?;
     let logits = layers::dense(&d, 3, None, "out")?;
-    let loss = math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "x")?, None, "loss")?;
+    let loss = math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).named("x")?, None).named("loss")?;
     GradientDescent::new(0.1).minimize(&loss)?;
     Ok(g)
 }
 
 fn array_ops() -> tensorgraph::Result<Graph> {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(3)], "x")?;
-    let i = g.placeholder(DType::I64, [None], "i")?;
+    let x = g.placeholder(DType::F32, [None, Some(3)]).named("x")?;
+    let i = g.placeholder(DType::I64, [None]).named("i")?;
     let p = array::pad(&x, &[(1, 0), (0, 2)])?;
     let h = array::one_hot(&i, 4, 1.0, 0.0, DType::F32)?;
     let c = array::concat(&[&x, &x], 1)?;
@@ -51,10 +51,10 @@ fn array_ops() -> tensorgraph::Result<Graph> {
     let e = array::expand_dims(&r, 0)?;
     array::squeeze(&e, None)?;
     math::argmax(&h, 1)?;
-    math::reduce_max(&p, Some(&[0]), "m")?;
+    math::reduce_max(&p, Some(&[0])).named("m")?;
     math::select(&math::greater(&x, &g.scalar(0.0, DType::F32)?)?, &x, &math::neg(&x)?)?;
-    let w = g.variable(&g.constant(ndarray::array![1i32, 2, 3], "")?, "counts", false)?;
-    state::assign_add(&w, &g.constant(ndarray::array![1i32, 1, 1], "")?)?;
+    let w = g.variable(&g.constant(ndarray::array![1i32, 2, 3])?, "counts", false)?;
+    state::assign_add(&w, &g.constant(ndarray::array![1i32, 1, 1])?)?;
     math::add_n(&[&x, &x, &x])?;
     nn::softmax(&x)?;
     nn::log_softmax(&x)?;

@@ -1,5 +1,6 @@
 //! Finite-difference gradient checks of any graph, like `tf.test.compute_gradient`.
 
+use crate::Named;
 use crate::{DType, Graph, Result, Session, Tensor, Value};
 use ndarray::{Array2, ArrayD, IxDyn};
 
@@ -22,7 +23,7 @@ pub fn compute_gradient(
     };
     let y0 = run_y(sess, x_value.clone())?;
     let (nx, ny) = (x_value.len(), y0.len());
-    let dy = g.placeholder(y.dtype(), y0.shape(), "grad_check_dy")?;
+    let dy = g.placeholder(y.dtype(), y0.shape()).named("grad_check_dy")?;
     let dx = tensorgraph_autodiff::gradients(&[y], &[x], Some(&[&dy]))?.remove(0);
 
     let mut theoretical = Array2::<f64>::zeros((nx, ny));
@@ -62,7 +63,7 @@ pub fn compute_gradient(
 /// use tensorgraph::gradient_checker::compute_gradient_error;
 /// # fn main() -> tensorgraph::Result<()> {
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F64, [3], "x")?;
+/// let x = g.placeholder(DType::F64, [3]).named("x")?;
 /// let y = math::mul(&x, &math::exp(&x)?)?;
 /// let mut sess = Session::new(&g)?;
 /// let err = compute_gradient_error(&mut sess, &x, &ndarray::array![0.5, -1.0, 2.0].into(), &y, &[])?;

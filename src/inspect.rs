@@ -38,7 +38,7 @@ impl Scope {
 /// ```
 /// use tensorgraph::prelude::*;
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(4)], "x").unwrap();
+/// let x = g.placeholder(DType::F32, [None, Some(4)]).named("x").unwrap();
 /// g.name_scope("dnn", || layers::dense(&x, 2, Some(nn::relu), "h")).unwrap();
 /// let dot = tensorgraph::inspect::to_dot(&g);
 /// assert!(dot.contains("subgraph \"cluster_dnn/h\""));
@@ -99,7 +99,7 @@ pub fn to_json(g: &Graph) -> Result<String> {
 /// ```
 /// use tensorgraph::prelude::*;
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(784)], "X").unwrap();
+/// let x = g.placeholder(DType::F32, [None, Some(784)]).named("X").unwrap();
 /// let h = g.name_scope("dnn", || layers::dense(&x, 300, Some(nn::relu), "hidden1")).unwrap();
 /// let s = tensorgraph::inspect::summary(&g);
 /// assert!(s.contains("hidden1") && s.contains("[?,300]") && s.contains("235,500"));

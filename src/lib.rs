@@ -9,7 +9,7 @@
 //! use ndarray::array;
 //! # fn main() -> tensorgraph::Result<()> {
 //! let g = Graph::new();
-//! let x = g.placeholder(DType::F32, [None, Some(2)], "x")?;
+//! let x = g.placeholder(DType::F32, [None, Some(2)]).named("x")?;
 //! let y = g.name_scope("double", || math::mul(&x, &g.scalar(2.0, DType::F32)?))?;
 //! let mut sess = Session::new(&g)?;
 //! let out = sess.run(&[&y], &[(&x, array![[1.0f32, 2.0]].into())])?;
@@ -19,8 +19,8 @@
 
 pub use tensorgraph_graph::{
     collections, fmt_dims, ApplyOp, ConvAttrs, DType, Distribution, EdgeKind, Endpoint, Error, FanMode, Graph,
-    Initializer, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SourceLocation, Tensor, TensorSpec, Value,
-    Variable,
+    Initializer, Named, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SourceLocation, Tensor, TensorSpec,
+    Value, Variable,
 };
 pub use tensorgraph_session::Session;
 
@@ -66,5 +66,5 @@ pub mod prelude {
     pub use crate::train::{Adam, GradientDescent, Optimizer};
     pub use crate::{array, data, layers, math, nn, random, state, train};
     pub use crate::{collections, Distribution, Initializer};
-    pub use crate::{DType, Graph, Operation, Padding, Result, Session, Shape, Tensor, Value, Variable};
+    pub use crate::{DType, Graph, Named, Operation, Padding, Result, Session, Shape, Tensor, Value, Variable};
 }

@@ -83,12 +83,13 @@ fn bytes_of<'a>(fs: &[(u64, Field<'a>)], n: u64) -> Vec<&'a [u8]> {
 #[test]
 fn event_files_decode_with_valid_framing_graph_and_scalars() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(4)], "X").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(4)]).named("X").unwrap();
     let logits = g.name_scope("dnn", || layers::dense(&x, 3, Some(nn::relu), "hidden1")).unwrap();
-    let y = g.placeholder(DType::I64, [None], "y").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
     let loss = g
         .name_scope("loss", || {
-            math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xent")?, None, "loss")
+            math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).named("xent")?, None)
+                .named("loss")
         })
         .unwrap();
     g.name_scope("train", || GradientDescent::new(0.1).minimize(&loss)).unwrap();

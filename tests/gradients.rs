@@ -40,7 +40,7 @@ fn check(name: &str, inputs: &[ArrayD<f64>], build: &Build) {
     let phs: Vec<Tensor> = inputs
         .iter()
         .enumerate()
-        .map(|(i, a)| g.placeholder(DType::F64, a.shape(), &format!("in{i}")).unwrap())
+        .map(|(i, a)| g.placeholder(DType::F64, a.shape()).named(&format!("in{i}")).unwrap())
         .collect();
     let y = build(&phs).unwrap();
     record(&g);
@@ -112,8 +112,8 @@ fn unary_ops() {
     for (name, f) in [("elu", nn::elu as UnaryFn), ("selu", nn::selu), ("softplus", nn::softplus), ("swish", nn::swish)]
     {
         let g = Graph::new();
-        let x = g.placeholder(DType::F64, [2, 3], "x").unwrap();
-        let y = math::reduce_sum(&f(&x).unwrap(), None, "").unwrap();
+        let x = g.placeholder(DType::F64, [2, 3]).named("x").unwrap();
+        let y = math::reduce_sum(&f(&x).unwrap(), None).unwrap();
         let dx = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
         let mut sess = Session::new(&g).unwrap();
         let err = compute_gradient_error(&mut sess, &x, &away_from_zero.clone().into(), &dx, &[]).unwrap();
@@ -156,9 +156,9 @@ fn select_routes_the_gradient_to_the_taken_branch_with_broadcasting() {
     }
     // A scalar condition broadcast over both branches, as batch norm uses it.
     let g = Graph::new();
-    let c = g.placeholder(DType::Bool, Shape::scalar(), "c").unwrap();
-    let x = g.placeholder(DType::F64, [2], "x").unwrap();
-    let y = g.placeholder(DType::F64, [2], "y").unwrap();
+    let c = g.placeholder(DType::Bool, Shape::scalar()).named("c").unwrap();
+    let x = g.placeholder(DType::F64, [2]).named("x").unwrap();
+    let y = g.placeholder(DType::F64, [2]).named("y").unwrap();
     let s = math::select(&c, &x, &y).unwrap();
     let grads = tensorgraph::gradients(&[&s], &[&x, &y], None).unwrap();
     let (dx, dy) = (grads[0].clone().unwrap(), grads[1].clone().unwrap());
@@ -180,7 +180,7 @@ fn select_routes_the_gradient_to_the_taken_branch_with_broadcasting() {
 #[test]
 fn floor_has_no_gradient_but_its_neighbours_do() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F64, [3], "x").unwrap();
+    let x = g.placeholder(DType::F64, [3]).named("x").unwrap();
     let y = math::add(&math::floor(&x).unwrap(), &x).unwrap();
     let d = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
     let out = Session::new(&g).unwrap().run(&[&y, &d], &[(&x, array![-1.5, 0.25, 2.0].into())]).unwrap();
@@ -206,31 +206,29 @@ fn reductions() {
             let a = axes.clone();
             check(&format!("sum {axes:?} {keep}"), std::slice::from_ref(&x), &move |t| {
                 if keep {
-                    math::reduce_sum_keep_dims(&t[0], a.as_deref(), "")
+                    math::reduce_sum_keep_dims(&t[0], a.as_deref())
                 } else {
-                    math::reduce_sum(&t[0], a.as_deref(), "")
+                    math::reduce_sum(&t[0], a.as_deref())
                 }
             });
             let a = axes.clone();
             check(&format!("mean {axes:?} {keep}"), std::slice::from_ref(&x), &move |t| {
                 if keep {
-                    math::reduce_mean_keep_dims(&t[0], a.as_deref(), "")
+                    math::reduce_mean_keep_dims(&t[0], a.as_deref())
                 } else {
-                    math::reduce_mean(&t[0], a.as_deref(), "")
+                    math::reduce_mean(&t[0], a.as_deref())
                 }
             });
             let a = axes.clone();
             check(&format!("max {axes:?} {keep}"), std::slice::from_ref(&x), &move |t| {
                 if keep {
-                    math::reduce_max_keep_dims(&t[0], a.as_deref(), "")
+                    math::reduce_max_keep_dims(&t[0], a.as_deref())
                 } else {
-                    math::reduce_max(&t[0], a.as_deref(), "")
+                    math::reduce_max(&t[0], a.as_deref())
                 }
             });
             let a = axes.clone();
-            check(&format!("min {axes:?}"), std::slice::from_ref(&x), &move |t| {
-                math::reduce_min(&t[0], a.as_deref(), "")
-            });
+            check(&format!("min {axes:?}"), std::slice::from_ref(&x), &move |t| math::reduce_min(&t[0], a.as_deref()));
         }
     }
 }
@@ -241,12 +239,12 @@ fn layer_ops() {
     let b = vals(&[3], -1.0, 1.0, 11);
     check("bias_add", &[x.clone(), b], &|t| nn::bias_add(&t[0], &t[1]));
     check("add_n", &[x.clone(), x.clone(), x.clone()], &|t| math::add_n(&[&t[0], &t[1], &math::square(&t[2])?]));
-    check("identity", std::slice::from_ref(&x), &|t| math::identity(&t[0], ""));
+    check("identity", std::slice::from_ref(&x), &|t| math::identity(&t[0]));
     // Cross-entropy with respect to the logits (labels are integers).
     let logits = vals(&[4, 5], -3.0, 3.0, 12);
     check("sparse_softmax_cross_entropy", &[logits], &|t| {
-        let labels = t[0].graph().constant(array![0i64, 4, 2, 2], "")?;
-        nn::sparse_softmax_cross_entropy_with_logits(&labels, &t[0], "xent")
+        let labels = t[0].graph().constant(array![0i64, 4, 2, 2])?;
+        nn::sparse_softmax_cross_entropy_with_logits(&labels, &t[0]).named("xent")
     });
 }
 
@@ -254,8 +252,8 @@ fn layer_ops() {
 fn cast_between_floats_passes_the_gradient_through() {
     // Finite differences through f32 rounding are too coarse for 1e-6, so check exactly.
     let g = Graph::new();
-    let x = g.placeholder(DType::F64, [3], "x").unwrap();
-    let y = math::reduce_sum(&math::square(&x).unwrap().cast(DType::F32).unwrap(), None, "").unwrap();
+    let x = g.placeholder(DType::F64, [3]).named("x").unwrap();
+    let y = math::reduce_sum(&math::square(&x).unwrap().cast(DType::F32).unwrap(), None).unwrap();
     let dx = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
     assert_eq!(dx.dtype(), DType::F64);
     let out = Session::new(&g).unwrap().run(&[&dx], &[(&x, array![1.0, -2.0, 0.5].into())]).unwrap();
@@ -282,7 +280,7 @@ fn array_ops() {
 #[test]
 fn second_derivative_of_x_cubed() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F64, [3], "x").unwrap();
+    let x = g.placeholder(DType::F64, [3]).named("x").unwrap();
     let y = math::mul(&math::square(&x).unwrap(), &x).unwrap();
     let dy = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
     let d2y = tensorgraph::gradients(&[&dy], &[&x], None).unwrap().remove(0).unwrap();
@@ -299,22 +297,22 @@ fn second_derivative_of_x_cubed() {
 #[test]
 fn hessian_vector_product_of_a_small_mlp() {
     let g = Graph::new();
-    let x = g.constant(vals(&[5, 3], -1.0, 1.0, 15), "x").unwrap();
-    let labels = g.constant(array![0i64, 1, 1, 0, 1], "labels").unwrap();
-    let w1 = g.placeholder(DType::F64, [3, 4], "w1").unwrap();
-    let w2 = g.placeholder(DType::F64, [4, 2], "w2").unwrap();
-    let v1 = g.placeholder(DType::F64, [3, 4], "v1").unwrap();
-    let v2 = g.placeholder(DType::F64, [4, 2], "v2").unwrap();
+    let x = g.constant(vals(&[5, 3], -1.0, 1.0, 15)).named("x").unwrap();
+    let labels = g.constant(array![0i64, 1, 1, 0, 1]).named("labels").unwrap();
+    let w1 = g.placeholder(DType::F64, [3, 4]).named("w1").unwrap();
+    let w2 = g.placeholder(DType::F64, [4, 2]).named("w2").unwrap();
+    let v1 = g.placeholder(DType::F64, [3, 4]).named("v1").unwrap();
+    let v2 = g.placeholder(DType::F64, [4, 2]).named("v2").unwrap();
     let h = nn::tanh(&math::matmul(&x, &w1, false, false).unwrap()).unwrap();
     let h = math::add(&h, &nn::sigmoid(&h).unwrap()).unwrap();
     let logits = math::matmul(&h, &w2, false, false).unwrap();
-    let xent = nn::sparse_softmax_cross_entropy_with_logits(&labels, &logits, "xent").unwrap();
-    let loss = math::reduce_mean(&xent, None, "loss").unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&labels, &logits).named("xent").unwrap();
+    let loss = math::reduce_mean(&xent, None).named("loss").unwrap();
     let grads = tensorgraph::gradients(&[&loss], &[&w1, &w2], None).unwrap();
     let (g1, g2) = (grads[0].clone().unwrap(), grads[1].clone().unwrap());
     let gv = math::add(
-        &math::reduce_sum(&math::mul(&g1, &v1).unwrap(), None, "").unwrap(),
-        &math::reduce_sum(&math::mul(&g2, &v2).unwrap(), None, "").unwrap(),
+        &math::reduce_sum(&math::mul(&g1, &v1).unwrap(), None).unwrap(),
+        &math::reduce_sum(&math::mul(&g2, &v2).unwrap(), None).unwrap(),
     )
     .unwrap();
     let hv = tensorgraph::gradients(&[&gv], &[&w1, &w2], None).unwrap();
@@ -347,13 +345,13 @@ fn hessian_vector_product_of_a_small_mlp() {
 #[test]
 fn backward_graph_structure() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(3)], "x").unwrap();
-    let other = g.placeholder(DType::F32, [None, Some(3)], "other").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(3)]).named("x").unwrap();
+    let other = g.placeholder(DType::F32, [None, Some(3)]).named("other").unwrap();
     let y = math::add(
         &math::mul(&x, &x).unwrap(),
         &math::argmax(&x, 1).unwrap().cast(DType::F32).unwrap().cast(DType::F32).unwrap(),
     );
-    let y = math::reduce_sum(&math::add(&y.unwrap(), &math::exp(&x).unwrap()).unwrap(), None, "y").unwrap();
+    let y = math::reduce_sum(&math::add(&y.unwrap(), &math::exp(&x).unwrap()).unwrap(), None).named("y").unwrap();
     let grads = tensorgraph::gradients(&[&y], &[&x, &other], None).unwrap();
     assert!(grads[1].is_none(), "y does not depend on `other`");
     let dx = grads[0].clone().unwrap();
@@ -374,9 +372,9 @@ fn backward_graph_structure() {
 #[test]
 fn gradient_through_an_unknown_batch_dimension_reduces_broadcasts_at_run_time() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F64, [None, Some(3)], "x").unwrap();
-    let b = g.placeholder(DType::F64, [None, Some(3)], "b").unwrap();
-    let y = math::reduce_sum(&math::mul(&x, &b).unwrap(), None, "").unwrap();
+    let x = g.placeholder(DType::F64, [None, Some(3)]).named("x").unwrap();
+    let b = g.placeholder(DType::F64, [None, Some(3)]).named("b").unwrap();
+    let y = math::reduce_sum(&math::mul(&x, &b).unwrap(), None).unwrap();
     let db = tensorgraph::gradients(&[&y], &[&b], None).unwrap().remove(0).unwrap();
     let sess = Session::new(&g).unwrap();
     // b is fed as [1,3] and broadcast against x [2,3]: its gradient is summed back to [1,3].
@@ -410,8 +408,8 @@ fn convolution_and_its_backward_ops() {
         // The backward ops are differentiable too (second order through convolutions).
         let g = Graph::new();
         let out_shape = nn::conv2d_dilated(
-            &g.placeholder(DType::F64, x.shape(), "x").unwrap(),
-            &g.placeholder(DType::F64, w.shape(), "w").unwrap(),
+            &g.placeholder(DType::F64, x.shape()).named("x").unwrap(),
+            &g.placeholder(DType::F64, w.shape()).named("w").unwrap(),
             st,
             p,
             dl,
@@ -433,12 +431,11 @@ fn convolution_and_its_backward_ops() {
 #[test]
 fn second_order_through_a_convolution() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F64, [1, 4, 4, 1], "x").unwrap();
-    let w = g.constant(vals(&[2, 2, 1, 2], -1.0, 1.0, 23), "w").unwrap();
+    let x = g.placeholder(DType::F64, [1, 4, 4, 1]).named("x").unwrap();
+    let w = g.constant(vals(&[2, 2, 1, 2], -1.0, 1.0, 23)).named("w").unwrap();
     let y = math::reduce_sum(
         &math::square(&nn::tanh(&nn::conv2d(&x, &w, [1, 2, 2, 1], Padding::Same).unwrap()).unwrap()).unwrap(),
         None,
-        "",
     )
     .unwrap();
     let dx = tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap();
@@ -459,7 +456,7 @@ fn pooling_and_its_backward_ops() {
         check(&format!("max_pool {k} {s} {p:?}"), std::slice::from_ref(&x), &move |t| nn::max_pool(&t[0], kk, ss, p));
         check(&format!("avg_pool {k} {s} {p:?}"), std::slice::from_ref(&x), &move |t| nn::avg_pool(&t[0], kk, ss, p));
         let g = Graph::new();
-        let y_shape = nn::max_pool(&g.placeholder(DType::F64, x.shape(), "x").unwrap(), kk, ss, p)
+        let y_shape = nn::max_pool(&g.placeholder(DType::F64, x.shape()).named("x").unwrap(), kk, ss, p)
             .unwrap()
             .shape()
             .to_vec()
@@ -467,15 +464,15 @@ fn pooling_and_its_backward_ops() {
         let dy = vals(&y_shape, -1.0, 1.0, 26);
         let xc = x.clone();
         check(&format!("max_pool_grad {k} {s} {p:?}"), std::slice::from_ref(&dy), &move |t| {
-            nn::max_pool_grad(&t[0].graph().constant(xc.clone(), "x")?, &t[0], kk, ss, p)
+            nn::max_pool_grad(&t[0].graph().constant(xc.clone()).named("x")?, &t[0], kk, ss, p)
         });
         let xc = x.clone();
         check(&format!("avg_pool_grad {k} {s} {p:?}"), std::slice::from_ref(&dy), &move |t| {
-            nn::avg_pool_grad(&t[0].graph().constant(xc.clone(), "x")?, &t[0], kk, ss, p)
+            nn::avg_pool_grad(&t[0].graph().constant(xc.clone()).named("x")?, &t[0], kk, ss, p)
         });
         let xc = x.clone();
         check(&format!("max_pool_grad_grad {k} {s} {p:?}"), std::slice::from_ref(&x), &move |t| {
-            nn::max_pool_grad_grad(&t[0].graph().constant(xc.clone(), "x")?, &t[0], kk, ss, p)
+            nn::max_pool_grad_grad(&t[0].graph().constant(xc.clone()).named("x")?, &t[0], kk, ss, p)
         });
     }
 }
@@ -486,12 +483,12 @@ fn pooling_and_its_backward_ops() {
 fn batch_normalization_in_training_and_inference_mode() {
     for (shape, on) in [(&[3usize, 2, 2, 3][..], 1.0), (&[5, 4][..], 1.0), (&[5, 4][..], 0.0)] {
         let g = Graph::new();
-        let x = g.placeholder(DType::F64, shape, "x").unwrap();
+        let x = g.placeholder(DType::F64, shape).named("x").unwrap();
         let training = g.scalar(on, DType::Bool).unwrap();
         let y = layers::batch_normalization(&x, &training, "bn").unwrap();
         // A non-symmetric read-out, so the gradient is not trivially zero.
-        let w = g.constant(vals(shape, -1.0, 1.0, 11), "w").unwrap();
-        let loss = math::reduce_sum(&math::mul(&math::square(&y).unwrap(), &w).unwrap(), None, "").unwrap();
+        let w = g.constant(vals(shape, -1.0, 1.0, 11)).named("w").unwrap();
+        let loss = math::reduce_sum(&math::mul(&math::square(&y).unwrap(), &w).unwrap(), None).unwrap();
         let vars = g.trainable_variables();
         let mut sess = Session::new(&g).unwrap();
         sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();

@@ -36,7 +36,7 @@ fn init(g: &Graph) -> Session {
 #[test]
 fn fetching_one_tensor_twice_returns_it_twice() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None]).named("x").unwrap();
     let y = math::square(&x).unwrap();
     let sess = Session::new(&g).unwrap();
     let out = sess.run(&[&y, &y, &x, &x], &[(&x, array![1.0f32, 3.0].into())]).unwrap();
@@ -50,17 +50,17 @@ fn fetching_one_tensor_twice_returns_it_twice() {
 fn an_empty_batch_flows_through_every_layer_kind() {
     let g = Graph::new();
     g.set_random_seed(1);
-    let x = g.placeholder(DType::F32, [None, Some(4)], "x").unwrap();
-    let y = g.placeholder(DType::I64, [None], "y").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(4)]).named("x").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
     let h = layers::dense(&x, 3, Some(nn::relu), "h").unwrap();
     let logits = layers::dense(&h, 2, None, "out").unwrap();
     let p = nn::softmax(&logits).unwrap();
-    let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xent").unwrap();
-    let loss = math::reduce_mean(&xent, None, "loss").unwrap();
-    let b = g.constant(array![1.0f32, 2.0, 3.0, 4.0], "b").unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).named("xent").unwrap();
+    let loss = math::reduce_mean(&xent, None).named("loss").unwrap();
+    let b = g.constant(array![1.0f32, 2.0, 3.0, 4.0]).named("b").unwrap();
     let sum = math::add(&math::mul(&x, &b).unwrap(), &b).unwrap();
     let img = array::reshape(&x, &[-1, 2, 2, 1]).unwrap();
-    let f = g.constant(ArrayD::from_elem(IxDyn(&[2, 2, 1, 3]), 0.5f32), "f").unwrap();
+    let f = g.constant(ArrayD::from_elem(IxDyn(&[2, 2, 1, 3]), 0.5f32)).named("f").unwrap();
     let conv = nn::conv2d(&img, &f, [1, 1, 1, 1], Padding::Same).unwrap();
     let pool = nn::max_pool(&conv, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid).unwrap();
     let sess = init(&g);
@@ -88,8 +88,8 @@ fn an_empty_batch_flows_through_every_layer_kind() {
 #[test]
 fn a_zero_length_row_broadcast_is_empty_not_a_panic() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, None], "x").unwrap();
-    let b = g.placeholder(DType::F32, [None], "b").unwrap();
+    let x = g.placeholder(DType::F32, [None, None]).named("x").unwrap();
+    let b = g.placeholder(DType::F32, [None]).named("b").unwrap();
     let y = math::add(&x, &b).unwrap();
     let z = math::mul(&x, &b).unwrap();
     let sess = Session::new(&g).unwrap();
@@ -103,8 +103,8 @@ fn a_zero_length_row_broadcast_is_empty_not_a_panic() {
 #[test]
 fn a_huge_dilation_is_an_error_or_tensorflows_result() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(5), Some(5), Some(1)], "x").unwrap();
-    let f = g.constant(ArrayD::from_elem(IxDyn(&[3, 3, 1, 1]), 1.0f32), "f").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(5), Some(5), Some(1)]).named("x").unwrap();
+    let f = g.constant(ArrayD::from_elem(IxDyn(&[3, 3, 1, 1]), 1.0f32)).named("f").unwrap();
     // Dilated extents that overflow, and VALID windows wider than the input.
     for (d, padding) in [(usize::MAX / 2, Padding::Same), (usize::MAX, Padding::Valid), (1 << 40, Padding::Valid)] {
         let e = nn::conv2d_dilated(&x, &f, [1, 1, 1, 1], padding, [1, d, d, 1]).unwrap_err();
@@ -112,7 +112,7 @@ fn a_huge_dilation_is_an_error_or_tensorflows_result() {
     }
     // SAME with a dilation far wider than the image: every tap but the centre falls in the
     // padding, so the output is the input times the centre tap (TF's result), known or not.
-    let xu = g.placeholder(DType::F32, [None, None, None, Some(1)], "xu").unwrap();
+    let xu = g.placeholder(DType::F32, [None, None, None, Some(1)]).named("xu").unwrap();
     let same = nn::conv2d_dilated(&x, &f, [1, 1, 1, 1], Padding::Same, [1, 1 << 40, 1 << 40, 1]).unwrap();
     let unknown = nn::conv2d_dilated(&xu, &f, [1, 1, 1, 1], Padding::Same, [1, 1 << 40, 1 << 40, 1]).unwrap();
     let sess = Session::new(&g).unwrap();
@@ -133,9 +133,9 @@ fn a_huge_dilation_is_an_error_or_tensorflows_result() {
 #[test]
 fn a_huge_pad_or_one_hot_is_an_error_not_an_abort() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("x").unwrap();
     let padded = array::pad(&x, &[(0, 0), (1 << 40, 1 << 40)]).unwrap();
-    let idx = g.placeholder(DType::I64, [None], "idx").unwrap();
+    let idx = g.placeholder(DType::I64, [None]).named("idx").unwrap();
     let hot = array::one_hot(&idx, 1 << 42, 1.0, 0.0, DType::F32).unwrap();
     let sess = Session::new(&g).unwrap();
     let e = sess.run(&[&padded], &[(&x, array![[1.0f32, 2.0]].into())]).unwrap_err();
@@ -155,16 +155,16 @@ fn a_huge_pad_or_one_hot_is_an_error_not_an_abort() {
 #[test]
 fn integer_overflow_wraps_as_in_tensorflow() {
     let g = Graph::new();
-    let a = g.constant(array![i32::MAX, i32::MIN, 7], "a").unwrap();
-    let b = g.constant(array![1i32, -1, 2], "b").unwrap();
-    let c = g.constant(array![i64::MAX, i64::MIN], "c").unwrap();
+    let a = g.constant(array![i32::MAX, i32::MIN, 7]).named("a").unwrap();
+    let b = g.constant(array![1i32, -1, 2]).named("b").unwrap();
+    let c = g.constant(array![i64::MAX, i64::MIN]).named("c").unwrap();
     let sum = math::add(&a, &b).unwrap();
     let diff = math::sub(&b, &a).unwrap();
     let prod = math::mul(&a, &a).unwrap();
     let neg = math::neg(&c).unwrap();
     let abs = math::abs(&c).unwrap();
     let sq = math::square(&c).unwrap();
-    let s = math::reduce_sum(&a, None, "s").unwrap();
+    let s = math::reduce_sum(&a, None).named("s").unwrap();
     let sess = Session::new(&g).unwrap();
     let out = sess.run(&[&sum, &diff, &prod, &neg, &abs, &sq, &s], &[]).unwrap();
     assert_eq!(out[0].as_i32().unwrap().as_slice().unwrap(), &[i32::MIN, i32::MAX, 9]);
@@ -180,7 +180,7 @@ fn integer_overflow_wraps_as_in_tensorflow() {
 
 fn small_model() -> (Graph, Session) {
     let g = Graph::new();
-    g.variable(&g.constant(array![1.0f32, 2.0], "").unwrap(), "w", true).unwrap();
+    g.variable(&g.constant(array![1.0f32, 2.0]).unwrap(), "w", true).unwrap();
     let sess = init(&g);
     (g, sess)
 }
@@ -301,8 +301,8 @@ fn restore_names_the_missing_file() {
 #[test]
 fn assign_checks_the_value_shape_against_the_variable() {
     let g = Graph::new();
-    let w = g.variable(&g.constant(array![1.0f32, 2.0], "").unwrap(), "w", true).unwrap();
-    let v = g.placeholder(DType::F32, [None], "v").unwrap();
+    let w = g.variable(&g.constant(array![1.0f32, 2.0]).unwrap(), "w", true).unwrap();
+    let v = g.placeholder(DType::F32, [None]).named("v").unwrap();
     let assign = state::assign(&w, &v).unwrap();
     let add = state::assign_add(&w, &v).unwrap();
     let sess = init(&g);
@@ -312,19 +312,19 @@ fn assign_checks_the_value_shape_against_the_variable() {
     }
     assert_eq!(sess.run(&[w.value()], &[]).unwrap()[0].to_f64_vec(), [1.0, 2.0]);
     // A statically wrong shape is refused while building.
-    let c = g.constant(array![1.0f32, 2.0, 3.0], "").unwrap();
+    let c = g.constant(array![1.0f32, 2.0, 3.0]).unwrap();
     assert!(state::assign(&w, &c).is_err());
 }
 
 #[test]
 fn a_verbatim_name_is_unique_too() {
     let g = Graph::new();
-    let a = g.placeholder(DType::F32, [None], "x/").unwrap();
-    let b = g.placeholder(DType::F32, [None], "x").unwrap();
+    let a = g.placeholder(DType::F32, [None]).named("x/").unwrap();
+    let b = g.placeholder(DType::F32, [None]).named("x").unwrap();
     assert_eq!(a.op_name(), "x");
     assert_ne!(a.op_name(), b.op_name());
     // A verbatim name that is taken is an error, as in TF (a duplicate node name).
-    let e = g.placeholder(DType::F32, [None], "x/").unwrap_err();
+    let e = g.placeholder(DType::F32, [None]).named("x/").unwrap_err();
     assert!(e.to_string().contains("x"), "{e}");
     let names: std::collections::HashSet<String> = g.operations().iter().map(|o| o.name()).collect();
     assert_eq!(names.len(), g.operations().len());
@@ -351,7 +351,7 @@ fn handles_from_another_graph_are_refused() {
 #[test]
 fn feeding_one_tensor_twice_is_an_error() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None]).named("x").unwrap();
     let y = math::square(&x).unwrap();
     let sess = Session::new(&g).unwrap();
     let e = sess.run(&[&y], &[(&x, array![1.0f32].into()), (&x, array![2.0f32].into())]).unwrap_err();
@@ -376,7 +376,7 @@ fn two_file_writers_in_one_second_write_two_files() {
 #[test]
 fn the_plan_cache_is_bounded() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None]).named("x").unwrap();
     let ys: Vec<Tensor> = (0..40).map(|i| math::mul(&x, &g.scalar(i as f64, DType::F32).unwrap()).unwrap()).collect();
     let sess = Session::new(&g).unwrap();
     // 40 * 39 ordered pairs of fetches: that many distinct plans.
@@ -393,7 +393,7 @@ fn the_plan_cache_is_bounded() {
 #[test]
 fn reading_the_graph_inside_a_read_does_not_hang() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("x").unwrap();
     let shape = within(10, move || g.read(|_| x.shape().to_string()));
     assert_eq!(shape, "[?,2]");
 }
@@ -401,7 +401,7 @@ fn reading_the_graph_inside_a_read_does_not_hang() {
 #[test]
 fn building_inside_a_read_is_an_error_not_a_hang() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("x").unwrap();
     let (g2, x2) = (g.clone(), x.clone());
     let r = within(10, move || g.read(|_| nn::relu(&x).map(|t| t.name())));
     let e = r.unwrap_err();
@@ -470,8 +470,8 @@ fn a_fifo_or_a_device_is_not_read_as_a_data_file() {
 #[test]
 fn relu_keeps_nan_as_tensorflow_does() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
-    let w = g.constant(array![[1.0f32, 0.0], [0.0, 1.0]], "w").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("x").unwrap();
+    let w = g.constant(array![[1.0f32, 0.0], [0.0, 1.0]]).named("w").unwrap();
     let y = nn::relu(&x).unwrap();
     // Through the fused MatMul+Relu epilogue too.
     let z = nn::relu(&math::matmul(&x, &w, false, false).unwrap()).unwrap();
@@ -489,9 +489,9 @@ fn relu_keeps_nan_as_tensorflow_does() {
 #[test]
 fn a_fused_bias_may_be_any_layout() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(3)], "x").unwrap();
-    let b = g.placeholder(DType::F32, [Some(3)], "b").unwrap();
-    let w = g.constant(ndarray::Array2::<f32>::eye(3), "w").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(3)]).named("x").unwrap();
+    let b = g.placeholder(DType::F32, [Some(3)]).named("b").unwrap();
+    let w = g.constant(ndarray::Array2::<f32>::eye(3)).named("w").unwrap();
     let y = nn::relu(&nn::bias_add(&math::matmul(&x, &w, false, false).unwrap(), &b).unwrap()).unwrap();
     let sess = Session::new(&g).unwrap();
     let mut bias = array![1.0f32, -5.0, 3.0];
@@ -504,8 +504,8 @@ fn a_fused_bias_may_be_any_layout() {
 #[test]
 fn a_bad_dropout_rate_blames_dropout_not_its_input() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(3)], "x").unwrap();
-    let training = g.placeholder(DType::Bool, Shape::scalar(), "training").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(3)]).named("x").unwrap();
+    let training = g.placeholder(DType::Bool, Shape::scalar()).named("training").unwrap();
     let e = nn::dropout(&x, 1.5, &training, None).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("dropout") && !msg.starts_with("invalid argument to x "), "{msg}");
@@ -541,7 +541,7 @@ fn a_damaged_name_in_a_file_is_described_not_dumped() {
 fn several_threads_may_run_one_session() {
     let g = Graph::new();
     g.set_random_seed(3);
-    let x = g.placeholder(DType::F32, [None, Some(8)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(8)]).named("x").unwrap();
     let h = layers::dense(&x, 16, Some(nn::relu), "h").unwrap();
     let y = layers::dense(&h, 4, None, "y").unwrap();
     let sess = init(&g);
@@ -564,9 +564,9 @@ fn several_threads_may_run_one_session() {
 fn training_and_inference_may_share_a_session() {
     let g = Graph::new();
     g.set_random_seed(3);
-    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("x").unwrap();
     let y = layers::dense(&x, 1, None, "y").unwrap();
-    let loss = math::reduce_mean(&math::square(&y).unwrap(), None, "loss").unwrap();
+    let loss = math::reduce_mean(&math::square(&y).unwrap(), None).named("loss").unwrap();
     let train = GradientDescent::new(0.1).minimize(&loss).unwrap();
     let sess = init(&g);
     let feed = || [(&x, array![[1.0f32, 2.0]].into_dyn().into())];
@@ -666,10 +666,10 @@ mod random_graphs {
             }
             Step::MatMul(a, b, p, q) => math::matmul(t(a), t(b), p, q),
             Step::Reduce(k, a, x, d) => match k {
-                0 => math::reduce_sum(t(a), Some(&[x]), ""),
-                1 => math::reduce_mean(t(a), Some(&[x]), ""),
-                2 if d => math::reduce_max_keep_dims(t(a), Some(&[x]), ""),
-                2 => math::reduce_max(t(a), None, ""),
+                0 => math::reduce_sum(t(a), Some(&[x])),
+                1 => math::reduce_mean(t(a), Some(&[x])),
+                2 if d => math::reduce_max_keep_dims(t(a), Some(&[x])),
+                2 => math::reduce_max(t(a), None),
                 _ => math::argmax(t(a), x),
             },
             Step::Reshape(a, target) => array::reshape(t(a), &target),
@@ -683,7 +683,7 @@ mod random_graphs {
             Step::Cast(a, d) => math::cast(t(a), DTYPES[d as usize % 5]),
             Step::Conv(a, k, s, p) => {
                 let c = t(a).shape().dims().last().copied().flatten().unwrap_or(1);
-                let f = g.constant(ArrayD::from_elem(IxDyn(&[k, k, c, 2]), 0.5f32), "")?;
+                let f = g.constant(ArrayD::from_elem(IxDyn(&[k, k, c, 2]), 0.5f32))?;
                 let pad = if p { Padding::Same } else { Padding::Valid };
                 nn::conv2d(t(a), &f, [1, s, s, 1], pad)
             }
@@ -693,7 +693,7 @@ mod random_graphs {
             }
             Step::Slice(a, b, s) => array::slice(t(a), &b, &s),
             Step::Transpose(a) => array::transpose(t(a), None),
-            Step::Xent(a, b) => nn::sparse_softmax_cross_entropy_with_logits(t(a), t(b), ""),
+            Step::Xent(a, b) => nn::sparse_softmax_cross_entropy_with_logits(t(a), t(b)),
             Step::Gradient(a, b) => {
                 let gs = tensorgraph::gradients(&[t(a)], &[t(b)], None)?;
                 gs.into_iter().next().flatten().ok_or_else(|| Error::NotFound { what: "gradient", name: "".into() })
@@ -733,7 +733,7 @@ mod random_graphs {
             let mut placeholders = Vec::new();
             for (k, (&d, &r)) in dtypes.iter().zip(&ranks).enumerate() {
                 let shape: Vec<Option<usize>> = dims[..r].to_vec();
-                let p = g.placeholder(DTYPES[d], shape, &format!("p{k}")).unwrap();
+                let p = g.placeholder(DTYPES[d], shape).named(&format!("p{k}")).unwrap();
                 placeholders.push(p.clone());
                 ts.push(p);
             }

@@ -52,7 +52,7 @@ fn constant_truncated_normal_and_layer_options() {
     let t = sample(Initializer::TruncatedNormal { mean: 1.0, stddev: 0.1, seed: Some(3) }, &[10_000]);
     assert!(t.iter().all(|&x| (0.8..=1.2).contains(&x)));
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(5)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(5)]).named("x").unwrap();
     layers::Dense::new(4).kernel_initializer(Initializer::Constant(0.5)).build(&x, "d").unwrap();
     let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();

@@ -12,7 +12,7 @@ const CHILD_ENV: &str = "TG_KILL_SAVE_DIR";
 fn model() -> (Graph, Session) {
     let g = Graph::new();
     g.set_random_seed(1);
-    let x = g.placeholder(DType::F32, [None, Some(256)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(256)]).named("x").unwrap();
     let h = layers::dense(&x, 512, Some(nn::relu), "h").unwrap();
     layers::dense(&h, 256, None, "out").unwrap();
     let sess = Session::new(&g).unwrap();

@@ -8,7 +8,7 @@ use tensorgraph::prelude::*;
 #[test]
 fn regularization_losses_are_collected_and_summed() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("x").unwrap();
     assert_eq!(tensorgraph::losses::get_regularization_loss(&g).unwrap().op().op_type(), "Const");
     let h = Dense::new(3).kernel_regularizer(Regularizer::L2(0.5)).build(&x, "a").unwrap();
     let _ = Dense::new(1).kernel_regularizer(Regularizer::L1(0.25)).build(&h, "b").unwrap();
@@ -25,8 +25,8 @@ fn regularization_losses_are_collected_and_summed() {
 #[test]
 fn placeholder_with_default_is_its_default_unless_fed() {
     let g = Graph::new();
-    let d = g.constant(array![1.0f32, 2.0], "d").unwrap();
-    let p = g.placeholder_with_default(&d, "p").unwrap();
+    let d = g.constant(array![1.0f32, 2.0]).named("d").unwrap();
+    let p = g.placeholder_with_default(&d).named("p").unwrap();
     let y = math::mul(&p, &g.scalar(10.0, DType::F32).unwrap()).unwrap();
     let sess = Session::new(&g).unwrap();
     assert_eq!(sess.run(&[&y], &[]).unwrap()[0].to_f64_vec(), vec![10.0, 20.0]);
@@ -36,8 +36,8 @@ fn placeholder_with_default_is_its_default_unless_fed() {
 #[test]
 fn logistic_loss_is_stable_at_extreme_logits() {
     let g = Graph::new();
-    let logits = g.constant(array![-1e30f32, -50.0, 0.0, 50.0, 1e30], "l").unwrap();
-    let labels = g.constant(array![0.0f32, 1.0, 0.5, 0.0, 1.0], "z").unwrap();
+    let logits = g.constant(array![-1e30f32, -50.0, 0.0, 50.0, 1e30]).named("l").unwrap();
+    let labels = g.constant(array![0.0f32, 1.0, 0.5, 0.0, 1.0]).named("z").unwrap();
     let loss = nn::sigmoid_cross_entropy_with_logits(&labels, &logits).unwrap();
     let got = Session::new(&g).unwrap().run(&[&loss], &[]).unwrap()[0].to_f64_vec();
     let want = [0.0, 50.0, std::f64::consts::LN_2, 50.0, 0.0];

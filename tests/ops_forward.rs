@@ -8,7 +8,7 @@ use ndarray::{array, ArrayD, IxDyn};
 use tensorgraph::prelude::*;
 
 fn c(g: &Graph, v: impl Into<Value>) -> Tensor {
-    g.constant(v, "").unwrap()
+    g.constant(v).unwrap()
 }
 
 #[test]
@@ -148,14 +148,14 @@ fn bias_add_add_n_and_grad_helpers() {
 fn reductions_over_axes_with_keep_dims() {
     let g = Graph::new();
     let x = c(&g, array![[1.0f32, 5.0, 3.0], [4.0, 2.0, 6.0]]);
-    assert_close(&run1(&g, &math::reduce_sum(&x, None, "").unwrap(), &[]), &[], &[21.0]);
-    assert_close(&run1(&g, &math::reduce_sum(&x, Some(&[0]), "").unwrap(), &[]), &[3], &[5.0, 7.0, 9.0]);
-    assert_close(&run1(&g, &math::reduce_mean(&x, Some(&[-1]), "").unwrap(), &[]), &[2], &[3.0, 4.0]);
-    assert_close(&run1(&g, &math::reduce_max_keep_dims(&x, Some(&[1]), "").unwrap(), &[]), &[2, 1], &[5.0, 6.0]);
-    assert_close(&run1(&g, &math::reduce_min(&x, Some(&[0, 1]), "").unwrap(), &[]), &[], &[1.0]);
-    assert_close(&run1(&g, &math::reduce_sum_keep_dims(&x, None, "").unwrap(), &[]), &[1, 1], &[21.0]);
+    assert_close(&run1(&g, &math::reduce_sum(&x, None).unwrap(), &[]), &[], &[21.0]);
+    assert_close(&run1(&g, &math::reduce_sum(&x, Some(&[0])).unwrap(), &[]), &[3], &[5.0, 7.0, 9.0]);
+    assert_close(&run1(&g, &math::reduce_mean(&x, Some(&[-1])).unwrap(), &[]), &[2], &[3.0, 4.0]);
+    assert_close(&run1(&g, &math::reduce_max_keep_dims(&x, Some(&[1])).unwrap(), &[]), &[2, 1], &[5.0, 6.0]);
+    assert_close(&run1(&g, &math::reduce_min(&x, Some(&[0, 1])).unwrap(), &[]), &[], &[1.0]);
+    assert_close(&run1(&g, &math::reduce_sum_keep_dims(&x, None).unwrap(), &[]), &[1, 1], &[21.0]);
     let i = c(&g, array![[1i64, 2], [3, 4]]);
-    assert_close(&run1(&g, &math::reduce_sum(&i, Some(&[1]), "").unwrap(), &[]), &[2], &[3.0, 7.0]);
+    assert_close(&run1(&g, &math::reduce_sum(&i, Some(&[1])).unwrap(), &[]), &[2], &[3.0, 7.0]);
 }
 
 #[test]
@@ -187,11 +187,11 @@ fn sparse_softmax_cross_entropy_matches_hand_values_and_extremes() {
     let g = Graph::new();
     let logits = c(&g, array![[2.0f64, 1.0, 0.1], [1e4, -1e4, 0.0], [0.0, 0.0, 0.0]]);
     let labels = c(&g, array![0i64, 1, 2]);
-    let xent = nn::sparse_softmax_cross_entropy_with_logits(&labels, &logits, "xent").unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&labels, &logits).named("xent").unwrap();
     let lse = (2f64.exp() + 1f64.exp() + 0.1f64.exp()).ln();
     assert_close(&run1(&g, &xent, &[]), &[3], &[lse - 2.0, 2e4, 3f64.ln()]);
     let bad = c(&g, array![0i64, 3, 0]);
-    let xent = nn::sparse_softmax_cross_entropy_with_logits(&bad, &logits, "bad").unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&bad, &logits).named("bad").unwrap();
     let err = Session::new(&g).unwrap().run(&[&xent], &[]).unwrap_err().to_string();
     assert!(err.contains("bad (SparseSoftmaxCrossEntropyWithLogits)") && err.contains("label 3"), "{err}");
 }
@@ -278,18 +278,18 @@ fn random_ops_are_seeded_and_in_range() {
 #[test]
 fn plumbing_and_state_ops() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None], "x").unwrap();
-    let d = g.placeholder_with_default(&c(&g, array![9.0f32]), "d").unwrap();
+    let x = g.placeholder(DType::F32, [None]).named("x").unwrap();
+    let d = g.placeholder_with_default(&c(&g, array![9.0f32])).named("d").unwrap();
     let cond = math::greater(&x, &c(&g, ndarray::arr0(0.0f32))).unwrap();
     let sel = math::select(&cond, &x, &math::neg(&x).unwrap()).unwrap();
     let fl = math::floor(&c(&g, array![-1.5f32, -0.0, 2.7])).unwrap();
-    let id = math::identity(&x, "id").unwrap();
+    let id = math::identity(&x).named("id").unwrap();
     let sg = array::stop_gradient(&x).unwrap();
     let w = g.variable(&c(&g, array![1.0f32, 2.0]), "w", true).unwrap();
     let add = state::assign_add(&w, &c(&g, array![0.5f32, 0.5])).unwrap();
     let sub = state::assign_sub(&w, &c(&g, array![1.0f32, 1.0])).unwrap();
     let set = state::assign(&w, &c(&g, array![7.0f32, 8.0])).unwrap();
-    let nothing = state::no_op(&g, "nothing").unwrap();
+    let nothing = state::no_op(&g).named("nothing").unwrap();
     common::record(&g);
     let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap(), &nothing], &[]).unwrap();
@@ -336,8 +336,8 @@ fn more_activations() {
 #[test]
 fn dropout_zeroes_and_rescales_only_in_training() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(1000)], "x").unwrap();
-    let training = g.placeholder(DType::Bool, Shape::scalar(), "training").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(1000)]).named("x").unwrap();
+    let training = g.placeholder(DType::Bool, Shape::scalar()).named("training").unwrap();
     let y = nn::dropout(&x, 0.3, &training, Some(5)).unwrap();
     let ones = ndarray::Array2::<f32>::ones((20, 1000));
     common::record(&g);

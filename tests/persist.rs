@@ -16,12 +16,13 @@ fn tmp(name: &str) -> std::path::PathBuf {
 fn model() -> (Graph, Tensor, Tensor, Tensor, Operation) {
     let g = Graph::new();
     g.set_random_seed(5);
-    let x = g.placeholder(DType::F32, [None, Some(4)], "x").unwrap();
-    let y = g.placeholder(DType::I64, [None], "y").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(4)]).named("x").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
     let h = layers::dense(&x, 8, Some(nn::relu), "h").unwrap();
     let logits = layers::dense(&h, 3, None, "out").unwrap();
     let loss =
-        math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xent").unwrap(), None, "loss")
+        math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).named("xent").unwrap(), None)
+            .named("loss")
             .unwrap();
     let train = g.name_scope("train", || Adam::new(0.01).minimize(&loss)).unwrap();
     g.add_to_collection("outputs", &logits);
@@ -130,7 +131,7 @@ fn restore_names_missing_variables_and_mismatches() {
     expect_bad_file(Saver::new(&g).restore(&fresh, &path), "out/kernel is missing");
 
     let other = Graph::new();
-    let x = other.placeholder(DType::F32, [None, Some(5)], "x").unwrap();
+    let x = other.placeholder(DType::F32, [None, Some(5)]).named("x").unwrap();
     layers::dense(&x, 8, None, "h").unwrap();
     let s2 = Session::new(&other).unwrap();
     expect_bad_file(
@@ -231,13 +232,13 @@ fn resumed_training_matches_uninterrupted_training_for_every_optimizer() {
     for (name, make) in optimizers {
         let g = Graph::new();
         g.set_random_seed(9);
-        let x = g.placeholder(DType::F32, [None, Some(4)], "x").unwrap();
-        let y = g.placeholder(DType::I64, [None], "y").unwrap();
-        let training = g.placeholder_with_default(&g.scalar(1.0, DType::Bool).unwrap(), "training").unwrap();
+        let x = g.placeholder(DType::F32, [None, Some(4)]).named("x").unwrap();
+        let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
+        let training = g.placeholder_with_default(&g.scalar(1.0, DType::Bool).unwrap()).named("training").unwrap();
         let h = layers::batch_normalization(&layers::dense(&x, 8, None, "h").unwrap(), &training, "bn").unwrap();
         let logits = layers::dense(&nn::relu(&h).unwrap(), 3, None, "out").unwrap();
-        let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xent").unwrap();
-        let loss = math::reduce_mean(&xent, None, "loss").unwrap();
+        let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).named("xent").unwrap();
+        let loss = math::reduce_mean(&xent, None).named("loss").unwrap();
         let step = train::get_or_create_global_step(&g).unwrap();
         let lr = train::exponential_decay(0.05, &step, 2, 0.5, true).unwrap();
         let updates = g.get_operation_collection(tensorgraph::collections::UPDATE_OPS);

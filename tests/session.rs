@@ -7,8 +7,8 @@ use tensorgraph::Error;
 #[test]
 fn an_unfed_placeholder_on_an_unneeded_branch_is_fine() {
     let g = Graph::new();
-    let a = g.placeholder(DType::F32, [None], "a").unwrap();
-    let b = g.placeholder(DType::F32, [None], "b").unwrap();
+    let a = g.placeholder(DType::F32, [None]).named("a").unwrap();
+    let b = g.placeholder(DType::F32, [None]).named("b").unwrap();
     let ya = math::square(&a).unwrap();
     let _yb = math::square(&b).unwrap();
     let sess = Session::new(&g).unwrap();
@@ -19,7 +19,7 @@ fn an_unfed_placeholder_on_an_unneeded_branch_is_fine() {
 #[test]
 fn missing_feed_names_the_placeholder_and_its_line() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(784)], "X").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(784)]).named("X").unwrap();
     let y = math::square(&x).unwrap();
     let err = Session::new(&g).unwrap().run(&[&y], &[]).unwrap_err();
     assert!(matches!(err, Error::MissingFeed { .. }));
@@ -31,7 +31,7 @@ fn missing_feed_names_the_placeholder_and_its_line() {
 #[test]
 fn feeds_of_wrong_dtype_or_shape_are_errors() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(3)], "X").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(3)]).named("X").unwrap();
     let y = math::square(&x).unwrap();
     let sess = Session::new(&g).unwrap();
     let e = sess.run(&[&y], &[(&x, array![[1i64, 2, 3]].into())]).unwrap_err();
@@ -49,7 +49,7 @@ fn feeds_of_wrong_dtype_or_shape_are_errors() {
 #[test]
 fn uninitialized_variable_is_named() {
     let g = Graph::new();
-    let w = g.variable(&g.constant(array![1.0f32, 2.0], "").unwrap(), "weights", true).unwrap();
+    let w = g.variable(&g.constant(array![1.0f32, 2.0]).unwrap(), "weights", true).unwrap();
     let y = math::square(&w).unwrap();
     let sess = Session::new(&g).unwrap();
     let e = sess.run(&[&y], &[]).unwrap_err();
@@ -62,7 +62,7 @@ fn uninitialized_variable_is_named() {
 #[test]
 fn plans_are_cached_per_signature() {
     let g = Graph::new();
-    let a = g.placeholder(DType::F32, [None], "a").unwrap();
+    let a = g.placeholder(DType::F32, [None]).named("a").unwrap();
     let b = math::square(&a).unwrap();
     let c = math::neg(&a).unwrap();
     let sess = Session::new(&g).unwrap();
@@ -87,7 +87,7 @@ fn plans_are_cached_per_signature() {
 #[test]
 fn fetching_a_fed_tensor_returns_the_feed() {
     let g = Graph::new();
-    let a = g.placeholder(DType::I32, [2], "a").unwrap();
+    let a = g.placeholder(DType::I32, [2]).named("a").unwrap();
     let out = Session::new(&g).unwrap().run(&[&a, &a], &[(&a, array![4i32, 5].into())]).unwrap();
     assert_eq!(out[0], out[1]);
     assert_eq!(out[0].to_f64_vec(), [4.0, 5.0]);
@@ -112,7 +112,7 @@ fn assign_ops_and_control_dependencies() {
     sess.run_targets(&[&set.op()], &[]).unwrap();
     assert_eq!(sess.run(&[&v], &[]).unwrap()[0].scalar_f64(), Some(-4.0));
     // group runs all its members.
-    let both = state::group(&g, &[&add.op(), &add.op()], "").unwrap();
+    let both = state::group(&g, &[&add.op(), &add.op()]).unwrap();
     sess.run_targets(&[&both], &[]).unwrap();
     assert_eq!(sess.run(&[&v], &[]).unwrap()[0].scalar_f64(), Some(-2.0));
 }
@@ -120,7 +120,7 @@ fn assign_ops_and_control_dependencies() {
 #[test]
 fn numerics_check_names_the_first_op_producing_nan() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None]).named("x").unwrap();
     let l = g.name_scope("bad", || math::log(&x)).unwrap();
     let y = math::square(&l).unwrap();
     let mut sess = Session::new(&g).unwrap();
@@ -136,8 +136,8 @@ fn numerics_check_names_the_first_op_producing_nan() {
 #[test]
 fn runtime_shape_errors_name_the_node_and_input_shapes() {
     let g = Graph::new();
-    let a = g.placeholder(DType::F32, [None, None], "a").unwrap();
-    let b = g.placeholder(DType::F32, [None, None], "b").unwrap();
+    let a = g.placeholder(DType::F32, [None, None]).named("a").unwrap();
+    let b = g.placeholder(DType::F32, [None, None]).named("b").unwrap();
     let c = math::matmul(&a, &b, false, false).unwrap();
     let e = Session::new(&g)
         .unwrap()
@@ -163,8 +163,8 @@ fn runtime_shape_errors_name_the_node_and_input_shapes() {
 #[test]
 fn broadcasting_edge_cases_at_run_time() {
     let g = Graph::new();
-    let a = g.placeholder(DType::F32, [None, None], "a").unwrap();
-    let b = g.placeholder(DType::F32, [None], "b").unwrap();
+    let a = g.placeholder(DType::F32, [None, None]).named("a").unwrap();
+    let b = g.placeholder(DType::F32, [None]).named("b").unwrap();
     let s = math::mul(&a, &b).unwrap();
     let sess = Session::new(&g).unwrap();
     // [3,1] * [2] -> [3,2]
@@ -186,7 +186,7 @@ fn broadcasting_edge_cases_at_run_time() {
 #[test]
 fn foreign_tensors_are_rejected() {
     let (g1, g2) = (Graph::new(), Graph::new());
-    let a = g1.placeholder(DType::F32, [1], "a").unwrap();
+    let a = g1.placeholder(DType::F32, [1]).named("a").unwrap();
     let sess = Session::new(&g2).unwrap();
     assert!(matches!(sess.run(&[&a], &[]).unwrap_err(), Error::ForeignTensor { .. }));
 }
@@ -208,7 +208,7 @@ fn variable_updates_run_after_reads_of_the_same_step() {
 #[test]
 fn in_place_reuse_never_changes_a_value_someone_else_reads() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [3], "x").unwrap();
+    let x = g.placeholder(DType::F32, [3]).named("x").unwrap();
     let s = math::mul(&x, &g.scalar(1.0, DType::F32).unwrap()).unwrap(); // an intermediate
     let r = nn::relu(&s).unwrap(); // reads s, which the Add below still needs
     let sum = math::add(&s, &r).unwrap();
@@ -251,21 +251,23 @@ fn impossible_allocations_are_errors() {
 #[test]
 fn recycled_buffers_never_change_results() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(8), Some(8), Some(3)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(8), Some(8), Some(3)]).named("x").unwrap();
     let f = g
         .constant(
             ndarray::Array::from_shape_fn((3, 3, 3, 16), |(a, b, c, d)| ((a + 2 * b + 3 * c + d) % 7) as f32 - 3.0)
                 .into_dyn(),
-            "f",
         )
+        .named("f")
         .unwrap();
     let h = nn::relu(&nn::conv2d(&x, &f, [1, 1, 1, 1], Padding::Same).unwrap()).unwrap();
     let p = nn::max_pool(&h, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid).unwrap();
     let flat = array::reshape(&p, &[-1, 4 * 4 * 16]).unwrap();
     let w = g
-        .constant(ndarray::Array::from_shape_fn((256, 10), |(i, j)| ((i * 3 + j) % 11) as f32 * 0.01).into_dyn(), "w")
+        .constant(ndarray::Array::from_shape_fn((256, 10), |(i, j)| ((i * 3 + j) % 11) as f32 * 0.01).into_dyn())
+        .named("w")
         .unwrap();
-    let loss = math::reduce_sum(&math::square(&math::matmul(&flat, &w, false, false).unwrap()).unwrap(), None, "loss")
+    let loss = math::reduce_sum(&math::square(&math::matmul(&flat, &w, false, false).unwrap()).unwrap(), None)
+        .named("loss")
         .unwrap();
     let grads = tensorgraph::gradients(&[&loss], &[&x, &f], None).unwrap();
     let (dx, df) = (grads[0].clone().unwrap(), grads[1].clone().unwrap());
@@ -285,7 +287,8 @@ fn recycled_buffers_never_change_results() {
     assert_eq!(small, run(&mut Session::new(&g).unwrap(), 2));
     assert_eq!(run(&mut sess, 4), first);
     // Fetched tensors go to the caller; everything else comes back for the next run.
-    let sums = [&loss, &math::reduce_sum(&dx, None, "sdx").unwrap(), &math::reduce_sum(&df, None, "sdf").unwrap()];
+    let sums =
+        [&loss, &math::reduce_sum(&dx, None).named("sdx").unwrap(), &math::reduce_sum(&df, None).named("sdf").unwrap()];
     sess.run(&sums, &[(&x, batch(4))]).unwrap();
     let fresh = sess.fresh_buffers();
     sess.run(&sums, &[(&x, batch(4))]).unwrap();
@@ -298,16 +301,19 @@ fn recycled_buffers_never_change_results() {
 #[test]
 fn bias_and_relu_fold_into_their_producer_with_identical_results() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(2)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(2)]).named("x").unwrap();
     let pattern = |n: usize, salt: usize| (0..n).map(|i| ((i * 7 + salt) % 11) as f32 - 5.0).collect::<Vec<_>>();
-    let cf =
-        g.constant(ndarray::Array::from_shape_vec((3, 3, 2, 4), pattern(72, 1)).unwrap().into_dyn(), "cf").unwrap();
-    let cb = g.constant(ndarray::Array::from_vec(pattern(4, 2)), "cb").unwrap();
+    let cf = g
+        .constant(ndarray::Array::from_shape_vec((3, 3, 2, 4), pattern(72, 1)).unwrap().into_dyn())
+        .named("cf")
+        .unwrap();
+    let cb = g.constant(ndarray::Array::from_vec(pattern(4, 2))).named("cb").unwrap();
     let conv =
         nn::relu(&nn::bias_add(&nn::conv2d(&x, &cf, [1, 1, 1, 1], Padding::Same).unwrap(), &cb).unwrap()).unwrap();
     let flat = array::reshape(&conv, &[-1, 144]).unwrap();
-    let w = g.constant(ndarray::Array::from_shape_vec((144, 5), pattern(720, 3)).unwrap().into_dyn(), "w").unwrap();
-    let b = g.constant(ndarray::Array::from_vec(pattern(5, 4)), "b").unwrap();
+    let w =
+        g.constant(ndarray::Array::from_shape_vec((144, 5), pattern(720, 3)).unwrap().into_dyn()).named("w").unwrap();
+    let b = g.constant(ndarray::Array::from_vec(pattern(5, 4))).named("b").unwrap();
     let pre = math::matmul(&flat, &w, false, false).unwrap();
     let dense = nn::relu(&nn::bias_add(&pre, &b).unwrap()).unwrap(); // bias + relu
     let relu_only = nn::relu(&math::matmul(&flat, &w, false, false).unwrap()).unwrap();
@@ -349,11 +355,11 @@ fn bias_and_relu_fold_into_their_producer_with_identical_results() {
 fn layer_biases_created_after_their_op_still_fuse() {
     let g = Graph::new();
     g.set_random_seed(3);
-    let x = g.placeholder(DType::F32, [None, Some(4), Some(4), Some(1)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(4), Some(4), Some(1)]).named("x").unwrap();
     let c = layers::conv2d(&x, 3, 3, 1, Padding::Same, Some(nn::relu), "c").unwrap();
     let flat = array::reshape(&c, &[-1, 48]).unwrap();
     let d = layers::dense(&flat, 2, Some(nn::relu), "d").unwrap();
-    let loss = math::reduce_sum(&math::square(&d).unwrap(), None, "loss").unwrap();
+    let loss = math::reduce_sum(&math::square(&d).unwrap(), None).named("loss").unwrap();
     let train = GradientDescent::new(0.01).minimize(&loss).unwrap();
     let init = g.global_variables_initializer().unwrap();
     let feed = || {
@@ -388,19 +394,22 @@ fn layer_biases_created_after_their_op_still_fuse() {
 fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
     let g = Graph::new();
     g.set_random_seed(5);
-    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(2)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(2)]).named("x").unwrap();
     let c1 = layers::conv2d(&x, 8, 3, 1, Padding::Same, Some(nn::relu), "c1").unwrap();
     let c2 = layers::conv2d(&c1, 4, 3, 1, Padding::Same, Some(nn::relu), "c2").unwrap();
     let pooled = nn::max_pool(&c2, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid).unwrap();
-    let loss = math::reduce_sum(&math::square(&pooled).unwrap(), None, "loss").unwrap();
+    let loss = math::reduce_sum(&math::square(&pooled).unwrap(), None).named("loss").unwrap();
     let train = GradientDescent::new(0.001).minimize(&loss).unwrap();
     let init = g.global_variables_initializer().unwrap();
     let pattern = |n: usize| (0..n).map(|i| ((i * 7 + 3) % 11) as f32 * 0.1 - 0.5).collect::<Vec<_>>();
     let feed = || [(&x, Value::from(ndarray::Array::from_shape_vec((2, 6, 6, 2), pattern(144)).unwrap().into_dyn()))];
     // A hand-built ReluGrad with features of one channel, broadcast over the 2 channels.
-    let w = g.constant(ndarray::Array::from_shape_vec((3, 3, 2, 4), pattern(72)).unwrap().into_dyn(), "w").unwrap();
-    let dy = g.constant(ndarray::Array::from_shape_vec((2, 3, 3, 4), pattern(72)).unwrap().into_dyn(), "dy").unwrap();
-    let f1 = g.constant(ndarray::Array::from_shape_vec((2, 6, 6, 1), pattern(72)).unwrap().into_dyn(), "f1").unwrap();
+    let w =
+        g.constant(ndarray::Array::from_shape_vec((3, 3, 2, 4), pattern(72)).unwrap().into_dyn()).named("w").unwrap();
+    let dy =
+        g.constant(ndarray::Array::from_shape_vec((2, 3, 3, 4), pattern(72)).unwrap().into_dyn()).named("dy").unwrap();
+    let f1 =
+        g.constant(ndarray::Array::from_shape_vec((2, 6, 6, 1), pattern(72)).unwrap().into_dyn()).named("f1").unwrap();
     let dx = nn::conv2d_backprop_input(&x, &w, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
     let broadcast = nn::relu_grad(&dx, &f1).unwrap();
     let mut results = vec![];
@@ -432,7 +441,7 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
 #[test]
 fn a_feed_read_three_times_is_copied_once() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(100)], "x").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(100)]).named("x").unwrap();
     let gram = math::matmul(&x, &x, false, true).unwrap(); // reads x twice; 10x10, not pooled
     let r = nn::relu(&x).unwrap(); // the last reader: works in place on the run's copy
     let feed =

@@ -4,7 +4,7 @@ use tensorgraph::prelude::*;
 use tensorgraph::Error;
 
 fn ph(g: &Graph, dtype: DType, shape: impl Into<Shape>) -> Tensor {
-    g.placeholder(dtype, shape, "p").unwrap()
+    g.placeholder(dtype, shape).named("p").unwrap()
 }
 
 #[test]
@@ -15,9 +15,9 @@ fn unknown_batch_dimension_flows_through_a_layer() {
     let b = ph(&g, DType::F32, [300]);
     let h = nn::relu(&nn::bias_add(&math::matmul(&x, &w, false, false).unwrap(), &b).unwrap()).unwrap();
     assert_eq!(h.shape().to_string(), "[?,300]");
-    let m = math::reduce_mean(&h, Some(&[0]), "").unwrap();
+    let m = math::reduce_mean(&h, Some(&[0])).unwrap();
     assert_eq!(m.shape().to_string(), "[300]");
-    let s = math::reduce_sum_keep_dims(&h, Some(&[1]), "").unwrap();
+    let s = math::reduce_sum_keep_dims(&h, Some(&[1])).unwrap();
     assert_eq!(s.shape().to_string(), "[?,1]");
     assert_eq!(math::argmax(&h, -1).unwrap().shape().to_string(), "[?]");
     assert_eq!(math::argmax(&h, -1).unwrap().dtype(), DType::I64);
@@ -68,7 +68,7 @@ fn dtype_errors() {
     assert!(matches!(math::add(&b, &b).unwrap_err(), Error::DTypeMismatch { .. }));
     // Labels must be integers.
     let logits = ph(&g, DType::F32, [None, Some(10)]);
-    let e = nn::sparse_softmax_cross_entropy_with_logits(&logits, &logits, "x").unwrap_err();
+    let e = nn::sparse_softmax_cross_entropy_with_logits(&logits, &logits).named("x").unwrap_err();
     assert!(e.to_string().contains("labels must be int32 or int64"), "{e}");
 }
 
@@ -88,7 +88,7 @@ fn reshape_inference_and_errors() {
 fn axis_and_attribute_errors() {
     let g = Graph::new();
     let x = ph(&g, DType::F32, [None, Some(3)]);
-    assert!(matches!(math::reduce_sum(&x, Some(&[2]), "").unwrap_err(), Error::InvalidArgument { .. }));
+    assert!(matches!(math::reduce_sum(&x, Some(&[2])).unwrap_err(), Error::InvalidArgument { .. }));
     assert!(matches!(math::argmax(&x, -3).unwrap_err(), Error::InvalidArgument { .. }));
     assert!(matches!(array::transpose(&x, Some(&[0, 0])).unwrap_err(), Error::InvalidArgument { .. }));
     assert!(matches!(array::squeeze(&x, Some(&[1])).unwrap_err(), Error::ShapeMismatch { .. }));
@@ -104,8 +104,8 @@ fn axis_and_attribute_errors() {
 #[test]
 fn names_follow_tf_uniquification() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [2], "x").unwrap();
-    let x1 = g.placeholder(DType::F32, [2], "x").unwrap();
+    let x = g.placeholder(DType::F32, [2]).named("x").unwrap();
+    let x1 = g.placeholder(DType::F32, [2]).named("x").unwrap();
     assert_eq!((x.op_name(), x1.op_name()), ("x".to_string(), "x_1".to_string()));
     let a = g.name_scope("s", || math::neg(&x)).unwrap();
     let b = g.name_scope("s", || math::neg(&x)).unwrap();
@@ -118,6 +118,28 @@ fn names_follow_tf_uniquification() {
     // A failed op does not use up its name.
     assert!(math::matmul(&x, &x, false, false).is_err());
     assert_eq!(math::neg(&x).unwrap().op_name(), "Neg");
+}
+
+#[test]
+fn naming_an_op_leaves_the_counters_as_if_built_with_that_name() {
+    let g = Graph::new();
+    let a = g.placeholder(DType::F32, [2]).unwrap();
+    let b = g.placeholder(DType::F32, [2]).named("b").unwrap();
+    let c = g.placeholder(DType::F32, [2]).unwrap();
+    assert_eq!([a.op_name(), b.op_name(), c.op_name()], ["Placeholder", "b", "Placeholder_1"]);
+    // Renaming to the same name is a no-op; inside a scope the name is scoped, uniquified as TF.
+    assert_eq!(b.clone().named("b").unwrap().op_name(), "b");
+    let d = g.name_scope("s", || Ok((math::neg(&a).named("n")?, math::neg(&a).named("n")?))).unwrap();
+    assert_eq!((d.0.op_name(), d.1.op_name()), ("s/n".to_string(), "s/n_1".to_string()));
+    // The released auto name is taken by the next unnamed op, and the lookup follows the rename.
+    assert_eq!(math::neg(&a).unwrap().op_name(), "Neg");
+    assert_eq!(g.tensor_by_name("s/n_1:0").unwrap(), d.1);
+    assert!(g.tensor_by_name("s/Neg:0").is_err());
+    // A verbatim name (ending in '/') that is taken is TF's duplicate-name error, naming the node.
+    let err = math::neg(&a).named("b/").unwrap_err().to_string();
+    assert!(err.contains("duplicate node name") && err.contains("Neg"), "{err}");
+    // Errors from the builder pass through `named` untouched.
+    assert!(matches!(math::matmul(&a, &a, false, false).named("m").unwrap_err(), Error::ShapeMismatch { .. }));
 }
 
 #[test]
@@ -143,7 +165,7 @@ fn variables_need_known_shapes_and_unique_names() {
 #[test]
 fn text_dump_lists_every_node_by_scope() {
     let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(4)], "X").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(4)]).named("X").unwrap();
     g.name_scope("dnn", || layers::dense(&x, 2, Some(nn::relu), "hidden1")).unwrap();
     let text = g.to_text();
     for needle in [

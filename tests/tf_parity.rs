@@ -59,9 +59,9 @@ fn conv2d_forward_and_gradients_match_tensorflow() {
     let cases: Vec<ConvCase> = load("conv.json");
     for (i, c) in cases.iter().enumerate() {
         let g = Graph::new();
-        let x = g.constant(c.x.f32(), "x").unwrap();
-        let f = g.constant(c.filter.f32(), "f").unwrap();
-        let dy = g.constant(c.dy.f32(), "dy").unwrap();
+        let x = g.constant(c.x.f32()).named("x").unwrap();
+        let f = g.constant(c.filter.f32()).named("f").unwrap();
+        let dy = g.constant(c.dy.f32()).named("dy").unwrap();
         let s = [1, c.strides[0], c.strides[1], 1];
         let y = nn::conv2d_dilated(&x, &f, s, padding(&c.padding), [1, c.dilation, c.dilation, 1]).unwrap();
         let grads = tensorgraph::gradients(&[&y], &[&x, &f], Some(&[&dy])).unwrap();
@@ -91,8 +91,8 @@ fn pooling_forward_and_gradients_match_tensorflow_including_ties() {
     let cases: Vec<PoolCase> = load("pool.json");
     for (i, c) in cases.iter().enumerate() {
         let g = Graph::new();
-        let x = g.constant(c.x.f32(), "x").unwrap();
-        let dy = g.constant(c.dy.f32(), "dy").unwrap();
+        let x = g.constant(c.x.f32()).named("x").unwrap();
+        let dy = g.constant(c.dy.f32()).named("dy").unwrap();
         let (k, s, p) = ([1, c.ksize, c.ksize, 1], [1, c.stride, c.stride, 1], padding(&c.padding));
         let y = if c.kind == "max" { nn::max_pool(&x, k, s, p) } else { nn::avg_pool(&x, k, s, p) }.unwrap();
         let dx = tensorgraph::gradients(&[&y], &[&x], Some(&[&dy])).unwrap().remove(0).unwrap();
@@ -117,10 +117,10 @@ fn sparse_softmax_cross_entropy_matches_tensorflow_at_extreme_logits() {
     let cases: Vec<XentCase> = load("xent.json");
     for c in &cases {
         let g = Graph::new();
-        let logits = g.constant(c.logits.f32(), "logits").unwrap();
-        let labels = g.constant(ndarray::Array1::from(c.labels.clone()), "labels").unwrap();
-        let dy = g.constant(c.dy.f32(), "dy").unwrap();
-        let loss = nn::sparse_softmax_cross_entropy_with_logits(&labels, &logits, "xent").unwrap();
+        let logits = g.constant(c.logits.f32()).named("logits").unwrap();
+        let labels = g.constant(ndarray::Array1::from(c.labels.clone())).named("labels").unwrap();
+        let dy = g.constant(c.dy.f32()).named("dy").unwrap();
+        let loss = nn::sparse_softmax_cross_entropy_with_logits(&labels, &logits).named("xent").unwrap();
         let dl = tensorgraph::gradients(&[&loss], &[&logits], Some(&[&dy])).unwrap().remove(0).unwrap();
         let out = Session::new(&g).unwrap().run(&[&loss, &dl], &[]).unwrap();
         assert_matches("loss", &out[0], &c.loss);
@@ -172,8 +172,8 @@ fn optimizer_updates_slot_names_and_schedules_match_tensorflow() {
     assert_eq!(cases.len(), 13);
     for c in &cases {
         let g = Graph::new();
-        let w = g.variable(&g.constant(c.w0.f32(), "w0").unwrap(), "w", true).unwrap();
-        let grad = g.placeholder(DType::F32, [3, 2], "g").unwrap();
+        let w = g.variable(&g.constant(c.w0.f32()).named("w0").unwrap(), "w", true).unwrap();
+        let grad = g.placeholder(DType::F32, [3, 2]).named("g").unwrap();
         let (opt, scheduled) = optimizer_for(&c.label, &g);
         let global_step = scheduled.then(|| train::get_or_create_global_step(&g).unwrap());
         let step = opt.apply_gradients(&[(Some(grad.clone()), w.clone())], global_step.as_ref()).unwrap();
@@ -220,8 +220,8 @@ fn batch_normalization_matches_tensorflow() {
     for c in &cases {
         let what = format!("shape {:?}", c.batches[0].shape);
         let g = Graph::new();
-        let x = g.placeholder(DType::F32, &c.batches[0].shape[..], "x").unwrap();
-        let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap(), "training").unwrap();
+        let x = g.placeholder(DType::F32, &c.batches[0].shape[..]).named("x").unwrap();
+        let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap()).named("training").unwrap();
         let bn = layers::BatchNormalization::new().momentum(c.momentum).epsilon(c.epsilon);
         let y = bn.build(&x, &training, "bn").unwrap();
         let mut names: Vec<String> = g.global_variables().iter().map(|v| v.name()).collect();
@@ -229,7 +229,7 @@ fn batch_normalization_matches_tensorflow() {
         assert_eq!(names, c.variable_names);
         let var = |n: &str| g.global_variables().into_iter().find(|v| v.name() == format!("bn/{n}")).unwrap();
         let (gamma, beta, mm, mv) = (var("gamma"), var("beta"), var("moving_mean"), var("moving_variance"));
-        let dy = g.constant(c.dy.f32(), "dy").unwrap();
+        let dy = g.constant(c.dy.f32()).named("dy").unwrap();
         let grads = tensorgraph::gradients(&[&y], &[&x, &gamma, &beta], Some(&[&dy])).unwrap();
         let grads: Vec<Tensor> = grads.into_iter().map(Option::unwrap).collect();
         let updates = g.get_operation_collection(collections::UPDATE_OPS);
@@ -269,8 +269,8 @@ fn large_variables_update_chunk_by_chunk_as_small_ones() {
     let run = |label: &str, idx: &[usize]| -> Vec<f32> {
         let g = Graph::new();
         let w0 = ndarray::Array1::from_iter(idx.iter().map(|&i| value(i))).into_dyn();
-        let w = g.variable(&g.constant(w0, "w0").unwrap(), "w", true).unwrap();
-        let gr = g.placeholder(DType::F32, [idx.len()], "g").unwrap();
+        let w = g.variable(&g.constant(w0).named("w0").unwrap(), "w", true).unwrap();
+        let gr = g.placeholder(DType::F32, [idx.len()]).named("g").unwrap();
         let (opt, _) = optimizer_for(label, &g);
         let step = opt.apply_gradients(&[(Some(gr.clone()), w.clone())], None).unwrap();
         let sess = Session::new(&g).unwrap();
@@ -332,8 +332,8 @@ fn edge_case_semantics_match_tensorflow() {
     let cases: Vec<EdgeCase> = load("edge_cases.json");
     for c in &cases {
         let g = Graph::new();
-        let x = g.constant(c.x.value(&c.dtype), "x").unwrap();
-        let y = c.y.as_ref().map(|y| g.constant(y.value(&c.dtype), "y").unwrap());
+        let x = g.constant(c.x.value(&c.dtype)).named("x").unwrap();
+        let y = c.y.as_ref().map(|y| g.constant(y.value(&c.dtype)).named("y").unwrap());
         let axes = c.axis.map(|a| vec![a]);
         let axes = axes.as_deref();
         let out = match c.op.as_str() {
@@ -345,12 +345,12 @@ fn edge_case_semantics_match_tensorflow() {
             "neg" => math::neg(&x),
             "abs" => math::abs(&x),
             "square" => math::square(&x),
-            "reduce_sum" => math::reduce_sum(&x, axes, ""),
-            "reduce_mean" => math::reduce_mean(&x, axes, ""),
-            "reduce_max" => math::reduce_max(&x, axes, ""),
-            "reduce_min" => math::reduce_min(&x, axes, ""),
+            "reduce_sum" => math::reduce_sum(&x, axes),
+            "reduce_mean" => math::reduce_mean(&x, axes),
+            "reduce_max" => math::reduce_max(&x, axes),
+            "reduce_min" => math::reduce_min(&x, axes),
             "log1p_grad" => {
-                let s = math::reduce_sum(&math::log1p(&x).unwrap(), None, "").unwrap();
+                let s = math::reduce_sum(&math::log1p(&x).unwrap(), None).unwrap();
                 Ok(tensorgraph::gradients(&[&s], &[&x], None).unwrap().remove(0).unwrap())
             }
             other => panic!("op {other}"),

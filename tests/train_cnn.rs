@@ -8,8 +8,8 @@ use tensorgraph::prelude::*;
 fn cnn_with_adam_learns_the_mnist_fixture() {
     let g = Graph::new();
     g.set_random_seed(7);
-    let x = g.placeholder(DType::F32, [None, Some(784)], "X").unwrap();
-    let y = g.placeholder(DType::I64, [None], "y").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(784)]).named("X").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
     let logits = (|| {
         let img = array::reshape(&x, &[-1, 28, 28, 1])?;
         let c1 = layers::conv2d(&img, 32, 3, 1, Padding::Same, Some(nn::relu), "conv1")?;
@@ -20,11 +20,12 @@ fn cnn_with_adam_learns_the_mnist_fixture() {
     })()
     .unwrap();
     let loss =
-        math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xent").unwrap(), None, "loss")
+        math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).named("xent").unwrap(), None)
+            .named("loss")
             .unwrap();
     let train = g.name_scope("train", || Adam::default().minimize(&loss)).unwrap();
     let accuracy =
-        math::reduce_mean(&nn::in_top_k(&logits, &y, 1).unwrap().cast(DType::F32).unwrap(), None, "acc").unwrap();
+        math::reduce_mean(&nn::in_top_k(&logits, &y, 1).unwrap().cast(DType::F32).unwrap(), None).named("acc").unwrap();
     assert!(g.operation_by_name("train/gradients/conv1/Conv2D_grad/Conv2DBackpropFilter").is_ok());
     assert!(g.operation_by_name("conv1/kernel/Adam_1").is_ok());
 

@@ -9,8 +9,8 @@ fn mlp_learns_the_mnist_fixture_in_seconds() {
     let start = Instant::now();
     let g = Graph::new();
     g.set_random_seed(42);
-    let x = g.placeholder(DType::F32, [None, Some(784)], "X").unwrap();
-    let y = g.placeholder(DType::I64, [None], "y").unwrap();
+    let x = g.placeholder(DType::F32, [None, Some(784)]).named("X").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
     let logits = g
         .name_scope("dnn", || {
             let h1 = layers::dense(&x, 300, Some(nn::relu), "hidden1")?;
@@ -20,13 +20,15 @@ fn mlp_learns_the_mnist_fixture_in_seconds() {
         .unwrap();
     let loss = g
         .name_scope("loss", || {
-            let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xentropy")?;
-            math::reduce_mean(&xent, None, "loss")
+            let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).named("xentropy")?;
+            math::reduce_mean(&xent, None).named("loss")
         })
         .unwrap();
     let train = g.name_scope("train", || GradientDescent::new(0.1).minimize(&loss)).unwrap();
     let accuracy = g
-        .name_scope("eval", || math::reduce_mean(&nn::in_top_k(&logits, &y, 1)?.cast(DType::F32)?, None, "accuracy"))
+        .name_scope("eval", || {
+            math::reduce_mean(&nn::in_top_k(&logits, &y, 1)?.cast(DType::F32)?, None).named("accuracy")
+        })
         .unwrap();
     assert_eq!(train.name(), "train/GradientDescent");
     assert!(g.operation_by_name("train/gradients/dnn/hidden1/MatMul_grad/MatMul_1").is_ok());

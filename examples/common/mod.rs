@@ -142,8 +142,8 @@ pub fn inputs(seed: Option<u64>) -> Result<(Graph, Tensor, Tensor)> {
     if let Some(seed) = seed {
         g.set_random_seed(seed);
     }
-    let x = g.placeholder(DType::F32, [None, Some(784)], "X")?;
-    let y = g.placeholder(DType::I64, [None], "y")?;
+    let x = g.placeholder(DType::F32, [None, Some(784)]).named("X")?;
+    let y = g.placeholder(DType::I64, [None]).named("y")?;
     Ok((g, x, y))
 }
 
@@ -187,8 +187,8 @@ pub fn finish_model_with(
     training: Option<Tensor>,
 ) -> Result<Model> {
     let loss = g.name_scope("loss", || {
-        let xentropy = nn::sparse_softmax_cross_entropy_with_logits(&y, logits, "xentropy")?;
-        let loss = math::reduce_mean(&xentropy, None, "loss")?;
+        let xentropy = nn::sparse_softmax_cross_entropy_with_logits(&y, logits).named("xentropy")?;
+        let loss = math::reduce_mean(&xentropy, None).named("loss")?;
         match g.get_collection(tensorgraph::collections::REGULARIZATION_LOSSES).is_empty() {
             true => Ok(loss),
             false => math::add(&loss, &tensorgraph::losses::get_regularization_loss(g)?),
@@ -201,7 +201,7 @@ pub fn finish_model_with(
     })?;
     let accuracy = g.name_scope("eval", || {
         let correct = nn::in_top_k(logits, &y, 1)?;
-        math::reduce_mean(&correct.cast(DType::F32)?, None, "accuracy")
+        math::reduce_mean(&correct.cast(DType::F32)?, None).named("accuracy")
     })?;
     // Named inputs and outputs, so a program that imports the saved graph can find them.
     for (key, t) in [("inputs", &x), ("inputs", &y), ("outputs", logits), ("outputs", &accuracy)] {

@@ -22,7 +22,7 @@ pub fn export_meta_graph(g: &Graph, path: impl AsRef<Path>) -> Result<()> {
 /// use tensorgraph::io::{export_meta_graph, import_meta_graph};
 /// # fn main() -> tensorgraph::Result<()> {
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None], "x")?;
+/// let x = g.placeholder(DType::F32, [None]).named("x")?;
 /// let y = g.name_scope("out", || math::square(&x))?;
 /// g.add_to_collection("outputs", &y);
 /// let path = std::env::temp_dir().join(format!("tg-meta-doc-{}.tgraph", std::process::id()));

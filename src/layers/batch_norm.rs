@@ -23,10 +23,10 @@ pub fn batch_normalization(x: &Tensor, training: &Tensor, name: &str) -> Result<
 /// use tensorgraph::prelude::*;
 /// # fn main() -> tensorgraph::Result<()> {
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(32)], "x")?;
-/// let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool)?, "training")?;
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(32)]).named("x")?;
+/// let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool)?).named("training")?;
 /// let y = layers::batch_normalization(&x, &training, "bn1")?;
-/// let loss = math::reduce_mean(&math::square(&y)?, None, "loss")?;
+/// let loss = math::reduce_mean(&math::square(&y)?, None).named("loss")?;
 /// let update_ops = g.get_operation_collection(collections::UPDATE_OPS);
 /// assert_eq!(update_ops.len(), 2);
 /// let refs: Vec<&Operation> = update_ops.iter().collect();

@@ -29,7 +29,7 @@ impl Regularizer {
             Regularizer::L2(scale) => (scale, square(w)?),
             Regularizer::L1(scale) => (scale, abs(w)?),
         };
-        mul(&w.graph().scalar(scale, w.dtype())?, &reduce_sum(&terms, None, "")?)
+        mul(&w.graph().scalar(scale, w.dtype())?, &reduce_sum(&terms, None)?)
     }
 }
 
@@ -60,7 +60,7 @@ fn kernel_variable(
 /// use tensorgraph::layers;
 /// # fn main() -> tensorgraph::Result<()> {
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(784)], "X")?;
+/// let x = g.placeholder(DType::F32, [None, Some(784)]).named("X")?;
 /// let h = g.name_scope("dnn", || layers::dense(&x, 300, Some(nn::relu), "hidden1"))?;
 /// assert_eq!(h.op_name(), "dnn/hidden1/Relu");
 /// assert_eq!(h.shape().to_string(), "[?,300]");
@@ -173,7 +173,7 @@ impl Dense {
 /// use tensorgraph::layers;
 /// # fn main() -> tensorgraph::Result<()> {
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(1)], "x")?;
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(1)]).named("x")?;
 /// let c1 = layers::conv2d(&x, 32, 3, 1, Padding::Same, Some(nn::relu), "conv1")?;
 /// let c2 = layers::conv2d(&c1, 64, 3, 2, Padding::Same, Some(nn::relu), "conv2")?;
 /// assert_eq!(c2.shape().to_string(), "[?,14,14,64]");
@@ -200,7 +200,7 @@ pub fn conv2d(
 /// use tensorgraph::layers::{Conv2D, Regularizer};
 /// # fn main() -> tensorgraph::Result<()> {
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(1)], "x")?;
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(1)]).named("x")?;
 /// let y = Conv2D::new(32, 3)
 ///     .padding(Padding::Same)
 ///     .kernel_initializer(Initializer::he(Distribution::TruncatedNormal, Some(1)))

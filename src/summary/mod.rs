@@ -120,7 +120,7 @@ pub fn frame(data: &[u8]) -> Vec<u8> {
 /// use tensorgraph::summary::FileWriter;
 /// # fn main() -> tensorgraph::Result<()> {
 /// let g = Graph::new();
-/// g.name_scope("dnn", || math::square(&g.placeholder(DType::F32, [None], "x")?))?;
+/// g.name_scope("dnn", || math::square(&g.placeholder(DType::F32, [None]).named("x")?))?;
 /// let dir = std::env::temp_dir().join(format!("tg-events-doc-{}", std::process::id()));
 /// let mut w = FileWriter::new(&dir, Some(&g))?;
 /// w.add_scalar("loss", 0.5, 1)?;

@@ -1,6 +1,7 @@
 //! Adam, as `tf.train.AdamOptimizer` (TF1 semantics, defaults and variable names).
 
 use super::{apply_rule, GradAndVar, LearningRate, Optimizer, Rule};
+use crate::Named;
 use crate::{ApplyOp, Initializer, Operation, Result, Variable};
 
 /// Adam with TF1's defaults: learning rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-8.
@@ -67,7 +68,7 @@ impl Optimizer for Adam {
             op: ApplyOp::Adam,
             slots: &[(0, Initializer::Zeros), (1, Initializer::Zeros)],
             hyper: &|g, dtype| {
-                let constant = |v: f64, name: &str| crate::math::identity(&g.scalar(v, dtype)?, name);
+                let constant = |v: f64, name: &str| crate::math::identity(&g.scalar(v, dtype)?).named(name);
                 Ok(vec![
                     (*beta1_power).clone(),
                     (*beta2_power).clone(),

@@ -15,6 +15,7 @@ pub use momentum::Momentum;
 pub use rmsprop::RMSProp;
 pub use schedules::{exponential_decay, get_or_create_global_step, piecewise_constant};
 
+use crate::Named;
 use crate::{ApplyOp, DType, Error, Graph, Initializer, Operation, Result, Tensor, Variable};
 
 /// A gradient (if the loss depends on the variable) paired with its variable.
@@ -106,7 +107,7 @@ impl LearningRate {
     /// The rate as a scalar of `dtype` in the current name scope (a constant is named `name`).
     pub(crate) fn tensor(&self, g: &Graph, dtype: DType, name: &str) -> Result<Tensor> {
         match self {
-            LearningRate::Constant(v) => crate::math::identity(&g.scalar(*v, dtype)?, name),
+            LearningRate::Constant(v) => crate::math::identity(&g.scalar(*v, dtype)?).named(name),
             LearningRate::Tensor(t) if t.dtype() == dtype => Ok(t.clone()),
             LearningRate::Tensor(t) => t.cast(dtype),
         }
@@ -194,6 +195,6 @@ pub(crate) fn finish(scope: &str, updates: &[Operation], global_step: Option<&Va
             let one = g.scalar(1.0, step.dtype())?;
             Ok(crate::state::assign_add(step, &one)?.op())
         }),
-        None => crate::state::group(&g, &refs, &name),
+        None => crate::state::group(&g, &refs).named(&name),
     }
 }

@@ -1,6 +1,7 @@
 //! RMSProp, as `tf.train.RMSPropOptimizer` (TF1 semantics, defaults and slot names).
 
 use super::{apply_rule, GradAndVar, LearningRate, Optimizer, Rule};
+use crate::Named;
 use crate::{ApplyOp, Initializer, Operation, Result, Variable};
 
 /// RMSProp with TF1's defaults (decay 0.9, momentum 0, epsilon 1e-10, not centered):
@@ -76,7 +77,7 @@ impl Optimizer for RMSProp {
             op,
             slots: &slots,
             hyper: &|g, dtype| {
-                let constant = |v: f64, name: &str| crate::math::identity(&g.scalar(v, dtype)?, name);
+                let constant = |v: f64, name: &str| crate::math::identity(&g.scalar(v, dtype)?).named(name);
                 Ok(vec![
                     self.learning_rate.tensor(g, dtype, "learning_rate")?,
                     constant(self.decay, "decay")?,

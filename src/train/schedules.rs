@@ -1,6 +1,7 @@
 //! Learning-rate schedules driven by a `global_step` variable (`tf.train.exponential_decay`,
 //! `tf.train.piecewise_constant`), which `apply_gradients(.., Some(&global_step))` increments.
 
+use crate::Named;
 use crate::{DType, Error, Graph, Initializer, Result, Tensor, Variable};
 
 /// The graph's `global_step` (an int64 scalar, not trainable, starting at 0), created on first
@@ -56,7 +57,7 @@ pub fn exponential_decay(
     }
     let g = global_step.graph();
     let _scope = g.enter_name_scope("ExponentialDecay");
-    let lr = crate::math::identity(&g.scalar(learning_rate, DType::F32)?, "learning_rate")?;
+    let lr = crate::math::identity(&g.scalar(learning_rate, DType::F32)?).named("learning_rate")?;
     let mut p = div(&cast(global_step, DType::F32)?, &g.scalar(decay_steps as f64, DType::F32)?)?;
     if staircase {
         p = floor(&p)?;

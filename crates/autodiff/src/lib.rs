@@ -5,11 +5,12 @@
 //! values), so the result can be differentiated again.
 //!
 //! ```
+//! use tensorgraph_graph::Named;
 //! use tensorgraph_graph::{Graph, DType, ops::math};
 //! # fn main() -> tensorgraph_graph::Result<()> {
 //! let g = Graph::new();
-//! let x = g.placeholder(DType::F64, [3], "x")?;
-//! let y = math::reduce_sum(&math::square(&x)?, None, "y")?;
+//! let x = g.placeholder(DType::F64, [3]).named("x")?;
+//! let y = math::reduce_sum(&math::square(&x)?, None).named("y")?;
 //! let dx = tensorgraph_autodiff::gradients(&[&y], &[&x], None)?;
 //! assert_eq!(dx[0].as_ref().unwrap().op_name(), "gradients/Square_grad/Mul_1");
 //! # Ok(()) }

@@ -64,9 +64,10 @@ impl Graph {
     /// See [`GraphData::to_text`].
     ///
     /// ```
+    /// use tensorgraph_graph::Named;
     /// use tensorgraph_graph::{Graph, DType};
     /// let g = Graph::new();
-    /// g.placeholder(DType::F32, [None, Some(784)], "X").unwrap();
+    /// g.placeholder(DType::F32, [None, Some(784)]).named("X").unwrap();
     /// assert!(g.to_text().contains("X  Placeholder  float32  [?,784]"));
     /// ```
     pub fn to_text(&self) -> String {

@@ -181,6 +181,51 @@ impl GraphData {
         unique
     }
 
+    /// Undoes [`GraphData::unique_name`] for a name nothing else was derived from, so naming
+    /// an op just built leaves the counters as if it had been built with that name.
+    fn release_name(&mut self, old: &str) {
+        if self.names_in_use.get(old) != Some(&1) {
+            return; // a base others were numbered from, or a scope's name too
+        }
+        self.names_in_use.remove(old);
+        let numbered = old.rsplit_once('_').and_then(|(base, k)| Some((base, k.parse::<usize>().ok()?)));
+        if let Some((base, k)) = numbered {
+            if let Some(count) = self.names_in_use.get_mut(base).filter(|c| **c == k + 1) {
+                *count = k;
+            }
+        }
+    }
+
+    /// Gives `node` the name `name` in the current scope (TF's `name=`): uniquified as a new
+    /// op's would be, or verbatim when it ends in `/`. The old name is released when only this
+    /// node held it, so the next unnamed op of that type takes it, as in TF.
+    fn rename(&mut self, node: NodeIndex, name: &str) -> std::result::Result<(), String> {
+        let verbatim = name.strip_suffix('/');
+        let wanted = match verbatim {
+            Some(abs) => abs.to_string(),
+            None => self.scoped(name),
+        };
+        let old = self.dag[node].name.clone();
+        if old == wanted {
+            return Ok(());
+        }
+        if verbatim.is_some() && self.names.contains_key(&wanted) {
+            return Err(format!("a node named '{wanted}' already exists (duplicate node name)"));
+        }
+        self.names.remove(&old);
+        self.release_name(&old);
+        let new = match verbatim {
+            Some(_) => {
+                self.names_in_use.entry(wanted.clone()).or_insert(1);
+                wanted
+            }
+            None => self.unique_name(&wanted),
+        };
+        self.names.insert(new.clone(), node);
+        self.dag[node].name = new;
+        Ok(())
+    }
+
     /// Checks a graph read from outside (a file): every input refers to an earlier node's
     /// existing output, names are unique and indexed, each node's outputs are what inference
     /// gives for its inputs, variables and collections point at the right kinds of nodes. Edges
@@ -266,10 +311,11 @@ impl GraphData {
 /// A computation graph. Cloning the handle shares the graph.
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use tensorgraph_graph::{Graph, DType};
 /// # fn main() -> tensorgraph_graph::Result<()> {
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(3)], "x")?;
+/// let x = g.placeholder(DType::F32, [None, Some(3)]).named("x")?;
 /// let y = g.name_scope("layer", || tensorgraph_graph::ops::nn::relu(&x))?;
 /// assert_eq!(y.name(), "layer/Relu:0");
 /// assert_eq!(y.shape().to_string(), "[?,3]");
@@ -323,9 +369,10 @@ impl Graph {
     /// inside `f` is an error (see [`Graph`]).
     ///
     /// ```
+    /// use tensorgraph_graph::Named;
     /// use tensorgraph_graph::{Graph, DType};
     /// let g = Graph::new();
-    /// let x = g.placeholder(DType::F32, [None, Some(2)], "x").unwrap();
+    /// let x = g.placeholder(DType::F32, [None, Some(2)]).named("x").unwrap();
     /// assert_eq!(g.read(|d| (d.dag.node_count(), x.shape().to_string())), (1, "[?,2]".to_string()));
     /// ```
     pub fn read<R>(&self, f: impl FnOnce(&GraphData) -> R) -> R {
@@ -719,6 +766,54 @@ impl PartialEq for Operation {
 }
 
 impl Eq for Operation {}
+
+/// TF's `name=` argument. Op builders take no name; `.named(name)` on what they return
+/// names the op that made it, in the current name scope, uniquified as TF does (`loss`,
+/// `loss_1`) or verbatim when `name` ends in `/`. On a builder's `Result` it passes errors
+/// through, so one `?` serves both.
+///
+/// ```
+/// use tensorgraph_graph::{DType, Graph, Named};
+/// # fn main() -> tensorgraph_graph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(784)]).named("X")?;
+/// let y = g.name_scope("loss", || g.placeholder(DType::F32, [None]).named("y"))?;
+/// assert_eq!((x.name(), y.name()), ("X:0".to_string(), "loss/y:0".to_string()));
+/// # Ok(()) }
+/// ```
+pub trait Named {
+    /// What naming gives back: the tensor or operation itself.
+    type Output;
+    /// Names the op; errors only when the graph is being read on this thread or a verbatim
+    /// name is taken.
+    fn named(self, name: &str) -> Result<Self::Output>;
+}
+
+impl Named for Operation {
+    type Output = Operation;
+    fn named(self, name: &str) -> Result<Operation> {
+        let node = self.node;
+        self.graph
+            .modify(|d| d.rename(node, name))?
+            .map_err(|detail| Error::InvalidArgument { node: self.info(), detail })?;
+        Ok(self)
+    }
+}
+
+impl Named for Tensor {
+    type Output = Tensor;
+    fn named(self, name: &str) -> Result<Tensor> {
+        self.op().named(name)?;
+        Ok(self)
+    }
+}
+
+impl<T: Named> Named for Result<T> {
+    type Output = T::Output;
+    fn named(self, name: &str) -> Result<T::Output> {
+        self?.named(name)
+    }
+}
 
 /// A symbolic tensor: output `slot` of a node. It holds no data; a session computes it.
 #[derive(Clone)]

@@ -14,7 +14,9 @@ mod variable;
 
 pub use dtype::{checked_len, try_vec, DType, Element, Value};
 pub use error::{Error, NodeInfo, NonFiniteKind, Result, SourceLocation};
-pub use graph::{collections, EdgeKind, Endpoint, Graph, GraphData, Node, Operation, ScopeGuard, Tensor, VariableInfo};
+pub use graph::{
+    collections, EdgeKind, Endpoint, Graph, GraphData, Named, Node, Operation, ScopeGuard, Tensor, VariableInfo,
+};
 pub use infer::TensorSpec;
 pub use op::{ApplyOp, BinaryOp, ConvAttrs, Op, Padding, PoolAttrs, ReduceOp, UnaryOp};
 pub use petgraph::stable_graph::NodeIndex;

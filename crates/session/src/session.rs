@@ -25,12 +25,13 @@ use tensorgraph_kernels::{buffers::BufferPool, KernelError};
 /// gives no more). Configuration (`set_check_numerics`, `set_profiling`) takes `&mut self`.
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use ndarray::array;
 /// use tensorgraph_graph::{Graph, DType, ops::math};
 /// use tensorgraph_session::Session;
 /// # fn main() -> tensorgraph_graph::Result<()> {
 /// let g = Graph::new();
-/// let a = g.placeholder(DType::F32, [None], "a")?;
+/// let a = g.placeholder(DType::F32, [None]).named("a")?;
 /// let b = math::mul(&a, &g.scalar(2.0, DType::F32)?)?;
 /// let sess = Session::new(&g)?;
 /// let out = sess.run(&[&b], &[(&a, array![1.0f32, 2.0].into())])?;

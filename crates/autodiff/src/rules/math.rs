@@ -148,7 +148,7 @@ pub(super) fn reduce(c: &Ctx, op: ReduceOp, axes: &[usize], keep_dims: bool) -> 
             // Split the gradient evenly among the elements equal to the extremum (TF's rule).
             let y = restore_axes(&c.y(0)?, axes, keep_dims)?;
             let hits = m::equal(x, &y)?.cast(x.dtype())?;
-            let count = m::reduce_sum_keep_dims(&hits, Some(&axes.iter().map(|&a| a as i64).collect::<Vec<_>>()), "")?;
+            let count = m::reduce_sum_keep_dims(&hits, Some(&axes.iter().map(|&a| a as i64).collect::<Vec<_>>()))?;
             m::div(&m::mul(&hits, &g)?, &count)?
         }
     };

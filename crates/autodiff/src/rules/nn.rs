@@ -10,12 +10,12 @@ pub(super) fn bias_add(c: &Ctx) -> Grads {
     let g = c.g();
     let rank = g.shape().rank() as i64;
     let axes: Vec<i64> = (0..rank - 1).collect();
-    Ok(vec![Some(g.clone()), Some(m::reduce_sum(g, Some(&axes), "")?)])
+    Ok(vec![Some(g.clone()), Some(m::reduce_sum(g, Some(&axes))?)])
 }
 
 /// `(g - sum(g * s, -1)) * s`: the softmax Jacobian applied to `g`.
 fn softmax_backward(g: &Tensor, s: &Tensor) -> Result<Tensor> {
-    let dot = m::reduce_sum_keep_dims(&m::mul(g, s)?, Some(&[-1]), "")?;
+    let dot = m::reduce_sum_keep_dims(&m::mul(g, s)?, Some(&[-1]))?;
     m::mul(&m::sub(g, &dot)?, s)
 }
 
@@ -33,7 +33,7 @@ pub(super) fn softmax(c: &Ctx) -> Grads {
 
 pub(super) fn log_softmax(c: &Ctx) -> Grads {
     let g = c.g();
-    let sum = m::reduce_sum_keep_dims(g, Some(&[-1]), "")?;
+    let sum = m::reduce_sum_keep_dims(g, Some(&[-1]))?;
     Ok(vec![Some(m::sub(g, &m::mul(&sum, &m::exp(&c.y(0)?)?)?)?)])
 }
 

@@ -7,38 +7,39 @@ use crate::op::Op;
 use crate::{DType, Shape, Value};
 
 impl Graph {
-    /// A tensor that must be fed at run time, as `tf.placeholder(dtype, shape, name)`.
+    /// A tensor that must be fed at run time, as `tf.placeholder(dtype, shape)`; name it with
+    /// [`Named::named`](crate::Named::named) as TF's `name="X"`.
     #[track_caller]
-    pub fn placeholder(&self, dtype: DType, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
-        self.add_op1(Op::Placeholder { dtype, shape: shape.into() }, &[], Some(name))
+    pub fn placeholder(&self, dtype: DType, shape: impl Into<Shape>) -> Result<Tensor> {
+        self.add_op1(Op::Placeholder { dtype, shape: shape.into() }, &[], None)
     }
 
     /// `default` unless a value is fed, as `tf.placeholder_with_default` (a `training` switch
     /// that is off unless fed on, say).
     ///
     /// ```
-    /// use tensorgraph_graph::{DType, Graph};
+    /// use tensorgraph_graph::{DType, Graph, Named};
     /// let g = Graph::new();
-    /// let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap(), "training").unwrap();
+    /// let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap()).named("training").unwrap();
     /// assert_eq!((training.op_name(), training.op().op_type()), ("training".into(), "PlaceholderWithDefault"));
     /// ```
     #[track_caller]
-    pub fn placeholder_with_default(&self, default: &Tensor, name: &str) -> Result<Tensor> {
-        self.add_op1(Op::PlaceholderWithDefault, &[default], Some(name))
+    pub fn placeholder_with_default(&self, default: &Tensor) -> Result<Tensor> {
+        self.add_op1(Op::PlaceholderWithDefault, &[default], None)
     }
 
-    /// A constant tensor (`tf.constant`); `name` may be empty for the default `Const`.
+    /// A constant tensor (`tf.constant`), named `Const` unless [`named`](crate::Named::named).
     ///
     /// ```
     /// use ndarray::array;
     /// use tensorgraph_graph::Graph;
     /// let g = Graph::new();
-    /// let c = g.constant(array![[1.0f32, 2.0]], "c").unwrap();
+    /// let c = g.constant(array![[1.0f32, 2.0]]).unwrap();
     /// assert_eq!(c.shape().to_string(), "[1,2]");
     /// ```
     #[track_caller]
-    pub fn constant(&self, value: impl Into<Value>, name: &str) -> Result<Tensor> {
-        self.add_op1(Op::Const { value: value.into() }, &[], (!name.is_empty()).then_some(name))
+    pub fn constant(&self, value: impl Into<Value>) -> Result<Tensor> {
+        self.add_op1(Op::Const { value: value.into() }, &[], None)
     }
 
     /// A scalar constant of `dtype`.
@@ -81,12 +82,13 @@ pub fn ones_like(x: &Tensor) -> Result<Tensor> {
 /// Reshapes to `shape`, in which one entry may be -1 (`tf.reshape`).
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use tensorgraph_graph::{Graph, DType, ops::array};
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(784)], "X").unwrap();
+/// let x = g.placeholder(DType::F32, [None, Some(784)]).named("X").unwrap();
 /// let img = array::reshape(&x, &[-1, 28, 28, 1]).unwrap();
 /// assert_eq!(img.shape().to_string(), "[?,28,28,1]");
-/// let two = g.placeholder(DType::F32, [2, 784], "two").unwrap();
+/// let two = g.placeholder(DType::F32, [2, 784]).named("two").unwrap();
 /// assert!(array::reshape(&two, &[3, -1]).is_err()); // 1568 elements do not split in 3 rows
 /// ```
 #[track_caller]

@@ -9,11 +9,12 @@ use crate::DType;
 /// Matrix product of two rank-2 tensors, optionally transposing either, as `tf.matmul`.
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use tensorgraph_graph::{Graph, DType, ops::math};
 /// # fn main() -> tensorgraph_graph::Result<()> {
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(784)], "X")?;
-/// let w = g.placeholder(DType::F32, [300, 100], "W")?;
+/// let x = g.placeholder(DType::F32, [None, Some(784)]).named("X")?;
+/// let w = g.placeholder(DType::F32, [300, 100]).named("W")?;
 /// let err = math::matmul(&x, &w, false, false).unwrap_err();
 /// assert!(err.to_string().starts_with("shape mismatch in MatMul (MatMul): [?,784] x [300,100]"));
 /// # Ok(()) }
@@ -82,9 +83,10 @@ unary_fns! {
 /// TF's `SelectV2`). The gradient flows to the branch each element was taken from.
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use tensorgraph_graph::{ops::math, DType, Graph};
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(3)], "x").unwrap();
+/// let x = g.placeholder(DType::F32, [None, Some(3)]).named("x").unwrap();
 /// let zero = g.scalar(0.0, DType::F32).unwrap();
 /// let y = math::select(&math::greater(&x, &zero).unwrap(), &x, &zero).unwrap();
 /// assert_eq!(y.shape().to_string(), "[?,3]");
@@ -134,27 +136,26 @@ pub fn add_n(xs: &[&Tensor]) -> Result<Tensor> {
 }
 
 #[track_caller]
-fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[i64]>, keep_dims: bool, name: &str) -> Result<Tensor> {
+fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[i64]>, keep_dims: bool) -> Result<Tensor> {
     let axes = match axes {
         Some(a) => norm_axes(x, a, op.type_name())?,
         None => (0..x.shape().rank()).collect(),
     };
-    let name = (!name.is_empty()).then_some(name);
-    x.graph().add_op1(Op::Reduce { op, axes, keep_dims }, &[x], name)
+    x.graph().add_op1(Op::Reduce { op, axes, keep_dims }, &[x], None)
 }
 
 macro_rules! reduce_fns {
     ($($name:ident, $keep:ident => $variant:ident;)*) => {$(
         #[doc = concat!("`tf.", stringify!($name), "` over `axes` (all if `None`; negative counts from the end), ",
-                        "dropping the reduced dimensions. `name` may be empty for the default.")]
+                        "dropping the reduced dimensions.")]
         #[track_caller]
-        pub fn $name(x: &Tensor, axes: Option<&[i64]>, name: &str) -> Result<Tensor> {
-            reduce(ReduceOp::$variant, x, axes, false, name)
+        pub fn $name(x: &Tensor, axes: Option<&[i64]>) -> Result<Tensor> {
+            reduce(ReduceOp::$variant, x, axes, false)
         }
         #[doc = concat!("[`", stringify!($name), "`] keeping the reduced dimensions with size 1.")]
         #[track_caller]
-        pub fn $keep(x: &Tensor, axes: Option<&[i64]>, name: &str) -> Result<Tensor> {
-            reduce(ReduceOp::$variant, x, axes, true, name)
+        pub fn $keep(x: &Tensor, axes: Option<&[i64]>) -> Result<Tensor> {
+            reduce(ReduceOp::$variant, x, axes, true)
         }
     )*};
 }
@@ -186,10 +187,10 @@ pub fn size(x: &Tensor, axes: Option<&[i64]>, dtype: DType) -> Result<Tensor> {
     x.graph().add_op1(Op::Size { axes, dtype }, &[x], None)
 }
 
-/// The identity (`tf.identity`), optionally named.
+/// The identity (`tf.identity`).
 #[track_caller]
-pub fn identity(x: &Tensor, name: &str) -> Result<Tensor> {
-    x.graph().add_op1(Op::Identity, &[x], (!name.is_empty()).then_some(name))
+pub fn identity(x: &Tensor) -> Result<Tensor> {
+    x.graph().add_op1(Op::Identity, &[x], None)
 }
 
 impl Tensor {

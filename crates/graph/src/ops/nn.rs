@@ -4,6 +4,7 @@ use crate::error::Result;
 use crate::graph::Tensor;
 use crate::op::{BinaryOp, ConvAttrs, Op, Padding, PoolAttrs, UnaryOp};
 use crate::ops::math::{binary, unary};
+use crate::Named;
 
 /// max(x, 0).
 #[track_caller]
@@ -100,19 +101,19 @@ pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
 /// A label outside `[0, classes)` is a run-time error naming the node.
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use tensorgraph_graph::{Graph, DType, ops::nn};
 /// # fn main() -> tensorgraph_graph::Result<()> {
 /// let g = Graph::new();
-/// let logits = g.placeholder(DType::F32, [None, Some(10)], "logits")?;
-/// let y = g.placeholder(DType::I64, [None], "y")?;
-/// let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits, "xentropy")?;
+/// let logits = g.placeholder(DType::F32, [None, Some(10)]).named("logits")?;
+/// let y = g.placeholder(DType::I64, [None]).named("y")?;
+/// let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).named("xentropy")?;
 /// assert_eq!(xent.shape().to_string(), "[?]");
 /// # Ok(()) }
 /// ```
 #[track_caller]
-pub fn sparse_softmax_cross_entropy_with_logits(labels: &Tensor, logits: &Tensor, name: &str) -> Result<Tensor> {
-    let name = (!name.is_empty()).then_some(name);
-    logits.graph().add_op1(Op::SparseSoftmaxCrossEntropyWithLogits, &[logits, labels], name)
+pub fn sparse_softmax_cross_entropy_with_logits(labels: &Tensor, logits: &Tensor) -> Result<Tensor> {
+    logits.graph().add_op1(Op::SparseSoftmaxCrossEntropyWithLogits, &[logits, labels], None)
 }
 
 /// Whether each `targets[i]` is among the `k` largest `predictions[i]`, as `tf.nn.in_top_k`:
@@ -126,11 +127,12 @@ pub fn in_top_k(predictions: &Tensor, targets: &Tensor, k: usize) -> Result<Tens
 /// 4-list `[1, sh, sw, 1]`.
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use tensorgraph_graph::{Graph, DType, Padding, ops::nn};
 /// # fn main() -> tensorgraph_graph::Result<()> {
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(32)], "x")?;
-/// let w = g.placeholder(DType::F32, [3, 3, 32, 64], "w")?;
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(32)]).named("x")?;
+/// let w = g.placeholder(DType::F32, [3, 3, 32, 64]).named("w")?;
 /// assert_eq!(nn::conv2d(&x, &w, [1, 2, 2, 1], Padding::Same)?.shape().to_string(), "[?,14,14,64]");
 /// assert_eq!(nn::conv2d(&x, &w, [1, 1, 1, 1], Padding::Valid)?.shape().to_string(), "[?,26,26,64]");
 /// # Ok(()) }
@@ -233,10 +235,11 @@ pub fn avg_pool_grad(
 /// `1/(1-rate)`; where it is false, `x` passes unchanged. Seeded like every random op.
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use tensorgraph_graph::{Graph, DType, ops::nn};
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(300)], "x").unwrap();
-/// let training = g.placeholder(DType::Bool, tensorgraph_graph::Shape::scalar(), "training").unwrap();
+/// let x = g.placeholder(DType::F32, [None, Some(300)]).named("x").unwrap();
+/// let training = g.placeholder(DType::Bool, tensorgraph_graph::Shape::scalar()).named("training").unwrap();
 /// assert_eq!(nn::dropout(&x, 0.5, &training, Some(1)).unwrap().shape().to_string(), "[?,300]");
 /// ```
 #[track_caller]
@@ -260,9 +263,10 @@ pub fn dropout(x: &Tensor, rate: f64, training: &Tensor, seed: Option<u64>) -> R
 /// biased one, `mean((x - mean)²)`.
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use tensorgraph_graph::{Graph, DType, ops::nn};
 /// let g = Graph::new();
-/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(32)], "x").unwrap();
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(32)]).named("x").unwrap();
 /// let (mean, variance) = nn::moments(&x, &[0, 1, 2]).unwrap();
 /// assert_eq!((mean.shape().to_string(), variance.shape().to_string()), ("[32]".into(), "[32]".into()));
 /// ```
@@ -270,8 +274,8 @@ pub fn dropout(x: &Tensor, rate: f64, training: &Tensor, seed: Option<u64>) -> R
 pub fn moments(x: &Tensor, axes: &[i64]) -> Result<(Tensor, Tensor)> {
     use crate::ops::math::{reduce_mean, reduce_mean_keep_dims, square, sub};
     let _scope = x.graph().enter_name_scope("moments");
-    let mean = reduce_mean_keep_dims(x, Some(axes), "mean")?;
-    let variance = reduce_mean(&square(&sub(x, &mean)?)?, Some(axes), "variance")?;
+    let mean = reduce_mean_keep_dims(x, Some(axes)).named("mean")?;
+    let variance = reduce_mean(&square(&sub(x, &mean)?)?, Some(axes)).named("variance")?;
     Ok((crate::ops::array::squeeze(&mean, Some(axes))?, variance))
 }
 
@@ -279,17 +283,18 @@ pub fn moments(x: &Tensor, axes: &[i64]) -> Result<(Tensor, Tensor)> {
 #[track_caller]
 pub fn l2_loss(x: &Tensor) -> Result<Tensor> {
     use crate::ops::math::{mul, reduce_sum, square};
-    mul(&reduce_sum(&square(x)?, None, "")?, &x.graph().scalar(0.5, x.dtype())?)
+    mul(&reduce_sum(&square(x)?, None)?, &x.graph().scalar(0.5, x.dtype())?)
 }
 
 /// Element-wise logistic loss of `logits` against `labels` in [0, 1], computed stably as
 /// `max(x, 0) - x·z + log(1 + e^-|x|)` (`tf.nn.sigmoid_cross_entropy_with_logits`).
 ///
 /// ```
+/// use tensorgraph_graph::Named;
 /// use tensorgraph_graph::{Graph, DType, ops::nn};
 /// let g = Graph::new();
-/// let logits = g.placeholder(DType::F32, [None, Some(1)], "logits").unwrap();
-/// let labels = g.placeholder(DType::F32, [None, Some(1)], "labels").unwrap();
+/// let logits = g.placeholder(DType::F32, [None, Some(1)]).named("logits").unwrap();
+/// let labels = g.placeholder(DType::F32, [None, Some(1)]).named("labels").unwrap();
 /// let loss = nn::sigmoid_cross_entropy_with_logits(&labels, &logits).unwrap();
 /// assert_eq!(loss.shape().to_string(), "[?,1]");
 /// ```

@@ -4,16 +4,17 @@
 //! of the tensor's dtype.
 //!
 //! ```
+//! use tensorgraph_graph::Named;
 //! use tensorgraph_graph::{Graph, DType};
 //! # fn main() -> tensorgraph_graph::Result<()> {
 //! let g = Graph::new();
-//! let x = g.placeholder(DType::F32, [None, Some(3)], "x")?;
-//! let b = g.placeholder(DType::F32, [Some(3)], "b")?;
+//! let x = g.placeholder(DType::F32, [None, Some(3)]).named("x")?;
+//! let b = g.placeholder(DType::F32, [Some(3)]).named("b")?;
 //! let y = ((&x * 2.0)? + &b)?;
 //! let z = (1.0 - &(-&y)?)?;
 //! assert_eq!((y.op().op_type(), z.op().op_type()), ("AddV2", "Sub"));
 //! assert_eq!(z.shape().to_string(), "[?,3]");
-//! assert!((&x + &g.placeholder(DType::F32, [Some(4)], "c")?).is_err()); // [?,3] + [4]
+//! assert!((&x + &g.placeholder(DType::F32, [Some(4)]).named("c")?).is_err()); // [?,3] + [4]
 //! # Ok(()) }
 //! ```
 

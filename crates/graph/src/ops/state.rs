@@ -25,14 +25,14 @@ pub fn assign_sub(var: &Variable, value: &Tensor) -> Result<Tensor> {
 
 /// An op that does nothing but can carry control inputs (`tf.no_op`).
 #[track_caller]
-pub fn no_op(g: &Graph, name: &str) -> Result<Operation> {
-    g.add_node(Op::NoOp, &[], &[], (!name.is_empty()).then_some(name), SourceLocation::caller())
+pub fn no_op(g: &Graph) -> Result<Operation> {
+    g.add_node(Op::NoOp, &[], &[], None, SourceLocation::caller())
 }
 
 /// One op that runs all of `ops` (`tf.group`).
 #[track_caller]
-pub fn group(g: &Graph, ops: &[&Operation], name: &str) -> Result<Operation> {
-    g.add_node(Op::NoOp, &[], ops, Some(if name.is_empty() { "group_deps" } else { name }), SourceLocation::caller())
+pub fn group(g: &Graph, ops: &[&Operation]) -> Result<Operation> {
+    g.add_node(Op::NoOp, &[], ops, Some("group_deps"), SourceLocation::caller())
 }
 
 /// An optimizer's in-place update (`ApplyGradientDescent`, `ApplyMomentum`, `ApplyAdam`, ...):

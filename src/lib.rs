@@ -55,6 +55,7 @@ pub mod inspect;
 pub mod io;
 pub mod layers;
 pub mod losses;
+pub mod proto;
 pub mod summary;
 pub mod train;
 

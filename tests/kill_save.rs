@@ -31,7 +31,7 @@ fn save_loop_child() {
     // Steps go on from the newest checkpoint, as a training job restarted from it would.
     let newest = latest_checkpoint(&dir).and_then(|p| {
         let name = p.file_name()?.to_string_lossy().into_owned();
-        name.strip_prefix("model-")?.strip_suffix(".tgckpt")?.parse::<u64>().ok()
+        name.strip_prefix("model-")?.parse::<u64>().ok()
     });
     let start = newest.map_or(0, |s| s + 1);
     for step in start.. {
@@ -39,18 +39,30 @@ fn save_loop_child() {
     }
 }
 
+/// The checkpoints the state file lists (TF's `all_model_checkpoint_paths`), oldest first.
+fn listed(dir: &Path) -> Vec<String> {
+    let state = std::fs::read_to_string(dir.join("checkpoint")).unwrap_or_default();
+    state
+        .lines()
+        .filter_map(|l| l.strip_prefix("all_model_checkpoint_paths: \"")?.strip_suffix('"'))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Checks the directory after a kill; returns whether the kill left a temporary file (it struck
 /// inside a write).
 fn check(dir: &Path, g: &Graph, keep: usize) -> bool {
-    let index = std::fs::read_to_string(dir.join("checkpoint")).unwrap_or_default();
-    for name in index.lines() {
-        assert!(dir.join(name).exists(), "the index names {name}, which is gone");
+    let names = listed(dir);
+    for name in &names {
+        for file in [format!("{name}.index"), format!("{name}.data-00000-of-00001")] {
+            assert!(dir.join(&file).exists(), "the state file names {name}, whose {file} is gone");
+        }
     }
     if let Some(latest) = latest_checkpoint(dir) {
         let fresh = Session::new(g).unwrap();
         Saver::new(g).restore(&fresh, &latest).unwrap_or_else(|e| panic!("latest does not restore: {e}"));
     }
-    assert!(index.lines().count() <= keep, "{index}");
+    assert!(names.len() <= keep, "{names:?}");
     std::fs::read_dir(dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp"))
 }
 
@@ -88,11 +100,8 @@ fn kill_9_during_saves_loses_nothing() {
             std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
         assert!(!check(&dir, &g, keep));
-        let index = std::fs::read_to_string(dir.join("checkpoint")).unwrap();
-        assert!(
-            index.lines().count() == keep.min(index.lines().count())
-                && index.ends_with(&format!("model-{}.tgckpt\n", u64::MAX))
-        );
+        let names = listed(&dir);
+        assert!(names.len() <= keep && names.last() == Some(&format!("model-{}", u64::MAX)), "{names:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
     eprintln!("{kills} kills, {inside_writes} inside a write");

@@ -64,10 +64,14 @@ pub struct RunArgs {
     /// Training images held out for validation (TF's input_data uses 5000; the peers use 0).
     #[arg(long, default_value_t = 0)]
     pub validation_size: usize,
-    /// Save the graph (`DIR/model.tgraph`) and a checkpoint after every epoch
-    /// (`DIR/model-<epoch>.tgckpt`) for `mnist_predict`.
+    /// Save the graph (`DIR/model.tgraph`) and a TF checkpoint after every epoch
+    /// (`DIR/model-<epoch>.index` and `.data-00000-of-00001`) for `mnist_predict` or TensorFlow.
     #[arg(long)]
     pub save: Option<String>,
+    /// Start from this checkpoint (a prefix such as `runs/mlp/model-9`, ours or TensorFlow's)
+    /// and print its test accuracy before training; with `--epochs 0` only that.
+    #[arg(long)]
+    pub restore: Option<String>,
     /// Write a TensorBoard event file (graph, loss every 50 steps, accuracies every epoch) here.
     #[arg(long)]
     pub logdir: Option<String>,
@@ -248,6 +252,11 @@ pub fn train(g: &Graph, m: &Model, args: &RunArgs, epochs: usize, batch_size: us
         tensorgraph::io::export_meta_graph(g, dir.join("model.tgraph"))?;
     }
     let saver = tensorgraph::io::Saver::new(g);
+    if let Some(path) = &args.restore {
+        saver.restore(&sess, path)?;
+        let acc_test = accuracy_of(&mut sess, m, &data.test.images, &data.test.labels, eval_chunk)?;
+        println!("restored {path}: Test accuracy: {:?}", acc_test as f32);
+    }
     let mut events = match &args.logdir {
         Some(d) => Some(tensorgraph::summary::FileWriter::new(d, Some(g))?),
         None => None,

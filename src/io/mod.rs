@@ -2,11 +2,14 @@
 //! MetaGraph), sharing one container format; and the two file primitives every reader and
 //! writer here goes through.
 
+pub mod bundle;
 pub mod checkpoint;
 mod container;
 pub mod meta_graph;
+mod sstable;
 
-pub use checkpoint::{latest_checkpoint, Saver};
+pub use bundle::TensorInfo;
+pub use checkpoint::{latest_checkpoint, list_variables, Saver};
 pub use meta_graph::{export_meta_graph, import_meta_graph};
 
 use crate::{Error, Result};

@@ -1,27 +1,15 @@
 //! TensorBoard event files, as `tf.summary.FileWriter`: the graph and scalar curves.
 
-pub mod proto;
-
-use crate::{DType, Error, Graph, Op, Result, Shape};
-use prost::Message;
-use proto::{
+use crate::proto::tf::{
     Attr, AttrValue, Event, GraphDef, ListValue, NodeDef, Summary, SummaryValue, TensorShapeProto, VersionDef, What,
 };
+use crate::proto::{dtype_enum, masked_crc32c, tf as proto};
+use crate::{Error, Graph, Op, Result, Shape};
+use prost::Message;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tensorgraph_graph::op_def::AttrValue as OpAttr;
-
-/// TF's `DataType` enum values.
-fn dtype_enum(d: DType) -> i32 {
-    match d {
-        DType::F32 => 1,
-        DType::F64 => 2,
-        DType::I32 => 3,
-        DType::I64 => 9,
-        DType::Bool => 10,
-    }
-}
 
 fn shape_proto(s: &Shape) -> TensorShapeProto {
     TensorShapeProto {
@@ -91,14 +79,8 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                 }
             })
             .collect();
-        GraphDef { node, versions: Some(VersionDef { producer: 1 }) }
+        GraphDef { node, versions: Some(VersionDef { producer: 1, min_consumer: 0 }) }
     })
-}
-
-/// TF's masked CRC-32C of record framing.
-fn masked_crc(data: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(data);
-    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// Frames one record: length, masked CRC of the length, data, masked CRC of the data.
@@ -106,9 +88,9 @@ pub fn frame(data: &[u8]) -> Vec<u8> {
     let len = (data.len() as u64).to_le_bytes();
     let mut out = Vec::with_capacity(data.len() + 16);
     out.extend_from_slice(&len);
-    out.extend_from_slice(&masked_crc(&len).to_le_bytes());
+    out.extend_from_slice(&masked_crc32c(&len).to_le_bytes());
     out.extend_from_slice(data);
-    out.extend_from_slice(&masked_crc(data).to_le_bytes());
+    out.extend_from_slice(&masked_crc32c(data).to_le_bytes());
     out
 }
 

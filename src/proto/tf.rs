@@ -1,7 +1,8 @@
-//! The protobuf messages of TensorBoard's event files, declared with prost's derive from the
-//! public definitions (tensorflow/core/util/event.proto, framework/summary.proto, graph.proto,
-//! node_def.proto, attr_value.proto, tensor_shape.proto, types.proto, versions.proto); only the
-//! fields tensorgraph writes.
+//! TensorFlow's protobuf messages, declared with prost's derive from the public definitions
+//! (tensorflow/core/util/event.proto, framework/summary.proto, graph.proto, node_def.proto,
+//! attr_value.proto, tensor_shape.proto, types.proto, versions.proto,
+//! protobuf/tensor_bundle.proto); only the fields tensorgraph reads or writes. Unknown fields
+//! are skipped when decoding, as protobuf requires.
 
 use std::collections::HashMap;
 
@@ -58,6 +59,8 @@ pub struct GraphDef {
 pub struct VersionDef {
     #[prost(int32, tag = "1")]
     pub producer: i32,
+    #[prost(int32, tag = "2")]
+    pub min_consumer: i32,
 }
 
 /// `tensorflow.NodeDef`.
@@ -124,4 +127,37 @@ pub struct TensorShapeProto {
 pub struct Dim {
     #[prost(int64, tag = "1")]
     pub size: i64,
+}
+
+/// `tensorflow.BundleHeaderProto`: the entry under the empty key of a checkpoint's index.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BundleHeaderProto {
+    #[prost(int32, tag = "1")]
+    pub num_shards: i32,
+    /// 0 little-endian, 1 big-endian (of the tensor bytes).
+    #[prost(int32, tag = "2")]
+    pub endianness: i32,
+    #[prost(message, optional, tag = "3")]
+    pub version: Option<VersionDef>,
+}
+
+/// `tensorflow.BundleEntryProto`: where a checkpointed tensor's bytes lie.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BundleEntryProto {
+    #[prost(int32, tag = "1")]
+    pub dtype: i32,
+    #[prost(message, optional, tag = "2")]
+    pub shape: Option<TensorShapeProto>,
+    #[prost(int32, tag = "3")]
+    pub shard_id: i32,
+    #[prost(int64, tag = "4")]
+    pub offset: i64,
+    #[prost(int64, tag = "5")]
+    pub size: i64,
+    /// Masked CRC-32C of the bytes.
+    #[prost(fixed32, tag = "6")]
+    pub crc32c: u32,
+    /// `TensorSliceProto`s of a partitioned variable (not supported; only counted).
+    #[prost(bytes = "vec", repeated, tag = "7")]
+    pub slices: Vec<Vec<u8>>,
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Checkpoints both ways with real TensorFlow 2.21 (tests/tf_interop.py). Installs TensorFlow into
+# a virtualenv ($TF_VENV, default /tmp/tg-tf-venv) when missing, builds mnist_mlp, runs the checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${TF_VENV:-/tmp/tg-tf-venv}"
+if ! "$venv/bin/python" -c "import tensorflow" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check tensorflow-cpu==2.21.0
+fi
+cargo build --release --example mnist_mlp
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+"$venv/bin/python" tests/tf_interop.py --bin target/release/examples/mnist_mlp --out "$out"

@@ -169,6 +169,12 @@ fn argmax_cast_and_size() {
     assert_close(&run1(&g, &f.cast(DType::Bool).unwrap().cast(DType::F64).unwrap(), &[]), &[3], &[1.0, 0.0, 1.0]);
     assert_close(&run1(&g, &math::size(&x, None, DType::I32).unwrap(), &[]), &[], &[6.0]);
     assert_close(&run1(&g, &math::size(&x, Some(&[1]), DType::F32).unwrap(), &[]), &[], &[3.0]);
+    // Shape at run time: the fed batch, not the static `?`.
+    let p = g.placeholder(DType::F32, [None, Some(3)]).unwrap();
+    let fed = Value::from(ndarray::Array2::<f32>::zeros((4, 3)).into_dyn());
+    assert_close(&run1(&g, &math::shape(&p, DType::I64).unwrap(), &[(&p, fed)]), &[2], &[4.0, 3.0]);
+    assert_close(&run1(&g, &math::shape(&c(&g, ndarray::arr0(1.0f32)), DType::I32).unwrap(), &[]), &[0], &[]);
+    assert!(math::shape(&x, DType::F32).is_err());
 }
 
 #[test]

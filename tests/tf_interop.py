@@ -1,13 +1,17 @@
-"""Checkpoints both ways with real TensorFlow (tf.compat.v1), on the slides' MLP.
+"""Checkpoints and frozen graphs both ways with real TensorFlow (tf.compat.v1).
 
-1. TensorFlow trains the MLP one epoch and saves a checkpoint; `mnist_mlp --restore` loads it
-   into the graph tensorgraph builds and must print TensorFlow's test accuracy.
+1. TensorFlow trains the slides' MLP one epoch and saves a checkpoint; `mnist_mlp --restore`
+   loads it into the graph tensorgraph builds and must print TensorFlow's test accuracy.
 2. `mnist_mlp` trains one epoch and saves; TensorFlow lists the checkpoint
    (`tf.train.list_variables`), reads every tensor (`tf.train.load_checkpoint`) and restores it
    with `Saver.restore` into its own graph: its test accuracy must be tensorgraph's.
+3. Frozen GraphDefs (.pb) of the MLP and the slides' CNN: TensorFlow's
+   (`convert_variables_to_constants`) run under `tensorgraph run`, and tensorgraph's
+   (`tensorgraph convert --checkpoint/--outputs`) run in TensorFlow (`import_graph_def`), with
+   logits within 1e-5 of the other's on 100 test images.
 
-usage: python tests/tf_interop.py --bin target/release/examples/mnist_mlp --out DIR
-(tests/tf_interop.sh installs TensorFlow 2.21 and builds the binary first.)
+usage: python tests/tf_interop.py --examples target/release/examples --cli target/release/tensorgraph --out DIR
+(tests/tf_interop.sh installs TensorFlow 2.21 and builds the binaries first.)
 """
 import argparse
 import gzip
@@ -23,7 +27,8 @@ tf1 = tf.compat.v1
 tf1.disable_eager_execution()
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--bin", required=True)
+ap.add_argument("--examples", required=True)
+ap.add_argument("--cli", required=True)
 ap.add_argument("--out", required=True)
 ap.add_argument("--data", default="data/mnist")
 args = ap.parse_args()
@@ -57,7 +62,7 @@ def mlp():
                     w = tf1.get_variable("kernel", (h.shape[1], units), initializer=tf1.glorot_uniform_initializer())
                     b = tf1.get_variable("bias", (units,), initializer=tf1.zeros_initializer())
                 h = tf.matmul(h, w) + b
-                h = act(h) if act else h
+                h = act(h) if act else tf.identity(h, name="logits")
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h))
         train = tf1.train.GradientDescentOptimizer(0.01).minimize(loss)
         accuracy = tf.reduce_mean(tf.cast(tf1.nn.in_top_k(h, y, 1), tf.float32))
@@ -66,8 +71,15 @@ def mlp():
     return g, X, y, train, accuracy, saver, init
 
 
-def run_ours(*flags):
-    out = subprocess.run([args.bin, "--data", args.data, *flags], check=True, capture_output=True, text=True).stdout
+def run_ours(example, *flags):
+    cmd = [os.path.join(args.examples, example), "--data", args.data, *flags]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    print(out.strip())
+    return out
+
+
+def cli(*flags):
+    out = subprocess.run([args.cli, *flags], check=True, capture_output=True, text=True).stdout
     print(out.strip())
     return out
 
@@ -89,12 +101,12 @@ with tf1.Session(graph=g) as s:
         s.run(train, {X: x_train[idx], y: y_train[idx]})
     acc_tf = float(s.run(accuracy, {X: x_test, y: y_test}))
     prefix = saver.save(s, os.path.join(args.out, "tf", "model.ckpt"), global_step=0)
-    out = run_ours("--restore", prefix, "--epochs", "0")
+    out = run_ours("mnist_mlp", "--restore", prefix, "--epochs", "0")
     acc_tg = float(re.search(r"restored .*: Test accuracy: ([0-9.]+)", out).group(1))
     ok &= check("TF checkpoint restored by tensorgraph, test accuracy", acc_tg, acc_tf)
 
     # 2. tensorgraph's checkpoint into TensorFlow.
-    out = run_ours("--epochs", "1", "--seed", "1", "--save", os.path.join(args.out, "tg"))
+    out = run_ours("mnist_mlp", "--epochs", "1", "--seed", "1", "--save", os.path.join(args.out, "tg"))
     acc_tg = float(re.search(r"^0 Train accuracy: \S+ Test accuracy: ([0-9.]+)", out, re.M).group(1))
     ours = os.path.join(args.out, "tg", "model-0")
     listed = dict(tf.train.list_variables(ours))
@@ -108,5 +120,103 @@ with tf1.Session(graph=g) as s:
         ok &= same
     acc_tf = float(s.run(accuracy, {X: x_test, y: y_test}))
     ok &= check("tensorgraph checkpoint restored by TF Saver, test accuracy", acc_tf, acc_tg)
+
+    # 3a. TensorFlow's frozen MLP under `tensorgraph run`.
+    frozen = tf1.graph_util.convert_variables_to_constants(s, g.as_graph_def(), ["dnn/logits"])
+    tf_pb = os.path.join(args.out, "tf_mlp.pb")
+    with open(tf_pb, "wb") as f:
+        f.write(frozen.SerializeToString())
+    logits_tf = s.run("dnn/logits:0", {X: x_test[:100]})
+
+
+def frozen_logits(pb, output, x):
+    """TensorFlow's logits of a frozen GraphDef."""
+    gd = tf1.GraphDef()
+    with open(pb, "rb") as f:
+        gd.ParseFromString(f.read())
+    with tf.Graph().as_default() as fg:
+        tf.import_graph_def(gd, name="")
+        with tf1.Session(graph=fg) as fs:
+            return fs.run(output + ":0", {"X:0": x})
+
+
+def run_frozen(pb, output, x, name):
+    """tensorgraph's logits of a frozen GraphDef, through `tensorgraph run` and .npy files."""
+    feed = os.path.join(args.out, name + "_x.npy")
+    np.save(feed, x)
+    cli("run", pb, "--feed", "X=" + feed, "--fetch", output, "--out", os.path.join(args.out, name))
+    return np.load(os.path.join(args.out, name, output.replace("/", "_") + "_0.npy"))
+
+
+def close(what, ours, theirs):
+    diff = float(np.abs(ours - theirs).max())
+    good = ours.shape == theirs.shape and diff <= 1e-5
+    print(f"RESULT {what}: max |logits difference| {diff:.2e} {'ok' if good else 'MISMATCH'}")
+    return good
+
+
+x100 = x_test[:100]
+ok &= close("TF frozen MLP under tensorgraph run", run_frozen(tf_pb, "dnn/logits", x100, "tf_mlp"), logits_tf)
+
+# 3b. tensorgraph's frozen MLP (trained above) in TensorFlow.
+tg_pb = os.path.join(args.out, "tg_mlp.pb")
+cli("convert", os.path.join(args.out, "tg", "model.tgraph"), tg_pb, "--checkpoint", ours, "--outputs", "dnn/outputs/BiasAdd")
+ok &= close("tensorgraph frozen MLP in TF", run_frozen(tg_pb, "dnn/outputs/BiasAdd", x100, "tg_mlp"), frozen_logits(tg_pb, "dnn/outputs/BiasAdd", x100))
+
+# 3c. The slides' CNN both ways (initial weights: freezing does not need training).
+cg = tf.Graph()
+with cg.as_default():
+    tf1.set_random_seed(7)
+    X = tf1.placeholder(tf.float32, (None, 784), name="X")
+    h = tf.reshape(X, [-1, 28, 28, 1])
+    for name, shape, stride in [("conv1", (3, 3, 1, 32), 1), ("conv2", (3, 3, 32, 64), 2)]:
+        with tf1.variable_scope(name):
+            w = tf1.get_variable("kernel", shape, initializer=tf1.glorot_uniform_initializer())
+            b = tf1.get_variable("bias", shape[-1:], initializer=tf1.random_normal_initializer(stddev=0.1))
+        h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(h, w, [1, stride, stride, 1], "SAME"), b))
+    h = tf.reshape(tf.nn.max_pool2d(h, [1, 2, 2, 1], [1, 2, 2, 1], "VALID"), [-1, 64 * 7 * 7])
+    for name, units in [("fc1", 64), ("output", 10)]:
+        with tf1.variable_scope(name):
+            w = tf1.get_variable("kernel", (h.shape[1], units), initializer=tf1.glorot_uniform_initializer())
+            b = tf1.get_variable("bias", (units,), initializer=tf1.random_normal_initializer(stddev=0.1))
+        h = tf.matmul(h, w) + b
+        h = tf.nn.relu(h) if name == "fc1" else tf.identity(h, name="logits")
+    with tf1.Session(graph=cg) as s:
+        s.run(tf1.global_variables_initializer())
+        frozen = tf1.graph_util.convert_variables_to_constants(s, cg.as_graph_def(), ["logits"])
+        logits_tf = s.run("logits:0", {X: x100})
+tf_cnn = os.path.join(args.out, "tf_cnn.pb")
+with open(tf_cnn, "wb") as f:
+    f.write(frozen.SerializeToString())
+ok &= close("TF frozen CNN under tensorgraph run", run_frozen(tf_cnn, "logits", x100, "tf_cnn"), logits_tf)
+
+run_ours("mnist_cnn", "--epochs", "0", "--seed", "1", "--save", os.path.join(args.out, "tg_cnn"))
+tg_cnn = os.path.join(args.out, "tg_cnn.pb")
+cli("convert", os.path.join(args.out, "tg_cnn", "model.tgraph"), tg_cnn, "--outputs", "output/BiasAdd")
+ok &= close("tensorgraph frozen CNN in TF", run_frozen(tg_cnn, "output/BiasAdd", x100, "tg_cnn"), frozen_logits(tg_cnn, "output/BiasAdd", x100))
+
+# 4. Every op tensorgraph writes, through TensorFlow: TF's fixture graph imported here and
+#    written back (`tensorgraph convert`) must import and run in TF with TF's own outputs.
+import json
+
+fixture = json.load(open("tests/fixtures/tf/ops_graph.json"))
+back = os.path.join(args.out, "ops_back.pb")
+cli("convert", "tests/fixtures/tf/ops_graph.pb", back)
+gd = tf1.GraphDef()
+with open(back, "rb") as f:
+    gd.ParseFromString(f.read())
+with tf.Graph().as_default() as og:
+    tf.import_graph_def(gd, name="")
+    with tf1.Session(graph=og) as s:
+        feeds = {"x:0": np.array(fixture["x"], np.float32), "labels:0": np.array(fixture["labels"], np.int64)}
+        names = sorted(fixture["outputs"])
+        got = s.run(names, feeds)
+worst = max(
+    float(np.max(np.abs(np.asarray(v, np.float64).ravel() - fixture["outputs"][n]["values"]), initial=0.0))
+    for n, v in zip(names, got)
+)
+good = worst <= 1e-5
+print(f"RESULT {len(names)} outputs of the op-set graph written by tensorgraph, run in TF: max difference {worst:.2e} {'ok' if good else 'MISMATCH'}")
+ok &= good
 print("RESULT", "all ok" if ok else "FAILED")
 raise SystemExit(0 if ok else 1)

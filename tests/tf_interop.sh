@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checkpoints both ways with real TensorFlow 2.21 (tests/tf_interop.py). Installs TensorFlow into
-# a virtualenv ($TF_VENV, default /tmp/tg-tf-venv) when missing, builds mnist_mlp, runs the checks.
+# Checkpoints and frozen graphs both ways with real TensorFlow 2.21 (tests/tf_interop.py). Installs TensorFlow into
+# a virtualenv ($TF_VENV, default /tmp/tg-tf-venv) when missing, builds the examples and the CLI,
+# runs the checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${TF_VENV:-/tmp/tg-tf-venv}"
@@ -8,7 +9,7 @@ if ! "$venv/bin/python" -c "import tensorflow" 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check tensorflow-cpu==2.21.0
 fi
-cargo build --release --example mnist_mlp
+cargo build --release --example mnist_mlp --example mnist_cnn --bin tensorgraph
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-"$venv/bin/python" tests/tf_interop.py --bin target/release/examples/mnist_mlp --out "$out"
+"$venv/bin/python" tests/tf_interop.py --examples target/release/examples --cli target/release/tensorgraph --out "$out"

@@ -8,7 +8,6 @@ use super::{read_file, sstable, write_atomic};
 use crate::proto::tf::{BundleEntryProto, BundleHeaderProto, Dim, TensorShapeProto, VersionDef};
 use crate::proto::{dtype_enum, dtype_from_enum, masked_crc32c};
 use crate::{DType, Error, Result, Value};
-use ndarray::{ArrayD, IxDyn};
 use prost::Message;
 use std::path::{Path, PathBuf};
 
@@ -48,7 +47,7 @@ pub(crate) fn write(prefix: &Path, tensors: &[(String, Value)]) -> Result<()> {
     let mut entries = vec![(Vec::new(), header.encode_to_vec())];
     for (name, value) in sorted {
         let offset = data.len();
-        append_le_bytes(value, &mut data);
+        crate::proto::append_le_bytes(value, &mut data);
         let entry = BundleEntryProto {
             dtype: dtype_enum(value.dtype()),
             shape: Some(TensorShapeProto {
@@ -179,48 +178,10 @@ fn tensors(
         if masked_crc32c(bytes) != e.crc32c {
             return Err(bad(&path, "its bytes fail their CRC check (the file is damaged)".into()));
         }
-        let value = from_le_bytes(dtype, &shape, bytes).map_err(|d| bad(&path, d))?;
+        let value = crate::proto::from_le_bytes(dtype, &shape, bytes).map_err(|d| bad(&path, d))?;
         out.push((name, value));
     }
     Ok(out)
-}
-
-fn append_le_bytes(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::F32(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Value::F64(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Value::I32(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Value::I64(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Value::Bool(a) => out.extend(a.iter().map(|&b| u8::from(b))),
-    }
-}
-
-fn from_le_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> std::result::Result<Value, String> {
-    let count = tensorgraph_graph::checked_len(shape)?;
-    let width = match dtype {
-        DType::F32 | DType::I32 => 4,
-        DType::F64 | DType::I64 => 8,
-        DType::Bool => 1,
-    };
-    if count.checked_mul(width) != Some(bytes.len()) {
-        return Err(format!("{} bytes for {count} elements of {dtype}", bytes.len()));
-    }
-    fn array<T, const N: usize>(shape: &[usize], bytes: &[u8], f: impl Fn([u8; N]) -> T) -> ArrayD<T> {
-        let v = bytes.chunks_exact(N).map(|b| f(b.try_into().expect("chunks of N bytes"))).collect();
-        ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked")
-    }
-    Ok(match dtype {
-        DType::F32 => Value::F32(array(shape, bytes, f32::from_le_bytes)),
-        DType::F64 => Value::F64(array(shape, bytes, f64::from_le_bytes)),
-        DType::I32 => Value::I32(array(shape, bytes, i32::from_le_bytes)),
-        DType::I64 => Value::I64(array(shape, bytes, i64::from_le_bytes)),
-        DType::Bool => {
-            if let Some(b) = bytes.iter().find(|&&b| b > 1) {
-                return Err(format!("a bool byte of {b}"));
-            }
-            Value::Bool(array(shape, bytes, |[b]: [u8; 1]| b != 0))
-        }
-    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 pub mod bundle;
 pub mod checkpoint;
 mod container;
+pub mod graph_def;
 pub mod meta_graph;
+pub mod npy;
 mod sstable;
 
 pub use bundle::TensorInfo;
@@ -25,8 +27,8 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 
 /// The bytes of the regular file at `path`. A FIFO, a device (`/dev/zero`) or a directory is an
 /// error before it is opened (opening a FIFO would block; a device may never end), and so is a
-/// file larger than [`MAX_FILE`]; a file that grows while read is cut at its size when opened.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+/// file larger than 16 GiB; a file that grows while read is cut at its size when opened.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     let bad = |detail: String| Error::BadFile { path: path.display().to_string(), detail };
     let meta = std::fs::metadata(path).map_err(io_error(path))?;
     if !meta.is_file() {
@@ -44,9 +46,9 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// Writes `bytes` to `path` so that a crash, a kill or a full disk leaves either the old file
 /// or the new one, never a mix: a temporary file `.NAME.tmpPID` in the same directory, fsync,
 /// rename over `path`, fsync of the directory (which makes the rename itself durable). On an
-/// error the temporary file is removed; one left by a killed process is removed by
-/// [`remove_stale_temporaries`].
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// error the temporary file is removed; one left by a killed process is removed by the next
+/// checkpoint save into that directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -3,7 +3,8 @@
 
 pub mod tf;
 
-use crate::DType;
+use crate::{DType, Value};
+use ndarray::{ArrayD, IxDyn};
 
 /// TF's `DataType` number of a dtype (`DT_FLOAT` = 1, ...).
 pub fn dtype_enum(d: DType) -> i32 {
@@ -45,4 +46,44 @@ pub fn masked_crc32c(data: &[u8]) -> u32 {
 /// TF's mask of a CRC-32C.
 pub fn mask(crc: u32) -> u32 {
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// A value's elements as little-endian bytes (TF's tensor content and checkpoint data).
+pub fn append_le_bytes(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::F32(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Value::F64(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Value::I32(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Value::I64(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Value::Bool(a) => out.extend(a.iter().map(|&b| u8::from(b))),
+    }
+}
+
+/// A value of `dtype` and `shape` from little-endian bytes; the error says what does not fit.
+pub fn from_le_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> std::result::Result<Value, String> {
+    let count = tensorgraph_graph::checked_len(shape)?;
+    let width = match dtype {
+        DType::F32 | DType::I32 => 4,
+        DType::F64 | DType::I64 => 8,
+        DType::Bool => 1,
+    };
+    if count.checked_mul(width) != Some(bytes.len()) {
+        return Err(format!("{} bytes for {count} elements of {dtype}", bytes.len()));
+    }
+    fn array<T, const N: usize>(shape: &[usize], bytes: &[u8], f: impl Fn([u8; N]) -> T) -> ArrayD<T> {
+        let v = bytes.chunks_exact(N).map(|b| f(b.try_into().expect("chunks of N bytes"))).collect();
+        ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked")
+    }
+    Ok(match dtype {
+        DType::F32 => Value::F32(array(shape, bytes, f32::from_le_bytes)),
+        DType::F64 => Value::F64(array(shape, bytes, f64::from_le_bytes)),
+        DType::I32 => Value::I32(array(shape, bytes, i32::from_le_bytes)),
+        DType::I64 => Value::I64(array(shape, bytes, i64::from_le_bytes)),
+        DType::Bool => {
+            if let Some(b) = bytes.iter().find(|&&b| b > 1) {
+                return Err(format!("a bool byte of {b}"));
+            }
+            Value::Bool(array(shape, bytes, |[b]: [u8; 1]| b != 0))
+        }
+    })
 }

@@ -81,7 +81,7 @@ pub struct NodeDef {
 /// `tensorflow.AttrValue`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttrValue {
-    #[prost(oneof = "Attr", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "Attr", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub value: Option<Attr>,
 }
 
@@ -102,15 +102,47 @@ pub enum Attr {
     Type(i32),
     #[prost(message, tag = "7")]
     Shape(TensorShapeProto),
+    #[prost(message, tag = "8")]
+    Tensor(TensorProto),
 }
 
 /// `AttrValue.ListValue`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ListValue {
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub s: Vec<Vec<u8>>,
     #[prost(int64, repeated, tag = "3")]
     pub i: Vec<i64>,
+    #[prost(float, repeated, tag = "4")]
+    pub f: Vec<f32>,
+    #[prost(bool, repeated, tag = "5")]
+    pub b: Vec<bool>,
+    #[prost(int32, repeated, tag = "6")]
+    pub r#type: Vec<i32>,
     #[prost(message, repeated, tag = "7")]
     pub shape: Vec<TensorShapeProto>,
+}
+
+/// `tensorflow.TensorProto`: values either as raw little-endian `tensor_content` or in the
+/// typed repeated field, where fewer values than the shape holds repeat the last one.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorProto {
+    #[prost(int32, tag = "1")]
+    pub dtype: i32,
+    #[prost(message, optional, tag = "2")]
+    pub tensor_shape: Option<TensorShapeProto>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub tensor_content: Vec<u8>,
+    #[prost(float, repeated, tag = "5")]
+    pub float_val: Vec<f32>,
+    #[prost(double, repeated, tag = "6")]
+    pub double_val: Vec<f64>,
+    #[prost(int32, repeated, tag = "7")]
+    pub int_val: Vec<i32>,
+    #[prost(int64, repeated, tag = "10")]
+    pub int64_val: Vec<i64>,
+    #[prost(bool, repeated, tag = "11")]
+    pub bool_val: Vec<bool>,
 }
 
 /// `tensorflow.TensorShapeProto`.

@@ -34,7 +34,7 @@ fn op_attrs(op: &Op, out: &mut HashMap<String, AttrValue>) {
             OpAttr::Float(f) => Attr::F(f as f32),
             OpAttr::Bool(b) => Attr::B(b),
             OpAttr::Str(s) => Attr::S(s.as_bytes().to_vec()),
-            OpAttr::Ints(v) => Attr::List(ListValue { i: v, shape: vec![] }),
+            OpAttr::Ints(v) => Attr::List(ListValue { i: v, ..Default::default() }),
             OpAttr::Tensor(_) => continue,
         };
         out.insert(name.into(), attr(a));
@@ -69,7 +69,10 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                     attr_map.entry("T".into()).or_insert_with(|| attr(Attr::Type(dtype_enum(first.dtype))));
                 }
                 let shapes = n.outputs.iter().map(|o| shape_proto(&o.shape)).collect();
-                attr_map.insert("_output_shapes".into(), attr(Attr::List(ListValue { i: vec![], shape: shapes })));
+                attr_map.insert(
+                    "_output_shapes".into(),
+                    attr(Attr::List(ListValue { shape: shapes, ..Default::default() })),
+                );
                 NodeDef {
                     name: n.name.clone(),
                     op: n.op.type_name().into(),

@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 53;
+pub const N_VARIANTS: usize = 54;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -66,6 +66,7 @@ pub fn variant(op: &Op) -> usize {
         Op::Size { .. } => 50,
         Op::BroadcastTo => 51,
         Op::SumToShape => 52,
+        Op::Shape { .. } => 53,
     }
 }
 
@@ -119,6 +120,7 @@ pub fn every_op() -> Vec<Op> {
         Op::ZerosLike,
         Op::OnesLike,
         Op::Size { axes: Some(vec![0]), dtype: DType::I32 },
+        Op::Shape { dtype: DType::I32 },
         Op::BroadcastTo,
         Op::SumToShape,
     ];

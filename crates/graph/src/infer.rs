@@ -92,6 +92,7 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Pad { paddings } => pad(&inputs[0], paddings),
         Op::OneHot { depth, dtype, .. } => one_hot(&inputs[0], *depth, *dtype),
         Op::Size { axes, dtype } => size(&inputs[0], axes.as_deref(), *dtype),
+        Op::Shape { dtype } => shape_of(&inputs[0], *dtype),
         Op::BroadcastTo => broadcast_to(&inputs[0], &inputs[1]),
         Op::SumToShape => sum_to_shape(&inputs[0], &inputs[1]),
     }
@@ -627,6 +628,13 @@ fn size(x: &TensorSpec, axes: Option<&[usize]>, dtype: DType) -> Inferred {
     }
     require_numeric(dtype)?;
     one(dtype, Shape::scalar())
+}
+
+fn shape_of(x: &TensorSpec, dtype: DType) -> Inferred {
+    if !matches!(dtype, DType::I32 | DType::I64) {
+        return Err(InferError::DType(format!("a shape is int32 or int64, not {dtype}")));
+    }
+    one(dtype, Shape::known(&[x.shape.rank()]))
 }
 
 fn broadcast_to(x: &TensorSpec, like: &TensorSpec) -> Inferred {

@@ -405,6 +405,10 @@ pub enum Op {
     },
     ZerosLike,
     OnesLike,
+    /// The input's run-time shape as a vector of `dtype` (int32 or int64), as TF's `Shape`.
+    Shape {
+        dtype: DType,
+    },
     /// Number of elements of the input over `axes` (all axes if `None`), as a scalar of `dtype`.
     Size {
         axes: Option<Vec<usize>>,

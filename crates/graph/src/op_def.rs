@@ -256,6 +256,7 @@ impl Op {
             Op::ZerosLike => no_grad("ZerosLike", X, Y),
             Op::OnesLike => no_grad("OnesLike", X, Y),
             Op::Size { .. } => no_grad("Size", const { &[v("input")] }, OUTPUT),
+            Op::Shape { .. } => no_grad("Shape", const { &[v("input")] }, OUTPUT),
             Op::BroadcastTo => def("BroadcastTo", const { &[v("input"), v("like")] }, OUTPUT),
             Op::SumToShape => def("SumToShape", const { &[v("grad"), v("like")] }, OUTPUT),
         }
@@ -328,6 +329,7 @@ impl Op {
                 ("off_value", Float(*off_value)),
                 ("T", Type(*dtype)),
             ],
+            Op::Shape { dtype } => vec![("out_type", Type(*dtype))],
             Op::Size { axes, dtype } => {
                 let mut a = vec![("out_type", Type(*dtype))];
                 a.extend(axes.as_ref().map(|axes| ("axes", ints(axes))));

@@ -142,6 +142,16 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             };
             one(Value::filled(*dtype, &[], n as f64))
         }
+        Op::Shape { dtype } => {
+            let dims = x().shape().iter().map(|&d| d as f64);
+            let mut v = Value::filled(*dtype, &[x().shape().len()], 0.0);
+            match &mut v {
+                Value::I32(a) => a.iter_mut().zip(dims).for_each(|(o, d)| *o = d as i32),
+                Value::I64(a) => a.iter_mut().zip(dims).for_each(|(o, d)| *o = d as i64),
+                other => kbail!("Shape gives int32 or int64, not {}", other.dtype()),
+            }
+            one(v)
+        }
         Op::BroadcastTo => {
             let target = inputs[1].shape().to_vec();
             one(with_array!(x(), a => Value::from(karray::broadcast_to(&a.view(), &target)?)))

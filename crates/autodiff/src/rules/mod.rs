@@ -81,6 +81,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::ZerosLike
         | Op::OnesLike
         | Op::Size { .. }
+        | Op::Shape { .. }
         | Op::Fill { .. }
         | Op::Const { .. }
         | Op::Placeholder { .. }

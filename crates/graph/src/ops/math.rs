@@ -180,6 +180,19 @@ pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
     x.graph().add_op1(Op::Cast { to }, &[x], None)
 }
 
+/// The run-time shape of `x` as a vector of `dtype` (int32 or int64), as `tf.shape(x, out_type)`.
+///
+/// ```
+/// use tensorgraph_graph::{ops::math, DType, Graph};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(3)]).unwrap();
+/// assert_eq!(math::shape(&x, DType::I32).unwrap().shape().to_string(), "[2]");
+/// ```
+#[track_caller]
+pub fn shape(x: &Tensor, dtype: DType) -> Result<Tensor> {
+    x.graph().add_op1(Op::Shape { dtype }, &[x], None)
+}
+
 /// Number of elements over `axes` (all if `None`) at run time, as a scalar of `dtype`.
 #[track_caller]
 pub fn size(x: &Tensor, axes: Option<&[i64]>, dtype: DType) -> Result<Tensor> {

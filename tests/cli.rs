@@ -1,0 +1,107 @@
+//! The `tensorgraph` command line: inspect, convert (freeze) and run, on files a program here
+//! wrote, with `.npy` feeds and results.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tensorgraph::io::{export_meta_graph, npy, Saver};
+use tensorgraph::prelude::*;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tg-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the binary; returns (success, stdout, stderr).
+fn cli(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tensorgraph")).args(args.iter().map(|a| a.as_ref())).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// A dense layer over a named input, trained nowhere: its variables get set values.
+fn model(dir: &Path) -> (Graph, Session, Tensor, Tensor) {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(3)]).named("X").unwrap();
+    let logits = g.name_scope("dnn", || layers::dense(&x, 2, Some(nn::relu), "out")).unwrap();
+    let sess = Session::new(&g).unwrap();
+    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    export_meta_graph(&g, dir.join("model.tgraph")).unwrap();
+    Saver::new(&g).save(&sess, dir.join("model"), Some(4)).unwrap();
+    (g, sess, x, logits)
+}
+
+#[test]
+fn convert_then_run_gives_the_sessions_values() {
+    let dir = tmp("run");
+    let (_g, sess, x, logits) = model(&dir);
+    let xv = Value::from(ndarray::Array2::from_shape_fn((5, 3), |(i, j)| (i as f32 - j as f32) * 0.5).into_dyn());
+    let want = sess.run(&[&logits], &[(&x, xv.clone())]).unwrap().remove(0);
+    npy::write_npy(dir.join("x.npy"), &xv).unwrap();
+
+    let (ok, out, err) = cli(&[
+        &"convert",
+        &dir.join("model.tgraph"),
+        &dir.join("m.pb"),
+        &"--checkpoint",
+        &dir.join("model-4"),
+        &"--outputs",
+        &logits.op_name(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("wrote"), "{out}");
+    let feed = format!("X={}", dir.join("x.npy").display());
+    let (ok, out, err) =
+        cli(&[&"run", &dir.join("m.pb"), &"--feed", &feed, &"--fetch", &logits.name(), &"--out", &dir]);
+    assert!(ok, "{err}");
+    let file = dir.join(format!("{}.npy", logits.name().replace(['/', ':'], "_")));
+    assert!(out.contains(&file.display().to_string()), "{out}");
+    assert_eq!(npy::read_npy(&file).unwrap(), want);
+    // The same through the graph file and the checkpoint, unfrozen.
+    let (ok, _, err) = cli(&[
+        &"run",
+        &dir.join("model.tgraph"),
+        &"--checkpoint",
+        &dir.join("model-4"),
+        &"--feed",
+        &feed,
+        &"--fetch",
+        &logits.name(),
+        &"--out",
+        &dir.join("unfrozen"),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(npy::read_npy(dir.join("unfrozen").join(file.file_name().unwrap())).unwrap(), want);
+}
+
+#[test]
+fn inspect_lists_checkpoints_and_graphs() {
+    let dir = tmp("inspect");
+    model(&dir);
+    let (ok, out, err) = cli(&[&"inspect", &dir.join("model-4")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("out/kernel") && out.contains("[3,2]") && out.contains("8 values in all"), "{out}");
+    let (ok, out, err) = cli(&[&"inspect", &dir.join("model-4.index")]);
+    assert!(ok && out.contains("out/bias"), "{err}");
+    let (ok, out, err) = cli(&[&"inspect", &dir.join("model.tgraph")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("X:0") && out.contains("MatMul") && out.contains("8 parameters"), "{out}");
+}
+
+#[test]
+fn mistakes_are_errors_that_say_what_is_wrong() {
+    let dir = tmp("errors");
+    model(&dir);
+    let (ok, _, err) = cli(&[&"run", &dir.join("model.tgraph"), &"--feed", &"X", &"--fetch", &"X"]);
+    assert!(!ok && err.contains("NAME=FILE.npy"), "{err}");
+    let (ok, _, err) = cli(&[&"convert", &dir.join("model.tgraph"), &dir.join("m.onnx")]);
+    assert!(!ok && err.contains(".pb"), "{err}");
+    let (ok, _, err) = cli(&[&"inspect", &dir.join("nothing.pb")]);
+    assert!(!ok && err.contains("nothing.pb"), "{err}");
+    std::fs::write(dir.join("bad.npy"), b"not numpy").unwrap();
+    let feed = format!("X={}", dir.join("bad.npy").display());
+    let (ok, _, err) = cli(&[&"run", &dir.join("model.tgraph"), &"--feed", &feed, &"--fetch", &"X"]);
+    assert!(!ok && err.contains("bad.npy") && err.contains(".npy"), "{err}");
+    let (ok, _, err) = cli(&[&"run", &dir.join("model.tgraph"), &"--fetch", &"nope:0"]);
+    assert!(!ok && err.contains("nope"), "{err}");
+}

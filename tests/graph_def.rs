@@ -1,0 +1,141 @@
+//! TF GraphDefs in and out, against a graph real TensorFlow wrote with every op tensorgraph
+//! imports and TF's outputs for it (tests/fixtures/tf/make_graph_def_fixture.py).
+
+use prost::Message;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use tensorgraph::io::graph_def::{from_graph_def, to_graph_def};
+use tensorgraph::prelude::*;
+use tensorgraph::proto::tf::{GraphDef, NodeDef};
+
+#[derive(Deserialize)]
+struct Output {
+    shape: Vec<usize>,
+    values: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+struct Fixture {
+    x: Vec<Vec<f32>>,
+    labels: Vec<i64>,
+    outputs: BTreeMap<String, Output>,
+}
+
+fn fixture() -> (GraphDef, Fixture) {
+    let bytes = std::fs::read("tests/fixtures/tf/ops_graph.pb").unwrap();
+    let def = GraphDef::decode(bytes.as_slice()).unwrap();
+    let fx = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/tf/ops_graph.json").unwrap()).unwrap();
+    (def, fx)
+}
+
+/// Runs every fixture output in `g` and compares with TF's values; returns how many matched.
+fn check_outputs(g: &Graph, fx: &Fixture) -> usize {
+    let sess = Session::new(g).unwrap();
+    let x = g.tensor_by_name("x:0").unwrap();
+    let labels = g.tensor_by_name("labels:0").unwrap();
+    let xv = ndarray::Array2::from_shape_vec((fx.x.len(), 6), fx.x.concat()).unwrap().into_dyn();
+    let lv = ndarray::Array1::from(fx.labels.clone()).into_dyn();
+    for (name, want) in &fx.outputs {
+        let t = g.tensor_by_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = sess.run(&[&t], &[(&x, xv.clone().into()), (&labels, lv.clone().into())]).unwrap().remove(0);
+        assert_eq!(got.shape(), want.shape.as_slice(), "{name}");
+        for (i, (a, b)) in got.to_f64_vec().iter().zip(&want.values).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{name}[{i}]: ours {a}, TF {b}");
+        }
+    }
+    fx.outputs.len()
+}
+
+#[test]
+fn a_tensorflow_graph_def_imports_and_gives_tensorflows_outputs() {
+    let (def, fx) = fixture();
+    let g = from_graph_def(&def, "ops_graph.pb").unwrap();
+    assert_eq!(check_outputs(&g, &fx), 53);
+    // Constant arguments are folded into their ops; constants read as data stay nodes.
+    assert!(g.operation_by_name("sum/reduction_indices").is_err());
+    assert!(g.operation_by_name("w").is_ok() && g.operation_by_name("sum").is_ok());
+    let non_const = def.node.iter().filter(|n| n.op != "Const").count();
+    assert!(g.operations().len() > non_const && g.operations().len() < def.node.len());
+}
+
+#[test]
+fn export_then_import_keeps_every_node_and_output() {
+    let (def, fx) = fixture();
+    let g = from_graph_def(&def, "ops_graph.pb").unwrap();
+    let out = to_graph_def(&g).unwrap();
+    let again = from_graph_def(&GraphDef::decode(out.encode_to_vec().as_slice()).unwrap(), "again").unwrap();
+    assert_eq!(check_outputs(&again, &fx), 53);
+    // Every node but the constants keeps its name, TF op type and data inputs.
+    let theirs: BTreeMap<&str, &NodeDef> = def.node.iter().map(|n| (n.name.as_str(), n)).collect();
+    let ours: BTreeMap<&str, &NodeDef> = out.node.iter().map(|n| (n.name.as_str(), n)).collect();
+    for (name, t) in theirs.iter().filter(|(_, t)| t.op != "Const") {
+        let o = ours.get(name).unwrap_or_else(|| panic!("{name} was lost"));
+        assert_eq!(o.op, t.op, "{name}");
+        let data = |n: &NodeDef| n.input.iter().filter(|i| !i.starts_with('^')).count();
+        assert_eq!(data(o), data(t), "{name}: inputs {:?} vs TF's {:?}", o.input, t.input);
+    }
+}
+
+#[test]
+fn a_graph_built_here_exports_with_constant_arguments_as_nodes() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(6)]).named("x").unwrap();
+    let r = array::reshape(&x, &[-1, 3, 2]).unwrap();
+    let m = math::reduce_mean(&r, Some(&[1])).named("m").unwrap();
+    let def = to_graph_def(&g).unwrap();
+    let names: Vec<&str> = def.node.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["x", "Reshape/shape", "Reshape", "m/reduction_indices", "m"]);
+    let mean = &def.node[4];
+    assert_eq!(
+        (mean.op.as_str(), mean.input.clone()),
+        ("Mean", vec!["Reshape".to_string(), "m/reduction_indices".into()])
+    );
+    let back = from_graph_def(&def, "built").unwrap();
+    let (x2, m2) = (back.tensor_by_name("x:0").unwrap(), back.tensor_by_name("m:0").unwrap());
+    assert_eq!(m2.shape(), m.shape());
+    let xv = Value::from(ndarray::Array2::from_shape_fn((2, 6), |(i, j)| (i * 6 + j) as f32).into_dyn());
+    let ours = Session::new(&g).unwrap().run(&[&m], &[(&x, xv.clone())]).unwrap();
+    let theirs = Session::new(&back).unwrap().run(&[&m2], &[(&x2, xv)]).unwrap();
+    assert_eq!(ours, theirs);
+}
+
+fn node(name: &str, op: &str, inputs: &[&str]) -> NodeDef {
+    NodeDef {
+        name: name.into(),
+        op: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn what_cannot_be_imported_names_the_node_and_the_op() {
+    let (mut def, _) = fixture();
+    let e = |d: &GraphDef| from_graph_def(d, "g.pb").unwrap_err().to_string();
+    def.node.push(node("mystery", "FancyNewOp", &["x"]));
+    let msg = e(&def);
+    assert!(msg.contains("mystery") && msg.contains("FancyNewOp") && msg.contains("g.pb"), "{msg}");
+    def.node.pop();
+    def.node.push(node("dangling", "Identity", &["nowhere:0"]));
+    assert!(e(&def).contains("nowhere"), "{}", e(&def));
+    def.node.pop();
+    // A reshape whose shape is computed at run time.
+    def.node.push(node("dyn", "Reshape", &["x", "x"]));
+    let msg = e(&def);
+    assert!(msg.contains("dyn") && msg.contains("must be a constant"), "{msg}");
+    def.node.pop();
+    // A cycle.
+    def.node.push(node("a", "Identity", &["b"]));
+    def.node.push(node("b", "Identity", &["a"]));
+    assert!(e(&def).contains("cycle"), "{}", e(&def));
+}
+
+#[test]
+fn gradient_helpers_are_named_when_they_have_no_tf_form() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(3)]).named("x").unwrap();
+    let loss = math::reduce_sum(&math::square(&(&x + 1.0).unwrap()).unwrap(), None).unwrap();
+    tensorgraph::gradients(&[&loss], &[&x], None).unwrap();
+    let msg = to_graph_def(&g).unwrap_err().to_string();
+    assert!(msg.contains("no TensorFlow GraphDef form") && msg.contains("gradients/"), "{msg}");
+}

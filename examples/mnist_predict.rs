@@ -28,7 +28,7 @@ fn main() {
 
 fn run(args: &Args) -> Result<()> {
     let dir = std::path::Path::new(&args.model);
-    let g = import_meta_graph(dir.join("model.tgraph"))?;
+    let g = import_meta_graph(dir.join("model.meta"))?;
     let ckpt = latest_checkpoint(dir).ok_or_else(|| tensorgraph::Error::NotFound {
         what: "checkpoint in the model directory",
         name: args.model.clone(),

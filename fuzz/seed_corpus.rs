@@ -1,10 +1,9 @@
-//! Writes seed inputs for the graph target: real graphs (the slides' MLP and CNN with their
-//! training ops, and one graph per other op family) as the target reads them (a first byte 1,
-//! then the uncompressed payload), so fuzzing starts from graphs that import and run.
+//! Writes seed inputs for the graph targets: real graphs (the slides' MLP and CNN with their
+//! training ops, and one graph per other op family) as `.meta` files, so fuzzing starts from
+//! graphs that import and run.
 //!
 //! `cargo run --bin seed_corpus -- corpus/meta_graph`
 
-use std::io::Read;
 use tensorgraph::prelude::*;
 
 fn mlp() -> tensorgraph::Result<Graph> {
@@ -68,13 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus/meta_graph".into()));
     std::fs::create_dir_all(&out)?;
     for (name, g) in [("mlp", mlp()?), ("cnn", cnn()?), ("array", array_ops()?)] {
-        let file = std::env::temp_dir().join(format!("seed-{name}-{}.tgraph", std::process::id()));
-        tensorgraph::io::export_meta_graph(&g, &file)?;
-        let bytes = std::fs::read(&file)?;
-        std::fs::remove_file(&file)?;
-        let mut raw = vec![1u8];
-        flate2::read::GzDecoder::new(&bytes[32..]).read_to_end(&mut raw)?;
-        std::fs::write(out.join(name), raw)?;
+        tensorgraph::io::export_meta_graph(&g, out.join(name))?;
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ fn model(dir: &Path) -> (Graph, Session, Tensor, Tensor) {
     let logits = g.name_scope("dnn", || layers::dense(&x, 2, Some(nn::relu), "out")).unwrap();
     let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
-    export_meta_graph(&g, dir.join("model.tgraph")).unwrap();
+    export_meta_graph(&g, dir.join("model.meta")).unwrap();
     Saver::new(&g).save(&sess, dir.join("model"), Some(4)).unwrap();
     (g, sess, x, logits)
 }
@@ -41,7 +41,7 @@ fn convert_then_run_gives_the_sessions_values() {
 
     let (ok, out, err) = cli(&[
         &"convert",
-        &dir.join("model.tgraph"),
+        &dir.join("model.meta"),
         &dir.join("m.pb"),
         &"--checkpoint",
         &dir.join("model-4"),
@@ -60,7 +60,7 @@ fn convert_then_run_gives_the_sessions_values() {
     // The same through the graph file and the checkpoint, unfrozen.
     let (ok, _, err) = cli(&[
         &"run",
-        &dir.join("model.tgraph"),
+        &dir.join("model.meta"),
         &"--checkpoint",
         &dir.join("model-4"),
         &"--feed",
@@ -83,7 +83,7 @@ fn inspect_lists_checkpoints_and_graphs() {
     assert!(out.contains("out/kernel") && out.contains("[3,2]") && out.contains("8 values in all"), "{out}");
     let (ok, out, err) = cli(&[&"inspect", &dir.join("model-4.index")]);
     assert!(ok && out.contains("out/bias"), "{err}");
-    let (ok, out, err) = cli(&[&"inspect", &dir.join("model.tgraph")]);
+    let (ok, out, err) = cli(&[&"inspect", &dir.join("model.meta")]);
     assert!(ok, "{err}");
     assert!(out.contains("X:0") && out.contains("MatMul") && out.contains("8 parameters"), "{out}");
 }
@@ -92,16 +92,16 @@ fn inspect_lists_checkpoints_and_graphs() {
 fn mistakes_are_errors_that_say_what_is_wrong() {
     let dir = tmp("errors");
     model(&dir);
-    let (ok, _, err) = cli(&[&"run", &dir.join("model.tgraph"), &"--feed", &"X", &"--fetch", &"X"]);
+    let (ok, _, err) = cli(&[&"run", &dir.join("model.meta"), &"--feed", &"X", &"--fetch", &"X"]);
     assert!(!ok && err.contains("NAME=FILE.npy"), "{err}");
-    let (ok, _, err) = cli(&[&"convert", &dir.join("model.tgraph"), &dir.join("m.onnx")]);
+    let (ok, _, err) = cli(&[&"convert", &dir.join("model.meta"), &dir.join("m.onnx")]);
     assert!(!ok && err.contains(".pb"), "{err}");
     let (ok, _, err) = cli(&[&"inspect", &dir.join("nothing.pb")]);
     assert!(!ok && err.contains("nothing.pb"), "{err}");
     std::fs::write(dir.join("bad.npy"), b"not numpy").unwrap();
     let feed = format!("X={}", dir.join("bad.npy").display());
-    let (ok, _, err) = cli(&[&"run", &dir.join("model.tgraph"), &"--feed", &feed, &"--fetch", &"X"]);
+    let (ok, _, err) = cli(&[&"run", &dir.join("model.meta"), &"--feed", &feed, &"--fetch", &"X"]);
     assert!(!ok && err.contains("bad.npy") && err.contains(".npy"), "{err}");
-    let (ok, _, err) = cli(&[&"run", &dir.join("model.tgraph"), &"--fetch", &"nope:0"]);
+    let (ok, _, err) = cli(&[&"run", &dir.join("model.meta"), &"--fetch", &"nope:0"]);
     assert!(!ok && err.contains("nope"), "{err}");
 }

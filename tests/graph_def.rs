@@ -125,9 +125,13 @@ fn what_cannot_be_imported_names_the_node_and_the_op() {
     assert!(msg.contains("dyn") && msg.contains("must be a constant"), "{msg}");
     def.node.pop();
     // A cycle.
-    def.node.push(node("a", "Identity", &["b"]));
-    def.node.push(node("b", "Identity", &["a"]));
+    def.node.push(node("cyc_a", "Identity", &["cyc_b"]));
+    def.node.push(node("cyc_b", "Identity", &["cyc_a"]));
     assert!(e(&def).contains("cycle"), "{}", e(&def));
+    def.node.truncate(def.node.len() - 2);
+    // Two nodes of one name.
+    def.node.push(node("x", "Identity", &["w"]));
+    assert!(e(&def).contains("second node of that name"), "{}", e(&def));
 }
 
 #[test]

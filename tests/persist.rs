@@ -146,12 +146,12 @@ fn restore_names_missing_variables_and_mismatches() {
 fn graph_file_round_trip_computes_the_same_outputs() {
     let (g, x, y, logits, sess) = trained();
     let dir = tmp("meta");
-    export_meta_graph(&g, dir.join("model.tgraph")).unwrap();
+    export_meta_graph(&g, dir.join("model.meta")).unwrap();
     let ckpt = Saver::new(&g).save(&sess, dir.join("model"), Some(1)).unwrap();
     let sess = sess;
     let want = sess.run(&[&logits], &feed(&x, &y)).unwrap().remove(0);
 
-    let h = import_meta_graph(dir.join("model.tgraph")).unwrap();
+    let h = import_meta_graph(dir.join("model.meta")).unwrap();
     assert_eq!(h.to_text(), g.to_text());
     let s2 = Session::new(&h).unwrap();
     Saver::new(&h).restore(&s2, &ckpt).unwrap();
@@ -164,9 +164,9 @@ fn graph_file_round_trip_computes_the_same_outputs() {
     assert_eq!(h.trainable_variables().len(), 4, "trainable flags survive");
     s2.run_targets(&[&train2], &feed(&x2, &y2)).unwrap();
 
-    let bytes = std::fs::read(dir.join("model.tgraph")).unwrap();
-    std::fs::write(dir.join("bad.tgraph"), &bytes[..bytes.len() / 2]).unwrap();
-    assert!(matches!(import_meta_graph(dir.join("bad.tgraph")).unwrap_err(), Error::BadFile { .. }));
+    let bytes = std::fs::read(dir.join("model.meta")).unwrap();
+    std::fs::write(dir.join("bad.meta"), &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(import_meta_graph(dir.join("bad.meta")).unwrap_err(), Error::BadFile { .. }));
 }
 
 #[test]
@@ -184,43 +184,20 @@ fn dot_json_and_summary_describe_the_graph() {
     assert!(s.contains("Trainable params: 67"), "{s}");
 }
 
-/// Inputs the fuzzers found (tests/fixtures/fuzz): forged length prefixes that once made the
-/// decoder try to allocate gigabytes. The first byte selects, as in the fuzz targets, whether
-/// the rest is wrapped in a valid header.
+/// Files of tensorgraph's former formats (gzip'd bincode behind a `TGRAPH`/`TGCKPT` magic),
+/// including inputs the fuzzers once found in their readers, are refused as old formats.
 #[test]
-fn fuzz_regressions_are_errors_without_huge_allocations() {
-    use std::io::Write;
-    let wrap = |data: &[u8], magic: &[u8; 8], version: u32| -> Vec<u8> {
-        let (flag, rest) = data.split_first().unwrap();
-        if flag & 1 == 0 {
-            return data.to_vec();
-        }
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(rest).unwrap();
-        let payload = gz.finish().unwrap();
-        let mut out = magic.to_vec();
-        out.extend_from_slice(&version.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(rest.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
-        out
-    };
-    let p = std::path::Path::new("fuzz");
-    let ck = std::fs::read("tests/fixtures/fuzz/checkpoint-oom-1").unwrap();
-    let old = std::env::temp_dir().join(format!("tg-oom-{}.tgckpt", std::process::id()));
-    std::fs::write(&old, wrap(&ck, b"TGCKPT\0\x01", 1)).unwrap();
+fn former_formats_are_refused_by_name() {
+    let p = std::path::Path::new("old.tgraph");
+    for fixture in ["meta_graph-oom-1", "meta_graph-petgraph-holes"] {
+        let mut bytes = b"TGRAPH\0\x01".to_vec();
+        bytes.extend(std::fs::read(format!("tests/fixtures/fuzz/{fixture}")).unwrap());
+        let e = tensorgraph::io::meta_graph::import_meta_graph_bytes(&bytes, p).unwrap_err().to_string();
+        assert!(e.contains("former format") && e.contains("old.tgraph"), "{e}");
+    }
     let g = Graph::new();
-    assert!(tensorgraph::io::Saver::new(&g).restore(&Session::new(&g).unwrap(), &old).is_err());
-    std::fs::remove_file(&old).unwrap();
-    let mg = std::fs::read("tests/fixtures/fuzz/meta_graph-oom-1").unwrap();
-    assert!(tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&mg, b"TGRAPH\0\x01", 3), p).is_err());
-    // A forged hole list that tripped petgraph's own deserialiser (a debug assertion) in format
-    // 2: refused as an older format now, and an error as format 3's node slots.
-    let holes = std::fs::read("tests/fixtures/fuzz/meta_graph-petgraph-holes").unwrap();
-    let e = tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&holes, b"TGRAPH\0\x01", 2), p).unwrap_err();
-    assert!(e.to_string().contains("older tensorgraph (format version 2"), "{e}");
-    assert!(tensorgraph::io::meta_graph::import_meta_graph_bytes(&wrap(&holes, b"TGRAPH\0\x01", 3), p).is_err());
+    let e = tensorgraph::io::Saver::new(&g).restore(&Session::new(&g).unwrap(), "model-3.tgckpt").unwrap_err();
+    assert!(e.to_string().contains("former format"), "{e}");
 }
 
 /// Resuming from a checkpoint continues exactly: every optimizer's slots, the global step that
@@ -273,4 +250,60 @@ fn resumed_training_matches_uninterrupted_training_for_every_optimizer() {
         }
         assert_eq!(a.variable_value(&step).unwrap().unwrap().scalar_f64(), Some(5.0));
     }
+}
+
+/// A graph with every kind of op the examples train (conv, pooling, batch norm with its update
+/// ops, dropout, Adam with a decaying rate and a global step, random initializers) through
+/// `.meta` and back: the same graph node for node, and the same training from the same values.
+#[test]
+fn a_cnn_training_graph_round_trips_through_a_meta_graph_exactly() {
+    let g = Graph::new();
+    g.set_random_seed(11);
+    let x = g.placeholder(DType::F32, [None, Some(4), Some(4), Some(1)]).named("x").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
+    let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap()).named("training").unwrap();
+    let c = layers::conv2d(&x, 3, 2, 1, Padding::Same, Some(nn::relu), "conv").unwrap();
+    let p = layers::max_pooling2d(&c, 2, 2, Padding::Valid, "pool").unwrap();
+    let b = layers::batch_normalization(&p, &training, "bn").unwrap();
+    let d = nn::dropout(&layers::flatten(&b).unwrap(), 0.25, &training, Some(3)).unwrap();
+    let logits = layers::dense(&d, 3, None, "out").unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).unwrap();
+    let loss = math::reduce_mean(&xent, None).named("loss").unwrap();
+    let step = train::get_or_create_global_step(&g).unwrap();
+    let lr = train::exponential_decay(0.01, &step, 10, 0.5, false).unwrap();
+    let updates = g.get_operation_collection(tensorgraph::collections::UPDATE_OPS);
+    let update_refs: Vec<&Operation> = updates.iter().collect();
+    let train =
+        g.control_dependencies(&update_refs, || Adam::new(&lr).minimize_with(&loss, None, Some(&step))).unwrap();
+    g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &train);
+    g.add_to_collection("losses", &loss);
+
+    let dir = tmp("cnn-meta");
+    export_meta_graph(&g, dir.join("cnn.meta")).unwrap();
+    let h = import_meta_graph(dir.join("cnn.meta")).unwrap();
+    assert_eq!(h.to_text(), g.to_text());
+    assert_eq!(h.global_variables().len(), g.global_variables().len());
+    assert_eq!(h.get_operation_collection(tensorgraph::collections::UPDATE_OPS).len(), updates.len());
+
+    // The same initial values (initializers' ranges and seeds travel) and bit-identical
+    // training (dropout's seeds too).
+    let (s1, s2) = (Session::new(&g).unwrap(), Session::new(&h).unwrap());
+    s1.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    s2.run_targets(&[&h.global_variables_initializer().unwrap()], &[]).unwrap();
+    for (v, w) in g.global_variables().iter().zip(h.global_variables()) {
+        assert_eq!(v.name(), w.name());
+        assert_eq!(s1.variable_value(v).unwrap(), s2.variable_value(&w).unwrap(), "{}", v.name());
+    }
+    let losses = |g: &Graph, sess: &Session| -> Vec<Value> {
+        let t = |n: &str| g.tensor_by_name(n).unwrap();
+        let train = g.get_operation_collection(tensorgraph::collections::TRAIN_OP).remove(0);
+        let xv = ndarray::Array4::from_shape_fn((2, 4, 4, 1), |(i, j, k, _)| (i + j * k) as f32 * 0.1).into_dyn();
+        let (tx, ty, tt) = (t("x:0"), t("y:0"), t("training:0"));
+        let feeds =
+            [(&tx, Value::from(xv)), (&ty, array![0i64, 2].into()), (&tt, ndarray::arr0(true).into_dyn().into())];
+        (0..3).map(|_| sess.run_with(&[&t("loss:0")], &[&train], &feeds).unwrap().remove(0)).collect()
+    };
+    let (l1, l2) = (losses(&g, &s1), losses(&h, &s2));
+    assert_eq!(l1, l2);
+    assert_ne!(l1[0], l1[2], "training moved the loss");
 }

@@ -64,7 +64,8 @@ pub struct RunArgs {
     /// Training images held out for validation (TF's input_data uses 5000; the peers use 0).
     #[arg(long, default_value_t = 0)]
     pub validation_size: usize,
-    /// Save the graph (`DIR/model.tgraph`) and a TF checkpoint after every epoch
+    /// Save the graph (`DIR/model.meta`, TF's MetaGraphDef with a `serving_default` signature:
+    /// `X` in, `logits` out) and a TF checkpoint after every epoch
     /// (`DIR/model-<epoch>.index` and `.data-00000-of-00001`) for `mnist_predict` or TensorFlow.
     #[arg(long)]
     pub save: Option<String>,
@@ -155,6 +156,7 @@ pub fn inputs(seed: Option<u64>) -> Result<(Graph, Tensor, Tensor)> {
 pub struct Model {
     pub x: Tensor,
     pub y: Tensor,
+    pub logits: Tensor,
     pub loss: Tensor,
     pub training_op: Operation,
     pub accuracy: Tensor,
@@ -212,7 +214,7 @@ pub fn finish_model_with(
         g.add_to_collection(key, t);
     }
     g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &training_op);
-    Ok(Model { x, y, loss, training_op, accuracy, training })
+    Ok(Model { x, y, logits: logits.clone(), loss, training_op, accuracy, training })
 }
 
 /// Accuracy over a whole data set, evaluated `chunk` images at a time to bound memory (the mean
@@ -249,7 +251,11 @@ pub fn train(g: &Graph, m: &Model, args: &RunArgs, epochs: usize, batch_size: us
     sess.set_profiling(args.profile);
     let dir = args.save.as_ref().map(std::path::PathBuf::from);
     if let Some(dir) = &dir {
-        tensorgraph::io::export_meta_graph(g, dir.join("model.tgraph"))?;
+        let serving = tensorgraph::io::Signature {
+            inputs: vec![("X".into(), m.x.clone())],
+            outputs: vec![("logits".into(), m.logits.clone())],
+        };
+        tensorgraph::io::export_meta_graph_with(g, dir.join("model.meta"), &[("serving_default", &serving)])?;
     }
     let saver = tensorgraph::io::Saver::new(g);
     if let Some(path) = &args.restore {

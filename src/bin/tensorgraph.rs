@@ -2,8 +2,8 @@
 //! TF's `inspect_checkpoint`, `freeze_graph` and `saved_model_cli` do for TF users.
 //!
 //!     tensorgraph inspect runs/mlp/model-9                  # a checkpoint (prefix or .index)
-//!     tensorgraph inspect model.pb                          # a GraphDef, or our .tgraph
-//!     tensorgraph convert runs/mlp/model.tgraph mlp.pb --checkpoint runs/mlp/model-9 --outputs dnn/outputs/BiasAdd
+//!     tensorgraph inspect model.pb                          # a GraphDef, or a MetaGraphDef (.meta)
+//!     tensorgraph convert runs/mlp/model.meta mlp.pb --checkpoint runs/mlp/model-9 --outputs dnn/outputs/BiasAdd
 //!     tensorgraph run mlp.pb --feed X=images.npy --fetch dnn/outputs/BiasAdd --out results/
 
 use clap::{Parser, Subcommand};
@@ -26,12 +26,12 @@ enum Command {
     /// graph's inputs, outputs, op types and constants.
     Inspect {
         /// A checkpoint (its prefix, or its .index file), a GraphDef (.pb) or a tensorgraph
-        /// graph file (.tgraph).
+        /// MetaGraphDef (.meta).
         file: PathBuf,
     },
     /// Convert a graph to a TensorFlow GraphDef (.pb), frozen with a checkpoint's values.
     Convert {
-        /// A tensorgraph graph file (.tgraph) or a GraphDef (.pb).
+        /// A MetaGraphDef (.meta) or a GraphDef (.pb).
         input: PathBuf,
         /// The GraphDef to write (.pb).
         output: PathBuf,
@@ -45,7 +45,7 @@ enum Command {
     },
     /// Run a graph on .npy feeds and write each fetched tensor as .npy.
     Run {
-        /// A GraphDef (.pb) or a tensorgraph graph file (.tgraph).
+        /// A GraphDef (.pb) or a MetaGraphDef (.meta).
         graph: PathBuf,
         /// Restore variables from this checkpoint first.
         #[arg(long)]
@@ -56,6 +56,13 @@ enum Command {
         /// A tensor to compute (repeatable); written to OUT/<name with / and : as _>.npy.
         #[arg(long = "fetch", value_name = "NAME", required = true)]
         fetches: Vec<String>,
+        /// An op to run with the fetches, such as a train op (repeatable).
+        #[arg(long = "target", value_name = "OP")]
+        targets: Vec<String>,
+        /// Run this many times (training steps); each fetch is then written with the steps
+        /// stacked along a new first axis.
+        #[arg(long, default_value_t = 1)]
+        steps: usize,
         /// Directory for the results.
         #[arg(long, default_value = ".")]
         out: PathBuf,
@@ -69,8 +76,8 @@ fn main() {
         Command::Convert { input, output, checkpoint, outputs } => {
             convert(&input, &output, checkpoint.as_deref(), &outputs)
         }
-        Command::Run { graph, checkpoint, feeds, fetches, out } => {
-            run(&graph, checkpoint.as_deref(), &feeds, &fetches, &out)
+        Command::Run { graph, checkpoint, feeds, fetches, targets, steps, out } => {
+            run(&graph, checkpoint.as_deref(), &feeds, &fetches, &targets, steps, &out)
         }
     };
     if let Err(e) = result {
@@ -100,7 +107,7 @@ fn checkpoint_prefix(file: &Path) -> Option<PathBuf> {
     Path::new(&index).is_file().then_some(prefix)
 }
 
-/// The graph in `path`, by extension: `.pb` (TF GraphDef) or `.tgraph`.
+/// The graph in `path`, by extension: `.pb` (TF GraphDef) or `.meta` (MetaGraphDef).
 fn load_graph(path: &Path) -> Result<Graph> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("pb") => {
@@ -111,8 +118,8 @@ fn load_graph(path: &Path) -> Result<Graph> {
             })?;
             graph_def::from_graph_def(&def, &path.display().to_string())
         }
-        Some("tgraph") => import_meta_graph(path),
-        _ => Err(usage(format!("{}: expected a .pb or .tgraph graph file", path.display()))),
+        Some("meta") => import_meta_graph(path),
+        _ => Err(usage(format!("{}: expected a .pb or .meta graph file", path.display()))),
     }
 }
 
@@ -211,7 +218,15 @@ fn convert(input: &Path, output: &Path, checkpoint: Option<&Path>, outputs: &[St
     Ok(())
 }
 
-fn run(graph: &Path, checkpoint: Option<&Path>, feeds: &[String], fetches: &[String], out: &Path) -> Result<()> {
+fn run(
+    graph: &Path,
+    checkpoint: Option<&Path>,
+    feeds: &[String],
+    fetches: &[String],
+    targets: &[String],
+    steps: usize,
+    out: &Path,
+) -> Result<()> {
     let g = load_graph(graph)?;
     let sess = session(&g, checkpoint)?;
     let mut fed = Vec::new();
@@ -220,12 +235,36 @@ fn run(graph: &Path, checkpoint: Option<&Path>, feeds: &[String], fetches: &[Str
         fed.push((tensor(&g, name)?, npy::read_npy(file)?));
     }
     let fetched: Vec<Tensor> = fetches.iter().map(|n| tensor(&g, n)).collect::<Result<_>>()?;
+    let ops: Vec<tensorgraph::Operation> = targets.iter().map(|n| g.operation_by_name(n)).collect::<Result<_>>()?;
     let feed_refs: Vec<(&Tensor, tensorgraph::Value)> = fed.iter().map(|(t, v)| (t, v.clone())).collect();
-    let values = sess.run(&fetched.iter().collect::<Vec<_>>(), &feed_refs)?;
-    for (t, v) in fetched.iter().zip(values) {
+    let fetch_refs: Vec<&Tensor> = fetched.iter().collect();
+    let op_refs: Vec<&tensorgraph::Operation> = ops.iter().collect();
+    let mut per_step = Vec::with_capacity(steps);
+    for _ in 0..steps.max(1) {
+        per_step.push(sess.run_with(&fetch_refs, &op_refs, &feed_refs)?);
+    }
+    for (k, t) in fetched.iter().enumerate() {
+        let values: Vec<&tensorgraph::Value> = per_step.iter().map(|vs| &vs[k]).collect();
+        let v = if values.len() == 1 { values[0].clone() } else { stack(&values) };
         let file = out.join(format!("{}.npy", t.name().replace(['/', ':'], "_")));
         npy::write_npy(&file, &v)?;
         println!("{} {} {} -> {}", t.name(), v.dtype(), tensorgraph::fmt_dims(v.shape()), file.display());
     }
     Ok(())
+}
+
+/// Values of one dtype and shape stacked along a new first axis.
+fn stack(values: &[&tensorgraph::Value]) -> tensorgraph::Value {
+    use tensorgraph::Value::*;
+    fn go<T: Clone>(arrays: Vec<&ndarray::ArrayD<T>>) -> ndarray::ArrayD<T> {
+        let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
+        ndarray::stack(ndarray::Axis(0), &views).expect("every step gives one shape")
+    }
+    match values[0] {
+        F32(_) => F32(go(values.iter().filter_map(|v| v.as_f32()).collect())),
+        F64(_) => F64(go(values.iter().filter_map(|v| v.as_f64()).collect())),
+        I32(_) => I32(go(values.iter().filter_map(|v| v.as_i32()).collect())),
+        I64(_) => I64(go(values.iter().filter_map(|v| v.as_i64()).collect())),
+        Bool(_) => Bool(go(values.iter().filter_map(|v| v.as_bool()).collect())),
+    }
 }

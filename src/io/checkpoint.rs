@@ -2,21 +2,12 @@
 //! [`super::bundle`]) with TF's `checkpoint` state file, so TensorFlow reads what tensorgraph
 //! saves and the other way round.
 
-use super::{bundle, container};
-use crate::{Error, Graph, Result, Session, Value, Variable};
-use serde::Deserialize;
+use super::bundle;
+use crate::{Error, Graph, Result, Session, Variable};
 use std::path::{Path, PathBuf};
 
-/// tensorgraph's own checkpoint files before TF's format (`*.tgckpt`): still restored.
-const OLD_FORMAT: container::Format = container::Format { magic: b"TGCKPT\0\x01", version: 1, what: "checkpoint" };
 /// The state file naming the kept checkpoints, newest last (TF's `CheckpointState`, as text).
 const STATE: &str = "checkpoint";
-
-#[derive(Deserialize)]
-struct OldCheckpoint {
-    global_step: Option<u64>,
-    tensors: Vec<(String, Value)>,
-}
 
 /// Saves and restores variables by name: every global variable, optimizer slots included, as
 /// `tf.compat.v1.train.Saver` does and in its files (`PREFIX.index`, `PREFIX.data-00000-of-00001`,
@@ -117,23 +108,24 @@ impl Saver {
     }
 
     /// Loads every variable of this saver from checkpoint `path` (a prefix such as
-    /// `model.ckpt-7`, written by this or by TF; or a `.tgckpt` file of tensorgraph's former
-    /// format). Returns the global step its name ends in. Missing variables and shape or dtype
+    /// `model.ckpt-7`, written by this or by TF). Returns the global step its name ends in. Missing variables and shape or dtype
     /// mismatches are reported all at once, naming each; nothing is changed then.
     pub fn restore(&self, sess: &Session, path: impl AsRef<Path>) -> Result<Option<u64>> {
         let path = path.as_ref();
         if let Some(v) = self.vars.iter().find(|v| !v.var_ref().graph().same(sess.graph())) {
             return Err(Error::ForeignTensor { name: v.name() });
         }
-        let (tensors, global_step) = if path.extension().is_some_and(|e| e == "tgckpt") {
-            let old: OldCheckpoint = container::read(path, &OLD_FORMAT)?;
-            (old.tensors, old.global_step)
-        } else {
-            let names: Vec<String> = self.vars.iter().map(Variable::name).collect();
-            let tensors = bundle::read(path, |n| names.iter().any(|m| m == n))?;
-            let step = path.file_name().and_then(|n| n.to_str()?.rsplit_once('-')?.1.parse().ok());
-            (tensors, step)
-        };
+        if path.extension().is_some_and(|e| e == "tgckpt") {
+            return Err(Error::BadFile {
+                path: path.display().to_string(),
+                detail: "a checkpoint of tensorgraph's former format (.tgckpt, before checkpoints were \
+                         TF's); restore it with tensorgraph 0.1 and save it again"
+                    .into(),
+            });
+        }
+        let names: Vec<String> = self.vars.iter().map(Variable::name).collect();
+        let tensors = bundle::read(path, |n| names.iter().any(|m| m == n))?;
+        let global_step = path.file_name().and_then(|n| n.to_str()?.rsplit_once('-')?.1.parse().ok());
         let mut problems = Vec::new();
         let mut found = Vec::with_capacity(self.vars.len());
         for v in &self.vars {

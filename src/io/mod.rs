@@ -1,10 +1,9 @@
-//! Files: checkpoints of variable values (like `tf.train.Saver`) and graph files (like a
-//! MetaGraph), sharing one container format; and the two file primitives every reader and
+//! Files in the ecosystem's formats: TF checkpoints (`tf.train.Saver`'s V2 format), TF
+//! GraphDefs and MetaGraphDefs, numpy's `.npy`; and the two file primitives every reader and
 //! writer here goes through.
 
 pub mod bundle;
 pub mod checkpoint;
-mod container;
 pub mod graph_def;
 pub mod meta_graph;
 pub mod npy;
@@ -12,7 +11,7 @@ mod sstable;
 
 pub use bundle::TensorInfo;
 pub use checkpoint::{latest_checkpoint, list_variables, Saver};
-pub use meta_graph::{export_meta_graph, import_meta_graph};
+pub use meta_graph::{export_meta_graph, export_meta_graph_with, import_meta_graph, read_meta_graph, Signature};
 
 use crate::{Error, Result};
 use std::io::{Read, Write};

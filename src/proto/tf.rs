@@ -193,3 +193,117 @@ pub struct BundleEntryProto {
     #[prost(bytes = "vec", repeated, tag = "7")]
     pub slices: Vec<Vec<u8>>,
 }
+
+/// `tensorflow.MetaGraphDef`: a graph with what is needed to use it again (collections,
+/// signatures).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetaGraphDef {
+    #[prost(message, optional, tag = "1")]
+    pub meta_info_def: Option<MetaInfoDef>,
+    #[prost(message, optional, tag = "2")]
+    pub graph_def: Option<GraphDef>,
+    #[prost(map = "string, message", tag = "4")]
+    pub collection_def: HashMap<String, CollectionDef>,
+    #[prost(map = "string, message", tag = "5")]
+    pub signature_def: HashMap<String, SignatureDef>,
+}
+
+/// `MetaGraphDef.MetaInfoDef`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetaInfoDef {
+    #[prost(string, tag = "1")]
+    pub meta_graph_version: String,
+    #[prost(string, repeated, tag = "4")]
+    pub tags: Vec<String>,
+    #[prost(string, tag = "5")]
+    pub tensorflow_version: String,
+}
+
+/// `tensorflow.CollectionDef`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CollectionDef {
+    #[prost(oneof = "Collection", tags = "1, 2, 3, 4")]
+    pub kind: Option<Collection>,
+}
+
+/// `CollectionDef.kind`.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Collection {
+    /// Names of ops (`train`) or tensors (`loss:0`).
+    #[prost(message, tag = "1")]
+    NodeList(StringList),
+    /// Serialised protobufs (`VariableDef`s) or strings.
+    #[prost(message, tag = "2")]
+    BytesList(BytesList),
+    #[prost(message, tag = "3")]
+    Int64List(Int64List),
+    #[prost(message, tag = "4")]
+    FloatList(FloatList),
+}
+
+/// `CollectionDef.NodeList`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StringList {
+    #[prost(string, repeated, tag = "1")]
+    pub value: Vec<String>,
+}
+
+/// `CollectionDef.BytesList`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BytesList {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub value: Vec<Vec<u8>>,
+}
+
+/// `CollectionDef.Int64List`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Int64List {
+    #[prost(int64, repeated, tag = "1")]
+    pub value: Vec<i64>,
+}
+
+/// `CollectionDef.FloatList`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FloatList {
+    #[prost(float, repeated, tag = "1")]
+    pub value: Vec<f32>,
+}
+
+/// `tensorflow.VariableDef`: a variable's op, initializer and read tensor by name.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VariableDef {
+    #[prost(string, tag = "1")]
+    pub variable_name: String,
+    #[prost(string, tag = "2")]
+    pub initializer_name: String,
+    #[prost(string, tag = "3")]
+    pub snapshot_name: String,
+    #[prost(bool, tag = "5")]
+    pub is_resource: bool,
+    #[prost(string, tag = "6")]
+    pub initial_value_name: String,
+    #[prost(bool, tag = "7")]
+    pub trainable: bool,
+}
+
+/// `tensorflow.SignatureDef`: a model's named inputs and outputs (`serving_default`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SignatureDef {
+    #[prost(map = "string, message", tag = "1")]
+    pub inputs: HashMap<String, TensorInfo>,
+    #[prost(map = "string, message", tag = "2")]
+    pub outputs: HashMap<String, TensorInfo>,
+    #[prost(string, tag = "3")]
+    pub method_name: String,
+}
+
+/// `tensorflow.TensorInfo` of a dense tensor.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorInfo {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(int32, tag = "2")]
+    pub dtype: i32,
+    #[prost(message, optional, tag = "3")]
+    pub tensor_shape: Option<TensorShapeProto>,
+}

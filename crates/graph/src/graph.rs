@@ -38,18 +38,6 @@ pub struct Node {
 }
 
 impl Node {
-    /// A stand-in for a removed node's slot while a DAG is rebuilt.
-    fn hole() -> Node {
-        Node {
-            name: String::new(),
-            op: Op::NoOp,
-            inputs: vec![],
-            control_inputs: vec![],
-            outputs: vec![],
-            location: SourceLocation { file: String::new(), line: 0, column: 0 },
-        }
-    }
-
     /// Name, op type and location, for error messages.
     pub fn info(&self) -> NodeInfo {
         NodeInfo { name: self.name.clone(), op: self.op.type_name().to_string(), location: self.location.clone() }
@@ -87,10 +75,11 @@ pub mod collections {
 /// TF's default graph-level seed when only an op-level seed is given.
 const DEFAULT_GRAPH_SEED: u64 = 87654321;
 
-/// Everything the graph holds. Read it through [`Graph::read`].
-#[derive(Default, Serialize, Deserialize)]
+/// Everything the graph holds. Read it through [`Graph::read`]; serialises (for
+/// `inspect::to_json`) with the DAG as its node slots in index order.
+#[derive(Default, Serialize)]
 pub struct GraphData {
-    #[serde(with = "nodes_only")]
+    #[serde(serialize_with = "node_slots")]
     pub dag: StableDiGraph<Node, EdgeKind>,
     names: HashMap<String, NodeIndex>,
     names_in_use: HashMap<String, usize>,
@@ -101,40 +90,14 @@ pub struct GraphData {
     pub variables: Vec<VariableInfo>,
     pub collections: BTreeMap<String, Vec<Endpoint>>,
     /// Collections of operations (like `train_op`), which need not have outputs.
-    #[serde(default)]
     pub op_collections: BTreeMap<String, Vec<NodeIndex>>,
     seed: Option<u64>,
 }
 
-/// The DAG in files: its node slots in index order (`None` for a removed node's slot). Edges
-/// mirror the nodes' inputs and are rebuilt by [`GraphData::validate`]; petgraph's own serde
-/// form trusts its input (a forged hole list trips its debug assertions).
-mod nodes_only {
-    use super::{EdgeKind, Node};
-    use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+fn node_slots<S: serde::Serializer>(dag: &StableDiGraph<Node, EdgeKind>, s: S) -> std::result::Result<S::Ok, S::Error> {
     use petgraph::visit::NodeIndexable;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(dag: &StableDiGraph<Node, EdgeKind>, s: S) -> Result<S::Ok, S::Error> {
-        let slots: Vec<Option<&Node>> = (0..dag.node_bound()).map(|i| dag.node_weight(NodeIndex::new(i))).collect();
-        slots.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StableDiGraph<Node, EdgeKind>, D::Error> {
-        let slots: Vec<Option<Node>> = Vec::deserialize(d)?;
-        let mut dag = StableDiGraph::with_capacity(slots.len(), 0);
-        let mut holes = Vec::new();
-        for slot in slots {
-            match slot {
-                Some(node) => drop(dag.add_node(node)),
-                None => holes.push(dag.add_node(Node::hole())),
-            }
-        }
-        for h in holes {
-            dag.remove_node(h);
-        }
-        Ok(dag)
-    }
+    let slots: Vec<Option<&Node>> = (0..dag.node_bound()).map(|i| dag.node_weight(NodeIndex::new(i))).collect();
+    slots.serialize(s)
 }
 
 impl GraphData {
@@ -226,74 +189,9 @@ impl GraphData {
         Ok(())
     }
 
-    /// Checks a graph read from outside (a file): every input refers to an earlier node's
-    /// existing output, names are unique and indexed, each node's outputs are what inference
-    /// gives for its inputs, variables and collections point at the right kinds of nodes. Edges
-    /// are rebuilt from the nodes' inputs. The error says what is wrong.
-    pub fn validate(&mut self) -> std::result::Result<(), String> {
-        let order: Vec<NodeIndex> = self.dag.node_indices().collect();
-        let mut seen = std::collections::HashSet::new();
-        for &i in &order {
-            let n = &self.dag[i];
-            if !seen.insert(n.name.clone()) || self.names.get(&n.name) != Some(&i) {
-                return Err(format!("node {} is named twice or not indexed", n.name));
-            }
-            for e in &n.inputs {
-                let ok = e.node < i && self.dag.node_weight(e.node).is_some_and(|p| e.slot < p.outputs.len());
-                if !ok {
-                    return Err(format!("node {} has an input that is not an earlier node's output", n.name));
-                }
-            }
-            if n.control_inputs.iter().any(|&c| c >= i || self.dag.node_weight(c).is_none()) {
-                return Err(format!("node {} has a control input that is not an earlier node", n.name));
-            }
-            let specs: Vec<TensorSpec> = n.inputs.iter().map(|&e| self.spec(e).clone()).collect();
-            match infer(&n.op, &specs) {
-                Ok(out) if out == n.outputs => {}
-                _ => {
-                    return Err(format!("node {} ({}) has outputs its inputs do not produce", n.name, n.op.type_name()))
-                }
-            }
-        }
-        if self.names.len() != order.len() {
-            return Err("the name index lists nodes that do not exist".into());
-        }
-        let is = |i: NodeIndex, f: fn(&Op) -> bool| self.dag.node_weight(i).is_some_and(|n| f(&n.op));
-        for v in &self.variables {
-            let var_input = |i: NodeIndex| self.dag.node_weight(i).and_then(|n| n.inputs.first()).map(|e| e.node);
-            let ok = is(v.var, |o| matches!(o, Op::VariableV2 { .. }))
-                && is(v.read, |o| matches!(o, Op::Identity))
-                && is(v.initializer, |o| matches!(o, Op::Assign))
-                && var_input(v.read) == Some(v.var)
-                && var_input(v.initializer) == Some(v.var);
-            if !ok {
-                return Err("a variable entry does not point at a variable, its read and its initializer".into());
-            }
-        }
-        for (key, eps) in &self.collections {
-            if eps.iter().any(|e| self.dag.node_weight(e.node).is_none_or(|n| e.slot >= n.outputs.len())) {
-                return Err(format!("collection {key} refers to a missing tensor"));
-            }
-        }
-        for (key, nodes) in &self.op_collections {
-            if nodes.iter().any(|&n| self.dag.node_weight(n).is_none()) {
-                return Err(format!("operation collection {key} refers to a missing node"));
-            }
-        }
-        self.dag.clear_edges();
-        for &i in &order {
-            let (inputs, controls) = (self.dag[i].inputs.clone(), self.dag[i].control_inputs.clone());
-            for (input, e) in inputs.iter().enumerate() {
-                self.dag.add_edge(e.node, i, EdgeKind::Data { slot: e.slot, input });
-            }
-            for c in controls {
-                self.dag.add_edge(c, i, EdgeKind::Control);
-            }
-        }
-        self.name_scopes.clear();
-        self.var_scopes.clear();
-        self.control_stack.clear();
-        Ok(())
+    /// The graph-level seed (`tf.set_random_seed`), if set.
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
     }
 
     /// Seeds for a random op, with TF1's rules for graph-level and op-level seeds;
@@ -360,9 +258,57 @@ impl Graph {
         Graph::default()
     }
 
-    /// Wraps graph data (for example one deserialised from a file).
-    pub fn from_data(data: GraphData) -> Graph {
-        Graph(Arc::new(ReentrantMutex::new(RefCell::new(data))))
+    /// Records what a graph file says beside its nodes (built first, with
+    /// [`Graph::add_node`]): the variables, the collections of tensors and of operations, the
+    /// graph-level seed. Each entry must point at nodes of the right kinds; the error says
+    /// which does not, and nothing is recorded then.
+    pub fn import_metadata(
+        &self,
+        variables: Vec<VariableInfo>,
+        collections: BTreeMap<String, Vec<Endpoint>>,
+        op_collections: BTreeMap<String, Vec<NodeIndex>>,
+        seed: Option<u64>,
+    ) -> Result<()> {
+        self.modify(|d| {
+            let is = |i: NodeIndex, f: fn(&Op) -> bool| d.dag.node_weight(i).is_some_and(|n| f(&n.op));
+            let var_input = |i: NodeIndex| d.dag.node_weight(i).and_then(|n| n.inputs.first()).map(|e| e.node);
+            for v in &variables {
+                let ok = is(v.var, |o| matches!(o, Op::VariableV2 { .. }))
+                    && is(v.read, |o| matches!(o, Op::Identity))
+                    && is(v.initializer, |o| matches!(o, Op::Assign))
+                    && var_input(v.read) == Some(v.var)
+                    && var_input(v.initializer) == Some(v.var);
+                if !ok {
+                    let name = d.dag.node_weight(v.var).map_or("?", |n| n.name.as_str()).to_string();
+                    return Err(format!("variable {name} is not a VariableV2 with its read Identity and its Assign"));
+                }
+            }
+            for (key, eps) in &collections {
+                if eps.iter().any(|e| d.dag.node_weight(e.node).is_none_or(|n| e.slot >= n.outputs.len())) {
+                    return Err(format!("collection {key} refers to a missing tensor"));
+                }
+            }
+            for (key, nodes) in &op_collections {
+                if nodes.iter().any(|&n| d.dag.node_weight(n).is_none()) {
+                    return Err(format!("operation collection {key} refers to a missing node"));
+                }
+            }
+            d.variables.extend(variables);
+            for (k, v) in collections {
+                d.collections.entry(k).or_default().extend(v);
+            }
+            for (k, v) in op_collections {
+                d.op_collections.entry(k).or_default().extend(v);
+            }
+            if seed.is_some() {
+                d.seed = seed;
+            }
+            Ok(())
+        })?
+        .map_err(|detail| Error::InvalidArgument {
+            node: NodeInfo { name: "(graph)".into(), op: "metadata".into(), location: SourceLocation::caller() },
+            detail,
+        })
     }
 
     /// Runs `f` with shared access to the graph data. Reads may nest (on one thread); building

@@ -1,0 +1,434 @@
+//! Our ops as TF's NodeDefs.
+
+use super::{attr, shape_proto, tensor_proto, ty};
+use crate::proto::tf::{Attr, AttrValue, GraphDef, ListValue, NodeDef, VersionDef};
+use crate::{DType, Error, Graph, Op, Result, Value};
+use std::collections::HashMap;
+use tensorgraph_graph::op_def::AttrValue as OpAttr;
+use tensorgraph_graph::{ApplyOp, BinaryOp, GraphData, Node, NodeIndex};
+
+/// TF's GraphDef producer version this writes (TF 2.21's).
+const PRODUCER: i32 = 2021;
+
+/// Where an input of a TF node comes from.
+enum In {
+    /// Our node's data input `k`.
+    Data(usize),
+    /// A constant argument, written as the `Const` node `<node>/<arg>`.
+    Const(&'static str, Value),
+    /// The run-time shape of our data input `k`, as the `Shape` node `<node>/<arg>` (TF's
+    /// ops take shapes where ours take the tensor whose shape is meant).
+    ShapeOf(&'static str, usize),
+    /// `MaxPool` of our data input `k` with the node's window: TF's `orig_output` (the forward
+    /// node when the graph has it).
+    MaxPoolOf(usize),
+}
+
+/// How one of our ops is written as TF's: the TF type, its inputs, the attributes, and what
+/// follows it when TF's op computes less than ours.
+struct TfForm {
+    op: String,
+    inputs: Vec<In>,
+    attrs: Vec<(&'static str, AttrValue)>,
+    post: Post,
+}
+
+/// A TF op after the main one: the main node is then `<node>/<TF op>`, the last one `<node>`.
+#[derive(PartialEq)]
+enum Post {
+    None,
+    /// `x * scale + shift`: TF's draws are standard, ours carry a range.
+    Affine(f64, f64),
+    /// A `Cast` to this dtype: TF's counts are integers, ours may be floats.
+    Cast(DType),
+}
+
+fn i32s(v: impl IntoIterator<Item = i64>) -> Value {
+    let v: Vec<i32> = v.into_iter().map(|x| x as i32).collect();
+    Value::from(ndarray::Array1::from(v).into_dyn())
+}
+
+fn i32_scalar(x: i64) -> Value {
+    Value::from(ndarray::arr0(x as i32).into_dyn())
+}
+
+/// A table attribute as TF's `AttrValue`.
+fn op_attr(v: OpAttr) -> AttrValue {
+    attr(match v {
+        OpAttr::Type(d) => Attr::Type(crate::proto::dtype_enum(d)),
+        OpAttr::Shape(s) => Attr::Shape(shape_proto(&s)),
+        OpAttr::Int(i) => Attr::I(i),
+        OpAttr::Float(f) => Attr::F(f as f32),
+        OpAttr::Bool(b) => Attr::B(b),
+        OpAttr::Str(s) => Attr::S(s.as_bytes().to_vec()),
+        OpAttr::Ints(v) => Attr::List(ListValue { i: v, ..Default::default() }),
+        OpAttr::Tensor(t) => Attr::Tensor(tensor_proto(&t)),
+    })
+}
+
+/// The attribute holding where a node was built, in files tensorgraph writes for itself.
+pub(super) const LOCATION: &str = "_tg_location";
+
+/// The attribute of a `Size` that counts over explicit axes (all of them).
+pub(super) const ALL_AXES: &str = "_tg_axes";
+
+/// The prefix of the attribute holding a float attribute's f64 bits, in those files.
+pub(super) const F64_PREFIX: &str = "_f64_";
+
+/// The prefix of the ops only tensorgraph has, in files written for tensorgraph itself.
+pub(super) const PRIVATE: &str = "Tg";
+
+/// The TF form of `op` whose data inputs have dtypes `ins` and outputs `outs`. `None` for an
+/// op TF has no form of; with `private`, such an op is written under [`PRIVATE`] + its name
+/// with the table's attributes (a file only tensorgraph reads).
+fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) -> Option<TfForm> {
+    let t = ty;
+    let t0 = ins.first().or(outs.first()).copied().unwrap_or(DType::F32);
+    let int32 = DType::I32;
+    let table: Vec<(&'static str, AttrValue)> = op.attrs().into_iter().map(|(k, v)| (k, op_attr(v))).collect();
+    let pick = |names: &[&str]| -> Vec<(&'static str, AttrValue)> {
+        table.iter().filter(|(k, _)| names.contains(k)).cloned().collect()
+    };
+    let data = |n: usize| (0..n).map(In::Data).collect::<Vec<_>>();
+    let def = op.def();
+    let with = |inputs: Vec<In>, attrs| Some(TfForm { op: def.name.to_string(), inputs, attrs, post: Post::None });
+    let n = ins.len();
+    let consts = |extra: Vec<(&'static str, Value)>, attrs| {
+        let mut inputs = data(n);
+        inputs.extend(extra.into_iter().map(|(a, v)| In::Const(a, v)));
+        Some(TfForm { op: def.name.to_string(), inputs, attrs, post: Post::None })
+    };
+    let random = |tf_op: &str, seed: u64, seed2: u64, dtype: DType, shape: In, affine: (f64, f64)| {
+        let attrs = vec![
+            ("dtype", t(dtype)),
+            ("T", t(int32)),
+            ("seed", attr(Attr::I(seed as i64))),
+            ("seed2", attr(Attr::I(seed2 as i64))),
+        ];
+        let post = if affine == (1.0, 0.0) { Post::None } else { Post::Affine(affine.0, affine.1) };
+        Some(TfForm { op: tf_op.to_string(), inputs: vec![shape], attrs, post })
+    };
+    let dims = |shape: &[usize]| In::Const("shape", i32s(shape.iter().map(|&d| d as i64)));
+    let grad_window = |first: In, attrs| with(vec![first, In::Data(1), In::Data(2)], attrs);
+    match op {
+        Op::Placeholder { .. } | Op::Const { .. } => with(vec![], table.clone()),
+        Op::PlaceholderWithDefault => {
+            with(data(1), vec![("dtype", t(t0)), ("shape", attr(Attr::Shape(Default::default())))])
+        }
+        Op::Identity
+        | Op::StopGradient
+        | Op::ZerosLike
+        | Op::OnesLike
+        | Op::Softmax
+        | Op::LogSoftmax
+        | Op::Unary(_) => with(data(n), vec![("T", t(t0))]),
+        Op::Binary(b) => {
+            let mut a = vec![("T", t(t0))];
+            if matches!(b, BinaryOp::Equal | BinaryOp::NotEqual) {
+                a.push(("incompatible_shape_error", attr(Attr::B(true))));
+            }
+            with(data(n), a)
+        }
+        Op::MatMul { .. } => with(data(n), [vec![("T", t(t0))], table.clone()].concat()),
+        Op::BiasAdd => with(data(n), vec![("T", t(t0)), ("data_format", attr(Attr::S(b"NHWC".to_vec())))]),
+        Op::AddN => with(data(n), vec![("T", t(t0)), ("N", attr(Attr::I(n as i64)))]),
+        Op::Select => with(data(n), vec![("T", t(ins.get(1).copied().unwrap_or(t0)))]),
+        Op::LeakyRelu { .. } => with(data(n), [vec![("T", t(t0))], pick(&["alpha"])].concat()),
+        Op::Cast { to } => with(data(n), vec![("SrcT", t(t0)), ("DstT", t(*to)), ("Truncate", attr(Attr::B(false)))]),
+        Op::Reduce { axes, keep_dims, .. } => consts(
+            vec![("reduction_indices", i32s(axes.iter().map(|&a| a as i64)))],
+            vec![("T", t(t0)), ("Tidx", t(int32)), ("keep_dims", attr(Attr::B(*keep_dims)))],
+        ),
+        Op::ArgMax { axis, output_type } => consts(
+            vec![("dimension", i32_scalar(*axis as i64))],
+            vec![("T", t(t0)), ("Tidx", t(int32)), ("output_type", t(*output_type))],
+        ),
+        Op::SparseSoftmaxCrossEntropyWithLogits => {
+            with(data(n), vec![("T", t(t0)), ("Tlabels", t(ins.get(1).copied().unwrap_or(DType::I64)))])
+        }
+        Op::InTopKV2 { k } => {
+            let tk = ins.get(1).copied().unwrap_or(DType::I32);
+            consts(vec![("k", Value::filled(tk, &[], *k as f64))], vec![("T", t(tk))])
+        }
+        Op::Conv2D(_) | Op::MaxPool(_) | Op::AvgPool(_) => with(data(n), [vec![("T", t(t0))], table.clone()].concat()),
+        Op::Conv2DBackpropInput(_) => {
+            grad_window(In::ShapeOf("input_sizes", 0), [vec![("T", t(t0))], table.clone()].concat())
+        }
+        Op::Conv2DBackpropFilter(_) => with(
+            vec![In::Data(0), In::ShapeOf("filter_sizes", 1), In::Data(2)],
+            [vec![("T", t(t0))], table.clone()].concat(),
+        ),
+        Op::MaxPoolGrad(_) | Op::MaxPoolGradGrad(_) => {
+            with(vec![In::Data(0), In::MaxPoolOf(0), In::Data(1)], [vec![("T", t(t0))], table.clone()].concat())
+        }
+        Op::AvgPoolGrad(_) => with(
+            vec![In::ShapeOf("orig_input_shape", 0), In::Data(1)],
+            [vec![("T", t(ins.get(1).copied().unwrap_or(t0)))], table.clone()].concat(),
+        ),
+        Op::Reshape { shape } => {
+            consts(vec![("shape", i32s(shape.iter().copied()))], vec![("T", t(t0)), ("Tshape", t(int32))])
+        }
+        Op::Transpose { perm } => {
+            consts(vec![("perm", i32s(perm.iter().map(|&p| p as i64)))], vec![("T", t(t0)), ("Tperm", t(int32))])
+        }
+        Op::ExpandDims { axis } => {
+            consts(vec![("dim", i32_scalar(*axis as i64))], vec![("T", t(t0)), ("Tdim", t(int32))])
+        }
+        Op::Squeeze { .. } => with(data(n), [vec![("T", t(t0))], pick(&["squeeze_dims"])].concat()),
+        Op::ConcatV2 { axis } => consts(
+            vec![("axis", i32_scalar(*axis as i64))],
+            vec![("T", t(t0)), ("N", attr(Attr::I(n as i64))), ("Tidx", t(int32))],
+        ),
+        Op::Slice { begin, size } => consts(
+            vec![("begin", i32s(begin.iter().map(|&b| b as i64))), ("size", i32s(size.iter().copied()))],
+            vec![("T", t(t0)), ("Index", t(int32))],
+        ),
+        Op::Pad { paddings } => {
+            let flat: Vec<i32> = paddings.iter().flat_map(|&(a, b)| [a as i32, b as i32]).collect();
+            let p = Value::from(ndarray::Array2::from_shape_vec((paddings.len(), 2), flat).expect("n x 2").into_dyn());
+            consts(vec![("paddings", p)], vec![("T", t(t0)), ("Tpaddings", t(int32))])
+        }
+        Op::OneHot { depth, on_value, off_value, dtype } => consts(
+            vec![
+                ("depth", i32_scalar(*depth as i64)),
+                ("on_value", Value::filled(*dtype, &[], *on_value)),
+                ("off_value", Value::filled(*dtype, &[], *off_value)),
+            ],
+            vec![("T", t(*dtype)), ("TI", t(t0)), ("axis", attr(Attr::I(-1)))],
+        ),
+        Op::Fill { dtype, shape, value } => consts(
+            vec![("dims", i32s(shape.iter().map(|&d| d as i64))), ("value", Value::filled(*dtype, &[], *value))],
+            vec![("T", t(*dtype)), ("index_type", t(int32))],
+        ),
+        Op::Shape { dtype } => with(data(n), vec![("T", t(t0)), ("out_type", t(*dtype))]),
+        // Over every axis it is TF's Size (the axes ride along: TF ignores `_` attributes),
+        // counting in int32 and cast when ours counts in another dtype.
+        Op::Size { axes, dtype } if axes.as_ref().is_none_or(|a| a.iter().copied().eq(0..rank0)) => {
+            let count = if matches!(dtype, DType::I32 | DType::I64) { *dtype } else { int32 };
+            let mut attrs = vec![("T", t(t0)), ("out_type", t(count))];
+            if axes.is_some() {
+                let all = ListValue { i: (0..rank0 as i64).collect(), ..Default::default() };
+                attrs.push((ALL_AXES, attr(Attr::List(all))));
+            }
+            let post = if count == *dtype { Post::None } else { Post::Cast(*dtype) };
+            Some(TfForm { op: "Size".into(), inputs: data(n), attrs, post })
+        }
+        Op::BroadcastTo => with(vec![In::Data(0), In::ShapeOf("shape", 1)], vec![("T", t(t0)), ("Tidx", t(int32))]),
+        Op::RandomUniform { dtype, shape, minval, maxval, seed, seed2 } => {
+            random("RandomUniform", *seed, *seed2, *dtype, dims(shape), (maxval - minval, *minval))
+        }
+        Op::RandomUniformLike { dtype, minval, maxval, seed, seed2 } => {
+            random("RandomUniform", *seed, *seed2, *dtype, In::ShapeOf("shape", 0), (maxval - minval, *minval))
+        }
+        Op::RandomStandardNormal { dtype, shape, mean, stddev, seed, seed2 } => {
+            random("RandomStandardNormal", *seed, *seed2, *dtype, dims(shape), (*stddev, *mean))
+        }
+        Op::TruncatedNormal { dtype, shape, mean, stddev, seed, seed2 } => {
+            random("TruncatedNormal", *seed, *seed2, *dtype, dims(shape), (*stddev, *mean))
+        }
+        Op::VariableV2 { .. } => with(
+            vec![],
+            [table.clone(), vec![("container", attr(Attr::S(vec![]))), ("shared_name", attr(Attr::S(vec![])))]]
+                .concat(),
+        ),
+        Op::Assign => with(
+            data(n),
+            vec![("T", t(t0)), ("validate_shape", attr(Attr::B(true))), ("use_locking", attr(Attr::B(true)))],
+        ),
+        Op::AssignAdd | Op::AssignSub => with(data(n), vec![("T", t(t0)), ("use_locking", attr(Attr::B(false)))]),
+        Op::Apply(a) => {
+            let mut attrs = vec![("T", t(t0)), ("use_locking", attr(Attr::B(false)))];
+            if let ApplyOp::Momentum { use_nesterov } = a {
+                attrs.push(("use_nesterov", attr(Attr::B(*use_nesterov))));
+            }
+            with(data(n), attrs)
+        }
+        Op::NoOp => with(vec![], vec![]),
+        // No TF op computes these as they are (batch norm's training switch is a tensor here,
+        // an attribute in TF; SumToShape is TF's BroadcastGradientArgs + Sum + Reshape).
+        Op::Size { .. } | Op::SumToShape | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad => {
+            private.then(|| TfForm {
+                op: format!("{PRIVATE}{}", def.name),
+                inputs: data(n),
+                attrs: [vec![("T", t(t0))], table.clone()].concat(),
+                post: Post::None,
+            })
+        }
+    }
+}
+
+fn input_name(name: &str, slot: usize) -> String {
+    if slot == 0 {
+        name.to_string()
+    } else {
+        format!("{name}:{slot}")
+    }
+}
+
+fn node_def<K: Into<String>>(name: String, op: &str, input: Vec<String>, attrs: Vec<(K, AttrValue)>) -> NodeDef {
+    let attr = attrs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+    NodeDef { name, op: op.into(), input, device: String::new(), attr }
+}
+
+fn const_def(name: String, value: &Value) -> NodeDef {
+    node_def(
+        name,
+        "Const",
+        vec![],
+        vec![("dtype", ty(value.dtype())), ("value", attr(Attr::Tensor(tensor_proto(value))))],
+    )
+}
+
+/// Writes the nodes `keep` selects (which must include every input of each) in graph order.
+/// With `private`, ops TF lacks are written under tensorgraph's own names instead of failing.
+pub(super) fn graph_def(g: &Graph, keep: &dyn Fn(NodeIndex) -> bool, private: bool) -> Result<GraphDef> {
+    g.read(|d| {
+        let mut nodes = Vec::new();
+        for i in d.dag.node_indices().filter(|&i| keep(i)) {
+            write_node(d, d.node(i), private, &mut nodes)?;
+        }
+        Ok(GraphDef { node: nodes, versions: Some(VersionDef { producer: PRODUCER, min_consumer: 0 }) })
+    })
+}
+
+/// The NodeDefs of node `n`: its helper nodes (constant arguments, shapes), then itself.
+fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) -> Result<()> {
+    let ins: Vec<DType> = n.inputs.iter().map(|&e| d.spec(e).dtype).collect();
+    let outs: Vec<DType> = n.outputs.iter().map(|o| o.dtype).collect();
+    let rank0 = n.inputs.first().map_or(0, |&e| d.spec(e).shape.rank());
+    let Some(form) = tf_form(&n.op, &ins, rank0, &outs, private) else {
+        return Err(Error::InvalidArgument {
+            node: n.info(),
+            detail: format!("{} has no TensorFlow GraphDef form yet", n.op.type_name()),
+        });
+    };
+    let data_input = |k: usize| {
+        let e = n.inputs[k];
+        (input_name(&d.node(e.node).name, e.slot), e)
+    };
+    // A helper node's name may be taken by a node of an imported graph that is that very
+    // helper (TF's `Reshape/shape`): it is read instead of written again.
+    let taken = |name: &str, same: &dyn Fn(&Node) -> bool| -> Result<bool> {
+        match d.find(name) {
+            None => Ok(false),
+            Some(j) if same(d.node(j)) => Ok(true),
+            Some(_) => Err(Error::InvalidArgument {
+                node: n.info(),
+                detail: format!("its TF form needs a node {name}, a name another node has"),
+            }),
+        }
+    };
+    let mut input = Vec::with_capacity(form.inputs.len());
+    for src in &form.inputs {
+        match src {
+            In::Data(k) => input.push(data_input(*k).0),
+            In::Const(arg, value) => {
+                let name = format!("{}/{arg}", n.name);
+                if !taken(&name, &|m| matches!(&m.op, Op::Const { value: v } if v == value))? {
+                    nodes.push(const_def(name.clone(), value));
+                }
+                input.push(name);
+            }
+            In::ShapeOf(arg, k) => {
+                let name = format!("{}/{arg}", n.name);
+                let (of, e) = data_input(*k);
+                if !taken(&name, &|m| matches!(m.op, Op::Shape { dtype: DType::I32 }) && m.inputs == [e])? {
+                    let attrs = vec![("T", ty(d.spec(e).dtype)), ("out_type", ty(DType::I32))];
+                    nodes.push(node_def(name.clone(), "Shape", vec![of], attrs));
+                }
+                input.push(name);
+            }
+            In::MaxPoolOf(k) => {
+                let (of, e) = data_input(*k);
+                let window = match &n.op {
+                    Op::MaxPoolGrad(w) | Op::MaxPoolGradGrad(w) => *w,
+                    _ => unreachable!("only max-pool gradients read the forward output"),
+                };
+                // The forward MaxPool of the same input and window, as TF's graphs read it.
+                let forward =
+                    d.dag.node_indices().map(|j| d.node(j)).find(|m| m.op == Op::MaxPool(window) && m.inputs == [e]);
+                match forward {
+                    Some(f) => input.push(f.name.clone()),
+                    None => {
+                        let name = format!("{}/orig_output", n.name);
+                        let mut attrs: Vec<(&str, AttrValue)> =
+                            window.attrs().into_iter().map(|(k, v)| (k, op_attr(v))).collect();
+                        attrs.push(("T", ty(d.spec(e).dtype)));
+                        nodes.push(node_def(name.clone(), "MaxPool", vec![of], attrs));
+                        input.push(name);
+                    }
+                }
+            }
+        }
+    }
+    input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
+    let mut attrs: Vec<(String, AttrValue)> = form.attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if private {
+        // Where the node was built, so errors in a program that imports it still say so, and
+        // float attributes to the bit (TF's are float32): TF ignores attributes named `_...`.
+        let l = &n.location;
+        attrs.push((LOCATION.into(), attr(Attr::S(format!("{}:{}:{}", l.file, l.line, l.column).into_bytes()))));
+        for (k, v) in n.op.attrs() {
+            if let OpAttr::Float(f) = v {
+                attrs.push((format!("{F64_PREFIX}{k}"), attr(Attr::I(f.to_bits() as i64))));
+            }
+        }
+    }
+    let dtype = outs.first().copied().unwrap_or(DType::F32);
+    let main = format!("{}/{}", n.name, form.op);
+    let (scale, shift) = match form.post {
+        Post::None => {
+            nodes.push(node_def(n.name.clone(), &form.op, input, attrs));
+            return Ok(());
+        }
+        Post::Cast(to) => {
+            let count = if let Some(AttrValue { value: Some(Attr::Type(c)) }) =
+                attrs.iter().find(|(k, _)| k == "out_type").map(|(_, v)| v)
+            {
+                *c
+            } else {
+                crate::proto::dtype_enum(DType::I32)
+            };
+            nodes.push(node_def(main.clone(), &form.op, input, attrs));
+            let cast = vec![("SrcT", attr(Attr::Type(count))), ("DstT", ty(to)), ("Truncate", attr(Attr::B(false)))];
+            nodes.push(node_def(n.name.clone(), "Cast", vec![main], cast));
+            return Ok(());
+        }
+        Post::Affine(scale, shift) => (scale, shift),
+    };
+    // A draw with a range: TF's standard draw, scaled and shifted (as tf.random_uniform).
+    let (draw, mul) = (main, format!("{}/mul", n.name));
+    let (scale_name, shift_name) = (format!("{}/scale", n.name), format!("{}/shift", n.name));
+    nodes.push(node_def(draw.clone(), &form.op, input, attrs));
+    nodes.push(const_def(scale_name.clone(), &Value::filled(dtype, &[], scale)));
+    nodes.push(node_def(mul.clone(), "Mul", vec![draw, scale_name], vec![("T", ty(dtype))]));
+    nodes.push(const_def(shift_name.clone(), &Value::filled(dtype, &[], shift)));
+    nodes.push(node_def(n.name.clone(), "AddV2", vec![mul, shift_name], vec![("T", ty(dtype))]));
+    Ok(())
+}
+
+/// The value each variable of `g` holds in `sess`, by variable name.
+pub(super) fn variable_values(g: &Graph, sess: &crate::Session) -> Result<HashMap<String, Value>> {
+    g.global_variables()
+        .iter()
+        .filter_map(|v| match sess.variable_value(v) {
+            Ok(Some(value)) => Some(Ok((v.name(), value))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect()
+}
+
+/// Replaces each `VariableV2` node by a `Const` of its value (TF's freezing).
+pub(super) fn fold_variables(def: &mut GraphDef, values: &HashMap<String, Value>) -> Result<()> {
+    for n in &mut def.node {
+        if n.op == "VariableV2" {
+            let value = values.get(&n.name).ok_or_else(|| Error::NotFound {
+                what: "value of variable (initialize or restore it first)",
+                name: n.name.clone(),
+            })?;
+            *n = const_def(n.name.clone(), value);
+        }
+    }
+    Ok(())
+}

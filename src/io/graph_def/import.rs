@@ -1,0 +1,687 @@
+//! TF's NodeDefs as our ops.
+
+use super::tensor_value;
+use crate::proto::dtype_from_enum;
+use crate::proto::tf::{Attr, GraphDef, NodeDef};
+use crate::{DType, Error, Graph, Op, Result, Shape, Value};
+use std::collections::{HashMap, HashSet};
+use tensorgraph_graph::{ApplyOp, BinaryOp, ConvAttrs, Padding, PoolAttrs, ReduceOp, UnaryOp};
+
+/// A NodeDef's attribute, read as one kind of value.
+struct Attrs<'a>(&'a NodeDef);
+
+impl Attrs<'_> {
+    fn get(&self, name: &str) -> std::result::Result<&Attr, String> {
+        self.0.attr.get(name).and_then(|a| a.value.as_ref()).ok_or_else(|| format!("attribute {name} is missing"))
+    }
+    fn dtype(&self, name: &str) -> std::result::Result<DType, String> {
+        match self.get(name)? {
+            Attr::Type(t) => dtype_from_enum(*t).map_err(|n| format!("{name} is {n}, which is not supported")),
+            _ => Err(format!("attribute {name} is not a type")),
+        }
+    }
+    fn int(&self, name: &str) -> std::result::Result<i64, String> {
+        match self.get(name)? {
+            Attr::I(i) => Ok(*i),
+            _ => Err(format!("attribute {name} is not an int")),
+        }
+    }
+    /// A float attribute; to the bit when a file of tensorgraph's keeps its f64 beside it.
+    fn float(&self, name: &str) -> std::result::Result<f64, String> {
+        if let Ok(Attr::I(bits)) = self.get(&format!("{}{name}", super::export::F64_PREFIX)) {
+            return Ok(f64::from_bits(*bits as u64));
+        }
+        match self.get(name)? {
+            Attr::F(f) => Ok(f64::from(*f)),
+            _ => Err(format!("attribute {name} is not a float")),
+        }
+    }
+    fn bool_or(&self, name: &str, default: bool) -> std::result::Result<bool, String> {
+        match self.get(name) {
+            Ok(Attr::B(b)) => Ok(*b),
+            Ok(_) => Err(format!("attribute {name} is not a bool")),
+            Err(_) => Ok(default),
+        }
+    }
+    fn string_or(&self, name: &str, default: &str) -> std::result::Result<String, String> {
+        match self.get(name) {
+            Ok(Attr::S(s)) => String::from_utf8(s.clone()).map_err(|_| format!("attribute {name} is not UTF-8")),
+            Ok(_) => Err(format!("attribute {name} is not a string")),
+            Err(_) => Ok(default.to_string()),
+        }
+    }
+    fn ints_or(&self, name: &str, default: &[i64]) -> std::result::Result<Vec<i64>, String> {
+        match self.get(name) {
+            Ok(Attr::List(l)) => Ok(l.i.clone()),
+            Ok(_) => Err(format!("attribute {name} is not a list of ints")),
+            Err(_) => Ok(default.to_vec()),
+        }
+    }
+    fn shape(&self, name: &str) -> std::result::Result<Shape, String> {
+        match self.get(name)? {
+            Attr::Shape(s) if s.unknown_rank => Err(format!("{name} has an unknown rank (not supported)")),
+            Attr::Shape(s) => {
+                let dims: Vec<Option<usize>> = s.dim.iter().map(|d| usize::try_from(d.size).ok()).collect();
+                Ok(Shape::from(dims))
+            }
+            _ => Err(format!("attribute {name} is not a shape")),
+        }
+    }
+    fn tensor(&self, name: &str) -> std::result::Result<Value, String> {
+        match self.get(name)? {
+            Attr::Tensor(t) => tensor_value(t),
+            _ => Err(format!("attribute {name} is not a tensor")),
+        }
+    }
+}
+
+fn four(v: Vec<i64>, name: &str) -> std::result::Result<[usize; 4], String> {
+    let v: Vec<usize> = v
+        .iter()
+        .map(|&x| usize::try_from(x).map_err(|_| format!("{name} has {x}")))
+        .collect::<std::result::Result<_, _>>()?;
+    v.try_into().map_err(|v: Vec<usize>| format!("{name} has {} values, not 4", v.len()))
+}
+
+fn padding(a: &Attrs) -> std::result::Result<Padding, String> {
+    match a.string_or("padding", "")?.as_str() {
+        "SAME" => Ok(Padding::Same),
+        "VALID" => Ok(Padding::Valid),
+        other => Err(format!("padding {other:?} is not supported (SAME or VALID)")),
+    }
+}
+
+fn nhwc(a: &Attrs) -> std::result::Result<(), String> {
+    match a.string_or("data_format", "NHWC")?.as_str() {
+        "NHWC" => Ok(()),
+        other => Err(format!("data_format {other} is not supported (NHWC only)")),
+    }
+}
+
+/// An axis argument normalised against `rank` (negative counts from the end).
+fn axis(x: i64, rank: usize) -> std::result::Result<usize, String> {
+    let a = if x < 0 { x + rank as i64 } else { x };
+    usize::try_from(a).ok().filter(|&a| a < rank).ok_or_else(|| format!("axis {x} is out of range for rank {rank}"))
+}
+
+fn unary(name: &str) -> Option<UnaryOp> {
+    use UnaryOp::*;
+    let all = [
+        Relu, Sigmoid, Tanh, Exp, Log, Neg, Square, Sqrt, Rsqrt, Abs, Sign, Reciprocal, Elu, Selu, Softplus, Softsign,
+        Floor, Log1p,
+    ];
+    all.into_iter().find(|u| u.type_name() == name)
+}
+
+fn binary(name: &str) -> Option<BinaryOp> {
+    use BinaryOp::*;
+    let all = [
+        Add,
+        Sub,
+        Mul,
+        Div,
+        Maximum,
+        Minimum,
+        Pow,
+        ReluGrad,
+        SigmoidGrad,
+        TanhGrad,
+        Equal,
+        NotEqual,
+        Less,
+        LessEqual,
+        Greater,
+        GreaterEqual,
+    ];
+    match name {
+        "Add" => Some(Add),
+        "Div" => Some(Div), // float division (the graphs here hold no integer Div)
+        _ => all.into_iter().find(|b| b.type_name() == name),
+    }
+}
+
+/// The op a NodeDef describes, given the specs of its data inputs and the values of the `Const`
+/// nodes among them (`None` where an input is not a constant). Returns the op and how many
+/// leading inputs are data inputs (the rest were its constant arguments).
+/// Where one of our op's inputs comes from, among the NodeDef's inputs.
+pub(super) enum Src {
+    /// Input `k` itself.
+    In(usize),
+    /// The tensor whose shape input `k` is: the input of the `Shape` node feeding it, or
+    /// zeros of the shape when it is a constant (TF's ops take shapes where ours take tensors).
+    ShapeOf(usize),
+}
+
+fn conv_attrs(a: &Attrs) -> std::result::Result<ConvAttrs, String> {
+    nhwc(a)?;
+    Ok(ConvAttrs {
+        strides: four(a.ints_or("strides", &[])?, "strides")?,
+        dilations: four(a.ints_or("dilations", &[1, 1, 1, 1])?, "dilations")?,
+        padding: padding(a)?,
+    })
+}
+
+fn pool_attrs(a: &Attrs) -> std::result::Result<PoolAttrs, String> {
+    nhwc(a)?;
+    Ok(PoolAttrs {
+        ksize: four(a.ints_or("ksize", &[])?, "ksize")?,
+        strides: four(a.ints_or("strides", &[])?, "strides")?,
+        padding: padding(a)?,
+    })
+}
+
+/// The op a NodeDef describes, given the specs of its inputs and the values of the `Const`
+/// nodes among them (`None` where an input is not a constant), and where each of the op's
+/// inputs comes from. Inputs not listed were its constant arguments (or, for the max-pool
+/// gradients, TF's `orig_output`, which is recomputed here).
+pub(super) fn op_of(
+    n: &NodeDef,
+    specs: &[tensorgraph_graph::TensorSpec],
+    consts: &[Option<&Value>],
+) -> std::result::Result<(Op, Vec<Src>), String> {
+    use Src::{In, ShapeOf};
+    let a = Attrs(n);
+    let rank = |i: usize| specs.get(i).map(|s| s.shape.rank());
+    let konst = |i: usize, what: &str| -> std::result::Result<&Value, String> {
+        consts
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| format!("its {what} must be a constant (run-time {what} is not supported)"))
+    };
+    let ints = |i: usize, what: &str| -> std::result::Result<Vec<i64>, String> {
+        let v = konst(i, what)?;
+        if !v.dtype().is_integer() {
+            return Err(format!("its {what} is {}, not an integer tensor", v.dtype()));
+        }
+        Ok(v.to_f64_vec().into_iter().map(|x| x as i64).collect())
+    };
+    let known_rank = |i: usize| rank(i).ok_or_else(|| "its input's rank must be known".to_string());
+    let usizes = |v: Vec<i64>, what: &str| -> std::result::Result<Vec<usize>, String> {
+        v.into_iter().map(|x| usize::try_from(x).map_err(|_| format!("{what} has {x}"))).collect()
+    };
+    let op = match n.op.as_str() {
+        "Placeholder" => (Op::Placeholder { dtype: a.dtype("dtype")?, shape: a.shape("shape")? }, 0),
+        "Const" => (Op::Const { value: a.tensor("value")? }, 0),
+        "PlaceholderWithDefault" => (Op::PlaceholderWithDefault, 1),
+        "Identity" | "Snapshot" => (Op::Identity, 1),
+        "StopGradient" => (Op::StopGradient, 1),
+        "ZerosLike" => (Op::ZerosLike, 1),
+        "OnesLike" => (Op::OnesLike, 1),
+        "Softmax" => (Op::Softmax, 1),
+        "LogSoftmax" => (Op::LogSoftmax, 1),
+        "NoOp" => (Op::NoOp, 0),
+        "MatMul" => (
+            Op::MatMul { transpose_a: a.bool_or("transpose_a", false)?, transpose_b: a.bool_or("transpose_b", false)? },
+            2,
+        ),
+        "BiasAdd" => {
+            nhwc(&a)?;
+            (Op::BiasAdd, 2)
+        }
+        "AddN" => (Op::AddN, specs.len()),
+        "SelectV2" => (Op::Select, 3),
+        "LeakyRelu" => (Op::LeakyRelu { alpha: a.float("alpha").unwrap_or(0.2) }, 1),
+        "Cast" => (Op::Cast { to: a.dtype("DstT")? }, 1),
+        "Sum" | "Mean" | "Max" | "Min" => {
+            let op = match n.op.as_str() {
+                "Sum" => ReduceOp::Sum,
+                "Mean" => ReduceOp::Mean,
+                "Max" => ReduceOp::Max,
+                _ => ReduceOp::Min,
+            };
+            let r = known_rank(0)?;
+            let mut axes = ints(1, "reduction_indices")?
+                .into_iter()
+                .map(|x| axis(x, r))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            axes.sort_unstable();
+            axes.dedup();
+            (Op::Reduce { op, axes, keep_dims: a.bool_or("keep_dims", false)? }, 1)
+        }
+        "ArgMax" => {
+            let d = ints(1, "dimension")?;
+            let d = *d.first().ok_or("its dimension is empty")?;
+            let output_type = a.dtype("output_type").unwrap_or(DType::I64);
+            (Op::ArgMax { axis: axis(d, known_rank(0)?)?, output_type }, 1)
+        }
+        "SparseSoftmaxCrossEntropyWithLogits" => (Op::SparseSoftmaxCrossEntropyWithLogits, 2),
+        "InTopKV2" => {
+            let k = ints(2, "k")?;
+            (Op::InTopKV2 { k: usizes(k, "k")?.first().copied().ok_or("its k is empty")? }, 2)
+        }
+        "Conv2D" => (Op::Conv2D(conv_attrs(&a)?), 2),
+        "Conv2DBackpropInput" => {
+            return Ok((Op::Conv2DBackpropInput(conv_attrs(&a)?), vec![ShapeOf(0), In(1), In(2)]));
+        }
+        "Conv2DBackpropFilter" => {
+            return Ok((Op::Conv2DBackpropFilter(conv_attrs(&a)?), vec![In(0), ShapeOf(1), In(2)]));
+        }
+        "MaxPool" => (Op::MaxPool(pool_attrs(&a)?), 1),
+        "AvgPool" => (Op::AvgPool(pool_attrs(&a)?), 1),
+        "MaxPoolGrad" => return Ok((Op::MaxPoolGrad(pool_attrs(&a)?), vec![In(0), In(2)])),
+        "MaxPoolGradGrad" => return Ok((Op::MaxPoolGradGrad(pool_attrs(&a)?), vec![In(0), In(2)])),
+        "AvgPoolGrad" => return Ok((Op::AvgPoolGrad(pool_attrs(&a)?), vec![ShapeOf(0), In(1)])),
+        "BroadcastTo" => return Ok((Op::BroadcastTo, vec![In(0), ShapeOf(1)])),
+        "RandomUniform" | "RandomStandardNormal" | "TruncatedNormal" => {
+            let dtype = a.dtype("dtype")?;
+            let seeds = (a.int("seed").unwrap_or(0) as u64, a.int("seed2").unwrap_or(0) as u64);
+            let (seed, seed2) = seeds;
+            if consts.first().copied().flatten().is_none() && n.op == "RandomUniform" {
+                let op = Op::RandomUniformLike { dtype, minval: 0.0, maxval: 1.0, seed, seed2 };
+                return Ok((op, vec![ShapeOf(0)]));
+            }
+            let shape = usizes(ints(0, "shape")?, "shape")?;
+            let op = match n.op.as_str() {
+                "RandomUniform" => Op::RandomUniform { dtype, shape, minval: 0.0, maxval: 1.0, seed, seed2 },
+                "RandomStandardNormal" => {
+                    Op::RandomStandardNormal { dtype, shape, mean: 0.0, stddev: 1.0, seed, seed2 }
+                }
+                _ => Op::TruncatedNormal { dtype, shape, mean: 0.0, stddev: 1.0, seed, seed2 },
+            };
+            (op, 0)
+        }
+        "ApplyGradientDescent" => (Op::Apply(ApplyOp::GradientDescent), 3),
+        "ApplyMomentum" => (Op::Apply(ApplyOp::Momentum { use_nesterov: a.bool_or("use_nesterov", false)? }), 5),
+        "ApplyAdagrad" => (Op::Apply(ApplyOp::Adagrad), 4),
+        "ApplyRMSProp" => (Op::Apply(ApplyOp::RMSProp), 8),
+        "ApplyCenteredRMSProp" => (Op::Apply(ApplyOp::CenteredRMSProp), 9),
+        "ApplyAdam" => (Op::Apply(ApplyOp::Adam), 10),
+        // tensorgraph's own ops, in files it wrote for itself.
+        "TgSumToShape" => (Op::SumToShape, 2),
+        "TgSize" => (Op::Size { axes: Some(usizes(a.ints_or("axes", &[])?, "axes")?), dtype: a.dtype("out_type")? }, 1),
+        "TgFusedBatchNorm" => (Op::FusedBatchNorm { epsilon: a.float("epsilon")? }, 6),
+        "TgFusedBatchNormGrad" => (Op::FusedBatchNormGrad, 6),
+        "Reshape" => (Op::Reshape { shape: ints(1, "shape")? }, 1),
+        "Transpose" => (Op::Transpose { perm: usizes(ints(1, "perm")?, "perm")? }, 1),
+        "ExpandDims" => {
+            let d = *ints(1, "dim")?.first().ok_or("its dim is empty")?;
+            (Op::ExpandDims { axis: axis(d, known_rank(0)? + 1)? }, 1)
+        }
+        "Squeeze" => {
+            let r = known_rank(0)?;
+            let dims = a.ints_or("squeeze_dims", &[])?;
+            let axes = if dims.is_empty() {
+                let s = &specs[0].shape;
+                (0..r).filter(|&i| s.dims()[i] == Some(1)).collect()
+            } else {
+                dims.into_iter().map(|x| axis(x, r)).collect::<std::result::Result<Vec<_>, _>>()?
+            };
+            (Op::Squeeze { axes }, 1)
+        }
+        "ConcatV2" => {
+            let k = specs.len().checked_sub(1).filter(|&k| k > 0).ok_or("ConcatV2 needs values and an axis")?;
+            let ax = *ints(k, "axis")?.first().ok_or("its axis is empty")?;
+            (Op::ConcatV2 { axis: axis(ax, known_rank(0)?)? }, k)
+        }
+        "Slice" => (Op::Slice { begin: usizes(ints(1, "begin")?, "begin")?, size: ints(2, "size")? }, 1),
+        "Pad" => {
+            let p = usizes(ints(1, "paddings")?, "paddings")?;
+            (Op::Pad { paddings: p.chunks(2).map(|c| (c[0], c.get(1).copied().unwrap_or(0))).collect() }, 1)
+        }
+        "OneHot" => {
+            if a.int("axis").unwrap_or(-1) != -1 {
+                return Err("only axis -1 is supported".into());
+            }
+            let depth = usizes(ints(1, "depth")?, "depth")?.first().copied().ok_or("its depth is empty")?;
+            let scalar = |i: usize, what: &str| -> std::result::Result<f64, String> {
+                konst(i, what)?.scalar_f64().ok_or_else(|| format!("its {what} is not a scalar"))
+            };
+            let (on_value, off_value) = (scalar(2, "on_value")?, scalar(3, "off_value")?);
+            (Op::OneHot { depth, on_value, off_value, dtype: a.dtype("T")? }, 1)
+        }
+        "Fill" => {
+            let shape = usizes(ints(0, "dims")?, "dims")?;
+            let value = konst(1, "value")?;
+            let v = value.scalar_f64().ok_or("its value is not a scalar")?;
+            (Op::Fill { dtype: value.dtype(), shape, value: v }, 0)
+        }
+        "Size" => {
+            let axes = match a.get(super::export::ALL_AXES) {
+                Ok(_) => Some(usizes(a.ints_or(super::export::ALL_AXES, &[])?, "axes")?),
+                Err(_) => None,
+            };
+            (Op::Size { axes, dtype: a.dtype("out_type").unwrap_or(DType::I32) }, 1)
+        }
+        "Shape" => (Op::Shape { dtype: a.dtype("out_type").unwrap_or(DType::I32) }, 1),
+        "VariableV2" => {
+            let shape = a.shape("shape")?;
+            let dims = shape
+                .dims()
+                .iter()
+                .map(|d| d.ok_or("a variable's shape must be fully known"))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            (Op::VariableV2 { dtype: a.dtype("dtype")?, shape: dims }, 0)
+        }
+        "Assign" => (Op::Assign, 2),
+        "AssignAdd" => (Op::AssignAdd, 2),
+        "AssignSub" => (Op::AssignSub, 2),
+        other => match (unary(other), binary(other)) {
+            (Some(u), _) => (Op::Unary(u), 1),
+            (_, Some(b)) => (Op::Binary(b), 2),
+            _ => return Err(format!("op {other} is not supported by tensorgraph")),
+        },
+    };
+    if specs.len() < op.1 {
+        return Err(format!("{} inputs where {} takes {}", specs.len(), n.op, op.1));
+    }
+    Ok((op.0, (0..op.1).map(In).collect()))
+}
+
+/// Builds a graph from a TF `GraphDef` (`what` names it in errors): every node under its own
+/// name, constant arguments folded into the ops that take them (their `Const` nodes, and the
+/// `Shape` nodes TF's ops read where ours read the tensor itself, are not made unless
+/// something else reads them), a scaled random draw as written by [`super::to_graph_def`]
+/// folded back into one op. Nodes keep the file's order. Errors name the node and its op: one
+/// tensorgraph lacks, a run-time argument where a constant is needed, a dangling input, a
+/// cycle.
+pub fn from_graph_def(def: &GraphDef, what: &str) -> Result<Graph> {
+    let order = topological_order(def, what)?;
+    let fused = fused_draws(def);
+    // Pass 1 makes the argument nodes only where they are read as data, to learn which are
+    // read only as arguments; pass 2 makes every other node in the file's order.
+    let mut first = Importer::new(def, what, &fused, None);
+    first.run(&order)?;
+    let folded: HashSet<usize> = first.folded.iter().copied().filter(|j| !first.made.contains_key(j)).collect();
+    let mut second = Importer::new(def, what, &fused, Some(&folded));
+    second.run(&order)?;
+    Ok(second.g)
+}
+
+/// `(control, node name, output slot)` of a NodeDef input string.
+fn parse_input(s: &str) -> (bool, &str, usize) {
+    let (control, s) = match s.strip_prefix('^') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    match s.rsplit_once(':').and_then(|(n, k)| Some((n, k.parse::<usize>().ok()?))) {
+        Some((n, k)) => (control, n, k),
+        None => (control, s, 0),
+    }
+}
+
+fn bad_node(what: &str, n: &NodeDef, detail: String) -> Error {
+    Error::BadFile { path: what.to_string(), detail: format!("node {} ({}): {detail}", n.name, n.op) }
+}
+
+/// The nodes in an order where inputs (data and control) come first, the file's order where
+/// it allows (a GraphDef need not be sorted).
+fn topological_order(def: &GraphDef, what: &str) -> Result<Vec<usize>> {
+    let mut by_name = HashMap::new();
+    for (i, n) in def.node.iter().enumerate() {
+        if by_name.insert(n.name.as_str(), i).is_some() {
+            return Err(bad_node(what, n, "a second node of that name".into()));
+        }
+    }
+    let mut order = Vec::with_capacity(def.node.len());
+    let mut state = vec![0u8; def.node.len()]; // 0 new, 1 on the stack, 2 done
+    for root in 0..def.node.len() {
+        let mut stack = vec![(root, 0usize)];
+        while let Some((i, k)) = stack.pop() {
+            if k == 0 {
+                if state[i] == 2 {
+                    continue;
+                }
+                state[i] = 1;
+            }
+            let n = &def.node[i];
+            if let Some(input) = n.input.get(k) {
+                stack.push((i, k + 1));
+                let (_, name, _) = parse_input(input);
+                let Some(&j) = by_name.get(name) else {
+                    return Err(bad_node(what, n, format!("input {input} names no node")));
+                };
+                match state[j] {
+                    1 => {
+                        return Err(bad_node(
+                            what,
+                            n,
+                            "the graph has a cycle through it (loops are not supported)".into(),
+                        ))
+                    }
+                    0 => stack.push((j, 0)),
+                    _ => {}
+                }
+            } else {
+                state[i] = 2;
+                order.push(i);
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// What the export wrote as several TF nodes for one op of ours, to be read back as that op:
+/// a scaled draw, `N = AddV2(N/mul, N/shift)` with `N/mul = Mul(N/<draw>, N/scale)`
+/// (`N -> (draw, scale, shift)`), and a float count, `N = Cast(N/Size)` (`N -> size`); the
+/// helpers read by nothing else.
+struct Fused {
+    draws: HashMap<usize, (usize, f64, f64)>,
+    counts: HashMap<usize, usize>,
+    parts: HashSet<usize>,
+}
+
+fn fused_draws(def: &GraphDef) -> Fused {
+    let by_name: HashMap<&str, usize> = def.node.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for n in &def.node {
+        for input in &n.input {
+            *readers.entry(parse_input(input).1).or_default() += 1;
+        }
+    }
+    let scalar = |name: &str| -> Option<f64> {
+        let n = &def.node[*by_name.get(name)?];
+        (n.op == "Const" && readers.get(name) == Some(&1)).then_some(())?;
+        Attrs(n).tensor("value").ok()?.scalar_f64()
+    };
+    let mut fused = Fused { draws: HashMap::new(), counts: HashMap::new(), parts: HashSet::new() };
+    for (i, n) in def.node.iter().enumerate() {
+        let size = format!("{}/Size", n.name);
+        if n.op == "Cast" && n.input == [size.clone()] && readers.get(size.as_str()) == Some(&1) {
+            if let Some(&j) = by_name.get(size.as_str()).filter(|&&j| def.node[j].op == "Size") {
+                fused.counts.insert(i, j);
+                fused.parts.insert(j);
+            }
+            continue;
+        }
+        let (mul, shift) = (format!("{}/mul", n.name), format!("{}/shift", n.name));
+        if n.op != "AddV2" || n.input != [mul.clone(), shift.clone()] || readers.get(mul.as_str()) != Some(&1) {
+            continue;
+        }
+        let Some(&m) = by_name.get(mul.as_str()) else { continue };
+        let scale = format!("{}/scale", n.name);
+        let draw = def.node[m].input.first().and_then(|d| by_name.get(d.as_str())).copied();
+        let Some(draw) = draw else { continue };
+        let is_draw = ["RandomUniform", "RandomStandardNormal", "TruncatedNormal"]
+            .contains(&def.node[draw].op.as_str())
+            && def.node[draw].name == format!("{}/{}", n.name, def.node[draw].op)
+            && readers.get(def.node[draw].name.as_str()) == Some(&1);
+        let mul_ok = def.node[m].op == "Mul" && def.node[m].input.get(1) == Some(&scale);
+        if let (true, true, Some(sc), Some(sh)) = (is_draw, mul_ok, scalar(&scale), scalar(&shift)) {
+            fused.draws.insert(i, (draw, sc, sh));
+            fused.parts.extend([draw, m, by_name[scale.as_str()], by_name[shift.as_str()]]);
+        }
+    }
+    fused
+}
+
+/// One pass of the import (see [`from_graph_def`]).
+struct Importer<'a> {
+    def: &'a GraphDef,
+    what: &'a str,
+    by_name: HashMap<&'a str, usize>,
+    fused: &'a Fused,
+    /// Pass 2: the argument nodes not to make.
+    skip: Option<&'a HashSet<usize>>,
+    g: Graph,
+    made: HashMap<usize, tensorgraph_graph::Operation>,
+    /// Nodes read as an argument (folded into their reader) at least once.
+    folded: HashSet<usize>,
+}
+
+impl<'a> Importer<'a> {
+    fn new(def: &'a GraphDef, what: &'a str, fused: &'a Fused, skip: Option<&'a HashSet<usize>>) -> Self {
+        let by_name = def.node.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+        Importer { def, what, by_name, fused, skip, g: Graph::new(), made: HashMap::new(), folded: HashSet::new() }
+    }
+
+    fn bad(&self, i: usize, detail: String) -> Error {
+        bad_node(self.what, &self.def.node[i], detail)
+    }
+
+    /// Nodes that may be arguments only: made when read as data (pass 1) or in order (pass 2).
+    fn is_argument_kind(&self, i: usize) -> bool {
+        matches!(self.def.node[i].op.as_str(), "Const" | "Shape")
+    }
+
+    fn run(&mut self, order: &[usize]) -> Result<()> {
+        for &i in order {
+            let deferred = self.skip.is_none() && self.is_argument_kind(i);
+            if !(self.fused.parts.contains(&i) || deferred || self.skip.is_some_and(|s| s.contains(&i))) {
+                self.make(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where node `i` was built when the file says (`file:line:column`), else its place here.
+    fn location(&self, i: usize) -> tensorgraph_graph::SourceLocation {
+        let written = match Attrs(&self.def.node[i]).get(super::export::LOCATION) {
+            Ok(Attr::S(s)) => std::str::from_utf8(s).ok().and_then(|s| {
+                let mut parts = s.rsplitn(3, ':');
+                let (column, line, file) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?);
+                Some(tensorgraph_graph::SourceLocation { file: file.to_string(), line, column })
+            }),
+            _ => None,
+        };
+        written.unwrap_or(tensorgraph_graph::SourceLocation {
+            file: self.what.to_string(),
+            line: i as u32 + 1,
+            column: 0,
+        })
+    }
+
+    /// Output `slot` of node `j`, making the node first if it waits to be read.
+    fn tensor(&mut self, j: usize, slot: usize) -> Result<tensorgraph_graph::Tensor> {
+        self.make(j)?;
+        self.made[&j].output(slot).map_err(|_| self.bad(j, format!("it has no output {slot}")))
+    }
+
+    /// The spec of output `slot` of node `j`, without making an argument node for it.
+    fn spec(&mut self, j: usize, slot: usize) -> Result<tensorgraph_graph::TensorSpec> {
+        let n = &self.def.node[j];
+        match n.op.as_str() {
+            "Const" if !self.made.contains_key(&j) => {
+                let v = Attrs(n).tensor("value").map_err(|d| self.bad(j, d))?;
+                Ok(tensorgraph_graph::TensorSpec::new(v.dtype(), Shape::known(v.shape())))
+            }
+            "Shape" if !self.made.contains_key(&j) => {
+                let (x, s) = self.shape_input(j)?;
+                let rank = self.spec(x, s)?.shape.rank();
+                let dtype = Attrs(n).dtype("out_type").unwrap_or(DType::I32);
+                Ok(tensorgraph_graph::TensorSpec::new(dtype, Shape::known(&[rank])))
+            }
+            _ => Ok(self.tensor(j, slot)?.spec()),
+        }
+    }
+
+    /// The node and slot a `Shape` node measures.
+    fn shape_input(&self, j: usize) -> Result<(usize, usize)> {
+        let first = self.def.node[j].input.iter().find(|s| !s.starts_with('^'));
+        let (_, name, slot) =
+            first.map(|s| parse_input(s)).ok_or_else(|| self.bad(j, "a Shape without an input".into()))?;
+        Ok((self.by_name[name], slot))
+    }
+
+    fn make(&mut self, i: usize) -> Result<()> {
+        if self.made.contains_key(&i) {
+            return Ok(());
+        }
+        // A fused draw takes the draw's inputs and attributes, and the sum's name.
+        let (src, affine) = match (self.fused.draws.get(&i), self.fused.counts.get(&i)) {
+            (Some(&(draw, scale, shift)), _) => (draw, Some((scale, shift))),
+            (None, Some(&size)) => (size, None),
+            (None, None) => (i, None),
+        };
+        let nd = &self.def.node[src];
+        let mut data = Vec::new();
+        let mut controls = Vec::new();
+        for input in &nd.input {
+            let (control, name, slot) = parse_input(input);
+            let j = self.by_name[name];
+            if control {
+                self.make(j)?;
+                controls.push(self.made[&j].clone());
+            } else {
+                data.push((j, slot));
+            }
+        }
+        let mut specs = Vec::with_capacity(data.len());
+        let mut consts = Vec::with_capacity(data.len());
+        for &(j, slot) in &data {
+            specs.push(self.spec(j, slot)?);
+            let n = &self.def.node[j];
+            consts.push(if n.op == "Const" {
+                Some(Attrs(n).tensor("value").map_err(|d| self.bad(j, d))?)
+            } else {
+                None
+            });
+        }
+        let const_refs: Vec<Option<&Value>> = consts.iter().map(Option::as_ref).collect();
+        let (mut op, srcs) = op_of(nd, &specs, &const_refs).map_err(|d| self.bad(src, d))?;
+        if let (Op::Size { dtype, .. }, true) = (&mut op, src != i) {
+            *dtype = Attrs(&self.def.node[i]).dtype("DstT").map_err(|d| self.bad(i, d))?;
+        }
+        if let Some((scale, shift)) = affine {
+            match &mut op {
+                // The f64 range a file of tensorgraph's keeps, else TF's scale and shift.
+                Op::RandomUniform { minval, maxval, .. } | Op::RandomUniformLike { minval, maxval, .. } => {
+                    let a = Attrs(nd);
+                    *minval = a.float("minval").unwrap_or(shift);
+                    *maxval = a.float("maxval").unwrap_or(shift + scale);
+                }
+                Op::RandomStandardNormal { mean, stddev, .. } | Op::TruncatedNormal { mean, stddev, .. } => {
+                    let a = Attrs(nd);
+                    *mean = a.float("mean").unwrap_or(shift);
+                    *stddev = a.float("stddev").unwrap_or(scale);
+                }
+                _ => unreachable!("only draws are fused"),
+            }
+        }
+        let mut inputs = Vec::with_capacity(srcs.len());
+        let mut read = HashSet::new();
+        for src_k in &srcs {
+            let (k, shape_of) = match *src_k {
+                Src::In(k) => (k, false),
+                Src::ShapeOf(k) => (k, true),
+            };
+            let (j, slot) = data[k];
+            if !shape_of {
+                read.insert(k);
+                inputs.push(self.tensor(j, slot)?);
+            } else if self.def.node[j].op == "Shape" {
+                let (x, s) = self.shape_input(j)?;
+                inputs.push(self.tensor(x, s)?);
+            } else if let Some(v) = consts[k].as_ref().filter(|v| v.dtype().is_integer()) {
+                // A constant shape: zeros of it stand for the tensor ours reads the shape of.
+                let dims = v.to_f64_vec().iter().map(|&d| d as usize).collect();
+                let zeros = Op::Fill { dtype: DType::F32, shape: dims, value: 0.0 };
+                let name = format!("{}/zeros_of_input_{k}/", self.def.node[i].name);
+                inputs.push(self.g.add_node(zeros, &[], &[], Some(&name), self.location(i))?.output(0)?);
+            } else {
+                return Err(self.bad(i, format!("its input {k}, a shape, must be a constant or a Shape node")));
+            }
+        }
+        for (k, &(j, _)) in data.iter().enumerate() {
+            if !read.contains(&k) {
+                self.folded.insert(j);
+            }
+        }
+        let input_refs: Vec<&tensorgraph_graph::Tensor> = inputs.iter().collect();
+        let control_refs: Vec<&tensorgraph_graph::Operation> = controls.iter().collect();
+        let name = format!("{}/", self.def.node[i].name);
+        let node = self.g.add_node(op, &input_refs, &control_refs, Some(&name), self.location(src))?;
+        self.made.insert(i, node);
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! Graphs as TensorFlow's `GraphDef`: each node under TF's op type with exactly the attributes
+//! TF's op registry declares, the arguments TF takes as inputs (a reduction's axes, a reshape's
+//! shape, ...) as `Const` nodes named `<node>/<argument>`, and where TF's ops take a shape but
+//! ours the tensor whose shape is meant (gradients, `BroadcastTo`, `RandomUniformLike`), a
+//! `Shape` node; so TensorFlow imports and runs what this writes. And the way back.
+//!
+//! Both directions read the op table (`Op::def`, `Op::attrs`). Four ops have no TF form
+//! (`SumToShape`, `Size` over some axes, and batch norm with a run-time training switch, which
+//! TF spells with control flow): [`to_graph_def`] names them in an error; files tensorgraph
+//! writes for itself ([`to_graph_def_with_private_ops`]) carry them as `Tg<Op>`.
+
+mod export;
+mod import;
+
+pub use import::from_graph_def;
+
+use crate::proto::tf::{Attr, AttrValue, Dim, GraphDef, TensorProto, TensorShapeProto};
+use crate::proto::{append_le_bytes, dtype_enum, dtype_from_enum, from_le_bytes};
+use crate::{DType, Graph, Result, Shape, Value};
+use tensorgraph_graph::NodeIndex;
+
+fn attr(a: Attr) -> AttrValue {
+    AttrValue { value: Some(a) }
+}
+
+fn ty(d: DType) -> AttrValue {
+    attr(Attr::Type(dtype_enum(d)))
+}
+
+fn shape_proto(s: &Shape) -> TensorShapeProto {
+    TensorShapeProto {
+        dim: s.dims().iter().map(|d| Dim { size: d.map_or(-1, |d| d as i64) }).collect(),
+        unknown_rank: false,
+    }
+}
+
+/// A value as a `TensorProto` (raw little-endian content, as TF writes large constants).
+pub fn tensor_proto(v: &Value) -> TensorProto {
+    let mut content = Vec::new();
+    append_le_bytes(v, &mut content);
+    TensorProto {
+        dtype: dtype_enum(v.dtype()),
+        tensor_shape: Some(shape_proto(&Shape::known(v.shape()))),
+        tensor_content: content,
+        ..Default::default()
+    }
+}
+
+/// A `TensorProto`'s value, from raw content or the typed field (the last value repeated to
+/// fill the shape, as TF does).
+pub fn tensor_value(t: &TensorProto) -> std::result::Result<Value, String> {
+    let dtype = dtype_from_enum(t.dtype).map_err(|n| format!("dtype {n} is not supported"))?;
+    let dims = t.tensor_shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or(&[]);
+    let shape = dims
+        .iter()
+        .map(|d| usize::try_from(d.size).map_err(|_| format!("a dimension of {}", d.size)))
+        .collect::<std::result::Result<Vec<usize>, _>>()?;
+    if !t.tensor_content.is_empty() {
+        return from_le_bytes(dtype, &shape, &t.tensor_content);
+    }
+    Ok(match dtype {
+        DType::F32 => Value::from(repeat_last(&t.float_val, &shape)?),
+        DType::F64 => Value::from(repeat_last(&t.double_val, &shape)?),
+        DType::I32 => Value::from(repeat_last(&t.int_val, &shape)?),
+        DType::I64 => Value::from(repeat_last(&t.int64_val, &shape)?),
+        DType::Bool => Value::from(repeat_last(&t.bool_val, &shape)?),
+    })
+}
+
+/// `vals` filling `shape`, the last value repeated (TF's compact form of constants).
+fn repeat_last<T: Copy>(vals: &[T], shape: &[usize]) -> std::result::Result<ndarray::ArrayD<T>, String> {
+    let n = tensorgraph_graph::checked_len(shape)?;
+    let fits = match vals.last() {
+        Some(_) => vals.len() <= n,
+        None => n == 0,
+    };
+    if !fits {
+        return Err(format!("{} values for shape {}", vals.len(), crate::fmt_dims(shape)));
+    }
+    let all: Vec<T> = (0..n).map(|i| vals[i.min(vals.len() - 1)]).collect();
+    Ok(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), all).expect("n elements"))
+}
+
+/// The graph as a TF `GraphDef`, in the graph's order. Errors name the first node whose op has
+/// no TF form.
+///
+/// ```
+/// use tensorgraph::prelude::*;
+/// use tensorgraph::io::graph_def::{from_graph_def, to_graph_def};
+/// # fn main() -> tensorgraph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(6)]).named("x")?;
+/// math::reduce_mean(&array::reshape(&x, &[-1, 3, 2])?, Some(&[1])).named("m")?;
+/// let def = to_graph_def(&g)?;
+/// let nodes: Vec<_> = def.node.iter().map(|n| (n.name.as_str(), n.op.as_str())).collect();
+/// assert_eq!(nodes, [("x", "Placeholder"), ("Reshape/shape", "Const"), ("Reshape", "Reshape"),
+///                    ("m/reduction_indices", "Const"), ("m", "Mean")]);
+/// let back = from_graph_def(&def, "example")?;
+/// assert_eq!(back.tensor_by_name("m:0")?.shape().to_string(), "[?,2]");
+/// # Ok(()) }
+/// ```
+pub fn to_graph_def(g: &Graph) -> Result<GraphDef> {
+    export::graph_def(g, &|_| true, false)
+}
+
+/// [`to_graph_def`] for files only tensorgraph reads: the ops TF lacks are written as `Tg<Op>`.
+pub fn to_graph_def_with_private_ops(g: &Graph) -> Result<GraphDef> {
+    export::graph_def(g, &|_| true, true)
+}
+
+/// The nodes `outputs` need (through data and control inputs).
+fn needed(g: &Graph, outputs: &[crate::Tensor]) -> std::collections::HashSet<NodeIndex> {
+    g.read(|d| {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<NodeIndex> = outputs.iter().map(|t| t.endpoint().node).collect();
+        while let Some(i) = stack.pop() {
+            if seen.insert(i) {
+                let n = d.node(i);
+                stack.extend(n.inputs.iter().map(|e| e.node));
+                stack.extend(n.control_inputs.iter().copied());
+            }
+        }
+        seen
+    })
+}
+
+/// TF's `convert_variables_to_constants`: the graph pruned to what `outputs` need (all of it
+/// when `outputs` is empty), each variable a `Const` of the same name holding its value in
+/// `sess`. What TF's `import_graph_def` loads and runs without a checkpoint.
+pub fn freeze(g: &Graph, sess: &crate::Session, outputs: &[crate::Tensor]) -> Result<GraphDef> {
+    let keep = needed(g, outputs);
+    let mut def = export::graph_def(g, &|i| outputs.is_empty() || keep.contains(&i), false)?;
+    export::fold_variables(&mut def, &export::variable_values(g, sess)?)?;
+    Ok(def)
+}

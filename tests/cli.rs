@@ -95,7 +95,9 @@ fn mistakes_are_errors_that_say_what_is_wrong() {
     let (ok, _, err) = cli(&[&"run", &dir.join("model.meta"), &"--feed", &"X", &"--fetch", &"X"]);
     assert!(!ok && err.contains("NAME=FILE.npy"), "{err}");
     let (ok, _, err) = cli(&[&"convert", &dir.join("model.meta"), &dir.join("m.onnx")]);
-    assert!(!ok && err.contains(".pb"), "{err}");
+    assert!(!ok && err.contains("--outputs"), "{err}");
+    let (ok, _, err) = cli(&[&"convert", &dir.join("model.meta"), &dir.join("m.txt")]);
+    assert!(!ok && err.contains(".onnx"), "{err}");
     let (ok, _, err) = cli(&[&"inspect", &dir.join("nothing.pb")]);
     assert!(!ok && err.contains("nothing.pb"), "{err}");
     std::fs::write(dir.join("bad.npy"), b"not numpy").unwrap();

@@ -14,6 +14,8 @@
 5. The MLP's training graph as a MetaGraphDef (`mnist_mlp --save`): TensorFlow imports it
    (`import_meta_graph`), restores tensorgraph's checkpoint and runs its train op for 5 steps;
    the losses match tensorgraph's own 5 steps (`tensorgraph run --target --steps`) within 1e-4.
+6. ONNX: the trained MLP and the slides' CNN written by `tensorgraph convert ... .onnx` run in
+   ONNX Runtime with logits within 1e-5 of tensorgraph's.
 
 usage: python tests/tf_interop.py --examples target/release/examples --cli target/release/tensorgraph --out DIR
 (tests/tf_interop.sh installs TensorFlow 2.21 and builds the binaries first.)
@@ -243,5 +245,21 @@ good = losses_tg.shape == (5,) and diff <= 1e-4
 print(f"RESULT our MLP .meta trained 5 steps in TF from our checkpoint: losses {np.round(losses_tf, 5).tolist()} "
       f"vs ours {np.round(losses_tg, 5).tolist()}, max difference {diff:.1e} {'ok' if good else 'MISMATCH'}")
 ok &= good
+
+# 6. ONNX models in ONNX Runtime.
+import onnxruntime
+
+for name, meta, ckpt, output in [
+    ("MLP", os.path.join(args.out, "tg", "model.meta"), ours, "dnn/outputs/BiasAdd"),
+    ("CNN", os.path.join(args.out, "tg_cnn", "model.meta"), None, "output/BiasAdd"),
+]:
+    model = os.path.join(args.out, name + ".onnx")
+    cli("convert", meta, model, "--outputs", output, *(["--checkpoint", ckpt] if ckpt else []))
+    feeds = ["--feed", "X=" + os.path.join(args.out, "x100.npy")]
+    np.save(os.path.join(args.out, "x100.npy"), x100)
+    cli("run", meta, *(["--checkpoint", ckpt] if ckpt else []), *feeds, "--fetch", output, "--out", os.path.join(args.out, name))
+    theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"X:0": x100})[0]
+    ours_logits = np.load(os.path.join(args.out, name, output.replace("/", "_") + "_0.npy"))
+    ok &= close(f"the {name} as ONNX in ONNX Runtime {onnxruntime.__version__}", ours_logits, theirs)
 print("RESULT", "all ok" if ok else "FAILED")
 raise SystemExit(0 if ok else 1)

@@ -29,11 +29,12 @@ enum Command {
         /// MetaGraphDef (.meta).
         file: PathBuf,
     },
-    /// Convert a graph to a TensorFlow GraphDef (.pb), frozen with a checkpoint's values.
+    /// Convert a graph to a TensorFlow GraphDef (.pb), frozen with a checkpoint's values, or to
+    /// an ONNX model (.onnx, opset 13) of what --outputs need.
     Convert {
         /// A MetaGraphDef (.meta) or a GraphDef (.pb).
         input: PathBuf,
-        /// The GraphDef to write (.pb).
+        /// The file to write: a GraphDef (.pb) or an ONNX model (.onnx).
         output: PathBuf,
         /// Fold this checkpoint's variable values into constants (TF's freeze_graph; with
         /// --outputs but no checkpoint, the variables' initial values).
@@ -201,11 +202,21 @@ fn session(g: &Graph, checkpoint: Option<&Path>) -> Result<Session> {
 }
 
 fn convert(input: &Path, output: &Path, checkpoint: Option<&Path>, outputs: &[String]) -> Result<()> {
-    if output.extension().and_then(|e| e.to_str()) != Some("pb") {
-        return Err(usage(format!("{}: only .pb (a TF GraphDef) can be written so far", output.display())));
-    }
     let g = load_graph(input)?;
     let outs: Vec<Tensor> = outputs.iter().map(|n| tensor(&g, n)).collect::<Result<_>>()?;
+    match output.extension().and_then(|e| e.to_str()) {
+        Some("pb") => {}
+        Some("onnx") if outs.is_empty() => return Err(usage("an ONNX model needs --outputs".into())),
+        Some("onnx") => {
+            let model =
+                tensorgraph::io::onnx::to_onnx(&g, &session(&g, checkpoint)?, &outs.iter().collect::<Vec<_>>())?;
+            tensorgraph::io::write_atomic(output, &model.encode_to_vec())?;
+            let nodes = model.graph.map_or(0, |g| g.node.len());
+            println!("wrote {} ({nodes} nodes, ONNX opset {})", output.display(), tensorgraph::io::onnx::OPSET);
+            return Ok(());
+        }
+        _ => return Err(usage(format!("{}: the output must be .pb (TF GraphDef) or .onnx", output.display()))),
+    }
     // Freezing folds the checkpoint's values in (the initializers' without one); a graph
     // with neither outputs nor a checkpoint is written as it is, variables and all.
     let def = if checkpoint.is_none() && outs.is_empty() {

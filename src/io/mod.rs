@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod graph_def;
 pub mod meta_graph;
 pub mod npy;
+pub mod onnx;
 mod sstable;
 
 pub use bundle::TensorInfo;

@@ -9,19 +9,23 @@ use std::path::Path;
 /// The array in the `.npy` file at `path`: float32, float64, int32, int64 or bool, C order.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<Value> {
     let path = path.as_ref();
-    let bytes = read_file(path)?;
+    read_npy_bytes(&read_file(path)?, path)
+}
+
+/// [`read_npy`] from a file's bytes (`path` only names it in errors).
+pub fn read_npy_bytes(bytes: &[u8], path: &Path) -> Result<Value> {
     fn attempt<T: ndarray_npy::ReadableElement>(bytes: &[u8]) -> Option<ArrayD<T>> {
         ArrayD::<T>::read_npy(bytes).ok()
     }
-    let value = attempt::<f32>(&bytes)
+    let value = attempt::<f32>(bytes)
         .map(Value::from)
-        .or_else(|| attempt::<f64>(&bytes).map(Value::from))
-        .or_else(|| attempt::<i32>(&bytes).map(Value::from))
-        .or_else(|| attempt::<i64>(&bytes).map(Value::from))
-        .or_else(|| attempt::<bool>(&bytes).map(Value::from));
+        .or_else(|| attempt::<f64>(bytes).map(Value::from))
+        .or_else(|| attempt::<i32>(bytes).map(Value::from))
+        .or_else(|| attempt::<i64>(bytes).map(Value::from))
+        .or_else(|| attempt::<bool>(bytes).map(Value::from));
     value.ok_or_else(|| {
         // The float32 attempt's error says what is wrong (header, dtype, length).
-        let why = ArrayD::<f32>::read_npy(bytes.as_slice()).err().map_or_else(String::new, |e| e.to_string());
+        let why = ArrayD::<f32>::read_npy(bytes).err().map_or_else(String::new, |e| e.to_string());
         Error::BadFile {
             path: path.display().to_string(),
             detail: format!("not a .npy file of float32, float64, int32, int64 or bool ({why})"),

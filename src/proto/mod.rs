@@ -1,6 +1,7 @@
 //! TensorFlow's file formats at the byte level: its protobuf messages ([`tf`]), its dtype
 //! numbering and the masked CRC-32C its records and tables carry.
 
+pub mod onnx;
 pub mod tf;
 
 use crate::{DType, Value};

@@ -1,0 +1,418 @@
+//! Inference graphs as ONNX models (opset 13), for ONNX Runtime, TensorRT and the rest of the
+//! ONNX ecosystem: the graph pruned to the outputs, variables and constants as initializers,
+//! placeholders as the model's inputs. ONNX's convolutions and pooling are NCHW where ours are
+//! NHWC: each is wrapped in transposes and its filter stored as OIHW. Batch norm is written in
+//! inference mode (moving averages). An op with no ONNX form here is an error naming it.
+
+use crate::proto::onnx::{
+    AttributeProto, DimValue, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
+};
+use crate::{DType, Error, Graph, Op, Result, Session, Tensor, Value};
+use std::collections::{HashMap, HashSet};
+use tensorgraph_graph::{BinaryOp, Endpoint, GraphData, Node, NodeIndex, Padding, ReduceOp, UnaryOp};
+
+/// The ONNX opset the models target.
+pub const OPSET: i64 = 13;
+/// ONNX IR version 7 (the one opset 13 came with).
+const IR_VERSION: i64 = 7;
+
+fn elem_type(d: DType) -> i32 {
+    match d {
+        DType::F32 => 1,
+        DType::I32 => 6,
+        DType::I64 => 7,
+        DType::Bool => 9,
+        DType::F64 => 11,
+    }
+}
+
+fn tensor(name: String, v: &Value) -> TensorProto {
+    let mut raw = Vec::new();
+    crate::proto::append_le_bytes(v, &mut raw);
+    TensorProto {
+        dims: v.shape().iter().map(|&d| d as i64).collect(),
+        data_type: elem_type(v.dtype()),
+        name,
+        raw_data: raw,
+    }
+}
+
+fn ints(name: &str, v: impl IntoIterator<Item = i64>) -> AttributeProto {
+    AttributeProto { name: name.into(), ints: v.into_iter().collect(), r#type: 7, ..Default::default() }
+}
+
+fn int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), i, r#type: 2, ..Default::default() }
+}
+
+fn float(name: &str, f: f64) -> AttributeProto {
+    AttributeProto { name: name.into(), f: f as f32, r#type: 1, ..Default::default() }
+}
+
+fn string(name: &str, s: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), s: s.as_bytes().to_vec(), r#type: 3, ..Default::default() }
+}
+
+fn value_info(name: String, dtype: DType, shape: &crate::Shape) -> ValueInfoProto {
+    let dim = shape
+        .dims()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Dimension {
+            value: Some(match d {
+                Some(n) => DimValue::DimValue(*n as i64),
+                None if i == 0 => DimValue::DimParam("batch".into()),
+                None => DimValue::DimParam(format!("{name}_dim{i}")),
+            }),
+        })
+        .collect();
+    let tensor_type = TensorTypeProto { elem_type: elem_type(dtype), shape: Some(TensorShapeProto { dim }) };
+    ValueInfoProto { name, r#type: Some(TypeProto { tensor_type: Some(tensor_type) }) }
+}
+
+/// Builds the ONNX graph node by node.
+struct Writer<'a> {
+    d: &'a GraphData,
+    values: &'a HashMap<String, Value>,
+    graph: GraphProto,
+    /// Names of the initializers written (a constant read by several nodes is written once).
+    written: HashSet<String>,
+}
+
+impl Writer<'_> {
+    /// The ONNX value name of our tensor.
+    fn name(&self, e: Endpoint) -> String {
+        format!("{}:{}", self.d.node(e.node).name, e.slot)
+    }
+
+    fn node(&mut self, op: &str, name: String, inputs: Vec<String>, outputs: Vec<String>, attrs: Vec<AttributeProto>) {
+        self.graph.node.push(NodeProto { input: inputs, output: outputs, name, op_type: op.into(), attribute: attrs });
+    }
+
+    fn initializer(&mut self, name: String, v: &Value) -> String {
+        if self.written.insert(name.clone()) {
+            self.graph.initializer.push(tensor(name.clone(), v));
+        }
+        name
+    }
+
+    fn int64s(&mut self, name: String, v: &[i64]) -> String {
+        let value = Value::from(ndarray::Array1::from(v.to_vec()).into_dyn());
+        self.initializer(name, &value)
+    }
+
+    /// The constant value behind `e`, when it is a `Const` or (through its read) a variable.
+    fn constant(&self, e: Endpoint) -> Option<Value> {
+        let n = self.d.node(e.node);
+        match &n.op {
+            Op::Const { value } => Some(value.clone()),
+            Op::Identity => self.constant(*n.inputs.first()?),
+            Op::VariableV2 { .. } => self.values.get(&n.name).cloned(),
+            _ => None,
+        }
+    }
+
+    /// `x` (NHWC) as NCHW, or an NCHW result back to NHWC.
+    fn transpose(&mut self, x: String, out: String, to_nchw: bool) -> String {
+        let perm = if to_nchw { [0, 3, 1, 2] } else { [0, 2, 3, 1] };
+        self.node("Transpose", out.clone(), vec![x], vec![out.clone()], vec![ints("perm", perm)]);
+        out
+    }
+
+    fn write(&mut self, n: &Node) -> std::result::Result<(), String> {
+        let names: Vec<String> = n.inputs.iter().map(|&e| self.name(e)).collect();
+        let input = |k: usize| names[k].clone();
+        let out = |slot: usize| format!("{}:{slot}", n.name);
+        let simple = |w: &mut Self, op: &str, attrs: Vec<AttributeProto>| {
+            let ins = (0..n.inputs.len()).map(|k| w.name(n.inputs[k])).collect();
+            w.node(op, n.name.clone(), ins, vec![out(0)], attrs);
+        };
+        match &n.op {
+            Op::Placeholder { dtype, shape } => {
+                self.graph.input.push(value_info(out(0), *dtype, shape));
+            }
+            Op::Const { value } => {
+                self.initializer(out(0), value);
+            }
+            Op::VariableV2 { .. } => {
+                let v = self.values.get(&n.name).ok_or_else(|| format!("variable {} has no value", n.name))?.clone();
+                self.initializer(out(0), &v);
+            }
+            // Fixed at the default: an ONNX model's inputs have no defaults.
+            Op::PlaceholderWithDefault | Op::Identity | Op::StopGradient => simple(self, "Identity", vec![]),
+            Op::MatMul { transpose_a, transpose_b } => {
+                let mut ins = vec![input(0), input(1)];
+                for (k, t) in [(0, *transpose_a), (1, *transpose_b)] {
+                    if t {
+                        let name = format!("{}/transpose_{k}", n.name);
+                        self.node(
+                            "Transpose",
+                            name.clone(),
+                            vec![ins[k].clone()],
+                            vec![name.clone()],
+                            vec![ints("perm", [1, 0])],
+                        );
+                        ins[k] = name;
+                    }
+                }
+                self.node("MatMul", n.name.clone(), ins, vec![out(0)], vec![]);
+            }
+            Op::BiasAdd => simple(self, "Add", vec![]),
+            Op::AddN => simple(self, "Sum", vec![]),
+            Op::Select => simple(self, "Where", vec![]),
+            Op::Softmax => simple(self, "Softmax", vec![int("axis", -1)]),
+            Op::LogSoftmax => simple(self, "LogSoftmax", vec![int("axis", -1)]),
+            Op::LeakyRelu { alpha } => simple(self, "LeakyRelu", vec![float("alpha", *alpha)]),
+            Op::Cast { to } => simple(self, "Cast", vec![int("to", elem_type(*to) as i64)]),
+            Op::Unary(u) => self.unary(n, *u),
+            Op::Binary(b) => self.binary(n, *b)?,
+            Op::Reduce { op, axes, keep_dims } => {
+                if axes.is_empty() {
+                    simple(self, "Identity", vec![]);
+                    return Ok(());
+                }
+                let axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
+                let keep = int("keepdims", i64::from(*keep_dims));
+                let name = match op {
+                    ReduceOp::Sum => {
+                        // Opset 13 takes ReduceSum's axes as an input, the others' as an attribute.
+                        let a = self.int64s(format!("{}/axes", n.name), &axes);
+                        self.node("ReduceSum", n.name.clone(), vec![input(0), a], vec![out(0)], vec![keep]);
+                        return Ok(());
+                    }
+                    ReduceOp::Mean => "ReduceMean",
+                    ReduceOp::Max => "ReduceMax",
+                    ReduceOp::Min => "ReduceMin",
+                };
+                self.node(name, n.name.clone(), vec![input(0)], vec![out(0)], vec![keep, ints("axes", axes)]);
+            }
+            Op::ArgMax { axis, output_type } => {
+                let attrs = vec![int("axis", *axis as i64), int("keepdims", 0)];
+                if *output_type == DType::I64 {
+                    self.node("ArgMax", n.name.clone(), vec![input(0)], vec![out(0)], attrs);
+                } else {
+                    let i64_out = format!("{}/argmax", n.name);
+                    self.node("ArgMax", i64_out.clone(), vec![input(0)], vec![i64_out.clone()], attrs);
+                    self.node(
+                        "Cast",
+                        n.name.clone(),
+                        vec![i64_out],
+                        vec![out(0)],
+                        vec![int("to", elem_type(*output_type) as i64)],
+                    );
+                }
+            }
+            Op::Reshape { shape } => {
+                if shape.contains(&0) {
+                    return Err("a reshape to a zero-sized dimension (ONNX reads 0 as 'keep')".into());
+                }
+                let s = self.int64s(format!("{}/shape", n.name), shape);
+                self.node("Reshape", n.name.clone(), vec![input(0), s], vec![out(0)], vec![]);
+            }
+            Op::Transpose { perm } => simple(self, "Transpose", vec![ints("perm", perm.iter().map(|&p| p as i64))]),
+            Op::ExpandDims { axis } => {
+                let a = self.int64s(format!("{}/axes", n.name), &[*axis as i64]);
+                self.node("Unsqueeze", n.name.clone(), vec![input(0), a], vec![out(0)], vec![]);
+            }
+            Op::Squeeze { axes } => {
+                let axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
+                let a = self.int64s(format!("{}/axes", n.name), &axes);
+                self.node("Squeeze", n.name.clone(), vec![input(0), a], vec![out(0)], vec![]);
+            }
+            Op::ConcatV2 { axis } => simple(self, "Concat", vec![int("axis", *axis as i64)]),
+            Op::Conv2D(c) => {
+                let x = self.transpose(input(0), format!("{}/nchw", n.name), true);
+                // The filter as OIHW: transposed now when constant, by a node otherwise.
+                let w = match self.constant(n.inputs[1]) {
+                    Some(Value::F32(f)) => {
+                        let oihw = f.permuted_axes(vec![3, 2, 0, 1]).as_standard_layout().to_owned();
+                        self.initializer(format!("{}/filter_oihw", n.name), &Value::F32(oihw))
+                    }
+                    _ => {
+                        let name = format!("{}/filter_oihw", n.name);
+                        self.node(
+                            "Transpose",
+                            name.clone(),
+                            vec![input(1)],
+                            vec![name.clone()],
+                            vec![ints("perm", [3, 2, 0, 1])],
+                        );
+                        name
+                    }
+                };
+                let filter = self.d.spec(n.inputs[1]).shape.dims().to_vec();
+                let kernel: Vec<i64> = filter.iter().take(2).map(|d| d.map_or(0, |d| d as i64)).collect();
+                let y = format!("{}/conv_nchw", n.name);
+                let attrs = vec![
+                    ints("kernel_shape", kernel),
+                    ints("strides", [c.strides[1] as i64, c.strides[2] as i64]),
+                    ints("dilations", [c.dilations[1] as i64, c.dilations[2] as i64]),
+                    string("auto_pad", pad(c.padding)),
+                ];
+                self.node("Conv", y.clone(), vec![x, w], vec![y.clone()], attrs);
+                self.transpose(y, out(0), false);
+            }
+            Op::MaxPool(p) | Op::AvgPool(p) => {
+                let x = self.transpose(input(0), format!("{}/nchw", n.name), true);
+                let y = format!("{}/pool_nchw", n.name);
+                let attrs = vec![
+                    ints("kernel_shape", [p.ksize[1] as i64, p.ksize[2] as i64]),
+                    ints("strides", [p.strides[1] as i64, p.strides[2] as i64]),
+                    string("auto_pad", pad(p.padding)),
+                ];
+                let op = if matches!(n.op, Op::MaxPool(_)) { "MaxPool" } else { "AveragePool" };
+                self.node(op, y.clone(), vec![x], vec![y.clone()], attrs);
+                self.transpose(y, out(0), false);
+            }
+            Op::FusedBatchNorm { epsilon } => {
+                // Inference mode: the moving mean and variance (inputs 3 and 4), over channels.
+                let x = self.transpose(input(0), format!("{}/nchw", n.name), true);
+                let y = format!("{}/bn_nchw", n.name);
+                let ins = vec![x, input(1), input(2), input(3), input(4)];
+                self.node("BatchNormalization", y.clone(), ins, vec![y.clone()], vec![float("epsilon", *epsilon)]);
+                self.transpose(y, out(0), false);
+            }
+            other => return Err(format!("{} has no ONNX form here yet", other.type_name())),
+        }
+        Ok(())
+    }
+
+    fn unary(&mut self, n: &Node, u: UnaryOp) {
+        let x = self.name(n.inputs[0]);
+        let out = format!("{}:0", n.name);
+        let dtype = n.outputs[0].dtype;
+        let one = || Value::filled(dtype, &[], 1.0);
+        let op = match u {
+            UnaryOp::Relu => "Relu",
+            UnaryOp::Sigmoid => "Sigmoid",
+            UnaryOp::Tanh => "Tanh",
+            UnaryOp::Exp => "Exp",
+            UnaryOp::Log => "Log",
+            UnaryOp::Neg => "Neg",
+            UnaryOp::Sqrt => "Sqrt",
+            UnaryOp::Abs => "Abs",
+            UnaryOp::Sign => "Sign",
+            UnaryOp::Reciprocal => "Reciprocal",
+            UnaryOp::Floor => "Floor",
+            UnaryOp::Softplus => "Softplus",
+            UnaryOp::Softsign => "Softsign",
+            UnaryOp::Elu => {
+                return self.node("Elu", n.name.clone(), vec![x], vec![out], vec![float("alpha", 1.0)]);
+            }
+            UnaryOp::Selu => {
+                let attrs = vec![float("alpha", UnaryOp::SELU_ALPHA), float("gamma", UnaryOp::SELU_SCALE)];
+                return self.node("Selu", n.name.clone(), vec![x], vec![out], attrs);
+            }
+            UnaryOp::Square => return self.node("Mul", n.name.clone(), vec![x.clone(), x], vec![out], vec![]),
+            UnaryOp::Rsqrt => {
+                let s = format!("{}/sqrt", n.name);
+                self.node("Sqrt", s.clone(), vec![x], vec![s.clone()], vec![]);
+                return self.node("Reciprocal", n.name.clone(), vec![s], vec![out], vec![]);
+            }
+            UnaryOp::Log1p => {
+                let c = self.initializer(format!("{}/one", n.name), &one());
+                let s = format!("{}/plus_one", n.name);
+                self.node("Add", s.clone(), vec![x, c], vec![s.clone()], vec![]);
+                return self.node("Log", n.name.clone(), vec![s], vec![out], vec![]);
+            }
+        };
+        self.node(op, n.name.clone(), vec![x], vec![out], vec![]);
+    }
+
+    fn binary(&mut self, n: &Node, b: BinaryOp) -> std::result::Result<(), String> {
+        let ins = vec![self.name(n.inputs[0]), self.name(n.inputs[1])];
+        let out = format!("{}:0", n.name);
+        let op = match b {
+            BinaryOp::Add => "Add",
+            BinaryOp::Sub => "Sub",
+            BinaryOp::Mul => "Mul",
+            BinaryOp::Div => "Div",
+            BinaryOp::Maximum => "Max",
+            BinaryOp::Minimum => "Min",
+            BinaryOp::Pow => "Pow",
+            BinaryOp::Equal => "Equal",
+            BinaryOp::Less => "Less",
+            BinaryOp::LessEqual => "LessOrEqual",
+            BinaryOp::Greater => "Greater",
+            BinaryOp::GreaterEqual => "GreaterOrEqual",
+            BinaryOp::NotEqual => {
+                let e = format!("{}/equal", n.name);
+                self.node("Equal", e.clone(), ins, vec![e.clone()], vec![]);
+                self.node("Not", n.name.clone(), vec![e], vec![out], vec![]);
+                return Ok(());
+            }
+            BinaryOp::ReluGrad | BinaryOp::SigmoidGrad | BinaryOp::TanhGrad => {
+                return Err(format!("{} is a training op (export an inference graph)", b.type_name()));
+            }
+        };
+        self.node(op, n.name.clone(), ins, vec![out], vec![]);
+        Ok(())
+    }
+}
+
+fn pad(p: Padding) -> &'static str {
+    match p {
+        // TF's SAME puts the odd padding cell at the end, as ONNX's SAME_UPPER.
+        Padding::Same => "SAME_UPPER",
+        Padding::Valid => "VALID",
+    }
+}
+
+/// The part of `g` that `outputs` need, as an ONNX model: variables take their values in `sess`
+/// (their initial values must have been run or restored), placeholders become the model's
+/// inputs under their tensor names (`X:0`), each output keeps its tensor name.
+///
+/// ```
+/// use tensorgraph::prelude::*;
+/// use tensorgraph::io::onnx::to_onnx;
+/// # fn main() -> tensorgraph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(4)]).named("X")?;
+/// let logits = layers::dense(&x, 3, Some(nn::relu), "dense")?;
+/// let sess = Session::new(&g)?;
+/// sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
+/// let model = to_onnx(&g, &sess, &[&logits])?;
+/// let graph = model.graph.unwrap();
+/// let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+/// assert_eq!(ops, ["Identity", "MatMul", "Identity", "Add", "Relu"]);
+/// assert_eq!((graph.input[0].name.as_str(), graph.initializer.len()), ("X:0", 2));
+/// # Ok(()) }
+/// ```
+pub fn to_onnx(g: &Graph, sess: &Session, outputs: &[&Tensor]) -> Result<ModelProto> {
+    let values = g
+        .global_variables()
+        .iter()
+        .filter_map(|v| match sess.variable_value(v) {
+            Ok(Some(value)) => Some(Ok((v.name(), value))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<HashMap<String, Value>>>()?;
+    g.read(|d| {
+        let mut keep = HashSet::new();
+        let mut stack: Vec<NodeIndex> = outputs.iter().map(|t| t.endpoint().node).collect();
+        while let Some(i) = stack.pop() {
+            if keep.insert(i) {
+                stack.extend(d.node(i).inputs.iter().map(|e| e.node));
+            }
+        }
+        let mut w = Writer { d, values: &values, graph: GraphProto::default(), written: HashSet::new() };
+        w.graph.name = "tensorgraph".into();
+        for i in d.dag.node_indices().filter(|i| keep.contains(i)) {
+            let n = d.node(i);
+            w.write(n).map_err(|detail| Error::InvalidArgument { node: n.info(), detail })?;
+        }
+        for t in outputs {
+            let spec = d.spec(t.endpoint());
+            w.graph.output.push(value_info(w.name(t.endpoint()), spec.dtype, &spec.shape));
+        }
+        Ok(ModelProto {
+            ir_version: IR_VERSION,
+            producer_name: "tensorgraph".into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            graph: Some(w.graph),
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        })
+    })
+}

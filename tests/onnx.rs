@@ -1,0 +1,43 @@
+//! ONNX export of inference graphs (numbers against ONNX Runtime: tests/tf_interop.sh).
+
+use tensorgraph::io::onnx::{to_onnx, OPSET};
+use tensorgraph::prelude::*;
+
+#[test]
+fn a_cnn_with_batch_norm_exports_in_nchw_with_oihw_filters() {
+    let g = Graph::new();
+    g.set_random_seed(1);
+    let x = g.placeholder(DType::F32, [None, Some(8), Some(8), Some(1)]).named("X").unwrap();
+    let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap()).named("training").unwrap();
+    let c = layers::conv2d(&x, 4, 3, 2, Padding::Same, Some(nn::relu), "conv").unwrap();
+    let b = layers::batch_normalization(&c, &training, "bn").unwrap();
+    let p = layers::max_pooling2d(&b, 2, 2, Padding::Valid, "pool").unwrap();
+    let logits = layers::dense(&layers::flatten(&p).unwrap(), 3, None, "out").unwrap();
+    let sess = Session::new(&g).unwrap();
+    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+
+    let model = to_onnx(&g, &sess, &[&logits]).unwrap();
+    assert_eq!((model.opset_import[0].version, model.ir_version), (OPSET, 7));
+    let graph = model.graph.unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    for op in ["Conv", "BatchNormalization", "MaxPool", "Relu", "Reshape", "MatMul", "Add"] {
+        assert!(ops.contains(&op), "{op} missing from {ops:?}");
+    }
+    // Each NCHW op sits between two transposes.
+    let conv = ops.iter().position(|&o| o == "Conv").unwrap();
+    assert_eq!((ops[conv - 1], ops[conv + 1]), ("Transpose", "Transpose"));
+    let filter = graph.initializer.iter().find(|t| t.name == "conv/Conv2D/filter_oihw").unwrap();
+    assert_eq!(filter.dims, [4, 1, 3, 3]);
+    assert_eq!(graph.input.len(), 1, "the training switch is fixed at its default, not an input");
+    assert_eq!(graph.output[0].name, logits.name());
+}
+
+#[test]
+fn a_training_op_is_named_as_having_no_onnx_form() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(3)]).named("X").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &x).named("xent").unwrap();
+    let e = to_onnx(&g, &Session::new(&g).unwrap(), &[&xent]).unwrap_err().to_string();
+    assert!(e.contains("xent") && e.contains("SparseSoftmaxCrossEntropyWithLogits") && e.contains("ONNX"), "{e}");
+}

@@ -22,7 +22,7 @@ pub use tensorgraph_graph::{
     Initializer, Named, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SourceLocation, Tensor, TensorSpec,
     Value, Variable,
 };
-pub use tensorgraph_session::Session;
+pub use tensorgraph_session::{AsTensor, Fetch, Session};
 
 /// Arithmetic, reductions, comparisons, casts (`tf.math`).
 pub mod math {

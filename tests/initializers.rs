@@ -9,7 +9,7 @@ fn sample(init: Initializer, shape: &[usize]) -> Vec<f64> {
     let v = g.get_variable("w", shape, DType::F32, &init, true).unwrap();
     let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
-    sess.run(&[&v], &[]).unwrap()[0].to_f64_vec()
+    sess.run(&v, &[]).unwrap().to_f64_vec()
 }
 
 fn std(v: &[f64]) -> f64 {
@@ -57,5 +57,5 @@ fn constant_truncated_normal_and_layer_options() {
     let sess = Session::new(&g).unwrap();
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
     let k = g.trainable_variables().into_iter().find(|v| v.name() == "d/kernel").unwrap();
-    assert!(sess.run(&[&k], &[]).unwrap()[0].to_f64_vec().iter().all(|&v| v == 0.5));
+    assert!(sess.run(&k, &[]).unwrap().to_f64_vec().iter().all(|&v| v == 0.5));
 }

@@ -110,11 +110,11 @@ fn assign_ops_and_control_dependencies() {
     assert_eq!(sess.run(&[&sub], &[]).unwrap()[0].scalar_f64(), Some(3.0));
     let set = state::assign(&v, &g.scalar(-4.0, DType::F32).unwrap()).unwrap();
     sess.run_targets(&[&set.op()], &[]).unwrap();
-    assert_eq!(sess.run(&[&v], &[]).unwrap()[0].scalar_f64(), Some(-4.0));
+    assert_eq!(sess.run(&v, &[]).unwrap().scalar_f64(), Some(-4.0));
     // group runs all its members.
     let both = state::group(&g, &[&add.op(), &add.op()]).unwrap();
     sess.run_targets(&[&both], &[]).unwrap();
-    assert_eq!(sess.run(&[&v], &[]).unwrap()[0].scalar_f64(), Some(-2.0));
+    assert_eq!(sess.run(&v, &[]).unwrap().scalar_f64(), Some(-2.0));
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn variable_updates_run_after_reads_of_the_same_step() {
     sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
     let out = sess.run_with(&[&y], &[&step], &[]).unwrap();
     assert_eq!(out[0].scalar_f64(), Some(10.0));
-    assert_eq!(sess.run(&[&w], &[]).unwrap()[0].scalar_f64(), Some(1.0 - 0.5 * 10.0));
+    assert_eq!(sess.run(&w, &[]).unwrap().scalar_f64(), Some(1.0 - 0.5 * 10.0));
 }
 
 #[test]

@@ -261,3 +261,30 @@ pub fn try_vec<T: Clone>(n: usize, x: T) -> Result<Vec<T>, String> {
     v.resize(n, x);
     Ok(v)
 }
+
+/// A fetched scalar as a Rust number (`let acc: f32 = sess.run(&accuracy, &feeds)?.try_into()?`):
+/// the dtype must match and the value hold one element.
+macro_rules! scalar_conversions {
+    ($($t:ty, $variant:ident, $name:literal;)*) => {$(
+        impl TryFrom<Value> for $t {
+            type Error = crate::Error;
+            fn try_from(v: Value) -> Result<$t, crate::Error> {
+                match &v {
+                    Value::$variant(a) if a.len() == 1 => Ok(*a.iter().next().expect("one element")),
+                    _ => Err(crate::Error::ValueType {
+                        expected: concat!("a ", $name, " scalar").into(),
+                        got: format!("{} {}", v.dtype(), crate::fmt_dims(v.shape())),
+                    }),
+                }
+            }
+        }
+    )*};
+}
+
+scalar_conversions! {
+    f32, F32, "float32";
+    f64, F64, "float64";
+    i32, I32, "int32";
+    i64, I64, "int64";
+    bool, Bool, "bool";
+}

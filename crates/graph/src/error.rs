@@ -108,6 +108,9 @@ pub enum Error {
     /// A fetch or target from another graph than the session's.
     #[error("{name} does not belong to the session's graph")]
     ForeignTensor { name: String },
+    /// A fetched value converted to a Rust type it does not fit (`let acc: f32 = value`).
+    #[error("expected {expected}, got {got}")]
+    ValueType { expected: String, got: String },
 
     // ---- differentiation ----------------------------------------------------------------
     /// A differentiable path through an op that has no gradient rule.

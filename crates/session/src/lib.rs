@@ -4,7 +4,9 @@
 mod apply;
 mod element_fns;
 mod exec;
+mod fetch;
 mod plan;
 mod session;
 
+pub use fetch::{AsTensor, Fetch};
 pub use session::Session;

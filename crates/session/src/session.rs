@@ -1,6 +1,7 @@
 //! The session: owns variable values and random streams, caches plans, executes them.
 
 use crate::exec;
+use crate::fetch::Fetch;
 use crate::plan::{self, Plan, PlanKey, Source};
 use ndarray::ArrayD;
 use parking_lot::Mutex;
@@ -149,10 +150,15 @@ impl Session {
         self.plans.lock().plans.len()
     }
 
-    /// Computes `fetches` given `feeds`, as `sess.run(fetches, feed_dict)`. A tensor may be
-    /// fetched more than once; feeding one twice is an error.
-    pub fn run(&self, fetches: &[&Tensor], feeds: &[(&Tensor, Value)]) -> Result<Vec<Value>> {
-        self.run_with(fetches, &[], feeds)
+    /// Computes `fetches` given `feeds`, as `sess.run(fetches, feed_dict)`: an operation, a
+    /// tensor, a tuple of them, or a slice of tensors (see [`Fetch`]), giving back the same
+    /// shape: `()`, a [`Value`], a tuple, a `Vec`. A tensor may be fetched more than once;
+    /// feeding one twice is an error.
+    pub fn run<F: Fetch>(&self, fetches: F, feeds: &[(&Tensor, Value)]) -> Result<F::Output> {
+        let (mut tensors, mut ops) = (Vec::new(), Vec::new());
+        fetches.add(&mut tensors, &mut ops);
+        let values = self.run_with(&tensors, &ops, feeds)?;
+        Ok(fetches.take(&mut values.into_iter()))
     }
 
     /// Runs `targets` for their effects (like `sess.run(training_op, feed_dict)`).

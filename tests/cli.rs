@@ -57,6 +57,21 @@ fn convert_then_run_gives_the_sessions_values() {
     let file = dir.join(format!("{}.npy", logits.name().replace(['/', ':'], "_")));
     assert!(out.contains(&file.display().to_string()), "{out}");
     assert_eq!(npy::read_npy(&file).unwrap(), want);
+    // A frozen GraphDef back to a .meta, and run from there.
+    let (ok, _, err) = cli(&[&"convert", &dir.join("m.pb"), &dir.join("m2.meta")]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&[
+        &"run",
+        &dir.join("m2.meta"),
+        &"--feed",
+        &feed,
+        &"--fetch",
+        &logits.name(),
+        &"--out",
+        &dir.join("via_meta"),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(npy::read_npy(dir.join("via_meta").join(file.file_name().unwrap())).unwrap(), want);
     // The same through the graph file and the checkpoint, unfrozen.
     let (ok, _, err) = cli(&[
         &"run",

@@ -29,12 +29,13 @@ enum Command {
         /// MetaGraphDef (.meta).
         file: PathBuf,
     },
-    /// Convert a graph to a TensorFlow GraphDef (.pb), frozen with a checkpoint's values, or to
-    /// an ONNX model (.onnx, opset 13) of what --outputs need.
+    /// Convert a graph, by the output's extension: to a TensorFlow GraphDef (.pb), frozen with a
+    /// checkpoint's values; to a MetaGraphDef (.meta); or to an ONNX model (.onnx, opset 13) of
+    /// what --outputs need.
     Convert {
         /// A MetaGraphDef (.meta) or a GraphDef (.pb).
         input: PathBuf,
-        /// The file to write: a GraphDef (.pb) or an ONNX model (.onnx).
+        /// The file to write: a GraphDef (.pb), a MetaGraphDef (.meta) or an ONNX model (.onnx).
         output: PathBuf,
         /// Fold this checkpoint's variable values into constants (TF's freeze_graph; with
         /// --outputs but no checkpoint, the variables' initial values).
@@ -215,7 +216,15 @@ fn convert(input: &Path, output: &Path, checkpoint: Option<&Path>, outputs: &[St
             println!("wrote {} ({nodes} nodes, ONNX opset {})", output.display(), tensorgraph::io::onnx::OPSET);
             return Ok(());
         }
-        _ => return Err(usage(format!("{}: the output must be .pb (TF GraphDef) or .onnx", output.display()))),
+        Some("meta") if outs.is_empty() && checkpoint.is_none() => {
+            tensorgraph::io::export_meta_graph(&g, output)?;
+            println!("wrote {} ({} nodes)", output.display(), g.operations().len());
+            return Ok(());
+        }
+        Some("meta") => {
+            return Err(usage("a .meta keeps the whole graph and its variables: no --outputs or --checkpoint".into()))
+        }
+        _ => return Err(usage(format!("{}: the output must be .pb (TF GraphDef), .meta or .onnx", output.display()))),
     }
     // Freezing folds the checkpoint's values in (the initializers' without one); a graph
     // with neither outputs nor a checkpoint is written as it is, variables and all.

@@ -22,7 +22,7 @@ pub use tensorgraph_graph::{
     Initializer, Named, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SourceLocation, Tensor, TensorSpec,
     Value, Variable,
 };
-pub use tensorgraph_session::{AsTensor, Fetch, Session};
+pub use tensorgraph_session::{AsTensor, Eval, Fetch, Session};
 
 /// Arithmetic, reductions, comparisons, casts (`tf.math`).
 pub mod math {
@@ -67,5 +67,5 @@ pub mod prelude {
     pub use crate::train::{Adam, GradientDescent, Optimizer};
     pub use crate::{array, data, layers, math, nn, random, state, train};
     pub use crate::{collections, Distribution, Initializer};
-    pub use crate::{DType, Graph, Named, Operation, Padding, Result, Session, Shape, Tensor, Value, Variable};
+    pub use crate::{DType, Eval, Graph, Named, Operation, Padding, Result, Session, Shape, Tensor, Value, Variable};
 }

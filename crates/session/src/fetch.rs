@@ -127,3 +127,50 @@ tuple_fetch!(A 0, B 1);
 tuple_fetch!(A 0, B 1, C 2);
 tuple_fetch!(A 0, B 1, C 2, D 3);
 tuple_fetch!(A 0, B 1, C 2, D 3, E 4);
+
+/// TF1's `init.run()` and `accuracy.eval(feed_dict=...)`: an operation run, a tensor (or a
+/// variable) evaluated, in a session.
+///
+/// ```
+/// use tensorgraph_graph::{ops::math, DType, Graph, Named, Value};
+/// use tensorgraph_session::{Eval, Session};
+/// # fn main() -> tensorgraph_graph::Result<()> {
+/// let g = Graph::new();
+/// let w = g.variable(&g.scalar(2.0, DType::F32)?, "w", true)?;
+/// let y = math::square(w.value())?;
+/// let sess = Session::new(&g)?;
+/// g.global_variables_initializer()?.run(&sess, &[])?;
+/// assert_eq!(y.eval(&sess, &[])?.scalar_f64(), Some(4.0));
+/// # Ok(()) }
+/// ```
+pub trait Eval {
+    /// `()` for an operation, the value for a tensor or a variable.
+    type Output;
+    /// Runs the operation (TF's `op.run()`).
+    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<Self::Output>;
+    /// Evaluates the tensor (TF's `tensor.eval()`); the same as [`Eval::run`].
+    fn eval(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<Self::Output> {
+        self.run(sess, feeds)
+    }
+}
+
+impl Eval for Operation {
+    type Output = ();
+    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<()> {
+        sess.run(self, feeds)
+    }
+}
+
+impl Eval for Tensor {
+    type Output = Value;
+    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<Value> {
+        sess.run(self, feeds)
+    }
+}
+
+impl Eval for Variable {
+    type Output = Value;
+    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<Value> {
+        sess.run(self, feeds)
+    }
+}

@@ -8,5 +8,5 @@ mod fetch;
 mod plan;
 mod session;
 
-pub use fetch::{AsTensor, Fetch};
+pub use fetch::{AsTensor, Eval, Fetch};
 pub use session::Session;

@@ -122,3 +122,28 @@ fn mistakes_are_errors_that_say_what_is_wrong() {
     let (ok, _, err) = cli(&[&"run", &dir.join("model.meta"), &"--fetch", &"nope:0"]);
     assert!(!ok && err.contains("nope"), "{err}");
 }
+
+/// `.npy` files numpy wrote (every dtype here, Fortran order too) read as numpy reads them;
+/// a forged header (found by the fuzzer: it declared a 3.6 GB header) is an error, not an
+/// allocation; values round-trip.
+#[test]
+fn npy_files_read_as_numpy_wrote_them() {
+    let read = |f: &str| npy::read_npy(format!("tests/fixtures/tf/{f}")).unwrap();
+    assert_eq!(read("npy_f64_fortran.npy"), Value::from(ndarray::array![[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]].into_dyn()));
+    assert_eq!(read("npy_i32.npy"), Value::from(ndarray::array![[1i32, -2], [3, 4]].into_dyn()));
+    assert_eq!(read("npy_bool.npy"), Value::from(ndarray::array![true, false, true].into_dyn()));
+    let forged = std::fs::read("tests/fixtures/fuzz/npy-oom-1").unwrap();
+    let e = npy::read_npy_bytes(&forged, Path::new("forged.npy")).unwrap_err().to_string();
+    assert!(e.contains("forged.npy") && e.contains("header"), "{e}");
+    // A shape larger than the data that follows.
+    let mut big = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 1000), }";
+    big.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    big.extend_from_slice(header.as_bytes());
+    let e = npy::read_npy_bytes(&big, Path::new("big.npy")).unwrap_err().to_string();
+    assert!(e.contains("holds more than"), "{e}");
+    let dir = tmp("npy");
+    let v = Value::from(ndarray::array![[1.5f32, -2.0]].into_dyn());
+    npy::write_npy(dir.join("v.npy"), &v).unwrap();
+    assert_eq!(npy::read_npy(dir.join("v.npy")).unwrap(), v);
+}

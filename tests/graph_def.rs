@@ -143,3 +143,22 @@ fn gradient_helpers_are_named_when_they_have_no_tf_form() {
     let msg = to_graph_def(&g).unwrap_err().to_string();
     assert!(msg.contains("no TensorFlow GraphDef form") && msg.contains("gradients/"), "{msg}");
 }
+
+/// TF's compact constants (one value repeated to fill the shape) can declare more than memory
+/// holds in a few bytes: an error naming the node, not an abort.
+#[test]
+fn a_compact_constant_too_large_for_memory_is_an_error() {
+    use tensorgraph::proto::tf::{Attr, AttrValue, Dim, TensorProto, TensorShapeProto};
+    let huge = TensorProto {
+        dtype: 1,
+        tensor_shape: Some(TensorShapeProto { dim: vec![Dim { size: 1 << 40 }], unknown_rank: false }),
+        float_val: vec![0.0],
+        ..Default::default()
+    };
+    let mut c = node("zeros", "Const", &[]);
+    c.attr.insert("dtype".into(), AttrValue { value: Some(Attr::Type(1)) });
+    c.attr.insert("value".into(), AttrValue { value: Some(Attr::Tensor(huge)) });
+    let def = GraphDef { node: vec![c], versions: None };
+    let e = from_graph_def(&def, "huge.pb").unwrap_err().to_string();
+    assert!(e.contains("zeros") && e.contains("allocate"), "{e}");
+}

@@ -68,7 +68,7 @@ pub fn tensor_value(t: &TensorProto) -> std::result::Result<Value, String> {
 }
 
 /// `vals` filling `shape`, the last value repeated (TF's compact form of constants).
-fn repeat_last<T: Copy>(vals: &[T], shape: &[usize]) -> std::result::Result<ndarray::ArrayD<T>, String> {
+fn repeat_last<T: Copy + Clone>(vals: &[T], shape: &[usize]) -> std::result::Result<ndarray::ArrayD<T>, String> {
     let n = tensorgraph_graph::checked_len(shape)?;
     let fits = match vals.last() {
         Some(_) => vals.len() <= n,
@@ -77,7 +77,12 @@ fn repeat_last<T: Copy>(vals: &[T], shape: &[usize]) -> std::result::Result<ndar
     if !fits {
         return Err(format!("{} values for shape {}", vals.len(), crate::fmt_dims(shape)));
     }
-    let all: Vec<T> = (0..n).map(|i| vals[i.min(vals.len() - 1)]).collect();
+    // The compact form can declare far more elements than the file holds: allocate fallibly.
+    let Some(&last) = vals.last() else {
+        return Ok(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), vec![]).expect("0 elements"));
+    };
+    let mut all = tensorgraph_graph::try_vec(n, last)?;
+    all[..vals.len()].copy_from_slice(vals);
     Ok(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), all).expect("n elements"))
 }
 

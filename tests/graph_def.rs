@@ -135,13 +135,31 @@ fn what_cannot_be_imported_names_the_node_and_the_op() {
 }
 
 #[test]
-fn gradient_helpers_are_named_when_they_have_no_tf_form() {
+fn a_broadcast_gradient_is_written_as_tf_spells_it_and_read_back_as_one_op() {
     let g = Graph::new();
     let x = g.placeholder(DType::F32, [None, Some(3)]).named("x").unwrap();
-    let loss = math::reduce_sum(&math::square(&(&x + 1.0).unwrap()).unwrap(), None).unwrap();
-    tensorgraph::gradients(&[&loss], &[&x], None).unwrap();
+    let b = g.constant(ndarray::array![0.5f32, -1.0, 2.0]).named("b").unwrap();
+    let loss = math::reduce_sum(&math::square(&(&x + &b).unwrap()).unwrap(), None).unwrap();
+    let db = tensorgraph::gradients(&[&loss], &[&b], None).unwrap().remove(0).unwrap();
+    let def = to_graph_def(&g).unwrap();
+    let ops: Vec<&str> = def.node.iter().map(|n| n.op.as_str()).collect();
+    assert!(ops.contains(&"BroadcastGradientArgs"), "{ops:?}");
+    let back = from_graph_def(&def, "grad.pb").unwrap();
+    assert_eq!(back.to_text(), g.to_text());
+    let xv = Value::from(ndarray::array![[1.0f32, 2.0, 3.0], [0.0, -1.0, 4.0]].into_dyn());
+    let ours = Session::new(&g).unwrap().run(&db, &[(&x, xv.clone())]).unwrap();
+    let (x2, db2) = (back.tensor_by_name("x:0").unwrap(), back.tensor_by_name(&db.name()).unwrap());
+    assert_eq!(Session::new(&back).unwrap().run(&db2, &[(&x2, xv)]).unwrap(), ours);
+}
+
+#[test]
+fn batch_norm_with_a_tensor_switch_is_named_as_having_no_tf_form() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(4)]).named("x").unwrap();
+    let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap()).named("training").unwrap();
+    layers::batch_normalization(&x, &training, "bn").unwrap();
     let msg = to_graph_def(&g).unwrap_err().to_string();
-    assert!(msg.contains("no TensorFlow GraphDef form") && msg.contains("gradients/"), "{msg}");
+    assert!(msg.contains("no TensorFlow GraphDef form") && msg.contains("FusedBatchNorm"), "{msg}");
 }
 
 /// TF's compact constants (one value repeated to fill the shape) can declare more than memory

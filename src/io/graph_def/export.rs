@@ -5,7 +5,7 @@ use crate::proto::tf::{Attr, AttrValue, GraphDef, ListValue, NodeDef, VersionDef
 use crate::{DType, Error, Graph, Op, Result, Value};
 use std::collections::HashMap;
 use tensorgraph_graph::op_def::AttrValue as OpAttr;
-use tensorgraph_graph::{ApplyOp, BinaryOp, GraphData, Node, NodeIndex};
+use tensorgraph_graph::{ApplyOp, BinaryOp, Endpoint, GraphData, Node, NodeIndex};
 
 /// TF's GraphDef producer version this writes (TF 2.21's).
 const PRODUCER: i32 = 2021;
@@ -245,15 +245,15 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         }
         Op::NoOp => with(vec![], vec![]),
         // No TF op computes these as they are (batch norm's training switch is a tensor here,
-        // an attribute in TF; SumToShape is TF's BroadcastGradientArgs + Sum + Reshape).
-        Op::Size { .. } | Op::SumToShape | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad => {
-            private.then(|| TfForm {
-                op: format!("{PRIVATE}{}", def.name),
-                inputs: data(n),
-                attrs: [vec![("T", t(t0))], table.clone()].concat(),
-                post: Post::None,
-            })
-        }
+        // an attribute in TF, which spells the switch with control flow).
+        // SumToShape has a form of several nodes: `write_sum_to_shape`.
+        Op::SumToShape => None,
+        Op::Size { .. } | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad => private.then(|| TfForm {
+            op: format!("{PRIVATE}{}", def.name),
+            inputs: data(n),
+            attrs: [vec![("T", t(t0))], table.clone()].concat(),
+            post: Post::None,
+        }),
     }
 }
 
@@ -293,6 +293,10 @@ pub(super) fn graph_def(g: &Graph, keep: &dyn Fn(NodeIndex) -> bool, private: bo
 
 /// The NodeDefs of node `n`: its helper nodes (constant arguments, shapes), then itself.
 fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) -> Result<()> {
+    if n.op == Op::SumToShape {
+        write_sum_to_shape(d, n, private, nodes);
+        return Ok(());
+    }
     let ins: Vec<DType> = n.inputs.iter().map(|&e| d.spec(e).dtype).collect();
     let outs: Vec<DType> = n.outputs.iter().map(|o| o.dtype).collect();
     let rank0 = n.inputs.first().map_or(0, |&e| d.spec(e).shape.rank());
@@ -405,6 +409,29 @@ fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) 
     nodes.push(const_def(shift_name.clone(), &Value::filled(dtype, &[], shift)));
     nodes.push(node_def(n.name.clone(), "AddV2", vec![mul, shift_name], vec![("T", ty(dtype))]));
     Ok(())
+}
+
+/// `SumToShape(grad, like)` as TF's gradients spell it: the axes `like` was broadcast along
+/// from `BroadcastGradientArgs` of the two shapes, summed over, reshaped to `like`'s shape:
+/// `N/grad_shape`, `N/like_shape`, `N/args`, `N/sum`, then `N` (read back as one op).
+fn write_sum_to_shape(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) {
+    let name = |k: usize| input_name(&d.node(n.inputs[k].node).name, n.inputs[k].slot);
+    let t = ty(d.spec(n.inputs[0]).dtype);
+    let shape_attrs = |of: Endpoint| vec![("T", ty(d.spec(of).dtype)), ("out_type", ty(DType::I32))];
+    let [gs, ls, args, sum] = ["grad_shape", "like_shape", "args", "sum"].map(|s| format!("{}/{s}", n.name));
+    nodes.push(node_def(gs.clone(), "Shape", vec![name(0)], shape_attrs(n.inputs[0])));
+    nodes.push(node_def(ls.clone(), "Shape", vec![name(1)], shape_attrs(n.inputs[1])));
+    nodes.push(node_def(args.clone(), "BroadcastGradientArgs", vec![ls.clone(), gs], vec![("T", ty(DType::I32))]));
+    let sum_attrs = vec![("T", t.clone()), ("Tidx", ty(DType::I32)), ("keep_dims", attr(Attr::B(false)))];
+    nodes.push(node_def(sum.clone(), "Sum", vec![name(0), args], sum_attrs));
+    let mut input = vec![sum, ls];
+    input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
+    let mut attrs = vec![("T", t), ("Tshape", ty(DType::I32))];
+    if private {
+        let l = &n.location;
+        attrs.push((LOCATION, attr(Attr::S(format!("{}:{}:{}", l.file, l.line, l.column).into_bytes()))));
+    }
+    nodes.push(node_def(n.name.clone(), "Reshape", input, attrs));
 }
 
 /// The value each variable of `g` holds in `sess`, by variable name.

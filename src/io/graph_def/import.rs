@@ -458,6 +458,9 @@ fn topological_order(def: &GraphDef, what: &str) -> Result<Vec<usize>> {
 struct Fused {
     draws: HashMap<usize, (usize, f64, f64)>,
     counts: HashMap<usize, usize>,
+    /// `N = Reshape(N/sum, N/like_shape)` over `Sum(grad, BroadcastGradientArgs(...))`:
+    /// `N -> (the Sum, the like_shape Shape)`.
+    sums: HashMap<usize, (usize, usize)>,
     parts: HashSet<usize>,
 }
 
@@ -474,8 +477,30 @@ fn fused_draws(def: &GraphDef) -> Fused {
         (n.op == "Const" && readers.get(name) == Some(&1)).then_some(())?;
         Attrs(n).tensor("value").ok()?.scalar_f64()
     };
-    let mut fused = Fused { draws: HashMap::new(), counts: HashMap::new(), parts: HashSet::new() };
+    let mut fused =
+        Fused { draws: HashMap::new(), counts: HashMap::new(), sums: HashMap::new(), parts: HashSet::new() };
     for (i, n) in def.node.iter().enumerate() {
+        if n.op == "Reshape" {
+            let named = |s: &str| format!("{}/{s}", n.name);
+            let [gs, ls, args, sum] = ["grad_shape", "like_shape", "args", "sum"].map(named);
+            let node = |name: &str, op: &str| by_name.get(name).copied().filter(|&j| def.node[j].op == op);
+            let parts =
+                (node(&gs, "Shape"), node(&ls, "Shape"), node(&args, "BroadcastGradientArgs"), node(&sum, "Sum"));
+            if let (Some(g), Some(l), Some(a), Some(s)) = parts {
+                let shape_ok = def.node[a].input == [ls.clone(), gs.clone()]
+                    && def.node[s].input.get(1) == Some(&args)
+                    && def.node[s].input.first() == def.node[g].input.first()
+                    && n.input.starts_with(&[sum.clone(), ls.clone()])
+                    && [(gs.as_str(), 1), (args.as_str(), 1), (sum.as_str(), 1), (ls.as_str(), 2)]
+                        .iter()
+                        .all(|(name, k)| readers.get(name) == Some(k));
+                if shape_ok {
+                    fused.sums.insert(i, (s, l));
+                    fused.parts.extend([g, l, a, s]);
+                    continue;
+                }
+            }
+        }
         let size = format!("{}/Size", n.name);
         if n.op == "Cast" && n.input == [size.clone()] && readers.get(size.as_str()) == Some(&1) {
             if let Some(&j) = by_name.get(size.as_str()).filter(|&&j| def.node[j].op == "Size") {
@@ -593,9 +618,35 @@ impl<'a> Importer<'a> {
         Ok((self.by_name[name], slot))
     }
 
+    /// `SumToShape(grad, like)` from TF's spelling of it (see `Fused::sums`).
+    fn make_sum_to_shape(&mut self, i: usize, sum: usize, like_shape: usize) -> Result<()> {
+        let first = |j: usize| -> Result<(usize, usize)> {
+            let input = self.def.node[j].input.first().ok_or_else(|| self.bad(j, "it has no input".into()))?;
+            let (_, name, slot) = parse_input(input);
+            Ok((self.by_name[name], slot))
+        };
+        let ((g, gs), (l, ls)) = (first(sum)?, first(like_shape)?);
+        let inputs = [self.tensor(g, gs)?, self.tensor(l, ls)?];
+        let mut controls = Vec::new();
+        for input in self.def.node[i].input.iter().filter(|s| s.starts_with('^')) {
+            let j = self.by_name[parse_input(input).1];
+            self.make(j)?;
+            controls.push(self.made[&j].clone());
+        }
+        let control_refs: Vec<&tensorgraph_graph::Operation> = controls.iter().collect();
+        let name = format!("{}/", self.def.node[i].name);
+        let node =
+            self.g.add_node(Op::SumToShape, &[&inputs[0], &inputs[1]], &control_refs, Some(&name), self.location(i))?;
+        self.made.insert(i, node);
+        Ok(())
+    }
+
     fn make(&mut self, i: usize) -> Result<()> {
         if self.made.contains_key(&i) {
             return Ok(());
+        }
+        if let Some(&(sum, like_shape)) = self.fused.sums.get(&i) {
+            return self.make_sum_to_shape(i, sum, like_shape);
         }
         // A fused draw takes the draw's inputs and attributes, and the sum's name.
         let (src, affine) = match (self.fused.draws.get(&i), self.fused.counts.get(&i)) {

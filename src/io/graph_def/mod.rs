@@ -4,10 +4,10 @@
 //! ours the tensor whose shape is meant (gradients, `BroadcastTo`, `RandomUniformLike`), a
 //! `Shape` node; so TensorFlow imports and runs what this writes. And the way back.
 //!
-//! Both directions read the op table (`Op::def`, `Op::attrs`). Four ops have no TF form
-//! (`SumToShape`, `Size` over some axes, and batch norm with a run-time training switch, which
-//! TF spells with control flow): [`to_graph_def`] names them in an error; files tensorgraph
-//! writes for itself ([`to_graph_def_with_private_ops`]) carry them as `Tg<Op>`.
+//! Both directions read the op table (`Op::def`, `Op::attrs`). Three ops have no TF form
+//! (`Size` over some axes, and batch norm with a run-time training switch, which TF spells
+//! with control flow): [`to_graph_def`] names them in an error; files tensorgraph writes for
+//! itself ([`to_graph_def_with_private_ops`]) carry them as `Tg<Op>`.
 
 mod export;
 mod import;

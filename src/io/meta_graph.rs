@@ -4,7 +4,7 @@
 //! program that never saw the code that built it, here or in TensorFlow
 //! (`tf.compat.v1.train.import_meta_graph`, for graphs whose ops all have a TF form).
 
-use super::graph_def::{from_graph_def, to_graph_def_with_private_ops};
+use super::graph_def::{from_graph_def, shape_proto, to_graph_def_with_private_ops};
 use crate::proto::dtype_enum;
 use crate::proto::tf::{
     BytesList, Collection, CollectionDef, Int64List, MetaGraphDef, MetaInfoDef, SignatureDef, StringList, TensorInfo,
@@ -33,12 +33,7 @@ pub struct Signature {
 
 fn tensor_info(t: &Tensor) -> TensorInfo {
     let spec = t.spec();
-    let dims = spec.shape.dims().iter().map(|d| crate::proto::tf::Dim { size: d.map_or(-1, |d| d as i64) }).collect();
-    TensorInfo {
-        name: t.name(),
-        dtype: dtype_enum(spec.dtype),
-        tensor_shape: Some(crate::proto::tf::TensorShapeProto { dim: dims, unknown_rank: false }),
-    }
+    TensorInfo { name: t.name(), dtype: dtype_enum(spec.dtype), tensor_shape: Some(shape_proto(&spec.shape)) }
 }
 
 fn names(list: Vec<String>) -> CollectionDef {

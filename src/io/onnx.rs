@@ -284,19 +284,20 @@ impl Writer<'_> {
         let dtype = n.outputs[0].dtype;
         let one = || Value::filled(dtype, &[], 1.0);
         let op = match u {
-            UnaryOp::Relu => "Relu",
-            UnaryOp::Sigmoid => "Sigmoid",
-            UnaryOp::Tanh => "Tanh",
-            UnaryOp::Exp => "Exp",
-            UnaryOp::Log => "Log",
-            UnaryOp::Neg => "Neg",
-            UnaryOp::Sqrt => "Sqrt",
-            UnaryOp::Abs => "Abs",
-            UnaryOp::Sign => "Sign",
-            UnaryOp::Reciprocal => "Reciprocal",
-            UnaryOp::Floor => "Floor",
-            UnaryOp::Softplus => "Softplus",
-            UnaryOp::Softsign => "Softsign",
+            // ONNX spells these as TF does.
+            UnaryOp::Relu
+            | UnaryOp::Sigmoid
+            | UnaryOp::Tanh
+            | UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Neg
+            | UnaryOp::Sqrt
+            | UnaryOp::Abs
+            | UnaryOp::Sign
+            | UnaryOp::Reciprocal
+            | UnaryOp::Floor
+            | UnaryOp::Softplus
+            | UnaryOp::Softsign => u.type_name(),
             UnaryOp::Elu => {
                 return self.node("Elu", n.name.clone(), vec![x], vec![out], vec![float("alpha", 1.0)]);
             }

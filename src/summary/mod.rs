@@ -1,43 +1,23 @@
 //! TensorBoard event files, as `tf.summary.FileWriter`: the graph and scalar curves.
 
-use crate::proto::tf::{
-    Attr, AttrValue, Event, GraphDef, ListValue, NodeDef, Summary, SummaryValue, TensorShapeProto, VersionDef, What,
-};
-use crate::proto::{dtype_enum, masked_crc32c, tf as proto};
-use crate::{Error, Graph, Op, Result, Shape};
+use crate::io::graph_def::{attr, op_attr, shape_proto};
+use crate::proto::tf::{Attr, AttrValue, Event, GraphDef, ListValue, NodeDef, Summary, SummaryValue, VersionDef, What};
+use crate::proto::{dtype_enum, masked_crc32c};
+use crate::{Error, Graph, Op, Result};
 use prost::Message;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tensorgraph_graph::op_def::AttrValue as OpAttr;
 
-fn shape_proto(s: &Shape) -> TensorShapeProto {
-    TensorShapeProto {
-        dim: s.dims().iter().map(|d| proto::Dim { size: d.map_or(-1, |d| d as i64) }).collect(),
-        unknown_rank: false,
-    }
-}
-
-fn attr(a: Attr) -> AttrValue {
-    AttrValue { value: Some(a) }
-}
-
 /// The op's attributes (its definition's, under TF's names) as TF's `AttrValue`s, so TensorBoard
-/// shows them as TF would. A `Const`'s value is not written here (TensorBoard needs none; the
-/// GraphDef export of issue #18 writes it as a `TensorProto`).
+/// shows them as TF would. A `Const`'s value is left out (TensorBoard needs none; the GraphDef
+/// export, `io::graph_def`, writes it).
 fn op_attrs(op: &Op, out: &mut HashMap<String, AttrValue>) {
     for (name, value) in op.attrs() {
-        let a = match value {
-            OpAttr::Type(d) => Attr::Type(dtype_enum(d)),
-            OpAttr::Shape(s) => Attr::Shape(shape_proto(&s)),
-            OpAttr::Int(i) => Attr::I(i),
-            OpAttr::Float(f) => Attr::F(f as f32),
-            OpAttr::Bool(b) => Attr::B(b),
-            OpAttr::Str(s) => Attr::S(s.as_bytes().to_vec()),
-            OpAttr::Ints(v) => Attr::List(ListValue { i: v, ..Default::default() }),
-            OpAttr::Tensor(_) => continue,
-        };
-        out.insert(name.into(), attr(a));
+        if !matches!(value, OpAttr::Tensor(_)) {
+            out.insert(name.into(), op_attr(value));
+        }
     }
 }
 

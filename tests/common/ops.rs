@@ -125,11 +125,8 @@ pub fn every_op() -> Vec<Op> {
         Op::SumToShape,
     ];
     use UnaryOp::*;
-    let unary = [
-        Relu, Sigmoid, Tanh, Exp, Log, Log1p, Neg, Square, Sqrt, Rsqrt, Abs, Sign, Reciprocal, Elu, Selu, Softplus,
-        Softsign, Floor,
-    ];
-    // A variant added to UnaryOp stops this match from compiling until it is listed above too.
+    let unary = UnaryOp::ALL;
+    // A variant added to UnaryOp stops this match from compiling until it is in UnaryOp::ALL too.
     let listed = |u: UnaryOp| match u {
         Relu | Sigmoid | Tanh | Exp | Log | Log1p | Neg | Square | Sqrt | Rsqrt | Abs | Sign | Reciprocal | Elu
         | Selu | Softplus | Softsign | Floor => unary.contains(&u),
@@ -137,26 +134,13 @@ pub fn every_op() -> Vec<Op> {
     assert!(unary.iter().all(|&u| listed(u)));
     ops.extend(unary.map(Op::Unary));
     use BinaryOp::*;
-    for b in [
-        Add,
-        Sub,
-        Mul,
-        Div,
-        Maximum,
-        Minimum,
-        Pow,
-        ReluGrad,
-        SigmoidGrad,
-        TanhGrad,
-        Equal,
-        NotEqual,
-        Less,
-        LessEqual,
-        Greater,
-        GreaterEqual,
-    ] {
-        ops.push(Op::Binary(b));
-    }
+    // A variant added to BinaryOp stops this match from compiling until it is in BinaryOp::ALL too.
+    let listed = |b: BinaryOp| match b {
+        Add | Sub | Mul | Div | Maximum | Minimum | Pow | ReluGrad | SigmoidGrad | TanhGrad | Equal | NotEqual
+        | Less | LessEqual | Greater | GreaterEqual => BinaryOp::ALL.contains(&b),
+    };
+    assert!(BinaryOp::ALL.iter().all(|&b| listed(b)));
+    ops.extend(BinaryOp::ALL.map(Op::Binary));
     for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
         ops.push(Op::Reduce { op: r, axes: vec![0], keep_dims: true });
     }

@@ -40,6 +40,20 @@ impl UnaryOp {
     /// SELU's scale.
     pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
+    /// Every unary op (`tests/common/ops.rs` fails to compile when a variant is added unseen).
+    pub const ALL: [UnaryOp; 18] = {
+        use UnaryOp::*;
+        [
+            Relu, Sigmoid, Tanh, Exp, Log, Neg, Square, Sqrt, Rsqrt, Abs, Sign, Reciprocal, Elu, Selu, Softplus,
+            Softsign, Floor, Log1p,
+        ]
+    };
+
+    /// The op of TF type `name` (`Relu`, ...).
+    pub fn from_type_name(name: &str) -> Option<UnaryOp> {
+        UnaryOp::ALL.into_iter().find(|u| u.type_name() == name)
+    }
+
     /// TensorFlow's op type.
     pub fn type_name(self) -> &'static str {
         match self {
@@ -90,6 +104,38 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// Every binary op (`tests/common/ops.rs` fails to compile when a variant is added unseen).
+    pub const ALL: [BinaryOp; 16] = {
+        use BinaryOp::*;
+        [
+            Add,
+            Sub,
+            Mul,
+            Div,
+            Maximum,
+            Minimum,
+            Pow,
+            ReluGrad,
+            SigmoidGrad,
+            TanhGrad,
+            Equal,
+            NotEqual,
+            Less,
+            LessEqual,
+            Greater,
+            GreaterEqual,
+        ]
+    };
+
+    /// The op of TF type `name` (`AddV2`, `RealDiv`, ...; also TF's older `Add` and `Div`).
+    pub fn from_type_name(name: &str) -> Option<BinaryOp> {
+        match name {
+            "Add" => Some(BinaryOp::Add),
+            "Div" => Some(BinaryOp::Div), // float division (integer Div is not imported)
+            _ => BinaryOp::ALL.into_iter().find(|b| b.type_name() == name),
+        }
+    }
+
     /// TensorFlow's op type.
     pub fn type_name(self) -> &'static str {
         match self {

@@ -53,7 +53,7 @@ fn i32_scalar(x: i64) -> Value {
 }
 
 /// A table attribute as TF's `AttrValue`.
-fn op_attr(v: OpAttr) -> AttrValue {
+pub(crate) fn op_attr(v: OpAttr) -> AttrValue {
     attr(match v {
         OpAttr::Type(d) => Attr::Type(crate::proto::dtype_enum(d)),
         OpAttr::Shape(s) => Attr::Shape(shape_proto(&s)),

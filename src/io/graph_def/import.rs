@@ -104,42 +104,6 @@ fn axis(x: i64, rank: usize) -> std::result::Result<usize, String> {
     usize::try_from(a).ok().filter(|&a| a < rank).ok_or_else(|| format!("axis {x} is out of range for rank {rank}"))
 }
 
-fn unary(name: &str) -> Option<UnaryOp> {
-    use UnaryOp::*;
-    let all = [
-        Relu, Sigmoid, Tanh, Exp, Log, Neg, Square, Sqrt, Rsqrt, Abs, Sign, Reciprocal, Elu, Selu, Softplus, Softsign,
-        Floor, Log1p,
-    ];
-    all.into_iter().find(|u| u.type_name() == name)
-}
-
-fn binary(name: &str) -> Option<BinaryOp> {
-    use BinaryOp::*;
-    let all = [
-        Add,
-        Sub,
-        Mul,
-        Div,
-        Maximum,
-        Minimum,
-        Pow,
-        ReluGrad,
-        SigmoidGrad,
-        TanhGrad,
-        Equal,
-        NotEqual,
-        Less,
-        LessEqual,
-        Greater,
-        GreaterEqual,
-    ];
-    match name {
-        "Add" => Some(Add),
-        "Div" => Some(Div), // float division (the graphs here hold no integer Div)
-        _ => all.into_iter().find(|b| b.type_name() == name),
-    }
-}
-
 /// The op a NodeDef describes, given the specs of its data inputs and the values of the `Const`
 /// nodes among them (`None` where an input is not a constant). Returns the op and how many
 /// leading inputs are data inputs (the rest were its constant arguments).
@@ -356,7 +320,7 @@ pub(super) fn op_of(
         "Assign" => (Op::Assign, 2),
         "AssignAdd" => (Op::AssignAdd, 2),
         "AssignSub" => (Op::AssignSub, 2),
-        other => match (unary(other), binary(other)) {
+        other => match (UnaryOp::from_type_name(other), BinaryOp::from_type_name(other)) {
             (Some(u), _) => (Op::Unary(u), 1),
             (_, Some(b)) => (Op::Binary(b), 2),
             _ => return Err(format!("op {other} is not supported by tensorgraph")),

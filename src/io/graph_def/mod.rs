@@ -12,6 +12,7 @@
 mod export;
 mod import;
 
+pub(crate) use export::op_attr;
 pub use import::from_graph_def;
 
 use crate::proto::tf::{Attr, AttrValue, Dim, GraphDef, TensorProto, TensorShapeProto};
@@ -19,7 +20,7 @@ use crate::proto::{append_le_bytes, dtype_enum, dtype_from_enum, from_le_bytes};
 use crate::{DType, Graph, Result, Shape, Value};
 use tensorgraph_graph::NodeIndex;
 
-fn attr(a: Attr) -> AttrValue {
+pub(crate) fn attr(a: Attr) -> AttrValue {
     AttrValue { value: Some(a) }
 }
 
@@ -27,7 +28,7 @@ fn ty(d: DType) -> AttrValue {
     attr(Attr::Type(dtype_enum(d)))
 }
 
-fn shape_proto(s: &Shape) -> TensorShapeProto {
+pub(crate) fn shape_proto(s: &Shape) -> TensorShapeProto {
     TensorShapeProto {
         dim: s.dims().iter().map(|d| Dim { size: d.map_or(-1, |d| d as i64) }).collect(),
         unknown_rank: false,

@@ -20,7 +20,7 @@ PEERS = os.path.join(ROOT, "..", "shared", "peers")
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model", choices=["mlp", "cnn"])
-ap.add_argument("--opt", default="sgd", choices=["sgd", "adam"])
+ap.add_argument("--opt", default="sgd", choices=["sgd", "adam"], help="the CNN's optimizer (the MLP's is sgd)")
 ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--peers", default="tf")
 ap.add_argument("--python", default="/tmp/peers-venv/bin/python")
@@ -29,7 +29,7 @@ args = ap.parse_args()
 
 def ours(model):
     exe = os.path.join(ROOT, "target", "release", "examples", f"mnist_{model}")
-    cmd = [exe, "--epochs", "1", "--optimizer", args.opt]
+    cmd = [exe, "--epochs", "1"] + (["--optimizer", args.opt] if model == "cnn" else [])
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     acc = float(re.search(r"Test accuracy: ([0-9.]+)", out).group(1))
     train_s = float(re.search(r"\(training ([0-9.]+) s\)", out).group(1))

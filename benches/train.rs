@@ -7,12 +7,20 @@
 //!     cargo bench --bench train -- --model cnn --threads 2
 //!     cargo bench --bench train -- --model mlp --threads 1 --steps 500
 
+// The slides' programs are included whole; each declares `common` for its own build, so the
+// module is loaded again inside them (unused there: they name `crate::common`).
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../examples/common/mod.rs"]
 mod common;
+mod counting_alloc;
+#[path = "../examples/mnist_cnn.rs"]
+mod mnist_cnn;
+#[path = "../examples/mnist_mlp.rs"]
+mod mnist_mlp;
 
 use clap::Parser;
 use std::time::Instant;
-use tensorgraph::data::mnist;
 use tensorgraph::prelude::*;
 
 #[derive(Parser)]
@@ -26,8 +34,8 @@ struct Args {
     warmup: usize,
     #[arg(long, default_value_t = 200)]
     steps: usize,
-    #[arg(long, value_enum, default_value_t = common::OptimizerKind::Sgd)]
-    optimizer: common::OptimizerKind,
+    #[arg(long, value_enum, default_value_t = mnist_cnn::OptimizerKind::Sgd)]
+    optimizer: mnist_cnn::OptimizerKind,
     /// cargo bench passes --bench; accept and ignore it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -54,34 +62,36 @@ fn main() {
     let args = Args::parse();
     rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().expect("first pool");
     common::main_with(|| {
-        let (g, x, y) = common::inputs(Some(1))?;
-        let (logits, batch, eval_chunk) = match args.model.as_str() {
-            "cnn" => (common::cnn_logits(&x)?, 100, 200),
-            _ => (common::mlp_logits(&g, &x)?, 50, 10_000),
+        // The examples' own graphs, built as `--seed 1` builds them.
+        let flags = common::Flags { seed: Some(1), ..common::Flags::parse_from(["train"]) };
+        let (m, batch, eval_chunk) = match args.model.as_str() {
+            "cnn" => {
+                let cnn = mnist_cnn::CnnFlags { flags: flags.clone(), optimizer: args.optimizer };
+                (mnist_cnn::construction_phase(&cnn)?, 100, 200)
+            }
+            _ => (mnist_mlp::construction_phase(&flags)?, 50, 10_000),
         };
-        let lr = args.optimizer.default_learning_rate();
-        let m = common::finish_model(&g, x, y, &logits, args.optimizer, lr)?;
-        let mut data = mnist::read_data_sets_with("data/mnist", &mnist::Options { validation_size: 0, seed: Some(1) })?;
+        let mut data = flags.read_data_sets()?;
         let rss_loaded = peak_rss_mb();
-        let mut sess = Session::new(&g)?;
-        sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
+        let sess = Session::new(&m.g)?;
+        m.g.global_variables_initializer()?.run(&sess, &[])?;
         let mut times = Vec::with_capacity(args.steps);
         let mut allocs_at_start = (0, 0);
         let (mut faults_at_start, mut fresh_at_start) = (0, 0);
         for i in 0..args.warmup + args.steps {
             if i == args.warmup {
-                allocs_at_start = common::allocations();
+                allocs_at_start = counting_alloc::allocations();
                 faults_at_start = minor_faults();
                 fresh_at_start = sess.fresh_buffers();
             }
             let (xb, yb) = data.train.next_batch(batch);
             let t0 = Instant::now();
-            sess.run_targets(&[&m.training_op], &[(&m.x, xb.into()), (&m.y, yb.into())])?;
+            sess.run(&m.training_op, feed! {m.x => &xb, m.y => &yb})?;
             if i >= args.warmup {
                 times.push(t0.elapsed().as_secs_f64());
             }
         }
-        let allocs = common::allocations();
+        let allocs = counting_alloc::allocations();
         let faults_per_step = (minor_faults() - faults_at_start) as f64 / args.steps as f64;
         let fresh_buffers_per_step = (sess.fresh_buffers() - fresh_at_start) as f64 / args.steps as f64;
         let per_step = |now: u64, then: u64| (now - then) as f64 / args.steps as f64;
@@ -91,7 +101,7 @@ fn main() {
         let median = times[times.len() / 2];
         let rss_trained = peak_rss_mb();
         let t0 = Instant::now();
-        let acc = common::accuracy_of(&mut sess, &m, &data.test.images, &data.test.labels, eval_chunk)?;
+        let acc = common::accuracy_of(&sess, &m.accuracy, (&m.x, &m.y), &data.test, eval_chunk)?;
         let eval = t0.elapsed().as_secs_f64();
         println!(
             "RESULT engine=tensorgraph model={} threads={} step_ms={:.3} p10_ms={:.3} p90_ms={:.3} epoch_s={:.2} eval_s={:.3} test_acc={:.4} peak_rss_mb={:.0} (data loaded {:.0}, trained {:.0}) allocs_per_step={:.0} alloc_mb_per_step={:.1} page_faults_per_step={:.0} fresh_tensor_buffers_per_step={:.2}",

@@ -3,7 +3,15 @@
 //!     cargo run --example export_graph -- --out docs/mlp
 //!     dot -Tsvg docs/mlp.dot -o docs/mlp.svg
 
+// The slides' programs are included whole; each declares `common` for its own build, so the
+// module is loaded again inside them (unused there: they name `crate::common`).
+#![allow(clippy::duplicate_mod)]
+
 mod common;
+#[path = "mnist_cnn.rs"]
+mod mnist_cnn;
+#[path = "mnist_mlp.rs"]
+mod mnist_mlp;
 
 use clap::Parser;
 
@@ -20,9 +28,15 @@ struct Args {
 fn main() {
     let args = Args::parse();
     common::main_with(|| {
-        let (g, x, y) = common::inputs(Some(1))?;
-        let logits = if args.cnn { common::cnn_logits(&x)? } else { common::mlp_logits(&g, &x)? };
-        common::finish_model(&g, x, y, &logits, common::OptimizerKind::Sgd, 0.01)?;
+        // The examples' own graphs, as `--seed 1` builds them.
+        let flags = common::Flags { seed: Some(1), ..common::Flags::parse_from(["export_graph"]) };
+        let g = match args.cnn {
+            true => {
+                mnist_cnn::construction_phase(&mnist_cnn::CnnFlags { flags, optimizer: mnist_cnn::OptimizerKind::Sgd })?
+                    .g
+            }
+            false => mnist_mlp::construction_phase(&flags)?.g,
+        };
         let io = |path: String| move |source| tensorgraph::Error::Io { path: path.clone(), source };
         let dot = format!("{}.dot", args.out);
         std::fs::write(&dot, tensorgraph::inspect::to_dot(&g)).map_err(io(dot.clone()))?;

@@ -61,7 +61,7 @@ fn run(args: &Args) -> Result<()> {
     let kernels = Array4::from_shape_fn((3, 3, 1, FILTERS.len()), |(i, j, _, k)| FILTERS[k].1[i][j] * FILTERS[k].2);
     let w = g.constant(kernels).named("filters")?;
     let y = nn::conv2d(&x, &w, [1, 1, 1, 1], Padding::Same)?;
-    let out = Session::new(&g)?.run(&[&y], &[(&x, image.into())])?.remove(0);
+    let out = y.eval(&Session::new(&g)?, feed! {x => image})?;
     let out: ArrayD<f32> = out.into_f32().expect("float32 output");
 
     let rows = FILTERS.len().div_ceil(COLS);

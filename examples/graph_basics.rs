@@ -22,9 +22,11 @@ fn main() -> Result<()> {
     println!("{}", g.to_text());
 
     let sess = Session::new(&g)?;
-    sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
-    let out = sess.run(&[&y, &total], &[(&x, array![[1.0f32, 1.0, 1.0], [0.0, 0.0, 1.0]].into())])?;
-    println!("y =\n{}", out[0].as_f32().expect("float32"));
-    println!("total = {}", out[1].scalar_f64().expect("scalar"));
+    sess.run(&g.global_variables_initializer()?, &[])?;
+    let x_value = array![[1.0f32, 1.0, 1.0], [0.0, 0.0, 1.0]];
+    let (y_value, total_value) = sess.run((&y, &total), feed! {x => &x_value})?;
+    println!("y =\n{}", y_value.as_f32().expect("float32"));
+    let total_value: f32 = total_value.try_into()?;
+    println!("total = {total_value}");
     Ok(())
 }

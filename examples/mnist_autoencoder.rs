@@ -41,13 +41,17 @@ struct Args {
 
 /// The classifier and the two pre-training phases, in one graph.
 struct Net {
-    graph: Graph,
     model: common::Model,
     pretrain: [(Tensor, Operation); 2],
 }
 
 fn build(seed: Option<u64>, noise: f64) -> Result<Net> {
-    let (g, x, y) = common::inputs(seed)?;
+    let g = Graph::new();
+    if let Some(seed) = seed {
+        g.set_random_seed(seed);
+    }
+    let x = g.placeholder(DType::F32, [None, Some(784)]).named("X")?;
+    let y = g.placeholder(DType::I64, [None]).named("y")?;
     // Each encoder layer is applied to clean and to corrupted inputs with the same weights.
     let reuse = g.enter_variable_scope_reuse("dnn");
     let encode1 = |t: &Tensor| layers::dense(t, 300, Some(nn::elu), "hidden1");
@@ -59,8 +63,13 @@ fn build(seed: Option<u64>, noise: f64) -> Result<Net> {
     let hidden1 = encode1(&x)?;
     let hidden2 = encode2(&hidden1)?;
     let logits = layers::dense(&hidden2, 10, None, "outputs")?;
-    let classifier = Adam::new(0.001);
-    let model = common::finish_model_with(&g, x.clone(), y, &logits, &classifier, None, None)?;
+    let loss = g.name_scope("loss", || {
+        let xentropy = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits)?;
+        math::reduce_mean(&xentropy, None).named("loss")
+    })?;
+    let training_op = g.name_scope("train", || Adam::new(0.001).minimize(&loss))?;
+    let accuracy =
+        g.name_scope("eval", || math::reduce_mean(&nn::in_top_k(&logits, &y, 1)?.cast(DType::F32)?, None))?;
 
     let vars_of = |prefixes: &[&str]| -> Vec<Variable> {
         let all = g.trainable_variables();
@@ -79,15 +88,15 @@ fn build(seed: Option<u64>, noise: f64) -> Result<Net> {
     let recon2 = layers::dense(&encode2(&corrupt(&codes)?)?, 300, None, "recon2")?;
     let p2 = phase("pretrain2", recon2, &codes, vars_of(&["hidden2", "recon2"]))?;
     drop(reuse);
-    Ok(Net { graph: g, model, pretrain: [p1, p2] })
+    Ok(Net { model: common::Model { g, x, y, logits, loss, training_op, accuracy }, pretrain: [p1, p2] })
 }
 
 /// Trains the classifier (after pre-training if asked) and returns its test accuracy.
-fn run(args: &Args, data: &mut mnist::Datasets, labelled: &mut mnist::DataSet, pretrain: bool) -> Result<f64> {
+fn run(args: &Args, data: &mut mnist::Datasets, labelled: &mut mnist::DataSet, pretrain: bool) -> Result<f32> {
     let net = build(args.seed, args.noise)?;
     let m = &net.model;
-    let mut sess = Session::new(&net.graph)?;
-    sess.run_targets(&[&net.graph.global_variables_initializer()?], &[])?;
+    let sess = Session::new(&m.g)?;
+    m.g.global_variables_initializer()?.run(&sess, &[])?;
     if pretrain {
         for (phase, (loss, op)) in net.pretrain.iter().enumerate() {
             for epoch in 0..args.pretrain_epochs {
@@ -96,7 +105,8 @@ fn run(args: &Args, data: &mut mnist::Datasets, labelled: &mut mnist::DataSet, p
                 let mut total = 0.0;
                 for _ in 0..steps {
                     let (xb, _) = data.train.next_batch(100);
-                    total += sess.run_with(&[loss], &[op], &[(&m.x, xb.into())])?[0].scalar_f64().unwrap_or(f64::NAN);
+                    let (loss, ()) = sess.run((loss, op), feed! {m.x => &xb})?;
+                    total += f64::from(f32::try_from(loss)?);
                 }
                 println!(
                     "pre-training layer {} epoch {epoch}: reconstruction MSE {:.5} ({:.2} s)",
@@ -111,11 +121,11 @@ fn run(args: &Args, data: &mut mnist::Datasets, labelled: &mut mnist::DataSet, p
     for _ in 0..args.finetune_epochs {
         for _ in 0..labelled.num_examples() / 50 {
             let (xb, yb) = labelled.next_batch(50);
-            sess.run_targets(&[&m.training_op], &[(&m.x, xb.into()), (&m.y, yb.into())])?;
+            sess.run(&m.training_op, feed! {m.x => &xb, m.y => &yb})?;
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let acc = common::accuracy_of(&mut sess, m, &data.test.images, &data.test.labels, 2_000)?;
+    let acc = common::accuracy_of(&sess, &m.accuracy, (&m.x, &m.y), &data.test, 2_000)?;
     let how = if pretrain { "with pre-training   " } else { "without pre-training" };
     println!("{how}: test accuracy {acc:.4} after {} fine-tuning epochs ({secs:.2} s)", args.finetune_epochs);
     Ok(acc)

@@ -13,23 +13,16 @@
 mod common;
 
 use clap::Parser;
+use common::{accuracy_of, Extras, Flags, Model};
 use tensorgraph::layers::{Conv2D, Dense, Regularizer};
 use tensorgraph::prelude::*;
 
-/// The slides' CNN with batch norm, dropout, L2 and Adam with a decaying learning rate.
+/// The slides' CNN with batch norm, dropout, L2 and Adam with a decaying learning rate
+/// (--epochs 10, --batch-size 100, --learning-rate 0.003 by default).
 #[derive(Parser, Debug)]
 struct Args {
     #[command(flatten)]
-    common: common::RunArgs,
-    /// Epochs to train.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    /// Images per step.
-    #[arg(long, default_value_t = 100)]
-    batch_size: usize,
-    /// Adam's initial learning rate.
-    #[arg(long, default_value_t = 0.003)]
-    learning_rate: f64,
+    flags: Flags,
     /// Dropout rate before the output layer.
     #[arg(long, default_value_t = 0.5)]
     dropout: f64,
@@ -63,20 +56,63 @@ fn logits(g: &Graph, x: &Tensor, training: &Tensor, seed: Option<u64>, rate: f64
     dense(10).build(&fc1_drop, "output")
 }
 
+/// The graph: the network, the loss with the L2 penalties, Adam over a decaying learning rate
+/// after the update ops, the accuracy. Also returns the training switch.
+fn construction_phase(args: &Args) -> Result<(Model, Tensor)> {
+    let flags = &args.flags;
+    let g = flags.graph();
+    let x = g.placeholder(DType::F32, [None, Some(784)]).named("X")?;
+    let y = g.placeholder(DType::I64, [None]).named("y")?;
+    let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool)?).named("training")?;
+    let logits = logits(&g, &x, &training, flags.seed, args.dropout, args.l2)?;
+    let loss = g.name_scope("loss", || {
+        let xentropy = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits)?;
+        let base_loss = math::reduce_mean(&xentropy, None)?;
+        math::add(&base_loss, &tensorgraph::losses::get_regularization_loss(&g)?).named("loss")
+    })?;
+    // One decay step per epoch of the full training set.
+    let steps_per_epoch = ((60_000 - flags.validation_size) / flags.batch_size.unwrap_or(100)) as u64;
+    let global_step = train::get_or_create_global_step(&g)?;
+    let lr = flags.learning_rate.unwrap_or(0.003);
+    let learning_rate = train::exponential_decay(lr, &global_step, steps_per_epoch, args.decay, true)?;
+    let update_ops = g.get_operation_collection(collections::UPDATE_OPS);
+    let training_op = g.name_scope("train", || {
+        let optimizer = Adam::new(&learning_rate);
+        g.control_dependencies(&update_ops.iter().collect::<Vec<_>>(), || {
+            optimizer.minimize_with(&loss, None, Some(&global_step))
+        })
+    })?;
+    let accuracy = g.name_scope("eval", || {
+        let correct = nn::in_top_k(&logits, &y, 1)?;
+        math::reduce_mean(&correct.cast(DType::F32)?, None)
+    })?;
+    Ok((Model { g, x, y, logits, loss, training_op, accuracy }, training))
+}
+
 fn main() {
-    let flags = Args::parse();
-    let args = &flags.common;
+    let args = Args::parse();
     common::main_with(|| {
-        let (g, x, y) = common::inputs(args.seed)?;
-        let batch_size = flags.batch_size;
-        let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool)?).named("training")?;
-        let logits = logits(&g, &x, &training, args.seed, flags.dropout, flags.l2)?;
-        // One decay step per epoch of the full training set.
-        let steps_per_epoch = ((60_000 - args.validation_size) / batch_size) as u64;
-        let global_step = train::get_or_create_global_step(&g)?;
-        let lr = train::exponential_decay(flags.learning_rate, &global_step, steps_per_epoch, flags.decay, true)?;
-        let adam = Adam::new(&lr);
-        let model = common::finish_model_with(&g, x, y, &logits, &adam, Some(&global_step), Some(training))?;
-        common::train(&g, &model, args, flags.epochs, batch_size, 200)
+        let flags = &args.flags;
+        let (m, training) = construction_phase(&args)?;
+        let Model { g, x, y, training_op, accuracy, .. } = &m;
+        let mut mnist = flags.read_data_sets()?;
+        let batch_size = flags.batch_size.unwrap_or(100);
+        let mut sess = Session::new(g)?;
+        g.global_variables_initializer()?.run(&sess, &[])?;
+        let mut extras = Extras::new(flags, &m, &mut sess, &mnist, batch_size, 200)?;
+        let (mut x_batch, mut y_batch) = Default::default();
+        for epoch in 0..flags.epochs.unwrap_or(10) {
+            for _iteration in 0..mnist.train.num_examples() / batch_size {
+                (x_batch, y_batch) = mnist.train.next_batch(batch_size);
+                let feeds = feed! {x => &x_batch, y => &y_batch, training => true};
+                sess.run(training_op, feeds)?;
+                extras.step(&sess, feeds)?;
+            }
+            let acc_train: f32 = accuracy.eval(&sess, feed! {x => &x_batch, y => &y_batch})?.try_into()?;
+            let acc_test = accuracy_of(&sess, accuracy, (x, y), &mnist.test, 200)?;
+            println!("{epoch} Train accuracy: {acc_train:?} Test accuracy: {acc_test:?}");
+            extras.end_epoch(&mut sess, epoch, acc_train, acc_test)?;
+        }
+        Ok(())
     });
 }

@@ -103,8 +103,8 @@ fn main() {
         let opts = mnist::Options { validation_size: 0, seed: args.seed };
         let mut data = mnist::read_data_sets_with(&args.data, &opts)?;
         let sess = Session::new(&g)?;
-        sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
-        let fixed_z = sess.run(&[&z], &[])?.remove(0);
+        g.global_variables_initializer()?.run(&sess, &[])?;
+        let fixed_z = z.eval(&sess, &[])?;
         let steps = data.train.num_examples() / BATCH;
         for epoch in 1..=args.epochs {
             let start = Instant::now();
@@ -112,13 +112,15 @@ fn main() {
             for _ in 0..steps {
                 let (xb, _) = data.train.next_batch(BATCH);
                 let xb = xb.mapv(|p| 2.0 * p - 1.0);
-                dl += sess.run_with(&[&d_loss], &[&d_train], &[(&x, xb.into())])?[0].scalar_f64().unwrap_or(f64::NAN);
-                gl += sess.run_with(&[&g_loss], &[&g_train], &[])?[0].scalar_f64().unwrap_or(f64::NAN);
+                let (d_loss_value, ()) = sess.run((&d_loss, &d_train), feed! {x => xb})?;
+                let (g_loss_value, ()) = sess.run((&g_loss, &g_train), &[])?;
+                dl += f64::from(f32::try_from(d_loss_value)?);
+                gl += f64::from(f32::try_from(g_loss_value)?);
             }
             let n = steps as f64;
             print!("epoch {epoch}: d_loss {:.4} g_loss {:.4} ({:.2} s)", dl / n, gl / n, start.elapsed().as_secs_f64());
             if epoch % args.every.max(1) == 0 || epoch == args.epochs {
-                let images = sess.run(&[&fake], &[(&z, fixed_z.clone())])?.remove(0);
+                let images = fake.eval(&sess, feed! {z => &fixed_z})?;
                 let path = format!("{}/epoch-{epoch:03}.png", args.out);
                 common::write_png(&path, 300, 300, &grid(&images))?;
                 print!(", wrote {path}");

@@ -44,23 +44,15 @@ fn run(args: &Args) -> Result<()> {
     };
     let data = mnist::read_data_sets_with(&args.data, &mnist::Options { validation_size: 0, seed: Some(0) })?;
     let (images, labels) = (&data.test.images, &data.test.labels);
-    let mut correct = 0.0;
-    for start in (0..labels.len()).step_by(1000) {
-        let end = (start + 1000).min(labels.len());
-        let xb = images.slice(ndarray::s![start..end, ..]).to_owned();
-        let yb = labels.slice(ndarray::s![start..end]).to_owned();
-        let acc = sess.run(&[accuracy], &[(x, xb.into()), (y, yb.into())])?[0].scalar_f64().unwrap_or(f64::NAN);
-        // Each chunk's accuracy is a count over its size: recover the exact count.
-        correct += (acc * (end - start) as f64).round();
-    }
-    let first = images.slice(ndarray::s![0..5, ..]).to_owned();
-    let pred = sess.run(&[&math::argmax(logits, 1)?], &[(x, first.into())])?.remove(0);
+    let acc_test = common::accuracy_of(&sess, accuracy, (x, y), &data.test, 1000)?;
+    let first = images.slice(ndarray::s![0..5, ..]);
+    let pred = math::argmax(logits, 1)?.eval(&sess, feed! {x => first})?;
     println!("restored {} (step {})", ckpt.display(), step.map_or("-".into(), |s| s.to_string()));
     println!(
         "predictions for the first 5 test images: {:?} (labels {:?})",
         pred.to_f64_vec(),
         &labels.as_slice().unwrap_or(&[])[..5]
     );
-    println!("Test accuracy: {:?}", (correct / labels.len() as f64) as f32);
+    println!("Test accuracy: {acc_test:?}");
     Ok(())
 }

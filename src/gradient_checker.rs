@@ -1,7 +1,7 @@
 //! Finite-difference gradient checks of any graph, like `tf.test.compute_gradient`.
 
 use crate::Named;
-use crate::{DType, Graph, Result, Session, Tensor, Value};
+use crate::{DType, Feed, Graph, Result, Session, Tensor, Value};
 use ndarray::{Array2, ArrayD, IxDyn};
 
 /// The theoretical (autodiff) and numerical (central differences) Jacobians of `y` with respect
@@ -12,13 +12,13 @@ pub fn compute_gradient(
     x: &Tensor,
     x_value: &Value,
     y: &Tensor,
-    feeds: &[(&Tensor, Value)],
+    feeds: &[(&Tensor, Feed)],
     delta: f64,
 ) -> Result<(Array2<f64>, Array2<f64>)> {
     let g: Graph = x.graph().clone();
     let run_y = |sess: &mut Session, xv: Value| -> Result<Value> {
-        let mut f: Vec<(&Tensor, Value)> = feeds.to_vec();
-        f.push((x, xv));
+        let mut f: Vec<(&Tensor, Feed)> = feeds.to_vec();
+        f.push((x, xv.into()));
         Ok(sess.run(&[y], &f)?.remove(0))
     };
     let y0 = run_y(sess, x_value.clone())?;
@@ -31,9 +31,9 @@ pub fn compute_gradient(
         for j in 0..ny {
             let mut e = vec![0.0; ny];
             e[j] = 1.0;
-            let mut f: Vec<(&Tensor, Value)> = feeds.to_vec();
-            f.push((x, x_value.clone()));
-            f.push((&dy, from_f64(y.dtype(), y0.shape(), e)));
+            let mut f: Vec<(&Tensor, Feed)> = feeds.to_vec();
+            f.push((x, x_value.clone().into()));
+            f.push((&dy, from_f64(y.dtype(), y0.shape(), e).into()));
             let col = sess.run(&[&dx], &f)?.remove(0).to_f64_vec();
             theoretical.column_mut(j).assign(&ndarray::Array1::from(col));
         }
@@ -75,7 +75,7 @@ pub fn compute_gradient_error(
     x: &Tensor,
     x_value: &Value,
     y: &Tensor,
-    feeds: &[(&Tensor, Value)],
+    feeds: &[(&Tensor, Feed)],
 ) -> Result<f64> {
     let delta = if x.dtype() == DType::F64 { 1e-6 } else { 1e-3 };
     let (t, n) = compute_gradient(sess, x, x_value, y, feeds, delta)?;

@@ -36,7 +36,7 @@ fn convert_then_run_gives_the_sessions_values() {
     let dir = tmp("run");
     let (_g, sess, x, logits) = model(&dir);
     let xv = Value::from(ndarray::Array2::from_shape_fn((5, 3), |(i, j)| (i as f32 - j as f32) * 0.5).into_dyn());
-    let want = sess.run(&[&logits], &[(&x, xv.clone())]).unwrap().remove(0);
+    let want = sess.run(&[&logits], &[(&x, (&xv).into())]).unwrap().remove(0);
     npy::write_npy(dir.join("x.npy"), &xv).unwrap();
 
     let (ok, out, err) = cli(&[

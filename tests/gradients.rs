@@ -28,7 +28,7 @@ fn compute_gradient_error(
     x: &Tensor,
     x0: &Value,
     y: &Tensor,
-    feeds: &[(&Tensor, Value)],
+    feeds: &[(&Tensor, Feed)],
 ) -> Result<f64> {
     record(sess.graph());
     tensorgraph::gradient_checker::compute_gradient_error(sess, x, x0, y, feeds)
@@ -46,7 +46,7 @@ fn check(name: &str, inputs: &[ArrayD<f64>], build: &Build) {
     record(&g);
     let mut sess = Session::new(&g).unwrap();
     for i in 0..inputs.len() {
-        let feeds: Vec<(&Tensor, Value)> = phs
+        let feeds: Vec<(&Tensor, Feed)> = phs
             .iter()
             .zip(inputs)
             .enumerate()
@@ -165,7 +165,7 @@ fn select_routes_the_gradient_to_the_taken_branch_with_broadcasting() {
     let sess = Session::new(&g).unwrap();
     for on in [true, false] {
         let feeds = [
-            (&c, Value::from(ndarray::arr0(on).into_dyn())),
+            (&c, Feed::from(ndarray::arr0(on).into_dyn())),
             (&x, array![1.0, 2.0].into()),
             (&y, array![3.0, 4.0].into()),
         ];
@@ -322,12 +322,7 @@ fn hessian_vector_product_of_a_small_mlp() {
     let (v1v, v2v) = (vals(&[3, 4], -1.0, 1.0, 18), vals(&[4, 2], -1.0, 1.0, 19));
     let sess = Session::new(&g).unwrap();
     let feeds = |a: ArrayD<f64>, b: ArrayD<f64>| {
-        vec![
-            (&w1, Value::from(a)),
-            (&w2, Value::from(b)),
-            (&v1, Value::from(v1v.clone())),
-            (&v2, Value::from(v2v.clone())),
-        ]
+        vec![(&w1, Feed::from(a)), (&w2, Feed::from(b)), (&v1, Feed::from(v1v.clone())), (&v2, Feed::from(v2v.clone()))]
     };
     let got = sess.run(&[&hv1, &hv2], &feeds(w1v.clone(), w2v.clone())).unwrap();
     let eps = 1e-5;
@@ -496,12 +491,12 @@ fn batch_normalization_in_training_and_inference_mode() {
         let gamma = ndarray::Array1::from_vec((0..c).map(|i| 0.7 + 0.2 * i as f64).collect()).into_dyn();
         let beta = ndarray::Array1::from_vec((0..c).map(|i| 0.1 - 0.3 * i as f64).collect()).into_dyn();
         let x0 = vals(shape, -2.0, 2.0, 12);
-        let gb = [(&*vars[0], Value::from(gamma.clone())), (&*vars[1], Value::from(beta.clone()))];
+        let gb = [(&*vars[0], Feed::from(gamma.clone())), (&*vars[1], Feed::from(beta.clone()))];
         let err = compute_gradient_error(&mut sess, &x, &x0.clone().into(), &loss, &gb).unwrap();
         assert!(err < 1e-6, "{shape:?} training {on}: d/dx error {err}");
         for (i, v) in [gamma, beta].into_iter().enumerate() {
             let other = &gb[1 - i];
-            let feeds = [(&x, Value::from(x0.clone())), (other.0, other.1.clone())];
+            let feeds = [(&x, Feed::from(x0.clone())), (other.0, other.1.clone())];
             let err = compute_gradient_error(&mut sess, &vars[i], &v.into(), &loss, &feeds).unwrap();
             assert!(err < 1e-6, "{shape:?} d/d{} error {err}", vars[i].name());
         }

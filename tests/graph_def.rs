@@ -94,8 +94,8 @@ fn a_graph_built_here_exports_with_constant_arguments_as_nodes() {
     let (x2, m2) = (back.tensor_by_name("x:0").unwrap(), back.tensor_by_name("m:0").unwrap());
     assert_eq!(m2.shape(), m.shape());
     let xv = Value::from(ndarray::Array2::from_shape_fn((2, 6), |(i, j)| (i * 6 + j) as f32).into_dyn());
-    let ours = Session::new(&g).unwrap().run(&[&m], &[(&x, xv.clone())]).unwrap();
-    let theirs = Session::new(&back).unwrap().run(&[&m2], &[(&x2, xv)]).unwrap();
+    let ours = Session::new(&g).unwrap().run(&[&m], &[(&x, (&xv).into())]).unwrap();
+    let theirs = Session::new(&back).unwrap().run(&[&m2], &[(&x2, (&xv).into())]).unwrap();
     assert_eq!(ours, theirs);
 }
 
@@ -147,9 +147,9 @@ fn a_broadcast_gradient_is_written_as_tf_spells_it_and_read_back_as_one_op() {
     let back = from_graph_def(&def, "grad.pb").unwrap();
     assert_eq!(back.to_text(), g.to_text());
     let xv = Value::from(ndarray::array![[1.0f32, 2.0, 3.0], [0.0, -1.0, 4.0]].into_dyn());
-    let ours = Session::new(&g).unwrap().run(&db, &[(&x, xv.clone())]).unwrap();
+    let ours = Session::new(&g).unwrap().run(&db, &[(&x, (&xv).into())]).unwrap();
     let (x2, db2) = (back.tensor_by_name("x:0").unwrap(), back.tensor_by_name(&db.name()).unwrap());
-    assert_eq!(Session::new(&back).unwrap().run(&db2, &[(&x2, xv)]).unwrap(), ours);
+    assert_eq!(Session::new(&back).unwrap().run(&db2, &[(&x2, (&xv).into())]).unwrap(), ours);
 }
 
 #[test]

@@ -739,11 +739,11 @@ mod random_graphs {
             let sess = Session::new(&g).unwrap();
             // Feeds of the placeholder's shape where known, random sizes elsewhere; sometimes of
             // the wrong dtype or rank (an error, not a crash).
-            let feeds: Vec<(&Tensor, Value)> = placeholders.iter().enumerate().map(|(k, p)| {
+            let feeds: Vec<(&Tensor, Feed)> = placeholders.iter().enumerate().map(|(k, p)| {
                 let shape: Vec<usize> = p.shape().dims().iter().enumerate()
                     .map(|(i, d)| d.unwrap_or(feed_dims[(i + k) % feed_dims.len()])).collect();
                 let dtype = match feed_dtypes[k % 2] { 5 => p.dtype(), d if d == 4 && k == 0 => DTYPES[d], _ => p.dtype() };
-                (p, value(dtype, &shape, seed))
+                (p, value(dtype, &shape, seed).into())
             }).collect();
             for t in &ts {
                 let _ = sess.run(&[t], &feeds);

@@ -172,7 +172,7 @@ fn argmax_cast_and_size() {
     // Shape at run time: the fed batch, not the static `?`.
     let p = g.placeholder(DType::F32, [None, Some(3)]).unwrap();
     let fed = Value::from(ndarray::Array2::<f32>::zeros((4, 3)).into_dyn());
-    assert_close(&run1(&g, &math::shape(&p, DType::I64).unwrap(), &[(&p, fed)]), &[2], &[4.0, 3.0]);
+    assert_close(&run1(&g, &math::shape(&p, DType::I64).unwrap(), &[(&p, fed.into())]), &[2], &[4.0, 3.0]);
     assert_close(&run1(&g, &math::shape(&c(&g, ndarray::arr0(1.0f32)), DType::I32).unwrap(), &[]), &[0], &[]);
     assert!(math::shape(&x, DType::F32).is_err());
 }

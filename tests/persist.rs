@@ -30,7 +30,7 @@ fn model() -> (Graph, Tensor, Tensor, Tensor, Operation) {
     (g, x, y, logits, train)
 }
 
-fn feed<'a>(x: &'a Tensor, y: &'a Tensor) -> Vec<(&'a Tensor, Value)> {
+fn feed<'a>(x: &'a Tensor, y: &'a Tensor) -> Vec<(&'a Tensor, Feed<'a>)> {
     vec![
         (x, array![[0.1f32, -0.2, 0.3, 0.9], [1.0, 0.5, -0.5, 0.0], [0.0, 0.2, 0.4, -1.0]].into()),
         (y, array![0i64, 2, 1].into()),
@@ -300,7 +300,7 @@ fn a_cnn_training_graph_round_trips_through_a_meta_graph_exactly() {
         let xv = ndarray::Array4::from_shape_fn((2, 4, 4, 1), |(i, j, k, _)| (i + j * k) as f32 * 0.1).into_dyn();
         let (tx, ty, tt) = (t("x:0"), t("y:0"), t("training:0"));
         let feeds =
-            [(&tx, Value::from(xv)), (&ty, array![0i64, 2].into()), (&tt, ndarray::arr0(true).into_dyn().into())];
+            [(&tx, Feed::from(xv)), (&ty, array![0i64, 2].into()), (&tt, ndarray::arr0(true).into_dyn().into())];
         (0..3).map(|_| sess.run_with(&[&t("loss:0")], &[&train], &feeds).unwrap().remove(0)).collect()
     };
     let (l1, l2) = (losses(&g, &s1), losses(&h, &s2));

@@ -47,6 +47,28 @@ fn feeds_of_wrong_dtype_or_shape_are_errors() {
 }
 
 #[test]
+fn borrowed_feeds_give_what_owned_feeds_give() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("X").unwrap();
+    let k = g.placeholder(DType::I64, Shape::scalar()).named("k").unwrap();
+    let y = math::mul(&math::square(&x).unwrap(), &k.cast(DType::F32).unwrap()).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let images = ndarray::Array2::from_shape_fn((4, 3), |(i, j)| (i * 3 + j) as f32);
+    // A column slice: a view that is not contiguous, fed without a copy by the caller.
+    let view = images.slice(ndarray::s![1.., ..;2]);
+    let borrowed = sess.run(&y, feed! {x => view, k => 2i64}).unwrap();
+    let owned = sess.run(&y, feed! {x => view.to_owned(), k => ndarray::arr0(2i64)}).unwrap();
+    assert_eq!(borrowed, owned);
+    assert_eq!(borrowed.to_f64_vec(), [18.0, 50.0, 72.0, 128.0, 162.0, 242.0]);
+    // Fed and fetched: the fetch is the fed value, unchanged.
+    let same = sess.run(&x, feed! {&x => &images.slice(ndarray::s![.., 1..])}).unwrap();
+    assert_eq!(same.to_f64_vec(), [1.0, 2.0, 4.0, 5.0, 7.0, 8.0, 10.0, 11.0]);
+    // Checked as owned feeds are.
+    let e = sess.run(&y, feed! {x => &images, k => 2i64}).unwrap_err();
+    assert!(e.to_string().contains("cannot feed a value of shape [4,3] to X"), "{e}");
+}
+
+#[test]
 fn uninitialized_variable_is_named() {
     let g = Graph::new();
     let w = g.variable(&g.constant(array![1.0f32, 2.0]).unwrap(), "weights", true).unwrap();
@@ -66,7 +88,7 @@ fn plans_are_cached_per_signature() {
     let b = math::square(&a).unwrap();
     let c = math::neg(&a).unwrap();
     let sess = Session::new(&g).unwrap();
-    let feed = || vec![(&a, Value::from(array![2.0f32]))];
+    let feed = || vec![(&a, Feed::from(array![2.0f32]))];
     for _ in 0..3 {
         sess.run(&[&b], &feed()).unwrap();
     }
@@ -215,14 +237,14 @@ fn in_place_reuse_never_changes_a_value_someone_else_reads() {
     let neg = math::neg(&sum).unwrap(); // last reader of sum: may reuse its buffer
     let sq = math::mul(&neg, &neg).unwrap(); // the same slot twice in one step
     let sess = Session::new(&g).unwrap();
-    let feed = [(&x, Value::from(array![-1.0f32, 2.0, -3.0]))];
+    let feed = [(&x, Feed::from(array![-1.0f32, 2.0, -3.0]))];
     let out = sess.run(&[&s, &r, &neg, &sq], &feed).unwrap();
     assert_eq!(out[0].to_f64_vec(), [-1.0, 2.0, -3.0]);
     assert_eq!(out[1].to_f64_vec(), [0.0, 2.0, 0.0]);
     assert_eq!(out[2].to_f64_vec(), [1.0, -4.0, 3.0]);
     assert_eq!(out[3].to_f64_vec(), [1.0, 16.0, 9.0]);
     // The feed itself is never modified.
-    assert_eq!(feed[0].1.to_f64_vec(), [-1.0, 2.0, -3.0]);
+    assert_eq!(feed[0].1.to_value().to_f64_vec(), [-1.0, 2.0, -3.0]);
 }
 
 /// Shapes too large to allocate (as a graph file could declare) are errors naming the node, not
@@ -278,7 +300,7 @@ fn recycled_buffers_never_change_results() {
         )
     };
     let run = |sess: &mut Session, n: usize| -> Vec<Vec<f64>> {
-        sess.run(&[&loss, &dx, &df], &[(&x, batch(n))]).unwrap().iter().map(Value::to_f64_vec).collect()
+        sess.run(&[&loss, &dx, &df], &[(&x, batch(n).into())]).unwrap().iter().map(Value::to_f64_vec).collect()
     };
     let mut sess = Session::new(&g).unwrap();
     let first = run(&mut sess, 4);
@@ -289,9 +311,9 @@ fn recycled_buffers_never_change_results() {
     // Fetched tensors go to the caller; everything else comes back for the next run.
     let sums =
         [&loss, &math::reduce_sum(&dx, None).named("sdx").unwrap(), &math::reduce_sum(&df, None).named("sdf").unwrap()];
-    sess.run(&sums, &[(&x, batch(4))]).unwrap();
+    sess.run(&sums, &[(&x, batch(4).into())]).unwrap();
     let fresh = sess.fresh_buffers();
-    sess.run(&sums, &[(&x, batch(4))]).unwrap();
+    sess.run(&sums, &[(&x, batch(4).into())]).unwrap();
     assert_eq!(sess.fresh_buffers(), fresh, "a repeated run allocated tensor buffers");
 }
 
@@ -318,8 +340,7 @@ fn bias_and_relu_fold_into_their_producer_with_identical_results() {
     let dense = nn::relu(&nn::bias_add(&pre, &b).unwrap()).unwrap(); // bias + relu
     let relu_only = nn::relu(&math::matmul(&flat, &w, false, false).unwrap()).unwrap();
     let bias_only = nn::bias_add(&math::matmul(&flat, &w, false, false).unwrap(), &b).unwrap();
-    let feed =
-        || [(&x, Value::from(ndarray::Array::from_shape_vec((3, 6, 6, 2), pattern(216, 5)).unwrap().into_dyn()))];
+    let feed = || [(&x, Feed::from(ndarray::Array::from_shape_vec((3, 6, 6, 2), pattern(216, 5)).unwrap().into_dyn()))];
     let fetches = [&conv, &dense, &relu_only, &bias_only];
 
     let mut fused = Session::new(&g).unwrap();
@@ -365,7 +386,7 @@ fn layer_biases_created_after_their_op_still_fuse() {
     let feed = || {
         [(
             &x,
-            Value::from(
+            Feed::from(
                 ndarray::Array::from_shape_fn((2, 4, 4, 1), |(b, i, j, _)| (b + i * 4 + j) as f32 * 0.1).into_dyn(),
             ),
         )]
@@ -402,7 +423,7 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
     let train = GradientDescent::new(0.001).minimize(&loss).unwrap();
     let init = g.global_variables_initializer().unwrap();
     let pattern = |n: usize| (0..n).map(|i| ((i * 7 + 3) % 11) as f32 * 0.1 - 0.5).collect::<Vec<_>>();
-    let feed = || [(&x, Value::from(ndarray::Array::from_shape_vec((2, 6, 6, 2), pattern(144)).unwrap().into_dyn()))];
+    let feed = || [(&x, Feed::from(ndarray::Array::from_shape_vec((2, 6, 6, 2), pattern(144)).unwrap().into_dyn()))];
     // A hand-built ReluGrad with features of one channel, broadcast over the 2 channels.
     let w =
         g.constant(ndarray::Array::from_shape_vec((3, 3, 2, 4), pattern(72)).unwrap().into_dyn()).named("w").unwrap();
@@ -445,12 +466,12 @@ fn a_feed_read_three_times_is_copied_once() {
     let gram = math::matmul(&x, &x, false, true).unwrap(); // reads x twice; 10x10, not pooled
     let r = nn::relu(&x).unwrap(); // the last reader: works in place on the run's copy
     let feed =
-        [(&x, Value::from(ndarray::Array::from_shape_fn((10, 100), |(i, j)| (i * 7 + j) as f32 - 50.0).into_dyn()))];
+        [(&x, Feed::from(ndarray::Array::from_shape_fn((10, 100), |(i, j)| (i * 7 + j) as f32 - 50.0).into_dyn()))];
     let sess = Session::new(&g).unwrap();
     let out = sess.run(&[&gram, &r], &feed).unwrap();
     // One buffer: the copy of x (a copy per read would have taken two at once for the MatMul).
     assert_eq!(sess.fresh_buffers(), 1);
-    let xs = feed[0].1.to_f64_vec();
+    let xs = feed[0].1.to_value().to_f64_vec();
     assert_eq!(out[1].to_f64_vec(), xs.iter().map(|v| v.max(0.0)).collect::<Vec<_>>());
     assert_eq!(out[0].to_f64_vec()[0], xs[..100].iter().map(|v| v * v).sum::<f64>());
     assert_eq!(xs[0], -50.0); // the caller's feed is untouched

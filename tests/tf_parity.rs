@@ -240,7 +240,7 @@ fn batch_normalization_matches_tensorflow() {
         sess.set_variable_value(&gamma, c.gamma.f32().into()).unwrap();
         sess.set_variable_value(&beta, c.beta.f32().into()).unwrap();
         let feed =
-            |b: &Arr, t: bool| vec![(&x, Value::from(b.f32())), (&training, Value::from(ndarray::arr0(t).into_dyn()))];
+            |b: &Arr, t: bool| vec![(&x, Feed::from(b.f32())), (&training, Feed::from(ndarray::arr0(t).into_dyn()))];
         let out = sess.run(&[&y, &grads[0], &grads[1], &grads[2]], &feed(&c.batches[0], true)).unwrap();
         assert_matches(&format!("{what} y (training)"), &out[0], &c.y_train);
         assert_matches(&format!("{what} dx"), &out[1], &c.dx);
@@ -252,7 +252,7 @@ fn batch_normalization_matches_tensorflow() {
         let stats = sess.run(&[&mm, &mv], &[]).unwrap();
         assert_matches(&format!("{what} moving_mean"), &stats[0], &c.moving_mean);
         assert_matches(&format!("{what} moving_variance"), &stats[1], &c.moving_variance);
-        let y_infer = sess.run(&[&y], &[(&x, Value::from(c.batches[2].f32()))]).unwrap().remove(0);
+        let y_infer = sess.run(&[&y], &[(&x, Feed::from(c.batches[2].f32()))]).unwrap().remove(0);
         assert_matches(&format!("{what} y (inference)"), &y_infer, &c.y_infer);
     }
 }

@@ -1,60 +1,29 @@
-//! What the slides' two training programs share: flags, data loading, the epoch loop and the
-//! printed lines.
+//! What the examples share that is not the slides' program: flags, the extras around the loop
+//! (`--save`, `--restore`, `--logdir`, `--profile`, the epoch timer and progress bar), chunked
+//! evaluation, PNG output.
 
 #![allow(dead_code)] // each example uses part of this module
 
-use clap::Parser;
-
-// The system allocator, wrapped to count allocations so the training benchmark can report
-// what each step allocates. (The session recycles tensor buffers itself, so the allocator's
-// policy no longer shows in step times; see BENCHMARKS.md.)
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
-static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static ALLOCATED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The system allocator, counting every allocation and reallocation with its size.
-pub struct CountingAlloc;
-
-// SAFETY: forwards every call unchanged to the system allocator; the counters have no effect
-// on memory.
-unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        count(layout.size());
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        count(layout.size());
-        unsafe { std::alloc::System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn count(bytes: usize) {
-    use std::sync::atomic::Ordering::Relaxed;
-    ALLOCATIONS.fetch_add(1, Relaxed);
-    ALLOCATED_BYTES.fetch_add(bytes as u64, Relaxed);
-}
-
-/// Allocations and bytes allocated since the program started.
-pub fn allocations() -> (u64, u64) {
-    use std::sync::atomic::Ordering::Relaxed;
-    (ALLOCATIONS.load(Relaxed), ALLOCATED_BYTES.load(Relaxed))
-}
+use std::path::PathBuf;
 use std::time::Instant;
 use tensorgraph::data::mnist;
+use tensorgraph::io::{Saver, Signature};
 use tensorgraph::prelude::*;
+use tensorgraph::summary::FileWriter;
 
-/// Flags of every program that trains on MNIST through [`train`]: data, seed and outputs.
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {
+/// Trains one of the talk's models on MNIST and prints the slide's lines.
+// (The flags of the slides' training programs: hyperparameters, data, seed, outputs.)
+#[derive(clap::Parser, Debug, Clone)]
+pub struct Flags {
+    /// Epochs to train [default: 20 for the MLP, 10 for the CNN].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per step [default: 50 for the MLP, 100 for the CNN].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// [default: 0.01 with gradient descent, 0.001 with Adam].
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
     /// Directory with the four MNIST .gz files.
     #[arg(long, default_value = "data/mnist")]
     pub data: String,
@@ -68,260 +37,170 @@ pub struct RunArgs {
     /// `X` in, `logits` out) and a TF checkpoint after every epoch
     /// (`DIR/model-<epoch>.index` and `.data-00000-of-00001`) for `mnist_predict` or TensorFlow.
     #[arg(long)]
-    pub save: Option<String>,
+    pub save: Option<PathBuf>,
     /// Start from this checkpoint (a prefix such as `runs/mlp/model-9`, ours or TensorFlow's)
     /// and print its test accuracy before training; with `--epochs 0` only that.
     #[arg(long)]
     pub restore: Option<String>,
     /// Write a TensorBoard event file (graph, loss every 50 steps, accuracies every epoch) here.
     #[arg(long)]
-    pub logdir: Option<String>,
+    pub logdir: Option<PathBuf>,
     /// Print the time spent per op type after the first epoch.
     #[arg(long)]
     pub profile: bool,
 }
 
-/// Trains one of the talk's models on MNIST and prints the slide's lines.
-// (The flags of `mnist_mlp` and `mnist_cnn`: [`RunArgs`] and the slides' hyperparameters.)
-#[derive(Parser, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    pub run: RunArgs,
-    /// Epochs to train [default: 20 for the MLP, 10 for the CNN].
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Images per step [default: 50 for the MLP, 100 for the CNN].
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// [default: 0.01 with sgd, 0.001 with adam].
-    #[arg(long)]
-    pub learning_rate: Option<f64>,
-    /// The slides' code says sgd; the CNN slide's numbers need adam.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
-    pub optimizer: OptimizerKind,
-}
-
-/// The optimizers the slides' programs choose between (any other name is a usage error).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OptimizerKind {
-    /// `GradientDescentOptimizer`, learning rate 0.01 by default.
-    Sgd,
-    /// `AdamOptimizer`, learning rate 0.001 by default.
-    Adam,
-}
-
-impl OptimizerKind {
-    /// The learning rate the slides (and TF's defaults) use with this optimizer.
-    pub fn default_learning_rate(self) -> f64 {
-        match self {
-            OptimizerKind::Sgd => 0.01,
-            OptimizerKind::Adam => 0.001,
+impl Flags {
+    /// A fresh graph, seeded with `--seed` if given (`tf.set_random_seed`).
+    pub fn graph(&self) -> Graph {
+        let g = Graph::new();
+        if let Some(seed) = self.seed {
+            g.set_random_seed(seed);
         }
+        g
+    }
+
+    /// MNIST from `--data`, shuffled with `--seed`, as TF's `input_data.read_data_sets`.
+    pub fn read_data_sets(&self) -> Result<mnist::Datasets> {
+        mnist::read_data_sets_with(
+            &self.data,
+            &mnist::Options { validation_size: self.validation_size, seed: self.seed },
+        )
     }
 }
 
-/// The MLP slide's network: 784-300(relu)-100(relu)-10, in name scope `dnn`.
-pub fn mlp_logits(g: &Graph, x: &Tensor) -> Result<Tensor> {
-    g.name_scope("dnn", || {
-        let hidden1 = layers::dense(x, 300, Some(nn::relu), "hidden1")?;
-        let hidden2 = layers::dense(&hidden1, 100, Some(nn::relu), "hidden2")?;
-        layers::dense(&hidden2, 10, None, "outputs")
-    })
-}
-
-/// The CNN slide's network: conv 32 3x3 s1 SAME relu, conv 64 3x3 s2 SAME relu, max-pool 2x2
-/// VALID, dense 64 relu, dense 10.
-pub fn cnn_logits(x: &Tensor) -> Result<Tensor> {
-    let x_reshaped = array::reshape(x, &[-1, 28, 28, 1])?;
-    let conv1 = layers::conv2d(&x_reshaped, 32, 3, 1, Padding::Same, Some(nn::relu), "conv1")?;
-    let conv2 = layers::conv2d(&conv1, 64, 3, 2, Padding::Same, Some(nn::relu), "conv2")?;
-    let pool3 = nn::max_pool(&conv2, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid)?;
-    let pool3_flat = array::reshape(&pool3, &[-1, 64 * 7 * 7])?;
-    let fc1 = layers::dense(&pool3_flat, 64, Some(nn::relu), "fc1")?;
-    layers::dense(&fc1, 10, None, "output")
-}
-
-/// A fresh graph with the `X` and `y` placeholders, seeded if asked.
-pub fn inputs(seed: Option<u64>) -> Result<(Graph, Tensor, Tensor)> {
-    let g = Graph::new();
-    if let Some(seed) = seed {
-        g.set_random_seed(seed);
-    }
-    let x = g.placeholder(DType::F32, [None, Some(784)]).named("X")?;
-    let y = g.placeholder(DType::I64, [None]).named("y")?;
-    Ok((g, x, y))
-}
-
-/// The graph pieces the loop needs.
+/// The graph handles of a classifier on MNIST, as the slides name them.
 pub struct Model {
+    pub g: Graph,
     pub x: Tensor,
     pub y: Tensor,
     pub logits: Tensor,
     pub loss: Tensor,
     pub training_op: Operation,
     pub accuracy: Tensor,
-    /// A bool switch fed true while training (batch norm, dropout), if the model has one.
-    pub training: Option<Tensor>,
 }
 
-/// Builds `loss`, the optimizer and `accuracy` around `logits` exactly as the slides do.
-pub fn finish_model(
-    g: &Graph,
-    x: Tensor,
-    y: Tensor,
-    logits: &Tensor,
-    optimizer: OptimizerKind,
-    lr: f64,
-) -> Result<Model> {
-    let opt: Box<dyn tensorgraph::train::Optimizer> = match optimizer {
-        OptimizerKind::Adam => Box::new(Adam::new(lr)),
-        OptimizerKind::Sgd => Box::new(GradientDescent::new(lr)),
-    };
-    finish_model_with(g, x, y, logits, opt.as_ref(), None, None)
-}
-
-/// [`finish_model`] with any optimizer, a global step it increments, and a training switch.
-/// The loss adds the regularization losses, if any; the train op runs the update ops (batch
-/// norm's moving averages) first, as TF1 programs do.
-pub fn finish_model_with(
-    g: &Graph,
-    x: Tensor,
-    y: Tensor,
-    logits: &Tensor,
-    optimizer: &dyn tensorgraph::train::Optimizer,
-    global_step: Option<&Variable>,
-    training: Option<Tensor>,
-) -> Result<Model> {
-    let loss = g.name_scope("loss", || {
-        let xentropy = nn::sparse_softmax_cross_entropy_with_logits(&y, logits).named("xentropy")?;
-        let loss = math::reduce_mean(&xentropy, None).named("loss")?;
-        match g.get_collection(tensorgraph::collections::REGULARIZATION_LOSSES).is_empty() {
-            true => Ok(loss),
-            false => math::add(&loss, &tensorgraph::losses::get_regularization_loss(g)?),
-        }
-    })?;
-    let update_ops = g.get_operation_collection(tensorgraph::collections::UPDATE_OPS);
-    let update_refs: Vec<&Operation> = update_ops.iter().collect();
-    let training_op = g.name_scope("train", || {
-        g.control_dependencies(&update_refs, || optimizer.minimize_with(&loss, None, global_step))
-    })?;
-    let accuracy = g.name_scope("eval", || {
-        let correct = nn::in_top_k(logits, &y, 1)?;
-        math::reduce_mean(&correct.cast(DType::F32)?, None).named("accuracy")
-    })?;
-    // Named inputs and outputs, so a program that imports the saved graph can find them.
-    for (key, t) in [("inputs", &x), ("inputs", &y), ("outputs", logits), ("outputs", &accuracy)] {
-        g.add_to_collection(key, t);
-    }
-    g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &training_op);
-    Ok(Model { x, y, logits: logits.clone(), loss, training_op, accuracy, training })
-}
-
-/// Accuracy over a whole data set, evaluated `chunk` images at a time to bound memory (the mean
-/// of per-chunk means weighted by chunk size equals the slide's one-call mean).
+/// `accuracy` (fed `x` and `y`) over a whole data set, `chunk` images per run: the mean of the
+/// chunks' exact counts, the same figure as one call over all of them, in bounded memory.
 pub fn accuracy_of(
-    sess: &mut Session,
-    m: &Model,
-    images: &ndarray::Array2<f32>,
-    labels: &ndarray::Array1<i64>,
+    sess: &Session,
+    accuracy: &Tensor,
+    (x, y): (&Tensor, &Tensor),
+    data: &mnist::DataSet,
     chunk: usize,
-) -> Result<f64> {
-    let n = labels.len();
+) -> Result<f32> {
     let mut correct = 0.0;
-    for start in (0..n).step_by(chunk.max(1)) {
-        let end = (start + chunk).min(n);
-        let xb = images.slice(ndarray::s![start..end, ..]).to_owned();
-        let yb = labels.slice(ndarray::s![start..end]).to_owned();
-        let acc =
-            sess.run(&[&m.accuracy], &[(&m.x, xb.into()), (&m.y, yb.into())])?[0].scalar_f64().unwrap_or(f64::NAN);
-        // Each chunk's accuracy is a count over its size: recover the exact count.
-        correct += (acc * (end - start) as f64).round();
+    for (images, labels) in data.batches(chunk) {
+        let acc: f32 = accuracy.eval(sess, feed! {x => images, y => labels})?.try_into()?;
+        correct += (acc * labels.len() as f32).round();
     }
-    Ok(correct / n as f64)
+    Ok(correct / data.num_examples() as f32)
 }
 
-/// The slides' loop: `num_examples / batch_size` steps per epoch, then
-/// `"{epoch} Train accuracy: {last batch} Test accuracy: {all test images}"` and the epoch time.
-pub fn train(g: &Graph, m: &Model, args: &RunArgs, epochs: usize, batch_size: usize, eval_chunk: usize) -> Result<()> {
-    let opts = mnist::Options { validation_size: args.validation_size, seed: args.seed };
-    let mut data = mnist::read_data_sets_with(&args.data, &opts)?;
-    let mut sess = Session::new(g)?;
-    sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
-    let steps = data.train.num_examples() / batch_size;
-    sess.set_profiling(args.profile);
-    let dir = args.save.as_ref().map(std::path::PathBuf::from);
-    if let Some(dir) = &dir {
-        let serving = tensorgraph::io::Signature {
-            inputs: vec![("X".into(), m.x.clone())],
-            outputs: vec![("logits".into(), m.logits.clone())],
-        };
-        tensorgraph::io::export_meta_graph_with(g, dir.join("model.meta"), &[("serving_default", &serving)])?;
-    }
-    let saver = tensorgraph::io::Saver::new(g);
-    if let Some(path) = &args.restore {
-        saver.restore(&sess, path)?;
-        let acc_test = accuracy_of(&mut sess, m, &data.test.images, &data.test.labels, eval_chunk)?;
-        println!("restored {path}: Test accuracy: {:?}", acc_test as f32);
-    }
-    let mut events = match &args.logdir {
-        Some(d) => Some(tensorgraph::summary::FileWriter::new(d, Some(g))?),
-        None => None,
-    };
-    let mut global_step = 0i64;
-    for epoch in 0..epochs {
-        let start = Instant::now();
-        let mut last = None;
-        let progress = progress_bar(steps, epoch);
-        for step in 0..steps {
-            progress.inc(1);
-            let (xb, yb) = data.train.next_batch(batch_size);
-            if step + 1 == steps {
-                last = Some((xb.clone(), yb.clone())); // for the train accuracy below
-            }
-            let mut feeds = vec![(&m.x, xb.into()), (&m.y, yb.into())];
-            if let Some(t) = &m.training {
-                feeds.push((t, Value::from(ndarray::arr0(true).into_dyn())));
-            }
-            global_step += 1;
-            match events.as_mut() {
-                Some(w) if global_step % 50 == 0 => {
-                    let loss =
-                        sess.run_with(&[&m.loss], &[&m.training_op], &feeds)?[0].scalar_f64().unwrap_or(f64::NAN);
-                    w.add_scalar("loss", loss as f32, global_step)?;
-                }
-                _ => sess.run_targets(&[&m.training_op], &feeds)?,
-            }
+/// What the flags add around a training loop: the graph and checkpoints for `--save`, the
+/// restored checkpoint for `--restore`, TensorBoard events for `--logdir`, the op profile for
+/// `--profile`, a progress bar, and each epoch's time.
+pub struct Extras<'m> {
+    flags: Flags,
+    m: &'m Model,
+    saver: Saver,
+    events: Option<FileWriter>,
+    steps_per_epoch: usize,
+    global_step: i64,
+    progress: indicatif::ProgressBar,
+    epoch_start: Instant,
+    last_step_end: Instant,
+}
+
+impl<'m> Extras<'m> {
+    /// Call after initialising the variables: restores `--restore` (printing its test accuracy,
+    /// evaluated `chunk` images per run) and writes the graph for `--save` and `--logdir`.
+    pub fn new(
+        flags: &Flags,
+        m: &'m Model,
+        sess: &mut Session,
+        mnist: &mnist::Datasets,
+        batch_size: usize,
+        chunk: usize,
+    ) -> Result<Self> {
+        let saver = Saver::new(&m.g);
+        if let Some(path) = &flags.restore {
+            saver.restore(sess, path)?;
+            println!(
+                "restored {path}: Test accuracy: {:?}",
+                accuracy_of(sess, &m.accuracy, (&m.x, &m.y), &mnist.test, chunk)?
+            );
         }
-        progress.finish_and_clear();
-        let train_time = start.elapsed();
-        if args.profile && epoch == 0 {
+        if let Some(dir) = &flags.save {
+            let serving = Signature {
+                inputs: vec![("X".into(), m.x.clone())],
+                outputs: vec![("logits".into(), m.logits.clone())],
+            };
+            // Named inputs and outputs, so a program that imports the graph finds them.
+            for (key, t) in [("inputs", &m.x), ("inputs", &m.y), ("outputs", &m.logits), ("outputs", &m.accuracy)] {
+                m.g.add_to_collection(key, t);
+            }
+            m.g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &m.training_op);
+            tensorgraph::io::export_meta_graph_with(&m.g, dir.join("model.meta"), &[("serving_default", &serving)])?;
+        }
+        let events = match &flags.logdir {
+            Some(dir) => Some(FileWriter::new(dir, Some(&m.g))?),
+            None => None,
+        };
+        sess.set_profiling(flags.profile);
+        let steps_per_epoch = mnist.train.num_examples() / batch_size.max(1);
+        let progress = progress_bar(steps_per_epoch, 0);
+        let now = Instant::now();
+        Ok(Extras {
+            flags: flags.clone(),
+            m,
+            saver,
+            events,
+            steps_per_epoch,
+            global_step: 0,
+            progress,
+            epoch_start: now,
+            last_step_end: now,
+        })
+    }
+
+    /// After each training step, with its feeds: logs the loss every 50 steps for `--logdir`.
+    pub fn step(&mut self, sess: &Session, feeds: &[(&Tensor, Feed)]) -> Result<()> {
+        self.global_step += 1;
+        self.progress.inc(1);
+        if let Some(w) = self.events.as_mut().filter(|_| self.global_step % 50 == 0) {
+            let loss: f32 = self.m.loss.eval(sess, feeds)?.try_into()?;
+            w.add_scalar("loss", loss, self.global_step)?;
+        }
+        self.last_step_end = Instant::now();
+        Ok(())
+    }
+
+    /// After each epoch's line: prints the epoch's time and (once) the profile, logs the
+    /// accuracies, saves a checkpoint.
+    pub fn end_epoch(&mut self, sess: &mut Session, epoch: usize, acc_train: f32, acc_test: f32) -> Result<()> {
+        self.progress.finish_and_clear();
+        let (total, training) = (self.epoch_start.elapsed(), self.last_step_end - self.epoch_start);
+        println!("epoch {epoch} time: {:.2} s (training {:.2} s)", total.as_secs_f64(), training.as_secs_f64());
+        if self.flags.profile && epoch == 0 {
             for (op, calls, t) in sess.profile() {
                 eprintln!("{op:<28} {calls:>8} calls {:>9.3} s", t.as_secs_f64());
             }
             sess.set_profiling(false);
         }
-        let acc_train = match last {
-            Some((xb, yb)) => accuracy_of(&mut sess, m, &xb, &yb, batch_size)?,
-            None => f64::NAN,
-        };
-        let acc_test = accuracy_of(&mut sess, m, &data.test.images, &data.test.labels, eval_chunk)?;
-        if let Some(w) = events.as_mut() {
-            w.add_scalar("accuracy/train_batch", acc_train as f32, global_step)?;
-            w.add_scalar("accuracy/test", acc_test as f32, global_step)?;
+        if let Some(w) = self.events.as_mut() {
+            w.add_scalar("accuracy/train_batch", acc_train, self.global_step)?;
+            w.add_scalar("accuracy/test", acc_test, self.global_step)?;
         }
-        // `{:?}` prints f32 as Python prints numpy floats (`1.0`, `0.9789`).
-        println!("{epoch} Train accuracy: {:?} Test accuracy: {:?}", acc_train as f32, acc_test as f32);
-        println!(
-            "epoch {epoch} time: {:.2} s (training {:.2} s)",
-            start.elapsed().as_secs_f64(),
-            train_time.as_secs_f64()
-        );
-        if let Some(dir) = &dir {
-            let path = saver.save(&sess, dir.join("model"), Some(epoch as u64))?;
+        if let Some(dir) = &self.flags.save {
+            let path = self.saver.save(sess, dir.join("model"), Some(epoch as u64))?;
             println!("saved {}", path.display());
         }
+        self.progress = progress_bar(self.steps_per_epoch, epoch + 1);
+        self.epoch_start = Instant::now();
+        self.last_step_end = self.epoch_start;
+        Ok(())
     }
-    Ok(())
 }
 
 /// A bar of an epoch's steps on stderr when it is a terminal (hidden otherwise, so logs and the

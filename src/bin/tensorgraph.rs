@@ -256,7 +256,7 @@ fn run(
     }
     let fetched: Vec<Tensor> = fetches.iter().map(|n| tensor(&g, n)).collect::<Result<_>>()?;
     let ops: Vec<tensorgraph::Operation> = targets.iter().map(|n| g.operation_by_name(n)).collect::<Result<_>>()?;
-    let feed_refs: Vec<(&Tensor, tensorgraph::Value)> = fed.iter().map(|(t, v)| (t, v.clone())).collect();
+    let feed_refs: Vec<(&Tensor, tensorgraph::Feed)> = fed.iter().map(|(t, v)| (t, v.into())).collect();
     let fetch_refs: Vec<&Tensor> = fetched.iter().collect();
     let op_refs: Vec<&tensorgraph::Operation> = ops.iter().collect();
     let mut per_step = Vec::with_capacity(steps);

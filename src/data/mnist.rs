@@ -3,7 +3,7 @@
 
 use crate::{Error, Result};
 use flate2::read::GzDecoder;
-use ndarray::{s, Array1, Array2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -104,6 +104,22 @@ impl DataSet {
             None => self.images.select(Axis(0), &picked),
         };
         (images, self.labels.select(Axis(0), &picked))
+    }
+
+    /// The examples in their stored order, `n` at a time (the last batch may be shorter), as
+    /// views: for evaluating a data set in chunks without copying it.
+    ///
+    /// ```
+    /// use tensorgraph::data::mnist::DataSet;
+    /// let set = DataSet::new(ndarray::Array2::zeros((5, 784)), ndarray::Array1::zeros(5), Some(0));
+    /// let sizes: Vec<usize> = set.batches(2).map(|(images, labels)| labels.len().min(images.nrows())).collect();
+    /// assert_eq!(sizes, [2, 2, 1]);
+    /// ```
+    pub fn batches(&self, n: usize) -> impl Iterator<Item = (ArrayView2<'_, f32>, ArrayView1<'_, i64>)> {
+        (0..self.num_examples()).step_by(n.max(1)).map(move |start| {
+            let end = (start + n).min(self.num_examples());
+            (self.images.slice(s![start..end, ..]), self.labels.slice(s![start..end]))
+        })
     }
 }
 

@@ -21,14 +21,14 @@ const STATE: &str = "checkpoint";
 /// let g = Graph::new();
 /// let w = g.variable(&g.scalar(2.5, DType::F32)?, "w", true)?;
 /// let mut sess = Session::new(&g)?;
-/// sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
+/// sess.run(&g.global_variables_initializer()?, &[])?;
 /// let dir = std::env::temp_dir().join(format!("tg-saver-doc-{}", std::process::id()));
 /// let prefix = Saver::new(&g).save(&sess, dir.join("model.ckpt"), Some(7))?;
 /// assert!(prefix.ends_with("model.ckpt-7"));
 /// assert!(dir.join("model.ckpt-7.index").exists() && dir.join("model.ckpt-7.data-00000-of-00001").exists());
 /// let fresh = Session::new(&g)?;
 /// Saver::new(&g).restore(&fresh, &prefix)?;
-/// assert_eq!(fresh.run(&[&w], &[])?[0].scalar_f64(), Some(2.5));
+/// assert_eq!(fresh.run(&w, &[])?.scalar_f64(), Some(2.5));
 /// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok(()) }
 /// ```

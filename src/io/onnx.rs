@@ -372,7 +372,7 @@ fn pad(p: Padding) -> &'static str {
 /// let x = g.placeholder(DType::F32, [None, Some(4)]).named("X")?;
 /// let logits = layers::dense(&x, 3, Some(nn::relu), "dense")?;
 /// let sess = Session::new(&g)?;
-/// sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
+/// sess.run(&g.global_variables_initializer()?, &[])?;
 /// let model = to_onnx(&g, &sess, &[&logits])?;
 /// let graph = model.graph.unwrap();
 /// let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();

@@ -14,9 +14,9 @@ use crate::{ApplyOp, Initializer, Operation, Result, Variable};
 /// let w = g.variable(&g.scalar(1.0, DType::F32)?, "w", true)?;
 /// let train = Adagrad::new(0.1).minimize(&math::square(&w)?)?;
 /// let mut sess = Session::new(&g)?;
-/// sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
-/// sess.run_targets(&[&train], &[])?; // accum = 0.1 + 4; w = 1 - 0.1·2/√4.1
-/// let w1 = sess.run(&[&w], &[])?[0].scalar_f64().unwrap();
+/// sess.run(&g.global_variables_initializer()?, &[])?;
+/// sess.run(&train, &[])?; // accum = 0.1 + 4; w = 1 - 0.1·2/√4.1
+/// let w1 = sess.run(&w, &[])?.scalar_f64().unwrap();
 /// assert!((w1 - (1.0 - 0.2 / 4.1f64.sqrt())).abs() < 1e-6);
 /// # Ok(()) }
 /// ```

@@ -15,9 +15,9 @@ use crate::{ApplyOp, Operation, Result, Variable};
 /// let train = g.name_scope("train", || GradientDescent::new(0.25).minimize(&loss))?;
 /// assert_eq!(train.name(), "train/GradientDescent");
 /// let mut sess = Session::new(&g)?;
-/// sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
-/// sess.run_targets(&[&train], &[])?; // w = 3 - 0.25 * 6
-/// assert_eq!(sess.run(&[&w], &[])?[0].scalar_f64(), Some(1.5));
+/// sess.run(&g.global_variables_initializer()?, &[])?;
+/// sess.run(&train, &[])?; // w = 3 - 0.25 * 6
+/// assert_eq!(sess.run(&w, &[])?.scalar_f64(), Some(1.5));
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]

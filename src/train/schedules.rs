@@ -34,9 +34,9 @@ pub fn get_or_create_global_step(g: &Graph) -> Result<Variable> {
 /// let step = train::get_or_create_global_step(&g)?;
 /// let lr = train::exponential_decay(0.1, &step, 10, 0.5, false)?;
 /// let mut sess = Session::new(&g)?;
-/// sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
-/// sess.run_targets(&[&state::assign(&step, &g.scalar(5.0, DType::I64)?)?.op()], &[])?;
-/// let v = sess.run(&[&lr], &[])?[0].scalar_f64().unwrap();
+/// sess.run(&g.global_variables_initializer()?, &[])?;
+/// sess.run(&state::assign(&step, &g.scalar(5.0, DType::I64)?)?.op(), &[])?;
+/// let v = sess.run(&lr, &[])?.scalar_f64().unwrap();
 /// assert!((v - 0.1 * 0.5f64.powf(0.5)).abs() < 1e-7);
 /// # Ok(()) }
 /// ```
@@ -78,8 +78,8 @@ pub fn exponential_decay(
 /// assert!(train::piecewise_constant(&step, &[1000.0], &[0.1])
 ///     .unwrap_err().to_string().contains("one more value than boundaries"));
 /// let mut sess = Session::new(&g)?;
-/// sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
-/// assert_eq!(sess.run(&[&lr], &[])?[0].scalar_f64(), Some(0.1f32 as f64));
+/// sess.run(&g.global_variables_initializer()?, &[])?;
+/// assert_eq!(sess.run(&lr, &[])?.scalar_f64(), Some(0.1f32 as f64));
 /// # Ok(()) }
 /// ```
 #[track_caller]

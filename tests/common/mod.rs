@@ -14,7 +14,7 @@ pub fn record(g: &Graph) {
 }
 
 /// Runs one fetch.
-pub fn run1(g: &Graph, t: &Tensor, feeds: &[(&Tensor, Value)]) -> Value {
+pub fn run1(g: &Graph, t: &Tensor, feeds: &[(&Tensor, Feed)]) -> Value {
     record(g);
     let sess = Session::new(g).expect("session");
     sess.run(&[t], feeds).expect("run").remove(0)

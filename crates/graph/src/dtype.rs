@@ -1,6 +1,6 @@
 //! Element types and run-time tensor values.
 
-use ndarray::{ArrayBase, ArrayD, Dimension, IxDyn, OwnedRepr};
+use ndarray::{ArrayBase, ArrayD, ArrayView, CowArray, Dimension, IxDyn, OwnedRepr};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -287,4 +287,112 @@ scalar_conversions! {
     i32, I32, "int32";
     i64, I64, "int64";
     bool, Bool, "bool";
+}
+
+/// A value fed to a placeholder, owned or borrowed: `feed_dict={X: X_batch}`'s right-hand side.
+/// Built from an owned array or [`Value`] (moved in), or from a reference to one or an
+/// `ArrayView` (borrowed: evaluating a test set does not copy it first).
+///
+/// ```
+/// use ndarray::{array, s};
+/// use tensorgraph_graph::{DType, Feed};
+/// let images = array![[0.0f32, 1.0], [2.0, 3.0]];
+/// let borrowed = Feed::from(&images); // no copy
+/// let first_row = Feed::from(images.slice(s![..1, ..])); // a view, no copy
+/// let owned = Feed::from(images.clone());
+/// assert_eq!((borrowed.dtype(), first_row.shape(), owned.shape()), (DType::F32, &[1, 2][..], &[2, 2][..]));
+/// ```
+#[derive(Clone, Debug)]
+pub enum Feed<'a> {
+    F32(CowArray<'a, f32, IxDyn>),
+    F64(CowArray<'a, f64, IxDyn>),
+    I32(CowArray<'a, i32, IxDyn>),
+    I64(CowArray<'a, i64, IxDyn>),
+    Bool(CowArray<'a, bool, IxDyn>),
+}
+
+/// Calls `$body` with `$a` bound to the array inside a [`Feed`], whatever its dtype.
+macro_rules! with_feed {
+    ($value:expr, $a:ident => $body:expr) => {
+        match $value {
+            Feed::F32($a) => $body,
+            Feed::F64($a) => $body,
+            Feed::I32($a) => $body,
+            Feed::I64($a) => $body,
+            Feed::Bool($a) => $body,
+        }
+    };
+}
+
+impl Feed<'_> {
+    /// The dtype of the elements.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Feed::F32(_) => DType::F32,
+            Feed::F64(_) => DType::F64,
+            Feed::I32(_) => DType::I32,
+            Feed::I64(_) => DType::I64,
+            Feed::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// The concrete shape.
+    pub fn shape(&self) -> &[usize] {
+        with_feed!(self, a => a.shape())
+    }
+
+    /// The fed value as an owned [`Value`] (a copy when borrowed).
+    pub fn to_value(&self) -> Value {
+        with_feed!(self, a => Value::from(a.to_owned()))
+    }
+}
+
+impl From<Value> for Feed<'_> {
+    fn from(v: Value) -> Self {
+        with_array!(v, a => Feed::from(a))
+    }
+}
+
+impl<'a> From<&'a Value> for Feed<'a> {
+    fn from(v: &'a Value) -> Self {
+        with_array!(v, a => Feed::from(a.view()))
+    }
+}
+
+macro_rules! feed_conversions {
+    ($($variant:ident $t:ty;)*) => {$(
+        impl<D: Dimension> From<ArrayBase<OwnedRepr<$t>, D>> for Feed<'_> {
+            fn from(a: ArrayBase<OwnedRepr<$t>, D>) -> Self {
+                Feed::$variant(CowArray::from(a.into_dyn()))
+            }
+        }
+        impl<'a, D: Dimension> From<ArrayView<'a, $t, D>> for Feed<'a> {
+            fn from(a: ArrayView<'a, $t, D>) -> Self {
+                Feed::$variant(CowArray::from(a.into_dyn()))
+            }
+        }
+        impl<'a, D: Dimension> From<&'a ArrayBase<OwnedRepr<$t>, D>> for Feed<'a> {
+            fn from(a: &'a ArrayBase<OwnedRepr<$t>, D>) -> Self {
+                Feed::$variant(CowArray::from(a.view().into_dyn()))
+            }
+        }
+        impl<'a, D: Dimension> From<&ArrayView<'a, $t, D>> for Feed<'a> {
+            fn from(a: &ArrayView<'a, $t, D>) -> Self {
+                Feed::$variant(CowArray::from(a.clone().into_dyn()))
+            }
+        }
+        impl From<$t> for Feed<'_> {
+            fn from(x: $t) -> Self {
+                Feed::from(ndarray::arr0(x))
+            }
+        }
+    )*};
+}
+
+feed_conversions! {
+    F32 f32;
+    F64 f64;
+    I32 i32;
+    I64 i64;
+    Bool bool;
 }

@@ -12,7 +12,7 @@ pub mod ops;
 mod shape;
 mod variable;
 
-pub use dtype::{checked_len, try_vec, DType, Element, Value};
+pub use dtype::{checked_len, try_vec, DType, Element, Feed, Value};
 pub use error::{Error, NodeInfo, NonFiniteKind, Result, SourceLocation};
 pub use graph::{
     collections, EdgeKind, Endpoint, Graph, GraphData, Named, Node, Operation, ScopeGuard, Tensor, VariableInfo,

@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(in_top_k(&p.view(), &t.view(), 1).unwrap(), array![true, true, false].into_dyn());
         let t = array![3i64, 7, 1].into_dyn();
         assert_eq!(in_top_k(&p.view(), &t.view(), 2).unwrap(), array![false, false, false].into_dyn());
-        assert_eq!(in_top_k(&p.view(), &t.view(), 3).unwrap()[[0]], true);
+        assert!(in_top_k(&p.view(), &t.view(), 3).unwrap()[[0]]);
     }
 
     #[test]

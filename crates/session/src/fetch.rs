@@ -1,14 +1,14 @@
 //! What [`Session::run`](crate::Session::run) fetches: what TF's `sess.run` takes.
 
-use tensorgraph_graph::{Operation, Tensor, Value, Variable};
+use tensorgraph_graph::{Feed, Operation, Tensor, Value, Variable};
 
 /// A fetch of [`Session::run`](crate::Session::run), shaped as TF's `sess.run` takes them: an
 /// operation (run for its effect; gives `()`), a tensor (gives its [`Value`]), a tuple of
 /// fetches (gives a tuple), a slice or array of tensors (gives a `Vec`).
 ///
 /// ```
-/// use tensorgraph_graph::{ops::math, DType, Graph, Named, Value};
-/// use tensorgraph_session::Session;
+/// use tensorgraph_graph::{ops::math, DType, Graph, Named};
+/// use tensorgraph_session::{feed, Session};
 /// # fn main() -> tensorgraph_graph::Result<()> {
 /// let g = Graph::new();
 /// let x = g.placeholder(DType::F32, tensorgraph_graph::Shape::scalar()).named("x")?;
@@ -17,9 +17,8 @@ use tensorgraph_graph::{Operation, Tensor, Value, Variable};
 /// let step = tensorgraph_graph::ops::state::assign_add(&w, &x)?.op();
 /// let sess = Session::new(&g)?;
 /// sess.run(&g.global_variables_initializer()?, &[])?; // an op: ()
-/// let feed = [(&x, Value::from(ndarray::arr0(3.0f32).into_dyn()))];
-/// let (before, ()) = sess.run((&y, &step), &feed)?; // a tuple: y and the update
-/// let after: f32 = sess.run(&y, &feed)?.try_into()?; // a tensor: its value, here a scalar
+/// let (before, ()) = sess.run((&y, &step), feed! {x => 3.0f32})?; // a tuple: y and the update
+/// let after: f32 = sess.run(&y, feed! {x => 3.0f32})?.try_into()?; // a tensor: its value
 /// assert_eq!((before.scalar_f64(), after), (Some(3.0), 12.0));
 /// # Ok(()) }
 /// ```
@@ -147,30 +146,30 @@ pub trait Eval {
     /// `()` for an operation, the value for a tensor or a variable.
     type Output;
     /// Runs the operation (TF's `op.run()`).
-    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<Self::Output>;
+    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Feed<'_>)]) -> tensorgraph_graph::Result<Self::Output>;
     /// Evaluates the tensor (TF's `tensor.eval()`); the same as [`Eval::run`].
-    fn eval(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<Self::Output> {
+    fn eval(&self, sess: &crate::Session, feeds: &[(&Tensor, Feed<'_>)]) -> tensorgraph_graph::Result<Self::Output> {
         self.run(sess, feeds)
     }
 }
 
 impl Eval for Operation {
     type Output = ();
-    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<()> {
+    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Feed<'_>)]) -> tensorgraph_graph::Result<()> {
         sess.run(self, feeds)
     }
 }
 
 impl Eval for Tensor {
     type Output = Value;
-    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<Value> {
+    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Feed<'_>)]) -> tensorgraph_graph::Result<Value> {
         sess.run(self, feeds)
     }
 }
 
 impl Eval for Variable {
     type Output = Value;
-    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Value)]) -> tensorgraph_graph::Result<Value> {
+    fn run(&self, sess: &crate::Session, feeds: &[(&Tensor, Feed<'_>)]) -> tensorgraph_graph::Result<Value> {
         sess.run(self, feeds)
     }
 }

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tensorgraph_graph::{
-    fmt_dims, BinaryOp, DType, Endpoint, Error, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result,
+    fmt_dims, BinaryOp, DType, Endpoint, Error, Feed, Graph, NodeIndex, NodeInfo, NonFiniteKind, Op, Operation, Result,
     Tensor, Value, Variable,
 };
 use tensorgraph_kernels::{buffers::BufferPool, KernelError};
@@ -154,7 +154,7 @@ impl Session {
     /// tensor, a tuple of them, or a slice of tensors (see [`Fetch`]), giving back the same
     /// shape: `()`, a [`Value`], a tuple, a `Vec`. A tensor may be fetched more than once;
     /// feeding one twice is an error.
-    pub fn run<F: Fetch>(&self, fetches: F, feeds: &[(&Tensor, Value)]) -> Result<F::Output> {
+    pub fn run<F: Fetch>(&self, fetches: F, feeds: &[(&Tensor, Feed<'_>)]) -> Result<F::Output> {
         let (mut tensors, mut ops) = (Vec::new(), Vec::new());
         fetches.add(&mut tensors, &mut ops);
         let values = self.run_with(&tensors, &ops, feeds)?;
@@ -162,7 +162,7 @@ impl Session {
     }
 
     /// Runs `targets` for their effects (like `sess.run(training_op, feed_dict)`).
-    pub fn run_targets(&self, targets: &[&Operation], feeds: &[(&Tensor, Value)]) -> Result<()> {
+    pub fn run_targets(&self, targets: &[&Operation], feeds: &[(&Tensor, Feed<'_>)]) -> Result<()> {
         self.run_with(&[], targets, feeds).map(drop)
     }
 
@@ -171,7 +171,7 @@ impl Session {
         &self,
         fetches: &[&Tensor],
         targets: &[&Operation],
-        feeds: &[(&Tensor, Value)],
+        feeds: &[(&Tensor, Feed<'_>)],
     ) -> Result<Vec<Value>> {
         // Names are formatted only for the error: this check runs on every step.
         if let Some(t) =
@@ -209,7 +209,7 @@ impl Session {
                 p
             }
         };
-        let feed_values: Vec<&Value> = order.iter().map(|&i| &feeds[i].1).collect();
+        let feed_values: Vec<&Feed> = order.iter().map(|&i| &feeds[i].1).collect();
         let mut pool = self.pools.lock().pop().unwrap_or_default();
         let result = self.execute(&plan, &feed_values, &mut pool);
         pool.end_run();
@@ -217,7 +217,7 @@ impl Session {
         result
     }
 
-    fn check_feeds(&self, feeds: &[(&Tensor, Value)]) -> Result<()> {
+    fn check_feeds(&self, feeds: &[(&Tensor, Feed<'_>)]) -> Result<()> {
         for (t, v) in feeds {
             let spec = t.spec();
             if v.dtype() != spec.dtype {
@@ -239,7 +239,7 @@ impl Session {
         value.ok_or_else(|| self.uninitialized(n))
     }
 
-    fn execute(&self, plan: &Plan, feeds: &[&Value], pool: &mut BufferPool) -> Result<Vec<Value>> {
+    fn execute(&self, plan: &Plan, feeds: &[&Feed], pool: &mut BufferPool) -> Result<Vec<Value>> {
         let mut slots: Vec<Option<Arc<Value>>> = vec![None; plan.n_slots];
         // Each feed is copied once per run (into a recycled buffer); its last reader takes the
         // copy, so an element-wise op or reshape may reuse it.
@@ -313,7 +313,7 @@ impl Session {
                         _ => (**slots[*s].as_ref().expect("fetched slot computed")).clone(),
                     }
                 }
-                Source::Feed(i) => feeds[*i].clone(),
+                Source::Feed(i) => feeds[*i].to_value(),
                 Source::Var(n) => (*self.read_var(*n)?).clone(),
             });
         }
@@ -491,17 +491,20 @@ impl Session {
     }
 }
 
-/// A feed's copy for this run, in a recycled buffer (the caller keeps its own value).
-fn copy_feed(v: &Value, pool: &mut BufferPool) -> Value {
-    fn copy<T: tensorgraph_kernels::Float>(a: &ArrayD<T>, pool: &mut BufferPool) -> Option<ArrayD<T>> {
+/// A feed's copy for this run, in a recycled buffer (the caller keeps its own array).
+fn copy_feed(v: &Feed, pool: &mut BufferPool) -> Value {
+    fn copy<T: tensorgraph_kernels::Float>(
+        a: &ndarray::CowArray<T, ndarray::IxDyn>,
+        pool: &mut BufferPool,
+    ) -> Option<ArrayD<T>> {
         ArrayD::from_shape_vec(a.raw_dim(), pool.copy_of(a.as_slice()?)).ok()
     }
     let copied = match v {
-        Value::F32(a) => copy(a, pool).map(Value::from),
-        Value::F64(a) => copy(a, pool).map(Value::from),
+        Feed::F32(a) => copy(a, pool).map(Value::from),
+        Feed::F64(a) => copy(a, pool).map(Value::from),
         _ => None,
     };
-    copied.unwrap_or_else(|| v.clone())
+    copied.unwrap_or_else(|| v.to_value())
 }
 
 /// Hands a value nobody else holds back to the buffer pool.

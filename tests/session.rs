@@ -69,6 +69,30 @@ fn borrowed_feeds_give_what_owned_feeds_give() {
 }
 
 #[test]
+fn fetched_values_convert_to_what_the_caller_asks_for() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("X").unwrap();
+    let y = math::square(&x).unwrap();
+    let total = math::reduce_sum(&y, None).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let x_value = array![[1.0f32, 2.0], [3.0, 4.0]];
+    let fetches = std::collections::HashMap::from([("y", &y), ("total", &total), ("x", &x)]);
+    let mut values = sess.run(&fetches, feed! {x => &x_value}).unwrap();
+    assert_eq!(values.len(), 3);
+    let y_value: ndarray::Array2<f32> = values.remove("y").unwrap().try_into().unwrap();
+    assert_eq!(y_value, array![[1.0f32, 4.0], [9.0, 16.0]]);
+    let total_value: f32 = values.remove("total").unwrap().try_into().unwrap();
+    assert_eq!(total_value, 30.0);
+    let any_rank: ndarray::ArrayD<f32> = values["x"].clone().try_into().unwrap();
+    assert_eq!(any_rank.shape(), [2, 2]);
+    // A rank or dtype the value does not have is an error naming both.
+    let e = ndarray::Array1::<f32>::try_from(values["x"].clone()).unwrap_err();
+    assert!(e.to_string().contains("a float32 array of rank 1") && e.to_string().contains("float32 [2,2]"), "{e}");
+    let e = ndarray::Array2::<i64>::try_from(values.remove("x").unwrap()).unwrap_err();
+    assert!(e.to_string().contains("int64") && e.to_string().contains("float32 [2,2]"), "{e}");
+}
+
+#[test]
 fn uninitialized_variable_is_named() {
     let g = Graph::new();
     let w = g.variable(&g.constant(array![1.0f32, 2.0]).unwrap(), "weights", true).unwrap();

@@ -281,6 +281,40 @@ macro_rules! scalar_conversions {
     )*};
 }
 
+/// A fetched value as an ndarray of the caller's element type and rank
+/// (`let w: Array2<f32> = sess.run(&w, &[])?.try_into()?`; `ArrayD` for any rank): the dtype
+/// and the rank must match.
+macro_rules! array_conversions {
+    ($($t:ty, $variant:ident, $name:literal;)*) => {$(
+        impl<D: Dimension> TryFrom<Value> for ArrayBase<OwnedRepr<$t>, D> {
+            type Error = crate::Error;
+            fn try_from(v: Value) -> Result<Self, crate::Error> {
+                let mismatch = |dtype: DType, shape: &[usize]| crate::Error::ValueType {
+                    expected: match D::NDIM {
+                        Some(rank) => format!("a {} array of rank {rank}", $name),
+                        None => format!("a {} array", $name),
+                    },
+                    got: format!("{dtype} {}", crate::fmt_dims(shape)),
+                };
+                match v {
+                    Value::$variant(a) if D::NDIM.is_none_or(|rank| rank == a.ndim()) => {
+                        a.into_dimensionality::<D>().map_err(|_| mismatch(DType::$variant, &[]))
+                    }
+                    other => Err(mismatch(other.dtype(), other.shape())),
+                }
+            }
+        }
+    )*};
+}
+
+array_conversions! {
+    f32, F32, "float32";
+    f64, F64, "float64";
+    i32, I32, "int32";
+    i64, I64, "int64";
+    bool, Bool, "bool";
+}
+
 scalar_conversions! {
     f32, F32, "float32";
     f64, F64, "float64";

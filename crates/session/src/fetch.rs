@@ -107,6 +107,42 @@ impl<T: AsTensor> Fetch for &Vec<&T> {
     }
 }
 
+/// TF's dict fetches (`sess.run({"loss": loss, "acc": accuracy})`): a map of tensors gives a map
+/// of their values under the same keys.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use tensorgraph_graph::{ops::math, DType, Graph};
+/// use tensorgraph_session::Session;
+/// # fn main() -> tensorgraph_graph::Result<()> {
+/// let g = Graph::new();
+/// let two = g.scalar(2.0, DType::F32)?;
+/// let fetches = BTreeMap::from([("two", &two), ("four", &math::square(&two)?)]);
+/// let values = Session::new(&g)?.run(&fetches, &[])?;
+/// assert_eq!(values["four"].scalar_f64(), Some(4.0));
+/// # Ok(()) }
+/// ```
+impl<K: Clone + Ord, T: AsTensor> Fetch for &std::collections::BTreeMap<K, &T> {
+    type Output = std::collections::BTreeMap<K, Value>;
+    fn add<'a>(&'a self, tensors: &mut Vec<&'a Tensor>, _: &mut Vec<&'a Operation>) {
+        tensors.extend(self.values().map(|t| t.as_tensor()));
+    }
+    fn take(&self, values: &mut std::vec::IntoIter<Value>) -> Self::Output {
+        self.keys().cloned().zip(values).collect()
+    }
+}
+
+impl<K: Clone + Eq + std::hash::Hash, T: AsTensor> Fetch for &std::collections::HashMap<K, &T> {
+    type Output = std::collections::HashMap<K, Value>;
+    fn add<'a>(&'a self, tensors: &mut Vec<&'a Tensor>, _: &mut Vec<&'a Operation>) {
+        tensors.extend(self.values().map(|t| t.as_tensor()));
+    }
+    fn take(&self, values: &mut std::vec::IntoIter<Value>) -> Self::Output {
+        // The same iteration order as `add`: the map is borrowed, unchanged, in between.
+        self.keys().cloned().zip(values).collect()
+    }
+}
+
 /// Tuples of fetches, as TF's `sess.run((loss, train_op))`; one impl per arity.
 macro_rules! tuple_fetch {
     ($($t:ident $i:tt),+) => {

@@ -275,6 +275,32 @@ fn array_ops() {
     check("pad", std::slice::from_ref(&x), &|t| math::square(&array::pad(&t[0], &[(1, 0), (0, 2), (1, 1)])?));
     check("broadcast_to", &[y.clone(), x.clone()], &|t| math::square(&array::broadcast_to(&t[0], &t[1])?));
     check("sum_to_shape", &[x.clone(), y.clone()], &|t| math::square(&array::sum_to_shape(&t[0], &t[1])?));
+    // Repeated indices add up; other axes; matrix indices; dropped (negative) segment ids.
+    fn int(t: &Tensor, v: ArrayD<i64>) -> Result<Tensor> {
+        t.graph().constant(v)
+    }
+    fn ids(v: &[i64], shape: &[usize]) -> ArrayD<i64> {
+        ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).unwrap()
+    }
+    check("gather", std::slice::from_ref(&x), &|t| {
+        math::square(&array::gather(&t[0], &int(&t[0], ids(&[2, 0, 2, 1], &[4]))?, 1)?)
+    });
+    check("gather_matrix_indices", std::slice::from_ref(&x), &|t| {
+        math::square(&array::gather(&t[0], &int(&t[0], ids(&[1, 1, 0, 1], &[2, 2]))?, 0)?)
+    });
+    check("embedding_lookup", std::slice::from_ref(&x), &|t| {
+        math::square(&nn::embedding_lookup(&t[0], &int(&t[0], ids(&[1, 1, 1], &[3]))?)?)
+    });
+    check("unsorted_segment_sum", std::slice::from_ref(&x), &|t| {
+        let num = t[0].graph().scalar(4.0, DType::I64)?;
+        math::square(&math::unsorted_segment_sum(&t[0], &int(&t[0], ids(&[0, -1, 3, 3, 0, 1], &[2, 3]))?, &num)?)
+    });
+    // Pieces and slices nothing depends on get zero gradients.
+    check("split", std::slice::from_ref(&x), &|t| math::square(&array::split(&t[0], [1, 3], 2)?[1]));
+    check("stack", &[x.clone(), vals(&[2, 3, 4], -1.0, 1.0, 15)], &|t| {
+        math::square(&array::stack(&[&t[0], &t[1]], 1)?)
+    });
+    check("unstack", std::slice::from_ref(&x), &|t| math::square(&array::unstack(&t[0], -1)?[2]));
 }
 
 #[test]

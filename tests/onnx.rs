@@ -41,3 +41,21 @@ fn a_training_op_is_named_as_having_no_onnx_form() {
     let e = to_onnx(&g, &Session::new(&g).unwrap(), &[&xent]).unwrap_err().to_string();
     assert!(e.contains("xent") && e.contains("SparseSoftmaxCrossEntropyWithLogits") && e.contains("ONNX"), "{e}");
 }
+
+#[test]
+fn an_embedding_lookup_and_a_split_export_as_gather_and_split() {
+    let g = Graph::new();
+    let ids = g.placeholder(DType::I64, [None]).named("ids").unwrap();
+    let table = g.constant(ndarray::Array2::<f32>::ones((5, 3))).named("table").unwrap();
+    let rows = nn::embedding_lookup(&table, &ids).named("rows").unwrap();
+    let parts = array::split(&rows, [1, 2], 1).unwrap();
+    let model = to_onnx(&g, &Session::new(&g).unwrap(), &[&parts[1]]).unwrap();
+    let graph = model.graph.unwrap();
+    let gather = graph.node.iter().find(|n| n.op_type == "Gather").unwrap();
+    assert_eq!((gather.input.len(), gather.attribute[0].name.as_str(), gather.attribute[0].i), (2, "axis", 0));
+    let split = graph.node.iter().find(|n| n.op_type == "Split").unwrap();
+    assert_eq!(split.output, [format!("{}:0", parts[0].op_name()), parts[1].name()]);
+    let sizes = graph.initializer.iter().find(|t| t.name == split.input[1]).unwrap();
+    let raw: Vec<i64> = sizes.raw_data.chunks(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!((sizes.dims.as_slice(), raw.as_slice()), (&[2][..], &[1, 2][..]));
+}

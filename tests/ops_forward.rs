@@ -366,6 +366,46 @@ fn dropout_zeroes_and_rescales_only_in_training() {
     }
 }
 
+#[test]
+fn gather_segment_sum_split_stack_unstack_edge_cases() {
+    let g = Graph::new();
+    let params = c(&g, array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+    let idx = |v: ArrayD<i64>| c(&g, v);
+    let rows = array::gather(&params, &idx(array![2i64, 2, 0].into_dyn()), 0).unwrap();
+    assert_close(&run1(&g, &rows, &[]), &[3, 2], &[5.0, 6.0, 5.0, 6.0, 1.0, 2.0]);
+    let cols = array::gather(&params, &c(&g, array![[1i32], [0]]), 1).unwrap();
+    assert_close(&run1(&g, &cols, &[]), &[3, 2, 1], &[2.0, 1.0, 4.0, 3.0, 6.0, 5.0]);
+    // No indices: no rows, the params' other dimensions kept.
+    let none = array::gather(&params, &idx(ArrayD::zeros(IxDyn(&[0]))), 0).unwrap();
+    assert_close(&run1(&g, &none, &[]), &[0, 2], &[]);
+    // A negative or too large index is an error naming it, as TF's.
+    for (bad, text) in [(-1i64, "indices[1] = -1 is not in [0, 3)"), (3, "indices[1] = 3 is not in [0, 3)")] {
+        let t = array::gather(&params, &idx(array![0i64, bad].into_dyn()), 0).unwrap();
+        let e = Session::new(&g).unwrap().run(&t, &[]).unwrap_err();
+        assert!(e.to_string().contains(text) && e.to_string().contains("GatherV2"), "{e}");
+    }
+    // Negative segment ids are dropped; empty segments are zero.
+    let n = g.scalar(4.0, DType::I32).unwrap();
+    let sums = math::unsorted_segment_sum(&params, &idx(array![3i64, -1, 3].into_dyn()), &n).unwrap();
+    assert_close(&run1(&g, &sums, &[]), &[4, 2], &[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 6.0, 8.0]);
+    let ints = math::unsorted_segment_sum(&c(&g, array![5i64, 7, 9]), &idx(array![0i64, 0, 1].into_dyn()), &n).unwrap();
+    assert_close(&run1(&g, &ints, &[]), &[4], &[12.0, 9.0, 0.0, 0.0]);
+    assert!(math::unsorted_segment_sum(&params, &idx(array![0i64, 1].into_dyn()), &n).is_err(), "ids of 2 rows for 3");
+    // A piece of size 0; stacking one tensor; unstacking.
+    let parts = array::split(&params, [0, 2], 1).unwrap();
+    assert_close(&run1(&g, &parts[0], &[]), &[3, 0], &[]);
+    assert_close(&run1(&g, &parts[1], &[]), &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert!(array::split(&params, 4, 0).is_err() && array::split(&params, [1, 1], 0).is_err());
+    let stacked = array::stack(&[&params], 0).unwrap();
+    assert_close(&run1(&g, &stacked, &[]), &[1, 3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let cols = array::unstack(&params, 1).unwrap();
+    assert_eq!(cols.len(), 2);
+    assert_close(&run1(&g, &cols[1], &[]), &[3], &[2.0, 4.0, 6.0]);
+    let p = g.placeholder(DType::F32, [None, Some(2)]).unwrap();
+    assert!(array::unstack(&p, 0).is_err(), "the unstacked axis' size must be known");
+    assert!(array::stack(&[&params, &p], 0).is_ok() && array::stack(&[&params, &cols[0]], 0).is_err());
+}
+
 /// The op table's side of the forward tests: every op has one, here or (for the ops whose
 /// semantics need a session's state or TF's own numbers) in the test file named below.
 #[test]
@@ -390,6 +430,7 @@ fn every_op_has_a_forward_test() {
     random_ops_are_seeded_and_in_range();
     more_activations();
     dropout_zeroes_and_rescales_only_in_training();
+    gather_segment_sum_split_stack_unstack_edge_cases();
     let elsewhere = [
         // Forward values checked against TensorFlow's own numbers in tf_parity.rs.
         ("Conv2D", "tf_parity.rs conv.json"),

@@ -372,3 +372,106 @@ fn edge_case_semantics_match_tensorflow() {
         }
     }
 }
+
+#[derive(Deserialize)]
+struct ArrayOpsFixture {
+    cases: Vec<ArrayOpCase>,
+    errors: Vec<ArrayOpError>,
+}
+
+#[derive(Deserialize)]
+struct ArrayOpCase {
+    op: String,
+    x: Arr,
+    attrs: serde_json::Value,
+    outs: Vec<Arr>,
+    grad: Arr,
+}
+
+#[derive(Deserialize)]
+struct ArrayOpError {
+    op: String,
+    message: String,
+}
+
+/// The fixture's weights: ((i % 7) - 3) / 2 in row-major order.
+fn fixture_weights(shape: &[usize]) -> ArrayD<f32> {
+    let n: usize = shape.iter().product();
+    ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|i| ((i % 7) as f32 - 3.0) * 0.5).collect()).unwrap()
+}
+
+/// An integer fixture array as a constant of its own dtype.
+fn int_constant(g: &Graph, a: &serde_json::Value) -> Tensor {
+    let shape: Vec<usize> = serde_json::from_value(a["shape"].clone()).unwrap();
+    let data: Vec<i64> = serde_json::from_value(a["data"].clone()).unwrap();
+    let v = ArrayD::from_shape_vec(IxDyn(&shape), data).unwrap();
+    match a["dtype"].as_str() {
+        Some("int32") => g.constant(v.mapv(|x| x as i32)).unwrap(),
+        _ => g.constant(v).unwrap(),
+    }
+}
+
+#[test]
+fn gather_segment_sum_split_stack_unstack_match_tensorflow() {
+    let fixture: ArrayOpsFixture = load("array_ops.json");
+    for c in &fixture.cases {
+        let g = Graph::new();
+        let x = g.placeholder(DType::F32, c.x.shape.as_slice()).named("x").unwrap();
+        let axis = c.attrs["axis"].as_i64().unwrap_or(0);
+        let outs = match c.op.as_str() {
+            "gather" => vec![array::gather(&x, &int_constant(&g, &c.attrs["indices"]), axis).unwrap()],
+            "embedding_lookup" => vec![nn::embedding_lookup(&x, &int_constant(&g, &c.attrs["indices"])).unwrap()],
+            "unsorted_segment_sum" => {
+                let num = g.scalar(c.attrs["num_segments"].as_f64().unwrap(), DType::I32).unwrap();
+                vec![math::unsorted_segment_sum(&x, &int_constant(&g, &c.attrs["indices"]), &num).unwrap()]
+            }
+            "split" => match c.attrs.get("sizes") {
+                Some(s) => array::split(&x, serde_json::from_value::<Vec<usize>>(s.clone()).unwrap(), axis).unwrap(),
+                None => array::split(&x, c.attrs["num"].as_u64().unwrap() as usize, axis).unwrap(),
+            },
+            "stack" => {
+                let two = (&x * 2.0).unwrap();
+                let sq = (&x * &x).unwrap();
+                let xs: Vec<&Tensor> =
+                    if c.outs[0].shape.len() == 3 && c.outs[0].shape[axis.rem_euclid(3) as usize] == 3 {
+                        vec![&x, &two, &sq]
+                    } else {
+                        vec![&x, &sq]
+                    };
+                vec![array::stack(&xs, axis).unwrap()]
+            }
+            "unstack" => array::unstack(&x, axis).unwrap(),
+            other => panic!("op {other}"),
+        };
+        let terms: Vec<Tensor> = outs
+            .iter()
+            .zip(&c.outs)
+            .map(|(o, want)| {
+                let w = g.constant(fixture_weights(&want.shape)).unwrap();
+                math::reduce_sum(&math::mul(o, &w).unwrap(), None).unwrap()
+            })
+            .collect();
+        let loss = math::add_n(&terms.iter().collect::<Vec<_>>()).unwrap();
+        let dx = tensorgraph::gradients(&[&loss], &[&x], None).unwrap().remove(0).unwrap();
+        let sess = Session::new(&g).unwrap();
+        let mut fetches: Vec<&Tensor> = outs.iter().collect();
+        fetches.push(&dx);
+        let got = sess.run(&fetches, feed! {x => c.x.f32()}).unwrap();
+        let what = format!("{} {}", c.op, c.attrs);
+        for (i, want) in c.outs.iter().enumerate() {
+            assert_matches(&format!("{what} output {i}"), &got[i], want);
+        }
+        assert_matches(&format!("{what} gradient"), &got[outs.len()], &c.grad);
+    }
+    for e in &fixture.errors {
+        let g = Graph::new();
+        let data = g.constant(ndarray::Array2::<f32>::zeros((if e.op == "gather" { 4 } else { 2 }, 2))).unwrap();
+        let bad = |v: [i64; 2]| g.constant(ndarray::arr1(&v)).unwrap();
+        let out = match e.op.as_str() {
+            "gather" => array::gather(&data, &bad([1, 7]), 0).unwrap(),
+            _ => math::unsorted_segment_sum(&data, &bad([0, 5]), &g.scalar(3.0, DType::I64).unwrap()).unwrap(),
+        };
+        let err = Session::new(&g).unwrap().run(&out, &[]).unwrap_err().to_string();
+        assert!(err.contains(&e.message), "{}: ours {err:?}, TF says {:?}", e.op, e.message);
+    }
+}

@@ -221,6 +221,13 @@ impl Writer<'_> {
                 self.node("Squeeze", n.name.clone(), vec![input(0), a], vec![out(0)], vec![]);
             }
             Op::ConcatV2 { axis } => simple(self, "Concat", vec![int("axis", *axis as i64)]),
+            Op::GatherV2 { axis } => simple(self, "Gather", vec![int("axis", *axis as i64)]),
+            Op::SplitV { sizes, axis } => {
+                let split: Vec<i64> = sizes.iter().map(|&s| s as i64).collect();
+                let sz = self.int64s(format!("{}/split", n.name), &split);
+                let outs = (0..sizes.len()).map(out).collect();
+                self.node("Split", n.name.clone(), vec![input(0), sz], outs, vec![int("axis", *axis as i64)]);
+            }
             Op::Conv2D(c) => {
                 let x = self.transpose(input(0), format!("{}/nchw", n.name), true);
                 // The filter as OIHW: transposed now when constant, by a node otherwise.

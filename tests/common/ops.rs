@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 54;
+pub const N_VARIANTS: usize = 59;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -67,6 +67,11 @@ pub fn variant(op: &Op) -> usize {
         Op::BroadcastTo => 51,
         Op::SumToShape => 52,
         Op::Shape { .. } => 53,
+        Op::GatherV2 { .. } => 54,
+        Op::UnsortedSegmentSum => 55,
+        Op::SplitV { .. } => 56,
+        Op::Pack { .. } => 57,
+        Op::Unpack { .. } => 58,
     }
 }
 
@@ -123,6 +128,11 @@ pub fn every_op() -> Vec<Op> {
         Op::Shape { dtype: DType::I32 },
         Op::BroadcastTo,
         Op::SumToShape,
+        Op::GatherV2 { axis: 0 },
+        Op::UnsortedSegmentSum,
+        Op::SplitV { sizes: vec![1, 1], axis: 0 },
+        Op::Pack { axis: 0 },
+        Op::Unpack { num: 2, axis: 0 },
     ];
     use UnaryOp::*;
     let unary = UnaryOp::ALL;

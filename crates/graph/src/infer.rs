@@ -89,6 +89,11 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Squeeze { axes } => squeeze(&inputs[0], axes),
         Op::ConcatV2 { axis } => concat(inputs, *axis),
         Op::Slice { begin, size } => slice(&inputs[0], begin, size),
+        Op::GatherV2 { axis } => gather(&inputs[0], &inputs[1], *axis),
+        Op::UnsortedSegmentSum => unsorted_segment_sum(&inputs[0], &inputs[1], &inputs[2]),
+        Op::SplitV { sizes, axis } => split(&inputs[0], sizes, *axis),
+        Op::Pack { axis } => pack(inputs, *axis),
+        Op::Unpack { num, axis } => unpack(&inputs[0], *num, *axis),
         Op::Pad { paddings } => pad(&inputs[0], paddings),
         Op::OneHot { depth, dtype, .. } => one_hot(&inputs[0], *depth, *dtype),
         Op::Size { axes, dtype } => size(&inputs[0], axes.as_deref(), *dtype),
@@ -573,6 +578,72 @@ fn concat(inputs: &[TensorSpec], axis: usize) -> Inferred {
         }
     }
     one(first.dtype, Shape(dims))
+}
+
+fn gather(params: &TensorSpec, indices: &TensorSpec, axis: usize) -> Inferred {
+    require_int(indices.dtype, "indices")?;
+    check_axes(&params.shape, &[axis])?;
+    let p = &params.shape.0;
+    let dims = p[..axis].iter().chain(&indices.shape.0).chain(&p[axis + 1..]).copied();
+    one(params.dtype, Shape(dims.collect()))
+}
+
+fn unsorted_segment_sum(data: &TensorSpec, ids: &TensorSpec, num: &TensorSpec) -> Inferred {
+    require_numeric(data.dtype)?;
+    require_int(ids.dtype, "segment_ids")?;
+    require_int(num.dtype, "num_segments")?;
+    if num.shape.rank() != 0 {
+        return Err(InferError::Shape(format!("num_segments must be a scalar, got shape {}", num.shape)));
+    }
+    let (d, i) = (&data.shape.0, &ids.shape.0);
+    let prefix_fits = i.len() <= d.len() && d.iter().zip(i).all(|(a, b)| a.zip(*b).is_none_or(|(a, b)| a == b));
+    if !prefix_fits {
+        return Err(InferError::Shape(format!(
+            "segment_ids of shape {} do not match the leading dimensions of data {}",
+            ids.shape, data.shape
+        )));
+    }
+    one(data.dtype, Shape(std::iter::once(None).chain(d[i.len()..].iter().copied()).collect()))
+}
+
+fn split(x: &TensorSpec, sizes: &[usize], axis: usize) -> Inferred {
+    check_axes(&x.shape, &[axis])?;
+    let total = sizes.iter().try_fold(0usize, |a, &b| a.checked_add(b));
+    if sizes.is_empty() || x.shape.0[axis].is_some_and(|d| Some(d) != total) {
+        return Err(InferError::Shape(format!("cannot split axis {axis} of shape {} into sizes {sizes:?}", x.shape)));
+    }
+    let piece = |n: usize| {
+        let mut dims = x.shape.0.clone();
+        dims[axis] = Some(n);
+        TensorSpec { dtype: x.dtype, shape: Shape(dims) }
+    };
+    Ok(sizes.iter().map(|&n| piece(n)).collect())
+}
+
+fn pack(inputs: &[TensorSpec], axis: usize) -> Inferred {
+    let first = &inputs[0];
+    if axis > first.shape.rank() {
+        return Err(InferError::Invalid(format!("axis {axis} out of range to stack shape {}", first.shape)));
+    }
+    let mut shape = first.shape.clone();
+    for s in &inputs[1..] {
+        same_dtype(first, s)?;
+        shape = shape.merge(&s.shape).ok_or_else(|| {
+            InferError::Shape(format!("cannot stack shapes {} and {}: they differ", first.shape, s.shape))
+        })?;
+    }
+    shape.0.insert(axis, Some(inputs.len()));
+    one(first.dtype, shape)
+}
+
+fn unpack(x: &TensorSpec, num: usize, axis: usize) -> Inferred {
+    check_axes(&x.shape, &[axis])?;
+    if x.shape.0[axis].is_some_and(|d| d != num) {
+        return Err(InferError::Shape(format!("cannot unstack axis {axis} of shape {} into {num} tensors", x.shape)));
+    }
+    let mut dims = x.shape.0.clone();
+    dims.remove(axis);
+    Ok(vec![TensorSpec { dtype: x.dtype, shape: Shape(dims) }; num])
 }
 
 fn slice(x: &TensorSpec, begin: &[usize], size: &[i64]) -> Inferred {

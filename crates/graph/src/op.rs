@@ -439,6 +439,28 @@ pub enum Op {
         begin: Vec<usize>,
         size: Vec<i64>,
     },
+    /// `GatherV2(params, indices)`: the slices of `params` along `axis` at `indices` (int32 or
+    /// int64, each in `[0, params.shape[axis])`), as `tf.gather`; TF's axis input is held here.
+    GatherV2 {
+        axis: usize,
+    },
+    /// `UnsortedSegmentSum(data, segment_ids, num_segments)`: output row i sums the slices of
+    /// `data` whose id is i; negative ids are dropped, ids past `num_segments` are an error.
+    UnsortedSegmentSum,
+    /// `SplitV(value)`: pieces of `sizes` along `axis`, one output each (`tf.split`).
+    SplitV {
+        sizes: Vec<usize>,
+        axis: usize,
+    },
+    /// `Pack(values)`: N tensors of one shape stacked along a new `axis` (`tf.stack`).
+    Pack {
+        axis: usize,
+    },
+    /// `Unpack(value)`: the `num` slices along `axis`, one output each (`tf.unstack`).
+    Unpack {
+        num: usize,
+        axis: usize,
+    },
     /// Zero padding: `paddings[i] = (before, after)` for dimension i (TF's `Pad`).
     Pad {
         paddings: Vec<(usize, usize)>,

@@ -251,6 +251,13 @@ impl Op {
             Op::Squeeze { .. } => def("Squeeze", const { &[v("input")] }, OUTPUT),
             Op::ConcatV2 { .. } => def("ConcatV2", &[Arg { name: "values", kind: ArgKind::Variadic }], OUTPUT),
             Op::Slice { .. } => def("Slice", const { &[v("input")] }, OUTPUT),
+            Op::GatherV2 { .. } => def("GatherV2", const { &[v("params"), v("indices")] }, OUTPUT),
+            Op::UnsortedSegmentSum => {
+                def("UnsortedSegmentSum", const { &[v("data"), v("segment_ids"), v("num_segments")] }, OUTPUT)
+            }
+            Op::SplitV { .. } => def("SplitV", const { &[v("value")] }, OUTPUT),
+            Op::Pack { .. } => def("Pack", &[Arg { name: "values", kind: ArgKind::Variadic }], OUTPUT),
+            Op::Unpack { .. } => def("Unpack", const { &[v("value")] }, OUTPUT),
             Op::Pad { .. } => def("Pad", const { &[v("input")] }, OUTPUT),
             Op::OneHot { .. } => no_grad("OneHot", const { &[v("indices")] }, OUTPUT),
             Op::ZerosLike => no_grad("ZerosLike", X, Y),
@@ -320,6 +327,16 @@ impl Op {
             Op::Squeeze { axes } => vec![("squeeze_dims", ints(axes))],
             Op::ConcatV2 { axis } => vec![("axis", Int(*axis as i64))],
             Op::Slice { begin, size } => vec![("begin", ints(begin)), ("size", Ints(size.clone()))],
+            Op::GatherV2 { axis } => vec![("axis", Int(*axis as i64))],
+            Op::SplitV { sizes, axis } => {
+                vec![
+                    ("size_splits", ints(sizes)),
+                    ("split_dim", Int(*axis as i64)),
+                    ("num_split", Int(sizes.len() as i64)),
+                ]
+            }
+            Op::Pack { axis } => vec![("axis", Int(*axis as i64))],
+            Op::Unpack { num, axis } => vec![("num", Int(*num as i64)), ("axis", Int(*axis as i64))],
             Op::Pad { paddings } => {
                 vec![("paddings", AttrValue::Ints(paddings.iter().flat_map(|&(a, b)| [a as i64, b as i64]).collect()))]
             }
@@ -347,6 +364,7 @@ impl Op {
                 | ApplyOp::Adam,
             )
             | Op::NoOp
+            | Op::UnsortedSegmentSum
             | Op::Identity
             | Op::StopGradient
             | Op::Unary(_)

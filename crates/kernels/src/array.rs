@@ -121,3 +121,97 @@ pub fn pad<T: Clone + num_traits::Zero>(x: &ArrayViewD<T>, paddings: &[(usize, u
     v.assign(x);
     Ok(out)
 }
+
+/// `params`' slices along `axis` at `indices` (TF's `GatherV2`): the output's shape is
+/// `params.shape[..axis] + indices_shape + params.shape[axis + 1..]`; an index outside
+/// `[0, params.shape[axis])` is an error naming it, as TF's CPU kernel reports it.
+pub fn gather<T: Clone>(params: &ArrayViewD<T>, indices: &ArrayViewD<i64>, axis: usize) -> KResult<ArrayD<T>> {
+    let p = params.shape();
+    if axis >= p.len() {
+        kbail!("axis {axis} out of range for params of shape {}", fmt_shape(p));
+    }
+    let (outer, n, inner) = (p[..axis].iter().product::<usize>(), p[axis], p[axis + 1..].iter().product::<usize>());
+    if let Some((k, &i)) = indices.iter().enumerate().find(|(_, &i)| !(0..n as i64).contains(&i)) {
+        kbail!("indices[{k}] = {i} is not in [0, {n})");
+    }
+    let shape: Vec<usize> = p[..axis].iter().chain(indices.shape()).chain(&p[axis + 1..]).copied().collect();
+    let params = params.as_standard_layout();
+    let src = params.as_slice().expect("standard layout");
+    let too_large = || crate::KernelError(format!("output shape {} is too large to allocate", fmt_shape(&shape)));
+    let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(too_large)?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| too_large())?;
+    for o in 0..outer {
+        for &i in indices.iter() {
+            let start = (o * n + i as usize) * inner;
+            out.extend_from_slice(&src[start..start + inner]);
+        }
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("gathered every slice"))
+}
+
+/// Sums `data`'s slices into `num_segments` rows by `segment_ids` (TF's `UnsortedSegmentSum`):
+/// `segment_ids` has the shape of `data`'s leading dimensions; negative ids are dropped, ids
+/// from `num_segments` on are an error. Sums in the order of the ids, so results are the same
+/// on any thread count.
+pub fn unsorted_segment_sum<T: Copy + num_traits::Zero>(
+    data: &ArrayViewD<T>,
+    segment_ids: &ArrayViewD<i64>,
+    num_segments: usize,
+) -> KResult<ArrayD<T>> {
+    let (d, ids) = (data.shape(), segment_ids.shape());
+    if ids.len() > d.len() || d[..ids.len()] != *ids {
+        kbail!("segment_ids of shape {} do not match the leading dimensions of data {}", fmt_shape(ids), fmt_shape(d));
+    }
+    if let Some((k, &i)) = segment_ids.iter().enumerate().find(|(_, &i)| i >= num_segments as i64) {
+        kbail!("segment_ids[{k}] = {i} is out of range [0, {num_segments})");
+    }
+    let mut shape = vec![num_segments];
+    shape.extend_from_slice(&d[ids.len()..]);
+    let inner: usize = d[ids.len()..].iter().product();
+    let mut out = try_filled(&shape, T::zero())?;
+    let dst = out.as_slice_mut().expect("fresh array is contiguous");
+    let data = data.as_standard_layout();
+    let src = data.as_slice().expect("standard layout");
+    for (k, &i) in segment_ids.iter().enumerate() {
+        if i >= 0 {
+            let row = &mut dst[i as usize * inner..(i as usize + 1) * inner];
+            for (a, &b) in row.iter_mut().zip(&src[k * inner..(k + 1) * inner]) {
+                *a = *a + b;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Pieces of `sizes` along `axis` (TF's `SplitV`).
+pub fn split<T: Clone>(x: &ArrayViewD<T>, sizes: &[usize], axis: usize) -> KResult<Vec<ArrayD<T>>> {
+    if axis >= x.ndim() || sizes.iter().sum::<usize>() != x.shape()[axis] {
+        kbail!("cannot split axis {axis} of shape {} into sizes {sizes:?}", fmt_shape(x.shape()));
+    }
+    let mut start = 0;
+    Ok(sizes
+        .iter()
+        .map(|&n| {
+            let piece = x.slice_axis(Axis(axis), ndarray::Slice::from(start..start + n));
+            start += n;
+            piece.as_standard_layout().into_owned()
+        })
+        .collect())
+}
+
+/// Stacks arrays of one shape along a new `axis` (TF's `Pack`).
+pub fn stack<T: Clone>(xs: &[ArrayViewD<T>], axis: usize) -> KResult<ArrayD<T>> {
+    ndarray::stack(Axis(axis), xs).map_err(|_| {
+        let shapes: Vec<String> = xs.iter().map(|x| fmt_shape(x.shape())).collect();
+        crate::KernelError(format!("cannot stack {} on axis {axis}: the shapes differ", shapes.join(", ")))
+    })
+}
+
+/// The `num` slices along `axis` (TF's `Unpack`).
+pub fn unstack<T: Clone>(x: &ArrayViewD<T>, num: usize, axis: usize) -> KResult<Vec<ArrayD<T>>> {
+    if axis >= x.ndim() || x.shape()[axis] != num {
+        kbail!("cannot unstack axis {axis} of shape {} into {num} arrays", fmt_shape(x.shape()));
+    }
+    Ok(x.axis_iter(Axis(axis)).map(|s| s.as_standard_layout().into_owned()).collect())
+}

@@ -110,8 +110,27 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &target)?)))
         }
         Op::Transpose { perm } => one(with_array!(x(), a => Value::from(karray::transpose(&a.view(), perm)?))),
-        Op::ConcatV2 { axis } => one(concat(inputs, *axis)?),
+        Op::ConcatV2 { axis } => one(join(inputs, *axis, false)?),
         Op::Slice { begin, size } => one(with_array!(x(), a => Value::from(karray::slice(&a.view(), begin, size)?))),
+        Op::GatherV2 { axis } => {
+            let idx = as_i64(inputs[1])?;
+            one(with_array!(x(), a => Value::from(karray::gather(&a.view(), &idx.view(), *axis)?)))
+        }
+        Op::UnsortedSegmentSum => {
+            let ids = as_i64(inputs[1])?;
+            let num = match as_i64(inputs[2])?.iter().next() {
+                Some(&n) if n >= 0 && inputs[2].len() == 1 => n as usize,
+                _ => kbail!("num_segments must be a non-negative scalar, got {:?}", inputs[2].to_f64_vec()),
+            };
+            one(numeric!(x(), a => karray::unsorted_segment_sum(&a.view(), &ids.view(), num)?))
+        }
+        Op::SplitV { sizes, axis } => {
+            with_array!(x(), a => Ok(karray::split(&a.view(), sizes, *axis)?.into_iter().map(Value::from).collect()))
+        }
+        Op::Pack { axis } => one(join(inputs, *axis, true)?),
+        Op::Unpack { num, axis } => {
+            with_array!(x(), a => Ok(karray::unstack(&a.view(), *num, *axis)?.into_iter().map(Value::from).collect()))
+        }
         Op::Pad { paddings } => one(numeric!(x(), a => karray::pad(&a.view(), paddings)?)),
         Op::OneHot { depth, on_value, off_value, dtype } => {
             let idx = as_i64(x())?;
@@ -652,21 +671,25 @@ fn sparse_xent(logits: &Value, labels: &Value) -> KResult<Vec<Value>> {
     })
 }
 
-fn concat(inputs: &[&Value], axis: usize) -> KResult<Value> {
-    fn views<'a, T: tensorgraph_graph::Element>(inputs: &'a [&Value]) -> KResult<Vec<ArrayViewD<'a, T>>> {
-        inputs
+/// `ConcatV2` along an existing axis, or `Pack` (`stack`) along a new one.
+fn join(inputs: &[&Value], axis: usize, stack: bool) -> KResult<Value> {
+    fn join_as<T: tensorgraph_graph::Element>(inputs: &[&Value], axis: usize, stack: bool) -> KResult<ArrayD<T>> {
+        let views = inputs
             .iter()
-            .map(|v| {
-                T::unwrap_ref(v).map(|a| a.view()).ok_or_else(|| KernelError("ConcatV2 inputs differ in dtype".into()))
-            })
-            .collect()
+            .map(|v| T::unwrap_ref(v).map(|a| a.view()).ok_or_else(|| KernelError("inputs differ in dtype".into())))
+            .collect::<KResult<Vec<_>>>()?;
+        if stack {
+            karray::stack(&views, axis)
+        } else {
+            karray::concat(&views, axis)
+        }
     }
     Ok(match inputs[0].dtype() {
-        DType::F32 => Value::from(karray::concat::<f32>(&views(inputs)?, axis)?),
-        DType::F64 => Value::from(karray::concat::<f64>(&views(inputs)?, axis)?),
-        DType::I32 => Value::from(karray::concat::<i32>(&views(inputs)?, axis)?),
-        DType::I64 => Value::from(karray::concat::<i64>(&views(inputs)?, axis)?),
-        DType::Bool => Value::from(karray::concat::<bool>(&views(inputs)?, axis)?),
+        DType::F32 => Value::from(join_as::<f32>(inputs, axis, stack)?),
+        DType::F64 => Value::from(join_as::<f64>(inputs, axis, stack)?),
+        DType::I32 => Value::from(join_as::<i32>(inputs, axis, stack)?),
+        DType::I64 => Value::from(join_as::<i64>(inputs, axis, stack)?),
+        DType::Bool => Value::from(join_as::<bool>(inputs, axis, stack)?),
     })
 }
 

@@ -117,7 +117,8 @@ impl<T: AsTensor> Fetch for &Vec<&T> {
 /// # fn main() -> tensorgraph_graph::Result<()> {
 /// let g = Graph::new();
 /// let two = g.scalar(2.0, DType::F32)?;
-/// let fetches = BTreeMap::from([("two", &two), ("four", &math::square(&two)?)]);
+/// let four = math::square(&two)?;
+/// let fetches = BTreeMap::from([("two", &two), ("four", &four)]);
 /// let values = Session::new(&g)?.run(&fetches, &[])?;
 /// assert_eq!(values["four"].scalar_f64(), Some(4.0));
 /// # Ok(()) }

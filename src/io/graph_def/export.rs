@@ -183,6 +183,31 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
             vec![("begin", i32s(begin.iter().map(|&b| b as i64))), ("size", i32s(size.iter().copied()))],
             vec![("T", t(t0)), ("Index", t(int32))],
         ),
+        Op::GatherV2 { axis } => consts(
+            vec![("axis", i32_scalar(*axis as i64))],
+            vec![
+                ("Tparams", t(t0)),
+                ("Tindices", t(ins.get(1).copied().unwrap_or(DType::I64))),
+                ("Taxis", t(int32)),
+                ("batch_dims", attr(Attr::I(0))),
+            ],
+        ),
+        Op::UnsortedSegmentSum => with(
+            data(n),
+            vec![
+                ("T", t(t0)),
+                ("Tindices", t(ins.get(1).copied().unwrap_or(DType::I64))),
+                ("Tnumsegments", t(ins.get(2).copied().unwrap_or(DType::I64))),
+            ],
+        ),
+        Op::SplitV { sizes, axis } => consts(
+            vec![("size_splits", i32s(sizes.iter().map(|&s| s as i64))), ("split_dim", i32_scalar(*axis as i64))],
+            vec![("T", t(t0)), ("Tlen", t(int32)), ("num_split", attr(Attr::I(sizes.len() as i64)))],
+        ),
+        Op::Pack { .. } => {
+            with(data(n), [vec![("T", t(t0)), ("N", attr(Attr::I(n as i64)))], pick(&["axis"])].concat())
+        }
+        Op::Unpack { .. } => with(data(n), [vec![("T", t(t0))], pick(&["num", "axis"])].concat()),
         Op::Pad { paddings } => {
             let flat: Vec<i32> = paddings.iter().flat_map(|&(a, b)| [a as i32, b as i32]).collect();
             let p = Value::from(ndarray::Array2::from_shape_vec((paddings.len(), 2), flat).expect("n x 2").into_dyn());

@@ -278,6 +278,46 @@ pub(super) fn op_of(
             let ax = *ints(k, "axis")?.first().ok_or("its axis is empty")?;
             (Op::ConcatV2 { axis: axis(ax, known_rank(0)?)? }, k)
         }
+        "GatherV2" | "Gather" => {
+            if a.int("batch_dims").unwrap_or(0) != 0 {
+                return Err("only batch_dims 0 is supported".into());
+            }
+            let ax = if n.op == "Gather" { 0 } else { *ints(2, "axis")?.first().ok_or("its axis is empty")? };
+            (Op::GatherV2 { axis: axis(ax, known_rank(0)?)? }, 2)
+        }
+        "UnsortedSegmentSum" => (Op::UnsortedSegmentSum, 3),
+        "SplitV" | "Split" => {
+            let (value, dim) = if n.op == "Split" { (1, 0) } else { (0, 2) };
+            let r = known_rank(value)?;
+            let ax = axis(*ints(dim, "split_dim")?.first().ok_or("its split_dim is empty")?, r)?;
+            let size = specs[value].shape.dims()[ax];
+            let sizes = if n.op == "Split" {
+                let k = usize::try_from(a.int("num_split")?).map_err(|_| "num_split is negative")?;
+                match size {
+                    Some(d) if k > 0 && d % k == 0 => vec![d / k; k],
+                    _ => return Err(format!("cannot split dimension {size:?} into {k} equal pieces")),
+                }
+            } else {
+                // One size may be -1: the rest of the dimension.
+                let given = ints(1, "size_splits")?;
+                let known: i64 = given.iter().filter(|&&s| s >= 0).sum();
+                let fill = |s: i64| match (s, size) {
+                    (-1, Some(d)) if d as i64 >= known => Ok(d as i64 - known),
+                    (s, _) if s >= 0 => Ok(s),
+                    _ => Err(format!("size_splits {given:?} do not fit dimension {size:?}")),
+                };
+                usizes(given.iter().map(|&s| fill(s)).collect::<std::result::Result<_, _>>()?, "size_splits")?
+            };
+            return Ok((Op::SplitV { sizes, axis: ax }, vec![In(value)]));
+        }
+        "Pack" => {
+            let r = known_rank(0)?;
+            (Op::Pack { axis: axis(a.int("axis").unwrap_or(0), r + 1)? }, specs.len())
+        }
+        "Unpack" => {
+            let num = usize::try_from(a.int("num")?).map_err(|_| "num is negative")?;
+            (Op::Unpack { num, axis: axis(a.int("axis").unwrap_or(0), known_rank(0)?)? }, 1)
+        }
         "Slice" => (Op::Slice { begin: usizes(ints(1, "begin")?, "begin")?, size: ints(2, "size")? }, 1),
         "Pad" => {
             let p = usizes(ints(1, "paddings")?, "paddings")?;

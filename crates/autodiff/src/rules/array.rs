@@ -101,3 +101,78 @@ pub(super) fn pad(c: &Ctx, paddings: &[(usize, usize)]) -> Grads {
         .collect::<Result<Vec<_>>>()?;
     Ok(vec![Some(a::slice(c.g(), &begin, &size)?)])
 }
+
+/// The gradient's slices summed back into the rows of `params` they came from (TF densifies its
+/// `IndexedSlices` the same way): repeated indices add up. The indices' dimensions are moved
+/// first and flattened, which needs `params`' other dimensions known unless the indices are a
+/// vector gathered along axis 0 (an embedding lookup).
+pub(super) fn gather(c: &Ctx, axis: usize) -> Grads {
+    use tensorgraph_graph::{ops::math as m, DType};
+    let (params, indices, g) = (c.x(0), c.x(1), c.g());
+    let (p, r) = (params.shape(), indices.shape().rank());
+    // The number of rows, params.shape[axis], at run time.
+    let rows = a::reshape(&a::slice(&m::shape(params, DType::I64)?, &[axis], &[1])?, &[])?;
+    let mut perm: Vec<usize> = (axis..axis + r).chain(0..axis).chain(axis + r..p.rank() + r - 1).collect();
+    let (ids, values) = if r == 1 && axis == 0 {
+        (indices.clone(), g.clone())
+    } else {
+        let others: Option<Vec<i64>> =
+            (0..p.rank()).filter(|&i| i != axis).map(|i| p.dim(i).map(|d| d as i64)).collect();
+        let Some(others) = others else {
+            return Err(Error::InvalidArgument {
+                node: c.node.info(),
+                detail: format!(
+                    "gradient of a gather along axis {axis} needs the other dimensions of params {p} known"
+                ),
+            });
+        };
+        let moved =
+            if perm.iter().enumerate().all(|(i, &p)| i == p) { g.clone() } else { a::transpose(g, Some(&perm))? };
+        let flat: Vec<i64> = std::iter::once(-1).chain(others).collect();
+        (a::reshape(indices, &[-1])?, a::reshape(&moved, &flat)?)
+    };
+    let summed = m::unsorted_segment_sum(&values, &ids, &rows)?;
+    // Rows are first in `summed`: put that axis back in its place.
+    perm = (1..=axis).chain(std::iter::once(0)).chain(axis + 1..p.rank()).collect();
+    let dparams = if axis == 0 { summed } else { a::transpose(&summed, Some(&perm))? };
+    Ok(vec![Some(dparams), None])
+}
+
+/// Each slice of `data` gets the gradient of its segment's row; dropped (negative) ids get zero.
+pub(super) fn unsorted_segment_sum(c: &Ctx) -> Grads {
+    use tensorgraph_graph::ops::math as m;
+    let (data, ids, g) = (c.x(0), c.x(1), c.g());
+    let zero = ids.graph().scalar(0.0, ids.dtype())?;
+    let gathered = a::gather(g, &m::maximum(ids, &zero)?, 0)?;
+    let mut kept = m::greater_equal(ids, &zero)?.cast(data.dtype())?;
+    for _ in ids.shape().rank()..data.shape().rank() {
+        kept = a::expand_dims(&kept, -1)?;
+    }
+    Ok(vec![Some(m::mul(&gathered, &kept)?), None, None])
+}
+
+/// The pieces' gradients joined again; a piece nothing depends on contributes zeros.
+pub(super) fn split(c: &Ctx, axis: usize) -> Grads {
+    let pieces = filled_grads(c)?;
+    Ok(vec![Some(a::concat(&pieces.iter().collect::<Vec<_>>(), axis as i64)?)])
+}
+
+pub(super) fn pack(c: &Ctx, axis: usize) -> Grads {
+    Ok(a::unstack(c.g(), axis as i64)?.into_iter().map(Some).collect())
+}
+
+/// The slices' gradients stacked again; a slice nothing depends on contributes zeros.
+pub(super) fn unpack(c: &Ctx, axis: usize) -> Grads {
+    let slices = filled_grads(c)?;
+    Ok(vec![Some(a::stack(&slices.iter().collect::<Vec<_>>(), axis as i64)?)])
+}
+
+/// The gradient of every output, zeros where none flows.
+fn filled_grads(c: &Ctx) -> Result<Vec<Tensor>> {
+    (0..c.grads.len())
+        .map(|i| match &c.grads[i] {
+            Some(g) => Ok(g.clone()),
+            None => a::zeros_like(&c.y(i)?),
+        })
+        .collect()
+}

@@ -71,6 +71,11 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::ConcatV2 { axis } => array::concat(c, *axis),
         Op::Slice { begin, .. } => array::slice(c, begin),
         Op::Pad { paddings } => array::pad(c, paddings),
+        Op::GatherV2 { axis } => array::gather(c, *axis),
+        Op::UnsortedSegmentSum => array::unsorted_segment_sum(c),
+        Op::SplitV { axis, .. } => array::split(c, *axis),
+        Op::Pack { axis } => array::pack(c, *axis),
+        Op::Unpack { axis, .. } => array::unpack(c, *axis),
         Op::BroadcastTo => Ok(vec![Some(tensorgraph_graph::ops::array::sum_to_shape(c.g(), c.x(0))?), None]),
         Op::SumToShape => Ok(vec![Some(tensorgraph_graph::ops::array::broadcast_to(c.g(), c.x(0))?), None]),
         // Piecewise constant or integer-valued: no gradient flows.

@@ -1,6 +1,6 @@
 //! Sources and shape manipulation (`tf.placeholder`, `tf.constant`, `tf.reshape`, ...).
 
-use super::{norm_axes, norm_axis};
+use super::{invalid, norm_axes, norm_axis};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Tensor};
 use crate::op::Op;
@@ -128,6 +128,130 @@ pub fn concat(xs: &[&Tensor], axis: i64) -> Result<Tensor> {
         .ok_or_else(|| Error::NotFound { what: "input to concat (got an empty list)", name: String::new() })?;
     let axis = norm_axis(first, axis, 0, "ConcatV2")?;
     first.graph().add_op1(Op::ConcatV2 { axis }, xs, None)
+}
+
+/// The slices of `params` along `axis` at `indices` (`tf.gather(params, indices, axis=axis)`):
+/// the output's shape is `params.shape[..axis] + indices.shape + params.shape[axis + 1..]`. An
+/// index outside `[0, params.shape[axis])` is an error when run. The gradient with respect to
+/// `params` sums over repeated indices.
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{ops::array, Graph};
+/// let g = Graph::new();
+/// let params = g.constant(array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]]).unwrap();
+/// let rows = array::gather(&params, &g.constant(array![2i64, 0, 2]).unwrap(), 0).unwrap();
+/// assert_eq!(rows.shape().to_string(), "[3,2]");
+/// ```
+#[track_caller]
+pub fn gather(params: &Tensor, indices: &Tensor, axis: i64) -> Result<Tensor> {
+    let axis = norm_axis(params, axis, 0, "GatherV2")?;
+    params.graph().add_op1(Op::GatherV2 { axis }, &[params, indices], None)
+}
+
+/// How [`split`] cuts: into `n` equal pieces (the axis' size must be known and divisible), or
+/// into pieces of the given sizes (`tf.split`'s `num_or_size_splits`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SplitSizes {
+    Num(usize),
+    Sizes(Vec<usize>),
+}
+
+impl From<usize> for SplitSizes {
+    fn from(n: usize) -> Self {
+        SplitSizes::Num(n)
+    }
+}
+
+impl From<&[usize]> for SplitSizes {
+    fn from(sizes: &[usize]) -> Self {
+        SplitSizes::Sizes(sizes.to_vec())
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for SplitSizes {
+    fn from(sizes: [usize; N]) -> Self {
+        SplitSizes::Sizes(sizes.to_vec())
+    }
+}
+
+impl From<Vec<usize>> for SplitSizes {
+    fn from(sizes: Vec<usize>) -> Self {
+        SplitSizes::Sizes(sizes)
+    }
+}
+
+/// Cuts `x` along `axis` into pieces (`tf.split(x, num_or_size_splits, axis)`): `split(&x, 3, 1)`
+/// into three equal pieces, `split(&x, [2, 5], 1)` into pieces of 2 and 5.
+///
+/// ```
+/// use tensorgraph_graph::{ops::array, DType, Graph};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(6)]).unwrap();
+/// let parts = array::split(&x, 3, 1).unwrap();
+/// assert_eq!(parts.iter().map(|p| p.shape().to_string()).collect::<Vec<_>>(), ["[?,2]"; 3]);
+/// assert_eq!(array::split(&x, [1, 5], -1).unwrap()[1].shape().to_string(), "[?,5]");
+/// ```
+#[track_caller]
+pub fn split(x: &Tensor, num_or_size_splits: impl Into<SplitSizes>, axis: i64) -> Result<Vec<Tensor>> {
+    let axis = norm_axis(x, axis, 0, "SplitV")?;
+    let sizes = match num_or_size_splits.into() {
+        SplitSizes::Sizes(sizes) => sizes,
+        SplitSizes::Num(n) => match x.shape().dim(axis) {
+            Some(d) if n > 0 && d % n == 0 => vec![d / n; n],
+            d => {
+                let d = d.map_or("unknown".to_string(), |d| d.to_string());
+                return Err(invalid(
+                    x,
+                    "SplitV",
+                    format!("cannot split axis {axis} of size {d} into {n} equal pieces"),
+                ));
+            }
+        },
+    };
+    let n = sizes.len();
+    let op = x.graph().add_node(Op::SplitV { sizes, axis }, &[x], &[], None, crate::SourceLocation::caller())?;
+    (0..n).map(|i| op.output(i)).collect()
+}
+
+/// Stacks tensors of one shape along a new `axis` (`tf.stack`).
+///
+/// ```
+/// use tensorgraph_graph::{ops::array, DType, Graph};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(3)]).unwrap();
+/// assert_eq!(array::stack(&[&x, &x], 1).unwrap().shape().to_string(), "[?,2,3]");
+/// ```
+#[track_caller]
+pub fn stack(xs: &[&Tensor], axis: i64) -> Result<Tensor> {
+    let first = xs
+        .first()
+        .ok_or_else(|| Error::NotFound { what: "input to stack (got an empty list)", name: String::new() })?;
+    let axis = norm_axis(first, axis, 1, "Pack")?;
+    first.graph().add_op1(Op::Pack { axis }, xs, None)
+}
+
+/// The slices of `x` along `axis` (`tf.unstack`); that axis' size must be known.
+///
+/// ```
+/// use tensorgraph_graph::{ops::array, DType, Graph};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28)]).unwrap();
+/// let rows = array::unstack(&x, 1).unwrap();
+/// assert_eq!((rows.len(), rows[0].shape().to_string()), (28, "[?,28]".to_string()));
+/// ```
+#[track_caller]
+pub fn unstack(x: &Tensor, axis: i64) -> Result<Vec<Tensor>> {
+    let axis = norm_axis(x, axis, 0, "Unpack")?;
+    let Some(num) = x.shape().dim(axis) else {
+        return Err(invalid(
+            x,
+            "Unpack",
+            format!("cannot unstack axis {axis} of shape {}: its size is unknown", x.shape()),
+        ));
+    };
+    let op = x.graph().add_node(Op::Unpack { num, axis }, &[x], &[], None, crate::SourceLocation::caller())?;
+    (0..num).map(|i| op.output(i)).collect()
 }
 
 /// A static slice (`tf.slice`): `size[i] == -1` takes everything from `begin[i]` on.

@@ -213,3 +213,21 @@ impl Tensor {
         cast(self, dtype)
     }
 }
+
+/// Sums the slices of `data` by segment (`tf.math.unsorted_segment_sum`): output row `i` is the
+/// sum of the slices whose `segment_ids` entry is `i` (`segment_ids` has the shape of `data`'s
+/// leading dimensions); `num_segments` is an int scalar tensor. Negative ids are dropped.
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{ops::math, DType, Graph};
+/// let g = Graph::new();
+/// let data = g.constant(array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]]).unwrap();
+/// let ids = g.constant(array![1i64, 0, 1]).unwrap();
+/// let sums = math::unsorted_segment_sum(&data, &ids, &g.scalar(2.0, DType::I64).unwrap()).unwrap();
+/// assert_eq!(sums.shape().to_string(), "[?,2]"); // rows [3, 4] and [6, 8] when run
+/// ```
+#[track_caller]
+pub fn unsorted_segment_sum(data: &Tensor, segment_ids: &Tensor, num_segments: &Tensor) -> Result<Tensor> {
+    data.graph().add_op1(Op::UnsortedSegmentSum, &[data, segment_ids, num_segments], None)
+}

@@ -347,3 +347,18 @@ pub fn fused_batch_norm_grad(
     )?;
     (0..3).map(|i| op.output(i)).collect()
 }
+
+/// The rows of `params` at `ids` (`tf.nn.embedding_lookup` with one params tensor): a gather
+/// along axis 0, whose gradient adds up the rows of repeated ids.
+///
+/// ```
+/// use tensorgraph_graph::{ops::nn, DType, Graph};
+/// let g = Graph::new();
+/// let embeddings = g.placeholder(DType::F32, [Some(100), Some(16)]).unwrap();
+/// let ids = g.placeholder(DType::I32, [None, Some(20)]).unwrap();
+/// assert_eq!(nn::embedding_lookup(&embeddings, &ids).unwrap().shape().to_string(), "[?,20,16]");
+/// ```
+#[track_caller]
+pub fn embedding_lookup(params: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    crate::ops::array::gather(params, ids, 0)
+}

@@ -475,3 +475,61 @@ fn gather_segment_sum_split_stack_unstack_match_tensorflow() {
         assert!(err.contains(&e.message), "{}: ours {err:?}, TF says {:?}", e.op, e.message);
     }
 }
+
+#[derive(Deserialize)]
+struct MathCase {
+    op: String,
+    xs: Vec<Arr>,
+    attrs: serde_json::Value,
+    outs: Vec<Arr>,
+    grads: Vec<Arr>,
+}
+
+#[test]
+fn composite_math_clipping_and_losses_match_tensorflow() {
+    let cases: Vec<MathCase> = load("math_ops.json");
+    for c in &cases {
+        let g = Graph::new();
+        let xs: Vec<Tensor> = c.xs.iter().map(|x| g.placeholder(DType::F32, x.shape.as_slice()).unwrap()).collect();
+        let num = |k: &str| c.attrs[k].as_f64().unwrap();
+        let scalar = |k: &str| g.scalar(num(k), DType::F32).unwrap();
+        let axes: Option<Vec<i64>> = c.attrs.get("axes").map(|a| serde_json::from_value(a.clone()).unwrap());
+        let axes = axes.as_deref();
+        let outs: Vec<Tensor> = match c.op.as_str() {
+            "squared_difference" => vec![math::squared_difference(&xs[0], &xs[1]).unwrap()],
+            "reduce_logsumexp" => vec![math::reduce_logsumexp(&xs[0], axes).unwrap()],
+            "clip_by_value" => vec![math::clip_by_value(&xs[0], &scalar("lo"), &scalar("hi")).unwrap()],
+            "clip_by_norm" => vec![math::clip_by_norm(&xs[0], &scalar("clip"), axes).unwrap()],
+            "clip_by_global_norm" => math::clip_by_global_norm(&[&xs[0], &xs[1]], num("clip")).unwrap().0,
+            "global_norm" => vec![math::global_norm(&[&xs[0], &xs[1]]).unwrap()],
+            "l2_normalize" => vec![nn::l2_normalize(&xs[0], axes.unwrap(), 1e-12).unwrap()],
+            "softmax_cross_entropy_with_logits" => {
+                vec![nn::softmax_cross_entropy_with_logits(&xs[0], &xs[1]).unwrap()]
+            }
+            "mean_squared_error" => vec![tensorgraph::losses::mean_squared_error(&xs[0], &xs[1]).unwrap()],
+            "huber_loss" => vec![tensorgraph::losses::huber_loss(&xs[0], &xs[1], num("delta")).unwrap()],
+            other => panic!("op {other}"),
+        };
+        let terms: Vec<Tensor> = outs
+            .iter()
+            .zip(&c.outs)
+            .map(|(o, want)| {
+                let w = g.constant(fixture_weights(&want.shape)).unwrap();
+                math::reduce_sum(&math::mul(o, &w).unwrap(), None).unwrap()
+            })
+            .collect();
+        let loss = math::add_n(&terms.iter().collect::<Vec<_>>()).unwrap();
+        let grads = tensorgraph::gradients(&[&loss], &xs.iter().collect::<Vec<_>>(), None).unwrap();
+        let mut fetches: Vec<&Tensor> = outs.iter().collect();
+        fetches.extend(grads.iter().map(|d| d.as_ref().unwrap()));
+        let feeds: Vec<(&Tensor, Feed)> = xs.iter().zip(&c.xs).map(|(t, x)| (t, x.f32().into())).collect();
+        let got = Session::new(&g).unwrap().run(&fetches, &feeds).unwrap();
+        let what = format!("{} {}", c.op, c.attrs);
+        for (i, want) in c.outs.iter().enumerate() {
+            assert_matches(&format!("{what} output {i}"), &got[i], want);
+        }
+        for (i, want) in c.grads.iter().enumerate() {
+            assert_matches(&format!("{what} gradient {i}"), &got[outs.len() + i], want);
+        }
+    }
+}

@@ -231,3 +231,83 @@ impl Tensor {
 pub fn unsorted_segment_sum(data: &Tensor, segment_ids: &Tensor, num_segments: &Tensor) -> Result<Tensor> {
     data.graph().add_op1(Op::UnsortedSegmentSum, &[data, segment_ids, num_segments], None)
 }
+
+/// `(x - y)²`, broadcasting (`tf.math.squared_difference`).
+#[track_caller]
+pub fn squared_difference(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    square(&sub(x, y)?)
+}
+
+/// `log(Σ exp(x))` over `axes` (all if `None`), computed as TF does: the maximum (held
+/// constant for the gradient) is subtracted before `exp` and added back, so large inputs do not
+/// overflow (`tf.reduce_logsumexp`).
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{ops::math, Graph};
+/// let g = Graph::new();
+/// let x = g.constant(array![[1000.0f32, 1000.0], [0.0, 0.0]]).unwrap();
+/// assert_eq!(math::reduce_logsumexp(&x, Some(&[1])).unwrap().shape().to_string(), "[2]"); // 1000.693, 0.693
+/// ```
+#[track_caller]
+pub fn reduce_logsumexp(x: &Tensor, axes: Option<&[i64]>) -> Result<Tensor> {
+    let max_kept = crate::ops::array::stop_gradient(&reduce_max_keep_dims(x, axes)?)?;
+    let max = crate::ops::array::stop_gradient(&reduce_max(x, axes)?)?;
+    add(&log(&reduce_sum(&exp(&sub(x, &max_kept)?)?, axes)?)?, &max)
+}
+
+/// `t` clipped to `[clip_value_min, clip_value_max]` (`tf.clip_by_value`; TF's order of
+/// `minimum` then `maximum`, so the gradient at the bounds is TF's).
+#[track_caller]
+pub fn clip_by_value(t: &Tensor, clip_value_min: &Tensor, clip_value_max: &Tensor) -> Result<Tensor> {
+    maximum(&minimum(t, clip_value_max)?, clip_value_min)
+}
+
+/// `t` scaled down so that its L2 norm over `axes` (all if `None`) is at most `clip_norm`
+/// (`tf.clip_by_norm`; a zero tensor stays zero, with a zero gradient, as TF's).
+#[track_caller]
+pub fn clip_by_norm(t: &Tensor, clip_norm: &Tensor, axes: Option<&[i64]>) -> Result<Tensor> {
+    let g = t.graph();
+    let l2sum = reduce_sum_keep_dims(&square(t)?, axes)?;
+    let positive = greater(&l2sum, &g.scalar(0.0, t.dtype())?)?;
+    let ones = crate::ops::array::ones_like(&l2sum)?;
+    let l2norm = select(&positive, &sqrt(&select(&positive, &l2sum, &ones)?)?, &l2sum)?;
+    div(&mul(t, clip_norm)?, &maximum(&l2norm, clip_norm)?)
+}
+
+/// `√(Σ_i ‖t_i‖²)` over every tensor (`tf.linalg.global_norm`).
+#[track_caller]
+pub fn global_norm(ts: &[&Tensor]) -> Result<Tensor> {
+    let first = ts.first().ok_or_else(|| crate::Error::NotFound {
+        what: "tensor for global_norm (got an empty list)",
+        name: String::new(),
+    })?;
+    let half_squared: Vec<Tensor> = ts.iter().map(|t| crate::ops::nn::l2_loss(t)).collect::<Result<_>>()?;
+    let total = reduce_sum(&crate::ops::array::stack(&half_squared.iter().collect::<Vec<_>>(), 0)?, None)?;
+    sqrt(&mul(&total, &first.graph().scalar(2.0, first.dtype())?)?)
+}
+
+/// The tensors scaled by `clip_norm / max(global_norm, clip_norm)`, and their global norm
+/// (`tf.clip_by_global_norm`): the gradient clipping of TF1 programs
+/// (`compute_gradients`, clip, `apply_gradients`). A NaN or infinite norm makes every value NaN,
+/// as TF's does.
+///
+/// ```
+/// use tensorgraph_graph::{ops::math, DType, Graph};
+/// let g = Graph::new();
+/// let a = g.placeholder(DType::F32, [Some(3)]).unwrap();
+/// let b = g.placeholder(DType::F32, [Some(2), Some(2)]).unwrap();
+/// let (clipped, norm) = math::clip_by_global_norm(&[&a, &b], 5.0).unwrap();
+/// assert_eq!((clipped.len(), norm.shape().to_string()), (2, "[]".to_string()));
+/// ```
+#[track_caller]
+pub fn clip_by_global_norm(ts: &[&Tensor], clip_norm: f64) -> Result<(Vec<Tensor>, Tensor)> {
+    let norm = global_norm(ts)?;
+    let g = norm.graph();
+    let (one, clip) = (g.scalar(1.0, norm.dtype())?, g.scalar(clip_norm, norm.dtype())?);
+    let scale = mul(&clip, &minimum(&div(&one, &norm)?, &div(&one, &clip)?)?)?;
+    // NaN or infinity in the norm reaches every value.
+    let scale = add(&scale, &sub(&norm, &norm)?)?;
+    let clipped = ts.iter().map(|t| mul(t, &scale.cast(t.dtype())?)).collect::<Result<_>>()?;
+    Ok((clipped, norm))
+}

@@ -362,3 +362,28 @@ pub fn fused_batch_norm_grad(
 pub fn embedding_lookup(params: &Tensor, ids: &Tensor) -> Result<Tensor> {
     crate::ops::array::gather(params, ids, 0)
 }
+
+/// `x / √max(Σx², epsilon)` over `axes` (`tf.nn.l2_normalize`; TF's epsilon is 1e-12).
+#[track_caller]
+pub fn l2_normalize(x: &Tensor, axes: &[i64], epsilon: f64) -> Result<Tensor> {
+    use crate::ops::math::{maximum, mul, reduce_sum_keep_dims, rsqrt, square};
+    let square_sum = reduce_sum_keep_dims(&square(x)?, Some(axes))?;
+    mul(x, &rsqrt(&maximum(&square_sum, &x.graph().scalar(epsilon, x.dtype())?)?)?)
+}
+
+/// Cross-entropy of `logits` against a distribution `labels` over the last axis (dense or soft
+/// labels), as `tf.nn.softmax_cross_entropy_with_logits` (v2): `-Σ labels·log_softmax(logits)`.
+/// Gradients flow into both, the labels' being `-log_softmax(logits)` as TF's v2 op gives.
+///
+/// ```
+/// use tensorgraph_graph::{ops::nn, DType, Graph};
+/// let g = Graph::new();
+/// let logits = g.placeholder(DType::F32, [None, Some(10)]).unwrap();
+/// let labels = g.placeholder(DType::F32, [None, Some(10)]).unwrap();
+/// assert_eq!(nn::softmax_cross_entropy_with_logits(&labels, &logits).unwrap().shape().to_string(), "[?]");
+/// ```
+#[track_caller]
+pub fn softmax_cross_entropy_with_logits(labels: &Tensor, logits: &Tensor) -> Result<Tensor> {
+    use crate::ops::math::{mul, neg, reduce_sum};
+    neg(&reduce_sum(&mul(labels, &log_softmax(logits)?)?, Some(&[-1]))?)
+}

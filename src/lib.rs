@@ -97,6 +97,11 @@ pub mod state {
 /// Activations, softmax and losses (`tf.nn`).
 pub mod nn {
     pub use tensorgraph_graph::ops::nn::*;
+    /// TF1's `tf.nn.rnn_cell`: the recurrent cells.
+    pub mod rnn_cell {
+        pub use crate::rnn::{BasicLSTMCell, BasicRNNCell, GRUCell, LSTMCell, MultiRNNCell, RNNCell};
+    }
+    pub use crate::rnn::{dynamic_rnn, static_rnn};
 }
 
 pub mod data;
@@ -106,6 +111,7 @@ pub mod io;
 pub mod layers;
 pub mod losses;
 pub mod proto;
+pub mod rnn;
 pub mod summary;
 pub mod train;
 

@@ -533,3 +533,78 @@ fn composite_math_clipping_and_losses_match_tensorflow() {
         }
     }
 }
+
+#[derive(Deserialize)]
+struct RnnVariable {
+    name: String,
+    value: Arr,
+}
+
+#[derive(Deserialize)]
+struct RnnCase {
+    cell: String,
+    lengths: Option<Vec<i32>>,
+    x: Arr,
+    variables: Vec<RnnVariable>,
+    outputs: Arr,
+    state: Vec<Arr>,
+    dx: Arr,
+    dvars: Vec<Arr>,
+}
+
+#[test]
+fn recurrent_cells_under_dynamic_rnn_match_tensorflow() {
+    use tensorgraph::rnn::{self, BasicLSTMCell, BasicRNNCell, GRUCell, MultiRNNCell, RNNCell};
+    let cases: Vec<RnnCase> = load("rnn.json");
+    for c in &cases {
+        let g = Graph::new();
+        let x = g.placeholder(DType::F32, [None, Some(4), Some(5)]).named("x").unwrap();
+        let cell: Box<dyn RNNCell> = match c.cell.as_str() {
+            "basic_rnn" => Box::new(BasicRNNCell::new(6)),
+            "basic_lstm" => Box::new(BasicLSTMCell::new(6)),
+            "lstm" => Box::new(BasicLSTMCell::lstm_cell(6)),
+            "gru" => Box::new(GRUCell::new(6)),
+            "multi_lstm" => {
+                Box::new(MultiRNNCell::new(vec![Box::new(BasicLSTMCell::new(6)), Box::new(BasicLSTMCell::new(4))]))
+            }
+            other => panic!("cell {other}"),
+        };
+        let lengths = c.lengths.as_ref().map(|l| g.constant(ndarray::Array1::from(l.clone())).unwrap());
+        let (outputs, state) = rnn::dynamic_rnn(cell.as_ref(), &x, lengths.as_ref(), None).unwrap();
+        let what = format!("{} lengths {:?}", c.cell, c.lengths);
+        // The variables TF made, by TF's names and in TF's order.
+        let vars = g.trainable_variables();
+        let names: Vec<String> = vars.iter().map(|v| v.name()).collect();
+        let tf_names: Vec<&str> = c.variables.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, tf_names, "{what}");
+        let weighted = |t: &Tensor, shape: &[usize]| {
+            let w = g.constant(fixture_weights(&shape[1..])).unwrap();
+            math::reduce_sum(&math::mul(t, &w).unwrap(), None).unwrap()
+        };
+        let mut terms = vec![weighted(&outputs, &c.outputs.shape)];
+        terms.extend(state.iter().zip(&c.state).map(|(s, want)| weighted(s, &want.shape)));
+        let loss = math::add_n(&terms.iter().collect::<Vec<_>>()).unwrap();
+        let mut wrt: Vec<&Tensor> = vec![&x];
+        wrt.extend(vars.iter().map(|v| v.value()));
+        let grads: Vec<Tensor> =
+            tensorgraph::gradients(&[&loss], &wrt, None).unwrap().into_iter().map(Option::unwrap).collect();
+
+        let sess = Session::new(&g).unwrap();
+        for (v, tf) in vars.iter().zip(&c.variables) {
+            sess.set_variable_value(v, Value::from(tf.value.f32())).unwrap();
+        }
+        let mut fetches = vec![&outputs];
+        fetches.extend(state.iter());
+        fetches.extend(grads.iter());
+        let got = sess.run(&fetches, feed! {x => c.x.f32()}).unwrap();
+        assert_matches(&format!("{what} outputs"), &got[0], &c.outputs);
+        for (k, want) in c.state.iter().enumerate() {
+            assert_matches(&format!("{what} state {k}"), &got[1 + k], want);
+        }
+        let grads = &got[1 + state.len()..];
+        assert_matches(&format!("{what} d inputs"), &grads[0], &c.dx);
+        for ((want, got), name) in c.dvars.iter().zip(&grads[1..]).zip(&names) {
+            assert_matches(&format!("{what} d {name}"), got, want);
+        }
+    }
+}

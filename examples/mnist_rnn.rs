@@ -1,0 +1,98 @@
+//! The classic TF1 recurrent tutorial on MNIST: each image is a sequence of 28 rows of 28 pixels,
+//! `dynamic_rnn` over a `BasicLSTMCell(128)`, the last output into a dense layer of 10, sparse
+//! softmax cross-entropy, Adam 0.001, batch 100 (`../shared/peers/tf_rnn_peer.py` is the same
+//! program in TensorFlow).
+//!
+//!     cargo run --release --example mnist_rnn -- --epochs 1
+//!
+//! `--cell gru` or `--cell basic` swap the cell, `--units` its size. The images are fed as the
+//! other examples feed them (`X`, 784 pixels) and reshaped to 28 steps in the graph.
+
+mod common;
+
+use crate::common::{accuracy_of, Extras, Flags, Model};
+use clap::Parser;
+use tensorgraph::prelude::*;
+use tensorgraph::rnn::{self, BasicLSTMCell, BasicRNNCell, GRUCell, RNNCell};
+
+/// Trains an LSTM over the rows of each MNIST image and prints the slides' lines.
+#[derive(Parser, Debug)]
+struct RnnFlags {
+    #[command(flatten)]
+    flags: Flags,
+    /// The recurrent cell.
+    #[arg(long, value_enum, default_value_t = CellKind::Lstm)]
+    cell: CellKind,
+    /// Units of the cell.
+    #[arg(long, default_value_t = 128)]
+    units: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CellKind {
+    Lstm,
+    Gru,
+    Basic,
+}
+
+fn main() {
+    let args = RnnFlags::parse();
+    common::main_with(|| execution_phase(&construction_phase(&args)?, &args.flags));
+}
+
+/// The tutorial's graph.
+fn construction_phase(args: &RnnFlags) -> Result<Model> {
+    let (n_steps, n_inputs, n_outputs) = (28, 28, 10);
+    let g = args.flags.graph();
+    let x = g.placeholder(DType::F32, [None, Some(n_steps * n_inputs)]).named("X")?;
+    let x_seq = array::reshape(&x, &[-1, n_steps as i64, n_inputs as i64])?;
+    let y = g.placeholder(DType::I64, [None]).named("y")?;
+
+    let cell: Box<dyn RNNCell> = match args.cell {
+        CellKind::Lstm => Box::new(BasicLSTMCell::new(args.units)),
+        CellKind::Gru => Box::new(GRUCell::new(args.units)),
+        CellKind::Basic => Box::new(BasicRNNCell::new(args.units)),
+    };
+    let (_outputs, states) = rnn::dynamic_rnn(cell.as_ref(), &x_seq, None, None)?;
+    let last = states.last().expect("a state"); // h: the last step's output
+    let logits = layers::dense(last, n_outputs, None, "outputs")?;
+
+    let loss = g.name_scope("loss", || {
+        let xentropy = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits)?;
+        math::reduce_mean(&xentropy, None).named("loss")
+    })?;
+    let learning_rate = args.flags.learning_rate.unwrap_or(0.001);
+    let training_op = g.name_scope("train", || Adam::new(learning_rate).minimize(&loss))?;
+    let accuracy = g.name_scope("eval", || {
+        let correct = nn::in_top_k(&logits, &y, 1)?;
+        math::reduce_mean(&correct.cast(DType::F32)?, None)
+    })?;
+    Ok(Model { g, x, y, logits, loss, training_op, accuracy })
+}
+
+/// The tutorial's session: train, and after each epoch print the accuracy on the last batch and
+/// on the test set.
+fn execution_phase(m: &Model, flags: &Flags) -> Result<()> {
+    let Model { g, x, y, training_op, accuracy, .. } = m;
+    let init = g.global_variables_initializer()?;
+    let mut mnist = flags.read_data_sets()?;
+    let n_epochs = flags.epochs.unwrap_or(10);
+    let batch_size = flags.batch_size.unwrap_or(100);
+
+    let mut sess = Session::new(g)?;
+    init.run(&sess, &[])?;
+    let mut extras = Extras::new(flags, m, &mut sess, &mnist, batch_size, 1000)?;
+    let (mut x_batch, mut y_batch) = Default::default();
+    for epoch in 0..n_epochs {
+        for _iteration in 0..mnist.train.num_examples() / batch_size {
+            (x_batch, y_batch) = mnist.train.next_batch(batch_size);
+            sess.run(training_op, feed! {x => &x_batch, y => &y_batch})?;
+            extras.step(&sess, feed! {x => &x_batch, y => &y_batch})?;
+        }
+        let acc_train: f32 = accuracy.eval(&sess, feed! {x => &x_batch, y => &y_batch})?.try_into()?;
+        let acc_test = accuracy_of(&sess, accuracy, (x, y), &mnist.test, 1000)?;
+        println!("{epoch} Train accuracy: {acc_train:?} Test accuracy: {acc_test:?}");
+        extras.end_epoch(&mut sess, epoch, acc_train, acc_test)?;
+    }
+    Ok(())
+}

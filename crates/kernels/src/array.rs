@@ -46,12 +46,38 @@ pub fn transpose<T: Clone>(x: &ArrayViewD<T>, perm: &[usize]) -> KResult<ArrayD<
     Ok(x.view().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned())
 }
 
-/// Joins along `axis`.
+/// Joins along `axis`. Row-major inputs are copied as blocks: for each index of the
+/// dimensions before `axis`, each input's contiguous run in turn (an LSTM step's `[x, h]`).
 pub fn concat<T: Clone>(xs: &[ArrayViewD<T>], axis: usize) -> KResult<ArrayD<T>> {
-    ndarray::concatenate(Axis(axis), xs).map_err(|_| {
+    let bad = || {
         let shapes: Vec<String> = xs.iter().map(|x| fmt_shape(x.shape())).collect();
         crate::KernelError(format!("cannot concatenate {} on axis {axis}", shapes.join(", ")))
-    })
+    };
+    let (Some(first), true) = (xs.first(), xs.iter().all(|x| x.is_standard_layout())) else {
+        return ndarray::concatenate(Axis(axis), xs).map_err(|_| bad());
+    };
+    let (lead, rank) = (&first.shape()[..axis.min(first.ndim())], first.ndim());
+    let fits = |x: &ArrayViewD<T>| {
+        x.ndim() == rank
+            && axis < rank
+            && x.shape()[..axis] == *lead
+            && x.shape()[axis + 1..] == first.shape()[axis + 1..]
+    };
+    if !xs.iter().all(fits) {
+        return Err(bad());
+    }
+    let mut shape = first.shape().to_vec();
+    shape[axis] = xs.iter().map(|x| x.shape()[axis]).sum();
+    let outer: usize = lead.iter().product();
+    let runs: Vec<(&[T], usize)> =
+        xs.iter().map(|x| (x.as_slice().expect("standard layout"), x.len() / outer.max(1))).collect();
+    let mut out = Vec::with_capacity(shape.iter().product());
+    for o in 0..outer {
+        for (data, run) in &runs {
+            out.extend_from_slice(&data[o * run..(o + 1) * run]);
+        }
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("every run copied"))
 }
 
 /// An array of `shape` filled with `x`; a shape too large to allocate is an error, not an abort.
@@ -184,18 +210,28 @@ pub fn unsorted_segment_sum<T: Copy + num_traits::Zero>(
     Ok(out)
 }
 
-/// Pieces of `sizes` along `axis` (TF's `SplitV`).
+/// Pieces of `sizes` along `axis` (TF's `SplitV`), each copied as contiguous runs.
 pub fn split<T: Clone>(x: &ArrayViewD<T>, sizes: &[usize], axis: usize) -> KResult<Vec<ArrayD<T>>> {
     if axis >= x.ndim() || sizes.iter().sum::<usize>() != x.shape()[axis] {
         kbail!("cannot split axis {axis} of shape {} into sizes {sizes:?}", fmt_shape(x.shape()));
     }
+    let x = x.as_standard_layout();
+    let data = x.as_slice().expect("standard layout");
+    let (outer, inner) = (x.shape()[..axis].iter().product::<usize>(), x.shape()[axis + 1..].iter().product::<usize>());
+    let row = x.shape()[axis] * inner;
     let mut start = 0;
     Ok(sizes
         .iter()
         .map(|&n| {
-            let piece = x.slice_axis(Axis(axis), ndarray::Slice::from(start..start + n));
-            start += n;
-            piece.as_standard_layout().into_owned()
+            let run = n * inner;
+            let mut out = Vec::with_capacity(outer * run);
+            for o in 0..outer {
+                out.extend_from_slice(&data[o * row + start..o * row + start + run]);
+            }
+            start += run;
+            let mut shape = x.shape().to_vec();
+            shape[axis] = n;
+            ArrayD::from_shape_vec(IxDyn(&shape), out).expect("every run copied")
         })
         .collect())
 }

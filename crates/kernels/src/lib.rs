@@ -14,6 +14,7 @@ pub mod pair;
 pub mod pool;
 pub mod reduce;
 mod small_conv;
+pub mod vmath;
 mod wide;
 
 use std::fmt::Debug;
@@ -155,6 +156,15 @@ pub trait Float:
     /// Conversion from f64 (attributes are stored as f64).
     fn of(x: f64) -> Self;
 
+    /// e^x; for f32 [`vmath::exp_f32`] (vectorisable), for f64 the standard library's.
+    fn exponential(self) -> Self;
+
+    /// The logistic sigmoid `1 / (1 + e^-x)`, computed without overflow.
+    fn sigmoid(self) -> Self;
+
+    /// tanh x; for f32 [`vmath::tanh_f32`] (vectorisable), for f64 the standard library's.
+    fn hyperbolic_tangent(self) -> Self;
+
     /// Runs `f` on this thread's scratch buffer of `len` elements, reused from call to call so
     /// per-step work buffers (the convolutions' column matrices) are not allocated anew. Its
     /// contents are unspecified: `f` must write before it reads. A nested call gets a fresh
@@ -197,6 +207,21 @@ impl Float for f32 {
         x as f32
     }
 
+    #[inline(always)]
+    fn exponential(self) -> f32 {
+        vmath::exp_f32(self)
+    }
+
+    #[inline(always)]
+    fn sigmoid(self) -> f32 {
+        vmath::sigmoid_f32(self)
+    }
+
+    #[inline(always)]
+    fn hyperbolic_tangent(self) -> f32 {
+        vmath::tanh_f32(self)
+    }
+
     unsafe fn gemm_raw(
         m: usize,
         k: usize,
@@ -228,6 +253,24 @@ impl Float for f64 {
 
     fn of(x: f64) -> f64 {
         x
+    }
+
+    fn exponential(self) -> f64 {
+        self.exp()
+    }
+
+    fn sigmoid(self) -> f64 {
+        let e = (-self.abs()).exp();
+        let s = 1.0 / (1.0 + e);
+        if self >= 0.0 {
+            s
+        } else {
+            e * s
+        }
+    }
+
+    fn hyperbolic_tangent(self) -> f64 {
+        self.tanh()
     }
 
     unsafe fn gemm_raw(

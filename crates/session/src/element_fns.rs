@@ -28,16 +28,9 @@ pub(crate) fn unary_fn<T: Float, M: Map<T>>(u: UnaryOp, m: M) -> M::Out {
     match u {
         // NaN passes through, as in TF (and so reaches the numerics check).
         UnaryOp::Relu => m.map(move |v| if v < zero { zero } else { v }),
-        UnaryOp::Sigmoid => m.map(move |v: T| {
-            if v >= zero {
-                one / (one + (-v).exp())
-            } else {
-                let e = v.exp();
-                e / (one + e)
-            }
-        }),
-        UnaryOp::Tanh => m.map(|v: T| v.tanh()),
-        UnaryOp::Exp => m.map(|v: T| v.exp()),
+        UnaryOp::Sigmoid => m.map(|v: T| v.sigmoid()),
+        UnaryOp::Tanh => m.map(|v: T| v.hyperbolic_tangent()),
+        UnaryOp::Exp => m.map(|v: T| v.exponential()),
         UnaryOp::Log => m.map(|v: T| v.ln()),
         UnaryOp::Log1p => m.map(|v: T| v.ln_1p()),
         UnaryOp::Neg => m.map(|v: T| -v),

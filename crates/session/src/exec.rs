@@ -5,6 +5,7 @@ use crate::element_fns::{binary_fn, comparison, unary_fn, Map, Zip};
 use ndarray::{ArrayD, ArrayViewD, Ix2};
 use num_traits::{AsPrimitive, Zero};
 use std::cmp::Ordering;
+use std::sync::Arc;
 use tensorgraph_graph::{with_array, BinaryOp, ConvAttrs, DType, Op, Padding, PoolAttrs, ReduceOp, UnaryOp, Value};
 use tensorgraph_kernels::buffers::BufferPool;
 use tensorgraph_kernels::conv::{self, Conv2dGeometry};
@@ -430,6 +431,18 @@ fn unary_float<T: Float>(u: UnaryOp, a: &ArrayViewD<T>, buffers: &mut BufferPool
     let mut out = buffers.take(x.len());
     unary_fn(u, MapInto { x, out: &mut out });
     shaped(a.shape(), out)
+}
+
+/// The first input itself, shared, when the op would copy it unchanged: identities, and a
+/// broadcast or its adjoint between equal shapes (most of an RNN's bias and gate gradients).
+pub fn passes_through(op: &Op, inputs: &[Option<Arc<Value>>]) -> Option<Arc<Value>> {
+    let first = inputs.first()?.as_ref()?;
+    let same_shape = || inputs.get(1).and_then(|v| v.as_ref()).is_some_and(|v| v.shape() == first.shape());
+    match op {
+        Op::Identity | Op::StopGradient | Op::PlaceholderWithDefault => Some(first.clone()),
+        Op::SumToShape | Op::BroadcastTo if same_shape() => Some(first.clone()),
+        _ => None,
+    }
 }
 
 /// Runs an element-wise op in place on its first input when the output has that input's shape

@@ -326,6 +326,9 @@ impl Session {
         inputs: &mut [Option<Arc<Value>>],
         pool: &mut BufferPool,
     ) -> Result<Vec<Arc<Value>>> {
+        if let Some(v) = exec::passes_through(&step.op, inputs) {
+            return Ok(vec![v]);
+        }
         if let Some(out) = Self::try_in_place(step, inputs) {
             return out;
         }

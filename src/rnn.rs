@@ -56,17 +56,26 @@ pub trait RNNCell {
     }
 }
 
+/// The size of the last dimension of a cell's `[batch, features]` input.
+fn features(x: &Tensor) -> Result<usize> {
+    match (x.shape().rank(), x.shape().dim(1)) {
+        (2, Some(d)) => Ok(d),
+        _ => Err(Error::InvalidArgument {
+            node: x.op().info(),
+            detail: format!(
+                "a recurrent cell needs [batch, features] inputs with known features, got shape {}",
+                x.shape()
+            ),
+        }),
+    }
+}
+
 /// `concat([inputs, h], 1) · kernel + bias`, the variables created (or shared) in the current
 /// variable scope under `kernel_name`/`bias_name`.
 fn linear(inputs: &[&Tensor], units: usize, bias_init: &Initializer) -> Result<Tensor> {
     let x = array::concat(inputs, 1)?;
     let g = x.graph();
-    let Some(in_dim) = x.shape().dim(1) else {
-        return Err(Error::InvalidArgument {
-            node: x.op().info(),
-            detail: format!("a recurrent cell needs inputs with known features, got shape {}", x.shape()),
-        });
-    };
+    let in_dim = features(&x)?;
     let kernel =
         g.get_variable("kernel", &[in_dim, units], x.dtype(), &Initializer::GlorotUniform { seed: None }, true)?;
     let bias = g.get_variable("bias", &[units], x.dtype(), bias_init, true)?;
@@ -105,20 +114,23 @@ impl RNNCell for BasicRNNCell {
 
 /// `tf.nn.rnn_cell.BasicLSTMCell` (and `LSTMCell` without peepholes or projection, whose
 /// variables live in `lstm_cell`): gates `i, j, f, o` in that order from one GEMM,
-/// `c' = c·σ(f + forget_bias) + σ(i)·tanh(j)`, `h' = tanh(c')·σ(o)`; state `[c, h]`.
+/// `c' = c·σ(f + forget_bias) + σ(i)·tanh(j)`, `h' = tanh(c')·σ(o)`; state `[c, h]`. With
+/// TF's default activation each step is one `LSTMBlockCell` op (TF's fused kernel, the same
+/// variables): one GEMM and one pass over the gates, forward and backward.
 #[derive(Clone, Debug)]
 pub struct BasicLSTMCell {
     pub num_units: usize,
     /// Added to the forget gate's pre-activation (TF's default 1.0).
     pub forget_bias: f64,
-    pub activation: Activation,
+    /// `None`: tanh, TF's default (and the fused step); another activation is built from ops.
+    pub activation: Option<Activation>,
     scope: &'static str,
 }
 
 impl BasicLSTMCell {
     /// A cell of `num_units` with TF's defaults (forget bias 1.0, `tanh`).
     pub fn new(num_units: usize) -> Self {
-        BasicLSTMCell { num_units, forget_bias: 1.0, activation: nn::tanh, scope: "basic_lstm_cell" }
+        BasicLSTMCell { num_units, forget_bias: 1.0, activation: None, scope: "basic_lstm_cell" }
     }
 
     /// `tf.nn.rnn_cell.LSTMCell(num_units)` without peepholes or projection: the same step,
@@ -143,12 +155,24 @@ impl RNNCell for BasicLSTMCell {
     }
     fn step(&self, inputs: &Tensor, state: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)> {
         let (c, h) = (&state[0], &state[1]);
+        let Some(activation) = self.activation else {
+            let g = inputs.graph();
+            let units = self.num_units;
+            let in_dim = features(inputs)?;
+            let glorot = Initializer::GlorotUniform { seed: None };
+            let kernel = g.get_variable("kernel", &[in_dim + units, 4 * units], inputs.dtype(), &glorot, true)?;
+            let bias = g.get_variable("bias", &[4 * units], inputs.dtype(), &Initializer::Zeros, true)?;
+            let no_peephole = array::zeros(g, &[units], inputs.dtype())?;
+            let p = &no_peephole;
+            let out = nn::lstm_block_cell(inputs, c, h, &kernel, [p, p, p], &bias, self.forget_bias, -1.0, false)?;
+            return Ok((out[6].clone(), vec![out[1].clone(), out[6].clone()]));
+        };
         let gates = linear(&[inputs, h], 4 * self.num_units, &Initializer::Zeros)?;
         let [i, j, f, o]: [Tensor; 4] = array::split(&gates, 4, 1)?.try_into().expect("four gates");
         let forget_bias = gates.graph().scalar(self.forget_bias, gates.dtype())?;
         let forget = nn::sigmoid(&math::add(&f, &forget_bias)?)?;
-        let new_c = math::add(&math::mul(c, &forget)?, &math::mul(&nn::sigmoid(&i)?, &(self.activation)(&j)?)?)?;
-        let new_h = math::mul(&(self.activation)(&new_c)?, &nn::sigmoid(&o)?)?;
+        let new_c = math::add(&math::mul(c, &forget)?, &math::mul(&nn::sigmoid(&i)?, &activation(&j)?)?)?;
+        let new_h = math::mul(&activation(&new_c)?, &nn::sigmoid(&o)?)?;
         Ok((new_h.clone(), vec![new_c, new_h]))
     }
 }

@@ -301,6 +301,25 @@ fn array_ops() {
         math::square(&array::stack(&[&t[0], &t[1]], 1)?)
     });
     check("unstack", std::slice::from_ref(&x), &|t| math::square(&array::unstack(&t[0], -1)?[2]));
+    // One LSTM step, with and without peepholes (and a clip that does not bind, whose
+    // gradient TF ignores): every input through the new cell state and output.
+    let lstm_inputs = [
+        vals(&[3, 2], -1.0, 1.0, 21),
+        vals(&[3, 4], -1.0, 1.0, 22),
+        vals(&[3, 4], -1.0, 1.0, 23),
+        vals(&[6, 16], -0.5, 0.5, 24),
+        vals(&[4], -0.5, 0.5, 25),
+        vals(&[4], -0.5, 0.5, 26),
+        vals(&[4], -0.5, 0.5, 27),
+        vals(&[16], -0.5, 0.5, 28),
+    ];
+    for peephole in [false, true] {
+        check("lstm_block_cell", &lstm_inputs, &move |t| {
+            let out =
+                nn::lstm_block_cell(&t[0], &t[1], &t[2], &t[3], [&t[4], &t[5], &t[6]], &t[7], 1.0, 50.0, peephole)?;
+            math::add(&math::mul(&out[1], &out[1])?, &math::mul(&out[6], &out[1])?)
+        });
+    }
 }
 
 #[test]

@@ -437,6 +437,8 @@ fn every_op_has_a_forward_test() {
         ("Conv2DBackpropInput", "tf_parity.rs conv.json"),
         ("Conv2DBackpropFilter", "tf_parity.rs conv.json"),
         ("MaxPool", "tf_parity.rs pool.json"),
+        ("LSTMBlockCell", "tf_parity.rs lstm_block.json and rnn.json"),
+        ("LSTMBlockCellGrad", "tf_parity.rs rnn.json (BasicLSTMCell's gradients)"),
         ("MaxPoolGrad", "tf_parity.rs pool.json"),
         ("AvgPool", "tf_parity.rs pool.json"),
         ("AvgPoolGrad", "tf_parity.rs pool.json"),

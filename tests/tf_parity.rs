@@ -608,3 +608,30 @@ fn recurrent_cells_under_dynamic_rnn_match_tensorflow() {
         }
     }
 }
+
+#[derive(Deserialize)]
+struct LstmBlockCase {
+    use_peephole: bool,
+    cell_clip: f64,
+    inputs: std::collections::BTreeMap<String, Arr>,
+    outputs: Vec<Arr>,
+}
+
+/// TF's own `LSTMBlockCell` op with peepholes and cell clipping (TF registers no gradient for
+/// it; ours is checked by finite differences in gradients.rs, and through BasicLSTMCell above).
+#[test]
+fn lstm_block_cell_op_matches_tensorflow() {
+    let cases: Vec<LstmBlockCase> = load("lstm_block.json");
+    for c in &cases {
+        let g = Graph::new();
+        let input = |k: &str| g.constant(c.inputs[k].f32()).unwrap();
+        let (x, cs, h, w, b) = (input("x"), input("cs_prev"), input("h_prev"), input("w"), input("b"));
+        let (wci, wcf, wco) = (input("wci"), input("wcf"), input("wco"));
+        let outs =
+            nn::lstm_block_cell(&x, &cs, &h, &w, [&wci, &wcf, &wco], &b, 1.0, c.cell_clip, c.use_peephole).unwrap();
+        let got = Session::new(&g).unwrap().run(&outs, &[]).unwrap();
+        for (k, (got, want)) in got.iter().zip(&c.outputs).enumerate() {
+            assert_matches(&format!("peephole {} clip {} output {k}", c.use_peephole, c.cell_clip), got, want);
+        }
+    }
+}

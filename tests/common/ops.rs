@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 59;
+pub const N_VARIANTS: usize = 61;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -72,6 +72,8 @@ pub fn variant(op: &Op) -> usize {
         Op::SplitV { .. } => 56,
         Op::Pack { .. } => 57,
         Op::Unpack { .. } => 58,
+        Op::LSTMBlockCell { .. } => 59,
+        Op::LSTMBlockCellGrad { .. } => 60,
     }
 }
 
@@ -133,6 +135,8 @@ pub fn every_op() -> Vec<Op> {
         Op::SplitV { sizes: vec![1, 1], axis: 0 },
         Op::Pack { axis: 0 },
         Op::Unpack { num: 2, axis: 0 },
+        Op::LSTMBlockCell { forget_bias: 1.0, cell_clip: -1.0, use_peephole: false },
+        Op::LSTMBlockCellGrad { use_peephole: false },
     ];
     use UnaryOp::*;
     let unary = UnaryOp::ALL;

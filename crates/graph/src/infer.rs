@@ -1,7 +1,7 @@
 //! Build-time dtype and shape inference: one function per op family, one arm per op.
 
 use crate::op::{ApplyOp, BinaryOp, ConvAttrs, Op, Padding, PoolAttrs, ReduceOp, UnaryOp};
-use crate::{DType, Shape};
+use crate::{DType, Dim, Shape};
 use serde::{Deserialize, Serialize};
 
 /// The static type of one tensor: dtype and (partially known) shape.
@@ -89,6 +89,8 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Squeeze { axes } => squeeze(&inputs[0], axes),
         Op::ConcatV2 { axis } => concat(inputs, *axis),
         Op::Slice { begin, size } => slice(&inputs[0], begin, size),
+        Op::LSTMBlockCell { use_peephole, .. } => lstm_block(inputs, *use_peephole, false),
+        Op::LSTMBlockCellGrad { use_peephole } => lstm_block(inputs, *use_peephole, true),
         Op::GatherV2 { axis } => gather(&inputs[0], &inputs[1], *axis),
         Op::UnsortedSegmentSum => unsorted_segment_sum(&inputs[0], &inputs[1], &inputs[2]),
         Op::SplitV { sizes, axis } => split(&inputs[0], sizes, *axis),
@@ -578,6 +580,55 @@ fn concat(inputs: &[TensorSpec], axis: usize) -> Inferred {
         }
     }
     one(first.dtype, Shape(dims))
+}
+
+/// The shapes of an LSTM block step: x `[batch, input]`, cs_prev and h_prev `[batch, cell]`,
+/// w `[input + cell, 4·cell]`, the peepholes `[cell]`, b `[4·cell]`; the gradient op also takes
+/// the six forward outputs and the two gradients, each `[batch, cell]`.
+fn lstm_block(inputs: &[TensorSpec], use_peephole: bool, grad: bool) -> Inferred {
+    let dtype = inputs[0].dtype;
+    require_float(dtype)?;
+    if let Some(s) = inputs.iter().find(|s| s.dtype != dtype) {
+        return Err(InferError::DType(format!("LSTM block inputs mix {dtype} and {}", s.dtype)));
+    }
+    let dims = |i: usize, rank: usize| -> Result<&[Dim], InferError> {
+        match &inputs[i].shape.0 {
+            d if d.len() == rank => Ok(d),
+            _ => Err(InferError::Shape(format!("input {i} must have rank {rank}, got shape {}", inputs[i].shape))),
+        }
+    };
+    let (x, w, b) = (dims(0, 2)?, dims(3, 2)?, dims(7, 1)?);
+    let cell = dims(1, 2)?[1].or(dims(2, 2)?[1]).or(b[0].map(|n| n / 4)).or(w[1].map(|n| n / 4));
+    let batch = x[0].or(dims(1, 2)?[0]).or(dims(2, 2)?[0]);
+    let fits = |d: Dim, want: Option<usize>| d.zip(want).is_none_or(|(a, b)| a == b);
+    let four = cell.map(|c| 4 * c);
+    let mut ok = fits(w[1], four) && fits(b[0], four) && fits(w[0], x[1].zip(cell).map(|(i, c)| i + c));
+    for i in [1, 2] {
+        ok &= fits(dims(i, 2)?[0], batch) && fits(dims(i, 2)?[1], cell);
+    }
+    if use_peephole {
+        for i in 4..7 {
+            ok &= fits(dims(i, 1)?[0], cell);
+        }
+    }
+    if grad {
+        for i in 8..16 {
+            ok &= fits(dims(i, 2)?[0], batch) && fits(dims(i, 2)?[1], cell);
+        }
+    }
+    if !ok {
+        let shapes: Vec<String> = inputs.iter().map(|s| s.shape.to_string()).collect();
+        return Err(InferError::Shape(format!("LSTM block input shapes do not fit: {}", shapes.join(", "))));
+    }
+    let spec = |dims: Vec<Dim>| TensorSpec { dtype, shape: Shape(dims) };
+    Ok(match grad {
+        false => vec![spec(vec![batch, cell]); 7],
+        true => {
+            let mut out = vec![spec(vec![batch, cell]), spec(vec![batch, four])];
+            out.extend(vec![spec(vec![cell]); 3]);
+            out
+        }
+    })
 }
 
 fn gather(params: &TensorSpec, indices: &TensorSpec, axis: usize) -> Inferred {

@@ -417,6 +417,19 @@ pub enum Op {
     /// `AvgPoolGrad(orig_input, grad)`: the input is read for its shape only.
     AvgPoolGrad(PoolAttrs),
 
+    /// TF's `LSTMBlockCell(x, cs_prev, h_prev, w, wci, wcf, wco, b)`: one LSTM step, one GEMM
+    /// over `[x, h_prev]` and one pass over the gates (see `tensorgraph_kernels::lstm`);
+    /// outputs `i, cs, f, o, ci, co, h`. `cell_clip` < 0: no clipping.
+    LSTMBlockCell {
+        forget_bias: f64,
+        cell_clip: f64,
+        use_peephole: bool,
+    },
+    /// TF's `LSTMBlockCellGrad`: the step's inputs, its outputs `i, cs, f, o, ci, co`, and the
+    /// gradients of `cs` and `h`; outputs `cs_prev_grad, dicfo, wci_grad, wcf_grad, wco_grad`.
+    LSTMBlockCellGrad {
+        use_peephole: bool,
+    },
     // ---- array ----------------------------------------------------------------------------
     /// Reshape to `shape`, in which one entry may be -1.
     Reshape {

@@ -117,6 +117,7 @@ const Z: &[&str] = &["z"];
 const OUTPUT: &[&str] = &["output"];
 const CONV_BACKPROP: &[Arg] = &[v("input"), v("filter"), v("out_backprop")];
 const POOL_GRAD: &[Arg] = &[v("orig_input"), v("grad")];
+const LSTM_BLOCK: &[Arg] = &[v("x"), v("cs_prev"), v("h_prev"), v("w"), v("wci"), v("wcf"), v("wco"), v("b")];
 
 fn ints(v: &[usize]) -> AttrValue {
     AttrValue::Ints(v.iter().map(|&x| x as i64).collect())
@@ -237,6 +238,31 @@ impl Op {
                 &["x_backprop", "scale_backprop", "offset_backprop"],
             ),
             Op::InTopKV2 { .. } => no_grad("InTopKV2", const { &[v("predictions"), v("targets")] }, &["precision"]),
+            Op::LSTMBlockCell { .. } => def("LSTMBlockCell", LSTM_BLOCK, &["i", "cs", "f", "o", "ci", "co", "h"]),
+            Op::LSTMBlockCellGrad { .. } => no_grad(
+                "LSTMBlockCellGrad",
+                const {
+                    &[
+                        v("x"),
+                        v("cs_prev"),
+                        v("h_prev"),
+                        v("w"),
+                        v("wci"),
+                        v("wcf"),
+                        v("wco"),
+                        v("b"),
+                        v("i"),
+                        v("cs"),
+                        v("f"),
+                        v("o"),
+                        v("ci"),
+                        v("co"),
+                        v("cs_grad"),
+                        v("h_grad"),
+                    ]
+                },
+                &["cs_prev_grad", "dicfo", "wci_grad", "wcf_grad", "wco_grad"],
+            ),
             Op::Conv2D(_) => def("Conv2D", const { &[v("input"), v("filter")] }, OUTPUT),
             Op::Conv2DBackpropInput(_) => def("Conv2DBackpropInput", CONV_BACKPROP, OUTPUT),
             Op::Conv2DBackpropFilter(_) => def("Conv2DBackpropFilter", CONV_BACKPROP, OUTPUT),
@@ -317,6 +343,12 @@ impl Op {
             Op::LeakyRelu { alpha } => vec![("alpha", Float(*alpha))],
             Op::FusedBatchNorm { epsilon } => vec![("epsilon", Float(*epsilon)), ("data_format", Str("NHWC"))],
             Op::InTopKV2 { k } => vec![("k", Int(*k as i64))],
+            Op::LSTMBlockCell { forget_bias, cell_clip, use_peephole } => vec![
+                ("forget_bias", Float(*forget_bias)),
+                ("cell_clip", Float(*cell_clip)),
+                ("use_peephole", Bool(*use_peephole)),
+            ],
+            Op::LSTMBlockCellGrad { use_peephole } => vec![("use_peephole", Bool(*use_peephole))],
             Op::Conv2D(a) | Op::Conv2DBackpropInput(a) | Op::Conv2DBackpropFilter(a) => a.attrs(),
             Op::MaxPool(a) | Op::MaxPoolGrad(a) | Op::MaxPoolGradGrad(a) | Op::AvgPool(a) | Op::AvgPoolGrad(a) => {
                 a.attrs()

@@ -9,6 +9,7 @@ pub mod elementwise;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx512;
+pub mod lstm;
 pub mod nn;
 pub mod pair;
 pub mod pool;
@@ -165,6 +166,16 @@ pub trait Float:
     /// tanh x; for f32 [`vmath::tanh_f32`] (vectorisable), for f64 the standard library's.
     fn hyperbolic_tangent(self) -> Self;
 
+    /// [`Float::sigmoid`] over a slice in place (for f32 in the CPU's widest vectors).
+    fn sigmoid_slice(x: &mut [Self]) {
+        x.iter_mut().for_each(|v| *v = v.sigmoid());
+    }
+
+    /// [`Float::hyperbolic_tangent`] over a slice in place (for f32 in the CPU's widest vectors).
+    fn tanh_slice(x: &mut [Self]) {
+        x.iter_mut().for_each(|v| *v = v.hyperbolic_tangent());
+    }
+
     /// Runs `f` on this thread's scratch buffer of `len` elements, reused from call to call so
     /// per-step work buffers (the convolutions' column matrices) are not allocated anew. Its
     /// contents are unspecified: `f` must write before it reads. A nested call gets a fresh
@@ -220,6 +231,14 @@ impl Float for f32 {
     #[inline(always)]
     fn hyperbolic_tangent(self) -> f32 {
         vmath::tanh_f32(self)
+    }
+
+    fn sigmoid_slice(x: &mut [f32]) {
+        vmath::sigmoid_slice(x)
+    }
+
+    fn tanh_slice(x: &mut [f32]) {
+        vmath::tanh_slice(x)
     }
 
     unsafe fn gemm_raw(

@@ -80,6 +80,42 @@ pub fn tanh_f32(x: f32) -> f32 {
     }
 }
 
+/// `f` over a slice in place, compiled for the widest vectors the CPU has (AVX-512, AVX2, or
+/// the baseline): the same bits whichever runs (element-wise, no FMA contraction).
+#[inline(always)]
+fn dispatch<F: Fn(f32) -> f32 + Copy>(x: &mut [f32], f: F) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512<F: Fn(f32) -> f32>(x: &mut [f32], f: F) {
+            x.iter_mut().for_each(|v| *v = f(*v));
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2<F: Fn(f32) -> f32>(x: &mut [f32], f: F) {
+            x.iter_mut().for_each(|v| *v = f(*v));
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { avx512(x, f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { avx2(x, f) };
+        }
+    }
+    x.iter_mut().for_each(|v| *v = f(*v));
+}
+
+/// [`sigmoid_f32`] over a slice, in place, vectorised for this CPU.
+pub fn sigmoid_slice(x: &mut [f32]) {
+    dispatch(x, sigmoid_f32)
+}
+
+/// [`tanh_f32`] over a slice, in place, vectorised for this CPU.
+pub fn tanh_slice(x: &mut [f32]) {
+    dispatch(x, tanh_f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

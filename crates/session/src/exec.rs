@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tensorgraph_graph::{with_array, BinaryOp, ConvAttrs, DType, Op, Padding, PoolAttrs, ReduceOp, UnaryOp, Value};
 use tensorgraph_kernels::buffers::BufferPool;
 use tensorgraph_kernels::conv::{self, Conv2dGeometry};
+use tensorgraph_kernels::lstm;
 use tensorgraph_kernels::pool::{self, PoolGeometry};
 use tensorgraph_kernels::{
     array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Arith, Epilogue, Float, KResult,
@@ -101,6 +102,20 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         Op::LogSoftmax => one(float!(x(), a, T => knn::log_softmax::<T>(&a.view()))),
         Op::SparseSoftmaxCrossEntropyWithLogits => sparse_xent(x(), inputs[1]),
         Op::FusedBatchNorm { epsilon } => batch_norm(inputs, *epsilon),
+        Op::LSTMBlockCell { forget_bias, cell_clip, use_peephole } => {
+            let attrs =
+                lstm::BlockAttrs { forget_bias: *forget_bias, cell_clip: *cell_clip, use_peephole: *use_peephole };
+            match x() {
+                Value::F32(_) => lstm_block::<f32>(inputs, attrs, buffers),
+                Value::F64(_) => lstm_block::<f64>(inputs, attrs, buffers),
+                other => kbail!("LSTMBlockCell needs float inputs, got {}", other.dtype()),
+            }
+        }
+        Op::LSTMBlockCellGrad { use_peephole } => match x() {
+            Value::F32(_) => lstm_block_grad::<f32>(inputs, *use_peephole, buffers),
+            Value::F64(_) => lstm_block_grad::<f64>(inputs, *use_peephole, buffers),
+            other => kbail!("LSTMBlockCellGrad needs float inputs, got {}", other.dtype()),
+        },
         Op::FusedBatchNormGrad => batch_norm_grad(inputs),
         Op::InTopKV2 { k } => {
             let t = as_i64(inputs[1])?;
@@ -788,6 +803,72 @@ fn check_shape(what: &str, got: &[usize], want: &[usize]) -> KResult<()> {
 
 fn slice<'a, T>(a: &'a ndarray::CowArray<'_, T, ndarray::IxDyn>) -> &'a [T] {
     a.as_slice().expect("standard layout")
+}
+
+/// Input `i` as an array of `T` (all of an op's float inputs share one dtype).
+fn input_of<'a, T: tensorgraph_graph::Element>(inputs: &[&'a Value], i: usize) -> KResult<&'a ArrayD<T>> {
+    T::unwrap_ref(inputs[i]).ok_or_else(|| KernelError(format!("input {i} is {}, not {}", inputs[i].dtype(), T::DTYPE)))
+}
+
+fn lstm_block<T: Float + tensorgraph_graph::Element>(
+    inputs: &[&Value],
+    attrs: lstm::BlockAttrs,
+    buffers: &mut BufferPool,
+) -> KResult<Vec<Value>> {
+    let rank = |i: usize, r: usize| -> KResult<ArrayViewD<'_, T>> {
+        let a = input_of::<T>(inputs, i)?;
+        if a.ndim() != r {
+            kbail!("LSTMBlockCell input {i} must have rank {r}, got {}", karray::fmt_shape(a.shape()));
+        }
+        Ok(a.view())
+    };
+    let two = |i| rank(i, 2).map(|a| a.into_dimensionality::<Ix2>().expect("rank 2"));
+    let one = |i| rank(i, 1).map(|a| a.into_dimensionality::<ndarray::Ix1>().expect("rank 1"));
+    let (x, cs_prev, h_prev, w) = (two(0)?, two(1)?, two(2)?, two(3)?);
+    let shape = [x.nrows(), cs_prev.ncols()];
+    let out =
+        lstm::block_cell(x, cs_prev, h_prev, w, [one(4)?, one(5)?, one(6)?], one(7)?, attrs, |n| buffers.take(n))?;
+    let parts = [out.i, out.cs, out.f, out.o, out.ci, out.co, out.h];
+    Ok(parts.into_iter().map(|v| T::wrap(shaped(&shape, v))).collect())
+}
+
+fn lstm_block_grad<T: Float + tensorgraph_graph::Element>(
+    inputs: &[&Value],
+    use_peephole: bool,
+    buffers: &mut BufferPool,
+) -> KResult<Vec<Value>> {
+    let arrays: Vec<std::borrow::Cow<'_, [T]>> = (0..16)
+        .map(|i| {
+            let a = input_of::<T>(inputs, i)?;
+            Ok(match a.as_slice() {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+            })
+        })
+        .collect::<KResult<_>>()?;
+    let (batch, cell) = match inputs[1].shape() {
+        &[b, c] => (b, c),
+        other => kbail!("cs_prev must have rank 2, got {}", karray::fmt_shape(other)),
+    };
+    let s = |i: usize| -> &[T] { &arrays[i] };
+    let lstm::BlockGrads { dicfo, cs_prev_grad, peepholes } = lstm::block_cell_grad(
+        s(1),
+        [s(4), s(5), s(6)],
+        [s(8), s(9), s(10), s(11), s(12), s(13)],
+        s(14),
+        s(15),
+        (batch, cell),
+        use_peephole,
+        |n| buffers.take(n),
+    )?;
+    let [pi, pf, po] = peepholes;
+    Ok(vec![
+        T::wrap(shaped(&[batch, cell], cs_prev_grad)),
+        T::wrap(shaped(&[batch, 4 * cell], dicfo)),
+        T::wrap(shaped(&[cell], pi)),
+        T::wrap(shaped(&[cell], pf)),
+        T::wrap(shaped(&[cell], po)),
+    ])
 }
 
 fn shaped<T>(shape: &[usize], v: Vec<T>) -> ArrayD<T> {

@@ -77,7 +77,14 @@ impl AsTensor for Variable {
     }
 }
 
-impl<T: AsTensor> Fetch for &[&T] {
+/// A reference to a fetchable: `&[&x, &y]` and `&vec![x, y]` both fetch.
+impl<T: AsTensor + ?Sized> AsTensor for &T {
+    fn as_tensor(&self) -> &Tensor {
+        (**self).as_tensor()
+    }
+}
+
+impl<T: AsTensor> Fetch for &[T] {
     type Output = Vec<Value>;
     fn add<'a>(&'a self, tensors: &mut Vec<&'a Tensor>, _: &mut Vec<&'a Operation>) {
         tensors.extend(self.iter().map(|t| t.as_tensor()));
@@ -87,7 +94,7 @@ impl<T: AsTensor> Fetch for &[&T] {
     }
 }
 
-impl<T: AsTensor, const N: usize> Fetch for &[&T; N] {
+impl<T: AsTensor, const N: usize> Fetch for &[T; N] {
     type Output = Vec<Value>;
     fn add<'a>(&'a self, tensors: &mut Vec<&'a Tensor>, _: &mut Vec<&'a Operation>) {
         tensors.extend(self.iter().map(|t| t.as_tensor()));
@@ -97,7 +104,7 @@ impl<T: AsTensor, const N: usize> Fetch for &[&T; N] {
     }
 }
 
-impl<T: AsTensor> Fetch for &Vec<&T> {
+impl<T: AsTensor> Fetch for &Vec<T> {
     type Output = Vec<Value>;
     fn add<'a>(&'a self, tensors: &mut Vec<&'a Tensor>, _: &mut Vec<&'a Operation>) {
         tensors.extend(self.iter().map(|t| t.as_tensor()));
@@ -123,7 +130,7 @@ impl<T: AsTensor> Fetch for &Vec<&T> {
 /// assert_eq!(values["four"].scalar_f64(), Some(4.0));
 /// # Ok(()) }
 /// ```
-impl<K: Clone + Ord, T: AsTensor> Fetch for &std::collections::BTreeMap<K, &T> {
+impl<K: Clone + Ord, T: AsTensor> Fetch for &std::collections::BTreeMap<K, T> {
     type Output = std::collections::BTreeMap<K, Value>;
     fn add<'a>(&'a self, tensors: &mut Vec<&'a Tensor>, _: &mut Vec<&'a Operation>) {
         tensors.extend(self.values().map(|t| t.as_tensor()));
@@ -133,7 +140,7 @@ impl<K: Clone + Ord, T: AsTensor> Fetch for &std::collections::BTreeMap<K, &T> {
     }
 }
 
-impl<K: Clone + Eq + std::hash::Hash, T: AsTensor> Fetch for &std::collections::HashMap<K, &T> {
+impl<K: Clone + Eq + std::hash::Hash, T: AsTensor> Fetch for &std::collections::HashMap<K, T> {
     type Output = std::collections::HashMap<K, Value>;
     fn add<'a>(&'a self, tensors: &mut Vec<&'a Tensor>, _: &mut Vec<&'a Operation>) {
         tensors.extend(self.values().map(|t| t.as_tensor()));

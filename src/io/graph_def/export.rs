@@ -150,6 +150,9 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
             let tk = ins.get(1).copied().unwrap_or(DType::I32);
             consts(vec![("k", Value::filled(tk, &[], *k as f64))], vec![("T", t(tk))])
         }
+        Op::LSTMBlockCell { .. } | Op::LSTMBlockCellGrad { .. } => {
+            with(data(n), [vec![("T", t(t0))], table.clone()].concat())
+        }
         Op::Conv2D(_) | Op::MaxPool(_) | Op::AvgPool(_) => with(data(n), [vec![("T", t(t0))], table.clone()].concat()),
         Op::Conv2DBackpropInput(_) => {
             grad_window(In::ShapeOf("input_sizes", 0), [vec![("T", t(t0))], table.clone()].concat())

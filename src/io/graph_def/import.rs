@@ -214,6 +214,15 @@ pub(super) fn op_of(
             let k = ints(2, "k")?;
             (Op::InTopKV2 { k: usizes(k, "k")?.first().copied().ok_or("its k is empty")? }, 2)
         }
+        "LSTMBlockCell" => {
+            let op = Op::LSTMBlockCell {
+                forget_bias: a.float("forget_bias").unwrap_or(1.0),
+                cell_clip: a.float("cell_clip").unwrap_or(3.0),
+                use_peephole: a.bool_or("use_peephole", false)?,
+            };
+            (op, 8)
+        }
+        "LSTMBlockCellGrad" => (Op::LSTMBlockCellGrad { use_peephole: a.bool_or("use_peephole", false)? }, 16),
         "Conv2D" => (Op::Conv2D(conv_attrs(&a)?), 2),
         "Conv2DBackpropInput" => {
             return Ok((Op::Conv2DBackpropInput(conv_attrs(&a)?), vec![ShapeOf(0), In(1), In(2)]));

@@ -55,6 +55,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::LogSoftmax => nn::log_softmax(c),
         Op::SparseSoftmaxCrossEntropyWithLogits => nn::sparse_xent(c),
         Op::FusedBatchNorm { .. } => nn::fused_batch_norm(c),
+        Op::LSTMBlockCell { use_peephole, .. } => nn::lstm_block_cell(c, *use_peephole),
         Op::Identity => Ok(vec![Some(c.g().clone())]),
         Op::Conv2D(a) => conv::conv2d(c, a),
         Op::Conv2DBackpropInput(a) => conv::backprop_input(c, a),
@@ -98,8 +99,11 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::VariableV2 { .. }
         | Op::NoOp => Ok(c.none()),
         // No second-order batch norm (TF has FusedBatchNormGradGrad; nothing here needs it).
-        Op::Assign | Op::AssignAdd | Op::AssignSub | Op::Apply(_) | Op::FusedBatchNormGrad => {
-            Err(Error::NoGradient { node: c.node.info() })
-        }
+        Op::Assign
+        | Op::AssignAdd
+        | Op::AssignSub
+        | Op::Apply(_)
+        | Op::FusedBatchNormGrad
+        | Op::LSTMBlockCellGrad { .. } => Err(Error::NoGradient { node: c.node.info() }),
     }
 }

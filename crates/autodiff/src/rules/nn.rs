@@ -66,3 +66,31 @@ pub(super) fn sparse_xent(c: &Ctx) -> Grads {
     }
     Ok(vec![total, None])
 }
+
+/// TF's gradient of `LSTMBlockCell`: the grad op gives the gates' pre-activation gradients
+/// `dicfo` and `cs_prev`'s; GEMMs give `[x, h_prev]`'s and `w`'s, a column sum `b`'s. Only `cs`
+/// and `h` pass gradients back (the gate outputs are there for the grad op), as in TF.
+pub(super) fn lstm_block_cell(c: &Ctx, use_peephole: bool) -> Grads {
+    let outputs: Vec<Tensor> = (0..6).map(|i| c.y(i)).collect::<Result<_>>()?;
+    let grad_of = |k: usize| match &c.grads[k] {
+        Some(g) => Ok(g.clone()),
+        None => a::zeros_like(&c.y(k)?),
+    };
+    let (cs_grad, h_grad) = (grad_of(1)?, grad_of(6)?);
+    let g = nn::lstm_block_cell_grad(c.inputs, &outputs, &cs_grad, &h_grad, use_peephole)?;
+    let (x, h_prev, w) = (c.x(0), c.x(2), c.x(3));
+    let Some(input) = x.shape().dim(1) else {
+        return Err(tensorgraph_graph::Error::InvalidArgument {
+            node: c.node.info(),
+            detail: format!("the gradient of an LSTM block needs x's features known, got shape {}", x.shape()),
+        });
+    };
+    let dicfo = &g[1];
+    let xh_grad = m::matmul(dicfo, w, false, true)?;
+    let x_grad = a::slice(&xh_grad, &[0, 0], &[-1, input as i64])?;
+    let h_prev_grad = a::slice(&xh_grad, &[0, input], &[-1, -1])?;
+    let w_grad = m::matmul(&a::concat(&[x, h_prev], 1)?, dicfo, true, false)?;
+    let b_grad = m::reduce_sum(dicfo, Some(&[0]))?;
+    let peep = |k: usize| use_peephole.then(|| g[k].clone());
+    Ok(vec![Some(x_grad), Some(g[0].clone()), Some(h_prev_grad), Some(w_grad), peep(2), peep(3), peep(4), Some(b_grad)])
+}

@@ -387,3 +387,63 @@ pub fn softmax_cross_entropy_with_logits(labels: &Tensor, logits: &Tensor) -> Re
     use crate::ops::math::{mul, neg, reduce_sum};
     neg(&reduce_sum(&mul(labels, &log_softmax(logits)?)?, Some(&[-1]))?)
 }
+
+/// One LSTM step as TF's `LSTMBlockCell` op (`tf.raw_ops.LSTMBlockCell`): `x` `[batch, input]`,
+/// the previous cell state and output `[batch, cell]`, the kernel `w` `[input + cell, 4·cell]`
+/// over `[x, h_prev]` with gates `i, ci, f, o`, the peephole weights `[cell]` (read only with
+/// `use_peephole`), the bias `[4·cell]`. Returns the outputs `i, cs, f, o, ci, co, h`; `cs` and
+/// `h` are the new state. `cell_clip` < 0 does not clip.
+///
+/// ```
+/// use tensorgraph_graph::{ops::nn, DType, Graph};
+/// let g = Graph::new();
+/// let f = |shape: &[usize]| g.placeholder(DType::F32, shape).unwrap();
+/// let (x, c, h) = (f(&[8, 3]), f(&[8, 5]), f(&[8, 5]));
+/// let (w, p, b) = (f(&[8, 20]), f(&[5]), f(&[20]));
+/// let out = nn::lstm_block_cell(&x, &c, &h, &w, [&p, &p, &p], &b, 1.0, -1.0, false).unwrap();
+/// assert_eq!((out.len(), out[6].shape().to_string()), (7, "[8,5]".to_string()));
+/// ```
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_block_cell(
+    x: &Tensor,
+    cs_prev: &Tensor,
+    h_prev: &Tensor,
+    w: &Tensor,
+    [wci, wcf, wco]: [&Tensor; 3],
+    b: &Tensor,
+    forget_bias: f64,
+    cell_clip: f64,
+    use_peephole: bool,
+) -> Result<Vec<Tensor>> {
+    let op = x.graph().add_node(
+        Op::LSTMBlockCell { forget_bias, cell_clip, use_peephole },
+        &[x, cs_prev, h_prev, w, wci, wcf, wco, b],
+        &[],
+        None,
+        crate::SourceLocation::caller(),
+    )?;
+    (0..7).map(|i| op.output(i)).collect()
+}
+
+/// [`lstm_block_cell`]'s gradient op (TF's `LSTMBlockCellGrad`): `inputs` are the step's eight
+/// inputs, `outputs` its first six outputs (`i, cs, f, o, ci, co`). Returns `cs_prev_grad`,
+/// `dicfo` (the gates' pre-activation gradients) and the three peephole gradients.
+#[track_caller]
+pub fn lstm_block_cell_grad(
+    inputs: &[Tensor],
+    outputs: &[Tensor],
+    cs_grad: &Tensor,
+    h_grad: &Tensor,
+    use_peephole: bool,
+) -> Result<Vec<Tensor>> {
+    let all: Vec<&Tensor> = inputs.iter().chain(outputs).chain([cs_grad, h_grad]).collect();
+    let op = cs_grad.graph().add_node(
+        Op::LSTMBlockCellGrad { use_peephole },
+        &all,
+        &[],
+        None,
+        crate::SourceLocation::caller(),
+    )?;
+    (0..5).map(|i| op.output(i)).collect()
+}

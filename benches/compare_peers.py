@@ -4,8 +4,10 @@ one run on real MNIST and prints medians and ratios (the machines are shared and
 usage (from the repository root, after `cargo build --release --examples`):
     python3 benches/compare_peers.py mlp [--reps 3] [--peers tf,torch] [--python /tmp/peers-venv/bin/python]
     python3 benches/compare_peers.py cnn --opt adam --peers tf,torch
+    python3 benches/compare_peers.py rnn          # mnist_rnn against ../shared/peers/tf_rnn_peer.py (TF only)
 
-Peers are installed as ../shared/peers/README.md says. Missing peers are skipped with a note.
+Peers are installed as ../shared/peers/README.md says (benches/compare_peers.sh installs TensorFlow
+when missing and runs this script). Missing peers are skipped with a note.
 """
 import argparse
 import os
@@ -19,7 +21,7 @@ ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(ROOT, "..", "shared", "peers")
 
 ap = argparse.ArgumentParser()
-ap.add_argument("model", choices=["mlp", "cnn"])
+ap.add_argument("model", choices=["mlp", "cnn", "rnn"])
 ap.add_argument("--opt", default="sgd", choices=["sgd", "adam"], help="the CNN's optimizer (the MLP's is sgd)")
 ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--peers", default="tf")
@@ -36,7 +38,22 @@ def ours(model):
     return dict(epoch_s=train_s, test_acc=acc)
 
 
+def rnn_peer(name):
+    if name != "tf":
+        raise RuntimeError(f"no {name} peer of the recurrent tutorial")
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    cmd = [args.python, os.path.join(PEERS, "tf_rnn_peer.py"), "--epochs", "1"]
+    r = subprocess.run(cmd, cwd=PEERS, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    line = [l for l in r.stdout.splitlines() if l.startswith("epoch=")][-1]
+    kv = dict(p.split("=", 1) for p in line.split())
+    return dict(epoch_s=float(kv["epoch_wall_s"]), test_acc=float(kv["test_acc"]))
+
+
 def peer(name, model):
+    if model == "rnn":
+        return rnn_peer(name)
     script = os.path.join(PEERS, f"{name}_peer.py")
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [args.python, script, model, "real", "--opt", args.opt]

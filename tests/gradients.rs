@@ -301,6 +301,7 @@ fn array_ops() {
         math::square(&array::stack(&[&t[0], &t[1]], 1)?)
     });
     check("unstack", std::slice::from_ref(&x), &|t| math::square(&array::unstack(&t[0], -1)?[2]));
+    check("tile", std::slice::from_ref(&y), &|t| math::square(&array::tile(&t[0], &[2, 3, 1])?));
     // One LSTM step, with and without peepholes (and a clip that does not bind, whose
     // gradient TF ignores): every input through the new cell state and output.
     let lstm_inputs = [

@@ -403,6 +403,11 @@ fn gather_segment_sum_split_stack_unstack_edge_cases() {
     assert_close(&run1(&g, &cols[1], &[]), &[3], &[2.0, 4.0, 6.0]);
     let p = g.placeholder(DType::F32, [None, Some(2)]).unwrap();
     assert!(array::unstack(&p, 0).is_err(), "the unstacked axis' size must be known");
+    let tiled = array::tile(&c(&g, array![[1i64, 2]]), &[2, 2]).unwrap();
+    assert_close(&run1(&g, &tiled, &[]), &[2, 4], &[1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+    assert_close(&run1(&g, &array::tile(&params, &[0, 1]).unwrap(), &[]), &[0, 2], &[]);
+    assert!(array::tile(&params, &[2]).is_err(), "one multiple per dimension");
+    assert_eq!(array::tile(&p, &[3, 2]).unwrap().shape().to_string(), "[?,4]");
     assert!(array::stack(&[&params, &p], 0).is_ok() && array::stack(&[&params, &cols[0]], 0).is_err());
 }
 

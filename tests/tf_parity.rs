@@ -441,6 +441,10 @@ fn gather_segment_sum_split_stack_unstack_match_tensorflow() {
                 vec![array::stack(&xs, axis).unwrap()]
             }
             "unstack" => array::unstack(&x, axis).unwrap(),
+            "tile" => {
+                vec![array::tile(&x, &serde_json::from_value::<Vec<usize>>(c.attrs["multiples"].clone()).unwrap())
+                    .unwrap()]
+            }
             other => panic!("op {other}"),
         };
         let terms: Vec<Tensor> = outs

@@ -222,6 +222,11 @@ impl Writer<'_> {
             }
             Op::ConcatV2 { axis } => simple(self, "Concat", vec![int("axis", *axis as i64)]),
             Op::GatherV2 { axis } => simple(self, "Gather", vec![int("axis", *axis as i64)]),
+            Op::Tile { multiples } => {
+                let m: Vec<i64> = multiples.iter().map(|&m| m as i64).collect();
+                let r = self.int64s(format!("{}/repeats", n.name), &m);
+                self.node("Tile", n.name.clone(), vec![input(0), r], vec![out(0)], vec![]);
+            }
             Op::SplitV { sizes, axis } => {
                 let split: Vec<i64> = sizes.iter().map(|&s| s as i64).collect();
                 let sz = self.int64s(format!("{}/split", n.name), &split);

@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 61;
+pub const N_VARIANTS: usize = 62;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -74,6 +74,7 @@ pub fn variant(op: &Op) -> usize {
         Op::Unpack { .. } => 58,
         Op::LSTMBlockCell { .. } => 59,
         Op::LSTMBlockCellGrad { .. } => 60,
+        Op::Tile { .. } => 61,
     }
 }
 
@@ -137,6 +138,7 @@ pub fn every_op() -> Vec<Op> {
         Op::Unpack { num: 2, axis: 0 },
         Op::LSTMBlockCell { forget_bias: 1.0, cell_clip: -1.0, use_peephole: false },
         Op::LSTMBlockCellGrad { use_peephole: false },
+        Op::Tile { multiples: vec![2] },
     ];
     use UnaryOp::*;
     let unary = UnaryOp::ALL;

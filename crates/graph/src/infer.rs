@@ -92,6 +92,7 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::LSTMBlockCell { use_peephole, .. } => lstm_block(inputs, *use_peephole, false),
         Op::LSTMBlockCellGrad { use_peephole } => lstm_block(inputs, *use_peephole, true),
         Op::GatherV2 { axis } => gather(&inputs[0], &inputs[1], *axis),
+        Op::Tile { multiples } => tile(&inputs[0], multiples),
         Op::UnsortedSegmentSum => unsorted_segment_sum(&inputs[0], &inputs[1], &inputs[2]),
         Op::SplitV { sizes, axis } => split(&inputs[0], sizes, *axis),
         Op::Pack { axis } => pack(inputs, *axis),
@@ -637,6 +638,19 @@ fn gather(params: &TensorSpec, indices: &TensorSpec, axis: usize) -> Inferred {
     let p = &params.shape.0;
     let dims = p[..axis].iter().chain(&indices.shape.0).chain(&p[axis + 1..]).copied();
     one(params.dtype, Shape(dims.collect()))
+}
+
+fn tile(x: &TensorSpec, multiples: &[usize]) -> Inferred {
+    if multiples.len() != x.shape.rank() {
+        return Err(InferError::Invalid(format!("{} multiples for shape {}", multiples.len(), x.shape)));
+    }
+    let dims = x.shape.0.iter().zip(multiples).map(|(d, &m)| match d {
+        Some(d) => d.checked_mul(m).map(Some),
+        None => Some(None),
+    });
+    let dims = dims.collect::<Option<Vec<_>>>();
+    let dims = dims.ok_or_else(|| InferError::Invalid(format!("tiling {} by {multiples:?} overflows", x.shape)))?;
+    one(x.dtype, Shape(dims))
 }
 
 fn unsorted_segment_sum(data: &TensorSpec, ids: &TensorSpec, num: &TensorSpec) -> Inferred {

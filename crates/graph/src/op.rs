@@ -457,6 +457,11 @@ pub enum Op {
     GatherV2 {
         axis: usize,
     },
+    /// `Tile(input)`: the input repeated `multiples[i]` times along dimension i (`tf.tile`; TF's
+    /// multiples input is held here).
+    Tile {
+        multiples: Vec<usize>,
+    },
     /// `UnsortedSegmentSum(data, segment_ids, num_segments)`: output row i sums the slices of
     /// `data` whose id is i; negative ids are dropped, ids past `num_segments` are an error.
     UnsortedSegmentSum,

@@ -278,6 +278,7 @@ impl Op {
             Op::ConcatV2 { .. } => def("ConcatV2", &[Arg { name: "values", kind: ArgKind::Variadic }], OUTPUT),
             Op::Slice { .. } => def("Slice", const { &[v("input")] }, OUTPUT),
             Op::GatherV2 { .. } => def("GatherV2", const { &[v("params"), v("indices")] }, OUTPUT),
+            Op::Tile { .. } => def("Tile", const { &[v("input")] }, OUTPUT),
             Op::UnsortedSegmentSum => {
                 def("UnsortedSegmentSum", const { &[v("data"), v("segment_ids"), v("num_segments")] }, OUTPUT)
             }
@@ -360,6 +361,7 @@ impl Op {
             Op::ConcatV2 { axis } => vec![("axis", Int(*axis as i64))],
             Op::Slice { begin, size } => vec![("begin", ints(begin)), ("size", Ints(size.clone()))],
             Op::GatherV2 { axis } => vec![("axis", Int(*axis as i64))],
+            Op::Tile { multiples } => vec![("multiples", ints(multiples))],
             Op::SplitV { sizes, axis } => {
                 vec![
                     ("size_splits", ints(sizes)),

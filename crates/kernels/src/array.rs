@@ -176,6 +176,26 @@ pub fn gather<T: Clone>(params: &ArrayViewD<T>, indices: &ArrayViewD<i64>, axis:
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("gathered every slice"))
 }
 
+/// `x` repeated `multiples[i]` times along each dimension i (TF's `Tile`): `x` viewed as
+/// `[1, d0, 1, d1, ...]`, broadcast to `[m0, d0, m1, d1, ...]` and laid out row-major.
+pub fn tile<T: Clone>(x: &ArrayViewD<T>, multiples: &[usize]) -> KResult<ArrayD<T>> {
+    if multiples.len() != x.ndim() {
+        kbail!("{} multiples for shape {}", multiples.len(), fmt_shape(x.shape()));
+    }
+    let spread: Vec<usize> = x.shape().iter().flat_map(|&d| [1, d]).collect();
+    let wide: Vec<usize> = x.shape().iter().zip(multiples).flat_map(|(&d, &m)| [m, d]).collect();
+    let out: Vec<usize> = x.shape().iter().zip(multiples).map(|(&d, &m)| d * m).collect();
+    let len = out.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let too_large = || crate::KernelError(format!("output shape {} is too large to allocate", fmt_shape(&out)));
+    len.filter(|&n| n.checked_mul(std::mem::size_of::<T>().max(1)).is_some_and(|b| b <= isize::MAX as usize))
+        .ok_or_else(too_large)?;
+    let x = x.as_standard_layout();
+    let spread = x.view().into_shape_with_order(IxDyn(&spread)).expect("same elements");
+    let broadcast = spread.broadcast(IxDyn(&wide)).expect("ones broadcast");
+    let laid_out = broadcast.as_standard_layout().into_owned();
+    Ok(laid_out.into_shape_with_order(IxDyn(&out)).expect("same elements"))
+}
+
 /// Sums `data`'s slices into `num_segments` rows by `segment_ids` (TF's `UnsortedSegmentSum`):
 /// `segment_ids` has the shape of `data`'s leading dimensions; negative ids are dropped, ids
 /// from `num_segments` on are an error. Sums in the order of the ids, so results are the same

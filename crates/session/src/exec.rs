@@ -132,6 +132,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             let idx = as_i64(inputs[1])?;
             one(with_array!(x(), a => Value::from(karray::gather(&a.view(), &idx.view(), *axis)?)))
         }
+        Op::Tile { multiples } => one(with_array!(x(), a => Value::from(karray::tile(&a.view(), multiples)?))),
         Op::UnsortedSegmentSum => {
             let ids = as_i64(inputs[1])?;
             let num = match as_i64(inputs[2])?.iter().next() {

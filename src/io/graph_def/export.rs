@@ -195,6 +195,10 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
                 ("batch_dims", attr(Attr::I(0))),
             ],
         ),
+        Op::Tile { multiples } => consts(
+            vec![("multiples", i32s(multiples.iter().map(|&m| m as i64)))],
+            vec![("T", t(t0)), ("Tmultiples", t(int32))],
+        ),
         Op::UnsortedSegmentSum => with(
             data(n),
             vec![

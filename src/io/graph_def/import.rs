@@ -295,6 +295,7 @@ pub(super) fn op_of(
             (Op::GatherV2 { axis: axis(ax, known_rank(0)?)? }, 2)
         }
         "UnsortedSegmentSum" => (Op::UnsortedSegmentSum, 3),
+        "Tile" => (Op::Tile { multiples: usizes(ints(1, "multiples")?, "multiples")? }, 1),
         "SplitV" | "Split" => {
             let (value, dim) = if n.op == "Split" { (1, 0) } else { (0, 2) };
             let r = known_rank(value)?;

@@ -176,3 +176,27 @@ fn filled_grads(c: &Ctx) -> Result<Vec<Tensor>> {
         })
         .collect()
 }
+
+/// The gradient's tiles summed: viewed as `[m0, d0, m1, d1, ...]` and summed over the
+/// multiples' axes. Each input dimension must be known, or unknown and not repeated (at most
+/// one such).
+pub(super) fn tile(c: &Ctx, multiples: &[usize]) -> Grads {
+    use tensorgraph_graph::ops::math as m;
+    let x = c.x(0).shape();
+    let mut target = Vec::with_capacity(2 * multiples.len());
+    for (i, &k) in multiples.iter().enumerate() {
+        let d = match (x.dim(i), k) {
+            (Some(d), _) => d as i64,
+            (None, 1) if !target.contains(&-1) => -1,
+            _ => {
+                return Err(Error::InvalidArgument {
+                    node: c.node.info(),
+                    detail: format!("gradient of a tile of {x} by {multiples:?} needs dimension {i} known"),
+                })
+            }
+        };
+        target.extend([k as i64, d]);
+    }
+    let axes: Vec<i64> = (0..multiples.len() as i64).map(|i| 2 * i).collect();
+    Ok(vec![Some(m::reduce_sum(&a::reshape(c.g(), &target)?, Some(&axes))?)])
+}

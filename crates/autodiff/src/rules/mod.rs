@@ -74,6 +74,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::Pad { paddings } => array::pad(c, paddings),
         Op::GatherV2 { axis } => array::gather(c, *axis),
         Op::UnsortedSegmentSum => array::unsorted_segment_sum(c),
+        Op::Tile { multiples } => array::tile(c, multiples),
         Op::SplitV { axis, .. } => array::split(c, *axis),
         Op::Pack { axis } => array::pack(c, *axis),
         Op::Unpack { axis, .. } => array::unpack(c, *axis),

@@ -149,6 +149,19 @@ pub fn gather(params: &Tensor, indices: &Tensor, axis: i64) -> Result<Tensor> {
     params.graph().add_op1(Op::GatherV2 { axis }, &[params, indices], None)
 }
 
+/// `x` repeated `multiples[i]` times along each dimension i (`tf.tile`).
+///
+/// ```
+/// use tensorgraph_graph::{ops::array, DType, Graph};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(3)]).unwrap();
+/// assert_eq!(array::tile(&x, &[1, 4]).unwrap().shape().to_string(), "[?,12]");
+/// ```
+#[track_caller]
+pub fn tile(x: &Tensor, multiples: &[usize]) -> Result<Tensor> {
+    x.graph().add_op1(Op::Tile { multiples: multiples.to_vec() }, &[x], None)
+}
+
 /// How [`split`] cuts: into `n` equal pieces (the axis' size must be known and divisible), or
 /// into pieces of the given sizes (`tf.split`'s `num_or_size_splits`).
 #[derive(Clone, Debug, PartialEq, Eq)]

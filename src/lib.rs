@@ -68,9 +68,9 @@
 pub struct ReadmeDoctests;
 
 pub use tensorgraph_graph::{
-    collections, fmt_dims, ApplyOp, ConvAttrs, DType, Distribution, EdgeKind, Endpoint, Error, FanMode, Graph,
-    Initializer, Named, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SourceLocation, Tensor, TensorSpec,
-    Value, Variable,
+    collections, fmt_dims, ApplyOp, ConvAttrs, DType, Distribution, EdgeKind, Endpoint, Error, FanMode, Graph, Index,
+    Initializer, Named, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SliceSpec, SourceLocation, Tensor,
+    TensorSpec, Value, Variable,
 };
 pub use tensorgraph_session::{feed, AsTensor, Eval, Feed, Fetch, Session};
 

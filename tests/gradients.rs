@@ -302,6 +302,19 @@ fn array_ops() {
     });
     check("unstack", std::slice::from_ref(&x), &|t| math::square(&array::unstack(&t[0], -1)?[2]));
     check("tile", std::slice::from_ref(&y), &|t| math::square(&array::tile(&t[0], &[2, 3, 1])?));
+    check("strided_slice", std::slice::from_ref(&x), &|t| {
+        use tensorgraph::Index::*;
+        math::square(&array::strided_slice(&t[0], &[Range(None, None, -1), NewAxis, Ellipsis, At(-2)])?)
+    });
+    // The gradient op's own gradient: the slice again.
+    check("strided_slice_grad", &[vals(&[2, 3], -1.0, 1.0, 16), x.clone()], &|t| {
+        let spec = tensorgraph::SliceSpec::from_indices(&[
+            tensorgraph::Index::All,
+            tensorgraph::Index::Range(None, None, -1),
+            tensorgraph::Index::At(1),
+        ]);
+        math::square(&array::strided_slice_grad(&t[0], &t[1], &spec)?)
+    });
     // One LSTM step, with and without peepholes (and a clip that does not bind, whose
     // gradient TF ignores): every input through the new cell state and output.
     let lstm_inputs = [

@@ -408,6 +408,25 @@ fn gather_segment_sum_split_stack_unstack_edge_cases() {
     assert_close(&run1(&g, &array::tile(&params, &[0, 1]).unwrap(), &[]), &[0, 2], &[]);
     assert!(array::tile(&params, &[2]).is_err(), "one multiple per dimension");
     assert_eq!(array::tile(&p, &[3, 2]).unwrap().shape().to_string(), "[?,4]");
+    // Strided slices: a position out of bounds is an error naming it; ranges clamp.
+    use tensorgraph::Index::*;
+    let x = c(&g, array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    assert_close(&run1(&g, &array::strided_slice(&x, &[All, At(-1)]).unwrap(), &[]), &[2], &[3.0, 6.0]);
+    assert_close(&run1(&g, &array::strided_slice(&x, &[Range(Some(5), None, 1)]).unwrap(), &[]), &[0, 3], &[]);
+    assert!(array::strided_slice(&x, &[At(2)]).is_err() && array::strided_slice(&x, &[All, All, All]).is_err());
+    assert!(array::strided_slice(&x, &[Range(None, None, 0)]).is_err(), "a stride of 0");
+    // On a batch of unknown size the index resolves when run.
+    let q = g.placeholder(DType::F32, [None, Some(3)]).unwrap();
+    let last_row = array::strided_slice(&q, &[At(-1)]).unwrap();
+    let fed = Value::from(ndarray::Array2::<f32>::ones((4, 3)));
+    assert_close(&run1(&g, &last_row, &[(&q, fed.into())]), &[3], &[1.0, 1.0, 1.0]);
+    let empty = Value::from(ndarray::Array2::<f32>::ones((0, 3)));
+    let e = Session::new(&g).unwrap().run(&last_row, &[(&q, empty.into())]).unwrap_err();
+    assert!(e.to_string().contains("index -1 is out of bounds for a dimension of size 0"), "{e}");
+    let spec = tensorgraph::SliceSpec::from_indices(&[All, Range(None, None, -2)]);
+    let dy = c(&g, array![[1.0f32, 2.0], [3.0, 4.0]]);
+    let placed = array::strided_slice_grad(&dy, &x, &spec).unwrap();
+    assert_close(&run1(&g, &placed, &[]), &[2, 3], &[2.0, 0.0, 1.0, 4.0, 0.0, 3.0]);
     assert!(array::stack(&[&params, &p], 0).is_ok() && array::stack(&[&params, &cols[0]], 0).is_err());
 }
 

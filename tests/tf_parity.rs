@@ -6,6 +6,7 @@ use ndarray::{ArrayD, IxDyn};
 use serde::Deserialize;
 use tensorgraph::prelude::*;
 use tensorgraph::train::{self, Adagrad, Momentum, Optimizer, RMSProp};
+use tensorgraph::Index;
 
 #[derive(Deserialize)]
 struct Arr {
@@ -441,6 +442,21 @@ fn gather_segment_sum_split_stack_unstack_match_tensorflow() {
                 vec![array::stack(&xs, axis).unwrap()]
             }
             "unstack" => array::unstack(&x, axis).unwrap(),
+            "strided_slice" => {
+                let spec: Vec<serde_json::Value> = serde_json::from_value(c.attrs["index"].clone()).unwrap();
+                let int = |v: &serde_json::Value| v.as_i64();
+                let index: Vec<Index> = spec
+                    .iter()
+                    .map(|p| match p[0].as_str().unwrap() {
+                        "all" => Index::All,
+                        "at" => Index::At(p[1].as_i64().unwrap()),
+                        "range" => Index::Range(int(&p[1]), int(&p[2]), p[3].as_i64().unwrap()),
+                        "new" => Index::NewAxis,
+                        _ => Index::Ellipsis,
+                    })
+                    .collect();
+                vec![array::strided_slice(&x, &index).unwrap()]
+            }
             "tile" => {
                 vec![array::tile(&x, &serde_json::from_value::<Vec<usize>>(c.attrs["multiples"].clone()).unwrap())
                     .unwrap()]

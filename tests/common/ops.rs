@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 62;
+pub const N_VARIANTS: usize = 64;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -75,6 +75,8 @@ pub fn variant(op: &Op) -> usize {
         Op::LSTMBlockCell { .. } => 59,
         Op::LSTMBlockCellGrad { .. } => 60,
         Op::Tile { .. } => 61,
+        Op::StridedSlice(_) => 62,
+        Op::StridedSliceGrad(_) => 63,
     }
 }
 
@@ -139,6 +141,8 @@ pub fn every_op() -> Vec<Op> {
         Op::LSTMBlockCell { forget_bias: 1.0, cell_clip: -1.0, use_peephole: false },
         Op::LSTMBlockCellGrad { use_peephole: false },
         Op::Tile { multiples: vec![2] },
+        Op::StridedSlice(tensorgraph::SliceSpec::from_indices(&[tensorgraph::Index::At(0)])),
+        Op::StridedSliceGrad(tensorgraph::SliceSpec::from_indices(&[tensorgraph::Index::At(0)])),
     ];
     use UnaryOp::*;
     let unary = UnaryOp::ALL;

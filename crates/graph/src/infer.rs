@@ -93,6 +93,23 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::LSTMBlockCellGrad { use_peephole } => lstm_block(inputs, *use_peephole, true),
         Op::GatherV2 { axis } => gather(&inputs[0], &inputs[1], *axis),
         Op::Tile { multiples } => tile(&inputs[0], multiples),
+        Op::StridedSlice(spec) => {
+            let (_, out) = spec.resolve(&inputs[0].shape.0).map_err(InferError::Invalid)?;
+            one(inputs[0].dtype, Shape(out))
+        }
+        Op::StridedSliceGrad(spec) => {
+            let (_, out) = spec.resolve(&inputs[1].shape.0).map_err(InferError::Invalid)?;
+            if !inputs[0].shape.0.iter().zip(&out).all(|(a, b)| a.zip(*b).is_none_or(|(a, b)| a == b))
+                || inputs[0].shape.rank() != out.len()
+            {
+                return Err(InferError::Shape(format!(
+                    "the gradient {} does not have the slice's shape {}",
+                    inputs[0].shape,
+                    Shape(out)
+                )));
+            }
+            one(inputs[0].dtype, inputs[1].shape.clone())
+        }
         Op::UnsortedSegmentSum => unsorted_segment_sum(&inputs[0], &inputs[1], &inputs[2]),
         Op::SplitV { sizes, axis } => split(&inputs[0], sizes, *axis),
         Op::Pack { axis } => pack(inputs, *axis),

@@ -10,6 +10,7 @@ pub mod op;
 pub mod op_def;
 pub mod ops;
 mod shape;
+pub mod strided;
 mod variable;
 
 pub use dtype::{checked_len, try_vec, DType, Element, Feed, Value};
@@ -21,4 +22,5 @@ pub use infer::TensorSpec;
 pub use op::{ApplyOp, BinaryOp, ConvAttrs, Op, Padding, PoolAttrs, ReduceOp, UnaryOp};
 pub use petgraph::stable_graph::NodeIndex;
 pub use shape::{fmt_dims, Dim, Shape};
+pub use strided::{DimSlice, Index, SliceSpec};
 pub use variable::{fans, Distribution, FanMode, Initializer, Variable};

@@ -457,6 +457,12 @@ pub enum Op {
     GatherV2 {
         axis: usize,
     },
+    /// TF's `StridedSlice(input)` (`x[:, -1]`, `x[::-1]`, ...): begin, end and strides (TF's
+    /// inputs) and the masks in the spec, resolved against the input's shape when run.
+    StridedSlice(crate::SliceSpec),
+    /// TF's `StridedSliceGrad(dy, like)`: `dy` placed where [`Op::StridedSlice`] took it from, in
+    /// zeros of `like`'s shape (TF takes the shape; here the tensor whose shape is meant).
+    StridedSliceGrad(crate::SliceSpec),
     /// `Tile(input)`: the input repeated `multiples[i]` times along dimension i (`tf.tile`; TF's
     /// multiples input is held here).
     Tile {

@@ -279,6 +279,8 @@ impl Op {
             Op::Slice { .. } => def("Slice", const { &[v("input")] }, OUTPUT),
             Op::GatherV2 { .. } => def("GatherV2", const { &[v("params"), v("indices")] }, OUTPUT),
             Op::Tile { .. } => def("Tile", const { &[v("input")] }, OUTPUT),
+            Op::StridedSlice(_) => def("StridedSlice", const { &[v("input")] }, OUTPUT),
+            Op::StridedSliceGrad(_) => def("StridedSliceGrad", const { &[v("dy"), v("like")] }, OUTPUT),
             Op::UnsortedSegmentSum => {
                 def("UnsortedSegmentSum", const { &[v("data"), v("segment_ids"), v("num_segments")] }, OUTPUT)
             }
@@ -362,6 +364,16 @@ impl Op {
             Op::Slice { begin, size } => vec![("begin", ints(begin)), ("size", Ints(size.clone()))],
             Op::GatherV2 { axis } => vec![("axis", Int(*axis as i64))],
             Op::Tile { multiples } => vec![("multiples", ints(multiples))],
+            Op::StridedSlice(s) | Op::StridedSliceGrad(s) => vec![
+                ("begin", Ints(s.begin.clone())),
+                ("end", Ints(s.end.clone())),
+                ("strides", Ints(s.strides.clone())),
+                ("begin_mask", Int(s.begin_mask)),
+                ("end_mask", Int(s.end_mask)),
+                ("ellipsis_mask", Int(s.ellipsis_mask)),
+                ("new_axis_mask", Int(s.new_axis_mask)),
+                ("shrink_axis_mask", Int(s.shrink_axis_mask)),
+            ],
             Op::SplitV { sizes, axis } => {
                 vec![
                     ("size_splits", ints(sizes)),

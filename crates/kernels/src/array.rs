@@ -176,6 +176,64 @@ pub fn gather<T: Clone>(params: &ArrayViewD<T>, indices: &ArrayViewD<i64>, axis:
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("gathered every slice"))
 }
 
+/// A resolved strided slice of one dimension as ndarray's `Slice`: `len` elements from `start`,
+/// `step` apart (backwards when negative).
+fn strided_axis((start, len, step): (usize, usize, isize)) -> ndarray::Slice {
+    let (start, len) = (start as isize, len as isize);
+    match (len, step > 0) {
+        (0, _) => ndarray::Slice::new(0, Some(0), 1),
+        (_, true) => ndarray::Slice::new(start, Some(start + (len - 1) * step + 1), step),
+        // ndarray walks a negative step back from the range's end.
+        (_, false) => ndarray::Slice::new(start + (len - 1) * step, Some(start + 1), step),
+    }
+}
+
+fn check_parts(shape: &[usize], parts: &[(usize, usize, isize)]) -> KResult<()> {
+    let fits = |&(d, &(s, n, st)): &(&usize, &(usize, usize, isize))| {
+        n == 0
+            || (st != 0
+                && (s as isize + (n as isize - 1) * st) >= 0
+                && s < *d
+                && ((s as isize + (n as isize - 1) * st) as usize) < *d)
+    };
+    if parts.len() != shape.len() || !shape.iter().zip(parts).all(|p| fits(&p)) {
+        kbail!("slice {parts:?} does not fit shape {}", fmt_shape(shape));
+    }
+    Ok(())
+}
+
+/// The elements of `x` at `parts` (one `(start, len, step)` per dimension, from
+/// `SliceSpec::resolve`), laid out row-major as `out` (which adds new axes and drops shrunk ones).
+pub fn strided<T: Clone>(x: &ArrayViewD<T>, parts: &[(usize, usize, isize)], out: &[usize]) -> KResult<ArrayD<T>> {
+    check_parts(x.shape(), parts)?;
+    let picked = x.slice_each_axis(|ax| strided_axis(parts[ax.axis.index()]));
+    let owned = picked.as_standard_layout().into_owned();
+    owned
+        .into_shape_with_order(IxDyn(out))
+        .map_err(|_| crate::KernelError(format!("slice into {} does not fit", fmt_shape(out))))
+}
+
+/// `dy` placed at `parts` of zeros of `shape`: the adjoint of [`strided`].
+pub fn strided_grad<T: Clone + num_traits::Zero>(
+    dy: &ArrayViewD<T>,
+    shape: &[usize],
+    parts: &[(usize, usize, isize)],
+) -> KResult<ArrayD<T>> {
+    check_parts(shape, parts)?;
+    let mut out = try_filled(shape, T::zero())?;
+    let mut target = out.slice_each_axis_mut(|ax| strided_axis(parts[ax.axis.index()]));
+    let dy = dy.as_standard_layout();
+    let dy = dy.view().into_shape_with_order(IxDyn(target.shape())).map_err(|_| {
+        crate::KernelError(format!(
+            "gradient {} does not fit the slice {}",
+            fmt_shape(dy.shape()),
+            fmt_shape(target.shape())
+        ))
+    })?;
+    target.assign(&dy);
+    Ok(out)
+}
+
 /// `x` repeated `multiples[i]` times along each dimension i (TF's `Tile`): `x` viewed as
 /// `[1, d0, 1, d1, ...]`, broadcast to `[m0, d0, m1, d1, ...]` and laid out row-major.
 pub fn tile<T: Clone>(x: &ArrayViewD<T>, multiples: &[usize]) -> KResult<ArrayD<T>> {

@@ -132,6 +132,15 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             let idx = as_i64(inputs[1])?;
             one(with_array!(x(), a => Value::from(karray::gather(&a.view(), &idx.view(), *axis)?)))
         }
+        Op::StridedSlice(spec) => {
+            let (parts, out) = resolve_slice(spec, x().shape())?;
+            one(with_array!(x(), a => Value::from(karray::strided(&a.view(), &parts, &out)?)))
+        }
+        Op::StridedSliceGrad(spec) => {
+            let shape = inputs[1].shape();
+            let (parts, _) = resolve_slice(spec, shape)?;
+            one(numeric!(x(), a => karray::strided_grad(&a.view(), shape, &parts)?))
+        }
         Op::Tile { multiples } => one(with_array!(x(), a => Value::from(karray::tile(&a.view(), multiples)?))),
         Op::UnsortedSegmentSum => {
             let ids = as_i64(inputs[1])?;
@@ -804,6 +813,22 @@ fn check_shape(what: &str, got: &[usize], want: &[usize]) -> KResult<()> {
 
 fn slice<'a, T>(a: &'a ndarray::CowArray<'_, T, ndarray::IxDyn>) -> &'a [T] {
     a.as_slice().expect("standard layout")
+}
+
+/// A strided slice's parts and output shape for an input of `shape`.
+#[allow(clippy::type_complexity)]
+fn resolve_slice(
+    spec: &tensorgraph_graph::SliceSpec,
+    shape: &[usize],
+) -> KResult<(Vec<(usize, usize, isize)>, Vec<usize>)> {
+    let dims: Vec<Option<usize>> = shape.iter().map(|&d| Some(d)).collect();
+    let (parts, out) = spec.resolve(&dims).map_err(KernelError)?;
+    let parts = parts.into_iter().map(|p| p.map(|p| (p.start, p.len, p.step))).collect::<Option<Vec<_>>>();
+    let out = out.into_iter().collect::<Option<Vec<_>>>();
+    match (parts, out) {
+        (Some(p), Some(o)) => Ok((p, o)),
+        _ => kbail!("a slice of a concrete shape left a dimension unresolved"),
+    }
 }
 
 /// Input `i` as an array of `T` (all of an op's float inputs share one dtype).

@@ -195,6 +195,26 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
                 ("batch_dims", attr(Attr::I(0))),
             ],
         ),
+        Op::StridedSlice(s) | Op::StridedSliceGrad(s) => {
+            let masks = [
+                ("begin_mask", s.begin_mask),
+                ("end_mask", s.end_mask),
+                ("ellipsis_mask", s.ellipsis_mask),
+                ("new_axis_mask", s.new_axis_mask),
+                ("shrink_axis_mask", s.shrink_axis_mask),
+            ];
+            let mut attrs = vec![("T", t(t0)), ("Index", t(int32))];
+            attrs.extend(masks.map(|(k, m)| (k, attr(Attr::I(m)))));
+            let args = [("begin", &s.begin), ("end", &s.end), ("strides", &s.strides)];
+            let mut inputs: Vec<In> = args.iter().map(|(k, v)| In::Const(k, i32s(v.iter().copied()))).collect();
+            if matches!(op, Op::StridedSlice(_)) {
+                inputs.insert(0, In::Data(0));
+            } else {
+                inputs.insert(0, In::ShapeOf("shape", 1));
+                inputs.push(In::Data(0));
+            }
+            with(inputs, attrs)
+        }
         Op::Tile { multiples } => consts(
             vec![("multiples", i32s(multiples.iter().map(|&m| m as i64)))],
             vec![("T", t(t0)), ("Tmultiples", t(int32))],

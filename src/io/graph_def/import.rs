@@ -295,6 +295,23 @@ pub(super) fn op_of(
             (Op::GatherV2 { axis: axis(ax, known_rank(0)?)? }, 2)
         }
         "UnsortedSegmentSum" => (Op::UnsortedSegmentSum, 3),
+        "StridedSlice" | "StridedSliceGrad" => {
+            let first = usize::from(n.op == "StridedSliceGrad");
+            let spec = tensorgraph_graph::SliceSpec {
+                begin: ints(first + 1, "begin")?,
+                end: ints(first + 2, "end")?,
+                strides: ints(first + 3, "strides")?,
+                begin_mask: a.int("begin_mask").unwrap_or(0),
+                end_mask: a.int("end_mask").unwrap_or(0),
+                ellipsis_mask: a.int("ellipsis_mask").unwrap_or(0),
+                new_axis_mask: a.int("new_axis_mask").unwrap_or(0),
+                shrink_axis_mask: a.int("shrink_axis_mask").unwrap_or(0),
+            };
+            if first == 1 {
+                return Ok((Op::StridedSliceGrad(spec), vec![In(4), ShapeOf(0)]));
+            }
+            (Op::StridedSlice(spec), 1)
+        }
         "Tile" => (Op::Tile { multiples: usizes(ints(1, "multiples")?, "multiples")? }, 1),
         "SplitV" | "Split" => {
             let (value, dim) = if n.op == "Split" { (1, 0) } else { (0, 2) };

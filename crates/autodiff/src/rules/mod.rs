@@ -75,6 +75,12 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::GatherV2 { axis } => array::gather(c, *axis),
         Op::UnsortedSegmentSum => array::unsorted_segment_sum(c),
         Op::Tile { multiples } => array::tile(c, multiples),
+        Op::StridedSlice(spec) => {
+            Ok(vec![Some(tensorgraph_graph::ops::array::strided_slice_grad(c.g(), c.x(0), spec)?)])
+        }
+        Op::StridedSliceGrad(spec) => {
+            Ok(vec![Some(c.g().graph().add_op1(Op::StridedSlice(spec.clone()), &[c.g()], None)?), None])
+        }
         Op::SplitV { axis, .. } => array::split(c, *axis),
         Op::Pack { axis } => array::pack(c, *axis),
         Op::Unpack { axis, .. } => array::unpack(c, *axis),

@@ -162,6 +162,32 @@ pub fn tile(x: &Tensor, multiples: &[usize]) -> Result<Tensor> {
     x.graph().add_op1(Op::Tile { multiples: multiples.to_vec() }, &[x], None)
 }
 
+/// A Python-style index of `x`, as TF's `x[...]` (a `StridedSlice`): `x[:, -1]` is
+/// `strided_slice(&x, &[All, At(-1)])`, `x[..., 0]` `&[Ellipsis, At(0)]`, `x[::-1]`
+/// `&[Range(None, None, -1)]`, `x[:, None]` `&[All, NewAxis]`. Negative positions count from the
+/// end; ranges clamp to the dimension, as in Python; a position out of bounds is an error.
+///
+/// ```
+/// use tensorgraph_graph::{ops::array, DType, Graph, Index::*};
+/// let g = Graph::new();
+/// let outputs = g.placeholder(DType::F32, [None, Some(28), Some(128)]).unwrap();
+/// let last = array::strided_slice(&outputs, &[All, At(-1)]).unwrap();
+/// assert_eq!(last.shape().to_string(), "[?,128]");
+/// let every_other = array::strided_slice(&outputs, &[Ellipsis, Range(Some(1), None, 2), NewAxis]).unwrap();
+/// assert_eq!(every_other.shape().to_string(), "[?,28,64,1]");
+/// ```
+#[track_caller]
+pub fn strided_slice(x: &Tensor, indices: &[crate::Index]) -> Result<Tensor> {
+    x.graph().add_op1(Op::StridedSlice(crate::SliceSpec::from_indices(indices)), &[x], None)
+}
+
+/// The gradient of a [`strided_slice`] with `spec`: `dy` in zeros of `like`'s shape (TF's
+/// `StridedSliceGrad`).
+#[track_caller]
+pub fn strided_slice_grad(dy: &Tensor, like: &Tensor, spec: &crate::SliceSpec) -> Result<Tensor> {
+    dy.graph().add_op1(Op::StridedSliceGrad(spec.clone()), &[dy, like], None)
+}
+
 /// How [`split`] cuts: into `n` equal pieces (the axis' size must be known and divisible), or
 /// into pieces of the given sizes (`tf.split`'s `num_or_size_splits`).
 #[derive(Clone, Debug, PartialEq, Eq)]

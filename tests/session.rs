@@ -93,6 +93,25 @@ fn fetched_values_convert_to_what_the_caller_asks_for() {
 }
 
 #[test]
+fn a_read_ordered_after_an_update_sees_the_new_value_as_in_tf1() {
+    // TF1's trap: `with tf.control_dependencies([assign]): y = tf.identity(w)` gives the new value.
+    let g = Graph::new();
+    let w = g.variable(&g.scalar(1.0, DType::F32).unwrap(), "w", true).unwrap();
+    let assign = state::assign(&w, &g.scalar(5.0, DType::F32).unwrap()).unwrap().op();
+    let y = g.control_dependencies(&[&assign], || math::identity(w.value())).unwrap();
+    let before = math::mul(w.value(), &g.scalar(1.0, DType::F32).unwrap()).unwrap();
+    let sess = Session::new(&g).unwrap();
+    g.global_variables_initializer().unwrap().run(&sess, &[]).unwrap();
+    let y: f32 = y.eval(&sess, &[]).unwrap().try_into().unwrap();
+    assert_eq!(y, 5.0);
+    // A reader not ordered after the update runs before it (stateless ops first), as in TF1.
+    let again = state::assign_add(&w, &g.scalar(1.0, DType::F32).unwrap()).unwrap().op();
+    let (b, ()) = sess.run((&before, &again), &[]).unwrap();
+    assert_eq!(b.scalar_f64(), Some(5.0));
+    assert_eq!(w.eval(&sess, &[]).unwrap().scalar_f64(), Some(6.0));
+}
+
+#[test]
 fn uninitialized_variable_is_named() {
     let g = Graph::new();
     let w = g.variable(&g.constant(array![1.0f32, 2.0]).unwrap(), "weights", true).unwrap();

@@ -302,6 +302,26 @@ impl Conv2D {
     }
 }
 
+/// `tf.layers.dropout(x, rate, training=training)`: while `training` (a bool scalar tensor, such
+/// as a `placeholder_with_default(false)` the training loop feeds true) each element is zeroed
+/// with probability `rate` and the rest scaled by `1/(1-rate)`; otherwise `x` passes unchanged.
+/// In name scope `dropout`, seeded by the graph seed (see [`crate::nn::dropout`] for a seed).
+///
+/// ```
+/// use tensorgraph::prelude::*;
+/// # fn main() -> tensorgraph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(64)]).named("x")?;
+/// let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool)?).named("training")?;
+/// let dropped = layers::dropout(&x, 0.5, &training)?;
+/// assert!(dropped.op_name().starts_with("dropout/"));
+/// # Ok(()) }
+/// ```
+#[track_caller]
+pub fn dropout(x: &Tensor, rate: f64, training: &Tensor) -> Result<Tensor> {
+    x.graph().name_scope("dropout", || crate::nn::dropout(x, rate, training, None))
+}
+
 /// Max pooling with a square window, as `tf.layers.max_pooling2d` (op `<name>/MaxPool`).
 #[track_caller]
 pub fn max_pooling2d(

@@ -78,6 +78,17 @@ pub struct PlanKey {
     pub fuse: bool,
 }
 
+/// The variable `e` reads, if `e` is an unfed plain read of one (an `Identity` of a variable
+/// with no control inputs, such as `w/read`).
+fn plain_read(g: &GraphData, e: Endpoint, fed: &HashMap<Endpoint, usize>) -> Option<NodeIndex> {
+    let node = g.node(e.node);
+    let var = match (&node.op, node.inputs.as_slice()) {
+        (Op::Identity, [v]) if node.control_inputs.is_empty() && !fed.contains_key(&e) => v.node,
+        _ => return None,
+    };
+    matches!(g.node(var).op, Op::VariableV2 { .. }).then_some(var)
+}
+
 /// Builds the plan for `key` over graph `g`.
 pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
     let fed: HashMap<Endpoint, usize> = key.feeds.iter().enumerate().map(|(i, &e)| (e, i)).collect();
@@ -149,7 +160,13 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
                 continue;
             }
             refs.push(None);
-            inputs.push(resolve(e, &slot_of)?);
+            // A variable's plain read is taken when its reader runs, not before: an op ordered
+            // after an update (`identity(w)` under `control_dependencies([assign])`) sees the
+            // new value, as TF1's reads, which alias the variable's buffer, do.
+            inputs.push(match plain_read(g, e, &fed) {
+                Some(var) => Source::Var(var),
+                None => resolve(e, &slot_of)?,
+            });
         }
         let outputs = (0..node.outputs.len()).map(|slot| slot_of.get(&Endpoint { node: n, slot }).copied()).collect();
         let info = node.info();

@@ -2,7 +2,7 @@
 //! `data/text`) is a sequence; `embedding_lookup` turns characters into vectors, `dynamic_rnn`
 //! over an LSTM with `sequence_length` reads lines of different lengths in one padded batch
 //! (outputs past a line's end are zero, its state carried), and a dense layer predicts the next
-//! character. The loss averages over real characters only. After each epoch it prints the loss
+//! character. The loss averages over real characters only (`sequence_mask`). After each epoch it prints the loss
 //! and a sample drawn character by character from the model.
 //!
 //!     cargo run --release --example char_rnn -- --epochs 20 --seed 1
@@ -63,7 +63,6 @@ fn run(args: &Args) -> Result<()> {
     let x = g.placeholder(DType::I64, [None, Some(steps)]).named("X")?;
     let y = g.placeholder(DType::I64, [None]).named("y")?; // next characters, flattened
     let lengths = g.placeholder(DType::I32, [None]).named("lengths")?;
-    let weights = g.placeholder(DType::F32, [None]).named("weights")?; // 1 for real characters
     let init = Initializer::RandomUniform { minval: -1.0, maxval: 1.0, seed: None };
     let embeddings = g.get_variable("embeddings", &[vocab.len(), args.embedding], DType::F32, &init, true)?;
     let inputs = nn::embedding_lookup(&embeddings, &x)?;
@@ -72,6 +71,7 @@ fn run(args: &Args) -> Result<()> {
     let flat = array::reshape(&outputs, &[-1, args.units as i64])?;
     let logits = layers::dense(&flat, vocab.len(), None, "softmax")?;
     let xentropy = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits)?;
+    let weights = array::reshape(&array::sequence_mask(&lengths, steps, DType::F32)?, &[-1])?; // real characters
     let loss =
         math::div(&math::reduce_sum(&math::mul(&xentropy, &weights)?, None)?, &math::reduce_sum(&weights, None)?)
             .named("loss")?;
@@ -89,19 +89,18 @@ fn run(args: &Args) -> Result<()> {
         Some(s) => rand_chacha::ChaCha8Rng::seed_from_u64(s),
         None => rand_chacha::ChaCha8Rng::from_os_rng(),
     };
-    // A batch of lines as padded ids, flattened next-character targets, lengths and weights.
+    // A batch of lines as padded ids, flattened next-character targets and lengths.
     let batch = |picked: &[&Vec<char>]| {
         let n = picked.len();
-        let (mut xs, mut ys, mut ws) = (vec![0i64; n * steps], vec![0i64; n * steps], vec![0f32; n * steps]);
-        let mut lens = vec![0i32; n];
+        let (mut xs, mut ys, mut lens) = (vec![0i64; n * steps], vec![0i64; n * steps], vec![0i32; n]);
         for (r, line) in picked.iter().enumerate() {
             lens[r] = (line.len() - 1) as i32;
             for t in 0..line.len() - 1 {
-                (xs[r * steps + t], ys[r * steps + t], ws[r * steps + t]) = (id(line[t]), id(line[t + 1]), 1.0);
+                (xs[r * steps + t], ys[r * steps + t]) = (id(line[t]), id(line[t + 1]));
             }
         }
         let xs = ndarray::Array2::from_shape_vec((n, steps), xs).expect("n x steps");
-        (xs, ndarray::Array1::from(ys), ndarray::Array1::from(lens), ndarray::Array1::from(ws))
+        (xs, ndarray::Array1::from(ys), ndarray::Array1::from(lens))
     };
     let mut order: Vec<usize> = (0..lines.len()).collect();
     for epoch in 0..args.epochs {
@@ -110,8 +109,8 @@ fn run(args: &Args) -> Result<()> {
         let (mut total, mut batches) = (0.0, 0);
         for chunk in order.chunks(args.batch_size) {
             let picked: Vec<&Vec<char>> = chunk.iter().map(|&i| &lines[i]).collect();
-            let (xs, ys, lens, ws) = batch(&picked);
-            let feeds = feed! {x => &xs, y => &ys, lengths => &lens, weights => &ws};
+            let (xs, ys, lens) = batch(&picked);
+            let feeds = feed! {x => &xs, y => &ys, lengths => &lens};
             let (loss_value, ()) = sess.run((&loss, &training_op), feeds)?;
             total += f64::from(f32::try_from(loss_value)?);
             batches += 1;

@@ -164,6 +164,8 @@ fn argmax_cast_and_size() {
     let x = c(&g, array![[1.0f32, 5.0, 5.0], [7.0, 2.0, 6.0]]);
     assert_close(&run1(&g, &math::argmax(&x, 1).unwrap(), &[]), &[2], &[1.0, 0.0]);
     assert_close(&run1(&g, &math::argmax(&x, 0).unwrap(), &[]), &[3], &[1.0, 0.0, 1.0]);
+    assert_close(&run1(&g, &math::argmin(&x, 1).unwrap(), &[]), &[2], &[0.0, 1.0]);
+    assert_close(&run1(&g, &math::argmin(&c(&g, array![[2i32, 1, 1]]), -1).unwrap(), &[]), &[1], &[1.0]);
     let f = c(&g, array![-1.7f32, 0.0, 2.9]);
     assert_close(&run1(&g, &f.cast(DType::I32).unwrap(), &[]), &[3], &[-1.0, 0.0, 2.0]);
     assert_close(&run1(&g, &f.cast(DType::Bool).unwrap().cast(DType::F64).unwrap(), &[]), &[3], &[1.0, 0.0, 1.0]);
@@ -423,6 +425,14 @@ fn gather_segment_sum_split_stack_unstack_edge_cases() {
     let empty = Value::from(ndarray::Array2::<f32>::ones((0, 3)));
     let e = Session::new(&g).unwrap().run(&last_row, &[(&q, empty.into())]).unwrap_err();
     assert!(e.to_string().contains("index -1 is out of bounds for a dimension of size 0"), "{e}");
+    let r = array::range(&g, 3.0, 10.0, 3.0, DType::I64).unwrap();
+    assert_close(&run1(&g, &r, &[]), &[3], &[3.0, 6.0, 9.0]);
+    assert_close(&run1(&g, &array::range(&g, 1.0, -1.0, -0.5, DType::F32).unwrap(), &[]), &[4], &[1.0, 0.5, 0.0, -0.5]);
+    assert_close(&run1(&g, &array::range(&g, 5.0, 1.0, 1.0, DType::I32).unwrap(), &[]), &[0], &[]);
+    assert!(array::range(&g, 0.0, 1.0, 0.0, DType::F32).is_err());
+    let lengths = c(&g, array![2i32, 0, 3]);
+    let mask = array::sequence_mask(&lengths, 3, DType::F32).unwrap();
+    assert_close(&run1(&g, &mask, &[]), &[3, 3], &[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
     let spec = tensorgraph::SliceSpec::from_indices(&[All, Range(None, None, -2)]);
     let dy = c(&g, array![[1.0f32, 2.0], [3.0, 4.0]]);
     let placed = array::strided_slice_grad(&dy, &x, &spec).unwrap();

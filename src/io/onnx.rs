@@ -187,13 +187,14 @@ impl Writer<'_> {
                 };
                 self.node(name, n.name.clone(), vec![input(0)], vec![out(0)], vec![keep, ints("axes", axes)]);
             }
-            Op::ArgMax { axis, output_type } => {
+            Op::ArgMax { axis, output_type } | Op::ArgMin { axis, output_type } => {
                 let attrs = vec![int("axis", *axis as i64), int("keepdims", 0)];
+                let kind = n.op.type_name();
                 if *output_type == DType::I64 {
-                    self.node("ArgMax", n.name.clone(), vec![input(0)], vec![out(0)], attrs);
+                    self.node(kind, n.name.clone(), vec![input(0)], vec![out(0)], attrs);
                 } else {
-                    let i64_out = format!("{}/argmax", n.name);
-                    self.node("ArgMax", i64_out.clone(), vec![input(0)], vec![i64_out.clone()], attrs);
+                    let i64_out = format!("{}/{}", n.name, kind.to_lowercase());
+                    self.node(kind, i64_out.clone(), vec![input(0)], vec![i64_out.clone()], attrs);
                     self.node(
                         "Cast",
                         n.name.clone(),

@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 64;
+pub const N_VARIANTS: usize = 65;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -77,6 +77,7 @@ pub fn variant(op: &Op) -> usize {
         Op::Tile { .. } => 61,
         Op::StridedSlice(_) => 62,
         Op::StridedSliceGrad(_) => 63,
+        Op::ArgMin { .. } => 64,
     }
 }
 
@@ -103,6 +104,7 @@ pub fn every_op() -> Vec<Op> {
         Op::Select,
         Op::BiasAdd,
         Op::ArgMax { axis: 1, output_type: DType::I64 },
+        Op::ArgMin { axis: 1, output_type: DType::I64 },
         Op::Cast { to: DType::I32 },
         Op::LeakyRelu { alpha: 0.2 },
         Op::Softmax,

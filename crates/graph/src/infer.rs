@@ -75,7 +75,7 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Select => select(&inputs[0], &inputs[1], &inputs[2]),
         Op::BiasAdd => bias_add(&inputs[0], &inputs[1]),
         Op::Reduce { op, axes, keep_dims } => reduce(*op, &inputs[0], axes, *keep_dims),
-        Op::ArgMax { axis, output_type } => arg_max(&inputs[0], *axis, *output_type),
+        Op::ArgMax { axis, output_type } | Op::ArgMin { axis, output_type } => arg_max(&inputs[0], *axis, *output_type),
         Op::Cast { to } => one(*to, inputs[0].shape.clone()),
         Op::Softmax | Op::LogSoftmax => softmax(&inputs[0]),
         Op::LeakyRelu { .. } => unary(UnaryOp::Relu, &inputs[0]),

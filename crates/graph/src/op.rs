@@ -372,6 +372,11 @@ pub enum Op {
         axis: usize,
         output_type: DType,
     },
+    /// Index of the smallest value along `axis` (the first on ties), as TF's `ArgMin`.
+    ArgMin {
+        axis: usize,
+        output_type: DType,
+    },
     Cast {
         to: DType,
     },

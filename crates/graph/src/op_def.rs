@@ -215,6 +215,7 @@ impl Op {
             Op::BiasAdd => def("BiasAdd", const { &[v("value"), v("bias")] }, OUTPUT),
             Op::Reduce { op, .. } => def(op.type_name(), const { &[v("input")] }, OUTPUT),
             Op::ArgMax { .. } => no_grad("ArgMax", const { &[v("input")] }, OUTPUT),
+            Op::ArgMin { .. } => no_grad("ArgMin", const { &[v("input")] }, OUTPUT),
             Op::Cast { .. } => def("Cast", X, Y),
             Op::LeakyRelu { .. } => def("LeakyRelu", const { &[v("features")] }, &["activations"]),
             Op::Softmax => def("Softmax", const { &[v("logits")] }, &["softmax"]),
@@ -339,7 +340,7 @@ impl Op {
             Op::Reduce { axes, keep_dims, .. } => {
                 vec![("reduction_indices", ints(axes)), ("keep_dims", Bool(*keep_dims))]
             }
-            Op::ArgMax { axis, output_type } => {
+            Op::ArgMax { axis, output_type } | Op::ArgMin { axis, output_type } => {
                 vec![("dimension", Int(*axis as i64)), ("output_type", Type(*output_type))]
             }
             Op::Cast { to } => vec![("DstT", Type(*to))],

@@ -173,13 +173,27 @@ where
 
 /// Index of the first largest element along `axis`.
 pub fn argmax<T: Copy + PartialOrd>(x: &ArrayViewD<T>, axis: usize) -> KResult<ArrayD<i64>> {
+    arg_best(x, axis, |v, best| v > best)
+}
+
+/// Index of the first smallest element along `axis`.
+pub fn argmin<T: Copy + PartialOrd>(x: &ArrayViewD<T>, axis: usize) -> KResult<ArrayD<i64>> {
+    arg_best(x, axis, |v, best| v < best)
+}
+
+/// The first index along `axis` that no later element `beats`.
+fn arg_best<T: Copy + PartialOrd>(
+    x: &ArrayViewD<T>,
+    axis: usize,
+    beats: impl Fn(T, T) -> bool,
+) -> KResult<ArrayD<i64>> {
     if axis >= x.ndim() || x.shape()[axis] == 0 {
-        kbail!("argmax over axis {axis} of shape {}", crate::array::fmt_shape(x.shape()));
+        kbail!("arg max/min over axis {axis} of shape {}", crate::array::fmt_shape(x.shape()));
     }
     Ok(x.map_axis(Axis(axis), |lane| {
         let mut best = 0;
         for (i, v) in lane.iter().enumerate() {
-            if *v > lane[best] {
+            if beats(*v, lane[best]) {
                 best = i;
             }
         }

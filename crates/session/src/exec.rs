@@ -94,6 +94,9 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         Op::ArgMax { axis, output_type } => {
             one(cast(&numeric!(x(), a => kreduce::argmax(&a.view(), *axis)?), *output_type))
         }
+        Op::ArgMin { axis, output_type } => {
+            one(cast(&numeric!(x(), a => kreduce::argmin(&a.view(), *axis)?), *output_type))
+        }
         Op::Cast { to } => one(cast(x(), *to)),
         Op::LeakyRelu { alpha } => one(
             float!(x(), a, T => { let al = T::of(*alpha); ew::map(&a.view(), move |v: T| if v > T::zero() { v } else { al * v }) }),

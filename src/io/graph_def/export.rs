@@ -139,7 +139,7 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
             vec![("reduction_indices", i32s(axes.iter().map(|&a| a as i64)))],
             vec![("T", t(t0)), ("Tidx", t(int32)), ("keep_dims", attr(Attr::B(*keep_dims)))],
         ),
-        Op::ArgMax { axis, output_type } => consts(
+        Op::ArgMax { axis, output_type } | Op::ArgMin { axis, output_type } => consts(
             vec![("dimension", i32_scalar(*axis as i64))],
             vec![("T", t(t0)), ("Tidx", t(int32)), ("output_type", t(*output_type))],
         ),

@@ -203,11 +203,13 @@ pub(super) fn op_of(
             axes.dedup();
             (Op::Reduce { op, axes, keep_dims: a.bool_or("keep_dims", false)? }, 1)
         }
-        "ArgMax" => {
+        "ArgMax" | "ArgMin" => {
             let d = ints(1, "dimension")?;
             let d = *d.first().ok_or("its dimension is empty")?;
             let output_type = a.dtype("output_type").unwrap_or(DType::I64);
-            (Op::ArgMax { axis: axis(d, known_rank(0)?)?, output_type }, 1)
+            let axis = axis(d, known_rank(0)?)?;
+            let op = if n.op == "ArgMax" { Op::ArgMax { axis, output_type } } else { Op::ArgMin { axis, output_type } };
+            (op, 1)
         }
         "SparseSoftmaxCrossEntropyWithLogits" => (Op::SparseSoftmaxCrossEntropyWithLogits, 2),
         "InTopKV2" => {

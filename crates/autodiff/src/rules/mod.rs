@@ -89,6 +89,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         // Piecewise constant or integer-valued: no gradient flows.
         Op::StopGradient
         | Op::ArgMax { .. }
+        | Op::ArgMin { .. }
         | Op::InTopKV2 { .. }
         | Op::OneHot { .. }
         | Op::ZerosLike

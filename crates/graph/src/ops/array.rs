@@ -305,6 +305,54 @@ pub fn pad(x: &Tensor, paddings: &[(usize, usize)]) -> Result<Tensor> {
     x.graph().add_op1(Op::Pad { paddings: paddings.to_vec() }, &[x], None)
 }
 
+/// `start, start + delta, ...` up to (not including) `limit` (`tf.range` with numbers), as a
+/// constant of `dtype`.
+///
+/// ```
+/// use tensorgraph_graph::{ops::array, DType, Graph};
+/// let g = Graph::new();
+/// assert_eq!(array::range(&g, 3.0, 10.0, 3.0, DType::I32).unwrap().shape().to_string(), "[3]"); // 3, 6, 9
+/// ```
+#[track_caller]
+pub fn range(g: &Graph, start: f64, limit: f64, delta: f64, dtype: DType) -> Result<Tensor> {
+    let n =
+        if delta == 0.0 || !((limit - start) / delta).is_finite() { -1.0 } else { ((limit - start) / delta).ceil() };
+    if delta == 0.0 || n > u32::MAX as f64 {
+        return Err(Error::InvalidArgument {
+            node: crate::NodeInfo {
+                name: "range".into(),
+                op: "Range".into(),
+                location: crate::SourceLocation::caller(),
+            },
+            detail: format!("range({start}, {limit}, {delta}) has no finite length"),
+        });
+    }
+    let values: Vec<f64> = (0..n.max(0.0) as usize).map(|i| start + i as f64 * delta).collect();
+    let v = ndarray::Array1::from(values).into_dyn();
+    g.constant(match dtype {
+        DType::F32 => Value::from(v.mapv(|x| x as f32)),
+        DType::F64 => Value::from(v),
+        DType::I32 => Value::from(v.mapv(|x| x as i32)),
+        DType::I64 => Value::from(v.mapv(|x| x as i64)),
+        DType::Bool => Value::from(v.mapv(|x| x != 0.0)),
+    })
+}
+
+/// `mask[i, j] = j < lengths[i]` for `j < maxlen`, as `dtype` (`tf.sequence_mask`): which steps
+/// of padded sequences are real, e.g. to average a loss over them.
+///
+/// ```
+/// use tensorgraph_graph::{ops::array, DType, Graph};
+/// let g = Graph::new();
+/// let lengths = g.placeholder(DType::I32, [None]).unwrap();
+/// assert_eq!(array::sequence_mask(&lengths, 69, DType::F32).unwrap().shape().to_string(), "[?,69]");
+/// ```
+#[track_caller]
+pub fn sequence_mask(lengths: &Tensor, maxlen: usize, dtype: DType) -> Result<Tensor> {
+    let steps = range(lengths.graph(), 0.0, maxlen as f64, 1.0, lengths.dtype())?;
+    crate::ops::math::less(&steps, &expand_dims(lengths, -1)?)?.cast(dtype)
+}
+
 /// One-hot encoding of integer `indices` along a new last axis of size `depth` (`tf.one_hot`);
 /// out-of-range indices give an all-`off_value` row, as in TF.
 #[track_caller]

@@ -174,6 +174,21 @@ pub fn argmax(x: &Tensor, axis: i64) -> Result<Tensor> {
     x.graph().add_op1(Op::ArgMax { axis, output_type: DType::I64 }, &[x], None)
 }
 
+/// Index of the smallest value along `axis` (int64), as `tf.argmin`; the first on ties.
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{ops::math, Graph};
+/// let g = Graph::new();
+/// let x = g.constant(array![[3.0f32, 1.0, 1.0], [0.0, 5.0, 0.0]]).unwrap();
+/// assert_eq!(math::argmin(&x, -1).unwrap().shape().to_string(), "[2]"); // [1, 0] when run
+/// ```
+#[track_caller]
+pub fn argmin(x: &Tensor, axis: i64) -> Result<Tensor> {
+    let axis = norm_axis(x, axis, 0, "ArgMin")?;
+    x.graph().add_op1(Op::ArgMin { axis, output_type: DType::I64 }, &[x], None)
+}
+
 /// Converts to `to` (`tf.cast`): floats to ints truncate toward zero; bools become 0 or 1.
 #[track_caller]
 pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {

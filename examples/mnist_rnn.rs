@@ -8,9 +8,15 @@
 //! `--cell gru` or `--cell basic` swap the cell, `--units` its size. The images are fed as the
 //! other examples feed them (`X`, 784 pixels) and reshaped to 28 steps in the graph.
 
-mod common;
+// The tutorial's session is the CNN slide's (batch 100, the same loop): that file is included
+// whole, and it declares `common` again for its own build (unused here).
+#![allow(clippy::duplicate_mod)]
 
-use crate::common::{accuracy_of, Extras, Flags, Model};
+mod common;
+#[path = "mnist_cnn.rs"]
+mod mnist_cnn;
+
+use crate::common::{Flags, Model};
 use clap::Parser;
 use tensorgraph::prelude::*;
 use tensorgraph::rnn::{self, BasicLSTMCell, BasicRNNCell, GRUCell, RNNCell};
@@ -37,7 +43,7 @@ enum CellKind {
 
 fn main() {
     let args = RnnFlags::parse();
-    common::main_with(|| execution_phase(&construction_phase(&args)?, &args.flags));
+    common::main_with(|| mnist_cnn::execution_phase(&construction_phase(&args)?, &args.flags));
 }
 
 /// The tutorial's graph.
@@ -68,31 +74,4 @@ fn construction_phase(args: &RnnFlags) -> Result<Model> {
         math::reduce_mean(&correct.cast(DType::F32)?, None)
     })?;
     Ok(Model { g, x, y, logits, loss, training_op, accuracy })
-}
-
-/// The tutorial's session: train, and after each epoch print the accuracy on the last batch and
-/// on the test set.
-fn execution_phase(m: &Model, flags: &Flags) -> Result<()> {
-    let Model { g, x, y, training_op, accuracy, .. } = m;
-    let init = g.global_variables_initializer()?;
-    let mut mnist = flags.read_data_sets()?;
-    let n_epochs = flags.epochs.unwrap_or(10);
-    let batch_size = flags.batch_size.unwrap_or(100);
-
-    let mut sess = Session::new(g)?;
-    init.run(&sess, &[])?;
-    let mut extras = Extras::new(flags, m, &mut sess, &mnist, batch_size, 1000)?;
-    let (mut x_batch, mut y_batch) = Default::default();
-    for epoch in 0..n_epochs {
-        for _iteration in 0..mnist.train.num_examples() / batch_size {
-            (x_batch, y_batch) = mnist.train.next_batch(batch_size);
-            sess.run(training_op, feed! {x => &x_batch, y => &y_batch})?;
-            extras.step(&sess, feed! {x => &x_batch, y => &y_batch})?;
-        }
-        let acc_train: f32 = accuracy.eval(&sess, feed! {x => &x_batch, y => &y_batch})?.try_into()?;
-        let acc_test = accuracy_of(&sess, accuracy, (x, y), &mnist.test, 1000)?;
-        println!("{epoch} Train accuracy: {acc_train:?} Test accuracy: {acc_test:?}");
-        extras.end_epoch(&mut sess, epoch, acc_train, acc_test)?;
-    }
-    Ok(())
 }

@@ -401,6 +401,19 @@ fn fixture_weights(shape: &[usize]) -> ArrayD<f32> {
     ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|i| ((i % 7) as f32 - 3.0) * 0.5).collect()).unwrap()
 }
 
+/// The fixtures' loss: Σ_i Σ(out_i · w_i), `w_i` the fixture's weights of TF's output shape.
+fn weighted_sum(outs: &[Tensor], tf_outs: &[Arr]) -> Tensor {
+    let terms: Vec<Tensor> = outs
+        .iter()
+        .zip(tf_outs)
+        .map(|(o, want)| {
+            let w = o.graph().constant(fixture_weights(&want.shape)).unwrap();
+            math::reduce_sum(&math::mul(o, &w).unwrap(), None).unwrap()
+        })
+        .collect();
+    math::add_n(&terms.iter().collect::<Vec<_>>()).unwrap()
+}
+
 /// An integer fixture array as a constant of its own dtype.
 fn int_constant(g: &Graph, a: &serde_json::Value) -> Tensor {
     let shape: Vec<usize> = serde_json::from_value(a["shape"].clone()).unwrap();
@@ -463,15 +476,7 @@ fn gather_segment_sum_split_stack_unstack_match_tensorflow() {
             }
             other => panic!("op {other}"),
         };
-        let terms: Vec<Tensor> = outs
-            .iter()
-            .zip(&c.outs)
-            .map(|(o, want)| {
-                let w = g.constant(fixture_weights(&want.shape)).unwrap();
-                math::reduce_sum(&math::mul(o, &w).unwrap(), None).unwrap()
-            })
-            .collect();
-        let loss = math::add_n(&terms.iter().collect::<Vec<_>>()).unwrap();
+        let loss = weighted_sum(&outs, &c.outs);
         let dx = tensorgraph::gradients(&[&loss], &[&x], None).unwrap().remove(0).unwrap();
         let sess = Session::new(&g).unwrap();
         let mut fetches: Vec<&Tensor> = outs.iter().collect();
@@ -530,15 +535,7 @@ fn composite_math_clipping_and_losses_match_tensorflow() {
             "huber_loss" => vec![tensorgraph::losses::huber_loss(&xs[0], &xs[1], num("delta")).unwrap()],
             other => panic!("op {other}"),
         };
-        let terms: Vec<Tensor> = outs
-            .iter()
-            .zip(&c.outs)
-            .map(|(o, want)| {
-                let w = g.constant(fixture_weights(&want.shape)).unwrap();
-                math::reduce_sum(&math::mul(o, &w).unwrap(), None).unwrap()
-            })
-            .collect();
-        let loss = math::add_n(&terms.iter().collect::<Vec<_>>()).unwrap();
+        let loss = weighted_sum(&outs, &c.outs);
         let grads = tensorgraph::gradients(&[&loss], &xs.iter().collect::<Vec<_>>(), None).unwrap();
         let mut fetches: Vec<&Tensor> = outs.iter().collect();
         fetches.extend(grads.iter().map(|d| d.as_ref().unwrap()));

@@ -81,7 +81,8 @@ for rep in range(args.reps):
     print(f"rep {rep}: " + ", ".join(f"{k} {v[-1]['epoch_s']:.2f} s" for k, v in runs.items() if v), flush=True)
 
 med = {k: statistics.median(r["epoch_s"] for r in v) for k, v in runs.items() if v}
-print(f"\n{args.model} ({args.opt}): real MNIST epoch (60,000 images), median of {args.reps} alternating runs")
+label = f"{args.model} ({args.opt})" if args.model == "cnn" else args.model
+print(f"\n{label}: real MNIST epoch (60,000 images), median of {args.reps} alternating runs")
 print(f"{'engine':<14}{'s/epoch':>10}{'test acc (median)':>20}{'ratio to tf':>14}")
 for k, v in runs.items():
     if not v:

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use tensorgraph::io::graph_def::{from_graph_def, to_graph_def};
 use tensorgraph::prelude::*;
-use tensorgraph::proto::tf::{GraphDef, NodeDef};
+use tensorgraph::proto::tf::{Attr, AttrValue, GraphDef, NodeDef};
 
 #[derive(Deserialize)]
 struct Output {
@@ -136,6 +136,15 @@ fn what_cannot_be_imported_names_the_node_and_the_op() {
     // Two nodes of one name.
     def.node.push(node("x", "Identity", &["w"]));
     assert!(e(&def).contains("second node of that name"), "{}", e(&def));
+    def.node.pop();
+    // One output per slice: a count that is not the dimension's is refused before it allocates.
+    let mut unpack = node("many", "Unpack", &["x"]);
+    let int = |i| AttrValue { value: Some(Attr::I(i)) };
+    unpack.attr.insert("num".into(), int(1 << 40));
+    unpack.attr.insert("axis".into(), int(1));
+    def.node.push(unpack);
+    let msg = e(&def);
+    assert!(msg.contains("many") && msg.contains("is not the size of axis 1"), "{msg}");
 }
 
 #[test]

@@ -417,6 +417,9 @@ fn gather_segment_sum_split_stack_unstack_edge_cases() {
     assert_close(&run1(&g, &array::strided_slice(&x, &[Range(Some(5), None, 1)]).unwrap(), &[]), &[0, 3], &[]);
     assert!(array::strided_slice(&x, &[At(2)]).is_err() && array::strided_slice(&x, &[All, All, All]).is_err());
     assert!(array::strided_slice(&x, &[Range(None, None, 0)]).is_err(), "a stride of 0");
+    assert!(array::strided_slice(&x, &[Range(None, None, i64::MIN)]).is_err());
+    assert!(array::strided_slice(&x, &vec![NewAxis; 70]).is_err(), "more entries than mask bits");
+    assert!(array::range(&g, 0.0, 1e12, 1.0, DType::F64).is_err(), "no memory for it: an error, not an abort");
     // On a batch of unknown size the index resolves when run.
     let q = g.placeholder(DType::F32, [None, Some(3)]).unwrap();
     let last_row = array::strided_slice(&q, &[At(-1)]).unwrap();

@@ -56,7 +56,8 @@ impl SliceSpec {
             shrink_axis_mask: 0,
         };
         for (k, ix) in indices.iter().enumerate() {
-            let bit = 1i64 << k;
+            // Entries past the masks' 64 bits keep no mask bits; `resolve` refuses them.
+            let bit = if k < 64 { 1i64 << k } else { 0 };
             let (b, e, st) = match *ix {
                 Index::All => {
                     s.begin_mask |= bit;
@@ -98,6 +99,9 @@ impl SliceSpec {
     #[allow(clippy::type_complexity)]
     pub fn resolve(&self, dims: &[Option<usize>]) -> Result<(Vec<Option<DimSlice>>, Vec<Option<usize>>), String> {
         let n = self.begin.len();
+        if n > 64 {
+            return Err(format!("{n} indices: the masks hold 64"));
+        }
         if self.end.len() != n || self.strides.len() != n {
             return Err(format!(
                 "begin, end and strides differ in length: {}, {}, {}",
@@ -152,8 +156,8 @@ impl SliceSpec {
                 parts.push(Some(DimSlice { start: i as usize, len: 1, step: 1 }));
                 continue;
             }
-            if s == 0 {
-                return Err("a stride of 0".into());
+            if s == 0 || s == i64::MIN {
+                return Err(format!("a stride of {s}"));
             }
             let Some(d) = d else {
                 parts.push(None);

@@ -323,7 +323,9 @@ pub(super) fn op_of(
             let sizes = if n.op == "Split" {
                 let k = usize::try_from(a.int("num_split")?).map_err(|_| "num_split is negative")?;
                 match size {
-                    Some(d) if k > 0 && d % k == 0 => vec![d / k; k],
+                    // More pieces than elements (only possible for an empty dimension) is refused
+                    // before it allocates one output per piece.
+                    Some(d) if k > 0 && k <= d && d % k == 0 => vec![d / k; k],
                     _ => return Err(format!("cannot split dimension {size:?} into {k} equal pieces")),
                 }
             } else {
@@ -345,7 +347,12 @@ pub(super) fn op_of(
         }
         "Unpack" => {
             let num = usize::try_from(a.int("num")?).map_err(|_| "num is negative")?;
-            (Op::Unpack { num, axis: axis(a.int("axis").unwrap_or(0), known_rank(0)?)? }, 1)
+            let ax = axis(a.int("axis").unwrap_or(0), known_rank(0)?)?;
+            // One output per slice: the count must be the dimension's, known (not a file's word).
+            if specs[0].shape.dims()[ax] != Some(num) {
+                return Err(format!("num {num} is not the size of axis {ax} of {}", specs[0].shape));
+            }
+            (Op::Unpack { num, axis: ax }, 1)
         }
         "Slice" => (Op::Slice { begin: usizes(ints(1, "begin")?, "begin")?, size: ints(2, "size")? }, 1),
         "Pad" => {

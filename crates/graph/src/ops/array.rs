@@ -327,7 +327,11 @@ pub fn range(g: &Graph, start: f64, limit: f64, delta: f64, dtype: DType) -> Res
             detail: format!("range({start}, {limit}, {delta}) has no finite length"),
         });
     }
-    let values: Vec<f64> = (0..n.max(0.0) as usize).map(|i| start + i as f64 * delta).collect();
+    let mut values = crate::try_vec(n.max(0.0) as usize, 0.0).map_err(|detail| Error::InvalidArgument {
+        node: crate::NodeInfo { name: "range".into(), op: "Range".into(), location: crate::SourceLocation::caller() },
+        detail,
+    })?;
+    values.iter_mut().enumerate().for_each(|(i, v)| *v = start + i as f64 * delta);
     let v = ndarray::Array1::from(values).into_dyn();
     g.constant(match dtype {
         DType::F32 => Value::from(v.mapv(|x| x as f32)),

@@ -68,9 +68,9 @@
 pub struct ReadmeDoctests;
 
 pub use tensorgraph_graph::{
-    collections, fmt_dims, ApplyOp, ConvAttrs, DType, Distribution, EdgeKind, Endpoint, Error, FanMode, Graph, Index,
-    Initializer, Named, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SliceSpec, SourceLocation, Tensor,
-    TensorSpec, Value, Variable,
+    collections, fmt_dims, ApplyOp, ConvAttrs, DType, Distribution, EdgeKind, Endpoint, Error, FanMode, Func, Graph,
+    Index, Initializer, Named, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SliceSpec, SourceLocation,
+    Tensor, TensorSpec, Value, Variable,
 };
 pub use tensorgraph_session::{feed, AsTensor, Eval, Feed, Fetch, Session};
 
@@ -83,6 +83,12 @@ pub mod math {
 pub mod array {
     pub use tensorgraph_graph::ops::array::*;
 }
+
+/// Loops and conditionals decided at run time (`tf.while_loop`, `tf.cond`).
+pub mod control_flow {
+    pub use tensorgraph_graph::ops::control_flow::*;
+}
+pub use control_flow::{cond, while_loop};
 
 /// Random tensors.
 pub mod random {
@@ -121,7 +127,7 @@ pub use tensorgraph_graph::op_def;
 /// What most programs need: `use tensorgraph::prelude::*;`.
 pub mod prelude {
     pub use crate::train::{Adam, GradientDescent, Optimizer};
-    pub use crate::{array, data, layers, math, nn, random, state, train};
+    pub use crate::{array, control_flow, data, layers, math, nn, random, state, train};
     pub use crate::{collections, Distribution, Initializer};
     pub use crate::{
         feed, DType, Eval, Feed, Graph, Named, Operation, Padding, Result, Session, Shape, Tensor, Value, Variable,

@@ -602,3 +602,68 @@ fn every_differentiable_op_has_a_gradient_check() {
         .collect();
     assert!(missing.is_empty(), "differentiable ops without a gradient check: {missing:?}");
 }
+
+/// `while_loop` and `cond`: gradients through 0, 1 and several iterations to the initial values
+/// and to captured tensors, through nested loops, and through each branch.
+#[test]
+fn control_flow() {
+    // i, h = 0, x; while i < n: h = tanh(h * w) + 0.5 * h
+    fn looped(t: &[Tensor], n: f64) -> Result<Tensor> {
+        let g = t[0].graph();
+        let (n, w) = (g.scalar(n, DType::I32)?, &t[1]);
+        let out = control_flow::while_loop(
+            |v| math::less(&v[0], &n),
+            |v| {
+                let one = v[0].graph().scalar(1.0, DType::I32)?;
+                let half = v[1].graph().scalar(0.5, DType::F64)?;
+                Ok(vec![
+                    math::add(&v[0], &one)?,
+                    math::add(&nn::tanh(&math::mul(&v[1], w)?)?, &math::mul(&v[1], &half)?)?,
+                ])
+            },
+            &[&g.scalar(0.0, DType::I32)?, &t[0]],
+            None,
+        )?;
+        math::square(&out[1])
+    }
+    let (x, w) = (vals(&[2, 3], -1.0, 1.0, 31), vals(&[3], -1.0, 1.0, 32));
+    for n in [0.0, 1.0, 3.0] {
+        check(&format!("while_loop ({n} iterations)"), &[x.clone(), w.clone()], &move |t| looped(t, n));
+    }
+    check("while_loop with maximum_iterations", &[x.clone(), w.clone()], &|t| {
+        let out = control_flow::while_loop(
+            |v| v[0].graph().scalar(1.0, DType::Bool),
+            |v| Ok(vec![nn::tanh(&math::mul(&v[0], &t[1])?)?]),
+            &[&t[0]],
+            Some(2),
+        )?;
+        math::square(&out[0])
+    });
+    check("nested while_loop", &[x.clone(), w.clone()], &|t| {
+        let two = t[0].graph().scalar(2.0, DType::I32)?;
+        let out = control_flow::while_loop(
+            |v| math::less(&v[0], &two),
+            |v| {
+                let inner = looped(&[v[1].clone(), math::add(&t[1], &v[1].graph().scalar(0.1, DType::F64)?)?], 2.0)?;
+                Ok(vec![
+                    math::add(&v[0], &v[0].graph().scalar(1.0, DType::I32)?)?,
+                    math::sqrt(&math::add(&inner, &v[1].graph().scalar(1.0, DType::F64)?)?)?,
+                ])
+            },
+            &[&t[0].graph().scalar(0.0, DType::I32)?, &t[0]],
+            None,
+        )?;
+        Ok(out[1].clone())
+    });
+    for p in [true, false] {
+        check(&format!("cond ({p})"), &[x.clone(), w.clone()], &move |t| {
+            let pred = t[0].graph().scalar(p as u8 as f64, DType::Bool)?;
+            let out = control_flow::cond(
+                &pred,
+                || Ok(vec![math::mul(&t[0], &t[1])?, math::exp(&t[1])?]),
+                || Ok(vec![nn::tanh(&t[0])?, t[1].clone()]),
+            )?;
+            math::add(&math::square(&out[0])?, &out[1])
+        });
+    }
+}

@@ -5,7 +5,7 @@
 #[path = "common/ops.rs"]
 mod ops;
 
-use ops::{every_op, variant, N_VARIANTS};
+use ops::{every_op, function_arity, variant, N_VARIANTS};
 use std::collections::HashSet;
 use tensorgraph::op_def::ArgKind;
 use tensorgraph::{DType, Op, Shape, TensorSpec};
@@ -29,7 +29,8 @@ fn definitions_are_well_formed() {
         assert!(unique(def.outputs.to_vec()), "{}: output names repeat", def.name);
         assert!(unique(op.attrs().iter().map(|(n, _)| *n).collect()), "{}: attribute names repeat", def.name);
         let variadic = def.inputs.iter().filter(|a| a.kind == ArgKind::Variadic).count();
-        assert!(variadic == 0 || def.inputs.len() == 1, "{}: a variadic input must be the only one", def.name);
+        let last = def.inputs.last().is_some_and(|a| a.kind == ArgKind::Variadic);
+        assert!(variadic == 0 || (variadic == 1 && last), "{}: a variadic input must be the last", def.name);
         // Whatever takes a variable by reference changes state.
         assert!(def.ref_inputs().count() == 0 || def.stateful, "{} takes a Ref but is not stateful", def.name);
         if let Op::Apply(a) = op {
@@ -51,6 +52,11 @@ fn inference_takes_the_definitions_arity() {
             Err(InferError::Invalid(m)) => m.contains(" inputs, got ") || m.contains("needs at least one input"),
             _ => false,
         };
+        // A functional op takes what its functions take.
+        if let Some(n) = function_arity(&op) {
+            assert!(!arity_error(n) && arity_error(n + 1) && arity_error(n - 1), "{}: function arity", def.name);
+            continue;
+        }
         if def.inputs.first().is_some_and(|a| a.kind == ArgKind::Variadic) {
             assert!(arity_error(0) && !arity_error(1) && !arity_error(4), "{}: variadic arity", def.name);
             continue;

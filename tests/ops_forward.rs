@@ -6,6 +6,7 @@ mod ops;
 use common::{assert_close, run1};
 use ndarray::{array, ArrayD, IxDyn};
 use tensorgraph::prelude::*;
+use tensorgraph::{cond, while_loop};
 
 fn c(g: &Graph, v: impl Into<Value>) -> Tensor {
     g.constant(v).unwrap()
@@ -443,6 +444,100 @@ fn gather_segment_sum_split_stack_unstack_edge_cases() {
     assert!(array::stack(&[&params, &p], 0).is_ok() && array::stack(&[&params, &cols[0]], 0).is_err());
 }
 
+/// `while_loop` and `cond` decide at run time: trip counts and branches from fed values, loop
+/// variables whose shapes change from one iteration to the next, only the taken branch run,
+/// variables made inside a body living in the main graph; and the build errors.
+#[test]
+fn loops_and_conditionals() {
+    let g = Graph::new();
+    g.set_random_seed(7);
+    let n = g.placeholder(DType::I64, Shape::scalar()).named("n").unwrap();
+    let one = g.scalar(1.0, DType::I64).unwrap();
+    // i, acc = 1, 1; while i <= n: acc *= i; i += 1
+    let fact = while_loop(
+        |v| math::less_equal(&v[0], &n),
+        |v| Ok(vec![math::add(&v[0], &one)?, math::mul(&v[1], &v[0])?]),
+        &[&one, &one],
+        None,
+    )
+    .unwrap();
+    let sess = Session::new(&g).unwrap();
+    for (k, want) in [(0i64, 1.0), (1, 1.0), (5, 120.0)] {
+        assert_eq!(sess.run(&fact[1], feed! {n => k}).unwrap().scalar_f64(), Some(want));
+    }
+    // A loop variable of unknown length doubling each iteration; capped by maximum_iterations.
+    let x = g.placeholder(DType::F32, [None]).named("x").unwrap();
+    let grow = |max| {
+        while_loop(
+            |v| math::less(&math::size(&v[0], None, DType::I64)?, &math::mul(&n, &n)?),
+            |v| Ok(vec![array::concat(&[&v[0], &(&v[0] * 2.0)?], 0)?]),
+            &[&x],
+            max,
+        )
+        .unwrap()
+        .remove(0)
+    };
+    let (free, capped, none) = (grow(None), grow(Some(1)), grow(Some(0)));
+    let got = sess.run((&free, &capped, &none), feed! {x => array![1.0f32].into_dyn(), n => 3i64}).unwrap();
+    assert_close(&got.0, &[16], &[1.0, 2.0, 2.0, 4.0, 2.0, 4.0, 4.0, 8.0, 2.0, 4.0, 4.0, 8.0, 4.0, 8.0, 8.0, 16.0]);
+    assert_close(&got.1, &[2], &[1.0, 2.0]);
+    assert_close(&got.2, &[1], &[1.0]);
+    // Only the branch taken runs: the other's out-of-range gather never does.
+    let p = g.placeholder(DType::Bool, Shape::scalar()).named("p").unwrap();
+    let bad = g.constant(array![7i64]).unwrap();
+    let picked = cond(&p, || Ok(vec![math::square(&x)?]), || Ok(vec![array::gather(&x, &bad, 0)?])).unwrap();
+    assert_eq!(picked[0].shape().to_string(), "[?]");
+    let xv = array![1.0f32, -2.0].into_dyn();
+    assert_close(&sess.run(&picked[0], feed! {x => &xv, p => true}).unwrap(), &[2], &[1.0, 4.0]);
+    let err = sess.run(&picked[0], feed! {x => &xv, p => false}).unwrap_err().to_string();
+    assert!(err.contains("cond/GatherV2") && err.contains("7"), "{err}");
+    // Branches of different static shapes give what they agree on.
+    let two =
+        cond(&p, || Ok(vec![g.constant(array![1.0f32, 2.0])?]), || Ok(vec![g.constant(array![3.0f32])?])).unwrap();
+    assert_eq!(two[0].shape().to_string(), "[?]");
+    assert_close(&sess.run(&two[0], feed! {p => false}).unwrap(), &[1], &[3.0]);
+    // A variable made in a body is the main graph's, and training reaches it through the loop.
+    let h = g.placeholder(DType::F32, [2, 2]).named("h").unwrap();
+    let looped = while_loop(
+        |v| math::less(&v[0], &n),
+        |v| {
+            let dense = layers::dense(&v[1], 2, Some(nn::tanh), "cell")?;
+            Ok(vec![math::add(&v[0], &one)?, dense])
+        },
+        &[&n.graph().scalar(0.0, DType::I64).unwrap(), &h],
+        None,
+    )
+    .unwrap();
+    let names: Vec<String> = g.global_variables().iter().map(|v| v.name()).collect();
+    assert!(names.contains(&"cell/kernel".to_string()), "{names:?}");
+    let loss = math::reduce_sum(&math::square(&looped[1]).unwrap(), None).unwrap();
+    let train = train::GradientDescent::new(0.1).minimize(&loss).unwrap();
+    common::record(&g);
+    let sess = Session::new(&g).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
+    let hv = array![[0.5f32, -1.0], [1.0, 0.25]].into_dyn();
+    let before = sess.run(&loss, feed! {h => &hv, n => 3i64}).unwrap().scalar_f64().unwrap();
+    for _ in 0..5 {
+        sess.run(&train, feed! {h => &hv, n => 3i64}).unwrap();
+    }
+    let after = sess.run(&loss, feed! {h => &hv, n => 3i64}).unwrap().scalar_f64().unwrap();
+    assert!(after < before, "training through the loop: {before} -> {after}");
+    // Build errors name what is wrong.
+    let msg = |r: Result<Vec<Tensor>>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    let fixed = g.placeholder(DType::F32, [2]).unwrap();
+    let no = |v: &[Tensor]| v[0].graph().scalar(0.0, DType::Bool);
+    let e = msg(while_loop(no, |v| Ok(vec![array::concat(&[&v[0], &v[0]], 0)?]), &[&fixed], None));
+    assert!(e.contains("returns float32 [4]") && e.contains("enters as float32 [2]"), "{e}");
+    let e = msg(while_loop(|v| Ok(v[0].clone()), |v| Ok(vec![v[0].clone()]), &[&fixed], None));
+    assert!(e.contains("bool scalar") && e.contains("ops_forward.rs"), "{e}");
+    let e = msg(while_loop(no, |v| Ok(vec![v[0].clone(), v[0].clone()]), &[&fixed], None));
+    assert!(e.contains("returns 2 tensors for 1 loop variables"), "{e}");
+    let e = msg(cond(&fixed, || Ok(vec![]), || Ok(vec![])));
+    assert!(e.contains("bool scalar"), "{e}");
+    let e = msg(cond(&p, || Ok(vec![fixed.clone()]), || Ok(vec![])));
+    assert!(e.contains("true_fn returns 1 tensors, false_fn 0"), "{e}");
+}
+
 /// The op table's side of the forward tests: every op has one, here or (for the ops whose
 /// semantics need a session's state or TF's own numbers) in the test file named below.
 #[test]
@@ -468,6 +563,7 @@ fn every_op_has_a_forward_test() {
     more_activations();
     dropout_zeroes_and_rescales_only_in_training();
     gather_segment_sum_split_stack_unstack_edge_cases();
+    loops_and_conditionals();
     let elsewhere = [
         // Forward values checked against TensorFlow's own numbers in tf_parity.rs.
         ("Conv2D", "tf_parity.rs conv.json"),

@@ -4,6 +4,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 use serde::Deserialize;
+use tensorgraph::control_flow::{cond, while_loop};
 use tensorgraph::prelude::*;
 use tensorgraph::train::{self, Adagrad, Momentum, Optimizer, RMSProp};
 use tensorgraph::Index;
@@ -649,6 +650,83 @@ fn lstm_block_cell_op_matches_tensorflow() {
         let got = Session::new(&g).unwrap().run(&outs, &[]).unwrap();
         for (k, (got, want)) in got.iter().zip(&c.outputs).enumerate() {
             assert_matches(&format!("peephole {} clip {} output {k}", c.use_peephole, c.cell_clip), got, want);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ControlFlowFixture {
+    cases: Vec<ControlFlowCase>,
+}
+
+#[derive(Deserialize)]
+struct ControlFlowCase {
+    case: String,
+    n: i32,
+    pred: bool,
+    xs: Vec<Arr>,
+    outs: Vec<Arr>,
+    grads: Vec<Arr>,
+}
+
+/// `make_control_flow_fixtures.py`'s loops and conds, built the same way; trip counts and
+/// predicates are fed when the graph runs.
+#[test]
+fn while_loop_and_cond_match_tensorflow_forward_and_backward() {
+    fn step(h: &Tensor, w: &Tensor) -> Result<Tensor> {
+        math::add(&nn::tanh(&math::mul(h, w)?)?, &(h * 0.5)?)
+    }
+    fn counter(v: &Tensor) -> Result<Tensor> {
+        math::add(v, &v.graph().scalar(1.0, DType::I32)?)
+    }
+    fn looped(h: &Tensor, w: &Tensor, n: &Tensor, max: Option<u64>) -> Result<Tensor> {
+        let i0 = h.graph().scalar(0.0, DType::I32)?;
+        let out = while_loop(|v| math::less(&v[0], n), |v| Ok(vec![counter(&v[0])?, step(&v[1], w)?]), &[&i0, h], max)?;
+        Ok(out[1].clone())
+    }
+    let fixture: ControlFlowFixture = load("control_flow.json");
+    for c in &fixture.cases {
+        let g = Graph::new();
+        let x = g.placeholder(DType::F32, [2, 3]).named("x").unwrap();
+        let w = g.placeholder(DType::F32, [3]).named("w").unwrap();
+        let n = g.placeholder(DType::I32, Shape::scalar()).named("n").unwrap();
+        let p = g.placeholder(DType::Bool, Shape::scalar()).named("p").unwrap();
+        let outs: Vec<Tensor> = match c.case.as_str() {
+            "loop" => vec![looped(&x, &w, &n, None).unwrap()],
+            "maximum_iterations" => vec![looped(&x, &w, &n, Some(2)).unwrap()],
+            "gather_by_counter" => {
+                let (i0, acc0) = (g.scalar(0.0, DType::I32).unwrap(), array::zeros(&g, &[3], DType::F32).unwrap());
+                let body = |v: &[Tensor]| {
+                    Ok(vec![counter(&v[0])?, math::add(&v[1], &math::mul(&array::gather(&x, &v[0], 0)?, &w)?)?])
+                };
+                vec![while_loop(|v| math::less(&v[0], &n), body, &[&i0, &acc0], None).unwrap().remove(1)]
+            }
+            "nested" => {
+                let j0 = g.scalar(0.0, DType::I32).unwrap();
+                let body = |v: &[Tensor]| {
+                    let two = v[0].graph().scalar(2.0, DType::I32)?;
+                    let inner = looped(&v[1], &(&w + 0.1)?, &two, None)?;
+                    Ok(vec![counter(&v[0])?, math::sqrt(&(&math::square(&inner)? + 1.0)?)?])
+                };
+                vec![while_loop(|v| math::less(&v[0], &n), body, &[&j0, &x], None).unwrap().remove(1)]
+            }
+            "cond" => cond(&p, || Ok(vec![math::mul(&x, &w)?, math::exp(&w)?]), || Ok(vec![nn::tanh(&x)?, w.clone()]))
+                .unwrap(),
+            other => panic!("case {other}"),
+        };
+        let loss = weighted_sum(&outs, &c.outs);
+        let grads: Vec<Tensor> = tensorgraph::gradients(&[&loss], &[&x, &w], None)
+            .unwrap()
+            .into_iter()
+            .zip([&x, &w])
+            .map(|(d, v)| d.unwrap_or_else(|| array::zeros_like(v).unwrap()))
+            .collect();
+        let sess = Session::new(&g).unwrap();
+        let fetches: Vec<&Tensor> = outs.iter().chain(&grads).collect();
+        let got = sess.run(&fetches, feed! {x => c.xs[0].f32(), w => c.xs[1].f32(), n => c.n, p => c.pred}).unwrap();
+        let what = format!("{} (n = {}, pred = {})", c.case, c.n, c.pred);
+        for (i, want) in c.outs.iter().chain(&c.grads).enumerate() {
+            assert_matches(&format!("{what} fetch {i}"), &got[i], want);
         }
     }
 }

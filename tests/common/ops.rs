@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 65;
+pub const N_VARIANTS: usize = 68;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -78,6 +78,32 @@ pub fn variant(op: &Op) -> usize {
         Op::StridedSlice(_) => 62,
         Op::StridedSliceGrad(_) => 63,
         Op::ArgMin { .. } => 64,
+        Op::While { .. } => 65,
+        Op::If { .. } => 66,
+        Op::WhileGrad { .. } => 67,
+    }
+}
+
+/// A function of `n` f32 `[2,2]` arguments returning its first argument `m` times, or a bool
+/// scalar when `m` is 0.
+pub fn func(n: usize, m: usize) -> tensorgraph::Func {
+    let g = tensorgraph::Graph::new();
+    let args: Vec<_> = (0..n).map(|_| g.placeholder(DType::F32, [2, 2]).unwrap()).collect();
+    let outputs = match m {
+        0 => vec![g.scalar(1.0, DType::Bool).unwrap().endpoint()],
+        m => vec![args[0].endpoint(); m],
+    };
+    tensorgraph::Func { graph: g, inputs: args.iter().map(|a| a.endpoint()).collect(), outputs }
+}
+
+/// The number of inputs a functional op takes (`None` for other ops).
+pub fn function_arity(op: &Op) -> Option<usize> {
+    match op {
+        Op::While { cond, body, .. } => Some(cond.inputs.len() + body.inputs.len() - body.outputs.len()),
+        Op::If { then_branch, .. } => Some(1 + then_branch.inputs.len()),
+        // Variables, captures and output gradients: as many as the cond's inputs and grad's outputs.
+        Op::WhileGrad { cond, grad, .. } => Some(cond.inputs.len() + grad.outputs.len()),
+        _ => None,
     }
 }
 
@@ -176,5 +202,9 @@ pub fn every_op() -> Vec<Op> {
     ] {
         ops.push(Op::Apply(a));
     }
+    // A loop over one variable with one captured tensor in its body; branches of two arguments.
+    ops.push(Op::While { cond: func(1, 0), body: func(2, 1), maximum_iterations: Some(3) });
+    ops.push(Op::If { then_branch: func(2, 1), else_branch: func(2, 1) });
+    ops.push(Op::WhileGrad { cond: func(1, 0), body: func(2, 1), grad: func(3, 2), maximum_iterations: None });
     ops
 }

@@ -22,7 +22,7 @@ pub struct Endpoint {
 }
 
 /// One op instance in the graph.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Node {
     /// Unique scoped name, like `dnn/hidden1/MatMul`.
     pub name: String,
@@ -92,6 +92,17 @@ pub struct GraphData {
     /// Collections of operations (like `train_op`), which need not have outputs.
     pub op_collections: BTreeMap<String, Vec<NodeIndex>>,
     seed: Option<u64>,
+    /// The graph this one is a function of (a `while_loop` body, a `cond` branch); weak, since
+    /// the parent's `While`/`If` node holds this graph.
+    #[serde(skip)]
+    pub(crate) parent: Option<std::sync::Weak<ReentrantMutex<RefCell<GraphData>>>>,
+    /// Function graphs being built inside this one, innermost last: ops added here go there.
+    #[serde(skip)]
+    pub(crate) building: Vec<Graph>,
+    /// The enclosing graph's tensors this function graph reads: each with the placeholder that
+    /// stands for it here, in order of first use.
+    #[serde(skip)]
+    pub captures: Vec<(Endpoint, Endpoint)>,
 }
 
 fn node_slots<S: serde::Serializer>(dag: &StableDiGraph<Node, EdgeKind>, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -226,7 +237,7 @@ impl GraphData {
 /// [`Error::GraphInUse`] (or, from the few builders that return no `Result`, a panic naming the
 /// mistake), never a deadlock.
 #[derive(Clone, Default)]
-pub struct Graph(Arc<ReentrantMutex<RefCell<GraphData>>>);
+pub struct Graph(pub(crate) Arc<ReentrantMutex<RefCell<GraphData>>>);
 
 impl fmt::Debug for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -238,7 +249,8 @@ impl fmt::Debug for Graph {
 /// returns and panics leave the graph consistent.
 #[must_use = "the scope ends when this guard is dropped"]
 pub struct ScopeGuard<'a> {
-    graph: &'a Graph,
+    graph: Graph,
+    _scoped: std::marker::PhantomData<&'a Graph>,
     pop: fn(&mut GraphData),
     inner: Option<Box<ScopeGuard<'a>>>,
 }
@@ -329,7 +341,7 @@ impl Graph {
 
     /// Runs `f` with exclusive access to the graph data, or says that this thread is inside a
     /// [`Graph::read`] of this graph.
-    fn modify<R>(&self, f: impl FnOnce(&mut GraphData) -> R) -> Result<R> {
+    pub(crate) fn modify<R>(&self, f: impl FnOnce(&mut GraphData) -> R) -> Result<R> {
         let lock = self.0.lock();
         let mut data: RefMut<'_, GraphData> = lock.try_borrow_mut().map_err(|_| Error::GraphInUse)?;
         Ok(f(&mut data))
@@ -342,6 +354,11 @@ impl Graph {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    /// An identity for this graph, equal for handles of the same graph while any is alive.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as *const () as usize
     }
 
     /// True when both handles refer to the same graph.
@@ -365,6 +382,10 @@ impl Graph {
     }
 
     /// [`Graph::add_op`] with extra control inputs and an explicit location.
+    ///
+    /// While a `while_loop` body or a `cond` branch is being built, the node goes into that
+    /// function graph, and inputs from the graphs around it are captured (see
+    /// [`crate::ops::control_flow`]).
     pub fn add_node(
         &self,
         op: Op,
@@ -373,13 +394,38 @@ impl Graph {
         name: Option<&str>,
         location: SourceLocation,
     ) -> Result<Operation> {
+        let target = self.innermost();
+        if target.same(self) && inputs.iter().all(|t| t.graph.same(self)) {
+            return self.add_node_here(op, inputs, control_inputs, name, location);
+        }
+        let captured = inputs.iter().map(|t| target.capture(t)).collect::<Result<Vec<_>>>()?;
+        target.add_node_here(op, &captured.iter().collect::<Vec<_>>(), control_inputs, name, location)
+    }
+
+    pub(crate) fn add_node_here(
+        &self,
+        op: Op,
+        inputs: &[&Tensor],
+        control_inputs: &[&Operation],
+        name: Option<&str>,
+        location: SourceLocation,
+    ) -> Result<Operation> {
+        // A function graph's nodes take the scope its builder is in (kept by the root graph).
+        let scope = match self.read(|d| d.parent.is_some()) {
+            true => Some(self.current_name_scope()),
+            false => None,
+        };
         let foreign = inputs.iter().any(|t| !t.graph.same(self)) || control_inputs.iter().any(|o| !o.graph.same(self));
         let node = self.modify(|d| {
             // A name ending in '/' is taken verbatim (TF's convention for naming an op after a scope).
             let verbatim = name.and_then(|n| n.strip_suffix('/'));
             let base = match verbatim {
                 Some(abs) => abs.to_string(),
-                None => d.scoped(name.unwrap_or(op.type_name())),
+                None => match scope.as_deref() {
+                    None => d.scoped(name.unwrap_or(op.type_name())),
+                    Some("") => name.unwrap_or(op.type_name()).to_string(),
+                    Some(s) => format!("{s}/{}", name.unwrap_or(op.type_name())),
+                },
             };
             let info = |d: &GraphData| NodeInfo {
                 name: if verbatim.is_some() { base.clone() } else { d.free_name(&base) },
@@ -458,7 +504,9 @@ impl Graph {
     /// When called inside [`Graph::read`] of this graph.
     #[track_caller]
     pub fn enter_name_scope(&self, name: &str) -> ScopeGuard<'_> {
-        self.modify_or_panic(|d| {
+        // A loop body or branch names its ops in the scopes of the graph it belongs to.
+        let root = self.root();
+        root.modify_or_panic(|d| {
             let full = match name.strip_suffix('/') {
                 Some(abs) => abs.to_string(),
                 None => {
@@ -468,7 +516,7 @@ impl Graph {
             };
             d.name_scopes.push(full);
         });
-        ScopeGuard { graph: self, pop: |d| drop(d.name_scopes.pop()), inner: None }
+        ScopeGuard { graph: root, _scoped: Default::default(), pop: |d| drop(d.name_scopes.pop()), inner: None }
     }
 
     /// Runs `f` inside name scope `name` (see [`Graph::enter_name_scope`]).
@@ -504,7 +552,8 @@ impl Graph {
 
     #[track_caller]
     fn enter_variable_scope_with(&self, name: &str, reuse: bool) -> ScopeGuard<'_> {
-        self.modify_or_panic(|d| {
+        let root = self.root();
+        root.modify_or_panic(|d| {
             let (full, inherited) = match d.var_scopes.last() {
                 Some((s, r)) => (format!("{s}/{name}"), *r),
                 None => (name.to_string(), false),
@@ -512,7 +561,7 @@ impl Graph {
             d.var_scopes.push((full, reuse || inherited));
         });
         let inner = Box::new(self.enter_name_scope(name));
-        ScopeGuard { graph: self, pop: |d| drop(d.var_scopes.pop()), inner: Some(inner) }
+        ScopeGuard { graph: root, _scoped: Default::default(), pop: |d| drop(d.var_scopes.pop()), inner: Some(inner) }
     }
 
     /// Runs `f` inside variable scope `name` (see [`Graph::enter_variable_scope`]).
@@ -523,7 +572,7 @@ impl Graph {
 
     /// The current name scope (`""` at the root).
     pub fn current_name_scope(&self) -> String {
-        self.read(|d| d.current_scope().to_string())
+        self.root().read(|d| d.current_scope().to_string())
     }
 
     /// `base` if no op has that name yet, else the first free `base_1`, `base_2`, ... (how TF
@@ -533,10 +582,12 @@ impl Graph {
     }
 
     /// Runs `f` with no control dependencies in force (TF's `init_scope`), then restores them.
+    /// Also outside any function graph being built: a variable created in a loop body lives in
+    /// the graph around it, as TF's.
     pub(crate) fn init_scope<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let saved = self.modify(|d| std::mem::take(&mut d.control_stack))?;
+        let saved = self.modify(|d| (std::mem::take(&mut d.control_stack), std::mem::take(&mut d.building)))?;
         let result = f();
-        self.modify(|d| d.control_stack = saved)?;
+        self.modify(|d| (d.control_stack, d.building) = saved)?;
         result
     }
 
@@ -546,7 +597,12 @@ impl Graph {
             return Err(Error::GraphMismatch { name: o.name(), op: "control_dependencies".into() });
         }
         self.modify(|d| d.control_stack.push(deps.iter().map(|o| o.node).collect()))?;
-        let _guard = ScopeGuard { graph: self, pop: |d| drop(d.control_stack.pop()), inner: None };
+        let _guard = ScopeGuard {
+            graph: self.clone(),
+            _scoped: Default::default(),
+            pop: |d| drop(d.control_stack.pop()),
+            inner: None,
+        };
         f()
     }
 
@@ -611,8 +667,9 @@ impl Graph {
 
     /// All variables, as `tf.global_variables()`.
     pub fn global_variables(&self) -> Vec<crate::Variable> {
-        let infos = self.read(|d| d.variables.clone());
-        infos.into_iter().map(|i| crate::Variable::from_info(self, i)).collect()
+        let root = self.root();
+        let infos = root.read(|d| d.variables.clone());
+        infos.into_iter().map(|i| crate::Variable::from_info(&root, i)).collect()
     }
 
     /// The trainable variables, as `tf.trainable_variables()`.
@@ -630,7 +687,7 @@ impl Graph {
 
     /// The current variable scope and whether it reuses variables.
     pub(crate) fn var_scope(&self) -> Option<(String, bool)> {
-        self.read(|d| d.var_scopes.last().cloned())
+        self.root().read(|d| d.var_scopes.last().cloned())
     }
 
     /// Seeds for a new random op (see [`GraphData::random_seeds`]).

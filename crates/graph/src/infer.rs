@@ -120,7 +120,62 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Shape { dtype } => shape_of(&inputs[0], *dtype),
         Op::BroadcastTo => broadcast_to(&inputs[0], &inputs[1]),
         Op::SumToShape => sum_to_shape(&inputs[0], &inputs[1]),
+        Op::While { cond, body, .. } => {
+            let n = body.outputs.len();
+            let (c, b) = (cond.input_specs(), body.input_specs());
+            let args: Vec<&TensorSpec> = b[..n].iter().chain(&c[n..]).chain(&b[n..]).collect();
+            function_inputs("StatelessWhile", inputs, &args)?;
+            Ok(b[..n].to_vec())
+        }
+        Op::WhileGrad { cond, grad, .. } => {
+            // grad: (variables, body captures, output gradients) -> (variables', captures')
+            let n = grad.inputs.len() - grad.outputs.len();
+            let k = grad.outputs.len() - n;
+            let (c, g) = (cond.input_specs(), grad.input_specs());
+            let args: Vec<&TensorSpec> = g[..n].iter().chain(&c[n..]).chain(&g[n..]).collect();
+            debug_assert_eq!(g.len(), 2 * n + k);
+            function_inputs("WhileGrad", inputs, &args)?;
+            Ok(grad.output_specs())
+        }
+        Op::If { then_branch, else_branch } => {
+            let args = then_branch.input_specs();
+            if inputs.len() != 1 + args.len() {
+                return Err(InferError::Invalid(format!(
+                    "StatelessIf takes {} inputs, got {}",
+                    1 + args.len(),
+                    inputs.len()
+                )));
+            }
+            if inputs[0].dtype != DType::Bool || inputs[0].shape.rank() != 0 {
+                return Err(InferError::DType(format!(
+                    "the predicate must be a bool scalar, got {} {}",
+                    inputs[0].dtype, inputs[0].shape
+                )));
+            }
+            function_inputs("StatelessIf", &inputs[1..], &args.iter().collect::<Vec<_>>())?;
+            let relaxed = |a: &TensorSpec, b: &TensorSpec| TensorSpec {
+                dtype: a.dtype,
+                shape: Shape(a.shape.0.iter().zip(&b.shape.0).map(|(x, y)| if x == y { *x } else { None }).collect()),
+            };
+            Ok(then_branch.output_specs().iter().zip(&else_branch.output_specs()).map(|(a, b)| relaxed(a, b)).collect())
+        }
     }
+}
+
+/// Checks a functional op's inputs against its function's arguments.
+fn function_inputs(op: &str, inputs: &[TensorSpec], args: &[&TensorSpec]) -> Result<(), InferError> {
+    if inputs.len() != args.len() {
+        return Err(InferError::Invalid(format!("{op} takes {} inputs, got {}", args.len(), inputs.len())));
+    }
+    for (i, (x, a)) in inputs.iter().zip(args).enumerate() {
+        if x.dtype != a.dtype || x.shape.merge(&a.shape).is_none() {
+            return Err(InferError::Shape(format!(
+                "{op} input {i} is {} {} but the function takes {} {}",
+                x.dtype, x.shape, a.dtype, a.shape
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Number of inputs an op takes: exactly `n`, or at least one for the variadic ops.

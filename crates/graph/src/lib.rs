@@ -4,6 +4,7 @@
 mod dtype;
 mod dump;
 pub mod error;
+mod function;
 mod graph;
 pub mod infer;
 pub mod op;
@@ -15,6 +16,7 @@ mod variable;
 
 pub use dtype::{checked_len, try_vec, DType, Element, Feed, Value};
 pub use error::{Error, NodeInfo, NonFiniteKind, Result, SourceLocation};
+pub use function::Func;
 pub use graph::{
     collections, EdgeKind, Endpoint, Graph, GraphData, Named, Node, Operation, ScopeGuard, Tensor, VariableInfo,
 };

@@ -278,7 +278,7 @@ impl ApplyOp {
 }
 
 /// Every op a graph node can hold. Axes are stored normalised (non-negative).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Op {
     // ---- sources --------------------------------------------------------------------------
     Placeholder {
@@ -517,6 +517,34 @@ pub enum Op {
     /// `SumToShape(grad, like)`: sums `grad` over broadcast axes down to the shape of `like`,
     /// the adjoint of `BroadcastTo` (TF spells this BroadcastGradientArgs + Sum + Reshape).
     SumToShape,
+
+    // ---- control flow (function graphs; see `ops::control_flow`) --------------------------
+    /// TF's `StatelessWhile(input)`: inputs are the loop variables, then `cond`'s and `body`'s
+    /// captured tensors; `cond` takes the variables and its captures and returns a bool
+    /// scalar, `body` takes the variables and its captures and returns the next variables.
+    /// Outputs the final variables.
+    While {
+        cond: crate::Func,
+        body: crate::Func,
+        maximum_iterations: Option<u64>,
+    },
+    /// TF's `StatelessIf(cond, input)`: runs `then_branch` or `else_branch` (both taking all of
+    /// `input`) as the bool scalar `cond` says.
+    If {
+        then_branch: crate::Func,
+        else_branch: crate::Func,
+    },
+    /// The gradient of [`Op::While`]: inputs are the `While`'s inputs, then the gradients of its
+    /// outputs; outputs the gradients of the initial variables and of `body`'s captures. It
+    /// reruns the loop keeping each iteration's variables, then runs `grad` (the body's
+    /// gradient: variables, captures, gradients of the next variables → gradients of the
+    /// variables and captures) from the last iteration to the first.
+    WhileGrad {
+        cond: crate::Func,
+        body: crate::Func,
+        grad: crate::Func,
+        maximum_iterations: Option<u64>,
+    },
 }
 
 impl Op {

@@ -32,7 +32,8 @@ pub enum ArgKind {
     Value,
     /// A variable itself, not its value (TF's `Ref(T)`): the op reads or updates it in place.
     Ref,
-    /// One or more tensors of one dtype (TF's `N * T`); only as an op's single input.
+    /// One or more tensors of one dtype (TF's `N * T`) as an op's single input, or any number
+    /// of tensors as its last (TF's `input: Tin` of a functional op).
     Variadic,
 }
 
@@ -66,6 +67,8 @@ impl OpDef {
     pub fn accepts(&self, n: usize) -> bool {
         match self.inputs {
             [Arg { kind: ArgKind::Variadic, .. }] => n >= 1,
+            // A variadic last input after fixed ones may take no tensor (`If`'s `input`).
+            [fixed @ .., Arg { kind: ArgKind::Variadic, .. }] => n >= fixed.len(),
             inputs => n == inputs.len(),
         }
     }
@@ -86,6 +89,8 @@ pub enum AttrValue {
     Bool(bool),
     Str(&'static str),
     Ints(Vec<i64>),
+    /// A list of dtypes (TF's `list(type)`, a functional op's `T`, `Tin`, `Tout`).
+    Types(Vec<DType>),
     Tensor(Value),
 }
 
@@ -296,6 +301,15 @@ impl Op {
             Op::Shape { .. } => no_grad("Shape", const { &[v("input")] }, OUTPUT),
             Op::BroadcastTo => def("BroadcastTo", const { &[v("input"), v("like")] }, OUTPUT),
             Op::SumToShape => def("SumToShape", const { &[v("grad"), v("like")] }, OUTPUT),
+            Op::While { .. } => {
+                def("StatelessWhile", const { &[Arg { name: "input", kind: ArgKind::Variadic }] }, OUTPUT)
+            }
+            Op::If { .. } => {
+                def("StatelessIf", const { &[v("cond"), Arg { name: "input", kind: ArgKind::Variadic }] }, OUTPUT)
+            }
+            Op::WhileGrad { .. } => {
+                no_grad("WhileGrad", const { &[Arg { name: "input", kind: ArgKind::Variadic }] }, OUTPUT)
+            }
         }
     }
 
@@ -427,6 +441,13 @@ impl Op {
             | Op::OnesLike
             | Op::BroadcastTo
             | Op::SumToShape => vec![],
+            Op::While { body, .. } => vec![("T", Types(body.output_specs().iter().map(|s| s.dtype).collect()))],
+            Op::If { then_branch, .. } => vec![
+                ("Tcond", Type(DType::Bool)),
+                ("Tin", Types(then_branch.input_specs().iter().map(|s| s.dtype).collect())),
+                ("Tout", Types(then_branch.output_specs().iter().map(|s| s.dtype).collect())),
+            ],
+            Op::WhileGrad { .. } => vec![],
         }
     }
 }

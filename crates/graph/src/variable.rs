@@ -193,6 +193,9 @@ impl Graph {
     /// `initial_value` (which must have a fully known shape), as `tf.Variable(initial_value)`.
     #[track_caller]
     pub fn variable(&self, initial_value: &Tensor, name: &str, trainable: bool) -> Result<Variable> {
+        if let Some(root) = self.root_if_function() {
+            return root.variable(initial_value, name, trainable);
+        }
         let location = SourceLocation::caller();
         let spec = initial_value.spec();
         let shape = spec.shape.to_vec().ok_or_else(|| Error::InvalidArgument {
@@ -215,6 +218,9 @@ impl Graph {
         init: &Initializer,
         trainable: bool,
     ) -> Result<Variable> {
+        if let Some(root) = self.root_if_function() {
+            return root.get_variable(name, shape, dtype, init, trainable);
+        }
         let (full, reuse) = match self.var_scope() {
             Some((s, reuse)) => (format!("{s}/{name}"), reuse),
             None => (name.to_string(), false),
@@ -250,6 +256,9 @@ impl Graph {
         init: &Initializer,
         trainable: bool,
     ) -> Result<Variable> {
+        if let Some(root) = self.root_if_function() {
+            return root.new_variable(full_name, shape, dtype, init, trainable);
+        }
         let location = SourceLocation::caller();
         if let Some(existing) = self.read(|d| d.find(full_name).map(|n| d.node(n).location.clone())) {
             return Err(Error::DuplicateVariable { name: full_name.to_string(), location: existing });

@@ -261,6 +261,9 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         | Op::AssignAdd
         | Op::AssignSub
         | Op::Apply(_)
+        | Op::While { .. }
+        | Op::If { .. }
+        | Op::WhileGrad { .. }
         | Op::NoOp => Err(KernelError(format!("{} is executed by the session, not as a kernel", op.type_name()))),
     }
 }
@@ -632,7 +635,7 @@ fn as_i64(v: &Value) -> KResult<std::borrow::Cow<'_, ArrayD<i64>>> {
 }
 
 /// The training switch of the batch-norm ops.
-fn bool_scalar(v: &Value) -> KResult<bool> {
+pub(crate) fn bool_scalar(v: &Value) -> KResult<bool> {
     match v {
         Value::Bool(a) if a.len() == 1 => Ok(a.iter().next().copied().unwrap_or(false)),
         other => kbail!(

@@ -5,6 +5,7 @@ mod apply;
 mod element_fns;
 mod exec;
 mod fetch;
+mod functions;
 mod plan;
 mod session;
 

@@ -60,6 +60,8 @@ pub struct Session {
     /// Intermediate buffers freed by one run, taken by the kernels of the next: one pool per
     /// run in flight (one in all for a single-threaded program).
     pools: Mutex<Vec<BufferPool>>,
+    /// The sessions running this graph's function graphs (loop bodies, branches), by graph.
+    functions: Mutex<HashMap<usize, Arc<Session>>>,
 }
 
 /// The plans of the most recently used run signatures.
@@ -107,6 +109,7 @@ impl Session {
             check_numerics: false,
             profile: None,
             pools: Mutex::default(),
+            functions: Mutex::default(),
         })
     }
 
@@ -329,6 +332,9 @@ impl Session {
         if let Some(v) = exec::passes_through(&step.op, inputs) {
             return Ok(vec![v]);
         }
+        if let Some(out) = self.run_function_op(&step.op, inputs, &step.info, pool) {
+            return out;
+        }
         if let Some(out) = Self::try_in_place(step, inputs) {
             return out;
         }
@@ -461,6 +467,18 @@ impl Session {
             }
         });
         sample(dtype, shape, rng, f)
+    }
+
+    /// The session running function graph `f` (made on first use, with this one's settings).
+    pub(crate) fn function_session(&self, f: &Graph) -> Arc<Session> {
+        let mut map = self.functions.lock();
+        map.entry(f.id())
+            .or_insert_with(|| {
+                let mut s = Session::new(f).expect("a session on a graph always starts");
+                s.check_numerics = self.check_numerics;
+                Arc::new(s)
+            })
+            .clone()
     }
 
     fn own_variable(&self, var: &Variable) -> Result<()> {

@@ -62,6 +62,10 @@ pub(crate) fn op_attr(v: OpAttr) -> AttrValue {
         OpAttr::Bool(b) => Attr::B(b),
         OpAttr::Str(s) => Attr::S(s.as_bytes().to_vec()),
         OpAttr::Ints(v) => Attr::List(ListValue { i: v, ..Default::default() }),
+        OpAttr::Types(v) => Attr::List(ListValue {
+            r#type: v.into_iter().map(crate::proto::dtype_enum).collect(),
+            ..Default::default()
+        }),
         OpAttr::Tensor(t) => Attr::Tensor(tensor_proto(&t)),
     })
 }
@@ -300,6 +304,8 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         // an attribute in TF, which spells the switch with control flow).
         // SumToShape has a form of several nodes: `write_sum_to_shape`.
         Op::SumToShape => None,
+        // Their function graphs go into a GraphDef's function library: not written yet.
+        Op::While { .. } | Op::If { .. } | Op::WhileGrad { .. } => None,
         Op::Size { .. } | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad => private.then(|| TfForm {
             op: format!("{PRIVATE}{}", def.name),
             inputs: data(n),

@@ -3,6 +3,7 @@
 //! gradient and report it.
 
 mod array;
+mod control_flow;
 mod conv;
 mod math;
 mod nn;
@@ -86,6 +87,8 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::Unpack { axis, .. } => array::unpack(c, *axis),
         Op::BroadcastTo => Ok(vec![Some(tensorgraph_graph::ops::array::sum_to_shape(c.g(), c.x(0))?), None]),
         Op::SumToShape => Ok(vec![Some(tensorgraph_graph::ops::array::broadcast_to(c.g(), c.x(0))?), None]),
+        Op::While { cond, body, maximum_iterations } => control_flow::while_loop(c, cond, body, *maximum_iterations),
+        Op::If { then_branch, else_branch } => control_flow::cond(c, then_branch, else_branch),
         // Piecewise constant or integer-valued: no gradient flows.
         Op::StopGradient
         | Op::ArgMax { .. }
@@ -112,6 +115,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::AssignSub
         | Op::Apply(_)
         | Op::FusedBatchNormGrad
+        | Op::WhileGrad { .. }
         | Op::LSTMBlockCellGrad { .. } => Err(Error::NoGradient { node: c.node.info() }),
     }
 }

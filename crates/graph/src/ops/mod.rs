@@ -2,6 +2,7 @@
 //! Every function returns `Result`: a bad shape or dtype is an error naming the node.
 
 pub mod array;
+pub mod control_flow;
 pub mod math;
 pub mod nn;
 mod operators;

@@ -631,7 +631,7 @@ mod random_graphs {
         ]
     }
 
-    const DTYPES: [DType; 5] = [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool];
+    const DTYPES: [DType; 6] = [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool, DType::String];
 
     fn build(g: &Graph, ts: &[Tensor], s: &Step) -> tensorgraph::Result<Tensor> {
         let t = |i: usize| &ts[i % ts.len()];
@@ -705,6 +705,7 @@ mod random_graphs {
             DType::I32 => a.mapv(|v| if v.is_finite() { v as i32 } else { -7 }).into(),
             DType::I64 => a.mapv(|v| if v.is_finite() { v as i64 } else { 3 }).into(),
             DType::Bool => a.mapv(|v| v > 0.0).into(),
+            DType::String => a.mapv(|v| format!("{v}").into_bytes()).into(),
         }
     }
 
@@ -714,12 +715,12 @@ mod random_graphs {
         /// Whatever is built, fed and fetched: `Ok` or `Err`, never a panic or an abort.
         #[test]
         fn every_run_returns(
-            dtypes in proptest::collection::vec(0usize..5, 1..3),
+            dtypes in proptest::collection::vec(0usize..6, 1..3),
             ranks in proptest::collection::vec(0usize..5, 1..3),
             dims in proptest::collection::vec(proptest::option::of(0usize..4), 8),
             steps in proptest::collection::vec(step(), 1..10),
             feed_dims in proptest::collection::vec(0usize..4, 8),
-            feed_dtypes in proptest::collection::vec(0usize..6, 2),
+            feed_dtypes in proptest::collection::vec(0usize..7, 2),
             seed in any::<u8>(),
         ) {
             let g = Graph::new();
@@ -742,7 +743,7 @@ mod random_graphs {
             let feeds: Vec<(&Tensor, Feed)> = placeholders.iter().enumerate().map(|(k, p)| {
                 let shape: Vec<usize> = p.shape().dims().iter().enumerate()
                     .map(|(i, d)| d.unwrap_or(feed_dims[(i + k) % feed_dims.len()])).collect();
-                let dtype = match feed_dtypes[k % 2] { 5 => p.dtype(), d if d == 4 && k == 0 => DTYPES[d], _ => p.dtype() };
+                let dtype = match feed_dtypes[k % 2] { 6 => p.dtype(), d if d >= 4 && k == 0 => DTYPES[d], _ => p.dtype() };
                 (p, value(dtype, &shape, seed).into())
             }).collect();
             for t in &ts {

@@ -538,6 +538,27 @@ fn loops_and_conditionals() {
     assert!(e.contains("true_fn returns 1 tensors, false_fn 0"), "{e}");
 }
 
+/// Summaries refuse what TF refuses: a NaN in a histogram, one tag twice in a merge, a
+/// non-scalar in a scalar summary, images that are not `[batch, h, w, 1|3|4]`.
+#[test]
+fn summaries_refuse_what_tensorflow_refuses() {
+    use tensorgraph::summary;
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [2]).named("x").unwrap();
+    let h = summary::histogram("h", &x).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let err = sess.run(&h, feed! {x => array![1.0f32, f32::NAN].into_dyn()}).unwrap_err().to_string();
+    assert!(err.contains("Nan in summary histogram for: h"), "{err}");
+    let twice = summary::merge(&[&h, &h]).unwrap();
+    let err = sess.run(&twice, feed! {x => array![1.0f32, 2.0].into_dyn()}).unwrap_err().to_string();
+    assert!(err.contains("Duplicate tag h found in summary inputs"), "{err}");
+    assert!(summary::scalar("s", &x).is_err());
+    assert!(summary::image("i", &x, 1).is_err());
+    assert!(summary::image("i", &g.placeholder(DType::F32, [1, 2, 2, 2]).unwrap(), 1).is_err());
+    assert!(summary::merge(&[&x]).is_err() && summary::merge(&[]).is_err());
+    assert_eq!(summary::merge_all(&Graph::new()).unwrap().map(|t| t.name()), None);
+}
+
 /// The op table's side of the forward tests: every op has one, here or (for the ops whose
 /// semantics need a session's state or TF's own numbers) in the test file named below.
 #[test]
@@ -583,6 +604,10 @@ fn every_op_has_a_forward_test() {
         ("ApplyRMSProp", "tf_parity.rs optimizers.json"),
         ("ApplyCenteredRMSProp", "tf_parity.rs optimizers.json"),
         ("ApplyAdam", "tf_parity.rs optimizers.json"),
+        ("ScalarSummary", "tf_parity.rs summaries.json"),
+        ("HistogramSummary", "tf_parity.rs summaries.json"),
+        ("ImageSummary", "tf_parity.rs summaries.json"),
+        ("MergeSummary", "tf_parity.rs summaries.json"),
         // MaxPoolGrad's gradient, checked against finite differences.
         ("MaxPoolGradGrad", "gradients.rs pooling_and_its_backward_ops"),
     ];

@@ -51,6 +51,7 @@ fn value(e: &Expected) -> Value {
         DType::Bool => Value::from(
             ndarray::ArrayD::from_shape_vec(shape, e.values.iter().map(|v| v.as_bool().unwrap()).collect()).unwrap(),
         ),
+        DType::String => panic!("the fixture holds no strings"),
     }
 }
 

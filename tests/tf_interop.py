@@ -91,6 +91,12 @@ def cli(*flags):
     return out
 
 
+def tensorboard_version():
+    import tensorboard
+
+    return tensorboard.__version__
+
+
 def check(what, ours, theirs, tol=1e-4):
     ok = abs(ours - theirs) <= tol
     print(f"RESULT {what}: tensorgraph {ours:.4f} tensorflow {theirs:.4f} {'ok' if ok else 'MISMATCH'}")
@@ -113,7 +119,8 @@ with tf1.Session(graph=g) as s:
     ok &= check("TF checkpoint restored by tensorgraph, test accuracy", acc_tg, acc_tf)
 
     # 2. tensorgraph's checkpoint into TensorFlow.
-    out = run_ours("mnist_mlp", "--epochs", "1", "--seed", "1", "--save", os.path.join(args.out, "tg"))
+    logdir = os.path.join(args.out, "logs")
+    out = run_ours("mnist_mlp", "--epochs", "1", "--seed", "1", "--save", os.path.join(args.out, "tg"), "--logdir", logdir)
     acc_tg = float(re.search(r"^0 Train accuracy: \S+ Test accuracy: ([0-9.]+)", out, re.M).group(1))
     ours = os.path.join(args.out, "tg", "model-0")
     listed = dict(tf.train.list_variables(ours))
@@ -261,5 +268,21 @@ for name, meta, ckpt, output in [
     theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"X:0": x100})[0]
     ours_logits = np.load(os.path.join(args.out, name, output.replace("/", "_") + "_0.npy"))
     ok &= close(f"the {name} as ONNX in ONNX Runtime {onnxruntime.__version__}", ours_logits, theirs)
+# 7. The summaries `--logdir` wrote, as TensorBoard loads them.
+from tensorboard.backend.event_processing import event_accumulator as ea
+
+acc = ea.EventAccumulator(logdir, size_guidance={ea.IMAGES: 0, ea.HISTOGRAMS: 0, ea.SCALARS: 0})
+acc.Reload()
+tags = acc.Tags()
+layers = [f"{layer}/{p}/histogram" for layer in ("hidden1", "hidden2", "outputs") for p in ("kernel", "bias")]
+good = set(layers) <= set(tags["histograms"]) and {f"input/image/{i}" for i in range(3)} <= set(tags["images"])
+steps = [e.step for e in acc.Histograms(layers[0])] if good else [0]
+pixels = acc.Images("input/image/0")[0] if good else None
+good = (good and "loss_1" in tags["scalars"] and steps[:2] == [50, 100] and (pixels.width, pixels.height) == (28, 28)
+        and acc.Graph() is not None)
+print(f"RESULT TensorBoard {tensorboard_version()} loads our event file: {len(tags['histograms'])} histograms at steps "
+      f"{steps[0]}..{steps[-1]}, images {sorted(tags['images'])}, scalars {sorted(tags['scalars'])}, the graph "
+      f"{'ok' if good else 'MISMATCH'}")
+ok &= good
 print("RESULT", "all ok" if ok else "FAILED")
 raise SystemExit(0 if ok else 1)

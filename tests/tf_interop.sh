@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Checkpoints, GraphDefs and MetaGraphDefs both ways with real TensorFlow 2.21, and ONNX models in
-# ONNX Runtime (tests/tf_interop.py). Installs both into
+# Checkpoints, GraphDefs and MetaGraphDefs both ways with real TensorFlow 2.21, ONNX models in
+# ONNX Runtime, event files in TensorBoard's loader (tests/tf_interop.py). Installs them into
 # a virtualenv ($TF_VENV, default /tmp/tg-tf-venv) when missing, builds the examples and the CLI,
 # runs the checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${TF_VENV:-/tmp/tg-tf-venv}"
-if ! "$venv/bin/python" -c "import tensorflow, onnxruntime" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import tensorflow, onnxruntime, tensorboard" 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check tensorflow-cpu==2.21.0 onnxruntime
+    "$venv/bin/pip" install --quiet --disable-pip-version-check tensorflow-cpu==2.21.0 onnxruntime tensorboard
 fi
 cargo build --release --example mnist_mlp --example mnist_cnn --bin tensorgraph
 out="$(mktemp -d)"

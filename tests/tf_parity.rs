@@ -730,3 +730,87 @@ fn while_loop_and_cond_match_tensorflow_forward_and_backward() {
         }
     }
 }
+
+#[derive(Deserialize)]
+struct SummaryFixture {
+    cases: Vec<SummaryCase>,
+}
+
+#[derive(Deserialize)]
+struct SummaryCase {
+    kind: String,
+    x: Arr,
+    nan_at: Vec<usize>,
+    attrs: serde_json::Value,
+    values: Vec<serde_json::Value>,
+}
+
+/// `make_summary_fixtures.py`'s summaries, decoded: tags, scalars, histogram buckets (exactly
+/// TF's limits and counts) and image pixels (exactly TF's bytes after PNG decoding).
+#[test]
+fn summary_ops_write_what_tensorflow_writes() {
+    use prost::Message;
+    use tensorgraph::proto::tf::Summary;
+    use tensorgraph::summary;
+    let fixture: SummaryFixture = load("summaries.json");
+    for c in &fixture.cases {
+        let g = Graph::new();
+        let x = g.placeholder(DType::F32, c.x.shape.as_slice()).named("x").unwrap();
+        let s = match c.kind.as_str() {
+            "scalar" => summary::scalar("loss", &x).unwrap(),
+            "histogram" => summary::histogram("weights", &x).unwrap(),
+            "image" => summary::image("input", &x, c.attrs["max_outputs"].as_u64().unwrap() as usize).unwrap(),
+            _ => {
+                let a =
+                    summary::scalar("a", &array::strided_slice(&x, &[Index::At(0), Index::At(0)]).unwrap()).unwrap();
+                let b = summary::histogram("b", &x).unwrap();
+                summary::merge(&[&a, &b]).unwrap()
+            }
+        };
+        let mut xv = c.x.f32();
+        for &i in &c.nan_at {
+            xv.as_slice_mut().unwrap()[i] = f32::NAN;
+        }
+        let out = Session::new(&g).unwrap().run(&s, feed! {x => xv}).unwrap();
+        let bytes = out.as_string().unwrap().iter().next().unwrap().clone();
+        let got = Summary::decode(bytes.as_slice()).unwrap();
+        assert_eq!(got.value.len(), c.values.len(), "{}: values", c.kind);
+        for (v, want) in got.value.iter().zip(&c.values) {
+            let what = format!("{} {}", c.kind, v.tag);
+            assert_eq!(v.tag, want["tag"].as_str().unwrap(), "{what}: tag");
+            if let Some(x) = want.get("simple_value") {
+                assert_eq!(v.simple_value, Some(x.as_f64().unwrap() as f32), "{what}");
+            }
+            if let Some(h) = want.get("histo") {
+                let ours = v.histo.as_ref().unwrap();
+                let list = |k: &str| serde_json::from_value::<Vec<f64>>(h[k].clone()).unwrap();
+                assert_eq!(ours.bucket_limit, list("bucket_limit"), "{what}: bucket limits");
+                assert_eq!(ours.bucket, list("bucket"), "{what}: bucket counts");
+                for (k, ours) in [
+                    ("min", ours.min),
+                    ("max", ours.max),
+                    ("num", ours.num),
+                    ("sum", ours.sum),
+                    ("sum_squares", ours.sum_squares),
+                ] {
+                    let tf = h[k].as_f64().unwrap();
+                    assert!((ours - tf).abs() <= 1e-6 * tf.abs().max(1.0), "{what}: {k} ours {ours}, TF {tf}");
+                }
+            }
+            if let Some(im) = want.get("image") {
+                let ours = v.image.as_ref().unwrap();
+                assert_eq!(
+                    (ours.height as i64, ours.width as i64, ours.colorspace as i64),
+                    (im["height"].as_i64().unwrap(), im["width"].as_i64().unwrap(), im["colorspace"].as_i64().unwrap()),
+                    "{what}"
+                );
+                let mut reader =
+                    png::Decoder::new(std::io::Cursor::new(&ours.encoded_image_string)).read_info().unwrap();
+                let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+                reader.next_frame(&mut pixels).unwrap();
+                let tf: Vec<u8> = serde_json::from_value::<Vec<u8>>(im["pixels"]["data"].clone()).unwrap();
+                assert_eq!(pixels, tf, "{what}: pixels");
+            }
+        }
+    }
+}

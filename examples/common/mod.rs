@@ -9,7 +9,7 @@ use std::time::Instant;
 use tensorgraph::data::mnist;
 use tensorgraph::io::{Saver, Signature};
 use tensorgraph::prelude::*;
-use tensorgraph::summary::FileWriter;
+use tensorgraph::summary::{self, FileWriter};
 
 /// Trains one of the talk's models on MNIST and prints the slide's lines.
 // (The flags of the slides' training programs: hyperparameters, data, seed, outputs.)
@@ -104,7 +104,9 @@ pub struct Extras<'m> {
     flags: Flags,
     m: &'m Model,
     saver: Saver,
-    events: Option<FileWriter>,
+    /// For `--logdir`: the event file, and the merged summary of the loss, every layer's
+    /// weights (histograms) and the first input images, fetched every 50 steps.
+    events: Option<(FileWriter, Tensor)>,
     steps_per_epoch: usize,
     global_step: i64,
     progress: indicatif::ProgressBar,
@@ -144,7 +146,15 @@ impl<'m> Extras<'m> {
             tensorgraph::io::export_meta_graph_with(&m.g, dir.join("model.meta"), &[("serving_default", &serving)])?;
         }
         let events = match &flags.logdir {
-            Some(dir) => Some(FileWriter::new(dir, Some(&m.g))?),
+            Some(dir) => {
+                summary::scalar("loss", &m.loss)?;
+                for v in m.g.trainable_variables() {
+                    summary::histogram(&format!("{}/histogram", v.name()), &v)?;
+                }
+                summary::image("input", &array::reshape(&m.x, &[-1, 28, 28, 1])?, 3)?;
+                let merged = summary::merge_all(&m.g)?.expect("summaries were just made");
+                Some((FileWriter::new(dir, Some(&m.g))?, merged))
+            }
             None => None,
         };
         sess.set_profiling(flags.profile);
@@ -168,9 +178,8 @@ impl<'m> Extras<'m> {
     pub fn step(&mut self, sess: &Session, feeds: &[(&Tensor, Feed)]) -> Result<()> {
         self.global_step += 1;
         self.progress.inc(1);
-        if let Some(w) = self.events.as_mut().filter(|_| self.global_step % 50 == 0) {
-            let loss: f32 = self.m.loss.eval(sess, feeds)?.try_into()?;
-            w.add_scalar("loss", loss, self.global_step)?;
+        if let Some((w, merged)) = self.events.as_mut().filter(|_| self.global_step % 50 == 0) {
+            w.add_summary(&sess.run(&*merged, feeds)?, self.global_step)?;
         }
         self.last_step_end = Instant::now();
         Ok(())
@@ -188,7 +197,7 @@ impl<'m> Extras<'m> {
             }
             sess.set_profiling(false);
         }
-        if let Some(w) = self.events.as_mut() {
+        if let Some((w, _)) = self.events.as_mut() {
             w.add_scalar("accuracy/train_batch", acc_train, self.global_step)?;
             w.add_scalar("accuracy/test", acc_test, self.global_step)?;
         }

@@ -286,5 +286,6 @@ fn stack(values: &[&tensorgraph::Value]) -> tensorgraph::Value {
         I32(_) => I32(go(values.iter().filter_map(|v| v.as_i32()).collect())),
         I64(_) => I64(go(values.iter().filter_map(|v| v.as_i64()).collect())),
         Bool(_) => Bool(go(values.iter().filter_map(|v| v.as_bool()).collect())),
+        String(_) => String(go(values.iter().filter_map(|v| v.as_string()).collect())),
     }
 }

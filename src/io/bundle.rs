@@ -39,6 +39,10 @@ pub struct TensorInfo {
 /// Writes `tensors` as checkpoint `prefix`: the data file first, then the index that makes it
 /// a checkpoint, each atomically (a crash leaves the old checkpoint or the new one whole).
 pub(crate) fn write(prefix: &Path, tensors: &[(String, Value)]) -> Result<()> {
+    if let Some((name, _)) = tensors.iter().find(|(_, v)| v.dtype() == DType::String) {
+        let detail = format!("{name} holds strings, which checkpoints here do not store");
+        return Err(Error::BadFile { path: prefix.display().to_string(), detail });
+    }
     let mut sorted: Vec<&(String, Value)> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut data = Vec::new();

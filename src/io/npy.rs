@@ -79,6 +79,10 @@ pub fn write_npy(path: impl AsRef<Path>, value: &Value) -> Result<()> {
         Value::I32(a) => a.write_npy(&mut bytes),
         Value::I64(a) => a.write_npy(&mut bytes),
         Value::Bool(a) => a.write_npy(&mut bytes),
+        Value::String(_) => {
+            let detail = "string tensors have no .npy form here".to_string();
+            return Err(Error::BadFile { path: path.display().to_string(), detail });
+        }
     };
     r.map_err(|e| Error::BadFile { path: path.display().to_string(), detail: e.to_string() })?;
     write_atomic(path, &bytes)

@@ -24,6 +24,7 @@ fn elem_type(d: DType) -> i32 {
         DType::I64 => 7,
         DType::Bool => 9,
         DType::F64 => 11,
+        DType::String => 8,
     }
 }
 

@@ -15,6 +15,7 @@ pub fn dtype_enum(d: DType) -> i32 {
         DType::I32 => 3,
         DType::I64 => 9,
         DType::Bool => 10,
+        DType::String => 7,
     }
 }
 
@@ -26,10 +27,10 @@ pub fn dtype_from_enum(n: i32) -> Result<DType, String> {
         3 => DType::I32,
         9 => DType::I64,
         10 => DType::Bool,
+        7 => DType::String,
         4 => return Err("uint8".into()),
         5 => return Err("int16".into()),
         6 => return Err("int8".into()),
-        7 => return Err("string".into()),
         8 => return Err("complex64".into()),
         14 => return Err("bfloat16".into()),
         19 => return Err("float16".into()),
@@ -49,7 +50,9 @@ pub fn mask(crc: u32) -> u32 {
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
-/// A value's elements as little-endian bytes (TF's tensor content and checkpoint data).
+/// A value's elements as little-endian bytes (TF's tensor content and checkpoint data). Strings
+/// have no such form (TF keeps them in `string_val`): they append nothing, and the writers
+/// check for them first.
 pub fn append_le_bytes(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::F32(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
@@ -57,6 +60,7 @@ pub fn append_le_bytes(v: &Value, out: &mut Vec<u8>) {
         Value::I32(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         Value::I64(a) => a.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         Value::Bool(a) => out.extend(a.iter().map(|&b| u8::from(b))),
+        Value::String(_) => {}
     }
 }
 
@@ -67,6 +71,7 @@ pub fn from_le_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> std::result
         DType::F32 | DType::I32 => 4,
         DType::F64 | DType::I64 => 8,
         DType::Bool => 1,
+        DType::String => return Err("strings are not stored as raw bytes".into()),
     };
     if count.checked_mul(width) != Some(bytes.len()) {
         return Err(format!("{} bytes for {count} elements of {dtype}", bytes.len()));
@@ -86,5 +91,6 @@ pub fn from_le_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> std::result
             }
             Value::Bool(array(shape, bytes, |[b]: [u8; 1]| b != 0))
         }
+        DType::String => unreachable!("refused above"),
     })
 }

@@ -29,21 +29,8 @@ pub enum What {
     Summary(Summary),
 }
 
-/// `tensorflow.Summary`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Summary {
-    #[prost(message, repeated, tag = "1")]
-    pub value: Vec<SummaryValue>,
-}
-
-/// `tensorflow.Summary.Value` with a scalar.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SummaryValue {
-    #[prost(string, tag = "1")]
-    pub tag: String,
-    #[prost(float, optional, tag = "2")]
-    pub simple_value: Option<f32>,
-}
+/// `tensorflow.Summary` and its parts: declared beside the kernels that write them.
+pub use tensorgraph_kernels::summary::{HistogramProto, Image, Summary, SummaryValue};
 
 /// `tensorflow.GraphDef`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -139,6 +126,8 @@ pub struct TensorProto {
     pub double_val: Vec<f64>,
     #[prost(int32, repeated, tag = "7")]
     pub int_val: Vec<i32>,
+    #[prost(bytes = "vec", repeated, tag = "8")]
+    pub string_val: Vec<Vec<u8>>,
     #[prost(int64, repeated, tag = "10")]
     pub int64_val: Vec<i64>,
     #[prost(bool, repeated, tag = "11")]

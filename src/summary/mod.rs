@@ -1,4 +1,6 @@
-//! TensorBoard event files, as `tf.summary.FileWriter`: the graph and scalar curves.
+//! TensorBoard, as TF1's `tf.summary`: summary ops in the graph ([`scalar`], [`histogram`],
+//! [`image`], [`merge_all`]), whose fetched values [`FileWriter::add_summary`] writes to an
+//! event file beside the graph.
 
 use crate::io::graph_def::{attr, op_attr, shape_proto};
 use crate::proto::tf::{Attr, AttrValue, Event, GraphDef, ListValue, NodeDef, Summary, SummaryValue, VersionDef, What};
@@ -9,6 +11,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tensorgraph_graph::op_def::AttrValue as OpAttr;
+pub use tensorgraph_graph::ops::summary::{histogram, image, merge, merge_all, scalar, SUMMARIES};
 
 /// The op's attributes (its definition's, under TF's names) as TF's `AttrValue`s, so TensorBoard
 /// shows them as TF would. A `Const`'s value is left out (TensorBoard needs none; the GraphDef
@@ -150,7 +153,26 @@ impl FileWriter {
 
     /// Writes one point of the scalar curve `tag` (TensorBoard's Scalars tab).
     pub fn add_scalar(&mut self, tag: &str, value: f32, step: i64) -> Result<()> {
-        let summary = Summary { value: vec![SummaryValue { tag: tag.into(), simple_value: Some(value) }] };
+        let value = SummaryValue { tag: tag.into(), simple_value: Some(value), ..Default::default() };
+        self.write_event(Event {
+            wall_time: wall_time(),
+            step,
+            what: Some(What::Summary(Summary { value: vec![value] })),
+        })
+    }
+
+    /// Writes a summary a session computed (a fetched [`scalar`], [`histogram`], [`image`] or
+    /// [`merge_all`]) at `step`, as TF's `FileWriter.add_summary(summary_str, global_step)`.
+    pub fn add_summary(&mut self, summary: &crate::Value, step: i64) -> Result<()> {
+        let bytes = summary.as_string().and_then(|a| (a.len() == 1).then(|| a.iter().next()).flatten());
+        let Some(bytes) = bytes else {
+            let got = format!("{} {}", summary.dtype(), crate::fmt_dims(summary.shape()));
+            return Err(Error::ValueType { expected: "a summary (string scalar)".into(), got });
+        };
+        let summary = Summary::decode(bytes.as_slice()).map_err(|e| Error::ValueType {
+            expected: "a summary (string scalar)".into(),
+            got: format!("other bytes ({e})"),
+        })?;
         self.write_event(Event { wall_time: wall_time(), step, what: Some(What::Summary(summary)) })
     }
 

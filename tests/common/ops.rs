@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 68;
+pub const N_VARIANTS: usize = 72;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -81,6 +81,10 @@ pub fn variant(op: &Op) -> usize {
         Op::While { .. } => 65,
         Op::If { .. } => 66,
         Op::WhileGrad { .. } => 67,
+        Op::ScalarSummary { .. } => 68,
+        Op::HistogramSummary { .. } => 69,
+        Op::ImageSummary { .. } => 70,
+        Op::MergeSummary => 71,
     }
 }
 
@@ -205,6 +209,10 @@ pub fn every_op() -> Vec<Op> {
     // A loop over one variable with one captured tensor in its body; branches of two arguments.
     ops.push(Op::While { cond: func(1, 0), body: func(2, 1), maximum_iterations: Some(3) });
     ops.push(Op::If { then_branch: func(2, 1), else_branch: func(2, 1) });
+    ops.push(Op::ScalarSummary { tags: "loss".into() });
+    ops.push(Op::HistogramSummary { tag: "w".into() });
+    ops.push(Op::ImageSummary { tag: "x".into(), max_images: 3 });
+    ops.push(Op::MergeSummary);
     ops.push(Op::WhileGrad { cond: func(1, 0), body: func(2, 1), grad: func(3, 2), maximum_iterations: None });
     ops
 }

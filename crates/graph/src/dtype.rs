@@ -18,6 +18,8 @@ pub enum DType {
     I32,
     I64,
     Bool,
+    /// Byte strings (TF's `tf.string`): what summary ops return, serialized protos.
+    String,
 }
 
 impl DType {
@@ -29,6 +31,7 @@ impl DType {
             DType::I32 => "int32",
             DType::I64 => "int64",
             DType::Bool => "bool",
+            DType::String => "string",
         }
     }
 
@@ -67,6 +70,7 @@ pub enum Value {
     I32(ArrayD<i32>),
     I64(ArrayD<i64>),
     Bool(ArrayD<bool>),
+    String(ArrayD<Vec<u8>>),
 }
 
 /// Calls `$body` with `$a` bound to the ndarray inside a [`Value`], whatever its dtype.
@@ -79,6 +83,7 @@ macro_rules! with_array {
             $crate::Value::I32($a) => $body,
             $crate::Value::I64($a) => $body,
             $crate::Value::Bool($a) => $body,
+            $crate::Value::String($a) => $body,
         }
     };
 }
@@ -92,6 +97,7 @@ impl Value {
             Value::I32(_) => DType::I32,
             Value::I64(_) => DType::I64,
             Value::Bool(_) => DType::Bool,
+            Value::String(_) => DType::String,
         }
     }
 
@@ -130,6 +136,8 @@ impl Value {
             DType::I32 => Value::I32(ArrayD::from_elem(s, x as i32)),
             DType::I64 => Value::I64(ArrayD::from_elem(s, x as i64)),
             DType::Bool => Value::Bool(ArrayD::from_elem(s, x != 0.0)),
+            // Strings have no numbers: empty ones (TF's zeros of a string tensor).
+            DType::String => Value::String(ArrayD::from_elem(s, Vec::new())),
         }
     }
 
@@ -146,6 +154,7 @@ impl Value {
             DType::I32 => Value::I32(full(shape, x as i32)?),
             DType::I64 => Value::I64(full(shape, x as i64)?),
             DType::Bool => Value::Bool(full(shape, x != 0.0)?),
+            DType::String => Value::String(full(shape, Vec::new())?),
         })
     }
 
@@ -160,10 +169,11 @@ impl Value {
             Value::I32(a) => *a.iter().next()? as f64,
             Value::I64(a) => *a.iter().next()? as f64,
             Value::Bool(a) => f64::from(u8::from(*a.iter().next()?)),
+            Value::String(_) => return None,
         })
     }
 
-    /// Every element converted to f64 (bool as 0 or 1), in logical order.
+    /// Every element converted to f64 (bool as 0 or 1, a string as NaN), in logical order.
     pub fn to_f64_vec(&self) -> Vec<f64> {
         match self {
             Value::F32(a) => a.iter().map(|&x| x as f64).collect(),
@@ -171,6 +181,7 @@ impl Value {
             Value::I32(a) => a.iter().map(|&x| x as f64).collect(),
             Value::I64(a) => a.iter().map(|&x| x as f64).collect(),
             Value::Bool(a) => a.iter().map(|&x| f64::from(u8::from(x))).collect(),
+            Value::String(a) => a.iter().map(|_| f64::NAN).collect(),
         }
     }
 }
@@ -231,6 +242,22 @@ value_accessors! {
     I32 i32, as_i32, into_i32;
     I64 i64, as_i64, into_i64;
     Bool bool, as_bool, into_bool;
+}
+
+impl Value {
+    /// The byte strings if this value holds strings.
+    pub fn as_string(&self) -> Option<&ArrayD<Vec<u8>>> {
+        match self {
+            Value::String(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+impl<D: Dimension> From<ArrayBase<OwnedRepr<Vec<u8>>, D>> for Value {
+    fn from(a: ArrayBase<OwnedRepr<Vec<u8>>, D>) -> Value {
+        Value::String(a.into_dyn())
+    }
 }
 
 /// A Rust element type with a [`DType`]: the bridge between generic kernels and [`Value`].
@@ -343,6 +370,7 @@ pub enum Feed<'a> {
     I32(CowArray<'a, i32, IxDyn>),
     I64(CowArray<'a, i64, IxDyn>),
     Bool(CowArray<'a, bool, IxDyn>),
+    String(CowArray<'a, Vec<u8>, IxDyn>),
 }
 
 /// Calls `$body` with `$a` bound to the array inside a [`Feed`], whatever its dtype.
@@ -354,6 +382,7 @@ macro_rules! with_feed {
             Feed::I32($a) => $body,
             Feed::I64($a) => $body,
             Feed::Bool($a) => $body,
+            Feed::String($a) => $body,
         }
     };
 }
@@ -367,6 +396,7 @@ impl Feed<'_> {
             Feed::I32(_) => DType::I32,
             Feed::I64(_) => DType::I64,
             Feed::Bool(_) => DType::Bool,
+            Feed::String(_) => DType::String,
         }
     }
 
@@ -429,4 +459,5 @@ feed_conversions! {
     I32 i32;
     I64 i64;
     Bool bool;
+    String Vec<u8>;
 }

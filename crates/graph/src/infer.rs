@@ -76,7 +76,12 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::BiasAdd => bias_add(&inputs[0], &inputs[1]),
         Op::Reduce { op, axes, keep_dims } => reduce(*op, &inputs[0], axes, *keep_dims),
         Op::ArgMax { axis, output_type } | Op::ArgMin { axis, output_type } => arg_max(&inputs[0], *axis, *output_type),
-        Op::Cast { to } => one(*to, inputs[0].shape.clone()),
+        Op::Cast { to } => {
+            if (*to == DType::String) != (inputs[0].dtype == DType::String) {
+                return Err(InferError::DType(format!("cannot cast {} to {to}", inputs[0].dtype)));
+            }
+            one(*to, inputs[0].shape.clone())
+        }
         Op::Softmax | Op::LogSoftmax => softmax(&inputs[0]),
         Op::LeakyRelu { .. } => unary(UnaryOp::Relu, &inputs[0]),
         Op::SparseSoftmaxCrossEntropyWithLogits => sparse_xent(&inputs[0], &inputs[1]),
@@ -120,6 +125,33 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Shape { dtype } => shape_of(&inputs[0], *dtype),
         Op::BroadcastTo => broadcast_to(&inputs[0], &inputs[1]),
         Op::SumToShape => sum_to_shape(&inputs[0], &inputs[1]),
+        Op::ScalarSummary { .. } => {
+            require_numeric(inputs[0].dtype)?;
+            if inputs[0].shape.rank() != 0 {
+                return Err(InferError::Shape(format!("a scalar summary takes a scalar, got {}", inputs[0].shape)));
+            }
+            one(DType::String, Shape::scalar())
+        }
+        Op::HistogramSummary { .. } => {
+            require_numeric(inputs[0].dtype)?;
+            one(DType::String, Shape::scalar())
+        }
+        Op::ImageSummary { .. } => {
+            require_float(inputs[0].dtype)?;
+            if inputs[0].shape.rank() != 4 || inputs[0].shape.dim(3).is_some_and(|c| ![1, 3, 4].contains(&c)) {
+                return Err(InferError::Shape(format!(
+                    "images must be [batch, height, width, 1, 3 or 4 channels], got {}",
+                    inputs[0].shape
+                )));
+            }
+            one(DType::String, Shape::scalar())
+        }
+        Op::MergeSummary => {
+            if let Some(x) = inputs.iter().find(|x| x.dtype != DType::String) {
+                return Err(InferError::DType(format!("merge takes summaries (strings), got {}", x.dtype)));
+            }
+            one(DType::String, Shape::scalar())
+        }
         Op::While { cond, body, .. } => {
             let n = body.outputs.len();
             let (c, b) = (cond.input_specs(), body.input_specs());
@@ -203,8 +235,8 @@ fn require_float(d: DType) -> Result<(), InferError> {
 }
 
 fn require_numeric(d: DType) -> Result<(), InferError> {
-    if d == DType::Bool {
-        Err(InferError::DType("expected a numeric dtype, got bool".into()))
+    if matches!(d, DType::Bool | DType::String) {
+        Err(InferError::DType(format!("expected a numeric dtype, got {d}")))
     } else {
         Ok(())
     }

@@ -518,6 +518,25 @@ pub enum Op {
     /// the adjoint of `BroadcastTo` (TF spells this BroadcastGradientArgs + Sum + Reshape).
     SumToShape,
 
+    // ---- summaries: serialized `tensorflow.Summary` protos, as string scalars --------------
+    /// TF's `ScalarSummary(tags, values)`: the scalar `values` under `tags` (TF's input, held
+    /// here).
+    ScalarSummary {
+        tags: String,
+    },
+    /// TF's `HistogramSummary(tag, values)`: the values over TF's default buckets.
+    HistogramSummary {
+        tag: String,
+    },
+    /// TF's `ImageSummary(tag, tensor)`: the first `max_images` of a `[batch, h, w, c]` tensor as
+    /// PNGs.
+    ImageSummary {
+        tag: String,
+        max_images: usize,
+    },
+    /// TF's `MergeSummary(inputs)`: one summary of all the inputs' values.
+    MergeSummary,
+
     // ---- control flow (function graphs; see `ops::control_flow`) --------------------------
     /// TF's `StatelessWhile(input)`: inputs are the loop variables, then `cond`'s and `body`'s
     /// captured tensors; `cond` takes the variables and its captures and returns a bool

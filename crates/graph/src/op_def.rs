@@ -94,6 +94,11 @@ pub enum AttrValue {
     Tensor(Value),
 }
 
+/// A string scalar (a summary's tag, which TF takes as an input).
+fn string(s: &str) -> Value {
+    Value::from(ndarray::arr0(s.as_bytes().to_vec()))
+}
+
 const fn v(name: &'static str) -> Arg {
     Arg { name, kind: ArgKind::Value }
 }
@@ -120,6 +125,7 @@ const XY: &[Arg] = &[v("x"), v("y")];
 const Y: &[&str] = &["y"];
 const Z: &[&str] = &["z"];
 const OUTPUT: &[&str] = &["output"];
+const SUMMARY: &[&str] = &["summary"];
 const CONV_BACKPROP: &[Arg] = &[v("input"), v("filter"), v("out_backprop")];
 const POOL_GRAD: &[Arg] = &[v("orig_input"), v("grad")];
 const LSTM_BLOCK: &[Arg] = &[v("x"), v("cs_prev"), v("h_prev"), v("w"), v("wci"), v("wcf"), v("wco"), v("b")];
@@ -301,6 +307,10 @@ impl Op {
             Op::Shape { .. } => no_grad("Shape", const { &[v("input")] }, OUTPUT),
             Op::BroadcastTo => def("BroadcastTo", const { &[v("input"), v("like")] }, OUTPUT),
             Op::SumToShape => def("SumToShape", const { &[v("grad"), v("like")] }, OUTPUT),
+            Op::ScalarSummary { .. } => no_grad("ScalarSummary", const { &[v("values")] }, SUMMARY),
+            Op::HistogramSummary { .. } => no_grad("HistogramSummary", const { &[v("values")] }, SUMMARY),
+            Op::ImageSummary { .. } => no_grad("ImageSummary", const { &[v("tensor")] }, SUMMARY),
+            Op::MergeSummary => no_grad("MergeSummary", &[Arg { name: "inputs", kind: ArgKind::Variadic }], SUMMARY),
             Op::While { .. } => {
                 def("StatelessWhile", const { &[Arg { name: "input", kind: ArgKind::Variadic }] }, OUTPUT)
             }
@@ -447,7 +457,12 @@ impl Op {
                 ("Tin", Types(then_branch.input_specs().iter().map(|s| s.dtype).collect())),
                 ("Tout", Types(then_branch.output_specs().iter().map(|s| s.dtype).collect())),
             ],
-            Op::WhileGrad { .. } => vec![],
+            Op::WhileGrad { .. } | Op::MergeSummary => vec![],
+            Op::ScalarSummary { tags } => vec![("tags", Tensor(string(tags)))],
+            Op::HistogramSummary { tag } => vec![("tag", Tensor(string(tag)))],
+            Op::ImageSummary { tag, max_images } => {
+                vec![("tag", Tensor(string(tag))), ("max_images", Int(*max_images as i64))]
+            }
         }
     }
 }

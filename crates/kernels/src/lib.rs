@@ -15,6 +15,7 @@ pub mod pair;
 pub mod pool;
 pub mod reduce;
 mod small_conv;
+pub mod summary;
 pub mod vmath;
 mod wide;
 

@@ -12,8 +12,8 @@ use tensorgraph_kernels::conv::{self, Conv2dGeometry};
 use tensorgraph_kernels::lstm;
 use tensorgraph_kernels::pool::{self, PoolGeometry};
 use tensorgraph_kernels::{
-    array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, Arith, Epilogue, Float, KResult,
-    KernelError,
+    array as karray, elementwise as ew, gemm, kbail, nn as knn, reduce as kreduce, summary as ksummary, Arith,
+    Epilogue, Float, KResult, KernelError,
 };
 
 /// Applies `$body` to the float array inside `$v` (binding `$a`, with `$t` the element type).
@@ -41,7 +41,7 @@ macro_rules! numeric {
             Value::F64($a) => Value::from($body),
             Value::I32($a) => Value::from($body),
             Value::I64($a) => Value::from($body),
-            Value::Bool(_) => kbail!("expected a numeric dtype, got bool"),
+            other => kbail!("expected a numeric dtype, got {}", other.dtype()),
         }
     };
 }
@@ -92,12 +92,12 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         Op::BiasAdd => one(bias_add(x(), inputs[1], buffers)?),
         Op::Reduce { op, axes, keep_dims } => one(reduce(*op, x(), axes, *keep_dims)?),
         Op::ArgMax { axis, output_type } => {
-            one(cast(&numeric!(x(), a => kreduce::argmax(&a.view(), *axis)?), *output_type))
+            one(cast(&numeric!(x(), a => kreduce::argmax(&a.view(), *axis)?), *output_type)?)
         }
         Op::ArgMin { axis, output_type } => {
-            one(cast(&numeric!(x(), a => kreduce::argmin(&a.view(), *axis)?), *output_type))
+            one(cast(&numeric!(x(), a => kreduce::argmin(&a.view(), *axis)?), *output_type)?)
         }
-        Op::Cast { to } => one(cast(x(), *to)),
+        Op::Cast { to } => one(cast(x(), *to)?),
         Op::LeakyRelu { alpha } => one(
             float!(x(), a, T => { let al = T::of(*alpha); ew::map(&a.view(), move |v: T| if v > T::zero() { v } else { al * v }) }),
         ),
@@ -178,6 +178,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
                 Value::Bool(_) => {
                     Value::from(karray::one_hot(&idx.view(), *depth, *on_value != 0.0, *off_value != 0.0)?)
                 }
+                Value::String(_) => kbail!("one_hot of strings"),
             })
         }
         Op::ZerosLike => one(Value::filled(x().dtype(), x().shape(), 0.0)),
@@ -249,6 +250,26 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
                 let dy = dy.as_standard_layout();
                 shaped::<T>(x().shape(), pool::avg_pool_grad(slice(&dy), &g))
             }))
+        }
+        Op::ScalarSummary { tags } => {
+            let v = x().scalar_f64().ok_or_else(|| KernelError("a scalar summary takes one value".into()))?;
+            one(string(ksummary::scalar(tags, v)))
+        }
+        Op::HistogramSummary { tag } => one(string(ksummary::histogram(tag, x().to_f64_vec().into_iter())?)),
+        Op::ImageSummary { tag, max_images } => {
+            let bytes = match x() {
+                Value::F32(a) => ksummary::images(tag, &a.view(), *max_images)?,
+                v => ksummary::images(tag, &cast(v, DType::F32)?.as_f32().expect("cast to f32").view(), *max_images)?,
+            };
+            one(string(bytes))
+        }
+        Op::MergeSummary => {
+            let parts = inputs
+                .iter()
+                .map(|v| v.as_string().and_then(|a| a.iter().next()).map(Vec::as_slice))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| KernelError("merge takes summaries (string scalars)".into()))?;
+            one(string(ksummary::merge(parts.into_iter())?))
         }
         Op::Placeholder { .. }
         | Op::Const { .. }
@@ -734,12 +755,20 @@ fn join(inputs: &[&Value], axis: usize, stack: bool) -> KResult<Value> {
         DType::I32 => Value::from(join_as::<i32>(inputs, axis, stack)?),
         DType::I64 => Value::from(join_as::<i64>(inputs, axis, stack)?),
         DType::Bool => Value::from(join_as::<bool>(inputs, axis, stack)?),
+        DType::String => {
+            let views = inputs
+                .iter()
+                .map(|v| v.as_string().map(|a| a.view()).ok_or_else(|| KernelError("inputs differ in dtype".into())))
+                .collect::<KResult<Vec<_>>>()?;
+            Value::from(if stack { karray::stack(&views, axis)? } else { karray::concat(&views, axis)? })
+        }
     })
 }
 
 /// `tf.cast`: numeric conversions as Rust's `as` (floats truncate toward zero, saturating);
-/// bool is 0/1 one way and `!= 0` the other.
-pub fn cast(x: &Value, to: DType) -> Value {
+/// bool is 0/1 one way and `!= 0` the other. Strings cast to nothing else (TF's
+/// `string_to_number` is another op).
+pub fn cast(x: &Value, to: DType) -> KResult<Value> {
     fn num<A: Copy + AsPrimitive<f32> + AsPrimitive<f64> + AsPrimitive<i32> + AsPrimitive<i64>>(
         a: &ArrayD<A>,
         to: DType,
@@ -751,18 +780,26 @@ pub fn cast(x: &Value, to: DType) -> Value {
             DType::I32 => Value::from(a.mapv(|v| -> i32 { v.as_() })),
             DType::I64 => Value::from(a.mapv(|v| -> i64 { v.as_() })),
             DType::Bool => Value::from(a.mapv(nonzero)),
+            DType::String => unreachable!("refused by cast"),
         }
     }
     if x.dtype() == to {
-        return x.clone();
+        return Ok(x.clone());
     }
-    match x {
+    Ok(match x {
+        _ if to == DType::String => kbail!("cannot cast {} to string", x.dtype()),
         Value::F32(a) => num(a, to, |v| v != 0.0),
         Value::F64(a) => num(a, to, |v| v != 0.0),
         Value::I32(a) => num(a, to, |v| v != 0),
         Value::I64(a) => num(a, to, |v| v != 0),
         Value::Bool(a) => num(&a.mapv(u8::from), to, |v| v != 0),
-    }
+        Value::String(_) => kbail!("cannot cast string to {to}"),
+    })
+}
+
+/// A string scalar.
+fn string(bytes: Vec<u8>) -> Value {
+    Value::from(ndarray::arr0(bytes))
 }
 
 fn four(s: &[usize], what: &str) -> KResult<[usize; 4]> {

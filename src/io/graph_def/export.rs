@@ -136,6 +136,17 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         Op::MatMul { .. } => with(data(n), [vec![("T", t(t0))], table.clone()].concat()),
         Op::BiasAdd => with(data(n), vec![("T", t(t0)), ("data_format", attr(Attr::S(b"NHWC".to_vec())))]),
         Op::AddN => with(data(n), vec![("T", t(t0)), ("N", attr(Attr::I(n as i64)))]),
+        Op::MergeSummary => with(data(n), vec![("N", attr(Attr::I(n as i64)))]),
+        // TF takes the tag as the first input.
+        Op::ScalarSummary { .. } | Op::HistogramSummary { .. } | Op::ImageSummary { .. } => {
+            let (tag_input, tag) = match op.attrs().remove(0) {
+                (name, OpAttr::Tensor(v)) => (name, v),
+                _ => unreachable!("a summary's first attribute is its tag"),
+            };
+            let mut attrs = vec![("T", t(t0))];
+            attrs.extend(pick(&["max_images"]));
+            with(vec![In::Const(tag_input, tag), In::Data(0)], attrs)
+        }
         Op::Select => with(data(n), vec![("T", t(ins.get(1).copied().unwrap_or(t0)))]),
         Op::LeakyRelu { .. } => with(data(n), [vec![("T", t(t0))], pick(&["alpha"])].concat()),
         Op::Cast { to } => with(data(n), vec![("SrcT", t(t0)), ("DstT", t(*to)), ("Truncate", attr(Attr::B(false)))]),

@@ -37,6 +37,14 @@ pub(crate) fn shape_proto(s: &Shape) -> TensorShapeProto {
 
 /// A value as a `TensorProto` (raw little-endian content, as TF writes large constants).
 pub fn tensor_proto(v: &Value) -> TensorProto {
+    if let Value::String(a) = v {
+        return TensorProto {
+            dtype: dtype_enum(v.dtype()),
+            tensor_shape: Some(shape_proto(&Shape::known(v.shape()))),
+            string_val: a.iter().cloned().collect(),
+            ..Default::default()
+        };
+    }
     let mut content = Vec::new();
     append_le_bytes(v, &mut content);
     TensorProto {
@@ -65,6 +73,12 @@ pub fn tensor_value(t: &TensorProto) -> std::result::Result<Value, String> {
         DType::I32 => Value::from(repeat_last(&t.int_val, &shape)?),
         DType::I64 => Value::from(repeat_last(&t.int64_val, &shape)?),
         DType::Bool => Value::from(repeat_last(&t.bool_val, &shape)?),
+        DType::String => {
+            if t.string_val.len() != tensorgraph_graph::checked_len(&shape)? {
+                return Err(format!("{} strings for shape {}", t.string_val.len(), crate::fmt_dims(&shape)));
+            }
+            Value::from(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), t.string_val.clone()).expect("counted"))
+        }
     })
 }
 

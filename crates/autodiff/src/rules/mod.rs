@@ -108,6 +108,10 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::RandomStandardNormal { .. }
         | Op::RandomUniformLike { .. }
         | Op::VariableV2 { .. }
+        | Op::ScalarSummary { .. }
+        | Op::HistogramSummary { .. }
+        | Op::ImageSummary { .. }
+        | Op::MergeSummary
         | Op::NoOp => Ok(c.none()),
         // No second-order batch norm (TF has FusedBatchNormGradGrad; nothing here needs it).
         Op::Assign

@@ -317,14 +317,17 @@ pub fn pad(x: &Tensor, paddings: &[(usize, usize)]) -> Result<Tensor> {
 pub fn range(g: &Graph, start: f64, limit: f64, delta: f64, dtype: DType) -> Result<Tensor> {
     let n =
         if delta == 0.0 || !((limit - start) / delta).is_finite() { -1.0 } else { ((limit - start) / delta).ceil() };
-    if delta == 0.0 || n > u32::MAX as f64 {
+    if delta == 0.0 || n > u32::MAX as f64 || dtype == DType::String {
         return Err(Error::InvalidArgument {
             node: crate::NodeInfo {
                 name: "range".into(),
                 op: "Range".into(),
                 location: crate::SourceLocation::caller(),
             },
-            detail: format!("range({start}, {limit}, {delta}) has no finite length"),
+            detail: match dtype {
+                DType::String => "range of strings".into(),
+                _ => format!("range({start}, {limit}, {delta}) has no finite length"),
+            },
         });
     }
     let mut values = crate::try_vec(n.max(0.0) as usize, 0.0).map_err(|detail| Error::InvalidArgument {
@@ -339,6 +342,7 @@ pub fn range(g: &Graph, start: f64, limit: f64, delta: f64, dtype: DType) -> Res
         DType::I32 => Value::from(v.mapv(|x| x as i32)),
         DType::I64 => Value::from(v.mapv(|x| x as i64)),
         DType::Bool => Value::from(v.mapv(|x| x != 0.0)),
+        DType::String => unreachable!("refused above"),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod nn;
 mod operators;
 pub mod random;
 pub mod state;
+pub mod summary;
 
 use crate::error::{Error, NodeInfo, Result, SourceLocation};
 use crate::graph::Tensor;

@@ -103,6 +103,7 @@ fn unary_ops() {
         ("softsign", away_from_zero.clone(), nn::softsign),
         ("swish", any.clone(), nn::swish),
         ("log_softmax", any.clone(), nn::log_softmax),
+        ("erf", any.clone(), math::erf),
     ];
     for (name, x, f) in cases {
         check(name, &[x], &move |t| f(&t[0]));
@@ -229,8 +230,41 @@ fn reductions() {
             });
             let a = axes.clone();
             check(&format!("min {axes:?}"), std::slice::from_ref(&x), &move |t| math::reduce_min(&t[0], a.as_deref()));
+            // Exact zeros: the product of the others, not a division by zero.
+            let mut z = x.clone();
+            z[[1, 2]] = 0.0;
+            z[[2, 2]] = 0.0;
+            let a = axes.clone();
+            check(&format!("prod {axes:?} {keep}"), &[z], &move |t| {
+                if keep {
+                    math::reduce_prod_keep_dims(&t[0], a.as_deref())
+                } else {
+                    math::reduce_prod(&t[0], a.as_deref())
+                }
+            });
         }
     }
+}
+
+/// Running sums and products both ways, top_k (ties broken by index, so no kink at the test
+/// values), batched matmul with broadcast batch axes and every adjoint pair.
+#[test]
+fn scans_top_k_and_batch_matmul() {
+    let x = vals(&[3, 4], 0.2, 1.5, 21);
+    for (exclusive, reverse) in [(false, false), (true, false), (false, true), (true, true)] {
+        for axis in [0, -1] {
+            check("cumsum", std::slice::from_ref(&x), &move |t| math::cumsum(&t[0], axis, exclusive, reverse));
+            check("cumprod", std::slice::from_ref(&x), &move |t| math::cumprod(&t[0], axis, exclusive, reverse));
+        }
+    }
+    check("top_k", std::slice::from_ref(&x), &|t| Ok(nn::top_k(&t[0], 2, true)?.0));
+    let (a, b) = (vals(&[2, 1, 3, 4], -1.0, 1.0, 22), vals(&[3, 4, 5], -1.0, 1.0, 23));
+    check("batch_matmul", &[a.clone(), b.clone()], &|t| math::batch_matmul(&t[0], &t[1], false, false));
+    let bt = vals(&[3, 5, 4], -1.0, 1.0, 24);
+    check("batch_matmul adj_y", &[a.clone(), bt.clone()], &|t| math::batch_matmul(&t[0], &t[1], false, true));
+    let at = vals(&[2, 1, 4, 3], -1.0, 1.0, 25);
+    check("batch_matmul adj_x", &[at.clone(), b], &|t| math::batch_matmul(&t[0], &t[1], true, false));
+    check("batch_matmul adj_x adj_y", &[at, bt], &|t| math::batch_matmul(&t[0], &t[1], true, true));
 }
 
 #[test]

@@ -444,6 +444,46 @@ fn gather_segment_sum_split_stack_unstack_edge_cases() {
     assert!(array::stack(&[&params, &p], 0).is_ok() && array::stack(&[&params, &cols[0]], 0).is_err());
 }
 
+/// Integer running sums, empty and single axes, NaN and ties in top_k, k = 0, an empty batch,
+/// products over nothing, erf's values.
+#[test]
+fn scans_top_k_products_and_batch_matmul() {
+    let g = Graph::new();
+    let ints = c(&g, array![[1i64, 2, 3], [4, 5, 6]]);
+    assert_close(
+        &run1(&g, &math::cumsum(&ints, 1, false, false).unwrap(), &[]),
+        &[2, 3],
+        &[1.0, 3.0, 6.0, 4.0, 9.0, 15.0],
+    );
+    assert_close(
+        &run1(&g, &math::cumprod(&ints, 0, true, true).unwrap(), &[]),
+        &[2, 3],
+        &[4.0, 5.0, 6.0, 1.0, 1.0, 1.0],
+    );
+    let empty = c(&g, ArrayD::<f32>::zeros(IxDyn(&[2, 0])));
+    assert_close(&run1(&g, &math::cumsum(&empty, 1, true, false).unwrap(), &[]), &[2, 0], &[]);
+    assert_close(&run1(&g, &math::reduce_prod(&empty, Some(&[1])).unwrap(), &[]), &[2], &[1.0, 1.0]);
+    let x = c(&g, array![[2.0f32, f32::NAN, 2.0, -1.0]]);
+    let (v, i) = nn::top_k(&x, 3, true).unwrap();
+    let v = run1(&g, &v, &[]).to_f64_vec();
+    assert!(v[0].is_nan() && v[1..] == [2.0, 2.0], "{v:?}");
+    assert_close(&run1(&g, &i, &[]), &[1, 3], &[1.0, 0.0, 2.0]);
+    let (none, _) = nn::top_k(&x, 0, true).unwrap();
+    assert_close(&run1(&g, &none, &[]), &[1, 0], &[]);
+    assert!(nn::top_k(&x, 5, true).is_err());
+    let a = g.placeholder(DType::F32, [None, Some(2), Some(3)]).named("a").unwrap();
+    let b = c(&g, array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]]);
+    let ab = math::batch_matmul(&a, &b, false, false).unwrap();
+    assert_eq!(ab.shape().to_string(), "[?,2,2]");
+    let none = ArrayD::<f32>::zeros(IxDyn(&[0, 2, 3]));
+    assert_close(&run1(&g, &ab, feed! {a => none}), &[0, 2, 2], &[]);
+    let one = ndarray::Array3::from_shape_vec((1, 2, 3), vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap().into_dyn();
+    assert_close(&run1(&g, &ab, feed! {a => one}), &[1, 2, 2], &[4.0, 5.0, 10.0, 11.0]);
+    assert!(math::batch_matmul(&a, &c(&g, array![[1.0f32, 2.0]]), false, false).is_err());
+    let e = math::erf(&c(&g, array![0.0f64, 0.5, -2.0, 10.0])).unwrap();
+    assert_close(&run1(&g, &e, &[]), &[4], &[0.0, 0.520_499_877_813_046_5, -0.995_322_265_018_952_7, 1.0]);
+}
+
 /// `while_loop` and `cond` decide at run time: trip counts and branches from fed values, loop
 /// variables whose shapes change from one iteration to the next, only the taken branch run,
 /// variables made inside a body living in the main graph; and the build errors.
@@ -585,6 +625,7 @@ fn every_op_has_a_forward_test() {
     dropout_zeroes_and_rescales_only_in_training();
     gather_segment_sum_split_stack_unstack_edge_cases();
     loops_and_conditionals();
+    scans_top_k_products_and_batch_matmul();
     let elsewhere = [
         // Forward values checked against TensorFlow's own numbers in tf_parity.rs.
         ("Conv2D", "tf_parity.rs conv.json"),

@@ -185,6 +185,7 @@ impl Writer<'_> {
                     ReduceOp::Mean => "ReduceMean",
                     ReduceOp::Max => "ReduceMax",
                     ReduceOp::Min => "ReduceMin",
+                    ReduceOp::Prod => "ReduceProd",
                 };
                 self.node(name, n.name.clone(), vec![input(0)], vec![out(0)], vec![keep, ints("axes", axes)]);
             }
@@ -311,6 +312,7 @@ impl Writer<'_> {
             | UnaryOp::Reciprocal
             | UnaryOp::Floor
             | UnaryOp::Softplus
+            | UnaryOp::Erf
             | UnaryOp::Softsign => u.type_name(),
             UnaryOp::Elu => {
                 return self.node("Elu", n.name.clone(), vec![x], vec![out], vec![float("alpha", 1.0)]);

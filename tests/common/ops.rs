@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 72;
+pub const N_VARIANTS: usize = 76;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -85,6 +85,10 @@ pub fn variant(op: &Op) -> usize {
         Op::HistogramSummary { .. } => 69,
         Op::ImageSummary { .. } => 70,
         Op::MergeSummary => 71,
+        Op::Cumsum { .. } => 72,
+        Op::Cumprod { .. } => 73,
+        Op::TopKV2 { .. } => 74,
+        Op::BatchMatMulV2 { .. } => 75,
     }
 }
 
@@ -181,7 +185,7 @@ pub fn every_op() -> Vec<Op> {
     // A variant added to UnaryOp stops this match from compiling until it is in UnaryOp::ALL too.
     let listed = |u: UnaryOp| match u {
         Relu | Sigmoid | Tanh | Exp | Log | Log1p | Neg | Square | Sqrt | Rsqrt | Abs | Sign | Reciprocal | Elu
-        | Selu | Softplus | Softsign | Floor => unary.contains(&u),
+        | Selu | Softplus | Softsign | Floor | Erf => unary.contains(&u),
     };
     assert!(unary.iter().all(|&u| listed(u)));
     ops.extend(unary.map(Op::Unary));
@@ -193,7 +197,13 @@ pub fn every_op() -> Vec<Op> {
     };
     assert!(BinaryOp::ALL.iter().all(|&b| listed(b)));
     ops.extend(BinaryOp::ALL.map(Op::Binary));
-    for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+    ops.extend([
+        Op::Cumsum { axis: 0, exclusive: true, reverse: false },
+        Op::Cumprod { axis: 0, exclusive: false, reverse: true },
+        Op::TopKV2 { k: 1, sorted: true },
+        Op::BatchMatMulV2 { adj_x: false, adj_y: true },
+    ]);
+    for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod] {
         ops.push(Op::Reduce { op: r, axes: vec![0], keep_dims: true });
     }
     for a in [

@@ -125,6 +125,30 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Shape { dtype } => shape_of(&inputs[0], *dtype),
         Op::BroadcastTo => broadcast_to(&inputs[0], &inputs[1]),
         Op::SumToShape => sum_to_shape(&inputs[0], &inputs[1]),
+        Op::Cumsum { axis, .. } | Op::Cumprod { axis, .. } => {
+            require_numeric(inputs[0].dtype)?;
+            if *axis >= inputs[0].shape.rank() {
+                return Err(InferError::Invalid(format!("axis {axis} out of range for shape {}", inputs[0].shape)));
+            }
+            Ok(vec![inputs[0].clone()])
+        }
+        Op::TopKV2 { k, .. } => {
+            let x = &inputs[0];
+            require_numeric(x.dtype)?;
+            let Some(Some(n)) = x.shape.0.last().map(|d| d.map(|n| n >= *k)) else {
+                return Err(InferError::Shape(format!("top_k needs a vector or more, got {}", x.shape)));
+            };
+            if !n {
+                return Err(InferError::Shape(format!("input of shape {} has fewer than k = {k} entries", x.shape)));
+            }
+            let mut shape = x.shape.0.clone();
+            *shape.last_mut().expect("rank checked") = Some(*k);
+            Ok(vec![
+                TensorSpec { dtype: x.dtype, shape: Shape(shape.clone()) },
+                TensorSpec { dtype: DType::I32, shape: Shape(shape) },
+            ])
+        }
+        Op::BatchMatMulV2 { adj_x, adj_y } => batch_matmul(&inputs[0], &inputs[1], *adj_x, *adj_y),
         Op::ScalarSummary { .. } => {
             require_numeric(inputs[0].dtype)?;
             if inputs[0].shape.rank() != 0 {
@@ -192,6 +216,31 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
             Ok(then_branch.output_specs().iter().zip(&else_branch.output_specs()).map(|(a, b)| relaxed(a, b)).collect())
         }
     }
+}
+
+/// `BatchMatMulV2`: `[..., m, k] x [..., k, n]` (after the adjoints), batch axes broadcast.
+fn batch_matmul(x: &TensorSpec, y: &TensorSpec, adj_x: bool, adj_y: bool) -> Inferred {
+    require_float(x.dtype)?;
+    if x.dtype != y.dtype {
+        return Err(InferError::DType(format!("matmul of {} and {}", x.dtype, y.dtype)));
+    }
+    let (rx, ry) = (x.shape.rank(), y.shape.rank());
+    if rx < 2 || ry < 2 {
+        return Err(InferError::Shape(format!("batch matmul needs rank 2 or more: {} x {}", x.shape, y.shape)));
+    }
+    let (xm, xk) = (x.shape.dim(rx - 2), x.shape.dim(rx - 1));
+    let (m, kx) = if adj_x { (xk, xm) } else { (xm, xk) };
+    let (ym, yk) = (y.shape.dim(ry - 2), y.shape.dim(ry - 1));
+    let (ky, n) = if adj_y { (yk, ym) } else { (ym, yk) };
+    if kx.zip(ky).is_some_and(|(a, b)| a != b) {
+        return Err(InferError::Shape(format!("inner dimensions differ: {} x {}", x.shape, y.shape)));
+    }
+    let batch = Shape(x.shape.0[..rx - 2].to_vec())
+        .broadcast(&Shape(y.shape.0[..ry - 2].to_vec()))
+        .ok_or_else(|| InferError::Shape(format!("batch dimensions do not broadcast: {} x {}", x.shape, y.shape)))?;
+    let mut shape = batch.0;
+    shape.extend([m, n]);
+    one(x.dtype, Shape(shape))
 }
 
 /// Checks a functional op's inputs against its function's arguments.

@@ -31,6 +31,8 @@ pub enum UnaryOp {
     Floor,
     /// `log(1 + x)`, accurate for small `x`.
     Log1p,
+    /// The error function (GELU's ingredient).
+    Erf,
 }
 
 impl UnaryOp {
@@ -41,11 +43,11 @@ impl UnaryOp {
     pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
     /// Every unary op (`tests/common/ops.rs` fails to compile when a variant is added unseen).
-    pub const ALL: [UnaryOp; 18] = {
+    pub const ALL: [UnaryOp; 19] = {
         use UnaryOp::*;
         [
             Relu, Sigmoid, Tanh, Exp, Log, Neg, Square, Sqrt, Rsqrt, Abs, Sign, Reciprocal, Elu, Selu, Softplus,
-            Softsign, Floor, Log1p,
+            Softsign, Floor, Log1p, Erf,
         ]
     };
 
@@ -75,6 +77,7 @@ impl UnaryOp {
             UnaryOp::Softsign => "Softsign",
             UnaryOp::Floor => "Floor",
             UnaryOp::Log1p => "Log1p",
+            UnaryOp::Erf => "Erf",
         }
     }
 }
@@ -179,6 +182,8 @@ pub enum ReduceOp {
     Mean,
     Max,
     Min,
+    /// The product (TF's `Prod`).
+    Prod,
 }
 
 impl ReduceOp {
@@ -189,6 +194,7 @@ impl ReduceOp {
             ReduceOp::Mean => "Mean",
             ReduceOp::Max => "Max",
             ReduceOp::Min => "Min",
+            ReduceOp::Prod => "Prod",
         }
     }
 }
@@ -379,6 +385,30 @@ pub enum Op {
     },
     Cast {
         to: DType,
+    },
+    /// Running sums along `axis` (TF's `Cumsum`; the axis input is held here).
+    Cumsum {
+        axis: usize,
+        exclusive: bool,
+        reverse: bool,
+    },
+    /// Running products along `axis` (TF's `Cumprod`).
+    Cumprod {
+        axis: usize,
+        exclusive: bool,
+        reverse: bool,
+    },
+    /// TF's `TopKV2(input)`: the `k` largest entries of each last-axis row and their int32
+    /// indices, largest first (the lower index first among equals); `k` is TF's input.
+    TopKV2 {
+        k: usize,
+        sorted: bool,
+    },
+    /// TF's `BatchMatMulV2(x, y)`: matrix products over the last two axes, the batch axes
+    /// broadcast; `adj_x`/`adj_y` transpose those two axes first.
+    BatchMatMulV2 {
+        adj_x: bool,
+        adj_y: bool,
     },
 
     // ---- nn -------------------------------------------------------------------------------

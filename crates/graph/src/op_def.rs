@@ -307,6 +307,10 @@ impl Op {
             Op::Shape { .. } => no_grad("Shape", const { &[v("input")] }, OUTPUT),
             Op::BroadcastTo => def("BroadcastTo", const { &[v("input"), v("like")] }, OUTPUT),
             Op::SumToShape => def("SumToShape", const { &[v("grad"), v("like")] }, OUTPUT),
+            Op::Cumsum { .. } => def("Cumsum", const { &[v("x")] }, const { &["out"] }),
+            Op::Cumprod { .. } => def("Cumprod", const { &[v("x")] }, const { &["out"] }),
+            Op::TopKV2 { .. } => def("TopKV2", const { &[v("input")] }, const { &["values", "indices"] }),
+            Op::BatchMatMulV2 { .. } => def("BatchMatMulV2", XY, const { &["output"] }),
             Op::ScalarSummary { .. } => no_grad("ScalarSummary", const { &[v("values")] }, SUMMARY),
             Op::HistogramSummary { .. } => no_grad("HistogramSummary", const { &[v("values")] }, SUMMARY),
             Op::ImageSummary { .. } => no_grad("ImageSummary", const { &[v("tensor")] }, SUMMARY),
@@ -458,6 +462,11 @@ impl Op {
                 ("Tout", Types(then_branch.output_specs().iter().map(|s| s.dtype).collect())),
             ],
             Op::WhileGrad { .. } | Op::MergeSummary => vec![],
+            Op::Cumsum { axis, exclusive, reverse } | Op::Cumprod { axis, exclusive, reverse } => {
+                vec![("axis", Int(*axis as i64)), ("exclusive", Bool(*exclusive)), ("reverse", Bool(*reverse))]
+            }
+            Op::TopKV2 { k, sorted } => vec![("k", Int(*k as i64)), ("sorted", Bool(*sorted))],
+            Op::BatchMatMulV2 { adj_x, adj_y } => vec![("adj_x", Bool(*adj_x)), ("adj_y", Bool(*adj_y))],
             Op::ScalarSummary { tags } => vec![("tags", Tensor(string(tags)))],
             Op::HistogramSummary { tag } => vec![("tag", Tensor(string(tag)))],
             Op::ImageSummary { tag, max_images } => {

@@ -4,8 +4,8 @@
 //! large, shared with [`crate::pair`]'s helper thread when mid-sized.
 
 use crate::pair::Disjoint;
-use crate::{kbail, zeros, Epilogue, Float, KResult};
-use ndarray::{Array2, ArrayView2};
+use crate::{kbail, zeros, Epilogue, Float, KResult, KernelError};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
 
 /// Work (m·n·k) above which the multiply is split across rayon threads (blocks handed to
 /// `rayon::join`, which wakes sleeping workers: tens of microseconds, paid back above this).
@@ -192,6 +192,71 @@ unsafe fn product<T: Float>(
     unsafe {
         T::gemm_raw(m, k, n, T::one(), a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1], beta, c_ptr, ldc as isize, 1)
     }
+}
+
+/// Matrix products over the last two axes, the leading (batch) axes broadcast as NumPy's
+/// `matmul` (TF's `BatchMatMulV2`); `ta`/`tb` transpose the last two axes of `a`/`b` first.
+///
+/// ```
+/// use ndarray::{array, Array3};
+/// use tensorgraph_kernels::gemm::batch_matmul;
+/// let a = Array3::from_shape_fn((2, 1, 2), |(b, _, j)| (b * 2 + j) as f32).into_dyn(); // [[0,1]], [[2,3]]
+/// let b = array![[1.0f32], [10.0]].into_dyn(); // one matrix for both batches
+/// assert_eq!(batch_matmul(&a.view(), &b.view(), false, false).unwrap(), array![[[10.0f32]], [[32.0]]].into_dyn());
+/// ```
+pub fn batch_matmul<T: Float>(a: &ArrayViewD<T>, b: &ArrayViewD<T>, ta: bool, tb: bool) -> KResult<ArrayD<T>> {
+    let (ra, rb) = (a.ndim(), b.ndim());
+    if ra < 2 || rb < 2 {
+        kbail!("batch matmul needs rank 2 or more: {:?} x {:?}", a.shape(), b.shape());
+    }
+    let (ba, bb) = (&a.shape()[..ra - 2], &b.shape()[..rb - 2]);
+    let rank = ba.len().max(bb.len());
+    let pad = |s: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, rank - s.len()).chain(s.iter().copied()).collect() };
+    let (pa, pb) = (pad(ba), pad(bb));
+    let mut batch = Vec::with_capacity(rank);
+    for (&x, &y) in pa.iter().zip(&pb) {
+        batch.push(match (x, y) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => kbail!("batch dimensions do not broadcast: {:?} x {:?}", a.shape(), b.shape()),
+        });
+    }
+    let a3 = a
+        .to_shape((pa.iter().product::<usize>(), a.shape()[ra - 2], a.shape()[ra - 1]))
+        .map_err(|e| KernelError(e.to_string()))?;
+    let b3 = b
+        .to_shape((pb.iter().product::<usize>(), b.shape()[rb - 2], b.shape()[rb - 1]))
+        .map_err(|e| KernelError(e.to_string()))?;
+    let count: usize = batch.iter().product();
+    let mut out_shape = batch.clone();
+    let mut mats = Vec::with_capacity(count);
+    for flat in 0..count {
+        // The batch index in each operand (a broadcast axis stays at 0).
+        let (mut ia, mut ib, mut rest) = (0, 0, flat);
+        let (mut sa, mut sb) = (1, 1);
+        for d in (0..rank).rev() {
+            let i = rest % batch[d];
+            rest /= batch[d];
+            ia += if pa[d] == 1 { 0 } else { i * sa };
+            ib += if pb[d] == 1 { 0 } else { i * sb };
+            sa *= pa[d];
+            sb *= pb[d];
+        }
+        let m = matmul(a3.index_axis(Axis(0), ia), b3.index_axis(Axis(0), ib), ta, tb)?;
+        mats.push(m);
+    }
+    let (m, n) = match mats.first() {
+        Some(x) => x.dim(),
+        None => {
+            let m = if ta { a.shape()[ra - 1] } else { a.shape()[ra - 2] };
+            let n = if tb { b.shape()[rb - 2] } else { b.shape()[rb - 1] };
+            (m, n)
+        }
+    };
+    out_shape.extend([m, n]);
+    let data: Vec<T> = mats.into_iter().flat_map(|x| x.into_iter()).collect();
+    ArrayD::from_shape_vec(IxDyn(&out_shape), data).map_err(|e| KernelError(e.to_string()))
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ macro_rules! kbail {
 /// ```
 pub trait Arith: Copy + PartialOrd + Send + Sync + Debug + 'static {
     const ZERO: Self;
+    const ONE: Self;
     /// The identity of `max` (-inf for floats): TF's max over nothing.
     const LOWEST: Self;
     /// The identity of `min` (+inf for floats).
@@ -98,6 +99,7 @@ macro_rules! arith_float {
     ($($t:ty),*) => {$(
         impl Arith for $t {
             const ZERO: $t = 0.0;
+            const ONE: $t = 1.0;
             const LOWEST: $t = <$t>::NEG_INFINITY;
             const HIGHEST: $t = <$t>::INFINITY;
             #[inline(always)]
@@ -118,6 +120,7 @@ macro_rules! arith_int {
     ($($t:ty),*) => {$(
         impl Arith for $t {
             const ZERO: $t = 0;
+            const ONE: $t = 1;
             const LOWEST: $t = <$t>::MIN;
             const HIGHEST: $t = <$t>::MAX;
             #[inline(always)]
@@ -166,6 +169,9 @@ pub trait Float:
 
     /// tanh x; for f32 [`vmath::tanh_f32`] (vectorisable), for f64 the standard library's.
     fn hyperbolic_tangent(self) -> Self;
+
+    /// The error function erf x (libm's).
+    fn error_function(self) -> Self;
 
     /// [`Float::sigmoid`] over a slice in place (for f32 in the CPU's widest vectors).
     fn sigmoid_slice(x: &mut [Self]) {
@@ -230,6 +236,10 @@ impl Float for f32 {
     }
 
     #[inline(always)]
+    fn error_function(self) -> f32 {
+        libm::erff(self)
+    }
+
     fn hyperbolic_tangent(self) -> f32 {
         vmath::tanh_f32(self)
     }
@@ -287,6 +297,10 @@ impl Float for f64 {
         } else {
             e * s
         }
+    }
+
+    fn error_function(self) -> f64 {
+        libm::erf(self)
     }
 
     fn hyperbolic_tangent(self) -> f64 {

@@ -7,12 +7,13 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduction {
     Sum,
+    Prod,
     Max,
     Min,
 }
 
 /// Folds `x` over `axes` (sorted, unique) with `r`; keeps them as size 1 if `keep_dims`.
-/// Over an empty axis, as TF: Sum gives 0, Max the lowest value (-inf), Min the highest.
+/// Over an empty axis, as TF: Sum gives 0, Prod 1, Max the lowest value (-inf), Min the highest.
 ///
 /// ```
 /// use ndarray::array;
@@ -118,6 +119,7 @@ where
     let ax = Axis(axis);
     match r {
         Reduction::Sum => x.fold_axis(ax, T::ZERO, |&acc, &v| acc.plus(v)),
+        Reduction::Prod => x.fold_axis(ax, T::ONE, |&acc, &v| acc.times(v)),
         Reduction::Max | Reduction::Min => {
             let start = if r == Reduction::Max { T::LOWEST } else { T::HIGHEST };
             let mut rest = x.shape().to_vec();
@@ -135,6 +137,33 @@ where
             acc
         }
     }
+}
+
+/// Running sums (or products with `prod`) along `axis`, as TF's `Cumsum`/`Cumprod`: element i
+/// folds elements `..=i` (`..i` if `exclusive`; counted from the end if `reverse`).
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_kernels::reduce::cumulative;
+/// let x = array![[1, 2, 3], [4, 5, 6]].into_dyn();
+/// assert_eq!(cumulative(&x.view(), 1, false, false, false), array![[1, 3, 6], [4, 9, 15]].into_dyn());
+/// assert_eq!(cumulative(&x.view(), 1, true, true, true), array![[6, 3, 1], [30, 6, 1]].into_dyn());
+/// ```
+pub fn cumulative<T: Arith>(x: &ArrayViewD<T>, axis: usize, exclusive: bool, reverse: bool, prod: bool) -> ArrayD<T> {
+    let mut out = x.to_owned();
+    let (start, op): (T, fn(T, T) -> T) = if prod { (T::ONE, T::times) } else { (T::ZERO, T::plus) };
+    for mut lane in out.lanes_mut(Axis(axis)) {
+        let mut acc = start;
+        let n = lane.len();
+        for k in 0..n {
+            let i = if reverse { n - 1 - k } else { k };
+            let v = lane[i];
+            let next = op(acc, v);
+            lane[i] = if exclusive { acc } else { next };
+            acc = next;
+        }
+    }
+    out
 }
 
 /// Sums `grad` down to `shape` over the dimensions that broadcasting expanded: the adjoint of
@@ -199,6 +228,46 @@ fn arg_best<T: Copy + PartialOrd>(
         }
         best as i64
     }))
+}
+
+/// The `k` largest entries of each last-axis row and their indices, largest first; among equal
+/// values the lower index first (TF's `TopKV2`, sorted). NaN counts as the largest value.
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_kernels::reduce::top_k;
+/// let (v, i) = top_k(&array![[1.0f32, 3.0, 2.0, 3.0]].into_dyn().view(), 2).unwrap();
+/// assert_eq!((v, i), (array![[3.0, 3.0]].into_dyn(), array![[1, 3]].into_dyn()));
+/// ```
+pub fn top_k<T: Copy + PartialOrd>(x: &ArrayViewD<T>, k: usize) -> KResult<(ArrayD<T>, ArrayD<i32>)> {
+    let Some(&n) = x.shape().last() else { kbail!("top_k needs a vector or more, got a scalar") };
+    if k > n {
+        kbail!("input of shape {} has fewer than k = {k} entries", crate::array::fmt_shape(x.shape()));
+    }
+    if n > i32::MAX as usize {
+        kbail!("rows of {n} entries do not fit int32 indices");
+    }
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("rank checked") = k;
+    let rows = x.len().checked_div(n).unwrap_or(0);
+    let (mut values, mut indices) = (Vec::with_capacity(rows * k), Vec::with_capacity(rows * k));
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    let rank = |v: T| v.partial_cmp(&v).is_none(); // NaN first
+    for row in x.lanes(Axis(x.ndim() - 1)) {
+        order.clear();
+        order.extend(0..n);
+        order.sort_by(|&i, &j| {
+            let (a, b) = (row[i], row[j]);
+            (rank(b).cmp(&rank(a))).then_with(|| b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal)).then(i.cmp(&j))
+        });
+        for &i in &order[..k] {
+            values.push(row[i]);
+            indices.push(i as i32);
+        }
+    }
+    let v = ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| crate::KernelError(e.to_string()))?;
+    let i = ArrayD::from_shape_vec(IxDyn(&shape), indices).map_err(|e| crate::KernelError(e.to_string()))?;
+    Ok((v, i))
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub(crate) fn unary_fn<T: Float, M: Map<T>>(u: UnaryOp, m: M) -> M::Out {
         UnaryOp::Exp => m.map(|v: T| v.exponential()),
         UnaryOp::Log => m.map(|v: T| v.ln()),
         UnaryOp::Log1p => m.map(|v: T| v.ln_1p()),
+        UnaryOp::Erf => m.map(|v: T| v.error_function()),
         UnaryOp::Neg => m.map(|v: T| -v),
         UnaryOp::Square => m.map(|v| v * v),
         UnaryOp::Sqrt => m.map(|v: T| v.sqrt()),

@@ -98,6 +98,25 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             one(cast(&numeric!(x(), a => kreduce::argmin(&a.view(), *axis)?), *output_type)?)
         }
         Op::Cast { to } => one(cast(x(), *to)?),
+        Op::Cumsum { axis, exclusive, reverse } => {
+            one(numeric!(x(), a => kreduce::cumulative(&a.view(), *axis, *exclusive, *reverse, false)))
+        }
+        Op::Cumprod { axis, exclusive, reverse } => {
+            one(numeric!(x(), a => kreduce::cumulative(&a.view(), *axis, *exclusive, *reverse, true)))
+        }
+        Op::TopKV2 { k, .. } => {
+            let (values, indices) = match x() {
+                Value::F32(a) => kreduce::top_k(&a.view(), *k).map(|(v, i)| (Value::from(v), i))?,
+                Value::F64(a) => kreduce::top_k(&a.view(), *k).map(|(v, i)| (Value::from(v), i))?,
+                Value::I32(a) => kreduce::top_k(&a.view(), *k).map(|(v, i)| (Value::from(v), i))?,
+                Value::I64(a) => kreduce::top_k(&a.view(), *k).map(|(v, i)| (Value::from(v), i))?,
+                v => kbail!("top_k of {}", v.dtype()),
+            };
+            Ok(vec![values, Value::from(indices)])
+        }
+        Op::BatchMatMulV2 { adj_x, adj_y } => {
+            one(float2!(x(), inputs[1], a, b, T => gemm::batch_matmul::<T>(&a.view(), &b.view(), *adj_x, *adj_y)?))
+        }
         Op::LeakyRelu { alpha } => one(
             float!(x(), a, T => { let al = T::of(*alpha); ew::map(&a.view(), move |v: T| if v > T::zero() { v } else { al * v }) }),
         ),
@@ -618,6 +637,7 @@ fn reduce(op: ReduceOp, x: &Value, axes: &[usize], keep: bool) -> KResult<Value>
         ReduceOp::Sum | ReduceOp::Mean => Reduction::Sum,
         ReduceOp::Max => Reduction::Max,
         ReduceOp::Min => Reduction::Min,
+        ReduceOp::Prod => Reduction::Prod,
     };
     if op == ReduceOp::Mean {
         let n: usize = axes.iter().map(|&a| x.shape().get(a).copied().unwrap_or(1)).product();

@@ -148,6 +148,14 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
             with(vec![In::Const(tag_input, tag), In::Data(0)], attrs)
         }
         Op::Select => with(data(n), vec![("T", t(ins.get(1).copied().unwrap_or(t0)))]),
+        Op::Cumsum { axis, .. } | Op::Cumprod { axis, .. } => consts(
+            vec![("axis", i32_scalar(*axis as i64))],
+            [vec![("T", t(t0)), ("Tidx", t(int32))], pick(&["exclusive", "reverse"])].concat(),
+        ),
+        Op::TopKV2 { k, .. } => {
+            consts(vec![("k", i32_scalar(*k as i64))], [vec![("T", t(t0))], pick(&["sorted"])].concat())
+        }
+        Op::BatchMatMulV2 { .. } => with(data(n), [vec![("T", t(t0))], pick(&["adj_x", "adj_y"])].concat()),
         Op::LeakyRelu { .. } => with(data(n), [vec![("T", t(t0))], pick(&["alpha"])].concat()),
         Op::Cast { to } => with(data(n), vec![("SrcT", t(t0)), ("DstT", t(*to)), ("Truncate", attr(Attr::B(false)))]),
         Op::Reduce { axes, keep_dims, .. } => consts(

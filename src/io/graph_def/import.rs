@@ -187,11 +187,12 @@ pub(super) fn op_of(
         "SelectV2" => (Op::Select, 3),
         "LeakyRelu" => (Op::LeakyRelu { alpha: a.float("alpha").unwrap_or(0.2) }, 1),
         "Cast" => (Op::Cast { to: a.dtype("DstT")? }, 1),
-        "Sum" | "Mean" | "Max" | "Min" => {
+        "Sum" | "Mean" | "Max" | "Min" | "Prod" => {
             let op = match n.op.as_str() {
                 "Sum" => ReduceOp::Sum,
                 "Mean" => ReduceOp::Mean,
                 "Max" => ReduceOp::Max,
+                "Prod" => ReduceOp::Prod,
                 _ => ReduceOp::Min,
             };
             let r = known_rank(0)?;
@@ -212,6 +213,23 @@ pub(super) fn op_of(
             (op, 1)
         }
         "SparseSoftmaxCrossEntropyWithLogits" => (Op::SparseSoftmaxCrossEntropyWithLogits, 2),
+        "Cumsum" | "Cumprod" => {
+            let d = ints(1, "axis")?;
+            let axis = axis(*d.first().ok_or("its axis is empty")?, known_rank(0)?)?;
+            let (exclusive, reverse) = (a.bool_or("exclusive", false)?, a.bool_or("reverse", false)?);
+            let op = match n.op.as_str() {
+                "Cumsum" => Op::Cumsum { axis, exclusive, reverse },
+                _ => Op::Cumprod { axis, exclusive, reverse },
+            };
+            (op, 1)
+        }
+        "TopKV2" => {
+            let k = usizes(ints(1, "k")?, "k")?.first().copied().ok_or("its k is empty")?;
+            (Op::TopKV2 { k, sorted: a.bool_or("sorted", true)? }, 1)
+        }
+        "BatchMatMulV2" | "BatchMatMulV3" | "BatchMatMul" => {
+            (Op::BatchMatMulV2 { adj_x: a.bool_or("adj_x", false)?, adj_y: a.bool_or("adj_y", false)? }, 2)
+        }
         "InTopKV2" => {
             let k = ints(2, "k")?;
             (Op::InTopKV2 { k: usizes(k, "k")?.first().copied().ok_or("its k is empty")? }, 2)

@@ -31,6 +31,10 @@ pub(super) fn unary(c: &Ctx, u: UnaryOp) -> Grads {
         UnaryOp::Exp => m::mul(g, &c.y(0)?)?,
         UnaryOp::Log => m::div(g, x)?,
         UnaryOp::Log1p => m::div(g, &m::add(x, &k(x, 1.0)?)?)?,
+        // d erf(x) = 2/√π · e^(-x²)
+        UnaryOp::Erf => {
+            m::mul(g, &m::mul(&m::exp(&m::neg(&m::square(x)?)?)?, &k(x, std::f64::consts::FRAC_2_SQRT_PI)?)?)?
+        }
         UnaryOp::Neg => m::neg(g)?,
         UnaryOp::Square => m::mul(g, &m::mul(x, &k(x, 2.0)?)?)?,
         UnaryOp::Sqrt => m::div(&m::mul(g, &k(x, 0.5)?)?, &c.y(0)?)?,
@@ -144,6 +148,7 @@ pub(super) fn reduce(c: &Ctx, op: ReduceOp, axes: &[usize], keep_dims: bool) -> 
             let n = m::size(x, Some(&axes.iter().map(|&a| a as i64).collect::<Vec<_>>()), x.dtype())?;
             m::div(&a::broadcast_to(&g, x)?, &n)?
         }
+        ReduceOp::Prod => m::mul(&a::broadcast_to(&g, x)?, &product_of_others(x, axes)?)?,
         ReduceOp::Max | ReduceOp::Min => {
             // Split the gradient evenly among the elements equal to the extremum (TF's rule).
             let y = restore_axes(&c.y(0)?, axes, keep_dims)?;
@@ -153,6 +158,73 @@ pub(super) fn reduce(c: &Ctx, op: ReduceOp, axes: &[usize], keep_dims: bool) -> 
         }
     };
     Ok(vec![Some(dx)])
+}
+
+/// For each element of `x`, the product of the other elements of its reduction over `axes`,
+/// without dividing (so zeros are right): TF's rule, the exclusive running products from both
+/// ends along the reduced elements. Several axes are first moved to the front and joined into
+/// one, which needs `x`'s shape known.
+fn product_of_others(x: &Tensor, axes: &[usize]) -> Result<Tensor> {
+    let both = |t: &Tensor, axis: i64| -> Result<Tensor> {
+        m::mul(&m::cumprod(t, axis, true, false)?, &m::cumprod(t, axis, true, true)?)
+    };
+    match axes {
+        [] => a::ones_like(x),
+        [axis] => both(x, *axis as i64),
+        _ => {
+            let Some(shape) = x.shape().to_vec() else {
+                return Err(tensorgraph_graph::Error::NoGradient { node: x.op().info() });
+            };
+            let rest: Vec<usize> = (0..shape.len()).filter(|i| !axes.contains(i)).collect();
+            let perm: Vec<usize> = axes.iter().chain(&rest).copied().collect();
+            let reduced: usize = axes.iter().map(|&i| shape[i]).product();
+            let moved = a::transpose(x, Some(&perm))?;
+            let joined = a::reshape(&moved, &[reduced as i64, -1])?;
+            let permuted: Vec<i64> = perm.iter().map(|&i| shape[i] as i64).collect();
+            let back = a::reshape(&both(&joined, 0)?, &permuted)?;
+            let mut inverse = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
+            }
+            a::transpose(&back, Some(&inverse))
+        }
+    }
+}
+
+/// `Cumsum`'s gradient runs the other way; `Cumprod`'s is TF's `cumsum(y·g, reversed) / x`.
+pub(super) fn cumulative(c: &Ctx, axis: usize, exclusive: bool, reverse: bool, prod: bool) -> Grads {
+    let (x, g) = (c.x(0), c.g());
+    let dx = if prod {
+        let summed = m::cumsum(&m::mul(&c.y(0)?, g)?, axis as i64, exclusive, !reverse)?;
+        m::div(&summed, x)?
+    } else {
+        m::cumsum(g, axis as i64, exclusive, !reverse)?
+    };
+    Ok(vec![Some(dx)])
+}
+
+/// Each value's gradient goes back to the place it was taken from.
+pub(super) fn top_k(c: &Ctx) -> Grads {
+    let (x, g) = (c.x(0), c.grads[0].as_ref());
+    let Some(g) = g else { return Ok(vec![None]) };
+    let Some(Some(n)) = x.shape().dims().last().copied() else {
+        return Err(tensorgraph_graph::Error::NoGradient { node: c.node.info() });
+    };
+    let hits = a::one_hot(&c.y(1)?, n, 1.0, 0.0, x.dtype())?; // [..., k, n]
+    Ok(vec![Some(m::reduce_sum(&m::mul(&hits, &a::expand_dims(g, -1)?)?, Some(&[-2]))?)])
+}
+
+/// TF's rules for each pair of adjoints, each gradient summed back over broadcast batch axes.
+pub(super) fn batch_matmul(c: &Ctx, adj_x: bool, adj_y: bool) -> Grads {
+    let (x, y, g) = (c.x(0), c.x(1), c.g());
+    let mm = m::batch_matmul;
+    let (dx, dy) = match (adj_x, adj_y) {
+        (false, false) => (mm(g, y, false, true)?, mm(x, g, true, false)?),
+        (false, true) => (mm(g, y, false, false)?, mm(g, x, true, false)?),
+        (true, false) => (mm(y, g, false, true)?, mm(x, g, false, false)?),
+        (true, true) => (mm(y, g, true, true)?, mm(g, x, true, true)?),
+    };
+    Ok(vec![Some(a::sum_to_shape(&dx, x)?), Some(a::sum_to_shape(&dy, y)?)])
 }
 
 pub(super) fn cast(c: &Ctx, to: DType) -> Grads {

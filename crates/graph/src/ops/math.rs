@@ -61,6 +61,8 @@ unary_fns! {
     log => Log;
     /// log(1 + x), accurate for small x.
     log1p => Log1p;
+    /// The error function, `tf.math.erf`.
+    erf => Erf;
     /// -x.
     neg => Neg;
     /// x^2.
@@ -165,6 +167,47 @@ reduce_fns! {
     reduce_mean, reduce_mean_keep_dims => Mean;
     reduce_max, reduce_max_keep_dims => Max;
     reduce_min, reduce_min_keep_dims => Min;
+    reduce_prod, reduce_prod_keep_dims => Prod;
+}
+
+/// Running sums along `axis` (`tf.math.cumsum`): `exclusive` leaves each element out of its
+/// own sum, `reverse` sums from the end.
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{ops::math, Graph};
+/// let g = Graph::new();
+/// let x = g.constant(array![[1.0f32, 2.0, 3.0]]).unwrap();
+/// assert_eq!(math::cumsum(&x, -1, true, false).unwrap().shape().to_string(), "[1,3]"); // 0, 1, 3
+/// ```
+#[track_caller]
+pub fn cumsum(x: &Tensor, axis: i64, exclusive: bool, reverse: bool) -> Result<Tensor> {
+    let axis = norm_axis(x, axis, 0, "Cumsum")?;
+    x.graph().add_op1(Op::Cumsum { axis, exclusive, reverse }, &[x], None)
+}
+
+/// Running products along `axis` (`tf.math.cumprod`), as [`cumsum`].
+#[track_caller]
+pub fn cumprod(x: &Tensor, axis: i64, exclusive: bool, reverse: bool) -> Result<Tensor> {
+    let axis = norm_axis(x, axis, 0, "Cumprod")?;
+    x.graph().add_op1(Op::Cumprod { axis, exclusive, reverse }, &[x], None)
+}
+
+/// Matrix products over the last two axes of tensors of rank 2 or more, the leading (batch) axes
+/// broadcast, as `tf.matmul` on batches (TF's `BatchMatMulV2`); `adjoint_a`/`adjoint_b`
+/// transpose the last two axes first.
+///
+/// ```
+/// use tensorgraph_graph::{ops::math, DType, Graph};
+/// let g = Graph::new();
+/// let q = g.placeholder(DType::F32, [None, Some(4), Some(8), Some(16)]).unwrap();
+/// let k = g.placeholder(DType::F32, [None, Some(4), Some(10), Some(16)]).unwrap();
+/// let scores = math::batch_matmul(&q, &k, false, true).unwrap();
+/// assert_eq!(scores.shape().to_string(), "[?,4,8,10]");
+/// ```
+#[track_caller]
+pub fn batch_matmul(a: &Tensor, b: &Tensor, adjoint_a: bool, adjoint_b: bool) -> Result<Tensor> {
+    a.graph().add_op1(Op::BatchMatMulV2 { adj_x: adjoint_a, adj_y: adjoint_b }, &[a, b], None)
 }
 
 /// Index of the largest value along `axis` (int64), as `tf.argmax`; the first on ties.

@@ -447,3 +447,20 @@ pub fn lstm_block_cell_grad(
     )?;
     (0..5).map(|i| op.output(i)).collect()
 }
+
+/// The `k` largest entries of each row (last axis) and their int32 indices, largest first
+/// (`tf.nn.top_k`; among equal values the lower index comes first).
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{ops::nn, Graph};
+/// let g = Graph::new();
+/// let x = g.constant(array![[1.0f32, 3.0, 2.0, 3.0]]).unwrap();
+/// let (values, indices) = nn::top_k(&x, 2, true).unwrap();
+/// assert_eq!((values.shape().to_string(), indices.dtype().name()), ("[1,2]".to_string(), "int32"));
+/// ```
+#[track_caller]
+pub fn top_k(x: &Tensor, k: usize, sorted: bool) -> Result<(Tensor, Tensor)> {
+    let op = x.graph().add_op(Op::TopKV2 { k, sorted }, &[x], None)?;
+    Ok((op.output(0)?, op.output(1)?))
+}

@@ -258,6 +258,16 @@ fn scans_top_k_and_batch_matmul() {
         }
     }
     check("top_k", std::slice::from_ref(&x), &|t| Ok(nn::top_k(&t[0], 2, true)?.0));
+    for mode in [array::MirrorMode::Reflect, array::MirrorMode::Symmetric] {
+        check("mirror_pad", std::slice::from_ref(&x), &move |t| {
+            math::square(&array::mirror_pad(&t[0], &[(2, 1), (1, 3)], mode)?)
+        });
+        // MirrorPadGrad, through a second derivative.
+        check("mirror_pad_grad", std::slice::from_ref(&x), &move |t| {
+            let y = math::reduce_sum(&math::square(&array::mirror_pad(&t[0], &[(2, 1), (1, 3)], mode)?)?, None)?;
+            Ok(tensorgraph::gradients(&[&y], &[&t[0]], None)?.remove(0).expect("a gradient"))
+        });
+    }
     let (a, b) = (vals(&[2, 1, 3, 4], -1.0, 1.0, 22), vals(&[3, 4, 5], -1.0, 1.0, 23));
     check("batch_matmul", &[a.clone(), b.clone()], &|t| math::batch_matmul(&t[0], &t[1], false, false));
     let bt = vals(&[3, 5, 4], -1.0, 1.0, 24);

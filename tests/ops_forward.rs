@@ -445,7 +445,7 @@ fn gather_segment_sum_split_stack_unstack_edge_cases() {
 }
 
 /// Integer running sums, empty and single axes, NaN and ties in top_k, k = 0, an empty batch,
-/// products over nothing, erf's values.
+/// products over nothing, where, fill from run-time dims, mirror padding's limits, erf.
 #[test]
 fn scans_top_k_products_and_batch_matmul() {
     let g = Graph::new();
@@ -480,6 +480,24 @@ fn scans_top_k_products_and_batch_matmul() {
     let one = ndarray::Array3::from_shape_vec((1, 2, 3), vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap().into_dyn();
     assert_close(&run1(&g, &ab, feed! {a => one}), &[1, 2, 2], &[4.0, 5.0, 10.0, 11.0]);
     assert!(math::batch_matmul(&a, &c(&g, array![[1.0f32, 2.0]]), false, false).is_err());
+    // where: coordinates of the true elements; of a scalar; of nothing.
+    let m = c(&g, array![[true, false], [false, true]]);
+    assert_close(&run1(&g, &array::where_true(&m).unwrap(), &[]), &[2, 2], &[0.0, 0.0, 1.0, 1.0]);
+    assert_close(&run1(&g, &array::where_true(&c(&g, ndarray::arr0(2.0f32))).unwrap(), &[]), &[1, 0], &[]);
+    let none = c(&g, array![0i32, 0]);
+    assert_close(&run1(&g, &array::where_true(&none).unwrap(), &[]), &[0, 1], &[]);
+    // fill from run-time dims; negative dims are an error.
+    let d = g.placeholder(DType::I32, [2]).named("d").unwrap();
+    let filled = array::fill_dims(&d, &c(&g, ndarray::arr0(1.5f32))).unwrap();
+    assert_eq!(filled.shape().to_string(), "[?,?]");
+    assert_close(&run1(&g, &filled, feed! {d => array![1i32, 2].into_dyn()}), &[1, 2], &[1.5, 1.5]);
+    let sess = Session::new(&g).unwrap();
+    assert!(sess.run(&filled, feed! {d => array![-1i32, 2].into_dyn()}).unwrap_err().to_string().contains("negative"));
+    // Mirror pads beyond what the input can mirror are errors (REFLECT: size - 1).
+    let row = c(&g, array![[1.0f32, 2.0, 3.0]]);
+    assert!(array::mirror_pad(&row, &[(0, 0), (3, 0)], array::MirrorMode::Reflect).is_err());
+    let sym = array::mirror_pad(&row, &[(0, 0), (3, 0)], array::MirrorMode::Symmetric).unwrap();
+    assert_close(&run1(&g, &sym, &[]), &[1, 6], &[3.0, 2.0, 1.0, 1.0, 2.0, 3.0]);
     let e = math::erf(&c(&g, array![0.0f64, 0.5, -2.0, 10.0])).unwrap();
     assert_close(&run1(&g, &e, &[]), &[4], &[0.0, 0.520_499_877_813_046_5, -0.995_322_265_018_952_7, 1.0]);
 }
@@ -645,6 +663,7 @@ fn every_op_has_a_forward_test() {
         ("ApplyRMSProp", "tf_parity.rs optimizers.json"),
         ("ApplyCenteredRMSProp", "tf_parity.rs optimizers.json"),
         ("ApplyAdam", "tf_parity.rs optimizers.json"),
+        ("MirrorPadGrad", "tf_parity.rs array_ops.json (mirror_pad's gradients)"),
         ("ScalarSummary", "tf_parity.rs summaries.json"),
         ("HistogramSummary", "tf_parity.rs summaries.json"),
         ("ImageSummary", "tf_parity.rs summaries.json"),

@@ -4,6 +4,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 use serde::Deserialize;
+use tensorgraph::array::MirrorMode;
 use tensorgraph::control_flow::{cond, while_loop};
 use tensorgraph::prelude::*;
 use tensorgraph::train::{self, Adagrad, Momentum, Optimizer, RMSProp};
@@ -471,6 +472,12 @@ fn gather_segment_sum_split_stack_unstack_match_tensorflow() {
                     })
                     .collect();
                 vec![array::strided_slice(&x, &index).unwrap()]
+            }
+            "mirror_pad" => {
+                let p: Vec<[usize; 2]> = serde_json::from_value(c.attrs["paddings"].clone()).unwrap();
+                let p: Vec<(usize, usize)> = p.iter().map(|&[a, b]| (a, b)).collect();
+                let mode = if c.attrs["mode"] == "SYMMETRIC" { MirrorMode::Symmetric } else { MirrorMode::Reflect };
+                vec![array::mirror_pad(&x, &p, mode).unwrap()]
             }
             "tile" => {
                 vec![array::tile(&x, &serde_json::from_value::<Vec<usize>>(c.attrs["multiples"].clone()).unwrap())

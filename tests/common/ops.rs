@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 76;
+pub const N_VARIANTS: usize = 80;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -89,6 +89,10 @@ pub fn variant(op: &Op) -> usize {
         Op::Cumprod { .. } => 73,
         Op::TopKV2 { .. } => 74,
         Op::BatchMatMulV2 { .. } => 75,
+        Op::MirrorPad { .. } => 76,
+        Op::MirrorPadGrad { .. } => 77,
+        Op::Where => 78,
+        Op::FillDims => 79,
     }
 }
 
@@ -202,6 +206,10 @@ pub fn every_op() -> Vec<Op> {
         Op::Cumprod { axis: 0, exclusive: false, reverse: true },
         Op::TopKV2 { k: 1, sorted: true },
         Op::BatchMatMulV2 { adj_x: false, adj_y: true },
+        Op::MirrorPad { paddings: vec![(1, 0)], symmetric: false },
+        Op::MirrorPadGrad { paddings: vec![(1, 0)], symmetric: true },
+        Op::Where,
+        Op::FillDims,
     ]);
     for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod] {
         ops.push(Op::Reduce { op: r, axes: vec![0], keep_dims: true });

@@ -95,7 +95,8 @@ impl Graph {
         g
     }
 
-    /// A new, empty function graph of the graph where ops now go (see [`Graph::innermost`]).
+    /// A new, empty function graph of the graph where ops now go (the innermost function graph
+    /// being built in this one, or this one).
     pub fn new_function_graph(&self) -> Graph {
         let parent = self.innermost();
         let f = Graph::new();

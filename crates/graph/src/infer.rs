@@ -120,6 +120,49 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Pack { axis } => pack(inputs, *axis),
         Op::Unpack { num, axis } => unpack(&inputs[0], *num, *axis),
         Op::Pad { paddings } => pad(&inputs[0], paddings),
+        Op::MirrorPad { paddings, symmetric } => {
+            for (d, &(a, b)) in inputs[0].shape.0.iter().zip(paddings) {
+                let most = d.map(|n| if *symmetric { n } else { n.saturating_sub(1) });
+                if most.is_some_and(|m| a > m || b > m) {
+                    let mode = if *symmetric { "SYMMETRIC" } else { "REFLECT" };
+                    return Err(InferError::Invalid(format!(
+                        "{mode} paddings {paddings:?} exceed what {} can mirror",
+                        inputs[0].shape
+                    )));
+                }
+            }
+            pad(&inputs[0], paddings)
+        }
+        Op::MirrorPadGrad { paddings, .. } => {
+            if paddings.len() != inputs[0].shape.rank() {
+                return Err(InferError::Invalid(format!("{} paddings for shape {}", paddings.len(), inputs[0].shape)));
+            }
+            let dims = inputs[0].shape.0.iter().zip(paddings).map(|(d, (a, b))| match d {
+                Some(d) => d.checked_sub(a + b).map(Some),
+                None => Some(None),
+            });
+            let dims = dims.collect::<Option<Vec<_>>>().ok_or_else(|| {
+                InferError::Invalid(format!("paddings {paddings:?} exceed the gradient {}", inputs[0].shape))
+            })?;
+            one(inputs[0].dtype, Shape(dims))
+        }
+        Op::Where => {
+            if inputs[0].dtype == DType::String {
+                return Err(InferError::DType("where of strings".into()));
+            }
+            one(DType::I64, Shape(vec![None, Some(inputs[0].shape.rank())]))
+        }
+        Op::FillDims => {
+            let (dims, value) = (&inputs[0], &inputs[1]);
+            require_int(dims.dtype, "dims")?;
+            let (1, Some(rank)) = (dims.shape.rank(), dims.shape.dim(0)) else {
+                return Err(InferError::Shape(format!("dims must be a vector of known length, got {}", dims.shape)));
+            };
+            if value.shape.rank() != 0 {
+                return Err(InferError::Shape(format!("value must be a scalar, got {}", value.shape)));
+            }
+            one(value.dtype, Shape(vec![None; rank]))
+        }
         Op::OneHot { depth, dtype, .. } => one_hot(&inputs[0], *depth, *dtype),
         Op::Size { axes, dtype } => size(&inputs[0], axes.as_deref(), *dtype),
         Op::Shape { dtype } => shape_of(&inputs[0], *dtype),

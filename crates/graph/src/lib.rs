@@ -4,7 +4,7 @@
 mod dtype;
 mod dump;
 pub mod error;
-mod function;
+pub mod function;
 mod graph;
 pub mod infer;
 pub mod op;

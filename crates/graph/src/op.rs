@@ -524,6 +524,23 @@ pub enum Op {
     Pad {
         paddings: Vec<(usize, usize)>,
     },
+    /// TF's `MirrorPad(input)`: padding that mirrors the input, without its edge (REFLECT) or
+    /// with it (`symmetric`, TF's SYMMETRIC).
+    MirrorPad {
+        paddings: Vec<(usize, usize)>,
+        symmetric: bool,
+    },
+    /// TF's `MirrorPadGrad(input)`: each padded position's gradient added back where it came from.
+    MirrorPadGrad {
+        paddings: Vec<(usize, usize)>,
+        symmetric: bool,
+    },
+    /// TF's one-argument `Where(input)`: the int64 coordinates `[num_true, rank]` of the true
+    /// (non-zero) elements, in row-major order.
+    Where,
+    /// TF's `Fill(dims, value)` with dims computed when the graph runs (an int vector of known
+    /// length): the scalar `value` repeated.
+    FillDims,
     OneHot {
         depth: usize,
         on_value: f64,

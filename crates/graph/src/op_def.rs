@@ -200,6 +200,10 @@ impl Op {
             Op::Const { .. } => no_grad("Const", &[], OUTPUT),
             Op::PlaceholderWithDefault => no_grad("PlaceholderWithDefault", const { &[v("input")] }, OUTPUT),
             Op::Fill { .. } => no_grad("Fill", &[], OUTPUT),
+            Op::FillDims => no_grad("Fill", const { &[v("dims"), v("value")] }, OUTPUT),
+            Op::MirrorPad { .. } => def("MirrorPad", const { &[v("input")] }, OUTPUT),
+            Op::MirrorPadGrad { .. } => def("MirrorPadGrad", const { &[v("input")] }, OUTPUT),
+            Op::Where => no_grad("Where", const { &[v("input")] }, const { &["index"] }),
             Op::RandomUniform { .. } => stateful("RandomUniform", &[], OUTPUT),
             Op::RandomUniformLike { .. } => stateful("RandomUniform", const { &[v("like")] }, OUTPUT),
             Op::RandomStandardNormal { .. } => stateful("RandomStandardNormal", &[], OUTPUT),
@@ -415,6 +419,11 @@ impl Op {
             Op::Pad { paddings } => {
                 vec![("paddings", AttrValue::Ints(paddings.iter().flat_map(|&(a, b)| [a as i64, b as i64]).collect()))]
             }
+            Op::MirrorPad { paddings, symmetric } | Op::MirrorPadGrad { paddings, symmetric } => vec![
+                ("paddings", AttrValue::Ints(paddings.iter().flat_map(|&(a, b)| [a as i64, b as i64]).collect())),
+                ("mode", Str(if *symmetric { "SYMMETRIC" } else { "REFLECT" })),
+            ],
+            Op::Where | Op::FillDims => vec![],
             Op::OneHot { depth, on_value, off_value, dtype } => vec![
                 ("depth", Int(*depth as i64)),
                 ("on_value", Float(*on_value)),

@@ -1,6 +1,6 @@
 //! Shape manipulation: reshape targets, transpose, concat, one-hot, broadcast.
 
-use crate::{kbail, KResult};
+use crate::{kbail, Arith, KResult};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 
 /// `[2,3]`: shapes in messages print as in the graph.
@@ -146,6 +146,100 @@ pub fn pad<T: Clone + num_traits::Zero>(x: &ArrayViewD<T>, paddings: &[(usize, u
     }
     v.assign(x);
     Ok(out)
+}
+
+/// Where padded position `i` reads from in a dimension of length `n` padded by `before`
+/// (TF's `MirrorPad`: REFLECT leaves the edge out of the mirror, SYMMETRIC repeats it).
+fn mirrored(i: usize, before: usize, n: usize, symmetric: bool) -> usize {
+    let (j, n) = (i as isize - before as isize, n as isize);
+    let s = isize::from(symmetric);
+    (if j < 0 {
+        -j - s
+    } else if j >= n {
+        2 * n - 2 + s - j
+    } else {
+        j
+    }) as usize
+}
+
+fn mirror_check(shape: &[usize], paddings: &[(usize, usize)], symmetric: bool) -> KResult<()> {
+    if paddings.len() != shape.len() {
+        kbail!("{} paddings for shape {}", paddings.len(), fmt_shape(shape));
+    }
+    for (&(a, b), &n) in paddings.iter().zip(shape) {
+        let most = if symmetric { n } else { n.saturating_sub(1) };
+        if a > most || b > most {
+            let mode = if symmetric { "SYMMETRIC" } else { "REFLECT" };
+            kbail!("paddings must be no greater than the dimension size{}: {a}, {b} greater than {most} ({mode} padding of {})", if symmetric { "" } else { " minus one" }, fmt_shape(shape));
+        }
+    }
+    Ok(())
+}
+
+/// `x` padded with its own mirror image (TF's `MirrorPad`, modes REFLECT and SYMMETRIC).
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_kernels::array::mirror_pad;
+/// let x = array![1, 2, 3].into_dyn();
+/// assert_eq!(mirror_pad(&x.view(), &[(2, 1)], false).unwrap(), array![3, 2, 1, 2, 3, 2].into_dyn());
+/// assert_eq!(mirror_pad(&x.view(), &[(2, 1)], true).unwrap(), array![2, 1, 1, 2, 3, 3].into_dyn());
+/// ```
+pub fn mirror_pad<T: Clone>(x: &ArrayViewD<T>, paddings: &[(usize, usize)], symmetric: bool) -> KResult<ArrayD<T>> {
+    mirror_check(x.shape(), paddings, symmetric)?;
+    let shape: Vec<usize> = x.shape().iter().zip(paddings).map(|(d, (a, b))| d + a + b).collect();
+    // An empty input admits no padding (checked above): its output is as empty.
+    let Some(first) = x.iter().next() else {
+        return Ok(ArrayD::from_shape_vec(IxDyn(&shape), Vec::new()).expect("an empty input pads to an empty output"));
+    };
+    let mut out = try_filled(&shape, first.clone())?;
+    let mut from = vec![0; shape.len()];
+    for (idx, cell) in out.indexed_iter_mut() {
+        for (k, f) in from.iter_mut().enumerate() {
+            *f = mirrored(idx[k], paddings[k].0, x.shape()[k], symmetric);
+        }
+        *cell = x[IxDyn(&from)].clone();
+    }
+    Ok(out)
+}
+
+/// The gradient of [`mirror_pad`] (TF's `MirrorPadGrad`): each padded position's gradient added
+/// to the element it copied.
+pub fn mirror_pad_grad<T: Arith>(
+    g: &ArrayViewD<T>,
+    paddings: &[(usize, usize)],
+    symmetric: bool,
+) -> KResult<ArrayD<T>> {
+    if paddings.len() != g.ndim() {
+        kbail!("{} paddings for shape {}", paddings.len(), fmt_shape(g.shape()));
+    }
+    let shape = g.shape().iter().zip(paddings).map(|(d, (a, b))| d.checked_sub(a + b)).collect::<Option<Vec<_>>>();
+    let Some(shape) = shape else { kbail!("paddings {paddings:?} exceed the gradient {}", fmt_shape(g.shape())) };
+    mirror_check(&shape, paddings, symmetric)?;
+    let mut out = try_filled(&shape, T::ZERO)?;
+    let mut to = vec![0; shape.len()];
+    for (idx, &v) in g.indexed_iter() {
+        for (k, t) in to.iter_mut().enumerate() {
+            *t = mirrored(idx[k], paddings[k].0, shape[k], symmetric);
+        }
+        let cell = &mut out[IxDyn(&to)];
+        *cell = cell.plus(v);
+    }
+    Ok(out)
+}
+
+/// The coordinates of the true (non-zero) elements, one row each in row-major order (TF's
+/// one-argument `Where`).
+pub fn where_true<T: Copy + PartialEq + Default>(x: &ArrayViewD<T>) -> ArrayD<i64> {
+    let zero = T::default();
+    let rows: Vec<i64> = x
+        .indexed_iter()
+        .filter(|(_, &v)| v != zero)
+        .flat_map(|(idx, _)| ndarray::Dimension::slice(&idx).iter().map(|&i| i as i64).collect::<Vec<_>>())
+        .collect();
+    let n = rows.len().checked_div(x.ndim()).unwrap_or(0);
+    let n = if x.ndim() == 0 { usize::from(x.iter().any(|&v| v != zero)) } else { n };
+    ArrayD::from_shape_vec(IxDyn(&[n, x.ndim()]), rows).expect("one row of rank entries per element")
 }
 
 /// `params`' slices along `axis` at `indices` (TF's `GatherV2`): the output's shape is

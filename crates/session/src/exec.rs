@@ -180,6 +180,34 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             with_array!(x(), a => Ok(karray::unstack(&a.view(), *num, *axis)?.into_iter().map(Value::from).collect()))
         }
         Op::Pad { paddings } => one(numeric!(x(), a => karray::pad(&a.view(), paddings)?)),
+        Op::MirrorPad { paddings, symmetric } => {
+            one(with_array!(x(), a => Value::from(karray::mirror_pad(&a.view(), paddings, *symmetric)?)))
+        }
+        Op::MirrorPadGrad { paddings, symmetric } => {
+            one(numeric!(x(), a => karray::mirror_pad_grad(&a.view(), paddings, *symmetric)?))
+        }
+        Op::Where => one(Value::from(match x() {
+            Value::F32(a) => karray::where_true(&a.view()),
+            Value::F64(a) => karray::where_true(&a.view()),
+            Value::I32(a) => karray::where_true(&a.view()),
+            Value::I64(a) => karray::where_true(&a.view()),
+            Value::Bool(a) => karray::where_true(&a.view()),
+            Value::String(_) => kbail!("where of strings"),
+        })),
+        Op::FillDims => {
+            let dims = as_i64(x())?;
+            let shape = dims
+                .iter()
+                .map(|&d| usize::try_from(d).map_err(|_| KernelError(format!("dims must not be negative, got {d}"))))
+                .collect::<KResult<Vec<usize>>>()?;
+            let v = inputs[1];
+            if v.len() != 1 {
+                kbail!("value must be a scalar, got shape {}", karray::fmt_shape(v.shape()));
+            }
+            one(
+                with_array!(v, a => Value::from(karray::try_filled(&shape, a.iter().next().cloned().expect("one element"))?)),
+            )
+        }
         Op::OneHot { depth, on_value, off_value, dtype } => {
             let idx = as_i64(x())?;
             let v = Value::filled(*dtype, &[], 0.0);

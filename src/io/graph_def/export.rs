@@ -258,11 +258,14 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
             with(data(n), [vec![("T", t(t0)), ("N", attr(Attr::I(n as i64)))], pick(&["axis"])].concat())
         }
         Op::Unpack { .. } => with(data(n), [vec![("T", t(t0))], pick(&["num", "axis"])].concat()),
-        Op::Pad { paddings } => {
+        Op::Pad { paddings } | Op::MirrorPad { paddings, .. } | Op::MirrorPadGrad { paddings, .. } => {
             let flat: Vec<i32> = paddings.iter().flat_map(|&(a, b)| [a as i32, b as i32]).collect();
             let p = Value::from(ndarray::Array2::from_shape_vec((paddings.len(), 2), flat).expect("n x 2").into_dyn());
-            consts(vec![("paddings", p)], vec![("T", t(t0)), ("Tpaddings", t(int32))])
+            let mode = table.iter().filter(|(k, _)| *k == "mode").cloned();
+            consts(vec![("paddings", p)], [vec![("T", t(t0)), ("Tpaddings", t(int32))], mode.collect()].concat())
         }
+        Op::Where => with(data(n), vec![("T", t(t0))]),
+        Op::FillDims => with(data(n), vec![("T", t(ins[1])), ("index_type", t(t0))]),
         Op::OneHot { depth, on_value, off_value, dtype } => consts(
             vec![
                 ("depth", i32_scalar(*depth as i64)),

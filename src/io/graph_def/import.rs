@@ -388,6 +388,22 @@ pub(super) fn op_of(
             let (on_value, off_value) = (scalar(2, "on_value")?, scalar(3, "off_value")?);
             (Op::OneHot { depth, on_value, off_value, dtype: a.dtype("T")? }, 1)
         }
+        "Fill" if consts.first().copied().flatten().is_none() => (Op::FillDims, 2),
+        "Where" => (Op::Where, 1),
+        "MirrorPad" | "MirrorPadGrad" => {
+            let p = usizes(ints(1, "paddings")?, "paddings")?;
+            let paddings = p.chunks(2).map(|c| (c[0], c.get(1).copied().unwrap_or(0))).collect();
+            let symmetric = match a.string_or("mode", "REFLECT")?.as_str() {
+                "REFLECT" => false,
+                "SYMMETRIC" => true,
+                other => return Err(format!("mode {other} is not REFLECT or SYMMETRIC")),
+            };
+            let op = match n.op.as_str() {
+                "MirrorPad" => Op::MirrorPad { paddings, symmetric },
+                _ => Op::MirrorPadGrad { paddings, symmetric },
+            };
+            (op, 1)
+        }
         "Fill" => {
             let shape = usizes(ints(0, "dims")?, "dims")?;
             let value = konst(1, "value")?;

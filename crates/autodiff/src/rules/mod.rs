@@ -77,6 +77,14 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::ConcatV2 { axis } => array::concat(c, *axis),
         Op::Slice { begin, .. } => array::slice(c, begin),
         Op::Pad { paddings } => array::pad(c, paddings),
+        Op::MirrorPad { paddings, symmetric } => {
+            let op = Op::MirrorPadGrad { paddings: paddings.clone(), symmetric: *symmetric };
+            Ok(vec![Some(c.g().graph().add_op1(op, &[c.g()], None)?)])
+        }
+        Op::MirrorPadGrad { paddings, symmetric } => {
+            let op = Op::MirrorPad { paddings: paddings.clone(), symmetric: *symmetric };
+            Ok(vec![Some(c.g().graph().add_op1(op, &[c.g()], None)?)])
+        }
         Op::GatherV2 { axis } => array::gather(c, *axis),
         Op::UnsortedSegmentSum => array::unsorted_segment_sum(c),
         Op::Tile { multiples } => array::tile(c, multiples),
@@ -112,6 +120,8 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::RandomStandardNormal { .. }
         | Op::RandomUniformLike { .. }
         | Op::VariableV2 { .. }
+        | Op::Where
+        | Op::FillDims
         | Op::ScalarSummary { .. }
         | Op::HistogramSummary { .. }
         | Op::ImageSummary { .. }

@@ -305,6 +305,46 @@ pub fn pad(x: &Tensor, paddings: &[(usize, usize)]) -> Result<Tensor> {
     x.graph().add_op1(Op::Pad { paddings: paddings.to_vec() }, &[x], None)
 }
 
+/// How [`mirror_pad`] mirrors: TF's `mode` of `tf.pad`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MirrorMode {
+    /// `[1, 2, 3]` padded by 2 before: `[3, 2, 1, 2, 3]` (the edge is not repeated).
+    Reflect,
+    /// `[1, 2, 3]` padded by 2 before: `[2, 1, 1, 2, 3]` (the edge is repeated).
+    Symmetric,
+}
+
+/// Padding with the input's mirror image, as `tf.pad(x, paddings, mode="REFLECT")` or
+/// `"SYMMETRIC"`: each pad at most the dimension (minus one for REFLECT).
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{ops::array::{self, MirrorMode}, Graph};
+/// let g = Graph::new();
+/// let x = g.constant(array![[1.0f32, 2.0, 3.0]]).unwrap();
+/// let y = array::mirror_pad(&x, &[(0, 0), (2, 1)], MirrorMode::Reflect).unwrap();
+/// assert_eq!(y.shape().to_string(), "[1,6]"); // 3 2 1 2 3 2
+/// ```
+#[track_caller]
+pub fn mirror_pad(x: &Tensor, paddings: &[(usize, usize)], mode: MirrorMode) -> Result<Tensor> {
+    let op = Op::MirrorPad { paddings: paddings.to_vec(), symmetric: mode == MirrorMode::Symmetric };
+    x.graph().add_op1(op, &[x], None)
+}
+
+/// The coordinates of the true (non-zero) elements of `condition` as int64 rows
+/// `[num_true, rank]`, as TF's one-argument `tf.where(condition)`.
+#[track_caller]
+pub fn where_true(condition: &Tensor) -> Result<Tensor> {
+    condition.graph().add_op1(Op::Where, &[condition], None)
+}
+
+/// A tensor of shape `dims` (an int vector computed when the graph runs, such as
+/// `tf.shape(x)[0]` stacked with a constant) filled with the scalar `value`, as `tf.fill`.
+#[track_caller]
+pub fn fill_dims(dims: &Tensor, value: &Tensor) -> Result<Tensor> {
+    dims.graph().add_op1(Op::FillDims, &[dims, value], None)
+}
+
 /// `start, start + delta, ...` up to (not including) `limit` (`tf.range` with numbers), as a
 /// constant of `dtype`.
 ///

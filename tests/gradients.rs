@@ -258,6 +258,16 @@ fn scans_top_k_and_batch_matmul() {
         }
     }
     check("top_k", std::slice::from_ref(&x), &|t| Ok(nn::top_k(&t[0], 2, true)?.0));
+    let (z, k) = (vals(&[2, 3, 3, 2], -1.0, 1.0, 26), vals(&[3, 3, 1, 2], -1.0, 1.0, 27));
+    check("conv2d_transpose", &[z, k], &|t| {
+        math::square(&nn::conv2d_transpose(
+            &t[0],
+            &t[1],
+            [None, Some(6), Some(6), Some(1)],
+            [1, 2, 2, 1],
+            Padding::Same,
+        )?)
+    });
     for mode in [array::MirrorMode::Reflect, array::MirrorMode::Symmetric] {
         check("mirror_pad", std::slice::from_ref(&x), &move |t| {
             math::square(&array::mirror_pad(&t[0], &[(2, 1), (1, 3)], mode)?)

@@ -557,6 +557,13 @@ fn composite_math_clipping_and_losses_match_tensorflow() {
                 vec![math::batch_matmul(&xs[0], &xs[1], flag("adj_x"), flag("adj_y")).unwrap()]
             }
             "erf" => vec![math::erf(&xs[0]).unwrap()],
+            "conv2d_transpose" => {
+                let [h, w, ch]: [usize; 3] = serde_json::from_value(c.attrs["output_shape"].clone()).unwrap();
+                let s = num("strides") as usize;
+                let padding = if c.attrs["padding"] == "SAME" { Padding::Same } else { Padding::Valid };
+                let out = [None, Some(h), Some(w), Some(ch)];
+                vec![nn::conv2d_transpose(&xs[0], &xs[1], out, [1, s, s, 1], padding).unwrap()]
+            }
             other => panic!("op {other}"),
         };
         let loss = weighted_sum(&outs, &c.outs);

@@ -154,6 +154,50 @@ pub fn conv2d_dilated(
     input.graph().add_op1(Op::Conv2D(ConvAttrs { strides, dilations, padding }), &[input, filter], None)
 }
 
+/// The transposed convolution ("deconvolution"), as `tf.nn.conv2d_transpose(value, filter,
+/// output_shape, strides, padding)`: the gradient of a [`conv2d`] of an `output_shape` input with
+/// `filter` (`[kh, kw, out_channels, in_channels]`), taken at `value`. The batch of
+/// `output_shape` is `None` for `value`'s own (TF passes `tf.shape(value)[0]`).
+///
+/// ```
+/// use tensorgraph_graph::{ops::nn, DType, Graph, Padding};
+/// let g = Graph::new();
+/// let z = g.placeholder(DType::F32, [None, Some(7), Some(7), Some(16)]).unwrap();
+/// let k = g.placeholder(DType::F32, [3, 3, 1, 16]).unwrap();
+/// let up = nn::conv2d_transpose(&z, &k, [None, Some(14), Some(14), Some(1)], [1, 2, 2, 1], Padding::Same).unwrap();
+/// assert_eq!(up.shape().to_string(), "[?,14,14,1]");
+/// ```
+#[track_caller]
+pub fn conv2d_transpose(
+    value: &Tensor,
+    filter: &Tensor,
+    output_shape: [Option<usize>; 4],
+    strides: [usize; 4],
+    padding: Padding,
+) -> Result<Tensor> {
+    let g = value.graph();
+    let [batch, h, w, c] = output_shape;
+    let (Some(h), Some(w), Some(c)) = (h, w, c) else {
+        return Err(super::invalid(
+            value,
+            "Conv2DBackpropInput",
+            format!("output_shape {output_shape:?} needs its height, width and channels"),
+        ));
+    };
+    // A zero tensor of the output's shape: the op reads its input only for the shape.
+    let like = match batch {
+        Some(b) => super::array::zeros(g, &[b, h, w, c], value.dtype())?,
+        None => {
+            let per_example = super::math::reduce_sum_keep_dims(
+                &super::math::mul(value, &g.scalar(0.0, value.dtype())?)?,
+                Some(&[1, 2, 3]),
+            )?;
+            super::math::mul(&per_example, &super::array::zeros(g, &[1, h, w, c], value.dtype())?)?
+        }
+    };
+    conv2d_backprop_input(&like, filter, value, strides, padding, [1, 1, 1, 1])
+}
+
 /// The gradient of a convolution with respect to its input; `input` gives the shape.
 #[track_caller]
 pub fn conv2d_backprop_input(

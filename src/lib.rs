@@ -88,7 +88,7 @@ pub mod array {
 pub mod control_flow {
     pub use tensorgraph_graph::ops::control_flow::*;
 }
-pub use control_flow::{cond, while_loop};
+pub use control_flow::{cond, while_loop, while_loop_with_shapes};
 
 /// Random tensors.
 pub mod random {

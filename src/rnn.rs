@@ -3,9 +3,10 @@
 //! trained by TF load by name (`rnn/basic_lstm_cell/kernel`, ...).
 //!
 //! Each step is one GEMM over `[inputs, h]` for all gates, as TF's cells compute it.
-//! [`dynamic_rnn`] unrolls over the static number of time steps (TF's runs a `while_loop`; a
-//! run-time number of steps is not supported yet); `sequence_length` gives TF's semantics:
-//! outputs past a sequence's end are zero and its state is carried through unchanged.
+//! [`dynamic_rnn`] unrolls over the number of time steps when the graph knows it (the fastest
+//! form), and otherwise runs TF's `while_loop` over the steps the inputs have when the graph
+//! runs; `sequence_length` gives TF's semantics: outputs past a sequence's end are zero and its
+//! state is carried through unchanged.
 //!
 //! ```
 //! use tensorgraph::prelude::*;
@@ -309,8 +310,24 @@ pub fn static_rnn(
 }
 
 /// `tf.nn.dynamic_rnn` over `inputs` `[batch, time, features]` (TF's default `time_major=False`):
-/// outputs `[batch, time, output_size]` and the final state. The number of time steps must be
-/// known when the graph is built (see the module documentation).
+/// outputs `[batch, time, output_size]` and the final state. With a number of time steps unknown
+/// when the graph is built (`[None, None, 28]`), the steps run in a `while_loop` (see the module
+/// documentation).
+///
+/// ```
+/// use tensorgraph::prelude::*;
+/// use tensorgraph::rnn::{self, GRUCell};
+/// # fn main() -> tensorgraph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, None, Some(3)]).named("x")?;
+/// let (outputs, _) = rnn::dynamic_rnn(&GRUCell::new(4), &x, None, None)?;
+/// assert_eq!(outputs.shape().to_string(), "[?,?,4]");
+/// let mut sess = Session::new(&g)?;
+/// sess.run(&g.global_variables_initializer()?, &[])?;
+/// let y = sess.run(&outputs, feed! {x => ndarray::Array3::<f32>::ones((2, 5, 3))})?;
+/// assert_eq!(y.shape(), &[2, 5, 4]);
+/// # Ok(()) }
+/// ```
 #[track_caller]
 pub fn dynamic_rnn(
     cell: &dyn RNNCell,
@@ -318,18 +335,80 @@ pub fn dynamic_rnn(
     sequence_length: Option<&Tensor>,
     initial_state: Option<Vec<Tensor>>,
 ) -> Result<(Tensor, Vec<Tensor>)> {
-    if inputs.shape().rank() != 3 || inputs.shape().dim(1).is_none() || !inputs.dtype().is_float() {
+    if inputs.shape().rank() != 3 || inputs.shape().dim(2).is_none() || !inputs.dtype().is_float() {
         return Err(Error::InvalidArgument {
             node: inputs.op().info(),
             detail: format!(
-                "dynamic_rnn needs float inputs [batch, time, features] with a known number of time steps, got {} {}",
+                "dynamic_rnn needs float inputs [batch, time, features] with known features, got {} {}",
                 inputs.dtype(),
                 inputs.shape()
             ),
         });
     }
+    if inputs.shape().dim(1).is_none() {
+        return looped_rnn(cell, inputs, sequence_length, initial_state);
+    }
     let steps = array::unstack(inputs, 1)?;
     let (outputs, state) = static_rnn(cell, &steps, initial_state, sequence_length)?;
     let outputs = array::stack(&outputs.iter().collect::<Vec<_>>(), 1)?;
     Ok((outputs, state))
+}
+
+/// [`dynamic_rnn`] over a run-time number of steps: a `while_loop` over `(t, outputs so far,
+/// state)`, each step's output appended to a `[t, batch, output_size]` accumulator.
+fn looped_rnn(
+    cell: &dyn RNNCell,
+    inputs: &Tensor,
+    sequence_length: Option<&Tensor>,
+    initial_state: Option<Vec<Tensor>>,
+) -> Result<(Tensor, Vec<Tensor>)> {
+    use crate::{Index, Shape};
+    let g = inputs.graph();
+    let _scope = g.enter_variable_scope("rnn");
+    let time_major = array::transpose(inputs, Some(&[1, 0, 2]))?;
+    let dims = math::shape(inputs, crate::DType::I32)?;
+    let (batch, steps) = (array::strided_slice(&dims, &[Index::At(0)])?, array::strided_slice(&dims, &[Index::At(1)])?);
+    let state = match initial_state {
+        Some(s) => s,
+        None => cell.zero_state(inputs)?,
+    };
+    let out_size = g.scalar(cell.output_size() as f64, crate::DType::I32)?;
+    let none = array::fill_dims(
+        &array::stack(&[&g.scalar(0.0, crate::DType::I32)?, &batch, &out_size], 0)?,
+        &g.scalar(0.0, inputs.dtype())?,
+    )?;
+    let t0 = g.scalar(0.0, crate::DType::I32)?;
+    let mut vars: Vec<&Tensor> = vec![&t0, &none];
+    vars.extend(state.iter());
+    let mut shapes = vec![Shape::scalar(), Shape::from([None, None, Some(cell.output_size())])];
+    shapes.extend(state.iter().map(|s| s.shape()));
+    let done = crate::while_loop_with_shapes(
+        |v| math::less(&v[0], &steps),
+        |v| {
+            let (t, acc, state) = (&v[0], &v[1], &v[2..]);
+            let x = array::gather(&time_major, t, 0)?;
+            let (out, new_state) = {
+                let _cell = g.enter_variable_scope(&cell.scope_name());
+                cell.step(&x, state)?
+            };
+            let (out, new_state) = match sequence_length {
+                None => (out, new_state),
+                Some(len) => {
+                    let running = array::expand_dims(&math::less(&t.cast(len.dtype())?, len)?, -1)?;
+                    let out = math::select(&running, &out, &array::zeros_like(&out)?)?;
+                    let kept = new_state.iter().zip(state).map(|(n, s)| math::select(&running, n, s));
+                    (out, kept.collect::<Result<Vec<_>>>()?)
+                }
+            };
+            let one = t.graph().scalar(1.0, crate::DType::I32)?;
+            let mut next = vec![math::add(t, &one)?, array::concat(&[acc, &array::expand_dims(&out, 0)?], 0)?];
+            next.extend(new_state);
+            Ok(next)
+        },
+        &vars,
+        Some(&shapes),
+        None,
+    )?;
+    let outputs = array::transpose(&done[1], Some(&[1, 0, 2]))?;
+    Ok((outputs, done[2..].to_vec()))
 }

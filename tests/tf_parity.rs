@@ -604,9 +604,10 @@ struct RnnCase {
 fn recurrent_cells_under_dynamic_rnn_match_tensorflow() {
     use tensorgraph::rnn::{self, BasicLSTMCell, BasicRNNCell, GRUCell, MultiRNNCell, RNNCell};
     let cases: Vec<RnnCase> = load("rnn.json");
-    for c in &cases {
+    // Each case unrolled over 4 known steps, and in a while_loop over steps known at run time.
+    for (c, time) in cases.iter().flat_map(|c| [(c, Some(4)), (c, None)]) {
         let g = Graph::new();
-        let x = g.placeholder(DType::F32, [None, Some(4), Some(5)]).named("x").unwrap();
+        let x = g.placeholder(DType::F32, [None, time, Some(5)]).named("x").unwrap();
         let cell: Box<dyn RNNCell> = match c.cell.as_str() {
             "basic_rnn" => Box::new(BasicRNNCell::new(6)),
             "basic_lstm" => Box::new(BasicLSTMCell::new(6)),
@@ -619,7 +620,7 @@ fn recurrent_cells_under_dynamic_rnn_match_tensorflow() {
         };
         let lengths = c.lengths.as_ref().map(|l| g.constant(ndarray::Array1::from(l.clone())).unwrap());
         let (outputs, state) = rnn::dynamic_rnn(cell.as_ref(), &x, lengths.as_ref(), None).unwrap();
-        let what = format!("{} lengths {:?}", c.cell, c.lengths);
+        let what = format!("{} lengths {:?} time {time:?}", c.cell, c.lengths);
         // The variables TF made, by TF's names and in TF's order.
         let vars = g.trainable_variables();
         let names: Vec<String> = vars.iter().map(|v| v.name()).collect();

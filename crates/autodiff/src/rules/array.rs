@@ -42,9 +42,41 @@ pub(super) fn squeeze(c: &Ctx, axes: &[usize]) -> Grads {
 }
 
 /// Slices the gradient back into the pieces; the pieces' sizes along `axis` must be known.
+/// Each input's part of the gradient. Sizes along the axis known when the graph is built give
+/// static slices; one input of a size known only at run time (a loop's growing accumulator) gets
+/// what lies between the others, a strided slice counted from both ends.
 pub(super) fn concat(c: &Ctx, axis: usize) -> Grads {
     let g = c.g();
     let rank = g.shape().rank();
+    let sizes: Vec<Option<usize>> = c.inputs.iter().map(|x| x.shape().dim(axis)).collect();
+    let unknown: Vec<usize> = (0..sizes.len()).filter(|&i| sizes[i].is_none()).collect();
+    if let [u] = unknown[..] {
+        let before: usize = sizes[..u].iter().flatten().sum();
+        let after: usize = sizes[u + 1..].iter().flatten().sum();
+        let mut out = Vec::with_capacity(c.inputs.len());
+        let mut offset = 0i64;
+        for (i, size) in sizes.iter().enumerate() {
+            let range = match size {
+                // Counted from the start before the unknown input, from the end after it.
+                Some(n) if i < u => tensorgraph_graph::Index::Range(Some(offset), Some(offset + *n as i64), 1),
+                Some(n) => {
+                    let end = offset + *n as i64;
+                    tensorgraph_graph::Index::Range(Some(offset), (end != 0).then_some(end), 1)
+                }
+                None => {
+                    tensorgraph_graph::Index::Range(Some(before as i64), (after != 0).then_some(-(after as i64)), 1)
+                }
+            };
+            offset = match size {
+                None => -(after as i64),
+                Some(n) => offset + *n as i64,
+            };
+            let mut index = vec![tensorgraph_graph::Index::All; rank];
+            index[axis] = range;
+            out.push(Some(a::strided_slice(g, &index)?));
+        }
+        return Ok(out);
+    }
     let mut offset = 0;
     let mut out = Vec::with_capacity(c.inputs.len());
     for x in c.inputs {
@@ -52,7 +84,7 @@ pub(super) fn concat(c: &Ctx, axis: usize) -> Grads {
             return Err(Error::InvalidArgument {
                 node: c.node.info(),
                 detail: format!(
-                    "gradient of concat needs the size of axis {axis} of {} (shape {})",
+                    "gradient of concat needs the size of axis {axis} of all but one input: {} (shape {}) is unknown",
                     x.name(),
                     x.shape()
                 ),
@@ -113,7 +145,7 @@ pub(super) fn gather(c: &Ctx, axis: usize) -> Grads {
     // The number of rows, params.shape[axis], at run time.
     let rows = a::reshape(&a::slice(&m::shape(params, DType::I64)?, &[axis], &[1])?, &[])?;
     let mut perm: Vec<usize> = (axis..axis + r).chain(0..axis).chain(axis + r..p.rank() + r - 1).collect();
-    let (ids, values) = if r == 1 && axis == 0 {
+    let (ids, values) = if r <= 1 && axis == 0 {
         (indices.clone(), g.clone())
     } else {
         let others: Option<Vec<i64>> =

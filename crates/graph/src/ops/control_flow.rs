@@ -42,14 +42,62 @@ pub fn while_loop(
     loop_vars: &[&Tensor],
     maximum_iterations: Option<u64>,
 ) -> Result<Vec<Tensor>> {
+    while_loop_with_shapes(cond, body, loop_vars, None, maximum_iterations)
+}
+
+/// [`while_loop`] with TF's `shape_invariants`: the shape each loop variable keeps through the
+/// iterations, less specific than its initial one where it changes (a growing `[?, n]`
+/// accumulator, say), compatible with it; `None` keeps the initial shapes.
+///
+/// ```
+/// use ndarray::array;
+/// use tensorgraph_graph::{ops::{array, control_flow, math}, DType, Graph, Shape};
+/// # fn main() -> tensorgraph_graph::Result<()> {
+/// let g = Graph::new();
+/// let row = g.constant(array![[1.0f32, 2.0]])?;
+/// // Doubles the rows three times: [1, 2] becomes [8, 2].
+/// let out = control_flow::while_loop_with_shapes(
+///     |v| math::less(&math::size(&v[0], None, DType::I32)?, &v[0].graph().scalar(16.0, DType::I32)?),
+///     |v| Ok(vec![array::concat(&[&v[0], &v[0]], 0)?]),
+///     &[&row],
+///     Some(&[Shape::from([None, Some(2)])]),
+///     None,
+/// )?;
+/// assert_eq!(out[0].shape().to_string(), "[?,2]");
+/// # Ok(()) }
+/// ```
+#[track_caller]
+pub fn while_loop_with_shapes(
+    cond: impl FnOnce(&[Tensor]) -> Result<Tensor>,
+    body: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>,
+    loop_vars: &[&Tensor],
+    shape_invariants: Option<&[Shape]>,
+    maximum_iterations: Option<u64>,
+) -> Result<Vec<Tensor>> {
     let location = SourceLocation::caller();
     let Some(first) = loop_vars.first() else {
         return Err(invalid("While", "while", &location, "while_loop needs at least one loop variable".into()));
     };
     let g = first.graph().clone();
+    let shapes: Vec<Shape> = match shape_invariants {
+        None => loop_vars.iter().map(|v| v.shape()).collect(),
+        Some(s) if s.len() == loop_vars.len() => s.to_vec(),
+        Some(s) => {
+            let detail = format!("{} shape invariants for {} loop variables", s.len(), loop_vars.len());
+            return Err(invalid("While", "while", &location, detail));
+        }
+    };
+    for (i, (v, s)) in loop_vars.iter().zip(&shapes).enumerate() {
+        // Compatible is enough (TF wants it no more specific): the shape an initial value has at
+        // run time is checked against the invariant when the loop runs.
+        if v.shape().merge(s).is_none() {
+            let detail = format!("loop variable {i} of shape {} does not fit its shape invariant {s}", v.shape());
+            return Err(invalid("While", "while", &location, detail));
+        }
+    }
     g.name_scope("while", || {
         let args = |f: &Graph| -> Result<Vec<Tensor>> {
-            loop_vars.iter().map(|v| argument(f, &v.spec().dtype, v.shape(), &v.op_name())).collect()
+            loop_vars.iter().zip(&shapes).map(|(v, s)| argument(f, &v.spec().dtype, s.clone(), &v.op_name())).collect()
         };
         let c = g.new_function_graph();
         let c_args = args(&c)?;
@@ -71,10 +119,13 @@ pub fn while_loop(
         for (i, (t, arg)) in next.iter().zip(&b_args).enumerate() {
             let t = b.capture(t)?;
             let (got, want) = (t.spec(), arg.spec());
-            if got.dtype != want.dtype || got.shape.merge(&want.shape).is_none_or(|m| m != want.shape) {
+            // Every dimension the loop variable's shape fixes, the body's result has (TF's rule).
+            let fits = got.shape.rank() == want.shape.rank()
+                && want.shape.0.iter().zip(&got.shape.0).all(|(w, g)| w.is_none() || w == g);
+            if got.dtype != want.dtype || !fits {
                 let detail = format!(
-                    "loop variable {i} enters as {} {} but the body returns {} {} (its shape must be as \
-                     specific as the initial one's)",
+                    "loop variable {i} enters as {} {} but the body returns {} {} (give a less specific \
+                     shape invariant for it)",
                     want.dtype, want.shape, got.dtype, got.shape
                 );
                 return Err(invalid("While", &g.current_name_scope(), &location, detail));

@@ -755,3 +755,35 @@ mod random_graphs {
         }
     }
 }
+
+/// Batch axes that broadcast to more matrices than can be counted, and loops whose body fails
+/// at run time: errors naming the op, not a panic or an overflow.
+#[test]
+fn batch_matmul_overflow_and_failing_loop_bodies_are_errors() {
+    use tensorgraph::while_loop;
+    let g = Graph::new();
+    let a = g.placeholder(DType::F32, [None, None, Some(0), Some(2)]).named("a").unwrap();
+    let b = g.placeholder(DType::F32, [None, None, Some(2), Some(0)]).named("b").unwrap();
+    let ab = math::batch_matmul(&a, &b, false, false).unwrap();
+    let big = 1usize << 40;
+    let av = ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[big, 1, 0, 2]));
+    let bv = ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[1, big, 2, 0]));
+    let sess = Session::new(&g).unwrap();
+    let err = sess.run(&ab, feed! {a => av, b => bv}).unwrap_err().to_string();
+    assert!(err.contains("overflow"), "{err}");
+    // A body gathering past the end on its third iteration.
+    let x = g.constant(ndarray::array![1.0f32, 2.0]).unwrap();
+    let i0 = g.scalar(0.0, DType::I64).unwrap();
+    let out = while_loop(
+        |v| v[0].graph().scalar(1.0, DType::Bool),
+        |v| {
+            let picked = array::gather(&x, &array::expand_dims(&v[0], 0)?, 0)?;
+            Ok(vec![(&v[0] + &v[0].graph().scalar(1.0, DType::I64)?)?, math::reduce_sum(&picked, None)?])
+        },
+        &[&i0, &g.scalar(0.0, DType::F32).unwrap()],
+        Some(10),
+    )
+    .unwrap();
+    let err = sess.run(&out[1], &[]).unwrap_err().to_string();
+    assert!(err.contains("GatherV2") && err.contains("2 is not in [0, 2)"), "{err}");
+}

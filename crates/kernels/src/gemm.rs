@@ -228,7 +228,9 @@ pub fn batch_matmul<T: Float>(a: &ArrayViewD<T>, b: &ArrayViewD<T>, ta: bool, tb
     let b3 = b
         .to_shape((pb.iter().product::<usize>(), b.shape()[rb - 2], b.shape()[rb - 1]))
         .map_err(|e| KernelError(e.to_string()))?;
-    let count: usize = batch.iter().product();
+    let Some(count) = batch.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+        kbail!("broadcast batch dimensions {batch:?} overflow");
+    };
     let mut out_shape = batch.clone();
     let mut mats = Vec::with_capacity(count);
     for flat in 0..count {

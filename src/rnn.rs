@@ -125,24 +125,122 @@ pub struct BasicLSTMCell {
     pub forget_bias: f64,
     /// `None`: tanh, TF's default (and the fused step); another activation is built from ops.
     pub activation: Option<Activation>,
-    scope: &'static str,
 }
 
 impl BasicLSTMCell {
     /// A cell of `num_units` with TF's defaults (forget bias 1.0, `tanh`).
     pub fn new(num_units: usize) -> Self {
-        BasicLSTMCell { num_units, forget_bias: 1.0, activation: None, scope: "basic_lstm_cell" }
-    }
-
-    /// `tf.nn.rnn_cell.LSTMCell(num_units)` without peepholes or projection: the same step,
-    /// variables in `lstm_cell`.
-    pub fn lstm_cell(num_units: usize) -> Self {
-        BasicLSTMCell { scope: "lstm_cell", ..Self::new(num_units) }
+        BasicLSTMCell { num_units, forget_bias: 1.0, activation: None }
     }
 }
 
-/// `tf.nn.rnn_cell.LSTMCell` (without peepholes or projection).
-pub type LSTMCell = BasicLSTMCell;
+/// `tf.nn.rnn_cell.LSTMCell`: [`BasicLSTMCell`]'s step with TF's options: peepholes (`w_f_diag`,
+/// `w_i_diag`, `w_o_diag`), a cell clip, and a projection of the output to `num_proj` units
+/// (`projection/kernel`, optionally clipped). The state is `(c, m)`, `m` the projected output.
+/// Without projection the step is the fused `LSTMBlockCell` op, peepholes and clip included.
+///
+/// ```
+/// use tensorgraph::prelude::*;
+/// use tensorgraph::rnn::{self, LSTMCell};
+/// # fn main() -> tensorgraph::Result<()> {
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(7), Some(3)]).named("x")?;
+/// let cell = LSTMCell { use_peepholes: true, num_proj: Some(4), ..LSTMCell::new(8) };
+/// let (outputs, state) = rnn::dynamic_rnn(&cell, &x, None, None)?;
+/// assert_eq!((outputs.shape().to_string(), state[0].shape().to_string()), ("[?,7,4]".into(), "[?,8]".into()));
+/// let names: Vec<String> = g.trainable_variables().iter().map(|v| v.name()).collect();
+/// assert_eq!(names[2..], ["rnn/lstm_cell/w_f_diag", "rnn/lstm_cell/w_i_diag", "rnn/lstm_cell/w_o_diag", "rnn/lstm_cell/projection/kernel"]);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct LSTMCell {
+    pub num_units: usize,
+    pub use_peepholes: bool,
+    /// Clips the cell state to `[-clip, clip]` (TF's `cell_clip`).
+    pub cell_clip: Option<f64>,
+    /// Projects the output (and the `m` state) to this many units.
+    pub num_proj: Option<usize>,
+    /// Clips the projected output to `[-clip, clip]`.
+    pub proj_clip: Option<f64>,
+    pub forget_bias: f64,
+}
+
+impl LSTMCell {
+    /// A cell of `num_units` with TF's defaults: no peepholes, clip or projection, forget bias 1.
+    pub fn new(num_units: usize) -> Self {
+        LSTMCell { num_units, use_peepholes: false, cell_clip: None, num_proj: None, proj_clip: None, forget_bias: 1.0 }
+    }
+}
+
+impl RNNCell for LSTMCell {
+    fn state_size(&self) -> Vec<usize> {
+        vec![self.num_units, self.output_size()]
+    }
+    fn output_size(&self) -> usize {
+        self.num_proj.unwrap_or(self.num_units)
+    }
+    fn scope_name(&self) -> String {
+        "lstm_cell".into()
+    }
+    fn step(&self, inputs: &Tensor, state: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)> {
+        let (c, m) = (&state[0], &state[1]);
+        let (g, dtype, units) = (inputs.graph(), inputs.dtype(), self.num_units);
+        let glorot = Initializer::GlorotUniform { seed: None };
+        let in_dim = features(inputs)?;
+        let kernel = g.get_variable("kernel", &[in_dim + self.output_size(), 4 * units], dtype, &glorot, true)?;
+        let bias = g.get_variable("bias", &[4 * units], dtype, &Initializer::Zeros, true)?;
+        // [input, forget, output] peepholes, made in TF's order (w_f_diag, w_i_diag, w_o_diag).
+        let peepholes = if self.use_peepholes {
+            let wf = g.get_variable("w_f_diag", &[units], dtype, &glorot, true)?;
+            let wi = g.get_variable("w_i_diag", &[units], dtype, &glorot, true)?;
+            let wo = g.get_variable("w_o_diag", &[units], dtype, &glorot, true)?;
+            Some([wi.value().clone(), wf.value().clone(), wo.value().clone()])
+        } else {
+            None
+        };
+        let clip = self.cell_clip.unwrap_or(-1.0);
+        let Some(num_proj) = self.num_proj else {
+            let zero = array::zeros(g, &[units], dtype)?;
+            let [wci, wcf, wco] = peepholes.unwrap_or_else(|| [zero.clone(), zero.clone(), zero.clone()]);
+            let out = nn::lstm_block_cell(
+                inputs,
+                c,
+                m,
+                &kernel,
+                [&wci, &wcf, &wco],
+                &bias,
+                self.forget_bias,
+                clip,
+                self.use_peepholes,
+            )?;
+            return Ok((out[6].clone(), vec![out[1].clone(), out[6].clone()]));
+        };
+        // With a projection the step is built from ops (the block op's h is the cell's size).
+        let gates = nn::bias_add(&math::matmul(&array::concat(&[inputs, m], 1)?, &kernel, false, false)?, &bias)?;
+        let [i, j, f, o]: [Tensor; 4] = array::split(&gates, 4, 1)?.try_into().expect("four gates");
+        let peep = |x: &Tensor, k: usize, by: &Tensor| -> Result<Tensor> {
+            match &peepholes {
+                Some(w) => math::add(x, &math::mul(&w[k], by)?),
+                None => Ok(x.clone()),
+            }
+        };
+        let forget_bias = g.scalar(self.forget_bias, dtype)?;
+        let forget = nn::sigmoid(&math::add(&peep(&f, 1, c)?, &forget_bias)?)?;
+        let mut new_c =
+            math::add(&math::mul(&forget, c)?, &math::mul(&nn::sigmoid(&peep(&i, 0, c)?)?, &nn::tanh(&j)?)?)?;
+        if let Some(clip) = self.cell_clip {
+            new_c = math::clip_by_value(&new_c, &g.scalar(-clip, dtype)?, &g.scalar(clip, dtype)?)?;
+        }
+        let h = math::mul(&nn::sigmoid(&peep(&o, 2, &new_c)?)?, &nn::tanh(&new_c)?)?;
+        let projection =
+            g.variable_scope("projection", || g.get_variable("kernel", &[units, num_proj], dtype, &glorot, true))?;
+        let mut new_m = math::matmul(&h, &projection, false, false)?;
+        if let Some(clip) = self.proj_clip {
+            new_m = math::clip_by_value(&new_m, &g.scalar(-clip, dtype)?, &g.scalar(clip, dtype)?)?;
+        }
+        Ok((new_m.clone(), vec![new_c, new_m]))
+    }
+}
 
 impl RNNCell for BasicLSTMCell {
     fn state_size(&self) -> Vec<usize> {
@@ -152,7 +250,7 @@ impl RNNCell for BasicLSTMCell {
         self.num_units
     }
     fn scope_name(&self) -> String {
-        self.scope.into()
+        "basic_lstm_cell".into()
     }
     fn step(&self, inputs: &Tensor, state: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)> {
         let (c, h) = (&state[0], &state[1]);

@@ -602,7 +602,7 @@ struct RnnCase {
 
 #[test]
 fn recurrent_cells_under_dynamic_rnn_match_tensorflow() {
-    use tensorgraph::rnn::{self, BasicLSTMCell, BasicRNNCell, GRUCell, MultiRNNCell, RNNCell};
+    use tensorgraph::rnn::{self, BasicLSTMCell, BasicRNNCell, GRUCell, LSTMCell, MultiRNNCell, RNNCell};
     let cases: Vec<RnnCase> = load("rnn.json");
     // Each case unrolled over 4 known steps, and in a while_loop over steps known at run time.
     for (c, time) in cases.iter().flat_map(|c| [(c, Some(4)), (c, None)]) {
@@ -611,7 +611,17 @@ fn recurrent_cells_under_dynamic_rnn_match_tensorflow() {
         let cell: Box<dyn RNNCell> = match c.cell.as_str() {
             "basic_rnn" => Box::new(BasicRNNCell::new(6)),
             "basic_lstm" => Box::new(BasicLSTMCell::new(6)),
-            "lstm" => Box::new(BasicLSTMCell::lstm_cell(6)),
+            "lstm" => Box::new(LSTMCell::new(6)),
+            "lstm_peephole_clip" => {
+                Box::new(LSTMCell { use_peepholes: true, cell_clip: Some(0.5), ..LSTMCell::new(6) })
+            }
+            "lstm_projection" => Box::new(LSTMCell {
+                use_peepholes: true,
+                cell_clip: Some(0.5),
+                num_proj: Some(3),
+                proj_clip: Some(0.25),
+                ..LSTMCell::new(6)
+            }),
             "gru" => Box::new(GRUCell::new(6)),
             "multi_lstm" => {
                 Box::new(MultiRNNCell::new(vec![Box::new(BasicLSTMCell::new(6)), Box::new(BasicLSTMCell::new(4))]))

@@ -268,6 +268,16 @@ fn scans_top_k_and_batch_matmul() {
             Padding::Same,
         )?)
     });
+    check("slice_dynamic", std::slice::from_ref(&x), &|t| {
+        let (b, s) = (t[0].graph().constant(array![1i64, 1])?, t[0].graph().constant(array![-1i64, 2])?);
+        math::square(&array::slice_dynamic(&t[0], &b, &s)?)
+    });
+    // SliceGrad, through a second derivative.
+    check("slice_grad", std::slice::from_ref(&x), &|t| {
+        let (b, s) = (t[0].graph().constant(array![1i64, 1])?, t[0].graph().constant(array![-1i64, 2])?);
+        let y = math::reduce_sum(&math::square(&array::slice_dynamic(&t[0], &b, &s)?)?, None)?;
+        Ok(tensorgraph::gradients(&[&y], &[&t[0]], None)?.remove(0).expect("a gradient"))
+    });
     for mode in [array::MirrorMode::Reflect, array::MirrorMode::Symmetric] {
         check("mirror_pad", std::slice::from_ref(&x), &move |t| {
             math::square(&array::mirror_pad(&t[0], &[(2, 1), (1, 3)], mode)?)

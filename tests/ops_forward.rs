@@ -498,6 +498,23 @@ fn scans_top_k_products_and_batch_matmul() {
     assert!(array::mirror_pad(&row, &[(0, 0), (3, 0)], array::MirrorMode::Reflect).is_err());
     let sym = array::mirror_pad(&row, &[(0, 0), (3, 0)], array::MirrorMode::Symmetric).unwrap();
     assert_close(&run1(&g, &sym, &[]), &[1, 6], &[3.0, 2.0, 1.0, 1.0, 2.0, 3.0]);
+    // range and slice over run-time tensors.
+    let n = g.placeholder(DType::I64, Shape::scalar()).named("n").unwrap();
+    let r = array::range_of(&c(&g, ndarray::arr0(10i64)), &n, &c(&g, ndarray::arr0(-3i64))).unwrap();
+    assert_close(&run1(&g, &r, feed! {n => 0i64}), &[4], &[10.0, 7.0, 4.0, 1.0]);
+    assert_close(&run1(&g, &r, feed! {n => 20i64}), &[0], &[]);
+    let rf =
+        array::range_of(&c(&g, ndarray::arr0(0.5f32)), &c(&g, ndarray::arr0(2.0f32)), &c(&g, ndarray::arr0(0.5f32)))
+            .unwrap();
+    assert_close(&run1(&g, &rf, &[]), &[3], &[0.5, 1.0, 1.5]);
+    let zero_step = array::range_of(&c(&g, ndarray::arr0(0i64)), &n, &c(&g, ndarray::arr0(0i64))).unwrap();
+    assert!(sess.run(&zero_step, feed! {n => 3i64}).unwrap_err().to_string().contains("delta != 0"));
+    let begin = g.placeholder(DType::I32, [2]).named("begin").unwrap();
+    let table = c(&g, array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    let part = array::slice_dynamic(&table, &begin, &c(&g, array![1i32, -1])).unwrap();
+    assert_close(&run1(&g, &part, feed! {begin => array![1i32, 1].into_dyn()}), &[1, 2], &[5.0, 6.0]);
+    let err = sess.run(&part, feed! {begin => array![2i32, 0].into_dyn()}).unwrap_err().to_string();
+    assert!(err.contains("does not fit [2,3]"), "{err}");
     let e = math::erf(&c(&g, array![0.0f64, 0.5, -2.0, 10.0])).unwrap();
     assert_close(&run1(&g, &e, &[]), &[4], &[0.0, 0.520_499_877_813_046_5, -0.995_322_265_018_952_7, 1.0]);
 }
@@ -664,6 +681,7 @@ fn every_op_has_a_forward_test() {
         ("ApplyCenteredRMSProp", "tf_parity.rs optimizers.json"),
         ("ApplyAdam", "tf_parity.rs optimizers.json"),
         ("MirrorPadGrad", "tf_parity.rs array_ops.json (mirror_pad's gradients)"),
+        ("SliceGrad", "tf_parity.rs array_ops.json (slice_dynamic's gradient)"),
         ("ScalarSummary", "tf_parity.rs summaries.json"),
         ("HistogramSummary", "tf_parity.rs summaries.json"),
         ("ImageSummary", "tf_parity.rs summaries.json"),

@@ -473,6 +473,13 @@ fn gather_segment_sum_split_stack_unstack_match_tensorflow() {
                     .collect();
                 vec![array::strided_slice(&x, &index).unwrap()]
             }
+            "slice_dynamic" => {
+                let v = |k: &str| {
+                    g.constant(ndarray::Array1::from(serde_json::from_value::<Vec<i32>>(c.attrs[k].clone()).unwrap()))
+                        .unwrap()
+                };
+                vec![array::slice_dynamic(&x, &v("begin"), &v("size")).unwrap()]
+            }
             "mirror_pad" => {
                 let p: Vec<[usize; 2]> = serde_json::from_value(c.attrs["paddings"].clone()).unwrap();
                 let p: Vec<(usize, usize)> = p.iter().map(|&[a, b]| (a, b)).collect();

@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 80;
+pub const N_VARIANTS: usize = 83;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -93,6 +93,9 @@ pub fn variant(op: &Op) -> usize {
         Op::MirrorPadGrad { .. } => 77,
         Op::Where => 78,
         Op::FillDims => 79,
+        Op::Range => 80,
+        Op::SliceDynamic => 81,
+        Op::SliceGrad => 82,
     }
 }
 
@@ -210,6 +213,9 @@ pub fn every_op() -> Vec<Op> {
         Op::MirrorPadGrad { paddings: vec![(1, 0)], symmetric: true },
         Op::Where,
         Op::FillDims,
+        Op::Range,
+        Op::SliceDynamic,
+        Op::SliceGrad,
     ]);
     for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod] {
         ops.push(Op::Reduce { op: r, axes: vec![0], keep_dims: true });

@@ -146,6 +146,42 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
             })?;
             one(inputs[0].dtype, Shape(dims))
         }
+        Op::Range => {
+            let d = inputs[0].dtype;
+            if inputs.iter().any(|x| x.dtype != d || x.shape.rank() != 0) || !(d.is_float() || d.is_integer()) {
+                return Err(InferError::DType(format!(
+                    "range takes three numeric scalars of one dtype, got {}",
+                    inputs.iter().map(|x| format!("{} {}", x.dtype, x.shape)).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            one(d, Shape(vec![None]))
+        }
+        Op::SliceDynamic => {
+            let (x, begin, size) = (&inputs[0], &inputs[1], &inputs[2]);
+            require_int(begin.dtype, "begin")?;
+            require_int(size.dtype, "size")?;
+            let r = x.shape.rank();
+            for v in [begin, size] {
+                if v.shape.rank() != 1 || v.shape.dim(0).is_some_and(|n| n != r) {
+                    return Err(InferError::Shape(format!(
+                        "begin and size must be vectors of {r} entries, got {}",
+                        v.shape
+                    )));
+                }
+            }
+            one(x.dtype, Shape(vec![None; r]))
+        }
+        Op::SliceGrad => {
+            require_int(inputs[2].dtype, "begin")?;
+            same_dtype(&inputs[0], &inputs[1])?;
+            if inputs[0].shape.rank() != inputs[1].shape.rank() {
+                return Err(InferError::Shape(format!(
+                    "dy {} and input {} differ in rank",
+                    inputs[0].shape, inputs[1].shape
+                )));
+            }
+            Ok(vec![inputs[1].clone()])
+        }
         Op::Where => {
             if inputs[0].dtype == DType::String {
                 return Err(InferError::DType("where of strings".into()));

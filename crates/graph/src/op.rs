@@ -538,6 +538,15 @@ pub enum Op {
     /// TF's one-argument `Where(input)`: the int64 coordinates `[num_true, rank]` of the true
     /// (non-zero) elements, in row-major order.
     Where,
+    /// TF's `Range(start, limit, delta)` over scalars known when the graph runs (`tf.range` of
+    /// tensors): `start, start + delta, ...` up to `limit`, excluded.
+    Range,
+    /// TF's `Slice(input, begin, size)` with `begin` and `size` int vectors known when the graph
+    /// runs (a size of -1: to the end).
+    SliceDynamic,
+    /// The gradient of [`Op::SliceDynamic`]: `SliceGrad(dy, like, begin)` places `dy` at `begin`
+    /// in zeros of `like`'s shape (TF spells it with a run-time `Pad`).
+    SliceGrad,
     /// TF's `Fill(dims, value)` with dims computed when the graph runs (an int vector of known
     /// length): the scalar `value` repeated.
     FillDims,

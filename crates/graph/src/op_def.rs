@@ -203,6 +203,9 @@ impl Op {
             Op::FillDims => no_grad("Fill", const { &[v("dims"), v("value")] }, OUTPUT),
             Op::MirrorPad { .. } => def("MirrorPad", const { &[v("input")] }, OUTPUT),
             Op::MirrorPadGrad { .. } => def("MirrorPadGrad", const { &[v("input")] }, OUTPUT),
+            Op::Range => no_grad("Range", const { &[v("start"), v("limit"), v("delta")] }, OUTPUT),
+            Op::SliceDynamic => def("Slice", const { &[v("input"), v("begin"), v("size")] }, OUTPUT),
+            Op::SliceGrad => def("SliceGrad", const { &[v("dy"), v("like"), v("begin")] }, OUTPUT),
             Op::Where => no_grad("Where", const { &[v("input")] }, const { &["index"] }),
             Op::RandomUniform { .. } => stateful("RandomUniform", &[], OUTPUT),
             Op::RandomUniformLike { .. } => stateful("RandomUniform", const { &[v("like")] }, OUTPUT),
@@ -423,7 +426,7 @@ impl Op {
                 ("paddings", AttrValue::Ints(paddings.iter().flat_map(|&(a, b)| [a as i64, b as i64]).collect())),
                 ("mode", Str(if *symmetric { "SYMMETRIC" } else { "REFLECT" })),
             ],
-            Op::Where | Op::FillDims => vec![],
+            Op::Where | Op::FillDims | Op::Range | Op::SliceDynamic | Op::SliceGrad => vec![],
             Op::OneHot { depth, on_value, off_value, dtype } => vec![
                 ("depth", Int(*depth as i64)),
                 ("on_value", Float(*on_value)),

@@ -186,6 +186,75 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         Op::MirrorPadGrad { paddings, symmetric } => {
             one(numeric!(x(), a => karray::mirror_pad_grad(&a.view(), paddings, *symmetric)?))
         }
+        Op::Range => {
+            let (start, limit, delta) = (scalar(x())?, scalar(inputs[1])?, scalar(inputs[2])?);
+            if delta == 0.0 {
+                kbail!("Requires delta != 0: {delta}");
+            }
+            let n = ((limit - start) / delta).ceil();
+            if !(n.is_finite() || n.is_nan()) || n > isize::MAX as f64 {
+                kbail!("range({start}, {limit}, {delta}) has too many elements");
+            }
+            let n = if n > 0.0 { n as usize } else { 0 };
+            // Integers step in integers (exact past 2^53), floats in f64.
+            let values = match x() {
+                Value::I32(_) | Value::I64(_) => {
+                    let (s, d) = (start as i64, delta as i64);
+                    let mut v = karray::try_filled(&[n], 0i64)?;
+                    v.iter_mut().enumerate().for_each(|(i, x)| *x = s.wrapping_add((i as i64).wrapping_mul(d)));
+                    Value::from(v)
+                }
+                _ => {
+                    let mut v = karray::try_filled(&[n], 0.0f64)?;
+                    v.iter_mut().enumerate().for_each(|(i, x)| *x = start + i as f64 * delta);
+                    Value::from(v)
+                }
+            };
+            one(cast(&values, x().dtype())?)
+        }
+        Op::SliceDynamic => {
+            let (begin, size) = (as_i64(inputs[1])?, as_i64(inputs[2])?);
+            let shape = x().shape();
+            if begin.len() != shape.len() || size.len() != shape.len() {
+                kbail!("begin and size need {} entries, got {} and {}", shape.len(), begin.len(), size.len());
+            }
+            let mut b = Vec::with_capacity(shape.len());
+            for ((&s, &n), &d) in begin.iter().zip(size.iter()).zip(shape) {
+                let fits =
+                    s >= 0 && (s as u64) <= d as u64 && (n == -1 || (n >= 0 && (s as u64 + n as u64) <= d as u64));
+                if !fits {
+                    kbail!(
+                        "slice of begin {:?} and size {:?} does not fit {}",
+                        begin.as_slice(),
+                        size.as_slice(),
+                        karray::fmt_shape(shape)
+                    );
+                }
+                b.push(s as usize);
+            }
+            let size: Vec<i64> = size.iter().copied().collect();
+            one(with_array!(x(), a => Value::from(karray::slice(&a.view(), &b, &size)?)))
+        }
+        Op::SliceGrad => {
+            let (dy, like, begin) = (x(), inputs[1].shape(), as_i64(inputs[2])?);
+            let mut paddings = Vec::with_capacity(like.len());
+            for ((&d, &b), &n) in dy.shape().iter().zip(begin.iter()).zip(like) {
+                let after = usize::try_from(b).ok().and_then(|b| n.checked_sub(b)?.checked_sub(d).map(|a| (b, a)));
+                let Some(p) = after else {
+                    kbail!(
+                        "a slice of {} at {:?} does not fit {}",
+                        karray::fmt_shape(dy.shape()),
+                        begin.as_slice(),
+                        karray::fmt_shape(like)
+                    );
+                };
+                paddings.push(p);
+            }
+            if paddings.len() != like.len() || begin.len() != like.len() {
+                kbail!("begin {:?} does not match {}", begin.as_slice(), karray::fmt_shape(like));
+            }
+            one(numeric!(dy, a => karray::pad(&a.view(), &paddings)?))
+        }
         Op::Where => one(Value::from(match x() {
             Value::F32(a) => karray::where_true(&a.view()),
             Value::F64(a) => karray::where_true(&a.view()),
@@ -843,6 +912,12 @@ pub fn cast(x: &Value, to: DType) -> KResult<Value> {
         Value::Bool(a) => num(&a.mapv(u8::from), to, |v| v != 0),
         Value::String(_) => kbail!("cannot cast string to {to}"),
     })
+}
+
+/// The one number in a scalar tensor, as f64.
+fn scalar(v: &Value) -> KResult<f64> {
+    v.scalar_f64()
+        .ok_or_else(|| KernelError(format!("expected a scalar, got {} {}", v.dtype(), karray::fmt_shape(v.shape()))))
 }
 
 /// A string scalar.

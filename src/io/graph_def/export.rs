@@ -265,6 +265,8 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
             consts(vec![("paddings", p)], [vec![("T", t(t0)), ("Tpaddings", t(int32))], mode.collect()].concat())
         }
         Op::Where => with(data(n), vec![("T", t(t0))]),
+        Op::Range => with(data(n), vec![("Tidx", t(t0))]),
+        Op::SliceDynamic => with(data(n), vec![("T", t(t0)), ("Index", t(ins[1]))]),
         Op::FillDims => with(data(n), vec![("T", t(ins[1])), ("index_type", t(t0))]),
         Op::OneHot { depth, on_value, off_value, dtype } => consts(
             vec![
@@ -328,12 +330,14 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         Op::SumToShape => None,
         // Their function graphs go into a GraphDef's function library: not written yet.
         Op::While { .. } | Op::If { .. } | Op::WhileGrad { .. } => None,
-        Op::Size { .. } | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad => private.then(|| TfForm {
-            op: format!("{PRIVATE}{}", def.name),
-            inputs: data(n),
-            attrs: [vec![("T", t(t0))], table.clone()].concat(),
-            post: Post::None,
-        }),
+        Op::Size { .. } | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad | Op::SliceGrad => {
+            private.then(|| TfForm {
+                op: format!("{PRIVATE}{}", def.name),
+                inputs: data(n),
+                attrs: [vec![("T", t(t0))], table.clone()].concat(),
+                post: Post::None,
+            })
+        }
     }
 }
 

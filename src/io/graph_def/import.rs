@@ -285,6 +285,8 @@ pub(super) fn op_of(
         "TgSize" => (Op::Size { axes: Some(usizes(a.ints_or("axes", &[])?, "axes")?), dtype: a.dtype("out_type")? }, 1),
         "TgFusedBatchNorm" => (Op::FusedBatchNorm { epsilon: a.float("epsilon")? }, 6),
         "TgFusedBatchNormGrad" => (Op::FusedBatchNormGrad, 6),
+        "TgSliceGrad" => (Op::SliceGrad, 3),
+        "Range" => (Op::Range, 3),
         "Reshape" => (Op::Reshape { shape: ints(1, "shape")? }, 1),
         "Transpose" => (Op::Transpose { perm: usizes(ints(1, "perm")?, "perm")? }, 1),
         "ExpandDims" => {
@@ -371,6 +373,9 @@ pub(super) fn op_of(
                 return Err(format!("num {num} is not the size of axis {ax} of {}", specs[0].shape));
             }
             (Op::Unpack { num, axis: ax }, 1)
+        }
+        "Slice" if consts.get(1).copied().flatten().is_none() || consts.get(2).copied().flatten().is_none() => {
+            (Op::SliceDynamic, 3)
         }
         "Slice" => (Op::Slice { begin: usizes(ints(1, "begin")?, "begin")?, size: ints(2, "size")? }, 1),
         "Pad" => {

@@ -77,6 +77,14 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::ConcatV2 { axis } => array::concat(c, *axis),
         Op::Slice { begin, .. } => array::slice(c, begin),
         Op::Pad { paddings } => array::pad(c, paddings),
+        Op::SliceDynamic => {
+            let dx = c.g().graph().add_op1(Op::SliceGrad, &[c.g(), c.x(0), c.x(1)], None)?;
+            Ok(vec![Some(dx), None, None])
+        }
+        Op::SliceGrad => {
+            let size = tensorgraph_graph::ops::math::shape(c.x(0), c.x(2).dtype())?;
+            Ok(vec![Some(c.g().graph().add_op1(Op::SliceDynamic, &[c.g(), c.x(2), &size], None)?), None, None])
+        }
         Op::MirrorPad { paddings, symmetric } => {
             let op = Op::MirrorPadGrad { paddings: paddings.clone(), symmetric: *symmetric };
             Ok(vec![Some(c.g().graph().add_op1(op, &[c.g()], None)?)])
@@ -121,6 +129,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::RandomUniformLike { .. }
         | Op::VariableV2 { .. }
         | Op::Where
+        | Op::Range
         | Op::FillDims
         | Op::ScalarSummary { .. }
         | Op::HistogramSummary { .. }

@@ -345,6 +345,28 @@ pub fn fill_dims(dims: &Tensor, value: &Tensor) -> Result<Tensor> {
     dims.graph().add_op1(Op::FillDims, &[dims, value], None)
 }
 
+/// `tf.range(start, limit, delta)` of scalar tensors known when the graph runs: `start, start +
+/// delta, ...` up to `limit`, excluded (see [`range`] for numbers known when building).
+///
+/// ```
+/// use tensorgraph_graph::{ops::array, DType, Graph, Shape};
+/// let g = Graph::new();
+/// let n = g.placeholder(DType::I32, Shape::scalar()).unwrap();
+/// let (zero, one) = (g.scalar(0.0, DType::I32).unwrap(), g.scalar(1.0, DType::I32).unwrap());
+/// assert_eq!(array::range_of(&zero, &n, &one).unwrap().shape().to_string(), "[?]");
+/// ```
+#[track_caller]
+pub fn range_of(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor> {
+    start.graph().add_op1(Op::Range, &[start, limit, delta], None)
+}
+
+/// `tf.slice(x, begin, size)` with `begin` and `size` int vectors known when the graph runs
+/// (a size of -1 takes the rest of that dimension); see [`slice()`] for constant ones.
+#[track_caller]
+pub fn slice_dynamic(x: &Tensor, begin: &Tensor, size: &Tensor) -> Result<Tensor> {
+    x.graph().add_op1(Op::SliceDynamic, &[x, begin, size], None)
+}
+
 /// `start, start + delta, ...` up to (not including) `limit` (`tf.range` with numbers), as a
 /// constant of `dtype`.
 ///

@@ -258,6 +258,12 @@ fn scans_top_k_and_batch_matmul() {
         }
     }
     check("top_k", std::slice::from_ref(&x), &|t| Ok(nn::top_k(&t[0], 2, true)?.0));
+    let (xd, kd) = (vals(&[2, 5, 4, 3], -1.0, 1.0, 28), vals(&[3, 2, 3, 2], -1.0, 1.0, 29));
+    for (stride, padding) in [(1, Padding::Same), (2, Padding::Valid), (2, Padding::Same)] {
+        check("depthwise_conv2d", &[xd.clone(), kd.clone()], &move |t| {
+            math::square(&nn::depthwise_conv2d(&t[0], &t[1], [1, stride, stride, 1], padding)?)
+        });
+    }
     let (z, k) = (vals(&[2, 3, 3, 2], -1.0, 1.0, 26), vals(&[3, 3, 1, 2], -1.0, 1.0, 27));
     check("conv2d_transpose", &[z, k], &|t| {
         math::square(&nn::conv2d_transpose(
@@ -657,6 +663,8 @@ fn every_differentiable_op_has_a_gradient_check() {
     pooling_and_its_backward_ops();
     batch_normalization_in_training_and_inference_mode();
     losses_and_statistics_composites();
+    scans_top_k_and_batch_matmul();
+    control_flow();
     let checked = CHECKED.lock().unwrap().clone();
     let missing: BTreeSet<&str> = ops::every_op()
         .iter()

@@ -564,6 +564,11 @@ fn composite_math_clipping_and_losses_match_tensorflow() {
                 vec![math::batch_matmul(&xs[0], &xs[1], flag("adj_x"), flag("adj_y")).unwrap()]
             }
             "erf" => vec![math::erf(&xs[0]).unwrap()],
+            "depthwise_conv2d" => {
+                let s = num("strides") as usize;
+                let padding = if c.attrs["padding"] == "SAME" { Padding::Same } else { Padding::Valid };
+                vec![nn::depthwise_conv2d(&xs[0], &xs[1], [1, s, s, 1], padding).unwrap()]
+            }
             "conv2d_transpose" => {
                 let [h, w, ch]: [usize; 3] = serde_json::from_value(c.attrs["output_shape"].clone()).unwrap();
                 let s = num("strides") as usize;

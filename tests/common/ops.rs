@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 83;
+pub const N_VARIANTS: usize = 86;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -96,6 +96,9 @@ pub fn variant(op: &Op) -> usize {
         Op::Range => 80,
         Op::SliceDynamic => 81,
         Op::SliceGrad => 82,
+        Op::DepthwiseConv2dNative(_) => 83,
+        Op::DepthwiseConv2dNativeBackpropInput(_) => 84,
+        Op::DepthwiseConv2dNativeBackpropFilter(_) => 85,
     }
 }
 
@@ -216,6 +219,9 @@ pub fn every_op() -> Vec<Op> {
         Op::Range,
         Op::SliceDynamic,
         Op::SliceGrad,
+        Op::DepthwiseConv2dNative(ConvAttrs { strides: s, dilations: s, padding: Padding::Same }),
+        Op::DepthwiseConv2dNativeBackpropInput(ConvAttrs { strides: w, dilations: s, padding: Padding::Valid }),
+        Op::DepthwiseConv2dNativeBackpropFilter(ConvAttrs { strides: s, dilations: s, padding: Padding::Same }),
     ]);
     for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod] {
         ops.push(Op::Reduce { op: r, axes: vec![0], keep_dims: true });

@@ -61,6 +61,19 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
         Op::Conv2D(a) => conv2d(&inputs[0], &inputs[1], a),
         Op::Conv2DBackpropInput(a) => conv2d_backprop(&inputs[0], &inputs[1], &inputs[2], a, 0),
         Op::Conv2DBackpropFilter(a) => conv2d_backprop(&inputs[0], &inputs[1], &inputs[2], a, 1),
+        Op::DepthwiseConv2dNative(a) => depthwise(&inputs[0], &inputs[1], a),
+        Op::DepthwiseConv2dNativeBackpropInput(a) | Op::DepthwiseConv2dNativeBackpropFilter(a) => {
+            let fwd = depthwise(&inputs[0], &inputs[1], a)?;
+            same_dtype(&inputs[0], &inputs[2])?;
+            fwd[0].shape.merge(&inputs[2].shape).ok_or_else(|| {
+                InferError::Shape(format!(
+                    "out_backprop {} vs the convolution's output {}",
+                    inputs[2].shape, fwd[0].shape
+                ))
+            })?;
+            let which = if matches!(op, Op::DepthwiseConv2dNativeBackpropInput(_)) { 0 } else { 1 };
+            Ok(vec![inputs[which].clone()])
+        }
         Op::MaxPool(a) | Op::AvgPool(a) => pool(&inputs[0], a),
         Op::MaxPoolGrad(a) | Op::AvgPoolGrad(a) => pool_grad(&inputs[0], &inputs[1], a, false),
         Op::MaxPoolGradGrad(a) => pool_grad(&inputs[0], &inputs[1], a, true),
@@ -487,6 +500,19 @@ fn conv2d(x: &TensorSpec, f: &TensorSpec, attrs: &ConvAttrs) -> Inferred {
         )));
     }
     one(dtype, Shape(vec![xd[0], oh, ow, fd[3]]))
+}
+
+/// A depthwise convolution: [`conv2d`]'s window arithmetic, `in * multiplier` output channels.
+fn depthwise(x: &TensorSpec, f: &TensorSpec, attrs: &ConvAttrs) -> Inferred {
+    let mut out = conv2d(x, f, attrs)?;
+    let channels = match x.shape.dim(3).zip(f.shape.dim(3)) {
+        Some((c, m)) => {
+            Some(c.checked_mul(m).ok_or_else(|| InferError::Invalid(format!("{c} x {m} channels overflow")))?)
+        }
+        None => None,
+    };
+    *out[0].shape.0.last_mut().expect("rank 4") = channels;
+    Ok(out)
 }
 
 /// Both conv gradients: output 0 is shaped like the input, 1 like the filter.

@@ -443,6 +443,13 @@ pub enum Op {
     Conv2DBackpropInput(ConvAttrs),
     /// `Conv2DBackpropFilter(input, filter, out_backprop)`: the filter is read for its shape only.
     Conv2DBackpropFilter(ConvAttrs),
+    /// TF's `DepthwiseConv2dNative(input, filter)`: filter `[kh, kw, in, multiplier]`, each input
+    /// channel convolved with its own filters, output channels `in * multiplier`.
+    DepthwiseConv2dNative(ConvAttrs),
+    /// Its gradient for the input (`input` read for its shape only).
+    DepthwiseConv2dNativeBackpropInput(ConvAttrs),
+    /// Its gradient for the filter (`filter` read for its shape only).
+    DepthwiseConv2dNativeBackpropFilter(ConvAttrs),
     MaxPool(PoolAttrs),
     /// `MaxPoolGrad(orig_input, grad)`: routes `grad` to each window's first maximum.
     MaxPoolGrad(PoolAttrs),

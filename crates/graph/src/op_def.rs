@@ -285,6 +285,14 @@ impl Op {
             Op::Conv2D(_) => def("Conv2D", const { &[v("input"), v("filter")] }, OUTPUT),
             Op::Conv2DBackpropInput(_) => def("Conv2DBackpropInput", CONV_BACKPROP, OUTPUT),
             Op::Conv2DBackpropFilter(_) => def("Conv2DBackpropFilter", CONV_BACKPROP, OUTPUT),
+            Op::DepthwiseConv2dNative(_) => def("DepthwiseConv2dNative", const { &[v("input"), v("filter")] }, OUTPUT),
+            // No second-order rules (yet): gradients do not flow through the backprop ops.
+            Op::DepthwiseConv2dNativeBackpropInput(_) => {
+                no_grad("DepthwiseConv2dNativeBackpropInput", CONV_BACKPROP, OUTPUT)
+            }
+            Op::DepthwiseConv2dNativeBackpropFilter(_) => {
+                no_grad("DepthwiseConv2dNativeBackpropFilter", CONV_BACKPROP, OUTPUT)
+            }
             Op::MaxPool(_) => def("MaxPool", const { &[v("input")] }, OUTPUT),
             Op::MaxPoolGrad(_) => def("MaxPoolGrad", POOL_GRAD, OUTPUT),
             Op::MaxPoolGradGrad(_) => def("MaxPoolGradGrad", POOL_GRAD, OUTPUT),
@@ -388,7 +396,12 @@ impl Op {
                 ("use_peephole", Bool(*use_peephole)),
             ],
             Op::LSTMBlockCellGrad { use_peephole } => vec![("use_peephole", Bool(*use_peephole))],
-            Op::Conv2D(a) | Op::Conv2DBackpropInput(a) | Op::Conv2DBackpropFilter(a) => a.attrs(),
+            Op::Conv2D(a)
+            | Op::Conv2DBackpropInput(a)
+            | Op::Conv2DBackpropFilter(a)
+            | Op::DepthwiseConv2dNative(a)
+            | Op::DepthwiseConv2dNativeBackpropInput(a)
+            | Op::DepthwiseConv2dNativeBackpropFilter(a) => a.attrs(),
             Op::MaxPool(a) | Op::MaxPoolGrad(a) | Op::MaxPoolGradGrad(a) | Op::AvgPool(a) | Op::AvgPoolGrad(a) => {
                 a.attrs()
             }

@@ -5,6 +5,7 @@ pub mod array;
 pub mod batch_norm;
 pub mod buffers;
 pub mod conv;
+pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]

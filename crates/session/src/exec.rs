@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tensorgraph_graph::{with_array, BinaryOp, ConvAttrs, DType, Op, Padding, PoolAttrs, ReduceOp, UnaryOp, Value};
 use tensorgraph_kernels::buffers::BufferPool;
 use tensorgraph_kernels::conv::{self, Conv2dGeometry};
+use tensorgraph_kernels::depthwise;
 use tensorgraph_kernels::lstm;
 use tensorgraph_kernels::pool::{self, PoolGeometry};
 use tensorgraph_kernels::{
@@ -365,6 +366,33 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             one(float!(inputs[1], dy, T => {
                 let dy = dy.as_standard_layout();
                 shaped::<T>(x().shape(), pool::avg_pool_grad(slice(&dy), &g))
+            }))
+        }
+        Op::DepthwiseConv2dNative(attrs) => {
+            let g = conv_geometry(x().shape(), inputs[1].shape(), attrs)?;
+            let mut shape = g.output_shape();
+            shape[3] = g.in_c * g.out_c;
+            one(float2!(x(), inputs[1], a, f, T => {
+                let (a, f) = (a.as_standard_layout(), f.as_standard_layout());
+                shaped::<T>(&shape, depthwise::forward(slice(&a), slice(&f), &g))
+            }))
+        }
+        Op::DepthwiseConv2dNativeBackpropInput(attrs) | Op::DepthwiseConv2dNativeBackpropFilter(attrs) => {
+            let (x, f, dy) = (x(), inputs[1], inputs[2]);
+            let g = conv_geometry(x.shape(), f.shape(), attrs)?;
+            let mut want = g.output_shape();
+            want[3] = g.in_c * g.out_c;
+            check_shape("out_backprop", dy.shape(), &want)?;
+            let input = matches!(op, Op::DepthwiseConv2dNativeBackpropInput(_));
+            let (keep, shape) = if input { (f, x.shape().to_vec()) } else { (x, f.shape().to_vec()) };
+            one(float2!(keep, dy, a, d, T => {
+                let (a, d) = (a.as_standard_layout(), d.as_standard_layout());
+                let out = if input {
+                    depthwise::backprop_input(slice(&d), slice(&a), &g)
+                } else {
+                    depthwise::backprop_filter(slice(&a), slice(&d), &g)
+                };
+                shaped::<T>(&shape, out)
             }))
         }
         Op::ScalarSummary { tags } => {

@@ -176,11 +176,13 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         Op::LSTMBlockCell { .. } | Op::LSTMBlockCellGrad { .. } => {
             with(data(n), [vec![("T", t(t0))], table.clone()].concat())
         }
-        Op::Conv2D(_) | Op::MaxPool(_) | Op::AvgPool(_) => with(data(n), [vec![("T", t(t0))], table.clone()].concat()),
-        Op::Conv2DBackpropInput(_) => {
+        Op::Conv2D(_) | Op::MaxPool(_) | Op::AvgPool(_) | Op::DepthwiseConv2dNative(_) => {
+            with(data(n), [vec![("T", t(t0))], table.clone()].concat())
+        }
+        Op::Conv2DBackpropInput(_) | Op::DepthwiseConv2dNativeBackpropInput(_) => {
             grad_window(In::ShapeOf("input_sizes", 0), [vec![("T", t(t0))], table.clone()].concat())
         }
-        Op::Conv2DBackpropFilter(_) => with(
+        Op::Conv2DBackpropFilter(_) | Op::DepthwiseConv2dNativeBackpropFilter(_) => with(
             vec![In::Data(0), In::ShapeOf("filter_sizes", 1), In::Data(2)],
             [vec![("T", t(t0))], table.clone()].concat(),
         ),

@@ -244,6 +244,13 @@ pub(super) fn op_of(
         }
         "LSTMBlockCellGrad" => (Op::LSTMBlockCellGrad { use_peephole: a.bool_or("use_peephole", false)? }, 16),
         "Conv2D" => (Op::Conv2D(conv_attrs(&a)?), 2),
+        "DepthwiseConv2dNative" => (Op::DepthwiseConv2dNative(conv_attrs(&a)?), 2),
+        "DepthwiseConv2dNativeBackpropInput" => {
+            return Ok((Op::DepthwiseConv2dNativeBackpropInput(conv_attrs(&a)?), vec![ShapeOf(0), In(1), In(2)]));
+        }
+        "DepthwiseConv2dNativeBackpropFilter" => {
+            return Ok((Op::DepthwiseConv2dNativeBackpropFilter(conv_attrs(&a)?), vec![In(0), ShapeOf(1), In(2)]));
+        }
         "Conv2DBackpropInput" => {
             return Ok((Op::Conv2DBackpropInput(conv_attrs(&a)?), vec![ShapeOf(0), In(1), In(2)]));
         }

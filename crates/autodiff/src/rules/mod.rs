@@ -65,6 +65,13 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::Conv2D(a) => conv::conv2d(c, a),
         Op::Conv2DBackpropInput(a) => conv::backprop_input(c, a),
         Op::Conv2DBackpropFilter(a) => conv::backprop_filter(c, a),
+        Op::DepthwiseConv2dNative(a) => {
+            let (x, f, g) = (c.x(0), c.x(1), c.g());
+            let graph = g.graph();
+            let dx = graph.add_op1(Op::DepthwiseConv2dNativeBackpropInput(*a), &[x, f, g], None)?;
+            let df = graph.add_op1(Op::DepthwiseConv2dNativeBackpropFilter(*a), &[x, f, g], None)?;
+            Ok(vec![Some(dx), Some(df)])
+        }
         Op::MaxPool(a) => conv::max_pool(c, a),
         Op::MaxPoolGrad(a) => conv::max_pool_grad(c, a),
         Op::MaxPoolGradGrad(a) => conv::max_pool_grad_grad(c, a),
@@ -143,6 +150,8 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::Apply(_)
         | Op::FusedBatchNormGrad
         | Op::WhileGrad { .. }
+        | Op::DepthwiseConv2dNativeBackpropInput(_)
+        | Op::DepthwiseConv2dNativeBackpropFilter(_)
         | Op::LSTMBlockCellGrad { .. } => Err(Error::NoGradient { node: c.node.info() }),
     }
 }

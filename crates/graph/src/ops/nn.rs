@@ -198,6 +198,23 @@ pub fn conv2d_transpose(
     conv2d_backprop_input(&like, filter, value, strides, padding, [1, 1, 1, 1])
 }
 
+/// Depthwise convolution, as `tf.nn.depthwise_conv2d(input, filter, strides, padding)`: filter
+/// `[kh, kw, in_channels, multiplier]`, each input channel convolved with its own filters
+/// (TF's `DepthwiseConv2dNative`); `in_channels * multiplier` output channels.
+///
+/// ```
+/// use tensorgraph_graph::{ops::nn, DType, Graph, Padding};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(28), Some(28), Some(8)]).unwrap();
+/// let k = g.placeholder(DType::F32, [3, 3, 8, 2]).unwrap();
+/// assert_eq!(nn::depthwise_conv2d(&x, &k, [1, 1, 1, 1], Padding::Same).unwrap().shape().to_string(), "[?,28,28,16]");
+/// ```
+#[track_caller]
+pub fn depthwise_conv2d(input: &Tensor, filter: &Tensor, strides: [usize; 4], padding: Padding) -> Result<Tensor> {
+    let op = Op::DepthwiseConv2dNative(ConvAttrs { strides, dilations: [1, 1, 1, 1], padding });
+    input.graph().add_op1(op, &[input, filter], None)
+}
+
 /// The gradient of a convolution with respect to its input; `input` gives the shape.
 #[track_caller]
 pub fn conv2d_backprop_input(

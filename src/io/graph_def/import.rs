@@ -294,6 +294,8 @@ pub(super) fn op_of(
         "TgFusedBatchNormGrad" => (Op::FusedBatchNormGrad, 6),
         "TgSliceGrad" => (Op::SliceGrad, 3),
         "Range" => (Op::Range, 3),
+        // Every rank is known here: TF's `Rank` is a constant.
+        "Rank" => (Op::Const { value: Value::from(ndarray::arr0(known_rank(0)? as i32)) }, 0),
         "Reshape" => (Op::Reshape { shape: ints(1, "shape")? }, 1),
         "Transpose" => (Op::Transpose { perm: usizes(ints(1, "perm")?, "perm")? }, 1),
         "ExpandDims" => {

@@ -258,6 +258,20 @@ pub fn size(x: &Tensor, axes: Option<&[i64]>, dtype: DType) -> Result<Tensor> {
     x.graph().add_op1(Op::Size { axes, dtype }, &[x], None)
 }
 
+/// The number of dimensions as an int32 scalar (`tf.rank`): a constant, since every tensor's
+/// rank is known when the graph is built here.
+///
+/// ```
+/// use tensorgraph_graph::{ops::math, DType, Graph};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, None, Some(3)]).unwrap();
+/// assert_eq!(math::rank(&x).unwrap().op().op_type(), "Const");
+/// ```
+#[track_caller]
+pub fn rank(x: &Tensor) -> Result<Tensor> {
+    x.graph().scalar(x.shape().rank() as f64, DType::I32)
+}
+
 /// The identity (`tf.identity`).
 #[track_caller]
 pub fn identity(x: &Tensor) -> Result<Tensor> {

@@ -13,6 +13,23 @@ fn source(out: usize, tap: usize, stride: usize, dil: usize, pad: usize, len: us
     (out * stride + tap * dil).checked_sub(pad).filter(|&i| i < len)
 }
 
+/// Calls `f(output pixel, input pixel, tap)` (row-major indices) for every window tap of one
+/// image that reads inside the input.
+#[inline]
+fn taps(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize, usize)) {
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            for ky in 0..g.k_h {
+                let Some(iy) = source(oy, ky, g.stride_h, g.dil_h, g.pad_top, g.in_h) else { continue };
+                for kx in 0..g.k_w {
+                    let Some(ix) = source(ox, kx, g.stride_w, g.dil_w, g.pad_left, g.in_w) else { continue };
+                    f(oy * g.out_w + ox, iy * g.in_w + ix, ky * g.k_w + kx);
+                }
+            }
+        }
+    }
+}
+
 /// `y = depthwise(x, filter)`: `x` `[n, h, w, c]`, `filter` `[kh, kw, c, m]` (`g.out_c` = m),
 /// `y` `[n, out_h, out_w, c * m]`.
 pub fn forward<T: Float>(x: &[T], filter: &[T], g: &Conv2dGeometry) -> Vec<T> {
@@ -24,24 +41,14 @@ pub fn forward<T: Float>(x: &[T], filter: &[T], g: &Conv2dGeometry) -> Vec<T> {
     }
     y.par_chunks_mut(per_out).enumerate().for_each(|(b, y)| {
         let x = &x[b * g.in_h * g.in_w * c..];
-        for oy in 0..g.out_h {
-            for ox in 0..g.out_w {
-                let out = &mut y[(oy * g.out_w + ox) * c * m..][..c * m];
-                for ky in 0..g.k_h {
-                    let Some(iy) = source(oy, ky, g.stride_h, g.dil_h, g.pad_top, g.in_h) else { continue };
-                    for kx in 0..g.k_w {
-                        let Some(ix) = source(ox, kx, g.stride_w, g.dil_w, g.pad_left, g.in_w) else { continue };
-                        let xs = &x[(iy * g.in_w + ix) * c..][..c];
-                        let fs = &filter[(ky * g.k_w + kx) * c * m..][..c * m];
-                        for (ci, &xv) in xs.iter().enumerate() {
-                            for k in 0..m {
-                                out[ci * m + k] += xv * fs[ci * m + k];
-                            }
-                        }
-                    }
+        taps(g, |o, i, t| {
+            let (out, xs, fs) = (&mut y[o * c * m..][..c * m], &x[i * c..][..c], &filter[t * c * m..][..c * m]);
+            for (ci, &xv) in xs.iter().enumerate() {
+                for k in 0..m {
+                    out[ci * m + k] += xv * fs[ci * m + k];
                 }
             }
-        }
+        });
     });
     y
 }
@@ -56,24 +63,14 @@ pub fn backprop_input<T: Float>(dy: &[T], filter: &[T], g: &Conv2dGeometry) -> V
     }
     dx.par_chunks_mut(per_in).enumerate().for_each(|(b, dx)| {
         let dy = &dy[b * g.out_h * g.out_w * c * m..];
-        for oy in 0..g.out_h {
-            for ox in 0..g.out_w {
-                let d = &dy[(oy * g.out_w + ox) * c * m..][..c * m];
-                for ky in 0..g.k_h {
-                    let Some(iy) = source(oy, ky, g.stride_h, g.dil_h, g.pad_top, g.in_h) else { continue };
-                    for kx in 0..g.k_w {
-                        let Some(ix) = source(ox, kx, g.stride_w, g.dil_w, g.pad_left, g.in_w) else { continue };
-                        let xs = &mut dx[(iy * g.in_w + ix) * c..][..c];
-                        let fs = &filter[(ky * g.k_w + kx) * c * m..][..c * m];
-                        for (ci, xv) in xs.iter_mut().enumerate() {
-                            for k in 0..m {
-                                *xv += d[ci * m + k] * fs[ci * m + k];
-                            }
-                        }
-                    }
+        taps(g, |o, i, t| {
+            let (d, xs, fs) = (&dy[o * c * m..][..c * m], &mut dx[i * c..][..c], &filter[t * c * m..][..c * m]);
+            for (ci, xv) in xs.iter_mut().enumerate() {
+                for k in 0..m {
+                    *xv += d[ci * m + k] * fs[ci * m + k];
                 }
             }
-        }
+        });
     });
     dx
 }
@@ -89,24 +86,14 @@ pub fn backprop_filter<T: Float>(x: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T
             let mut df = vec![T::zero(); len];
             let x = &x[b * g.in_h * g.in_w * c..];
             let dy = &dy[b * g.out_h * g.out_w * c * m..];
-            for oy in 0..g.out_h {
-                for ox in 0..g.out_w {
-                    let d = &dy[(oy * g.out_w + ox) * c * m..][..c * m];
-                    for ky in 0..g.k_h {
-                        let Some(iy) = source(oy, ky, g.stride_h, g.dil_h, g.pad_top, g.in_h) else { continue };
-                        for kx in 0..g.k_w {
-                            let Some(ix) = source(ox, kx, g.stride_w, g.dil_w, g.pad_left, g.in_w) else { continue };
-                            let xs = &x[(iy * g.in_w + ix) * c..][..c];
-                            let fs = &mut df[(ky * g.k_w + kx) * c * m..][..c * m];
-                            for (ci, &xv) in xs.iter().enumerate() {
-                                for k in 0..m {
-                                    fs[ci * m + k] += xv * d[ci * m + k];
-                                }
-                            }
-                        }
+            taps(g, |o, i, t| {
+                let (d, xs, fs) = (&dy[o * c * m..][..c * m], &x[i * c..][..c], &mut df[t * c * m..][..c * m]);
+                for (ci, &xv) in xs.iter().enumerate() {
+                    for k in 0..m {
+                        fs[ci * m + k] += xv * d[ci * m + k];
                     }
                 }
-            }
+            });
             df
         })
         .collect();

@@ -185,7 +185,7 @@ pub(super) fn unsorted_segment_sum(c: &Ctx) -> Grads {
 
 /// The pieces' gradients joined again; a piece nothing depends on contributes zeros.
 pub(super) fn split(c: &Ctx, axis: usize) -> Grads {
-    let pieces = filled_grads(c)?;
+    let pieces = c.filled_grads()?;
     Ok(vec![Some(a::concat(&pieces.iter().collect::<Vec<_>>(), axis as i64)?)])
 }
 
@@ -195,18 +195,8 @@ pub(super) fn pack(c: &Ctx, axis: usize) -> Grads {
 
 /// The slices' gradients stacked again; a slice nothing depends on contributes zeros.
 pub(super) fn unpack(c: &Ctx, axis: usize) -> Grads {
-    let slices = filled_grads(c)?;
+    let slices = c.filled_grads()?;
     Ok(vec![Some(a::stack(&slices.iter().collect::<Vec<_>>(), axis as i64)?)])
-}
-
-/// The gradient of every output, zeros where none flows.
-fn filled_grads(c: &Ctx) -> Result<Vec<Tensor>> {
-    (0..c.grads.len())
-        .map(|i| match &c.grads[i] {
-            Some(g) => Ok(g.clone()),
-            None => a::zeros_like(&c.y(i)?),
-        })
-        .collect()
 }
 
 /// The gradient's tiles summed: viewed as `[m0, d0, m1, d1, ...]` and summed over the

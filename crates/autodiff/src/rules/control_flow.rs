@@ -46,16 +46,6 @@ fn gradient_function(f: &Graph, args: &[Tensor], results: &[Tensor], result_like
     Ok(Func { graph: f.clone(), inputs, outputs })
 }
 
-/// The gradient flowing into each of the op's outputs (zeros where none does).
-fn output_grads(c: &Ctx) -> Result<Vec<Tensor>> {
-    (0..c.grads.len())
-        .map(|i| match &c.grads[i] {
-            Some(gr) => Ok(gr.clone()),
-            None => array::zeros_like(&c.y(i)?),
-        })
-        .collect()
-}
-
 pub(crate) fn while_loop(c: &Ctx, cond: &Func, body: &Func, max: Option<u64>) -> Result<Vec<Option<Tensor>>> {
     let n = body.outputs.len();
     let k_cond = cond.inputs.len() - n;
@@ -67,7 +57,7 @@ pub(crate) fn while_loop(c: &Ctx, cond: &Func, body: &Func, max: Option<u64>) ->
         });
     }
     let grad = gradient_function(&body.graph, &args, &body.output_tensors(), &args[..n])?;
-    let douts = output_grads(c)?;
+    let douts = c.filled_grads()?;
     let inputs: Vec<&Tensor> = c.inputs.iter().chain(&douts).collect();
     let op = Op::WhileGrad { cond: cond.clone(), body: body.clone(), grad, maximum_iterations: max };
     let node = c.node.graph().add_node(op, &inputs, &[], Some("WhileGrad"), SourceLocation::caller())?;
@@ -90,7 +80,7 @@ pub(crate) fn cond(c: &Ctx, then_branch: &Func, else_branch: &Func) -> Result<Ve
     let outputs: Vec<Tensor> = (0..then_branch.outputs.len()).map(|i| c.y(i)).collect::<Result<_>>()?;
     let branch = |f: &Func| gradient_function(&f.graph, &f.input_tensors(), &f.output_tensors(), &outputs);
     let op = Op::If { then_branch: branch(then_branch)?, else_branch: branch(else_branch)? };
-    let douts = output_grads(c)?;
+    let douts = c.filled_grads()?;
     let inputs: Vec<&Tensor> = c.inputs.iter().chain(&douts).collect();
     let node = c.node.graph().add_node(op, &inputs, &[], Some("If"), SourceLocation::caller())?;
     let mut out = vec![None];

@@ -34,6 +34,17 @@ impl Ctx<'_> {
         self.grads[0].as_ref().expect("single-output ops are differentiated only with a gradient")
     }
 
+    /// The gradient of every output, zeros where none flows (for multi-output ops whose rule
+    /// needs them all: split, unstack, `While`, `If`).
+    pub fn filled_grads(&self) -> Result<Vec<Tensor>> {
+        (0..self.grads.len())
+            .map(|i| match &self.grads[i] {
+                Some(g) => Ok(g.clone()),
+                None => tensorgraph_graph::ops::array::zeros_like(&self.y(i)?),
+            })
+            .collect()
+    }
+
     /// `None` for every input.
     pub fn none(&self) -> Vec<Option<Tensor>> {
         vec![None; self.inputs.len()]

@@ -25,7 +25,7 @@ fn model(dir: &Path) -> (Graph, Session, Tensor, Tensor) {
     let x = g.placeholder(DType::F32, [None, Some(3)]).named("X").unwrap();
     let logits = g.name_scope("dnn", || layers::dense(&x, 2, Some(nn::relu), "out")).unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     export_meta_graph(&g, dir.join("model.meta")).unwrap();
     Saver::new(&g).save(&sess, dir.join("model"), Some(4)).unwrap();
     (g, sess, x, logits)

@@ -615,7 +615,7 @@ fn batch_normalization_in_training_and_inference_mode() {
         let loss = math::reduce_sum(&math::mul(&math::square(&y).unwrap(), &w).unwrap(), None).unwrap();
         let vars = g.trainable_variables();
         let mut sess = Session::new(&g).unwrap();
-        sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+        sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
         let c = *shape.last().unwrap();
         let gamma = ndarray::Array1::from_vec((0..c).map(|i| 0.7 + 0.2 * i as f64).collect()).into_dyn();
         let beta = ndarray::Array1::from_vec((0..c).map(|i| 0.1 - 0.3 * i as f64).collect()).into_dyn();

@@ -27,7 +27,7 @@ fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) 
 
 fn init(g: &Graph) -> Session {
     let sess = Session::new(g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     sess
 }
 
@@ -567,7 +567,7 @@ fn training_and_inference_may_share_a_session() {
     std::thread::scope(|s| {
         s.spawn(|| {
             for _ in 0..100 {
-                sess.run_targets(&[&train], &feed()).unwrap();
+                sess.run(&train, &feed()).unwrap();
             }
         });
         s.spawn(|| {

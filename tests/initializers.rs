@@ -8,7 +8,7 @@ fn sample(init: Initializer, shape: &[usize]) -> Vec<f64> {
     g.set_random_seed(11);
     let v = g.get_variable("w", shape, DType::F32, &init, true).unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     sess.run(&v, &[]).unwrap().to_f64_vec()
 }
 
@@ -55,7 +55,7 @@ fn constant_truncated_normal_and_layer_options() {
     let x = g.placeholder(DType::F32, [None, Some(5)]).named("x").unwrap();
     layers::Dense::new(4).kernel_initializer(Initializer::Constant(0.5)).build(&x, "d").unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     let k = g.trainable_variables().into_iter().find(|v| v.name() == "d/kernel").unwrap();
     assert!(sess.run(&k, &[]).unwrap().to_f64_vec().iter().all(|&v| v == 0.5));
 }

@@ -16,7 +16,7 @@ fn model() -> (Graph, Session) {
     let h = layers::dense(&x, 512, Some(nn::relu), "h").unwrap();
     layers::dense(&h, 256, None, "out").unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     (g, sess)
 }
 

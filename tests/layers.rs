@@ -14,7 +14,7 @@ fn regularization_losses_are_collected_and_summed() {
     let _ = Dense::new(1).kernel_regularizer(Regularizer::L1(0.25)).build(&h, "b").unwrap();
     let total = tensorgraph::losses::get_regularization_loss(&g).unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     let kernels: Vec<Variable> = g.trainable_variables().into_iter().filter(|v| v.name().ends_with("kernel")).collect();
     let w: Vec<Vec<f64>> = kernels.iter().map(|k| sess.variable_value(k).unwrap().unwrap().to_f64_vec()).collect();
     let want = 0.5 * w[0].iter().map(|v| v * v).sum::<f64>() + 0.25 * w[1].iter().map(|v| v.abs()).sum::<f64>();

@@ -14,7 +14,7 @@ fn a_cnn_with_batch_norm_exports_in_nchw_with_oihw_filters() {
     let p = layers::max_pooling2d(&b, 2, 2, Padding::Valid, "pool").unwrap();
     let logits = layers::dense(&layers::flatten(&p).unwrap(), 3, None, "out").unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
 
     let model = to_onnx(&g, &sess, &[&logits]).unwrap();
     assert_eq!((model.opset_import[0].version, model.ir_version), (OPSET, 7));

@@ -301,7 +301,7 @@ fn plumbing_and_state_ops() {
     let nothing = state::no_op(&g).named("nothing").unwrap();
     common::record(&g);
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap(), &nothing], &[]).unwrap();
+    sess.run((&g.global_variables_initializer().unwrap(), &nothing), &[]).unwrap();
     let feed = [(&x, array![-2.0f32, 3.0].into_dyn().into())];
     let out = sess.run(&[&sel, &fl, &id, &sg, &d], &feed).unwrap();
     assert_eq!(out[0].to_f64_vec(), [2.0, 3.0]);

@@ -40,9 +40,9 @@ fn feed<'a>(x: &'a Tensor, y: &'a Tensor) -> Vec<(&'a Tensor, Feed<'a>)> {
 fn trained() -> (Graph, Tensor, Tensor, Tensor, Session) {
     let (g, x, y, logits, train) = model();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     for _ in 0..5 {
-        sess.run_targets(&[&train], &feed(&x, &y)).unwrap();
+        sess.run(&train, &feed(&x, &y)).unwrap();
     }
     (g, x, y, logits, sess)
 }
@@ -162,7 +162,7 @@ fn graph_file_round_trip_computes_the_same_outputs() {
     let train2 = h.get_operation_collection(tensorgraph::collections::TRAIN_OP).remove(0);
     assert_eq!(train2.name(), "train/Adam");
     assert_eq!(h.trainable_variables().len(), 4, "trainable flags survive");
-    s2.run_targets(&[&train2], &feed(&x2, &y2)).unwrap();
+    s2.run(&train2, &feed(&x2, &y2)).unwrap();
 
     let bytes = std::fs::read(dir.join("model.meta")).unwrap();
     std::fs::write(dir.join("bad.meta"), &bytes[..bytes.len() / 2]).unwrap();
@@ -229,9 +229,9 @@ fn resumed_training_matches_uninterrupted_training_for_every_optimizer() {
         let train_op = g.control_dependencies(&refs, || make(&lr).minimize_with(&loss, None, Some(&step))).unwrap();
 
         let mut a = Session::new(&g).unwrap();
-        a.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+        a.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
         for _ in 0..3 {
-            a.run_targets(&[&train_op], &feed(&x, &y)).unwrap();
+            a.run(&train_op, &feed(&x, &y)).unwrap();
         }
         let dir = tmp(&format!("resume-{name}"));
         let path = Saver::new(&g).save(&a, dir.join("model"), Some(3)).unwrap();
@@ -239,7 +239,7 @@ fn resumed_training_matches_uninterrupted_training_for_every_optimizer() {
         Saver::new(&g).restore(&b, &path).unwrap();
         for sess in [&mut a, &mut b] {
             for _ in 0..2 {
-                sess.run_targets(&[&train_op], &feed(&x, &y)).unwrap();
+                sess.run(&train_op, &feed(&x, &y)).unwrap();
             }
         }
         let vars = g.global_variables();
@@ -288,8 +288,8 @@ fn a_cnn_training_graph_round_trips_through_a_meta_graph_exactly() {
     // The same initial values (initializers' ranges and seeds travel) and bit-identical
     // training (dropout's seeds too).
     let (s1, s2) = (Session::new(&g).unwrap(), Session::new(&h).unwrap());
-    s1.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
-    s2.run_targets(&[&h.global_variables_initializer().unwrap()], &[]).unwrap();
+    s1.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
+    s2.run(&h.global_variables_initializer().unwrap(), &[]).unwrap();
     for (v, w) in g.global_variables().iter().zip(h.global_variables()) {
         assert_eq!(v.name(), w.name());
         assert_eq!(s1.variable_value(v).unwrap(), s2.variable_value(&w).unwrap(), "{}", v.name());

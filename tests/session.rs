@@ -120,7 +120,7 @@ fn uninitialized_variable_is_named() {
     let e = sess.run(&[&y], &[]).unwrap_err();
     assert!(matches!(e, Error::UninitializedVariable { .. }));
     assert!(e.to_string().contains("attempting to use uninitialized value weights (VariableV2)"), "{e}");
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     assert_eq!(sess.run(&[&y], &[]).unwrap()[0].to_f64_vec(), [1.0, 4.0]);
 }
 
@@ -168,17 +168,17 @@ fn assign_ops_and_control_dependencies() {
     // `read_value()` inside the control-dependency context.
     let read_after = g.control_dependencies(&[&add.op()], || v.read_value()).unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     assert_eq!(sess.run(&[&read_after], &[]).unwrap()[0].scalar_f64(), Some(3.0));
     assert_eq!(sess.run(&[&read_after], &[]).unwrap()[0].scalar_f64(), Some(5.0));
     let sub = state::assign_sub(&v, &two).unwrap();
     assert_eq!(sess.run(&[&sub], &[]).unwrap()[0].scalar_f64(), Some(3.0));
     let set = state::assign(&v, &g.scalar(-4.0, DType::F32).unwrap()).unwrap();
-    sess.run_targets(&[&set.op()], &[]).unwrap();
+    sess.run(&set.op(), &[]).unwrap();
     assert_eq!(sess.run(&v, &[]).unwrap().scalar_f64(), Some(-4.0));
     // group runs all its members.
     let both = state::group(&g, &[&add.op(), &add.op()]).unwrap();
-    sess.run_targets(&[&both], &[]).unwrap();
+    sess.run(&both, &[]).unwrap();
     assert_eq!(sess.run(&v, &[]).unwrap().scalar_f64(), Some(-2.0));
 }
 
@@ -264,7 +264,7 @@ fn variable_updates_run_after_reads_of_the_same_step() {
     let y = math::mul(&w, &g.scalar(10.0, DType::F32).unwrap()).unwrap();
     let step = GradientDescent::new(0.5).minimize(&y).unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     let out = sess.run_with(&[&y], &[&step], &[]).unwrap();
     assert_eq!(out[0].scalar_f64(), Some(10.0));
     assert_eq!(sess.run(&w, &[]).unwrap().scalar_f64(), Some(1.0 - 0.5 * 10.0));
@@ -439,9 +439,9 @@ fn layer_biases_created_after_their_op_still_fuse() {
         let mut sess = Session::new(&g).unwrap();
         sess.set_check_numerics(check);
         sess.set_profiling(true);
-        sess.run_targets(&[&init], &[]).unwrap();
+        sess.run(&init, &[]).unwrap();
         for _ in 0..3 {
-            sess.run_targets(&[&train], &feed()).unwrap();
+            sess.run(&train, &feed()).unwrap();
         }
         losses.push(sess.run(&[&loss], &feed()).unwrap()[0].to_f64_vec());
         let fused = sess.profile().iter().filter(|p| p.0.starts_with("_Fused")).count();
@@ -481,9 +481,9 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
         let mut sess = Session::new(&g).unwrap();
         sess.set_check_numerics(check); // checks every op's output, so nothing is fused
         sess.set_profiling(true);
-        sess.run_targets(&[&init], &[]).unwrap();
+        sess.run(&init, &[]).unwrap();
         for _ in 0..3 {
-            sess.run_targets(&[&train], &feed()).unwrap();
+            sess.run(&train, &feed()).unwrap();
         }
         let mut got: Vec<Vec<f64>> =
             sess.run(&[&loss, &broadcast], &feed()).unwrap().iter().map(Value::to_f64_vec).collect();

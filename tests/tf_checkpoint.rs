@@ -66,7 +66,7 @@ fn graph_of(exp: &BTreeMap<String, Expected>) -> (Graph, Session, Vec<Variable>)
         })
         .collect();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     (g, sess, vars)
 }
 

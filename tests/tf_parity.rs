@@ -185,9 +185,9 @@ fn optimizer_updates_slot_names_and_schedules_match_tensorflow() {
         names.sort();
         assert_eq!(names, c.variable_names, "{}: slot and accumulator names as TF's", c.label);
         let sess = Session::new(&g).unwrap();
-        sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+        sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
         for (k, (gr, want)) in c.grads.iter().zip(&c.steps).enumerate() {
-            sess.run_targets(&[&step], &[(&grad, gr.f32().into())]).unwrap();
+            sess.run(&step, &[(&grad, gr.f32().into())]).unwrap();
             for v in &vars {
                 let got = sess.run(&[v], &[]).unwrap().remove(0);
                 assert_matches(&format!("{} step {k} {}", c.label, v.name()), &got, &want[&v.name()]);
@@ -239,7 +239,7 @@ fn batch_normalization_matches_tensorflow() {
         let update_refs: Vec<&Operation> = updates.iter().collect();
 
         let sess = Session::new(&g).unwrap();
-        sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+        sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
         sess.set_variable_value(&gamma, c.gamma.f32().into()).unwrap();
         sess.set_variable_value(&beta, c.beta.f32().into()).unwrap();
         let feed =
@@ -249,9 +249,9 @@ fn batch_normalization_matches_tensorflow() {
         assert_matches(&format!("{what} dx"), &out[1], &c.dx);
         assert_matches(&format!("{what} dgamma"), &out[2], &c.dgamma);
         assert_matches(&format!("{what} dbeta"), &out[3], &c.dbeta);
-        sess.run_targets(&update_refs, &feed(&c.batches[0], true)).unwrap();
-        sess.run_targets(&update_refs, &feed(&c.batches[1], true)).unwrap();
-        sess.run_targets(&update_refs, &feed(&c.batches[1], false)).unwrap();
+        sess.run(&update_refs[..], &feed(&c.batches[0], true)).unwrap();
+        sess.run(&update_refs[..], &feed(&c.batches[1], true)).unwrap();
+        sess.run(&update_refs[..], &feed(&c.batches[1], false)).unwrap();
         let stats = sess.run(&[&mm, &mv], &[]).unwrap();
         assert_matches(&format!("{what} moving_mean"), &stats[0], &c.moving_mean);
         assert_matches(&format!("{what} moving_variance"), &stats[1], &c.moving_variance);
@@ -277,10 +277,10 @@ fn large_variables_update_chunk_by_chunk_as_small_ones() {
         let (opt, _) = optimizer_for(label, &g);
         let step = opt.apply_gradients(&[(Some(gr.clone()), w.clone())], None).unwrap();
         let sess = Session::new(&g).unwrap();
-        sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+        sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
         for k in 0..3 {
             let feed = ndarray::Array1::from_iter(idx.iter().map(|&i| grad(i, k))).into_dyn();
-            sess.run_targets(&[&step], &[(&gr, feed.into())]).unwrap();
+            sess.run(&step, &[(&gr, feed.into())]).unwrap();
         }
         sess.run(&[&w], &[]).unwrap().remove(0).as_f32().unwrap().iter().copied().collect()
     };

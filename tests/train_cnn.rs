@@ -32,11 +32,11 @@ fn cnn_with_adam_learns_the_mnist_fixture() {
     let mut d =
         read_data_sets_with("tests/fixtures/mnist-small", &Options { validation_size: 0, seed: Some(2) }).unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     let test = [(&x, d.test.images.clone().into()), (&y, d.test.labels.clone().into())];
     for _ in 0..2 * 2000 / 100 {
         let (xb, yb) = d.train.next_batch(100);
-        sess.run_targets(&[&train], &[(&x, xb.into()), (&y, yb.into())]).unwrap();
+        sess.run(&train, &[(&x, xb.into()), (&y, yb.into())]).unwrap();
     }
     let acc = sess.run(&[&accuracy], &test).unwrap()[0].scalar_f64().unwrap();
     assert!(acc > 0.8, "test accuracy after 2 epochs of 2000 images: {acc}");

@@ -36,12 +36,12 @@ fn mlp_learns_the_mnist_fixture_in_seconds() {
     let mut d =
         read_data_sets_with("tests/fixtures/mnist-small", &Options { validation_size: 0, seed: Some(1) }).unwrap();
     let sess = Session::new(&g).unwrap();
-    sess.run_targets(&[&g.global_variables_initializer().unwrap()], &[]).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     let test = [(&x, d.test.images.clone().into()), (&y, d.test.labels.clone().into())];
     let before = sess.run(&[&accuracy, &loss], &test).unwrap();
     for _ in 0..5 * 2000 / 50 {
         let (xb, yb) = d.train.next_batch(50);
-        sess.run_targets(&[&train], &[(&x, xb.into()), (&y, yb.into())]).unwrap();
+        sess.run(&train, &[(&x, xb.into()), (&y, yb.into())]).unwrap();
     }
     let after = sess.run(&[&accuracy, &loss], &test).unwrap();
     let (acc0, acc1) = (before[0].scalar_f64().unwrap(), after[0].scalar_f64().unwrap());

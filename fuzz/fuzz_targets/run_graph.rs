@@ -67,7 +67,7 @@ pub fn run_all(g: &Graph, bytes: &[u8]) {
     }
     let Ok(sess) = Session::new(g) else { return };
     if let Ok(init) = g.global_variables_initializer() {
-        let _ = sess.run_targets(&[&init], &[]);
+        let _ = sess.run(&init, &[]);
     }
     let mut feeds: Vec<(Tensor, Value)> = Vec::new();
     for (k, op) in g.operations().into_iter().enumerate() {

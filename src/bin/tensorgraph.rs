@@ -194,7 +194,7 @@ fn tensor(g: &Graph, name: &str) -> Result<Tensor> {
 fn session(g: &Graph, checkpoint: Option<&Path>) -> Result<Session> {
     let sess = Session::new(g)?;
     if !g.global_variables().is_empty() {
-        sess.run_targets(&[&g.global_variables_initializer()?], &[])?;
+        sess.run(&g.global_variables_initializer()?, &[])?;
     }
     if let Some(c) = checkpoint {
         Saver::new(g).restore(&sess, c)?;

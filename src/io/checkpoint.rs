@@ -28,7 +28,8 @@ const STATE: &str = "checkpoint";
 /// assert!(dir.join("model.ckpt-7.index").exists() && dir.join("model.ckpt-7.data-00000-of-00001").exists());
 /// let fresh = Session::new(&g)?;
 /// Saver::new(&g).restore(&fresh, &prefix)?;
-/// assert_eq!(fresh.run(&w, &[])?.scalar_f64(), Some(2.5));
+/// let w_val: f32 = fresh.run(&w, &[])?.try_into()?;
+/// assert_eq!(w_val, 2.5);
 /// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok(()) }
 /// ```

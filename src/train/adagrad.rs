@@ -16,8 +16,8 @@ use crate::{ApplyOp, Initializer, Operation, Result, Variable};
 /// let mut sess = Session::new(&g)?;
 /// sess.run(&g.global_variables_initializer()?, &[])?;
 /// sess.run(&train, &[])?; // accum = 0.1 + 4; w = 1 - 0.1·2/√4.1
-/// let w1 = sess.run(&w, &[])?.scalar_f64().unwrap();
-/// assert!((w1 - (1.0 - 0.2 / 4.1f64.sqrt())).abs() < 1e-6);
+/// let w1: f32 = sess.run(&w, &[])?.try_into()?;
+/// assert!((w1 - (1.0 - 0.2 / 4.1f32.sqrt())).abs() < 1e-6);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]

@@ -17,7 +17,8 @@ use crate::{ApplyOp, Operation, Result, Variable};
 /// let mut sess = Session::new(&g)?;
 /// sess.run(&g.global_variables_initializer()?, &[])?;
 /// sess.run(&train, &[])?; // w = 3 - 0.25 * 6
-/// assert_eq!(sess.run(&w, &[])?.scalar_f64(), Some(1.5));
+/// let w_val: f32 = sess.run(&w, &[])?.try_into()?;
+/// assert_eq!(w_val, 1.5);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]

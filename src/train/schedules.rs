@@ -36,8 +36,8 @@ pub fn get_or_create_global_step(g: &Graph) -> Result<Variable> {
 /// let mut sess = Session::new(&g)?;
 /// sess.run(&g.global_variables_initializer()?, &[])?;
 /// sess.run(&state::assign(&step, &g.scalar(5.0, DType::I64)?)?.op(), &[])?;
-/// let v = sess.run(&lr, &[])?.scalar_f64().unwrap();
-/// assert!((v - 0.1 * 0.5f64.powf(0.5)).abs() < 1e-7);
+/// let v: f32 = sess.run(&lr, &[])?.try_into()?;
+/// assert!((v - 0.1 * 0.5f32.powf(0.5)).abs() < 1e-7);
 /// # Ok(()) }
 /// ```
 #[track_caller]
@@ -79,7 +79,8 @@ pub fn exponential_decay(
 ///     .unwrap_err().to_string().contains("one more value than boundaries"));
 /// let mut sess = Session::new(&g)?;
 /// sess.run(&g.global_variables_initializer()?, &[])?;
-/// assert_eq!(sess.run(&lr, &[])?.scalar_f64(), Some(0.1f32 as f64));
+/// let v: f32 = sess.run(&lr, &[])?.try_into()?;
+/// assert_eq!(v, 0.1);
 /// # Ok(()) }
 /// ```
 #[track_caller]

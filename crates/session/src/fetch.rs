@@ -60,6 +60,15 @@ impl Fetch for &Operation {
     fn take(&self, _: &mut std::vec::IntoIter<Value>) {}
 }
 
+/// Operations run together for their effects (`sess.run([train_op, update_op])`).
+impl Fetch for &[&Operation] {
+    type Output = ();
+    fn add<'a>(&'a self, _: &mut Vec<&'a Tensor>, ops: &mut Vec<&'a Operation>) {
+        ops.extend(self.iter().copied());
+    }
+    fn take(&self, _: &mut std::vec::IntoIter<Value>) {}
+}
+
 /// What a fetched tensor can be given as: a tensor, or a variable (its current value).
 pub trait AsTensor {
     fn as_tensor(&self) -> &Tensor;

@@ -29,21 +29,21 @@ use tensorgraph_kernels::{buffers::BufferPool, KernelError};
 /// use tensorgraph_graph::Named;
 /// use ndarray::array;
 /// use tensorgraph_graph::{Graph, DType, ops::math};
-/// use tensorgraph_session::Session;
+/// use tensorgraph_session::{feed, Session};
 /// # fn main() -> tensorgraph_graph::Result<()> {
 /// let g = Graph::new();
 /// let a = g.placeholder(DType::F32, [None]).named("a")?;
 /// let b = math::mul(&a, &g.scalar(2.0, DType::F32)?)?;
 /// let sess = Session::new(&g)?;
-/// let out = sess.run(&[&b], &[(&a, array![1.0f32, 2.0].into())])?;
-/// assert_eq!(out[0].as_f32().unwrap().as_slice().unwrap(), &[2.0, 4.0]);
+/// let out: ndarray::Array1<f32> = sess.run(&b, feed! {a => &array![1.0f32, 2.0]})?.try_into()?;
+/// assert_eq!(out, array![2.0, 4.0]);
 /// // Runs from several threads share the session.
 /// std::thread::scope(|s| {
 ///     for i in 0..2 {
 ///         let (sess, a, b) = (&sess, &a, &b);
 ///         s.spawn(move || {
-///             let out = sess.run(&[b], &[(a, array![i as f32].into())]).unwrap();
-///             assert_eq!(out[0].scalar_f64(), Some(2.0 * i as f64));
+///             let out: ndarray::Array1<f32> = sess.run(b, feed! {a => &array![i as f32]}).unwrap().try_into().unwrap();
+///             assert_eq!(out, array![2.0 * i as f32]);
 ///         });
 ///     }
 /// });
@@ -162,11 +162,6 @@ impl Session {
         fetches.add(&mut tensors, &mut ops);
         let values = self.run_with(&tensors, &ops, feeds)?;
         Ok(fetches.take(&mut values.into_iter()))
-    }
-
-    /// Runs `targets` for their effects (like `sess.run(training_op, feed_dict)`).
-    pub fn run_targets(&self, targets: &[&Operation], feeds: &[(&Tensor, Feed<'_>)]) -> Result<()> {
-        self.run_with(&[], targets, feeds).map(drop)
     }
 
     /// Computes `fetches` and runs `targets` in one step.

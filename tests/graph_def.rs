@@ -189,7 +189,7 @@ fn a_compact_constant_too_large_for_memory_is_an_error() {
     let mut c = node("zeros", "Const", &[]);
     c.attr.insert("dtype".into(), AttrValue { value: Some(Attr::Type(1)) });
     c.attr.insert("value".into(), AttrValue { value: Some(Attr::Tensor(huge)) });
-    let def = GraphDef { node: vec![c], versions: None };
+    let def = GraphDef { node: vec![c], ..Default::default() };
     let e = from_graph_def(&def, "huge.pb").unwrap_err().to_string();
     assert!(e.contains("zeros") && e.contains("allocate"), "{e}");
 }

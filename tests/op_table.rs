@@ -68,3 +68,34 @@ fn inference_takes_the_definitions_arity() {
         }
     }
 }
+
+/// The output names are TF's (`op_registry.json`, from TF 2.21's op registry by
+/// `fixtures/tf/make_op_registry_fixture.py`): inside a GraphDef function a node's output is
+/// named `node:output_arg:index`, so a wrong name writes a function TF refuses.
+#[test]
+fn output_names_are_tfs() {
+    let text = std::fs::read_to_string("tests/fixtures/tf/op_registry.json").unwrap();
+    let registry: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (mut checked, mut wrong) = (0, vec![]);
+    for op in every_op() {
+        let def = op.def();
+        let Some(tf) = registry.get(def.name) else {
+            assert!(["SumToShape", "SliceGrad", "WhileGrad"].contains(&def.name), "{} is not a TF op", def.name);
+            continue;
+        };
+        let tf_outputs: Vec<&str> = tf["outputs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        // TF's Apply ops also output the variable; ours are effects only.
+        if def.outputs.is_empty() && matches!(op, Op::Apply(_)) {
+            continue;
+        }
+        // Batch norm here takes its training switch as a tensor: written as tensorgraph's own
+        // op, with TF's first outputs.
+        let ours_only = matches!(op, Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad);
+        if def.outputs != tf_outputs && !(ours_only && tf_outputs.starts_with(def.outputs)) {
+            wrong.push(format!("{}: {:?}, TF {:?}", def.name, def.outputs, tf_outputs));
+        }
+        checked += 1;
+    }
+    assert!(wrong.is_empty(), "outputs named unlike TF's:\n{}", wrong.join("\n"));
+    assert!(checked > 70, "{checked}");
+}

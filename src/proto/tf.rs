@@ -1,6 +1,6 @@
 //! TensorFlow's protobuf messages, declared with prost's derive from the public definitions
 //! (tensorflow/core/util/event.proto, framework/summary.proto, graph.proto, node_def.proto,
-//! attr_value.proto, tensor_shape.proto, types.proto, versions.proto,
+//! attr_value.proto, function.proto, op_def.proto, tensor_shape.proto, types.proto, versions.proto,
 //! protobuf/tensor_bundle.proto); only the fields tensorgraph reads or writes. Unknown fields
 //! are skipped when decoding, as protobuf requires.
 
@@ -37,8 +37,62 @@ pub use tensorgraph_kernels::summary::{HistogramProto, Image, Summary, SummaryVa
 pub struct GraphDef {
     #[prost(message, repeated, tag = "1")]
     pub node: Vec<NodeDef>,
+    /// The functions the nodes call (`While`'s `cond` and `body`, `If`'s branches).
+    #[prost(message, optional, tag = "2")]
+    pub library: Option<FunctionDefLibrary>,
     #[prost(message, optional, tag = "4")]
     pub versions: Option<VersionDef>,
+}
+
+/// `tensorflow.FunctionDefLibrary` (function.proto).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FunctionDefLibrary {
+    #[prost(message, repeated, tag = "1")]
+    pub function: Vec<FunctionDef>,
+}
+
+/// `tensorflow.FunctionDef`: a signature, the nodes, and which node output each result is
+/// (`ret`: output argument name -> `node:output_arg:index`, or an input argument's name).
+/// Inside a function, inputs name node outputs as `node:output_arg:index`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FunctionDef {
+    #[prost(message, optional, tag = "1")]
+    pub signature: Option<OpDef>,
+    #[prost(message, repeated, tag = "3")]
+    pub node_def: Vec<NodeDef>,
+    #[prost(map = "string, string", tag = "4")]
+    pub ret: HashMap<String, String>,
+}
+
+/// `tensorflow.OpDef` (op_def.proto), as a function's signature.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OpDef {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, repeated, tag = "2")]
+    pub input_arg: Vec<ArgDef>,
+    #[prost(message, repeated, tag = "3")]
+    pub output_arg: Vec<ArgDef>,
+    #[prost(bool, tag = "17")]
+    pub is_stateful: bool,
+}
+
+/// `OpDef.ArgDef`: one argument, of a fixed dtype here.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ArgDef {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(int32, tag = "3")]
+    pub r#type: i32,
+}
+
+/// `tensorflow.NameAttrList`: a function by name (a functional op's `body`, `then_branch`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NameAttrList {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(map = "string, message", tag = "2")]
+    pub attr: HashMap<String, AttrValue>,
 }
 
 /// `tensorflow.VersionDef`.
@@ -68,7 +122,7 @@ pub struct NodeDef {
 /// `tensorflow.AttrValue`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttrValue {
-    #[prost(oneof = "Attr", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
+    #[prost(oneof = "Attr", tags = "1, 2, 3, 4, 5, 6, 7, 8, 10")]
     pub value: Option<Attr>,
 }
 
@@ -91,6 +145,8 @@ pub enum Attr {
     Shape(TensorShapeProto),
     #[prost(message, tag = "8")]
     Tensor(TensorProto),
+    #[prost(message, tag = "10")]
+    Func(NameAttrList),
 }
 
 /// `AttrValue.ListValue`.

@@ -65,7 +65,7 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                 }
             })
             .collect();
-        GraphDef { node, versions: Some(VersionDef { producer: 1, min_consumer: 0 }) }
+        GraphDef { node, library: None, versions: Some(VersionDef { producer: 1, min_consumer: 0 }) }
     })
 }
 

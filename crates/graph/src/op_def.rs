@@ -221,6 +221,9 @@ impl Op {
             Op::StopGradient => no_grad("StopGradient", const { &[v("input")] }, OUTPUT),
             Op::MatMul { .. } => def("MatMul", const { &[v("a"), v("b")] }, &["product"]),
             Op::Unary(u @ (UnaryOp::Sign | UnaryOp::Floor)) => no_grad(u.type_name(), X, Y),
+            Op::Unary(u @ (UnaryOp::Relu | UnaryOp::Elu | UnaryOp::Selu | UnaryOp::Softplus | UnaryOp::Softsign)) => {
+                def(u.type_name(), const { &[v("features")] }, const { &["activations"] })
+            }
             Op::Unary(u) => def(u.type_name(), X, Y),
             Op::Binary(b) if b.is_comparison() => no_grad(b.type_name(), XY, Z),
             Op::Binary(b) => match b.type_name() {

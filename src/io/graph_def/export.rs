@@ -373,7 +373,7 @@ pub(super) fn graph_def(g: &Graph, keep: &dyn Fn(NodeIndex) -> bool, private: bo
         for i in d.dag.node_indices().filter(|&i| keep(i)) {
             write_node(d, d.node(i), private, &mut nodes)?;
         }
-        Ok(GraphDef { node: nodes, versions: Some(VersionDef { producer: PRODUCER, min_consumer: 0 }) })
+        Ok(GraphDef { node: nodes, library: None, versions: Some(VersionDef { producer: PRODUCER, min_consumer: 0 }) })
     })
 }
 

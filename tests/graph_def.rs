@@ -193,3 +193,99 @@ fn a_compact_constant_too_large_for_memory_is_an_error() {
     let e = from_graph_def(&def, "huge.pb").unwrap_err().to_string();
     assert!(e.contains("zeros") && e.contains("allocate"), "{e}");
 }
+
+#[derive(Deserialize)]
+struct LoopFixture {
+    x: Vec<Vec<f32>>,
+    n: i32,
+    ops: Vec<String>,
+    outputs: BTreeMap<String, Output>,
+}
+
+/// TF's functional loops and conditionals (`make_control_flow_graph_fixture.py`: a counted loop
+/// over captured tensors with a fed trip count, a `cond`, a loop growing a tensor with a `cond`
+/// inside, nested loops) with TF's outputs.
+fn loop_fixture() -> (GraphDef, LoopFixture) {
+    let bytes = std::fs::read("tests/fixtures/tf/control_flow_graph.pb").unwrap();
+    let def = GraphDef::decode(bytes.as_slice()).unwrap();
+    let text = std::fs::read_to_string("tests/fixtures/tf/control_flow_graph.json").unwrap();
+    (def, serde_json::from_str(&text).unwrap())
+}
+
+fn check_loop_outputs(g: &Graph, fx: &LoopFixture) -> usize {
+    let sess = Session::new(g).unwrap();
+    let (x, n) = (g.tensor_by_name("x:0").unwrap(), g.tensor_by_name("n:0").unwrap());
+    let xv = ndarray::Array2::from_shape_vec((fx.x.len(), 3), fx.x.concat()).unwrap();
+    for (name, want) in &fx.outputs {
+        let t = g.tensor_by_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = sess.run(&t, feed! {x => &xv, n => fx.n}).unwrap();
+        assert_eq!(got.shape(), want.shape.as_slice(), "{name}");
+        for (i, (a, b)) in got.to_f64_vec().iter().zip(&want.values).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{name}[{i}]: ours {a}, TF {b}");
+        }
+    }
+    fx.outputs.len()
+}
+
+#[test]
+fn tensorflows_functional_loops_and_conditionals_import_and_give_its_outputs() {
+    let (def, fx) = loop_fixture();
+    assert!(fx.ops.contains(&"StatelessWhile".into()) && fx.ops.contains(&"StatelessIf".into()));
+    assert_eq!(def.library.as_ref().unwrap().function.len(), 12);
+    let g = from_graph_def(&def, "control_flow_graph.pb").unwrap();
+    assert_eq!(check_loop_outputs(&g, &fx), 4);
+    // Written back (functions into the library, `node:output_arg:index` names), read again.
+    let out = to_graph_def(&g).unwrap();
+    assert_eq!(out.library.as_ref().unwrap().function.len(), 12);
+    let again = from_graph_def(&GraphDef::decode(out.encode_to_vec().as_slice()).unwrap(), "again").unwrap();
+    assert_eq!(check_loop_outputs(&again, &fx), 4);
+}
+
+#[test]
+fn loops_and_conditionals_built_here_export_and_import() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("x").unwrap();
+    let steps = g.placeholder(DType::I32, Shape::scalar()).named("steps").unwrap();
+    let w = g.constant(ndarray::array![[0.5f32, -1.0], [1.0, 0.25]].into_dyn()).named("w").unwrap();
+    let zero = g.scalar(0.0, DType::I32).unwrap();
+    // Captures in both functions (steps in cond, x and w in the body), a cond in the body.
+    let out = tensorgraph::while_loop(
+        |v| math::less(&v[0], &steps),
+        |v| {
+            let one = v[0].graph().scalar(1.0, DType::I32)?;
+            let next = nn::tanh(&((&math::matmul(&v[1], &w, false, false)? + &x)?))?;
+            let big = math::greater(&math::reduce_sum(&next, None)?, &v[0].graph().scalar(0.0, DType::F32)?)?;
+            let picked = tensorgraph::cond(&big, || Ok(vec![next.clone()]), || Ok(vec![math::neg(&next)?]))?;
+            Ok(vec![math::add(&v[0], &one)?, picked[0].clone()])
+        },
+        &[&zero, &array::zeros_like(&x).unwrap()],
+        None,
+    )
+    .unwrap();
+    let y = math::square(&out[1]).unwrap().named("y").unwrap();
+    let xv = ndarray::array![[0.3f32, -0.2], [1.0, 0.5], [-2.0, 0.1]];
+    let want: ndarray::ArrayD<f32> =
+        Session::new(&g).unwrap().run(&y, feed! {x => &xv, steps => 3}).unwrap().try_into().unwrap();
+    let def = to_graph_def(&g).unwrap();
+    let names: Vec<&str> =
+        def.library.as_ref().unwrap().function.iter().map(|f| f.signature.as_ref().unwrap().name.as_str()).collect();
+    assert_eq!(names.len(), 4, "{names:?}"); // cond, body, and the body's then and else
+    let back = from_graph_def(&GraphDef::decode(def.encode_to_vec().as_slice()).unwrap(), "back").unwrap();
+    let (x2, s2, y2) = (
+        back.tensor_by_name("x:0").unwrap(),
+        back.tensor_by_name("steps:0").unwrap(),
+        back.tensor_by_name("y:0").unwrap(),
+    );
+    let got: ndarray::ArrayD<f32> =
+        Session::new(&back).unwrap().run(&y2, feed! {x2 => &xv, s2 => 3}).unwrap().try_into().unwrap();
+    assert_eq!(got, want);
+    assert!(want.iter().all(|v| *v > 0.0));
+    // For tests/tf_interop.py, which runs this graph in TensorFlow.
+    if let Ok(dir) = std::env::var("TG_INTEROP_OUT") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("loops.pb"), def.encode_to_vec()).unwrap();
+        let fx =
+            serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "steps": 3, "y": want.iter().collect::<Vec<_>>()});
+        std::fs::write(dir.join("loops.json"), fx.to_string()).unwrap();
+    }
+}

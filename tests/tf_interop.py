@@ -233,6 +233,40 @@ good = worst <= 1e-5
 print(f"RESULT {len(names)} outputs of the op-set graph written by tensorgraph, run in TF: max difference {worst:.2e} {'ok' if good else 'MISMATCH'}")
 ok &= good
 
+# 4b. Loops and conditionals (functions in the GraphDef's library) both ways: TF's functional
+#     While/If graph imported here and written back, run in TF; and one built here (captures
+#     in the loop's condition and body, a conditional in the body), run in TF.
+cf = json.load(open("tests/fixtures/tf/control_flow_graph.json"))
+cf_back = os.path.join(args.out, "control_flow_back.pb")
+cli("convert", "tests/fixtures/tf/control_flow_graph.pb", cf_back)
+
+
+def run_graph_def(path, fetches, feeds):
+    gd = tf1.GraphDef()
+    with open(path, "rb") as f:
+        gd.ParseFromString(f.read())
+    with tf.Graph().as_default() as lg:
+        tf.import_graph_def(gd, name="")
+        with tf1.Session(graph=lg) as s:
+            return s.run(fetches, feeds), len(gd.library.function)
+
+
+names = sorted(cf["outputs"])
+got, n_functions = run_graph_def(cf_back, names, {"x:0": np.array(cf["x"], np.float32), "n:0": cf["n"]})
+worst = max(float(np.max(np.abs(np.asarray(v, np.float64).ravel() - cf["outputs"][n]["values"]))) for n, v in zip(names, got))
+good = worst <= 1e-5
+print(f"RESULT TF's loops and conditionals written back by tensorgraph ({n_functions} functions), run in TF: "
+      f"max difference {worst:.2e} {'ok' if good else 'MISMATCH'}")
+ok &= good
+lp = json.load(open(os.path.join(args.out, "loops.json")))
+(y,), n_functions = run_graph_def(os.path.join(args.out, "loops.pb"), ["y:0"],
+                                  {"x:0": np.array(lp["x"], np.float32).reshape(-1, 2), "steps:0": lp["steps"]})
+diff = float(np.max(np.abs(y.ravel() - np.array(lp["y"]))))
+good = diff <= 1e-5
+print(f"RESULT a loop with a conditional built by tensorgraph ({n_functions} functions), run in TF: "
+      f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
+ok &= good
+
 # 5. Our training graph (.meta) trained in TF from our checkpoint, step for step with ours.
 meta = os.path.join(args.out, "tg", "model.meta")
 xb, yb = os.path.join(args.out, "xb.npy"), os.path.join(args.out, "yb.npy")

@@ -1,9 +1,12 @@
 //! Our ops as TF's NodeDefs.
 
 use super::{attr, shape_proto, tensor_proto, ty};
-use crate::proto::tf::{Attr, AttrValue, GraphDef, ListValue, NodeDef, VersionDef};
-use crate::{DType, Error, Graph, Op, Result, Value};
-use std::collections::HashMap;
+use crate::proto::tf::{
+    ArgDef, Attr, AttrValue, FunctionDef, FunctionDefLibrary, GraphDef, ListValue, NameAttrList, NodeDef, OpDef,
+    VersionDef,
+};
+use crate::{DType, Error, Func, Graph, Op, Result, Value};
+use std::collections::{HashMap, HashSet};
 use tensorgraph_graph::op_def::AttrValue as OpAttr;
 use tensorgraph_graph::{ApplyOp, BinaryOp, Endpoint, GraphData, Node, NodeIndex};
 
@@ -330,7 +333,7 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         // an attribute in TF, which spells the switch with control flow).
         // SumToShape has a form of several nodes: `write_sum_to_shape`.
         Op::SumToShape => None,
-        // Their function graphs go into a GraphDef's function library: not written yet.
+        // Written with their functions by `write_functional`.
         Op::While { .. } | Op::If { .. } | Op::WhileGrad { .. } => None,
         Op::Size { .. } | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad | Op::SliceGrad => {
             private.then(|| TfForm {
@@ -368,20 +371,87 @@ fn const_def(name: String, value: &Value) -> NodeDef {
 /// Writes the nodes `keep` selects (which must include every input of each) in graph order.
 /// With `private`, ops TF lacks are written under tensorgraph's own names instead of failing.
 pub(super) fn graph_def(g: &Graph, keep: &dyn Fn(NodeIndex) -> bool, private: bool) -> Result<GraphDef> {
-    g.read(|d| {
+    let mut library = Library::default();
+    let node = g.read(|d| {
+        let mut w = Writer { private, args: None, library: &mut library };
         let mut nodes = Vec::new();
         for i in d.dag.node_indices().filter(|&i| keep(i)) {
-            write_node(d, d.node(i), private, &mut nodes)?;
+            write_node(d, d.node(i), &mut w, &mut nodes)?;
         }
-        Ok(GraphDef { node: nodes, library: None, versions: Some(VersionDef { producer: PRODUCER, min_consumer: 0 }) })
-    })
+        Ok::<_, Error>(nodes)
+    })?;
+    let library = (!library.functions.is_empty()).then_some(FunctionDefLibrary { function: library.functions });
+    Ok(GraphDef { node, library, versions: Some(VersionDef { producer: PRODUCER, min_consumer: 0 }) })
+}
+
+/// The functions written so far (the bodies and branches of loops and conditionals).
+#[derive(Default)]
+struct Library {
+    functions: Vec<FunctionDef>,
+    names: HashSet<String>,
+}
+
+/// Where nodes are being written: the graph, or a function of the library.
+struct Writer<'a> {
+    private: bool,
+    /// In a function: its arguments (the placeholders standing for them) by name; node
+    /// outputs are then named `node:output_arg:index`, in a graph `node:slot`.
+    args: Option<HashMap<Endpoint, String>>,
+    library: &'a mut Library,
+}
+
+impl Writer<'_> {
+    /// How a node input names output `e` of our node `m`.
+    fn output_ref(&self, d: &GraphData, e: Endpoint) -> String {
+        let m = d.node(e.node);
+        let Some(args) = &self.args else { return input_name(&m.name, e.slot) };
+        if let Some(a) = args.get(&e) {
+            return a.clone();
+        }
+        let (arg, index) = tf_output(d, m, e.slot, self.private);
+        format!("{}:{arg}:{index}", m.name)
+    }
+
+    /// How a node input names output `index` of output argument `arg` of a node written here
+    /// under `name` (a helper node: a constant argument, a shape).
+    fn helper_ref(&self, name: &str, arg: &str, index: usize) -> String {
+        match self.args {
+            Some(_) => format!("{name}:{arg}:{index}"),
+            None => input_name(name, index),
+        }
+    }
+}
+
+/// TF's output argument and index within it of output `slot` of node `m` as written.
+fn tf_output(d: &GraphData, m: &Node, slot: usize, private: bool) -> (&'static str, usize) {
+    match &m.op {
+        Op::SumToShape => ("output", 0), // written ending in a Reshape
+        Op::While { .. } | Op::If { .. } => ("output", slot),
+        op => {
+            let ins: Vec<DType> = m.inputs.iter().map(|&e| d.spec(e).dtype).collect();
+            let outs: Vec<DType> = m.outputs.iter().map(|o| o.dtype).collect();
+            let rank0 = m.inputs.first().map_or(0, |&e| d.spec(e).shape.rank());
+            match tf_form(op, &ins, rank0, &outs, private).map(|f| f.post) {
+                Some(Post::Affine(..)) => ("z", 0), // ends in AddV2
+                Some(Post::Cast(_)) => ("y", 0),
+                _ => match op.def().outputs {
+                    [one] => (one, slot),
+                    several => (several.get(slot).copied().unwrap_or("output"), 0),
+                },
+            }
+        }
+    }
 }
 
 /// The NodeDefs of node `n`: its helper nodes (constant arguments, shapes), then itself.
-fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) -> Result<()> {
+fn write_node(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>) -> Result<()> {
+    let private = w.private;
     if n.op == Op::SumToShape {
-        write_sum_to_shape(d, n, private, nodes);
+        write_sum_to_shape(d, n, w, nodes);
         return Ok(());
+    }
+    if matches!(n.op, Op::While { .. } | Op::If { .. }) {
+        return write_functional(d, n, w, nodes);
     }
     let ins: Vec<DType> = n.inputs.iter().map(|&e| d.spec(e).dtype).collect();
     let outs: Vec<DType> = n.outputs.iter().map(|o| o.dtype).collect();
@@ -394,7 +464,7 @@ fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) 
     };
     let data_input = |k: usize| {
         let e = n.inputs[k];
-        (input_name(&d.node(e.node).name, e.slot), e)
+        (w.output_ref(d, e), e)
     };
     // A helper node's name may be taken by a node of an imported graph that is that very
     // helper (TF's `Reshape/shape`): it is read instead of written again.
@@ -417,7 +487,7 @@ fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) 
                 if !taken(&name, &|m| matches!(&m.op, Op::Const { value: v } if v == value))? {
                     nodes.push(const_def(name.clone(), value));
                 }
-                input.push(name);
+                input.push(w.helper_ref(&name, "output", 0));
             }
             In::ShapeOf(arg, k) => {
                 let name = format!("{}/{arg}", n.name);
@@ -426,7 +496,7 @@ fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) 
                     let attrs = vec![("T", ty(d.spec(e).dtype)), ("out_type", ty(DType::I32))];
                     nodes.push(node_def(name.clone(), "Shape", vec![of], attrs));
                 }
-                input.push(name);
+                input.push(w.helper_ref(&name, "output", 0));
             }
             In::MaxPoolOf(k) => {
                 let (of, e) = data_input(*k);
@@ -438,14 +508,14 @@ fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) 
                 let forward =
                     d.dag.node_indices().map(|j| d.node(j)).find(|m| m.op == Op::MaxPool(window) && m.inputs == [e]);
                 match forward {
-                    Some(f) => input.push(f.name.clone()),
+                    Some(f) => input.push(w.helper_ref(&f.name, "output", 0)),
                     None => {
                         let name = format!("{}/orig_output", n.name);
                         let mut attrs: Vec<(&str, AttrValue)> =
                             window.attrs().into_iter().map(|(k, v)| (k, op_attr(v))).collect();
                         attrs.push(("T", ty(d.spec(e).dtype)));
                         nodes.push(node_def(name.clone(), "MaxPool", vec![of], attrs));
-                        input.push(name);
+                        input.push(w.helper_ref(&name, "output", 0));
                     }
                 }
             }
@@ -481,7 +551,7 @@ fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) 
             };
             nodes.push(node_def(main.clone(), &form.op, input, attrs));
             let cast = vec![("SrcT", attr(Attr::Type(count))), ("DstT", ty(to)), ("Truncate", attr(Attr::B(false)))];
-            nodes.push(node_def(n.name.clone(), "Cast", vec![main], cast));
+            nodes.push(node_def(n.name.clone(), "Cast", vec![w.helper_ref(&main, "output", 0)], cast));
             return Ok(());
         }
         Post::Affine(scale, shift) => (scale, shift),
@@ -489,31 +559,40 @@ fn write_node(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) 
     // A draw with a range: TF's standard draw, scaled and shifted (as tf.random_uniform).
     let (draw, mul) = (main, format!("{}/mul", n.name));
     let (scale_name, shift_name) = (format!("{}/scale", n.name), format!("{}/shift", n.name));
+    let r = |name: &str, arg: &str| w.helper_ref(name, arg, 0);
     nodes.push(node_def(draw.clone(), &form.op, input, attrs));
     nodes.push(const_def(scale_name.clone(), &Value::filled(dtype, &[], scale)));
-    nodes.push(node_def(mul.clone(), "Mul", vec![draw, scale_name], vec![("T", ty(dtype))]));
+    nodes.push(node_def(
+        mul.clone(),
+        "Mul",
+        vec![r(&draw, "output"), r(&scale_name, "output")],
+        vec![("T", ty(dtype))],
+    ));
     nodes.push(const_def(shift_name.clone(), &Value::filled(dtype, &[], shift)));
-    nodes.push(node_def(n.name.clone(), "AddV2", vec![mul, shift_name], vec![("T", ty(dtype))]));
+    let sum = vec![r(&mul, "z"), r(&shift_name, "output")];
+    nodes.push(node_def(n.name.clone(), "AddV2", sum, vec![("T", ty(dtype))]));
     Ok(())
 }
 
 /// `SumToShape(grad, like)` as TF's gradients spell it: the axes `like` was broadcast along
 /// from `BroadcastGradientArgs` of the two shapes, summed over, reshaped to `like`'s shape:
 /// `N/grad_shape`, `N/like_shape`, `N/args`, `N/sum`, then `N` (read back as one op).
-fn write_sum_to_shape(d: &GraphData, n: &Node, private: bool, nodes: &mut Vec<NodeDef>) {
-    let name = |k: usize| input_name(&d.node(n.inputs[k].node).name, n.inputs[k].slot);
+fn write_sum_to_shape(d: &GraphData, n: &Node, w: &Writer, nodes: &mut Vec<NodeDef>) {
+    let name = |k: usize| w.output_ref(d, n.inputs[k]);
+    let r = |name: &str, arg: &str| w.helper_ref(name, arg, 0);
     let t = ty(d.spec(n.inputs[0]).dtype);
     let shape_attrs = |of: Endpoint| vec![("T", ty(d.spec(of).dtype)), ("out_type", ty(DType::I32))];
     let [gs, ls, args, sum] = ["grad_shape", "like_shape", "args", "sum"].map(|s| format!("{}/{s}", n.name));
     nodes.push(node_def(gs.clone(), "Shape", vec![name(0)], shape_attrs(n.inputs[0])));
     nodes.push(node_def(ls.clone(), "Shape", vec![name(1)], shape_attrs(n.inputs[1])));
-    nodes.push(node_def(args.clone(), "BroadcastGradientArgs", vec![ls.clone(), gs], vec![("T", ty(DType::I32))]));
+    let shapes = vec![r(&ls, "output"), r(&gs, "output")];
+    nodes.push(node_def(args.clone(), "BroadcastGradientArgs", shapes, vec![("T", ty(DType::I32))]));
     let sum_attrs = vec![("T", t.clone()), ("Tidx", ty(DType::I32)), ("keep_dims", attr(Attr::B(false)))];
-    nodes.push(node_def(sum.clone(), "Sum", vec![name(0), args], sum_attrs));
-    let mut input = vec![sum, ls];
+    nodes.push(node_def(sum.clone(), "Sum", vec![name(0), r(&args, "r0")], sum_attrs));
+    let mut input = vec![r(&sum, "output"), r(&ls, "output")];
     input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
     let mut attrs = vec![("T", t), ("Tshape", ty(DType::I32))];
-    if private {
+    if w.private {
         let l = &n.location;
         attrs.push((LOCATION, attr(Attr::S(format!("{}:{}:{}", l.file, l.line, l.column).into_bytes()))));
     }
@@ -544,4 +623,147 @@ pub(super) fn fold_variables(def: &mut GraphDef, values: &HashMap<String, Value>
         }
     }
     Ok(())
+}
+
+/// An argument of a function written into the library: the function's own input `k`, or one
+/// it takes without reading (TF's loops hand every input to both of their functions).
+enum Param {
+    Input(usize),
+    Unused(DType),
+}
+
+/// A result of a function written into the library: its own output `k`, or argument `p`
+/// passed through unchanged (a loop's captured tensors).
+enum Ret {
+    Output(usize),
+    Param(usize),
+}
+
+/// `While` as TF's `StatelessWhile` and `If` as `StatelessIf` (`While`/`If` where a function
+/// holds a stateful op), their functions written into the library. TF's loop functions take
+/// every input of the loop and the body returns them all: here `cond` and `body` capture
+/// separately, so each declares the other's captures as arguments it does not read, and the
+/// body passes all captures through. The loop's first outputs are ours.
+fn write_functional(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>) -> Result<()> {
+    let specs: Vec<crate::TensorSpec> = n.inputs.iter().map(|&e| d.spec(e).clone()).collect();
+    let list = |l: ListValue| attr(Attr::List(l));
+    let types = |dtypes: Vec<DType>| {
+        list(ListValue { r#type: dtypes.into_iter().map(crate::proto::dtype_enum).collect(), ..Default::default() })
+    };
+    let shapes = |shapes: Vec<&crate::Shape>| {
+        list(ListValue { shape: shapes.into_iter().map(shape_proto).collect(), ..Default::default() })
+    };
+    let func = |name: String| attr(Attr::Func(NameAttrList { name, attr: HashMap::new() }));
+    let base = n.name.replace('/', "_");
+    let (op, attrs) = match &n.op {
+        Op::If { then_branch, else_branch } => {
+            let params: Vec<Param> = (0..specs.len() - 1).map(Param::Input).collect();
+            let rets: Vec<Ret> = (0..then_branch.outputs.len()).map(Ret::Output).collect();
+            let (then_name, s1) = write_function(w, &format!("{base}_then"), then_branch, &params, &rets)?;
+            let (else_name, s2) = write_function(w, &format!("{base}_else"), else_branch, &params, &rets)?;
+            let attrs = vec![
+                ("Tcond", ty(DType::Bool)),
+                ("Tin", types(specs[1..].iter().map(|s| s.dtype).collect())),
+                ("Tout", types(n.outputs.iter().map(|o| o.dtype).collect())),
+                ("then_branch", func(then_name)),
+                ("else_branch", func(else_name)),
+                ("output_shapes", shapes(n.outputs.iter().map(|o| &o.shape).collect())),
+            ];
+            (if s1 || s2 { "If" } else { "StatelessIf" }, attrs)
+        }
+        Op::While { cond, body, maximum_iterations } => {
+            if maximum_iterations.is_some() {
+                return Err(Error::InvalidArgument {
+                    node: n.info(),
+                    detail: "a while_loop with maximum_iterations has no TensorFlow GraphDef form yet".into(),
+                });
+            }
+            let v = body.outputs.len();
+            let (cc, cb) = (cond.inputs.len() - v, body.inputs.len() - v);
+            let unused =
+                |r: std::ops::Range<usize>| specs[r].iter().map(|s| Param::Unused(s.dtype)).collect::<Vec<_>>();
+            let cond_params: Vec<Param> = (0..v + cc).map(Param::Input).chain(unused(v + cc..v + cc + cb)).collect();
+            let body_params: Vec<Param> =
+                (0..v).map(Param::Input).chain(unused(v..v + cc)).chain((v..v + cb).map(Param::Input)).collect();
+            let body_rets: Vec<Ret> = (0..v).map(Ret::Output).chain((v..v + cc + cb).map(Ret::Param)).collect();
+            let (cond_name, s1) = write_function(w, &format!("{base}_cond"), cond, &cond_params, &[Ret::Output(0)])?;
+            let (body_name, s2) = write_function(w, &format!("{base}_body"), body, &body_params, &body_rets)?;
+            // The loop variables' shapes are the body's arguments' (the shape invariants).
+            let body_args = body.input_specs();
+            let loop_shapes = body_args[..v].iter().chain(&specs[v..]).map(|s| &s.shape).collect();
+            let attrs = vec![
+                ("T", types(specs.iter().map(|s| s.dtype).collect())),
+                ("cond", func(cond_name)),
+                ("body", func(body_name)),
+                ("output_shapes", shapes(loop_shapes)),
+                ("parallel_iterations", attr(Attr::I(10))),
+            ];
+            (if s1 || s2 { "While" } else { "StatelessWhile" }, attrs)
+        }
+        _ => unreachable!("only While and If have functions"),
+    };
+    let mut input: Vec<String> = n.inputs.iter().map(|&e| w.output_ref(d, e)).collect();
+    input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
+    nodes.push(node_def(n.name.clone(), op, input, attrs));
+    Ok(())
+}
+
+/// Writes `f` into the library as a function named after `base`, taking `params` and
+/// returning `rets`: its name, and whether it holds a stateful op.
+fn write_function(w: &mut Writer, base: &str, f: &Func, params: &[Param], rets: &[Ret]) -> Result<(String, bool)> {
+    let mut name = base.to_string();
+    for k in 1.. {
+        if !w.library.names.contains(&name) {
+            break;
+        }
+        name = format!("{base}_{k}");
+    }
+    w.library.names.insert(name.clone());
+    let function = f.graph.read(|d| {
+        // Argument names no node of the function starts with.
+        let mut prefix = "arg".to_string();
+        while d.dag.node_indices().any(|i| d.node(i).name.starts_with(&prefix)) {
+            prefix.push('_');
+        }
+        let mut args = HashMap::new();
+        let mut input_arg = Vec::with_capacity(params.len());
+        for (p, param) in params.iter().enumerate() {
+            let arg = format!("{prefix}{p}");
+            let dtype = match param {
+                Param::Input(k) => {
+                    args.insert(f.inputs[*k], arg.clone());
+                    d.spec(f.inputs[*k]).dtype
+                }
+                Param::Unused(dtype) => *dtype,
+            };
+            input_arg.push(ArgDef { name: arg, r#type: crate::proto::dtype_enum(dtype) });
+        }
+        let arg_nodes: HashSet<NodeIndex> = f.inputs.iter().map(|e| e.node).collect();
+        let mut inner = Writer { private: w.private, args: Some(args), library: &mut *w.library };
+        let mut node_def = Vec::new();
+        let mut stateful = false;
+        for i in d.dag.node_indices().filter(|i| !arg_nodes.contains(i)) {
+            stateful |= d.node(i).op.is_stateful();
+            write_node(d, d.node(i), &mut inner, &mut node_def)?;
+        }
+        stateful |= node_def.iter().any(|n| n.op == "While" || n.op == "If");
+        let mut output_arg = Vec::with_capacity(rets.len());
+        let mut ret = HashMap::new();
+        for (k, r) in rets.iter().enumerate() {
+            let (source, dtype) = match r {
+                Ret::Output(j) => {
+                    (inner.output_ref(d, f.outputs[*j]), crate::proto::dtype_enum(d.spec(f.outputs[*j]).dtype))
+                }
+                Ret::Param(p) => (input_arg[*p].name.clone(), input_arg[*p].r#type),
+            };
+            let out = format!("output_{k}");
+            ret.insert(out.clone(), source);
+            output_arg.push(ArgDef { name: out, r#type: dtype });
+        }
+        let signature = OpDef { name: name.clone(), input_arg, output_arg, is_stateful: stateful };
+        Ok::<_, Error>(FunctionDef { signature: Some(signature), node_def, ret })
+    })?;
+    let stateful = function.signature.as_ref().is_some_and(|s| s.is_stateful);
+    w.library.functions.push(function);
+    Ok((name, stateful))
 }

@@ -2,8 +2,8 @@
 
 use super::tensor_value;
 use crate::proto::dtype_from_enum;
-use crate::proto::tf::{Attr, GraphDef, NodeDef};
-use crate::{DType, Error, Graph, Op, Result, Shape, Value};
+use crate::proto::tf::{Attr, FunctionDef, GraphDef, NodeDef};
+use crate::{DType, Error, Func, Graph, Op, Result, Shape, TensorSpec, Value};
 use std::collections::{HashMap, HashSet};
 use tensorgraph_graph::{ApplyOp, BinaryOp, ConvAttrs, Padding, PoolAttrs, ReduceOp, UnaryOp};
 
@@ -464,27 +464,58 @@ pub(super) fn op_of(
 /// tensorgraph lacks, a run-time argument where a constant is needed, a dangling input, a
 /// cycle.
 pub fn from_graph_def(def: &GraphDef, what: &str) -> Result<Graph> {
-    let order = topological_order(def, what)?;
+    let library: Library = def
+        .library
+        .iter()
+        .flat_map(|l| &l.function)
+        .filter_map(|f| Some((f.signature.as_ref()?.name.as_str(), f)))
+        .collect();
     let fused = fused_draws(def);
-    // Pass 1 makes the argument nodes only where they are read as data, to learn which are
-    // read only as arguments; pass 2 makes every other node in the file's order.
-    let mut first = Importer::new(def, what, &fused, None);
-    first.run(&order)?;
-    let folded: HashSet<usize> = first.folded.iter().copied().filter(|j| !first.made.contains_key(j)).collect();
-    let mut second = Importer::new(def, what, &fused, Some(&folded));
-    second.run(&order)?;
-    Ok(second.g)
+    Ok(two_passes(def, what, &library, &fused, &Graph::new)?.g)
 }
 
-/// `(control, node name, output slot)` of a NodeDef input string.
-fn parse_input(s: &str) -> (bool, &str, usize) {
+/// The functions of a GraphDef's library by name.
+type Library<'a> = HashMap<&'a str, &'a FunctionDef>;
+
+/// Imports `def` into a graph `new_graph` makes. Pass 1 makes the argument nodes only where
+/// they are read as data, to learn which are read only as arguments; pass 2 makes every other
+/// node in the file's order.
+fn two_passes<'a>(
+    def: &'a GraphDef,
+    what: &'a str,
+    library: &'a Library<'a>,
+    fused: &'a Fused,
+    new_graph: &dyn Fn() -> Graph,
+) -> Result<Importer<'a>> {
+    let order = topological_order(def, what)?;
+    let mut first = Importer::new(def, what, library, fused, None, new_graph());
+    first.run(&order)?;
+    let folded: HashSet<usize> = first.folded.iter().copied().filter(|j| !first.made.contains_key(j)).collect();
+    let mut second = Importer::new(def, what, library, fused, Some(folded), new_graph());
+    second.run(&order)?;
+    Ok(second)
+}
+
+/// Which output of a node an input names: `node:k` in a graph, `node:output_arg:index` inside
+/// a function (resolved against the op's output arguments once the node is made).
+#[derive(Clone, Copy, Debug)]
+enum Slot<'s> {
+    Index(usize),
+    Arg(&'s str, usize),
+}
+
+/// `(control, node name, output)` of a NodeDef input string.
+fn parse_input(s: &str) -> (bool, &str, Slot<'_>) {
     let (control, s) = match s.strip_prefix('^') {
         Some(r) => (true, r),
         None => (false, s),
     };
-    match s.rsplit_once(':').and_then(|(n, k)| Some((n, k.parse::<usize>().ok()?))) {
-        Some((n, k)) => (control, n, k),
-        None => (control, s, 0),
+    let Some((rest, k)) = s.rsplit_once(':').and_then(|(n, k)| Some((n, k.parse::<usize>().ok()?))) else {
+        return (control, s, Slot::Index(0));
+    };
+    match rest.rsplit_once(':') {
+        Some((node, arg)) => (control, node, Slot::Arg(arg, k)),
+        None => (control, rest, Slot::Index(k)),
     }
 }
 
@@ -622,10 +653,11 @@ fn fused_draws(def: &GraphDef) -> Fused {
 struct Importer<'a> {
     def: &'a GraphDef,
     what: &'a str,
+    library: &'a Library<'a>,
     by_name: HashMap<&'a str, usize>,
     fused: &'a Fused,
     /// Pass 2: the argument nodes not to make.
-    skip: Option<&'a HashSet<usize>>,
+    skip: Option<HashSet<usize>>,
     g: Graph,
     made: HashMap<usize, tensorgraph_graph::Operation>,
     /// Nodes read as an argument (folded into their reader) at least once.
@@ -633,9 +665,16 @@ struct Importer<'a> {
 }
 
 impl<'a> Importer<'a> {
-    fn new(def: &'a GraphDef, what: &'a str, fused: &'a Fused, skip: Option<&'a HashSet<usize>>) -> Self {
+    fn new(
+        def: &'a GraphDef,
+        what: &'a str,
+        library: &'a Library<'a>,
+        fused: &'a Fused,
+        skip: Option<HashSet<usize>>,
+        g: Graph,
+    ) -> Self {
         let by_name = def.node.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
-        Importer { def, what, by_name, fused, skip, g: Graph::new(), made: HashMap::new(), folded: HashSet::new() }
+        Importer { def, what, library, by_name, fused, skip, g, made: HashMap::new(), folded: HashSet::new() }
     }
 
     fn bad(&self, i: usize, detail: String) -> Error {
@@ -650,7 +689,7 @@ impl<'a> Importer<'a> {
     fn run(&mut self, order: &[usize]) -> Result<()> {
         for &i in order {
             let deferred = self.skip.is_none() && self.is_argument_kind(i);
-            if !(self.fused.parts.contains(&i) || deferred || self.skip.is_some_and(|s| s.contains(&i))) {
+            if !(self.fused.parts.contains(&i) || deferred || self.skip.as_ref().is_some_and(|s| s.contains(&i))) {
                 self.make(i)?;
             }
         }
@@ -675,13 +714,26 @@ impl<'a> Importer<'a> {
     }
 
     /// Output `slot` of node `j`, making the node first if it waits to be read.
-    fn tensor(&mut self, j: usize, slot: usize) -> Result<tensorgraph_graph::Tensor> {
+    fn tensor(&mut self, j: usize, slot: Slot) -> Result<tensorgraph_graph::Tensor> {
         self.make(j)?;
-        self.made[&j].output(slot).map_err(|_| self.bad(j, format!("it has no output {slot}")))
+        let op = &self.made[&j];
+        let k = match slot {
+            Slot::Index(k) => k,
+            // An op with one output argument (perhaps a list) counts within it.
+            Slot::Arg(arg, index) => match op.op().def().outputs {
+                [_] => index,
+                several => several
+                    .iter()
+                    .position(|o| *o == arg)
+                    .map(|p| p + index)
+                    .ok_or_else(|| self.bad(j, format!("it has no output argument {arg}")))?,
+            },
+        };
+        op.output(k).map_err(|_| self.bad(j, format!("it has no output {slot:?}")))
     }
 
     /// The spec of output `slot` of node `j`, without making an argument node for it.
-    fn spec(&mut self, j: usize, slot: usize) -> Result<tensorgraph_graph::TensorSpec> {
+    fn spec(&mut self, j: usize, slot: Slot) -> Result<tensorgraph_graph::TensorSpec> {
         let n = &self.def.node[j];
         match n.op.as_str() {
             "Const" if !self.made.contains_key(&j) => {
@@ -699,8 +751,9 @@ impl<'a> Importer<'a> {
     }
 
     /// The node and slot a `Shape` node measures.
-    fn shape_input(&self, j: usize) -> Result<(usize, usize)> {
-        let first = self.def.node[j].input.iter().find(|s| !s.starts_with('^'));
+    fn shape_input(&self, j: usize) -> Result<(usize, Slot<'a>)> {
+        let def = self.def;
+        let first = def.node[j].input.iter().find(|s| !s.starts_with('^'));
         let (_, name, slot) =
             first.map(|s| parse_input(s)).ok_or_else(|| self.bad(j, "a Shape without an input".into()))?;
         Ok((self.by_name[name], slot))
@@ -708,8 +761,9 @@ impl<'a> Importer<'a> {
 
     /// `SumToShape(grad, like)` from TF's spelling of it (see `Fused::sums`).
     fn make_sum_to_shape(&mut self, i: usize, sum: usize, like_shape: usize) -> Result<()> {
-        let first = |j: usize| -> Result<(usize, usize)> {
-            let input = self.def.node[j].input.first().ok_or_else(|| self.bad(j, "it has no input".into()))?;
+        let def = self.def;
+        let first = |j: usize| -> Result<(usize, Slot)> {
+            let input = def.node[j].input.first().ok_or_else(|| self.bad(j, "it has no input".into()))?;
             let (_, name, slot) = parse_input(input);
             Ok((self.by_name[name], slot))
         };
@@ -754,6 +808,9 @@ impl<'a> Importer<'a> {
             } else {
                 data.push((j, slot));
             }
+        }
+        if matches!(nd.op.as_str(), "While" | "StatelessWhile" | "If" | "StatelessIf") {
+            return self.make_functional(i, &data, &controls);
         }
         let mut specs = Vec::with_capacity(data.len());
         let mut consts = Vec::with_capacity(data.len());
@@ -822,5 +879,108 @@ impl<'a> Importer<'a> {
         let node = self.g.add_node(op, &input_refs, &control_refs, Some(&name), self.location(src))?;
         self.made.insert(i, node);
         Ok(())
+    }
+
+    /// TF's functional `While`/`StatelessWhile` and `If`/`StatelessIf`, their functions
+    /// imported from the library as function graphs. TF's loop functions take and return all
+    /// of the loop's inputs: here they are all loop variables.
+    fn make_functional(
+        &mut self,
+        i: usize,
+        data: &[(usize, Slot<'a>)],
+        controls: &[tensorgraph_graph::Operation],
+    ) -> Result<()> {
+        let nd = &self.def.node[i];
+        let inputs = data.iter().map(|&(j, slot)| self.tensor(j, slot)).collect::<Result<Vec<_>>>()?;
+        let mut specs: Vec<TensorSpec> = inputs.iter().map(|t| t.spec()).collect();
+        let a = Attrs(nd);
+        let func = |name: &str| match a.get(name) {
+            Ok(Attr::Func(f)) => Ok(f.name.clone()),
+            Ok(_) => Err(self.bad(i, format!("attribute {name} is not a function"))),
+            Err(d) => Err(self.bad(i, d)),
+        };
+        let op = if nd.op.ends_with("While") {
+            // The loop variables' shapes are the shape invariants TF writes, where it does.
+            if let Ok(Attr::List(l)) = a.get("output_shapes") {
+                if l.shape.len() == specs.len() {
+                    for (spec, s) in specs.iter_mut().zip(&l.shape) {
+                        if !s.unknown_rank && s.dim.len() == spec.shape.rank() {
+                            spec.shape =
+                                Shape::from(s.dim.iter().map(|d| usize::try_from(d.size).ok()).collect::<Vec<_>>());
+                        }
+                    }
+                }
+            }
+            let (cond, body) = (func("cond")?, func("body")?);
+            Op::While {
+                cond: self.function(i, &cond, &specs)?,
+                body: self.function(i, &body, &specs)?,
+                maximum_iterations: None,
+            }
+        } else {
+            let Some(args) = specs.get(1..) else {
+                return Err(self.bad(i, "it has no condition input".into()));
+            };
+            let (then_name, else_name) = (func("then_branch")?, func("else_branch")?);
+            Op::If {
+                then_branch: self.function(i, &then_name, args)?,
+                else_branch: self.function(i, &else_name, args)?,
+            }
+        };
+        let input_refs: Vec<&tensorgraph_graph::Tensor> = inputs.iter().collect();
+        let control_refs: Vec<&tensorgraph_graph::Operation> = controls.iter().collect();
+        let name = format!("{}/", nd.name);
+        let node = self.g.add_node(op, &input_refs, &control_refs, Some(&name), self.location(i))?;
+        self.made.insert(i, node);
+        Ok(())
+    }
+
+    /// Function `name` of the library as a function graph of this graph, its arguments of
+    /// `specs`: a `Placeholder` per argument, then its nodes, imported as a graph's.
+    fn function(&self, i: usize, name: &str, specs: &[TensorSpec]) -> Result<Func> {
+        let f = self.library.get(name).ok_or_else(|| self.bad(i, format!("function {name} is not in the library")))?;
+        let sig = f.signature.as_ref().expect("the library holds functions with signatures");
+        if sig.input_arg.len() != specs.len() {
+            let detail =
+                format!("function {name} takes {} arguments, the node gives {}", sig.input_arg.len(), specs.len());
+            return Err(self.bad(i, detail));
+        }
+        let mut node = Vec::with_capacity(specs.len() + f.node_def.len());
+        for (arg, spec) in sig.input_arg.iter().zip(specs) {
+            if arg.r#type != 0 && dtype_from_enum(arg.r#type) != Ok(spec.dtype) {
+                let detail =
+                    format!("argument {} of function {name} is not the {} the node gives", arg.name, spec.dtype);
+                return Err(self.bad(i, detail));
+            }
+            let attr = [
+                ("dtype".to_string(), super::ty(spec.dtype)),
+                ("shape".to_string(), super::attr(Attr::Shape(super::shape_proto(&spec.shape)))),
+            ];
+            node.push(NodeDef {
+                name: arg.name.clone(),
+                op: "Placeholder".into(),
+                attr: attr.into(),
+                ..Default::default()
+            });
+        }
+        node.extend(f.node_def.iter().cloned());
+        let def = GraphDef { node, ..Default::default() };
+        let what = format!("{}, function {name}", self.what);
+        let fused = fused_draws(&def);
+        let parent = self.g.clone();
+        let mut inner = two_passes(&def, &what, self.library, &fused, &|| parent.new_function_graph())?;
+        let inputs = (0..specs.len()).map(|k| Ok(inner.made[&k].output(0)?.endpoint())).collect::<Result<_>>()?;
+        let mut outputs = Vec::with_capacity(sig.output_arg.len());
+        for out in &sig.output_arg {
+            let missing =
+                || self.bad(i, format!("function {name} does not say which tensor its result {} is", out.name));
+            let (_, node, slot) = parse_input(f.ret.get(&out.name).ok_or_else(missing)?);
+            let j = *inner
+                .by_name
+                .get(node)
+                .ok_or_else(|| self.bad(i, format!("function {name} returns {node}, no node of it")))?;
+            outputs.push(inner.tensor(j, slot)?.endpoint());
+        }
+        Ok(Func { graph: inner.g.clone(), inputs, outputs })
     }
 }

@@ -231,14 +231,14 @@ fn check_loop_outputs(g: &Graph, fx: &LoopFixture) -> usize {
 fn tensorflows_functional_loops_and_conditionals_import_and_give_its_outputs() {
     let (def, fx) = loop_fixture();
     assert!(fx.ops.contains(&"StatelessWhile".into()) && fx.ops.contains(&"StatelessIf".into()));
-    assert_eq!(def.library.as_ref().unwrap().function.len(), 12);
+    assert_eq!(def.library.as_ref().unwrap().function.len(), 14);
     let g = from_graph_def(&def, "control_flow_graph.pb").unwrap();
-    assert_eq!(check_loop_outputs(&g, &fx), 4);
+    assert_eq!(check_loop_outputs(&g, &fx), 6);
     // Written back (functions into the library, `node:output_arg:index` names), read again.
     let out = to_graph_def(&g).unwrap();
-    assert_eq!(out.library.as_ref().unwrap().function.len(), 12);
+    assert_eq!(out.library.as_ref().unwrap().function.len(), 14);
     let again = from_graph_def(&GraphDef::decode(out.encode_to_vec().as_slice()).unwrap(), "again").unwrap();
-    assert_eq!(check_loop_outputs(&again, &fx), 4);
+    assert_eq!(check_loop_outputs(&again, &fx), 6);
 }
 
 #[test]
@@ -262,30 +262,38 @@ fn loops_and_conditionals_built_here_export_and_import() {
         None,
     )
     .unwrap();
-    let y = math::square(&out[1]).unwrap().named("y").unwrap();
+    math::square(&out[1]).unwrap().named("y").unwrap();
+    // Stopped by maximum_iterations (2) before its condition (100 steps).
+    let capped = tensorgraph::while_loop(
+        |v| math::less(&v[0], &v[0].graph().scalar(100.0, DType::I32)?),
+        |v| Ok(vec![math::add(&v[0], &v[0].graph().scalar(1.0, DType::I32)?)?, (&(&v[1] * 0.5)? + &x)?]),
+        &[&zero, &x],
+        Some(2),
+    )
+    .unwrap();
+    math::identity(&capped[1]).unwrap().named("z").unwrap();
     let xv = ndarray::array![[0.3f32, -0.2], [1.0, 0.5], [-2.0, 0.1]];
-    let want: ndarray::ArrayD<f32> =
-        Session::new(&g).unwrap().run(&y, feed! {x => &xv, steps => 3}).unwrap().try_into().unwrap();
+    let run = |g: &Graph| -> (ndarray::ArrayD<f32>, ndarray::ArrayD<f32>) {
+        let [x, steps, y, z] = ["x:0", "steps:0", "y:0", "z:0"].map(|n| g.tensor_by_name(n).unwrap());
+        let (a, b) = Session::new(g).unwrap().run((&y, &z), feed! {x => &xv, steps => 3}).unwrap();
+        (a.try_into().unwrap(), b.try_into().unwrap())
+    };
+    let (want, want_z) = run(&g);
+    // x, then x/2 + x, then 3x/4 + x.
+    assert!(want_z.iter().zip(xv.iter()).all(|(z, x)| (z - 1.75 * x).abs() < 1e-6), "{want_z}");
     let def = to_graph_def(&g).unwrap();
     let names: Vec<&str> =
         def.library.as_ref().unwrap().function.iter().map(|f| f.signature.as_ref().unwrap().name.as_str()).collect();
-    assert_eq!(names.len(), 4, "{names:?}"); // cond, body, and the body's then and else
+    assert_eq!(names.len(), 6, "{names:?}"); // cond, body, the body's then and else; the capped loop's
     let back = from_graph_def(&GraphDef::decode(def.encode_to_vec().as_slice()).unwrap(), "back").unwrap();
-    let (x2, s2, y2) = (
-        back.tensor_by_name("x:0").unwrap(),
-        back.tensor_by_name("steps:0").unwrap(),
-        back.tensor_by_name("y:0").unwrap(),
-    );
-    let got: ndarray::ArrayD<f32> =
-        Session::new(&back).unwrap().run(&y2, feed! {x2 => &xv, s2 => 3}).unwrap().try_into().unwrap();
-    assert_eq!(got, want);
+    assert_eq!(run(&back), (want.clone(), want_z.clone()));
     assert!(want.iter().all(|v| *v > 0.0));
     // For tests/tf_interop.py, which runs this graph in TensorFlow.
     if let Ok(dir) = std::env::var("TG_INTEROP_OUT") {
         let dir = std::path::Path::new(&dir);
         std::fs::write(dir.join("loops.pb"), def.encode_to_vec()).unwrap();
-        let fx =
-            serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "steps": 3, "y": want.iter().collect::<Vec<_>>()});
+        let values = |a: &ndarray::ArrayD<f32>| a.iter().copied().collect::<Vec<_>>();
+        let fx = serde_json::json!({"x": values(&xv.clone().into_dyn()), "steps": 3, "y": values(&want), "z": values(&want_z)});
         std::fs::write(dir.join("loops.json"), fx.to_string()).unwrap();
     }
 }

@@ -91,6 +91,16 @@ fn comparisons_give_bool() {
     assert_eq!(out(math::less_equal(&a, &b).unwrap()), [true, true, false]);
     assert_eq!(out(math::greater(&a, &b).unwrap()), [false, false, true]);
     assert_eq!(out(math::greater_equal(&a, &b).unwrap()), [false, true, true]);
+    // TF's logical ops: bools only, broadcasting.
+    let (p, q) = (c(&g, array![true, true, false, false]), c(&g, array![true, false, true, false]));
+    assert_eq!(out(math::logical_and(&p, &q).unwrap()), [true, false, false, false]);
+    assert_eq!(out(math::logical_or(&p, &q).unwrap()), [true, true, true, false]);
+    assert_eq!(out(math::logical_not(&p).unwrap()), [false, false, true, true]);
+    let t = c(&g, array![true]);
+    assert_eq!(out(math::logical_and(&p, &t).unwrap()), [true, true, false, false]);
+    let err = math::logical_and(&a, &b).unwrap_err().to_string();
+    assert!(err.contains("expected bool, got int64") && err.contains("LogicalAnd"), "{err}");
+    assert!(math::logical_not(&a).is_err());
 }
 
 #[test]

@@ -259,11 +259,11 @@ print(f"RESULT TF's loops and conditionals written back by tensorgraph ({n_funct
       f"max difference {worst:.2e} {'ok' if good else 'MISMATCH'}")
 ok &= good
 lp = json.load(open(os.path.join(args.out, "loops.json")))
-(y,), n_functions = run_graph_def(os.path.join(args.out, "loops.pb"), ["y:0"],
-                                  {"x:0": np.array(lp["x"], np.float32).reshape(-1, 2), "steps:0": lp["steps"]})
-diff = float(np.max(np.abs(y.ravel() - np.array(lp["y"]))))
+(y, z), n_functions = run_graph_def(os.path.join(args.out, "loops.pb"), ["y:0", "z:0"],
+                                    {"x:0": np.array(lp["x"], np.float32).reshape(-1, 2), "steps:0": lp["steps"]})
+diff = max(float(np.max(np.abs(y.ravel() - np.array(lp["y"])))), float(np.max(np.abs(z.ravel() - np.array(lp["z"])))))
 good = diff <= 1e-5
-print(f"RESULT a loop with a conditional built by tensorgraph ({n_functions} functions), run in TF: "
+print(f"RESULT loops built by tensorgraph (with a conditional inside; with maximum_iterations; {n_functions} functions), run in TF: "
       f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
 ok &= good
 

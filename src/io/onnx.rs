@@ -314,6 +314,7 @@ impl Writer<'_> {
             | UnaryOp::Softplus
             | UnaryOp::Erf
             | UnaryOp::Softsign => u.type_name(),
+            UnaryOp::LogicalNot => "Not",
             UnaryOp::Elu => {
                 return self.node("Elu", n.name.clone(), vec![x], vec![out], vec![float("alpha", 1.0)]);
             }
@@ -353,6 +354,8 @@ impl Writer<'_> {
             BinaryOp::LessEqual => "LessOrEqual",
             BinaryOp::Greater => "Greater",
             BinaryOp::GreaterEqual => "GreaterOrEqual",
+            BinaryOp::LogicalAnd => "And",
+            BinaryOp::LogicalOr => "Or",
             BinaryOp::NotEqual => {
                 let e = format!("{}/equal", n.name);
                 self.node("Equal", e.clone(), ins, vec![e.clone()], vec![]);

@@ -195,7 +195,7 @@ pub fn every_op() -> Vec<Op> {
     // A variant added to UnaryOp stops this match from compiling until it is in UnaryOp::ALL too.
     let listed = |u: UnaryOp| match u {
         Relu | Sigmoid | Tanh | Exp | Log | Log1p | Neg | Square | Sqrt | Rsqrt | Abs | Sign | Reciprocal | Elu
-        | Selu | Softplus | Softsign | Floor | Erf => unary.contains(&u),
+        | Selu | Softplus | Softsign | Floor | Erf | LogicalNot => unary.contains(&u),
     };
     assert!(unary.iter().all(|&u| listed(u)));
     ops.extend(unary.map(Op::Unary));
@@ -203,7 +203,7 @@ pub fn every_op() -> Vec<Op> {
     // A variant added to BinaryOp stops this match from compiling until it is in BinaryOp::ALL too.
     let listed = |b: BinaryOp| match b {
         Add | Sub | Mul | Div | Maximum | Minimum | Pow | ReluGrad | SigmoidGrad | TanhGrad | Equal | NotEqual
-        | Less | LessEqual | Greater | GreaterEqual => BinaryOp::ALL.contains(&b),
+        | Less | LessEqual | Greater | GreaterEqual | LogicalAnd | LogicalOr => BinaryOp::ALL.contains(&b),
     };
     assert!(BinaryOp::ALL.iter().all(|&b| listed(b)));
     ops.extend(BinaryOp::ALL.map(Op::Binary));

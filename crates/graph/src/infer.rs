@@ -375,6 +375,13 @@ fn require_float(d: DType) -> Result<(), InferError> {
     }
 }
 
+fn require_bool(d: DType) -> Result<(), InferError> {
+    match d {
+        DType::Bool => Ok(()),
+        d => Err(InferError::DType(format!("expected bool, got {d}"))),
+    }
+}
+
 fn require_numeric(d: DType) -> Result<(), InferError> {
     if matches!(d, DType::Bool | DType::String) {
         Err(InferError::DType(format!("expected a numeric dtype, got {d}")))
@@ -579,6 +586,7 @@ fn matmul(a: &TensorSpec, b: &TensorSpec, ta: bool, tb: bool) -> Inferred {
 fn unary(u: UnaryOp, x: &TensorSpec) -> Inferred {
     match u {
         UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Sign => require_numeric(x.dtype)?,
+        UnaryOp::LogicalNot => require_bool(x.dtype)?,
         _ => require_float(x.dtype)?,
     }
     Ok(vec![x.clone()])
@@ -588,6 +596,7 @@ fn binary(b: BinaryOp, x: &TensorSpec, y: &TensorSpec) -> Inferred {
     let dtype = same_dtype(x, y)?;
     match b {
         BinaryOp::Equal | BinaryOp::NotEqual => {}
+        BinaryOp::LogicalAnd | BinaryOp::LogicalOr => require_bool(dtype)?,
         BinaryOp::ReluGrad | BinaryOp::SigmoidGrad | BinaryOp::TanhGrad | BinaryOp::Pow | BinaryOp::Div => {
             require_float(dtype)?
         }

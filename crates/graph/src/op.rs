@@ -33,6 +33,8 @@ pub enum UnaryOp {
     Log1p,
     /// The error function (GELU's ingredient).
     Erf,
+    /// `!x` of a bool tensor (TF's `LogicalNot`).
+    LogicalNot,
 }
 
 impl UnaryOp {
@@ -43,11 +45,11 @@ impl UnaryOp {
     pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
     /// Every unary op (`tests/common/ops.rs` fails to compile when a variant is added unseen).
-    pub const ALL: [UnaryOp; 19] = {
+    pub const ALL: [UnaryOp; 20] = {
         use UnaryOp::*;
         [
             Relu, Sigmoid, Tanh, Exp, Log, Neg, Square, Sqrt, Rsqrt, Abs, Sign, Reciprocal, Elu, Selu, Softplus,
-            Softsign, Floor, Log1p, Erf,
+            Softsign, Floor, Log1p, Erf, LogicalNot,
         ]
     };
 
@@ -78,6 +80,7 @@ impl UnaryOp {
             UnaryOp::Floor => "Floor",
             UnaryOp::Log1p => "Log1p",
             UnaryOp::Erf => "Erf",
+            UnaryOp::LogicalNot => "LogicalNot",
         }
     }
 }
@@ -104,11 +107,15 @@ pub enum BinaryOp {
     LessEqual,
     Greater,
     GreaterEqual,
+    /// `x && y` of bool tensors.
+    LogicalAnd,
+    /// `x || y` of bool tensors.
+    LogicalOr,
 }
 
 impl BinaryOp {
     /// Every binary op (`tests/common/ops.rs` fails to compile when a variant is added unseen).
-    pub const ALL: [BinaryOp; 16] = {
+    pub const ALL: [BinaryOp; 18] = {
         use BinaryOp::*;
         [
             Add,
@@ -127,6 +134,8 @@ impl BinaryOp {
             LessEqual,
             Greater,
             GreaterEqual,
+            LogicalAnd,
+            LogicalOr,
         ]
     };
 
@@ -158,7 +167,14 @@ impl BinaryOp {
             BinaryOp::LessEqual => "LessEqual",
             BinaryOp::Greater => "Greater",
             BinaryOp::GreaterEqual => "GreaterEqual",
+            BinaryOp::LogicalAnd => "LogicalAnd",
+            BinaryOp::LogicalOr => "LogicalOr",
         }
+    }
+
+    /// True for `LogicalAnd` and `LogicalOr`, which take and give bools.
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinaryOp::LogicalAnd | BinaryOp::LogicalOr)
     }
 
     /// True for the comparisons, whose output is bool.

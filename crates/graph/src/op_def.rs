@@ -220,12 +220,12 @@ impl Op {
             Op::Identity => def("Identity", const { &[v("input")] }, OUTPUT),
             Op::StopGradient => no_grad("StopGradient", const { &[v("input")] }, OUTPUT),
             Op::MatMul { .. } => def("MatMul", const { &[v("a"), v("b")] }, &["product"]),
-            Op::Unary(u @ (UnaryOp::Sign | UnaryOp::Floor)) => no_grad(u.type_name(), X, Y),
+            Op::Unary(u @ (UnaryOp::Sign | UnaryOp::Floor | UnaryOp::LogicalNot)) => no_grad(u.type_name(), X, Y),
             Op::Unary(u @ (UnaryOp::Relu | UnaryOp::Elu | UnaryOp::Selu | UnaryOp::Softplus | UnaryOp::Softsign)) => {
                 def(u.type_name(), const { &[v("features")] }, const { &["activations"] })
             }
             Op::Unary(u) => def(u.type_name(), X, Y),
-            Op::Binary(b) if b.is_comparison() => no_grad(b.type_name(), XY, Z),
+            Op::Binary(b) if b.is_comparison() || b.is_logical() => no_grad(b.type_name(), XY, Z),
             Op::Binary(b) => match b.type_name() {
                 name @ "ReluGrad" => def(name, const { &[v("gradients"), v("features")] }, &["backprops"]),
                 name @ ("SigmoidGrad" | "TanhGrad") => def(name, const { &[v("y"), v("dy")] }, Z),

@@ -57,11 +57,12 @@ pub(crate) fn unary_fn<T: Float, M: Map<T>>(u: UnaryOp, m: M) -> M::Out {
         UnaryOp::Softplus => m.map(move |v: T| if v > zero { v + (-v).exp().ln_1p() } else { v.exp().ln_1p() }),
         UnaryOp::Softsign => m.map(move |v: T| v / (one + v.abs())),
         UnaryOp::Floor => m.map(|v: T| v.floor()),
+        UnaryOp::LogicalNot => unreachable!("LogicalNot takes bools (inference refuses floats)"),
     }
 }
 
 /// Runs `b`'s float element function through `z`; `None` for the comparisons (see
-/// [`comparison`]).
+/// [`comparison`]) and the logical ops (bools only).
 pub(crate) fn binary_fn<T: Float, Z: Zip<T>>(b: BinaryOp, z: Z) -> Option<Z::Out> {
     let (zero, one) = (T::zero(), T::one());
     Some(match b {
@@ -80,7 +81,9 @@ pub(crate) fn binary_fn<T: Float, Z: Zip<T>>(b: BinaryOp, z: Z) -> Option<Z::Out
         | BinaryOp::Less
         | BinaryOp::LessEqual
         | BinaryOp::Greater
-        | BinaryOp::GreaterEqual => return None,
+        | BinaryOp::GreaterEqual
+        | BinaryOp::LogicalAnd
+        | BinaryOp::LogicalOr => return None,
     })
 }
 
@@ -104,6 +107,8 @@ pub(crate) fn comparison(b: BinaryOp) -> Option<fn(Option<Ordering>) -> bool> {
         | BinaryOp::Pow
         | BinaryOp::ReluGrad
         | BinaryOp::SigmoidGrad
-        | BinaryOp::TanhGrad => return None,
+        | BinaryOp::TanhGrad
+        | BinaryOp::LogicalAnd
+        | BinaryOp::LogicalOr => return None,
     })
 }

@@ -534,6 +534,10 @@ pub fn compute_fused(op: &Op, inputs: &[&Value], relu: bool, buffers: &mut Buffe
 }
 
 fn unary(u: UnaryOp, x: &Value, buffers: &mut BufferPool) -> KResult<Value> {
+    if u == UnaryOp::LogicalNot {
+        let Value::Bool(a) = x else { kbail!("LogicalNot takes bools, got {}", x.dtype()) };
+        return Ok(Value::from(a.mapv(|v| !v)));
+    }
     if let Value::I32(_) | Value::I64(_) = x {
         return Ok(match u {
             UnaryOp::Neg => numeric!(x, a => ew::map(&a.view(), |v| v.negated())),
@@ -679,6 +683,13 @@ pub fn compute_in_place(op: &Op, x: &mut Value, rest: &[&Value]) -> Option<KResu
 }
 
 fn binary(b: BinaryOp, x: &Value, y: &Value, buffers: &mut BufferPool) -> KResult<Value> {
+    if b.is_logical() {
+        let (Value::Bool(p), Value::Bool(q)) = (x, y) else {
+            kbail!("{} takes bools, got {} and {}", b.type_name(), x.dtype(), y.dtype())
+        };
+        let and = b == BinaryOp::LogicalAnd;
+        return Ok(Value::from(ew::zip_broadcast(&p.view(), &q.view(), |u, v| if and { u && v } else { u || v })?));
+    }
     if let Some(test) = comparison(b) {
         // Inference refuses ordering comparisons of bools; equality is allowed.
         return Ok(match (x, y) {
@@ -719,7 +730,9 @@ fn binary(b: BinaryOp, x: &Value, y: &Value, buffers: &mut BufferPool) -> KResul
         | BinaryOp::Less
         | BinaryOp::LessEqual
         | BinaryOp::Greater
-        | BinaryOp::GreaterEqual => unreachable!("comparisons returned above"),
+        | BinaryOp::GreaterEqual
+        | BinaryOp::LogicalAnd
+        | BinaryOp::LogicalOr => unreachable!("comparisons and logical ops returned above"),
     })
 }
 

@@ -8,7 +8,7 @@ use crate::proto::tf::{
 use crate::{DType, Error, Func, Graph, Op, Result, Value};
 use std::collections::{HashMap, HashSet};
 use tensorgraph_graph::op_def::AttrValue as OpAttr;
-use tensorgraph_graph::{ApplyOp, BinaryOp, Endpoint, GraphData, Node, NodeIndex};
+use tensorgraph_graph::{ApplyOp, BinaryOp, Endpoint, GraphData, Node, NodeIndex, UnaryOp};
 
 /// TF's GraphDef producer version this writes (TF 2.21's).
 const PRODUCER: i32 = 2021;
@@ -122,6 +122,9 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         Op::PlaceholderWithDefault => {
             with(data(1), vec![("dtype", t(t0)), ("shape", attr(Attr::Shape(Default::default())))])
         }
+        // TF's logical ops take bools only: no type attribute.
+        Op::Unary(UnaryOp::LogicalNot) => with(data(n), vec![]),
+        Op::Binary(b) if b.is_logical() => with(data(n), vec![]),
         Op::Identity
         | Op::StopGradient
         | Op::ZerosLike
@@ -391,6 +394,16 @@ struct Library {
     names: HashSet<String>,
 }
 
+impl Library {
+    /// Adds a function: its name, and whether it holds a stateful op.
+    fn add(&mut self, f: FunctionDef) -> (String, bool) {
+        let signature = f.signature.as_ref().expect("written with a signature");
+        let named = (signature.name.clone(), signature.is_stateful);
+        self.functions.push(f);
+        named
+    }
+}
+
 /// Where nodes are being written: the graph, or a function of the library.
 struct Writer<'a> {
     private: bool,
@@ -655,12 +668,16 @@ fn write_functional(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<Nod
     };
     let func = |name: String| attr(Attr::Func(NameAttrList { name, attr: HashMap::new() }));
     let base = n.name.replace('/', "_");
+    let mut extra_inputs = Vec::new();
+    let scalar = crate::Shape::scalar();
     let (op, attrs) = match &n.op {
         Op::If { then_branch, else_branch } => {
             let params: Vec<Param> = (0..specs.len() - 1).map(Param::Input).collect();
             let rets: Vec<Ret> = (0..then_branch.outputs.len()).map(Ret::Output).collect();
-            let (then_name, s1) = write_function(w, &format!("{base}_then"), then_branch, &params, &rets)?;
-            let (else_name, s2) = write_function(w, &format!("{base}_else"), else_branch, &params, &rets)?;
+            let then_def = write_function(w, &format!("{base}_then"), then_branch, &params, &rets)?;
+            let (then_name, s1) = w.library.add(then_def);
+            let else_def = write_function(w, &format!("{base}_else"), else_branch, &params, &rets)?;
+            let (else_name, s2) = w.library.add(else_def);
             let attrs = vec![
                 ("Tcond", ty(DType::Bool)),
                 ("Tin", types(specs[1..].iter().map(|s| s.dtype).collect())),
@@ -672,27 +689,52 @@ fn write_functional(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<Nod
             (if s1 || s2 { "If" } else { "StatelessIf" }, attrs)
         }
         Op::While { cond, body, maximum_iterations } => {
-            if maximum_iterations.is_some() {
-                return Err(Error::InvalidArgument {
-                    node: n.info(),
-                    detail: "a while_loop with maximum_iterations has no TensorFlow GraphDef form yet".into(),
-                });
-            }
             let v = body.outputs.len();
             let (cc, cb) = (cond.inputs.len() - v, body.inputs.len() - v);
             let unused =
                 |r: std::ops::Range<usize>| specs[r].iter().map(|s| Param::Unused(s.dtype)).collect::<Vec<_>>();
-            let cond_params: Vec<Param> = (0..v + cc).map(Param::Input).chain(unused(v + cc..v + cc + cb)).collect();
-            let body_params: Vec<Param> =
+            let mut cond_params: Vec<Param> =
+                (0..v + cc).map(Param::Input).chain(unused(v + cc..v + cc + cb)).collect();
+            let mut body_params: Vec<Param> =
                 (0..v).map(Param::Input).chain(unused(v..v + cc)).chain((v..v + cb).map(Param::Input)).collect();
-            let body_rets: Vec<Ret> = (0..v).map(Ret::Output).chain((v..v + cc + cb).map(Ret::Param)).collect();
-            let (cond_name, s1) = write_function(w, &format!("{base}_cond"), cond, &cond_params, &[Ret::Output(0)])?;
-            let (body_name, s2) = write_function(w, &format!("{base}_body"), body, &body_params, &body_rets)?;
+            let mut body_rets: Vec<Ret> = (0..v).map(Ret::Output).chain((v..v + cc + cb).map(Ret::Param)).collect();
+            // A bound on the iterations is two more loop variables, as TF's while_v2 writes it:
+            // a counter and the bound, the condition `counter < bound && cond(..)`.
+            let bound = maximum_iterations.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+            if bound.is_some() {
+                let p = cond_params.len();
+                for params in [&mut cond_params, &mut body_params] {
+                    params.extend([Param::Unused(DType::I64), Param::Unused(DType::I64)]);
+                }
+                body_rets.extend([Ret::Param(p), Ret::Param(p + 1)]);
+            }
+            let mut cond_def = write_function(w, &format!("{base}_cond"), cond, &cond_params, &[Ret::Output(0)])?;
+            let mut body_def = write_function(w, &format!("{base}_body"), body, &body_params, &body_rets)?;
+            if bound.is_some() {
+                count_iterations(&mut cond_def, &mut body_def);
+            }
+            let (cond_name, s1) = w.library.add(cond_def);
+            let (body_name, s2) = w.library.add(body_def);
             // The loop variables' shapes are the body's arguments' (the shape invariants).
             let body_args = body.input_specs();
-            let loop_shapes = body_args[..v].iter().chain(&specs[v..]).map(|s| &s.shape).collect();
+            let mut loop_shapes: Vec<&crate::Shape> =
+                body_args[..v].iter().chain(&specs[v..]).map(|s| &s.shape).collect();
+            let mut dtypes: Vec<DType> = specs.iter().map(|s| s.dtype).collect();
+            if let Some(bound) = bound {
+                for (arg, value) in [("loop_counter", 0), ("maximum_iterations", bound)] {
+                    let name = format!("{}/{arg}", n.name);
+                    if d.find(&name).is_some() {
+                        let detail = format!("its TF form needs a node {name}, a name another node has");
+                        return Err(Error::InvalidArgument { node: n.info(), detail });
+                    }
+                    nodes.push(const_def(name.clone(), &Value::from(ndarray::arr0(value).into_dyn())));
+                    extra_inputs.push(w.helper_ref(&name, "output", 0));
+                    loop_shapes.push(&scalar);
+                    dtypes.push(DType::I64);
+                }
+            }
             let attrs = vec![
-                ("T", types(specs.iter().map(|s| s.dtype).collect())),
+                ("T", types(dtypes)),
                 ("cond", func(cond_name)),
                 ("body", func(body_name)),
                 ("output_shapes", shapes(loop_shapes)),
@@ -703,14 +745,39 @@ fn write_functional(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<Nod
         _ => unreachable!("only While and If have functions"),
     };
     let mut input: Vec<String> = n.inputs.iter().map(|&e| w.output_ref(d, e)).collect();
+    input.extend(extra_inputs);
     input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
     nodes.push(node_def(n.name.clone(), op, input, attrs));
     Ok(())
 }
 
-/// Writes `f` into the library as a function named after `base`, taking `params` and
-/// returning `rets`: its name, and whether it holds a stateful op.
-fn write_function(w: &mut Writer, base: &str, f: &Func, params: &[Param], rets: &[Ret]) -> Result<(String, bool)> {
+/// Adds the iteration count to a loop's functions whose last two arguments are the counter and
+/// the bound: the condition becomes `counter < bound && cond`, the body returns `counter + 1`.
+fn count_iterations(cond: &mut FunctionDef, body: &mut FunctionDef) {
+    let args = |f: &FunctionDef| {
+        let a = &f.signature.as_ref().expect("written with a signature").input_arg;
+        (a[a.len() - 2].name.clone(), a[a.len() - 1].name.clone())
+    };
+    let i64_attr = || vec![("T", ty(DType::I64))];
+    // Node names from the argument names, which no node of the function starts with.
+    let (counter, bound) = args(cond);
+    let (less, and) = (format!("{counter}_less"), format!("{counter}_and"));
+    let pred = cond.ret.insert("output_0".into(), format!("{and}:z:0")).expect("a condition's result");
+    cond.node_def.push(node_def(less.clone(), "Less", vec![counter, bound], i64_attr()));
+    let no_attrs: Vec<(&str, AttrValue)> = Vec::new();
+    cond.node_def.push(node_def(and, "LogicalAnd", vec![format!("{less}:z:0"), pred], no_attrs));
+    let (counter, _) = args(body);
+    let (one, next) = (format!("{counter}_one"), format!("{counter}_next"));
+    body.node_def.push(const_def(one.clone(), &Value::from(ndarray::arr0(1i64).into_dyn())));
+    body.node_def.push(node_def(next.clone(), "AddV2", vec![counter, format!("{one}:output:0")], i64_attr()));
+    let outputs = &body.signature.as_ref().expect("written with a signature").output_arg;
+    let counter_out = outputs[outputs.len() - 2].name.clone();
+    body.ret.insert(counter_out, format!("{next}:z:0"));
+}
+
+/// `f` as a function of the library named after `base` (the name reserved), taking `params`
+/// and returning `rets` (named `output_<k>`).
+fn write_function(w: &mut Writer, base: &str, f: &Func, params: &[Param], rets: &[Ret]) -> Result<FunctionDef> {
     let mut name = base.to_string();
     for k in 1.. {
         if !w.library.names.contains(&name) {
@@ -719,7 +786,7 @@ fn write_function(w: &mut Writer, base: &str, f: &Func, params: &[Param], rets: 
         name = format!("{base}_{k}");
     }
     w.library.names.insert(name.clone());
-    let function = f.graph.read(|d| {
+    f.graph.read(|d| {
         // Argument names no node of the function starts with.
         let mut prefix = "arg".to_string();
         while d.dag.node_indices().any(|i| d.node(i).name.starts_with(&prefix)) {
@@ -761,9 +828,6 @@ fn write_function(w: &mut Writer, base: &str, f: &Func, params: &[Param], rets: 
             output_arg.push(ArgDef { name: out, r#type: dtype });
         }
         let signature = OpDef { name: name.clone(), input_arg, output_arg, is_stateful: stateful };
-        Ok::<_, Error>(FunctionDef { signature: Some(signature), node_def, ret })
-    })?;
-    let stateful = function.signature.as_ref().is_some_and(|s| s.is_stateful);
-    w.library.functions.push(function);
-    Ok((name, stateful))
+        Ok(FunctionDef { signature: Some(signature), node_def, ret })
+    })
 }

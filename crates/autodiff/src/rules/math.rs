@@ -44,7 +44,7 @@ pub(super) fn unary(c: &Ctx, u: UnaryOp) -> Grads {
             m::mul(&m::mul(g, &k(x, -0.5)?)?, &y3)?
         }
         UnaryOp::Abs => m::mul(g, &m::sign(x)?)?,
-        UnaryOp::Sign | UnaryOp::Floor => return Ok(vec![None]),
+        UnaryOp::Sign | UnaryOp::Floor | UnaryOp::LogicalNot => return Ok(vec![None]),
         UnaryOp::Elu => {
             // d/dx = 1 where y > 0, else y + 1.
             let y = c.y(0)?;
@@ -116,7 +116,9 @@ pub(super) fn binary(c: &Ctx, b: BinaryOp) -> Grads {
         | BinaryOp::Less
         | BinaryOp::LessEqual
         | BinaryOp::Greater
-        | BinaryOp::GreaterEqual => return Ok(vec![None, None]),
+        | BinaryOp::GreaterEqual
+        | BinaryOp::LogicalAnd
+        | BinaryOp::LogicalOr => return Ok(vec![None, None]),
     };
     Ok(vec![Some(dx), Some(dy)])
 }

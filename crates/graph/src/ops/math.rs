@@ -79,6 +79,8 @@ unary_fns! {
     reciprocal => Reciprocal;
     /// The largest integer not above x (no gradient flows through it).
     floor => Floor;
+    /// !x of a bool tensor (`tf.logical_not`).
+    logical_not => LogicalNot;
 }
 
 /// `t` where `condition` is true, else `e`, broadcasting all three (`tf.where(c, t, e)`,
@@ -126,6 +128,10 @@ binary_fns! {
     greater => Greater;
     /// x >= y, bool.
     greater_equal => GreaterEqual;
+    /// x && y of bool tensors, with broadcasting (`tf.logical_and`).
+    logical_and => LogicalAnd;
+    /// x || y of bool tensors, with broadcasting (`tf.logical_or`).
+    logical_or => LogicalOr;
 }
 
 /// Sum of tensors of one shape (`tf.add_n`).

@@ -151,6 +151,20 @@ fn graph_file_round_trip_computes_the_same_outputs() {
     let sess = sess;
     let want = sess.run(&[&logits], &feed(&x, &y)).unwrap().remove(0);
 
+    // TF's Saver nodes and their SaverDef are in the file (for TF's import_meta_graph; the
+    // interop script runs them) and are dropped again on import.
+    use prost::Message;
+    let meta = tensorgraph::proto::tf::MetaGraphDef::decode(std::fs::read(dir.join("model.meta")).unwrap().as_slice())
+        .unwrap();
+    let saver = meta.saver_def.as_ref().unwrap();
+    assert_eq!(
+        (saver.restore_op_name.as_str(), saver.filename_tensor_name.as_str()),
+        ("save/restore_all", "save/Const:0")
+    );
+    let nodes = &meta.graph_def.as_ref().unwrap().node;
+    let save = nodes.iter().find(|n| n.name == "save/SaveV2").unwrap();
+    assert_eq!(save.input.len(), 3 + g.global_variables().len()); // every variable and Adam slot
+    assert!(save.input[3..].windows(2).all(|w| w[0] < w[1]), "sorted by name: {:?}", save.input);
     let h = import_meta_graph(dir.join("model.meta")).unwrap();
     assert_eq!(h.to_text(), g.to_text());
     let s2 = Session::new(&h).unwrap();

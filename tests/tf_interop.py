@@ -281,10 +281,20 @@ with tf.Graph().as_default() as mg:
     with tf1.Session(graph=mg) as s:
         meta_saver.restore(s, ours)
         losses_tf = np.array([s.run(["loss/loss:0", train_op], {"X:0": x_test[:50], "y:0": y_test[:50]})[0] for _ in range(5)])
+        trained = [v.op.name for v in tf1.global_variables()]
+        tf_saved = meta_saver.save(s, os.path.join(args.out, "tf_from_meta", "model"), global_step=5)
 diff = float(np.abs(losses_tg - losses_tf).max())
 good = losses_tg.shape == (5,) and diff <= 1e-4
 print(f"RESULT our MLP .meta trained 5 steps in TF from our checkpoint: losses {np.round(losses_tf, 5).tolist()} "
       f"vs ours {np.round(losses_tg, 5).tolist()}, max difference {diff:.1e} {'ok' if good else 'MISMATCH'}")
+ok &= good
+# The Saver TF rebuilt from our .meta's saver_def (our save/ nodes, not one TF added) restored
+# above and saves; tensorgraph reads what it saved.
+ours_saver = meta_saver.saver_def.restore_op_name == "save/restore_all" and meta_saver.saver_def.version == 2
+listed = subprocess.run([args.cli, "inspect", tf_saved], check=True, capture_output=True, text=True).stdout
+good = ours_saver and all(name in listed for name in trained) and f"{len(trained)} tensors" in listed
+print(f"RESULT our .meta's saver_def rebuilt by TF's import_meta_graph ({meta_saver.saver_def.restore_op_name}): "
+      f"restored our checkpoint, saved {len(trained)} variables that tensorgraph inspect lists {'ok' if good else 'MISMATCH'}")
 ok &= good
 
 # 6. ONNX models in ONNX Runtime.

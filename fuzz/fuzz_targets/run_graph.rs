@@ -56,6 +56,9 @@ fn value(dtype: DType, shape: &[usize], bytes: &[u8]) -> Value {
         Value::Bool(_) => {
             Value::from(ndarray::ArrayD::from_shape_vec(dims, (0..n).map(|i| byte(i) & 1 == 1).collect()).unwrap())
         }
+        Value::String(_) => {
+            Value::from(ndarray::ArrayD::from_shape_vec(dims, (0..n).map(|i| vec![byte(i)]).collect()).unwrap())
+        }
     }
 }
 
@@ -83,7 +86,7 @@ pub fn run_all(g: &Graph, bytes: &[u8]) {
             }
         }
     }
-    let feed_refs: Vec<(&Tensor, Value)> = feeds.iter().map(|(t, v)| (t, v.clone())).collect();
+    let feed_refs: Vec<(&Tensor, tensorgraph::Feed)> = feeds.iter().map(|(t, v)| (t, v.into())).collect();
     for op in g.operations().into_iter().take(256) {
         let outputs: Vec<Tensor> = (0..op.num_outputs()).filter_map(|i| op.output(i).ok()).collect();
         let fetches: Vec<&Tensor> = outputs.iter().collect();

@@ -4,7 +4,7 @@
 //! program that never saw the code that built it, here or in TensorFlow
 //! (`tf.compat.v1.train.import_meta_graph`, for graphs whose ops all have a TF form).
 
-use super::graph_def::{from_graph_def, shape_proto, to_graph_def_with_private_ops};
+use super::graph_def::{add_saver, from_graph_def, shape_proto, strip_saver, to_graph_def_with_private_ops};
 use crate::proto::dtype_enum;
 use crate::proto::tf::{
     BytesList, Collection, CollectionDef, Int64List, MetaGraphDef, MetaInfoDef, SignatureDef, StringList, TensorInfo,
@@ -42,7 +42,8 @@ fn names(list: Vec<String>) -> CollectionDef {
 
 /// `g` as a `MetaGraphDef`, with `signatures` (name, signature).
 pub fn meta_graph_def(g: &Graph, signatures: &[(&str, &Signature)]) -> Result<MetaGraphDef> {
-    let graph_def = to_graph_def_with_private_ops(g)?;
+    let mut graph_def = to_graph_def_with_private_ops(g)?;
+    let saver_def = add_saver(g, &mut graph_def);
     let mut collection_def = HashMap::new();
     g.read(|d| {
         let name = |i: NodeIndex| d.node(i).name.clone();
@@ -94,7 +95,13 @@ pub fn meta_graph_def(g: &Graph, signatures: &[(&str, &Signature)]) -> Result<Me
         .collect();
     let meta_info_def =
         MetaInfoDef { meta_graph_version: String::new(), tags: vec![], tensorflow_version: String::new() };
-    Ok(MetaGraphDef { meta_info_def: Some(meta_info_def), graph_def: Some(graph_def), collection_def, signature_def })
+    Ok(MetaGraphDef {
+        meta_info_def: Some(meta_info_def),
+        graph_def: Some(graph_def),
+        saver_def,
+        collection_def,
+        signature_def,
+    })
 }
 
 /// Writes `g` to `path` as a `MetaGraphDef` (nodes with their attributes, constants and where
@@ -151,7 +158,10 @@ pub fn import_meta_graph_bytes(bytes: &[u8], path: &Path) -> Result<(Graph, BTre
             .into()));
     }
     let meta = MetaGraphDef::decode(bytes).map_err(|e| bad(format!("not a MetaGraphDef protobuf ({e})")))?;
-    let def = meta.graph_def.unwrap_or_default();
+    let mut def = meta.graph_def.unwrap_or_default();
+    if let Some(saver) = &meta.saver_def {
+        strip_saver(&mut def, saver);
+    }
     let g = from_graph_def(&def, &path.display().to_string())?;
     let op = |name: &str| g.operation_by_name(name.strip_suffix(":0").unwrap_or(name)).map(|o| o.node());
     let endpoint = |name: &str| g.tensor_by_name(name).map(|t| t.endpoint());

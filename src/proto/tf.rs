@@ -247,10 +247,36 @@ pub struct MetaGraphDef {
     pub meta_info_def: Option<MetaInfoDef>,
     #[prost(message, optional, tag = "2")]
     pub graph_def: Option<GraphDef>,
+    #[prost(message, optional, tag = "3")]
+    pub saver_def: Option<SaverDef>,
     #[prost(map = "string, message", tag = "4")]
     pub collection_def: HashMap<String, CollectionDef>,
     #[prost(map = "string, message", tag = "5")]
     pub signature_def: HashMap<String, SignatureDef>,
+}
+
+/// `tensorflow.SaverDef` (saver.proto): which nodes of the graph save and restore its
+/// variables, so `tf.train.import_meta_graph` rebuilds the `Saver`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SaverDef {
+    /// The checkpoint prefix to feed (`save/Const:0`).
+    #[prost(string, tag = "1")]
+    pub filename_tensor_name: String,
+    /// Fetched to save (`save/control_dependency:0`).
+    #[prost(string, tag = "2")]
+    pub save_tensor_name: String,
+    /// Run to restore (`save/restore_all`).
+    #[prost(string, tag = "3")]
+    pub restore_op_name: String,
+    #[prost(int32, tag = "4")]
+    pub max_to_keep: i32,
+    #[prost(bool, tag = "5")]
+    pub sharded: bool,
+    #[prost(float, tag = "6")]
+    pub keep_checkpoint_every_n_hours: f32,
+    /// 2: the V2 tensor bundle.
+    #[prost(int32, tag = "7")]
+    pub version: i32,
 }
 
 /// `MetaGraphDef.MetaInfoDef`.

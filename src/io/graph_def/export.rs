@@ -357,12 +357,17 @@ fn input_name(name: &str, slot: usize) -> String {
     }
 }
 
-fn node_def<K: Into<String>>(name: String, op: &str, input: Vec<String>, attrs: Vec<(K, AttrValue)>) -> NodeDef {
+pub(super) fn node_def<K: Into<String>>(
+    name: String,
+    op: &str,
+    input: Vec<String>,
+    attrs: Vec<(K, AttrValue)>,
+) -> NodeDef {
     let attr = attrs.into_iter().map(|(k, v)| (k.into(), v)).collect();
     NodeDef { name, op: op.into(), input, device: String::new(), attr }
 }
 
-fn const_def(name: String, value: &Value) -> NodeDef {
+pub(super) fn const_def(name: String, value: &Value) -> NodeDef {
     node_def(
         name,
         "Const",

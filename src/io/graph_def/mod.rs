@@ -11,9 +11,11 @@
 
 mod export;
 mod import;
+mod saver;
 
 pub(crate) use export::op_attr;
 pub use import::from_graph_def;
+pub(crate) use saver::{add_saver, strip_saver};
 
 use crate::proto::tf::{Attr, AttrValue, Dim, GraphDef, TensorProto, TensorShapeProto};
 use crate::proto::{append_le_bytes, dtype_enum, dtype_from_enum, from_le_bytes};

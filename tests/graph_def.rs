@@ -297,3 +297,37 @@ fn loops_and_conditionals_built_here_export_and_import() {
         std::fs::write(dir.join("loops.json"), fx.to_string()).unwrap();
     }
 }
+
+/// `Size` over some axes (the mean's gradient over them, with unknown dimensions) is written as
+/// TF's Shape, Gather, Prod and Cast, and read back as those ops with the same values.
+#[test]
+fn a_count_over_some_axes_is_written_as_tf_ops() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, None, Some(3)]).named("x").unwrap();
+    let m = math::reduce_mean(&math::square(&x).unwrap(), Some(&[0, 2])).unwrap();
+    let dx = tensorgraph::gradients(&[&m], &[&x], None).unwrap().remove(0).unwrap().named("dx").unwrap();
+    let count = math::size(&x, Some(&[0, 1]), DType::F32).unwrap().named("count").unwrap();
+    let def = to_graph_def(&g).unwrap();
+    let ops =
+        |prefix: &str| def.node.iter().filter(|n| n.name.starts_with(prefix)).map(|n| n.op.clone()).collect::<Vec<_>>();
+    assert_eq!(ops("count"), ["Shape", "Const", "Const", "GatherV2", "Const", "Prod", "Cast"]);
+    assert!(def.node.iter().all(|n| !n.op.starts_with("Tg")));
+    let xv = ndarray::Array3::from_shape_fn((2, 5, 3), |(i, j, k)| (i * 15 + j * 3 + k) as f32 * 0.1 - 1.0);
+    let run = |g: &Graph| {
+        let [x, dx, count] = ["x:0", "dx:0", "count:0"].map(|n| g.tensor_by_name(n).unwrap());
+        Session::new(g).unwrap().run(&[&dx, &count], feed! {x => &xv}).unwrap()
+    };
+    let back = from_graph_def(&GraphDef::decode(def.encode_to_vec().as_slice()).unwrap(), "back").unwrap();
+    let (want, got) = (run(&g), run(&back));
+    assert_eq!(got, want);
+    assert_eq!(want[1].scalar_f64(), Some(10.0));
+    // For tests/tf_interop.py, which runs this graph in TensorFlow.
+    if let Ok(dir) = std::env::var("TG_INTEROP_OUT") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("count.pb"), def.encode_to_vec()).unwrap();
+        let values = |v: &Value| v.to_f64_vec();
+        let fx =
+            serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "dx": values(&want[0]), "count": values(&want[1])});
+        std::fs::write(dir.join("count.json"), fx.to_string()).unwrap();
+    }
+}

@@ -267,6 +267,15 @@ print(f"RESULT loops built by tensorgraph (with a conditional inside; with maxim
       f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
 ok &= good
 
+cp = json.load(open(os.path.join(args.out, "count.json")))
+(dx, count), _ = run_graph_def(os.path.join(args.out, "count.pb"), ["dx:0", "count:0"],
+                               {"x:0": np.array(cp["x"], np.float32).reshape(2, 5, 3)})
+diff = max(float(np.max(np.abs(dx.ravel() - np.array(cp["dx"])))), abs(float(count) - cp["count"][0]))
+good = diff <= 1e-6
+print(f"RESULT a mean's gradient over some axes (Size over axes as TF ops) built by tensorgraph, run in TF: "
+      f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
+ok &= good
+
 # 5. Our training graph (.meta) trained in TF from our checkpoint, step for step with ours.
 meta = os.path.join(args.out, "tg", "model.meta")
 xb, yb = os.path.join(args.out, "xb.npy"), os.path.join(args.out, "yb.npy")

@@ -444,6 +444,7 @@ impl Writer<'_> {
 fn tf_output(d: &GraphData, m: &Node, slot: usize, private: bool) -> (&'static str, usize) {
     match &m.op {
         Op::SumToShape => ("output", 0), // written ending in a Reshape
+        Op::Size { .. } if some_axes(d, m).is_some() && !private => ("y", 0), // ending in a Cast
         Op::While { .. } | Op::If { .. } => ("output", slot),
         op => {
             let ins: Vec<DType> = m.inputs.iter().map(|&e| d.spec(e).dtype).collect();
@@ -466,6 +467,10 @@ fn write_node(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>)
     let private = w.private;
     if n.op == Op::SumToShape {
         write_sum_to_shape(d, n, w, nodes);
+        return Ok(());
+    }
+    if let (Some(axes), false) = (some_axes(d, n), private) {
+        write_size_over_axes(d, n, axes, w, nodes);
         return Ok(());
     }
     if matches!(n.op, Op::While { .. } | Op::If { .. }) {
@@ -615,6 +620,40 @@ fn write_sum_to_shape(d: &GraphData, n: &Node, w: &Writer, nodes: &mut Vec<NodeD
         attrs.push((LOCATION, attr(Attr::S(format!("{}:{}:{}", l.file, l.line, l.column).into_bytes()))));
     }
     nodes.push(node_def(n.name.clone(), "Reshape", input, attrs));
+}
+
+/// The axes of a `Size` counting over some of its input's axes, not all.
+fn some_axes<'n>(d: &GraphData, n: &'n Node) -> Option<&'n [usize]> {
+    let Op::Size { axes: Some(axes), .. } = &n.op else { return None };
+    let rank = n.inputs.first().map_or(0, |&e| d.spec(e).shape.rank());
+    (!axes.iter().copied().eq(0..rank)).then_some(axes.as_slice())
+}
+
+/// `Size` over some axes (the mean's gradient over them) as TF ops: the product of those
+/// dimensions of the input's shape, `N/shape`, `N/dims` (a Gather), `N/count` (a Prod), then
+/// `N`, a Cast to the count's dtype.
+fn write_size_over_axes(d: &GraphData, n: &Node, axes: &[usize], w: &Writer, nodes: &mut Vec<NodeDef>) {
+    let Op::Size { dtype, .. } = n.op else { unreachable!("a Size") };
+    let r = |name: &str, arg: &str| w.helper_ref(name, arg, 0);
+    let at = |s: &str| format!("{}/{s}", n.name);
+    let int32 = DType::I32;
+    let x = n.inputs[0];
+    let shape_attrs = vec![("T", ty(d.spec(x).dtype)), ("out_type", ty(int32))];
+    nodes.push(node_def(at("shape"), "Shape", vec![w.output_ref(d, x)], shape_attrs));
+    nodes.push(const_def(at("axes"), &i32s(axes.iter().map(|&a| a as i64))));
+    nodes.push(const_def(at("dims/axis"), &i32_scalar(0)));
+    let gather = vec![r(&at("shape"), "output"), r(&at("axes"), "output"), r(&at("dims/axis"), "output")];
+    let gather_attrs =
+        vec![("Tparams", ty(int32)), ("Tindices", ty(int32)), ("Taxis", ty(int32)), ("batch_dims", attr(Attr::I(0)))];
+    nodes.push(node_def(at("dims"), "GatherV2", gather, gather_attrs));
+    nodes.push(const_def(at("count/reduction_indices"), &i32s([0])));
+    let prod_attrs = vec![("T", ty(int32)), ("Tidx", ty(int32)), ("keep_dims", attr(Attr::B(false)))];
+    let prod = vec![r(&at("dims"), "output"), r(&at("count/reduction_indices"), "output")];
+    nodes.push(node_def(at("count"), "Prod", prod, prod_attrs));
+    let mut input = vec![r(&at("count"), "output")];
+    input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
+    let cast = vec![("SrcT", ty(int32)), ("DstT", ty(dtype)), ("Truncate", attr(Attr::B(false)))];
+    nodes.push(node_def(n.name.clone(), "Cast", input, cast));
 }
 
 /// The value each variable of `g` holds in `sess`, by variable name.

@@ -276,6 +276,34 @@ print(f"RESULT a mean's gradient over some axes (Size over axes as TF ops) built
       f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
 ok &= good
 
+# 4c. Batch norm: one built here with a run-time training switch (written as TF writes it, an
+#     If over FusedBatchNormV3), and TF's own (both modes and behind tf.cond) read here and
+#     written back pruned to its outputs, run in TF.
+bn = json.load(open(os.path.join(args.out, "batch_norm.json")))
+xb4 = np.array(bn["x"], np.float32).reshape(2, 2, 2, 3)
+diff = 0.0
+for on, key in [(False, "y_inference"), (True, "y_training")]:
+    (y,), _ = run_graph_def(os.path.join(args.out, "batch_norm.pb"), ["y:0"], {"x:0": xb4, "training:0": on})
+    diff = max(diff, float(np.max(np.abs(y.ravel() - np.array(bn[key])))))
+good = diff <= 1e-5
+print(f"RESULT a batch norm switched at run time built by tensorgraph (an If), run in TF, training off and on: "
+      f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
+ok &= good
+bnf = json.load(open("tests/fixtures/tf/batch_norm_graph.json"))
+bn_back = os.path.join(args.out, "batch_norm_back.pb")
+cli("convert", "tests/fixtures/tf/batch_norm_graph.pb", bn_back, "--outputs", "infer_y", "--outputs", "train_y",
+    "--outputs", "switch_y")
+xbf = np.array(bnf["x"], np.float32).reshape(2, 3, 4, 3)
+diff = 0.0
+for on, key in [(False, "training_off"), (True, "training_on")]:
+    names = [n for n in sorted(bnf[key]) if n.endswith("_y:0")]
+    got, _ = run_graph_def(bn_back, names, {"x:0": xbf, "training:0": on})
+    diff = max([diff] + [float(np.max(np.abs(v.ravel() - np.array(bnf[key][n]["values"])))) for n, v in zip(names, got)])
+good = diff <= 1e-5
+print(f"RESULT TF's batch norms (inference, training, switched) written back by tensorgraph, run in TF: "
+      f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
+ok &= good
+
 # 5. Our training graph (.meta) trained in TF from our checkpoint, step for step with ours.
 meta = os.path.join(args.out, "tg", "model.meta")
 xb, yb = os.path.join(args.out, "xb.npy"), os.path.join(args.out, "yb.npy")

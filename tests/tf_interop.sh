@@ -14,6 +14,7 @@ cargo build --release --example mnist_mlp --example mnist_cnn --bin tensorgraph
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 # Graphs built here (GraphDefs and our outputs, for TF to run): loops and conditionals; a count
-# over some axes (written as TF ops).
-TG_INTEROP_OUT="$out" cargo test -q --test graph_def -- loops_and_conditionals_built_here a_count_over_some_axes
+# over some axes (written as TF ops); a batch norm switched at run time (an If).
+TG_INTEROP_OUT="$out" cargo test -q --test graph_def -- loops_and_conditionals_built_here a_count_over_some_axes \
+    a_batch_norm_switched_at_run_time
 "$venv/bin/python" tests/tf_interop.py --examples target/release/examples --cli target/release/tensorgraph --out "$out"

@@ -381,7 +381,7 @@ pub(super) fn const_def(name: String, value: &Value) -> NodeDef {
 pub(super) fn graph_def(g: &Graph, keep: &dyn Fn(NodeIndex) -> bool, private: bool) -> Result<GraphDef> {
     let mut library = Library::default();
     let node = g.read(|d| {
-        let mut w = Writer { private, args: None, library: &mut library };
+        let mut w = Writer { private, args: None, library: &mut library, keep };
         let mut nodes = Vec::new();
         for i in d.dag.node_indices().filter(|&i| keep(i)) {
             write_node(d, d.node(i), &mut w, &mut nodes)?;
@@ -400,6 +400,19 @@ struct Library {
 }
 
 impl Library {
+    /// A function name from `base` no function has yet, reserved.
+    fn reserve(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        for k in 1.. {
+            if !self.names.contains(&name) {
+                break;
+            }
+            name = format!("{base}_{k}");
+        }
+        self.names.insert(name.clone());
+        name
+    }
+
     /// Adds a function: its name, and whether it holds a stateful op.
     fn add(&mut self, f: FunctionDef) -> (String, bool) {
         let signature = f.signature.as_ref().expect("written with a signature");
@@ -416,6 +429,8 @@ struct Writer<'a> {
     /// outputs are then named `node:output_arg:index`, in a graph `node:slot`.
     args: Option<HashMap<Endpoint, String>>,
     library: &'a mut Library,
+    /// The nodes being written (of the graph; all of a function).
+    keep: &'a dyn Fn(NodeIndex) -> bool,
 }
 
 impl Writer<'_> {
@@ -445,6 +460,11 @@ fn tf_output(d: &GraphData, m: &Node, slot: usize, private: bool) -> (&'static s
     match &m.op {
         Op::SumToShape => ("output", 0), // written ending in a Reshape
         Op::Size { .. } if some_axes(d, m).is_some() && !private => ("y", 0), // ending in a Cast
+        // FusedBatchNormV3, or an If of two when the switch is a run-time tensor.
+        Op::FusedBatchNorm { .. } if !private => match constant_switch(d, m) {
+            Some(_) => (["y", "batch_mean"].get(slot).copied().unwrap_or("y"), 0),
+            None => ("output", slot),
+        },
         Op::While { .. } | Op::If { .. } => ("output", slot),
         op => {
             let ins: Vec<DType> = m.inputs.iter().map(|&e| d.spec(e).dtype).collect();
@@ -472,6 +492,12 @@ fn write_node(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>)
     if let (Some(axes), false) = (some_axes(d, n), private) {
         write_size_over_axes(d, n, axes, w, nodes);
         return Ok(());
+    }
+    if let (Op::FusedBatchNorm { epsilon }, false) = (&n.op, private) {
+        return write_batch_norm(d, n, *epsilon, w, nodes);
+    }
+    if !private && only_a_batch_norm_switch(d, n, w) {
+        return Ok(()); // written as the batch norms' is_training attribute
     }
     if matches!(n.op, Op::While { .. } | Op::If { .. }) {
         return write_functional(d, n, w, nodes);
@@ -656,6 +682,103 @@ fn write_size_over_axes(d: &GraphData, n: &Node, axes: &[usize], w: &Writer, nod
     nodes.push(node_def(n.name.clone(), "Cast", input, cast));
 }
 
+/// Whether `n` is a constant read only as the training switch of batch norms.
+fn only_a_batch_norm_switch(d: &GraphData, n: &Node, w: &Writer) -> bool {
+    if !matches!(&n.op, Op::Const { value: Value::Bool(b) } if b.ndim() == 0) {
+        return false;
+    }
+    let me = d.find(&n.name).expect("the node being written");
+    let readers: Vec<(&Node, Vec<usize>)> = d
+        .dag
+        .node_indices()
+        .filter(|&j| (w.keep)(j))
+        .filter_map(|j| {
+            let m = d.node(j);
+            let reads: Vec<usize> = m.inputs.iter().enumerate().filter(|(_, e)| e.node == me).map(|(k, _)| k).collect();
+            (!reads.is_empty() || m.control_inputs.contains(&me)).then_some((m, reads))
+        })
+        .collect();
+    !readers.is_empty() && readers.iter().all(|(m, reads)| matches!(m.op, Op::FusedBatchNorm { .. }) && reads == &[5])
+}
+
+/// The training switch of a batch norm when it is a constant.
+fn constant_switch(d: &GraphData, n: &Node) -> Option<bool> {
+    match &d.node(n.inputs.get(5)?.node).op {
+        Op::Const { value: Value::Bool(b) } if b.ndim() == 0 => b.first().copied(),
+        _ => None,
+    }
+}
+
+/// Our batch norm as TF's `FusedBatchNormV3`: its training switch an attribute where it is a
+/// constant, else an `If` over the switch whose branches are `FusedBatchNormV3` in training and
+/// in inference mode (as TF's `tf.layers.batch_normalization` writes a run-time switch). Only
+/// its output `y` (and in training mode the batch mean) has a TF form: TF's batch variance is
+/// Bessel-corrected and its reserve spaces differ from ours (so a training graph, which reads
+/// them, is refused; freeze it to its outputs for TF).
+fn write_batch_norm(d: &GraphData, n: &Node, epsilon: f64, w: &mut Writer, nodes: &mut Vec<NodeDef>) -> Result<()> {
+    let me = d.find(&n.name).expect("the node being written");
+    // In training mode the batch mean is TF's too.
+    let readable = if constant_switch(d, n) == Some(true) { 1 } else { 0 };
+    let read = |j: NodeIndex| d.node(j).inputs.iter().any(|e| e.node == me && e.slot > readable);
+    if d.dag.node_indices().filter(|&j| (w.keep)(j)).any(read) {
+        return Err(Error::InvalidArgument {
+            node: n.info(),
+            detail: "its batch statistics are read: only batch norm's output y has a TensorFlow GraphDef form \
+                     (a training graph has none; freeze the inference graph to its outputs)"
+                .into(),
+        });
+    }
+    let dtype = d.spec(n.inputs[0]).dtype;
+    let bn_attrs = |training: bool| {
+        vec![
+            ("T", ty(dtype)),
+            ("U", ty(dtype)),
+            ("epsilon", attr(Attr::F(epsilon as f32))),
+            ("exponential_avg_factor", attr(Attr::F(1.0))),
+            ("data_format", attr(Attr::S(b"NHWC".to_vec()))),
+            ("is_training", attr(Attr::B(training))),
+        ]
+    };
+    let mut input: Vec<String> = n.inputs[..5].iter().map(|&e| w.output_ref(d, e)).collect();
+    let controls = n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name));
+    if let Some(training) = constant_switch(d, n) {
+        input.extend(controls);
+        nodes.push(node_def(n.name.clone(), "FusedBatchNormV3", input, bn_attrs(training)));
+        return Ok(());
+    }
+    let base = n.name.replace('/', "_");
+    let mut branches = Vec::with_capacity(2);
+    for (branch, training) in [("then", true), ("else", false)] {
+        let name = w.library.reserve(&format!("{base}_{branch}"));
+        let arg = |k: usize| ArgDef { name: format!("arg{k}"), r#type: crate::proto::dtype_enum(dtype) };
+        let bn = node_def("bn".into(), "FusedBatchNormV3", (0..5).map(|k| arg(k).name).collect(), bn_attrs(training));
+        let output = ArgDef { name: "output_0".into(), r#type: crate::proto::dtype_enum(dtype) };
+        let signature = OpDef {
+            name: name.clone(),
+            input_arg: (0..5).map(arg).collect(),
+            output_arg: vec![output],
+            is_stateful: false,
+        };
+        let ret = HashMap::from([("output_0".to_string(), "bn:y:0".to_string())]);
+        w.library.add(FunctionDef { signature: Some(signature), node_def: vec![bn], ret });
+        branches.push(attr(Attr::Func(NameAttrList { name, attr: HashMap::new() })));
+    }
+    let list = |l: ListValue| attr(Attr::List(l));
+    let types = |k: usize| list(ListValue { r#type: vec![crate::proto::dtype_enum(dtype); k], ..Default::default() });
+    let attrs = vec![
+        ("Tcond", ty(DType::Bool)),
+        ("Tin", types(5)),
+        ("Tout", types(1)),
+        ("then_branch", branches[0].clone()),
+        ("else_branch", branches[1].clone()),
+        ("output_shapes", list(ListValue { shape: vec![shape_proto(&n.outputs[0].shape)], ..Default::default() })),
+    ];
+    input.insert(0, w.output_ref(d, n.inputs[5]));
+    input.extend(controls);
+    nodes.push(node_def(n.name.clone(), "StatelessIf", input, attrs));
+    Ok(())
+}
+
 /// The value each variable of `g` holds in `sess`, by variable name.
 pub(super) fn variable_values(g: &Graph, sess: &crate::Session) -> Result<HashMap<String, Value>> {
     g.global_variables()
@@ -822,14 +945,7 @@ fn count_iterations(cond: &mut FunctionDef, body: &mut FunctionDef) {
 /// `f` as a function of the library named after `base` (the name reserved), taking `params`
 /// and returning `rets` (named `output_<k>`).
 fn write_function(w: &mut Writer, base: &str, f: &Func, params: &[Param], rets: &[Ret]) -> Result<FunctionDef> {
-    let mut name = base.to_string();
-    for k in 1.. {
-        if !w.library.names.contains(&name) {
-            break;
-        }
-        name = format!("{base}_{k}");
-    }
-    w.library.names.insert(name.clone());
+    let name = w.library.reserve(base);
     f.graph.read(|d| {
         // Argument names no node of the function starts with.
         let mut prefix = "arg".to_string();
@@ -850,7 +966,7 @@ fn write_function(w: &mut Writer, base: &str, f: &Func, params: &[Param], rets: 
             input_arg.push(ArgDef { name: arg, r#type: crate::proto::dtype_enum(dtype) });
         }
         let arg_nodes: HashSet<NodeIndex> = f.inputs.iter().map(|e| e.node).collect();
-        let mut inner = Writer { private: w.private, args: Some(args), library: &mut *w.library };
+        let mut inner = Writer { private: w.private, args: Some(args), library: &mut *w.library, keep: &|_| true };
         let mut node_def = Vec::new();
         let mut stateful = false;
         for i in d.dag.node_indices().filter(|i| !arg_nodes.contains(i)) {

@@ -660,6 +660,9 @@ struct Importer<'a> {
     skip: Option<HashSet<usize>>,
     g: Graph,
     made: HashMap<usize, tensorgraph_graph::Operation>,
+    /// Nodes whose TF outputs are other tensors than our op's (TF's batch norm): output `k`
+    /// of node `i` is `tf_outputs[i][k]`, `None` where it has no counterpart here.
+    tf_outputs: HashMap<usize, Vec<Option<tensorgraph_graph::Tensor>>>,
     /// Nodes read as an argument (folded into their reader) at least once.
     folded: HashSet<usize>,
 }
@@ -674,7 +677,18 @@ impl<'a> Importer<'a> {
         g: Graph,
     ) -> Self {
         let by_name = def.node.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
-        Importer { def, what, library, by_name, fused, skip, g, made: HashMap::new(), folded: HashSet::new() }
+        Importer {
+            def,
+            what,
+            library,
+            by_name,
+            fused,
+            skip,
+            g,
+            made: HashMap::new(),
+            tf_outputs: HashMap::new(),
+            folded: HashSet::new(),
+        }
     }
 
     fn bad(&self, i: usize, detail: String) -> Error {
@@ -716,6 +730,21 @@ impl<'a> Importer<'a> {
     /// Output `slot` of node `j`, making the node first if it waits to be read.
     fn tensor(&mut self, j: usize, slot: Slot) -> Result<tensorgraph_graph::Tensor> {
         self.make(j)?;
+        if let Some(outputs) = self.tf_outputs.get(&j) {
+            let k = match slot {
+                Slot::Index(k) => Some(k),
+                Slot::Arg(arg, index) => BATCH_NORM_OUTPUTS.iter().position(|o| *o == arg).map(|p| p + index),
+            };
+            if k == Some(2) && outputs[2].is_none() && self.made[&j].op_type() == "FusedBatchNorm" {
+                let unbiased = self.unbiased_variance(j)?;
+                self.tf_outputs.get_mut(&j).expect("listed")[2] = Some(unbiased.clone());
+                return Ok(unbiased);
+            }
+            let outputs = &self.tf_outputs[&j];
+            return k.and_then(|k| outputs.get(k).cloned().flatten()).ok_or_else(|| {
+                self.bad(j, format!("its output {slot:?}, a reserve space only TF's gradient reads, has no counterpart here (TF's batch norm training gradients do not import)"))
+            });
+        }
         let op = &self.made[&j];
         let k = match slot {
             Slot::Index(k) => k,
@@ -811,6 +840,9 @@ impl<'a> Importer<'a> {
         }
         if matches!(nd.op.as_str(), "While" | "StatelessWhile" | "If" | "StatelessIf") {
             return self.make_functional(i, &data, &controls);
+        }
+        if matches!(nd.op.as_str(), "FusedBatchNorm" | "FusedBatchNormV2" | "FusedBatchNormV3") {
+            return self.make_batch_norm(i, &data, &controls);
         }
         let mut specs = Vec::with_capacity(data.len());
         let mut consts = Vec::with_capacity(data.len());
@@ -983,4 +1015,73 @@ impl<'a> Importer<'a> {
         }
         Ok(Func { graph: inner.g.clone(), inputs, outputs })
     }
+
+    /// TF's batch variance of our batch norm `j` in training mode: ours with Bessel's correction.
+    fn unbiased_variance(&self, j: usize) -> Result<tensorgraph_graph::Tensor> {
+        use tensorgraph_graph::ops::math;
+        let node = &self.made[&j];
+        let (x, biased) = (node.inputs().remove(0), node.output(2)?);
+        self.g.name_scope(&format!("{}/batch_variance", node.name()), || {
+            let axes: Vec<i64> = (0..x.shape().rank() as i64 - 1).collect();
+            let count = math::size(&x, Some(&axes), x.dtype())?;
+            let bessel = math::div(&count, &math::sub(&count, &self.g.scalar(1.0, x.dtype())?)?)?;
+            math::mul(&biased, &bessel)
+        })
+    }
+
+    /// TF's `FusedBatchNorm`/`V2`/`V3` (NHWC) as ours, its `is_training` attribute a constant
+    /// input. Its outputs as TF gives them: `y`; the batch mean and the batch variance with
+    /// Bessel's correction `n/(n-1)` when training (ours is biased: corrected here), the
+    /// `mean` and `variance` inputs otherwise; its reserve spaces (for its gradient) are not.
+    fn make_batch_norm(
+        &mut self,
+        i: usize,
+        data: &[(usize, Slot<'a>)],
+        controls: &[tensorgraph_graph::Operation],
+    ) -> Result<()> {
+        let nd = &self.def.node[i];
+        let a = Attrs(nd);
+        nhwc(&a).map_err(|d| self.bad(i, d))?;
+        let training = a.bool_or("is_training", true).map_err(|d| self.bad(i, d))?;
+        let epsilon = a.float("epsilon").unwrap_or(1e-4);
+        if data.len() != 5 {
+            return Err(self.bad(i, format!("{} inputs where it takes 5", data.len())));
+        }
+        let mut inputs = data.iter().map(|&(j, slot)| self.tensor(j, slot)).collect::<Result<Vec<_>>>()?;
+        let (name, location) = (nd.name.clone(), self.location(i));
+        let at = |s: &str| format!("{name}/{s}/");
+        let add = |me: &Self, op: Op, ins: &[&tensorgraph_graph::Tensor], what: &str| {
+            me.g.add_node(op, ins, &[], Some(&at(what)), location.clone())?.output(0)
+        };
+        // TF passes empty statistics when training; ours reads none then, but takes [C].
+        for (k, what) in [(3, "mean"), (4, "variance")] {
+            if training && inputs[k].shape().merge(&inputs[1].shape()).is_none() {
+                inputs[k] = add(self, Op::ZerosLike, &[&inputs[1]], &format!("unused_{what}"))?;
+            }
+        }
+        let is_training = Value::from(ndarray::arr0(training));
+        inputs.push(add(self, Op::Const { value: is_training }, &[], "is_training")?);
+        let input_refs: Vec<&tensorgraph_graph::Tensor> = inputs.iter().collect();
+        let control_refs: Vec<&tensorgraph_graph::Operation> = controls.iter().collect();
+        let node = self.g.add_node(
+            Op::FusedBatchNorm { epsilon },
+            &input_refs,
+            &control_refs,
+            Some(&format!("{name}/")),
+            location.clone(),
+        )?;
+        let (mean, variance) = if training {
+            // The corrected variance is made where it is read (`Importer::tensor`).
+            (node.output(1)?, None)
+        } else {
+            (inputs[3].clone(), Some(inputs[4].clone()))
+        };
+        self.tf_outputs.insert(i, vec![Some(node.output(0)?), Some(mean), variance, None, None, None]);
+        self.made.insert(i, node);
+        Ok(())
+    }
 }
+
+/// TF's names of the outputs of its fused batch norm.
+const BATCH_NORM_OUTPUTS: [&str; 6] =
+    ["y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2", "reserve_space_3"];

@@ -4,10 +4,12 @@
 //! ours the tensor whose shape is meant (gradients, `BroadcastTo`, `RandomUniformLike`), a
 //! `Shape` node; so TensorFlow imports and runs what this writes. And the way back.
 //!
-//! Both directions read the op table (`Op::def`, `Op::attrs`). Three ops have no TF form
-//! (`Size` over some axes, and batch norm with a run-time training switch, which TF spells
-//! with control flow): [`to_graph_def`] names them in an error; files tensorgraph writes for
-//! itself ([`to_graph_def_with_private_ops`]) carry them as `Tg<Op>`.
+//! Both directions read the op table (`Op::def`, `Op::attrs`). Loops and conditionals are TF 2's
+//! `StatelessWhile`/`StatelessIf` with their functions in the graph's library. What has no TF
+//! form (the gradients of a loop, of batch norm and of a run-time slice; batch norm's
+//! statistics) [`to_graph_def`] names in an error; files tensorgraph writes for itself
+//! ([`to_graph_def_with_private_ops`]) carry batch norm, its gradient and the slice gradient as
+//! `Tg<Op>`.
 
 mod export;
 mod import;

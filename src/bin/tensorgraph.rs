@@ -112,14 +112,7 @@ fn checkpoint_prefix(file: &Path) -> Option<PathBuf> {
 /// The graph in `path`, by extension: `.pb` (TF GraphDef) or `.meta` (MetaGraphDef).
 fn load_graph(path: &Path) -> Result<Graph> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("pb") => {
-            let bytes = tensorgraph::io::read_file(path)?;
-            let def = tensorgraph::proto::tf::GraphDef::decode(bytes.as_slice()).map_err(|e| Error::BadFile {
-                path: path.display().to_string(),
-                detail: format!("not a GraphDef protobuf ({e})"),
-            })?;
-            graph_def::from_graph_def(&def, &path.display().to_string())
-        }
+        Some("pb") => graph_def::import_graph_def(path),
         Some("meta") => import_meta_graph(path),
         _ => Err(usage(format!("{}: expected a .pb or .meta graph file", path.display()))),
     }

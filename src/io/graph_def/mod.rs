@@ -132,6 +132,26 @@ pub fn to_graph_def_with_private_ops(g: &Graph) -> Result<GraphDef> {
     export::graph_def(g, &|_| true, true)
 }
 
+/// Reads a TF `GraphDef` file (`.pb`, as `tf.io.write_graph` or a frozen graph writes it) and
+/// imports it ([`from_graph_def`]).
+///
+/// ```no_run
+/// # fn main() -> tensorgraph::Result<()> {
+/// let g = tensorgraph::io::graph_def::import_graph_def("frozen_cnn.pb")?;
+/// let logits = g.tensor_by_name("logits:0")?;
+/// # Ok(()) }
+/// ```
+pub fn import_graph_def(path: impl AsRef<std::path::Path>) -> Result<Graph> {
+    use prost::Message;
+    let path = path.as_ref();
+    let bytes = super::read_file(path)?;
+    let def = GraphDef::decode(bytes.as_slice()).map_err(|e| crate::Error::BadFile {
+        path: path.display().to_string(),
+        detail: format!("not a GraphDef protobuf ({e})"),
+    })?;
+    from_graph_def(&def, &path.display().to_string())
+}
+
 /// The nodes `outputs` need (through data and control inputs).
 fn needed(g: &Graph, outputs: &[crate::Tensor]) -> std::collections::HashSet<NodeIndex> {
     g.read(|d| {

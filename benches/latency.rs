@@ -1,0 +1,96 @@
+//! Serving workloads of a frozen CNN (a GraphDef with input `X:0` [?,784] and output
+//! `logits:0`, as `compare_latency.py` writes the slides' CNN from TensorFlow): one-image
+//! inference latency (median of many single-image runs) and the 10,000-image evaluation (one run
+//! over all of them, and in chunks of 200). Without `--graph`, the slides' CNN built here with
+//! `--seed 1` weights.
+//!
+//!     cargo bench --bench latency -- --graph /tmp/cnn.pb --threads 2
+
+#![allow(clippy::duplicate_mod)]
+
+#[path = "../examples/common/mod.rs"]
+mod common;
+#[path = "../examples/mnist_cnn.rs"]
+mod mnist_cnn;
+
+use clap::Parser;
+use std::time::Instant;
+use tensorgraph::prelude::*;
+
+#[derive(Parser)]
+struct Args {
+    /// A frozen GraphDef (.pb) with `X:0` in and `logits:0` out.
+    #[arg(long)]
+    graph: Option<String>,
+    /// Worker threads (rayon's pool).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Single-image runs timed (after as many warm-up runs / 10).
+    #[arg(long, default_value_t = 500)]
+    runs: usize,
+    /// Timed 10,000-image evaluations.
+    #[arg(long, default_value_t = 5)]
+    evals: usize,
+    /// cargo bench passes --bench; accept and ignore it.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn median_and_spread(mut t: Vec<f64>) -> (f64, f64, f64) {
+    t.sort_by(f64::total_cmp);
+    let at = |q: f64| t[((t.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.1), at(0.9))
+}
+
+fn main() {
+    let args = Args::parse();
+    rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().expect("first pool");
+    common::main_with(|| {
+        let flags = common::Flags { seed: Some(1), ..common::Flags::parse_from(["latency"]) };
+        let (g, x, logits) = match &args.graph {
+            Some(path) => {
+                let g = tensorgraph::io::graph_def::import_graph_def(path)?;
+                let (x, logits) = (g.tensor_by_name("X:0")?, g.tensor_by_name("logits:0")?);
+                (g, x, logits)
+            }
+            None => {
+                let cnn = mnist_cnn::CnnFlags { flags: flags.clone(), optimizer: mnist_cnn::OptimizerKind::Sgd };
+                let m = mnist_cnn::construction_phase(&cnn)?;
+                (m.g, m.x, m.logits)
+            }
+        };
+        let sess = Session::new(&g)?;
+        if !g.global_variables().is_empty() {
+            g.global_variables_initializer()?.run(&sess, &[])?;
+        }
+        let test = flags.read_data_sets()?.test;
+        let one = test.images.slice(ndarray::s![0..1, ..]);
+        let mut times = Vec::with_capacity(args.runs);
+        for k in 0..args.runs + args.runs / 10 {
+            let start = Instant::now();
+            std::hint::black_box(sess.run(&logits, feed! {x => one})?);
+            if k >= args.runs / 10 {
+                times.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        let (one_us, p10, p90) = median_and_spread(times);
+        let time_eval = |chunk: usize| -> Result<f64> {
+            let start = Instant::now();
+            for (images, _) in test.batches(chunk) {
+                std::hint::black_box(sess.run(&logits, feed! {x => images})?);
+            }
+            Ok(start.elapsed().as_secs_f64())
+        };
+        let evals = |chunk: usize| -> Result<f64> {
+            time_eval(chunk)?; // warm-up
+            Ok(median_and_spread((0..args.evals).map(|_| time_eval(chunk)).collect::<Result<_>>()?).0)
+        };
+        let (all, chunked) = (evals(10_000)?, evals(200)?);
+        println!(
+            "RESULT engine=tensorgraph threads={} one_image_us={one_us:.1} p10_us={p10:.1} p90_us={p90:.1} \
+             eval_10000_s={all:.3} eval_chunks_200_s={chunked:.3}",
+            args.threads
+        );
+        Ok(())
+    });
+}

@@ -23,6 +23,7 @@ ROOT = os.path.dirname(HERE)
 TF_SIDE = r'''
 import gzip, os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.layers needs tf_keras under TF 2.16+
 import numpy as np
 import tensorflow as tf
 tf1 = tf.compat.v1

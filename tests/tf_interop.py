@@ -143,15 +143,20 @@ with tf1.Session(graph=g) as s:
     logits_tf = s.run("dnn/logits:0", {X: x_test[:100]})
 
 
+def run_graph_def(path, fetches, feeds):
+    """TensorFlow's values of `fetches` in the GraphDef file `path`, and its function count."""
+    gd = tf1.GraphDef()
+    with open(path, "rb") as f:
+        gd.ParseFromString(f.read())
+    with tf.Graph().as_default() as g:
+        tf.import_graph_def(gd, name="")
+        with tf1.Session(graph=g) as s:
+            return s.run(fetches, feeds), len(gd.library.function)
+
+
 def frozen_logits(pb, output, x):
     """TensorFlow's logits of a frozen GraphDef."""
-    gd = tf1.GraphDef()
-    with open(pb, "rb") as f:
-        gd.ParseFromString(f.read())
-    with tf.Graph().as_default() as fg:
-        tf.import_graph_def(gd, name="")
-        with tf1.Session(graph=fg) as fs:
-            return fs.run(output + ":0", {"X:0": x})
+    return run_graph_def(pb, [output + ":0"], {"X:0": x})[0][0]
 
 
 def run_frozen(pb, output, x, name):
@@ -216,15 +221,9 @@ import json
 fixture = json.load(open("tests/fixtures/tf/ops_graph.json"))
 back = os.path.join(args.out, "ops_back.pb")
 cli("convert", "tests/fixtures/tf/ops_graph.pb", back)
-gd = tf1.GraphDef()
-with open(back, "rb") as f:
-    gd.ParseFromString(f.read())
-with tf.Graph().as_default() as og:
-    tf.import_graph_def(gd, name="")
-    with tf1.Session(graph=og) as s:
-        feeds = {"x:0": np.array(fixture["x"], np.float32), "labels:0": np.array(fixture["labels"], np.int64)}
-        names = sorted(fixture["outputs"])
-        got = s.run(names, feeds)
+feeds = {"x:0": np.array(fixture["x"], np.float32), "labels:0": np.array(fixture["labels"], np.int64)}
+names = sorted(fixture["outputs"])
+got, _ = run_graph_def(back, names, feeds)
 worst = max(
     float(np.max(np.abs(np.asarray(v, np.float64).ravel() - fixture["outputs"][n]["values"]), initial=0.0))
     for n, v in zip(names, got)
@@ -239,16 +238,6 @@ ok &= good
 cf = json.load(open("tests/fixtures/tf/control_flow_graph.json"))
 cf_back = os.path.join(args.out, "control_flow_back.pb")
 cli("convert", "tests/fixtures/tf/control_flow_graph.pb", cf_back)
-
-
-def run_graph_def(path, fetches, feeds):
-    gd = tf1.GraphDef()
-    with open(path, "rb") as f:
-        gd.ParseFromString(f.read())
-    with tf.Graph().as_default() as lg:
-        tf.import_graph_def(gd, name="")
-        with tf1.Session(graph=lg) as s:
-            return s.run(fetches, feeds), len(gd.library.function)
 
 
 names = sorted(cf["outputs"])

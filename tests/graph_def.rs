@@ -407,3 +407,36 @@ fn a_batch_norm_switched_at_run_time_is_written_as_an_if() {
         std::fs::write(dir.join("batch_norm.json"), fx.to_string()).unwrap();
     }
 }
+
+/// A forged library whose function loops over itself is an error naming the node, not a stack
+/// overflow or an endless import.
+#[test]
+fn a_function_that_calls_itself_is_an_error() {
+    use tensorgraph::proto::tf::{ArgDef, FunctionDef, FunctionDefLibrary, ListValue, NameAttrList, OpDef};
+    let func =
+        |name: &str| AttrValue { value: Some(Attr::Func(NameAttrList { name: name.into(), ..Default::default() })) };
+    let int32 = AttrValue { value: Some(Attr::List(ListValue { r#type: vec![3], ..Default::default() })) };
+    let mut w = node("w", "StatelessWhile", &["a"]);
+    w.attr.extend([("T".to_string(), int32.clone()), ("cond".into(), func("f")), ("body".into(), func("f"))]);
+    let arg = |name: &str| ArgDef { name: name.into(), r#type: 3 };
+    let f = FunctionDef {
+        signature: Some(OpDef {
+            name: "f".into(),
+            input_arg: vec![arg("a")],
+            output_arg: vec![arg("out")],
+            is_stateful: false,
+        }),
+        node_def: vec![w],
+        ret: [("out".to_string(), "w:output:0".to_string())].into(),
+    };
+    let mut c = node("x", "Const", &[]);
+    c.attr.insert("dtype".into(), AttrValue { value: Some(Attr::Type(3)) });
+    let zero = tensorgraph::io::graph_def::tensor_proto(&Value::from(ndarray::arr0(0i32).into_dyn()));
+    c.attr.insert("value".into(), AttrValue { value: Some(Attr::Tensor(zero)) });
+    let mut top = node("loop", "StatelessWhile", &["x"]);
+    top.attr.extend([("T".to_string(), int32), ("cond".into(), func("f")), ("body".into(), func("f"))]);
+    let def =
+        GraphDef { node: vec![c, top], library: Some(FunctionDefLibrary { function: vec![f] }), ..Default::default() };
+    let e = from_graph_def(&def, "self.pb").unwrap_err().to_string();
+    assert!(e.contains("function f") && (e.contains("nested") || e.contains("function graphs")), "{e}");
+}

@@ -337,7 +337,9 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         // SumToShape has a form of several nodes: `write_sum_to_shape`.
         Op::SumToShape => None,
         // Written with their functions by `write_functional`.
-        Op::While { .. } | Op::If { .. } | Op::WhileGrad { .. } => None,
+        Op::While { .. } | Op::If { .. } => None,
+        // A loop's gradient has no form yet, not even tensorgraph's own.
+        Op::WhileGrad { .. } => None,
         Op::Size { .. } | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad | Op::SliceGrad => {
             private.then(|| TfForm {
                 op: format!("{PRIVATE}{}", def.name),

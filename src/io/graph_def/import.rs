@@ -464,18 +464,28 @@ pub(super) fn op_of(
 /// tensorgraph lacks, a run-time argument where a constant is needed, a dangling input, a
 /// cycle.
 pub fn from_graph_def(def: &GraphDef, what: &str) -> Result<Graph> {
-    let library: Library = def
+    let by_name = def
         .library
         .iter()
         .flat_map(|l| &l.function)
         .filter_map(|f| Some((f.signature.as_ref()?.name.as_str(), f)))
         .collect();
+    let library = Library { by_name, made: std::cell::Cell::new(0) };
     let fused = fused_draws(def);
-    Ok(two_passes(def, what, &library, &fused, &Graph::new)?.g)
+    Ok(two_passes(def, what, &library, &fused, 0, &Graph::new)?.g)
 }
 
-/// The functions of a GraphDef's library by name.
-type Library<'a> = HashMap<&'a str, &'a FunctionDef>;
+/// The functions of a GraphDef's library by name, and how many function graphs were made from
+/// them (each `While`/`If` imports its functions anew, twice: see [`two_passes`]).
+struct Library<'a> {
+    by_name: HashMap<&'a str, &'a FunctionDef>,
+    made: std::cell::Cell<usize>,
+}
+
+/// Bounds on function graphs, so a forged library whose functions call themselves or nest
+/// deeply is an error, not a stack overflow or an exponential import.
+const MAX_FUNCTION_DEPTH: usize = 32;
+const MAX_FUNCTION_GRAPHS: usize = 16_384;
 
 /// Imports `def` into a graph `new_graph` makes. Pass 1 makes the argument nodes only where
 /// they are read as data, to learn which are read only as arguments; pass 2 makes every other
@@ -485,13 +495,16 @@ fn two_passes<'a>(
     what: &'a str,
     library: &'a Library<'a>,
     fused: &'a Fused,
+    depth: usize,
     new_graph: &dyn Fn() -> Graph,
 ) -> Result<Importer<'a>> {
     let order = topological_order(def, what)?;
     let mut first = Importer::new(def, what, library, fused, None, new_graph());
+    first.depth = depth;
     first.run(&order)?;
     let folded: HashSet<usize> = first.folded.iter().copied().filter(|j| !first.made.contains_key(j)).collect();
     let mut second = Importer::new(def, what, library, fused, Some(folded), new_graph());
+    second.depth = depth;
     second.run(&order)?;
     Ok(second)
 }
@@ -663,6 +676,8 @@ struct Importer<'a> {
     /// Nodes whose TF outputs are other tensors than our op's (TF's batch norm): output `k`
     /// of node `i` is `tf_outputs[i][k]`, `None` where it has no counterpart here.
     tf_outputs: HashMap<usize, Vec<Option<tensorgraph_graph::Tensor>>>,
+    /// How many functions deep this graph is (0: the file's graph).
+    depth: usize,
     /// Nodes read as an argument (folded into their reader) at least once.
     folded: HashSet<usize>,
 }
@@ -687,6 +702,7 @@ impl<'a> Importer<'a> {
             g,
             made: HashMap::new(),
             tf_outputs: HashMap::new(),
+            depth: 0,
             folded: HashSet::new(),
         }
     }
@@ -970,7 +986,24 @@ impl<'a> Importer<'a> {
     /// Function `name` of the library as a function graph of this graph, its arguments of
     /// `specs`: a `Placeholder` per argument, then its nodes, imported as a graph's.
     fn function(&self, i: usize, name: &str, specs: &[TensorSpec]) -> Result<Func> {
-        let f = self.library.get(name).ok_or_else(|| self.bad(i, format!("function {name} is not in the library")))?;
+        let f = self
+            .library
+            .by_name
+            .get(name)
+            .ok_or_else(|| self.bad(i, format!("function {name} is not in the library")))?;
+        if self.depth >= MAX_FUNCTION_DEPTH {
+            let detail =
+                format!("functions nested more than {MAX_FUNCTION_DEPTH} deep at {name} (one calling itself?)");
+            return Err(self.bad(i, detail));
+        }
+        let made = self.library.made.get() + 2;
+        if made > MAX_FUNCTION_GRAPHS {
+            let detail = format!(
+                "more than {MAX_FUNCTION_GRAPHS} function graphs at {name} (functions calling each other too often)"
+            );
+            return Err(self.bad(i, detail));
+        }
+        self.library.made.set(made);
         let sig = f.signature.as_ref().expect("the library holds functions with signatures");
         if sig.input_arg.len() != specs.len() {
             let detail =
@@ -1000,7 +1033,7 @@ impl<'a> Importer<'a> {
         let what = format!("{}, function {name}", self.what);
         let fused = fused_draws(&def);
         let parent = self.g.clone();
-        let mut inner = two_passes(&def, &what, self.library, &fused, &|| parent.new_function_graph())?;
+        let mut inner = two_passes(&def, &what, self.library, &fused, self.depth + 1, &|| parent.new_function_graph())?;
         let inputs = (0..specs.len()).map(|k| Ok(inner.made[&k].output(0)?.endpoint())).collect::<Result<_>>()?;
         let mut outputs = Vec::with_capacity(sig.output_arg.len());
         for out in &sig.output_arg {

@@ -167,6 +167,13 @@ def run_frozen(pb, output, x, name):
     return np.load(os.path.join(args.out, name, output.replace("/", "_") + "_0.npy"))
 
 
+def report(what, diff, tol=1e-5):
+    """Prints a RESULT line for a maximum difference and says whether it is within `tol`."""
+    good = diff <= tol
+    print(f"RESULT {what}: max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
+    return good
+
+
 def close(what, ours, theirs):
     diff = float(np.abs(ours - theirs).max())
     good = ours.shape == theirs.shape and diff <= 1e-5
@@ -228,9 +235,7 @@ worst = max(
     float(np.max(np.abs(np.asarray(v, np.float64).ravel() - fixture["outputs"][n]["values"]), initial=0.0))
     for n, v in zip(names, got)
 )
-good = worst <= 1e-5
-print(f"RESULT {len(names)} outputs of the op-set graph written by tensorgraph, run in TF: max difference {worst:.2e} {'ok' if good else 'MISMATCH'}")
-ok &= good
+ok &= report(f"{len(names)} outputs of the op-set graph written by tensorgraph, run in TF", worst)
 
 # 4b. Loops and conditionals (functions in the GraphDef's library) both ways: TF's functional
 #     While/If graph imported here and written back, run in TF; and one built here (captures
@@ -238,32 +243,22 @@ ok &= good
 cf = json.load(open("tests/fixtures/tf/control_flow_graph.json"))
 cf_back = os.path.join(args.out, "control_flow_back.pb")
 cli("convert", "tests/fixtures/tf/control_flow_graph.pb", cf_back)
-
-
 names = sorted(cf["outputs"])
 got, n_functions = run_graph_def(cf_back, names, {"x:0": np.array(cf["x"], np.float32), "n:0": cf["n"]})
 worst = max(float(np.max(np.abs(np.asarray(v, np.float64).ravel() - cf["outputs"][n]["values"]))) for n, v in zip(names, got))
-good = worst <= 1e-5
-print(f"RESULT TF's loops and conditionals written back by tensorgraph ({n_functions} functions), run in TF: "
-      f"max difference {worst:.2e} {'ok' if good else 'MISMATCH'}")
-ok &= good
+ok &= report(f"TF's loops and conditionals written back by tensorgraph ({n_functions} functions), run in TF", worst)
 lp = json.load(open(os.path.join(args.out, "loops.json")))
 (y, z), n_functions = run_graph_def(os.path.join(args.out, "loops.pb"), ["y:0", "z:0"],
                                     {"x:0": np.array(lp["x"], np.float32).reshape(-1, 2), "steps:0": lp["steps"]})
 diff = max(float(np.max(np.abs(y.ravel() - np.array(lp["y"])))), float(np.max(np.abs(z.ravel() - np.array(lp["z"])))))
-good = diff <= 1e-5
-print(f"RESULT loops built by tensorgraph (with a conditional inside; with maximum_iterations; {n_functions} functions), run in TF: "
-      f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
-ok &= good
+ok &= report(f"loops built by tensorgraph (with a conditional inside; with maximum_iterations; {n_functions} "
+             "functions), run in TF", diff)
 
 cp = json.load(open(os.path.join(args.out, "count.json")))
 (dx, count), _ = run_graph_def(os.path.join(args.out, "count.pb"), ["dx:0", "count:0"],
                                {"x:0": np.array(cp["x"], np.float32).reshape(2, 5, 3)})
 diff = max(float(np.max(np.abs(dx.ravel() - np.array(cp["dx"])))), abs(float(count) - cp["count"][0]))
-good = diff <= 1e-6
-print(f"RESULT a mean's gradient over some axes (Size over axes as TF ops) built by tensorgraph, run in TF: "
-      f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
-ok &= good
+ok &= report("a mean's gradient over some axes (Size over axes as TF ops) built by tensorgraph, run in TF", diff, 1e-6)
 
 # 4c. Batch norm: one built here with a run-time training switch (written as TF writes it, an
 #     If over FusedBatchNormV3), and TF's own (both modes and behind tf.cond) read here and
@@ -274,10 +269,7 @@ diff = 0.0
 for on, key in [(False, "y_inference"), (True, "y_training")]:
     (y,), _ = run_graph_def(os.path.join(args.out, "batch_norm.pb"), ["y:0"], {"x:0": xb4, "training:0": on})
     diff = max(diff, float(np.max(np.abs(y.ravel() - np.array(bn[key])))))
-good = diff <= 1e-5
-print(f"RESULT a batch norm switched at run time built by tensorgraph (an If), run in TF, training off and on: "
-      f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
-ok &= good
+ok &= report("a batch norm switched at run time built by tensorgraph (an If), run in TF, training off and on", diff)
 bnf = json.load(open("tests/fixtures/tf/batch_norm_graph.json"))
 bn_back = os.path.join(args.out, "batch_norm_back.pb")
 cli("convert", "tests/fixtures/tf/batch_norm_graph.pb", bn_back, "--outputs", "infer_y", "--outputs", "train_y",
@@ -288,10 +280,7 @@ for on, key in [(False, "training_off"), (True, "training_on")]:
     names = [n for n in sorted(bnf[key]) if n.endswith("_y:0")]
     got, _ = run_graph_def(bn_back, names, {"x:0": xbf, "training:0": on})
     diff = max([diff] + [float(np.max(np.abs(v.ravel() - np.array(bnf[key][n]["values"])))) for n, v in zip(names, got)])
-good = diff <= 1e-5
-print(f"RESULT TF's batch norms (inference, training, switched) written back by tensorgraph, run in TF: "
-      f"max difference {diff:.2e} {'ok' if good else 'MISMATCH'}")
-ok &= good
+ok &= report("TF's batch norms (inference, training, switched) written back by tensorgraph, run in TF", diff)
 
 # 5. Our training graph (.meta) trained in TF from our checkpoint, step for step with ours.
 meta = os.path.join(args.out, "tg", "model.meta")

@@ -765,15 +765,13 @@ fn write_batch_norm(d: &GraphData, n: &Node, epsilon: f64, w: &mut Writer, nodes
         w.library.add(FunctionDef { signature: Some(signature), node_def: vec![bn], ret });
         branches.push(attr(Attr::Func(NameAttrList { name, attr: HashMap::new() })));
     }
-    let list = |l: ListValue| attr(Attr::List(l));
-    let types = |k: usize| list(ListValue { r#type: vec![crate::proto::dtype_enum(dtype); k], ..Default::default() });
     let attrs = vec![
         ("Tcond", ty(DType::Bool)),
-        ("Tin", types(5)),
-        ("Tout", types(1)),
+        ("Tin", type_list(vec![dtype; 5])),
+        ("Tout", type_list(vec![dtype])),
         ("then_branch", branches[0].clone()),
         ("else_branch", branches[1].clone()),
-        ("output_shapes", list(ListValue { shape: vec![shape_proto(&n.outputs[0].shape)], ..Default::default() })),
+        ("output_shapes", shape_list(vec![&n.outputs[0].shape])),
     ];
     input.insert(0, w.output_ref(d, n.inputs[5]));
     input.extend(controls);
@@ -807,6 +805,17 @@ pub(super) fn fold_variables(def: &mut GraphDef, values: &HashMap<String, Value>
     Ok(())
 }
 
+/// A `list(type)` attribute (a functional op's `T`, `Tin`, `Tout`).
+fn type_list(dtypes: Vec<DType>) -> AttrValue {
+    let r#type = dtypes.into_iter().map(crate::proto::dtype_enum).collect();
+    attr(Attr::List(ListValue { r#type, ..Default::default() }))
+}
+
+/// A `list(shape)` attribute (a functional op's `output_shapes`).
+fn shape_list(shapes: Vec<&crate::Shape>) -> AttrValue {
+    attr(Attr::List(ListValue { shape: shapes.into_iter().map(shape_proto).collect(), ..Default::default() }))
+}
+
 /// An argument of a function written into the library: the function's own input `k`, or one
 /// it takes without reading (TF's loops hand every input to both of their functions).
 enum Param {
@@ -828,13 +837,6 @@ enum Ret {
 /// body passes all captures through. The loop's first outputs are ours.
 fn write_functional(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>) -> Result<()> {
     let specs: Vec<crate::TensorSpec> = n.inputs.iter().map(|&e| d.spec(e).clone()).collect();
-    let list = |l: ListValue| attr(Attr::List(l));
-    let types = |dtypes: Vec<DType>| {
-        list(ListValue { r#type: dtypes.into_iter().map(crate::proto::dtype_enum).collect(), ..Default::default() })
-    };
-    let shapes = |shapes: Vec<&crate::Shape>| {
-        list(ListValue { shape: shapes.into_iter().map(shape_proto).collect(), ..Default::default() })
-    };
     let func = |name: String| attr(Attr::Func(NameAttrList { name, attr: HashMap::new() }));
     let base = n.name.replace('/', "_");
     let mut extra_inputs = Vec::new();
@@ -849,11 +851,11 @@ fn write_functional(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<Nod
             let (else_name, s2) = w.library.add(else_def);
             let attrs = vec![
                 ("Tcond", ty(DType::Bool)),
-                ("Tin", types(specs[1..].iter().map(|s| s.dtype).collect())),
-                ("Tout", types(n.outputs.iter().map(|o| o.dtype).collect())),
+                ("Tin", type_list(specs[1..].iter().map(|s| s.dtype).collect())),
+                ("Tout", type_list(n.outputs.iter().map(|o| o.dtype).collect())),
                 ("then_branch", func(then_name)),
                 ("else_branch", func(else_name)),
-                ("output_shapes", shapes(n.outputs.iter().map(|o| &o.shape).collect())),
+                ("output_shapes", shape_list(n.outputs.iter().map(|o| &o.shape).collect())),
             ];
             (if s1 || s2 { "If" } else { "StatelessIf" }, attrs)
         }
@@ -903,10 +905,10 @@ fn write_functional(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<Nod
                 }
             }
             let attrs = vec![
-                ("T", types(dtypes)),
+                ("T", type_list(dtypes)),
                 ("cond", func(cond_name)),
                 ("body", func(body_name)),
-                ("output_shapes", shapes(loop_shapes)),
+                ("output_shapes", shape_list(loop_shapes)),
                 ("parallel_iterations", attr(Attr::I(10))),
             ];
             (if s1 || s2 { "While" } else { "StatelessWhile" }, attrs)

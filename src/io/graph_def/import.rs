@@ -751,7 +751,8 @@ impl<'a> Importer<'a> {
                 Slot::Index(k) => Some(k),
                 Slot::Arg(arg, index) => BATCH_NORM_OUTPUTS.iter().position(|o| *o == arg).map(|p| p + index),
             };
-            if k == Some(2) && outputs[2].is_none() && self.made[&j].op_type() == "FusedBatchNorm" {
+            // Only batch norms are listed; a training one's batch variance is made on first read.
+            if k == Some(2) && outputs[2].is_none() {
                 let unbiased = self.unbiased_variance(j)?;
                 self.tf_outputs.get_mut(&j).expect("listed")[2] = Some(unbiased.clone());
                 return Ok(unbiased);

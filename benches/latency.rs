@@ -1,7 +1,8 @@
 //! Serving workloads of a frozen CNN (a GraphDef with input `X:0` [?,784] and output
 //! `logits:0`, as `compare_latency.py` writes the slides' CNN from TensorFlow): one-image
 //! inference latency (median of many single-image runs) and the 10,000-image evaluation (one run
-//! over all of them, and in chunks of 200). Without `--graph`, the slides' CNN built here with
+//! over all of them, which the session splits into cache-sized chunks; the same run unsplit; and
+//! 200 images per run). Without `--graph`, the slides' CNN built here with
 //! `--seed 1` weights.
 //!
 //!     cargo bench --bench latency -- --graph /tmp/cnn.pb --threads 2
@@ -59,7 +60,7 @@ fn main() {
                 (m.g, m.x, m.logits)
             }
         };
-        let sess = Session::new(&g)?;
+        let mut sess = Session::new(&g)?;
         if !g.global_variables().is_empty() {
             g.global_variables_initializer()?.run(&sess, &[])?;
         }
@@ -74,21 +75,23 @@ fn main() {
             }
         }
         let (one_us, p10, p90) = median_and_spread(times);
-        let time_eval = |chunk: usize| -> Result<f64> {
+        let time_eval = |sess: &Session, chunk: usize| -> Result<f64> {
             let start = Instant::now();
             for (images, _) in test.batches(chunk) {
                 std::hint::black_box(sess.run(&logits, feed! {x => images})?);
             }
             Ok(start.elapsed().as_secs_f64())
         };
-        let evals = |chunk: usize| -> Result<f64> {
-            time_eval(chunk)?; // warm-up
-            Ok(median_and_spread((0..args.evals).map(|_| time_eval(chunk)).collect::<Result<_>>()?).0)
+        let evals = |sess: &Session, chunk: usize| -> Result<f64> {
+            time_eval(sess, chunk)?; // warm-up
+            Ok(median_and_spread((0..args.evals).map(|_| time_eval(sess, chunk)).collect::<Result<_>>()?).0)
         };
-        let (all, chunked) = (evals(10_000)?, evals(200)?);
+        let (all, chunked) = (evals(&sess, 10_000)?, evals(&sess, 200)?);
+        sess.set_batch_splitting(tensorgraph::BatchSplit::Off);
+        let whole = evals(&sess, 10_000)?;
         println!(
             "RESULT engine=tensorgraph threads={} one_image_us={one_us:.1} p10_us={p10:.1} p90_us={p90:.1} \
-             eval_10000_s={all:.3} eval_chunks_200_s={chunked:.3}",
+             eval_10000_s={all:.3} eval_10000_unsplit_s={whole:.3} eval_chunks_200_s={chunked:.3}",
             args.threads
         );
         Ok(())

@@ -6,12 +6,12 @@
 //! conv 32 3x3 s1 SAME relu, conv 64 3x3 s2 SAME relu, max-pool 2x2 VALID, dense 64 relu,
 //! dense 10; batch 100, 10 epochs. The slide's code says GradientDescent(0.01) (the default
 //! here), but its printed numbers (0.9789 after epoch 0) need Adam: `--optimizer adam`.
-//! The test set is evaluated 200 images per run: the same accuracy as the slide's one call over
-//! 10,000 images without its 1 GB first-layer activation (and faster: it stays in cache).
+//! The test set is evaluated in one call, as on the slide; the session runs the 10,000 images in
+//! cache-sized chunks (`Session::set_batch_splitting`), so conv1's output never takes its 1 GB.
 
 mod common;
 
-use crate::common::{accuracy_of, Extras, Flags, Model};
+use crate::common::{Extras, Flags, Model};
 use clap::Parser;
 use tensorgraph::prelude::*;
 
@@ -92,7 +92,7 @@ pub fn execution_phase(m: &Model, flags: &Flags) -> Result<()> {
 
     let mut sess = Session::new(g)?;
     init.run(&sess, &[])?;
-    let mut extras = Extras::new(flags, m, &mut sess, &mnist, batch_size, 200)?;
+    let mut extras = Extras::new(flags, m, &mut sess, &mnist, batch_size, 10_000)?;
     let (mut x_batch, mut y_batch) = Default::default();
     for epoch in 0..n_epochs {
         for _iteration in 0..mnist.train.num_examples() / batch_size {
@@ -101,7 +101,8 @@ pub fn execution_phase(m: &Model, flags: &Flags) -> Result<()> {
             extras.step(&sess, feed! {x => &x_batch, y => &y_batch})?;
         }
         let acc_train: f32 = accuracy.eval(&sess, feed! {x => &x_batch, y => &y_batch})?.try_into()?;
-        let acc_test = accuracy_of(&sess, accuracy, (x, y), &mnist.test, 200)?;
+        let acc_test: f32 =
+            accuracy.eval(&sess, feed! {x => &mnist.test.images, y => &mnist.test.labels})?.try_into()?;
         println!("{epoch} Train accuracy: {acc_train:?} Test accuracy: {acc_test:?}");
         extras.end_epoch(&mut sess, epoch, acc_train, acc_test)?;
     }

@@ -44,7 +44,7 @@ fn run(args: &Args) -> Result<()> {
     };
     let data = mnist::read_data_sets_with(&args.data, &mnist::Options { validation_size: 0, seed: Some(0) })?;
     let (images, labels) = (&data.test.images, &data.test.labels);
-    let acc_test = common::accuracy_of(&sess, accuracy, (x, y), &data.test, 1000)?;
+    let acc_test: f32 = accuracy.eval(&sess, feed! {x => images, y => labels})?.try_into()?;
     let first = images.slice(ndarray::s![0..5, ..]);
     let pred = math::argmax(logits, 1)?.eval(&sess, feed! {x => first})?;
     println!("restored {} (step {})", ckpt.display(), step.map_or("-".into(), |s| s.to_string()));

@@ -72,7 +72,7 @@ pub use tensorgraph_graph::{
     Index, Initializer, Named, NodeInfo, Op, Operation, Padding, PoolAttrs, Result, Shape, SliceSpec, SourceLocation,
     Tensor, TensorSpec, Value, Variable,
 };
-pub use tensorgraph_session::{feed, AsTensor, Eval, Feed, Fetch, Session};
+pub use tensorgraph_session::{feed, AsTensor, BatchSplit, Eval, Feed, Fetch, Session};
 
 /// Arithmetic, reductions, comparisons, casts (`tf.math`).
 pub mod math {

@@ -5,6 +5,7 @@ pub mod array;
 pub mod batch_norm;
 pub mod buffers;
 pub mod conv;
+pub mod cpu;
 pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;

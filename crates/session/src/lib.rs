@@ -7,9 +7,11 @@ mod exec;
 mod fetch;
 mod functions;
 mod plan;
+mod rows;
 mod session;
 
 pub use fetch::{AsTensor, Eval, Fetch};
+pub use rows::BatchSplit;
 pub use session::Session;
 pub use tensorgraph_graph::Feed;
 

@@ -1,6 +1,7 @@
 //! Planning a run: prune the graph to what the fetches and targets need (TF's pruning), order
 //! it, and decide where each intermediate buffer can be freed.
 
+use crate::rows::{self, Rows};
 use std::collections::{BTreeSet, HashMap};
 use tensorgraph_graph::{BinaryOp, Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, Result, UnaryOp};
 
@@ -65,6 +66,8 @@ pub struct Plan {
     /// How many step inputs read each feed (in the plan's feed order): the run copies a feed
     /// once and hands the copy to its last reader.
     pub feed_readers: Vec<usize>,
+    /// The steps that may run over chunks of a large batch's rows (see [`crate::rows`]).
+    pub rows: Option<Rows>,
 }
 
 /// Identifies a plan: fetched tensors, target ops, fed tensors (sorted).
@@ -178,6 +181,8 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
     if key.fuse {
         fuse_epilogues(g, &mut steps, &fetched);
     }
+    let feed_specs: Vec<_> = key.feeds.iter().map(|e| g.node(e.node).outputs[e.slot].clone()).collect();
+    let mut rows = rows::split(g, &feed_specs, &mut steps, &fetched);
     let mut last_use: HashMap<usize, usize> = HashMap::new();
     for (i, step) in steps.iter().enumerate() {
         for src in &step.inputs {
@@ -197,8 +202,18 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
         }
     }
     for (&slot, &step) in &last_use {
-        if !fetched.contains(&slot) {
-            steps[step].free_after.push(slot);
+        if fetched.contains(&slot) {
+            continue;
+        }
+        match &mut rows {
+            // Made before the chunks and last read by them: every chunk reads it.
+            Some(r)
+                if r.range.contains(&step)
+                    && !steps[r.range.clone()].iter().any(|s| s.outputs.contains(&Some(slot))) =>
+            {
+                r.free_after.push(slot)
+            }
+            _ => steps[step].free_after.push(slot),
         }
     }
     let mut feed_readers = vec![0; key.feeds.len()];
@@ -207,7 +222,7 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
             feed_readers[*i] += 1;
         }
     }
-    Ok(Plan { steps, fetches, n_slots, feed_readers })
+    Ok(Plan { steps, fetches, n_slots, feed_readers, rows })
 }
 
 /// Folds `BiasAdd` and `Relu` steps into the `Conv2D` or `MatMul` whose output they alone read

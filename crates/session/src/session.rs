@@ -3,6 +3,7 @@
 use crate::exec;
 use crate::fetch::Fetch;
 use crate::plan::{self, Plan, PlanKey, Source};
+use crate::rows::{BatchSplit, Rows};
 use ndarray::ArrayD;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
@@ -56,6 +57,7 @@ pub struct Session {
     rngs: Mutex<HashMap<NodeIndex, ChaCha8Rng>>,
     plans: Mutex<PlanCache>,
     check_numerics: bool,
+    batch_split: BatchSplit,
     profile: Option<Mutex<HashMap<&'static str, (u64, std::time::Duration)>>>,
     /// Intermediate buffers freed by one run, taken by the kernels of the next: one pool per
     /// run in flight (one in all for a single-threaded program).
@@ -107,6 +109,7 @@ impl Session {
             rngs: Mutex::default(),
             plans: Mutex::default(),
             check_numerics: false,
+            batch_split: BatchSplit::Auto,
             profile: None,
             pools: Mutex::default(),
             functions: Mutex::default(),
@@ -122,6 +125,35 @@ impl Session {
     /// naming it (like `tf.add_check_numerics_ops`).
     pub fn set_check_numerics(&mut self, on: bool) {
         self.check_numerics = on;
+    }
+
+    /// How a run over a large batch splits its rows (default [`BatchSplit::Auto`]). When every
+    /// step from the batch's feeds (fed tensors whose static first dimension is unknown, TF's
+    /// `[None, ...]`) up to a small result computes each row from the same rows of its inputs
+    /// (an inference: convolutions, pooling, dense layers, activations, `argmax`, `in_top_k`),
+    /// and nothing in the run has effects, those steps run over chunks of rows sized to the
+    /// CPU's cache instead of over all of them at once; the rest runs once on the gathered
+    /// chunks. The results are bit-identical either way; memory and time are not (the slides'
+    /// CNN over 10,000 images: see BENCHMARKS.md).
+    ///
+    /// ```
+    /// use tensorgraph_graph::{ops::{math, nn}, DType, Graph};
+    /// use tensorgraph_session::{feed, BatchSplit, Session};
+    /// # fn main() -> tensorgraph_graph::Result<()> {
+    /// let g = Graph::new();
+    /// let x = g.placeholder(DType::F32, [None, Some(3)])?;
+    /// let w = g.constant(ndarray::array![[1.0f32], [2.0], [3.0]])?;
+    /// let mean = math::reduce_mean(&nn::relu(&math::matmul(&x, &w, false, false)?)?, None)?;
+    /// let batch = ndarray::Array2::from_shape_fn((1000, 3), |(i, j)| (i % 7) as f32 - j as f32);
+    /// let mut sess = Session::new(&g)?;
+    /// let whole: f32 = sess.run(&mean, feed! {x => &batch})?.try_into()?;
+    /// sess.set_batch_splitting(BatchSplit::Rows(64));
+    /// let split: f32 = sess.run(&mean, feed! {x => &batch})?.try_into()?;
+    /// assert_eq!(whole.to_bits(), split.to_bits());
+    /// # Ok(()) }
+    /// ```
+    pub fn set_batch_splitting(&mut self, split: BatchSplit) {
+        self.batch_split = split;
     }
 
     /// Starts (or stops and clears) per-op-type timing of every step run from now on, like TF's
@@ -238,12 +270,99 @@ impl Session {
     }
 
     fn execute(&self, plan: &Plan, feeds: &[&Feed], pool: &mut BufferPool) -> Result<Vec<Value>> {
+        if let Some((rows, chunk)) = plan.rows.as_ref().and_then(|r| Some((r, self.chunk_rows(r, feeds)?))) {
+            // Any error reruns the batch whole, so the error names the real shapes (the plan
+            // has no stateful step, so running it twice changes nothing).
+            if let Ok(out) = self.execute_in_chunks(plan, rows, chunk, feeds, pool) {
+                return Ok(out);
+            }
+        }
         let mut slots: Vec<Option<Arc<Value>>> = vec![None; plan.n_slots];
-        // Each feed is copied once per run (into a recycled buffer); its last reader takes the
-        // copy, so an element-wise op or reshape may reuse it.
         let mut fed: Vec<Option<Arc<Value>>> = vec![None; feeds.len()];
-        let mut feed_reads_left = plan.feed_readers.clone();
-        for step in &plan.steps {
+        let mut left = plan.feed_readers.clone();
+        let end = plan.rows.as_ref().map_or(0, |r| r.range.end);
+        self.run_steps(&plan.steps[..end], &mut slots, feeds, &mut fed, &mut left, pool)?;
+        for &s in plan.rows.iter().flat_map(|r| &r.free_after) {
+            slots[s].take().into_iter().for_each(|v| recycle(v, pool));
+        }
+        self.run_steps(&plan.steps[end..], &mut slots, feeds, &mut fed, &mut left, pool)?;
+        self.fetch(plan, slots, feeds)
+    }
+
+    /// Rows per chunk for this run, if its batch is split.
+    fn chunk_rows(&self, rows: &Rows, feeds: &[&Feed]) -> Option<usize> {
+        let n = feeds[*rows.feeds.first()?].shape()[0];
+        if rows.feeds.iter().any(|&i| feeds[i].shape()[0] != n) {
+            return None;
+        }
+        let size = crate::rows::chunk_rows(self.batch_split, n, rows.row_bytes)?;
+        // Equal chunks, so the last is not a sliver.
+        Some(n.div_ceil(n.div_ceil(size)))
+    }
+
+    /// Runs the steps before `rows.range` once, the range once per chunk of `chunk` rows of the
+    /// split feeds, gathers the chunks' results, and runs the rest once.
+    fn execute_in_chunks(
+        &self,
+        plan: &Plan,
+        rows: &Rows,
+        chunk: usize,
+        feeds: &[&Feed],
+        pool: &mut BufferPool,
+    ) -> Result<Vec<Value>> {
+        let (start, end) = (rows.range.start, rows.range.end);
+        let mut slots: Vec<Option<Arc<Value>>> = vec![None; plan.n_slots];
+        let segment =
+            |steps: &[plan::Step], slots: &mut Vec<Option<Arc<Value>>>, feeds: &[&Feed], pool: &mut BufferPool| {
+                let mut left = vec![0; feeds.len()];
+                for src in steps.iter().flat_map(|s| &s.inputs) {
+                    if let Source::Feed(i) = src {
+                        left[*i] += 1;
+                    }
+                }
+                self.run_steps(steps, slots, feeds, &mut vec![None; feeds.len()], &mut left, pool)
+            };
+        segment(&plan.steps[..start], &mut slots, feeds, pool)?;
+        let n = feeds[rows.feeds[0]].shape()[0];
+        let mut pieces: Vec<Vec<Arc<Value>>> = vec![Vec::with_capacity(n.div_ceil(chunk)); rows.gathered.len()];
+        for c0 in (0..n).step_by(chunk) {
+            let chunk_feeds: Vec<Feed> = (0..feeds.len())
+                .map(|i| crate::rows::feed_view(feeds[i], rows.feeds.contains(&i).then(|| c0..n.min(c0 + chunk))))
+                .collect();
+            let chunk_feeds: Vec<&Feed> = chunk_feeds.iter().collect();
+            segment(&plan.steps[start..end], &mut slots, &chunk_feeds, pool)?;
+            for (p, &s) in pieces.iter_mut().zip(&rows.gathered) {
+                p.push(slots[s].take().expect("gathered slots are made in the range"));
+            }
+        }
+        for &s in &rows.free_after {
+            slots[s].take().into_iter().for_each(|v| recycle(v, pool));
+        }
+        for (p, &s) in pieces.into_iter().zip(&rows.gathered) {
+            let joined = crate::rows::concat(&p).ok_or_else(|| Error::InvalidArgument {
+                node: self.graph.read(|g| g.node(plan.steps[start].node).info()),
+                detail: "chunks of different dtypes or shapes".into(),
+            })?;
+            p.into_iter().for_each(|v| recycle(v, pool));
+            slots[s] = Some(Arc::new(joined));
+        }
+        segment(&plan.steps[end..], &mut slots, feeds, pool)?;
+        self.fetch(plan, slots, feeds)
+    }
+
+    /// Runs `steps` in order: each reads its inputs from `slots`, the feeds (copied once into
+    /// `fed`, handed to the last of `left` readers) or variables, and leaves its outputs in
+    /// `slots`.
+    fn run_steps(
+        &self,
+        steps: &[plan::Step],
+        slots: &mut [Option<Arc<Value>>],
+        feeds: &[&Feed],
+        fed: &mut [Option<Arc<Value>>],
+        feed_reads_left: &mut [usize],
+        pool: &mut BufferPool,
+    ) -> Result<()> {
+        for step in steps {
             let mut inputs = Vec::with_capacity(step.inputs.len());
             for (i, (src, r)) in step.inputs.iter().zip(&step.refs).enumerate() {
                 inputs.push(match (src, r) {
@@ -293,6 +412,11 @@ impl Session {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The fetched values, taken from the slots the run left.
+    fn fetch(&self, plan: &Plan, mut slots: Vec<Option<Arc<Value>>>, feeds: &[&Feed]) -> Result<Vec<Value>> {
         // A slot fetched more than once is cloned for all but its last fetch, which takes it.
         let mut fetches_left: HashMap<usize, usize> = HashMap::new();
         for src in &plan.fetches {
@@ -471,6 +595,7 @@ impl Session {
             .or_insert_with(|| {
                 let mut s = Session::new(f).expect("a session on a graph always starts");
                 s.check_numerics = self.check_numerics;
+                s.batch_split = self.batch_split;
                 Arc::new(s)
             })
             .clone()

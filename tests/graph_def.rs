@@ -242,6 +242,68 @@ fn tensorflows_functional_loops_and_conditionals_import_and_give_its_outputs() {
     assert_eq!(check_loop_outputs(&again, &fx), 6);
 }
 
+#[derive(Deserialize)]
+struct V1Fixture {
+    x: Vec<Vec<f32>>,
+    ops: Vec<String>,
+    /// By the fed predicate ("false", "true"), then by tensor.
+    outputs: BTreeMap<String, BTreeMap<String, Output>>,
+}
+
+fn check_v1_outputs(g: &Graph, fx: &V1Fixture) -> usize {
+    let sess = Session::new(g).unwrap();
+    let (x, training) = (g.tensor_by_name("x:0").unwrap(), g.tensor_by_name("training:0").unwrap());
+    let xv = ndarray::Array2::from_shape_vec((fx.x.len(), 3), fx.x.concat()).unwrap();
+    let mut checked = 0;
+    for (pred, outputs) in &fx.outputs {
+        for (name, want) in outputs {
+            let t = g.tensor_by_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let got = sess.run(&t, feed! {x => &xv, training => pred == "true"}).unwrap();
+            assert_eq!(got.shape(), want.shape.as_slice(), "{name}, training {pred}");
+            for (i, (a, b)) in got.to_f64_vec().iter().zip(&want.values).enumerate() {
+                assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{name}[{i}], training {pred}: ours {a}, TF {b}");
+            }
+            checked += 1;
+        }
+    }
+    checked
+}
+
+/// TF1's conditionals (`make_control_flow_v1_graph_fixture.py`: `tf.cond` in graph mode after
+/// `disable_v2_behavior()`, as every TF 1.x graph has them: `Switch`/`Merge`, constants ordered
+/// after their branch's pivot, a cond inside a cond, several outputs) run with TF's outputs for
+/// both values of the predicate, and are written back as the same ops.
+#[test]
+fn tensorflow_1_conditionals_import_and_give_its_outputs() {
+    let bytes = std::fs::read("tests/fixtures/tf/control_flow_v1_graph.pb").unwrap();
+    let def = GraphDef::decode(bytes.as_slice()).unwrap();
+    let fx: V1Fixture =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/tf/control_flow_v1_graph.json").unwrap())
+            .unwrap();
+    assert!(fx.ops.contains(&"Switch".into()) && fx.ops.contains(&"Merge".into()));
+    let g = from_graph_def(&def, "control_flow_v1_graph.pb").unwrap();
+    assert_eq!(check_v1_outputs(&g, &fx), 10);
+    let out = to_graph_def(&g).unwrap();
+    assert!(out.node.iter().any(|n| n.op == "Switch") && out.node.iter().any(|n| n.op == "Merge"));
+    let again = from_graph_def(&GraphDef::decode(out.encode_to_vec().as_slice()).unwrap(), "again").unwrap();
+    assert_eq!(check_v1_outputs(&again, &fx), 10);
+
+    // A tensor on the branch not taken is an error naming it; gradients through Switch are
+    // refused rather than silently zero.
+    let sess = Session::new(&g).unwrap();
+    let (x, training) = (g.tensor_by_name("x:0").unwrap(), g.tensor_by_name("training:0").unwrap());
+    let in_true_branch = g.tensor_by_name("simple/mul:0").unwrap();
+    let xv = ndarray::Array2::<f32>::ones((2, 3));
+    let e = sess.run(&in_true_branch, feed! {x => &xv, training => false}).unwrap_err().to_string();
+    assert!(e.contains("simple/mul") && e.contains("dead"), "{e}");
+    let v: ndarray::ArrayD<f32> =
+        sess.run(&in_true_branch, feed! {x => &xv, training => true}).unwrap().try_into().unwrap();
+    assert!(v.iter().all(|&v| v == 2.0));
+    let y = g.tensor_by_name("simple_out:0").unwrap();
+    let e = tensorgraph::gradients(&[&math::reduce_sum(&y, None).unwrap()], &[&x], None).unwrap_err().to_string();
+    assert!(e.contains("Merge"), "{e}");
+}
+
 #[test]
 fn loops_and_conditionals_built_here_export_and_import() {
     let g = Graph::new();

@@ -699,6 +699,8 @@ fn every_op_has_a_forward_test() {
         ("HistogramSummary", "tf_parity.rs summaries.json"),
         ("ImageSummary", "tf_parity.rs summaries.json"),
         ("MergeSummary", "tf_parity.rs summaries.json"),
+        ("Switch", "graph_def.rs control_flow_v1_graph (TF's outputs for both branches)"),
+        ("Merge", "graph_def.rs control_flow_v1_graph (TF's outputs for both branches)"),
         // MaxPoolGrad's gradient, checked against finite differences.
         ("MaxPoolGradGrad", "gradients.rs pooling_and_its_backward_ops"),
     ];

@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 86;
+pub const N_VARIANTS: usize = 88;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -99,6 +99,8 @@ pub fn variant(op: &Op) -> usize {
         Op::DepthwiseConv2dNative(_) => 83,
         Op::DepthwiseConv2dNativeBackpropInput(_) => 84,
         Op::DepthwiseConv2dNativeBackpropFilter(_) => 85,
+        Op::Switch => 86,
+        Op::Merge => 87,
     }
 }
 
@@ -222,6 +224,8 @@ pub fn every_op() -> Vec<Op> {
         Op::DepthwiseConv2dNative(ConvAttrs { strides: s, dilations: s, padding: Padding::Same }),
         Op::DepthwiseConv2dNativeBackpropInput(ConvAttrs { strides: w, dilations: s, padding: Padding::Valid }),
         Op::DepthwiseConv2dNativeBackpropFilter(ConvAttrs { strides: s, dilations: s, padding: Padding::Same }),
+        Op::Switch,
+        Op::Merge,
     ]);
     for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod] {
         ops.push(Op::Reduce { op: r, axes: vec![0], keep_dims: true });

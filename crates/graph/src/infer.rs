@@ -285,6 +285,38 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
             function_inputs("WhileGrad", inputs, &args)?;
             Ok(grad.output_specs())
         }
+        Op::Switch => {
+            let pred = &inputs[1];
+            // TF's Switch takes a predicate of unknown shape too; it must hold one bool.
+            if pred.dtype != DType::Bool
+                || pred.shape.rank() > 1
+                || pred.shape.dims().iter().any(|&d| d.is_some_and(|d| d != 1))
+            {
+                return Err(InferError::DType(format!(
+                    "the predicate must be a bool scalar, got {} {}",
+                    pred.dtype, pred.shape
+                )));
+            }
+            Ok(vec![inputs[0].clone(), inputs[0].clone()])
+        }
+        Op::Merge => {
+            let first = &inputs[0];
+            let mut dims = first.shape.0.clone();
+            for x in &inputs[1..] {
+                if x.dtype != first.dtype || x.shape.rank() != first.shape.rank() {
+                    return Err(InferError::DType(format!(
+                        "Merge's inputs differ: {} {} and {} {}",
+                        first.dtype, first.shape, x.dtype, x.shape
+                    )));
+                }
+                for (d, e) in dims.iter_mut().zip(&x.shape.0) {
+                    if d != e {
+                        *d = None;
+                    }
+                }
+            }
+            Ok(vec![TensorSpec::new(first.dtype, Shape(dims)), TensorSpec::new(DType::I32, Shape::scalar())])
+        }
         Op::If { then_branch, else_branch } => {
             let args = then_branch.input_specs();
             if inputs.len() != 1 + args.len() {

@@ -632,6 +632,13 @@ pub enum Op {
         then_branch: crate::Func,
         else_branch: crate::Func,
     },
+    /// TF1's `Switch(data, pred)` (control flow v1, as `tf.cond` writes it in graph mode):
+    /// `data` goes out on `output_true` when the bool scalar `pred` is true, else on
+    /// `output_false`; the other output is dead, and so is every op reading a dead tensor or
+    /// ordered after a dead node, until a [`Op::Merge`].
+    Switch,
+    /// TF1's `Merge(inputs)`: the one live input, and its index (`value_index`, int32).
+    Merge,
     /// The gradient of [`Op::While`]: inputs are the `While`'s inputs, then the gradients of its
     /// outputs; outputs the gradients of the initial variables and of `body`'s captures. It
     /// reruns the loop keeping each iteration's variables, then runs `grad` (the body's

@@ -339,6 +339,14 @@ impl Op {
             Op::If { .. } => {
                 def("StatelessIf", const { &[v("cond"), Arg { name: "input", kind: ArgKind::Variadic }] }, OUTPUT)
             }
+            Op::Switch => {
+                no_grad("Switch", const { &[v("data"), v("pred")] }, const { &["output_false", "output_true"] })
+            }
+            Op::Merge => no_grad(
+                "Merge",
+                const { &[Arg { name: "inputs", kind: ArgKind::Variadic }] },
+                const { &["output", "value_index"] },
+            ),
             Op::WhileGrad { .. } => {
                 no_grad("WhileGrad", const { &[Arg { name: "input", kind: ArgKind::Variadic }] }, OUTPUT)
             }
@@ -489,7 +497,7 @@ impl Op {
                 ("Tin", Types(then_branch.input_specs().iter().map(|s| s.dtype).collect())),
                 ("Tout", Types(then_branch.output_specs().iter().map(|s| s.dtype).collect())),
             ],
-            Op::WhileGrad { .. } | Op::MergeSummary => vec![],
+            Op::WhileGrad { .. } | Op::MergeSummary | Op::Switch | Op::Merge => vec![],
             Op::Cumsum { axis, exclusive, reverse } | Op::Cumprod { axis, exclusive, reverse } => {
                 vec![("axis", Int(*axis as i64)), ("exclusive", Bool(*exclusive)), ("reverse", Bool(*reverse))]
             }

@@ -429,6 +429,8 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         | Op::While { .. }
         | Op::If { .. }
         | Op::WhileGrad { .. }
+        | Op::Switch
+        | Op::Merge
         | Op::NoOp => Err(KernelError(format!("{} is executed by the session, not as a kernel", op.type_name()))),
     }
 }

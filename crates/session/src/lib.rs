@@ -2,6 +2,7 @@
 //! executes it on the CPU kernels, and keeps variables.
 
 mod apply;
+mod dead;
 mod element_fns;
 mod exec;
 mod fetch;

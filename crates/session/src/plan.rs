@@ -31,6 +31,11 @@ pub struct Step {
     pub free_after: Vec<usize>,
     /// Element-wise ops folded into this step (see [`Fused`]).
     pub fused: Option<Fused>,
+    /// The nodes this step's node waits for (its control inputs): where TF1 control flow runs,
+    /// a step ordered after a dead node is dead.
+    pub control: Vec<NodeIndex>,
+    /// The nodes folded into this step, dead when it is.
+    pub absorbed: Vec<NodeIndex>,
 }
 
 /// The element-wise ops folded into a producing step, applied to its output while in cache.
@@ -62,12 +67,16 @@ impl Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub fetches: Vec<Source>,
+    /// The fetched tensors, for errors.
+    pub fetched: Vec<Endpoint>,
     pub n_slots: usize,
     /// How many step inputs read each feed (in the plan's feed order): the run copies a feed
     /// once and hands the copy to its last reader.
     pub feed_readers: Vec<usize>,
     /// The steps that may run over chunks of a large batch's rows (see [`crate::rows`]).
     pub rows: Option<Rows>,
+    /// Whether a step is TF1's `Switch`: the run then tracks dead tensors (see [`crate::dead`]).
+    pub switches: bool,
 }
 
 /// Identifies a plan: fetched tensors, target ops, fed tensors (sorted).
@@ -173,7 +182,19 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
         }
         let outputs = (0..node.outputs.len()).map(|slot| slot_of.get(&Endpoint { node: n, slot }).copied()).collect();
         let info = node.info();
-        steps.push(Step { node: n, op: node.op.clone(), info, inputs, refs, outputs, free_after: vec![], fused: None });
+        let control = node.control_inputs.clone();
+        steps.push(Step {
+            node: n,
+            op: node.op.clone(),
+            info,
+            inputs,
+            refs,
+            outputs,
+            free_after: vec![],
+            fused: None,
+            control,
+            absorbed: vec![],
+        });
     }
     let fetches = key.fetches.iter().map(|&e| resolve(e, &slot_of)).collect::<Result<Vec<_>>>()?;
     let fetched: BTreeSet<usize> =
@@ -222,7 +243,9 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
             feed_readers[*i] += 1;
         }
     }
-    Ok(Plan { steps, fetches, n_slots, feed_readers, rows })
+    let switches = steps.iter().any(|s| matches!(s.op, Op::Switch));
+    let fetched = key.fetches.clone();
+    Ok(Plan { steps, fetches, fetched, n_slots, feed_readers, rows, switches })
 }
 
 /// Folds `BiasAdd` and `Relu` steps into the `Conv2D` or `MatMul` whose output they alone read
@@ -278,8 +301,10 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
             };
             if matches!(reader.op, Op::Binary(BinaryOp::ReluGrad)) && grads == Source::Slot(out) && mask_ok {
                 let fused_out = reader.outputs[0];
+                let absorbed = reader.node;
                 removed[j] = true;
                 let step = &mut steps[i];
+                step.absorbed.push(absorbed);
                 step.outputs[0] = fused_out;
                 if !pooled {
                     step.inputs.extend(features);
@@ -313,12 +338,16 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                 bias_src = bias;
                 bias_fused = true;
                 removed[j] = true;
+                let absorbed = steps[j].node;
+                steps[i].absorbed.push(absorbed);
                 out = steps[j].outputs[0];
             }
         }
         if let Some(k) = sole_reader(out, steps).filter(|&k| matches!(steps[k].op, Op::Unary(UnaryOp::Relu))) {
             relu_fused = true;
             removed[k] = true;
+            let absorbed = steps[k].node;
+            steps[i].absorbed.push(absorbed);
             out = steps[k].outputs[0];
         }
         if bias_fused || relu_fused {

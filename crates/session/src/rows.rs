@@ -149,7 +149,8 @@ fn row_wise(op: &Op, fused: Option<Fused>, ins: &[In]) -> bool {
 /// Splitting pays when what is gathered is small beside what the chunks keep in cache: the
 /// gathered rows must be at most a quarter of the range's largest step.
 pub fn split(g: &GraphData, feeds: &[TensorSpec], steps: &mut Vec<Step>, fetched: &BTreeSet<usize>) -> Option<Rows> {
-    if steps.iter().any(|s| s.op.is_stateful() || s.refs.iter().any(Option::is_some)) {
+    let control_flow = |s: &Step| matches!(s.op, Op::Switch | Op::Merge);
+    if steps.iter().any(|s| s.op.is_stateful() || s.refs.iter().any(Option::is_some) || control_flow(s)) {
         return None;
     }
     let batch_feed: Vec<bool> = feeds.iter().map(|f| f.shape.rank() >= 1 && f.shape.dim(0).is_none()).collect();

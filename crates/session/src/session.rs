@@ -1,5 +1,6 @@
 //! The session: owns variable values and random streams, caches plans, executes them.
 
+use crate::dead::{Dead, Flow};
 use crate::exec;
 use crate::fetch::Fetch;
 use crate::plan::{self, Plan, PlanKey, Source};
@@ -278,15 +279,15 @@ impl Session {
             }
         }
         let mut slots: Vec<Option<Arc<Value>>> = vec![None; plan.n_slots];
-        let mut fed: Vec<Option<Arc<Value>>> = vec![None; feeds.len()];
-        let mut left = plan.feed_readers.clone();
+        let mut copies = FeedCopies { fed: vec![None; feeds.len()], left: plan.feed_readers.clone() };
         let end = plan.rows.as_ref().map_or(0, |r| r.range.end);
-        self.run_steps(&plan.steps[..end], &mut slots, feeds, &mut fed, &mut left, pool)?;
+        let mut dead = Dead::new(plan);
+        self.run_steps(&plan.steps[..end], &mut slots, feeds, &mut copies, &mut dead, pool)?;
         for &s in plan.rows.iter().flat_map(|r| &r.free_after) {
             slots[s].take().into_iter().for_each(|v| recycle(v, pool));
         }
-        self.run_steps(&plan.steps[end..], &mut slots, feeds, &mut fed, &mut left, pool)?;
-        self.fetch(plan, slots, feeds)
+        self.run_steps(&plan.steps[end..], &mut slots, feeds, &mut copies, &mut dead, pool)?;
+        self.fetch(plan, slots, feeds, dead.as_ref())
     }
 
     /// Rows per chunk for this run, if its batch is split.
@@ -320,7 +321,8 @@ impl Session {
                         left[*i] += 1;
                     }
                 }
-                self.run_steps(steps, slots, feeds, &mut vec![None; feeds.len()], &mut left, pool)
+                let mut copies = FeedCopies { fed: vec![None; feeds.len()], left };
+                self.run_steps(steps, slots, feeds, &mut copies, &mut None, pool)
             };
         segment(&plan.steps[..start], &mut slots, feeds, pool)?;
         let n = feeds[rows.feeds[0]].shape()[0];
@@ -347,24 +349,40 @@ impl Session {
             slots[s] = Some(Arc::new(joined));
         }
         segment(&plan.steps[end..], &mut slots, feeds, pool)?;
-        self.fetch(plan, slots, feeds)
+        self.fetch(plan, slots, feeds, None)
     }
 
-    /// Runs `steps` in order: each reads its inputs from `slots`, the feeds (copied once into
-    /// `fed`, handed to the last of `left` readers) or variables, and leaves its outputs in
-    /// `slots`.
+    /// Runs `steps` in order: each reads its inputs from `slots`, the feeds (through `copies`)
+    /// or variables, and leaves its outputs in `slots`; `dead` tracks TF1 control flow.
     fn run_steps(
         &self,
         steps: &[plan::Step],
         slots: &mut [Option<Arc<Value>>],
         feeds: &[&Feed],
-        fed: &mut [Option<Arc<Value>>],
-        feed_reads_left: &mut [usize],
+        copies: &mut FeedCopies,
+        dead: &mut Option<Dead>,
         pool: &mut BufferPool,
     ) -> Result<()> {
         for step in steps {
+            let mut only = None;
+            if let Some(d) = dead.as_mut() {
+                match d.flow(step) {
+                    Flow::Run => {}
+                    Flow::Merge(k) => only = Some(k),
+                    Flow::Skip => {
+                        for &s in &step.free_after {
+                            slots[s].take().into_iter().for_each(|v| recycle(v, pool));
+                        }
+                        continue;
+                    }
+                }
+            }
             let mut inputs = Vec::with_capacity(step.inputs.len());
             for (i, (src, r)) in step.inputs.iter().zip(&step.refs).enumerate() {
+                if only.is_some_and(|k| k != i) {
+                    inputs.push(None); // a Merge's dead input
+                    continue;
+                }
                 inputs.push(match (src, r) {
                     (_, Some(_)) => None,
                     // The last reader takes the value, so an element-wise op may reuse its buffer.
@@ -373,12 +391,13 @@ impl Session {
                     }
                     (Source::Slot(s), None) => Some(slots[*s].clone().expect("planned before use")),
                     (Source::Feed(i), None) => {
+                        let FeedCopies { fed, left } = &mut *copies;
                         let copy = match fed[*i].take() {
                             Some(copy) => copy,
                             None => Arc::new(copy_feed(feeds[*i], pool)),
                         };
-                        feed_reads_left[*i] -= 1;
-                        if feed_reads_left[*i] > 0 {
+                        left[*i] -= 1;
+                        if left[*i] > 0 {
                             fed[*i] = Some(copy.clone());
                         }
                         Some(copy)
@@ -387,7 +406,22 @@ impl Session {
                 });
             }
             let started = self.profile.is_some().then(std::time::Instant::now);
-            let outputs = self.run_step(step, &mut inputs, pool)?;
+            let outputs = match (&step.op, only) {
+                (Op::Merge, Some(k)) => {
+                    let index = Arc::new(Value::from(ndarray::arr0(k as i32)));
+                    vec![inputs[k].take().expect("the live input"), index]
+                }
+                (Op::Switch, _) => {
+                    let taken = switch_taken(&step.info, inputs[1].as_deref().expect("value input"))?;
+                    if let Some(d) = dead.as_mut() {
+                        d.kill_output(step, usize::from(!taken));
+                    }
+                    // Both outputs carry the data; the untaken one is dead, so never stored.
+                    let data = inputs[0].take().expect("value input");
+                    vec![data.clone(), data]
+                }
+                _ => self.run_step(step, &mut inputs, pool)?,
+            };
             for v in inputs.into_iter().flatten() {
                 recycle(v, pool);
             }
@@ -402,8 +436,8 @@ impl Session {
             }
             for (out, slot) in outputs.into_iter().zip(&step.outputs) {
                 match slot {
-                    Some(s) => slots[*s] = Some(out),
-                    None => recycle(out, pool),
+                    Some(s) if !dead.as_ref().is_some_and(|d| d.is_dead(*s)) => slots[*s] = Some(out),
+                    _ => recycle(out, pool),
                 }
             }
             for &s in &step.free_after {
@@ -416,7 +450,26 @@ impl Session {
     }
 
     /// The fetched values, taken from the slots the run left.
-    fn fetch(&self, plan: &Plan, mut slots: Vec<Option<Arc<Value>>>, feeds: &[&Feed]) -> Result<Vec<Value>> {
+    fn fetch(
+        &self,
+        plan: &Plan,
+        mut slots: Vec<Option<Arc<Value>>>,
+        feeds: &[&Feed],
+        dead: Option<&Dead>,
+    ) -> Result<Vec<Value>> {
+        if let Some(d) = dead {
+            let dead_fetch = plan.fetches.iter().position(|src| matches!(src, Source::Slot(s) if d.is_dead(*s)));
+            if let Some(i) = dead_fetch {
+                let e = plan.fetched[i];
+                return Err(Error::InvalidArgument {
+                    node: self.graph.read(|g| g.node(e.node).info()),
+                    detail: format!(
+                        "output {} is dead: it lies on the branch of a TF1 cond (Switch) that was not taken",
+                        e.slot
+                    ),
+                });
+            }
+        }
         // A slot fetched more than once is cloned for all but its last fetch, which takes it.
         let mut fetches_left: HashMap<usize, usize> = HashMap::new();
         for src in &plan.fetches {
@@ -629,6 +682,25 @@ impl Session {
         }
         self.variables.lock().insert(var.endpoint().node, Arc::new(value));
         Ok(())
+    }
+}
+
+/// A run's copies of its feeds: each copied once, kept while `left` readers remain, the last
+/// reader taking it (so an element-wise op may reuse its buffer).
+struct FeedCopies {
+    fed: Vec<Option<Arc<Value>>>,
+    left: Vec<usize>,
+}
+
+/// Whether a `Switch` takes its true branch: its predicate holds one bool.
+fn switch_taken(info: &NodeInfo, pred: &Value) -> Result<bool> {
+    match pred {
+        Value::Bool(a) if a.len() == 1 => Ok(a.iter().next().copied().unwrap_or(false)),
+        _ => Err(Error::Runtime {
+            node: info.clone(),
+            inputs: format!("({} {})", pred.dtype(), fmt_dims(pred.shape())),
+            detail: "the predicate must hold one bool".into(),
+        }),
     }
 }
 

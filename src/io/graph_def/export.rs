@@ -143,6 +143,8 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         Op::BiasAdd => with(data(n), vec![("T", t(t0)), ("data_format", attr(Attr::S(b"NHWC".to_vec())))]),
         Op::AddN => with(data(n), vec![("T", t(t0)), ("N", attr(Attr::I(n as i64)))]),
         Op::MergeSummary => with(data(n), vec![("N", attr(Attr::I(n as i64)))]),
+        Op::Switch => with(data(n), vec![("T", t(t0))]),
+        Op::Merge => with(data(n), vec![("T", t(t0)), ("N", attr(Attr::I(n as i64)))]),
         // TF takes the tag as the first input.
         Op::ScalarSummary { .. } | Op::HistogramSummary { .. } | Op::ImageSummary { .. } => {
             let (tag_input, tag) = match op.attrs().remove(0) {

@@ -184,6 +184,8 @@ pub(super) fn op_of(
             (Op::BiasAdd, 2)
         }
         "AddN" => (Op::AddN, specs.len()),
+        "Switch" => (Op::Switch, 2),
+        "Merge" => (Op::Merge, specs.len()),
         "SelectV2" => (Op::Select, 3),
         "LeakyRelu" => (Op::LeakyRelu { alpha: a.float("alpha").unwrap_or(0.2) }, 1),
         "Cast" => (Op::Cast { to: a.dtype("DstT")? }, 1),

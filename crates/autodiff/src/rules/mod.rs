@@ -161,6 +161,9 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         | Op::Apply(_)
         | Op::FusedBatchNormGrad
         | Op::WhileGrad { .. }
+        // TF1's control flow: imported graphs run, but gradients go through `tf.cond` (an `If`).
+        | Op::Switch
+        | Op::Merge
         | Op::DepthwiseConv2dNativeBackpropInput(_)
         | Op::DepthwiseConv2dNativeBackpropFilter(_)
         | Op::LSTMBlockCellGrad { .. } => Err(Error::NoGradient { node: c.node.info() }),

@@ -170,3 +170,25 @@ fn a_statistic_of_the_whole_batch_runs_once_before_the_chunks() {
     let runs = |name: &str| sess.profile().iter().filter(|p| p.0 == name).map(|p| p.1).sum::<u64>();
     assert_eq!((runs("Mean"), runs("_FusedMatMul"), runs("Max")), (1, 5, 5));
 }
+
+#[test]
+fn an_lstm_over_a_large_batch_is_split_with_the_same_bits() {
+    let g = Graph::new();
+    g.set_random_seed(2);
+    let x = g.placeholder(DType::F32, [None, Some(784)]).unwrap();
+    let seq = array::reshape(&x, &[-1, 28, 28]).unwrap();
+    let (_, states) =
+        tensorgraph::rnn::dynamic_rnn(&tensorgraph::rnn::BasicLSTMCell::new(16), &seq, None, None).unwrap();
+    let logits = layers::dense(states.last().unwrap(), 10, None, "out").unwrap();
+    let (xs, _) = batch(150);
+    let mut sess = Session::new(&g).unwrap();
+    g.global_variables_initializer().unwrap().run(&sess, &[]).unwrap();
+    sess.set_batch_splitting(BatchSplit::Off);
+    let whole = sess.run(&logits, feed! {x => &xs}).unwrap();
+    sess.set_batch_splitting(BatchSplit::Rows(40));
+    sess.set_profiling(true);
+    let split = sess.run(&logits, feed! {x => &xs}).unwrap();
+    assert_eq!(bits(&split), bits(&whole));
+    let cells: u64 = sess.profile().iter().filter(|p| p.0 == "LSTMBlockCell").map(|p| p.1).sum();
+    assert_eq!(cells, 28 * 4);
+}

@@ -59,3 +59,27 @@ fn an_embedding_lookup_and_a_split_export_as_gather_and_split() {
     let raw: Vec<i64> = sizes.raw_data.chunks(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
     assert_eq!((sizes.dims.as_slice(), raw.as_slice()), (&[2][..], &[1, 2][..]));
 }
+
+#[test]
+fn an_lstm_over_unstacked_steps_exports_as_onnx_element_wise_ops() {
+    // mnist_rnn's graph in small: rows unstacked (Split + Squeeze), a zero state (a Slice of the
+    // input, ConstantOfShape), TF's LSTMBlockCell per step (one MatMul, the gates' ops).
+    let g = Graph::new();
+    g.set_random_seed(1);
+    let x = g.placeholder(DType::F32, [None, Some(3), Some(2)]).named("X").unwrap();
+    let (_, states) = tensorgraph::rnn::dynamic_rnn(&tensorgraph::rnn::BasicLSTMCell::new(4), &x, None, None).unwrap();
+    let logits = layers::dense(states.last().unwrap(), 2, None, "out").unwrap();
+    let sess = Session::new(&g).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
+    let graph = to_onnx(&g, &sess, &[&logits]).unwrap().graph.unwrap();
+    let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
+    // Three steps: one Split of the rows and one of each step's gates; MatMul per step and the
+    // dense layer's.
+    assert_eq!((count("Split"), count("Squeeze"), count("MatMul")), (4, 3, 4));
+    assert_eq!((count("Sigmoid"), count("Tanh"), count("ConstantOfShape")), (9, 6, 1));
+    let cell = graph.node.iter().find(|n| n.op_type == "Concat").unwrap();
+    assert!(cell.name.ends_with("/xh"), "{}", cell.name);
+    let zeros = graph.node.iter().find(|n| n.op_type == "ConstantOfShape").unwrap();
+    let value = zeros.attribute[0].t.as_ref().unwrap();
+    assert_eq!((zeros.attribute[0].r#type, value.data_type, value.raw_data.as_slice()), (4, 1, &[0u8; 4][..]));
+}

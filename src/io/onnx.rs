@@ -288,9 +288,108 @@ impl Writer<'_> {
                 self.node("BatchNormalization", y.clone(), ins, vec![y.clone()], vec![float("epsilon", *epsilon)]);
                 self.transpose(y, out(0), false);
             }
+            Op::Fill { dtype, shape, value } => {
+                self.initializer(out(0), &Value::filled(*dtype, shape, *value));
+            }
+            Op::ZerosLike | Op::OnesLike => {
+                // A tensor of x's run-time shape filled with one value (not x·0: NaN·0 is NaN).
+                let fill = if matches!(n.op, Op::ZerosLike) { 0.0 } else { 1.0 };
+                let shape = format!("{}/shape", n.name);
+                self.node("Shape", shape.clone(), vec![input(0)], vec![shape.clone()], vec![]);
+                let value = tensor(String::new(), &Value::filled(n.outputs[0].dtype, &[1], fill));
+                let attr = AttributeProto { name: "value".into(), t: Some(value), r#type: 4, ..Default::default() };
+                self.node("ConstantOfShape", n.name.clone(), vec![shape], vec![out(0)], vec![attr]);
+            }
+            Op::Slice { begin, size } => {
+                // ONNX's ends are exclusive indices; TF's size -1 runs to the end.
+                let starts: Vec<i64> = begin.iter().map(|&b| b as i64).collect();
+                let ends: Vec<i64> =
+                    begin.iter().zip(size).map(|(&b, &s)| if s < 0 { i64::MAX } else { b as i64 + s }).collect();
+                let axes: Vec<i64> = (0..begin.len() as i64).collect();
+                let (st, en, ax) = (
+                    self.int64s(format!("{}/starts", n.name), &starts),
+                    self.int64s(format!("{}/ends", n.name), &ends),
+                    self.int64s(format!("{}/axes", n.name), &axes),
+                );
+                self.node("Slice", n.name.clone(), vec![input(0), st, en, ax], vec![out(0)], vec![]);
+            }
+            Op::Unpack { num, axis } => {
+                // Equal pieces along the axis (opset 13's Split without sizes), each squeezed.
+                let pieces: Vec<String> = (0..*num).map(|k| format!("{}/split:{k}", n.name)).collect();
+                self.node(
+                    "Split",
+                    format!("{}/split", n.name),
+                    vec![input(0)],
+                    pieces.clone(),
+                    vec![int("axis", *axis as i64)],
+                );
+                let a = self.int64s(format!("{}/axes", n.name), &[*axis as i64]);
+                for (k, piece) in pieces.into_iter().enumerate() {
+                    self.node(
+                        "Squeeze",
+                        format!("{}/squeeze_{k}", n.name),
+                        vec![piece, a.clone()],
+                        vec![out(k)],
+                        vec![],
+                    );
+                }
+            }
+            Op::LSTMBlockCell { forget_bias, cell_clip, use_peephole } => {
+                self.lstm_block_cell(n, &names, *forget_bias, *cell_clip, *use_peephole)
+            }
             other => return Err(format!("{} has no ONNX form here yet", other.type_name())),
         }
         Ok(())
+    }
+
+    /// TF's `LSTMBlockCell` (inputs `x, cs_prev, h_prev, w, wci, wcf, wco, b`; outputs `i, cs, f,
+    /// o, ci, co, h`) as ONNX's element-wise ops around one MatMul, as the kernel computes it:
+    /// `[x, h]·w + b` split into `i, ci, f, o`; `cs = tanh(ci)·σ(i) + cs_prev·σ(f + forget_bias)`
+    /// (clipped), `h = tanh(cs)·σ(o)`; peepholes add `cs_prev·wci`, `cs_prev·wcf`, `cs·wco`.
+    fn lstm_block_cell(&mut self, n: &Node, ins: &[String], forget_bias: f64, clip: f64, peephole: bool) {
+        let dtype = n.outputs[0].dtype;
+        let out = |slot: usize| format!("{}:{slot}", n.name);
+        let at = |what: &str| format!("{}/{what}", n.name);
+        let op = |w: &mut Self, kind: &str, what: String, inputs: Vec<String>| {
+            w.node(kind, what.clone(), inputs, vec![what.clone()], vec![]);
+            what
+        };
+        let xh = at("xh");
+        self.node("Concat", xh.clone(), vec![ins[0].clone(), ins[2].clone()], vec![xh.clone()], vec![int("axis", 1)]);
+        let product = op(self, "MatMul", at("product"), vec![xh, ins[3].clone()]);
+        let gates = op(self, "Add", at("gates"), vec![product, ins[7].clone()]);
+        let parts: Vec<String> = ["i_in", "ci_in", "f_in", "o_in"].iter().map(|p| at(p)).collect();
+        self.node("Split", at("split"), vec![gates], parts.clone(), vec![int("axis", 1)]);
+        let (mut i, ci, mut f, mut o) = (parts[0].clone(), parts[1].clone(), parts[2].clone(), parts[3].clone());
+        let cs_prev = ins[1].clone();
+        if peephole {
+            let wi = op(self, "Mul", at("peephole_i"), vec![cs_prev.clone(), ins[4].clone()]);
+            i = op(self, "Add", at("i_peep"), vec![i, wi]);
+            let wf = op(self, "Mul", at("peephole_f"), vec![cs_prev.clone(), ins[5].clone()]);
+            f = op(self, "Add", at("f_peep"), vec![f, wf]);
+        }
+        self.node("Sigmoid", at("i"), vec![i], vec![out(0)], vec![]);
+        self.node("Tanh", at("ci"), vec![ci], vec![out(4)], vec![]);
+        let bias = self.initializer(at("forget_bias"), &Value::filled(dtype, &[], forget_bias));
+        let f_biased = op(self, "Add", at("f_biased"), vec![f, bias]);
+        self.node("Sigmoid", at("f"), vec![f_biased], vec![out(2)], vec![]);
+        let kept = op(self, "Mul", at("ci_i"), vec![out(4), out(0)]);
+        let carried = op(self, "Mul", at("cs_prev_f"), vec![cs_prev, out(2)]);
+        if clip > 0.0 {
+            let cs = op(self, "Add", at("cs_unclipped"), vec![kept, carried]);
+            let lo = self.initializer(at("clip_min"), &Value::filled(dtype, &[], -clip));
+            let hi = self.initializer(at("clip_max"), &Value::filled(dtype, &[], clip));
+            self.node("Clip", at("cs"), vec![cs, lo, hi], vec![out(1)], vec![]);
+        } else {
+            self.node("Add", at("cs"), vec![kept, carried], vec![out(1)], vec![]);
+        }
+        if peephole {
+            let wo = op(self, "Mul", at("peephole_o"), vec![out(1), ins[6].clone()]);
+            o = op(self, "Add", at("o_peep"), vec![o, wo]);
+        }
+        self.node("Sigmoid", at("o"), vec![o], vec![out(3)], vec![]);
+        self.node("Tanh", at("co"), vec![out(1)], vec![out(5)], vec![]);
+        self.node("Mul", at("h"), vec![out(5), out(3)], vec![out(6)], vec![]);
     }
 
     fn unary(&mut self, n: &Node, u: UnaryOp) {

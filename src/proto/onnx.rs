@@ -66,6 +66,9 @@ pub struct AttributeProto {
     pub i: i64,
     #[prost(bytes = "vec", tag = "4")]
     pub s: Vec<u8>,
+    /// A tensor attribute (`ConstantOfShape`'s value).
+    #[prost(message, optional, tag = "5")]
+    pub t: Option<TensorProto>,
     #[prost(int64, repeated, tag = "8")]
     pub ints: Vec<i64>,
     #[prost(int32, tag = "20")]

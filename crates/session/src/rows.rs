@@ -112,9 +112,14 @@ fn row_wise(op: &Op, fused: Option<Fused>, ins: &[In]) -> bool {
             | Op::Binary(_)
             | Op::Select
             | Op::Cast { .. }
-            | Op::LeakyRelu { .. },
+            | Op::LeakyRelu { .. }
+            | Op::ZerosLike
+            | Op::OnesLike,
             None,
         ) => broadcast(),
+        (Op::Unpack { axis, .. }, None) => first(0) && inner(*axis),
+        // x, cs_prev and h_prev by rows; the weights whole.
+        (Op::LSTMBlockCell { .. }, None) => ins.len() == 8 && ins[..3].iter().all(|x| x.batched) && others_whole(3),
         (Op::Softmax | Op::LogSoftmax | Op::TopKV2 { .. }, None) => first(0) && rank >= 2,
         (Op::SparseSoftmaxCrossEntropyWithLogits | Op::InTopKV2 { .. }, None) => all_batched() && rank == 2,
         (Op::Reduce { axes, .. }, None) => first(0) && !axes.is_empty() && !axes.contains(&0),

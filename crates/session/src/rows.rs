@@ -229,6 +229,24 @@ pub fn split(g: &GraphData, feeds: &[TensorSpec], steps: &mut Vec<Step>, fetched
     if !classes.contains(&Class::Rows) {
         return None;
     }
+    // What the chunks hand on: slots made by Rows steps, read by After steps or fetched.
+    let in_class = |c: Class| steps.iter().zip(&classes).filter(move |(_, k)| **k == c).map(|(s, _)| s);
+    let made_in_rows: BTreeSet<usize> =
+        in_class(Class::Rows).flat_map(|s| s.outputs.iter().flatten()).copied().collect();
+    let read_after: BTreeSet<usize> = in_class(Class::After)
+        .flat_map(|s| &s.inputs)
+        .filter_map(|src| if let Source::Slot(s) = src { Some(*s) } else { None })
+        .collect();
+    let gathered: Vec<usize> =
+        made_in_rows.iter().copied().filter(|s| read_after.contains(s) || fetched.contains(s)).collect();
+    let mut gathered_bytes = 0usize;
+    for s in &gathered {
+        gathered_bytes = gathered_bytes.saturating_add(row_bytes(&specs[s].0)?);
+    }
+    if gathered_bytes.saturating_mul(4) > row_max {
+        // Gathering would copy most of what the chunks computed: no gain.
+        return None;
+    }
     // Stable reorder: Before, then Rows, then After (a topological order still: Rows steps read
     // only Before and Rows steps, Before steps only Before steps and feeds).
     let mut order: Vec<usize> = (0..steps.len()).collect();
@@ -241,24 +259,6 @@ pub fn split(g: &GraphData, feeds: &[TensorSpec], steps: &mut Vec<Step>, fetched
     steps.extend(order.iter().map(|&i| taken[i].take().expect("each step once")));
     let start = classes.iter().filter(|&&c| c == Class::Before).count();
     let end = start + classes.iter().filter(|&&c| c == Class::Rows).count();
-
-    let made_in_range: BTreeSet<usize> =
-        steps[start..end].iter().flat_map(|s| s.outputs.iter().flatten()).copied().collect();
-    let read_after: BTreeSet<usize> = steps[end..]
-        .iter()
-        .flat_map(|s| &s.inputs)
-        .filter_map(|src| if let Source::Slot(s) = src { Some(*s) } else { None })
-        .collect();
-    let gathered: Vec<usize> =
-        made_in_range.iter().copied().filter(|s| read_after.contains(s) || fetched.contains(s)).collect();
-    let mut gathered_bytes = 0usize;
-    for s in &gathered {
-        gathered_bytes = gathered_bytes.saturating_add(row_bytes(&specs[s].0)?);
-    }
-    if gathered_bytes.saturating_mul(4) > row_max {
-        // Gathering would copy most of what the chunks computed: no gain.
-        return None;
-    }
     let feeds_split: Vec<usize> = (0..feeds.len())
         .filter(|&i| batch_feed[i] && steps[start..end].iter().any(|s| s.inputs.contains(&Source::Feed(i))))
         .collect();

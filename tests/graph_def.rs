@@ -502,3 +502,19 @@ fn a_function_that_calls_itself_is_an_error() {
     let e = from_graph_def(&def, "self.pb").unwrap_err().to_string();
     assert!(e.contains("function f") && (e.contains("nested") || e.contains("function graphs")), "{e}");
 }
+
+/// Found by fuzzing: a node listing fewer inputs than its op reads (a `MaxPoolGrad` of two) is
+/// an error naming it, not an index out of bounds.
+#[test]
+fn a_node_missing_an_input_is_an_error() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [Some(1), Some(4), Some(4), Some(1)]).named("x").unwrap();
+    let p = nn::max_pool(&x, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid).unwrap();
+    tensorgraph::gradients(&[&math::reduce_sum(&p, None).unwrap()], &[&x], None).unwrap();
+    let mut def = to_graph_def(&g).unwrap();
+    let grad = def.node.iter_mut().find(|n| n.op == "MaxPoolGrad").unwrap();
+    grad.input.truncate(2);
+    let name = grad.name.clone();
+    let e = from_graph_def(&def, "short.pb").unwrap_err().to_string();
+    assert!(e.contains(&name) && e.contains("takes input 2, but the node lists 2 inputs"), "{e}");
+}

@@ -902,7 +902,10 @@ impl<'a> Importer<'a> {
                 Src::In(k) => (k, false),
                 Src::ShapeOf(k) => (k, true),
             };
-            let (j, slot) = data[k];
+            // A forged node may list fewer inputs than its op takes (a MaxPoolGrad of two).
+            let (j, slot) = *data.get(k).ok_or_else(|| {
+                self.bad(i, format!("{} takes input {k}, but the node lists {} inputs", nd.op, data.len()))
+            })?;
             if !shape_of {
                 read.insert(k);
                 inputs.push(self.tensor(j, slot)?);

@@ -10,7 +10,7 @@ if ! "$venv/bin/python" -c "import tensorflow, onnxruntime, tensorboard" 2>/dev/
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check tensorflow-cpu==2.21.0 onnxruntime tensorboard
 fi
-cargo build --release --example mnist_mlp --example mnist_cnn --bin tensorgraph
+cargo build --release --example mnist_mlp --example mnist_cnn --example mnist_rnn --bin tensorgraph
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 # Graphs built here (GraphDefs and our outputs, for TF to run): loops and conditionals; a count

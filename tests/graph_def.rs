@@ -518,3 +518,24 @@ fn a_node_missing_an_input_is_an_error() {
     let e = from_graph_def(&def, "short.pb").unwrap_err().to_string();
     assert!(e.contains(&name) && e.contains("takes input 2, but the node lists 2 inputs"), "{e}");
 }
+
+/// A `Merge` with no `Switch` before it (both inputs live) passes on its first input and says
+/// so in `value_index`, as TF's does.
+#[test]
+fn a_merge_of_live_inputs_passes_on_the_first() {
+    let konst = |name: &str, v: f32| {
+        let mut c = node(name, "Const", &[]);
+        c.attr.insert("dtype".into(), AttrValue { value: Some(Attr::Type(1)) });
+        let t = tensorgraph::io::graph_def::tensor_proto(&Value::from(ndarray::arr0(v).into_dyn()));
+        c.attr.insert("value".into(), AttrValue { value: Some(Attr::Tensor(t)) });
+        c
+    };
+    let def = GraphDef {
+        node: vec![konst("a", 3.0), konst("b", 4.0), node("m", "Merge", &["a", "b"])],
+        ..Default::default()
+    };
+    let g = from_graph_def(&def, "merge.pb").unwrap();
+    let (m, index) = (g.tensor_by_name("m:0").unwrap(), g.tensor_by_name("m:1").unwrap());
+    let (v, i) = Session::new(&g).unwrap().run((&m, &index), &[]).unwrap();
+    assert_eq!((v.to_f64_vec(), i.to_f64_vec()), (vec![3.0], vec![0.0]));
+}

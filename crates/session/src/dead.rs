@@ -1,7 +1,7 @@
 //! TF1's control flow (`Switch`/`Merge`, as `tf.cond` is written in graph mode without control
 //! flow v2): a `Switch` sends its data down one output and leaves the other dead; a step with a
 //! dead input or ordered after a dead node is dead (skipped, its outputs dead); a `Merge` passes
-//! on its one live input. Only plans holding a `Switch` track this.
+//! on its one live input. Only plans holding a `Switch` or `Merge` track this.
 
 use crate::plan::{Plan, Source, Step};
 use std::collections::HashSet;
@@ -24,9 +24,9 @@ pub enum Flow {
 }
 
 impl Dead {
-    /// The tracker for a run of `plan`, if it has a `Switch`.
+    /// The tracker for a run of `plan`, if it has a `Switch` or a `Merge`.
     pub fn new(plan: &Plan) -> Option<Dead> {
-        plan.switches.then(|| Dead { slots: vec![false; plan.n_slots], nodes: HashSet::new() })
+        plan.dead_flow.then(|| Dead { slots: vec![false; plan.n_slots], nodes: HashSet::new() })
     }
 
     fn live(&self, src: &Source) -> bool {

@@ -75,8 +75,9 @@ pub struct Plan {
     pub feed_readers: Vec<usize>,
     /// The steps that may run over chunks of a large batch's rows (see [`crate::rows`]).
     pub rows: Option<Rows>,
-    /// Whether a step is TF1's `Switch`: the run then tracks dead tensors (see [`crate::dead`]).
-    pub switches: bool,
+    /// Whether a step is TF1's `Switch` or `Merge`: the run then tracks dead tensors (see
+    /// [`crate::dead`]; a `Merge` without a `Switch` passes on its first input, as TF's does).
+    pub dead_flow: bool,
 }
 
 /// Identifies a plan: fetched tensors, target ops, fed tensors (sorted).
@@ -237,15 +238,21 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
             _ => steps[step].free_after.push(slot),
         }
     }
-    let mut feed_readers = vec![0; key.feeds.len()];
+    let feed_readers = feed_readers(&steps, key.feeds.len());
+    let dead_flow = steps.iter().any(|s| matches!(s.op, Op::Switch | Op::Merge));
+    let fetched = key.fetches.clone();
+    Ok(Plan { steps, fetches, fetched, n_slots, feed_readers, rows, dead_flow })
+}
+
+/// How many inputs of `steps` read each of `n` feeds.
+pub fn feed_readers(steps: &[Step], n: usize) -> Vec<usize> {
+    let mut readers = vec![0; n];
     for src in steps.iter().flat_map(|step| &step.inputs) {
         if let Source::Feed(i) = src {
-            feed_readers[*i] += 1;
+            readers[*i] += 1;
         }
     }
-    let switches = steps.iter().any(|s| matches!(s.op, Op::Switch));
-    let fetched = key.fetches.clone();
-    Ok(Plan { steps, fetches, fetched, n_slots, feed_readers, rows, switches })
+    readers
 }
 
 /// Folds `BiasAdd` and `Relu` steps into the `Conv2D` or `MatMul` whose output they alone read

@@ -315,12 +315,7 @@ impl Session {
         let mut slots: Vec<Option<Arc<Value>>> = vec![None; plan.n_slots];
         let segment =
             |steps: &[plan::Step], slots: &mut Vec<Option<Arc<Value>>>, feeds: &[&Feed], pool: &mut BufferPool| {
-                let mut left = vec![0; feeds.len()];
-                for src in steps.iter().flat_map(|s| &s.inputs) {
-                    if let Source::Feed(i) = src {
-                        left[*i] += 1;
-                    }
-                }
+                let left = plan::feed_readers(steps, feeds.len());
                 let mut copies = FeedCopies { fed: vec![None; feeds.len()], left };
                 self.run_steps(steps, slots, feeds, &mut copies, &mut None, pool)
             };

@@ -247,16 +247,20 @@ names = sorted(cf["outputs"])
 got, n_functions = run_graph_def(cf_back, names, {"x:0": np.array(cf["x"], np.float32), "n:0": cf["n"]})
 worst = max(float(np.max(np.abs(np.asarray(v, np.float64).ravel() - cf["outputs"][n]["values"]))) for n, v in zip(names, got))
 ok &= report(f"TF's loops and conditionals written back by tensorgraph ({n_functions} functions), run in TF", worst)
-v1 = json.load(open("tests/fixtures/tf/control_flow_v1_graph.json"))
-v1_back = os.path.join(args.out, "control_flow_v1_back.pb")
-cli("convert", "tests/fixtures/tf/control_flow_v1_graph.pb", v1_back)
-worst = 0.0
-for pred, outputs in v1["outputs"].items():
-    names = sorted(outputs)
-    got, _ = run_graph_def(v1_back, names, {"x:0": np.array(v1["x"], np.float32), "training:0": pred == "true"})
-    worst = max([worst] + [float(np.max(np.abs(np.asarray(v, np.float64).ravel() - outputs[n]["values"])))
-                           for n, v in zip(names, got)])
-ok &= report("TF1's conditionals (Switch/Merge) written back by tensorgraph, run in TF, both branches", worst)
+for fixture, second, what in [
+        ("control_flow_v1_graph", "training:0", "TF1's conditionals (Switch/Merge) written back by tensorgraph, run in TF, both branches"),
+        ("while_v1_graph", "n:0", "TF1's loops (Enter/Exit frames) written back by tensorgraph as While, run in TF, 0 and 3 trips")]:
+    v1 = json.load(open(f"tests/fixtures/tf/{fixture}.json"))
+    v1_back = os.path.join(args.out, f"{fixture}_back.pb")
+    cli("convert", f"tests/fixtures/tf/{fixture}.pb", v1_back)
+    worst = 0.0
+    for fed, outputs in v1["outputs"].items():
+        names = sorted(outputs)
+        value = fed == "true" if second == "training:0" else int(fed)
+        got, _ = run_graph_def(v1_back, names, {"x:0": np.array(v1["x"], np.float32), second: value})
+        worst = max([worst] + [float(np.max(np.abs(np.asarray(v, np.float64).ravel() - outputs[n]["values"])))
+                               for n, v in zip(names, got)])
+    ok &= report(what, worst)
 lp = json.load(open(os.path.join(args.out, "loops.json")))
 (y, z), n_functions = run_graph_def(os.path.join(args.out, "loops.pb"), ["y:0", "z:0"],
                                     {"x:0": np.array(lp["x"], np.float32).reshape(-1, 2), "steps:0": lp["steps"]})

@@ -466,6 +466,8 @@ pub(super) fn op_of(
 /// tensorgraph lacks, a run-time argument where a constant is needed, a dangling input, a
 /// cycle.
 pub fn from_graph_def(def: &GraphDef, what: &str) -> Result<Graph> {
+    let functional = super::functionalize::functionalize_loops(def, what)?;
+    let def = functional.as_ref().unwrap_or(def);
     let by_name = def
         .library
         .iter()
@@ -514,13 +516,28 @@ fn two_passes<'a>(
 /// Which output of a node an input names: `node:k` in a graph, `node:output_arg:index` inside
 /// a function (resolved against the op's output arguments once the node is made).
 #[derive(Clone, Copy, Debug)]
-enum Slot<'s> {
+pub(super) enum Slot<'s> {
     Index(usize),
     Arg(&'s str, usize),
 }
 
+/// Makes unknown each dimension of `specs` that `results` (a loop body's) has otherwise; whether
+/// any was. Each call that relaxes makes a dimension unknown, so a loop over it ends.
+fn relax(specs: &mut [TensorSpec], results: &[TensorSpec]) -> bool {
+    let mut relaxed = false;
+    for (spec, got) in specs.iter_mut().zip(results) {
+        if got.shape.rank() == spec.shape.rank() && got.shape != spec.shape {
+            let dims = spec.shape.dims().iter().zip(got.shape.dims());
+            let shape = Shape::from(dims.map(|(&a, &b)| if a == b { a } else { None }).collect::<Vec<_>>());
+            relaxed |= shape != spec.shape;
+            spec.shape = shape;
+        }
+    }
+    relaxed
+}
+
 /// `(control, node name, output)` of a NodeDef input string.
-fn parse_input(s: &str) -> (bool, &str, Slot<'_>) {
+pub(super) fn parse_input(s: &str) -> (bool, &str, Slot<'_>) {
     let (control, s) = match s.strip_prefix('^') {
         Some(r) => (true, r),
         None => (false, s),
@@ -966,11 +983,12 @@ impl<'a> Importer<'a> {
                 }
             }
             let (cond, body) = (func("cond")?, func("body")?);
-            Op::While {
-                cond: self.function(i, &cond, &specs)?,
-                body: self.function(i, &body, &specs)?,
-                maximum_iterations: None,
+            // A dimension the body changes is unknown (TF1's files keep no shape invariants).
+            let mut body_f = self.function(i, &body, &specs)?;
+            while relax(&mut specs, &body_f.output_specs()) {
+                body_f = self.function(i, &body, &specs)?;
             }
+            Op::While { cond: self.function(i, &cond, &specs)?, body: body_f, maximum_iterations: None }
         } else {
             let Some(args) = specs.get(1..) else {
                 return Err(self.bad(i, "it has no condition input".into()));

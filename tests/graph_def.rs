@@ -330,6 +330,77 @@ fn tensorflow_1_loops_import_and_give_its_outputs() {
     assert_eq!(check_v1_outputs(&again, &fx, "n:0", trips), 12);
 }
 
+#[derive(Deserialize)]
+struct RnnFixture {
+    /// By batch size.
+    x: BTreeMap<String, Vec<f32>>,
+    ops: Vec<String>,
+    outputs: BTreeMap<String, BTreeMap<String, Output>>,
+}
+
+/// TF1's `dynamic_rnn` as TF 1.x graphs have it (`make_dynamic_rnn_v1_fixture.py`: a
+/// BasicLSTMCell and a GRUCell, each a while frame over `TensorArrayV3`s, frozen) gives TF's
+/// logits and sequence for batches of 3 and 1, and is written back as TF ops.
+#[test]
+fn tensorflow_1_dynamic_rnn_imports_and_gives_its_outputs() {
+    let bytes = std::fs::read("tests/fixtures/tf/dynamic_rnn_v1_graph.pb").unwrap();
+    let def = GraphDef::decode(bytes.as_slice()).unwrap();
+    let text = std::fs::read_to_string("tests/fixtures/tf/dynamic_rnn_v1_graph.json").unwrap();
+    let fx: RnnFixture = serde_json::from_str(&text).unwrap();
+    assert!(fx.ops.contains(&"TensorArrayScatterV3".into()) && fx.ops.contains(&"LoopCond".into()));
+    let check = |g: &Graph| {
+        let sess = Session::new(g).unwrap();
+        let x = g.tensor_by_name("x:0").unwrap();
+        let mut checked = 0;
+        for (batch, xs) in &fx.x {
+            let xv = ndarray::Array3::from_shape_vec((batch.parse().unwrap(), 5, 4), xs.clone()).unwrap();
+            for (name, want) in &fx.outputs[batch] {
+                let t = g.tensor_by_name(name).unwrap();
+                let got = sess.run(&t, feed! {x => &xv}).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(got.shape(), want.shape.as_slice(), "{name}, batch {batch}");
+                for (i, (a, b)) in got.to_f64_vec().iter().zip(&want.values).enumerate() {
+                    assert!((a - b).abs() <= 1e-5, "{name}[{i}], batch {batch}: ours {a}, TF {b}");
+                }
+                checked += 1;
+            }
+        }
+        checked
+    };
+    let g = from_graph_def(&def, "dynamic_rnn_v1_graph.pb").unwrap();
+    assert_eq!(check(&g), 4);
+    // The transpose's perm, a ConcatV2 of a Range of constants, is computed at import (TF's
+    // constant folding) and not made; the sequence keeps its known width.
+    assert!(g.operation_by_name("lstm/rnn/concat").is_err());
+    assert_eq!(g.tensor_by_name("sequence_out:0").unwrap().shape().to_string(), "[?,?,8]");
+    let out = to_graph_def(&g).unwrap();
+    assert!(out.node.iter().all(|n| !n.op.starts_with("TensorArray")));
+    let again = from_graph_def(&GraphDef::decode(out.encode_to_vec().as_slice()).unwrap(), "again").unwrap();
+    assert_eq!(check(&again), 4);
+}
+
+/// What TF1's `TensorArray`s do that the import does not (grow, concatenate) is an error naming
+/// the node.
+#[test]
+fn unsupported_tensor_arrays_are_errors() {
+    let bytes = std::fs::read("tests/fixtures/tf/dynamic_rnn_v1_graph.pb").unwrap();
+    let def = GraphDef::decode(bytes.as_slice()).unwrap();
+    let edit = |name: &str, f: &dyn Fn(&mut NodeDef)| {
+        let mut d = def.clone();
+        f(d.node.iter_mut().find(|n| n.name == name).unwrap());
+        from_graph_def(&d, "edited").map(|_| ()).unwrap_err().to_string()
+    };
+    let e = edit("lstm/rnn/TensorArray", &|n| {
+        n.attr.insert("dynamic_size".into(), AttrValue { value: Some(Attr::B(true)) });
+    });
+    assert!(e.contains("lstm/rnn/TensorArray (TensorArrayV3)") && e.contains("dynamic_size"), "{e}");
+    let e = edit("lstm/rnn/TensorArrayStack/TensorArrayGatherV3", &|n| n.op = "TensorArrayConcatV3".into());
+    assert!(e.contains("lstm/rnn/TensorArrayStack/TensorArrayGatherV3") && e.contains("TensorArrayConcatV3"), "{e}");
+    let e = edit("lstm/rnn/TensorArray", &|n| {
+        n.attr.remove("element_shape");
+    });
+    assert!(e.contains("lstm/rnn/TensorArray") && e.contains("rank is unknown"), "{e}");
+}
+
 /// Broken TF1 loop frames are errors naming the node, not panics or wrong loops.
 #[test]
 fn broken_tensorflow_1_loops_are_errors() {

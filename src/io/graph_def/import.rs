@@ -466,6 +466,8 @@ pub(super) fn op_of(
 /// tensorgraph lacks, a run-time argument where a constant is needed, a dangling input, a
 /// cycle.
 pub fn from_graph_def(def: &GraphDef, what: &str) -> Result<Graph> {
+    let arrays = super::tensor_arrays::rewrite_tensor_arrays(def, what)?;
+    let def = arrays.as_ref().unwrap_or(def);
     let functional = super::functionalize::functionalize_loops(def, what)?;
     let def = functional.as_ref().unwrap_or(def);
     let by_name = def
@@ -503,12 +505,15 @@ fn two_passes<'a>(
     new_graph: &dyn Fn() -> Graph,
 ) -> Result<Importer<'a>> {
     let order = topological_order(def, what)?;
+    let computable = constant_computable(def, &order);
     let mut first = Importer::new(def, what, library, fused, None, new_graph());
     first.depth = depth;
+    first.computable = computable.clone();
     first.run(&order)?;
     let folded: HashSet<usize> = first.folded.iter().copied().filter(|j| !first.made.contains_key(j)).collect();
     let mut second = Importer::new(def, what, library, fused, Some(folded), new_graph());
     second.depth = depth;
+    second.computable = computable;
     second.run(&order)?;
     Ok(second)
 }
@@ -699,7 +704,67 @@ struct Importer<'a> {
     depth: usize,
     /// Nodes read as an argument (folded into their reader) at least once.
     folded: HashSet<usize>,
+    /// Values of the computed constants asked for ([`Importer::const_value`]).
+    constants: HashMap<usize, Option<Value>>,
+    /// Nodes of [`FOLDED_OPS`] computed from constants only ([`constant_computable`]).
+    computable: HashSet<usize>,
 }
+
+/// The nodes of [`FOLDED_OPS`] whose data inputs are all constants or such nodes (output 0),
+/// at most [`MAX_FOLDED_DEPTH`] such nodes deep (so that making one recurses so deep at most),
+/// given an order where inputs come first.
+fn constant_computable(def: &GraphDef, order: &[usize]) -> HashSet<usize> {
+    let by_name: HashMap<&str, usize> = def.node.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let mut depth: HashMap<usize, usize> = HashMap::new();
+    for &i in order {
+        let n = &def.node[i];
+        if !FOLDED_OPS.contains(&n.op.as_str()) {
+            continue;
+        }
+        let mut deepest = Some(0);
+        for s in n.input.iter().filter(|s| !s.starts_with('^')) {
+            let (_, name, slot) = parse_input(s);
+            let d = match by_name.get(name) {
+                Some(&j) if matches!(slot, Slot::Index(0)) && def.node[j].op == "Const" => Some(0),
+                Some(&j) if matches!(slot, Slot::Index(0)) => depth.get(&j).copied(),
+                _ => None,
+            };
+            deepest = deepest.zip(d).map(|(a, b)| a.max(b));
+        }
+        if let Some(d) = deepest.filter(|&d| d < MAX_FOLDED_DEPTH) {
+            depth.insert(i, d + 1);
+        }
+    }
+    depth.into_keys().collect()
+}
+
+/// Ops computed at import when their inputs are constants and an op reads them as an argument.
+const FOLDED_OPS: [&str; 21] = [
+    "ConcatV2",
+    "Range",
+    "Pack",
+    "StridedSlice",
+    "Slice",
+    "Cast",
+    "Add",
+    "AddV2",
+    "Sub",
+    "Mul",
+    "Maximum",
+    "Minimum",
+    "Reshape",
+    "ExpandDims",
+    "Squeeze",
+    "Shape",
+    "Prod",
+    "Sum",
+    "Identity",
+    "GatherV2",
+    "Neg",
+];
+const MAX_FOLDED_ELEMENTS: usize = 1 << 16;
+/// How long a chain of computed constants may be (a forged file's could overflow the stack).
+const MAX_FOLDED_DEPTH: usize = 64;
 
 impl<'a> Importer<'a> {
     fn new(
@@ -723,6 +788,8 @@ impl<'a> Importer<'a> {
             tf_outputs: HashMap::new(),
             depth: 0,
             folded: HashSet::new(),
+            constants: Default::default(),
+            computable: HashSet::new(),
         }
     }
 
@@ -732,7 +799,7 @@ impl<'a> Importer<'a> {
 
     /// Nodes that may be arguments only: made when read as data (pass 1) or in order (pass 2).
     fn is_argument_kind(&self, i: usize) -> bool {
-        matches!(self.def.node[i].op.as_str(), "Const" | "Shape")
+        matches!(self.def.node[i].op.as_str(), "Const" | "Shape") || self.computable.contains(&i)
     }
 
     fn run(&mut self, order: &[usize]) -> Result<()> {
@@ -800,6 +867,12 @@ impl<'a> Importer<'a> {
     /// The spec of output `slot` of node `j`, without making an argument node for it.
     fn spec(&mut self, j: usize, slot: Slot) -> Result<tensorgraph_graph::TensorSpec> {
         let n = &self.def.node[j];
+        // A computed constant is made only when read as data.
+        if self.computable.contains(&j) && !self.made.contains_key(&j) {
+            if let Some(v) = self.const_value(j, slot)? {
+                return Ok(tensorgraph_graph::TensorSpec::new(v.dtype(), Shape::known(v.shape())));
+            }
+        }
         match n.op.as_str() {
             "Const" if !self.made.contains_key(&j) => {
                 let v = Attrs(n).tensor("value").map_err(|d| self.bad(j, d))?;
@@ -884,12 +957,7 @@ impl<'a> Importer<'a> {
         let mut consts = Vec::with_capacity(data.len());
         for &(j, slot) in &data {
             specs.push(self.spec(j, slot)?);
-            let n = &self.def.node[j];
-            consts.push(if n.op == "Const" {
-                Some(Attrs(n).tensor("value").map_err(|d| self.bad(j, d))?)
-            } else {
-                None
-            });
+            consts.push(self.const_value(j, slot)?);
         }
         let const_refs: Vec<Option<&Value>> = consts.iter().map(Option::as_ref).collect();
         let (mut op, srcs) = op_of(nd, &specs, &const_refs).map_err(|d| self.bad(src, d))?;
@@ -950,6 +1018,69 @@ impl<'a> Importer<'a> {
         let node = self.g.add_node(op, &input_refs, &control_refs, Some(&name), self.location(src))?;
         self.made.insert(i, node);
         Ok(())
+    }
+
+    /// The value of output `slot` of node `j` when it is a constant: a `Const`, or a small
+    /// computation on constants that TF's graphs leave to TF's constant folding (the `perm`
+    /// of `dynamic_rnn`'s transpose is a `ConcatV2` of a `Range` of constants), computed here
+    /// with our kernels. `None` otherwise, and where computing fails.
+    fn const_value(&mut self, j: usize, slot: Slot) -> Result<Option<Value>> {
+        self.const_value_within(j, slot, MAX_FOLDED_DEPTH)
+    }
+
+    fn const_value_within(&mut self, j: usize, slot: Slot, depth: usize) -> Result<Option<Value>> {
+        let n = &self.def.node[j];
+        if n.op == "Const" {
+            return Attrs(n).tensor("value").map(Some).map_err(|d| self.bad(j, d));
+        }
+        if !matches!(slot, Slot::Index(0)) || !self.computable.contains(&j) || depth == 0 {
+            return Ok(None);
+        }
+        if let Some(v) = self.constants.get(&j) {
+            return Ok(v.clone());
+        }
+        let mut node = vec![];
+        let mut inputs = vec![];
+        for input in n.input.iter().filter(|s| !s.starts_with('^')) {
+            let (_, name, slot) = parse_input(input);
+            let Some(&k) = self.by_name.get(name) else { return Ok(None) };
+            let Some(v) = self.const_value_within(k, slot, depth - 1)? else { return Ok(None) };
+            // Only small arguments: a shape, a permutation, an axis (a Range's result is bounded below).
+            if v.len() > MAX_FOLDED_ELEMENTS {
+                return Ok(None);
+            }
+            let name = format!("_folded_input_{}", inputs.len());
+            let attr = [
+                ("dtype".to_string(), super::ty(v.dtype())),
+                ("value".to_string(), super::attr(Attr::Tensor(super::tensor_proto(&v)))),
+            ];
+            node.push(NodeDef { name: name.clone(), op: "Const".into(), attr: attr.into(), ..Default::default() });
+            inputs.push(name);
+        }
+        if n.op == "Range" {
+            let bound = |k: usize| node.get(k).and_then(|c| Attrs(c).tensor("value").ok()?.scalar_f64());
+            if let (Some(a), Some(b), Some(d)) = (bound(0), bound(1), bound(2)) {
+                if d == 0.0 || ((b - a) / d).abs() > MAX_FOLDED_ELEMENTS as f64 {
+                    return Ok(None);
+                }
+            }
+        }
+        node.push(NodeDef { input: inputs, ..n.clone() });
+        let def = GraphDef { node, ..Default::default() };
+        let fused = fused_draws(&def);
+        let value = (|| {
+            let inner = two_passes(&def, self.what, self.library, &fused, self.depth + 1, &Graph::new).ok()?;
+            let out = inner.made.get(&(def.node.len() - 1))?.output(0).ok()?;
+            crate::Session::new(&inner.g).ok()?.run(&out, &[]).ok()
+        })();
+        if value.is_some() {
+            // What only computed the constant is not made unless read as data (see two_passes).
+            for input in n.input.iter().filter(|s| !s.starts_with('^')) {
+                self.folded.insert(self.by_name[parse_input(input).1]);
+            }
+        }
+        self.constants.insert(j, value.clone());
+        Ok(value)
     }
 
     /// TF's functional `While`/`StatelessWhile` and `If`/`StatelessIf`, their functions

@@ -7,7 +7,8 @@
 //! Both directions read the op table (`Op::def`, `Op::attrs`). Loops and conditionals are TF 2's
 //! `StatelessWhile`/`StatelessIf` with their functions in the graph's library; TF1's `Switch`
 //! and `Merge` (control flow v1 conditionals) import and are written back as they are, and
-//! TF1's loop frames (`Enter` ... `Exit`) import as `While`s (`functionalize`). What has no TF
+//! TF1's loop frames (`Enter` ... `Exit`) import as `While`s (`functionalize`), over TF1's
+//! `TensorArray`s as tensors (`tensor_arrays`). What has no TF
 //! form (the gradients of a loop, of batch norm and of a run-time slice; batch norm's
 //! statistics) [`to_graph_def`] names in an error; files tensorgraph writes for itself
 //! ([`to_graph_def_with_private_ops`]) carry batch norm, its gradient and the slice gradient as
@@ -17,6 +18,7 @@ mod export;
 mod functionalize;
 mod import;
 mod saver;
+mod tensor_arrays;
 
 pub(crate) use export::op_attr;
 pub use import::from_graph_def;

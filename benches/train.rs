@@ -6,6 +6,7 @@
 //!
 //!     cargo bench --bench train -- --model cnn --threads 2
 //!     cargo bench --bench train -- --model mlp --threads 1 --steps 500
+//!     cargo bench --bench train -- --model rnn --batch 10 --eval false
 
 // The slides' programs are included whole; each declares `common` for its own build, so the
 // module is loaded again inside them (unused there: they name `crate::common`).
@@ -18,6 +19,8 @@ mod counting_alloc;
 mod mnist_cnn;
 #[path = "../examples/mnist_mlp.rs"]
 mod mnist_mlp;
+#[path = "../examples/mnist_rnn.rs"]
+mod mnist_rnn;
 
 use clap::Parser;
 use std::time::Instant;
@@ -36,6 +39,12 @@ struct Args {
     steps: usize,
     #[arg(long, value_enum, default_value_t = mnist_cnn::OptimizerKind::Sgd)]
     optimizer: mnist_cnn::OptimizerKind,
+    /// Images per step (default: the model's own, 50 for the MLP, 100 for the CNN and the RNN).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Whether to evaluate the test set after timing (the scaling sweep skips it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    eval: bool,
     /// cargo bench passes --bench; accept and ignore it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -69,8 +78,13 @@ fn main() {
                 let cnn = mnist_cnn::CnnFlags { flags: flags.clone(), optimizer: args.optimizer };
                 (mnist_cnn::construction_phase(&cnn)?, 100, 200)
             }
+            "rnn" => {
+                let rnn = mnist_rnn::RnnFlags { flags: flags.clone(), cell: mnist_rnn::CellKind::Lstm, units: 128 };
+                (mnist_rnn::construction_phase(&rnn)?, 100, 1000)
+            }
             _ => (mnist_mlp::construction_phase(&flags)?, 50, 10_000),
         };
+        let batch = args.batch.unwrap_or(batch);
         let mut data = flags.read_data_sets()?;
         let rss_loaded = peak_rss_mb();
         let sess = Session::new(&m.g)?;
@@ -101,12 +115,17 @@ fn main() {
         let median = times[times.len() / 2];
         let rss_trained = peak_rss_mb();
         let t0 = Instant::now();
-        let acc = common::accuracy_of(&sess, &m.accuracy, (&m.x, &m.y), &data.test, eval_chunk)?;
+        let acc = if args.eval {
+            common::accuracy_of(&sess, &m.accuracy, (&m.x, &m.y), &data.test, eval_chunk)?
+        } else {
+            f32::NAN
+        };
         let eval = t0.elapsed().as_secs_f64();
         println!(
-            "RESULT engine=tensorgraph model={} threads={} step_ms={:.3} p10_ms={:.3} p90_ms={:.3} epoch_s={:.2} eval_s={:.3} test_acc={:.4} peak_rss_mb={:.0} (data loaded {:.0}, trained {:.0}) allocs_per_step={:.0} alloc_mb_per_step={:.1} page_faults_per_step={:.0} fresh_tensor_buffers_per_step={:.2}",
+            "RESULT engine=tensorgraph model={} threads={} batch={} step_ms={:.3} p10_ms={:.3} p90_ms={:.3} epoch_s={:.2} eval_s={:.3} test_acc={:.4} peak_rss_mb={:.0} (data loaded {:.0}, trained {:.0}) allocs_per_step={:.0} alloc_mb_per_step={:.1} page_faults_per_step={:.0} fresh_tensor_buffers_per_step={:.2}",
             args.model,
             args.threads,
+            batch,
             median * 1e3,
             times[times.len() / 10] * 1e3,
             times[times.len() * 9 / 10] * 1e3,

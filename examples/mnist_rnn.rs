@@ -23,31 +23,32 @@ use tensorgraph::rnn::{self, BasicLSTMCell, BasicRNNCell, GRUCell, RNNCell};
 
 /// Trains an LSTM over the rows of each MNIST image and prints the slides' lines.
 #[derive(Parser, Debug)]
-struct RnnFlags {
+pub struct RnnFlags {
     #[command(flatten)]
-    flags: Flags,
+    pub flags: Flags,
     /// The recurrent cell.
     #[arg(long, value_enum, default_value_t = CellKind::Lstm)]
-    cell: CellKind,
+    pub cell: CellKind,
     /// Units of the cell.
     #[arg(long, default_value_t = 128)]
-    units: usize,
+    pub units: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum CellKind {
+pub enum CellKind {
     Lstm,
     Gru,
     Basic,
 }
 
+#[allow(dead_code)] // unused where another program includes this one (benches/train.rs)
 fn main() {
     let args = RnnFlags::parse();
     common::main_with(|| mnist_cnn::execution_phase(&construction_phase(&args)?, &args.flags));
 }
 
 /// The tutorial's graph.
-fn construction_phase(args: &RnnFlags) -> Result<Model> {
+pub fn construction_phase(args: &RnnFlags) -> Result<Model> {
     let (n_steps, n_inputs, n_outputs) = (28, 28, 10);
     let g = args.flags.graph();
     let x = g.placeholder(DType::F32, [None, Some(n_steps * n_inputs)]).named("X")?;

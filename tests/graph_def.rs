@@ -322,12 +322,12 @@ fn tensorflow_1_loops_import_and_give_its_outputs() {
     assert!(["Enter", "Exit", "NextIteration", "LoopCond"].iter().all(|op| fx.ops.contains(&op.to_string())));
     let g = from_graph_def(&def, "while_v1_graph.pb").unwrap();
     let trips = |fed: &str| Feed::from(fed.parse::<i32>().unwrap());
-    assert_eq!(check_v1_outputs(&g, &fx, "n:0", trips), 12);
+    assert_eq!(check_v1_outputs(&g, &fx, "n:0", trips), 16);
     let out = to_graph_def(&g).unwrap();
     assert!(out.node.iter().all(|n| !["Enter", "Exit", "NextIteration", "LoopCond"].contains(&n.op.as_str())));
-    assert_eq!(out.node.iter().filter(|n| n.op == "StatelessWhile").count(), 6, "the inner loop is in a body");
+    assert_eq!(out.node.iter().filter(|n| n.op == "StatelessWhile").count(), 7, "the inner loop is in a body");
     let again = from_graph_def(&GraphDef::decode(out.encode_to_vec().as_slice()).unwrap(), "again").unwrap();
-    assert_eq!(check_v1_outputs(&again, &fx, "n:0", trips), 12);
+    assert_eq!(check_v1_outputs(&again, &fx, "n:0", trips), 16);
 }
 
 #[derive(Deserialize)]

@@ -42,6 +42,9 @@ struct Args {
     /// Images per step (default: the model's own, 50 for the MLP, 100 for the CNN and the RNN).
     #[arg(long)]
     batch: Option<usize>,
+    /// Prints time per step by op type (the session's profile over the timed steps).
+    #[arg(long)]
+    profile: bool,
     /// Whether to evaluate the test set after timing (the scaling sweep skips it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     eval: bool,
@@ -87,13 +90,14 @@ fn main() {
         let batch = args.batch.unwrap_or(batch);
         let mut data = flags.read_data_sets()?;
         let rss_loaded = peak_rss_mb();
-        let sess = Session::new(&m.g)?;
+        let mut sess = Session::new(&m.g)?;
         m.g.global_variables_initializer()?.run(&sess, &[])?;
         let mut times = Vec::with_capacity(args.steps);
         let mut allocs_at_start = (0, 0);
         let (mut faults_at_start, mut fresh_at_start) = (0, 0);
         for i in 0..args.warmup + args.steps {
             if i == args.warmup {
+                sess.set_profiling(args.profile);
                 allocs_at_start = counting_alloc::allocations();
                 faults_at_start = minor_faults();
                 fresh_at_start = sess.fresh_buffers();
@@ -104,6 +108,10 @@ fn main() {
             if i >= args.warmup {
                 times.push(t0.elapsed().as_secs_f64());
             }
+        }
+        for (op, calls, total) in sess.profile() {
+            let per_step = total.as_secs_f64() * 1e6 / args.steps as f64;
+            println!("PROFILE {op:<28} {:>6.1} calls/step {per_step:>9.1} us/step", calls as f64 / args.steps as f64);
         }
         let allocs = counting_alloc::allocations();
         let faults_per_step = (minor_faults() - faults_at_start) as f64 / args.steps as f64;

@@ -92,7 +92,9 @@ fn helper_loop() {
                 // has put the caller beside us.
                 std::thread::yield_now();
             }
-            if polls.is_multiple_of(1024) && since.elapsed() > SPIN {
+            if polls.is_multiple_of(64)
+                && (!WANTED.load(Relaxed) || polls.is_multiple_of(1024) && since.elapsed() > SPIN)
+            {
                 // Announce the park before the last look at the offer; the caller stores its
                 // offer before looking at PARKED (both SeqCst), so one of them sees the other.
                 PARKED.store(true, SeqCst);
@@ -116,9 +118,92 @@ fn helper_loop() {
     }
 }
 
+/// Whether a repeated piece of work (a session's plan: a training step) runs faster with the
+/// helper than without, measured as it runs: a few runs each way, then the faster way, but a
+/// few runs the slower way again every [`EXPLORE`] blocks, so a machine that got busier or
+/// quieter is followed. Runs go in blocks of [`BLOCK`] the same way and a block's first run is
+/// not counted: it pays for the switch (the other core's cache lines of the variables the
+/// helper updated move back), which the steady state does not. Whether a second core pays
+/// depends on the machine and the sizes: on one Intel Xeon here the MLP's batch-1 step took
+/// 0.12 ms alone and 0.22 ms with the helper, while on Zen 4 it made the batch-50 step a third
+/// faster. Whole runs are measured, not each job, since a helper spinning between jobs slows
+/// the steps between them too.
+#[derive(Debug, Default)]
+pub struct Choice {
+    runs: AtomicU64,
+    /// Running means (1/4 weight) of a counted run's nanoseconds without and with the helper.
+    alone: AtomicU64,
+    shared: AtomicU64,
+}
+
+/// Runs in a row that go the same way.
+const BLOCK: u64 = 4;
+/// Blocks measured before choosing: the first (which spawns the helper) not counted, then
+/// alone, shared, alone.
+const TRIAL_BLOCKS: u64 = 4;
+/// One block in this many goes the way measured slower.
+const EXPLORE: u64 = 16;
+
+impl Choice {
+    /// Whether the next run should offer jobs to the helper, and whether its time counts.
+    pub fn helper(&self) -> (bool, bool) {
+        let run = self.runs.fetch_add(1, Relaxed);
+        let block = run / BLOCK;
+        let counted = block > 0 && !run.is_multiple_of(BLOCK);
+        if block < TRIAL_BLOCKS {
+            return (block.is_multiple_of(2), counted);
+        }
+        let faster = self.shared.load(Relaxed) < self.alone.load(Relaxed);
+        (faster != block.is_multiple_of(EXPLORE), counted)
+    }
+
+    /// Adds a counted run's time to the running mean of the way it went.
+    pub fn note(&self, helper: bool, took: Duration) {
+        let mean = if helper { &self.shared } else { &self.alone };
+        let ns = took.as_nanos().min(u64::MAX as u128) as u64;
+        let old = mean.load(Relaxed);
+        mean.store(if old == 0 { ns } else { old - old / 4 + ns / 4 }, Relaxed);
+    }
+
+    /// Runs `f` with the helper if [`Choice::helper`] says so, and notes how long it took.
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let (helper, counted) = self.helper();
+        let start = Instant::now();
+        let r = with_helper(helper, f);
+        if counted {
+            self.note(helper, start.elapsed());
+        }
+        r
+    }
+}
+
+thread_local! {
+    /// Whether [`for_each`] on this thread may offer jobs to the helper (see [`with_helper`]).
+    static ALLOWED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Whether the helper should spin for the next job: cleared while work runs without it, so it
+/// parks at once instead of spinning beside it (a spinning helper slowed the MLP's step by half
+/// on one Intel Xeon here, so runs measured without it must not have it spinning).
+static WANTED: AtomicBool = AtomicBool::new(true);
+
+/// Runs `f` with [`for_each`] on this thread offering jobs to the helper or not.
+pub fn with_helper<R>(allowed: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ALLOWED.with(|a| a.set(self.0));
+        }
+    }
+    WANTED.store(allowed, Relaxed);
+    let _restore = Restore(ALLOWED.with(|a| a.replace(allowed)));
+    f()
+}
+
 /// Runs `f(i)` for every `i < chunks`, on the calling thread and on the helper thread when it
-/// comes in time, and returns when all have run. Chunks may run in any order and on either
-/// thread, so `f` must not depend on either.
+/// comes in time (unless [`with_helper`] says not to), and returns when all have run. Chunks
+/// may run in any order and on either thread, so `f` must not depend on either (the results
+/// are the same bits either way).
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -129,6 +214,12 @@ fn helper_loop() {
 /// assert_eq!(sum.into_inner(), 45);
 /// ```
 pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+    let share = chunks >= 2 && rayon::current_num_threads() >= 2 && ALLOWED.with(|a| a.get());
+    run(share, chunks, f)
+}
+
+/// Runs the job on this thread, and on the helper when `share`.
+fn run(share: bool, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     let job = Job {
         f,
         chunks,
@@ -136,8 +227,8 @@ pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
         helper_done: AtomicBool::new(false),
         helper_panicked: AtomicBool::new(false),
     };
-    if chunks < 2 || rayon::current_num_threads() < 2 {
-        return job.work(); // one thread asked for (rayon's pool, as everywhere else)
+    if !share {
+        return job.work();
     }
     let helper = helper();
     // Only the lifetime is erased: the job outlives every access through the offer (`Withdraw`).
@@ -238,30 +329,56 @@ mod tests {
     }
 
     #[test]
-    fn the_helper_takes_chunks_when_the_caller_is_slow_and_never_with_one_thread() {
+    fn the_helper_takes_chunks_when_the_caller_is_slow_and_never_with_one_thread_or_when_told_not_to() {
         // The caller's first chunk sleeps long enough for the helper to take the others,
         // unless another test's job holds the offer: then try again. The helper has parked
         // (nothing offered for longer than SPIN); the quick job just before makes the slow one
         // the second offer within WAKE_WINDOW, which wakes it.
-        let on_helper = |threads| {
+        let on_helper = |threads, allowed| {
             with_threads(threads, || {
-                let caller = std::thread::current().id();
-                let on_helper = AtomicUsize::new(0);
-                for_each(2, &|_| {}); // the helper exists ...
-                std::thread::sleep(Duration::from_millis(2)); // ... and has parked
-                for_each(2, &|_| {});
-                for_each(8, &|i| {
-                    if std::thread::current().id() != caller {
-                        on_helper.fetch_add(1, Relaxed);
-                    } else if i == 0 {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                });
-                on_helper.into_inner()
+                with_helper(allowed, || {
+                    let caller = std::thread::current().id();
+                    let on_helper = AtomicUsize::new(0);
+                    for_each(2, &|_| {}); // the helper exists ...
+                    std::thread::sleep(Duration::from_millis(2)); // ... and has parked
+                    for_each(2, &|_| {});
+                    for_each(8, &|i| {
+                        if std::thread::current().id() != caller {
+                            on_helper.fetch_add(1, Relaxed);
+                        } else if i == 0 {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    });
+                    on_helper.into_inner()
+                })
             })
         };
-        assert!((0..20).any(|_| on_helper(2) > 0));
-        assert_eq!(on_helper(1), 0);
+        assert!((0..20).any(|_| on_helper(2, true) > 0));
+        assert_eq!(on_helper(1, true), 0);
+        assert_eq!(on_helper(2, false), 0);
+    }
+
+    #[test]
+    fn a_choice_takes_the_faster_way_and_tries_the_other_now_and_then() {
+        let choice = Choice::default();
+        let mut ways = vec![];
+        for _ in 0..TRIAL_BLOCKS * BLOCK {
+            let (helper, counted) = choice.helper();
+            ways.push((helper, counted));
+            if counted {
+                choice.note(helper, Duration::from_micros(if helper { 200 } else { 100 }));
+            }
+        }
+        let block = |helper, counted| [(helper, false), (helper, counted), (helper, counted), (helper, counted)];
+        let expected: Vec<_> = [block(true, false), block(false, true), block(true, true), block(false, true)].concat();
+        assert_eq!(ways, expected, "a warm-up block, then each way in turn, a block's first run not counted");
+        let shared = (0..4 * EXPLORE * BLOCK).filter(|_| choice.helper().0).count() as u64;
+        assert_eq!(shared, 4 * BLOCK, "alone was faster: one block in EXPLORE with the helper");
+        for _ in 0..20 {
+            choice.note(true, Duration::from_micros(50)); // the helper became worth it
+        }
+        let shared = (0..EXPLORE * BLOCK).filter(|_| choice.helper().0).count() as u64;
+        assert_eq!(shared, (EXPLORE - 1) * BLOCK);
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Plan {
     /// Whether a step is TF1's `Switch` or `Merge`: the run then tracks dead tensors (see
     /// [`crate::dead`]; a `Merge` without a `Switch` passes on its first input, as TF's does).
     pub dead_flow: bool,
+    /// Whether this plan's runs go faster with the second core's helper thread (kernels'
+    /// `pair`), measured over its runs.
+    pub helper: tensorgraph_kernels::pair::Choice,
 }
 
 /// Identifies a plan: fetched tensors, target ops, fed tensors (sorted).
@@ -241,7 +244,7 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
     let feed_readers = feed_readers(&steps, key.feeds.len());
     let dead_flow = steps.iter().any(|s| matches!(s.op, Op::Switch | Op::Merge));
     let fetched = key.fetches.clone();
-    Ok(Plan { steps, fetches, fetched, n_slots, feed_readers, rows, dead_flow })
+    Ok(Plan { steps, fetches, fetched, n_slots, feed_readers, rows, dead_flow, helper: Default::default() })
 }
 
 /// How many inputs of `steps` read each of `n` feeds.

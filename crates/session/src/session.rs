@@ -242,7 +242,7 @@ impl Session {
         };
         let feed_values: Vec<&Feed> = order.iter().map(|&i| &feeds[i].1).collect();
         let mut pool = self.pools.lock().pop().unwrap_or_default();
-        let result = self.execute(&plan, &feed_values, &mut pool);
+        let result = plan.helper.run(|| self.execute(&plan, &feed_values, &mut pool));
         pool.end_run();
         self.pools.lock().push(pool);
         result

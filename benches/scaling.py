@@ -38,19 +38,21 @@ def run(cmd, env=None):
     return out.stdout
 
 
+# 20 warm-up steps: past the trial runs in which a plan learns whether the second core's helper
+# pays (kernels::pair::Choice, 16 runs), as a training loop of thousands of steps is.
 def steps_for(batch):
     return {1: 200, 10: 100, 100: 30}.get(batch, 10)
 
 
 def ours(model, batch, threads):
     out = run(["cargo", "bench", "-q", "--bench", "train", "--", "--model", model, "--batch", str(batch),
-               "--threads", str(threads), "--warmup", "5", "--steps", str(steps_for(batch)), "--eval", "false"])
+               "--threads", str(threads), "--warmup", "20", "--steps", str(steps_for(batch)), "--eval", "false"])
     return float(re.search(r"step_ms=([0-9.]+)", out).group(1))
 
 
 def tf(model, batch, threads):
     out = run([args.python, "benches/tf_step.py", "--model", model, "--batch", str(batch), "--threads", str(threads),
-               "--warmup", "5", "--steps", str(steps_for(batch))])
+               "--warmup", "20", "--steps", str(steps_for(batch))])
     return float(re.search(r"step_ms=([0-9.]+)", out).group(1))
 
 

@@ -338,36 +338,41 @@ struct RnnFixture {
     outputs: BTreeMap<String, BTreeMap<String, Output>>,
 }
 
+/// Checks a `dynamic_rnn` fixture's outputs for each batch size; the number checked.
+fn check_rnn_outputs(g: &Graph, fx: &RnnFixture) -> usize {
+    let sess = Session::new(g).unwrap();
+    let x = g.tensor_by_name("x:0").unwrap();
+    let mut checked = 0;
+    for (batch, xs) in &fx.x {
+        let xv = ndarray::Array3::from_shape_vec((batch.parse().unwrap(), 5, 4), xs.clone()).unwrap();
+        for (name, want) in &fx.outputs[batch] {
+            let t = g.tensor_by_name(name).unwrap();
+            let got = sess.run(&t, feed! {x => &xv}).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(got.shape(), want.shape.as_slice(), "{name}, batch {batch}");
+            for (i, (a, b)) in got.to_f64_vec().iter().zip(&want.values).enumerate() {
+                assert!((a - b).abs() <= 1e-5, "{name}[{i}], batch {batch}: ours {a}, TF {b}");
+            }
+            checked += 1;
+        }
+    }
+    checked
+}
+
+fn rnn_fixture(name: &str) -> (GraphDef, RnnFixture) {
+    let bytes = std::fs::read(format!("tests/fixtures/tf/{name}.pb")).unwrap();
+    let text = std::fs::read_to_string(format!("tests/fixtures/tf/{name}.json")).unwrap();
+    (GraphDef::decode(bytes.as_slice()).unwrap(), serde_json::from_str(&text).unwrap())
+}
+
 /// TF1's `dynamic_rnn` as TF 1.x graphs have it (`make_dynamic_rnn_v1_fixture.py`: a
 /// BasicLSTMCell and a GRUCell, each a while frame over `TensorArrayV3`s, frozen) gives TF's
 /// logits and sequence for batches of 3 and 1, and is written back as TF ops.
 #[test]
 fn tensorflow_1_dynamic_rnn_imports_and_gives_its_outputs() {
-    let bytes = std::fs::read("tests/fixtures/tf/dynamic_rnn_v1_graph.pb").unwrap();
-    let def = GraphDef::decode(bytes.as_slice()).unwrap();
-    let text = std::fs::read_to_string("tests/fixtures/tf/dynamic_rnn_v1_graph.json").unwrap();
-    let fx: RnnFixture = serde_json::from_str(&text).unwrap();
+    let (def, fx) = rnn_fixture("dynamic_rnn_v1_graph");
     assert!(fx.ops.contains(&"TensorArrayScatterV3".into()) && fx.ops.contains(&"LoopCond".into()));
-    let check = |g: &Graph| {
-        let sess = Session::new(g).unwrap();
-        let x = g.tensor_by_name("x:0").unwrap();
-        let mut checked = 0;
-        for (batch, xs) in &fx.x {
-            let xv = ndarray::Array3::from_shape_vec((batch.parse().unwrap(), 5, 4), xs.clone()).unwrap();
-            for (name, want) in &fx.outputs[batch] {
-                let t = g.tensor_by_name(name).unwrap();
-                let got = sess.run(&t, feed! {x => &xv}).unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert_eq!(got.shape(), want.shape.as_slice(), "{name}, batch {batch}");
-                for (i, (a, b)) in got.to_f64_vec().iter().zip(&want.values).enumerate() {
-                    assert!((a - b).abs() <= 1e-5, "{name}[{i}], batch {batch}: ours {a}, TF {b}");
-                }
-                checked += 1;
-            }
-        }
-        checked
-    };
     let g = from_graph_def(&def, "dynamic_rnn_v1_graph.pb").unwrap();
-    assert_eq!(check(&g), 4);
+    assert_eq!(check_rnn_outputs(&g, &fx), 4);
     // The transpose's perm, a ConcatV2 of a Range of constants, is computed at import (TF's
     // constant folding) and not made; the sequence keeps its known width.
     assert!(g.operation_by_name("lstm/rnn/concat").is_err());
@@ -375,7 +380,22 @@ fn tensorflow_1_dynamic_rnn_imports_and_gives_its_outputs() {
     let out = to_graph_def(&g).unwrap();
     assert!(out.node.iter().all(|n| !n.op.starts_with("TensorArray")));
     let again = from_graph_def(&GraphDef::decode(out.encode_to_vec().as_slice()).unwrap(), "again").unwrap();
-    assert_eq!(check(&again), 4);
+    assert_eq!(check_rnn_outputs(&again, &fx), 4);
+}
+
+/// The same in TF 2's graph mode (`make_dynamic_rnn_v2_fixture.py`: eager off, control flow v2,
+/// as `../shared/peers/tf_rnn_peer.py` builds it): `StatelessWhile`s over `TensorList`s.
+#[test]
+fn tensorflow_2_graph_mode_dynamic_rnn_imports_and_gives_its_outputs() {
+    let (def, fx) = rnn_fixture("dynamic_rnn_v2_graph");
+    assert!(fx.ops.contains(&"TensorListSetItem".into()) && fx.ops.contains(&"StatelessWhile".into()));
+    let g = from_graph_def(&def, "dynamic_rnn_v2_graph.pb").unwrap();
+    assert_eq!(check_rnn_outputs(&g, &fx), 4);
+    let out = to_graph_def(&g).unwrap();
+    let functions = out.library.as_ref().map_or(vec![], |l| l.function.iter().flat_map(|f| &f.node_def).collect());
+    assert!(out.node.iter().chain(functions).all(|n| !n.op.starts_with("TensorList")));
+    let again = from_graph_def(&GraphDef::decode(out.encode_to_vec().as_slice()).unwrap(), "again").unwrap();
+    assert_eq!(check_rnn_outputs(&again, &fx), 4);
 }
 
 /// What TF1's `TensorArray`s do that the import does not (grow, concatenate) is an error naming
@@ -399,6 +419,13 @@ fn unsupported_tensor_arrays_are_errors() {
         n.attr.remove("element_shape");
     });
     assert!(e.contains("lstm/rnn/TensorArray") && e.contains("rank is unknown"), "{e}");
+    // TF 2's lists: an op on them the import does not know.
+    let (mut v2, _) = rnn_fixture("dynamic_rnn_v2_graph");
+    let stack = v2.node.iter_mut().find(|n| n.op == "TensorListStack").unwrap();
+    stack.op = "TensorListConcatV2".into();
+    let name = stack.name.clone();
+    let e = from_graph_def(&v2, "edited").map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains(&name) && e.contains("TensorListConcatV2 is not supported"), "{e}");
 }
 
 /// Broken TF1 loop frames are errors naming the node, not panics or wrong loops.

@@ -261,16 +261,18 @@ for fixture, second, what in [
         worst = max([worst] + [float(np.max(np.abs(np.asarray(v, np.float64).ravel() - outputs[n]["values"])))
                                for n, v in zip(names, got)])
     ok &= report(what, worst)
-rnn = json.load(open("tests/fixtures/tf/dynamic_rnn_v1_graph.json"))
-rnn_back = os.path.join(args.out, "dynamic_rnn_v1_back.pb")
-cli("convert", "tests/fixtures/tf/dynamic_rnn_v1_graph.pb", rnn_back)
-worst = 0.0
-for batch, xs in rnn["x"].items():
-    names = sorted(rnn["outputs"][batch])
-    got, _ = run_graph_def(rnn_back, names, {"x:0": np.array(xs, np.float32).reshape(int(batch), 5, 4)})
-    worst = max([worst] + [float(np.max(np.abs(np.asarray(v, np.float64).ravel() - rnn["outputs"][batch][n]["values"])))
-                           for n, v in zip(names, got)])
-ok &= report("TF1's dynamic_rnn (LSTM and GRU over TensorArrays in a while frame) written back by tensorgraph, run in TF", worst)
+for fixture, what in [("dynamic_rnn_v1_graph", "TF1's dynamic_rnn (LSTM and GRU over TensorArrays in a while frame)"),
+                      ("dynamic_rnn_v2_graph", "TF 2 graph mode's dynamic_rnn (LSTM and GRU over TensorLists in a While)")]:
+    rnn = json.load(open(f"tests/fixtures/tf/{fixture}.json"))
+    rnn_back = os.path.join(args.out, f"{fixture}_back.pb")
+    cli("convert", f"tests/fixtures/tf/{fixture}.pb", rnn_back)
+    worst = 0.0
+    for batch, xs in rnn["x"].items():
+        names = sorted(rnn["outputs"][batch])
+        got, _ = run_graph_def(rnn_back, names, {"x:0": np.array(xs, np.float32).reshape(int(batch), 5, 4)})
+        worst = max([worst] + [float(np.max(np.abs(np.asarray(v, np.float64).ravel() - rnn["outputs"][batch][n]["values"])))
+                               for n, v in zip(names, got)])
+    ok &= report(f"{what} written back by tensorgraph, run in TF", worst)
 lp = json.load(open(os.path.join(args.out, "loops.json")))
 (y, z), n_functions = run_graph_def(os.path.join(args.out, "loops.pb"), ["y:0", "z:0"],
                                     {"x:0": np.array(lp["x"], np.float32).reshape(-1, 2), "steps:0": lp["steps"]})

@@ -120,8 +120,8 @@ fn helper_loop() {
 
 /// Whether a repeated piece of work (a session's plan: a training step) runs faster with the
 /// helper than without, measured as it runs: a few runs each way, then the faster way, but a
-/// few runs the slower way again every [`EXPLORE`] blocks, so a machine that got busier or
-/// quieter is followed. Runs go in blocks of [`BLOCK`] the same way and a block's first run is
+/// few runs the slower way again every 16th block, so a machine that got busier or
+/// quieter is followed. Runs go in blocks of 4 the same way and a block's first run is
 /// not counted: it pays for the switch (the other core's cache lines of the variables the
 /// helper updated move back), which the steady state does not. Whether a second core pays
 /// depends on the machine and the sizes: on one Intel Xeon here the MLP's batch-1 step took

@@ -468,6 +468,8 @@ pub(super) fn op_of(
 pub fn from_graph_def(def: &GraphDef, what: &str) -> Result<Graph> {
     let arrays = super::tensor_arrays::rewrite_tensor_arrays(def, what)?;
     let def = arrays.as_ref().unwrap_or(def);
+    let lists = super::tensor_arrays::rewrite_tensor_lists(def, what)?;
+    let def = lists.as_ref().unwrap_or(def);
     let functional = super::functionalize::functionalize_loops(def, what)?;
     let def = functional.as_ref().unwrap_or(def);
     let by_name = def
@@ -487,6 +489,9 @@ struct Library<'a> {
     by_name: HashMap<&'a str, &'a FunctionDef>,
     made: std::cell::Cell<usize>,
 }
+
+/// TF's `DT_VARIANT`, the type of its TensorLists.
+const DT_VARIANT: i32 = 21;
 
 /// Bounds on function graphs, so a forged library whose functions call themselves or nest
 /// deeply is an error, not a stack overflow or an exponential import.
@@ -1167,7 +1172,8 @@ impl<'a> Importer<'a> {
         }
         let mut node = Vec::with_capacity(specs.len() + f.node_def.len());
         for (arg, spec) in sig.input_arg.iter().zip(specs) {
-            if arg.r#type != 0 && dtype_from_enum(arg.r#type) != Ok(spec.dtype) {
+            // A variant argument (TF 2's TensorList) is a tensor of the list's elements here.
+            if ![0, DT_VARIANT].contains(&arg.r#type) && dtype_from_enum(arg.r#type) != Ok(spec.dtype) {
                 let detail =
                     format!("argument {} of function {name} is not the {} the node gives", arg.name, spec.dtype);
                 return Err(self.bad(i, detail));

@@ -272,7 +272,7 @@ impl Builder<'_> {
     fn konst(&mut self, name: &str, v: Value) -> String {
         let attr =
             [("dtype", ty(v.dtype())), ("value", AttrValue { value: Some(Attr::Tensor(super::tensor_proto(&v))) })];
-        let input = vec![self.anchor.clone()];
+        let input = [self.anchor.clone()].into_iter().filter(|a| !a.is_empty()).collect();
         self.node(name, "Const", input, &attr)
     }
 
@@ -317,4 +317,132 @@ fn retype_flows(nodes: &mut [NodeDef], arrays: &HashMap<String, DType>) {
             break;
         }
     }
+}
+
+/// `def` with TF 2's `TensorList`s (`dynamic_rnn` and `tf.TensorArray` in TF 2's graph mode,
+/// inside functional `While`s) as tensors, in the graph and in every function of its library;
+/// `None` when it has none. A list is a value already (a variant tensor passed by value): it
+/// becomes the array `[length, element...]`, built as [`rewrite_tensor_arrays`] builds one, but
+/// a set item gathers the list with the item appended (an index vector of the list's rows,
+/// the item's in place of row `index`) so that it needs no rank, which a function's nodes do not
+/// know.
+pub(super) fn rewrite_tensor_lists(def: &GraphDef, what: &str) -> Result<Option<GraphDef>> {
+    let is_list_op = |n: &NodeDef| n.op.starts_with("TensorList");
+    let in_functions = def.library.iter().flat_map(|l| &l.function).flat_map(|f| &f.node_def);
+    if !def.node.iter().chain(in_functions).any(is_list_op) {
+        return Ok(None);
+    }
+    let mut def = def.clone();
+    def.node = list_nodes(&def.node, what)?;
+    if let Some(library) = def.library.as_mut() {
+        for f in &mut library.function {
+            let name = f.signature.as_ref().map_or("", |s| s.name.as_str()).to_string();
+            f.node_def = list_nodes(&f.node_def, &format!("{what}, function {name}"))?;
+        }
+    }
+    Ok(Some(def))
+}
+
+/// One graph's or function's nodes with their list ops rewritten.
+fn list_nodes(nodes: &[NodeDef], what: &str) -> Result<Vec<NodeDef>> {
+    let bad = |n: &NodeDef, detail: String| Error::BadFile {
+        path: what.to_string(),
+        detail: format!("node {} ({}): {detail}", n.name, n.op),
+    };
+    let by_name: HashMap<&str, &NodeDef> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut out = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        if !n.op.starts_with("TensorList") {
+            out.push(n.clone());
+            continue;
+        }
+        let input = |k: usize| {
+            n.input
+                .get(k)
+                .filter(|s| !s.starts_with('^'))
+                .cloned()
+                .ok_or_else(|| bad(n, format!("it has no input {k}")))
+        };
+        let dtype = match n.attr.get("element_dtype").and_then(|a| a.value.as_ref()) {
+            Some(&Attr::Type(t)) => {
+                dtype_from_enum(t).map_err(|t| bad(n, format!("element dtype {t} is not supported")))?
+            }
+            _ => return Err(bad(n, "a TensorList op without its element_dtype".into())),
+        };
+        let mut b = Builder { prefix: format!("{}/as_tensor", n.name), out: &mut out, anchor: String::new() };
+        let identity = |x: String| NodeDef {
+            name: n.name.clone(),
+            op: "Identity".into(),
+            input: vec![x],
+            attr: [("T".to_string(), ty(dtype))].into(),
+            ..Default::default()
+        };
+        let made = match n.op.as_str() {
+            "TensorListFromTensor" | "TensorListStack" => identity(input(0)?),
+            "TensorListGetItem" => {
+                let axis = b.konst("axis", Value::from(ndarray::arr0(0i32)));
+                gather(&n.name, input(0)?, input(1)?, axis, dtype)
+            }
+            "TensorListLength" => identity(b.rows(&input(0)?)),
+            "TensorListReserve" => {
+                // The element shape is a constant of this graph or function (-1: unknown).
+                let shape = input(0)?;
+                let c = by_name.get(parse_input(&shape).1).filter(|c| c.op == "Const");
+                let value = c.and_then(|c| match c.attr.get("value").and_then(|a| a.value.as_ref()) {
+                    Some(Attr::Tensor(t)) => super::tensor_value(t).ok(),
+                    _ => None,
+                });
+                let element: Vec<i64> = match value {
+                    Some(v) if v.shape().len() == 1 => v.to_f64_vec().iter().map(|&d| d as i64).collect(),
+                    _ => return Err(bad(n, "a TensorList whose element shape is not a constant of known rank".into())),
+                };
+                let size = input(1)?;
+                let one = b.konst("shape", Value::from(ndarray::arr1(&[1i32])));
+                let rows = b.node("rows", "Reshape", vec![size, one], &[("T", ty(DType::I32))]);
+                let known: Vec<i32> = element.iter().map(|&d| if d < 0 { 1 } else { d as i32 }).collect();
+                let dims = b.konst("element_dims", Value::from(ndarray::Array1::from(known)));
+                let axis = b.konst("axis", Value::from(ndarray::arr0(0i32)));
+                let all = b.node("dims", "ConcatV2", vec![rows, dims, axis], &[("T", ty(DType::I32)), ("N", int(2))]);
+                let zero = b.konst("zero", Value::filled(dtype, &[], 0.0));
+                let zeros = b.node("zeros", "Fill", vec![all, zero], &[("T", ty(dtype))]);
+                let mut static_shape = vec![-1i32];
+                static_shape.extend(element.iter().map(|&d| if d < 0 { 1 } else { d as i32 }));
+                let static_shape = b.konst("static_shape", Value::from(ndarray::Array1::from(static_shape)));
+                let attr = [("T".to_string(), ty(dtype))].into();
+                NodeDef {
+                    name: n.name.clone(),
+                    op: "Reshape".into(),
+                    input: vec![zeros, static_shape],
+                    attr,
+                    ..Default::default()
+                }
+            }
+            "TensorListSetItem" => {
+                let (list, index, item) = (input(0)?, input(1)?, input(2)?);
+                let axis = b.konst("axis", Value::from(ndarray::arr0(0i32)));
+                // The list broadcast to the item's shape (its unknown dimensions are 1 until the
+                // first item), the item appended as row `rows`, then every row gathered from it.
+                let zeros = b.node("item_zeros", "ZerosLike", vec![item.clone()], &[("T", ty(dtype))]);
+                let zeros = b.node("item_zeros_row", "ExpandDims", vec![zeros, axis.clone()], &[("T", ty(dtype))]);
+                let wide = b.node("broadcast", "AddV2", vec![list.clone(), zeros], &[("T", ty(dtype))]);
+                let row = b.node("item_row", "ExpandDims", vec![item, axis.clone()], &[("T", ty(dtype))]);
+                let joined = b.node(
+                    "appended",
+                    "ConcatV2",
+                    vec![wide.clone(), row, axis.clone()],
+                    &[("T", ty(dtype)), ("N", int(2))],
+                );
+                let ids = b.row_ids(&wide);
+                let rows = format!("{}/rows", b.prefix);
+                let hit = b.node("hit", "Equal", vec![ids.clone(), index], &[("T", ty(DType::I32))]);
+                let picked = b.node("picked", "SelectV2", vec![hit, rows, ids], &[("T", ty(DType::I32))]);
+                gather(&n.name, joined, picked, axis, dtype)
+            }
+            other => return Err(bad(n, format!("{other} is not supported"))),
+        };
+        let mut made = made;
+        made.input.extend(n.input.iter().filter(|s| s.starts_with('^')).cloned());
+        out.push(made);
+    }
+    Ok(out)
 }

@@ -364,7 +364,7 @@ fn rnn_fixture(name: &str) -> (GraphDef, RnnFixture) {
     (GraphDef::decode(bytes.as_slice()).unwrap(), serde_json::from_str(&text).unwrap())
 }
 
-/// TF1's `dynamic_rnn` as TF 1.x graphs have it (`make_dynamic_rnn_v1_fixture.py`: a
+/// TF1's `dynamic_rnn` as TF 1.x graphs have it (`make_dynamic_rnn_fixtures.py v1`: a
 /// BasicLSTMCell and a GRUCell, each a while frame over `TensorArrayV3`s, frozen) gives TF's
 /// logits and sequence for batches of 3 and 1, and is written back as TF ops.
 #[test]
@@ -383,7 +383,7 @@ fn tensorflow_1_dynamic_rnn_imports_and_gives_its_outputs() {
     assert_eq!(check_rnn_outputs(&again, &fx), 4);
 }
 
-/// The same in TF 2's graph mode (`make_dynamic_rnn_v2_fixture.py`: eager off, control flow v2,
+/// The same in TF 2's graph mode (`make_dynamic_rnn_fixtures.py v2`: eager off, control flow v2,
 /// as `../shared/peers/tf_rnn_peer.py` builds it): `StatelessWhile`s over `TensorList`s.
 #[test]
 fn tensorflow_2_graph_mode_dynamic_rnn_imports_and_gives_its_outputs() {

@@ -14,7 +14,7 @@
 //! what read the loop's results reads them still. A node of a frame that neither the condition
 //! nor a next value reads is an error (TF cannot fetch it, and what it does would be lost).
 
-use super::import::parse_input;
+use super::import::{parse_input, topological_order_skipping};
 use crate::proto::tf::{
     Attr, AttrValue, FunctionDef, FunctionDefLibrary, GraphDef, ListValue, NameAttrList, NodeDef, OpDef,
 };
@@ -57,59 +57,23 @@ struct Frames {
 }
 
 fn frames(def: &GraphDef, what: &str) -> Result<Frames> {
+    // The back edge of a loop is not followed: a Merge's frame is its Enter's.
+    let back_edge = |n: &NodeDef, input: &NodeDef| n.op == "Merge" && input.op == "NextIteration";
+    let cycle = "the graph has a cycle through it not closed by a loop's NextIteration";
+    let order = topological_order_skipping(def, what, &back_edge, cycle)?;
     let by_name: HashMap<&str, usize> = def.node.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
-    let inputs = |i: usize| -> Result<Vec<usize>> {
-        let n = &def.node[i];
-        let mut out = Vec::with_capacity(n.input.len());
-        for input in &n.input {
-            let (_, name, _) = parse_input(input);
-            let &j =
-                by_name.get(name).ok_or_else(|| bad(what, &n.name, &n.op, format!("input {input} names no node")))?;
-            // The back edge of a loop: the Merge's frame is its Enter's.
-            if !(n.op == "Merge" && def.node[j].op == "NextIteration") {
-                out.push(j);
-            }
-        }
-        Ok(out)
-    };
-    let mut order = Vec::with_capacity(def.node.len());
-    let mut state = vec![0u8; def.node.len()];
-    for root in 0..def.node.len() {
-        let mut stack = vec![(root, 0usize)];
-        while let Some((i, k)) = stack.pop() {
-            if k == 0 {
-                if state[i] == 2 {
-                    continue;
-                }
-                state[i] = 1;
-            }
-            let ins = inputs(i)?;
-            if let Some(&j) = ins.get(k) {
-                stack.push((i, k + 1));
-                match state[j] {
-                    1 => {
-                        let n = &def.node[i];
-                        return Err(bad(
-                            what,
-                            &n.name,
-                            &n.op,
-                            "the graph has a cycle through it not closed by a loop's NextIteration".into(),
-                        ));
-                    }
-                    0 => stack.push((j, 0)),
-                    _ => {}
-                }
-            } else {
-                state[i] = 2;
-                order.push(i);
-            }
-        }
-    }
     let mut of = vec![String::new(); def.node.len()];
     let mut parent: HashMap<String, String> = HashMap::new();
     for i in order {
         let n = &def.node[i];
-        let first = inputs(i)?.first().map(|&j| of[j].clone()).unwrap_or_default();
+        // The frame of the first input followed (every name was checked by the ordering).
+        let first = n
+            .input
+            .iter()
+            .map(|s| by_name[parse_input(s).1])
+            .find(|&j| !back_edge(n, &def.node[j]))
+            .map(|j| of[j].clone())
+            .unwrap_or_default();
         of[i] = match n.op.as_str() {
             "Enter" => {
                 let frame = string_attr(n, "frame_name");

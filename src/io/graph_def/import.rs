@@ -568,6 +568,17 @@ fn bad_node(what: &str, n: &NodeDef, detail: String) -> Error {
 /// The nodes in an order where inputs (data and control) come first, the file's order where
 /// it allows (a GraphDef need not be sorted).
 fn topological_order(def: &GraphDef, what: &str) -> Result<Vec<usize>> {
+    topological_order_skipping(def, what, &|_, _| false, "the graph has a cycle through it (loops are not supported)")
+}
+
+/// [`topological_order`] not following an input for which `skip(reader, input)` holds (a TF1
+/// loop's back edge); `cycle` is the error's words for a cycle.
+pub(super) fn topological_order_skipping(
+    def: &GraphDef,
+    what: &str,
+    skip: &dyn Fn(&NodeDef, &NodeDef) -> bool,
+    cycle: &str,
+) -> Result<Vec<usize>> {
     let mut by_name = HashMap::new();
     for (i, n) in def.node.iter().enumerate() {
         if by_name.insert(n.name.as_str(), i).is_some() {
@@ -592,14 +603,11 @@ fn topological_order(def: &GraphDef, what: &str) -> Result<Vec<usize>> {
                 let Some(&j) = by_name.get(name) else {
                     return Err(bad_node(what, n, format!("input {input} names no node")));
                 };
+                if skip(n, &def.node[j]) {
+                    continue;
+                }
                 match state[j] {
-                    1 => {
-                        return Err(bad_node(
-                            what,
-                            n,
-                            "the graph has a cycle through it (loops are not supported)".into(),
-                        ))
-                    }
+                    1 => return Err(bad_node(what, n, cycle.into())),
                     0 => stack.push((j, 0)),
                     _ => {}
                 }

@@ -126,26 +126,7 @@ pub(super) fn rewrite_tensor_arrays(def: &GraphDef, what: &str) -> Result<Option
                 }
                 let size = flow(0)?;
                 b.anchor = anchor(&size);
-                let shape = b.konst("shape", Value::from(ndarray::arr1(&[1i32])));
-                let rows = b.node("rows", "Reshape", vec![size, shape], &[("T", ty(DType::I32))]);
-                let known: Vec<i32> = element.iter().map(|&d| if d < 0 { 1 } else { d as i32 }).collect();
-                let dims = b.konst("element_dims", Value::from(ndarray::Array1::from(known)));
-                let axis = b.konst("axis", Value::from(ndarray::arr0(0i32)));
-                let all = b.node("dims", "ConcatV2", vec![rows, dims, axis], &[("T", ty(DType::I32)), ("N", int(2))]);
-                let zero = b.konst("zero", Value::filled(dtype, &[], 0.0));
-                let zeros = b.node("zeros", "Fill", vec![all, zero], &[("T", ty(dtype))]);
-                // The known element dimensions, for shape inference (Fill's dims are computed).
-                let mut static_shape = vec![-1i32];
-                static_shape.extend(element.iter().map(|&d| if d < 0 { 1 } else { d as i32 }));
-                let static_shape = b.konst("static_shape", Value::from(ndarray::Array1::from(static_shape)));
-                let attr = [("T".to_string(), ty(dtype))].into();
-                NodeDef {
-                    name: n.name.clone(),
-                    op: "Reshape".into(),
-                    input: vec![zeros, static_shape],
-                    attr,
-                    ..Default::default()
-                }
+                b.zeros(&n.name, size, &element, dtype)
             }
             "TensorArrayReadV3" | "TensorArrayGatherV3" => {
                 let (index, flow_in) = (flow(1)?, flow(2)?);
@@ -276,6 +257,29 @@ impl Builder<'_> {
         self.node(name, "Const", input, &attr)
     }
 
+    /// Node `name`: zeros of `[size, element...]` (`size` a run-time int32 scalar), each
+    /// unknown (-1) element dimension 1, the known ones in its static shape.
+    fn zeros(&mut self, name: &str, size: String, element: &[i64], dtype: DType) -> NodeDef {
+        let one = self.konst("shape", Value::from(ndarray::arr1(&[1i32])));
+        let rows = self.node("rows", "Reshape", vec![size, one], &[("T", ty(DType::I32))]);
+        let known: Vec<i32> = element.iter().map(|&d| if d < 0 { 1 } else { d as i32 }).collect();
+        let dims = self.konst("element_dims", Value::from(ndarray::Array1::from(known.clone())));
+        let axis = self.konst("axis", Value::from(ndarray::arr0(0i32)));
+        let all = self.node("dims", "ConcatV2", vec![rows, dims, axis], &[("T", ty(DType::I32)), ("N", int(2))]);
+        let zero = self.konst("zero", Value::filled(dtype, &[], 0.0));
+        let zeros = self.node("zeros", "Fill", vec![all, zero], &[("T", ty(dtype))]);
+        // The known element dimensions, for shape inference (Fill's dims are computed).
+        let static_shape = self.konst("static_shape", Value::from(ndarray::Array1::from([vec![-1], known].concat())));
+        let attr = [("T".to_string(), ty(dtype))].into();
+        NodeDef {
+            name: name.into(),
+            op: "Reshape".into(),
+            input: vec![zeros, static_shape],
+            attr,
+            ..Default::default()
+        }
+    }
+
     /// The number of rows of array `flow`, an int32 scalar.
     fn rows(&mut self, flow: &str) -> String {
         let shape = self.node("shape", "Shape", vec![flow.to_string()], &[("out_type", ty(DType::I32))]);
@@ -396,26 +400,7 @@ fn list_nodes(nodes: &[NodeDef], what: &str) -> Result<Vec<NodeDef>> {
                     Some(v) if v.shape().len() == 1 => v.to_f64_vec().iter().map(|&d| d as i64).collect(),
                     _ => return Err(bad(n, "a TensorList whose element shape is not a constant of known rank".into())),
                 };
-                let size = input(1)?;
-                let one = b.konst("shape", Value::from(ndarray::arr1(&[1i32])));
-                let rows = b.node("rows", "Reshape", vec![size, one], &[("T", ty(DType::I32))]);
-                let known: Vec<i32> = element.iter().map(|&d| if d < 0 { 1 } else { d as i32 }).collect();
-                let dims = b.konst("element_dims", Value::from(ndarray::Array1::from(known)));
-                let axis = b.konst("axis", Value::from(ndarray::arr0(0i32)));
-                let all = b.node("dims", "ConcatV2", vec![rows, dims, axis], &[("T", ty(DType::I32)), ("N", int(2))]);
-                let zero = b.konst("zero", Value::filled(dtype, &[], 0.0));
-                let zeros = b.node("zeros", "Fill", vec![all, zero], &[("T", ty(dtype))]);
-                let mut static_shape = vec![-1i32];
-                static_shape.extend(element.iter().map(|&d| if d < 0 { 1 } else { d as i32 }));
-                let static_shape = b.konst("static_shape", Value::from(ndarray::Array1::from(static_shape)));
-                let attr = [("T".to_string(), ty(dtype))].into();
-                NodeDef {
-                    name: n.name.clone(),
-                    op: "Reshape".into(),
-                    input: vec![zeros, static_shape],
-                    attr,
-                    ..Default::default()
-                }
+                b.zeros(&n.name, input(1)?, &element, dtype)
             }
             "TensorListSetItem" => {
                 let (list, index, item) = (input(0)?, input(1)?, input(2)?);

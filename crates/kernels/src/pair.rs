@@ -230,6 +230,7 @@ fn run(share: bool, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     if !share {
         return job.work();
     }
+    WANTED.store(true, Relaxed); // wanted again (a caller outside `with_helper(false, ..)`)
     let helper = helper();
     // Only the lifetime is erased: the job outlives every access through the offer (`Withdraw`).
     let ptr = (&job as *const Job<'_>).cast_mut().cast::<Job<'static>>();

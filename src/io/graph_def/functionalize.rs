@@ -14,7 +14,7 @@
 //! what read the loop's results reads them still. A node of a frame that neither the condition
 //! nor a next value reads is an error (TF cannot fetch it, and what it does would be lost).
 
-use super::import::{parse_input, topological_order_skipping};
+use super::import::{bad_node, parse_input, topological_order_skipping};
 use crate::proto::tf::{
     Attr, AttrValue, FunctionDef, FunctionDefLibrary, GraphDef, ListValue, NameAttrList, NodeDef, OpDef,
 };
@@ -32,10 +32,6 @@ pub(super) fn functionalize_loops(def: &GraphDef, what: &str) -> Result<Option<G
         rewrite_frame(&mut def, &frame, what)?;
     }
     Ok(Some(def))
-}
-
-fn bad(what: &str, node: &str, op: &str, detail: String) -> Error {
-    Error::BadFile { path: what.to_string(), detail: format!("node {node} ({op}): {detail}") }
 }
 
 fn string_attr(n: &NodeDef, name: &str) -> String {
@@ -78,12 +74,12 @@ fn frames(def: &GraphDef, what: &str) -> Result<Frames> {
             "Enter" => {
                 let frame = string_attr(n, "frame_name");
                 if frame.is_empty() {
-                    return Err(bad(what, &n.name, &n.op, "an Enter without a frame_name".into()));
+                    return Err(bad_node(what, n, "an Enter without a frame_name".into()));
                 }
                 match parent.get(&frame) {
                     Some(p) if *p != first => {
                         let detail = format!("frame {frame} is entered from frames {p:?} and {first:?}");
-                        return Err(bad(what, &n.name, &n.op, detail));
+                        return Err(bad_node(what, n, detail));
                     }
                     _ => parent.insert(frame.clone(), first),
                 };
@@ -91,7 +87,7 @@ fn frames(def: &GraphDef, what: &str) -> Result<Frames> {
             }
             "Exit" => match parent.get(&first) {
                 Some(p) if !first.is_empty() => p.clone(),
-                _ => return Err(bad(what, &n.name, &n.op, "an Exit outside any loop".into())),
+                _ => return Err(bad_node(what, n, "an Exit outside any loop".into())),
             },
             _ => first,
         };
@@ -132,7 +128,7 @@ fn rewrite_frame(def: &mut GraphDef, (frames, frame): &(Frames, String), what: &
     let by_name: HashMap<&str, usize> = node.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
     let members: Vec<usize> = (0..node.len()).filter(|&i| frames.of[i] == *frame).collect();
     let input_node = |i: usize, k: usize| node[i].input.get(k).map(|s| by_name[parse_input(s).1]);
-    let err = |i: usize, detail: String| bad(what, &node[i].name, &node[i].op, detail);
+    let err = |i: usize, detail: String| bad_node(what, &node[i], detail);
     // The data input of an Enter, NextIteration or LoopCond.
     let first_input = |i: usize| match node[i].input.first() {
         Some(s) if !s.starts_with('^') => Ok(s.as_str()),
@@ -397,12 +393,7 @@ fn rewrite_frame(def: &mut GraphDef, (frames, frame): &(Frames, String), what: &
         for input in &n.input {
             let (_, name, _) = parse_input(input);
             if gone.contains(name) {
-                return Err(bad(
-                    what,
-                    &n.name,
-                    &n.op,
-                    format!("reads {name} inside loop {frame} other than through an Exit"),
-                ));
+                return Err(bad_node(what, n, format!("reads {name} inside loop {frame} other than through an Exit")));
             }
         }
     }

@@ -561,7 +561,7 @@ pub(super) fn parse_input(s: &str) -> (bool, &str, Slot<'_>) {
     }
 }
 
-fn bad_node(what: &str, n: &NodeDef, detail: String) -> Error {
+pub(super) fn bad_node(what: &str, n: &NodeDef, detail: String) -> Error {
     Error::BadFile { path: what.to_string(), detail: format!("node {} ({}): {detail}", n.name, n.op) }
 }
 

@@ -11,10 +11,10 @@
 //! of training graphs (`TensorArrayGradV3`) are errors naming the node; reading a row never
 //! written gives zeros where TF fails, and a write past the end writes nothing.
 
-use super::import::parse_input;
+use super::import::{bad_node, parse_input};
 use crate::proto::tf::{Attr, AttrValue, GraphDef, NodeDef};
 use crate::proto::{dtype_enum, dtype_from_enum};
-use crate::{DType, Error, Result, Value};
+use crate::{DType, Result, Value};
 use std::collections::{HashMap, HashSet};
 
 const OPS: [&str; 7] = [
@@ -32,15 +32,11 @@ pub(super) fn rewrite_tensor_arrays(def: &GraphDef, what: &str) -> Result<Option
     if !def.node.iter().any(|n| n.op == "TensorArrayV3") {
         return Ok(None);
     }
-    let bad = |n: &NodeDef, detail: String| Error::BadFile {
-        path: what.to_string(),
-        detail: format!("node {} ({}): {detail}", n.name, n.op),
-    };
+    let bad = |n: &NodeDef, detail: String| bad_node(what, n, detail);
     let by_name: HashMap<&str, usize> = def.node.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
     let data_input = |n: &NodeDef, k: usize| -> Result<usize> {
-        let s = n.input.get(k).filter(|s| !s.starts_with('^'));
-        let s = s.ok_or_else(|| bad(n, format!("it has no input {k}")))?;
-        by_name.get(parse_input(s).1).copied().ok_or_else(|| bad(n, format!("input {s} names no node")))
+        let s = input(what, n, k)?;
+        by_name.get(parse_input(&s).1).copied().ok_or_else(|| bad(n, format!("input {s} names no node")))
     };
     // The array each handle-passing node (an Enter or Identity of a handle) carries the handle of.
     let mut array_of: HashMap<usize, usize> = HashMap::new();
@@ -100,10 +96,7 @@ pub(super) fn rewrite_tensor_arrays(def: &GraphDef, what: &str) -> Result<Option
                 .ok_or_else(|| bad(n, "its first input is not a TensorArray's handle".into()))?
         };
         let ta = &def.node[array];
-        let dtype = match ta.attr.get("dtype").and_then(|a| a.value.as_ref()) {
-            Some(&Attr::Type(t)) => dtype_from_enum(t).map_err(|t| bad(ta, format!("dtype {t} is not supported")))?,
-            _ => return Err(bad(ta, "a TensorArray without its dtype".into())),
-        };
+        let dtype = type_attr(what, ta, "dtype")?;
         let element: Vec<i64> = match ta.attr.get("element_shape").and_then(|a| a.value.as_ref()) {
             Some(Attr::Shape(s)) if !s.unknown_rank => s.dim.iter().map(|d| d.size).collect(),
             _ => return Err(bad(ta, "a TensorArray whose elements' rank is unknown is not supported".into())),
@@ -111,13 +104,7 @@ pub(super) fn rewrite_tensor_arrays(def: &GraphDef, what: &str) -> Result<Option
         let mut b = Builder { prefix: format!("{}/as_tensor", n.name), out: &mut out, anchor: String::new() };
         // Constants made here are ordered after an input in the same loop frame (as TF anchors
         // a loop's constants), so the loop's rewrite finds them inside it.
-        let flow = |k: usize| {
-            n.input
-                .get(k)
-                .filter(|s| !s.starts_with('^'))
-                .cloned()
-                .ok_or_else(|| bad(n, format!("it has no input {k}")))
-        };
+        let flow = |k: usize| input(what, n, k);
         let controls = n.input.iter().filter(|s| s.starts_with('^')).cloned();
         let made = match op {
             "TensorArrayV3" => {
@@ -205,6 +192,22 @@ pub(super) fn rewrite_tensor_arrays(def: &GraphDef, what: &str) -> Result<Option
     }
     retype_flows(&mut out, &arrays);
     Ok(Some(GraphDef { node: out, ..def.clone() }))
+}
+
+/// Node `n`'s data input `k`.
+fn input(what: &str, n: &NodeDef, k: usize) -> Result<String> {
+    let s = n.input.get(k).filter(|s| !s.starts_with('^'));
+    s.cloned().ok_or_else(|| bad_node(what, n, format!("it has no input {k}")))
+}
+
+/// Node `n`'s type attribute `name`, a dtype tensorgraph has.
+fn type_attr(what: &str, n: &NodeDef, name: &str) -> Result<DType> {
+    match n.attr.get(name).and_then(|a| a.value.as_ref()) {
+        Some(&Attr::Type(t)) => {
+            dtype_from_enum(t).map_err(|t| bad_node(what, n, format!("{name} {t} is not supported")))
+        }
+        _ => Err(bad_node(what, n, format!("it has no type attribute {name}"))),
+    }
 }
 
 /// The control input that orders a constant after the node of tensor `s`.
@@ -349,10 +352,7 @@ pub(super) fn rewrite_tensor_lists(def: &GraphDef, what: &str) -> Result<Option<
 
 /// One graph's or function's nodes with their list ops rewritten.
 fn list_nodes(nodes: &[NodeDef], what: &str) -> Result<Vec<NodeDef>> {
-    let bad = |n: &NodeDef, detail: String| Error::BadFile {
-        path: what.to_string(),
-        detail: format!("node {} ({}): {detail}", n.name, n.op),
-    };
+    let bad = |n: &NodeDef, detail: String| bad_node(what, n, detail);
     let by_name: HashMap<&str, &NodeDef> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let mut out = Vec::with_capacity(nodes.len());
     for n in nodes {
@@ -360,19 +360,8 @@ fn list_nodes(nodes: &[NodeDef], what: &str) -> Result<Vec<NodeDef>> {
             out.push(n.clone());
             continue;
         }
-        let input = |k: usize| {
-            n.input
-                .get(k)
-                .filter(|s| !s.starts_with('^'))
-                .cloned()
-                .ok_or_else(|| bad(n, format!("it has no input {k}")))
-        };
-        let dtype = match n.attr.get("element_dtype").and_then(|a| a.value.as_ref()) {
-            Some(&Attr::Type(t)) => {
-                dtype_from_enum(t).map_err(|t| bad(n, format!("element dtype {t} is not supported")))?
-            }
-            _ => return Err(bad(n, "a TensorList op without its element_dtype".into())),
-        };
+        let input = |k: usize| input(what, n, k);
+        let dtype = type_attr(what, n, "element_dtype")?;
         let mut b = Builder { prefix: format!("{}/as_tensor", n.name), out: &mut out, anchor: String::new() };
         let identity = |x: String| NodeDef {
             name: n.name.clone(),

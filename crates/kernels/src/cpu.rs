@@ -36,3 +36,53 @@ pub fn l2_bytes() -> usize {
             .unwrap_or(1 << 20)
     })
 }
+
+/// The vector instructions the f32 kernels use: the widest the CPU has, or fewer when the
+/// environment variable `TENSORGRAPH_SIMD` (`avx512`, `avx2` or `portable`) asks for fewer (to
+/// compare the paths, or to test each one on a machine that has them all). Read once.
+///
+/// Every level gives the same bits: the tiled products sum each element in the same order
+/// whatever the vector width, and the portable loops are never contracted into FMAs.
+///
+/// ```
+/// use tensorgraph_kernels::cpu::{simd, Simd};
+/// assert!(matches!(simd(), Simd::Avx512 | Simd::Avx2 | Simd::Portable));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// Plain Rust loops as the baseline target compiles them (SSE2 on x86-64), matrixmultiply
+    /// for products.
+    Portable,
+    /// AVX2 with FMA: 8-lane f32 vectors, 16 registers.
+    Avx2,
+    /// AVX-512 F, BW, DQ and VL: 16-lane f32 vectors, 32 registers.
+    Avx512,
+}
+
+/// The level every kernel uses (see [`Simd`]).
+pub fn simd() -> Simd {
+    static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let asked = match std::env::var("TENSORGRAPH_SIMD").as_deref() {
+            Ok("portable") => Simd::Portable,
+            Ok("avx2") => Simd::Avx2,
+            _ => Simd::Avx512,
+        };
+        asked.min(detected())
+    })
+}
+
+/// The widest level this CPU runs.
+fn detected() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
+            return Simd::Avx512;
+        }
+        if has!("avx2") && has!("fma") {
+            return Simd::Avx2;
+        }
+    }
+    Simd::Portable
+}

@@ -10,7 +10,7 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
-mod gemm_avx512;
+mod gemm_tiled;
 pub mod lstm;
 pub mod nn;
 pub mod pair;
@@ -23,16 +23,17 @@ mod wide;
 
 use std::fmt::Debug;
 
-/// Proof that the element type is f32 on a CPU with AVX-512F, for the f32 kernels.
+/// Proof that the element type is f32 on a CPU whose vector units run the tiled f32 kernels
+/// (AVX-512 or AVX2 with FMA, as [`cpu::simd`] allows).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-pub(crate) struct F32Avx512(());
+pub(crate) struct F32Simd(());
 
 #[cfg(target_arch = "x86_64")]
-impl F32Avx512 {
-    pub(crate) fn check<T: 'static>() -> Option<F32Avx512> {
+impl F32Simd {
+    pub(crate) fn check<T: 'static>() -> Option<F32Simd> {
         let f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
-        (f32 && std::arch::is_x86_feature_detected!("avx512f")).then_some(F32Avx512(()))
+        (f32 && gemm_tiled::available()).then_some(F32Simd(()))
     }
 
     /// # Safety
@@ -43,7 +44,7 @@ impl F32Avx512 {
     }
 
     /// # Safety
-    /// As [`F32Avx512::cast`].
+    /// As [`F32Simd::cast`].
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn cast_mut<T>(self, s: &mut [T]) -> &mut [f32] {
         // SAFETY: T is f32, so this reinterprets nothing.

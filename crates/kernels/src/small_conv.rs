@@ -7,25 +7,25 @@
 
 use crate::conv::Conv2dGeometry;
 #[cfg(target_arch = "x86_64")]
-use crate::F32Avx512;
+use crate::F32Simd;
 use crate::{Epilogue, Float};
 
 /// Largest filter (taps times input channels) taken by this path.
 pub const MAX_TAPS: usize = 32;
 /// Output positions per register block.
 const POSITIONS: usize = 8;
-/// Output channels per register block (one AVX-512 register of f32).
+/// Output channels per block of the portable path (loops the compiler vectorises).
 const LANES: usize = 16;
 
 /// One image: `img` `[h, w, c]` to `out` `[out_h, out_w, o]` (every element written).
 pub fn conv_image<T: Float>(img: &[T], w: &[T], g: &Conv2dGeometry, out: &mut [T], epilogue: Epilogue<T>) {
     debug_assert!(g.taps() <= MAX_TAPS);
     #[cfg(target_arch = "x86_64")]
-    if let Some(f32s) = F32Avx512::check::<T>() {
-        // SAFETY: `check` proved T is f32 and the CPU has AVX-512F.
+    if let Some(f32s) = F32Simd::check::<T>() {
+        // SAFETY: `check` proved T is f32 (and the CPU runs the tiled kernels).
         unsafe {
             let epilogue = Epilogue { bias: epilogue.bias.map(|b| f32s.cast(b)), relu: epilogue.relu };
-            return avx512::conv_image(f32s.cast(img), f32s.cast(w), g, f32s.cast_mut(out), epilogue);
+            return simd::conv_image(f32s.cast(img), f32s.cast(w), g, f32s.cast_mut(out), epilogue);
         }
     }
     let o = g.out_c;
@@ -42,9 +42,9 @@ pub fn conv_image<T: Float>(img: &[T], w: &[T], g: &Conv2dGeometry, out: &mut [T
 pub fn filter_grad_image<T: Float>(img: &[T], dy: &[T], g: &Conv2dGeometry, acc: &mut [T]) {
     debug_assert!(g.taps() <= MAX_TAPS);
     #[cfg(target_arch = "x86_64")]
-    if let Some(f32s) = F32Avx512::check::<T>() {
-        // SAFETY: `check` proved T is f32 and the CPU has AVX-512F.
-        return unsafe { avx512::filter_grad_image(f32s.cast(img), f32s.cast(dy), g, f32s.cast_mut(acc)) };
+    if let Some(f32s) = F32Simd::check::<T>() {
+        // SAFETY: `check` proved T is f32 (and the CPU runs the tiled kernels).
+        return unsafe { simd::filter_grad_image(f32s.cast(img), f32s.cast(dy), g, f32s.cast_mut(acc)) };
     }
     let (k, o) = (g.taps(), g.out_c);
     blocks(img, g, |cols, p0, n| {
@@ -168,98 +168,120 @@ fn forward_leftover<T: Float>(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::{blocks, forward_leftover, Columns, LANES, POSITIONS};
+mod simd {
+    use super::{blocks, Columns, POSITIONS};
     use crate::conv::Conv2dGeometry;
+    use crate::gemm_tiled::{Avx2, Avx512, Isa};
     use crate::Epilogue;
-    use std::arch::x86_64::*;
 
-    /// [`super::conv_image`] for f32 with 8x16 accumulators in AVX-512 registers.
-    #[target_feature(enable = "avx512f")]
+    /// [`super::conv_image`] for f32 with 8 positions x one vector of output channels in
+    /// registers, on the instruction set [`crate::cpu::simd`] picks.
     pub fn conv_image(img: &[f32], w: &[f32], g: &Conv2dGeometry, out: &mut [f32], epilogue: Epilogue<f32>) {
-        let (k, o) = (g.taps(), g.out_c);
-        blocks(img, g, |cols, p0, n| {
-            let rows = &mut out[p0 * o..(p0 + n) * o];
-            for c0 in (0..o - o % LANES).step_by(LANES) {
-                forward_block(cols, k, w, o, c0, rows, n, &epilogue);
+        // SAFETY: `F32Simd::check` (the caller's) proved the CPU has the set `simd` names.
+        unsafe {
+            match crate::cpu::simd() {
+                crate::cpu::Simd::Avx512 => Avx512::enabled(
+                    #[inline(always)]
+                    || conv_image_on::<Avx512>(img, w, g, out, epilogue),
+                ),
+                _ => Avx2::enabled(
+                    #[inline(always)]
+                    || conv_image_on::<Avx2>(img, w, g, out, epilogue),
+                ),
             }
-            forward_leftover(cols, k, w, o, rows, n, &epilogue);
-        })
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    fn forward_block(
-        cols: &Columns<f32>,
-        k: usize,
-        w: &[f32],
-        o: usize,
-        c0: usize,
-        rows: &mut [f32],
-        n: usize,
-        epilogue: &Epilogue<f32>,
-    ) {
-        let mut acc = [_mm512_setzero_ps(); POSITIONS];
-        for t in 0..k {
-            let wt = load(&w[t * o + c0..]);
-            for (a, col) in acc.iter_mut().zip(cols) {
-                *a = _mm512_fmadd_ps(_mm512_set1_ps(col[t]), wt, *a);
-            }
-        }
-        let bias = epilogue.bias.map(|b| load(&b[c0..]));
-        for (p, mut v) in acc.into_iter().take(n).enumerate() {
-            if let Some(b) = bias {
-                v = _mm512_add_ps(v, b);
-            }
-            if epilogue.relu {
-                // max(v, 0) returns the second operand unless v > 0: NaN and -0 give +0, as
-                // `if v > 0 { v } else { 0 }`.
-                // NaN in the second operand is returned as is (MAXPS), as TF's ReLU keeps NaN.
-                v = _mm512_max_ps(_mm512_setzero_ps(), v);
-            }
-            store(&mut rows[p * o + c0..], v);
         }
     }
 
-    /// [`super::filter_grad_image`] for f32: per 16 output channels, the block's 8 rows of dy
-    /// stay in registers while every tap's running sum is updated.
-    #[target_feature(enable = "avx512f")]
+    /// [`super::filter_grad_image`] for f32: per vector of output channels, the block's 8 rows
+    /// of dy stay in registers while every tap's running sum is updated.
     pub fn filter_grad_image(img: &[f32], dy: &[f32], g: &Conv2dGeometry, acc: &mut [f32]) {
+        // SAFETY: as in `conv_image`.
+        unsafe {
+            match crate::cpu::simd() {
+                crate::cpu::Simd::Avx512 => Avx512::enabled(
+                    #[inline(always)]
+                    || filter_grad_on::<Avx512>(img, dy, g, acc),
+                ),
+                _ => Avx2::enabled(
+                    #[inline(always)]
+                    || filter_grad_on::<Avx2>(img, dy, g, acc),
+                ),
+            }
+        }
+    }
+
+    /// Every output channel through FMAs, the last vector masked: each output is the same chain
+    /// of roundings whatever the vector width.
+    #[inline(always)]
+    unsafe fn conv_image_on<I: Isa>(img: &[f32], w: &[f32], g: &Conv2dGeometry, out: &mut [f32], e: Epilogue<f32>) {
         let (k, o) = (g.taps(), g.out_c);
-        blocks(img, g, |cols, p0, n| {
-            let rows = &dy[p0 * o..(p0 + n) * o];
-            for c0 in (0..o - o % LANES).step_by(LANES) {
-                let d: [__m512; POSITIONS] =
-                    std::array::from_fn(|p| if p < n { load(&rows[p * o + c0..]) } else { _mm512_setzero_ps() });
-                for t in 0..k {
-                    let mut a = load(&acc[t * o + c0..]);
-                    for (dp, col) in d.iter().zip(cols) {
-                        a = _mm512_fmadd_ps(_mm512_set1_ps(col[t]), *dp, a);
+        blocks(
+            img,
+            g,
+            #[inline(always)]
+            |cols: &Columns<f32>, p0, n| {
+                for c0 in (0..o).step_by(I::LANES) {
+                    // SAFETY: the lanes under `mask` are channels c0.. < o of w's rows, the bias and
+                    // the block's output rows.
+                    unsafe {
+                        let width = (o - c0).min(I::LANES);
+                        let (mask, full) = (I::mask(width), width == I::LANES);
+                        let mut acc = [I::zero(); POSITIONS];
+                        for t in 0..k {
+                            let wt = I::load(mask, w.as_ptr().add(t * o + c0));
+                            for (a, col) in acc.iter_mut().zip(cols) {
+                                *a = I::fma(I::splat(col[t]), wt, *a);
+                            }
+                        }
+                        let bias = e.bias.map(|b| I::load(mask, b.as_ptr().add(c0)));
+                        for (p, mut v) in acc.into_iter().take(n).enumerate() {
+                            if let Some(b) = bias {
+                                v = I::add(v, b);
+                            }
+                            if e.relu {
+                                // max(0, v) is v unless 0 > v: a NaN is kept, as TF's ReLU keeps it.
+                                v = I::max(I::zero(), v);
+                            }
+                            I::store(mask, full, out.as_mut_ptr().add((p0 + p) * o + c0), v);
+                        }
                     }
-                    store(&mut acc[t * o + c0..], a);
                 }
-            }
-            for c in o - o % LANES..o {
-                for (col, row) in cols.iter().zip(rows.chunks(o)) {
-                    for t in 0..k {
-                        acc[t * o + c] += col[t] * row[c];
-                    }
-                }
-            }
-        })
+            },
+        )
     }
 
     #[inline(always)]
-    fn load(s: &[f32]) -> __m512 {
-        let s: &[f32; LANES] = s[..LANES].try_into().expect("16 lanes");
-        // SAFETY: `s` is 16 readable f32; inlined only into AVX-512 functions.
-        unsafe { _mm512_loadu_ps(s.as_ptr()) }
-    }
-
-    #[inline(always)]
-    fn store(d: &mut [f32], v: __m512) {
-        let d: &mut [f32; LANES] = (&mut d[..LANES]).try_into().expect("16 lanes");
-        // SAFETY: `d` is 16 writable f32; inlined only into AVX-512 functions.
-        unsafe { _mm512_storeu_ps(d.as_mut_ptr(), v) }
+    unsafe fn filter_grad_on<I: Isa>(img: &[f32], dy: &[f32], g: &Conv2dGeometry, acc: &mut [f32]) {
+        let (k, o) = (g.taps(), g.out_c);
+        blocks(
+            img,
+            g,
+            #[inline(always)]
+            |cols: &Columns<f32>, p0, n| {
+                for c0 in (0..o).step_by(I::LANES) {
+                    // SAFETY: the lanes under `mask` are channels c0.. < o of the block's dy rows
+                    // and of acc's rows.
+                    unsafe {
+                        let width = (o - c0).min(I::LANES);
+                        let (mask, full) = (I::mask(width), width == I::LANES);
+                        let d: [I::V; POSITIONS] = std::array::from_fn(|p| {
+                            if p < n {
+                                I::load(mask, dy.as_ptr().add((p0 + p) * o + c0))
+                            } else {
+                                I::zero()
+                            }
+                        });
+                        for t in 0..k {
+                            let at = acc.as_mut_ptr().add(t * o + c0);
+                            let mut a = I::load(mask, at);
+                            for (dp, col) in d.iter().zip(cols) {
+                                a = I::fma(I::splat(col[t]), *dp, a);
+                            }
+                            I::store(mask, full, at, a);
+                        }
+                    }
+                }
+            },
+        )
     }
 }

@@ -71,6 +71,42 @@ pub trait Isa: Copy + 'static {
     unsafe fn enabled<R>(f: impl FnOnce() -> R) -> R;
 }
 
+/// `$body` with the type `$isa` naming the instruction set [`crate::cpu::simd`] picks (AVX-512,
+/// else AVX2), compiled with it enabled: callers check [`available`] first; what `$body` calls
+/// must be `#[inline(always)]` to be compiled there too.
+macro_rules! on_simd {
+    ($isa:ident => $body:expr) => {
+        match $crate::cpu::simd() {
+            $crate::cpu::Simd::Avx512 => {
+                type $isa = $crate::gemm_tiled::Avx512;
+                // SAFETY: `simd` detected the set (the caller checked `available`). (The
+                // body's own unsafe blocks stay: they say what it relies on.)
+                #[allow(unused_unsafe)]
+                let out = unsafe {
+                    <$isa as $crate::gemm_tiled::Isa>::enabled(
+                        #[inline(always)]
+                        || $body,
+                    )
+                };
+                out
+            }
+            _ => {
+                type $isa = $crate::gemm_tiled::Avx2;
+                // SAFETY: as above.
+                #[allow(unused_unsafe)]
+                let out = unsafe {
+                    <$isa as $crate::gemm_tiled::Isa>::enabled(
+                        #[inline(always)]
+                        || $body,
+                    )
+                };
+                out
+            }
+        }
+    };
+}
+pub(crate) use on_simd;
+
 /// Stamps out an instruction set's tile kernels, one per (rows, way of reading A) so each is a
 /// single loop with its accumulators in registers (sharing one function between the four ways
 /// of reading A cost 3-8% at every GEMM shape).
@@ -301,13 +337,8 @@ pub fn available() -> bool {
 /// writable elements (through its table: distinct) that alias neither; `m, n, k > 0`; for
 /// [`Out::Scattered`], `seg` is a multiple of 16.
 pub unsafe fn gemm(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, accumulate: bool) {
-    // SAFETY: the caller's contract; `simd` checked the CPU.
-    unsafe {
-        match crate::cpu::simd() {
-            crate::cpu::Simd::Avx512 => gemm_on::<Avx512>(m, k, n, a, b, c, accumulate),
-            _ => gemm_on::<Avx2>(m, k, n, a, b, c, accumulate),
-        }
-    }
+    // SAFETY: the caller's contract.
+    on_simd!(I => unsafe { gemm_on::<I>(m, k, n, a, b, c, accumulate) })
 }
 
 /// [`gemm`] on the instruction set `I`.

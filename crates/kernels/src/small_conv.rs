@@ -171,43 +171,21 @@ fn forward_leftover<T: Float>(
 mod simd {
     use super::{blocks, Columns, POSITIONS};
     use crate::conv::Conv2dGeometry;
-    use crate::gemm_tiled::{Avx2, Avx512, Isa};
+    use crate::gemm_tiled::{on_simd, Isa};
     use crate::Epilogue;
 
     /// [`super::conv_image`] for f32 with 8 positions x one vector of output channels in
     /// registers, on the instruction set [`crate::cpu::simd`] picks.
     pub fn conv_image(img: &[f32], w: &[f32], g: &Conv2dGeometry, out: &mut [f32], epilogue: Epilogue<f32>) {
-        // SAFETY: `F32Simd::check` (the caller's) proved the CPU has the set `simd` names.
-        unsafe {
-            match crate::cpu::simd() {
-                crate::cpu::Simd::Avx512 => Avx512::enabled(
-                    #[inline(always)]
-                    || conv_image_on::<Avx512>(img, w, g, out, epilogue),
-                ),
-                _ => Avx2::enabled(
-                    #[inline(always)]
-                    || conv_image_on::<Avx2>(img, w, g, out, epilogue),
-                ),
-            }
-        }
+        // SAFETY: `F32Simd::check` (the caller's) proved the CPU runs the tiled kernels.
+        on_simd!(I => unsafe { conv_image_on::<I>(img, w, g, out, epilogue) })
     }
 
     /// [`super::filter_grad_image`] for f32: per vector of output channels, the block's 8 rows
     /// of dy stay in registers while every tap's running sum is updated.
     pub fn filter_grad_image(img: &[f32], dy: &[f32], g: &Conv2dGeometry, acc: &mut [f32]) {
         // SAFETY: as in `conv_image`.
-        unsafe {
-            match crate::cpu::simd() {
-                crate::cpu::Simd::Avx512 => Avx512::enabled(
-                    #[inline(always)]
-                    || filter_grad_on::<Avx512>(img, dy, g, acc),
-                ),
-                _ => Avx2::enabled(
-                    #[inline(always)]
-                    || filter_grad_on::<Avx2>(img, dy, g, acc),
-                ),
-            }
-        }
+        on_simd!(I => unsafe { filter_grad_on::<I>(img, dy, g, acc) })
     }
 
     /// Every output channel through FMAs, the last vector masked: each output is the same chain

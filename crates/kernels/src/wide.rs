@@ -14,14 +14,8 @@
 #[inline(always)]
 pub(crate) fn run<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    {
-        use crate::gemm_tiled::{Avx2, Avx512, Isa};
-        match crate::cpu::simd() {
-            // SAFETY: `simd` detected the features each copy enables.
-            crate::cpu::Simd::Avx512 => return unsafe { Avx512::enabled(f) },
-            crate::cpu::Simd::Avx2 => return unsafe { Avx2::enabled(f) },
-            crate::cpu::Simd::Portable => {}
-        }
+    if crate::gemm_tiled::available() {
+        return crate::gemm_tiled::on_simd!(I => f());
     }
     f()
 }

@@ -72,8 +72,8 @@ pub fn simd() -> Simd {
     })
 }
 
-/// The widest level this CPU runs.
-fn detected() -> Simd {
+/// The widest level this CPU runs, whatever `TENSORGRAPH_SIMD` says.
+pub(crate) fn detected() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;

@@ -650,12 +650,12 @@ mod tests {
 
     /// Runs `f` on every instruction set this CPU has, whatever `TENSORGRAPH_SIMD` says.
     fn on_each_isa(m: usize, k: usize, n: usize, a: &[f32], b: &[f32]) -> Vec<Vec<Vec<f32>>> {
-        use std::arch::is_x86_feature_detected as has;
+        use crate::cpu::{detected, Simd};
         let mut all = Vec::new();
-        if has!("avx2") && has!("fma") {
+        if detected() >= Simd::Avx2 {
             all.push(every_way::<Avx2>(m, k, n, a, b));
         }
-        if has!("avx512f") {
+        if detected() >= Simd::Avx512 {
             all.push(every_way::<Avx512>(m, k, n, a, b));
         }
         all

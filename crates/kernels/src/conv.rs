@@ -1,8 +1,8 @@
 //! 2-D convolution (NHWC input, HWIO filter, as TF) as a GEMM over the column matrix, and its
 //! two gradients: col2im for the input, and column-matrix products for the filter.
 //!
-//! For f32 on AVX-512 or AVX2 the column matrix is never written: the GEMM reads each (position, tap)'s
-//! channels where they lie in the image through a table of pointers, and the input gradient
+//! For f32 on AVX-512 or AVX2 the column matrix is never written: the GEMM reads each
+//! (position, tap)'s channels where they lie in the image through a table of pointers, and the input gradient
 //! (channels in multiples of 16) is one product per stride class of input positions, stored
 //! straight onto them. Elsewhere (f64, other CPUs) im2col writes the column matrix into the
 //! thread's reused scratch buffer, and col2im adds the input gradient's back.
@@ -189,8 +189,8 @@ fn col2im<T: Float>(cols: &[T], g: &Conv2dGeometry, img: &mut [T]) {
     }
 }
 
-/// f32 on AVX-512 or AVX2: the column matrix of the `nb` images from `images` left in place. Calls `f`
-/// with a table of pointers to each (output position, tap)'s channels (see
+/// f32 on AVX-512 or AVX2: the column matrix of the `nb` images from `images` left in place.
+/// Calls `f` with a table of pointers to each (output position, tap)'s channels (see
 /// `gemm_tiled::Gather`), so the GEMM reads the images where they are: the same products in
 /// the same order as on the written column matrix (bit-identical results), without writing and
 /// re-reading it (9x the image for a 3x3 filter). The padding's pointers address zeros.
@@ -337,8 +337,8 @@ impl StrideClass {
     }
 }
 
-/// f32 on AVX-512 or AVX2 with channels in multiples of 16: `dx = dy · Wᵀ` for one chunk of `nb` images,
-/// each element written once. Per [`StrideClass`], one product: its positions' rows of `dy` at
+/// f32 on AVX-512 or AVX2 with channels in multiples of 16: `dx = dy · Wᵀ` for one chunk of
+/// `nb` images, each element written once. Per [`StrideClass`], one product: its positions' rows of `dy` at
 /// each of its taps (gathered through a table, zeros where the tap falls outside `dy`) times
 /// those taps' Wᵀ stacked (`stacked`, at [`StrideClass::all`]'s offsets), stored through a table
 /// of the positions' rows of `dx`. No zero fill, no read-modify-write of dx, and depth `taps·o`
@@ -428,8 +428,8 @@ fn input_gradient_by_class(_: F32Simd, stacked: &[f32], dy: &[f32], g: &Conv2dGe
                     let a = Gather { table: table.as_ptr().cast(), seg: o, segs: t };
                     let b = Strided { ptr: stacked[class.at..].as_ptr(), rs: c as isize, cs: 1 };
                     let to = Gather { table: out.as_ptr().cast(), seg: c, segs: 1 };
-                    // SAFETY: the CPU runs the tiled GEMM (the F32Simd proof); every `table` pointer
-                    // addresses `o` floats of this chunk's dy or the zeros, B is the class's
+                    // SAFETY: the CPU runs the tiled GEMM (the F32Simd proof); every `table`
+                    // pointer addresses `o` floats of this chunk's dy or the zeros, B is the class's
                     // `t·o x c` stacked Wᵀ, every `out` pointer `c` floats of a distinct dx
                     // position (c a multiple of 16); rows, t·o and c are > 0.
                     unsafe { gemm(rows, t * o, c, Left::Gathered(a), b, Out::Scattered(to), false) };

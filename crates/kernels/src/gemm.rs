@@ -1,6 +1,6 @@
 //! Matrix multiply: f32 on CPUs with AVX-512 or AVX2 through this crate's own register-tiled
-//! kernel (`gemm_tiled`: 1.1-2.6x matrixmultiply at the models' shapes, see BENCHMARKS.md), everything
-//! else through the `matrixmultiply` crate; split into row or column blocks on rayon's pool when
+//! kernel (`gemm_tiled`: 1.1-2.6x matrixmultiply at the models' shapes, see BENCHMARKS.md),
+//! everything else through the `matrixmultiply` crate; split into row or column blocks on rayon's pool when
 //! large, shared with [`crate::pair`]'s helper thread when mid-sized.
 
 use crate::pair::Disjoint;
@@ -171,30 +171,33 @@ unsafe fn product<T: Float>(
     let (sa, sb) = (a.strides(), b.strides());
     debug_assert_eq!((a.dim().0, b.dim()), (m, (k, n)));
     #[cfg(target_arch = "x86_64")]
-    // A transposed left operand (a weight or filter gradient's `xᵀ·dy`) goes to matrixmultiply
-    // on AVX2: six-row tiles use a quarter of each line of A they load per step, and packing
-    // wins there (conv2's filter gradient on a Zen 3: 49 GFLOP/s packed, 44 tiled).
-    let tiled = match crate::cpu::simd() {
-        crate::cpu::Simd::Avx512 => true,
-        crate::cpu::Simd::Avx2 => sa[1] == 1,
-        crate::cpu::Simd::Portable => false,
-    };
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && tiled {
-        use crate::gemm_tiled::{gemm, Left, Out, Strided};
-        let view = |p: *const T, s: &[isize]| Strided { ptr: p.cast::<f32>(), rs: s[0], cs: s[1] };
-        // SAFETY: T is f32 (checked above) and the CPU runs the tiled kernels; the caller's contract
-        // covers the extents, and m, n, k > 0 (`gemm_into` returns early otherwise).
-        return unsafe {
-            gemm(
-                m,
-                k,
-                n,
-                Left::Strided(view(a.as_ptr(), sa)),
-                view(b.as_ptr(), sb),
-                Out::Rows { c: c_ptr.cast::<f32>(), ldc },
-                beta != T::zero(),
-            )
+    {
+        // A transposed left operand (a weight or filter gradient's `xᵀ·dy`) goes to
+        // matrixmultiply on AVX2: six-row tiles use a quarter of each line of A they load per
+        // step, and packing wins there (conv2's filter gradient on a Zen 3: 49 GFLOP/s packed,
+        // 44 tiled).
+        let tiled = match crate::cpu::simd() {
+            crate::cpu::Simd::Avx512 => true,
+            crate::cpu::Simd::Avx2 => sa[1] == 1,
+            crate::cpu::Simd::Portable => false,
         };
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && tiled {
+            use crate::gemm_tiled::{gemm, Left, Out, Strided};
+            let view = |p: *const T, s: &[isize]| Strided { ptr: p.cast::<f32>(), rs: s[0], cs: s[1] };
+            // SAFETY: T is f32 (checked above) and the CPU runs the tiled kernels; the caller's
+            // contract covers the extents, and m, n, k > 0 (`gemm_into` returns early otherwise).
+            return unsafe {
+                gemm(
+                    m,
+                    k,
+                    n,
+                    Left::Strided(view(a.as_ptr(), sa)),
+                    view(b.as_ptr(), sb),
+                    Out::Rows { c: c_ptr.cast::<f32>(), ldc },
+                    beta != T::zero(),
+                )
+            };
+        }
     }
     // SAFETY: the caller's contract; T is f32 or f64, which matrixmultiply supports.
     unsafe {

@@ -427,15 +427,13 @@ unsafe fn blocked<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided, c: 
         let acc = accumulate || p0 > 0;
         for i0 in (0..m).step_by(mc) {
             let end = i0 + mc.min(m - i0);
-            // The rows left (for GatheredT, in this tap) in tiles of equal height: 32 channels
-            // on AVX2 as 6+6+5+5+5+5, not 6+6+6+6+6+2 (a 2-row tile has too few accumulators
-            // to hide the FMA latency).
+            // Whole tiles, the last one short (for GatheredT, tiles never straddle taps).
             let height = |r0: usize| {
-                let mut left = end - r0;
-                if let Left::GatheredT(g) = a {
-                    left = left.min(g.seg - r0 % g.seg);
+                let rows = I::MR.min(end - r0);
+                match a {
+                    Left::GatheredT(g) => rows.min(g.seg - r0 % g.seg),
+                    _ => rows,
                 }
-                left.div_ceil(left.div_ceil(I::MR))
             };
             let tile = |r0: usize, rows: usize, j0: usize| {
                 // SAFETY (all pointer arithmetic below): offsets stay inside A, B and C by the
@@ -444,23 +442,12 @@ unsafe fn blocked<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided, c: 
                 let t = Tile { r0, p0, depth, a, b: bp, ldb, c, j0, cols: nr.min(n - j0), acc };
                 unsafe { I::tile(&t, rows) };
             };
-            if matches!(a, Left::GatheredT(_)) {
+            for j0 in (0..n).step_by(nr) {
                 let mut r0 = i0;
                 while r0 < end {
                     let rows = height(r0);
-                    for j0 in (0..n).step_by(nr) {
-                        tile(r0, rows, j0);
-                    }
+                    tile(r0, rows, j0);
                     r0 += rows;
-                }
-            } else {
-                for j0 in (0..n).step_by(nr) {
-                    let mut r0 = i0;
-                    while r0 < end {
-                        let rows = height(r0);
-                        tile(r0, rows, j0);
-                        r0 += rows;
-                    }
                 }
             }
         }

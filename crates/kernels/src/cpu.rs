@@ -39,7 +39,8 @@ pub fn l2_bytes() -> usize {
 
 /// The vector instructions the f32 kernels use: the widest the CPU has, or fewer when the
 /// environment variable `TENSORGRAPH_SIMD` (`avx512`, `avx2` or `portable`) asks for fewer (to
-/// compare the paths, or to test each one on a machine that has them all). Read once.
+/// compare the paths, or to test each one on a machine that has them all; in any case, and any
+/// other value means the widest). Read once.
 ///
 /// Every level gives the same bits: the tiled products sum each element in the same order
 /// whatever the vector width, and the portable loops are never contracted into FMAs.
@@ -63,7 +64,8 @@ pub enum Simd {
 pub fn simd() -> Simd {
     static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
     *LEVEL.get_or_init(|| {
-        let asked = match std::env::var("TENSORGRAPH_SIMD").as_deref() {
+        let asked = std::env::var("TENSORGRAPH_SIMD").map(|v| v.to_ascii_lowercase());
+        let asked = match asked.as_deref() {
             Ok("portable") => Simd::Portable,
             Ok("avx2") => Simd::Avx2,
             _ => Simd::Avx512,

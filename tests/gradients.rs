@@ -278,6 +278,17 @@ fn scans_top_k_and_batch_matmul() {
         let (b, s) = (t[0].graph().constant(array![1i64, 1])?, t[0].graph().constant(array![-1i64, 2])?);
         math::square(&array::slice_dynamic(&t[0], &b, &s)?)
     });
+    // A reshape to a run-time shape (its gradient is one too), and a constant one of an input
+    // with two unknown dimensions (whose gradient reads the input's shape as the graph runs).
+    check("reshape_dynamic", std::slice::from_ref(&x), &|t| {
+        let shape = t[0].graph().constant(array![-1i32, 2])?;
+        math::square(&array::reshape_dynamic(&t[0], &shape)?)
+    });
+    check("reshape_of_unknown_dimensions", std::slice::from_ref(&x), &|t| {
+        let unknown = array::reshape_dynamic(&t[0], &math::shape(&t[0], DType::I32)?)?;
+        assert_eq!(unknown.shape().dims().iter().filter(|d| d.is_none()).count(), 2);
+        math::square(&array::reshape(&unknown, &[-1])?)
+    });
     // SliceGrad, through a second derivative.
     check("slice_grad", std::slice::from_ref(&x), &|t| {
         let (b, s) = (t[0].graph().constant(array![1i64, 1])?, t[0].graph().constant(array![-1i64, 2])?);

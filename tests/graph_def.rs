@@ -123,10 +123,10 @@ fn what_cannot_be_imported_names_the_node_and_the_op() {
     def.node.push(node("dangling", "Identity", &["nowhere:0"]));
     assert!(e(&def).contains("nowhere"), "{}", e(&def));
     def.node.pop();
-    // A reshape whose shape is computed at run time.
+    // A reshape whose shape is computed at run time, of floats.
     def.node.push(node("dyn", "Reshape", &["x", "x"]));
     let msg = e(&def);
-    assert!(msg.contains("dyn") && msg.contains("must be a constant"), "{msg}");
+    assert!(msg.contains("dyn") && msg.contains("shape must be") && msg.contains("float32"), "{msg}");
     def.node.pop();
     // A cycle.
     def.node.push(node("cyc_a", "Identity", &["cyc_b"]));
@@ -520,6 +520,133 @@ fn loops_and_conditionals_built_here_export_and_import() {
         let fx = serde_json::json!({"x": values(&xv.clone().into_dyn()), "steps": 3, "y": values(&want), "z": values(&want_z)});
         std::fs::write(dir.join("loops.json"), fx.to_string()).unwrap();
     }
+}
+
+/// A loop's gradient (`WhileGrad`) is written as TF writes one, two loops (the forward one
+/// keeping each iteration's variables, the backward one applying the body's gradient), and
+/// read back as those loops with the same gradients: for 3 trips, none, and a loop capped by
+/// `maximum_iterations`.
+#[test]
+fn a_loops_gradient_is_written_as_two_loops() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(2)]).named("x").unwrap();
+    let w = g.placeholder(DType::F32, [Some(2), Some(2)]).named("w").unwrap();
+    let steps = g.placeholder(DType::I32, Shape::scalar()).named("steps").unwrap();
+    let zero = g.scalar(0.0, DType::I32).unwrap();
+    // Captures: steps in the condition, w and x in the body.
+    let looped = |max: Option<u64>| {
+        tensorgraph::while_loop(
+            |v| math::less(&v[0], &steps),
+            |v| {
+                let one = v[0].graph().scalar(1.0, DType::I32)?;
+                Ok(vec![math::add(&v[0], &one)?, nn::tanh(&((&math::matmul(&v[1], &w, false, false)? + &x)?))?])
+            },
+            &[&zero, &x],
+            max,
+        )
+        .unwrap()
+    };
+    let (free, capped) = (looped(None), looped(Some(2)));
+    let y = math::add(
+        &math::reduce_sum(&math::square(&free[1]).unwrap(), None).unwrap(),
+        &math::reduce_sum(&capped[1], None).unwrap(),
+    )
+    .unwrap()
+    .named("y")
+    .unwrap();
+    let mut grads = tensorgraph::gradients(&[&y], &[&x, &w], None).unwrap().into_iter();
+    grads.next().flatten().unwrap().named("dx").unwrap();
+    grads.next().flatten().unwrap().named("dw").unwrap();
+    let xv = ndarray::array![[0.3f32, -0.2], [1.0, 0.5], [-2.0, 0.1]];
+    let wv = ndarray::array![[0.5f32, -1.0], [1.0, 0.25]];
+    let run = |g: &Graph, n: i32| -> Vec<Vec<f64>> {
+        let [x, w, steps] = ["x:0", "w:0", "steps:0"].map(|s| g.tensor_by_name(s).unwrap());
+        let fetches = ["y:0", "dx:0", "dw:0"].map(|s| g.tensor_by_name(s).unwrap());
+        let sess = Session::new(g).unwrap();
+        let out = sess.run(&fetches.iter().collect::<Vec<_>>(), feed! {x => &xv, w => &wv, steps => n}).unwrap();
+        out.iter().map(|v| v.to_f64_vec()).collect()
+    };
+    let def = to_graph_def(&g).unwrap();
+    let ops: Vec<&str> = def.node.iter().filter(|n| n.name.contains("WhileGrad")).map(|n| n.op.as_str()).collect();
+    assert_eq!(ops.iter().filter(|&&op| op == "StatelessWhile").count(), 4, "{ops:?}");
+    assert!(def.node.iter().all(|n| !n.op.starts_with("Tg")));
+    let back = from_graph_def(&GraphDef::decode(def.encode_to_vec().as_slice()).unwrap(), "back").unwrap();
+    for n in [3, 0] {
+        let (want, got) = (run(&g, n), run(&back, n));
+        for (a, b) in want.iter().zip(&got) {
+            assert!(a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-6), "{n} steps: {want:?} vs {got:?}");
+        }
+    }
+    // No trip: y = sum(x²) + sum(x), so dx = 2x + 1 and dw = 0 (through the empty histories).
+    let none = run(&g, 0);
+    assert!(none[1].iter().zip(xv.iter()).all(|(d, &x)| (d - (2.0 * x as f64 + 1.0)).abs() < 1e-6), "{none:?}");
+    assert!(none[2].iter().all(|&d| d == 0.0) && run(&g, 3)[2].iter().all(|&d| d != 0.0));
+    // For tests/tf_interop.py, which runs this graph in TensorFlow.
+    if let Ok(dir) = std::env::var("TG_INTEROP_OUT") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("loop_grad.pb"), def.encode_to_vec()).unwrap();
+        let fx = serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "w": wv.iter().collect::<Vec<_>>(),
+            "outputs": {"3": run(&g, 3), "0": run(&g, 0)}});
+        std::fs::write(dir.join("loop_grad.json"), fx.to_string()).unwrap();
+    }
+}
+
+/// An LSTM over a run-time number of steps trains through a loop (`WhileGrad`): its training
+/// graph saves as a `.meta` (the gradient as TF's two loops), which reads back here and trains
+/// step for step as the original from the same checkpoint (tests/tf_interop.py trains it in TF).
+#[test]
+fn a_looped_rnn_training_graph_saves_as_a_meta_graph() {
+    use tensorgraph::io::{export_meta_graph, import_meta_graph, Saver};
+    let dir = std::env::temp_dir().join(format!("tg-looped-rnn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let g = Graph::new();
+    g.set_random_seed(3);
+    let x = g.placeholder(DType::F32, [None, None, Some(4)]).named("x").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
+    let cell = tensorgraph::rnn::BasicLSTMCell::new(8);
+    let (_, state) = tensorgraph::rnn::dynamic_rnn(&cell, &x, None, None).unwrap();
+    let logits = layers::dense(&state[1], 3, None, "out").unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).unwrap();
+    let loss = math::reduce_mean(&xent, None).unwrap().named("loss").unwrap();
+    let train = tensorgraph::train::GradientDescent::new(0.5).minimize(&loss).unwrap();
+    g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &train);
+    let sess = Session::new(&g).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
+    let ckpt = Saver::new(&g).save(&sess, dir.join("model"), Some(0)).unwrap();
+    let meta = dir.join("model.meta");
+    export_meta_graph(&g, &meta).unwrap();
+    let xv = ndarray::Array3::from_shape_fn((5, 6, 4), |(i, t, k)| ((i * 7 + t * 3 + k) % 11) as f32 / 5.0 - 1.0);
+    let yv = ndarray::array![0i64, 2, 1, 1, 0];
+    let steps = |g: &Graph, sess: &Session| -> Vec<f64> {
+        let [x, y, loss] = ["x:0", "y:0", "loss:0"].map(|n| g.tensor_by_name(n).unwrap());
+        let train = &g.get_operation_collection(tensorgraph::collections::TRAIN_OP)[0];
+        (0..3)
+            .map(|_| {
+                let l = sess.run(&loss, feed! {x => &xv, y => &yv}).unwrap().to_f64_vec()[0];
+                sess.run(train, feed! {x => &xv, y => &yv}).unwrap();
+                l
+            })
+            .collect()
+    };
+    let ours = steps(&g, &sess);
+    let back = import_meta_graph(&meta).unwrap();
+    let sess2 = Session::new(&back).unwrap();
+    Saver::new(&back).restore(&sess2, &ckpt).unwrap();
+    let again = steps(&back, &sess2);
+    assert!(ours.iter().zip(&again).all(|(a, b)| (a - b).abs() <= 1e-6), "{ours:?} vs {again:?}");
+    assert!(ours[2] < ours[0], "{ours:?}");
+    if let Ok(out) = std::env::var("TG_INTEROP_OUT") {
+        let out = std::path::Path::new(&out).join("looped_rnn");
+        std::fs::create_dir_all(&out).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, out.join(path.file_name().unwrap())).unwrap();
+        }
+        let fx = serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "y": yv.iter().collect::<Vec<_>>(),
+            "losses": ours, "checkpoint": ckpt.file_name().unwrap().to_str().unwrap()});
+        std::fs::write(out.join("looped_rnn.json"), fx.to_string()).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `Size` over some axes (the mean's gradient over them, with unknown dimensions) is written as

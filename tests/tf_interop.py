@@ -280,6 +280,16 @@ diff = max(float(np.max(np.abs(y.ravel() - np.array(lp["y"])))), float(np.max(np
 ok &= report(f"loops built by tensorgraph (with a conditional inside; with maximum_iterations; {n_functions} "
              "functions), run in TF", diff)
 
+lg = json.load(open(os.path.join(args.out, "loop_grad.json")))
+worst = 0.0
+for steps, want in lg["outputs"].items():
+    feeds = {"x:0": np.array(lg["x"], np.float32).reshape(3, 2), "w:0": np.array(lg["w"], np.float32).reshape(2, 2),
+             "steps:0": int(steps)}
+    got, n_functions = run_graph_def(os.path.join(args.out, "loop_grad.pb"), ["y:0", "dx:0", "dw:0"], feeds)
+    worst = max([worst] + [float(np.max(np.abs(np.asarray(v, np.float64).ravel() - np.array(w)))) for v, w in zip(got, want)])
+ok &= report(f"a loop's gradient built by tensorgraph (two loops each, {n_functions} functions), run in TF, "
+             f"{' and '.join(lg['outputs'])} trips", worst)
+
 cp = json.load(open(os.path.join(args.out, "count.json")))
 (dx, count), _ = run_graph_def(os.path.join(args.out, "count.pb"), ["dx:0", "count:0"],
                                {"x:0": np.array(cp["x"], np.float32).reshape(2, 5, 3)})
@@ -336,6 +346,23 @@ listed = subprocess.run([args.cli, "inspect", tf_saved], check=True, capture_out
 good = ours_saver and all(name in listed for name in trained) and f"{len(trained)} tensors" in listed
 print(f"RESULT our .meta's saver_def rebuilt by TF's import_meta_graph ({meta_saver.saver_def.restore_op_name}): "
       f"restored our checkpoint, saved {len(trained)} variables that tensorgraph inspect lists {'ok' if good else 'MISMATCH'}")
+ok &= good
+
+# 5b. An LSTM over a run-time number of steps (a loop, its gradient two loops): our training
+#     graph's .meta trained in TF from our checkpoint, step for step with ours.
+lr = json.load(open(os.path.join(args.out, "looped_rnn", "looped_rnn.json")))
+feeds = {"x:0": np.array(lr["x"], np.float32).reshape(5, 6, 4), "y:0": np.array(lr["y"], np.int64)}
+with tf.Graph().as_default() as rg:
+    rnn_saver = tf1.train.import_meta_graph(os.path.join(args.out, "looped_rnn", "model.meta"))
+    train_op = tf1.get_collection("train_op")[0]
+    with tf1.Session(graph=rg) as s:
+        rnn_saver.restore(s, os.path.join(args.out, "looped_rnn", lr["checkpoint"]))
+        losses_tf = np.array([s.run(["loss:0", train_op], feeds)[0] for _ in range(3)])
+diff = float(np.abs(losses_tf - np.array(lr["losses"])).max())
+good = diff <= 1e-4
+print(f"RESULT our looped LSTM's .meta (WhileGrad as two loops) trained 3 steps in TF from our checkpoint: losses "
+      f"{np.round(losses_tf, 5).tolist()} vs ours {np.round(lr['losses'], 5).tolist()}, max difference {diff:.1e} "
+      f"{'ok' if good else 'MISMATCH'}")
 ok &= good
 
 # 6. ONNX models in ONNX Runtime.

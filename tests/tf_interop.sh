@@ -13,8 +13,9 @@ fi
 cargo build --release --example mnist_mlp --example mnist_cnn --example mnist_rnn --bin tensorgraph
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-# Graphs built here (GraphDefs and our outputs, for TF to run): loops and conditionals; a count
-# over some axes (written as TF ops); a batch norm switched at run time (an If).
-TG_INTEROP_OUT="$out" cargo test -q --test graph_def -- loops_and_conditionals_built_here a_count_over_some_axes \
-    a_batch_norm_switched_at_run_time
+# Graphs built here (GraphDefs and our outputs, for TF to run): loops and conditionals; a loop's
+# gradient (two loops); an LSTM's training graph through a loop (a .meta and its checkpoint); a
+# count over some axes (written as TF ops); a batch norm switched at run time (an If).
+TG_INTEROP_OUT="$out" cargo test -q --test graph_def -- loops_and_conditionals_built_here a_loops_gradient \
+    a_looped_rnn_training_graph a_count_over_some_axes a_batch_norm_switched_at_run_time
 "$venv/bin/python" tests/tf_interop.py --examples target/release/examples --cli target/release/tensorgraph --out "$out"

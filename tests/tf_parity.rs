@@ -473,6 +473,10 @@ fn gather_segment_sum_split_stack_unstack_match_tensorflow() {
                     .collect();
                 vec![array::strided_slice(&x, &index).unwrap()]
             }
+            "reshape_dynamic" => {
+                let shape: Vec<i32> = serde_json::from_value(c.attrs["shape"].clone()).unwrap();
+                vec![array::reshape_dynamic(&x, &g.constant(ndarray::Array1::from(shape)).unwrap()).unwrap()]
+            }
             "slice_dynamic" => {
                 let v = |k: &str| {
                     g.constant(ndarray::Array1::from(serde_json::from_value::<Vec<i32>>(c.attrs[k].clone()).unwrap()))

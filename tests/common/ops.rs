@@ -8,7 +8,7 @@ use tensorgraph::{ApplyOp, ConvAttrs, DType, Op, Padding, PoolAttrs, Shape};
 use tensorgraph_graph::{BinaryOp, ReduceOp, UnaryOp};
 
 /// Variants of `Op` (each `UnaryOp`, `BinaryOp`, `ReduceOp` and `ApplyOp` is listed too).
-pub const N_VARIANTS: usize = 88;
+pub const N_VARIANTS: usize = 89;
 
 /// The variant's position in `Op` (exhaustive: a new variant is a compile error here).
 pub fn variant(op: &Op) -> usize {
@@ -101,6 +101,7 @@ pub fn variant(op: &Op) -> usize {
         Op::DepthwiseConv2dNativeBackpropFilter(_) => 85,
         Op::Switch => 86,
         Op::Merge => 87,
+        Op::ReshapeDynamic => 88,
     }
 }
 
@@ -221,6 +222,7 @@ pub fn every_op() -> Vec<Op> {
         Op::Range,
         Op::SliceDynamic,
         Op::SliceGrad,
+        Op::ReshapeDynamic,
         Op::DepthwiseConv2dNative(ConvAttrs { strides: s, dilations: s, padding: Padding::Same }),
         Op::DepthwiseConv2dNativeBackpropInput(ConvAttrs { strides: w, dilations: s, padding: Padding::Valid }),
         Op::DepthwiseConv2dNativeBackpropFilter(ConvAttrs { strides: s, dilations: s, padding: Padding::Same }),

@@ -184,6 +184,14 @@ fn infer_op(op: &Op, inputs: &[TensorSpec]) -> Inferred {
             }
             one(x.dtype, Shape(vec![None; r]))
         }
+        Op::ReshapeDynamic => {
+            let shape = &inputs[1];
+            require_int(shape.dtype, "shape")?;
+            let Some(Some(rank)) = (shape.shape.rank() == 1).then(|| shape.shape.dim(0)) else {
+                return Err(InferError::Shape(format!("shape must be a vector of known length, got {}", shape.shape)));
+            };
+            one(inputs[0].dtype, Shape(vec![None; rank]))
+        }
         Op::SliceGrad => {
             require_int(inputs[2].dtype, "begin")?;
             same_dtype(&inputs[0], &inputs[1])?;

@@ -567,6 +567,9 @@ pub enum Op {
     /// TF's `Slice(input, begin, size)` with `begin` and `size` int vectors known when the graph
     /// runs (a size of -1: to the end).
     SliceDynamic,
+    /// TF's `Reshape(tensor, shape)` with `shape` an int vector known when the graph runs (at
+    /// most one -1: whatever the other dimensions leave); see [`Op::Reshape`] for a constant one.
+    ReshapeDynamic,
     /// The gradient of [`Op::SliceDynamic`]: `SliceGrad(dy, like, begin)` places `dy` at `begin`
     /// in zeros of `like`'s shape (TF spells it with a run-time `Pad`).
     SliceGrad,

@@ -205,6 +205,7 @@ impl Op {
             Op::MirrorPadGrad { .. } => def("MirrorPadGrad", const { &[v("input")] }, OUTPUT),
             Op::Range => no_grad("Range", const { &[v("start"), v("limit"), v("delta")] }, OUTPUT),
             Op::SliceDynamic => def("Slice", const { &[v("input"), v("begin"), v("size")] }, OUTPUT),
+            Op::ReshapeDynamic => def("Reshape", const { &[v("tensor"), v("shape")] }, OUTPUT),
             Op::SliceGrad => def("SliceGrad", const { &[v("dy"), v("like"), v("begin")] }, OUTPUT),
             Op::Where => no_grad("Where", const { &[v("input")] }, const { &["index"] }),
             Op::RandomUniform { .. } => stateful("RandomUniform", &[], OUTPUT),
@@ -450,7 +451,7 @@ impl Op {
                 ("paddings", AttrValue::Ints(paddings.iter().flat_map(|&(a, b)| [a as i64, b as i64]).collect())),
                 ("mode", Str(if *symmetric { "SYMMETRIC" } else { "REFLECT" })),
             ],
-            Op::Where | Op::FillDims | Op::Range | Op::SliceDynamic | Op::SliceGrad => vec![],
+            Op::Where | Op::FillDims | Op::Range | Op::SliceDynamic | Op::SliceGrad | Op::ReshapeDynamic => vec![],
             Op::OneHot { depth, on_value, off_value, dtype } => vec![
                 ("depth", Int(*depth as i64)),
                 ("on_value", Float(*on_value)),

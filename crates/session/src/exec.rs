@@ -213,6 +213,10 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             };
             one(cast(&values, x().dtype())?)
         }
+        Op::ReshapeDynamic => {
+            let target = karray::reshape_target(x().shape(), as_i64(inputs[1])?.as_slice().unwrap_or_default())?;
+            one(with_array!(x(), a => Value::from(karray::reshape(a.clone(), &target)?)))
+        }
         Op::SliceDynamic => {
             let (begin, size) = (as_i64(inputs[1])?, as_i64(inputs[2])?);
             let shape = x().shape();

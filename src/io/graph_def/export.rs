@@ -277,6 +277,7 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         Op::Where => with(data(n), vec![("T", t(t0))]),
         Op::Range => with(data(n), vec![("Tidx", t(t0))]),
         Op::SliceDynamic => with(data(n), vec![("T", t(t0)), ("Index", t(ins[1]))]),
+        Op::ReshapeDynamic => with(data(n), vec![("T", t(t0)), ("Tshape", t(ins[1]))]),
         Op::FillDims => with(data(n), vec![("T", t(ins[1])), ("index_type", t(t0))]),
         Op::OneHot { depth, on_value, off_value, dtype } => consts(
             vec![
@@ -338,10 +339,8 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         // an attribute in TF, which spells the switch with control flow).
         // SumToShape has a form of several nodes: `write_sum_to_shape`.
         Op::SumToShape => None,
-        // Written with their functions by `write_functional`.
-        Op::While { .. } | Op::If { .. } => None,
-        // A loop's gradient has no form yet, not even tensorgraph's own.
-        Op::WhileGrad { .. } => None,
+        // Written with their functions by `write_functional` and `write_while_grad`.
+        Op::While { .. } | Op::If { .. } | Op::WhileGrad { .. } => None,
         Op::Size { .. } | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad | Op::SliceGrad => {
             private.then(|| TfForm {
                 op: format!("{PRIVATE}{}", def.name),
@@ -469,7 +468,7 @@ fn tf_output(d: &GraphData, m: &Node, slot: usize, private: bool) -> (&'static s
             Some(_) => (["y", "batch_mean"].get(slot).copied().unwrap_or("y"), 0),
             None => ("output", slot),
         },
-        Op::While { .. } | Op::If { .. } => ("output", slot),
+        Op::While { .. } | Op::If { .. } | Op::WhileGrad { .. } => ("output", slot),
         op => {
             let ins: Vec<DType> = m.inputs.iter().map(|&e| d.spec(e).dtype).collect();
             let outs: Vec<DType> = m.outputs.iter().map(|o| o.dtype).collect();
@@ -505,6 +504,9 @@ fn write_node(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>)
     }
     if matches!(n.op, Op::While { .. } | Op::If { .. }) {
         return write_functional(d, n, w, nodes);
+    }
+    if matches!(n.op, Op::WhileGrad { .. }) {
+        return write_while_grad(d, n, w, nodes);
     }
     let ins: Vec<DType> = n.inputs.iter().map(|&e| d.spec(e).dtype).collect();
     let outs: Vec<DType> = n.outputs.iter().map(|o| o.dtype).collect();
@@ -952,48 +954,325 @@ fn count_iterations(cond: &mut FunctionDef, body: &mut FunctionDef) {
 /// and returning `rets` (named `output_<k>`).
 fn write_function(w: &mut Writer, base: &str, f: &Func, params: &[Param], rets: &[Ret]) -> Result<FunctionDef> {
     let name = w.library.reserve(base);
+    let prefix = free_prefix(f);
+    let mut args = Vec::with_capacity(params.len());
+    let mut refs = vec![String::new(); f.inputs.len()];
+    let specs = f.input_specs();
+    for (p, param) in params.iter().enumerate() {
+        let arg = format!("{prefix}{p}");
+        let dtype = match param {
+            Param::Input(k) => {
+                refs[*k] = arg.clone();
+                specs[*k].dtype
+            }
+            Param::Unused(dtype) => *dtype,
+        };
+        args.push((arg, dtype));
+    }
+    let body = inline(w, f, &refs)?;
+    let out_specs = f.output_specs();
+    let rets = rets
+        .iter()
+        .map(|r| match r {
+            Ret::Output(j) => (body.outputs[*j].clone(), out_specs[*j].dtype),
+            Ret::Param(p) => args[*p].clone(),
+        })
+        .collect();
+    Ok(function_def(name, args, body.nodes, rets, body.stateful))
+}
+
+/// A function's definition: arguments and results (named `output_<k>`) by reference and dtype.
+fn function_def(
+    name: String,
+    args: Vec<(String, DType)>,
+    node_def: Vec<NodeDef>,
+    rets: Vec<(String, DType)>,
+    is_stateful: bool,
+) -> FunctionDef {
+    let arg_def = |(name, dtype): (String, DType)| ArgDef { name, r#type: crate::proto::dtype_enum(dtype) };
+    let input_arg = args.into_iter().map(arg_def).collect();
+    let mut ret = HashMap::new();
+    let mut output_arg = Vec::with_capacity(rets.len());
+    for (k, (source, dtype)) in rets.into_iter().enumerate() {
+        ret.insert(format!("output_{k}"), source);
+        output_arg.push(arg_def((format!("output_{k}"), dtype)));
+    }
+    let signature = OpDef { name, input_arg, output_arg, is_stateful };
+    FunctionDef { signature: Some(signature), node_def, ret }
+}
+
+/// A prefix no node of `f`'s graph starts with, for the names of the nodes and arguments
+/// written around its own.
+fn free_prefix(f: &Func) -> String {
     f.graph.read(|d| {
-        // Argument names no node of the function starts with.
         let mut prefix = "arg".to_string();
         while d.dag.node_indices().any(|i| d.node(i).name.starts_with(&prefix)) {
             prefix.push('_');
         }
-        let mut args = HashMap::new();
-        let mut input_arg = Vec::with_capacity(params.len());
-        for (p, param) in params.iter().enumerate() {
-            let arg = format!("{prefix}{p}");
-            let dtype = match param {
-                Param::Input(k) => {
-                    args.insert(f.inputs[*k], arg.clone());
-                    d.spec(f.inputs[*k]).dtype
-                }
-                Param::Unused(dtype) => *dtype,
-            };
-            input_arg.push(ArgDef { name: arg, r#type: crate::proto::dtype_enum(dtype) });
-        }
-        let arg_nodes: HashSet<NodeIndex> = f.inputs.iter().map(|e| e.node).collect();
-        let mut inner = Writer { private: w.private, args: Some(args), library: &mut *w.library, keep: &|_| true };
-        let mut node_def = Vec::new();
-        let mut stateful = false;
-        for i in d.dag.node_indices().filter(|i| !arg_nodes.contains(i)) {
-            stateful |= d.node(i).op.is_stateful();
-            write_node(d, d.node(i), &mut inner, &mut node_def)?;
-        }
-        stateful |= node_def.iter().any(|n| n.op == "While" || n.op == "If");
-        let mut output_arg = Vec::with_capacity(rets.len());
-        let mut ret = HashMap::new();
-        for (k, r) in rets.iter().enumerate() {
-            let (source, dtype) = match r {
-                Ret::Output(j) => {
-                    (inner.output_ref(d, f.outputs[*j]), crate::proto::dtype_enum(d.spec(f.outputs[*j]).dtype))
-                }
-                Ret::Param(p) => (input_arg[*p].name.clone(), input_arg[*p].r#type),
-            };
-            let out = format!("output_{k}");
-            ret.insert(out.clone(), source);
-            output_arg.push(ArgDef { name: out, r#type: dtype });
-        }
-        let signature = OpDef { name: name.clone(), input_arg, output_arg, is_stateful: stateful };
-        Ok(FunctionDef { signature: Some(signature), node_def, ret })
+        prefix
     })
+}
+
+/// Function graph `f` written as nodes of a function: what its outputs need (a gradient's
+/// function graph also holds the forward function's), its inputs read from `inputs`.
+struct Inlined {
+    nodes: Vec<NodeDef>,
+    /// How the function's nodes name each of `f`'s outputs.
+    outputs: Vec<String>,
+    stateful: bool,
+}
+
+fn inline(w: &mut Writer, f: &Func, inputs: &[String]) -> Result<Inlined> {
+    f.graph.read(|d| {
+        let args: HashMap<Endpoint, String> = f.inputs.iter().copied().zip(inputs.iter().cloned()).collect();
+        let arg_nodes: HashSet<NodeIndex> = f.inputs.iter().map(|e| e.node).collect();
+        let mut needed = HashSet::new();
+        let mut stack: Vec<NodeIndex> = f.outputs.iter().map(|e| e.node).collect();
+        while let Some(i) = stack.pop() {
+            if !arg_nodes.contains(&i) && needed.insert(i) {
+                let n = d.node(i);
+                stack.extend(n.inputs.iter().map(|e| e.node).chain(n.control_inputs.iter().copied()));
+            }
+        }
+        let mut inner = Writer { private: w.private, args: Some(args), library: &mut *w.library, keep: &|_| true };
+        let mut nodes = Vec::new();
+        let mut stateful = false;
+        for i in d.dag.node_indices().filter(|i| needed.contains(i)) {
+            stateful |= d.node(i).op.is_stateful();
+            write_node(d, d.node(i), &mut inner, &mut nodes)?;
+        }
+        stateful |= nodes.iter().any(|n| n.op == "While" || n.op == "If");
+        let outputs = f.outputs.iter().map(|&e| inner.output_ref(d, e)).collect();
+        Ok(Inlined { nodes, outputs, stateful })
+    })
+}
+
+/// `WhileGrad` as TF ops: two loops, as TF's own loop gradients are. `N/forward` runs the loop
+/// again, appending each iteration's variables to histories and counting the iterations; then
+/// `N` runs from the last iteration to the first, taking that iteration's variables from the
+/// histories into the body's gradient function and summing the captures' gradients (started
+/// by `N/zeros_<j>`). A variable may change shape from iteration to iteration (an
+/// accumulator), so its history is two: its values flattened one after the other
+/// (`N/values_<i>`) and its shape at each iteration (`N/shapes_<i>`), read back from the end
+/// (`N/position_<i>`). `N`'s first outputs are the gradients, as ours.
+fn write_while_grad(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>) -> Result<()> {
+    let Op::WhileGrad { cond, body, grad, maximum_iterations } = &n.op else { unreachable!("a WhileGrad") };
+    let nv = body.outputs.len();
+    let (cc, cb) = (cond.inputs.len() - nv, body.inputs.len() - nv);
+    if grad.outputs.len() != nv + cb {
+        let detail = "its body's gradient takes other captures than the body (captured after differentiating)";
+        return Err(Error::InvalidArgument { node: n.info(), detail: detail.into() });
+    }
+    let specs: Vec<crate::TensorSpec> = n.inputs.iter().map(|&e| d.spec(e).clone()).collect();
+    let var_specs = body.input_specs()[..nv].to_vec();
+    let var_types: Vec<DType> = var_specs.iter().map(|s| s.dtype).collect();
+    let refs: Vec<String> = n.inputs.iter().map(|&e| w.output_ref(d, e)).collect();
+    let (bcaps, douts) = (&refs[nv + cc..nv + cc + cb], &refs[nv + cc + cb..]);
+    let bcap_specs = &specs[nv + cc..nv + cc + cb];
+    let bcap_types: Vec<DType> = bcap_specs.iter().map(|s| s.dtype).collect();
+    let (int32, int64) = (DType::I32, DType::I64);
+    let fresh = |s: &str| -> Result<String> {
+        let name = format!("{}/{s}", n.name);
+        match d.find(&name) {
+            None => Ok(name),
+            Some(_) => Err(Error::InvalidArgument {
+                node: n.info(),
+                detail: format!("its TF form needs a node {name}, a name another node has"),
+            }),
+        }
+    };
+    let func = |name: String| attr(Attr::Func(NameAttrList { name, attr: HashMap::new() }));
+    let scalar = || crate::Shape::scalar();
+    let rows = |rank: usize| crate::Shape::from(vec![None, Some(rank)]);
+    let int_scalar = |dtype: DType, x: i64| Value::filled(dtype, &[], x as f64);
+    let t_of = |dtype: DType| vec![("T", ty(dtype))];
+    let loop_attrs = |types: Vec<DType>, cond: String, body: String, shapes: Vec<crate::Shape>| {
+        vec![
+            ("T", type_list(types)),
+            ("cond", func(cond)),
+            ("body", func(body)),
+            ("output_shapes", shape_list(shapes.iter().collect())),
+            ("parallel_iterations", attr(Attr::I(10))),
+        ]
+    };
+    let base = n.name.replace('/', "_");
+    let args_named = |prefix: &str, types: &[DType]| -> Vec<(String, DType)> {
+        types.iter().enumerate().map(|(k, &t)| (format!("{prefix}{k}"), t)).collect()
+    };
+    let names = |args: &[(String, DType)]| args.iter().map(|a| a.0.clone()).collect::<Vec<_>>();
+
+    // The forward loop: (variables, cond's captures, body's captures, values, shapes, counter,
+    // bound), the histories empty, the bound i64::MAX when the loop has none.
+    let mut input: Vec<String> = refs[..nv + cc + cb].to_vec();
+    let mut empty = Vec::with_capacity(2 * nv);
+    for (i, s) in var_specs.iter().enumerate() {
+        empty.push((fresh(&format!("values_{i}"))?, Value::filled(s.dtype, &[0], 0.0)));
+    }
+    for (i, s) in var_specs.iter().enumerate() {
+        empty.push((fresh(&format!("shapes_{i}"))?, Value::filled(int32, &[0, s.shape.rank()], 0.0)));
+    }
+    let bound = i64::try_from(maximum_iterations.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
+    empty.push((fresh("forward/loop_counter")?, int_scalar(int64, 0)));
+    empty.push((fresh("forward/maximum_iterations")?, int_scalar(int64, bound)));
+    for (name, value) in empty {
+        nodes.push(const_def(name.clone(), &value));
+        input.push(w.helper_ref(&name, "output", 0));
+    }
+    input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
+    let mut fwd_types: Vec<DType> = specs[..nv + cc + cb].iter().map(|s| s.dtype).collect();
+    fwd_types.extend(var_types.iter().copied().chain(vec![int32; nv]).chain([int64, int64]));
+    let mut fwd_shapes: Vec<crate::Shape> = var_specs.iter().map(|s| s.shape.clone()).collect();
+    fwd_shapes.extend(specs[nv..nv + cc + cb].iter().map(|s| s.shape.clone()));
+    fwd_shapes.extend(vec![crate::Shape::from([None]); nv]);
+    fwd_shapes.extend(var_specs.iter().map(|s| rows(s.shape.rank())).chain([scalar(), scalar()]));
+
+    let args = args_named(&free_prefix(cond), &fwd_types);
+    let inlined = inline(w, cond, &names(&args[..nv + cc]))?;
+    let name = w.library.reserve(&format!("{base}_forward_cond"));
+    let rets = vec![(inlined.outputs[0].clone(), DType::Bool)];
+    let mut cond_def = function_def(name, args, inlined.nodes, rets, inlined.stateful);
+
+    let p = free_prefix(body);
+    let args = args_named(&p, &fwd_types);
+    let body_inputs: Vec<String> = names(&args[..nv]).into_iter().chain(names(&args[nv + cc..nv + cc + cb])).collect();
+    let inlined = inline(w, body, &body_inputs)?;
+    let mut fwd_nodes = inlined.nodes;
+    let mut rets: Vec<(String, DType)> = inlined.outputs.into_iter().zip(var_types.iter().copied()).collect();
+    rets.extend(args[nv..nv + cc + cb].iter().cloned());
+    let (axis, flat) = (format!("{p}_axis"), format!("{p}_flat"));
+    fwd_nodes.push(const_def(axis.clone(), &i32_scalar(0)));
+    fwd_nodes.push(const_def(flat.clone(), &i32s([-1])));
+    let concat = |dtype: DType| vec![("T", ty(dtype)), ("N", attr(Attr::I(2))), ("Tidx", ty(int32))];
+    let (values_at, shapes_at) = (nv + cc + cb, 2 * nv + cc + cb);
+    let mut shape_rets = Vec::with_capacity(nv);
+    for (i, &dtype) in var_types.iter().enumerate() {
+        let [row, values, shape, shape_row, shapes] =
+            ["row", "values", "shape", "shape_row", "shapes"].map(|s| format!("{p}_{s}{i}"));
+        let var = args[i].0.clone();
+        let reshape = vec![var.clone(), format!("{flat}:output:0")];
+        fwd_nodes.push(node_def(row.clone(), "Reshape", reshape, vec![("T", ty(dtype)), ("Tshape", ty(int32))]));
+        let input = vec![args[values_at + i].0.clone(), format!("{row}:output:0"), format!("{axis}:output:0")];
+        fwd_nodes.push(node_def(values.clone(), "ConcatV2", input, concat(dtype)));
+        rets.push((format!("{values}:output:0"), dtype));
+        let shape_attrs = vec![("T", ty(dtype)), ("out_type", ty(int32))];
+        fwd_nodes.push(node_def(shape.clone(), "Shape", vec![var], shape_attrs));
+        let expand = vec![format!("{shape}:output:0"), format!("{axis}:output:0")];
+        fwd_nodes.push(node_def(shape_row.clone(), "ExpandDims", expand, vec![("T", ty(int32)), ("Tdim", ty(int32))]));
+        let input = vec![args[shapes_at + i].0.clone(), format!("{shape_row}:output:0"), format!("{axis}:output:0")];
+        fwd_nodes.push(node_def(shapes.clone(), "ConcatV2", input, concat(int32)));
+        shape_rets.push((format!("{shapes}:output:0"), int32));
+    }
+    rets.extend(shape_rets);
+    rets.extend(args[args.len() - 2..].iter().cloned());
+    let name = w.library.reserve(&format!("{base}_forward_body"));
+    let mut body_def = function_def(name, args, fwd_nodes, rets, inlined.stateful);
+    count_iterations(&mut cond_def, &mut body_def);
+    let (cond_name, s1) = w.library.add(cond_def);
+    let (body_name, s2) = w.library.add(body_def);
+    let forward = fresh("forward")?;
+    let op = if s1 || s2 { "While" } else { "StatelessWhile" };
+    nodes.push(node_def(forward.clone(), op, input, loop_attrs(fwd_types, cond_name, body_name, fwd_shapes)));
+    let forward_out = |w: &Writer, k: usize| w.helper_ref(&forward, "output", k);
+
+    // The backward loop: (variables' gradients, captures' gradients, captures, values, shapes,
+    // positions, t).
+    let mut input: Vec<String> = douts.to_vec();
+    for (j, (c, &dtype)) in bcaps.iter().zip(&bcap_types).enumerate() {
+        let z = fresh(&format!("zeros_{j}"))?;
+        nodes.push(node_def(z.clone(), "ZerosLike", vec![c.clone()], t_of(dtype)));
+        input.push(w.helper_ref(&z, "y", 0));
+    }
+    input.extend(bcaps.iter().cloned());
+    input.extend((values_at..shapes_at + nv).map(|k| forward_out(w, k)));
+    for (i, &dtype) in var_types.iter().enumerate() {
+        let position = fresh(&format!("position_{i}"))?;
+        let attrs = vec![("T", ty(dtype)), ("out_type", ty(int32))];
+        nodes.push(node_def(position.clone(), "Size", vec![forward_out(w, values_at + i)], attrs));
+        input.push(w.helper_ref(&position, "output", 0));
+    }
+    input.push(forward_out(w, shapes_at + nv));
+    let mut bwd_types: Vec<DType> = var_types.clone();
+    bwd_types.extend(bcap_types.iter().chain(&bcap_types).chain(&var_types).copied());
+    bwd_types.extend(vec![int32; 2 * nv].into_iter().chain([int64]));
+    let mut bwd_shapes: Vec<crate::Shape> = var_specs.iter().map(|s| s.shape.clone()).collect();
+    bwd_shapes.extend(bcap_specs.iter().chain(bcap_specs).map(|s| s.shape.clone()));
+    bwd_shapes.extend(vec![crate::Shape::from([None]); nv]);
+    bwd_shapes.extend(var_specs.iter().map(|s| rows(s.shape.rank())));
+    bwd_shapes.extend(vec![scalar(); nv + 1]);
+    let (values_at, shapes_at, positions_at) = (nv + 2 * cb, 2 * nv + 2 * cb, 3 * nv + 2 * cb);
+
+    let args = args_named("arg", &bwd_types);
+    let t = args[args.len() - 1].0.clone();
+    let more = vec![
+        const_def("arg_zero".into(), &int_scalar(int64, 0)),
+        node_def("arg_more".into(), "Greater", vec![t, "arg_zero:output:0".into()], t_of(int64)),
+    ];
+    let name = w.library.reserve(&format!("{base}_cond"));
+    let cond_def = function_def(name, args, more, vec![("arg_more:z:0".into(), DType::Bool)], false);
+
+    let p = free_prefix(grad);
+    let args = args_named(&p, &bwd_types);
+    let [t_prev, one, axis, dims] = ["t", "one", "axis", "dims"].map(|s| format!("{p}_{s}"));
+    let mut bwd_nodes = vec![
+        const_def(one.clone(), &int_scalar(int64, 1)),
+        node_def(t_prev.clone(), "Sub", vec![args[args.len() - 1].0.clone(), format!("{one}:output:0")], t_of(int64)),
+        const_def(axis.clone(), &i32_scalar(0)),
+        const_def(dims.clone(), &i32s([0])),
+    ];
+    let mut grad_inputs = Vec::with_capacity(2 * nv + cb);
+    let mut starts = Vec::with_capacity(nv);
+    for (i, &dtype) in var_types.iter().enumerate() {
+        let [shape, size, start, begin, count, flat, var] =
+            ["shape", "size", "start", "begin", "count", "flat", "variables"].map(|s| format!("{p}_{s}{i}"));
+        let out = |name: &str, arg: &str| format!("{name}:{arg}:0");
+        let gather = vec![args[shapes_at + i].0.clone(), out(&t_prev, "z"), out(&axis, "output")];
+        let gather_attrs = vec![
+            ("Tparams", ty(int32)),
+            ("Tindices", ty(int64)),
+            ("Taxis", ty(int32)),
+            ("batch_dims", attr(Attr::I(0))),
+        ];
+        bwd_nodes.push(node_def(shape.clone(), "GatherV2", gather, gather_attrs));
+        let prod_attrs = vec![("T", ty(int32)), ("Tidx", ty(int32)), ("keep_dims", attr(Attr::B(false)))];
+        bwd_nodes.push(node_def(size.clone(), "Prod", vec![out(&shape, "output"), out(&dims, "output")], prod_attrs));
+        let sub = vec![args[positions_at + i].0.clone(), out(&size, "output")];
+        bwd_nodes.push(node_def(start.clone(), "Sub", sub, t_of(int32)));
+        let expand_attrs = || vec![("T", ty(int32)), ("Tdim", ty(int32))];
+        let expand = |of: &str| vec![out(of, if of == start { "z" } else { "output" }), out(&axis, "output")];
+        bwd_nodes.push(node_def(begin.clone(), "ExpandDims", expand(&start), expand_attrs()));
+        bwd_nodes.push(node_def(count.clone(), "ExpandDims", expand(&size), expand_attrs()));
+        let slice = vec![args[values_at + i].0.clone(), out(&begin, "output"), out(&count, "output")];
+        bwd_nodes.push(node_def(flat.clone(), "Slice", slice, vec![("T", ty(dtype)), ("Index", ty(int32))]));
+        let reshape = vec![out(&flat, "output"), out(&shape, "output")];
+        bwd_nodes.push(node_def(var.clone(), "Reshape", reshape, vec![("T", ty(dtype)), ("Tshape", ty(int32))]));
+        grad_inputs.push(out(&var, "output"));
+        starts.push((out(&start, "z"), int32));
+    }
+    grad_inputs.extend(names(&args[nv + cb..nv + 2 * cb]));
+    grad_inputs.extend(names(&args[..nv]));
+    let inlined = inline(w, grad, &grad_inputs)?;
+    bwd_nodes.extend(inlined.nodes);
+    let mut rets: Vec<(String, DType)> = inlined.outputs[..nv].iter().cloned().zip(var_types).collect();
+    for (j, &dtype) in bcap_types.iter().enumerate() {
+        // Only floats have gradients: the others' stay the zeros they start as.
+        let sum = if dtype.is_float() {
+            let sum = format!("{p}_captures{j}");
+            let input = vec![args[nv + j].0.clone(), inlined.outputs[nv + j].clone()];
+            bwd_nodes.push(node_def(sum.clone(), "AddV2", input, t_of(dtype)));
+            format!("{sum}:z:0")
+        } else {
+            args[nv + j].0.clone()
+        };
+        rets.push((sum, dtype));
+    }
+    rets.extend(args[nv + cb..positions_at].iter().cloned());
+    rets.extend(starts);
+    rets.push((format!("{t_prev}:z:0"), int64));
+    let name = w.library.reserve(&format!("{base}_body"));
+    let body_def = function_def(name, args, bwd_nodes, rets, inlined.stateful);
+    let (cond_name, _) = w.library.add(cond_def);
+    let (body_name, stateful) = w.library.add(body_def);
+    let op = if stateful { "While" } else { "StatelessWhile" };
+    nodes.push(node_def(n.name.clone(), op, input, loop_attrs(bwd_types, cond_name, body_name, bwd_shapes)));
+    Ok(())
 }

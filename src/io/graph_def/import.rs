@@ -298,6 +298,7 @@ pub(super) fn op_of(
         "Range" => (Op::Range, 3),
         // Every rank is known here: TF's `Rank` is a constant.
         "Rank" => (Op::Const { value: Value::from(ndarray::arr0(known_rank(0)? as i32)) }, 0),
+        "Reshape" if consts.get(1).copied().flatten().is_none() => (Op::ReshapeDynamic, 2),
         "Reshape" => (Op::Reshape { shape: ints(1, "shape")? }, 1),
         "Transpose" => (Op::Transpose { perm: usizes(ints(1, "perm")?, "perm")? }, 1),
         "ExpandDims" => {
@@ -646,6 +647,8 @@ fn fused_draws(def: &GraphDef) -> Fused {
         (n.op == "Const" && readers.get(name) == Some(&1)).then_some(())?;
         Attrs(n).tensor("value").ok()?.scalar_f64()
     };
+    // The nodes an input names (`node`, `node:1` in a graph; `node:arg:0` in a function).
+    let names = |j: usize| -> Vec<&str> { def.node[j].input.iter().map(|s| parse_input(s).1).collect() };
     let mut fused =
         Fused { draws: HashMap::new(), counts: HashMap::new(), sums: HashMap::new(), parts: HashSet::new() };
     for (i, n) in def.node.iter().enumerate() {
@@ -656,10 +659,10 @@ fn fused_draws(def: &GraphDef) -> Fused {
             let parts =
                 (node(&gs, "Shape"), node(&ls, "Shape"), node(&args, "BroadcastGradientArgs"), node(&sum, "Sum"));
             if let (Some(g), Some(l), Some(a), Some(s)) = parts {
-                let shape_ok = def.node[a].input == [ls.clone(), gs.clone()]
-                    && def.node[s].input.get(1) == Some(&args)
+                let shape_ok = names(a) == [ls.as_str(), gs.as_str()]
+                    && names(s).get(1) == Some(&args.as_str())
                     && def.node[s].input.first() == def.node[g].input.first()
-                    && n.input.starts_with(&[sum.clone(), ls.clone()])
+                    && names(i).starts_with(&[sum.as_str(), ls.as_str()])
                     && [(gs.as_str(), 1), (args.as_str(), 1), (sum.as_str(), 1), (ls.as_str(), 2)]
                         .iter()
                         .all(|(name, k)| readers.get(name) == Some(k));
@@ -671,7 +674,7 @@ fn fused_draws(def: &GraphDef) -> Fused {
             }
         }
         let size = format!("{}/Size", n.name);
-        if n.op == "Cast" && n.input == [size.clone()] && readers.get(size.as_str()) == Some(&1) {
+        if n.op == "Cast" && names(i) == [size.as_str()] && readers.get(size.as_str()) == Some(&1) {
             if let Some(&j) = by_name.get(size.as_str()).filter(|&&j| def.node[j].op == "Size") {
                 fused.counts.insert(i, j);
                 fused.parts.insert(j);
@@ -679,18 +682,18 @@ fn fused_draws(def: &GraphDef) -> Fused {
             continue;
         }
         let (mul, shift) = (format!("{}/mul", n.name), format!("{}/shift", n.name));
-        if n.op != "AddV2" || n.input != [mul.clone(), shift.clone()] || readers.get(mul.as_str()) != Some(&1) {
+        if n.op != "AddV2" || names(i) != [mul.as_str(), shift.as_str()] || readers.get(mul.as_str()) != Some(&1) {
             continue;
         }
         let Some(&m) = by_name.get(mul.as_str()) else { continue };
         let scale = format!("{}/scale", n.name);
-        let draw = def.node[m].input.first().and_then(|d| by_name.get(d.as_str())).copied();
+        let draw = names(m).first().and_then(|d| by_name.get(d)).copied();
         let Some(draw) = draw else { continue };
         let is_draw = ["RandomUniform", "RandomStandardNormal", "TruncatedNormal"]
             .contains(&def.node[draw].op.as_str())
             && def.node[draw].name == format!("{}/{}", n.name, def.node[draw].op)
             && readers.get(def.node[draw].name.as_str()) == Some(&1);
-        let mul_ok = def.node[m].op == "Mul" && def.node[m].input.get(1) == Some(&scale);
+        let mul_ok = def.node[m].op == "Mul" && names(m).get(1) == Some(&scale.as_str());
         if let (true, true, Some(sc), Some(sh)) = (is_draw, mul_ok, scalar(&scale), scalar(&shift)) {
             fused.draws.insert(i, (draw, sc, sh));
             fused.parts.extend([draw, m, by_name[scale.as_str()], by_name[shift.as_str()]]);

@@ -8,9 +8,10 @@
 //! `StatelessWhile`/`StatelessIf` with their functions in the graph's library; TF1's `Switch`
 //! and `Merge` (control flow v1 conditionals) import and are written back as they are, and
 //! TF1's loop frames (`Enter` ... `Exit`) import as `While`s (`functionalize`), over TF1's
-//! `TensorArray`s as tensors (`tensor_arrays`). What has no TF
-//! form (the gradients of a loop, of batch norm and of a run-time slice; batch norm's
-//! statistics) [`to_graph_def`] names in an error; files tensorgraph writes for itself
+//! `TensorArray`s as tensors (`tensor_arrays`). A loop's gradient is two loops, as TF's own
+//! are (the first keeps each iteration's variables, the second applies the body's gradient
+//! back from the last). What has no TF form (the gradients of batch norm and of a run-time
+//! slice; batch norm's statistics) [`to_graph_def`] names in an error; files tensorgraph writes for itself
 //! ([`to_graph_def_with_private_ops`]) carry batch norm, its gradient and the slice gradient as
 //! `Tg<Op>`.
 

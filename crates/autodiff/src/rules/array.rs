@@ -6,19 +6,27 @@ use tensorgraph_graph::{Error, Result, Tensor};
 
 type Grads = Result<Vec<Option<Tensor>>>;
 
-/// Reshapes back to the input's static shape; one unknown dimension becomes -1.
+/// Reshapes back to the input's static shape; one unknown dimension becomes -1, more are
+/// read when the graph runs.
 pub(super) fn reshape(c: &Ctx) -> Grads {
     let x = c.x(0);
     let shape = x.shape();
     let unknown = shape.dims().iter().filter(|d| d.is_none()).count();
     if unknown > 1 {
-        return Err(Error::InvalidArgument {
-            node: c.node.info(),
-            detail: format!("gradient of a reshape whose input {} has more than one unknown dimension", shape),
-        });
+        return Ok(vec![Some(to_run_time_shape_of_input(c)?)]);
     }
     let target: Vec<i64> = shape.dims().iter().map(|d| d.map_or(-1, |d| d as i64)).collect();
     Ok(vec![Some(a::reshape(c.g(), &target)?)])
+}
+
+/// The gradient of a reshape to a shape known when the graph runs.
+pub(super) fn reshape_dynamic(c: &Ctx) -> Grads {
+    Ok(vec![Some(to_run_time_shape_of_input(c)?), None])
+}
+
+/// The gradient reshaped to the input's shape as the graph runs.
+fn to_run_time_shape_of_input(c: &Ctx) -> Result<Tensor> {
+    a::reshape_dynamic(c.g(), &tensorgraph_graph::ops::math::shape(c.x(0), tensorgraph_graph::DType::I32)?)
 }
 
 pub(super) fn transpose(c: &Ctx, perm: &[usize]) -> Grads {

@@ -89,6 +89,7 @@ pub(crate) fn grad(c: &Ctx) -> Result<Vec<Option<Tensor>>> {
         Op::AvgPool(a) => conv::avg_pool(c, a),
         Op::AvgPoolGrad(a) => conv::avg_pool_grad(c, a),
         Op::Reshape { .. } => array::reshape(c),
+        Op::ReshapeDynamic => array::reshape_dynamic(c),
         Op::Transpose { perm } => array::transpose(c, perm),
         Op::ExpandDims { axis } => array::expand_dims(c, *axis),
         Op::Squeeze { axes } => array::squeeze(c, axes),

@@ -360,6 +360,22 @@ pub fn range_of(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor
     start.graph().add_op1(Op::Range, &[start, limit, delta], None)
 }
 
+/// `tf.reshape(x, shape)` with `shape` an int vector known when the graph runs (its length
+/// known when the graph is built; at most one -1); see [`reshape()`] for a constant shape.
+///
+/// ```
+/// use tensorgraph_graph::{ops::{array, math}, DType, Graph};
+/// let g = Graph::new();
+/// let x = g.placeholder(DType::F32, [None, Some(6)]).unwrap();
+/// let like = g.placeholder(DType::F32, [None, None, None]).unwrap();
+/// let y = array::reshape_dynamic(&x, &math::shape(&like, DType::I32).unwrap()).unwrap();
+/// assert_eq!(y.shape().to_string(), "[?,?,?]");
+/// ```
+#[track_caller]
+pub fn reshape_dynamic(x: &Tensor, shape: &Tensor) -> Result<Tensor> {
+    x.graph().add_op1(Op::ReshapeDynamic, &[x, shape], None)
+}
+
 /// `tf.slice(x, begin, size)` with `begin` and `size` int vectors known when the graph runs
 /// (a size of -1 takes the rest of that dimension); see [`slice()`] for constant ones.
 #[track_caller]

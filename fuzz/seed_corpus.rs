@@ -63,10 +63,23 @@ fn array_ops() -> tensorgraph::Result<Graph> {
     Ok(g)
 }
 
+/// An LSTM over a run-time number of steps with its training ops: a loop, its gradient as two
+/// loops, a run-time slice's gradient.
+fn looped() -> tensorgraph::Result<Graph> {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, None, Some(2)]).named("x")?;
+    let begin = g.placeholder(DType::I32, [Some(3)]).named("begin")?;
+    let part = array::slice_dynamic(&x, &begin, &g.constant(ndarray::array![-1i32, -1, -1])?)?;
+    let (_, state) = tensorgraph::rnn::dynamic_rnn(&tensorgraph::rnn::BasicLSTMCell::new(3), &part, None, None)?;
+    let loss = math::reduce_mean(&math::square(&state[1])?, None).named("loss")?;
+    GradientDescent::new(0.1).minimize(&loss)?;
+    Ok(g)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus/meta_graph".into()));
     std::fs::create_dir_all(&out)?;
-    for (name, g) in [("mlp", mlp()?), ("cnn", cnn()?), ("array", array_ops()?)] {
+    for (name, g) in [("mlp", mlp()?), ("cnn", cnn()?), ("array", array_ops()?), ("looped", looped()?)] {
         tensorgraph::io::export_meta_graph(&g, out.join(name))?;
     }
     Ok(())

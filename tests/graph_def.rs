@@ -165,17 +165,6 @@ fn a_broadcast_gradient_is_written_as_tf_spells_it_and_read_back_as_one_op() {
     assert_eq!(Session::new(&back).unwrap().run(&db2, &[(&x2, (&xv).into())]).unwrap(), ours);
 }
 
-#[test]
-fn a_training_batch_norm_is_named_as_having_no_tf_form() {
-    let g = Graph::new();
-    let x = g.placeholder(DType::F32, [None, Some(4)]).named("x").unwrap();
-    let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap()).named("training").unwrap();
-    layers::batch_normalization(&x, &training, "bn").unwrap();
-    let msg = to_graph_def(&g).unwrap_err().to_string();
-    // Its moving averages read the batch statistics, whose TF form differs from ours.
-    assert!(msg.contains("batch statistics are read") && msg.contains("bn/FusedBatchNorm"), "{msg}");
-}
-
 /// TF's compact constants (one value repeated to fill the shape) can declare more than memory
 /// holds in a few bytes: an error naming the node, not an abort.
 #[test]
@@ -591,14 +580,102 @@ fn a_loops_gradient_is_written_as_two_loops() {
     }
 }
 
+/// The gradient of a slice at a run-time place (`SliceGrad`) is written as TF's gradient of
+/// `Slice` is, a `Pad` whose paddings are computed from the shapes; a file tensorgraph writes
+/// for itself reads it back as `SliceGrad` (its mark), with the same values.
+#[test]
+fn a_run_time_slices_gradient_is_written_as_a_pad() {
+    use tensorgraph::io::graph_def::to_graph_def_with_private_ops;
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(5)]).named("x").unwrap();
+    let begin = g.placeholder(DType::I32, [Some(2)]).named("begin").unwrap();
+    let size = g.constant(ndarray::array![2i32, -1]).unwrap();
+    let part = array::slice_dynamic(&x, &begin, &size).unwrap();
+    let y = math::reduce_sum(&math::square(&part).unwrap(), None).unwrap();
+    tensorgraph::gradients(&[&y], &[&x], None).unwrap().remove(0).unwrap().named("dx").unwrap();
+    let xv = ndarray::Array2::from_shape_fn((4, 5), |(i, j)| (i * 5 + j) as f32 * 0.25 - 2.1);
+    let run = |g: &Graph| {
+        let [x, begin, dx] = ["x:0", "begin:0", "dx:0"].map(|n| g.tensor_by_name(n).unwrap());
+        Session::new(g).unwrap().run(&dx, feed! {x => &xv, begin => ndarray::array![1i32, 2]}).unwrap()
+    };
+    let want = run(&g);
+    assert_eq!(want.to_f64_vec().iter().filter(|v| **v != 0.0).count(), 6);
+    let def = to_graph_def(&g).unwrap();
+    assert!(def.node.iter().any(|n| n.op == "Pad") && def.node.iter().all(|n| !n.op.starts_with("Tg")));
+    let own = to_graph_def_with_private_ops(&g).unwrap();
+    let back = from_graph_def(&own, "own").unwrap();
+    assert!(back.to_text().contains("SliceGrad") && !back.to_text().contains("Pack"), "{}", back.to_text());
+    assert_eq!(run(&back), want);
+    if let Ok(dir) = std::env::var("TG_INTEROP_OUT") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("slice_grad.pb"), def.encode_to_vec()).unwrap();
+        let fx = serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "begin": [1, 2], "dx": want.to_f64_vec()});
+        std::fs::write(dir.join("slice_grad.json"), fx.to_string()).unwrap();
+    }
+}
+
+/// Trains `g` (its loss `loss:0`, its `train_op`) three steps from a checkpoint, then again in
+/// the graph its `.meta` reads back as, from the same checkpoint: the losses must agree. With
+/// `TG_INTEROP_OUT`, leaves the files and the feeds under `<it>/<name>` for tests/tf_interop.py
+/// to train in TF. Returns the graph read back.
+fn trains_the_same_from_its_meta_graph(g: &Graph, name: &str, feeds: &[(&str, Value)]) -> Graph {
+    use tensorgraph::io::{export_meta_graph, import_meta_graph, Saver};
+    let dir = std::env::temp_dir().join(format!("tg-meta-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sess = Session::new(g).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
+    let ckpt = Saver::new(g).save(&sess, dir.join("model"), Some(0)).unwrap();
+    let meta = dir.join("model.meta");
+    export_meta_graph(g, &meta).unwrap();
+    let steps = |g: &Graph, sess: &Session| -> Vec<f64> {
+        let fed: Vec<(Tensor, &Value)> = feeds.iter().map(|(n, v)| (g.tensor_by_name(n).unwrap(), v)).collect();
+        let fed: Vec<(&Tensor, Feed)> = fed.iter().map(|(t, v)| (t, Feed::from(*v))).collect();
+        let loss = g.tensor_by_name("loss:0").unwrap();
+        let train = &g.get_operation_collection(tensorgraph::collections::TRAIN_OP)[0];
+        (0..3)
+            .map(|_| {
+                let l = sess.run(&loss, &fed).unwrap().to_f64_vec()[0];
+                sess.run(train, &fed).unwrap();
+                l
+            })
+            .collect()
+    };
+    let ours = steps(g, &sess);
+    let back = import_meta_graph(&meta).unwrap();
+    let sess2 = Session::new(&back).unwrap();
+    Saver::new(&back).restore(&sess2, &ckpt).unwrap();
+    let again = steps(&back, &sess2);
+    assert!(ours.iter().zip(&again).all(|(a, b)| (a - b).abs() <= 1e-6), "{ours:?} vs {again:?}");
+    assert!(ours[2] < ours[0], "{ours:?}");
+    if let Ok(out) = std::env::var("TG_INTEROP_OUT") {
+        let out = std::path::Path::new(&out).join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, out.join(path.file_name().unwrap())).unwrap();
+        }
+        let values: serde_json::Map<String, serde_json::Value> = feeds
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    serde_json::json!({"shape": v.shape(), "dtype": v.dtype().to_string(), "values": v.to_f64_vec()}),
+                )
+            })
+            .collect();
+        let fx = serde_json::json!({"feeds": values, "losses": ours,
+            "checkpoint": ckpt.file_name().unwrap().to_str().unwrap()});
+        std::fs::write(out.join("steps.json"), fx.to_string()).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    back
+}
+
 /// An LSTM over a run-time number of steps trains through a loop (`WhileGrad`): its training
 /// graph saves as a `.meta` (the gradient as TF's two loops), which reads back here and trains
 /// step for step as the original from the same checkpoint (tests/tf_interop.py trains it in TF).
 #[test]
 fn a_looped_rnn_training_graph_saves_as_a_meta_graph() {
-    use tensorgraph::io::{export_meta_graph, import_meta_graph, Saver};
-    let dir = std::env::temp_dir().join(format!("tg-looped-rnn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let g = Graph::new();
     g.set_random_seed(3);
     let x = g.placeholder(DType::F32, [None, None, Some(4)]).named("x").unwrap();
@@ -610,42 +687,85 @@ fn a_looped_rnn_training_graph_saves_as_a_meta_graph() {
     let loss = math::reduce_mean(&xent, None).unwrap().named("loss").unwrap();
     let train = tensorgraph::train::GradientDescent::new(0.5).minimize(&loss).unwrap();
     g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &train);
-    let sess = Session::new(&g).unwrap();
-    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
-    let ckpt = Saver::new(&g).save(&sess, dir.join("model"), Some(0)).unwrap();
-    let meta = dir.join("model.meta");
-    export_meta_graph(&g, &meta).unwrap();
     let xv = ndarray::Array3::from_shape_fn((5, 6, 4), |(i, t, k)| ((i * 7 + t * 3 + k) % 11) as f32 / 5.0 - 1.0);
     let yv = ndarray::array![0i64, 2, 1, 1, 0];
-    let steps = |g: &Graph, sess: &Session| -> Vec<f64> {
-        let [x, y, loss] = ["x:0", "y:0", "loss:0"].map(|n| g.tensor_by_name(n).unwrap());
-        let train = &g.get_operation_collection(tensorgraph::collections::TRAIN_OP)[0];
-        (0..3)
-            .map(|_| {
-                let l = sess.run(&loss, feed! {x => &xv, y => &yv}).unwrap().to_f64_vec()[0];
-                sess.run(train, feed! {x => &xv, y => &yv}).unwrap();
-                l
-            })
-            .collect()
-    };
-    let ours = steps(&g, &sess);
-    let back = import_meta_graph(&meta).unwrap();
-    let sess2 = Session::new(&back).unwrap();
-    Saver::new(&back).restore(&sess2, &ckpt).unwrap();
-    let again = steps(&back, &sess2);
-    assert!(ours.iter().zip(&again).all(|(a, b)| (a - b).abs() <= 1e-6), "{ours:?} vs {again:?}");
-    assert!(ours[2] < ours[0], "{ours:?}");
-    if let Ok(out) = std::env::var("TG_INTEROP_OUT") {
-        let out = std::path::Path::new(&out).join("looped_rnn");
-        std::fs::create_dir_all(&out).unwrap();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, out.join(path.file_name().unwrap())).unwrap();
-        }
-        let fx = serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "y": yv.iter().collect::<Vec<_>>(),
-            "losses": ours, "checkpoint": ckpt.file_name().unwrap().to_str().unwrap()});
-        std::fs::write(out.join("looped_rnn.json"), fx.to_string()).unwrap();
+    let feeds = [("x:0", Value::from(xv.into_dyn())), ("y:0", Value::from(yv.into_dyn()))];
+    trains_the_same_from_its_meta_graph(&g, "looped_rnn", &feeds);
+}
+
+/// Batch norm in training (a convolution's output, switched by a run-time tensor, its moving
+/// averages updated with the train op): written with its statistics, its gradient and the
+/// count of its variance's correction as TF ops (no op of tensorgraph's own), read back as our
+/// fused ops (the marks), trained step for step as the original; the TF ops alone (marks
+/// removed) train the same (tests/tf_interop.py trains it in TF).
+#[test]
+fn a_batch_norm_training_graph_saves_as_a_meta_graph() {
+    let g = Graph::new();
+    g.set_random_seed(5);
+    let x = g.placeholder(DType::F32, [None, Some(4), Some(4), Some(2)]).named("x").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
+    let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap()).named("training").unwrap();
+    let h = layers::conv2d(&x, 3, 3, 1, Padding::Same, None, "conv").unwrap();
+    let h = nn::relu(&layers::batch_normalization(&h, &training, "bn").unwrap()).unwrap();
+    let logits = layers::dense(&array::reshape(&h, &[-1, 48]).unwrap(), 3, None, "out").unwrap();
+    let xent = nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).unwrap();
+    let loss = math::reduce_mean(&xent, None).unwrap().named("loss").unwrap();
+    let updates = g.get_operation_collection(tensorgraph::collections::UPDATE_OPS);
+    let refs: Vec<&Operation> = updates.iter().collect();
+    let train =
+        g.control_dependencies(&refs, || tensorgraph::train::GradientDescent::new(0.1).minimize(&loss)).unwrap();
+    g.add_operation_to_collection(tensorgraph::collections::TRAIN_OP, &train);
+    let def = to_graph_def(&g).unwrap();
+    let ops: Vec<&str> = def
+        .node
+        .iter()
+        .filter(|n| n.name.starts_with("bn/") || n.name.contains("bn/"))
+        .map(|n| n.op.as_str())
+        .collect();
+    assert!(ops.contains(&"IdentityN") && ops.contains(&"StatelessIf") && ops.contains(&"Rsqrt"), "{ops:?}");
+    assert!(def.node.iter().all(|n| !n.op.starts_with("Tg")));
+    // The dense kernel's update waits for the input gradient's read of it (TF's reads alias the
+    // buffer the update writes).
+    let kernel = def.node.iter().find(|n| n.op == "ApplyGradientDescent" && n.input[0] == "out/kernel").unwrap();
+    assert!(kernel.input.iter().any(|i| i.starts_with("^gradients/") && i.contains("MatMul")), "{:?}", kernel.input);
+    let xv = ndarray::Array4::from_shape_fn((6, 4, 4, 2), |(a, b, c, d)| {
+        ((a * 31 + b * 7 + c * 3 + d) % 13) as f32 / 6.0 - 1.0
+    });
+    let yv = ndarray::array![0i64, 2, 1, 1, 0, 2];
+    let feeds = [
+        ("x:0", Value::from(xv.into_dyn())),
+        ("y:0", Value::from(yv.into_dyn())),
+        ("training:0", Value::from(ndarray::arr0(true).into_dyn())),
+    ];
+    let back = trains_the_same_from_its_meta_graph(&g, "batch_norm_training", &feeds);
+    // Read back as our fused ops, not their TF forms.
+    let text = back.to_text();
+    let fused = ["FusedBatchNormGrad", "Size"].iter().all(|op| text.contains(op));
+    assert!(fused && ["IdentityN", "Rsqrt", "GatherV2"].iter().all(|op| !text.contains(op)), "{text}");
+    // The TF form read as TF ops (the .meta without the marks: IdentityN, the statistics and
+    // the gradient as math) trains the same from the same variables.
+    use tensorgraph::io::{meta_graph, Saver};
+    let mut meta = meta_graph::meta_graph_def(&g, &[]).unwrap();
+    for n in &mut meta.graph_def.as_mut().unwrap().node {
+        n.attr.remove("_tg_op");
     }
+    let plain = meta_graph::import_meta_graph_bytes(&meta.encode_to_vec(), "plain".as_ref()).unwrap().0;
+    assert!(plain.to_text().contains("Rsqrt"));
+    let dir = std::env::temp_dir().join(format!("tg-bn-plain-{}", std::process::id()));
+    let sess = Session::new(&g).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
+    let ckpt = Saver::new(&g).save(&sess, dir.join("model"), None).unwrap();
+    let sess2 = Session::new(&plain).unwrap();
+    Saver::new(&plain).restore(&sess2, &ckpt).unwrap();
+    let step_then_loss = |g: &Graph, sess: &Session| {
+        let fed: Vec<(Tensor, Feed)> =
+            feeds.iter().map(|(n, v)| (g.tensor_by_name(n).unwrap(), Feed::from(v))).collect();
+        let fed: Vec<(&Tensor, Feed)> = fed.iter().map(|(t, f)| (t, f.clone())).collect();
+        sess.run(&g.operation_by_name(&train.name()).unwrap(), &fed).unwrap();
+        sess.run(&g.tensor_by_name("loss:0").unwrap(), &fed).unwrap().to_f64_vec()[0]
+    };
+    let (a, b) = (step_then_loss(&g, &sess), step_then_loss(&plain, &sess2));
+    assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -715,10 +835,12 @@ fn tensorflows_batch_norm_imports_in_both_modes_and_behind_a_switch() {
     };
     let g = from_graph_def(&def, "batch_norm_graph.pb").unwrap();
     check(&g, false);
-    // Written back: only `y` has a TF form (TF's batch variance and reserve spaces differ from
-    // ours), so a graph reading the statistics is refused and the pruned one is written.
-    let e = to_graph_def(&g).unwrap_err().to_string();
-    assert!(e.contains("train") && e.contains("batch statistics"), "{e}");
+    // Written back whole: the batch norms whose statistics are read (TF's batch variance is
+    // Bessel-corrected, ours not: its correction reads ours) with them as TF ops.
+    let whole = to_graph_def(&g).unwrap();
+    assert!(whole.node.iter().any(|n| n.op == "IdentityN"));
+    check(&from_graph_def(&whole, "whole").unwrap(), false);
+    // Pruned to the outputs y: TF's FusedBatchNormV3 alone.
     let ys: Vec<Tensor> = ["infer_y:0", "train_y:0", "switch_y:0"].map(|n| g.tensor_by_name(n).unwrap()).to_vec();
     let pruned = tensorgraph::io::graph_def::freeze(&g, &Session::new(&g).unwrap(), &ys).unwrap();
     assert!(pruned.node.iter().any(|n| n.op == "FusedBatchNormV3"));

@@ -290,6 +290,12 @@ for steps, want in lg["outputs"].items():
 ok &= report(f"a loop's gradient built by tensorgraph (two loops each, {n_functions} functions), run in TF, "
              f"{' and '.join(lg['outputs'])} trips", worst)
 
+sg = json.load(open(os.path.join(args.out, "slice_grad.json")))
+(dx,), _ = run_graph_def(os.path.join(args.out, "slice_grad.pb"), ["dx:0"],
+                         {"x:0": np.array(sg["x"], np.float32).reshape(4, 5), "begin:0": np.array(sg["begin"], np.int32)})
+ok &= report("a run-time slice's gradient built by tensorgraph (a Pad, as TF's), run in TF",
+             float(np.max(np.abs(dx.ravel() - np.array(sg["dx"])))), 1e-6)
+
 cp = json.load(open(os.path.join(args.out, "count.json")))
 (dx, count), _ = run_graph_def(os.path.join(args.out, "count.pb"), ["dx:0", "count:0"],
                                {"x:0": np.array(cp["x"], np.float32).reshape(2, 5, 3)})
@@ -348,22 +354,25 @@ print(f"RESULT our .meta's saver_def rebuilt by TF's import_meta_graph ({meta_sa
       f"restored our checkpoint, saved {len(trained)} variables that tensorgraph inspect lists {'ok' if good else 'MISMATCH'}")
 ok &= good
 
-# 5b. An LSTM over a run-time number of steps (a loop, its gradient two loops): our training
-#     graph's .meta trained in TF from our checkpoint, step for step with ours.
-lr = json.load(open(os.path.join(args.out, "looped_rnn", "looped_rnn.json")))
-feeds = {"x:0": np.array(lr["x"], np.float32).reshape(5, 6, 4), "y:0": np.array(lr["y"], np.int64)}
-with tf.Graph().as_default() as rg:
-    rnn_saver = tf1.train.import_meta_graph(os.path.join(args.out, "looped_rnn", "model.meta"))
-    train_op = tf1.get_collection("train_op")[0]
-    with tf1.Session(graph=rg) as s:
-        rnn_saver.restore(s, os.path.join(args.out, "looped_rnn", lr["checkpoint"]))
-        losses_tf = np.array([s.run(["loss:0", train_op], feeds)[0] for _ in range(3)])
-diff = float(np.abs(losses_tf - np.array(lr["losses"])).max())
-good = diff <= 1e-4
-print(f"RESULT our looped LSTM's .meta (WhileGrad as two loops) trained 3 steps in TF from our checkpoint: losses "
-      f"{np.round(losses_tf, 5).tolist()} vs ours {np.round(lr['losses'], 5).tolist()}, max difference {diff:.1e} "
-      f"{'ok' if good else 'MISMATCH'}")
-ok &= good
+# 5b. Training graphs built here (tests/graph_def.rs), their .meta trained in TF from our
+#     checkpoint step for step with ours: an LSTM over a run-time number of steps (a loop, its
+#     gradient two loops), and batch norm in training (statistics and gradient as TF ops).
+for name, what in [("looped_rnn", "looped LSTM (WhileGrad as two loops)"),
+                   ("batch_norm_training", "batch norm in training (its statistics and gradient as TF ops)")]:
+    fx = json.load(open(os.path.join(args.out, name, "steps.json")))
+    feeds = {k: np.array(v["values"], v["dtype"]).reshape(v["shape"]) for k, v in fx["feeds"].items()}
+    with tf.Graph().as_default() as tg:
+        tg_saver = tf1.train.import_meta_graph(os.path.join(args.out, name, "model.meta"))
+        train_op = tf1.get_collection("train_op")[0]
+        with tf1.Session(graph=tg) as s:
+            tg_saver.restore(s, os.path.join(args.out, name, fx["checkpoint"]))
+            losses_tf = np.array([s.run(["loss:0", train_op], feeds)[0] for _ in range(3)])
+    diff = float(np.abs(losses_tf - np.array(fx["losses"])).max())
+    good = diff <= 1e-4
+    print(f"RESULT our {what}: .meta trained 3 steps in TF from our checkpoint: losses "
+          f"{np.round(losses_tf, 5).tolist()} vs ours {np.round(fx['losses'], 5).tolist()}, max difference {diff:.1e} "
+          f"{'ok' if good else 'MISMATCH'}")
+    ok &= good
 
 # 6. ONNX models in ONNX Runtime.
 import onnxruntime

@@ -14,8 +14,10 @@ cargo build --release --example mnist_mlp --example mnist_cnn --example mnist_rn
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 # Graphs built here (GraphDefs and our outputs, for TF to run): loops and conditionals; a loop's
-# gradient (two loops); an LSTM's training graph through a loop (a .meta and its checkpoint); a
-# count over some axes (written as TF ops); a batch norm switched at run time (an If).
+# gradient (two loops); training graphs (.meta and checkpoint) of an LSTM through a loop and of
+# batch norm; a run-time slice's gradient (a Pad); a count over some axes (written as TF ops); a
+# batch norm switched at run time (an If).
 TG_INTEROP_OUT="$out" cargo test -q --test graph_def -- loops_and_conditionals_built_here a_loops_gradient \
-    a_looped_rnn_training_graph a_count_over_some_axes a_batch_norm_switched_at_run_time
+    a_looped_rnn_training_graph a_batch_norm_training_graph a_run_time_slices_gradient \
+    a_count_over_some_axes a_batch_norm_switched_at_run_time
 "$venv/bin/python" tests/tf_interop.py --examples target/release/examples --cli target/release/tensorgraph --out "$out"

@@ -23,6 +23,7 @@ pub use graph::{
 pub use infer::TensorSpec;
 pub use op::{ApplyOp, BinaryOp, ConvAttrs, Op, Padding, PoolAttrs, ReduceOp, UnaryOp};
 pub use petgraph::stable_graph::NodeIndex;
+pub use petgraph::Direction;
 pub use shape::{fmt_dims, Dim, Shape};
 pub use strided::{DimSlice, Index, SliceSpec};
 pub use variable::{fans, Distribution, FanMode, Initializer, Variable};

@@ -82,13 +82,22 @@ pub(super) const ALL_AXES: &str = "_tg_axes";
 /// The prefix of the attribute holding a float attribute's f64 bits, in those files.
 pub(super) const F64_PREFIX: &str = "_f64_";
 
+/// The attributes marking the last node of one of our ops written as several TF ops, in files
+/// tensorgraph writes for itself (see `mark`).
+pub(super) const MARK_OP: &str = "_tg_op";
+pub(super) const MARK_INPUTS: &str = "_tg_inputs";
+pub(super) const MARK_PARTS: &str = "_tg_parts";
+pub(super) const MARK_ATTR: &str = "_tg_attr_";
+/// The control inputs an update was written with for TF only (see `reads_before_update`).
+pub(super) const MARK_READS: &str = "_tg_reads_first";
+
 /// The prefix of the ops only tensorgraph has, in files written for tensorgraph itself.
 pub(super) const PRIVATE: &str = "Tg";
 
 /// The TF form of `op` whose data inputs have dtypes `ins` and outputs `outs`. `None` for an
 /// op TF has no form of; with `private`, such an op is written under [`PRIVATE`] + its name
 /// with the table's attributes (a file only tensorgraph reads).
-fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) -> Option<TfForm> {
+fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType]) -> Option<TfForm> {
     let t = ty;
     let t0 = ins.first().or(outs.first()).copied().unwrap_or(DType::F32);
     let int32 = DType::I32;
@@ -341,14 +350,9 @@ fn tf_form(op: &Op, ins: &[DType], rank0: usize, outs: &[DType], private: bool) 
         Op::SumToShape => None,
         // Written with their functions by `write_functional` and `write_while_grad`.
         Op::While { .. } | Op::If { .. } | Op::WhileGrad { .. } => None,
-        Op::Size { .. } | Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad | Op::SliceGrad => {
-            private.then(|| TfForm {
-                op: format!("{PRIVATE}{}", def.name),
-                inputs: data(n),
-                attrs: [vec![("T", t(t0))], table.clone()].concat(),
-                post: Post::None,
-            })
-        }
+        // Written as several TF ops by `write_batch_norm`, `write_batch_norm_grad`,
+        // `write_size_over_axes` and `write_slice_grad`.
+        Op::FusedBatchNorm { .. } | Op::FusedBatchNormGrad | Op::Size { .. } | Op::SliceGrad => None,
     }
 }
 
@@ -444,7 +448,7 @@ impl Writer<'_> {
         if let Some(a) = args.get(&e) {
             return a.clone();
         }
-        let (arg, index) = tf_output(d, m, e.slot, self.private);
+        let (arg, index) = tf_output(d, m, e.slot, self.keep);
         format!("{}:{arg}:{index}", m.name)
     }
 
@@ -459,21 +463,24 @@ impl Writer<'_> {
 }
 
 /// TF's output argument and index within it of output `slot` of node `m` as written.
-fn tf_output(d: &GraphData, m: &Node, slot: usize, private: bool) -> (&'static str, usize) {
+fn tf_output(d: &GraphData, m: &Node, slot: usize, keep: &dyn Fn(NodeIndex) -> bool) -> (&'static str, usize) {
     match &m.op {
-        Op::SumToShape => ("output", 0), // written ending in a Reshape
-        Op::Size { .. } if some_axes(d, m).is_some() && !private => ("y", 0), // ending in a Cast
+        Op::SumToShape => ("output", 0),                          // written ending in a Reshape
+        Op::Size { .. } if some_axes(d, m).is_some() => ("y", 0), // ending in a Cast
         // FusedBatchNormV3, or an If of two when the switch is a run-time tensor.
-        Op::FusedBatchNorm { .. } if !private => match constant_switch(d, m) {
-            Some(_) => (["y", "batch_mean"].get(slot).copied().unwrap_or("y"), 0),
-            None => ("output", slot),
+        Op::FusedBatchNorm { .. } => match constant_switch(d, m) {
+            Some(_) if !batch_norm_statistics_read(d, m, keep) => {
+                (["y", "batch_mean"].get(slot).copied().unwrap_or("y"), 0)
+            }
+            _ => ("output", slot), // an If, or an IdentityN
         },
+        Op::FusedBatchNormGrad => ("output", slot), // an IdentityN
         Op::While { .. } | Op::If { .. } | Op::WhileGrad { .. } => ("output", slot),
         op => {
             let ins: Vec<DType> = m.inputs.iter().map(|&e| d.spec(e).dtype).collect();
             let outs: Vec<DType> = m.outputs.iter().map(|o| o.dtype).collect();
             let rank0 = m.inputs.first().map_or(0, |&e| d.spec(e).shape.rank());
-            match tf_form(op, &ins, rank0, &outs, private).map(|f| f.post) {
+            match tf_form(op, &ins, rank0, &outs).map(|f| f.post) {
                 Some(Post::Affine(..)) => ("z", 0), // ends in AddV2
                 Some(Post::Cast(_)) => ("y", 0),
                 _ => match op.def().outputs {
@@ -492,12 +499,23 @@ fn write_node(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>)
         write_sum_to_shape(d, n, w, nodes);
         return Ok(());
     }
-    if let (Some(axes), false) = (some_axes(d, n), private) {
-        write_size_over_axes(d, n, axes, w, nodes);
+    let start = nodes.len();
+    let several = match &n.op {
+        Op::FusedBatchNorm { epsilon } => Some(write_batch_norm(d, n, *epsilon, w, nodes)),
+        Op::FusedBatchNormGrad => Some(write_batch_norm_grad(d, n, w, nodes)),
+        Op::SliceGrad => Some(write_slice_grad(d, n, w, nodes)),
+        Op::Size { .. } => some_axes(d, n).map(|axes| {
+            write_size_over_axes(d, n, axes, w, nodes);
+            Ok(())
+        }),
+        _ => None,
+    };
+    if let Some(written) = several {
+        written?;
+        if private {
+            mark(d, n, w, &mut nodes[start..]);
+        }
         return Ok(());
-    }
-    if let (Op::FusedBatchNorm { epsilon }, false) = (&n.op, private) {
-        return write_batch_norm(d, n, *epsilon, w, nodes);
     }
     if !private && only_a_batch_norm_switch(d, n, w) {
         return Ok(()); // written as the batch norms' is_training attribute
@@ -511,7 +529,7 @@ fn write_node(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>)
     let ins: Vec<DType> = n.inputs.iter().map(|&e| d.spec(e).dtype).collect();
     let outs: Vec<DType> = n.outputs.iter().map(|o| o.dtype).collect();
     let rank0 = n.inputs.first().map_or(0, |&e| d.spec(e).shape.rank());
-    let Some(form) = tf_form(&n.op, &ins, rank0, &outs, private) else {
+    let Some(form) = tf_form(&n.op, &ins, rank0, &outs) else {
         return Err(Error::InvalidArgument {
             node: n.info(),
             detail: format!("{} has no TensorFlow GraphDef form yet", n.op.type_name()),
@@ -577,16 +595,13 @@ fn write_node(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>)
         }
     }
     input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
+    let reads: Vec<String> = reads_before_update(d, n, w.keep).into_iter().map(|c| d.node(c).name.clone()).collect();
+    input.extend(reads.iter().map(|r| format!("^{r}")));
     let mut attrs: Vec<(String, AttrValue)> = form.attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     if private {
-        // Where the node was built, so errors in a program that imports it still say so, and
-        // float attributes to the bit (TF's are float32): TF ignores attributes named `_...`.
-        let l = &n.location;
-        attrs.push((LOCATION.into(), attr(Attr::S(format!("{}:{}:{}", l.file, l.line, l.column).into_bytes()))));
-        for (k, v) in n.op.attrs() {
-            if let OpAttr::Float(f) = v {
-                attrs.push((format!("{F64_PREFIX}{k}"), attr(Attr::I(f.to_bits() as i64))));
-            }
+        attrs.extend(private_attrs(n));
+        if !reads.is_empty() {
+            attrs.push((MARK_READS.into(), strings(reads)));
         }
     }
     let dtype = outs.first().copied().unwrap_or(DType::F32);
@@ -627,6 +642,90 @@ fn write_node(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>)
     let sum = vec![r(&mul, "z"), r(&shift_name, "output")];
     nodes.push(node_def(n.name.clone(), "AddV2", sum, vec![("T", ty(dtype))]));
     Ok(())
+}
+
+/// The nodes that must run before optimizer update `n` (an `Apply*`) writes its variable in
+/// place: the stateless nodes of the training step (those some update needs) that read the
+/// variable's value, directly or through `Identity`s of it, and are neither before nor after
+/// `n` already. Our sessions run every ready stateless node before any stateful one; TF's runs
+/// ready nodes in any order, and a read of a `VariableV2` aliases the buffer the update writes,
+/// so without these control inputs TF could compute a gradient from a weight already updated
+/// (seen: a dense layer's input gradient). Nodes outside the training step (an evaluation)
+/// and initializers are left alone: they must not start needing the step's feeds.
+fn reads_before_update(d: &GraphData, n: &Node, keep: &dyn Fn(NodeIndex) -> bool) -> Vec<NodeIndex> {
+    use tensorgraph_graph::Direction::{Incoming, Outgoing};
+    if !matches!(n.op, Op::Apply(_)) {
+        return Vec::new();
+    }
+    let vars: Vec<NodeIndex> =
+        n.op.ref_inputs()
+            .into_iter()
+            .filter_map(|k| n.inputs.get(k).map(|e| e.node))
+            .filter(|&v| matches!(d.node(v).op, Op::VariableV2 { .. }))
+            .collect();
+    let reach = |from: Vec<NodeIndex>, dir| {
+        let mut seen: HashSet<NodeIndex> = from.iter().copied().collect();
+        let mut stack = from;
+        while let Some(i) = stack.pop() {
+            stack.extend(d.dag.neighbors_directed(i, dir).filter(|&j| seen.insert(j)));
+        }
+        seen
+    };
+    let me = d.find(&n.name).expect("a node of the graph");
+    let (before, after) = (reach(vec![me], Incoming), reach(vec![me], Outgoing));
+    let updates = d.dag.node_indices().filter(|&j| matches!(d.node(j).op, Op::Apply(_)) && keep(j)).collect();
+    let step = reach(updates, Incoming);
+    let mut sources = vars;
+    let mut readers = Vec::new();
+    while let Some(s) = sources.pop() {
+        for m in d.dag.neighbors_directed(s, Outgoing) {
+            let node = d.node(m);
+            if node.op == Op::Identity {
+                sources.push(m);
+            } else if step.contains(&m) && !node.op.is_stateful() && !before.contains(&m) && !after.contains(&m) {
+                readers.push(m);
+            }
+        }
+    }
+    readers.sort();
+    readers.dedup();
+    readers
+}
+
+/// Where the node was built, so errors in a program that imports it still say so, and float
+/// attributes to the bit (TF's are float32), for files tensorgraph writes for itself: TF
+/// ignores attributes named `_...`.
+fn private_attrs(n: &Node) -> Vec<(String, AttrValue)> {
+    let l = &n.location;
+    let mut attrs = vec![(LOCATION.into(), attr(Attr::S(format!("{}:{}:{}", l.file, l.line, l.column).into_bytes())))];
+    for (k, v) in n.op.attrs() {
+        if let OpAttr::Float(f) = v {
+            attrs.push((format!("{F64_PREFIX}{k}"), attr(Attr::I(f.to_bits() as i64))));
+        }
+    }
+    attrs
+}
+
+/// A `list(string)` attribute.
+fn strings(v: Vec<String>) -> AttrValue {
+    attr(Attr::List(ListValue { s: v.into_iter().map(String::into_bytes).collect(), ..Default::default() }))
+}
+
+/// Marks the last of `written` (our node `n` written as several TF ops, the last one `n`)
+/// with what tensorgraph needs to read it back as `n` itself: the op ([`MARK_OP`]: its
+/// private name), its inputs ([`MARK_INPUTS`]), the other nodes written for it, which are then
+/// not read ([`MARK_PARTS`]), and its attributes ([`MARK_ATTR`] + name). TF runs the ops.
+fn mark(d: &GraphData, n: &Node, w: &Writer, written: &mut [NodeDef]) {
+    let Some((last, parts)) = written.split_last_mut() else { return };
+    debug_assert_eq!(last.name, n.name);
+    let op = format!("{PRIVATE}{}", n.op.type_name());
+    last.attr.insert(MARK_OP.into(), attr(Attr::S(op.into_bytes())));
+    last.attr.insert(MARK_INPUTS.into(), strings(n.inputs.iter().map(|&e| w.output_ref(d, e)).collect()));
+    last.attr.insert(MARK_PARTS.into(), strings(parts.iter().map(|p| p.name.clone()).collect()));
+    for (k, v) in n.op.attrs() {
+        last.attr.insert(format!("{MARK_ATTR}{k}"), op_attr(v));
+    }
+    last.attr.extend(private_attrs(n));
 }
 
 /// `SumToShape(grad, like)` as TF's gradients spell it: the axes `like` was broadcast along
@@ -715,25 +814,28 @@ fn constant_switch(d: &GraphData, n: &Node) -> Option<bool> {
     }
 }
 
+/// Whether a node written (`keep`) reads batch norm `n`'s statistics beyond what TF's
+/// `FusedBatchNormV3` gives as ours (`y`, and in training mode the batch mean): then it is
+/// written with them.
+fn batch_norm_statistics_read(d: &GraphData, n: &Node, keep: &dyn Fn(NodeIndex) -> bool) -> bool {
+    let me = d.find(&n.name).expect("a node of the graph");
+    let readable = if constant_switch(d, n) == Some(true) { 1 } else { 0 };
+    d.dag
+        .node_indices()
+        .filter(|&j| keep(j))
+        .any(|j| d.node(j).inputs.iter().any(|e| e.node == me && e.slot > readable))
+}
+
 /// Our batch norm as TF's `FusedBatchNormV3`: its training switch an attribute where it is a
 /// constant, else an `If` over the switch whose branches are `FusedBatchNormV3` in training and
-/// in inference mode (as TF's `tf.layers.batch_normalization` writes a run-time switch). Only
-/// its output `y` (and in training mode the batch mean) has a TF form: TF's batch variance is
-/// Bessel-corrected and its reserve spaces differ from ours (so a training graph, which reads
-/// them, is refused; freeze it to its outputs for TF).
+/// in inference mode (as TF's `tf.layers.batch_normalization` writes a run-time switch). Where
+/// our statistics are read (a training graph: the moving averages' updates, the gradient),
+/// that is `N/bn` and `N` an `IdentityN` of its `y` and the statistics as TF ops compute them
+/// (TF's batch variance is Bessel-corrected and its reserve spaces are not ours): the batch
+/// mean and biased variance over every axis but the last, the mean used and `1/√(variance + ε)`.
 fn write_batch_norm(d: &GraphData, n: &Node, epsilon: f64, w: &mut Writer, nodes: &mut Vec<NodeDef>) -> Result<()> {
-    let me = d.find(&n.name).expect("the node being written");
-    // In training mode the batch mean is TF's too.
-    let readable = if constant_switch(d, n) == Some(true) { 1 } else { 0 };
-    let read = |j: NodeIndex| d.node(j).inputs.iter().any(|e| e.node == me && e.slot > readable);
-    if d.dag.node_indices().filter(|&j| (w.keep)(j)).any(read) {
-        return Err(Error::InvalidArgument {
-            node: n.info(),
-            detail: "its batch statistics are read: only batch norm's output y has a TensorFlow GraphDef form \
-                     (a training graph has none; freeze the inference graph to its outputs)"
-                .into(),
-        });
-    }
+    let statistics = batch_norm_statistics_read(d, n, w.keep);
+    let bn = if statistics { format!("{}/bn", n.name) } else { n.name.clone() };
     let dtype = d.spec(n.inputs[0]).dtype;
     let bn_attrs = |training: bool| {
         vec![
@@ -745,42 +847,197 @@ fn write_batch_norm(d: &GraphData, n: &Node, epsilon: f64, w: &mut Writer, nodes
             ("is_training", attr(Attr::B(training))),
         ]
     };
-    let mut input: Vec<String> = n.inputs[..5].iter().map(|&e| w.output_ref(d, e)).collect();
-    let controls = n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name));
-    if let Some(training) = constant_switch(d, n) {
-        input.extend(controls);
-        nodes.push(node_def(n.name.clone(), "FusedBatchNormV3", input, bn_attrs(training)));
+    let refs: Vec<String> = n.inputs.iter().map(|&e| w.output_ref(d, e)).collect();
+    let mut input: Vec<String> = refs[..5].to_vec();
+    input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
+    let y = if let Some(training) = constant_switch(d, n) {
+        nodes.push(node_def(bn.clone(), "FusedBatchNormV3", input, bn_attrs(training)));
+        w.helper_ref(&bn, "y", 0)
+    } else {
+        let base = n.name.replace('/', "_");
+        let mut branches = Vec::with_capacity(2);
+        for (branch, training) in [("then", true), ("else", false)] {
+            let name = w.library.reserve(&format!("{base}_{branch}"));
+            let args = (0..5).map(|k| (format!("arg{k}"), dtype)).collect::<Vec<_>>();
+            let bn = node_def("bn".into(), "FusedBatchNormV3", args.iter().map(|a| a.0.clone()).collect(), {
+                bn_attrs(training)
+            });
+            w.library.add(function_def(name.clone(), args, vec![bn], vec![("bn:y:0".into(), dtype)], false));
+            branches.push(attr(Attr::Func(NameAttrList { name, attr: HashMap::new() })));
+        }
+        let attrs = vec![
+            ("Tcond", ty(DType::Bool)),
+            ("Tin", type_list(vec![dtype; 5])),
+            ("Tout", type_list(vec![dtype])),
+            ("then_branch", branches[0].clone()),
+            ("else_branch", branches[1].clone()),
+            ("output_shapes", shape_list(vec![&n.outputs[0].shape])),
+        ];
+        input.insert(0, refs[5].clone());
+        nodes.push(node_def(bn.clone(), "StatelessIf", input, attrs));
+        w.helper_ref(&bn, "output", 0)
+    };
+    if !statistics {
         return Ok(());
     }
-    let base = n.name.replace('/', "_");
-    let mut branches = Vec::with_capacity(2);
-    for (branch, training) in [("then", true), ("else", false)] {
-        let name = w.library.reserve(&format!("{base}_{branch}"));
-        let arg = |k: usize| ArgDef { name: format!("arg{k}"), r#type: crate::proto::dtype_enum(dtype) };
-        let bn = node_def("bn".into(), "FusedBatchNormV3", (0..5).map(|k| arg(k).name).collect(), bn_attrs(training));
-        let output = ArgDef { name: "output_0".into(), r#type: crate::proto::dtype_enum(dtype) };
-        let signature = OpDef {
-            name: name.clone(),
-            input_arg: (0..5).map(arg).collect(),
-            output_arg: vec![output],
-            is_stateful: false,
-        };
-        let ret = HashMap::from([("output_0".to_string(), "bn:y:0".to_string())]);
-        w.library.add(FunctionDef { signature: Some(signature), node_def: vec![bn], ret });
-        branches.push(attr(Attr::Func(NameAttrList { name, attr: HashMap::new() })));
-    }
-    let attrs = vec![
-        ("Tcond", ty(DType::Bool)),
-        ("Tin", type_list(vec![dtype; 5])),
-        ("Tout", type_list(vec![dtype])),
-        ("then_branch", branches[0].clone()),
-        ("else_branch", branches[1].clone()),
-        ("output_shapes", shape_list(vec![&n.outputs[0].shape])),
-    ];
-    input.insert(0, w.output_ref(d, n.inputs[5]));
-    input.extend(controls);
-    nodes.push(node_def(n.name.clone(), "StatelessIf", input, attrs));
+    let mut m = Math::new(d, n, w, nodes, dtype, d.spec(n.inputs[0]).shape.rank());
+    let (x, mean_in, variance_in) = (&refs[0], &refs[3], &refs[4]);
+    let batch_mean = m.reduce("batch_mean", "Mean", x)?;
+    let centered = m.binary("centered", "Sub", x, &batch_mean)?;
+    let squared = m.op("squared", "Square", vec![centered], "y")?;
+    let batch_variance = m.reduce("batch_variance", "Mean", &squared)?;
+    let (mean, variance) = match constant_switch(d, n) {
+        Some(true) => (batch_mean.clone(), batch_variance.clone()),
+        Some(false) => (mean_in.clone(), variance_in.clone()),
+        None => (
+            m.select("mean", &refs[5], &batch_mean, mean_in)?,
+            m.select("variance", &refs[5], &batch_variance, variance_in)?,
+        ),
+    };
+    let eps = m.constant("epsilon", &Value::filled(dtype, &[], epsilon))?;
+    let shifted = m.binary("shifted", "AddV2", &variance, &eps)?;
+    let inv_std = m.op("inv_std", "Rsqrt", vec![shifted], "y")?;
+    m.identity_n(vec![y, batch_mean, batch_variance, mean, inv_std])
+}
+
+/// Our batch norm gradient as TF ops (TF's `FusedBatchNormGradV3` reads its forward op's
+/// reserve spaces, not our statistics): with `x̂ = (x - mean)·inv_std`, `dscale = Σ dy·x̂` and
+/// `doffset = Σ dy` over every axis but the last, `dx = scale·inv_std·dy` in inference mode and
+/// `scale·inv_std·(dy - mean(dy) - x̂·mean(dy·x̂))` in training mode; `N` an `IdentityN` of the
+/// three.
+fn write_batch_norm_grad(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>) -> Result<()> {
+    let dtype = d.spec(n.inputs[0]).dtype;
+    let refs: Vec<String> = n.inputs.iter().map(|&e| w.output_ref(d, e)).collect();
+    let [dy, x, scale, mean, inv_std, training] = [0, 1, 2, 3, 4, 5].map(|k| refs[k].clone());
+    let mut m = Math::new(d, n, w, nodes, dtype, d.spec(n.inputs[1]).shape.rank());
+    let centered = m.binary("centered", "Sub", &x, &mean)?;
+    let xhat = m.binary("xhat", "Mul", &centered, &inv_std)?;
+    let dy_xhat = m.binary("dy_xhat", "Mul", &dy, &xhat)?;
+    let dscale = m.reduce("dscale", "Sum", &dy_xhat)?;
+    let doffset = m.reduce("doffset", "Sum", &dy)?;
+    let gain = m.binary("gain", "Mul", &scale, &inv_std)?;
+    let dy_mean = m.reduce("dy_mean", "Mean", &dy)?;
+    let dy_xhat_mean = m.reduce("dy_xhat_mean", "Mean", &dy_xhat)?;
+    let dy_centered = m.binary("dy_centered", "Sub", &dy, &dy_mean)?;
+    let projection = m.binary("projection", "Mul", &xhat, &dy_xhat_mean)?;
+    let training_dy = m.binary("training_dy", "Sub", &dy_centered, &projection)?;
+    let picked = m.select("picked", &training, &training_dy, &dy)?;
+    let dx = m.binary("dx", "Mul", &picked, &gain)?;
+    m.identity_n(vec![dx, dscale, doffset])
+}
+
+/// `SliceGrad(dy, like, begin)` as TF's gradient of `Slice` spells it: `dy` padded with
+/// `begin` zeros before and `shape(like) - begin - shape(dy)` after, in each dimension.
+fn write_slice_grad(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<NodeDef>) -> Result<()> {
+    let (dtype, index) = (d.spec(n.inputs[0]).dtype, d.spec(n.inputs[2]).dtype);
+    let refs: Vec<String> = n.inputs.iter().map(|&e| w.output_ref(d, e)).collect();
+    let mut m = Math::new(d, n, w, nodes, dtype, 0);
+    let shape = |of: usize| vec![("T", ty(d.spec(n.inputs[of]).dtype)), ("out_type", ty(index))];
+    let like_shape = m.push("like_shape", "Shape", vec![refs[1].clone()], shape(1), "output")?;
+    let dy_shape = m.push("dy_shape", "Shape", vec![refs[0].clone()], shape(0), "output")?;
+    let ints = || vec![("T", ty(index))];
+    let rest = m.push("rest", "Sub", vec![like_shape, refs[2].clone()], ints(), "z")?;
+    let after = m.push("after", "Sub", vec![rest, dy_shape], ints(), "z")?;
+    let pack = vec![("T", ty(index)), ("N", attr(Attr::I(2))), ("axis", attr(Attr::I(1)))];
+    let paddings = m.push("paddings", "Pack", vec![refs[2].clone(), after], pack, "output")?;
+    let pad = vec![("T", ty(dtype)), ("Tpaddings", ty(index))];
+    let name = n.name.clone();
+    let mut input = vec![refs[0].clone(), paddings];
+    input.extend(n.control_inputs.iter().map(|&c| format!("^{}", d.node(c).name)));
+    m.nodes.push(node_def(name, "Pad", input, pad));
     Ok(())
+}
+
+/// Writes the TF ops of a form of several nodes for node `N`: each under `N/<part>`, of the
+/// node's dtype, the last one `N` itself.
+struct Math<'a> {
+    d: &'a GraphData,
+    n: &'a Node,
+    w: &'a Writer<'a>,
+    nodes: &'a mut Vec<NodeDef>,
+    dtype: DType,
+    /// Every axis but the last, for reductions over them (written on first use).
+    rank: usize,
+    axes: Option<String>,
+}
+
+impl<'a> Math<'a> {
+    fn new(
+        d: &'a GraphData,
+        n: &'a Node,
+        w: &'a Writer<'a>,
+        nodes: &'a mut Vec<NodeDef>,
+        dtype: DType,
+        rank: usize,
+    ) -> Self {
+        Math { d, n, w, nodes, dtype, rank, axes: None }
+    }
+
+    fn fresh(&self, part: &str) -> Result<String> {
+        let name = format!("{}/{part}", self.n.name);
+        match self.d.find(&name) {
+            None => Ok(name),
+            Some(_) => Err(Error::InvalidArgument {
+                node: self.n.info(),
+                detail: format!("its TF form needs a node {name}, a name another node has"),
+            }),
+        }
+    }
+
+    /// Node `N/part`, `op` of `inputs`: how an input names its output argument `out`.
+    fn push(
+        &mut self,
+        part: &str,
+        op: &str,
+        inputs: Vec<String>,
+        attrs: Vec<(&str, AttrValue)>,
+        out: &str,
+    ) -> Result<String> {
+        let name = self.fresh(part)?;
+        self.nodes.push(node_def(name.clone(), op, inputs, attrs));
+        Ok(self.w.helper_ref(&name, out, 0))
+    }
+
+    fn op(&mut self, part: &str, op: &str, inputs: Vec<String>, out: &str) -> Result<String> {
+        self.push(part, op, inputs, vec![("T", ty(self.dtype))], out)
+    }
+
+    fn binary(&mut self, part: &str, op: &str, a: &str, b: &str) -> Result<String> {
+        self.op(part, op, vec![a.into(), b.into()], "z")
+    }
+
+    fn select(&mut self, part: &str, cond: &str, a: &str, b: &str) -> Result<String> {
+        self.op(part, "SelectV2", vec![cond.into(), a.into(), b.into()], "output")
+    }
+
+    fn constant(&mut self, part: &str, value: &Value) -> Result<String> {
+        let name = self.fresh(part)?;
+        self.nodes.push(const_def(name.clone(), value));
+        Ok(self.w.helper_ref(&name, "output", 0))
+    }
+
+    /// `Mean` or `Sum` over every axis but the last.
+    fn reduce(&mut self, part: &str, op: &str, x: &str) -> Result<String> {
+        let axes = match self.axes.clone() {
+            Some(axes) => axes,
+            None => {
+                let axes = self.constant("axes", &i32s((0..self.rank.saturating_sub(1)).map(|a| a as i64)))?;
+                self.axes = Some(axes.clone());
+                axes
+            }
+        };
+        let attrs = vec![("T", ty(self.dtype)), ("Tidx", ty(DType::I32)), ("keep_dims", attr(Attr::B(false)))];
+        self.push(part, op, vec![x.into(), axes], attrs, "output")
+    }
+
+    /// `N` itself: an `IdentityN` of `outputs`, our node's outputs in order, after the node's
+    /// control inputs.
+    fn identity_n(self, mut outputs: Vec<String>) -> Result<()> {
+        let attrs = vec![("T", type_list(vec![self.dtype; outputs.len()]))];
+        outputs.extend(self.n.control_inputs.iter().map(|&c| format!("^{}", self.d.node(c).name)));
+        self.nodes.push(node_def(self.n.name.clone(), "IdentityN", outputs, attrs));
+        Ok(())
+    }
 }
 
 /// The value each variable of `g` holds in `sess`, by variable name.

@@ -467,6 +467,8 @@ pub(super) fn op_of(
 /// tensorgraph lacks, a run-time argument where a constant is needed, a dangling input, a
 /// cycle.
 pub fn from_graph_def(def: &GraphDef, what: &str) -> Result<Graph> {
+    let marked = super::marked::read_marked_ops(def);
+    let def = marked.as_ref().unwrap_or(def);
     let arrays = super::tensor_arrays::rewrite_tensor_arrays(def, what)?;
     let def = arrays.as_ref().unwrap_or(def);
     let lists = super::tensor_arrays::rewrite_tensor_lists(def, what)?;
@@ -851,9 +853,11 @@ impl<'a> Importer<'a> {
         if let Some(outputs) = self.tf_outputs.get(&j) {
             let k = match slot {
                 Slot::Index(k) => Some(k),
+                Slot::Arg("output", index) if self.def.node[j].op == "IdentityN" => Some(index),
                 Slot::Arg(arg, index) => BATCH_NORM_OUTPUTS.iter().position(|o| *o == arg).map(|p| p + index),
             };
-            // Only batch norms are listed; a training one's batch variance is made on first read.
+            // Batch norms and IdentityN are listed; a training batch norm's batch variance is
+            // made on first read.
             if k == Some(2) && outputs[2].is_none() {
                 let unbiased = self.unbiased_variance(j)?;
                 self.tf_outputs.get_mut(&j).expect("listed")[2] = Some(unbiased.clone());
@@ -968,6 +972,9 @@ impl<'a> Importer<'a> {
         }
         if matches!(nd.op.as_str(), "FusedBatchNorm" | "FusedBatchNormV2" | "FusedBatchNormV3") {
             return self.make_batch_norm(i, &data, &controls);
+        }
+        if nd.op == "IdentityN" {
+            return self.make_identity_n(i, &data, &controls);
         }
         let mut specs = Vec::with_capacity(data.len());
         let mut consts = Vec::with_capacity(data.len());
@@ -1202,6 +1209,7 @@ impl<'a> Importer<'a> {
         }
         node.extend(f.node_def.iter().cloned());
         let def = GraphDef { node, ..Default::default() };
+        let def = super::marked::read_marked_ops(&def).unwrap_or(def);
         let what = format!("{}, function {name}", self.what);
         let fused = fused_draws(&def);
         let parent = self.g.clone();
@@ -1219,6 +1227,25 @@ impl<'a> Importer<'a> {
             outputs.push(inner.tensor(j, slot)?.endpoint());
         }
         Ok(Func { graph: inner.g.clone(), inputs, outputs })
+    }
+
+    /// TF's `IdentityN`: its outputs are its inputs; the node itself (what a control input
+    /// names) a `NoOp` after them.
+    fn make_identity_n(
+        &mut self,
+        i: usize,
+        data: &[(usize, Slot<'a>)],
+        controls: &[tensorgraph_graph::Operation],
+    ) -> Result<()> {
+        let inputs = data.iter().map(|&(j, slot)| self.tensor(j, slot)).collect::<Result<Vec<_>>>()?;
+        let after: Vec<tensorgraph_graph::Operation> =
+            inputs.iter().map(|t| t.op()).chain(controls.iter().cloned()).collect();
+        let after: Vec<&tensorgraph_graph::Operation> = after.iter().collect();
+        let name = format!("{}/", self.def.node[i].name);
+        let node = self.g.add_node(Op::NoOp, &[], &after, Some(&name), self.location(i))?;
+        self.tf_outputs.insert(i, inputs.into_iter().map(Some).collect());
+        self.made.insert(i, node);
+        Ok(())
     }
 
     /// TF's batch variance of our batch norm `j` in training mode: ours with Bessel's correction.

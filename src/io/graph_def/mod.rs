@@ -10,14 +10,15 @@
 //! TF1's loop frames (`Enter` ... `Exit`) import as `While`s (`functionalize`), over TF1's
 //! `TensorArray`s as tensors (`tensor_arrays`). A loop's gradient is two loops, as TF's own
 //! are (the first keeps each iteration's variables, the second applies the body's gradient
-//! back from the last). What has no TF form (the gradients of batch norm and of a run-time
-//! slice; batch norm's statistics) [`to_graph_def`] names in an error; files tensorgraph writes for itself
-//! ([`to_graph_def_with_private_ops`]) carry batch norm, its gradient and the slice gradient as
-//! `Tg<Op>`.
+//! back from the last); batch norm's statistics and gradient are TF's math ops, a run-time
+//! slice's gradient TF's `Pad`. Files tensorgraph writes for itself
+//! ([`to_graph_def_with_private_ops`]) mark such multi-node forms so that they read back as our
+//! op (`marked`); files of former versions holding `Tg<Op>` nodes still read.
 
 mod export;
 mod functionalize;
 mod import;
+mod marked;
 mod saver;
 mod tensor_arrays;
 
@@ -133,7 +134,10 @@ pub fn to_graph_def(g: &Graph) -> Result<GraphDef> {
     export::graph_def(g, &|_| true, false)
 }
 
-/// [`to_graph_def`] for files only tensorgraph reads: the ops TF lacks are written as `Tg<Op>`.
+/// [`to_graph_def`] for files tensorgraph reads back (`.meta`): TF's ops as [`to_graph_def`]
+/// writes them, and where one of ours became several TF ops, a mark on the last one (op,
+/// inputs, parts, attributes: `_`-attributes TF ignores) from which the import makes our op
+/// again; where each node was built and float attributes to the bit, too.
 pub fn to_graph_def_with_private_ops(g: &Graph) -> Result<GraphDef> {
     export::graph_def(g, &|_| true, true)
 }

@@ -69,9 +69,10 @@ fn looped() -> tensorgraph::Result<Graph> {
     let g = Graph::new();
     let x = g.placeholder(DType::F32, [None, None, Some(2)]).named("x")?;
     let begin = g.placeholder(DType::I32, [Some(3)]).named("begin")?;
-    let part = array::slice_dynamic(&x, &begin, &g.constant(ndarray::array![-1i32, -1, -1])?)?;
-    let (_, state) = tensorgraph::rnn::dynamic_rnn(&tensorgraph::rnn::BasicLSTMCell::new(3), &part, None, None)?;
-    let loss = math::reduce_mean(&math::square(&state[1])?, None).named("loss")?;
+    let (outputs, state) = tensorgraph::rnn::dynamic_rnn(&tensorgraph::rnn::BasicLSTMCell::new(3), &x, None, None)?;
+    let part = array::slice_dynamic(&outputs, &begin, &g.constant(ndarray::array![-1i32, -1, -1])?)?;
+    let loss = math::add(&math::reduce_mean(&math::square(&state[1])?, None)?, &math::reduce_mean(&part, None)?)?;
+    let loss = loss.named("loss")?;
     GradientDescent::new(0.1).minimize(&loss)?;
     Ok(g)
 }

@@ -32,6 +32,51 @@ fn a_cnn_with_batch_norm_exports_in_nchw_with_oihw_filters() {
     assert_eq!(graph.output[0].name, logits.name());
 }
 
+/// `mnist_cnn_plus`'s kinds of layers after a few training steps (moving averages away from
+/// their start): batch norm of an image and of a dense layer's `[batch, units]` (no
+/// transposes), dropout blended away by its switch at its default (ONNX's own draw feeds it).
+/// tests/tf_interop.py runs the model in ONNX Runtime against our logits.
+#[test]
+fn batch_norm_of_dense_layers_and_dropout_export_for_inference() {
+    let g = Graph::new();
+    g.set_random_seed(2);
+    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(1)]).named("X").unwrap();
+    let y = g.placeholder(DType::I64, [None]).named("y").unwrap();
+    let training = g.placeholder_with_default(&g.scalar(0.0, DType::Bool).unwrap()).named("training").unwrap();
+    let c = layers::conv2d(&x, 3, 3, 1, Padding::Same, None, "conv").unwrap();
+    let c = nn::relu(&layers::batch_normalization(&c, &training, "bn1").unwrap()).unwrap();
+    let h = layers::dense(&layers::flatten(&c).unwrap(), 8, None, "fc").unwrap();
+    let h = nn::relu(&layers::batch_normalization(&h, &training, "bn2").unwrap()).unwrap();
+    let h = nn::dropout(&h, 0.5, &training, Some(4)).unwrap();
+    let logits = layers::dense(&h, 3, None, "out").unwrap();
+    let loss = math::reduce_mean(&nn::sparse_softmax_cross_entropy_with_logits(&y, &logits).unwrap(), None).unwrap();
+    let updates = g.get_operation_collection(tensorgraph::collections::UPDATE_OPS);
+    let refs: Vec<&Operation> = updates.iter().collect();
+    let train = g.control_dependencies(&refs, || GradientDescent::new(0.1).minimize(&loss)).unwrap();
+    let sess = Session::new(&g).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
+    let xv = ndarray::Array4::from_shape_fn((5, 6, 6, 1), |(a, b, c, _)| ((a * 17 + b * 5 + c) % 9) as f32 / 4.0 - 1.0);
+    let yv = ndarray::array![0i64, 1, 2, 1, 0];
+    for _ in 0..5 {
+        sess.run(&train, feed! {x => &xv, y => &yv, training => true}).unwrap();
+    }
+    let mean = sess.variable_value(&g.global_variables().into_iter().find(|v| v.name() == "bn2/moving_mean").unwrap());
+    assert!(mean.unwrap().unwrap().to_f64_vec().iter().any(|m| *m != 0.0));
+    let model = to_onnx(&g, &sess, &[&logits]).unwrap();
+    let graph = model.graph.as_ref().unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops.iter().filter(|&&o| o == "BatchNormalization").count(), 2, "{ops:?}");
+    assert!(ops.contains(&"RandomUniformLike"), "{ops:?}");
+    if let Ok(dir) = std::env::var("TG_INTEROP_OUT") {
+        use prost::Message;
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("cnn_plus_layers.onnx"), model.encode_to_vec()).unwrap();
+        let ours = sess.run(&logits, feed! {x => &xv}).unwrap().to_f64_vec();
+        let fx = serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "shape": xv.shape(), "logits": ours});
+        std::fs::write(dir.join("cnn_plus_layers.json"), fx.to_string()).unwrap();
+    }
+}
+
 #[test]
 fn a_training_op_is_named_as_having_no_onnx_form() {
     let g = Graph::new();

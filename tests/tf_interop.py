@@ -393,6 +393,12 @@ for name, meta, ckpt, output in [
     theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"X:0": x100})[0]
     ours_logits = np.load(os.path.join(args.out, name, output.replace("/", "_") + "_0.npy"))
     ok &= close(f"the {name} as ONNX in ONNX Runtime {onnxruntime.__version__}", ours_logits, theirs)
+cp = json.load(open(os.path.join(args.out, "cnn_plus_layers.json")))
+xcp = np.array(cp["x"], np.float32).reshape(cp["shape"])
+theirs = onnxruntime.InferenceSession(os.path.join(args.out, "cnn_plus_layers.onnx"),
+                                      providers=["CPUExecutionProvider"]).run(None, {"X:0": xcp})[0]
+ok &= close("batch norm of images and of dense layers, dropout (trained 5 steps) as ONNX in ONNX Runtime",
+            np.array(cp["logits"], np.float32).reshape(theirs.shape), theirs)
 # 7. The summaries `--logdir` wrote, as TensorBoard loads them.
 from tensorboard.backend.event_processing import event_accumulator as ea
 

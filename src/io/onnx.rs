@@ -280,12 +280,40 @@ impl Writer<'_> {
                 self.node(op, y.clone(), vec![x], vec![y.clone()], attrs);
                 self.transpose(y, out(0), false);
             }
+            // ONNX's own draws (their numbers are not ours): an inference graph computes them
+            // where a run-time switch blends them away, as dropout's does.
+            Op::RandomUniform { dtype, shape, minval, maxval, seed, .. } => {
+                let attrs = vec![
+                    int("dtype", elem_type(*dtype) as i64),
+                    float("low", *minval),
+                    float("high", *maxval),
+                    float("seed", *seed as f64),
+                    ints("shape", shape.iter().map(|&d| d as i64)),
+                ];
+                self.node("RandomUniform", n.name.clone(), vec![], vec![out(0)], attrs);
+            }
+            Op::RandomUniformLike { dtype, minval, maxval, seed, .. } => {
+                let attrs = vec![
+                    int("dtype", elem_type(*dtype) as i64),
+                    float("low", *minval),
+                    float("high", *maxval),
+                    float("seed", *seed as f64),
+                ];
+                simple(self, "RandomUniformLike", attrs);
+            }
             Op::FusedBatchNorm { epsilon } => {
-                // Inference mode: the moving mean and variance (inputs 3 and 4), over channels.
+                // Inference mode: the moving mean and variance (inputs 3 and 4), over channels
+                // (ONNX's axis 1: a dense layer's [batch, channels] as it is, images as NCHW).
+                let attrs = vec![float("epsilon", *epsilon)];
+                if self.d.spec(n.inputs[0]).shape.rank() == 2 {
+                    let ins = vec![input(0), input(1), input(2), input(3), input(4)];
+                    self.node("BatchNormalization", n.name.clone(), ins, vec![out(0)], attrs);
+                    return Ok(());
+                }
                 let x = self.transpose(input(0), format!("{}/nchw", n.name), true);
                 let y = format!("{}/bn_nchw", n.name);
                 let ins = vec![x, input(1), input(2), input(3), input(4)];
-                self.node("BatchNormalization", y.clone(), ins, vec![y.clone()], vec![float("epsilon", *epsilon)]);
+                self.node("BatchNormalization", y.clone(), ins, vec![y.clone()], attrs);
                 self.transpose(y, out(0), false);
             }
             Op::Fill { dtype, shape, value } => {

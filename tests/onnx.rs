@@ -128,3 +128,36 @@ fn an_lstm_over_unstacked_steps_exports_as_onnx_element_wise_ops() {
     let value = zeros.attribute[0].t.as_ref().unwrap();
     assert_eq!((zeros.attribute[0].r#type, value.data_type, value.raw_data.as_slice()), (4, 1, &[0u8; 4][..]));
 }
+
+/// TF's `LSTMCell` with peepholes and a cell clip (the fused `LSTMBlockCell`'s options) as
+/// ONNX's element-wise ops: the clip binds (large inputs), the peepholes are trained weights.
+/// tests/tf_interop.py runs the model in ONNX Runtime against our logits.
+#[test]
+fn an_lstm_with_peepholes_and_a_cell_clip_exports_for_inference() {
+    use tensorgraph::rnn::LSTMCell;
+    let g = Graph::new();
+    g.set_random_seed(6);
+    let x = g.placeholder(DType::F32, [None, Some(3), Some(2)]).named("X").unwrap();
+    let cell = LSTMCell { use_peepholes: true, cell_clip: Some(0.5), ..LSTMCell::new(4) };
+    let (_, states) = tensorgraph::rnn::dynamic_rnn(&cell, &x, None, None).unwrap();
+    let logits = layers::dense(&states[1], 2, None, "out").unwrap();
+    let sess = Session::new(&g).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
+    // Peepholes start at zero in TF: give them values so that they count.
+    for v in g.global_variables().iter().filter(|v| v.name().contains("_diag")) {
+        let values = ndarray::Array1::from_shape_fn(4, |i| 0.5 - 0.3 * i as f32);
+        sess.run(&state::assign(v, &g.constant(values).unwrap()).unwrap(), &[]).unwrap();
+    }
+    let xv = ndarray::Array3::from_shape_fn((4, 3, 2), |(a, b, c)| ((a * 5 + b * 3 + c) % 7) as f32 - 3.0);
+    let c_final = sess.run(&states[0], feed! {x => &xv}).unwrap().to_f64_vec();
+    assert!(c_final.iter().any(|c| (c.abs() - 0.5).abs() < 1e-6), "the clip binds: {c_final:?}");
+    let model = to_onnx(&g, &sess, &[&logits]).unwrap();
+    if let Ok(dir) = std::env::var("TG_INTEROP_OUT") {
+        use prost::Message;
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("lstm_peepholes.onnx"), model.encode_to_vec()).unwrap();
+        let ours = sess.run(&logits, feed! {x => &xv}).unwrap().to_f64_vec();
+        let fx = serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "shape": xv.shape(), "logits": ours});
+        std::fs::write(dir.join("lstm_peepholes.json"), fx.to_string()).unwrap();
+    }
+}

@@ -393,12 +393,13 @@ for name, meta, ckpt, output in [
     theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"X:0": x100})[0]
     ours_logits = np.load(os.path.join(args.out, name, output.replace("/", "_") + "_0.npy"))
     ok &= close(f"the {name} as ONNX in ONNX Runtime {onnxruntime.__version__}", ours_logits, theirs)
-cp = json.load(open(os.path.join(args.out, "cnn_plus_layers.json")))
-xcp = np.array(cp["x"], np.float32).reshape(cp["shape"])
-theirs = onnxruntime.InferenceSession(os.path.join(args.out, "cnn_plus_layers.onnx"),
-                                      providers=["CPUExecutionProvider"]).run(None, {"X:0": xcp})[0]
-ok &= close("batch norm of images and of dense layers, dropout (trained 5 steps) as ONNX in ONNX Runtime",
-            np.array(cp["logits"], np.float32).reshape(theirs.shape), theirs)
+for name, what in [("cnn_plus_layers", "batch norm of images and of dense layers, dropout (trained 5 steps)"),
+                   ("lstm_peepholes", "an LSTMCell with peepholes and a binding cell clip")]:
+    fx = json.load(open(os.path.join(args.out, name + ".json")))
+    xs = np.array(fx["x"], np.float32).reshape(fx["shape"])
+    theirs = onnxruntime.InferenceSession(os.path.join(args.out, name + ".onnx"),
+                                          providers=["CPUExecutionProvider"]).run(None, {"X:0": xs})[0]
+    ok &= close(f"{what} as ONNX in ONNX Runtime", np.array(fx["logits"], np.float32).reshape(theirs.shape), theirs)
 # 7. The summaries `--logdir` wrote, as TensorBoard loads them.
 from tensorboard.backend.event_processing import event_accumulator as ea
 

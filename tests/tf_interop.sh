@@ -20,5 +20,6 @@ trap 'rm -rf "$out"' EXIT
 TG_INTEROP_OUT="$out" cargo test -q --test graph_def -- loops_and_conditionals_built_here a_loops_gradient \
     a_looped_rnn_training_graph a_batch_norm_training_graph a_run_time_slices_gradient \
     a_count_over_some_axes a_batch_norm_switched_at_run_time
-TG_INTEROP_OUT="$out" cargo test -q --test onnx -- batch_norm_of_dense_layers_and_dropout
+TG_INTEROP_OUT="$out" cargo test -q --test onnx -- batch_norm_of_dense_layers_and_dropout \
+    an_lstm_with_peepholes_and_a_cell_clip
 "$venv/bin/python" tests/tf_interop.py --examples target/release/examples --cli target/release/tensorgraph --out "$out"

@@ -7,7 +7,7 @@
 use super::export::{F64_PREFIX, LOCATION, MARK_ATTR, MARK_INPUTS, MARK_OP, MARK_PARTS, MARK_READS};
 use super::import::parse_input;
 use crate::proto::tf::{Attr, AttrValue, GraphDef, NodeDef};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// `def` with each marked node as our op and the other nodes of its form dropped (those read
 /// only by each other); `None` when nothing is marked. A mark that is not well-formed is
@@ -48,13 +48,14 @@ pub(super) fn read_marked_ops(def: &GraphDef) -> Option<GraphDef> {
         parts.extend(its_parts);
     }
     // A part something else reads stays, and so do the parts it reads.
+    let by_name: HashMap<&str, &NodeDef> = out.node.iter().map(|n| (n.name.as_str(), n)).collect();
     let mut kept: HashSet<&str> = HashSet::new();
     let mut readers: Vec<&NodeDef> = out.node.iter().filter(|n| !parts.contains(&n.name)).collect();
     while let Some(n) = readers.pop() {
         for input in &n.input {
             let name = parse_input(input).1;
             if parts.contains(name) && kept.insert(name) {
-                readers.extend(out.node.iter().find(|m| m.name == name));
+                readers.extend(by_name.get(name));
             }
         }
     }

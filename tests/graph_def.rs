@@ -165,6 +165,37 @@ fn a_broadcast_gradient_is_written_as_tf_spells_it_and_read_back_as_one_op() {
     assert_eq!(Session::new(&back).unwrap().run(&db2, &[(&x2, (&xv).into())]).unwrap(), ours);
 }
 
+/// TF's `IdentityN` passes its inputs on; reading an output it does not have is an error
+/// naming it, and so is a mark (ours) naming inputs that do not exist.
+#[test]
+fn an_identity_n_and_a_forged_mark_are_read_or_refused_by_name() {
+    let (mut def, fx) = fixture();
+    def.node.push(node("pair", "IdentityN", &["x", "x"]));
+    def.node.push(node("second", "Neg", &["pair:1"]));
+    let g = from_graph_def(&def, "g.pb").unwrap();
+    let (x, second) = (g.tensor_by_name("x:0").unwrap(), g.tensor_by_name("second:0").unwrap());
+    let xv = ndarray::Array2::from_shape_vec((fx.x.len(), fx.x[0].len()), fx.x.concat()).unwrap();
+    let got = Session::new(&g).unwrap().run(&second, feed! {x => &xv}).unwrap().to_f64_vec();
+    assert!(got.iter().zip(xv.iter()).all(|(a, b)| *a == -f64::from(*b)));
+    def.node.last_mut().unwrap().input = vec!["pair:2".into()];
+    let e = from_graph_def(&def, "g.pb").unwrap_err().to_string();
+    assert!(e.contains("pair") && e.contains("IdentityN") && e.contains("no output"), "{e}");
+    def.node.truncate(def.node.len() - 2);
+    let mut forged = node("forged", "Neg", &["x"]);
+    let strings = |v: &[&str]| AttrValue {
+        value: Some(Attr::List(tensorgraph::proto::tf::ListValue {
+            s: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        })),
+    };
+    forged.attr.insert("_tg_op".into(), AttrValue { value: Some(Attr::S(b"TgSliceGrad".to_vec())) });
+    forged.attr.insert("_tg_inputs".into(), strings(&["x", "nowhere", "x"]));
+    forged.attr.insert("_tg_parts".into(), strings(&[]));
+    def.node.push(forged);
+    let e = from_graph_def(&def, "g.pb").unwrap_err().to_string();
+    assert!(e.contains("nowhere"), "{e}");
+}
+
 /// TF's compact constants (one value repeated to fill the shape) can declare more than memory
 /// holds in a few bytes: an error naming the node, not an abort.
 #[test]

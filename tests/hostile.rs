@@ -787,3 +787,26 @@ fn batch_matmul_overflow_and_failing_loop_bodies_are_errors() {
     let err = sess.run(&out[1], &[]).unwrap_err().to_string();
     assert!(err.contains("GatherV2") && err.contains("2 is not in [0, 2)"), "{err}");
 }
+
+/// A reshape to a run-time shape: a shape of floats, of unknown length, with two -1s, with
+/// the wrong count, with negative or huge dimensions is an error naming the node, never a panic.
+#[test]
+fn a_run_time_reshape_to_a_bad_shape_is_an_error() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(4)]).named("x").unwrap();
+    let floats = g.constant(ndarray::array![2.0f32, 2.0]).unwrap();
+    let e = array::reshape_dynamic(&x, &floats).unwrap_err().to_string();
+    assert!(e.contains("shape") && e.contains("float32"), "{e}");
+    let unknown = g.placeholder(DType::I32, [None]).unwrap();
+    assert!(array::reshape_dynamic(&x, &unknown).unwrap_err().to_string().contains("known length"));
+    let shape = g.placeholder(DType::I64, [Some(2)]).named("shape").unwrap();
+    let y = array::reshape_dynamic(&x, &shape).unwrap().named("y").unwrap();
+    let sess = Session::new(&g).unwrap();
+    let xv = ndarray::Array2::<f32>::zeros((3, 4));
+    for bad in [[-1i64, -1], [5, 2], [-3, -4], [i64::MAX, 2], [1 << 40, 1 << 40]] {
+        let e = sess.run(&y, feed! {x => &xv, shape => ndarray::arr1(&bad)}).unwrap_err().to_string();
+        assert!(e.contains("y") && e.contains("reshape"), "{bad:?}: {e}");
+    }
+    let ok = sess.run(&y, feed! {x => &xv, shape => ndarray::arr1(&[2i64, -1])}).unwrap();
+    assert_eq!(ok.shape(), &[2, 6]);
+}

@@ -948,6 +948,19 @@ fn write_slice_grad(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<Nod
     Ok(())
 }
 
+/// `N/part`, the name of a node written for node `N`'s TF form: an error where another node
+/// of the graph has it.
+fn helper_name(d: &GraphData, n: &Node, part: &str) -> Result<String> {
+    let name = format!("{}/{part}", n.name);
+    match d.find(&name) {
+        None => Ok(name),
+        Some(_) => Err(Error::InvalidArgument {
+            node: n.info(),
+            detail: format!("its TF form needs a node {name}, a name another node has"),
+        }),
+    }
+}
+
 /// Writes the TF ops of a form of several nodes for node `N`: each under `N/<part>`, of the
 /// node's dtype, the last one `N` itself.
 struct Math<'a> {
@@ -974,14 +987,7 @@ impl<'a> Math<'a> {
     }
 
     fn fresh(&self, part: &str) -> Result<String> {
-        let name = format!("{}/{part}", self.n.name);
-        match self.d.find(&name) {
-            None => Ok(name),
-            Some(_) => Err(Error::InvalidArgument {
-                node: self.n.info(),
-                detail: format!("its TF form needs a node {name}, a name another node has"),
-            }),
-        }
+        helper_name(self.d, self.n, part)
     }
 
     /// Node `N/part`, `op` of `inputs`: how an input names its output argument `out`.
@@ -1154,11 +1160,7 @@ fn write_functional(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<Nod
             let mut dtypes: Vec<DType> = specs.iter().map(|s| s.dtype).collect();
             if let Some(bound) = bound {
                 for (arg, value) in [("loop_counter", 0), ("maximum_iterations", bound)] {
-                    let name = format!("{}/{arg}", n.name);
-                    if d.find(&name).is_some() {
-                        let detail = format!("its TF form needs a node {name}, a name another node has");
-                        return Err(Error::InvalidArgument { node: n.info(), detail });
-                    }
+                    let name = helper_name(d, n, arg)?;
                     nodes.push(const_def(name.clone(), &Value::from(ndarray::arr0(value).into_dyn())));
                     extra_inputs.push(w.helper_ref(&name, "output", 0));
                     loop_shapes.push(&scalar);
@@ -1328,16 +1330,7 @@ fn write_while_grad(d: &GraphData, n: &Node, w: &mut Writer, nodes: &mut Vec<Nod
     let bcap_specs = &specs[nv + cc..nv + cc + cb];
     let bcap_types: Vec<DType> = bcap_specs.iter().map(|s| s.dtype).collect();
     let (int32, int64) = (DType::I32, DType::I64);
-    let fresh = |s: &str| -> Result<String> {
-        let name = format!("{}/{s}", n.name);
-        match d.find(&name) {
-            None => Ok(name),
-            Some(_) => Err(Error::InvalidArgument {
-                node: n.info(),
-                detail: format!("its TF form needs a node {name}, a name another node has"),
-            }),
-        }
-    };
+    let fresh = |part: &str| helper_name(d, n, part);
     let func = |name: String| attr(Attr::Func(NameAttrList { name, attr: HashMap::new() }));
     let scalar = || crate::Shape::scalar();
     let rows = |rank: usize| crate::Shape::from(vec![None, Some(rank)]);

@@ -858,14 +858,15 @@ impl<'a> Importer<'a> {
             };
             // Batch norms and IdentityN are listed; a training batch norm's batch variance is
             // made on first read.
-            if k == Some(2) && outputs[2].is_none() {
+            if k == Some(2) && matches!(outputs.get(2), Some(None)) {
                 let unbiased = self.unbiased_variance(j)?;
                 self.tf_outputs.get_mut(&j).expect("listed")[2] = Some(unbiased.clone());
                 return Ok(unbiased);
             }
             let outputs = &self.tf_outputs[&j];
-            return k.and_then(|k| outputs.get(k).cloned().flatten()).ok_or_else(|| {
-                self.bad(j, format!("its output {slot:?}, a reserve space only TF's gradient reads, has no counterpart here (TF's batch norm training gradients do not import)"))
+            return k.and_then(|k| outputs.get(k).cloned().flatten()).ok_or_else(|| match self.def.node[j].op.as_str() {
+                "IdentityN" => self.bad(j, format!("it has no output {slot:?} ({} inputs)", outputs.len())),
+                _ => self.bad(j, format!("its output {slot:?}, a reserve space only TF's gradient reads, has no counterpart here (TF's batch norm training gradients do not import)")),
             });
         }
         let op = &self.made[&j];

@@ -435,29 +435,42 @@ unsafe fn blocked<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided, c: 
                     _ => rows,
                 }
             };
-            let tile = |r0: usize, rows: usize, j0: usize| {
+            let tiles = |r0: usize, rows: usize, count: usize, j0: usize| {
                 // SAFETY (all pointer arithmetic below): offsets stay inside A, B and C by the
                 // loop bounds and the caller's contract.
                 let bp = unsafe { b.add(p0 * ldb + j0) };
-                let t = Tile { r0, p0, depth, a, b: bp, ldb, c, j0, cols: nr.min(n - j0), acc };
+                let t = Tile { r0, count, p0, depth, a, b: bp, ldb, c, j0, cols: nr.min(n - j0), acc };
                 unsafe { I::tile(&t, rows) };
             };
             for j0 in (0..n).step_by(nr) {
                 let mut r0 = i0;
                 while r0 < end {
                     let rows = height(r0);
-                    tile(r0, rows, j0);
-                    r0 += rows;
+                    // Whole tiles up to the block's end (or the tap's, for GatheredT) in one
+                    // call: a call per tile cost ~15% of conv2's input gradient on AVX2, whose
+                    // stride classes make passes of only 64-256 steps.
+                    let count = if rows == I::MR {
+                        let room = match a {
+                            Left::GatheredT(g) => (end - r0).min(g.seg - r0 % g.seg),
+                            _ => end - r0,
+                        };
+                        room / I::MR
+                    } else {
+                        1
+                    };
+                    tiles(r0, rows, count, j0);
+                    r0 += rows * count;
                 }
             }
         }
     }
 }
 
-/// One register tile: up to `MR` rows x two vectors of columns of C (from row `r0` of A) over
-/// `depth` steps of k from `p0`.
+/// `count` register tiles one under the other: up to `MR` rows each x two vectors of columns of
+/// C (from row `r0` of A) over `depth` steps of k from `p0`.
 pub struct Tile {
     r0: usize,
+    count: usize,
     p0: usize,
     depth: usize,
     a: Left,
@@ -481,102 +494,104 @@ impl Tile {
         let l = I::LANES;
         let full = self.cols == 2 * l;
         let (m0, m1) = unsafe { (I::mask(self.cols.min(l)), I::mask(self.cols.saturating_sub(l))) };
-        let mut lo = [unsafe { I::zero() }; R];
-        let mut hi = [unsafe { I::zero() }; R];
-        // One step over k: two vectors of B's row `p` (relative to the pass), R broadcasts of A.
-        // `$load` is `load_all` for whole panels: masked loads cost twice a plain one on Zen 3
-        // (784x50x300: 52 -> 70 GFLOP/s).
-        macro_rules! step {
-            ($load:ident, $p:expr, |$i:ident| $a:expr) => {{
-                let b = self.b.add($p * self.ldb);
-                let (b0, b1) = (I::$load(m0, b), I::$load(m1, b.add(l)));
-                for $i in 0..R {
-                    let v = I::splat($a);
-                    lo[$i] = I::fma(v, b0, lo[$i]);
-                    hi[$i] = I::fma(v, b1, hi[$i]);
-                }
-            }};
-        }
-        let (r0, p0, depth) = (self.r0, self.p0, self.depth);
-        // The steps over the pass, A read the way MODE says.
-        macro_rules! pass {
-            ($load:ident) => {
-                match (MODE, self.a) {
-                    (0, Left::Strided(Strided { ptr: a, rs, .. })) => {
-                        // Rows of A contiguous in k (a row-major column matrix): R streams.
-                        let rows: [*const f32; R] =
-                            std::array::from_fn(|i| a.offset((r0 + i) as isize * rs + p0 as isize));
-                        for p in 0..depth {
-                            step!($load, p, |i| *rows[i].add(p));
-                        }
+        for q in 0..self.count {
+            let mut lo = [unsafe { I::zero() }; R];
+            let mut hi = [unsafe { I::zero() }; R];
+            // One step over k: two vectors of B's row `p` (relative to the pass), R broadcasts of A.
+            // `$load` is `load_all` for whole panels: masked loads cost twice a plain one on Zen 3
+            // (784x50x300: 52 -> 70 GFLOP/s).
+            macro_rules! step {
+                ($load:ident, $p:expr, |$i:ident| $a:expr) => {{
+                    let b = self.b.add($p * self.ldb);
+                    let (b0, b1) = (I::$load(m0, b), I::$load(m1, b.add(l)));
+                    for $i in 0..R {
+                        let v = I::splat($a);
+                        lo[$i] = I::fma(v, b0, lo[$i]);
+                        hi[$i] = I::fma(v, b1, hi[$i]);
                     }
-                    (1, Left::Gathered(Gather { table, seg, segs })) => {
-                        // As above, in runs of one tap's channels, each row from its own pointer.
-                        let mut p = 0;
-                        while p < depth {
-                            let (s, off) = ((p0 + p) / seg, (p0 + p) % seg);
-                            let run = (seg - off).min(depth - p);
-                            let rows: [*const f32; R] =
-                                std::array::from_fn(|i| (*table.add((r0 + i) * segs + s)).add(off));
-                            for q in 0..run {
-                                step!($load, p + q, |i| *rows[i].add(q));
-                            }
-                            p += run;
-                        }
-                    }
-                    (2, Left::Strided(Strided { ptr: a, rs, cs })) => {
-                        // Any other layout; a transposed row-major matrix (`rs == 1`) reads R
-                        // consecutive floats per step.
-                        let a = a.offset(r0 as isize * rs + p0 as isize * cs);
-                        for p in 0..depth {
-                            let ap = a.offset(p as isize * cs);
-                            step!($load, p, |i| *ap.offset(i as isize * rs));
-                        }
-                    }
-                    (3, Left::GatheredT(Gather { table, seg, segs })) => {
-                        // R consecutive channels of one tap (the tile does not straddle taps).
-                        let (s, off) = (r0 / seg, r0 % seg);
-                        for p in 0..depth {
-                            let ap = (*table.add((p0 + p) * segs + s)).add(off);
-                            step!($load, p, |i| *ap.add(i));
-                        }
-                    }
-                    _ => unreachable!("`tile` picks MODE from `a`"),
-                }
-            };
-        }
-        // SAFETY (loads): row r0 + i (i < R) and step p0 + p (p < depth) are inside A, reached
-        // through its strides or table; the loads read only the tile's columns of B.
-        unsafe {
-            if full {
-                pass!(load_all);
-            } else {
-                pass!(load);
+                }};
             }
-            // SAFETY (stores): the tile's rows and columns of C, through the caller's table
-            // for Scattered (`seg` a multiple of 16: each masked vector stays inside one tap).
-            let store = |c0: *mut f32, c1: *mut f32, v0: I::V, v1: I::V| {
-                let (mut v0, mut v1) = (v0, v1);
-                if self.acc {
-                    v0 = I::add(v0, I::load(m0, c0));
-                    v1 = I::add(v1, I::load(m1, c1));
-                }
-                I::store(m0, full || self.cols >= l, c0, v0);
-                I::store(m1, full, c1, v1);
-            };
-            match self.c {
-                Out::Rows { c, ldc } => {
-                    for i in 0..R {
-                        let c = c.add((r0 + i) * ldc + self.j0);
-                        store(c, c.wrapping_add(l), lo[i], hi[i]);
+            let (r0, p0, depth) = (self.r0 + q * R, self.p0, self.depth);
+            // The steps over the pass, A read the way MODE says.
+            macro_rules! pass {
+                ($load:ident) => {
+                    match (MODE, self.a) {
+                        (0, Left::Strided(Strided { ptr: a, rs, .. })) => {
+                            // Rows of A contiguous in k (a row-major column matrix): R streams.
+                            let rows: [*const f32; R] =
+                                std::array::from_fn(|i| a.offset((r0 + i) as isize * rs + p0 as isize));
+                            for p in 0..depth {
+                                step!($load, p, |i| *rows[i].add(p));
+                            }
+                        }
+                        (1, Left::Gathered(Gather { table, seg, segs })) => {
+                            // As above, in runs of one tap's channels, each row from its own pointer.
+                            let mut p = 0;
+                            while p < depth {
+                                let (s, off) = ((p0 + p) / seg, (p0 + p) % seg);
+                                let run = (seg - off).min(depth - p);
+                                let rows: [*const f32; R] =
+                                    std::array::from_fn(|i| (*table.add((r0 + i) * segs + s)).add(off));
+                                for q in 0..run {
+                                    step!($load, p + q, |i| *rows[i].add(q));
+                                }
+                                p += run;
+                            }
+                        }
+                        (2, Left::Strided(Strided { ptr: a, rs, cs })) => {
+                            // Any other layout; a transposed row-major matrix (`rs == 1`) reads R
+                            // consecutive floats per step.
+                            let a = a.offset(r0 as isize * rs + p0 as isize * cs);
+                            for p in 0..depth {
+                                let ap = a.offset(p as isize * cs);
+                                step!($load, p, |i| *ap.offset(i as isize * rs));
+                            }
+                        }
+                        (3, Left::GatheredT(Gather { table, seg, segs })) => {
+                            // R consecutive channels of one tap (the tile does not straddle taps).
+                            let (s, off) = (r0 / seg, r0 % seg);
+                            for p in 0..depth {
+                                let ap = (*table.add((p0 + p) * segs + s)).add(off);
+                                step!($load, p, |i| *ap.add(i));
+                            }
+                        }
+                        _ => unreachable!("`tile` picks MODE from `a`"),
                     }
+                };
+            }
+            // SAFETY (loads): row r0 + i (i < R) and step p0 + p (p < depth) are inside A, reached
+            // through its strides or table; the loads read only the tile's columns of B.
+            unsafe {
+                if full {
+                    pass!(load_all);
+                } else {
+                    pass!(load);
                 }
-                Out::Scattered(Gather { table, seg, segs }) => {
-                    let j1 = (self.j0 + l).min(self.j0 + self.cols - 1); // unused when m1 is empty
-                    for i in 0..R {
-                        let row = table.add((r0 + i) * segs);
-                        let at = |j: usize| (*row.add(j / seg)).add(j % seg).cast_mut();
-                        store(at(self.j0), at(j1), lo[i], hi[i]);
+                // SAFETY (stores): the tile's rows and columns of C, through the caller's table
+                // for Scattered (`seg` a multiple of 16: each masked vector stays inside one tap).
+                let store = |c0: *mut f32, c1: *mut f32, v0: I::V, v1: I::V| {
+                    let (mut v0, mut v1) = (v0, v1);
+                    if self.acc {
+                        v0 = I::add(v0, I::load(m0, c0));
+                        v1 = I::add(v1, I::load(m1, c1));
+                    }
+                    I::store(m0, full || self.cols >= l, c0, v0);
+                    I::store(m1, full, c1, v1);
+                };
+                match self.c {
+                    Out::Rows { c, ldc } => {
+                        for i in 0..R {
+                            let c = c.add((r0 + i) * ldc + self.j0);
+                            store(c, c.wrapping_add(l), lo[i], hi[i]);
+                        }
+                    }
+                    Out::Scattered(Gather { table, seg, segs }) => {
+                        let j1 = (self.j0 + l).min(self.j0 + self.cols - 1); // unused when m1 is empty
+                        for i in 0..R {
+                            let row = table.add((r0 + i) * segs);
+                            let at = |j: usize| (*row.add(j / seg)).add(j % seg).cast_mut();
+                            store(at(self.j0), at(j1), lo[i], hi[i]);
+                        }
                     }
                 }
             }

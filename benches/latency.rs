@@ -32,6 +32,10 @@ struct Args {
     /// Timed 10,000-image evaluations.
     #[arg(long, default_value_t = 5)]
     evals: usize,
+    /// Also time the 10,000-image run in chunks of each of these row counts
+    /// (`BatchSplit::Rows`), comma-separated: how the automatic chunk size compares here.
+    #[arg(long, value_delimiter = ',')]
+    rows: Vec<usize>,
     /// cargo bench passes --bench; accept and ignore it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -87,6 +91,14 @@ fn main() {
             Ok(median_and_spread((0..args.evals).map(|_| time_eval(sess, chunk)).collect::<Result<_>>()?).0)
         };
         let (all, chunked) = (evals(&sess, 10_000)?, evals(&sess, 200)?);
+        for &rows in &args.rows {
+            sess.set_batch_splitting(tensorgraph::BatchSplit::Rows(rows));
+            println!(
+                "RESULT engine=tensorgraph threads={} rows={rows} eval_10000_s={:.3}",
+                args.threads,
+                evals(&sess, 10_000)?
+            );
+        }
         sess.set_batch_splitting(tensorgraph::BatchSplit::Off);
         let whole = evals(&sess, 10_000)?;
         println!(

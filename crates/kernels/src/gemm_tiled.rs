@@ -29,6 +29,9 @@ use std::cell::RefCell;
 /// decides where partial sums are rounded, so a seed gives the same bits on every machine.
 const KC: usize = 320;
 
+/// Floats of each row of a gathered left operand's next run prefetched (four lines).
+const PREFETCHED: usize = 64;
+
 /// Left-operand rows per L2 block: `MC x KC` floats in half the L2 the CPU reports (408 rows
 /// on a 1 MiB L2), a multiple of both tile heights. Only the order of the tiles depends on it.
 fn mc() -> usize {
@@ -532,6 +535,24 @@ impl Tile {
                                 let run = (seg - off).min(depth - p);
                                 let rows: [*const f32; R] =
                                     std::array::from_fn(|i| (*table.add((r0 + i) * segs + s)).add(off));
+                                // The next run's rows (the next tap, or the next tile's first)
+                                // into L1 while this one computes: they come from anywhere in
+                                // the image, where no hardware prefetcher looks. conv2 on a Zen 3,
+                                // 2 threads, 8 alternating pairs: forward 9.4 -> 8.4 ms, input
+                                // gradient 10.6 -> 10.1.
+                                let next = if s + 1 < segs {
+                                    Some((r0, s + 1))
+                                } else {
+                                    (q + 1 < self.count).then_some((r0 + R, 0))
+                                };
+                                if let Some((r, t)) = next {
+                                    for i in 0..R {
+                                        let row = *table.add((r + i) * segs + t);
+                                        for line in (0..seg.min(PREFETCHED)).step_by(16) {
+                                            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(line).cast());
+                                        }
+                                    }
+                                }
                                 for q in 0..run {
                                     step!($load, p + q, |i| *rows[i].add(q));
                                 }

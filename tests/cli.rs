@@ -1,16 +1,15 @@
 //! The `tensorgraph` command line: inspect, convert (freeze) and run, on files a program here
 //! wrote, with `.npy` feeds and results.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use tensorgraph::io::{export_meta_graph, npy, Saver};
 use tensorgraph::prelude::*;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tg-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> common::Scratch {
+    common::scratch(&format!("cli-{name}"))
 }
 
 /// Runs the binary; returns (success, stdout, stderr).
@@ -52,7 +51,7 @@ fn convert_then_run_gives_the_sessions_values() {
     assert!(out.contains("wrote"), "{out}");
     let feed = format!("X={}", dir.join("x.npy").display());
     let (ok, out, err) =
-        cli(&[&"run", &dir.join("m.pb"), &"--feed", &feed, &"--fetch", &logits.name(), &"--out", &dir]);
+        cli(&[&"run", &dir.join("m.pb"), &"--feed", &feed, &"--fetch", &logits.name(), &"--out", &dir.as_os_str()]);
     assert!(ok, "{err}");
     let file = dir.join(format!("{}.npy", logits.name().replace(['/', ':'], "_")));
     assert!(out.contains(&file.display().to_string()), "{out}");

@@ -1,6 +1,8 @@
 //! Our TensorBoard event files decoded independently of the writer: TF's record framing with
 //! masked CRC-32C checked by hand, and the protobuf wire format parsed by a minimal reader.
 
+mod common;
+
 use tensorgraph::prelude::*;
 use tensorgraph::summary::FileWriter;
 
@@ -94,8 +96,7 @@ fn event_files_decode_with_valid_framing_graph_and_scalars() {
         .unwrap();
     g.name_scope("train", || GradientDescent::new(0.1).minimize(&loss)).unwrap();
 
-    let dir = std::env::temp_dir().join(format!("tg-events-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("events");
     let mut w = FileWriter::new(&dir, Some(&g)).unwrap();
     w.add_scalar("loss", 2.5, 10).unwrap();
     w.add_scalar("loss", 1.25, 20).unwrap();

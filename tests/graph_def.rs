@@ -1,6 +1,8 @@
 //! TF GraphDefs in and out, against a graph real TensorFlow wrote with every op tensorgraph
 //! imports and TF's outputs for it (tests/fixtures/tf/make_graph_def_fixture.py).
 
+mod common;
+
 use prost::Message;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -651,8 +653,7 @@ fn a_run_time_slices_gradient_is_written_as_a_pad() {
 /// to train in TF. Returns the graph read back.
 fn trains_the_same_from_its_meta_graph(g: &Graph, name: &str, feeds: &[(&str, Value)]) -> Graph {
     use tensorgraph::io::{export_meta_graph, import_meta_graph, Saver};
-    let dir = std::env::temp_dir().join(format!("tg-meta-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch(&format!("meta-{name}"));
     let sess = Session::new(g).unwrap();
     sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     let ckpt = Saver::new(g).save(&sess, dir.join("model"), Some(0)).unwrap();
@@ -782,7 +783,7 @@ fn a_batch_norm_training_graph_saves_as_a_meta_graph() {
     }
     let plain = meta_graph::import_meta_graph_bytes(&meta.encode_to_vec(), "plain".as_ref()).unwrap().0;
     assert!(plain.to_text().contains("Rsqrt"));
-    let dir = std::env::temp_dir().join(format!("tg-bn-plain-{}", std::process::id()));
+    let dir = common::scratch("bn-plain");
     let sess = Session::new(&g).unwrap();
     sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
     let ckpt = Saver::new(&g).save(&sess, dir.join("model"), None).unwrap();

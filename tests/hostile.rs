@@ -2,18 +2,17 @@
 //! or silently did the wrong thing. Each must now be a clean `Err` naming what is wrong, or TF's
 //! result.
 
+mod common;
+
 use ndarray::{array, ArrayD, Axis, IxDyn};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tensorgraph::io::{latest_checkpoint, Saver};
 use tensorgraph::prelude::*;
 use tensorgraph::Error;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tg-hostile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> common::Scratch {
+    common::scratch(&format!("hostile-{name}"))
 }
 
 /// Runs `f` on another thread and fails the test (instead of hanging it) if it takes too long.
@@ -195,10 +194,10 @@ fn an_index_naming_a_foreign_path_never_gets_it_deleted() {
     let inside = dir.join("notes.txt");
     std::fs::write(&inside, "mine").unwrap();
     let index = format!(
-        "all_model_checkpoint_paths: \"{}\"\nall_model_checkpoint_paths: \"../tg-hostile-victim-{}/precious.txt\"\n\
+        "all_model_checkpoint_paths: \"{}\"\nall_model_checkpoint_paths: \"../{}/precious.txt\"\n\
          model_checkpoint_path: \"notes.txt\"\n",
         victim.display(),
-        std::process::id()
+        victim_dir.file_name().unwrap().to_str().unwrap()
     );
     std::fs::write(dir.join("checkpoint"), index).unwrap();
     let saver = Saver::new(&g).max_to_keep(1);

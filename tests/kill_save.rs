@@ -1,6 +1,8 @@
 //! Saves killed with SIGKILL at random moments (issue #15): after every kill the index names
 //! only checkpoints that exist, the newest restores, and the next save leaves no temporary file.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 use tensorgraph::io::{latest_checkpoint, Saver};
@@ -72,13 +74,11 @@ fn kill_9_during_saves_loses_nothing() {
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let (mut kills, mut inside_writes) = (0, 0);
     for keep in [1usize, 5] {
-        let dir = std::env::temp_dir().join(format!("tg-kill-save-{keep}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::scratch(&format!("kill-save-{keep}"));
         for _ in 0..30 {
             let mut child = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["save_loop_child", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
-                .env(CHILD_ENV, &dir)
+                .env(CHILD_ENV, dir.as_os_str())
                 .env("TG_KILL_SAVE_KEEP", keep.to_string())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())

@@ -1,9 +1,11 @@
 //! The IDX reader on the committed fixture, and its error cases on damaged copies.
 
+mod common;
+
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tensorgraph::data::mnist::{self, read_data_sets_with, Options, FILES};
 use tensorgraph::Error;
 
@@ -44,9 +46,8 @@ fn next_batch_covers_each_epoch_once_and_reshuffles() {
     assert_eq!((y.len(), y2.len(), d.epochs_completed()), (450, 100, 2));
 }
 
-fn damaged(name: &str, edit: impl Fn(&mut Vec<u8>)) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tg-mnist-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn damaged(name: &str, edit: impl Fn(&mut Vec<u8>)) -> common::Scratch {
+    let dir = common::scratch(&format!("mnist-{name}"));
     for f in FILES {
         std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
     }

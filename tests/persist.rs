@@ -1,15 +1,14 @@
 //! Checkpoints and graph files: round trips, and every kind of damage is an error, not a panic.
 
+mod common;
+
 use ndarray::array;
 use tensorgraph::io::{export_meta_graph, import_meta_graph, latest_checkpoint, Saver};
 use tensorgraph::prelude::*;
 use tensorgraph::Error;
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("tg-persist-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> common::Scratch {
+    common::scratch(&format!("persist-{name}"))
 }
 
 /// A small trained model: an MLP with Adam (so slots and beta powers exist too).

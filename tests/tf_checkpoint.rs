@@ -2,9 +2,11 @@
 //! (tests/fixtures/tf/make_checkpoint_fixture.py): listed and restored with TF's values, and
 //! written back byte for byte as TF writes it.
 
+mod common;
+
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tensorgraph::io::{latest_checkpoint, list_variables, Saver};
 use tensorgraph::prelude::*;
 
@@ -70,10 +72,8 @@ fn graph_of(exp: &BTreeMap<String, Expected>) -> (Graph, Session, Vec<Variable>)
     (g, sess, vars)
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tg-tfckpt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+fn tmp(name: &str) -> common::Scratch {
+    common::scratch(&format!("tfckpt-{name}"))
 }
 
 #[test]

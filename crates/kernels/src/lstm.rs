@@ -151,37 +151,87 @@ pub fn block_cell_grad<T: Float>(
     if all.iter().any(|a| a.len() != n) || (use_peephole && peepholes.iter().any(|p| p.len() != cell)) {
         kbail!("LSTMBlockCellGrad inputs do not all have the shape [{batch}, {cell}]");
     }
-    let one = T::one();
     let mut dicfo = alloc(4 * n);
     let mut cs_prev_grad = alloc(n);
     let mut peep_grads = [vec![T::zero(); cell], vec![T::zero(); cell], vec![T::zero(); cell]];
-    for r in 0..batch {
-        let row = r * cell..(r + 1) * cell;
-        let d = &mut dicfo[r * 4 * cell..(r + 1) * 4 * cell];
-        let (di, rest) = d.split_at_mut(cell);
-        let (dci, rest) = rest.split_at_mut(cell);
-        let (df, d_o) = rest.split_at_mut(cell);
-        for (k, idx) in row.enumerate() {
-            let do_ = h_grad[idx] * co[idx] * o[idx] * (one - o[idx]);
-            let mut dcs = h_grad[idx] * o[idx] * (one - co[idx] * co[idx]) + cs_grad[idx];
-            if use_peephole {
-                dcs += do_ * peepholes[2][k];
+    // Row by row over equal-length slices (no bounds checks), in the CPU's widest vectors: an
+    // indexed loop at SSE2 width took 110 us a step of the RNN tutorial on a Zen 3.
+    crate::wide::run(
+        #[inline(always)]
+        || {
+            for r in 0..batch {
+                let row = r * cell..(r + 1) * cell;
+                let d = &mut dicfo[r * 4 * cell..(r + 1) * 4 * cell];
+                let (di, rest) = d.split_at_mut(cell);
+                let (dci, rest) = rest.split_at_mut(cell);
+                let (df, d_o) = rest.split_at_mut(cell);
+                let ins = GateRow {
+                    cs_prev: &cs_prev[row.clone()],
+                    i: &i[row.clone()],
+                    cs: &cs[row.clone()],
+                    f: &f[row.clone()],
+                    o: &o[row.clone()],
+                    ci: &ci[row.clone()],
+                    co: &co[row.clone()],
+                    cs_grad: &cs_grad[row.clone()],
+                    h_grad: &h_grad[row.clone()],
+                };
+                let outs = [di, dci, df, d_o, &mut cs_prev_grad[row]];
+                if use_peephole {
+                    grad_row::<T, true>(&ins, peepholes, outs, &mut peep_grads);
+                } else {
+                    grad_row::<T, false>(&ins, peepholes, outs, &mut peep_grads);
+                }
             }
-            let dci_ = dcs * i[idx] * (one - ci[idx] * ci[idx]);
-            let df_ = dcs * cs_prev[idx] * f[idx] * (one - f[idx]);
-            let di_ = dcs * ci[idx] * i[idx] * (one - i[idx]);
-            let mut dcp = dcs * f[idx];
-            if use_peephole {
-                dcp += di_ * peepholes[0][k] + df_ * peepholes[1][k];
-                peep_grads[0][k] += di_ * cs_prev[idx];
-                peep_grads[1][k] += df_ * cs_prev[idx];
-                peep_grads[2][k] += do_ * cs[idx];
-            }
-            (di[k], dci[k], df[k], d_o[k]) = (di_, dci_, df_, do_);
-            cs_prev_grad[idx] = dcp;
-        }
-    }
+        },
+    );
     Ok(BlockGrads { dicfo, cs_prev_grad, peepholes: peep_grads })
+}
+
+/// One batch row of the forward outputs and incoming gradients [`block_cell_grad`] reads.
+struct GateRow<'a, T> {
+    cs_prev: &'a [T],
+    i: &'a [T],
+    cs: &'a [T],
+    f: &'a [T],
+    o: &'a [T],
+    ci: &'a [T],
+    co: &'a [T],
+    cs_grad: &'a [T],
+    h_grad: &'a [T],
+}
+
+/// The gate gradients `[di, dci, df, do, dcs_prev]` of one row (the peephole terms and their
+/// gradients only when `PEEP`), each element's expression in TF's order.
+#[inline(always)]
+fn grad_row<T: Float, const PEEP: bool>(
+    x: &GateRow<T>,
+    peepholes: [&[T]; 3],
+    [di, dci, df, d_o, dcp]: [&mut [T]; 5],
+    peep_grads: &mut [Vec<T>; 3],
+) {
+    let (one, n) = (T::one(), x.i.len());
+    let (cs_prev, i, cs, f, o) = (&x.cs_prev[..n], &x.i[..n], &x.cs[..n], &x.f[..n], &x.o[..n]);
+    let (ci, co, cs_grad, h_grad) = (&x.ci[..n], &x.co[..n], &x.cs_grad[..n], &x.h_grad[..n]);
+    let (di, dci, df, d_o, dcp) = (&mut di[..n], &mut dci[..n], &mut df[..n], &mut d_o[..n], &mut dcp[..n]);
+    for k in 0..n {
+        let do_ = h_grad[k] * co[k] * o[k] * (one - o[k]);
+        let mut dcs = h_grad[k] * o[k] * (one - co[k] * co[k]) + cs_grad[k];
+        if PEEP {
+            dcs += do_ * peepholes[2][k];
+        }
+        let dci_ = dcs * i[k] * (one - ci[k] * ci[k]);
+        let df_ = dcs * cs_prev[k] * f[k] * (one - f[k]);
+        let di_ = dcs * ci[k] * i[k] * (one - i[k]);
+        let mut dcp_ = dcs * f[k];
+        if PEEP {
+            dcp_ += di_ * peepholes[0][k] + df_ * peepholes[1][k];
+            peep_grads[0][k] += di_ * cs_prev[k];
+            peep_grads[1][k] += df_ * cs_prev[k];
+            peep_grads[2][k] += do_ * cs[k];
+        }
+        (di[k], dci[k], df[k], d_o[k], dcp[k]) = (di_, dci_, df_, do_, dcp_);
+    }
 }
 
 #[cfg(test)]

@@ -67,14 +67,7 @@ fn batch_norm_of_dense_layers_and_dropout_export_for_inference() {
     let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
     assert_eq!(ops.iter().filter(|&&o| o == "BatchNormalization").count(), 2, "{ops:?}");
     assert!(ops.contains(&"RandomUniformLike"), "{ops:?}");
-    if let Ok(dir) = std::env::var("TG_INTEROP_OUT") {
-        use prost::Message;
-        let dir = std::path::Path::new(&dir);
-        std::fs::write(dir.join("cnn_plus_layers.onnx"), model.encode_to_vec()).unwrap();
-        let ours = sess.run(&logits, feed! {x => &xv}).unwrap().to_f64_vec();
-        let fx = serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "shape": xv.shape(), "logits": ours});
-        std::fs::write(dir.join("cnn_plus_layers.json"), fx.to_string()).unwrap();
-    }
+    leave_for_onnx_runtime("cnn_plus_layers", &model, &sess, &x, &logits, xv.into_dyn());
 }
 
 #[test]
@@ -152,12 +145,24 @@ fn an_lstm_with_peepholes_and_a_cell_clip_exports_for_inference() {
     let c_final = sess.run(&states[0], feed! {x => &xv}).unwrap().to_f64_vec();
     assert!(c_final.iter().any(|c| (c.abs() - 0.5).abs() < 1e-6), "the clip binds: {c_final:?}");
     let model = to_onnx(&g, &sess, &[&logits]).unwrap();
+    leave_for_onnx_runtime("lstm_peepholes", &model, &sess, &x, &logits, xv.into_dyn());
+}
+
+/// With `TG_INTEROP_OUT`, leaves `model` as `<name>.onnx` and the input `xv` with our logits for
+/// it as `<name>.json`, for tests/tf_interop.py to compare in ONNX Runtime.
+fn leave_for_onnx_runtime(
+    name: &str,
+    model: &impl prost::Message,
+    sess: &Session,
+    x: &Tensor,
+    logits: &Tensor,
+    xv: ndarray::ArrayD<f32>,
+) {
     if let Ok(dir) = std::env::var("TG_INTEROP_OUT") {
-        use prost::Message;
         let dir = std::path::Path::new(&dir);
-        std::fs::write(dir.join("lstm_peepholes.onnx"), model.encode_to_vec()).unwrap();
-        let ours = sess.run(&logits, feed! {x => &xv}).unwrap().to_f64_vec();
+        std::fs::write(dir.join(format!("{name}.onnx")), model.encode_to_vec()).unwrap();
+        let ours = sess.run(logits, feed! {x => &xv}).unwrap().to_f64_vec();
         let fx = serde_json::json!({"x": xv.iter().collect::<Vec<_>>(), "shape": xv.shape(), "logits": ours});
-        std::fs::write(dir.join("lstm_peepholes.json"), fx.to_string()).unwrap();
+        std::fs::write(dir.join(format!("{name}.json")), fx.to_string()).unwrap();
     }
 }

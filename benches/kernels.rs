@@ -89,6 +89,49 @@ fn pooling(c: &mut Criterion) {
     group.finish();
 }
 
+/// The recurrent tutorial's LSTM step (batch 100, 28 inputs, 128 units) forward and backward,
+/// and the nonlinearities its gate loops spend their time in.
+fn lstm(c: &mut Criterion) {
+    use tensorgraph_kernels::lstm::{block_cell, block_cell_grad, BlockAttrs};
+    use tensorgraph_kernels::vmath;
+    let mut group = c.benchmark_group("lstm");
+    let (batch, input, cell) = (100, 28, 128);
+    let m = |r: usize, c: usize| Array2::from_shape_vec((r, c), data(r * c)).unwrap();
+    let (x, cs, h, w) = (m(batch, input), m(batch, cell), m(batch, cell), m(input + cell, 4 * cell));
+    let b = ndarray::Array1::from_vec(data(4 * cell));
+    let p = ndarray::Array1::<f32>::zeros(cell);
+    let attrs = BlockAttrs { forget_bias: 1.0, cell_clip: -1.0, use_peephole: false };
+    let step = || {
+        block_cell(
+            x.view(),
+            cs.view(),
+            h.view(),
+            w.view(),
+            [p.view(), p.view(), p.view()],
+            b.view(),
+            attrs,
+            tensorgraph_kernels::zeros,
+        )
+    };
+    group.throughput(Throughput::Elements((2 * batch * (input + cell) * 4 * cell) as u64));
+    group.bench_function("block_cell", |bench| bench.iter(|| black_box(step().unwrap())));
+    let out = step().unwrap();
+    let (dc, dh) = (data(batch * cell), data(batch * cell));
+    let ps = p.as_slice().unwrap();
+    let gates = [&out.i[..], &out.cs, &out.f, &out.o, &out.ci, &out.co];
+    group.throughput(Throughput::Elements((batch * cell) as u64));
+    group.bench_function("block_cell_grad", |bench| {
+        bench.iter(|| {
+            let (cs, shape) = (cs.as_slice().unwrap(), (batch, cell));
+            black_box(block_cell_grad(cs, [ps, ps, ps], gates, &dc, &dh, shape, false, tensorgraph_kernels::zeros))
+        })
+    });
+    let mut v = data(batch * cell);
+    group.bench_function("sigmoid", |bench| bench.iter(|| vmath::sigmoid_slice(black_box(&mut v))));
+    group.bench_function("tanh", |bench| bench.iter(|| vmath::tanh_slice(black_box(&mut v))));
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -96,5 +139,5 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(2))
 }
 
-criterion_group! { name = benches; config = config(); targets = gemm_shapes, convolutions, pooling }
+criterion_group! { name = benches; config = config(); targets = gemm_shapes, convolutions, pooling, lstm }
 criterion_main!(benches);

@@ -8,8 +8,41 @@
 //! `cs_prev·wci` to `i`, `cs_prev·wcf` to `f` and `cs·wco` to `o` before the sigmoids.
 
 use crate::gemm::gemm_into;
+use crate::pair::Disjoint;
 use crate::{kbail, Float, KResult};
 use ndarray::{ArrayView1, ArrayView2};
+use std::ops::Range;
+
+/// Elements (`batch x cell`) below which a step's gate loop runs on the calling thread alone:
+/// a share for the other core must outweigh its hand-over (a few microseconds; the forward gate
+/// loop costs ~9 ns an element on one core, mostly its five sigmoids and tanhs).
+const SHARED_ELEMENTS: usize = 1 << 11;
+
+/// Elements above which the gate loop is split across rayon's whole pool rather than shared
+/// with [`crate::pair`]'s helper (which starts sooner but is one more core).
+const POOL_ELEMENTS: usize = 1 << 17;
+
+/// Runs `f` over consecutive chunks of `0..batch` (each row in exactly one), on more than one
+/// core when the step is large enough. Each row's arithmetic is the same whichever chunk and
+/// thread runs it, so the bits do not depend on the split.
+fn for_row_chunks(batch: usize, cell: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+    let elements = batch * cell;
+    let threads = rayon::current_num_threads();
+    if threads < 2 || batch < 2 || elements < SHARED_ELEMENTS {
+        return f(0..batch);
+    }
+    // Several chunks a thread, so a thread that starts late still takes its share.
+    let chunks = (4 * threads).min(batch);
+    let size = batch.div_ceil(chunks);
+    let chunk = |c: usize| c * size..((c + 1) * size).min(batch);
+    let count = batch.div_ceil(size);
+    if elements >= POOL_ELEMENTS && threads > 2 {
+        use rayon::prelude::*;
+        (0..count).into_par_iter().for_each(|c| f(chunk(c)));
+    } else {
+        crate::pair::for_each(count, &|c| f(chunk(c)));
+    }
+}
 
 /// The step's seven outputs, each `[batch, cell]` row-major: `i, cs, f, o, ci, co, h`.
 pub struct BlockOutputs<T> {
@@ -84,49 +117,51 @@ pub fn block_cell<T: Float>(
     let n = batch * cell;
     let mut out =
         BlockOutputs { i: alloc(n), cs: alloc(n), f: alloc(n), o: alloc(n), ci: alloc(n), co: alloc(n), h: alloc(n) };
-    // Row by row, one simple loop per gate, so each vectorises (one loop over all seven
-    // outputs does not, and costs 5x more).
     let zero = vec![T::zero(); cell];
     let (wci, wcf, wco) = match attrs.use_peephole {
         true => (&peep[0][..], &peep[1][..], &peep[2][..]),
         false => (&zero[..], &zero[..], &zero[..]),
     };
-    for r in 0..batch {
-        let row = r * cell..(r + 1) * cell;
-        let g = &gates[r * 4 * cell..(r + 1) * 4 * cell];
-        let (cp, i, f, o) =
-            (&cs_prev[row.clone()], &mut out.i[row.clone()], &mut out.f[row.clone()], &mut out.o[row.clone()]);
-        let (ci, cs, co, h) =
-            (&mut out.ci[row.clone()], &mut out.cs[row.clone()], &mut out.co[row.clone()], &mut out.h[row]);
-        let gate = |k: usize| (&g[k * cell..(k + 1) * cell], &b[k * cell..(k + 1) * cell]);
-        let ((gi, bi), (gci, bci), (gf, bf), (go, bo)) = (gate(0), gate(1), gate(2), gate(3));
-        // Pre-activations first (plain adds), then each nonlinearity as a loop of its own.
-        for ((((y, &g), &b), &c), &w) in i.iter_mut().zip(gi).zip(bi).zip(cp).zip(wci) {
-            *y = g + b + c * w;
+    let outs = [&mut out.i, &mut out.cs, &mut out.f, &mut out.o, &mut out.ci, &mut out.co, &mut out.h]
+        .map(|v| Disjoint::new(v.as_mut_ptr()));
+    for_row_chunks(batch, cell, &|rows| {
+        for r in rows {
+            let (lo, hi) = (r * cell, (r + 1) * cell);
+            // SAFETY: row r of each output is written by this chunk alone.
+            let [i, cs, f, o, ci, co, h] = outs.map(|d| unsafe { d.slice(lo, hi) });
+            let g = &gates[r * 4 * cell..(r + 1) * 4 * cell];
+            let cp = &cs_prev[lo..hi];
+            let gate = |k: usize| (&g[k * cell..(k + 1) * cell], &b[k * cell..(k + 1) * cell]);
+            let ((gi, bi), (gci, bci), (gf, bf), (go, bo)) = (gate(0), gate(1), gate(2), gate(3));
+            // Pre-activations first (plain adds), then each nonlinearity as a loop of its own
+            // (one loop over all seven outputs does not vectorise, and costs 5x more).
+            for ((((y, &g), &b), &c), &w) in i.iter_mut().zip(gi).zip(bi).zip(cp).zip(wci) {
+                *y = g + b + c * w;
+            }
+            for ((y, &g), &b) in ci.iter_mut().zip(gci).zip(bci) {
+                *y = g + b;
+            }
+            for ((((y, &g), &b), &c), &w) in f.iter_mut().zip(gf).zip(bf).zip(cp).zip(wcf) {
+                *y = g + b + fb + c * w;
+            }
+            T::sigmoid_slice(i);
+            T::tanh_slice(ci);
+            T::sigmoid_slice(f);
+            for ((((y, &ci), &i), &c), &f) in cs.iter_mut().zip(&*ci).zip(&*i).zip(cp).zip(&*f) {
+                let c = ci * i + c * f;
+                *y = if clip > T::zero() { c.max(-clip).min(clip) } else { c };
+            }
+            for ((((y, &g), &b), &c), &w) in o.iter_mut().zip(go).zip(bo).zip(&*cs).zip(wco) {
+                *y = g + b + c * w;
+            }
+            T::sigmoid_slice(o);
+            co.copy_from_slice(cs);
+            T::tanh_slice(co);
+            for ((y, &c), &o) in h.iter_mut().zip(&*co).zip(&*o) {
+                *y = c * o;
+            }
         }
-        for ((y, &g), &b) in ci.iter_mut().zip(gci).zip(bci) {
-            *y = g + b;
-        }
-        for ((((y, &g), &b), &c), &w) in f.iter_mut().zip(gf).zip(bf).zip(cp).zip(wcf) {
-            *y = g + b + fb + c * w;
-        }
-        T::sigmoid_slice(i);
-        T::tanh_slice(ci);
-        T::sigmoid_slice(f);
-        for ((((y, &ci), &i), &c), &f) in cs.iter_mut().zip(&*ci).zip(&*i).zip(cp).zip(&*f) {
-            let c = ci * i + c * f;
-            *y = if clip > T::zero() { c.max(-clip).min(clip) } else { c };
-        }
-        for ((((y, &g), &b), &c), &w) in o.iter_mut().zip(go).zip(bo).zip(&*cs).zip(wco) {
-            *y = g + b + c * w;
-        }
-        T::sigmoid_slice(o);
-        co.copy_from_slice(cs);
-        T::tanh_slice(co);
-        for ((y, &c), &o) in h.iter_mut().zip(&*co).zip(&*o) {
-            *y = c * o;
-        }
-    }
+    });
     Ok(out)
 }
 
@@ -153,38 +188,49 @@ pub fn block_cell_grad<T: Float>(
     }
     let mut dicfo = alloc(4 * n);
     let mut cs_prev_grad = alloc(n);
-    let mut peep_grads = [vec![T::zero(); cell], vec![T::zero(); cell], vec![T::zero(); cell]];
+    let (dicfo_at, cs_prev_grad_at) = (Disjoint::new(dicfo.as_mut_ptr()), Disjoint::new(cs_prev_grad.as_mut_ptr()));
     // Row by row over equal-length slices (no bounds checks), in the CPU's widest vectors: an
     // indexed loop at SSE2 width took 110 us a step of the RNN tutorial on a Zen 3.
-    crate::wide::run(
-        #[inline(always)]
-        || {
-            for r in 0..batch {
-                let row = r * cell..(r + 1) * cell;
-                let d = &mut dicfo[r * 4 * cell..(r + 1) * 4 * cell];
-                let (di, rest) = d.split_at_mut(cell);
-                let (dci, rest) = rest.split_at_mut(cell);
-                let (df, d_o) = rest.split_at_mut(cell);
-                let ins = GateRow {
-                    cs_prev: &cs_prev[row.clone()],
-                    i: &i[row.clone()],
-                    cs: &cs[row.clone()],
-                    f: &f[row.clone()],
-                    o: &o[row.clone()],
-                    ci: &ci[row.clone()],
-                    co: &co[row.clone()],
-                    cs_grad: &cs_grad[row.clone()],
-                    h_grad: &h_grad[row.clone()],
-                };
-                let outs = [di, dci, df, d_o, &mut cs_prev_grad[row]];
-                if use_peephole {
-                    grad_row::<T, true>(&ins, peepholes, outs, &mut peep_grads);
-                } else {
-                    grad_row::<T, false>(&ins, peepholes, outs, &mut peep_grads);
+    let rows_into = |rows: Range<usize>, peep_grads: &mut [Vec<T>; 3]| {
+        crate::wide::run(
+            #[inline(always)]
+            || {
+                for r in rows {
+                    let row = r * cell..(r + 1) * cell;
+                    // SAFETY: row r of dicfo and of cs_prev_grad is written by this call alone.
+                    let d = unsafe { dicfo_at.slice(r * 4 * cell, (r + 1) * 4 * cell) };
+                    let dcp = unsafe { cs_prev_grad_at.slice(row.start, row.end) };
+                    let (di, rest) = d.split_at_mut(cell);
+                    let (dci, rest) = rest.split_at_mut(cell);
+                    let (df, d_o) = rest.split_at_mut(cell);
+                    let ins = GateRow {
+                        cs_prev: &cs_prev[row.clone()],
+                        i: &i[row.clone()],
+                        cs: &cs[row.clone()],
+                        f: &f[row.clone()],
+                        o: &o[row.clone()],
+                        ci: &ci[row.clone()],
+                        co: &co[row.clone()],
+                        cs_grad: &cs_grad[row.clone()],
+                        h_grad: &h_grad[row],
+                    };
+                    let outs = [di, dci, df, d_o, dcp];
+                    if use_peephole {
+                        grad_row::<T, true>(&ins, peepholes, outs, peep_grads);
+                    } else {
+                        grad_row::<T, false>(&ins, peepholes, outs, peep_grads);
+                    }
                 }
-            }
-        },
-    );
+            },
+        )
+    };
+    let mut peep_grads = [vec![T::zero(); cell], vec![T::zero(); cell], vec![T::zero(); cell]];
+    if use_peephole {
+        // The peephole gradients sum over the rows: one thread, in row order.
+        rows_into(0..batch, &mut peep_grads);
+    } else {
+        for_row_chunks(batch, cell, &|rows| rows_into(rows, &mut [vec![], vec![], vec![]]));
+    }
     Ok(BlockGrads { dicfo, cs_prev_grad, peepholes: peep_grads })
 }
 
@@ -235,43 +281,62 @@ fn grad_row<T: Float, const PEEP: bool>(
 }
 
 #[cfg(test)]
-mod speed {
+mod tests {
     use super::*;
     use ndarray::{Array1, Array2};
 
-    #[test]
-    #[ignore]
-    fn speed() {
-        let (batch, input, cell) = (100, 28, 128);
-        let x = Array2::<f32>::from_elem((batch, input), 0.1);
-        let c = Array2::<f32>::from_elem((batch, cell), 0.2);
-        let w = Array2::<f32>::from_elem((input + cell, 4 * cell), 0.01);
+    fn data(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3 + seed) % 23) as f32 * 0.1 - 1.1)
+    }
+
+    /// A step and its gradient, forward outputs then `dicfo` and `cs_prev`'s gradient.
+    fn step(batch: usize, input: usize, cell: usize) -> Vec<Vec<f32>> {
+        let (x, cs, h, w) =
+            (data(batch, input, 1), data(batch, cell, 2), data(batch, cell, 3), data(input + cell, 4 * cell, 4));
+        let w = w.mapv(|v| v * 0.05);
+        let b = Array1::from_shape_fn(4 * cell, |i| (i % 5) as f32 * 0.01);
         let p = Array1::<f32>::zeros(cell);
-        let b = Array1::<f32>::zeros(4 * cell);
-        let attrs = BlockAttrs { forget_bias: 1.0, cell_clip: -1.0, use_peephole: false };
-        let t = std::time::Instant::now();
-        for _ in 0..200 {
-            let out = block_cell(
-                x.view(),
-                c.view(),
-                c.view(),
-                w.view(),
-                [p.view(), p.view(), p.view()],
-                b.view(),
-                attrs,
-                |n| vec![0.0; n],
-            )
-            .unwrap();
-            std::hint::black_box(out.h);
+        let attrs = BlockAttrs { forget_bias: 1.0, cell_clip: 3.0, use_peephole: false };
+        let o = block_cell(
+            x.view(),
+            cs.view(),
+            h.view(),
+            w.view(),
+            [p.view(), p.view(), p.view()],
+            b.view(),
+            attrs,
+            crate::zeros,
+        )
+        .unwrap();
+        let (cg, hg) = (data(batch, cell, 5), data(batch, cell, 6));
+        let ps = p.as_slice().unwrap();
+        let g = block_cell_grad(
+            cs.as_slice().unwrap(),
+            [ps, ps, ps],
+            [&o.i, &o.cs, &o.f, &o.o, &o.ci, &o.co],
+            cg.as_slice().unwrap(),
+            hg.as_slice().unwrap(),
+            (batch, cell),
+            false,
+            crate::zeros,
+        )
+        .unwrap();
+        vec![o.i, o.cs, o.f, o.o, o.ci, o.co, o.h, g.dicfo, g.cs_prev_grad]
+    }
+
+    fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    }
+
+    /// The gate loops split by rows (shared with the pair helper, or across a pool of three)
+    /// give the bits of one thread.
+    #[test]
+    fn row_chunks_give_the_bits_of_one_thread() {
+        for (batch, cell) in [(40, 64), (1030, 128)] {
+            let one = on_threads(1, || step(batch, 7, cell));
+            for threads in [2, 3] {
+                assert!(one == on_threads(threads, || step(batch, 7, cell)), "batch {batch}, {threads} threads");
+            }
         }
-        println!("block_cell: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / 200.0);
-        let t = std::time::Instant::now();
-        for _ in 0..200 {
-            let mut g = Array2::<f32>::zeros((batch, 4 * cell));
-            crate::gemm::gemm_into(x.view(), w.slice(ndarray::s![..input, ..]), g.view_mut(), false, true);
-            crate::gemm::gemm_into(c.view(), w.slice(ndarray::s![input.., ..]), g.view_mut(), true, true);
-            std::hint::black_box(g);
-        }
-        println!("gemms: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / 200.0);
     }
 }

@@ -193,16 +193,47 @@ where
     Ok(())
 }
 
-/// Element-wise sum of same-shape arrays (`AddN`).
+/// Element-wise sum of same-shape arrays (`AddN`), each element summed in input order.
+///
+/// Contiguous inputs are summed one chunk of the output at a time (the chunk stays in L1 while
+/// every input's part is added, in parallel when large): adding whole inputs one after the
+/// other wrote the output back to memory once per input (the RNN tutorial's weight gradient,
+/// 28 products of 80K floats: 440 us a step on one core).
+///
+/// ```
+/// use ndarray::array;
+/// let (a, b) = (array![1.0f32, 2.0].into_dyn(), array![10.0f32, 20.0].into_dyn());
+/// let s = tensorgraph_kernels::elementwise::add_n(&[a.view(), b.view(), a.view()]).unwrap();
+/// assert_eq!(s, array![12.0f32, 24.0].into_dyn());
+/// ```
 pub fn add_n<T: crate::Float>(xs: &[ArrayViewD<T>]) -> KResult<ArrayD<T>> {
-    let mut out = xs[0].to_owned();
-    for x in &xs[1..] {
-        if x.shape() != out.shape() {
-            kbail!("AddN inputs differ in shape: {:?} vs {:?}", out.shape(), x.shape());
-        }
-        out += x;
+    let Some(first) = xs.first() else { kbail!("AddN needs at least one input") };
+    if let Some(x) = xs.iter().find(|x| x.shape() != first.shape()) {
+        kbail!("AddN inputs differ in shape: {:?} vs {:?}", first.shape(), x.shape());
     }
-    Ok(out)
+    let Some(slices) = xs.iter().map(|x| x.as_slice()).collect::<Option<Vec<&[T]>>>() else {
+        let mut out = first.to_owned();
+        for x in &xs[1..] {
+            out += x;
+        }
+        return Ok(out);
+    };
+    let mut out = vec![T::zero(); first.len()];
+    /// Output elements summed at a time (16 KiB of f32).
+    const CHUNK: usize = 4096;
+    let chunk = |(c, o): (usize, &mut [T])| {
+        let part = c * CHUNK..c * CHUNK + o.len();
+        o.copy_from_slice(&slices[0][part.clone()]);
+        for x in &slices[1..] {
+            o.iter_mut().zip(&x[part.clone()]).for_each(|(o, &x)| *o += x);
+        }
+    };
+    if out.len() * xs.len() >= PAR_ELEMENTS {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(chunk);
+    } else {
+        out.chunks_mut(CHUNK).enumerate().for_each(chunk);
+    }
+    Ok(ArrayD::from_shape_vec(first.raw_dim(), out).expect("the inputs' shape"))
 }
 
 #[cfg(test)]
@@ -214,6 +245,25 @@ mod tests {
         let s = broadcast_shape(a.shape(), b.shape()).unwrap();
         let (x, y) = (a.broadcast(IxDyn(&s)).unwrap(), b.broadcast(IxDyn(&s)).unwrap());
         Zip::from(&x).and(&y).map_collect(|&p, &q| f(p, q))
+    }
+
+    /// Chunked, parallel and strided inputs all sum each element in input order.
+    #[test]
+    fn add_n_sums_in_input_order_whatever_the_layout() {
+        let inputs: Vec<ArrayD<f32>> = (0..5)
+            .map(|k| {
+                Array::from_shape_fn(IxDyn(&[73, 137]), |i| ((i[0] * 31 + i[1] * 7 + k * 13) % 97) as f32 * 0.37 - 17.0)
+            })
+            .collect();
+        let want = inputs.iter().skip(1).fold(inputs[0].clone(), |acc, x| acc + x);
+        let views: Vec<_> = inputs.iter().map(|x| x.view()).collect();
+        assert_eq!(add_n(&views).unwrap(), want);
+        assert_eq!(add_n(&views[..2]).unwrap(), &inputs[0] + &inputs[1]);
+        let transposed: Vec<_> = inputs.iter().map(|x| x.t()).collect();
+        assert_eq!(add_n(&transposed).unwrap(), want.t());
+        let empty = ArrayD::<f32>::zeros(IxDyn(&[0, 3]));
+        assert_eq!(add_n(&[empty.view(), empty.view()]).unwrap(), empty);
+        assert!(add_n(&[views[0].clone(), transposed[1].clone()]).is_err());
     }
 
     #[test]

@@ -237,6 +237,25 @@ fn gathered<R>(images: *const f32, g: &Conv2dGeometry, nb: usize, f: impl FnOnce
     })
 }
 
+/// A product's operands, shared by the parts of one image's convolution (see [`conv2d_with`]).
+#[derive(Clone, Copy)]
+struct Operands {
+    t: Gather,
+    w: Strided,
+    c: *mut f32,
+}
+
+// SAFETY: the parts read the table and `w` and write disjoint rows of `c`, all of which outlive
+// the job (`pair::for_each` returns when every part has run).
+unsafe impl Sync for Operands {}
+
+impl Operands {
+    /// A copy (a method, so closures capture the whole value and not its raw-pointer fields).
+    fn get(&self) -> Operands {
+        *self
+    }
+}
+
 fn mat<T>(s: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
     ArrayView2::from_shape((rows, cols), s).expect("caller sized the slice")
 }
@@ -281,8 +300,23 @@ pub fn conv2d_with<T: Float>(
             unsafe {
                 let (x, w, out) = (f32s.cast(x), f32s.cast(w), f32s.cast_mut(out_chunk));
                 let w = Strided { ptr: w.as_ptr(), rs: o as isize, cs: 1 };
+                let (rows, c) = (nb * p, out.as_mut_ptr());
                 gathered(x[ci * chunk * g.image_len()..].as_ptr(), g, nb, |t| {
-                    gemm(nb * p, k, o, Left::Gathered(t), w, Out::Rows { c: out.as_mut_ptr(), ldc: o }, false)
+                    if nb < g.batch || rows * k * o < crate::gemm::PAIR_WORK {
+                        return gemm(rows, k, o, Left::Gathered(t), w, Out::Rows { c, ldc: o }, false);
+                    }
+                    // The whole batch in one chunk (one image being served): its positions
+                    // shared with the pair helper, in whole register tiles (the same bits).
+                    let size = (rows / 12 / 6).max(1) * 12;
+                    let shared = Operands { t, w, c };
+                    crate::pair::for_each(rows.div_ceil(size), &|i| {
+                        let Operands { t, w, c } = shared.get();
+                        let (r0, n) = (i * size, size.min(rows - i * size));
+                        // SAFETY: rows r0..r0 + n of the table and of the output are inside
+                        // them; each part writes its own rows.
+                        let t = Gather { table: t.table.add(r0 * t.segs), ..t };
+                        gemm(n, k, o, Left::Gathered(t), w, Out::Rows { c: c.add(r0 * o), ldc: o }, false)
+                    });
                 });
             }
             epilogue.apply(out_chunk);
@@ -778,5 +812,25 @@ mod tests {
         let dy = data(want.len(), 6);
         let df = conv2d_backprop_filter(&x, &dy, &g);
         assert_eq!(conv2d_backprop_filter(&to32(&x), &to32(&dy), &g), to32(&df));
+    }
+
+    /// One image alone (its positions shared with the pair helper) gives the bits it has in a
+    /// batch, on one thread or two.
+    #[test]
+    fn one_image_split_by_positions_agrees_with_the_batch() {
+        let batch = Conv2dGeometry::new([3, 28, 28, 32], [3, 3, 32, 64], [2, 2], [1, 1], true);
+        let one = Conv2dGeometry { batch: 1, ..batch };
+        let x: Vec<f32> = data(3 * 28 * 28 * 32, 7).iter().map(|&v| v as f32).collect();
+        let f: Vec<f32> = data(9 * 32 * 64, 8).iter().map(|&v| v as f32 * 0.1).collect();
+        let all = conv2d(&x, &f, &batch);
+        let len = one.positions() * one.out_c;
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for b in 0..3 {
+                let image = &x[b * one.image_len()..][..one.image_len()];
+                let got = pool.install(|| conv2d(image, &f, &one));
+                assert!(got == all[b * len..][..len], "image {b}, {threads} threads");
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ const PAR_WORK: usize = 1 << 24;
 /// Work above which, below `PAR_WORK`, the multiply is shared with [`crate::pair`]'s helper
 /// thread, which starts within microseconds: the MLP's products (1.5M-11.8M), its step
 /// 0.30 -> 0.19-0.20 ms with two threads.
-const PAIR_WORK: usize = 1 << 20;
+pub(crate) const PAIR_WORK: usize = 1 << 20;
 
 /// `C = op(A) · op(B)` where `op` transposes when asked. Any strides are accepted (a transposed
 /// view is read in place, not copied).

@@ -450,6 +450,57 @@ fn layer_biases_created_after_their_op_still_fuse() {
     assert_eq!(losses[0], losses[1]);
 }
 
+/// A weight gradient's MatMul folds into the update that alone reads it (computed in blocks
+/// beside the update for short inner dimensions, whole for long ones); a product reading a
+/// variable does not (its read would move past other updates). Training gives the bits of the
+/// unfused graph, with SGD and Adam, at batches on either side of the rule.
+#[test]
+fn weight_gradient_products_fold_into_their_updates_with_identical_results() {
+    for (adam, batch) in [(false, 3), (false, 40), (true, 3), (true, 40)] {
+        let g = Graph::new();
+        g.set_random_seed(7);
+        let x = g.placeholder(DType::F32, [None, Some(200)]).named("x").unwrap();
+        let h = layers::dense(&x, 200, Some(nn::relu), "h").unwrap(); // 40,000 weights: several blocks
+        let y = layers::dense(&h, 3, None, "y").unwrap();
+        let init_of = |seed: usize| {
+            g.constant(ndarray::Array::from_shape_fn((3, 3), move |(i, j)| ((i * 3 + j + seed) % 5) as f32 * 0.1))
+                .unwrap()
+        };
+        let w2 = g.variable(&init_of(0), "w2", true).unwrap();
+        let z = math::matmul(&y, &w2, false, false).unwrap(); // w2's gradient yᵀ·dz folds
+                                                              // u·v of two variables: each one's gradient product reads the other variable, and must
+                                                              // not fold: v is updated first, and u's product must still see v before its update.
+        let (v, u) = (g.variable(&init_of(1), "v", true).unwrap(), g.variable(&init_of(2), "u", true).unwrap());
+        let uv = math::matmul(&u, &v, false, false).unwrap();
+        let squares = |t: &Tensor| math::reduce_sum(&math::square(t).unwrap(), None).unwrap();
+        let loss = math::add(&squares(&z), &squares(&uv)).unwrap().named("loss").unwrap();
+        let train = if adam { Adam::new(0.01).minimize(&loss) } else { GradientDescent::new(0.001).minimize(&loss) };
+        let train = train.unwrap();
+        let init = g.global_variables_initializer().unwrap();
+        let data = ndarray::Array::from_shape_fn((batch, 200), |(i, j)| ((i * 31 + j * 7) % 13) as f32 * 0.1 - 0.6);
+        let feed = || [(&x, Feed::from(data.clone().into_dyn()))];
+        let vars = g.trainable_variables();
+        let mut results = vec![];
+        for check in [false, true] {
+            let mut sess = Session::new(&g).unwrap();
+            sess.set_check_numerics(check); // checks every op's output, so nothing is fused
+            sess.set_profiling(true);
+            sess.run(&init, &[]).unwrap();
+            for _ in 0..3 {
+                sess.run(&train, &feed()).unwrap();
+            }
+            let reads: Vec<&Tensor> = vars.iter().map(|v| &**v).collect();
+            let values: Vec<Vec<f64>> = sess.run(&reads, &[]).unwrap().iter().map(Value::to_f64_vec).collect();
+            results.push(values);
+            let name = if adam { "Apply+MatMul" } else { "ApplyGradientDescent+MatMul" };
+            let calls = sess.profile().iter().find(|p| p.0 == name).map(|p| p.1);
+            // Three a step: the two dense kernels' and w2's (u's and v's read a variable).
+            assert_eq!(calls, (!check).then_some(9), "{adam} {batch}: {:?}", sess.profile());
+        }
+        assert!(results[0] == results[1], "adam {adam}, batch {batch}");
+    }
+}
+
 /// The ReluGrad of a hidden layer folds into the op producing its gradient: the
 /// Conv2DBackpropInput of the next convolution, or the MaxPoolGrad of the ReLU's own output.
 /// Training matches the unfused graph exactly. A ReluGrad whose features broadcast still fuses

@@ -47,6 +47,11 @@ pub enum Fused {
     /// of the ReLU's output (the pooled input is the mask): the ReluGrad reading its output,
     /// applied while in cache instead of in another pass over a layer-sized tensor.
     ReluGrad,
+    /// Into an optimizer's update (`Apply*`): the MatMul making its gradient. The gradient
+    /// input is the product's left operand and its right operand is the step's last input; the
+    /// update computes the product a block of rows at a time and applies itself to each block
+    /// while it is in cache, so the gradient is never written out and read back.
+    GradProduct { transpose_a: bool, transpose_b: bool },
 }
 
 impl Step {
@@ -57,6 +62,10 @@ impl Step {
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
             (Op::Conv2DBackpropInput(_), Some(_)) => "Conv2DBackpropInput+ReluGrad",
             (Op::MaxPoolGrad(_), Some(_)) => "MaxPoolGrad+ReluGrad",
+            (Op::Apply(a), Some(_)) => match a {
+                tensorgraph_graph::ApplyOp::GradientDescent => "ApplyGradientDescent+MatMul",
+                _ => "Apply+MatMul",
+            },
             (op, _) => op.type_name(),
         }
     }
@@ -323,6 +332,31 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                 step.fused = Some(Fused::ReluGrad);
             }
             continue;
+        }
+        if let (Op::MatMul { transpose_a, transpose_b }, None) = (&steps[i].op, steps[i].fused) {
+            // The gradient of one update: its inputs must be values made before (a variable's
+            // read would move to the update's turn, after other updates).
+            let (ta, tb) = (*transpose_a, *transpose_b);
+            let reader = sole_reader(steps[i].outputs[0], steps).filter(|&j| {
+                let Op::Apply(a) = steps[j].op else { return false };
+                steps[j].fused.is_none()
+                    && steps[j].inputs.get(a.grad_input()) == steps[i].outputs[0].map(Source::Slot).as_ref()
+                    && no_control_inputs(&steps[i])
+                    && steps[i].inputs.iter().all(|s| !matches!(s, Source::Var(_)))
+            });
+            if let Some(j) = reader {
+                let Op::Apply(a) = steps[j].op else { unreachable!("checked above") };
+                let (left, right) = (steps[i].inputs[0], steps[i].inputs[1]);
+                removed[i] = true;
+                let absorbed = steps[i].node;
+                let update = &mut steps[j];
+                update.absorbed.push(absorbed);
+                update.inputs[a.grad_input()] = left;
+                update.inputs.push(right);
+                update.refs.push(None);
+                update.fused = Some(Fused::GradProduct { transpose_a: ta, transpose_b: tb });
+                continue;
+            }
         }
         if !matches!(steps[i].op, Op::Conv2D(_) | Op::MatMul { .. }) {
             continue;

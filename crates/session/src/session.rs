@@ -560,9 +560,15 @@ impl Session {
                     return Err(self.uninitialized(n));
                 }
                 let mut vars: Vec<Arc<Value>> = refs.iter().map(|n| map.remove(n).expect("checked above")).collect();
+                let product = match step.fused {
+                    Some(plan::Fused::GradProduct { transpose_a, transpose_b }) => {
+                        Some(crate::apply::Product { right: value(a.num_inputs()), transpose_a, transpose_b })
+                    }
+                    _ => None,
+                };
                 let r = {
                     let mut slots: Vec<&mut Value> = vars.iter_mut().map(Arc::make_mut).collect();
-                    crate::apply::apply(*a, &mut slots, &rest)
+                    crate::apply::apply(*a, &mut slots, &rest, product)
                 };
                 for (n, v) in refs.into_iter().zip(vars) {
                     map.insert(n, v);
@@ -597,6 +603,7 @@ impl Session {
                 let out = match step.fused {
                     Some(plan::Fused::Epilogue { relu, .. }) => exec::compute_fused(op, &vals, relu, pool),
                     Some(plan::Fused::ReluGrad) => exec::compute_with_relu_grad(op, &vals, pool),
+                    Some(plan::Fused::GradProduct { .. }) => unreachable!("fused only into updates"),
                     None => exec::compute(op, &vals, pool),
                 };
                 out.map_err(runtime)?.into_iter().map(Arc::new).collect()

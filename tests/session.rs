@@ -413,6 +413,25 @@ fn bias_and_relu_fold_into_their_producer_with_identical_results() {
     }
 }
 
+/// A session that ran `init`, then `train` three times on `feeds`, profiling; with `check` it
+/// checks every op's output, so nothing is fused.
+fn trained_three_steps(
+    g: &Graph,
+    init: &Operation,
+    train: &Operation,
+    feeds: &[(&Tensor, Feed)],
+    check: bool,
+) -> Session {
+    let mut sess = Session::new(g).unwrap();
+    sess.set_check_numerics(check);
+    sess.set_profiling(true);
+    sess.run(init, &[]).unwrap();
+    for _ in 0..3 {
+        sess.run(train, feeds).unwrap();
+    }
+    sess
+}
+
 /// Layers create the bias after the Conv2D/MatMul (as this crate's layers do): its read is
 /// moved ahead so the fusion still applies, and training matches the unfused graph exactly.
 #[test]
@@ -436,13 +455,7 @@ fn layer_biases_created_after_their_op_still_fuse() {
     };
     let mut losses = vec![];
     for check in [false, true] {
-        let mut sess = Session::new(&g).unwrap();
-        sess.set_check_numerics(check);
-        sess.set_profiling(true);
-        sess.run(&init, &[]).unwrap();
-        for _ in 0..3 {
-            sess.run(&train, &feed()).unwrap();
-        }
+        let sess = trained_three_steps(&g, &init, &train, &feed(), check);
         losses.push(sess.run(&[&loss], &feed()).unwrap()[0].to_f64_vec());
         let fused = sess.profile().iter().filter(|p| p.0.starts_with("_Fused")).count();
         assert_eq!(fused, if check { 0 } else { 2 }, "{:?}", sess.profile());
@@ -482,13 +495,7 @@ fn weight_gradient_products_fold_into_their_updates_with_identical_results() {
         let vars = g.trainable_variables();
         let mut results = vec![];
         for check in [false, true] {
-            let mut sess = Session::new(&g).unwrap();
-            sess.set_check_numerics(check); // checks every op's output, so nothing is fused
-            sess.set_profiling(true);
-            sess.run(&init, &[]).unwrap();
-            for _ in 0..3 {
-                sess.run(&train, &feed()).unwrap();
-            }
+            let sess = trained_three_steps(&g, &init, &train, &feed(), check);
             let reads: Vec<&Tensor> = vars.iter().map(|v| &**v).collect();
             let values: Vec<Vec<f64>> = sess.run(&reads, &[]).unwrap().iter().map(Value::to_f64_vec).collect();
             results.push(values);
@@ -529,13 +536,7 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
     let broadcast = nn::relu_grad(&dx, &f1).unwrap();
     let mut results = vec![];
     for check in [false, true] {
-        let mut sess = Session::new(&g).unwrap();
-        sess.set_check_numerics(check); // checks every op's output, so nothing is fused
-        sess.set_profiling(true);
-        sess.run(&init, &[]).unwrap();
-        for _ in 0..3 {
-            sess.run(&train, &feed()).unwrap();
-        }
+        let sess = trained_three_steps(&g, &init, &train, &feed(), check);
         let mut got: Vec<Vec<f64>> =
             sess.run(&[&loss, &broadcast], &feed()).unwrap().iter().map(Value::to_f64_vec).collect();
         got.push(sess.run(&[&dx], &feed()).unwrap()[0].to_f64_vec());

@@ -809,3 +809,35 @@ fn a_run_time_reshape_to_a_bad_shape_is_an_error() {
     let ok = sess.run(&y, feed! {x => &xv, shape => ndarray::arr1(&[2i64, -1])}).unwrap();
     assert_eq!(ok.shape(), &[2, 6]);
 }
+
+/// A weight gradient's MatMul folded into its update, fed run-time shapes that do not multiply
+/// or do not fit the variable: an error naming the update and the shapes, never a panic.
+#[test]
+fn a_folded_gradient_product_with_bad_shapes_is_an_error() {
+    let g = Graph::new();
+    let (a, b) = (
+        g.placeholder(DType::F32, [None, None]).named("a").unwrap(),
+        g.placeholder(DType::F32, [None, None]).named("b").unwrap(),
+    );
+    let w = g.variable(&g.constant(ArrayD::<f32>::zeros(IxDyn(&[3, 2]))).unwrap(), "w", true).unwrap();
+    let grad = math::matmul(&a, &b, true, false).unwrap();
+    let lr = g.scalar(0.1, DType::F32).unwrap();
+    let update = state::apply(tensorgraph::ApplyOp::GradientDescent, &[&w], &[&lr, &grad]).unwrap();
+    let sess = Session::new(&g).unwrap();
+    sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
+    let feed = |ra: usize, ca: usize, rb: usize, cb: usize| {
+        [
+            (&a, Feed::from(ArrayD::<f32>::ones(IxDyn(&[ra, ca])))),
+            (&b, Feed::from(ArrayD::<f32>::ones(IxDyn(&[rb, cb])))),
+        ]
+    };
+    // Inner dimensions that differ (4 rows of a against 5 of b), and a product of [5, 2] for a
+    // [3, 2] variable.
+    let e = sess.run(&update, &feed(4, 3, 5, 2)).unwrap_err().to_string();
+    assert!(e.contains("ApplyGradientDescent") && e.contains("cannot multiply [4,3] and [5,2]"), "{e}");
+    let e = sess.run(&update, &feed(4, 5, 4, 2)).unwrap_err().to_string();
+    assert!(e.contains("ApplyGradientDescent") && e.contains("[3,2]") && e.contains("[5,2]"), "{e}");
+    // Shapes that fit update the variable: w -= 0.1 · aᵀ·b, a and b ones of 40 rows.
+    sess.run(&update, &feed(40, 3, 40, 2)).unwrap();
+    assert_eq!(sess.run(&*w, &[]).unwrap().to_f64_vec(), vec![-4.0; 6]);
+}

@@ -293,10 +293,18 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
             _ => None,
         }
     };
-    // A step reading no intermediate (a variable's read, a constant) can run earlier.
-    let movable = |step: &Step| {
-        !step.op.is_stateful() && no_control_inputs(step) && step.inputs.iter().all(|s| !matches!(s, Source::Slot(_)))
-    };
+    // A step computing from constants alone (a variable's read, a constant, a frozen graph's
+    // Identity of one) can run earlier, together with the steps it reads.
+    let mut movable = vec![false; steps.len()];
+    for i in 0..steps.len() {
+        let step = &steps[i];
+        movable[i] = !step.op.is_stateful()
+            && no_control_inputs(step)
+            && step.inputs.iter().all(|s| match s {
+                Source::Slot(s) => producer.get(s).is_some_and(|&p| p < i && movable[p]),
+                _ => true,
+            });
+    }
     // Where each step runs: (index, 1), or (i, 0) to run just before step i.
     let mut position: Vec<(usize, u8)> = (0..steps.len()).map(|i| (i, 1)).collect();
     let mut removed = vec![false; steps.len()];
@@ -372,12 +380,18 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                 _ => None,
             };
             let ready = match bias_producer {
-                Some(p) => position[p] < (i, 1) || movable(&steps[p]),
+                Some(p) => position[p] < (i, 1) || movable[p],
                 None => true,
             };
             if matches!(steps[j].op, Op::BiasAdd) && Some(x) != bias && ready {
-                if let Some(p) = bias_producer {
+                // The bias's producer and what it reads, before step i (in their order).
+                let mut chain: Vec<usize> = bias_producer.into_iter().collect();
+                while let Some(p) = chain.pop() {
                     position[p] = position[p].min((i, 0));
+                    chain.extend(steps[p].inputs.iter().filter_map(|s| match s {
+                        Source::Slot(s) => producer.get(s).copied().filter(|&q| movable[q]),
+                        _ => None,
+                    }));
                 }
                 bias_src = bias;
                 bias_fused = true;

@@ -36,6 +36,9 @@ struct Args {
     /// (`BatchSplit::Rows`), comma-separated: how the automatic chunk size compares here.
     #[arg(long, value_delimiter = ',')]
     rows: Vec<usize>,
+    /// Print the time per op type of the timed 10,000-image evaluations (chunked as by default).
+    #[arg(long)]
+    profile: bool,
     /// cargo bench passes --bench; accept and ignore it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -90,7 +93,13 @@ fn main() {
             time_eval(sess, chunk)?; // warm-up
             Ok(median_and_spread((0..args.evals).map(|_| time_eval(sess, chunk)).collect::<Result<_>>()?).0)
         };
-        let (all, chunked) = (evals(&sess, 10_000)?, evals(&sess, 200)?);
+        sess.set_profiling(args.profile);
+        let all = evals(&sess, 10_000)?;
+        for (op, calls, total) in sess.profile() {
+            println!("{op:>24} {calls:>7} calls {:>9.1} ms", total.as_secs_f64() * 1e3);
+        }
+        sess.set_profiling(false);
+        let chunked = evals(&sess, 200)?;
         for &rows in &args.rows {
             sess.set_batch_splitting(tensorgraph::BatchSplit::Rows(rows));
             println!(

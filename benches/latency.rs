@@ -36,7 +36,8 @@ struct Args {
     /// (`BatchSplit::Rows`), comma-separated: how the automatic chunk size compares here.
     #[arg(long, value_delimiter = ',')]
     rows: Vec<usize>,
-    /// Print the time per op type of the timed 10,000-image evaluations (chunked as by default).
+    /// Print the time per call of each op type in the one-image runs and in the 10,000-image
+    /// evaluations (chunked as by default).
     #[arg(long)]
     profile: bool,
     /// cargo bench passes --bench; accept and ignore it.
@@ -73,6 +74,12 @@ fn main() {
         }
         let test = flags.read_data_sets()?.test;
         let one = test.images.slice(ndarray::s![0..1, ..]);
+        let print_profile = |sess: &Session, what: &str| {
+            for (op, calls, total) in sess.profile() {
+                println!("{what}: {op:>24} {calls:>7} calls {:>9.1} us each", total.as_secs_f64() * 1e6 / calls as f64);
+            }
+        };
+        sess.set_profiling(args.profile);
         let mut times = Vec::with_capacity(args.runs);
         for k in 0..args.runs + args.runs / 10 {
             let start = Instant::now();
@@ -93,11 +100,10 @@ fn main() {
             time_eval(sess, chunk)?; // warm-up
             Ok(median_and_spread((0..args.evals).map(|_| time_eval(sess, chunk)).collect::<Result<_>>()?).0)
         };
+        print_profile(&sess, "one image");
         sess.set_profiling(args.profile);
         let all = evals(&sess, 10_000)?;
-        for (op, calls, total) in sess.profile() {
-            println!("{op:>24} {calls:>7} calls {:>9.1} ms", total.as_secs_f64() * 1e3);
-        }
+        print_profile(&sess, "evaluation");
         sess.set_profiling(false);
         let chunked = evals(&sess, 200)?;
         for &rows in &args.rows {

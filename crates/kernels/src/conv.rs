@@ -834,7 +834,8 @@ mod tests {
     #[test]
     fn every_thread_count_gives_the_same_bits() {
         let g = Conv2dGeometry::new([12, 14, 14, 32], [3, 3, 32, 16], [2, 2], [1, 1], true);
-        let frac = |n: usize, s: usize| (0..n).map(|i| ((i * 7919 + s) % 1000) as f32 / 997.0 - 0.4).collect::<Vec<_>>();
+        let frac =
+            |n: usize, s: usize| (0..n).map(|i| ((i * 7919 + s) % 1000) as f32 / 997.0 - 0.4).collect::<Vec<_>>();
         let (x, f) = (frac(12 * g.image_len(), 1), frac(g.taps() * 16, 2));
         let dy = frac(12 * g.positions() * 16, 3);
         let run = |threads| {

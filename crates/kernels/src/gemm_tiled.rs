@@ -339,6 +339,21 @@ thread_local! {
     static B_COPY: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// `f` on the thread's kept buffer `key`, or on a new one while it is in use; a buffer grown
+/// past [`KEPT_COPY`] is dropped after (one huge product must not pin memory in every thread).
+fn with_kept<R>(key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>, f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let out = f(&mut buf);
+            if buf.len() > KEPT_COPY {
+                *buf = Vec::new();
+            }
+            out
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 /// Whether this CPU runs [`gemm`] (see [`crate::cpu::simd`]).
 pub fn available() -> bool {
     crate::cpu::simd() != crate::cpu::Simd::Portable
@@ -366,13 +381,7 @@ pub unsafe fn gemm_on<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided,
         // SAFETY: the caller's contract.
         return unsafe { blocked::<I>(m, k, n, a, b, c, accumulate) };
     }
-    B_COPY.with(|cell| {
-        let mut owned = Vec::new();
-        let mut borrowed = cell.try_borrow_mut();
-        let buf = match borrowed.as_mut() {
-            Ok(buf) => &mut **buf,
-            Err(_) => &mut owned,
-        };
+    with_kept(&B_COPY, |buf| {
         if buf.len() < k * n {
             buf.resize(k * n, 0.0);
         }
@@ -385,9 +394,6 @@ pub unsafe fn gemm_on<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided,
         };
         // SAFETY: the caller's contract; `buf` holds B row-major.
         unsafe { blocked::<I>(m, k, n, a, Strided { ptr: buf.as_ptr(), rs: n as isize, cs: 1 }, c, accumulate) };
-        if buf.len() > KEPT_COPY {
-            *buf = Vec::new(); // one huge product must not pin its copy in every thread
-        }
     })
 }
 
@@ -448,13 +454,7 @@ unsafe fn blocked<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided, c: 
         if m >= PACK_ROWS && n > nr {
             // SAFETY: rows p0..p0 + depth of B are inside it (the caller's contract).
             let pass = Strided { ptr: unsafe { b.add(p0 * ldb) }, rs: ldb as isize, cs: 1 };
-            PANELS.with(|cell| {
-                let mut owned = Vec::new();
-                let mut kept = cell.try_borrow_mut();
-                let buf = match kept.as_mut() {
-                    Ok(buf) => &mut **buf,
-                    Err(_) => &mut owned,
-                };
+            with_kept(&PANELS, |buf| {
                 let panels = pack_panels(depth, n, nr, pass, buf);
                 // SAFETY: the caller's contract for A and C; `panels` holds the pass's rows of
                 // B as `nr`-wide panels, `depth x nr` each.

@@ -101,7 +101,7 @@ fn main() {
             Ok(median_and_spread((0..args.evals).map(|_| time_eval(sess, chunk)).collect::<Result<_>>()?).0)
         };
         print_profile(&sess, "one image");
-        sess.set_profiling(args.profile);
+        sess.set_profiling(args.profile); // cleared: the evaluations' own counts
         let all = evals(&sess, 10_000)?;
         print_profile(&sess, "evaluation");
         sess.set_profiling(false);

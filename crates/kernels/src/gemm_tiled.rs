@@ -2,10 +2,10 @@
 //! of 32 registers), 6x16 on AVX2 with FMA (12 of 16), one kernel written once over [`Isa`].
 //! The left operand is read in place (no packing); the right one is copied into contiguous
 //! panels once per depth pass when A has enough rows to pay for it, else read in place when
-//! its rows are contiguous. The left operand may also be a convolution's column matrix left in the image
-//! ([`Left::Gathered`], its transpose [`Left::GatheredT`]) and C may be stored onto an input
-//! gradient's positions ([`Out::Scattered`]): the same tiles, with A's rows and C's rows found
-//! through tables of pointers.
+//! its rows are contiguous. The left operand may also be a convolution's column matrix left in
+//! the image ([`Left::Gathered`], its transpose [`Left::GatheredT`]) and C may be stored onto
+//! an input gradient's positions ([`Out::Scattered`]): the same tiles, with A's rows and C's
+//! rows found through tables of pointers.
 //!
 //! Why not a packed BLIS kernel: the left operands here are the convolutions' column matrices
 //! (positions x taps, row-major) and their transposes, written moments before and resident in
@@ -461,8 +461,8 @@ unsafe fn blocked<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided, c: 
                 unsafe { pass_over_rows::<I>(m, n, a, (panels.as_ptr(), depth * nr, nr), c, (p0, depth, acc)) };
             });
         } else {
-            // SAFETY: as above, B read in place.
-            unsafe { pass_over_rows::<I>(m, n, a, (b.add(p0 * ldb), 0, ldb), c, (p0, depth, acc)) };
+            // SAFETY: as above, B read in place (panel j starts j·nr columns on).
+            unsafe { pass_over_rows::<I>(m, n, a, (b.add(p0 * ldb), nr, ldb), c, (p0, depth, acc)) };
         }
     }
 }
@@ -499,8 +499,7 @@ fn pack_panels(depth: usize, n: usize, nr: usize, b: Strided, buf: &mut Vec<f32>
 }
 
 /// One depth pass of [`blocked`] over every row block and panel: `b` is `(first row of the
-/// pass, floats between panels (0: columns in place), floats between rows)`, `pass` is
-/// `(p0, depth, accumulate)`.
+/// pass, floats between panels, floats between rows)`, `pass` is `(p0, depth, accumulate)`.
 ///
 /// # Safety
 /// As [`blocked`]; `b` addresses the pass's `depth x n` elements as described.
@@ -526,13 +525,7 @@ unsafe fn pass_over_rows<I: Isa>(
         let tiles = |r0: usize, rows: usize, count: usize, j0: usize| {
             // SAFETY (all pointer arithmetic below): offsets stay inside A, B and C by the
             // loop bounds and the caller's contract.
-            let bp = unsafe {
-                if panel_step > 0 {
-                    b.add(j0 / nr * panel_step)
-                } else {
-                    b.add(j0)
-                }
-            };
+            let bp = unsafe { b.add(j0 / nr * panel_step) };
             let t = Tile { r0, count, p0, depth, a, b: bp, ldb, c, j0, cols: nr.min(n - j0), acc };
             unsafe { I::tile(&t, rows) };
         };

@@ -69,6 +69,10 @@ pub trait Isa: Copy + 'static {
     unsafe fn offsets(cs: i32) -> Self::Idx;
     /// Lane `l` under `m` from `p + idx[l]` floats.
     unsafe fn gather(m: Self::M, idx: Self::Idx, p: *const f32) -> Self::V;
+    /// A `LANES x LANES` block transposed: row `r` of `dst` (`ldd` floats apart) is column `r`
+    /// of `src`'s rows (`lds` apart). In registers: on a Zen 4 a gathered vector cost 26
+    /// cycles, which made copying `Wᵀ` a fifth of the LSTM's `dicfo·Wᵀ`.
+    unsafe fn transpose(src: *const f32, lds: usize, dst: *mut f32, ldd: usize);
     /// [`Tile::kernel`] with `rows` rows (`1..=MR`), compiled with the set enabled.
     unsafe fn tile(t: &Tile, rows: usize);
     /// [`Row::kernel`], compiled with the set enabled.
@@ -136,6 +140,7 @@ macro_rules! tiles {
             match t.a {
                 Left::Strided(Strided { cs: 1, .. }) => by_rows!(0),
                 Left::Gathered(_) => by_rows!(1),
+                Left::Strided(Strided { rs: 1, .. }) => by_rows!(4),
                 Left::Strided(_) => by_rows!(2),
                 Left::GatheredT(_) => by_rows!(3),
             }
@@ -222,6 +227,42 @@ impl Isa for Avx512 {
     unsafe fn gather(m: __mmask16, idx: __m512i, p: *const f32) -> __m512 {
         unsafe { _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, idx, p.cast()) }
     }
+    #[inline(always)]
+    unsafe fn transpose(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+        // Four rounds over pairs of vectors: floats, pairs of floats, then 128-bit quarters
+        // twice; row r's element c moves to row c, element r.
+        unsafe {
+            let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * lds)));
+            let t: [__m512; 16] = std::array::from_fn(|i| {
+                let (a, b) = (r[i & !1], r[i | 1]);
+                if i % 2 == 0 {
+                    _mm512_unpacklo_ps(a, b)
+                } else {
+                    _mm512_unpackhi_ps(a, b)
+                }
+            });
+            let u: [__m512; 16] = std::array::from_fn(|i| {
+                // Rows 4q..4q+4: t[4q], t[4q+2] give u[4q], u[4q+1]; t[4q+1], t[4q+3] the rest.
+                let (q, j) = (i / 4 * 4, i % 4);
+                let (a, b) = (_mm512_castps_pd(t[q + j / 2]), _mm512_castps_pd(t[q + j / 2 + 2]));
+                _mm512_castpd_ps(if j % 2 == 0 { _mm512_unpacklo_pd(a, b) } else { _mm512_unpackhi_pd(a, b) })
+            });
+            let v: [__m512; 16] = std::array::from_fn(|i| {
+                let (h, j) = (i / 8 * 8, i % 8);
+                let (a, b) = (u[h + j % 4], u[h + j % 4 + 4]);
+                if j < 4 {
+                    _mm512_shuffle_f32x4::<0x88>(a, b)
+                } else {
+                    _mm512_shuffle_f32x4::<0xdd>(a, b)
+                }
+            });
+            for i in 0..16 {
+                let (a, b) = (v[i % 8], v[i % 8 + 8]);
+                let w = if i < 8 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xdd>(a, b) };
+                _mm512_storeu_ps(dst.add(i * ldd), w);
+            }
+        }
+    }
     tiles!(Avx512, "avx512f,avx512bw,avx512dq,avx512vl", 1 2 3 4 5 6 7 8 9 10 11 12);
 }
 
@@ -285,6 +326,35 @@ impl Isa for Avx2 {
     #[inline(always)]
     unsafe fn gather(m: __m256i, idx: __m256i, p: *const f32) -> __m256 {
         unsafe { _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), p, idx, _mm256_castsi256_ps(m)) }
+    }
+    #[inline(always)]
+    unsafe fn transpose(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+        // Floats, pairs of floats, then 128-bit halves.
+        unsafe {
+            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * lds)));
+            let t: [__m256; 8] = std::array::from_fn(|i| {
+                let (a, b) = (r[i & !1], r[i | 1]);
+                if i % 2 == 0 {
+                    _mm256_unpacklo_ps(a, b)
+                } else {
+                    _mm256_unpackhi_ps(a, b)
+                }
+            });
+            let u: [__m256; 8] = std::array::from_fn(|i| {
+                let (q, j) = (i / 4 * 4, i % 4);
+                let (a, b) = (t[q + j / 2], t[q + j / 2 + 2]);
+                if j % 2 == 0 {
+                    _mm256_shuffle_ps::<0x44>(a, b)
+                } else {
+                    _mm256_shuffle_ps::<0xee>(a, b)
+                }
+            });
+            for i in 0..8 {
+                let (a, b) = (u[i % 4], u[i % 4 + 4]);
+                let w = if i < 4 { _mm256_permute2f128_ps::<0x20>(a, b) } else { _mm256_permute2f128_ps::<0x31>(a, b) };
+                _mm256_storeu_ps(dst.add(i * ldd), w);
+            }
+        }
     }
     tiles!(Avx2, "avx2,fma", 1 2 3 4 5 6);
 }
@@ -377,19 +447,21 @@ pub unsafe fn gemm(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, ac
 /// # Safety
 /// As [`gemm`], and the CPU has `I`.
 pub unsafe fn gemm_on<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, accumulate: bool) {
-    if b.cs == 1 && b.rs >= 0 {
-        // SAFETY: the caller's contract.
+    let contiguous = b.cs == 1 && b.rs >= 0;
+    if contiguous || (m > 1 && n > 2 * I::LANES) {
+        // SAFETY: the caller's contract (`blocked` packs strided rows into panels).
         return unsafe { blocked::<I>(m, k, n, a, b, c, accumulate) };
     }
     with_kept(&B_COPY, |buf| {
         if buf.len() < k * n {
             buf.resize(k * n, 0.0);
         }
-        // SAFETY: B's extents are the caller's contract; `buf` holds k·n floats.
+        // SAFETY: B's extents are the caller's contract; `buf` holds k·n floats (one panel n
+        // wide is B row-major).
         unsafe {
             I::enabled(
                 #[inline(always)]
-                || copy_row_major::<I>(k, n, b, buf),
+                || copy_panels::<I>(k, n, n, b, buf),
             )
         };
         // SAFETY: the caller's contract; `buf` holds B row-major.
@@ -397,105 +469,125 @@ pub unsafe fn gemm_on<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided,
     })
 }
 
-/// Copies `B` (`k x n`, any strides) row-major into `buf`. A transposed row-major matrix
-/// (`rs == 1`: a weight matrix in `dy · Wᵀ`) is read a vector's worth of its rows at a time,
-/// each output vector gathered from them (their lines stay in L1 while every k is copied):
-/// scalar element-by-element transposing cost as much as the product at 100x64x3136.
+/// Copies `depth x n` elements of `B` (any strides) into `buf` as panels `width` columns wide,
+/// each `depth x width` contiguous (the last panel's missing columns unwritten; masked loads
+/// never read them); `width` is `n` (B row-major) or a multiple of the vector. A transposed
+/// row-major matrix (`rs == 1`: a weight matrix in `dy · Wᵀ`) is copied in square blocks
+/// transposed in registers, the edges gathered (scalar element-by-element transposing cost as
+/// much as the product at 100x64x3136).
 ///
 /// # Safety
-/// The CPU has `I`; `b` addresses `k x n` readable elements through its strides; `buf` holds
-/// at least `k·n`.
+/// The CPU has `I`; `b` addresses `depth x n` readable elements through its strides; `buf`
+/// holds `n.div_ceil(width) · depth · width` floats.
 #[inline(always)]
-unsafe fn copy_row_major<I: Isa>(k: usize, n: usize, b: Strided, buf: &mut [f32]) {
+unsafe fn copy_panels<I: Isa>(depth: usize, n: usize, width: usize, b: Strided, buf: &mut [f32]) {
+    let at = |p: usize, j: usize| j / width * depth * width + p * width + j % width;
+    if b.cs == 1 {
+        for j0 in (0..n).step_by(width) {
+            let cols = width.min(n - j0);
+            for p in 0..depth {
+                // SAFETY: row p, columns j0..j0 + cols are inside B.
+                let src = unsafe { std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs).add(j0), cols) };
+                buf[at(p, j0)..][..cols].copy_from_slice(src);
+            }
+        }
+        return;
+    }
     let lanes_apart = b.cs.checked_mul(I::LANES as isize - 1).filter(|&d| d <= i32::MAX as isize);
     if b.rs == 1 && b.cs > 0 && lanes_apart.is_some() {
-        // SAFETY (all below): lanes j0.. under `mask` are columns of B, row p inside it; the
-        // store writes the same columns of the copy's row p.
+        // SAFETY (all below): lanes j0.. under `mask` are columns of B (a vector never
+        // straddles two panels), row p inside it; the store writes the same columns of the
+        // copy's row p.
         unsafe {
-            let idx = I::offsets(b.cs as i32);
-            for j0 in (0..n).step_by(I::LANES) {
-                let w = (n - j0).min(I::LANES);
+            let (l, idx) = (I::LANES, I::offsets(b.cs as i32));
+            let whole = depth / l * l;
+            for j0 in (0..n).step_by(l) {
+                let w = (n - j0).min(l);
                 let mask = I::mask(w);
-                for p in 0..k {
-                    let v = I::gather(mask, idx, b.ptr.offset(j0 as isize * b.cs + p as isize));
-                    I::store(mask, w == I::LANES, buf.as_mut_ptr().add(p * n + j0), v);
+                let src = b.ptr.offset(j0 as isize * b.cs);
+                let rows = if w == l {
+                    for p0 in (0..whole).step_by(l) {
+                        I::transpose(src.add(p0), b.cs as usize, buf.as_mut_ptr().add(at(p0, j0)), width);
+                    }
+                    whole..depth
+                } else {
+                    0..depth
+                };
+                for p in rows {
+                    let v = I::gather(mask, idx, src.add(p));
+                    I::store(mask, w == l, buf.as_mut_ptr().add(at(p, j0)), v);
                 }
             }
         }
         return;
     }
-    for p in 0..k {
+    for p in 0..depth {
         for j in 0..n {
             // SAFETY: (p, j) is inside B.
-            buf[p * n + j] = unsafe { *b.ptr.offset(p as isize * b.rs + j as isize * b.cs) };
+            buf[at(p, j)] = unsafe { *b.ptr.offset(p as isize * b.rs + j as isize * b.cs) };
         }
     }
 }
 
 /// The cache blocking around [`Tile`]: depth passes of at most `KC`, row blocks of [`mc`]
 /// rows, then panels of two vectors' width (each reused from L1 by every tile of the block;
-/// packed contiguous from [`PACK_ROWS`] rows of A, see [`pack_panels`]).
+/// copied contiguous from [`PACK_ROWS`] rows of A or when B's rows are strided, see
+/// [`copy_panels`]).
 ///
 /// # Safety
-/// As [`gemm_on`], with B's rows contiguous.
+/// As [`gemm_on`]; B's rows contiguous unless `m > 1` and `n` is wider than a panel.
 unsafe fn blocked<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, accumulate: bool) {
-    debug_assert!(b.cs == 1 && b.rs >= 0);
-    let (b, ldb, nr) = (b.ptr, b.rs as usize, 2 * I::LANES);
+    let nr = 2 * I::LANES;
+    let row_major = b.cs == 1 && b.rs >= 0;
     // Equal passes (k = 784 runs as 3 x 262, not 320 + 320 + 144).
     let passes = k.div_ceil(KC);
     let kc = k.div_ceil(passes);
     if let (Left::Strided(a), Out::Rows { c, .. }, true) = (a, c, m == 1 && n > nr) {
+        debug_assert!(row_major, "gemm_on copies a strided B for one row");
         // SAFETY: the caller's contract; the CPU has I.
-        return unsafe { I::row(&Row { k, kc, n, a, b, ldb, c, acc: accumulate }) };
+        return unsafe { I::row(&Row { k, kc, n, a, b: b.ptr, ldb: b.rs as usize, c, acc: accumulate }) };
     }
     for p0 in (0..k).step_by(kc) {
         let depth = kc.min(k - p0);
         let acc = accumulate || p0 > 0;
-        if m >= PACK_ROWS && n > nr {
-            // SAFETY: rows p0..p0 + depth of B are inside it (the caller's contract).
-            let pass = Strided { ptr: unsafe { b.add(p0 * ldb) }, rs: ldb as isize, cs: 1 };
+        // SAFETY: rows p0..p0 + depth of B are inside it (the caller's contract).
+        let pass = Strided { ptr: unsafe { b.ptr.offset(p0 as isize * b.rs) }, ..b };
+        if (m >= PACK_ROWS || !row_major) && n > nr {
             with_kept(&PANELS, |buf| {
-                let panels = pack_panels(depth, n, nr, pass, buf);
-                // SAFETY: the caller's contract for A and C; `panels` holds the pass's rows of
-                // B as `nr`-wide panels, `depth x nr` each.
-                unsafe { pass_over_rows::<I>(m, n, a, (panels.as_ptr(), depth * nr, nr), c, (p0, depth, acc)) };
+                let len = n.div_ceil(nr) * depth * nr;
+                if buf.len() < len {
+                    buf.resize(len, 0.0);
+                }
+                // SAFETY: the pass's extents as above; `buf` holds `len` floats.
+                unsafe {
+                    I::enabled(
+                        #[inline(always)]
+                        || copy_panels::<I>(depth, n, nr, pass, buf),
+                    )
+                };
+                // SAFETY: the caller's contract for A and C; `buf` holds the pass's rows of B
+                // as `nr`-wide panels, `depth x nr` each.
+                unsafe { pass_over_rows::<I>(m, n, a, (buf.as_ptr(), depth * nr, nr), c, (p0, depth, acc)) };
             });
         } else {
+            debug_assert!(row_major);
             // SAFETY: as above, B read in place (panel j starts j·nr columns on).
-            unsafe { pass_over_rows::<I>(m, n, a, (b.add(p0 * ldb), nr, ldb), c, (p0, depth, acc)) };
+            unsafe { pass_over_rows::<I>(m, n, a, (pass.ptr, nr, pass.rs as usize), c, (p0, depth, acc)) };
         }
     }
 }
 
 /// Rows of A from which a pass packs B's panels: the copy is paid once for every row of A.
 /// 784x300 B on a Zen 3, one thread: 50 rows 3.5% slower packed, 64 rows 2% faster, 100 and
-/// 200 rows 7-8%; B of 64 columns (conv2's), 1200 rows: 15%.
+/// 200 rows 7-8%; B of 64 columns (conv2's), 1200 rows: 15%. A panel read in place has its
+/// rows `ldb` floats apart: with a row a multiple of 256 bytes (n = 64 floats, conv2's filter),
+/// its lines fall on a quarter of a 64-set L1, which holds 128 of conv2's 288, so every tile
+/// re-read the panel from L2.
 const PACK_ROWS: usize = 64;
 
 thread_local! {
-    /// One pass of B as contiguous panels (see [`pack_panels`]). Reused.
+    /// One pass of B as contiguous panels (see [`copy_panels`]). Reused.
     static PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Copies `depth` rows of `b` (row-major, `n` columns) into `buf` as panels `nr` columns wide,
-/// each `depth x nr` contiguous (the last panel's missing columns unwritten; masked loads
-/// never read them). A panel read in place has its rows `ldb` floats apart: with a row a
-/// multiple of 256 bytes (n = 64 floats, conv2's filter), its lines fall on a quarter of a
-/// 64-set L1, which holds 128 of conv2's 288, so every tile re-read the panel from L2.
-fn pack_panels(depth: usize, n: usize, nr: usize, b: Strided, buf: &mut Vec<f32>) -> &[f32] {
-    let panels = n.div_ceil(nr);
-    if buf.len() < panels * depth * nr {
-        buf.resize(panels * depth * nr, 0.0);
-    }
-    for (j, panel) in buf.chunks_exact_mut(depth * nr).take(panels).enumerate() {
-        let (j0, cols) = (j * nr, nr.min(n - j * nr));
-        for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
-            // SAFETY: row p, columns j0..j0 + cols are inside B.
-            let src = unsafe { std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs).add(j0), cols) };
-            row[..cols].copy_from_slice(src);
-        }
-    }
-    &buf[..panels * depth * nr]
 }
 
 /// One depth pass of [`blocked`] over every row block and panel: `b` is `(first row of the
@@ -699,12 +791,22 @@ impl Tile {
                             }
                         }
                         (2, Left::Strided(Strided { ptr: a, rs, cs })) => {
-                            // Any other layout; a transposed row-major matrix (`rs == 1`) reads R
-                            // consecutive floats per step.
+                            // Any other layout.
                             let a = a.offset(r0 as isize * rs + p0 as isize * cs);
                             for p in 0..depth {
                                 let ap = a.offset(p as isize * cs);
                                 step!($load, p, |i| *ap.offset(i as isize * rs));
+                            }
+                        }
+                        (4, Left::Strided(Strided { ptr: a, cs, .. })) => {
+                            // A transposed row-major matrix (a weight gradient's xᵀ): R
+                            // consecutive floats per step, at constant offsets. Through mode 2's
+                            // `i·rs` the addresses took registers and 6 accumulators spilled
+                            // (156x100x512 on a Zen 4: 72 GFLOP/s against 108 untransposed).
+                            let a = a.offset(r0 as isize + p0 as isize * cs);
+                            for p in 0..depth {
+                                let ap = a.offset(p as isize * cs);
+                                step!($load, p, |i| *ap.add(i));
                             }
                         }
                         (3, Left::GatheredT(Gather { table, seg, segs })) => {
@@ -776,7 +878,9 @@ mod tests {
     /// Each way of reading A and storing C on instruction set `I`: `C = A·B` for row-major A
     /// (`m x k`), B (`k x n`) and C, A read in place, through its transpose (strides and
     /// `GatheredT` tables), and through `Gathered` tables of `seg`-float segments, C stored in
-    /// place or through a `Scattered` table (when `n` is a multiple of 16).
+    /// place or through a `Scattered` table (when `n` is a multiple of 16); B also read through
+    /// its transpose (copied in blocks transposed in registers and gathered edges) and through
+    /// strides of two floats (copied element by element).
     fn every_way<I: Isa>(m: usize, k: usize, n: usize, a: &[f32], b: &[f32]) -> Vec<Vec<f32>> {
         let at: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
         let bs = Strided { ptr: b.as_ptr(), rs: n as isize, cs: 1 };
@@ -795,6 +899,17 @@ mod tests {
             let mut c = vec![0.0f32; m * n];
             // SAFETY: the tables and strides above address A, B and C inside their vectors.
             unsafe { gemm_on::<I>(m, k, n, left, bs, Out::Rows { c: c.as_mut_ptr(), ldc: n }, false) };
+            out.push(c);
+        }
+        let bt: Vec<f32> = (0..n * k).map(|x| b[(x % k) * n + x / k]).collect();
+        let b2: Vec<f32> = b.iter().flat_map(|&x| [x, f32::NAN]).collect();
+        for right in [
+            Strided { ptr: bt.as_ptr(), rs: 1, cs: k as isize },
+            Strided { ptr: b2.as_ptr(), rs: 2 * n as isize, cs: 2 },
+        ] {
+            let mut c = vec![0.0f32; m * n];
+            // SAFETY: as above; `right` addresses B's k·n elements inside its vector.
+            unsafe { gemm_on::<I>(m, k, n, lefts[0], right, Out::Rows { c: c.as_mut_ptr(), ldc: n }, false) };
             out.push(c);
         }
         if n.is_multiple_of(16) {

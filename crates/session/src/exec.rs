@@ -1067,6 +1067,7 @@ fn lstm_block<T: Float + tensorgraph_graph::Element>(
     let shape = [x.nrows(), cs_prev.ncols()];
     let out =
         lstm::block_cell(x, cs_prev, h_prev, w, [one(4)?, one(5)?, one(6)?], one(7)?, attrs, |n| buffers.take(n))?;
+    buffers.give(out.scratch);
     let parts = [out.i, out.cs, out.f, out.o, out.ci, out.co, out.h];
     Ok(parts.into_iter().map(|v| T::wrap(shaped(&shape, v))).collect())
 }

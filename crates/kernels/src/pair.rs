@@ -12,7 +12,7 @@
 //! has two threads or more, so a pool of one thread means one core here too. (`micropool`, a
 //! crate built for the same latency, was not tried: pre-1.0 and a second pool beside rayon's.)
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 use std::sync::OnceLock;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -22,24 +22,33 @@ use std::time::{Duration, Instant};
 /// is not held for long once a run ends.
 const SPIN: Duration = Duration::from_micros(100);
 
-/// A job on its caller's stack: `f(0..chunks)`, chunks claimed from `next`.
+/// A job on its caller's stack: `f(0..chunks)`, the caller claiming chunks from the front and
+/// the helper from the back (`claimed`: the counts taken from each end, low and high halves),
+/// so a chunk tends to run on the same core from call to call and find its data in that core's
+/// cache (a transposed 156x100x512 product in 8 column chunks on a Zen 4: 88 -> 75 µs with the
+/// caller outside rayon's pool, as a session's is).
 struct Job<'a> {
     f: &'a (dyn Fn(usize) + Sync),
     chunks: usize,
-    next: AtomicUsize,
+    claimed: AtomicU64,
     /// Set by the helper after its last access to the job.
     helper_done: AtomicBool,
     helper_panicked: AtomicBool,
 }
 
 impl Job<'_> {
-    fn work(&self) {
+    /// Runs chunks until none is left, from the back for the helper. Each claim adds one to
+    /// its end's count; it holds a chunk while the counts before it sum to less than `chunks`,
+    /// so the two ends meet without a gap or an overlap.
+    fn work(&self, from_back: bool) {
+        let one = if from_back { 1 << 32 } else { 1 };
         loop {
-            let i = self.next.fetch_add(1, Relaxed);
-            if i >= self.chunks {
+            let before = self.claimed.fetch_add(one, Relaxed);
+            let (front, back) = ((before & 0xffff_ffff) as usize, (before >> 32) as usize);
+            if front + back >= self.chunks {
                 return;
             }
-            (self.f)(i);
+            (self.f)(if from_back { self.chunks - 1 - back } else { front });
         }
     }
 }
@@ -111,7 +120,7 @@ fn helper_loop() {
         // SAFETY: the job stays alive until `helper_done` is set: its caller, having failed to
         // withdraw it, waits for that flag (even while unwinding, see `Withdraw`).
         let job = unsafe { &*job };
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work())).is_err() {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work(true))).is_err() {
             job.helper_panicked.store(true, Relaxed);
         }
         job.helper_done.store(true, Release);
@@ -222,27 +231,27 @@ pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
 fn run(share: bool, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     let job = Job {
         f,
-        chunks,
-        next: AtomicUsize::new(0),
+        chunks: chunks.min(u32::MAX as usize),
+        claimed: AtomicU64::new(0),
         helper_done: AtomicBool::new(false),
         helper_panicked: AtomicBool::new(false),
     };
     if !share {
-        return job.work();
+        return job.work(false);
     }
     WANTED.store(true, Relaxed); // wanted again (a caller outside `with_helper(false, ..)`)
     let helper = helper();
     // Only the lifetime is erased: the job outlives every access through the offer (`Withdraw`).
     let ptr = (&job as *const Job<'_>).cast_mut().cast::<Job<'static>>();
     if OFFER.compare_exchange(std::ptr::null_mut(), ptr, SeqCst, Relaxed).is_err() {
-        return job.work(); // another caller's job is on offer: the helper is spoken for
+        return job.work(false); // another caller's job is on offer: the helper is spoken for
     }
     let recent = recent_offer(); // noted for every offer, parked helper or not
     if PARKED.load(SeqCst) && recent {
         helper.unpark();
     }
     let guard = Withdraw(&job, ptr);
-    job.work();
+    job.work(false);
     drop(guard);
     if job.helper_panicked.load(Relaxed) {
         panic!("a chunk panicked on the helper thread");
@@ -308,6 +317,7 @@ impl Drop for Withdraw<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     /// Runs `f` where rayon's pool has `threads` threads, whatever the machine's core count.
     fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {

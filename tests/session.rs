@@ -572,3 +572,43 @@ fn a_feed_read_three_times_is_copied_once() {
     assert_eq!(out[0].to_f64_vec()[0], xs[..100].iter().map(|v| v * v).sum::<f64>());
     assert_eq!(xs[0], -50.0); // the caller's feed is untouched
 }
+
+/// A Slice alone reading a MatMul's product folds into it (only the block is computed, from
+/// rows of A and columns of B): for every transpose, a block of columns, of rows, of both, the
+/// bits of the unfused graph; a block out of range is an error naming the Slice's shapes.
+#[test]
+fn a_sliced_product_computes_only_its_block_with_identical_results() {
+    let values = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n).map(|i| ((i * 37 + seed * 11) % 97) as f32 / 89.0 - 0.5).collect()
+    };
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let g = Graph::new();
+        let (m, k, n) = (7, 300, 40);
+        let a = ndarray::Array::from_shape_vec(if ta { (k, m) } else { (m, k) }, values(m * k, 1)).unwrap();
+        let b = ndarray::Array::from_shape_vec(if tb { (n, k) } else { (k, n) }, values(k * n, 2)).unwrap();
+        let x = g.placeholder(DType::F32, [None, None]).named("a").unwrap();
+        let y = g.constant(b.into_dyn()).named("b").unwrap();
+        let blocks: Vec<Tensor> = [([0, 5], [-1, -1]), ([2, 0], [3, -1]), ([1, 8], [4, 30])]
+            .iter()
+            .map(|(begin, size)| array::slice(&math::matmul(&x, &y, ta, tb).unwrap(), begin, size).unwrap())
+            .collect();
+        let fetches: Vec<&Tensor> = blocks.iter().collect();
+        let feeds = [(&x, Feed::from(a.clone().into_dyn()))];
+        let mut fused = Session::new(&g).unwrap();
+        fused.set_profiling(true);
+        let got = fused.run(&fetches, &feeds).unwrap();
+        let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).filter(|&op| op != "Const").collect();
+        assert_eq!(ops, ["MatMul+Slice"], "{ta} {tb}");
+        let mut separate = Session::new(&g).unwrap();
+        separate.set_check_numerics(true); // checks every op's output, so nothing is fused
+        let want = separate.run(&fetches, &feeds).unwrap();
+        for (got, want) in got.iter().zip(&want) {
+            assert_eq!(got.shape(), want.shape());
+            let bits = |v: Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(got.to_f64_vec()), bits(want.to_f64_vec()), "{ta} {tb}");
+        }
+        let too_far = array::slice(&math::matmul(&x, &y, ta, tb).unwrap(), &[5, 0], &[4, -1]).unwrap();
+        let e = fused.run(&[&too_far], &feeds).unwrap_err().to_string();
+        assert!(e.contains("out of bounds for shape [7,40]") && e.contains("MatMul"), "{e}");
+    }
+}

@@ -115,19 +115,27 @@ pub fn broadcast_to<T: Clone>(x: &ArrayViewD<T>, shape: &[usize]) -> KResult<Arr
 
 /// A static slice; `size[i] == -1` runs to the end.
 pub fn slice<T: Clone>(x: &ArrayViewD<T>, begin: &[usize], size: &[i64]) -> KResult<ArrayD<T>> {
-    if begin.len() != x.ndim() || size.len() != x.ndim() {
-        kbail!("slice begin {begin:?} size {size:?} do not fit shape {}", fmt_shape(x.shape()));
-    }
     let mut v = x.view();
-    for (i, (&b, &s)) in begin.iter().zip(size).enumerate() {
-        let d = x.shape()[i];
-        let e = if s == -1 { d } else { b.saturating_add(s as usize) };
-        if b > d || e > d || e < b {
-            kbail!("slice begin {begin:?} size {size:?} out of bounds for shape {}", fmt_shape(x.shape()));
-        }
-        v.slice_axis_inplace(Axis(i), ndarray::Slice::from(b..e));
+    for (i, r) in slice_ranges(x.shape(), begin, size)?.into_iter().enumerate() {
+        v.slice_axis_inplace(Axis(i), ndarray::Slice::from(r));
     }
     Ok(v.to_owned())
+}
+
+/// The index range [`slice`] takes in each dimension of `shape` (`size` -1: to the end), or an
+/// error when the block does not fit.
+pub fn slice_ranges(shape: &[usize], begin: &[usize], size: &[i64]) -> KResult<Vec<std::ops::Range<usize>>> {
+    if begin.len() != shape.len() || size.len() != shape.len() {
+        kbail!("slice begin {begin:?} size {size:?} do not fit shape {}", fmt_shape(shape));
+    }
+    let ranges = begin.iter().zip(size).zip(shape).map(|((&b, &s), &d)| {
+        let e = if s == -1 { d } else { b.saturating_add(s as usize) };
+        (b <= d && e <= d && e >= b).then_some(b..e)
+    });
+    match ranges.collect() {
+        Some(r) => Ok(r),
+        None => kbail!("slice begin {begin:?} size {size:?} out of bounds for shape {}", fmt_shape(shape)),
+    }
 }
 
 /// Zero padding with `(before, after)` per dimension.

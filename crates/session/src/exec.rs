@@ -522,11 +522,6 @@ pub fn compute_fused(op: &Op, inputs: &[&Value], relu: bool, buffers: &mut Buffe
             })
         }
         Op::MatMul { transpose_a, transpose_b } => {
-            fn two<T: Float>(a: &ArrayD<T>) -> KResult<ndarray::ArrayView2<'_, T>> {
-                a.view().into_dimensionality::<Ix2>().map_err(|_| {
-                    KernelError(format!("MatMul needs rank-2 inputs, got {}", karray::fmt_shape(a.shape())))
-                })
-            }
             let columns = if *transpose_b { y.shape().first() } else { y.shape().get(1) };
             float2!(x, y, a, b, T => {
                 let epi = epilogue::<T>(bias, relu, columns.copied().unwrap_or(0))?;
@@ -536,6 +531,39 @@ pub fn compute_fused(op: &Op, inputs: &[&Value], relu: bool, buffers: &mut Buffe
         }
         other => kbail!("{} has no fused form", other.type_name()),
     };
+    Ok(vec![out])
+}
+
+/// A MatMul input as a matrix.
+fn two<T: Float>(a: &ArrayD<T>) -> KResult<ndarray::ArrayView2<'_, T>> {
+    a.view()
+        .into_dimensionality::<Ix2>()
+        .map_err(|_| KernelError(format!("MatMul needs rank-2 inputs, got {}", karray::fmt_shape(a.shape()))))
+}
+
+/// The block `Slice(MatMul(x, y), begin, size)` of a product, from the rows of A and the columns
+/// of B that make it (see [`crate::plan::Fused::Block`]): the same bits, each element being the
+/// same chain over k.
+pub fn matmul_block(
+    op: &Op,
+    inputs: &[&Value],
+    begin: [usize; 2],
+    size: [i64; 2],
+    buffers: &mut BufferPool,
+) -> KResult<Vec<Value>> {
+    let Op::MatMul { transpose_a, transpose_b } = op else { kbail!("{} has no sliced form", op.type_name()) };
+    let out = float2!(inputs[0], inputs[1], a, b, T => {
+        let (a, b) = (two(a)?, two(b)?);
+        let a = if *transpose_a { a.reversed_axes() } else { a };
+        let b = if *transpose_b { b.reversed_axes() } else { b };
+        let product = [a.nrows(), b.ncols()];
+        let [rows, cols]: [std::ops::Range<usize>; 2] = karray::slice_ranges(&product, &begin, &size)
+            .map_err(|e| KernelError(format!("{} (slicing the product)", e.0)))?
+            .try_into()
+            .expect("two ranges");
+        let (a, b) = (a.slice(ndarray::s![rows, ..]), b.slice(ndarray::s![.., cols]));
+        gemm::matmul_with::<T>(a, b, false, false, |n| buffers.take(n), Epilogue::NONE)?.into_dyn()
+    });
     Ok(vec![out])
 }
 

@@ -52,6 +52,10 @@ pub enum Fused {
     /// update computes the product a block of rows at a time and applies itself to each block
     /// while it is in cache, so the gradient is never written out and read back.
     GradProduct { transpose_a: bool, transpose_b: bool },
+    /// Into a MatMul: the Slice reading a block of its product (`begin`, `size` as the Slice's),
+    /// the only part computed. The LSTM gradient's `dicfo·Wᵀ` is sliced for `h_prev`: its 128 of
+    /// 156 columns are the product of 128 rows of W.
+    Block { begin: [usize; 2], size: [i64; 2] },
 }
 
 impl Step {
@@ -59,6 +63,7 @@ impl Step {
     pub fn type_name(&self) -> &'static str {
         match (&self.op, self.fused) {
             (Op::Conv2D(_), Some(_)) => "_FusedConv2D",
+            (Op::MatMul { .. }, Some(Fused::Block { .. })) => "MatMul+Slice",
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
             (Op::Conv2DBackpropInput(_), Some(_)) => "Conv2DBackpropInput+ReluGrad",
             (Op::MaxPoolGrad(_), Some(_)) => "MaxPoolGrad+ReluGrad",
@@ -340,6 +345,23 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                 step.fused = Some(Fused::ReluGrad);
             }
             continue;
+        }
+        if let (Op::MatMul { .. }, None) = (&steps[i].op, steps[i].fused) {
+            let slice = sole_reader(steps[i].outputs[0], steps).and_then(|j| match &steps[j].op {
+                Op::Slice { begin, size } if begin.len() == 2 && size.len() == 2 => {
+                    Some((j, Fused::Block { begin: [begin[0], begin[1]], size: [size[0], size[1]] }))
+                }
+                _ => None,
+            });
+            if let Some((j, block)) = slice {
+                removed[j] = true;
+                let (absorbed, out) = (steps[j].node, steps[j].outputs[0]);
+                let step = &mut steps[i];
+                step.absorbed.push(absorbed);
+                step.outputs[0] = out;
+                step.fused = Some(block);
+                continue;
+            }
         }
         if let (Op::MatMul { transpose_a, transpose_b }, None) = (&steps[i].op, steps[i].fused) {
             // The gradient of one update: its inputs must be values made before (a variable's

@@ -604,6 +604,7 @@ impl Session {
                     Some(plan::Fused::Epilogue { relu, .. }) => exec::compute_fused(op, &vals, relu, pool),
                     Some(plan::Fused::ReluGrad) => exec::compute_with_relu_grad(op, &vals, pool),
                     Some(plan::Fused::GradProduct { .. }) => unreachable!("fused only into updates"),
+                    Some(plan::Fused::Block { begin, size }) => exec::matmul_block(op, &vals, begin, size, pool),
                     None => exec::compute(op, &vals, pool),
                 };
                 out.map_err(runtime)?.into_iter().map(Arc::new).collect()

@@ -122,7 +122,7 @@ pub fn slice<T: Clone>(x: &ArrayViewD<T>, begin: &[usize], size: &[i64]) -> KRes
     Ok(v.to_owned())
 }
 
-/// The index range [`slice`] takes in each dimension of `shape` (`size` -1: to the end), or an
+/// The index range [`slice()`] takes in each dimension of `shape` (`size` -1: to the end), or an
 /// error when the block does not fit.
 pub fn slice_ranges(shape: &[usize], begin: &[usize], size: &[i64]) -> KResult<Vec<std::ops::Range<usize>>> {
     if begin.len() != shape.len() || size.len() != shape.len() {

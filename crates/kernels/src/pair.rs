@@ -129,8 +129,8 @@ fn helper_loop() {
 
 /// Whether a repeated piece of work (a session's plan: a training step) runs faster with the
 /// helper than without, measured as it runs: a few runs each way, then the faster way, but a
-/// few runs the slower way again every 16th block, so a machine that got busier or
-/// quieter is followed. Runs go in blocks of 4 the same way and a block's first run is
+/// few runs the slower way again every 16th block (64th when it is more than a quarter
+/// slower), so a machine that got busier or quieter is followed. Runs go in blocks of 4 the same way and a block's first run is
 /// not counted: it pays for the switch (the other core's cache lines of the variables the
 /// helper updated move back), which the steady state does not. Whether a second core pays
 /// depends on the machine and the sizes: on one Intel Xeon here the MLP's batch-1 step took
@@ -150,8 +150,13 @@ const BLOCK: u64 = 4;
 /// Blocks measured before choosing: the first (which spawns the helper) not counted, then
 /// alone, shared, alone.
 const TRIAL_BLOCKS: u64 = 4;
-/// One block in this many goes the way measured slower.
+/// One block in this many goes the way measured slower, while the two ways' means are within a
+/// quarter of each other.
 const EXPLORE: u64 = 16;
+/// One block in this many when they are further apart: such a block costs more (the LSTM
+/// tutorial's step runs 1.6x longer alone on a Zen 4, so one block in 16 added 4% to its
+/// epoch), and a change of machine load large enough to reverse the order is rarer.
+const FAR_EXPLORE: u64 = 64;
 
 impl Choice {
     /// Whether the next run should offer jobs to the helper, and whether its time counts.
@@ -162,8 +167,10 @@ impl Choice {
         if block < TRIAL_BLOCKS {
             return (block.is_multiple_of(2), counted);
         }
-        let faster = self.shared.load(Relaxed) < self.alone.load(Relaxed);
-        (faster != block.is_multiple_of(EXPLORE), counted)
+        let (shared, alone) = (self.shared.load(Relaxed), self.alone.load(Relaxed));
+        let (fast, slow) = (shared.min(alone), shared.max(alone));
+        let every = if slow > fast + fast / 4 { FAR_EXPLORE } else { EXPLORE };
+        ((shared < alone) != block.is_multiple_of(every), counted)
     }
 
     /// Adds a counted run's time to the running mean of the way it went.
@@ -383,13 +390,18 @@ mod tests {
         let block = |helper, counted| [(helper, false), (helper, counted), (helper, counted), (helper, counted)];
         let expected: Vec<_> = [block(true, false), block(false, true), block(true, true), block(false, true)].concat();
         assert_eq!(ways, expected, "a warm-up block, then each way in turn, a block's first run not counted");
-        let shared = (0..4 * EXPLORE * BLOCK).filter(|_| choice.helper().0).count() as u64;
-        assert_eq!(shared, 4 * BLOCK, "alone was faster: one block in EXPLORE with the helper");
+        let shared = (0..4 * FAR_EXPLORE * BLOCK).filter(|_| choice.helper().0).count() as u64;
+        assert_eq!(shared, 4 * BLOCK, "alone was twice as fast: one block in FAR_EXPLORE with the helper");
         for _ in 0..20 {
             choice.note(true, Duration::from_micros(50)); // the helper became worth it
         }
-        let shared = (0..EXPLORE * BLOCK).filter(|_| choice.helper().0).count() as u64;
-        assert_eq!(shared, (EXPLORE - 1) * BLOCK);
+        let shared = (0..FAR_EXPLORE * BLOCK).filter(|_| choice.helper().0).count() as u64;
+        assert_eq!(shared, (FAR_EXPLORE - 1) * BLOCK);
+        for _ in 0..20 {
+            choice.note(true, Duration::from_micros(90)); // the two ways close
+        }
+        let shared = (0..4 * FAR_EXPLORE * BLOCK).filter(|_| choice.helper().0).count() as u64;
+        assert_eq!(shared, (4 * FAR_EXPLORE - 4 * FAR_EXPLORE / EXPLORE) * BLOCK, "one block in EXPLORE alone");
     }
 
     #[test]

@@ -612,3 +612,49 @@ fn a_sliced_product_computes_only_its_block_with_identical_results() {
         assert!(e.contains("out of bounds for shape [7,40]") && e.contains("MatMul"), "{e}");
     }
 }
+
+/// An AddN of products it alone reads becomes a chain of products each adding onto the sum so
+/// far (one buffer, no AddN pass): the bits of the unfused graph when AddN's inputs come in the
+/// steps' order, with transposes, and AddN's error for products of different shapes.
+#[test]
+fn an_addn_of_products_accumulates_in_place_with_identical_results() {
+    let values = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n).map(|i| ((i * 37 + seed * 11) % 97) as f32 / 89.0 - 0.5).collect()
+    };
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(30)]).named("x").unwrap();
+    let products: Vec<Tensor> = (0..4)
+        .map(|i| {
+            let w = g.constant(ndarray::Array::from_shape_vec((30, 20), values(600, i)).unwrap().into_dyn()).unwrap();
+            math::matmul(&x, &w, false, false).unwrap()
+        })
+        .collect();
+    let transposed = {
+        let w = g.constant(ndarray::Array::from_shape_vec((20, 30), values(600, 9)).unwrap().into_dyn()).unwrap();
+        math::matmul(&x, &w, false, true).unwrap()
+    };
+    let mut inputs: Vec<&Tensor> = products.iter().collect();
+    inputs.push(&transposed);
+    let sum = math::add_n(&inputs).unwrap();
+    let feeds = [(&x, Feed::from(ndarray::Array::from_shape_vec((5, 30), values(150, 4)).unwrap().into_dyn()))];
+    let mut fused = Session::new(&g).unwrap();
+    fused.set_profiling(true);
+    let got = fused.run(&[&sum], &feeds).unwrap();
+    let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
+    assert!(ops.contains(&"MatMul+AddN") && !ops.contains(&"AddN"), "{ops:?}");
+    let mut separate = Session::new(&g).unwrap();
+    separate.set_check_numerics(true); // checks every op's output, so nothing is fused
+    let want = separate.run(&[&sum], &feeds).unwrap();
+    let bits = |v: Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(got[0].to_f64_vec()), bits(want[0].to_f64_vec()));
+
+    // Products of different shapes (x's rows unknown until run): the chain's error, as AddN's.
+    let y = g.placeholder(DType::F32, [None, Some(30)]).named("y").unwrap();
+    let w = g.constant(ndarray::Array::from_shape_vec((30, 20), values(600, 5)).unwrap().into_dyn()).unwrap();
+    let mismatched = math::add_n(&[&products[0], &math::matmul(&y, &w, false, false).unwrap()]).unwrap();
+    let y_feed = Feed::from(ndarray::Array::from_shape_vec((3, 30), values(90, 6)).unwrap().into_dyn());
+    let e = fused
+        .run(&[&mismatched], &[(&x, Feed::from(ndarray::Array::<f32, _>::zeros((5, 30)).into_dyn())), (&y, y_feed)])
+        .unwrap_err();
+    assert!(e.to_string().contains("[3,30] x [30,20]") && e.to_string().contains("[5,20]"), "{e}");
+}

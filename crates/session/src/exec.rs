@@ -541,6 +541,40 @@ fn two<T: Float>(a: &ArrayD<T>) -> KResult<ndarray::ArrayView2<'_, T>> {
         .map_err(|_| KernelError(format!("MatMul needs rank-2 inputs, got {}", karray::fmt_shape(a.shape()))))
 }
 
+/// `sum += MatMul(x, y)` in place (see [`crate::plan::Fused::AddTo`]): the product's chains
+/// added to the sum's elements, as AddN adds a finished product.
+pub fn matmul_add_to(op: &Op, [x, y]: [&Value; 2], sum: &mut Value) -> KResult<()> {
+    let Op::MatMul { transpose_a, transpose_b } = op else { kbail!("{} has no accumulating form", op.type_name()) };
+    fn add<T: Float>(a: &ArrayD<T>, b: &ArrayD<T>, ta: bool, tb: bool, sum: &mut ArrayD<T>) -> KResult<()> {
+        let (a, b) = (two(a)?, two(b)?);
+        let a = if ta { a.reversed_axes() } else { a };
+        let b = if tb { b.reversed_axes() } else { b };
+        if a.ncols() != b.nrows() || sum.shape() != [a.nrows(), b.ncols()] || !sum.is_standard_layout() {
+            kbail!(
+                "AddN of products: [{},{}] x [{},{}] (after transposes) onto a sum of shape {}",
+                a.nrows(),
+                a.ncols(),
+                b.nrows(),
+                b.ncols(),
+                karray::fmt_shape(sum.shape())
+            );
+        }
+        let c = sum.view_mut().into_dimensionality::<Ix2>().expect("rank 2, checked");
+        gemm::gemm_into(a, b, c, true, true);
+        Ok(())
+    }
+    match (x, y, sum) {
+        (Value::F32(a), Value::F32(b), Value::F32(s)) => add(a, b, *transpose_a, *transpose_b, s),
+        (Value::F64(a), Value::F64(b), Value::F64(s)) => add(a, b, *transpose_a, *transpose_b, s),
+        (x, y, s) => kbail!(
+            "AddN of products: expected float tensors of one dtype, got {}, {} and {}",
+            x.dtype(),
+            y.dtype(),
+            s.dtype()
+        ),
+    }
+}
+
 /// The block `Slice(MatMul(x, y), begin, size)` of a product, from the rows of A and the columns
 /// of B that make it (see [`crate::plan::Fused::Block`]): the same bits, each element being the
 /// same chain over k.

@@ -56,6 +56,11 @@ pub enum Fused {
     /// the only part computed. The LSTM gradient's `dicfo·Wᵀ` is sliced for `h_prev`: its 128 of
     /// 156 columns are the product of 128 rows of W.
     Block { begin: [usize; 2], size: [i64; 2] },
+    /// Into a MatMul: the AddN that alone read its product and those of earlier MatMuls. Each
+    /// product after the first adds itself onto the sum so far (its last input), so the sum is
+    /// one buffer instead of a buffer per product (a recurrent network's weight gradient over
+    /// 28 steps: 28 buffers of 320 KB, and AddN's pass over them).
+    AddTo,
 }
 
 impl Step {
@@ -64,6 +69,7 @@ impl Step {
         match (&self.op, self.fused) {
             (Op::Conv2D(_), Some(_)) => "_FusedConv2D",
             (Op::MatMul { .. }, Some(Fused::Block { .. })) => "MatMul+Slice",
+            (Op::MatMul { .. }, Some(Fused::AddTo)) => "MatMul+AddN",
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
             (Op::Conv2DBackpropInput(_), Some(_)) => "Conv2DBackpropInput+ReluGrad",
             (Op::MaxPoolGrad(_), Some(_)) => "MaxPoolGrad+ReluGrad",
@@ -439,6 +445,43 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
             }
             step.fused = Some(Fused::Epilogue { bias: bias_fused, relu: relu_fused });
         }
+    }
+    // AddN(MatMul, MatMul, ...) of products it alone reads: a chain of products each adding
+    // onto the one before, in the steps' order (AddN adds in its inputs' order: the same bits
+    // when the two agree and each product is one depth pass). Not where TF1 control flow may
+    // leave a product dead.
+    let dead_flow = steps.iter().any(|s| matches!(s.op, Op::Switch | Op::Merge));
+    for j in 0..steps.len() {
+        if dead_flow || removed[j] || !matches!(steps[j].op, Op::AddN) || !no_control_inputs(&steps[j]) {
+            continue;
+        }
+        let products: Option<Vec<usize>> = steps[j]
+            .inputs
+            .iter()
+            .map(|src| match src {
+                Source::Slot(s) => producer.get(s).copied().filter(|&p| {
+                    matches!(steps[p].op, Op::MatMul { .. })
+                        && steps[p].fused.is_none()
+                        && !removed[p]
+                        && steps[p].outputs.len() == 1
+                        && sole_reader(Some(*s), steps) == Some(j)
+                }),
+                _ => None,
+            })
+            .collect();
+        let Some(mut products) = products.filter(|p| p.len() >= 2) else { continue };
+        products.sort_by_key(|&p| position[p]);
+        for w in products.windows(2) {
+            let sum = steps[w[0]].outputs[0].expect("read by the AddN");
+            let step = &mut steps[w[1]];
+            step.inputs.push(Source::Slot(sum));
+            step.refs.push(None);
+            step.fused = Some(Fused::AddTo);
+        }
+        let (last, absorbed, out) = (*products.last().expect("two or more"), steps[j].node, steps[j].outputs[0]);
+        steps[last].outputs[0] = out;
+        steps[last].absorbed.push(absorbed);
+        removed[j] = true;
     }
     let mut kept: Vec<((usize, u8), Step)> = std::mem::take(steps)
         .into_iter()

@@ -505,6 +505,18 @@ impl Session {
         if let Some(out) = Self::try_in_place(step, inputs) {
             return out;
         }
+        if step.fused == Some(plan::Fused::AddTo) {
+            // The sum so far is taken (its last reader is this step) and added to in place.
+            let mut sum = Arc::unwrap_or_clone(inputs[2].take().expect("the sum so far"));
+            let factors = [inputs[0].as_deref().expect("value input"), inputs[1].as_deref().expect("value input")];
+            return match exec::matmul_add_to(&step.op, factors, &mut sum) {
+                Ok(()) => Ok(vec![Arc::new(sum)]),
+                Err(e) => {
+                    inputs[2] = Some(Arc::new(sum));
+                    Err(Error::Runtime { node: step.info.clone(), inputs: fmt_inputs(inputs), detail: e.0 })
+                }
+            };
+        }
         let inputs = &inputs;
         let runtime =
             |e: KernelError| Error::Runtime { node: step.info.clone(), inputs: fmt_inputs(inputs), detail: e.0 };
@@ -605,6 +617,7 @@ impl Session {
                     Some(plan::Fused::ReluGrad) => exec::compute_with_relu_grad(op, &vals, pool),
                     Some(plan::Fused::GradProduct { .. }) => unreachable!("fused only into updates"),
                     Some(plan::Fused::Block { begin, size }) => exec::matmul_block(op, &vals, begin, size, pool),
+                    Some(plan::Fused::AddTo) => unreachable!("run above"),
                     None => exec::compute(op, &vals, pool),
                 };
                 out.map_err(runtime)?.into_iter().map(Arc::new).collect()

@@ -32,16 +32,30 @@ fn data(n: usize) -> Vec<f32> {
 fn gemm_shapes(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm");
     // M x K x N: MLP fc1 forward, fc1 weight gradient; CNN conv2 im2col forward, weight
-    // gradient, column gradient (whole batch of 100).
-    for (m, k, n) in [(50, 784, 300), (784, 50, 300), (19600, 288, 64), (288, 19600, 64), (19600, 64, 288)] {
-        let a = Array2::from_shape_vec((m, k), data(m * k)).unwrap();
-        let b = Array2::from_shape_vec((k, n), data(k * n)).unwrap();
+    // gradient, column gradient (whole batch of 100); the LSTM tutorial's step forward, weight
+    // gradient `xhᵀ·dicfo` (A transposed, `t`) and `dicfo·Wᵀ` for h_prev (B transposed, `T`).
+    let shapes = [
+        (50, 784, 300, false, false),
+        (784, 50, 300, false, false),
+        (19600, 288, 64, false, false),
+        (288, 19600, 64, false, false),
+        (19600, 64, 288, false, false),
+        (100, 156, 512, false, false),
+        (156, 100, 512, true, false),
+        (100, 512, 128, false, true),
+    ];
+    for (m, k, n, ta, tb) in shapes {
+        let a =
+            if ta { Array2::from_shape_vec((k, m), data(m * k)) } else { Array2::from_shape_vec((m, k), data(m * k)) };
+        let b =
+            if tb { Array2::from_shape_vec((n, k), data(k * n)) } else { Array2::from_shape_vec((k, n), data(k * n)) };
+        let (a, b) = (a.unwrap(), b.unwrap());
         group.throughput(Throughput::Elements((2 * m * k * n) as u64));
         let mut out = Some(vec![0.0; m * n]);
-        group.bench_function(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), |bench| {
+        let name = format!("{}{}{m}x{k}x{n}", if ta { "t" } else { "" }, if tb { "T" } else { "" });
+        group.bench_function(BenchmarkId::from_parameter(name), |bench| {
             bench.iter(|| {
-                let c =
-                    gemm::matmul_with(black_box(a.view()), black_box(b.view()), false, false, reuse(&mut out), NONE);
+                let c = gemm::matmul_with(black_box(a.view()), black_box(b.view()), ta, tb, reuse(&mut out), NONE);
                 out = Some(c.unwrap().into_raw_vec_and_offset().0);
             })
         });

@@ -236,9 +236,13 @@ pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
 
 /// Runs the job on this thread, and on the helper when `share`.
 fn run(share: bool, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+    if chunks > u32::MAX as usize {
+        // Past the claim counters' halves: every chunk on this thread.
+        return (0..chunks).for_each(f);
+    }
     let job = Job {
         f,
-        chunks: chunks.min(u32::MAX as usize),
+        chunks,
         claimed: AtomicU64::new(0),
         helper_done: AtomicBool::new(false),
         helper_panicked: AtomicBool::new(false),

@@ -134,11 +134,11 @@ fn blocks<T: Float>(
 /// columns), else row chunks (multiples of 12), about six of them so the two threads stay
 /// balanced whoever starts first. A copied B of fewer than 12 panels of 32 columns (the LSTM's
 /// `dicfo·Wᵀ`, 156 columns) cannot be dealt evenly in panels: its rows are halved and each half
-/// copies B (100x512x156 on a Zen 4: 95 -> 80 µs).
+/// copies B (100x512x156 on a Zen 4: 95 -> 88 µs).
 fn paired<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: Disjoint<T>, beta: T) {
     let (m, n) = (a.nrows(), b.ncols());
     let copied = b.strides()[1] != 1;
-    let by_cols = (copied || n >= 128) && !(copied && n.div_ceil(32) < 12);
+    let by_cols = if copied { n.div_ceil(32) >= 12 } else { n >= 128 };
     let (len, unit) = if by_cols { (n, 32) } else { (m, 12) };
     // Chunks of `size` (the last one short), or two halves cut at a whole tile.
     let (size, chunks) = if copied && !by_cols {

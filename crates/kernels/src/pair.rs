@@ -25,8 +25,8 @@ const SPIN: Duration = Duration::from_micros(100);
 /// A job on its caller's stack: `f(0..chunks)`, the caller claiming chunks from the front and
 /// the helper from the back (`claimed`: the counts taken from each end, low and high halves),
 /// so a chunk tends to run on the same core from call to call and find its data in that core's
-/// cache (a transposed 156x100x512 product in 8 column chunks on a Zen 4: 88 -> 75 µs with the
-/// caller outside rayon's pool, as a session's is).
+/// cache (a transposed 156x100x512 product in 8 column chunks on a Zen 4, caller outside
+/// rayon's pool as a session's is: 88 -> 83-87 µs; the MLP's t784x50x300 124 -> 112).
 struct Job<'a> {
     f: &'a (dyn Fn(usize) + Sync),
     chunks: usize,
@@ -130,8 +130,8 @@ fn helper_loop() {
 /// Whether a repeated piece of work (a session's plan: a training step) runs faster with the
 /// helper than without, measured as it runs: a few runs each way, then the faster way, but a
 /// few runs the slower way again every 16th block (64th when it is more than a quarter
-/// slower), so a machine that got busier or quieter is followed. Runs go in blocks of 4 the same way and a block's first run is
-/// not counted: it pays for the switch (the other core's cache lines of the variables the
+/// slower), so a machine that got busier or quieter is followed. Runs go in blocks of 4 the
+/// same way and a block's first run is not counted: it pays for the switch (the other core's cache lines of the variables the
 /// helper updated move back), which the steady state does not. Whether a second core pays
 /// depends on the machine and the sizes: on one Intel Xeon here the MLP's batch-1 step took
 /// 0.12 ms alone and 0.22 ms with the helper, while on Zen 4 it made the batch-50 step a third

@@ -541,14 +541,19 @@ fn two<T: Float>(a: &ArrayD<T>) -> KResult<ndarray::ArrayView2<'_, T>> {
         .map_err(|_| KernelError(format!("MatMul needs rank-2 inputs, got {}", karray::fmt_shape(a.shape()))))
 }
 
+/// A MatMul's factors as they multiply (`m x k` and `k x n`), after its transposes.
+type Factors<'a, T> = (ndarray::ArrayView2<'a, T>, ndarray::ArrayView2<'a, T>);
+fn factors<'a, T: Float>(a: &'a ArrayD<T>, b: &'a ArrayD<T>, ta: bool, tb: bool) -> KResult<Factors<'a, T>> {
+    let (a, b) = (two(a)?, two(b)?);
+    Ok((if ta { a.reversed_axes() } else { a }, if tb { b.reversed_axes() } else { b }))
+}
+
 /// `sum += MatMul(x, y)` in place (see [`crate::plan::Fused::AddTo`]): the product's chains
 /// added to the sum's elements, as AddN adds a finished product.
 pub fn matmul_add_to(op: &Op, [x, y]: [&Value; 2], sum: &mut Value) -> KResult<()> {
     let Op::MatMul { transpose_a, transpose_b } = op else { kbail!("{} has no accumulating form", op.type_name()) };
     fn add<T: Float>(a: &ArrayD<T>, b: &ArrayD<T>, ta: bool, tb: bool, sum: &mut ArrayD<T>) -> KResult<()> {
-        let (a, b) = (two(a)?, two(b)?);
-        let a = if ta { a.reversed_axes() } else { a };
-        let b = if tb { b.reversed_axes() } else { b };
+        let (a, b) = factors(a, b, ta, tb)?;
         if a.ncols() != b.nrows() || sum.shape() != [a.nrows(), b.ncols()] || !sum.is_standard_layout() {
             kbail!(
                 "AddN of products: [{},{}] x [{},{}] (after transposes) onto a sum of shape {}",
@@ -587,9 +592,7 @@ pub fn matmul_block(
 ) -> KResult<Vec<Value>> {
     let Op::MatMul { transpose_a, transpose_b } = op else { kbail!("{} has no sliced form", op.type_name()) };
     let out = float2!(inputs[0], inputs[1], a, b, T => {
-        let (a, b) = (two(a)?, two(b)?);
-        let a = if *transpose_a { a.reversed_axes() } else { a };
-        let b = if *transpose_b { b.reversed_axes() } else { b };
+        let (a, b) = factors(a, b, *transpose_a, *transpose_b)?;
         let product = [a.nrows(), b.ncols()];
         let [rows, cols]: [std::ops::Range<usize>; 2] = karray::slice_ranges(&product, &begin, &size)
             .map_err(|e| KernelError(format!("{} (slicing the product)", e.0)))?

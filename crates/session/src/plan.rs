@@ -223,8 +223,10 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
     let fetches = key.fetches.iter().map(|&e| resolve(e, &slot_of)).collect::<Result<Vec<_>>>()?;
     let fetched: BTreeSet<usize> =
         fetches.iter().filter_map(|s| if let Source::Slot(s) = s { Some(*s) } else { None }).collect();
+    // Fusing neither adds nor removes a Switch or Merge.
+    let dead_flow = steps.iter().any(|s| matches!(s.op, Op::Switch | Op::Merge));
     if key.fuse {
-        fuse_epilogues(g, &mut steps, &fetched);
+        fuse_epilogues(g, &mut steps, &fetched, dead_flow);
     }
     let feed_specs: Vec<_> = key.feeds.iter().map(|e| g.node(e.node).outputs[e.slot].clone()).collect();
     let mut rows = rows::split(g, &feed_specs, &mut steps, &fetched);
@@ -262,7 +264,6 @@ pub fn build(g: &GraphData, key: &PlanKey) -> Result<Plan> {
         }
     }
     let feed_readers = feed_readers(&steps, key.feeds.len());
-    let dead_flow = steps.iter().any(|s| matches!(s.op, Op::Switch | Op::Merge));
     let fetched = key.fetches.clone();
     Ok(Plan { steps, fetches, fetched, n_slots, feed_readers, rows, dead_flow, helper: Default::default() })
 }
@@ -280,8 +281,10 @@ pub fn feed_readers(steps: &[Step], n: usize) -> Vec<usize> {
 
 /// Folds `BiasAdd` and `Relu` steps into the `Conv2D` or `MatMul` whose output they alone read
 /// (Grappler's remapper): the intermediate tensors are never written out, and the element-wise
-/// work runs on output rows while they are in cache.
-fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize>) {
+/// work runs on output rows while they are in cache. Also the other [`Fused`] forms: ReluGrad
+/// into its producer, weight-gradient products into their updates, a Slice into its product,
+/// and an AddN into a chain of products (not in a plan with TF1 control flow, `dead_flow`).
+fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize>, dead_flow: bool) {
     let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut producer: HashMap<usize, usize> = HashMap::new();
     for (i, step) in steps.iter().enumerate() {
@@ -450,7 +453,6 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
     // onto the one before, in the steps' order (AddN adds in its inputs' order: the same bits
     // when the two agree and each product is one depth pass). Not where TF1 control flow may
     // leave a product dead.
-    let dead_flow = steps.iter().any(|s| matches!(s.op, Op::Switch | Op::Merge));
     for j in 0..steps.len() {
         if dead_flow || removed[j] || !matches!(steps[j].op, Op::AddN) || !no_control_inputs(&steps[j]) {
             continue;

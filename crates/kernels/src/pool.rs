@@ -197,18 +197,39 @@ pub fn max_pool_grad_with<T: Float>(
         dx.fill(T::zero());
         return dx;
     }
+    // Windows that tile the input without overlapping (the CNN's 2x2 at stride 2) each write
+    // their cells once: no zero fill and no read-modify-write of dx (a third of the op's
+    // memory traffic); the cells past the last window are zeroed.
+    let tiled = g.stride_h == g.k_h && g.stride_w == g.k_w;
     let scratch = || (vec![T::zero(); g.channels], vec![0u32; g.channels]);
     dx.par_chunks_mut(g.in_len()).zip(x.par_chunks(g.in_len())).zip(dy.par_chunks(g.out_len())).for_each_init(
         scratch,
         |(vals, arg), ((d, img), gy)| {
-            d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
+            if tiled {
+                zero_uncovered(g, d);
+            } else {
+                d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
+            }
             crate::wide::run(
                 #[inline(always)]
-                || route_to_max(g, img, gy, d, vals, arg, relu_of_x),
+                || route_to_max(g, img, gy, d, vals, arg, relu_of_x, tiled),
             );
         },
     );
     dx
+}
+
+/// Zeroes one image's cells that no window covers, for windows as large as their stride: the
+/// rows below the last window and the columns right of it (the first window starts at or
+/// before the first row and column).
+fn zero_uncovered<T: Float>(g: &PoolGeometry, d: &mut [T]) {
+    let end = |out: usize, k: usize, pad: usize, size: usize| (out * k).saturating_sub(pad).min(size);
+    let (rows, cols, c) = (end(g.out_h, g.k_h, g.pad_top, g.in_h), end(g.out_w, g.k_w, g.pad_left, g.in_w), g.channels);
+    let row_len = g.in_w * c;
+    d[rows * row_len..].fill(T::zero());
+    for row in d[..rows * row_len].chunks_mut(row_len) {
+        row[cols * c..].fill(T::zero());
+    }
 }
 
 /// Adds each output gradient of one image to the first cell (in window order) holding its
@@ -216,6 +237,9 @@ pub fn max_pool_grad_with<T: Float>(
 /// the window, and every window cell then takes a masked add over its contiguous channels.
 /// No branches or scattered writes, so it vectorises (the same routing as [`PoolGeometry::argmax`]).
 /// With `positive_only`, windows whose maximum is not > 0 route nothing (ReLU's gradient).
+/// With `overwrite` (windows that do not overlap), each cell is written as `0 + gradient`
+/// instead of added to (the same bits as adding to a zeroed cell, -0.0 included).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)] // into `wide::run`'s AVX-512 copy
 fn route_to_max<T: Float>(
     g: &PoolGeometry,
@@ -225,6 +249,7 @@ fn route_to_max<T: Float>(
     vals: &mut [T],
     arg: &mut [u32],
     positive_only: bool,
+    overwrite: bool,
 ) {
     let c = g.channels;
     for oy in 0..g.out_h {
@@ -252,7 +277,7 @@ fn route_to_max<T: Float>(
             let s = &gy[(oy * g.out_w + ox) * c..][..c];
             for (k, base) in cells() {
                 for ((dst, &a), &sv) in d[base..base + c].iter_mut().zip(arg.iter()).zip(s) {
-                    *dst += if a == k as u32 { sv } else { T::zero() };
+                    *dst = if overwrite { T::zero() } else { *dst } + if a == k as u32 { sv } else { T::zero() };
                 }
             }
         }
@@ -329,6 +354,46 @@ mod tests {
     /// The ReLU-masked gradient equals TF's `ReluGrad(MaxPoolGrad(x, dy), x)`, with windows
     /// that are all zero (a ReLU's output), mixed, and overlapping (stride 1), and NaN in the
     /// recycled buffer.
+    /// Each window's gradient added to its first maximal cell, by definition.
+    fn routed_by_definition(x: &[f32], dy: &[f32], g: &PoolGeometry) -> Vec<f32> {
+        let mut dx = vec![0.0; x.len()];
+        for b in 0..g.batch {
+            for (oy, ox, ch) in
+                (0..g.out_h).flat_map(|oy| (0..g.out_w).flat_map(move |ox| (0..g.channels).map(move |c| (oy, ox, c))))
+            {
+                let (rows, cols) = g.window(oy, ox);
+                let cells =
+                    rows.flat_map(|y| cols.clone().map(move |x| b * g.in_len() + (y * g.in_w + x) * g.channels + ch));
+                let best = cells.fold(None, |best: Option<usize>, i| match best {
+                    Some(j) if x[j] >= x[i] => Some(j),
+                    _ => Some(i),
+                });
+                if let Some(i) = best {
+                    dx[i] += dy[b * g.out_len() + (oy * g.out_w + ox) * g.channels + ch];
+                }
+            }
+        }
+        dx
+    }
+
+    /// Every geometry kind (windows overlapping, tiling the input, with gaps, cells past the
+    /// last window) routes as the definition does, into a recycled buffer; a gradient of -0.0
+    /// arrives as +0.0, as when added to a zeroed cell.
+    #[test]
+    fn gradients_route_to_the_first_maximum() {
+        let x: Vec<f32> = (0..2 * 7 * 6 * 3).map(|i| ((i * 7) % 11) as f32 - 6.0).collect();
+        for (k, stride, same) in
+            [(2, 2, false), (2, 2, true), (3, 3, false), (2, 1, true), (3, 2, false), (2, 3, false)]
+        {
+            let g = PoolGeometry::new([2, 7, 6, 3], [k, k], [stride, stride], same);
+            let dy: Vec<f32> = (0..g.batch * g.out_len()).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+            let got = max_pool_grad_with(&x, &dy, &g, |n| vec![f32::NAN; n], false);
+            assert_eq!(got, routed_by_definition(&x, &dy, &g), "window {k}, stride {stride}, same {same}");
+            let negative_zero = max_pool_grad_with(&x, &vec![-0.0; dy.len()], &g, |n| vec![f32::NAN; n], false);
+            assert!(negative_zero.iter().all(|v| v.to_bits() == 0), "window {k}, stride {stride}, same {same}");
+        }
+    }
+
     #[test]
     fn relu_masked_gradient_is_relu_grad_of_the_plain_one() {
         let x: Vec<f32> = (0..2 * 5 * 6 * 3).map(|i| (((i * 7) % 11) as f32 - 6.0).max(0.0)).collect();

@@ -100,6 +100,17 @@ fn pooling(c: &mut Criterion) {
     group.bench_function("grad", |b| {
         b.iter(|| out = Some(pool::max_pool_grad_with(black_box(&x), black_box(&dy), &g, reuse(&mut out), false)))
     });
+    // Cold: inputs and outputs cycling through 12 copies (60 MB each way, past the L3).
+    let xs: Vec<Vec<f32>> = (0..12).map(|_| x.clone()).collect();
+    let mut outs: Vec<Vec<f32>> = (0..12).map(|_| x.clone()).collect();
+    let mut i = 0;
+    group.bench_function("grad_cold", |b| {
+        b.iter(|| {
+            i = (i + 1) % 12;
+            let o = std::mem::take(&mut outs[i]);
+            outs[i] = pool::max_pool_grad_with(black_box(&xs[i]), black_box(&dy), &g, |_| o, true);
+        })
+    });
     group.finish();
 }
 

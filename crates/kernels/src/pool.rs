@@ -351,9 +351,6 @@ pub fn avg_pool_grad<T: Float>(dy: &[T], g: &PoolGeometry) -> Vec<T> {
 mod tests {
     use super::*;
 
-    /// The ReLU-masked gradient equals TF's `ReluGrad(MaxPoolGrad(x, dy), x)`, with windows
-    /// that are all zero (a ReLU's output), mixed, and overlapping (stride 1), and NaN in the
-    /// recycled buffer.
     /// Each window's gradient added to its first maximal cell, by definition.
     fn routed_by_definition(x: &[f32], dy: &[f32], g: &PoolGeometry) -> Vec<f32> {
         let mut dx = vec![0.0; x.len()];
@@ -394,6 +391,9 @@ mod tests {
         }
     }
 
+    /// The ReLU-masked gradient equals TF's `ReluGrad(MaxPoolGrad(x, dy), x)`, with windows
+    /// that are all zero (a ReLU's output), mixed, and overlapping (stride 1), and NaN in the
+    /// recycled buffer.
     #[test]
     fn relu_masked_gradient_is_relu_grad_of_the_plain_one() {
         let x: Vec<f32> = (0..2 * 5 * 6 * 3).map(|i| (((i * 7) % 11) as f32 - 6.0).max(0.0)).collect();

@@ -37,6 +37,7 @@ fn gemm_shapes(c: &mut Criterion) {
     let shapes = [
         (50, 784, 300, false, false),
         (784, 50, 300, false, false),
+        (784, 50, 300, true, false),
         (19600, 288, 64, false, false),
         (288, 19600, 64, false, false),
         (19600, 64, 288, false, false),
@@ -83,7 +84,14 @@ fn convolutions(c: &mut Criterion) {
         });
         group.bench_function(format!("{name}_backprop_input"), |b| {
             b.iter(|| {
-                out = Some(conv::conv2d_backprop_input_with(black_box(&w), black_box(&dy), &g, reuse(&mut out), None))
+                out = Some(conv::conv2d_backprop_input_with(
+                    black_box(&w),
+                    black_box(&dy),
+                    &g,
+                    reuse(&mut out),
+                    None,
+                    None,
+                ))
             })
         });
     }
@@ -98,7 +106,7 @@ fn pooling(c: &mut Criterion) {
     let mut out = Some(vec![]);
     group.bench_function("fwd", |b| b.iter(|| out = Some(pool::max_pool_with(black_box(&x), &g, reuse(&mut out)))));
     group.bench_function("grad", |b| {
-        b.iter(|| out = Some(pool::max_pool_grad_with(black_box(&x), black_box(&dy), &g, reuse(&mut out), false)))
+        b.iter(|| out = Some(pool::max_pool_grad_with(black_box(&x), black_box(&dy), &g, reuse(&mut out), false, None)))
     });
     // Cold: inputs and outputs cycling through 12 copies (60 MB each way, past the L3).
     let xs: Vec<Vec<f32>> = (0..12).map(|_| x.clone()).collect();
@@ -108,7 +116,7 @@ fn pooling(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % 12;
             let o = std::mem::take(&mut outs[i]);
-            outs[i] = pool::max_pool_grad_with(black_box(&xs[i]), black_box(&dy), &g, |_| o, true);
+            outs[i] = pool::max_pool_grad_with(black_box(&xs[i]), black_box(&dy), &g, |_| o, true, None);
         })
     });
     group.finish();

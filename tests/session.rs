@@ -510,7 +510,8 @@ fn weight_gradient_products_fold_into_their_updates_with_identical_results() {
 }
 
 /// The ReluGrad of a hidden layer folds into the op producing its gradient: the
-/// Conv2DBackpropInput of the next convolution, or the MaxPoolGrad of the ReLU's own output.
+/// Conv2DBackpropInput of the next convolution, or the MaxPoolGrad of the ReLU's own output,
+/// and so does the layer's bias gradient (the Sum over all axes but the channels reading it).
 /// Training matches the unfused graph exactly. A ReluGrad whose features broadcast still fuses
 /// and gives the separate op's result.
 #[test]
@@ -542,11 +543,16 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
             sess.run(&[&loss, &broadcast], &feed()).unwrap().iter().map(Value::to_f64_vec).collect();
         got.push(sess.run(&[&dx], &feed()).unwrap()[0].to_f64_vec());
         results.push(got);
-        // 3 training steps (c2's input gradient, masked by c1's ReLU) and the hand-built pair;
-        // the pooling's gradient masked by c2's ReLU in the 3 training steps.
+        // 3 training steps (c2's input gradient, masked by c1's ReLU, with c1's bias gradient)
+        // and the hand-built pair; the pooling's gradient masked by c2's ReLU, with c2's bias
+        // gradient, in the 3 training steps.
         let calls = |name: &str| sess.profile().iter().find(|p| p.0 == name).map(|p| p.1);
-        assert_eq!(calls("Conv2DBackpropInput+ReluGrad"), (!check).then_some(4), "{:?}", sess.profile());
-        assert_eq!(calls("MaxPoolGrad+ReluGrad"), (!check).then_some(3), "{:?}", sess.profile());
+        assert_eq!(calls("Conv2DBackpropInput+ReluGrad+Sum"), (!check).then_some(3), "{:?}", sess.profile());
+        assert_eq!(calls("Conv2DBackpropInput+ReluGrad"), (!check).then_some(1), "{:?}", sess.profile());
+        assert_eq!(calls("MaxPoolGrad+ReluGrad+Sum"), (!check).then_some(3), "{:?}", sess.profile());
+        if !check {
+            assert_eq!(calls("Sum"), Some(1), "the fetched loss's alone: {:?}", sess.profile());
+        }
     }
     assert_eq!(results[0], results[1]);
     let (dx, masked) = (&results[0][2], &results[0][1]);

@@ -159,7 +159,7 @@ mod tests {
             let dy = data(g.output_shape().iter().product(), 3);
             assert_eq!(conv::conv2d_with(&x, &w, &g, poison, crate::Epilogue::NONE), conv::conv2d(&x, &w, &g));
             assert_eq!(
-                conv::conv2d_backprop_input_with(&w, &dy, &g, poison, None),
+                conv::conv2d_backprop_input_with(&w, &dy, &g, poison, None, None),
                 conv::conv2d_backprop_input(&w, &dy, &g)
             );
             let pg = pool::PoolGeometry::new(input, [2, 2], [stride, stride], same);
@@ -169,7 +169,7 @@ mod tests {
                 conv::conv2d_backprop_filter_with(&x, &dy, &g, poison),
                 conv::conv2d_backprop_filter(&x, &dy, &g)
             );
-            assert_eq!(pool::max_pool_grad_with(&x, &py, &pg, poison, false), pool::max_pool_grad(&x, &py, &pg));
+            assert_eq!(pool::max_pool_grad_with(&x, &py, &pg, poison, false, None), pool::max_pool_grad(&x, &py, &pg));
         }
         for k in [0, 5] {
             let a = ndarray::Array2::from_shape_vec((3, k), data(3 * k, 5)).unwrap();

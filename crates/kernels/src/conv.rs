@@ -490,27 +490,41 @@ fn input_gradient_by_class(_: F32Simd, stacked: &[f32], dy: &[f32], g: &Conv2dGe
 /// Gradient with respect to the input: `dy` `[n,out_h,out_w,o]` times the filter transposed,
 /// scattered back by col2im; returns `[n,h,w,c]`.
 pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    conv2d_backprop_input_with(w, dy, g, zeros, None)
+    conv2d_backprop_input_with(w, dy, g, zeros, None, None)
 }
 
 /// [`conv2d_backprop_input`] into a buffer from `alloc(len)` (contents unspecified).
 ///
 /// With `relu_features` (the input of a ReLU, or its output: the same signs), the result is
 /// TF's `ReluGrad` of it, `dx` where the feature is > 0 and 0 elsewhere, applied to each chunk
-/// while it is in cache.
+/// while it is in cache. With `image_sums` (`[batch, in_c]`), each image's `dx` summed over
+/// its rows and columns (a bias gradient's partial sums, see
+/// [`crate::reduce::image_sums`]) while in cache, instead of in another pass over `dx`.
 pub fn conv2d_backprop_input_with<T: Float>(
     w: &[T],
     dy: &[T],
     g: &Conv2dGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
     relu_features: Option<&[T]>,
+    image_sums: Option<&mut [T]>,
 ) -> Vec<T> {
     let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
     let mut dx = alloc(g.batch * len);
     if dx.is_empty() {
+        image_sums.into_iter().for_each(|s| s.fill(T::zero()));
         return dx;
     }
     let chunk = g.chunk();
+    let mut sums = ImageSums::new(image_sums, g.in_c, chunk, g.batch);
+    let finish = |dx_chunk: &mut [T], b0: usize, sums: &mut [T]| {
+        if let Some(f) = relu_features {
+            relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
+        }
+        for (image, part) in dx_chunk.chunks(len).zip(sums.chunks_mut(g.in_c)) {
+            part.fill(T::zero());
+            crate::reduce::column_sums(image, part);
+        }
+    };
     #[cfg(target_arch = "x86_64")]
     if let Some(f32s) = F32Simd::check::<T>().filter(|_| g.in_c.is_multiple_of(16) && k > 0 && o > 0) {
         thread_local! {
@@ -531,21 +545,19 @@ pub fn conv2d_backprop_input_with<T: Float>(
                 }
             }
             let stacked = &*stacked;
-            dx.par_chunks_mut(chunk * len).enumerate().for_each(|(ci, dx_chunk)| {
+            dx.par_chunks_mut(chunk * len).zip(sums.chunks()).enumerate().for_each(|(ci, (dx_chunk, part))| {
                 let nb = dx_chunk.len() / len;
                 let b0 = ci * chunk;
                 // SAFETY: T is f32 (checked).
                 let dx32 = unsafe { f32s.cast_mut(dx_chunk) };
                 input_gradient_by_class(f32s, stacked, &dyf[b0 * p * o..][..nb * p * o], g, dx32);
-                if let Some(f) = relu_features {
-                    relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
-                }
+                finish(dx_chunk, b0, part);
             });
         });
         return dx;
     }
     let wt = mat(w, k, o).reversed_axes();
-    dx.par_chunks_mut(chunk * len).enumerate().for_each(|(ci, dx_chunk)| {
+    dx.par_chunks_mut(chunk * len).zip(sums.chunks()).enumerate().for_each(|(ci, (dx_chunk, part))| {
         let nb = dx_chunk.len() / len;
         let b0 = ci * chunk;
         let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
@@ -558,11 +570,40 @@ pub fn conv2d_backprop_input_with<T: Float>(
                 col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
             }
         });
-        if let Some(f) = relu_features {
-            relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
-        }
+        finish(dx_chunk, b0, part);
     });
     dx
+}
+
+/// Where a kernel run over chunks of a batch's images leaves each image's sums: the caller's
+/// `[batch, channels]`, or (not asked for) an empty slice per chunk.
+pub(crate) struct ImageSums<'a, T> {
+    sums: &'a mut [T],
+    per_chunk: usize,
+}
+
+impl<'a, T: Send> ImageSums<'a, T> {
+    pub(crate) fn new(sums: Option<&'a mut [T]>, channels: usize, images_per_chunk: usize, batch: usize) -> Self {
+        match sums {
+            Some(sums) => {
+                assert_eq!(sums.len(), batch * channels, "one sum per image and channel");
+                ImageSums { sums, per_chunk: (images_per_chunk * channels).max(1) }
+            }
+            None => ImageSums { sums: &mut [], per_chunk: 1 },
+        }
+    }
+
+    /// Each chunk's sums (empty ones when not asked for, as many as there are chunks).
+    pub(crate) fn chunks(&mut self) -> impl IndexedParallelIterator<Item = &mut [T]> + '_ {
+        let per_chunk = self.per_chunk;
+        // `zip` stops at the shorter side: endless empty slices when no sums are asked for.
+        let empty = rayon::iter::repeat_n((), usize::MAX).map(|()| &mut [][..]);
+        if self.sums.is_empty() {
+            rayon::iter::Either::Left(empty)
+        } else {
+            rayon::iter::Either::Right(self.sums.par_chunks_mut(per_chunk))
+        }
+    }
 }
 
 /// TF's `ReluGrad` in place: `d` where the feature is > 0, else 0.
@@ -783,11 +824,20 @@ mod tests {
             let dy = data(batch * g.positions() * o, 3);
             let feats = data(batch * h * w * c, 5);
             let relu = relu.then_some(&feats[..]);
-            let want = conv2d_backprop_input_with(&f, &dy, &g, zeros, relu);
+            let want = conv2d_backprop_input_with(&f, &dy, &g, zeros, relu, None);
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let feats32 = to32(&feats);
-            let got = conv2d_backprop_input_with(&to32(&f), &to32(&dy), &g, zeros, relu.map(|_| &feats32[..]));
-            prop_assert_eq!(got, to32(&want));
+            let mut sums = vec![f32::NAN; batch * c];
+            let got =
+                conv2d_backprop_input_with(&to32(&f), &to32(&dy), &g, zeros, relu.map(|_| &feats32[..]), Some(&mut sums));
+            prop_assert_eq!(&got, &to32(&want));
+            // Each image's sums over its rows (integers: exact in any order), whatever chunks
+            // the images ran in.
+            let by_image: Vec<f32> = (0..batch * c).map(|i| {
+                let (b, ch) = (i / c, i % c);
+                got[b * h * w * c..][..h * w * c].iter().skip(ch).step_by(c).sum()
+            }).collect();
+            prop_assert_eq!(sums, by_image);
         }
     }
 

@@ -146,6 +146,7 @@ arith_int!(i32, i64);
 /// The float element types kernels compute in: f32 (training) and f64 (gradient checks).
 pub trait Float:
     num_traits::Float
+    + Arith
     + num_traits::FromPrimitive
     + num_traits::AsPrimitive<f64>
     + ndarray::ScalarOperand

@@ -179,43 +179,50 @@ pub fn max_pool_with<T: Float>(x: &[T], g: &PoolGeometry, alloc: impl FnOnce(usi
 
 /// Routes each output gradient to the input cell that won the max; returns `[n, h, w, c]`.
 pub fn max_pool_grad<T: Float>(x: &[T], dy: &[T], g: &PoolGeometry) -> Vec<T> {
-    max_pool_grad_with(x, dy, g, zeros, false)
+    max_pool_grad_with(x, dy, g, zeros, false, None)
 }
 
 /// [`max_pool_grad`] into a buffer from `alloc(len)` (contents unspecified). With
 /// `relu_of_x`, the result is also TF's `ReluGrad` by `x` (the pooled input is a ReLU's output):
-/// a window's gradient reaches its winning cell only when the maximum is > 0.
+/// a window's gradient reaches its winning cell only when the maximum is > 0. With
+/// `image_sums` (`[batch, channels]`), each image's `dx` summed over its rows and columns
+/// while in cache (a bias gradient's partial sums, see [`crate::reduce::image_sums`]).
 pub fn max_pool_grad_with<T: Float>(
     x: &[T],
     dy: &[T],
     g: &PoolGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
     relu_of_x: bool,
+    image_sums: Option<&mut [T]>,
 ) -> Vec<T> {
     let mut dx = alloc(g.batch * g.in_len());
     if g.in_len() == 0 || g.out_len() == 0 {
         dx.fill(T::zero());
+        image_sums.into_iter().for_each(|s| s.fill(T::zero()));
         return dx;
     }
+    let mut sums = crate::conv::ImageSums::new(image_sums, g.channels, 1, g.batch);
     // Windows that tile the input without overlapping (the CNN's 2x2 at stride 2) each write
     // their cells once: no zero fill and no read-modify-write of dx (a third of the op's
     // memory traffic); the cells past the last window are zeroed.
     let tiled = g.stride_h == g.k_h && g.stride_w == g.k_w;
     let scratch = || (vec![T::zero(); g.channels], vec![0u32; g.channels]);
-    dx.par_chunks_mut(g.in_len()).zip(x.par_chunks(g.in_len())).zip(dy.par_chunks(g.out_len())).for_each_init(
-        scratch,
-        |(vals, arg), ((d, img), gy)| {
-            if tiled {
-                zero_uncovered(g, d);
-            } else {
-                d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
-            }
-            crate::wide::run(
-                #[inline(always)]
-                || route_to_max(g, img, gy, d, vals, arg, relu_of_x, tiled),
-            );
-        },
-    );
+    let images = dx.par_chunks_mut(g.in_len()).zip(x.par_chunks(g.in_len())).zip(dy.par_chunks(g.out_len()));
+    images.zip(sums.chunks()).for_each_init(scratch, |(vals, arg), (((d, img), gy), part)| {
+        if tiled {
+            zero_uncovered(g, d);
+        } else {
+            d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
+        }
+        crate::wide::run(
+            #[inline(always)]
+            || route_to_max(g, img, gy, d, vals, arg, relu_of_x, tiled),
+        );
+        if !part.is_empty() {
+            part.fill(T::zero());
+            crate::reduce::column_sums(d, part);
+        }
+    });
     dx
 }
 
@@ -384,9 +391,9 @@ mod tests {
         {
             let g = PoolGeometry::new([2, 7, 6, 3], [k, k], [stride, stride], same);
             let dy: Vec<f32> = (0..g.batch * g.out_len()).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
-            let got = max_pool_grad_with(&x, &dy, &g, |n| vec![f32::NAN; n], false);
+            let got = max_pool_grad_with(&x, &dy, &g, |n| vec![f32::NAN; n], false, None);
             assert_eq!(got, routed_by_definition(&x, &dy, &g), "window {k}, stride {stride}, same {same}");
-            let negative_zero = max_pool_grad_with(&x, &vec![-0.0; dy.len()], &g, |n| vec![f32::NAN; n], false);
+            let negative_zero = max_pool_grad_with(&x, &vec![-0.0; dy.len()], &g, |n| vec![f32::NAN; n], false, None);
             assert!(negative_zero.iter().all(|v| v.to_bits() == 0), "window {k}, stride {stride}, same {same}");
         }
     }
@@ -402,9 +409,27 @@ mod tests {
             let dy: Vec<f32> = (0..g.batch * g.out_len()).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
             let plain = max_pool_grad(&x, &dy, &g);
             let want: Vec<f32> = plain.iter().zip(&x).map(|(&d, &f)| if f > 0.0 { d } else { 0.0 }).collect();
-            let got = max_pool_grad_with(&x, &dy, &g, |n| vec![f32::NAN; n], true);
+            let got = max_pool_grad_with(&x, &dy, &g, |n| vec![f32::NAN; n], true, None);
             assert_eq!(got, want, "stride {stride}, same {same}");
             assert!(plain.iter().zip(&want).any(|(p, w)| p != w), "some routed gradient is masked");
+        }
+    }
+
+    /// Asked for, each image's channel sums of the (masked) gradient come with it, the
+    /// gradient unchanged (integers: the sums are exact in any order).
+    #[test]
+    fn image_sums_are_each_images_channel_sums() {
+        let x: Vec<f32> = (0..3 * 5 * 6 * 3).map(|i| (((i * 7) % 11) as f32 - 6.0).max(0.0)).collect();
+        for (stride, same, relu) in [(2, false, true), (2, true, false), (1, true, true)] {
+            let g = PoolGeometry::new([3, 5, 6, 3], [2, 2], [stride, stride], same);
+            let dy: Vec<f32> = (0..g.batch * g.out_len()).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+            let mut sums = vec![f32::NAN; 3 * 3];
+            let got = max_pool_grad_with(&x, &dy, &g, |n| vec![f32::NAN; n], relu, Some(&mut sums));
+            assert_eq!(got, max_pool_grad_with(&x, &dy, &g, zeros, relu, None));
+            let want: Vec<f32> =
+                (0..9).map(|i| got[i / 3 * g.in_len()..][..g.in_len()].iter().skip(i % 3).step_by(3).sum()).collect();
+            assert_eq!(sums, want, "stride {stride}, same {same}, relu {relu}");
+            assert!(want.iter().any(|&s| s != 0.0));
         }
     }
 }

@@ -68,12 +68,26 @@ where
     let kept: Vec<usize> = (0..n).map(|i| if axes.contains(&i) { 1 } else { x.shape()[i] }).collect();
     let out_shape: Vec<usize> =
         if keep_dims { kept } else { (0..n).filter(|i| !axes.contains(i)).map(|i| x.shape()[i]).collect() };
-    let v: Vec<T> = if leading {
+    let slice_rows: usize = x.shape()[1..split].iter().product();
+    let v: Vec<T> = if leading && slice_rows > 1 {
+        slice_sums(data, slice_rows * inner, inner)
+    } else if leading {
         leading_sum(data, inner)
     } else {
         data.chunks(inner).map(|row| row.iter().fold(T::ZERO, |a, &b| a.plus(b))).collect()
     };
     Some(ArrayD::from_shape_vec(IxDyn(&out_shape), v).expect("element count"))
+}
+
+/// Sums over several leading axes (a bias gradient's `[n, h, w, c]` over n, h and w): each slice
+/// of the first axis (an image) summed over its rows, the slices in parallel, then their sums in
+/// order ([`image_sums`]): the grouping of the bias gradients fused into the ops making them,
+/// so a Sum gives the same bits fused or not, on any thread count.
+fn slice_sums<T: Arith>(data: &[T], slice_len: usize, inner: usize) -> Vec<T> {
+    use rayon::prelude::*;
+    let mut partials = vec![T::ZERO; data.len() / slice_len * inner];
+    partials.par_chunks_mut(inner).zip(data.par_chunks(slice_len)).for_each(|(p, slice)| column_sums(slice, p));
+    image_sums(&partials, inner)
 }
 
 /// Rows summed per group of rows in parallel, the groups' sums then added in order. The groups
@@ -110,6 +124,54 @@ where
         acc.iter_mut().zip(&p).for_each(|(a, &b)| *a = a.plus(b));
     }
     acc
+}
+
+/// Adds each of the `sums.len()` columns of `rows` (row-major) to `sums`, one chain of adds
+/// per column in row order. For a layer's rows while they are in cache (a fused bias
+/// gradient, see [`image_sums`]): the sums stay in registers, 32 columns at a time.
+///
+/// ```
+/// let mut sums = [0.0f32; 2];
+/// tensorgraph_kernels::reduce::column_sums(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &mut sums);
+/// assert_eq!(sums, [9.0, 12.0]);
+/// ```
+pub fn column_sums<T: Arith>(rows: &[T], sums: &mut [T]) {
+    const W: usize = 32;
+    let inner = sums.len();
+    if inner == 0 {
+        return;
+    }
+    crate::wide::run(
+        #[inline(always)]
+        || {
+            let whole = inner / W * W;
+            for (c0, out) in (0..whole).step_by(W).zip(sums.chunks_exact_mut(W)) {
+                let mut a: [T; W] = out.try_into().expect("W columns");
+                for row in rows.chunks_exact(inner) {
+                    let row: &[T; W] = row[c0..c0 + W].try_into().expect("W columns");
+                    a.iter_mut().zip(row).for_each(|(a, &b)| *a = a.plus(b));
+                }
+                out.copy_from_slice(&a);
+            }
+            for row in rows.chunks_exact(inner) {
+                sums[whole..].iter_mut().zip(&row[whole..]).for_each(|(a, &b)| *a = a.plus(b));
+            }
+        },
+    )
+}
+
+/// A batch's bias gradient (the sum over images, rows and columns of each channel) from the
+/// sums of each image's rows (`partials`, `[batch, channels]`, see [`column_sums`]), added in
+/// image order: the same bits on any thread count, however the images were shared out.
+///
+/// ```
+/// use tensorgraph_kernels::reduce::image_sums;
+/// assert_eq!(image_sums(&[1.0f32, 2.0, 10.0, 20.0], 2), [11.0, 22.0]);
+/// ```
+pub fn image_sums<T: Arith>(partials: &[T], channels: usize) -> Vec<T> {
+    let mut sums = vec![T::ZERO; channels];
+    column_sums(partials, &mut sums);
+    sums
 }
 
 fn fold<T>(x: ArrayViewD<T>, axis: usize, r: Reduction) -> ArrayD<T>

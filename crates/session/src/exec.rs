@@ -332,7 +332,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
         Op::Conv2D(_) => compute_fused(op, inputs, false, buffers),
-        Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, buffers),
+        Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, buffers),
         Op::Conv2DBackpropFilter(attrs) => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), attrs)?;
             check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
@@ -355,7 +355,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
                 shaped::<T>(&g.output_shape(), v)
             }))
         }
-        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, false, buffers),
+        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, false, false, buffers),
         Op::MaxPoolGradGrad(attrs) => {
             let g = pool_geometry(x().shape(), attrs)?;
             check_shape("grad", inputs[1].shape(), x().shape())?;
@@ -440,32 +440,88 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
 }
 
 /// Runs a step the planner folded a `ReluGrad` into: a `MaxPoolGrad` whose pooled input is the
-/// ReLU's output, or a `Conv2DBackpropInput` (the features are then a fourth input).
-pub fn compute_with_relu_grad(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<Vec<Value>> {
-    match op {
-        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, true, buffers),
-        _ => backprop_input_relu_grad(op, inputs, buffers),
+/// ReLU's output, or a `Conv2DBackpropInput` (the features are then a fourth input). With
+/// `bias_sum`, also the `Sum` over all axes but the channels that the planner folded in (the
+/// bias gradient) as a second output, from each image's sums made while in cache.
+pub fn compute_with_relu_grad(
+    op: &Op,
+    inputs: &[&Value],
+    bias_sum: bool,
+    buffers: &mut BufferPool,
+) -> KResult<Vec<Value>> {
+    let mut out = match op {
+        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, true, bias_sum, buffers)?,
+        _ => backprop_input_relu_grad(op, inputs, bias_sum, buffers)?,
+    };
+    if bias_sum && out.len() == 1 {
+        // The mask ran as its own op (features broadcast): sum its result.
+        let sum = Op::Reduce { op: tensorgraph_graph::ReduceOp::Sum, axes: vec![0, 1, 2], keep_dims: false };
+        let s = compute(&sum, &[&out[0]], buffers)?;
+        out.extend(s);
     }
+    Ok(out)
 }
 
-/// `MaxPoolGrad`, masked by `ReluGrad` of its pooled input when `relu_of_x`.
-fn max_pool_grad(op: &Op, inputs: &[&Value], relu_of_x: bool, buffers: &mut BufferPool) -> KResult<Vec<Value>> {
+/// The gradient and, when asked for (`image_sums` `[batch, channels]`), the bias gradient from
+/// each image's sums.
+fn with_bias_sum<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
+    shape: &[usize],
+    dx: Vec<T>,
+    image_sums: Option<Vec<T>>,
+) -> Vec<Value> {
+    let channels = shape.last().copied().unwrap_or(0);
+    let sums =
+        image_sums.map(|p| T::wrap(shaped::<T>(&[channels], tensorgraph_kernels::reduce::image_sums(&p, channels))));
+    std::iter::once(T::wrap(shaped::<T>(shape, dx))).chain(sums).collect()
+}
+
+/// `MaxPoolGrad`, masked by `ReluGrad` of its pooled input when `relu_of_x`; with `bias_sum`,
+/// also its sum over all axes but the channels.
+fn max_pool_grad(
+    op: &Op,
+    inputs: &[&Value],
+    relu_of_x: bool,
+    bias_sum: bool,
+    buffers: &mut BufferPool,
+) -> KResult<Vec<Value>> {
     let Op::MaxPoolGrad(attrs) = op else {
         kbail!("{} is not MaxPoolGrad", op.type_name());
     };
     let x = inputs[0];
     let g = pool_geometry(x.shape(), attrs)?;
     check_shape("grad", inputs[1].shape(), &g.output_shape())?;
-    Ok(vec![float2!(x, inputs[1], a, dy, T => {
-        let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
-        shaped::<T>(x.shape(), pool::max_pool_grad_with(slice(&a), slice(&dy), &g, |n| buffers.take(n), relu_of_x))
-    })])
+    match (x, inputs[1]) {
+        (Value::F32(a), Value::F32(dy)) => Ok(max_pool_grad_of(a, dy, &g, relu_of_x, bias_sum, buffers)),
+        (Value::F64(a), Value::F64(dy)) => Ok(max_pool_grad_of(a, dy, &g, relu_of_x, bias_sum, buffers)),
+        (a, b) => kbail!("expected two float tensors of one dtype, got {} and {}", a.dtype(), b.dtype()),
+    }
+}
+
+fn max_pool_grad_of<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
+    x: &ArrayD<T>,
+    dy: &ArrayD<T>,
+    g: &pool::PoolGeometry,
+    relu_of_x: bool,
+    bias_sum: bool,
+    buffers: &mut BufferPool,
+) -> Vec<Value> {
+    let (a, dy) = (x.as_standard_layout(), dy.as_standard_layout());
+    let mut sums = bias_sum.then(|| vec![T::zero(); g.batch * g.channels]);
+    let dx = pool::max_pool_grad_with(slice(&a), slice(&dy), g, |n| buffers.take(n), relu_of_x, sums.as_deref_mut());
+    with_bias_sum(x.shape(), dx, sums)
 }
 
 /// Runs a `Conv2DBackpropInput`, and when the planner folded the `ReluGrad` reading it into it
 /// (the features are then a fourth input), that `ReluGrad` too: inside the kernel when the
 /// features have the gradient's shape and dtype, as the separate op otherwise (broadcasting).
-pub fn backprop_input_relu_grad(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<Vec<Value>> {
+/// With `bias_sum`, also the result's sum over all axes but the channels (inside the kernel
+/// only: the caller sums a separately masked result).
+pub fn backprop_input_relu_grad(
+    op: &Op,
+    inputs: &[&Value],
+    bias_sum: bool,
+    buffers: &mut BufferPool,
+) -> KResult<Vec<Value>> {
     let Op::Conv2DBackpropInput(attrs) = op else {
         kbail!("{} is not Conv2DBackpropInput", op.type_name());
     };
@@ -474,15 +530,37 @@ pub fn backprop_input_relu_grad(op: &Op, inputs: &[&Value], buffers: &mut Buffer
     check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
     let features = inputs.get(3).copied();
     let in_kernel = features.filter(|f| f.shape() == x.shape() && f.dtype() == inputs[2].dtype());
-    let dx = float2!(inputs[1], inputs[2], f, dy, T => {
+    let bias_sum = bias_sum && (features.is_none() || in_kernel.is_some());
+    fn run<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
+        f: &ArrayD<T>,
+        dy: &ArrayD<T>,
+        g: &conv::Conv2dGeometry,
+        relu: Option<&Value>,
+        bias_sum: bool,
+        shape: &[usize],
+        buffers: &mut BufferPool,
+    ) -> Vec<Value> {
         let (f, dy) = (f.as_standard_layout(), dy.as_standard_layout());
-        let relu = in_kernel.and_then(<T as tensorgraph_graph::Element>::unwrap_ref).map(|a| a.as_standard_layout());
-        let dx = conv::conv2d_backprop_input_with(slice(&f), slice(&dy), &g, |n| buffers.take(n), relu.as_ref().map(slice));
-        shaped::<T>(x.shape(), dx)
-    });
+        let relu = relu.and_then(T::unwrap_ref).map(|a| a.as_standard_layout());
+        let mut sums = bias_sum.then(|| vec![T::zero(); g.batch * g.in_c]);
+        let dx = conv::conv2d_backprop_input_with(
+            slice(&f),
+            slice(&dy),
+            g,
+            |n| buffers.take(n),
+            relu.as_ref().map(slice),
+            sums.as_deref_mut(),
+        );
+        with_bias_sum(shape, dx, sums)
+    }
+    let out = match (inputs[1], inputs[2]) {
+        (Value::F32(f), Value::F32(dy)) => run(f, dy, &g, in_kernel, bias_sum, x.shape(), buffers),
+        (Value::F64(f), Value::F64(dy)) => run(f, dy, &g, in_kernel, bias_sum, x.shape(), buffers),
+        (a, b) => kbail!("expected two float tensors of one dtype, got {} and {}", a.dtype(), b.dtype()),
+    };
     match features {
-        Some(f) if in_kernel.is_none() => compute(&Op::Binary(BinaryOp::ReluGrad), &[&dx, f], buffers),
-        _ => Ok(vec![dx]),
+        Some(f) if in_kernel.is_none() => compute(&Op::Binary(BinaryOp::ReluGrad), &[&out[0], f], buffers),
+        _ => Ok(out),
     }
 }
 

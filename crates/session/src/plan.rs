@@ -3,7 +3,7 @@
 
 use crate::rows::{self, Rows};
 use std::collections::{BTreeSet, HashMap};
-use tensorgraph_graph::{BinaryOp, Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, Result, UnaryOp};
+use tensorgraph_graph::{BinaryOp, Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, ReduceOp, Result, UnaryOp};
 
 /// Where a step's input (or a fetch) comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +45,11 @@ pub enum Fused {
     Epilogue { bias: bool, relu: bool },
     /// Into a Conv2DBackpropInput (the features are the step's last input) or a MaxPoolGrad
     /// of the ReLU's output (the pooled input is the mask): the ReluGrad reading its output,
-    /// applied while in cache instead of in another pass over a layer-sized tensor.
-    ReluGrad,
+    /// applied while in cache instead of in another pass over a layer-sized tensor. With
+    /// `bias_sum`, also the Sum of the result over all axes but the channels (the gradient of
+    /// the layer's bias) as the step's second output: each image summed while in cache, the
+    /// images then in order (the CNN's two bias sums read 15 MB a step, 0.6 ms on a Zen 4).
+    ReluGrad { bias_sum: bool },
     /// Into an optimizer's update (`Apply*`): the MatMul making its gradient. The gradient
     /// input is the product's left operand and its right operand is the step's last input; the
     /// update computes the product a block of rows at a time and applies itself to each block
@@ -71,6 +74,10 @@ impl Step {
             (Op::MatMul { .. }, Some(Fused::Block { .. })) => "MatMul+Slice",
             (Op::MatMul { .. }, Some(Fused::AddTo)) => "MatMul+AddN",
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
+            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { bias_sum: true })) => {
+                "Conv2DBackpropInput+ReluGrad+Sum"
+            }
+            (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { bias_sum: true })) => "MaxPoolGrad+ReluGrad+Sum",
             (Op::Conv2DBackpropInput(_), Some(_)) => "Conv2DBackpropInput+ReluGrad",
             (Op::MaxPoolGrad(_), Some(_)) => "MaxPoolGrad+ReluGrad",
             (Op::Apply(a), Some(_)) => match a {
@@ -344,6 +351,24 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                 let fused_out = reader.outputs[0];
                 let absorbed = reader.node;
                 removed[j] = true;
+                // A bias gradient reading the masked result: a Sum over the batch, rows and
+                // columns, which waits on nothing else.
+                let bias_sum = fused_out.and_then(|slot| {
+                    readers.get(&slot)?.iter().copied().find(|&k| {
+                        let sum = &steps[k];
+                        !removed[k]
+                            && matches!(&sum.op, Op::Reduce { op: ReduceOp::Sum, axes, keep_dims: false } if axes == &[0, 1, 2])
+                            && sum.inputs == [Source::Slot(slot)]
+                            && sum.outputs.len() == 1
+                            && no_control_inputs(sum)
+                    })
+                });
+                if let Some(k) = bias_sum {
+                    removed[k] = true;
+                    let (node, out) = (steps[k].node, steps[k].outputs[0]);
+                    steps[i].absorbed.push(node);
+                    steps[i].outputs.push(out);
+                }
                 let step = &mut steps[i];
                 step.absorbed.push(absorbed);
                 step.outputs[0] = fused_out;
@@ -351,7 +376,7 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                     step.inputs.extend(features);
                     step.refs.push(None);
                 }
-                step.fused = Some(Fused::ReluGrad);
+                step.fused = Some(Fused::ReluGrad { bias_sum: bias_sum.is_some() });
             }
             continue;
         }

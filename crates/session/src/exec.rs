@@ -455,7 +455,7 @@ pub fn compute_with_relu_grad(
     };
     if bias_sum && out.len() == 1 {
         // The mask ran as its own op (features broadcast): sum its result.
-        let sum = Op::Reduce { op: tensorgraph_graph::ReduceOp::Sum, axes: vec![0, 1, 2], keep_dims: false };
+        let sum = Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1, 2], keep_dims: false };
         let s = compute(&sum, &[&out[0]], buffers)?;
         out.extend(s);
     }

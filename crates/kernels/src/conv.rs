@@ -500,6 +500,9 @@ pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) ->
 /// while it is in cache. With `image_sums` (`[batch, in_c]`), each image's `dx` summed over
 /// its rows and columns (a bias gradient's partial sums, see
 /// [`crate::reduce::image_sums`]) while in cache, instead of in another pass over `dx`.
+///
+/// # Panics
+/// If `image_sums` does not hold `batch × in_c` values.
 pub fn conv2d_backprop_input_with<T: Float>(
     w: &[T],
     dy: &[T],

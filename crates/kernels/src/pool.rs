@@ -187,6 +187,9 @@ pub fn max_pool_grad<T: Float>(x: &[T], dy: &[T], g: &PoolGeometry) -> Vec<T> {
 /// a window's gradient reaches its winning cell only when the maximum is > 0. With
 /// `image_sums` (`[batch, channels]`), each image's `dx` summed over its rows and columns
 /// while in cache (a bias gradient's partial sums, see [`crate::reduce::image_sums`]).
+///
+/// # Panics
+/// If `image_sums` does not hold `batch × channels` values.
 pub fn max_pool_grad_with<T: Float>(
     x: &[T],
     dy: &[T],

@@ -128,7 +128,9 @@ where
 
 /// Adds each of the `sums.len()` columns of `rows` (row-major) to `sums`, one chain of adds
 /// per column in row order. For a layer's rows while they are in cache (a fused bias
-/// gradient, see [`image_sums`]): the sums stay in registers, 32 columns at a time.
+/// gradient, see [`image_sums`]): the sums stay in registers, every column of a row in one
+/// pass when there are at most 128 (blocks of 32 columns in passes of their own cost twice the
+/// memory traffic on rows from memory: a prefetched line of the next block is gone by its pass).
 ///
 /// ```
 /// let mut sums = [0.0f32; 2];
@@ -136,25 +138,34 @@ where
 /// assert_eq!(sums, [9.0, 12.0]);
 /// ```
 pub fn column_sums<T: Arith>(rows: &[T], sums: &mut [T]) {
-    const W: usize = 32;
-    let inner = sums.len();
-    if inner == 0 {
-        return;
+    /// Columns `c0..c0 + W` over every row, in registers.
+    #[inline(always)]
+    fn block<T: Arith, const W: usize>(rows: &[T], inner: usize, c0: usize, out: &mut [T]) {
+        let mut a: [T; W] = out.try_into().expect("W columns");
+        for row in rows.chunks_exact(inner) {
+            let row: &[T; W] = row[c0..c0 + W].try_into().expect("W columns");
+            a.iter_mut().zip(row).for_each(|(a, &b)| *a = a.plus(b));
+        }
+        out.copy_from_slice(&a);
     }
+    let inner = sums.len();
     crate::wide::run(
         #[inline(always)]
-        || {
-            let whole = inner / W * W;
-            for (c0, out) in (0..whole).step_by(W).zip(sums.chunks_exact_mut(W)) {
-                let mut a: [T; W] = out.try_into().expect("W columns");
-                for row in rows.chunks_exact(inner) {
-                    let row: &[T; W] = row[c0..c0 + W].try_into().expect("W columns");
-                    a.iter_mut().zip(row).for_each(|(a, &b)| *a = a.plus(b));
+        || match inner {
+            0 => {}
+            16 => block::<T, 16>(rows, inner, 0, sums),
+            32 => block::<T, 32>(rows, inner, 0, sums),
+            64 => block::<T, 64>(rows, inner, 0, sums),
+            128 => block::<T, 128>(rows, inner, 0, sums),
+            _ => {
+                const W: usize = 32;
+                let whole = inner / W * W;
+                for (c0, out) in (0..whole).step_by(W).zip(sums.chunks_exact_mut(W)) {
+                    block::<T, W>(rows, inner, c0, out);
                 }
-                out.copy_from_slice(&a);
-            }
-            for row in rows.chunks_exact(inner) {
-                sums[whole..].iter_mut().zip(&row[whole..]).for_each(|(a, &b)| *a = a.plus(b));
+                for row in rows.chunks_exact(inner) {
+                    sums[whole..].iter_mut().zip(&row[whole..]).for_each(|(a, &b)| *a = a.plus(b));
+                }
             }
         },
     )
@@ -335,6 +346,20 @@ pub fn top_k<T: Copy + PartialOrd>(x: &ArrayViewD<T>, k: usize) -> KResult<(Arra
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every width (the ones kept in registers in one pass, blocks of 32 and a tail) adds each
+    /// column of the rows onto the given sums, exactly on integers.
+    #[test]
+    fn column_sums_add_every_column_of_every_width() {
+        for inner in [1, 3, 16, 32, 40, 64, 100, 128, 130] {
+            let rows: Vec<f32> = (0..7 * inner).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+            let mut sums: Vec<f32> = (0..inner).map(|c| c as f32).collect();
+            column_sums(&rows, &mut sums);
+            let want: Vec<f32> =
+                (0..inner).map(|c| c as f32 + rows.iter().skip(c).step_by(inner).sum::<f32>()).collect();
+            assert_eq!(sums, want, "{inner} columns");
+        }
+    }
 
     /// The contiguous fast path for leading-axes sums (bias gradients, full sums) equals the
     /// axis-by-axis fold (integer data: every order is exact).

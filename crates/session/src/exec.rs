@@ -62,18 +62,22 @@ macro_rules! numeric2 {
 
 /// Applies `$body` to two float arrays of the same dtype (`$t` the element type).
 macro_rules! float2 {
-    ($x:expr, $y:expr, $a:ident, $b:ident, $t:ident => $body:expr) => {
+    // `$body` makes the values itself (several outputs). First: `values {..}` is an expr too.
+    ($x:expr, $y:expr, $a:ident, $b:ident, $t:ident => values $body:expr) => {
         match ($x, $y) {
             (Value::F32($a), Value::F32($b)) => {
                 type $t = f32;
-                Value::from($body)
+                $body
             }
             (Value::F64($a), Value::F64($b)) => {
                 type $t = f64;
-                Value::from($body)
+                $body
             }
             (x, y) => kbail!("expected two float tensors of one dtype, got {} and {}", x.dtype(), y.dtype()),
         }
+    };
+    ($x:expr, $y:expr, $a:ident, $b:ident, $t:ident => $body:expr) => {
+        float2!($x, $y, $a, $b, $t => values Value::from($body))
     };
 }
 
@@ -490,25 +494,12 @@ fn max_pool_grad(
     let x = inputs[0];
     let g = pool_geometry(x.shape(), attrs)?;
     check_shape("grad", inputs[1].shape(), &g.output_shape())?;
-    match (x, inputs[1]) {
-        (Value::F32(a), Value::F32(dy)) => Ok(max_pool_grad_of(a, dy, &g, relu_of_x, bias_sum, buffers)),
-        (Value::F64(a), Value::F64(dy)) => Ok(max_pool_grad_of(a, dy, &g, relu_of_x, bias_sum, buffers)),
-        (a, b) => kbail!("expected two float tensors of one dtype, got {} and {}", a.dtype(), b.dtype()),
-    }
-}
-
-fn max_pool_grad_of<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
-    x: &ArrayD<T>,
-    dy: &ArrayD<T>,
-    g: &pool::PoolGeometry,
-    relu_of_x: bool,
-    bias_sum: bool,
-    buffers: &mut BufferPool,
-) -> Vec<Value> {
-    let (a, dy) = (x.as_standard_layout(), dy.as_standard_layout());
-    let mut sums = bias_sum.then(|| vec![T::zero(); g.batch * g.channels]);
-    let dx = pool::max_pool_grad_with(slice(&a), slice(&dy), g, |n| buffers.take(n), relu_of_x, sums.as_deref_mut());
-    with_bias_sum(x.shape(), dx, sums)
+    Ok(float2!(x, inputs[1], a, dy, T => values {
+        let (a, dy) = (a.as_standard_layout(), dy.as_standard_layout());
+        let mut sums = bias_sum.then(|| vec![T::zero(); g.batch * g.channels]);
+        let dx = pool::max_pool_grad_with(slice(&a), slice(&dy), &g, |n| buffers.take(n), relu_of_x, sums.as_deref_mut());
+        with_bias_sum(x.shape(), dx, sums)
+    }))
 }
 
 /// Runs a `Conv2DBackpropInput`, and when the planner folded the `ReluGrad` reading it into it
@@ -531,33 +522,14 @@ pub fn backprop_input_relu_grad(
     let features = inputs.get(3).copied();
     let in_kernel = features.filter(|f| f.shape() == x.shape() && f.dtype() == inputs[2].dtype());
     let bias_sum = bias_sum && (features.is_none() || in_kernel.is_some());
-    fn run<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
-        f: &ArrayD<T>,
-        dy: &ArrayD<T>,
-        g: &conv::Conv2dGeometry,
-        relu: Option<&Value>,
-        bias_sum: bool,
-        shape: &[usize],
-        buffers: &mut BufferPool,
-    ) -> Vec<Value> {
+    let out = float2!(inputs[1], inputs[2], f, dy, T => values {
         let (f, dy) = (f.as_standard_layout(), dy.as_standard_layout());
-        let relu = relu.and_then(T::unwrap_ref).map(|a| a.as_standard_layout());
+        let relu = in_kernel.and_then(<T as tensorgraph_graph::Element>::unwrap_ref).map(|a| a.as_standard_layout());
         let mut sums = bias_sum.then(|| vec![T::zero(); g.batch * g.in_c]);
-        let dx = conv::conv2d_backprop_input_with(
-            slice(&f),
-            slice(&dy),
-            g,
-            |n| buffers.take(n),
-            relu.as_ref().map(slice),
-            sums.as_deref_mut(),
-        );
-        with_bias_sum(shape, dx, sums)
-    }
-    let out = match (inputs[1], inputs[2]) {
-        (Value::F32(f), Value::F32(dy)) => run(f, dy, &g, in_kernel, bias_sum, x.shape(), buffers),
-        (Value::F64(f), Value::F64(dy)) => run(f, dy, &g, in_kernel, bias_sum, x.shape(), buffers),
-        (a, b) => kbail!("expected two float tensors of one dtype, got {} and {}", a.dtype(), b.dtype()),
-    };
+        let (dy, relu) = (slice(&dy), relu.as_ref().map(slice));
+        let dx = conv::conv2d_backprop_input_with(slice(&f), dy, &g, |n| buffers.take(n), relu, sums.as_deref_mut());
+        with_bias_sum(x.shape(), dx, sums)
+    });
     match features {
         Some(f) if in_kernel.is_none() => compute(&Op::Binary(BinaryOp::ReluGrad), &[&out[0], f], buffers),
         _ => Ok(out),

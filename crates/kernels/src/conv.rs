@@ -116,7 +116,7 @@ impl Conv2dGeometry {
         self.k_h * self.k_w * self.in_c
     }
 
-    fn image_len(&self) -> usize {
+    pub(crate) fn image_len(&self) -> usize {
         self.in_h * self.in_w * self.in_c
     }
 
@@ -298,10 +298,10 @@ pub fn conv2d_with<T: Float>(
     if out.is_empty() {
         return out;
     }
-    if k <= small_conv::MAX_TAPS && g.image_len() > 0 {
+    if small_conv::applies(g) {
         out.par_chunks_mut(p * o)
             .zip(x.par_chunks(g.image_len()))
-            .for_each(|(out_img, img)| small_conv::conv_image(img, w, g, out_img, epilogue));
+            .for_each(|(out_img, img)| small_conv::conv_images(img, w, g, out_img, epilogue));
         return out;
     }
     let chunk = g.chunk();
@@ -639,7 +639,7 @@ pub fn conv2d_backprop_filter_with<T: Float>(
     }
     // Partial sums over fixed groups of images, added in group order: the result does not
     // depend on how rayon schedules the groups (training runs are reproducible).
-    let small = k <= small_conv::MAX_TAPS && len > 0;
+    let small = small_conv::applies(g);
     #[cfg(target_arch = "x86_64")]
     // On AVX2 the column matrix is written and its transpose packed (see `gemm::product`):
     // reading it through the table ran at 34 GFLOP/s against 49 on a Zen 3.
@@ -660,9 +660,7 @@ pub fn conv2d_backprop_filter_with<T: Float>(
             acc.fill(T::zero());
             let (b0, nb) = (gi * group, group.min(g.batch.saturating_sub(gi * group)));
             if small {
-                for b in b0..b0 + nb {
-                    small_conv::filter_grad_image(&x[b * len..][..len], &dy[b * p * o..][..p * o], g, acc);
-                }
+                small_conv::filter_grad_images(&x[b0 * len..][..nb * len], &dy[b0 * p * o..][..nb * p * o], g, acc);
                 return;
             }
             #[cfg(target_arch = "x86_64")]

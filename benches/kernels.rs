@@ -33,7 +33,8 @@ fn gemm_shapes(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm");
     // M x K x N: MLP fc1 forward, fc1 weight gradient; CNN conv2 im2col forward, weight
     // gradient, column gradient (whole batch of 100); the LSTM tutorial's step forward, weight
-    // gradient `xhᵀ·dicfo` (A transposed, `t`) and `dicfo·Wᵀ` for h_prev (B transposed, `T`).
+    // gradient `xhᵀ·dicfo` (A transposed, `t`) and `dicfo·Wᵀ` for h_prev (B transposed, `T`);
+    // the CNN's fc1 forward, weight gradient `xᵀ·dy` and input gradient `dy·Wᵀ`.
     let shapes = [
         (50, 784, 300, false, false),
         (784, 50, 300, false, false),
@@ -44,6 +45,9 @@ fn gemm_shapes(c: &mut Criterion) {
         (100, 156, 512, false, false),
         (156, 100, 512, true, false),
         (100, 512, 128, false, true),
+        (100, 3136, 64, false, false),
+        (3136, 100, 64, true, false),
+        (100, 64, 3136, false, true),
     ];
     for (m, k, n, ta, tb) in shapes {
         let a =

@@ -551,6 +551,8 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
         let calls = |name: &str| sess.profile().iter().find(|p| p.0 == name).map(|p| p.1);
         assert_eq!(calls("Conv2DBackpropInput+ReluGrad+Sum"), (!check).then_some(4), "{:?}", sess.profile());
         assert_eq!(calls("MaxPoolGrad+ReluGrad+Sum"), (!check).then_some(3), "{:?}", sess.profile());
+        // c2's pooling, folded into c2 (whose output the MaxPoolGrad still reads).
+        assert_eq!(calls("_FusedConv2D+MaxPool"), (!check).then_some(4), "{:?}", sess.profile());
         if !check {
             assert_eq!(calls("Sum"), Some(1), "the fetched loss's alone: {:?}", sess.profile());
         }
@@ -559,6 +561,39 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
     let (dx, masked) = (&results[0][3], &results[0][1]);
     assert_eq!(results[0][2].len(), 2);
     assert!(masked.iter().zip(dx).any(|(m, d)| *m == 0.0 && *d != 0.0) && masked.iter().any(|&m| m != 0.0));
+}
+
+/// A MaxPool of a convolution's activated output folds into the convolution (TF's MaxPool
+/// after `_FusedConv2D`): each chunk of images is pooled while in cache. When nothing else
+/// reads the convolution's output (inference) it is not kept; fetched too, it is. Either way
+/// the values are the unfused graph's, on a batch split into chunks or not.
+#[test]
+fn max_pool_folds_into_the_convolution_before_it() {
+    let g = Graph::new();
+    g.set_random_seed(3);
+    let x = g.placeholder(DType::F32, [None, Some(9), Some(9), Some(3)]).named("x").unwrap();
+    let conv = layers::conv2d(&x, 8, 3, 1, Padding::Same, Some(nn::relu), "conv").unwrap();
+    let pooled = nn::max_pool(&conv, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Same).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    let images =
+        ndarray::Array::from_shape_fn((50, 9, 9, 3), |(b, i, j, c)| ((b * 31 + i * 7 + j * 3 + c) % 13) as f32 - 6.0);
+    let feed = [(&x, Feed::from(images.into_dyn()))];
+    let mut fused = Session::new(&g).unwrap();
+    let mut separate = Session::new(&g).unwrap();
+    separate.set_check_numerics(true); // checks every op's output, so nothing is fused
+    for sess in [&fused, &separate] {
+        sess.run(&init, &[]).unwrap();
+    }
+    // The variables' initial values are the seed's in both sessions.
+    fused.set_profiling(true);
+    for split in [tensorgraph::BatchSplit::Off, tensorgraph::BatchSplit::Rows(7)] {
+        fused.set_batch_splitting(split);
+        let want = separate.run(&[&conv, &pooled], &feed).unwrap();
+        assert_eq!(fused.run(&[&pooled], &feed).unwrap()[0], want[1]);
+        assert_eq!(fused.run(&[&conv, &pooled], &feed).unwrap(), want);
+    }
+    let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
+    assert!(ops.contains(&"_FusedConv2D+MaxPool") && !ops.contains(&"MaxPool"), "{ops:?}");
 }
 
 /// A feed read by several inputs is copied once per run (its last reader takes the copy); the

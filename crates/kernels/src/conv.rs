@@ -13,6 +13,7 @@
 use crate::gemm::gemm_into;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm_tiled::{gemm, Gather, Left, Out, Strided};
+use crate::pool::PoolGeometry;
 #[cfg(target_arch = "x86_64")]
 use crate::F32Simd;
 use crate::{small_conv, zeros, Epilogue, Float};
@@ -293,19 +294,70 @@ pub fn conv2d_with<T: Float>(
     alloc: impl FnOnce(usize) -> Vec<T>,
     epilogue: Epilogue<T>,
 ) -> Vec<T> {
+    conv2d_pool_with(x, w, g, alloc, epilogue, None)
+}
+
+/// [`conv2d_with`], and with `pool` also its output max-pooled (`pool.0` the pooling of
+/// `[n, out_h, out_w, o]`) into `pool.1` (`[n, ph, pw, o]`, every element written): each chunk
+/// of images pooled right after its epilogue, while in cache, instead of in another pass over
+/// a layer-sized tensor (TF's MaxPool after a convolution; the same values).
+///
+/// ```
+/// use tensorgraph_kernels::conv::{conv2d, conv2d_pool_with, Conv2dGeometry};
+/// use tensorgraph_kernels::pool::{max_pool, PoolGeometry};
+/// use tensorgraph_kernels::Epilogue;
+/// let g = Conv2dGeometry::new([2, 6, 6, 1], [3, 3, 1, 4], [1, 1], [1, 1], true);
+/// let x: Vec<f32> = (0..72).map(|i| (i % 7) as f32 - 3.0).collect();
+/// let w: Vec<f32> = (0..36).map(|i| (i % 5) as f32 - 2.0).collect();
+/// let pg = PoolGeometry::new([2, 6, 6, 4], [2, 2], [2, 2], false);
+/// let mut pooled = vec![0.0; 2 * 3 * 3 * 4];
+/// let out = conv2d_pool_with(&x, &w, &g, |n| vec![0.0; n], Epilogue::NONE, Some((&pg, &mut pooled)));
+/// assert_eq!(out, conv2d(&x, &w, &g));
+/// assert_eq!(pooled, max_pool(&out, &pg));
+/// ```
+///
+/// # Panics
+/// If the pooling's input is not the convolution's output, or `pool.1` is not its result's
+/// size.
+pub fn conv2d_pool_with<T: Float>(
+    x: &[T],
+    w: &[T],
+    g: &Conv2dGeometry,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+    epilogue: Epilogue<T>,
+    pool: Option<(&PoolGeometry, &mut [T])>,
+) -> Vec<T> {
     let (p, k, o) = (g.positions(), g.taps(), g.out_c);
     let mut out = alloc(g.batch * p * o);
+    let pg = pool.as_ref().map(|(pg, _)| *pg);
+    if let Some(pg) = pg {
+        assert_eq!([pg.batch, pg.in_h, pg.in_w, pg.channels], [g.batch, g.out_h, g.out_w, o], "pooling another shape");
+    }
+    // An image's pooled outputs, pooled once its outputs are final.
+    let pool_chunk = |out_chunk: &[T], pooled: &mut [T]| {
+        if let Some(pg) = pg.filter(|pg| pg.out_len() > 0) {
+            for (img, dst) in out_chunk.chunks(p * o).zip(pooled.chunks_mut(pg.out_len())) {
+                crate::pool::max_pool_image(img, pg, dst);
+            }
+        }
+    };
+    let pool_len = pg.map_or(0, |pg| pg.out_len());
     if out.is_empty() {
         return out;
     }
     if small_conv::applies(g) {
-        out.par_chunks_mut(p * o)
-            .zip(x.par_chunks(g.image_len()))
-            .for_each(|(out_img, img)| small_conv::conv_images(img, w, g, out_img, epilogue));
+        let mut pooled = PerImage::new(pool.map(|(_, d)| d), pool_len, 1, g.batch);
+        out.par_chunks_mut(p * o).zip(x.par_chunks(g.image_len())).zip(pooled.chunks()).for_each(
+            |((out_img, img), pooled)| {
+                small_conv::conv_images(img, w, g, out_img, epilogue);
+                pool_chunk(out_img, pooled);
+            },
+        );
         return out;
     }
     let chunk = g.chunk();
-    out.par_chunks_mut(chunk * p * o).enumerate().for_each(|(ci, out_chunk)| {
+    let mut pooled = PerImage::new(pool.map(|(_, d)| d), pool_len, chunk, g.batch);
+    out.par_chunks_mut(chunk * p * o).zip(pooled.chunks()).enumerate().for_each(|(ci, (out_chunk, pooled))| {
         let nb = out_chunk.len() / (p * o);
         #[cfg(target_arch = "x86_64")]
         if let Some(f32s) = F32Simd::check::<T>().filter(|_| k > 0) {
@@ -334,6 +386,7 @@ pub fn conv2d_with<T: Float>(
                 });
             }
             epilogue.apply(out_chunk);
+            pool_chunk(out_chunk, pooled);
             return;
         }
         T::with_scratch(nb * p * k, |cols| {
@@ -344,6 +397,7 @@ pub fn conv2d_with<T: Float>(
             gemm_into(mat(cols, nb * p, k), mat(w, k, o), mat_mut(out_chunk, nb * p, o), false, false);
         });
         epilogue.apply(out_chunk);
+        pool_chunk(out_chunk, pooled);
     });
     out
 }
@@ -518,7 +572,7 @@ pub fn conv2d_backprop_input_with<T: Float>(
         return dx;
     }
     let chunk = g.chunk();
-    let mut sums = ImageSums::new(image_sums, g.in_c, chunk, g.batch);
+    let mut sums = PerImage::new(image_sums, g.in_c, chunk, g.batch);
     let finish = |dx_chunk: &mut [T], b0: usize, sums: &mut [T]| {
         if let Some(f) = relu_features {
             relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
@@ -578,25 +632,26 @@ pub fn conv2d_backprop_input_with<T: Float>(
     dx
 }
 
-/// Where a kernel run over chunks of a batch's images leaves each image's sums: the caller's
-/// `[batch, channels]`, or (not asked for) an empty slice per chunk.
-pub(crate) struct ImageSums<'a, T> {
+/// Where a kernel run over chunks of a batch's images leaves a second result made image by
+/// image (each image's sums, its pooled output): the caller's `[batch, per_image]`, or (not
+/// asked for) an empty slice per chunk.
+pub(crate) struct PerImage<'a, T> {
     sums: &'a mut [T],
     per_chunk: usize,
 }
 
-impl<'a, T: Send> ImageSums<'a, T> {
-    pub(crate) fn new(sums: Option<&'a mut [T]>, channels: usize, images_per_chunk: usize, batch: usize) -> Self {
+impl<'a, T: Send> PerImage<'a, T> {
+    pub(crate) fn new(sums: Option<&'a mut [T]>, per_image: usize, images_per_chunk: usize, batch: usize) -> Self {
         match sums {
             Some(sums) => {
-                assert_eq!(sums.len(), batch * channels, "one sum per image and channel");
-                ImageSums { sums, per_chunk: (images_per_chunk * channels).max(1) }
+                assert_eq!(sums.len(), batch * per_image, "a side result of the wrong length");
+                PerImage { sums, per_chunk: (images_per_chunk * per_image).max(1) }
             }
-            None => ImageSums { sums: &mut [], per_chunk: 1 },
+            None => PerImage { sums: &mut [], per_chunk: 1 },
         }
     }
 
-    /// Each chunk's sums (empty ones when not asked for, as many as there are chunks).
+    /// Each chunk's part (empty ones when not asked for, as many as there are chunks).
     pub(crate) fn chunks(&mut self) -> impl IndexedParallelIterator<Item = &mut [T]> + '_ {
         let per_chunk = self.per_chunk;
         // `zip` stops at the shorter side: endless empty slices when no sums are asked for.
@@ -807,6 +862,30 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// A max pooling folded into the convolution (each chunk of images pooled after its
+        /// epilogue) equals pooling the whole output afterwards, on every path and over
+        /// several chunks; the convolution's own output is unchanged.
+        #[test]
+        fn a_folded_max_pool_equals_pooling_afterwards(
+            batch in 1usize..30, h in 2usize..12, w in 2usize..12, c in prop::sample::select(vec![1usize, 3, 16, 32]),
+            o in 1usize..40, k in 1usize..4, s in 1usize..3, pk in 1usize..4, ps in 1usize..3, same in any::<bool>(),
+        ) {
+            let g = Conv2dGeometry::new([batch, h, w, c], [k, k, c, o], [s, s], [1, 1], true);
+            let pg = PoolGeometry::new([batch, g.out_h, g.out_w, o], [pk, pk], [ps, ps], same);
+            prop_assume!(pg.out_h > 0 && pg.out_w > 0);
+            let (x, f, b) = (data(batch * h * w * c, 1), data(k * k * c * o, 2), data(o, 4));
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let (x32, f32s, b32) = (to32(&x), to32(&f), to32(&b));
+            let epi = Epilogue { bias: Some(&b32[..]), relu: true };
+            let mut pooled = vec![f32::NAN; batch * pg.out_h * pg.out_w * o];
+            let out = conv2d_pool_with(&x32, &f32s, &g, zeros, epi, Some((&pg, &mut pooled)));
+            prop_assert_eq!(&out, &conv2d_with(&x32, &f32s, &g, zeros, epi));
+            prop_assert_eq!(pooled, crate::pool::max_pool(&out, &pg));
+            let mut pooled64 = vec![f64::NAN; batch * pg.out_h * pg.out_w * o];
+            let out64 = conv2d_pool_with(&x, &f, &g, zeros, Epilogue::NONE, Some((&pg, &mut pooled64)));
+            prop_assert_eq!(pooled64, crate::pool::max_pool(&out64, &pg));
+        }
 
         /// The input gradient with channels in multiples of 16 (on AVX-512, one product per
         /// stride class stored onto dx's positions; strides above the dilated filter leave

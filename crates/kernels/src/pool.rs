@@ -50,7 +50,7 @@ impl PoolGeometry {
         self.in_h * self.in_w * self.channels
     }
 
-    fn out_len(&self) -> usize {
+    pub(crate) fn out_len(&self) -> usize {
         self.out_h * self.out_w * self.channels
     }
 
@@ -162,19 +162,22 @@ pub fn max_pool<T: Float>(x: &[T], g: &PoolGeometry) -> Vec<T> {
 /// [`max_pool`] into a buffer from `alloc(len)` (contents unspecified, all overwritten).
 pub fn max_pool_with<T: Float>(x: &[T], g: &PoolGeometry, alloc: impl FnOnce(usize) -> Vec<T>) -> Vec<T> {
     let mut out = alloc(g.batch * g.out_len());
-    per_image(x, g.in_len(), &mut out, g.out_len(), |img, o| {
-        crate::wide::run(
-            #[inline(always)]
-            || {
-                for oy in 0..g.out_h {
-                    for ox in 0..g.out_w {
-                        g.max_into(img, oy, ox, &mut o[(oy * g.out_w + ox) * g.channels..][..g.channels]);
-                    }
-                }
-            },
-        )
-    });
+    per_image(x, g.in_len(), &mut out, g.out_len(), |img, o| max_pool_image(img, g, o));
     out
+}
+
+/// One image of [`max_pool_with`]: `img` (`in_len`) pooled into `out` (`out_len`).
+pub(crate) fn max_pool_image<T: Float>(img: &[T], g: &PoolGeometry, out: &mut [T]) {
+    crate::wide::run(
+        #[inline(always)]
+        || {
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    g.max_into(img, oy, ox, &mut out[(oy * g.out_w + ox) * g.channels..][..g.channels]);
+                }
+            }
+        },
+    )
 }
 
 /// Routes each output gradient to the input cell that won the max; returns `[n, h, w, c]`.
@@ -204,7 +207,7 @@ pub fn max_pool_grad_with<T: Float>(
         image_sums.into_iter().for_each(|s| s.fill(T::zero()));
         return dx;
     }
-    let mut sums = crate::conv::ImageSums::new(image_sums, g.channels, 1, g.batch);
+    let mut sums = crate::conv::PerImage::new(image_sums, g.channels, 1, g.batch);
     // Windows that tile the input without overlapping (the CNN's 2x2 at stride 2) each write
     // their cells once: no zero fill and no read-modify-write of dx (a third of the op's
     // memory traffic); the cells past the last window are zeroed.

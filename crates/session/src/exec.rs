@@ -89,7 +89,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
     let one = |v: Value| Ok(vec![v]);
     match op {
         Op::Fill { dtype, shape, value } => one(Value::try_filled(*dtype, shape, *value).map_err(KernelError)?),
-        Op::MatMul { .. } => compute_fused(op, inputs, false, buffers),
+        Op::MatMul { .. } => compute_fused(op, inputs, false, None, buffers),
         Op::Unary(u) => one(unary(*u, x(), buffers)?),
         Op::Binary(b) => one(binary(*b, x(), inputs[1], buffers)?),
         Op::AddN => one(add_n(inputs)?),
@@ -335,7 +335,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             one(numeric!(x(), a => kreduce::sum_to_shape(&a.view(), &target)?))
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
-        Op::Conv2D(_) => compute_fused(op, inputs, false, buffers),
+        Op::Conv2D(_) => compute_fused(op, inputs, false, None, buffers),
         Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, buffers),
         Op::Conv2DBackpropFilter(attrs) => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), attrs)?;
@@ -538,7 +538,13 @@ pub fn backprop_input_relu_grad(
 
 /// Runs a `Conv2D` or `MatMul` with the epilogue the planner folded into it: a bias (the third
 /// input, if any), then ReLU when `relu`. Plain runs of these ops come here with neither.
-pub fn compute_fused(op: &Op, inputs: &[&Value], relu: bool, buffers: &mut BufferPool) -> KResult<Vec<Value>> {
+pub fn compute_fused(
+    op: &Op,
+    inputs: &[&Value],
+    relu: bool,
+    max_pool: Option<&PoolAttrs>,
+    buffers: &mut BufferPool,
+) -> KResult<Vec<Value>> {
     let (x, y) = (inputs[0], inputs[1]);
     // The epilogue reads the bias as a slice: one fed in another layout is copied first.
     let relaid = inputs.get(2).filter(|b| !b.is_standard_layout()).map(|b| b.to_standard_layout());
@@ -564,12 +570,16 @@ pub fn compute_fused(op: &Op, inputs: &[&Value], relu: bool, buffers: &mut Buffe
     let out = match op {
         Op::Conv2D(attrs) => {
             let g = conv_geometry(x.shape(), y.shape(), attrs)?;
-            float2!(x, y, a, f, T => {
+            let pg = max_pool.map(|a| pool_geometry(&g.output_shape(), a)).transpose()?;
+            return Ok(float2!(x, y, a, f, T => values {
                 let (a, f) = (a.as_standard_layout(), f.as_standard_layout());
                 let epi = epilogue::<T>(bias, relu, g.out_c)?;
-                let out = conv::conv2d_with(slice(&a), slice(&f), &g, |n| buffers.take(n), epi);
-                shaped::<T>(&g.output_shape(), out)
-            })
+                let mut pooled = pg.as_ref().map(|pg| buffers.take::<T>(pg.batch * pg.out_h * pg.out_w * pg.channels));
+                let pool = pg.as_ref().zip(pooled.as_deref_mut());
+                let out = conv::conv2d_pool_with(slice(&a), slice(&f), &g, |n| buffers.take(n), epi, pool);
+                let pooled = pg.zip(pooled).map(|(pg, p)| shaped::<T>(&pg.output_shape(), p));
+                std::iter::once(shaped::<T>(&g.output_shape(), out)).chain(pooled).map(Value::from).collect()
+            }));
         }
         Op::MatMul { transpose_a, transpose_b } => {
             let columns = if *transpose_b { y.shape().first() } else { y.shape().get(1) };

@@ -3,7 +3,9 @@
 
 use crate::rows::{self, Rows};
 use std::collections::{BTreeSet, HashMap};
-use tensorgraph_graph::{BinaryOp, Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, ReduceOp, Result, UnaryOp};
+use tensorgraph_graph::{
+    BinaryOp, Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, PoolAttrs, ReduceOp, Result, UnaryOp,
+};
 
 /// Where a step's input (or a fetch) comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,8 +43,12 @@ pub struct Step {
 /// The element-wise ops folded into a producing step, applied to its output while in cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fused {
-    /// Into a Conv2D or MatMul: BiasAdd (the bias is the step's last input) and/or Relu.
-    Epilogue { bias: bool, relu: bool },
+    /// Into a Conv2D or MatMul: BiasAdd (the bias is the step's last input) and/or Relu. Into
+    /// a Conv2D also a MaxPool of that result (`pool`, its attributes) as the step's second
+    /// output: each chunk of images pooled while in cache (the CNN's MaxPool read conv2's 5 MB
+    /// output back from memory). The first output stays for other readers (MaxPoolGrad), or is
+    /// dropped at once when none (inference).
+    Epilogue { bias: bool, relu: bool, pool: Option<PoolAttrs> },
     /// Into a Conv2DBackpropInput (the features are the step's last input) or a MaxPoolGrad
     /// of the ReLU's output (the pooled input is the mask): the ReluGrad reading its output,
     /// applied while in cache instead of in another pass over a layer-sized tensor. With
@@ -70,6 +76,7 @@ impl Step {
     /// The op type for profiles: TF's names for the fused kernels.
     pub fn type_name(&self) -> &'static str {
         match (&self.op, self.fused) {
+            (Op::Conv2D(_), Some(Fused::Epilogue { pool: Some(_), .. })) => "_FusedConv2D+MaxPool",
             (Op::Conv2D(_), Some(_)) => "_FusedConv2D",
             (Op::MatMul { .. }, Some(Fused::Block { .. })) => "MatMul+Slice",
             (Op::MatMul { .. }, Some(Fused::AddTo)) => "MatMul+AddN",
@@ -464,14 +471,44 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
             steps[i].absorbed.push(absorbed);
             out = steps[k].outputs[0];
         }
-        if bias_fused || relu_fused {
+        // A MaxPool of the (activated) output, pooling each image alone.
+        let is_pool = |k: usize, slot: usize| {
+            let mp = &steps[k];
+            let Op::MaxPool(a) = mp.op else { return false };
+            !removed[k]
+                && [a.ksize[0], a.ksize[3], a.strides[0], a.strides[3]] == [1; 4]
+                && mp.inputs == [Source::Slot(slot)]
+                && mp.outputs.len() == 1
+                && mp.fused.is_none()
+                && no_control_inputs(mp)
+        };
+        let pool = match (&steps[i].op, out) {
+            (Op::Conv2D(_), Some(slot)) => {
+                readers.get(&slot).and_then(|r| r.iter().copied().find(|&k| is_pool(k, slot))).map(|k| (k, slot))
+            }
+            _ => None,
+        };
+        let mut pool_attrs = None;
+        if let Some((k, slot)) = pool {
+            let Op::MaxPool(a) = steps[k].op else { unreachable!("checked above") };
+            pool_attrs = Some(a);
+            removed[k] = true;
+            let (absorbed, pooled) = (steps[k].node, steps[k].outputs[0]);
+            let alone = readers.get(&slot).is_some_and(|r| r == &[k]) && !fetched.contains(&slot);
+            steps[i].absorbed.push(absorbed);
+            steps[i].outputs.push(pooled);
+            if alone {
+                out = None;
+            }
+        }
+        if bias_fused || relu_fused || pool_attrs.is_some() {
             let step = &mut steps[i];
             step.outputs[0] = out;
             if let Some(src) = bias_src {
                 step.inputs.push(src);
                 step.refs.push(None);
             }
-            step.fused = Some(Fused::Epilogue { bias: bias_fused, relu: relu_fused });
+            step.fused = Some(Fused::Epilogue { bias: bias_fused, relu: relu_fused, pool: pool_attrs });
         }
     }
     // AddN(MatMul, MatMul, ...) of products it alone reads: a chain of products each adding

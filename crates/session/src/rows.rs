@@ -211,12 +211,14 @@ pub fn split(g: &GraphData, feeds: &[TensorSpec], steps: &mut Vec<Step>, fetched
         }
         let mut out_bytes = 0usize;
         for (k, slot) in step.outputs.iter().enumerate() {
-            // Past the node's own outputs: a folded bias Sum's (see `Fused::ReluGrad`).
+            // Past the node's own outputs: a folded bias Sum's (see `Fused::ReluGrad`) or
+            // MaxPool's (see `Fused::Epilogue`).
             let spec = match node.outputs.get(k) {
                 Some(spec) => spec.clone(),
-                None => step.absorbed.iter().map(|&n| g.node(n)).find(|n| matches!(n.op, Op::Reduce { .. }))?.outputs
-                    [0]
-                .clone(),
+                None => {
+                    let mut folded = step.absorbed.iter().map(|&n| g.node(n));
+                    folded.find(|n| matches!(n.op, Op::Reduce { .. } | Op::MaxPool(_)))?.outputs[0].clone()
+                }
             };
             if class == Class::Rows {
                 out_bytes = out_bytes.saturating_add(row_bytes(&spec).unwrap_or(0));

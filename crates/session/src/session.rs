@@ -613,7 +613,9 @@ impl Session {
             op => {
                 let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
                 let out = match step.fused {
-                    Some(plan::Fused::Epilogue { relu, .. }) => exec::compute_fused(op, &vals, relu, pool),
+                    Some(plan::Fused::Epilogue { relu, pool: max_pool, .. }) => {
+                        exec::compute_fused(op, &vals, relu, max_pool.as_ref(), pool)
+                    }
                     Some(plan::Fused::ReluGrad { bias_sum }) => exec::compute_with_relu_grad(op, &vals, bias_sum, pool),
                     Some(plan::Fused::GradProduct { .. }) => unreachable!("fused only into updates"),
                     Some(plan::Fused::Block { begin, size }) => exec::matmul_block(op, &vals, begin, size, pool),

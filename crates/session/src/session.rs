@@ -322,15 +322,21 @@ impl Session {
         segment(&plan.steps[..start], &mut slots, feeds, pool)?;
         let n = feeds[rows.feeds[0]].shape()[0];
         let mut pieces: Vec<Vec<Arc<Value>>> = vec![Vec::with_capacity(n.div_ceil(chunk)); rows.gathered.len()];
-        for c0 in (0..n).step_by(chunk) {
+        let mut trial = crate::rows::ChunkTrial::new(chunk, n, self.batch_split == BatchSplit::Auto);
+        let mut c0 = 0;
+        while c0 < n {
+            let size = trial.next(n - c0);
+            let started = std::time::Instant::now();
             let chunk_feeds: Vec<Feed> = (0..feeds.len())
-                .map(|i| crate::rows::feed_view(feeds[i], rows.feeds.contains(&i).then(|| c0..n.min(c0 + chunk))))
+                .map(|i| crate::rows::feed_view(feeds[i], rows.feeds.contains(&i).then(|| c0..c0 + size)))
                 .collect();
             let chunk_feeds: Vec<&Feed> = chunk_feeds.iter().collect();
             segment(&plan.steps[start..end], &mut slots, &chunk_feeds, pool)?;
             for (p, &s) in pieces.iter_mut().zip(&rows.gathered) {
                 p.push(slots[s].take().expect("gathered slots are made in the range"));
             }
+            trial.note(size, started.elapsed());
+            c0 += size;
         }
         for &s in &rows.free_after {
             slots[s].take().into_iter().for_each(|v| recycle(v, pool));

@@ -841,3 +841,17 @@ fn a_folded_gradient_product_with_bad_shapes_is_an_error() {
     sess.run(&update, &feed(40, 3, 40, 2)).unwrap();
     assert_eq!(sess.run(&*w, &[]).unwrap().to_f64_vec(), vec![-4.0; 6]);
 }
+
+/// A MaxPool folded into the convolution before it still says, when its window leaves no
+/// output (sizes known only at run time), that the MaxPool's window is at fault.
+#[test]
+fn a_folded_max_pool_with_no_output_names_the_pooling() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, None, None, Some(1)]).named("x").unwrap();
+    let f = g.constant(ArrayD::from_elem(IxDyn(&[3, 3, 1, 2]), 1.0f32)).named("f").unwrap();
+    let conv = nn::relu(&nn::conv2d(&x, &f, [1, 1, 1, 1], Padding::Valid).unwrap()).unwrap();
+    let pooled = nn::max_pool(&conv, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid).unwrap();
+    let sess = Session::new(&g).unwrap();
+    let e = sess.run(&pooled, &[(&x, ArrayD::<f32>::zeros(IxDyn(&[1, 3, 3, 1])).into())]).unwrap_err();
+    assert!(e.to_string().contains("MaxPool") && e.to_string().contains("[1,1,1,2]"), "{e}");
+}

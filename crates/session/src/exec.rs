@@ -570,11 +570,17 @@ pub fn compute_fused(
     let out = match op {
         Op::Conv2D(attrs) => {
             let g = conv_geometry(x.shape(), y.shape(), attrs)?;
-            let pg = max_pool.map(|a| pool_geometry(&g.output_shape(), a)).transpose()?;
+            // The folded MaxPool's window checked against the convolution's output (its own
+            // node is folded away: the error says whose window it is).
+            let pg = max_pool
+                .map(|a| {
+                    pool_geometry(&g.output_shape(), a).map_err(|e| KernelError(format!("folded MaxPool: {}", e.0)))
+                })
+                .transpose()?;
             return Ok(float2!(x, y, a, f, T => values {
                 let (a, f) = (a.as_standard_layout(), f.as_standard_layout());
                 let epi = epilogue::<T>(bias, relu, g.out_c)?;
-                let mut pooled = pg.as_ref().map(|pg| buffers.take::<T>(pg.batch * pg.out_h * pg.out_w * pg.channels));
+                let mut pooled = pg.as_ref().map(|pg| buffers.take::<T>(pg.output_shape().iter().product()));
                 let pool = pg.as_ref().zip(pooled.as_deref_mut());
                 let out = conv::conv2d_pool_with(slice(&a), slice(&f), &g, |n| buffers.take(n), epi, pool);
                 let pooled = pg.zip(pooled).map(|(pg, p)| shaped::<T>(&pg.output_shape(), p));

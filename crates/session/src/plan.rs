@@ -471,26 +471,24 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
             steps[i].absorbed.push(absorbed);
             out = steps[k].outputs[0];
         }
-        // A MaxPool of the (activated) output, pooling each image alone.
-        let is_pool = |k: usize, slot: usize| {
+        // A MaxPool of the (activated) output, pooling each image alone: its step and window.
+        let pool_of = |k: usize, slot: usize| {
             let mp = &steps[k];
-            let Op::MaxPool(a) = mp.op else { return false };
-            !removed[k]
+            let Op::MaxPool(a) = mp.op else { return None };
+            (!removed[k]
                 && [a.ksize[0], a.ksize[3], a.strides[0], a.strides[3]] == [1; 4]
                 && mp.inputs == [Source::Slot(slot)]
                 && mp.outputs.len() == 1
                 && mp.fused.is_none()
-                && no_control_inputs(mp)
+                && no_control_inputs(mp))
+            .then_some((k, slot, a))
         };
         let pool = match (&steps[i].op, out) {
-            (Op::Conv2D(_), Some(slot)) => {
-                readers.get(&slot).and_then(|r| r.iter().copied().find(|&k| is_pool(k, slot))).map(|k| (k, slot))
-            }
+            (Op::Conv2D(_), Some(slot)) => readers.get(&slot).and_then(|r| r.iter().find_map(|&k| pool_of(k, slot))),
             _ => None,
         };
         let mut pool_attrs = None;
-        if let Some((k, slot)) = pool {
-            let Op::MaxPool(a) = steps[k].op else { unreachable!("checked above") };
+        if let Some((k, slot, a)) = pool {
             pool_attrs = Some(a);
             removed[k] = true;
             let (absorbed, pooled) = (steps[k].node, steps[k].outputs[0]);

@@ -547,12 +547,13 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
         results.push(got);
         // 3 training steps (c2's input gradient, masked by c1's ReLU, with c1's bias gradient)
         // and the hand-built pair; the pooling's gradient masked by c2's ReLU, with c2's bias
-        // gradient, in the 3 training steps.
+        // gradient, in the 3 training steps, from the winners of c2's folded pooling (c2's
+        // output not kept); the loss's run pools without winners.
         let calls = |name: &str| sess.profile().iter().find(|p| p.0 == name).map(|p| p.1);
         assert_eq!(calls("Conv2DBackpropInput+ReluGrad+Sum"), (!check).then_some(4), "{:?}", sess.profile());
-        assert_eq!(calls("MaxPoolGrad+ReluGrad+Sum"), (!check).then_some(3), "{:?}", sess.profile());
-        // c2's pooling, folded into c2 (whose output the MaxPoolGrad still reads).
-        assert_eq!(calls("_FusedConv2D+MaxPool"), (!check).then_some(4), "{:?}", sess.profile());
+        assert_eq!(calls("MaxPoolGradWithArgmax+ReluGrad+Sum"), (!check).then_some(3), "{:?}", sess.profile());
+        assert_eq!(calls("_FusedConv2D+MaxPoolWithArgmax"), (!check).then_some(3), "{:?}", sess.profile());
+        assert_eq!(calls("_FusedConv2D+MaxPool"), (!check).then_some(1), "{:?}", sess.profile());
         if !check {
             assert_eq!(calls("Sum"), Some(1), "the fetched loss's alone: {:?}", sess.profile());
         }
@@ -561,6 +562,56 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
     let (dx, masked) = (&results[0][3], &results[0][1]);
     assert_eq!(results[0][2].len(), 2);
     assert!(masked.iter().zip(dx).any(|(m, d)| *m == 0.0 && *d != 0.0) && masked.iter().any(|&m| m != 0.0));
+}
+
+/// In training, a pooled convolution keeps each window's winner instead of its output, and the
+/// pooling's gradient routes through them (TF's MaxPoolWithArgmax and MaxPoolGradWithArgmax):
+/// without a ReLU, with overlapping SAME windows, with ties (a ReLU's zeros, repeated inputs);
+/// where the images' rows and columns are unknown when the plan is made, or the convolution's
+/// output is fetched too, the gradient reads that output as before. Every way trains to the
+/// unfused graph's values, bit for bit.
+#[test]
+fn pooling_gradients_route_through_the_forward_winners() {
+    for (relu, known, fetch_conv) in
+        [(false, true, false), (true, true, false), (true, false, false), (true, true, true)]
+    {
+        let g = Graph::new();
+        g.set_random_seed(9);
+        let side = known.then_some(7);
+        let x = g.placeholder(DType::F32, [None, side, side, Some(2)]).named("x").unwrap();
+        let conv = layers::conv2d(&x, 5, 3, 1, Padding::Same, relu.then_some(nn::relu as _), "c").unwrap();
+        let pooled = nn::max_pool(&conv, [1, 3, 3, 1], [1, 2, 2, 1], Padding::Same).unwrap();
+        let loss = math::reduce_sum(&math::square(&pooled).unwrap(), None).named("loss").unwrap();
+        let train = GradientDescent::new(0.01).minimize(&loss).unwrap();
+        let init = g.global_variables_initializer().unwrap();
+        // Repeated values: ties within windows.
+        let images =
+            ndarray::Array::from_shape_fn((3, 7, 7, 2), |(b, i, j, c)| ((b + i / 2 + j / 2 + c) % 4) as f32 - 1.5);
+        let feed = [(&x, Feed::from(images.into_dyn()))];
+        let mut results = vec![];
+        for check in [false, true] {
+            let mut sess = Session::new(&g).unwrap();
+            sess.set_check_numerics(check);
+            sess.set_profiling(true);
+            sess.run(&init, &[]).unwrap();
+            let mut got = vec![];
+            for _ in 0..3 {
+                let fetched: Vec<&Tensor> = if fetch_conv { vec![&loss, &conv] } else { vec![&loss] };
+                let (values, ()) = sess.run((&fetched, &train), &feed).unwrap();
+                got.extend(values.iter().map(Value::to_f64_vec));
+            }
+            got.push(sess.run(&[&loss], &feed).unwrap()[0].to_f64_vec());
+            results.push(got);
+            let ops: Vec<&str> = sess.profile().iter().map(|p| p.0).collect();
+            let from_winners = !check && known && !fetch_conv;
+            let name = if relu { "MaxPoolGradWithArgmax+ReluGrad+Sum" } else { "MaxPoolGradWithArgmax" };
+            assert_eq!(ops.contains(&name), from_winners, "relu {relu}, known {known}, fetched {fetch_conv}: {ops:?}");
+            assert_eq!(ops.contains(&"_FusedConv2D+MaxPoolWithArgmax"), from_winners, "{ops:?}");
+        }
+        let bits =
+            |r: &Vec<Vec<f64>>| r.iter().map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>();
+        assert_eq!(bits(&results[0]), bits(&results[1]), "relu {relu}, known {known}, fetched {fetch_conv}");
+    }
 }
 
 /// A MaxPool of a convolution's activated output folds into the convolution (TF's MaxPool

@@ -30,7 +30,7 @@ impl<T> Shelf<T> {
     }
 }
 
-/// Recycled `f32` and `f64` buffers.
+/// Recycled `f32`, `f64` and `i32` buffers.
 ///
 /// ```
 /// use tensorgraph_kernels::buffers::BufferPool;
@@ -47,6 +47,7 @@ impl<T> Shelf<T> {
 pub struct BufferPool {
     f32: Shelf<f32>,
     f64: Shelf<f64>,
+    i32: Shelf<i32>,
     run: u64,
     fresh: u64,
 }
@@ -58,14 +59,14 @@ const MIN_POOLED: usize = 256;
 impl BufferPool {
     /// A buffer of `len` elements whose contents are unspecified (a previous tensor's values):
     /// for kernels that overwrite every element.
-    pub fn take<T: Float>(&mut self, len: usize) -> Vec<T> {
+    pub fn take<T: Pooled + Copy + Default>(&mut self, len: usize) -> Vec<T> {
         if len >= MIN_POOLED {
             if let Some((_, v)) = T::shelf(self).by_len.get_mut(&len).and_then(Vec::pop) {
                 return v;
             }
             self.fresh += 1;
         }
-        vec![T::zero(); len]
+        vec![T::default(); len]
     }
 
     /// A buffer of `len` zeros: for kernels that accumulate into their output.
@@ -83,7 +84,7 @@ impl BufferPool {
     }
 
     /// Returns a buffer nobody reads any more, for a later `take` of the same length.
-    pub fn give<T: Float>(&mut self, v: Vec<T>) {
+    pub fn give<T: Pooled>(&mut self, v: Vec<T>) {
         if v.len() >= MIN_POOLED {
             let run = self.run;
             T::shelf(self).by_len.entry(v.len()).or_default().push((run, v));
@@ -95,6 +96,7 @@ impl BufferPool {
     pub fn end_run(&mut self) {
         self.f32.drop_older_than(self.run);
         self.f64.drop_older_than(self.run);
+        self.i32.drop_older_than(self.run);
         self.run += 1;
     }
 
@@ -108,11 +110,12 @@ impl BufferPool {
     pub fn held_bytes(&self) -> usize {
         let f32s: usize = self.f32.by_len.iter().map(|(len, vs)| len * vs.len() * 4).sum();
         let f64s: usize = self.f64.by_len.iter().map(|(len, vs)| len * vs.len() * 8).sum();
-        f32s + f64s
+        let i32s: usize = self.i32.by_len.iter().map(|(len, vs)| len * vs.len() * 4).sum();
+        f32s + f64s + i32s
     }
 }
 
-/// Access to the shelf of one element type ([`Float`] implements it for f32 and f64).
+/// Access to the shelf of one element type: f32, f64 and i32 (a pooling's winners).
 pub trait Pooled: Sized {
     fn shelf(pool: &mut BufferPool) -> &mut Shelf<Self>;
 }
@@ -126,6 +129,12 @@ impl Pooled for f32 {
 impl Pooled for f64 {
     fn shelf(pool: &mut BufferPool) -> &mut Shelf<f64> {
         &mut pool.f64
+    }
+}
+
+impl Pooled for i32 {
+    fn shelf(pool: &mut BufferPool) -> &mut Shelf<i32> {
+        &mut pool.i32
     }
 }
 

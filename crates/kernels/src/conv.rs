@@ -297,109 +297,164 @@ pub fn conv2d_with<T: Float>(
     conv2d_pool_with(x, w, g, alloc, epilogue, None)
 }
 
-/// [`conv2d_with`], and with `pool` also its output max-pooled (`pool.0` the pooling of
-/// `[n, out_h, out_w, o]`) into `pool.1` (`[n, ph, pw, o]`, every element written): each chunk
-/// of images pooled right after its epilogue, while in cache, instead of in another pass over
-/// a layer-sized tensor (TF's MaxPool after a convolution; the same values).
+/// Where [`conv2d_pool_with`] leaves a max-pooling of its output.
+pub struct PoolInto<'a, T> {
+    /// The pooling, of `[n, out_h, out_w, o]`.
+    pub geometry: &'a PoolGeometry,
+    /// `[n, ph, pw, o]`, every element written.
+    pub pooled: &'a mut [T],
+    /// With it (`[n, ph, pw, o]`), each pooled element's winning cell too, what
+    /// [`crate::pool::max_pool_grad_from_winners`] takes instead of the convolution's output.
+    pub winners: Option<&'a mut [i32]>,
+    /// Whether the convolution's output is wanted as well: without it each chunk of images is
+    /// made in a scratch buffer and pooled there, never written out (an empty vector returns).
+    pub keep_output: bool,
+}
+
+/// [`conv2d_with`], and with `pool` also its output max-pooled: each chunk of images pooled
+/// right after its epilogue, while in cache, instead of in another pass over a layer-sized
+/// tensor (TF's MaxPool after a convolution; the same values).
 ///
 /// ```
-/// use tensorgraph_kernels::conv::{conv2d, conv2d_pool_with, Conv2dGeometry};
-/// use tensorgraph_kernels::pool::{max_pool, PoolGeometry};
+/// use tensorgraph_kernels::conv::{conv2d, conv2d_pool_with, Conv2dGeometry, PoolInto};
+/// use tensorgraph_kernels::pool::{max_pool_winners, PoolGeometry};
 /// use tensorgraph_kernels::Epilogue;
 /// let g = Conv2dGeometry::new([2, 6, 6, 1], [3, 3, 1, 4], [1, 1], [1, 1], true);
 /// let x: Vec<f32> = (0..72).map(|i| (i % 7) as f32 - 3.0).collect();
 /// let w: Vec<f32> = (0..36).map(|i| (i % 5) as f32 - 2.0).collect();
-/// let pg = PoolGeometry::new([2, 6, 6, 4], [2, 2], [2, 2], false);
-/// let mut pooled = vec![0.0; 2 * 3 * 3 * 4];
-/// let out = conv2d_pool_with(&x, &w, &g, |n| vec![0.0; n], Epilogue::NONE, Some((&pg, &mut pooled)));
+/// let geometry = &PoolGeometry::new([2, 6, 6, 4], [2, 2], [2, 2], false);
+/// let (mut pooled, mut winners) = (vec![0.0; 2 * 3 * 3 * 4], vec![0; 2 * 3 * 3 * 4]);
+/// let pool = PoolInto { geometry, pooled: &mut pooled, winners: Some(&mut winners), keep_output: true };
+/// let out = conv2d_pool_with(&x, &w, &g, |n| vec![0.0; n], Epilogue::NONE, Some(pool));
 /// assert_eq!(out, conv2d(&x, &w, &g));
-/// assert_eq!(pooled, max_pool(&out, &pg));
+/// assert_eq!((pooled, winners), max_pool_winners(&out, geometry));
 /// ```
 ///
 /// # Panics
-/// If the pooling's input is not the convolution's output, or `pool.1` is not its result's
-/// size.
+/// If the pooling's input is not the convolution's output, or `pooled` (or `winners`) is not
+/// its result's size.
 pub fn conv2d_pool_with<T: Float>(
     x: &[T],
     w: &[T],
     g: &Conv2dGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
     epilogue: Epilogue<T>,
-    pool: Option<(&PoolGeometry, &mut [T])>,
+    pool: Option<PoolInto<'_, T>>,
 ) -> Vec<T> {
     let (p, k, o) = (g.positions(), g.taps(), g.out_c);
-    let mut out = alloc(g.batch * p * o);
-    let pg = pool.as_ref().map(|(pg, _)| *pg);
+    let len = g.batch * p * o;
+    let keep = pool.as_ref().is_none_or(|pool| pool.keep_output);
+    let mut out = if keep { alloc(len) } else { Vec::new() };
+    let (pg, pooled, winners) = match pool {
+        Some(PoolInto { geometry, pooled, winners, .. }) => (Some(*geometry), Some(pooled), winners),
+        None => (None, None, None),
+    };
     if let Some(pg) = pg {
         assert_eq!([pg.batch, pg.in_h, pg.in_w, pg.channels], [g.batch, g.out_h, g.out_w, o], "pooling another shape");
     }
-    // An image's pooled outputs, pooled once its outputs are final.
-    let pool_chunk = |out_chunk: &[T], pooled: &mut [T]| {
-        if let Some(pg) = pg.filter(|pg| pg.out_len() > 0) {
-            for (img, dst) in out_chunk.chunks(p * o).zip(pooled.chunks_mut(pg.out_len())) {
-                crate::pool::max_pool_image(img, pg, dst);
-            }
+    // An image's pooled outputs (and winners), pooled once its outputs are final.
+    let pool_chunk = |out_chunk: &[T], pooled: &mut [T], winners: &mut [i32]| {
+        let Some(pg) = pg.filter(|pg| pg.out_len() > 0) else { return };
+        let images = out_chunk.chunks(p * o).zip(pooled.chunks_mut(pg.out_len()));
+        if winners.is_empty() {
+            images.for_each(|(img, dst)| crate::pool::max_pool_image(img, &pg, dst));
+        } else {
+            let images = images.zip(winners.chunks_mut(pg.out_len()));
+            images.for_each(|((img, dst), win)| crate::pool::max_pool_image_winners(img, &pg, dst, win));
         }
     };
     let pool_len = pg.map_or(0, |pg| pg.out_len());
-    if out.is_empty() {
+    if len == 0 {
         return out;
     }
     if small_conv::applies(g) {
-        let mut pooled = PerImage::new(pool.map(|(_, d)| d), pool_len, 1, g.batch);
-        out.par_chunks_mut(p * o).zip(x.par_chunks(g.image_len())).zip(pooled.chunks()).for_each(
-            |((out_img, img), pooled)| {
+        let mut pooled = PerImage::new(pooled, pool_len, 1, g.batch);
+        let mut winners = PerImage::new(winners, pool_len, 1, g.batch);
+        let images = out_chunks(&mut out, p * o, len)
+            .zip(x.par_chunks(g.image_len()))
+            .zip(pooled.chunks())
+            .zip(winners.chunks());
+        images.for_each(|(((out_img, img), pooled), winners)| {
+            with_out(out_img, |out_img| {
                 small_conv::conv_images(img, w, g, out_img, epilogue);
-                pool_chunk(out_img, pooled);
-            },
-        );
+                pool_chunk(out_img, pooled, winners);
+            })
+        });
         return out;
     }
     let chunk = g.chunk();
-    let mut pooled = PerImage::new(pool.map(|(_, d)| d), pool_len, chunk, g.batch);
-    out.par_chunks_mut(chunk * p * o).zip(pooled.chunks()).enumerate().for_each(|(ci, (out_chunk, pooled))| {
-        let nb = out_chunk.len() / (p * o);
-        #[cfg(target_arch = "x86_64")]
-        if let Some(f32s) = F32Simd::check::<T>().filter(|_| k > 0) {
-            // SAFETY: T is f32 (checked); the table addresses `x`'s images of this chunk (or
-            // zeros), `w` is k x o row-major, the chunk's output nb·p x o; all sizes > 0.
-            unsafe {
-                let (x, w, out) = (f32s.cast(x), f32s.cast(w), f32s.cast_mut(out_chunk));
-                let w = Strided { ptr: w.as_ptr(), rs: o as isize, cs: 1 };
-                let (rows, c) = (nb * p, out.as_mut_ptr());
-                gathered(x[ci * chunk * g.image_len()..].as_ptr(), g, nb, |t| {
-                    if nb < g.batch || rows * k * o < crate::gemm::PAIR_WORK {
-                        return gemm(rows, k, o, Left::Gathered(t), w, Out::Rows { c, ldc: o }, false);
-                    }
-                    // The whole batch in one chunk (one image being served): its positions
-                    // shared with the pair helper, in whole register tiles (the same bits).
-                    let size = (rows / 12 / 6).max(1) * 12;
-                    let shared = Operands { t, w, c };
-                    crate::pair::for_each(rows.div_ceil(size), &|i| {
-                        let Operands { t, w, c } = shared.get();
-                        let (r0, n) = (i * size, size.min(rows - i * size));
-                        // SAFETY: rows r0..r0 + n of the table and of the output are inside
-                        // them; each part writes its own rows.
-                        let t = Gather { table: t.table.add(r0 * t.segs), ..t };
-                        gemm(n, k, o, Left::Gathered(t), w, Out::Rows { c: c.add(r0 * o), ldc: o }, false)
+    let mut pooled = PerImage::new(pooled, pool_len, chunk, g.batch);
+    let mut winners = PerImage::new(winners, pool_len, chunk, g.batch);
+    let chunks = out_chunks(&mut out, chunk * p * o, len).zip(pooled.chunks()).zip(winners.chunks()).enumerate();
+    chunks.for_each(|(ci, ((out_chunk, pooled), winners))| {
+        with_out(out_chunk, |out_chunk| {
+            let nb = out_chunk.len() / (p * o);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f32s) = F32Simd::check::<T>().filter(|_| k > 0) {
+                // SAFETY: T is f32 (checked); the table addresses `x`'s images of this chunk (or
+                // zeros), `w` is k x o row-major, the chunk's output nb·p x o; all sizes > 0.
+                unsafe {
+                    let (x, w, out) = (f32s.cast(x), f32s.cast(w), f32s.cast_mut(out_chunk));
+                    let w = Strided { ptr: w.as_ptr(), rs: o as isize, cs: 1 };
+                    let (rows, c) = (nb * p, out.as_mut_ptr());
+                    gathered(x[ci * chunk * g.image_len()..].as_ptr(), g, nb, |t| {
+                        if nb < g.batch || rows * k * o < crate::gemm::PAIR_WORK {
+                            return gemm(rows, k, o, Left::Gathered(t), w, Out::Rows { c, ldc: o }, false);
+                        }
+                        // The whole batch in one chunk (one image being served): its positions
+                        // shared with the pair helper, in whole register tiles (the same bits).
+                        let size = (rows / 12 / 6).max(1) * 12;
+                        let shared = Operands { t, w, c };
+                        crate::pair::for_each(rows.div_ceil(size), &|i| {
+                            let Operands { t, w, c } = shared.get();
+                            let (r0, n) = (i * size, size.min(rows - i * size));
+                            // SAFETY: rows r0..r0 + n of the table and of the output are inside
+                            // them; each part writes its own rows.
+                            let t = Gather { table: t.table.add(r0 * t.segs), ..t };
+                            gemm(n, k, o, Left::Gathered(t), w, Out::Rows { c: c.add(r0 * o), ldc: o }, false)
+                        });
                     });
-                });
+                }
+                epilogue.apply(out_chunk);
+                pool_chunk(out_chunk, pooled, winners);
+                return;
             }
+            T::with_scratch(nb * p * k, |cols| {
+                for bi in 0..nb {
+                    let b = ci * chunk + bi;
+                    im2col(&x[b * g.image_len()..][..g.image_len()], g, &mut cols[bi * p * k..][..p * k]);
+                }
+                gemm_into(mat(cols, nb * p, k), mat(w, k, o), mat_mut(out_chunk, nb * p, o), false, false);
+            });
             epilogue.apply(out_chunk);
-            pool_chunk(out_chunk, pooled);
-            return;
-        }
-        T::with_scratch(nb * p * k, |cols| {
-            for bi in 0..nb {
-                let b = ci * chunk + bi;
-                im2col(&x[b * g.image_len()..][..g.image_len()], g, &mut cols[bi * p * k..][..p * k]);
-            }
-            gemm_into(mat(cols, nb * p, k), mat(w, k, o), mat_mut(out_chunk, nb * p, o), false, false);
-        });
-        epilogue.apply(out_chunk);
-        pool_chunk(out_chunk, pooled);
+            pool_chunk(out_chunk, pooled, winners);
+        })
     });
     out
+}
+
+/// A convolution's output (`len` elements) in chunks of `size`, each as its length and its part
+/// of `out`, or as its length alone when the output is not kept (`out` empty).
+fn out_chunks<T: Send>(
+    out: &mut [T],
+    size: usize,
+    len: usize,
+) -> impl IndexedParallelIterator<Item = (usize, Option<&mut [T]>)> {
+    if out.is_empty() {
+        let chunks = (0..len.div_ceil(size)).into_par_iter();
+        rayon::iter::Either::Left(chunks.map(move |i| (size.min(len - i * size), None)))
+    } else {
+        rayon::iter::Either::Right(out.par_chunks_mut(size).map(|c| (c.len(), Some(c))))
+    }
+}
+
+/// Runs `f` on a chunk of a convolution's output: its part of the output, or (`None`: the
+/// output is not kept) `len` elements of scratch.
+fn with_out<T: Float, R>((len, chunk): (usize, Option<&mut [T]>), f: impl FnOnce(&mut [T]) -> R) -> R {
+    match chunk {
+        Some(c) => f(c),
+        None => T::with_result_scratch(len, f),
+    }
 }
 
 /// Input positions that receive from the same filter taps: those whose row is `ry` and column
@@ -865,26 +920,33 @@ mod tests {
 
         /// A max pooling folded into the convolution (each chunk of images pooled after its
         /// epilogue) equals pooling the whole output afterwards, on every path and over
-        /// several chunks; the convolution's own output is unchanged.
+        /// several chunks, with its winners and with or without the output kept; the
+        /// convolution's own output is unchanged.
         #[test]
         fn a_folded_max_pool_equals_pooling_afterwards(
             batch in 1usize..30, h in 2usize..12, w in 2usize..12, c in prop::sample::select(vec![1usize, 3, 16, 32]),
             o in 1usize..40, k in 1usize..4, s in 1usize..3, pk in 1usize..4, ps in 1usize..3, same in any::<bool>(),
+            keep_output in any::<bool>(),
         ) {
             let g = Conv2dGeometry::new([batch, h, w, c], [k, k, c, o], [s, s], [1, 1], true);
-            let pg = PoolGeometry::new([batch, g.out_h, g.out_w, o], [pk, pk], [ps, ps], same);
-            prop_assume!(pg.out_h > 0 && pg.out_w > 0);
+            let geometry = &PoolGeometry::new([batch, g.out_h, g.out_w, o], [pk, pk], [ps, ps], same);
+            prop_assume!(geometry.out_h > 0 && geometry.out_w > 0);
             let (x, f, b) = (data(batch * h * w * c, 1), data(k * k * c * o, 2), data(o, 4));
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let (x32, f32s, b32) = (to32(&x), to32(&f), to32(&b));
             let epi = Epilogue { bias: Some(&b32[..]), relu: true };
-            let mut pooled = vec![f32::NAN; batch * pg.out_h * pg.out_w * o];
-            let out = conv2d_pool_with(&x32, &f32s, &g, zeros, epi, Some((&pg, &mut pooled)));
-            prop_assert_eq!(&out, &conv2d_with(&x32, &f32s, &g, zeros, epi));
-            prop_assert_eq!(pooled, crate::pool::max_pool(&out, &pg));
-            let mut pooled64 = vec![f64::NAN; batch * pg.out_h * pg.out_w * o];
-            let out64 = conv2d_pool_with(&x, &f, &g, zeros, Epilogue::NONE, Some((&pg, &mut pooled64)));
-            prop_assert_eq!(pooled64, crate::pool::max_pool(&out64, &pg));
+            let want = conv2d_with(&x32, &f32s, &g, zeros, epi);
+            let n = batch * geometry.out_h * geometry.out_w * o;
+            let (mut pooled, mut winners) = (vec![f32::NAN; n], vec![i32::MIN; n]);
+            let pool = PoolInto { geometry, pooled: &mut pooled, winners: Some(&mut winners), keep_output };
+            let out = conv2d_pool_with(&x32, &f32s, &g, zeros, epi, Some(pool));
+            prop_assert_eq!(&out, if keep_output { &want } else { &[][..] });
+            prop_assert_eq!((pooled, winners), crate::pool::max_pool_winners(&want, geometry));
+            let mut pooled64 = vec![f64::NAN; n];
+            let pool = PoolInto { geometry, pooled: &mut pooled64, winners: None, keep_output };
+            let out64 = conv2d_pool_with(&x, &f, &g, zeros, Epilogue::NONE, Some(pool));
+            prop_assert_eq!(out64.is_empty(), !keep_output);
+            prop_assert_eq!(pooled64, crate::pool::max_pool(&conv2d(&x, &f, &g), geometry));
         }
 
         /// The input gradient with channels in multiples of 16 (on AVX-512, one product per

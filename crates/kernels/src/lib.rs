@@ -193,6 +193,10 @@ pub trait Float:
     /// buffer.
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 
+    /// [`Float::with_scratch`] on a second buffer, for a result made piece by piece around
+    /// work that takes the first (a convolution's output chunk, pooled and not kept).
+    fn with_result_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+
     /// `C = alpha·A·B + beta·C` on raw strided matrices (matrixmultiply's sgemm/dgemm).
     ///
     /// # Safety
@@ -219,6 +223,13 @@ pub trait Float:
 
 impl Float for f32 {
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        scratch(&SCRATCH, len, f)
+    }
+
+    fn with_result_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         thread_local! {
             static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -279,6 +290,13 @@ impl Float for f32 {
 
 impl Float for f64 {
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        scratch(&SCRATCH, len, f)
+    }
+
+    fn with_result_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
         thread_local! {
             static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
         }

@@ -68,38 +68,46 @@ impl PoolGeometry {
         )
     }
 
-    /// Flat index (within one image) of the maximum of each channel of output cell (oy, ox):
-    /// the first in row-major window order among equal maxima. `vals` (scratch, one per
-    /// channel) tracks the maxima so the comparisons read contiguous memory.
-    fn argmax<T: Float>(&self, img: &[T], oy: usize, ox: usize, best: &mut [usize], vals: &mut [T]) {
+    /// The winners of output cell (oy, ox), channel by channel: each channel's maximum into
+    /// `vals` and the index of its cell in row-major window order into `arg`, the first among
+    /// equal maxima (a NaN wins only as the window's first cell: `v > max` never takes one); a
+    /// window entirely in the padding gets 0 and [`NO_WINNER`]. The one definition of max-pool
+    /// routing (the forward's winners, MaxPoolGrad, MaxPoolGradGrad).
+    #[inline(always)] // into `wide::run`'s AVX-512 copy
+    fn winners<T: Float>(&self, img: &[T], oy: usize, ox: usize, vals: &mut [T], arg: &mut [i32]) {
         let c = self.channels;
         let (rows, cols) = self.window(oy, ox);
-        let mut first = true;
-        for y in rows {
-            for x in cols.clone() {
-                let base = (y * self.in_w + x) * c;
-                let src = &img[base..base + c];
-                if first {
-                    vals.copy_from_slice(src);
-                    best.iter_mut().enumerate().for_each(|(ch, b)| *b = base + ch);
-                    first = false;
-                    continue;
-                }
-                // Selects rather than branches: they vectorise, and ReLU outputs (ties at zero)
-                // make branches unpredictable.
-                for (ch, ((b, m), &v)) in best.iter_mut().zip(vals.iter_mut()).zip(src).enumerate() {
-                    let take = v > *m;
-                    *m = if take { v } else { *m };
-                    *b = if take { base + ch } else { *b };
-                }
+        if rows.is_empty() || cols.is_empty() {
+            vals.fill(T::zero());
+            arg.fill(NO_WINNER);
+            return;
+        }
+        let cells = rows.flat_map(|y| cols.clone().map(move |x| (y * self.in_w + x) * c));
+        for (k, base) in cells.enumerate() {
+            let src = &img[base..base + c];
+            if k == 0 {
+                vals.copy_from_slice(src);
+                arg.fill(0);
+                continue;
+            }
+            // Selects rather than branches: they vectorise, and ReLU outputs (ties at zero)
+            // make branches unpredictable.
+            for ((m, a), &v) in vals.iter_mut().zip(arg.iter_mut()).zip(src) {
+                let take = v > *m;
+                *m = if take { v } else { *m };
+                *a = if take { k as i32 } else { *a };
             }
         }
     }
 
-    /// The maximum of each channel of output cell (oy, ox) into `out` (the value [`argmax`]
-    /// picks, without tracking where it is).
-    ///
-    /// [`argmax`]: PoolGeometry::argmax
+    /// The offset in the image of cell `k` of output cell (oy, ox)'s window.
+    fn cell(&self, oy: usize, ox: usize, k: usize) -> usize {
+        let (rows, cols) = self.window(oy, ox);
+        ((rows.start + k / cols.len()) * self.in_w + cols.start + k % cols.len()) * self.channels
+    }
+
+    /// The maximum of each channel of output cell (oy, ox) into `out` (the value
+    /// [`winners`](PoolGeometry::winners) picks, without tracking where it is).
     #[inline(always)] // into `wide::run`'s AVX-512 copy
     fn max_into<T: Float>(&self, img: &[T], oy: usize, ox: usize, out: &mut [T]) {
         let c = self.channels;
@@ -118,19 +126,6 @@ impl PoolGeometry {
         }
         if first {
             out.fill(T::zero()); // a window entirely in the padding
-        }
-    }
-}
-
-/// Calls `f(cell, best)` for every output cell of one image: `cell` is the cell's offset in the
-/// output, `best` each channel's winning input index (the one definition of max-pool routing).
-fn each_window_max<T: Float>(g: &PoolGeometry, img: &[T], mut f: impl FnMut(usize, &[usize])) {
-    let mut best = vec![0usize; g.channels];
-    let mut vals = vec![T::zero(); g.channels];
-    for oy in 0..g.out_h {
-        for ox in 0..g.out_w {
-            g.argmax(img, oy, ox, &mut best, &mut vals);
-            f((oy * g.out_w + ox) * g.channels, &best);
         }
     }
 }
@@ -201,6 +196,107 @@ pub fn max_pool_grad_with<T: Float>(
     relu_of_x: bool,
     image_sums: Option<&mut [T]>,
 ) -> Vec<T> {
+    let images = x.par_chunks(g.in_len().max(1));
+    let scratch = || vec![T::zero(); g.channels];
+    route_images(images, dy, g, alloc, image_sums, scratch, |img, oy, ox, vals, arg| {
+        g.winners(img, oy, ox, vals, arg);
+        if relu_of_x {
+            // A window that may not route gets a winner index no cell has.
+            let mask = |(a, &m): (&mut i32, &T)| *a = if m > T::zero() { *a } else { NO_WINNER };
+            arg.iter_mut().zip(vals.iter()).for_each(mask);
+        }
+    })
+}
+
+/// [`max_pool_grad_with`] from the forward pass's winners instead of its input: `winners` as
+/// [`max_pool_winners`] left them (`[n, out_h, out_w, c]`), so the pooled input need not be
+/// kept or read again. The same result, bit for bit; with `relu`, masked by the maxima being
+/// > 0 (the winners say which are).
+///
+/// ```
+/// use tensorgraph_kernels::pool::{max_pool_grad_from_winners, max_pool_grad_with, max_pool_winners, PoolGeometry};
+/// let x = [0.0f32, 3.0, 2.0, 3.0, 0.0, 0.0, 0.0, 0.0];
+/// let g = PoolGeometry::new([1, 2, 4, 1], [2, 2], [2, 2], false);
+/// let (pooled, winners) = max_pool_winners(&x, &g);
+/// // Cells 1 and 1 of their windows, both maxima > 0.
+/// assert_eq!((pooled.as_slice(), winners.as_slice()), ([3.0, 3.0].as_slice(), [1, 1].as_slice()));
+/// let dy = [10.0f32, 20.0];
+/// let dx = max_pool_grad_from_winners(&winners, &dy, &g, |n| vec![0.0; n], true, None);
+/// assert_eq!(dx, [0.0, 10.0, 0.0, 20.0, 0.0, 0.0, 0.0, 0.0]);
+/// assert_eq!(dx, max_pool_grad_with(&x, &dy, &g, |n| vec![0.0; n], true, None));
+/// ```
+///
+/// # Panics
+/// If `image_sums` does not hold `batch × channels` values.
+pub fn max_pool_grad_from_winners<T: Float>(
+    winners: &[i32],
+    dy: &[T],
+    g: &PoolGeometry,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+    relu: bool,
+    image_sums: Option<&mut [T]>,
+) -> Vec<T> {
+    let images = winners.par_chunks(g.out_len().max(1));
+    route_images(images, dy, g, alloc, image_sums, Vec::new, |win, oy, ox, _, arg| {
+        let win = &win[(oy * g.out_w + ox) * g.channels..][..g.channels];
+        for (a, &w) in arg.iter_mut().zip(win) {
+            *a = match w {
+                0.. => w,
+                _ if relu || w == EMPTY => NO_WINNER,
+                _ => !w,
+            };
+        }
+    })
+}
+
+/// Max pooling that also says where each maximum is: `(pooled, winners)`, what
+/// [`max_pool_grad_from_winners`] takes. A winner is its channel's cell `k` in its window
+/// (row-major window order, the first among equal maxima), stored as `k` when the maximum is
+/// > 0 and as `!k` (negative) when not, so a ReLU's gradient needs nothing else.
+pub fn max_pool_winners<T: Float>(x: &[T], g: &PoolGeometry) -> (Vec<T>, Vec<i32>) {
+    let (mut out, mut winners) = (vec![T::zero(); g.batch * g.out_len()], vec![0; g.batch * g.out_len()]);
+    if g.in_len() > 0 && g.out_len() > 0 {
+        let images = out.par_chunks_mut(g.out_len()).zip(winners.par_chunks_mut(g.out_len()));
+        images.zip(x.par_chunks(g.in_len())).for_each(|((o, w), img)| max_pool_image_winners(img, g, o, w));
+    }
+    (out, winners)
+}
+
+/// One image of [`max_pool_winners`]: `img` (`in_len`) pooled into `out` and `winners`
+/// (`out_len` each).
+pub(crate) fn max_pool_image_winners<T: Float>(img: &[T], g: &PoolGeometry, out: &mut [T], winners: &mut [i32]) {
+    crate::wide::run(
+        #[inline(always)]
+        || {
+            let cells = out.chunks_mut(g.channels).zip(winners.chunks_mut(g.channels)).enumerate();
+            for (cell, (vals, arg)) in cells {
+                g.winners(img, cell / g.out_w, cell % g.out_w, vals, arg);
+                for (a, &m) in arg.iter_mut().zip(vals.iter()) {
+                    *a = if *a == NO_WINNER {
+                        EMPTY
+                    } else if m > T::zero() {
+                        *a
+                    } else {
+                        !*a
+                    };
+                }
+            }
+        },
+    )
+}
+
+/// Each image's gradient routed to its windows' winners, which `winners(image, oy, ox, vals,
+/// arg)` puts in `arg` (see [`PoolGeometry::winners`], [`NO_WINNER`] where nothing routes),
+/// `vals` its scratch of `scratch()`.
+fn route_images<T: Float, I: Sync + Send>(
+    images: impl IndexedParallelIterator<Item = I>,
+    dy: &[T],
+    g: &PoolGeometry,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+    image_sums: Option<&mut [T]>,
+    scratch: impl Fn() -> Vec<T> + Sync + Send,
+    winners: impl Fn(&I, usize, usize, &mut [T], &mut [i32]) + Sync,
+) -> Vec<T> {
     let mut dx = alloc(g.batch * g.in_len());
     if g.in_len() == 0 || g.out_len() == 0 {
         dx.fill(T::zero());
@@ -212,9 +308,9 @@ pub fn max_pool_grad_with<T: Float>(
     // their cells once: no zero fill and no read-modify-write of dx (a third of the op's
     // memory traffic); the cells past the last window are zeroed.
     let tiled = g.stride_h == g.k_h && g.stride_w == g.k_w;
-    let scratch = || (vec![T::zero(); g.channels], vec![0u32; g.channels]);
-    let images = dx.par_chunks_mut(g.in_len()).zip(x.par_chunks(g.in_len())).zip(dy.par_chunks(g.out_len()));
-    images.zip(sums.chunks()).for_each_init(scratch, |(vals, arg), (((d, img), gy), part)| {
+    let scratch = || (scratch(), vec![0i32; g.channels]);
+    let parts = dx.par_chunks_mut(g.in_len()).zip(images).zip(dy.par_chunks(g.out_len()));
+    parts.zip(sums.chunks()).for_each_init(scratch, |(vals, arg), (((d, image), gy), part)| {
         if tiled {
             zero_uncovered(g, d);
         } else {
@@ -222,7 +318,14 @@ pub fn max_pool_grad_with<T: Float>(
         }
         crate::wide::run(
             #[inline(always)]
-            || route_to_max(g, img, gy, d, vals, arg, relu_of_x, tiled),
+            || {
+                for oy in 0..g.out_h {
+                    for ox in 0..g.out_w {
+                        winners(&image, oy, ox, vals, arg);
+                        route(g, oy, ox, arg, &gy[(oy * g.out_w + ox) * g.channels..][..g.channels], d, tiled);
+                    }
+                }
+            },
         );
         if !part.is_empty() {
             part.fill(T::zero());
@@ -231,6 +334,12 @@ pub fn max_pool_grad_with<T: Float>(
     });
     dx
 }
+
+/// A stored winner of a window entirely in the padding (see [`max_pool_winners`]).
+const EMPTY: i32 = i32::MIN;
+
+/// A winner index no window cell has: the window routes nothing (all padding, or masked).
+const NO_WINNER: i32 = -1;
 
 /// Zeroes one image's cells that no window covers, for windows as large as their stride: the
 /// rows below the last window and the columns right of it (the first window starts at or
@@ -245,54 +354,19 @@ fn zero_uncovered<T: Float>(g: &PoolGeometry, d: &mut [T]) {
     }
 }
 
-/// Adds each output gradient of one image to the first cell (in window order) holding its
-/// window's maximum, channel by channel: the winner of each channel is kept as its position in
-/// the window, and every window cell then takes a masked add over its contiguous channels.
-/// No branches or scattered writes, so it vectorises (the same routing as [`PoolGeometry::argmax`]).
-/// With `positive_only`, windows whose maximum is not > 0 route nothing (ReLU's gradient).
-/// With `overwrite` (windows that do not overlap), each cell is written as `0 + gradient`
-/// instead of added to (the same bits as adding to a zeroed cell, -0.0 included).
-#[allow(clippy::too_many_arguments)]
+/// Adds output cell (oy, ox)'s gradients `s` to its window's cells, each channel to its winner
+/// `arg` (see [`PoolGeometry::winners`]): every window cell takes a masked add over its
+/// contiguous channels, so there are no branches or scattered writes and it vectorises. With
+/// `overwrite` (windows that do not overlap), each cell is written as `0 + gradient` instead of
+/// added to (the same bits as adding to a zeroed cell, -0.0 included).
 #[inline(always)] // into `wide::run`'s AVX-512 copy
-fn route_to_max<T: Float>(
-    g: &PoolGeometry,
-    img: &[T],
-    gy: &[T],
-    d: &mut [T],
-    vals: &mut [T],
-    arg: &mut [u32],
-    positive_only: bool,
-    overwrite: bool,
-) {
+fn route<T: Float>(g: &PoolGeometry, oy: usize, ox: usize, arg: &[i32], s: &[T], d: &mut [T], overwrite: bool) {
     let c = g.channels;
-    for oy in 0..g.out_h {
-        for ox in 0..g.out_w {
-            let (rows, cols) = g.window(oy, ox);
-            let cells = || rows.clone().flat_map(|y| cols.clone().map(move |x| (y * g.in_w + x) * c)).enumerate();
-            for (k, base) in cells() {
-                let src = &img[base..base + c];
-                if k == 0 {
-                    vals.copy_from_slice(src);
-                    arg.fill(0);
-                    continue;
-                }
-                for ((m, a), &v) in vals.iter_mut().zip(arg.iter_mut()).zip(src) {
-                    let take = v > *m;
-                    *m = if take { v } else { *m };
-                    *a = if take { k as u32 } else { *a };
-                }
-            }
-            if positive_only {
-                // A window that may not route gets a winner index no cell has.
-                let none = u32::MAX;
-                arg.iter_mut().zip(vals.iter()).for_each(|(a, &m)| *a = if m > T::zero() { *a } else { none });
-            }
-            let s = &gy[(oy * g.out_w + ox) * c..][..c];
-            for (k, base) in cells() {
-                for ((dst, &a), &sv) in d[base..base + c].iter_mut().zip(arg.iter()).zip(s) {
-                    *dst = if overwrite { T::zero() } else { *dst } + if a == k as u32 { sv } else { T::zero() };
-                }
-            }
+    let (rows, cols) = g.window(oy, ox);
+    let cells = rows.flat_map(|y| cols.clone().map(move |x| (y * g.in_w + x) * c));
+    for (k, base) in cells.enumerate() {
+        for ((dst, &a), &sv) in d[base..base + c].iter_mut().zip(arg).zip(s) {
+            *dst = if overwrite { T::zero() } else { *dst } + if a == k as i32 { sv } else { T::zero() };
         }
     }
 }
@@ -304,13 +378,17 @@ pub fn max_pool_grad_grad<T: Float>(x: &[T], ddx: &[T], g: &PoolGeometry) -> Vec
     if g.in_len() == 0 || g.out_len() == 0 {
         return out;
     }
-    out.par_chunks_mut(g.out_len()).zip(x.par_chunks(g.in_len())).zip(ddx.par_chunks(g.in_len())).for_each(
-        |((o, img), dd)| {
-            each_window_max(g, img, |cell, best| {
-                o[cell..][..g.channels].iter_mut().zip(best).for_each(|(d, &b)| *d = dd[b]);
-            })
-        },
-    );
+    let images = out.par_chunks_mut(g.out_len()).zip(x.par_chunks(g.in_len())).zip(ddx.par_chunks(g.in_len()));
+    images.for_each(|((o, img), dd)| {
+        let (mut vals, mut arg) = (vec![T::zero(); g.channels], vec![0; g.channels]);
+        for (cell, dst) in o.chunks_mut(g.channels).enumerate() {
+            let (oy, ox) = (cell / g.out_w, cell % g.out_w);
+            g.winners(img, oy, ox, &mut vals, &mut arg);
+            for (ch, (d, &k)) in dst.iter_mut().zip(&arg).enumerate() {
+                *d = if k == NO_WINNER { T::zero() } else { dd[g.cell(oy, ox, k as usize) + ch] };
+            }
+        }
+    });
     out
 }
 
@@ -418,6 +496,36 @@ mod tests {
             let got = max_pool_grad_with(&x, &dy, &g, |n| vec![f32::NAN; n], true, None);
             assert_eq!(got, want, "stride {stride}, same {same}");
             assert!(plain.iter().zip(&want).any(|(p, w)| p != w), "some routed gradient is masked");
+        }
+    }
+
+    /// The forward's winners route as the input does, bit for bit, with and without the ReLU
+    /// mask and the sums, for every geometry kind, with ties (ReLU zeros), NaN as a window's
+    /// first cell and later, and -0.0 against 0.0; the pooled values are [`max_pool`]'s.
+    #[test]
+    fn gradients_from_winners_are_the_gradients_from_the_input() {
+        let x: Vec<f32> = (0..2 * 7 * 6 * 3)
+            .map(|i| match i % 13 {
+                0 => f32::NAN,
+                5 => -0.0,
+                _ => (((i * 7) % 11) as f32 - 6.0).max(0.0),
+            })
+            .collect();
+        for (k, stride, same) in
+            [(2, 2, false), (2, 2, true), (3, 3, false), (2, 1, true), (3, 2, false), (2, 3, false)]
+        {
+            let g = PoolGeometry::new([2, 7, 6, 3], [k, k], [stride, stride], same);
+            let (pooled, winners) = max_pool_winners(&x, &g);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&pooled), bits(&max_pool(&x, &g)));
+            let dy: Vec<f32> = (0..g.batch * g.out_len()).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+            for relu in [false, true] {
+                let (mut s1, mut s2) = (vec![f32::NAN; 6], vec![f32::NAN; 6]);
+                let want = max_pool_grad_with(&x, &dy, &g, |n| vec![f32::NAN; n], relu, Some(&mut s1));
+                let got = max_pool_grad_from_winners(&winners, &dy, &g, |n| vec![f32::NAN; n], relu, Some(&mut s2));
+                assert_eq!(bits(&got), bits(&want), "window {k}, stride {stride}, same {same}, relu {relu}");
+                assert_eq!(bits(&s1), bits(&s2));
+            }
         }
     }
 

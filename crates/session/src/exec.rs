@@ -89,7 +89,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
     let one = |v: Value| Ok(vec![v]);
     match op {
         Op::Fill { dtype, shape, value } => one(Value::try_filled(*dtype, shape, *value).map_err(KernelError)?),
-        Op::MatMul { .. } => compute_fused(op, inputs, false, None, buffers),
+        Op::MatMul { .. } => compute_fused(op, inputs, false, None, true, buffers),
         Op::Unary(u) => one(unary(*u, x(), buffers)?),
         Op::Binary(b) => one(binary(*b, x(), inputs[1], buffers)?),
         Op::AddN => one(add_n(inputs)?),
@@ -335,7 +335,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             one(numeric!(x(), a => kreduce::sum_to_shape(&a.view(), &target)?))
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
-        Op::Conv2D(_) => compute_fused(op, inputs, false, None, buffers),
+        Op::Conv2D(_) => compute_fused(op, inputs, false, None, true, buffers),
         Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, buffers),
         Op::Conv2DBackpropFilter(attrs) => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), attrs)?;
@@ -359,7 +359,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
                 shaped::<T>(&g.output_shape(), v)
             }))
         }
-        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, false, false, buffers),
+        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, false, false, None, buffers),
         Op::MaxPoolGradGrad(attrs) => {
             let g = pool_geometry(x().shape(), attrs)?;
             check_shape("grad", inputs[1].shape(), x().shape())?;
@@ -451,10 +451,11 @@ pub fn compute_with_relu_grad(
     op: &Op,
     inputs: &[&Value],
     bias_sum: bool,
+    winners: Option<[usize; 2]>,
     buffers: &mut BufferPool,
 ) -> KResult<Vec<Value>> {
     let mut out = match op {
-        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, true, bias_sum, buffers)?,
+        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, true, bias_sum, winners, buffers)?,
         _ => backprop_input_relu_grad(op, inputs, bias_sum, buffers)?,
     };
     if bias_sum && out.len() == 1 {
@@ -480,17 +481,50 @@ fn with_bias_sum<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
 }
 
 /// `MaxPoolGrad`, masked by `ReluGrad` of its pooled input when `relu_of_x`; with `bias_sum`,
-/// also its sum over all axes but the channels.
-fn max_pool_grad(
+/// also its sum over all axes but the channels. With `winners` (the pooled input's rows and
+/// columns), its first input is the forward's winners (see `Fused::Winners`).
+pub fn max_pool_grad(
     op: &Op,
     inputs: &[&Value],
     relu_of_x: bool,
     bias_sum: bool,
+    winners: Option<[usize; 2]>,
     buffers: &mut BufferPool,
 ) -> KResult<Vec<Value>> {
     let Op::MaxPoolGrad(attrs) = op else {
         kbail!("{} is not MaxPoolGrad", op.type_name());
     };
+    if let Some([in_h, in_w]) = winners {
+        let (Value::I32(wins), dy) = (inputs[0], inputs[1]) else {
+            kbail!("MaxPoolGrad from winners takes int32 winners and the gradient");
+        };
+        let &[n, _, _, c] = wins.shape() else { kbail!("winners of rank {}", wins.ndim()) };
+        let x_shape = [n, in_h, in_w, c];
+        let g = pool_geometry(&x_shape, attrs)?;
+        check_shape("winners", wins.shape(), &g.output_shape())?;
+        check_shape("grad", dy.shape(), &g.output_shape())?;
+        let wins = wins.as_standard_layout();
+        let wins = wins.as_slice().expect("standard layout");
+        fn routed<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
+            dy: &ArrayD<T>,
+            wins: &[i32],
+            g: &PoolGeometry,
+            relu: bool,
+            bias_sum: bool,
+            buffers: &mut BufferPool,
+        ) -> Vec<Value> {
+            let d = dy.as_standard_layout();
+            let mut sums = bias_sum.then(|| vec![T::zero(); g.batch * g.channels]);
+            let dx =
+                pool::max_pool_grad_from_winners(wins, slice(&d), g, |n| buffers.take(n), relu, sums.as_deref_mut());
+            with_bias_sum(&[g.batch, g.in_h, g.in_w, g.channels], dx, sums)
+        }
+        return match dy {
+            Value::F32(d) => Ok(routed(d, wins, &g, relu_of_x, bias_sum, buffers)),
+            Value::F64(d) => Ok(routed(d, wins, &g, relu_of_x, bias_sum, buffers)),
+            other => kbail!("expected float32 or float64, got {}", other.dtype()),
+        };
+    }
     let x = inputs[0];
     let g = pool_geometry(x.shape(), attrs)?;
     check_shape("grad", inputs[1].shape(), &g.output_shape())?;
@@ -537,12 +571,16 @@ pub fn backprop_input_relu_grad(
 }
 
 /// Runs a `Conv2D` or `MatMul` with the epilogue the planner folded into it: a bias (the third
-/// input, if any), then ReLU when `relu`. Plain runs of these ops come here with neither.
+/// input, if any), then ReLU when `relu`. Plain runs of these ops come here with neither. A
+/// Conv2D's folded MaxPool (`max_pool`) is its second output; its first is the convolution's
+/// output when `keep_output`, else the pooled windows' winners when `max_pool.1` (see
+/// `Fused::Epilogue`), else an empty placeholder nobody reads.
 pub fn compute_fused(
     op: &Op,
     inputs: &[&Value],
     relu: bool,
-    max_pool: Option<&PoolAttrs>,
+    max_pool: Option<(&PoolAttrs, bool)>,
+    keep_output: bool,
     buffers: &mut BufferPool,
 ) -> KResult<Vec<Value>> {
     let (x, y) = (inputs[0], inputs[1]);
@@ -573,18 +611,32 @@ pub fn compute_fused(
             // The folded MaxPool's window checked against the convolution's output (its own
             // node is folded away: the error says whose window it is).
             let pg = max_pool
-                .map(|a| {
+                .map(|(a, _)| {
                     pool_geometry(&g.output_shape(), a).map_err(|e| KernelError(format!("folded MaxPool: {}", e.0)))
                 })
                 .transpose()?;
+            let winners = max_pool.is_some_and(|(_, w)| w) && !keep_output;
+            let keep_output = keep_output || pg.is_none();
             return Ok(float2!(x, y, a, f, T => values {
                 let (a, f) = (a.as_standard_layout(), f.as_standard_layout());
                 let epi = epilogue::<T>(bias, relu, g.out_c)?;
-                let mut pooled = pg.as_ref().map(|pg| buffers.take::<T>(pg.output_shape().iter().product()));
-                let pool = pg.as_ref().zip(pooled.as_deref_mut());
+                let pooled_len = pg.map_or(0, |pg| pg.output_shape().iter().product());
+                let mut pooled = buffers.take::<T>(pooled_len);
+                let mut wins = winners.then(|| buffers.take::<i32>(pooled_len));
+                let pool = pg.as_ref().map(|geometry| conv::PoolInto {
+                    geometry,
+                    pooled: &mut pooled,
+                    winners: wins.as_deref_mut(),
+                    keep_output,
+                });
                 let out = conv::conv2d_pool_with(slice(&a), slice(&f), &g, |n| buffers.take(n), epi, pool);
-                let pooled = pg.zip(pooled).map(|(pg, p)| shaped::<T>(&pg.output_shape(), p));
-                std::iter::once(shaped::<T>(&g.output_shape(), out)).chain(pooled).map(Value::from).collect()
+                let first = match (keep_output, pg, wins) {
+                    (false, Some(pg), Some(w)) => Value::from(shaped::<i32>(&pg.output_shape(), w)),
+                    (false, _, _) => Value::from(shaped::<T>(&[0], out)),
+                    (true, _, _) => Value::from(shaped::<T>(&g.output_shape(), out)),
+                };
+                let pooled = pg.map(|pg| Value::from(shaped::<T>(&pg.output_shape(), pooled)));
+                std::iter::once(first).chain(pooled).collect()
             }));
         }
         Op::MatMul { transpose_a, transpose_b } => {

@@ -47,15 +47,25 @@ pub enum Fused {
     /// a Conv2D also a MaxPool of that result (`pool`, its attributes) as the step's second
     /// output: each chunk of images pooled while in cache (the CNN's MaxPool read conv2's 5 MB
     /// output back from memory). The first output stays for other readers (MaxPoolGrad), or is
-    /// dropped at once when none (inference).
-    Epilogue { bias: bool, relu: bool, pool: Option<PoolAttrs> },
+    /// dropped at once when none (inference). With `winners` (training: only MaxPoolGrads
+    /// read that output besides the MaxPool), the first output is each pooled element's winning
+    /// cell instead (int32, the pooled shape, see `pool::max_pool_winners`; TF's
+    /// `MaxPoolWithArgmax`), which those MaxPoolGrads take instead (see [`Fused::Winners`]):
+    /// the convolution's output is never written out (the CNN's conv2: 5 MB written, then
+    /// read back twice).
+    Epilogue { bias: bool, relu: bool, pool: Option<PoolAttrs>, winners: bool },
     /// Into a Conv2DBackpropInput (the features are the step's last input) or a MaxPoolGrad
     /// of the ReLU's output (the pooled input is the mask): the ReluGrad reading its output,
     /// applied while in cache instead of in another pass over a layer-sized tensor. With
     /// `bias_sum`, also the Sum of the result over all axes but the channels (the gradient of
     /// the layer's bias) as the step's second output: each image summed while in cache, the
     /// images then in order (the CNN's two bias sums read 15 MB a step, 0.6 ms on a Zen 4).
-    ReluGrad { bias_sum: bool },
+    /// With `winners`, the MaxPoolGrad reads the forward's winners as in [`Fused::Winners`].
+    ReluGrad { bias_sum: bool, winners: Option<[usize; 2]> },
+    /// Into a MaxPoolGrad: its first input is the winners of a Conv2D with a folded MaxPool
+    /// (see [`Fused::Epilogue`]) instead of the pooled input, whose rows and columns (known when
+    /// the plan is made) are `input` (TF's `MaxPoolGradWithArgmax`; the same bits).
+    Winners { input: [usize; 2] },
     /// Into an optimizer's update (`Apply*`): the MatMul making its gradient. The gradient
     /// input is the product's left operand and its right operand is the step's last input; the
     /// update computes the product a block of rows at a time and applies itself to each block
@@ -76,15 +86,23 @@ impl Step {
     /// The op type for profiles: TF's names for the fused kernels.
     pub fn type_name(&self) -> &'static str {
         match (&self.op, self.fused) {
+            (Op::Conv2D(_), Some(Fused::Epilogue { pool: Some(_), winners: true, .. })) => {
+                "_FusedConv2D+MaxPoolWithArgmax"
+            }
             (Op::Conv2D(_), Some(Fused::Epilogue { pool: Some(_), .. })) => "_FusedConv2D+MaxPool",
             (Op::Conv2D(_), Some(_)) => "_FusedConv2D",
             (Op::MatMul { .. }, Some(Fused::Block { .. })) => "MatMul+Slice",
             (Op::MatMul { .. }, Some(Fused::AddTo)) => "MatMul+AddN",
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
-            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { bias_sum: true })) => {
+            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { bias_sum: true, .. })) => {
                 "Conv2DBackpropInput+ReluGrad+Sum"
             }
-            (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { bias_sum: true })) => "MaxPoolGrad+ReluGrad+Sum",
+            (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { bias_sum: true, winners: Some(_) })) => {
+                "MaxPoolGradWithArgmax+ReluGrad+Sum"
+            }
+            (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { winners: Some(_), .. })) => "MaxPoolGradWithArgmax+ReluGrad",
+            (Op::MaxPoolGrad(_), Some(Fused::Winners { .. })) => "MaxPoolGradWithArgmax",
+            (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { bias_sum: true, .. })) => "MaxPoolGrad+ReluGrad+Sum",
             (Op::Conv2DBackpropInput(_), Some(_)) => "Conv2DBackpropInput+ReluGrad",
             (Op::MaxPoolGrad(_), Some(_)) => "MaxPoolGrad+ReluGrad",
             (Op::Apply(a), Some(_)) => match a {
@@ -383,7 +401,7 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                     step.inputs.extend(features);
                     step.refs.push(None);
                 }
-                step.fused = Some(Fused::ReluGrad { bias_sum: bias_sum.is_some() });
+                step.fused = Some(Fused::ReluGrad { bias_sum: bias_sum.is_some(), winners: None });
             }
             continue;
         }
@@ -506,7 +524,38 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                 step.inputs.push(src);
                 step.refs.push(None);
             }
-            step.fused = Some(Fused::Epilogue { bias: bias_fused, relu: relu_fused, pool: pool_attrs });
+            step.fused = Some(Fused::Epilogue { bias: bias_fused, relu: relu_fused, pool: pool_attrs, winners: false });
+        }
+    }
+    // A folded MaxPool whose input only MaxPoolGrads of the same window read besides it (its
+    // gradient): they take the pooled windows' winners instead (`Fused::Winners`),
+    // where the input's rows and columns are known.
+    for i in 0..steps.len() {
+        let Some(Fused::Epilogue { pool: Some(attrs), winners: false, .. }) = steps[i].fused else { continue };
+        let Some(slot) = steps[i].outputs[0] else { continue };
+        let shape = &g.node(steps[i].node).outputs[0].shape;
+        let (Some(in_h), Some(in_w)) = (shape.dim(1), shape.dim(2)) else { continue };
+        let input = [in_h, in_w];
+        let grads: Vec<usize> = readers.get(&slot).into_iter().flatten().copied().filter(|&k| !removed[k]).collect();
+        let gradient_of_pool = |k: &usize| {
+            let step = &steps[*k];
+            step.op == Op::MaxPoolGrad(attrs)
+                && step.inputs.iter().position(|&s| s == Source::Slot(slot)) == Some(0)
+                && step.inputs.iter().filter(|&&s| s == Source::Slot(slot)).count() == 1
+                && matches!(step.fused, None | Some(Fused::ReluGrad { .. }))
+        };
+        if fetched.contains(&slot) || grads.is_empty() || !grads.iter().all(gradient_of_pool) {
+            continue;
+        }
+        if let Some(Fused::Epilogue { winners, .. }) = &mut steps[i].fused {
+            *winners = true;
+        }
+        for k in grads {
+            let step = &mut steps[k];
+            step.fused = Some(match step.fused {
+                Some(Fused::ReluGrad { bias_sum, .. }) => Fused::ReluGrad { bias_sum, winners: Some(input) },
+                _ => Fused::Winners { input },
+            });
         }
     }
     // AddN(MatMul, MatMul, ...) of products it alone reads: a chain of products each adding

@@ -100,7 +100,8 @@ fn row_wise(op: &Op, fused: Option<Fused>, ins: &[In]) -> bool {
             })
     };
     match (op, fused) {
-        (Op::Conv2D(a), Some(Fused::Epilogue { .. }) | None) => {
+        // Not with a folded MaxPool's winners: they are for the gradient, made whole.
+        (Op::Conv2D(a), Some(Fused::Epilogue { winners: false, .. }) | None) => {
             first(0) && others_whole(1) && a.strides[0] == 1 && a.dilations[0] == 1
         }
         (Op::MatMul { transpose_a: false, .. }, Some(Fused::Epilogue { .. }) | None) => first(0) && others_whole(1),

@@ -619,10 +619,16 @@ impl Session {
             op => {
                 let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
                 let out = match step.fused {
-                    Some(plan::Fused::Epilogue { relu, pool: max_pool, .. }) => {
-                        exec::compute_fused(op, &vals, relu, max_pool.as_ref(), pool)
+                    Some(plan::Fused::Epilogue { relu, pool: max_pool, winners, .. }) => {
+                        let keep_output = step.outputs[0].is_some() && !winners;
+                        exec::compute_fused(op, &vals, relu, max_pool.as_ref().map(|a| (a, winners)), keep_output, pool)
                     }
-                    Some(plan::Fused::ReluGrad { bias_sum }) => exec::compute_with_relu_grad(op, &vals, bias_sum, pool),
+                    Some(plan::Fused::ReluGrad { bias_sum, winners }) => {
+                        exec::compute_with_relu_grad(op, &vals, bias_sum, winners, pool)
+                    }
+                    Some(plan::Fused::Winners { input }) => {
+                        exec::max_pool_grad(op, &vals, false, false, Some(input), pool)
+                    }
                     Some(plan::Fused::GradProduct { .. }) => unreachable!("fused only into updates"),
                     Some(plan::Fused::Block { begin, size }) => exec::matmul_block(op, &vals, begin, size, pool),
                     Some(plan::Fused::AddTo) => unreachable!("run above"),
@@ -754,6 +760,7 @@ fn recycle(v: Arc<Value>, pool: &mut BufferPool) {
     match Arc::try_unwrap(v) {
         Ok(Value::F32(a)) => buffer(a).into_iter().for_each(|v| pool.give(v)),
         Ok(Value::F64(a)) => buffer(a).into_iter().for_each(|v| pool.give(v)),
+        Ok(Value::I32(a)) => buffer(a).into_iter().for_each(|v| pool.give(v)),
         _ => {}
     }
 }

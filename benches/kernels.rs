@@ -95,6 +95,7 @@ fn convolutions(c: &mut Criterion) {
                     reuse(&mut out),
                     None,
                     None,
+                    None,
                 ))
             })
         });

@@ -855,3 +855,40 @@ fn a_folded_max_pool_with_no_output_names_the_pooling() {
     let e = sess.run(&pooled, &[(&x, ArrayD::<f32>::zeros(IxDyn(&[1, 3, 3, 1])).into())]).unwrap_err();
     assert!(e.to_string().contains("MaxPool") && e.to_string().contains("[1,1,1,2]"), "{e}");
 }
+
+/// A filter gradient folded into the input gradient it reads (the layer below's) still checks
+/// its shapes at run time, and its error says it is the Conv2DBackpropFilter's; with shapes
+/// that agree, the fold gives the separate ops' result.
+#[test]
+fn a_folded_filter_gradient_with_bad_shapes_is_an_error() {
+    let g = Graph::new();
+    let lx = g.placeholder(DType::F32, [None, None, None, Some(1)]).named("lx").unwrap();
+    let feats = g.placeholder(DType::F32, [None, None, None, Some(4)]).named("feats").unwrap();
+    let dy = g.placeholder(DType::F32, [None, None, None, Some(2)]).named("dy").unwrap();
+    let w1 = g.constant(ArrayD::from_elem(IxDyn(&[3, 3, 1, 4]), 0.5f32)).named("w1").unwrap();
+    let w2 =
+        g.constant(ArrayD::from_shape_fn(IxDyn(&[3, 3, 4, 2]), |i| i[0] as f32 - i[3] as f32)).named("w2").unwrap();
+    let dx = nn::conv2d_backprop_input(&feats, &w2, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
+    let masked = nn::relu_grad(&dx, &feats).unwrap();
+    let dw = nn::conv2d_backprop_filter(&lx, &w1, &masked, [1, 1, 1, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
+    let ramp = |shape: &[usize]| {
+        let n = shape.iter().product::<usize>();
+        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| (k * 7 % 5) as f32 - 2.0).collect()).unwrap()
+    };
+    let feed = |lx_side: usize| {
+        [
+            (&lx, ramp(&[2, lx_side, lx_side, 1]).into()),
+            (&feats, ramp(&[2, 6, 6, 4]).into()),
+            (&dy, ramp(&[2, 3, 3, 2]).into()),
+        ]
+    };
+    let mut fused = Session::new(&g).unwrap();
+    fused.set_profiling(true);
+    let e = fused.run(&dw, &feed(5)).unwrap_err().to_string();
+    assert!(e.contains("folded Conv2DBackpropFilter") && e.contains("[2,6,6,4]"), "{e}");
+    let mut separate = Session::new(&g).unwrap();
+    separate.set_check_numerics(true);
+    assert_eq!(fused.run(&dw, &feed(6)).unwrap(), separate.run(&dw, &feed(6)).unwrap());
+    let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
+    assert!(ops.contains(&"Conv2DBackpropInput+ReluGrad+Conv2DBackpropFilter"), "{ops:?}");
+}

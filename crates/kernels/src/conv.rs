@@ -599,7 +599,23 @@ fn input_gradient_by_class(_: F32Simd, stacked: &[f32], dy: &[f32], g: &Conv2dGe
 /// Gradient with respect to the input: `dy` `[n,out_h,out_w,o]` times the filter transposed,
 /// scattered back by col2im; returns `[n,h,w,c]`.
 pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    conv2d_backprop_input_with(w, dy, g, zeros, None, None)
+    conv2d_backprop_input_with(w, dy, g, zeros, None, None, None)
+}
+
+/// The filter gradient of the convolution below one whose input gradient is being made (its
+/// output is that convolution's input): made from each chunk of the input gradient while in
+/// cache, by [`conv2d_backprop_filter_with`]'s groups of images added in the same order (the
+/// same bits), so the input gradient need not be written out and read back.
+pub struct LowerFilterGrad<'a, T> {
+    /// The lower convolution's input images.
+    pub x: &'a [T],
+    /// The lower convolution: its output is the upper one's input.
+    pub geometry: &'a Conv2dGeometry,
+    /// Its filter gradient `[kh, kw, c, o]`, every element written.
+    pub out: &'a mut [T],
+    /// Whether the input gradient is wanted as well: without it each chunk is made in a
+    /// scratch buffer (an empty vector returns).
+    pub keep_input_grad: bool,
 }
 
 /// [`conv2d_backprop_input`] into a buffer from `alloc(len)` (contents unspecified).
@@ -608,10 +624,27 @@ pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) ->
 /// TF's `ReluGrad` of it, `dx` where the feature is > 0 and 0 elsewhere, applied to each chunk
 /// while it is in cache. With `image_sums` (`[batch, in_c]`), each image's `dx` summed over
 /// its rows and columns (a bias gradient's partial sums, see
-/// [`crate::reduce::image_sums`]) while in cache, instead of in another pass over `dx`.
+/// [`crate::reduce::image_sums`]) while in cache, instead of in another pass over `dx`. With
+/// `lower`, the filter gradient of the convolution below from each chunk of (masked) `dx`.
+///
+/// ```
+/// use tensorgraph_kernels::conv::*;
+/// let lower = Conv2dGeometry::new([8, 6, 6, 1], [3, 3, 1, 4], [1, 1], [1, 1], true);
+/// let upper = Conv2dGeometry::new([8, 6, 6, 4], [3, 3, 4, 2], [2, 2], [1, 1], true);
+/// let x: Vec<f32> = (0..8 * 36).map(|i| (i % 7) as f32 - 3.0).collect();
+/// let w: Vec<f32> = (0..72).map(|i| (i % 5) as f32 - 2.0).collect();
+/// let dy: Vec<f32> = (0..8 * 9 * 2).map(|i| (i % 3) as f32 - 1.0).collect();
+/// let dx = conv2d_backprop_input(&w, &dy, &upper);
+/// let mut dw = vec![0.0; 36];
+/// let lower_grad = LowerFilterGrad { x: &x, geometry: &lower, out: &mut dw, keep_input_grad: false };
+/// let none = conv2d_backprop_input_with(&w, &dy, &upper, |n| vec![0.0; n], None, None, Some(lower_grad));
+/// assert!(none.is_empty());
+/// assert_eq!(dw, conv2d_backprop_filter(&x, &dx, &lower));
+/// ```
 ///
 /// # Panics
-/// If `image_sums` does not hold `batch × in_c` values.
+/// If `image_sums` does not hold `batch × in_c` values, or `lower` is not the convolution
+/// below (its output this one's input).
 pub fn conv2d_backprop_input_with<T: Float>(
     w: &[T],
     dy: &[T],
@@ -619,71 +652,112 @@ pub fn conv2d_backprop_input_with<T: Float>(
     alloc: impl FnOnce(usize) -> Vec<T>,
     relu_features: Option<&[T]>,
     image_sums: Option<&mut [T]>,
+    lower: Option<LowerFilterGrad<'_, T>>,
 ) -> Vec<T> {
     let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
-    let mut dx = alloc(g.batch * len);
-    if dx.is_empty() {
+    let keep = lower.as_ref().is_none_or(|l| l.keep_input_grad);
+    let mut dx = if keep { alloc(g.batch * len) } else { Vec::new() };
+    let (lower_g, lower_x, lower_out) = match lower {
+        Some(LowerFilterGrad { x, geometry, out, .. }) => (Some(*geometry), x, Some(out)),
+        None => (None, &[][..], None),
+    };
+    if let Some(lg) = &lower_g {
+        assert_eq!([lg.batch, lg.out_h, lg.out_w, lg.out_c], [g.batch, g.in_h, g.in_w, g.in_c], "not the lower layer");
+    }
+    if g.batch * len == 0 {
         image_sums.into_iter().for_each(|s| s.fill(T::zero()));
+        lower_out.into_iter().for_each(|s| s.fill(T::zero()));
         return dx;
     }
-    let chunk = g.chunk();
-    let mut sums = PerImage::new(image_sums, g.in_c, chunk, g.batch);
-    let finish = |dx_chunk: &mut [T], b0: usize, sums: &mut [T]| {
-        if let Some(f) = relu_features {
-            relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
-        }
-        for (image, part) in dx_chunk.chunks(len).zip(sums.chunks_mut(g.in_c)) {
-            part.fill(T::zero());
-            crate::reduce::column_sums(image, part);
-        }
+    // With the lower filter gradient, chunks of whole groups of its images.
+    let groups = lower_g.as_ref().map(FilterGroups::new::<T>);
+    let chunk = match groups {
+        Some(gr) => (g.chunk() / gr.size).max(1) * gr.size,
+        None => g.chunk(),
     };
-    #[cfg(target_arch = "x86_64")]
-    if let Some(f32s) = F32Simd::check::<T>().filter(|_| g.in_c.is_multiple_of(16) && k > 0 && o > 0) {
-        thread_local! {
-            static STACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        // SAFETY: T is f32 (checked).
-        let (wf, dyf) = unsafe { (f32s.cast(w), f32s.cast(dy)) };
-        crate::scratch(&STACKED, k * o, |stacked| {
-            // Each class's taps' Wᵀ, stacked in class order: B of its product.
-            for class in StrideClass::all(g) {
-                for (t, (ky, kx)) in class.taps(g).enumerate() {
-                    for j in 0..o {
-                        for ci in 0..g.in_c {
-                            stacked[class.at + (t * o + j) * g.in_c + ci] =
-                                wf[((ky * g.k_w + kx) * g.in_c + ci) * o + j];
+    let lower_ko = lower_g.as_ref().map_or(0, |lg| lg.taps() * lg.out_c);
+    let n_groups = groups.map_or(0, |gr| g.batch.div_ceil(gr.size));
+    // (A few KB: conv1's 25 groups of 288.)
+    let mut partials = vec![T::zero(); n_groups * lower_ko];
+    {
+        let mut sums = PerImage::new(image_sums, g.in_c, chunk, g.batch);
+        let per_chunk = chunk / groups.map_or(1, |gr| gr.size);
+        let mut parts = PerImage::new(groups.map(|_| &mut partials[..]), lower_ko, per_chunk, n_groups);
+        let finish = |dx_chunk: &mut [T], b0: usize, sums: &mut [T], partials: &mut [T]| {
+            if let Some(f) = relu_features {
+                relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
+            }
+            for (image, part) in dx_chunk.chunks(len).zip(sums.chunks_mut(g.in_c)) {
+                part.fill(T::zero());
+                crate::reduce::column_sums(image, part);
+            }
+            if let (Some(lg), Some(gr)) = (&lower_g, groups) {
+                let lp = lg.positions() * lg.out_c;
+                for (i, acc) in partials.chunks_mut(lower_ko).enumerate() {
+                    let first = i * gr.size;
+                    let nb = gr.size.min(dx_chunk.len() / len - first);
+                    let x = &lower_x[(b0 + first) * lg.image_len()..];
+                    gr.run(x, &dx_chunk[first * lp..], lg, nb, acc);
+                }
+            }
+        };
+        #[cfg(target_arch = "x86_64")]
+        if let Some(f32s) = F32Simd::check::<T>().filter(|_| g.in_c.is_multiple_of(16) && k > 0 && o > 0) {
+            thread_local! {
+                static STACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            // SAFETY: T is f32 (checked).
+            let (wf, dyf) = unsafe { (f32s.cast(w), f32s.cast(dy)) };
+            crate::scratch(&STACKED, k * o, |stacked| {
+                // Each class's taps' Wᵀ, stacked in class order: B of its product.
+                for class in StrideClass::all(g) {
+                    for (t, (ky, kx)) in class.taps(g).enumerate() {
+                        for j in 0..o {
+                            for ci in 0..g.in_c {
+                                stacked[class.at + (t * o + j) * g.in_c + ci] =
+                                    wf[((ky * g.k_w + kx) * g.in_c + ci) * o + j];
+                            }
                         }
                     }
                 }
-            }
-            let stacked = &*stacked;
-            dx.par_chunks_mut(chunk * len).zip(sums.chunks()).enumerate().for_each(|(ci, (dx_chunk, part))| {
-                let nb = dx_chunk.len() / len;
-                let b0 = ci * chunk;
-                // SAFETY: T is f32 (checked).
-                let dx32 = unsafe { f32s.cast_mut(dx_chunk) };
-                input_gradient_by_class(f32s, stacked, &dyf[b0 * p * o..][..nb * p * o], g, dx32);
-                finish(dx_chunk, b0, part);
+                let stacked = &*stacked;
+                let chunks = out_chunks(&mut dx, chunk * len, g.batch * len).zip(sums.chunks()).zip(parts.chunks());
+                chunks.enumerate().for_each(|(ci, ((dx_chunk, part), partials))| {
+                    with_out(dx_chunk, |dx_chunk| {
+                        let nb = dx_chunk.len() / len;
+                        let b0 = ci * chunk;
+                        // SAFETY: T is f32 (checked).
+                        let dx32 = unsafe { f32s.cast_mut(dx_chunk) };
+                        input_gradient_by_class(f32s, stacked, &dyf[b0 * p * o..][..nb * p * o], g, dx32);
+                        finish(dx_chunk, b0, part, partials);
+                    })
+                });
             });
-        });
-        return dx;
+        } else {
+            let wt = mat(w, k, o).reversed_axes();
+            let chunks = out_chunks(&mut dx, chunk * len, g.batch * len).zip(sums.chunks()).zip(parts.chunks());
+            chunks.enumerate().for_each(|(ci, ((dx_chunk, part), partials))| {
+                with_out(dx_chunk, |dx_chunk| {
+                    let nb = dx_chunk.len() / len;
+                    let b0 = ci * chunk;
+                    let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
+                    T::with_scratch(nb * p * k, |cols| {
+                        // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
+                        gemm_into(dy, wt, mat_mut(cols, nb * p, k), false, false);
+                        // col2im accumulates: zeroed here, by the thread that fills it, while cache-hot.
+                        dx_chunk.fill(T::zero());
+                        for bi in 0..nb {
+                            col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
+                        }
+                    });
+                    finish(dx_chunk, b0, part, partials);
+                })
+            });
+        }
     }
-    let wt = mat(w, k, o).reversed_axes();
-    dx.par_chunks_mut(chunk * len).zip(sums.chunks()).enumerate().for_each(|(ci, (dx_chunk, part))| {
-        let nb = dx_chunk.len() / len;
-        let b0 = ci * chunk;
-        let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
-        T::with_scratch(nb * p * k, |cols| {
-            // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
-            gemm_into(dy, wt, mat_mut(cols, nb * p, k), false, false);
-            // col2im accumulates: zeroed here, by the thread that fills it, while cache-hot.
-            dx_chunk.fill(T::zero());
-            for bi in 0..nb {
-                col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
-            }
-        });
-        finish(dx_chunk, b0, part);
-    });
+    if let Some(out) = lower_out {
+        FilterGroups::add(&partials, out);
+    }
     dx
 }
 
@@ -741,67 +815,94 @@ pub fn conv2d_backprop_filter_with<T: Float>(
     g: &Conv2dGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
 ) -> Vec<T> {
-    let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
-    let ko = k * o;
+    let ko = g.taps() * g.out_c;
     let mut out = alloc(ko);
     if ko == 0 {
         return out;
     }
-    // Partial sums over fixed groups of images, added in group order: the result does not
-    // depend on how rayon schedules the groups (training runs are reproducible).
-    let small = small_conv::applies(g);
-    #[cfg(target_arch = "x86_64")]
-    // On AVX2 the column matrix is written and its transpose packed (see `gemm::product`):
-    // reading it through the table ran at 34 GFLOP/s against 49 on a Zen 3.
-    let in_place = F32Simd::check::<T>().is_some() && crate::cpu::simd() == crate::cpu::Simd::Avx512;
-    #[cfg(not(target_arch = "x86_64"))]
-    let in_place = false;
-    // Reading the images in place needs no column-matrix memory: four groups whatever the
-    // batch (fewer partial sums to add serially at the end; 12 for conv2 at 2 MiB chunks).
-    let group = if small {
-        4
-    } else if in_place {
-        g.batch.div_ceil(4).max(1)
-    } else {
-        g.filter_group()
-    };
-    T::with_scratch(g.batch.div_ceil(group).max(1) * ko, |partials| {
+    let groups = FilterGroups::new::<T>(g);
+    T::with_scratch(g.batch.div_ceil(groups.size).max(1) * ko, |partials| {
         partials.par_chunks_mut(ko).enumerate().for_each(|(gi, acc)| {
-            acc.fill(T::zero());
-            let (b0, nb) = (gi * group, group.min(g.batch.saturating_sub(gi * group)));
-            if small {
-                small_conv::filter_grad_images(&x[b0 * len..][..nb * len], &dy[b0 * p * o..][..nb * p * o], g, acc);
-                return;
-            }
-            #[cfg(target_arch = "x86_64")]
-            if let Some(f32s) = F32Simd::check::<T>().filter(|_| in_place && nb * p > 0) {
-                // SAFETY: T is f32 (checked); the table addresses this group's images (or
-                // zeros), dy's rows are nb·p x o row-major, `acc` is k x o; all sizes > 0.
-                unsafe {
-                    let (x, dy, acc) = (f32s.cast(x), f32s.cast(dy), f32s.cast_mut(acc));
-                    let dy = Strided { ptr: dy[b0 * p * o..].as_ptr(), rs: o as isize, cs: 1 };
-                    gathered(x[b0 * len..].as_ptr(), g, nb, |t| {
-                        gemm(k, nb * p, o, Left::GatheredT(t), dy, Out::Rows { c: acc.as_mut_ptr(), ldc: o }, true)
-                    });
-                }
-                return;
-            }
-            T::with_scratch(nb * p * k, |cols| {
-                for bi in 0..nb {
-                    im2col(&x[(b0 + bi) * len..][..len], g, &mut cols[bi * p * k..][..p * k]);
-                }
-                let colst = mat(cols, nb * p, k).reversed_axes();
-                let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
-                gemm_into(colst, dy, mat_mut(acc, k, o), true, false);
-            });
+            let (b0, nb) = (gi * groups.size, groups.size.min(g.batch.saturating_sub(gi * groups.size)));
+            groups.run(&x[b0 * g.image_len()..], &dy[b0 * g.positions() * g.out_c..], g, nb, acc);
         });
-        let (first, rest) = partials.split_at(ko);
-        out.copy_from_slice(first);
-        for part in rest.chunks(ko) {
-            out.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
-        }
+        FilterGroups::add(partials, &mut out);
     });
     out
+}
+
+/// How [`conv2d_backprop_filter_with`] splits a batch: partial sums over fixed groups of
+/// images, added in group order, so the result does not depend on how rayon schedules the
+/// groups (training runs are reproducible) nor on who computes them (a fused step, see
+/// [`LowerFilterGrad`]).
+#[derive(Clone, Copy)]
+struct FilterGroups {
+    /// Images per group.
+    size: usize,
+    small: bool,
+    in_place: bool,
+}
+
+impl FilterGroups {
+    fn new<T: Float>(g: &Conv2dGeometry) -> FilterGroups {
+        let small = small_conv::applies(g);
+        #[cfg(target_arch = "x86_64")]
+        // On AVX2 the column matrix is written and its transpose packed (see `gemm::product`):
+        // reading it through the table ran at 34 GFLOP/s against 49 on a Zen 3.
+        let in_place = F32Simd::check::<T>().is_some() && crate::cpu::simd() == crate::cpu::Simd::Avx512;
+        #[cfg(not(target_arch = "x86_64"))]
+        let in_place = false;
+        // Reading the images in place needs no column-matrix memory: four groups whatever the
+        // batch (fewer partial sums to add serially at the end; 12 for conv2 at 2 MiB chunks).
+        let size = if small {
+            4
+        } else if in_place {
+            g.batch.div_ceil(4).max(1)
+        } else {
+            g.filter_group()
+        };
+        FilterGroups { size, small, in_place }
+    }
+
+    /// One group's partial sum into `acc` (`k x o`): `x` and `dy` start at its first image,
+    /// `nb` images.
+    fn run<T: Float>(&self, x: &[T], dy: &[T], g: &Conv2dGeometry, nb: usize, acc: &mut [T]) {
+        let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
+        acc.fill(T::zero());
+        if self.small {
+            small_conv::filter_grad_images(&x[..nb * len], &dy[..nb * p * o], g, acc);
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(f32s) = F32Simd::check::<T>().filter(|_| self.in_place && nb * p > 0) {
+            // SAFETY: T is f32 (checked); the table addresses this group's images (or zeros),
+            // dy's rows are nb·p x o row-major, `acc` is k x o; all sizes > 0.
+            unsafe {
+                let (x, dy, acc) = (f32s.cast(x), f32s.cast(dy), f32s.cast_mut(acc));
+                let dy = Strided { ptr: dy.as_ptr(), rs: o as isize, cs: 1 };
+                gathered(x.as_ptr(), g, nb, |t| {
+                    gemm(k, nb * p, o, Left::GatheredT(t), dy, Out::Rows { c: acc.as_mut_ptr(), ldc: o }, true)
+                });
+            }
+            return;
+        }
+        T::with_scratch(nb * p * k, |cols| {
+            for bi in 0..nb {
+                im2col(&x[bi * len..][..len], g, &mut cols[bi * p * k..][..p * k]);
+            }
+            let colst = mat(cols, nb * p, k).reversed_axes();
+            gemm_into(colst, mat(&dy[..nb * p * o], nb * p, o), mat_mut(acc, k, o), true, false);
+        });
+    }
+
+    /// The groups' partial sums (`k x o` each) added in order into `out`.
+    fn add<T: Float>(partials: &[T], out: &mut [T]) {
+        let (first, rest) = partials.split_at(out.len());
+        out.copy_from_slice(first);
+        for part in rest.chunks(out.len()) {
+            out.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
+        }
+    }
 }
 
 /// Direct convolution by definition, for tests of the im2col path.
@@ -966,12 +1067,12 @@ mod tests {
             let dy = data(batch * g.positions() * o, 3);
             let feats = data(batch * h * w * c, 5);
             let relu = relu.then_some(&feats[..]);
-            let want = conv2d_backprop_input_with(&f, &dy, &g, zeros, relu, None);
+            let want = conv2d_backprop_input_with(&f, &dy, &g, zeros, relu, None, None);
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let feats32 = to32(&feats);
             let mut sums = vec![f32::NAN; batch * c];
             let got =
-                conv2d_backprop_input_with(&to32(&f), &to32(&dy), &g, zeros, relu.map(|_| &feats32[..]), Some(&mut sums));
+                conv2d_backprop_input_with(&to32(&f), &to32(&dy), &g, zeros, relu.map(|_| &feats32[..]), Some(&mut sums), None);
             prop_assert_eq!(&got, &to32(&want));
             // Each image's sums over its rows (integers: exact in any order), whatever chunks
             // the images ran in.
@@ -980,6 +1081,49 @@ mod tests {
                 got[b * h * w * c..][..h * w * c].iter().skip(ch).step_by(c).sum()
             }).collect();
             prop_assert_eq!(sums, by_image);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// The filter gradient of the convolution below, made from each chunk of the (masked)
+        /// input gradient, has the bits of [`conv2d_backprop_filter`] on the whole input
+        /// gradient, for every way the lower convolution runs (register kernels for one input
+        /// channel, in place, im2col in f64) and batches over several chunks; the input
+        /// gradient and its sums are unchanged, kept or not.
+        #[test]
+        fn a_folded_lower_filter_gradient_has_the_bits_of_the_separate_one(
+            batch in 1usize..40, hw in 3usize..12, c in prop::sample::select(vec![1usize, 3, 4, 16]), mid16 in 1usize..3,
+            o in 1usize..20, s in 1usize..3, keep in any::<bool>(),
+        ) {
+            let mid = 16 * mid16;
+            let lower = Conv2dGeometry::new([batch, hw, hw, c], [3, 3, c, mid], [1, 1], [1, 1], true);
+            let upper = Conv2dGeometry::new([batch, hw, hw, mid], [3, 3, mid, o], [s, s], [1, 1], true);
+            let fractions = |n: usize, salt: usize| -> Vec<f64> {
+                (0..n).map(|i| (((i * 37 + salt * 11) % 17) as f64 - 8.0) / 7.0).collect()
+            };
+            let (x, w) = (fractions(batch * hw * hw * c, 1), fractions(9 * mid * o, 2));
+            let dy = fractions(batch * upper.positions() * o, 3);
+            let feats = fractions(batch * hw * hw * mid, 4);
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let (x32, w32, dy32, feats32) = (to32(&x), to32(&w), to32(&dy), to32(&feats));
+            let mut sums = vec![0.0f32; batch * mid];
+            let dx = conv2d_backprop_input_with(&w32, &dy32, &upper, zeros, Some(&feats32), Some(&mut sums), None);
+            let want = conv2d_backprop_filter(&x32, &dx, &lower);
+            let (mut got, mut got_sums) = (vec![f32::NAN; want.len()], vec![f32::NAN; sums.len()]);
+            let fold = LowerFilterGrad { x: &x32, geometry: &lower, out: &mut got, keep_input_grad: keep };
+            let dx2 =
+                conv2d_backprop_input_with(&w32, &dy32, &upper, zeros, Some(&feats32), Some(&mut got_sums), Some(fold));
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
+            prop_assert_eq!(bits(&got_sums), bits(&sums));
+            prop_assert_eq!(&dx2, if keep { &dx } else { &[][..] });
+            let dx64 = conv2d_backprop_input(&w, &dy, &upper);
+            let mut got64 = vec![f64::NAN; want.len()];
+            let fold = LowerFilterGrad { x: &x, geometry: &lower, out: &mut got64, keep_input_grad: keep };
+            conv2d_backprop_input_with(&w, &dy, &upper, zeros, None, None, Some(fold));
+            prop_assert_eq!(got64, conv2d_backprop_filter(&x, &dx64, &lower));
         }
     }
 

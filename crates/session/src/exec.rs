@@ -336,7 +336,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
         Op::Conv2D(_) => compute_fused(op, inputs, false, None, true, buffers),
-        Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, buffers),
+        Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, None, buffers),
         Op::Conv2DBackpropFilter(attrs) => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), attrs)?;
             check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
@@ -452,23 +452,18 @@ pub fn compute_with_relu_grad(
     inputs: &[&Value],
     bias_sum: bool,
     winners: Option<[usize; 2]>,
+    lower: Option<&ConvAttrs>,
     buffers: &mut BufferPool,
 ) -> KResult<Vec<Value>> {
-    let mut out = match op {
-        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, true, bias_sum, winners, buffers)?,
-        _ => backprop_input_relu_grad(op, inputs, bias_sum, buffers)?,
-    };
-    if bias_sum && out.len() == 1 {
-        // The mask ran as its own op (features broadcast): sum its result.
-        let sum = Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1, 2], keep_dims: false };
-        let s = compute(&sum, &[&out[0]], buffers)?;
-        out.extend(s);
+    match op {
+        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, true, bias_sum, winners, buffers),
+        _ => backprop_input_relu_grad(op, inputs, bias_sum, lower, buffers),
     }
-    Ok(out)
 }
 
 /// The gradient and, when asked for (`image_sums` `[batch, channels]`), the bias gradient from
 /// each image's sums.
+/// An empty `dx` (not kept, see [`conv::LowerFilterGrad`]) comes as an empty tensor.
 fn with_bias_sum<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
     shape: &[usize],
     dx: Vec<T>,
@@ -477,7 +472,8 @@ fn with_bias_sum<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
     let channels = shape.last().copied().unwrap_or(0);
     let sums =
         image_sums.map(|p| T::wrap(shaped::<T>(&[channels], tensorgraph_kernels::reduce::image_sums(&p, channels))));
-    std::iter::once(T::wrap(shaped::<T>(shape, dx))).chain(sums).collect()
+    let dx = if dx.is_empty() { shaped::<T>(&[0], dx) } else { shaped::<T>(shape, dx) };
+    std::iter::once(T::wrap(dx)).chain(sums).collect()
 }
 
 /// `MaxPoolGrad`, masked by `ReluGrad` of its pooled input when `relu_of_x`; with `bias_sum`,
@@ -539,12 +535,16 @@ pub fn max_pool_grad(
 /// Runs a `Conv2DBackpropInput`, and when the planner folded the `ReluGrad` reading it into it
 /// (the features are then a fourth input), that `ReluGrad` too: inside the kernel when the
 /// features have the gradient's shape and dtype, as the separate op otherwise (broadcasting).
-/// With `bias_sum`, also the result's sum over all axes but the channels (inside the kernel
-/// only: the caller sums a separately masked result).
+/// With `bias_sum`, also the result's sum over all axes but the channels. With `lower` (the
+/// attributes of the folded Conv2DBackpropFilter of the convolution below, whose input and
+/// filter are the last two inputs), also that filter gradient as the last output, and the
+/// first output (the input gradient, which nothing else reads) is left empty when the kernel
+/// makes the filter gradient from its chunks.
 pub fn backprop_input_relu_grad(
     op: &Op,
     inputs: &[&Value],
     bias_sum: bool,
+    lower: Option<&ConvAttrs>,
     buffers: &mut BufferPool,
 ) -> KResult<Vec<Value>> {
     let Op::Conv2DBackpropInput(attrs) = op else {
@@ -555,19 +555,49 @@ pub fn backprop_input_relu_grad(
     check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
     let features = inputs.get(3).copied();
     let in_kernel = features.filter(|f| f.shape() == x.shape() && f.dtype() == inputs[2].dtype());
-    let bias_sum = bias_sum && (features.is_none() || in_kernel.is_some());
-    let out = float2!(inputs[1], inputs[2], f, dy, T => values {
+    let folded_error = |e: KernelError| KernelError(format!("folded Conv2DBackpropFilter: {}", e.0));
+    let lower_inputs = lower.map(|a| (a, inputs[4], inputs[5]));
+    // The lower filter gradient in the kernel: the features masking there, its input of the
+    // gradient's dtype and its output this convolution's input.
+    let lower_g = match lower_inputs {
+        Some((a, lx, lf)) if in_kernel.is_some() && lx.dtype() == inputs[2].dtype() => {
+            let lg = conv_geometry(lx.shape(), lf.shape(), a).map_err(folded_error)?;
+            (lg.output_shape()[..] == *x.shape()).then_some(lg)
+        }
+        _ => None,
+    };
+    let in_kernel_sum = bias_sum && (features.is_none() || in_kernel.is_some());
+    let mut out = float2!(inputs[1], inputs[2], f, dy, T => values {
         let (f, dy) = (f.as_standard_layout(), dy.as_standard_layout());
         let relu = in_kernel.and_then(<T as tensorgraph_graph::Element>::unwrap_ref).map(|a| a.as_standard_layout());
-        let mut sums = bias_sum.then(|| vec![T::zero(); g.batch * g.in_c]);
+        let mut sums = in_kernel_sum.then(|| vec![T::zero(); g.batch * g.in_c]);
         let (dy, relu) = (slice(&dy), relu.as_ref().map(slice));
-        let dx = conv::conv2d_backprop_input_with(slice(&f), dy, &g, |n| buffers.take(n), relu, sums.as_deref_mut());
-        with_bias_sum(x.shape(), dx, sums)
+        let lx = lower_g.and(lower_inputs).and_then(|(_, lx, _)| <T as tensorgraph_graph::Element>::unwrap_ref(lx)).map(|a| a.as_standard_layout());
+        let mut dw = lower_g.map(|lg| buffers.take::<T>(lg.taps() * lg.out_c));
+        let fold = lower_g.as_ref().zip(lx.as_ref()).zip(dw.as_deref_mut()).map(|((geometry, lx), out)| {
+            conv::LowerFilterGrad { x: slice(lx), geometry, out, keep_input_grad: false }
+        });
+        let dx = conv::conv2d_backprop_input_with(slice(&f), dy, &g, |n| buffers.take(n), relu, sums.as_deref_mut(), fold);
+        let mut out = with_bias_sum(x.shape(), dx, sums);
+        if let (Some(lg), Some(dw)) = (lower_g, dw) {
+            out.push(Value::from(shaped::<T>(&[lg.k_h, lg.k_w, lg.in_c, lg.out_c], dw)));
+        }
+        out
     });
-    match features {
-        Some(f) if in_kernel.is_none() => compute(&Op::Binary(BinaryOp::ReluGrad), &[&out[0], f], buffers),
-        _ => Ok(out),
+    if let Some(f) = features.filter(|_| in_kernel.is_none()) {
+        out = compute(&Op::Binary(BinaryOp::ReluGrad), &[&out[0], f], buffers)?;
     }
+    if bias_sum && !in_kernel_sum {
+        // The mask ran as its own op (features broadcast): sum its result.
+        let sum = Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1, 2], keep_dims: false };
+        let s = compute(&sum, &[&out[0]], buffers)?;
+        out.extend(s);
+    }
+    if let Some((a, lx, lf)) = lower_inputs.filter(|_| lower_g.is_none()) {
+        let dw = compute(&Op::Conv2DBackpropFilter(*a), &[lx, lf, &out[0]], buffers).map_err(folded_error)?;
+        out.extend(dw);
+    }
+    Ok(out)
 }
 
 /// Runs a `Conv2D` or `MatMul` with the epilogue the planner folded into it: a bias (the third

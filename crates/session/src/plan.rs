@@ -4,7 +4,7 @@
 use crate::rows::{self, Rows};
 use std::collections::{BTreeSet, HashMap};
 use tensorgraph_graph::{
-    BinaryOp, Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, PoolAttrs, ReduceOp, Result, UnaryOp,
+    BinaryOp, ConvAttrs, Endpoint, Error, GraphData, NodeIndex, NodeInfo, Op, PoolAttrs, ReduceOp, Result, UnaryOp,
 };
 
 /// Where a step's input (or a fetch) comes from.
@@ -61,7 +61,12 @@ pub enum Fused {
     /// the layer's bias) as the step's second output: each image summed while in cache, the
     /// images then in order (the CNN's two bias sums read 15 MB a step, 0.6 ms on a Zen 4).
     /// With `winners`, the MaxPoolGrad reads the forward's winners as in [`Fused::Winners`].
-    ReluGrad { bias_sum: bool, winners: Option<[usize; 2]> },
+    /// With `lower` (a Conv2DBackpropInput's), also the Conv2DBackpropFilter that alone read
+    /// the result (the filter gradient of the convolution below, `lower` its attributes; its
+    /// input and filter are the step's last two inputs) as the step's last output, made from
+    /// each chunk while in cache: the result (conv1's 10 MB input gradient in the CNN) is
+    /// then never written out and read back.
+    ReluGrad { bias_sum: bool, winners: Option<[usize; 2]>, lower: Option<ConvAttrs> },
     /// Into a MaxPoolGrad: its first input is the winners of a Conv2D with a folded MaxPool
     /// (see [`Fused::Epilogue`]) instead of the pooled input, whose rows and columns (known when
     /// the plan is made) are `input` (TF's `MaxPoolGradWithArgmax`; the same bits).
@@ -94,10 +99,16 @@ impl Step {
             (Op::MatMul { .. }, Some(Fused::Block { .. })) => "MatMul+Slice",
             (Op::MatMul { .. }, Some(Fused::AddTo)) => "MatMul+AddN",
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
+            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { bias_sum: true, lower: Some(_), .. })) => {
+                "Conv2DBackpropInput+ReluGrad+Sum+Conv2DBackpropFilter"
+            }
+            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { lower: Some(_), .. })) => {
+                "Conv2DBackpropInput+ReluGrad+Conv2DBackpropFilter"
+            }
             (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { bias_sum: true, .. })) => {
                 "Conv2DBackpropInput+ReluGrad+Sum"
             }
-            (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { bias_sum: true, winners: Some(_) })) => {
+            (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { bias_sum: true, winners: Some(_), .. })) => {
                 "MaxPoolGradWithArgmax+ReluGrad+Sum"
             }
             (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { winners: Some(_), .. })) => "MaxPoolGradWithArgmax+ReluGrad",
@@ -401,7 +412,7 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                     step.inputs.extend(features);
                     step.refs.push(None);
                 }
-                step.fused = Some(Fused::ReluGrad { bias_sum: bias_sum.is_some(), winners: None });
+                step.fused = Some(Fused::ReluGrad { bias_sum: bias_sum.is_some(), winners: None, lower: None });
             }
             continue;
         }
@@ -553,10 +564,47 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
         for k in grads {
             let step = &mut steps[k];
             step.fused = Some(match step.fused {
-                Some(Fused::ReluGrad { bias_sum, .. }) => Fused::ReluGrad { bias_sum, winners: Some(input) },
+                Some(Fused::ReluGrad { bias_sum, lower, .. }) => {
+                    Fused::ReluGrad { bias_sum, winners: Some(input), lower }
+                }
                 _ => Fused::Winners { input },
             });
         }
+    }
+    // The filter gradient of the convolution below a masked input gradient, when it alone reads
+    // that gradient and its own inputs exist when the input gradient is made.
+    for i in 0..steps.len() {
+        let Some(Fused::ReluGrad { bias_sum, winners, lower: None }) = steps[i].fused else { continue };
+        let Some(slot) = steps[i].outputs[0].filter(|s| !fetched.contains(s)) else { continue };
+        if !matches!(steps[i].op, Op::Conv2DBackpropInput(_)) {
+            continue;
+        }
+        let live: Vec<usize> = readers.get(&slot).into_iter().flatten().copied().filter(|&k| !removed[k]).collect();
+        let &[j] = live.as_slice() else { continue };
+        let Op::Conv2DBackpropFilter(attrs) = steps[j].op else { continue };
+        let ready = |src: &Source| match src {
+            Source::Slot(s) => *s != slot && producer.get(s).is_some_and(|&p| position[p] < (i, 1)),
+            Source::Feed(_) => true,
+            Source::Var(_) => false, // a variable's value could change between the two steps
+        };
+        let (x, filter) = (steps[j].inputs[0], steps[j].inputs[1]);
+        if steps[j].inputs[2] != Source::Slot(slot)
+            || !ready(&x)
+            || !(ready(&filter) || matches!(filter, Source::Var(_)))
+            || steps[j].outputs.len() != 1
+            || !no_control_inputs(&steps[j])
+        {
+            continue;
+        }
+        removed[j] = true;
+        let (absorbed, out) = (steps[j].node, steps[j].outputs[0]);
+        let step = &mut steps[i];
+        step.absorbed.push(absorbed);
+        step.outputs[0] = None;
+        step.outputs.push(out);
+        step.inputs.extend([x, filter]);
+        step.refs.extend([None, None]);
+        step.fused = Some(Fused::ReluGrad { bias_sum, winners, lower: Some(attrs) });
     }
     // AddN(MatMul, MatMul, ...) of products it alone reads: a chain of products each adding
     // onto the one before, in the steps' order (AddN adds in its inputs' order: the same bits

@@ -214,13 +214,15 @@ pub fn split(g: &GraphData, feeds: &[TensorSpec], steps: &mut Vec<Step>, fetched
         }
         let mut out_bytes = 0usize;
         for (k, slot) in step.outputs.iter().enumerate() {
-            // Past the node's own outputs: a folded bias Sum's (see `Fused::ReluGrad`) or
-            // MaxPool's (see `Fused::Epilogue`).
+            // Past the node's own outputs, in order: a folded bias Sum's and lower filter
+            // gradient's (see `Fused::ReluGrad`) or MaxPool's (see `Fused::Epilogue`).
             let spec = match node.outputs.get(k) {
                 Some(spec) => spec.clone(),
                 None => {
-                    let mut folded = step.absorbed.iter().map(|&n| g.node(n));
-                    folded.find(|n| matches!(n.op, Op::Reduce { .. } | Op::MaxPool(_)))?.outputs[0].clone()
+                    let folded = step.absorbed.iter().map(|&n| g.node(n));
+                    let mut extra = folded
+                        .filter(|n| matches!(n.op, Op::Reduce { .. } | Op::MaxPool(_) | Op::Conv2DBackpropFilter(_)));
+                    extra.nth(k - node.outputs.len())?.outputs[0].clone()
                 }
             };
             if class == Class::Rows {

@@ -572,8 +572,9 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
         }
     }
     // The filter gradient of the convolution below a masked input gradient, when it alone reads
-    // that gradient and its own inputs exist when the input gradient is made.
-    for i in 0..steps.len() {
+    // that gradient and its own inputs exist when the input gradient is made (not where TF1
+    // control flow could leave the filter gradient's input dead and the gradient not).
+    for i in (0..steps.len()).filter(|_| !dead_flow) {
         let Some(Fused::ReluGrad { bias_sum, winners, lower: None }) = steps[i].fused else { continue };
         let Some(slot) = steps[i].outputs[0].filter(|s| !fetched.contains(s)) else { continue };
         if !matches!(steps[i].op, Op::Conv2DBackpropInput(_)) {

@@ -21,13 +21,14 @@ ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--python", default="/tmp/peers-venv/bin/python")
 args = ap.parse_args()
 
-# Multiply-adds x 2 of one training step per image (forward, and twice that backward).
+# Multiply-adds x 2 of one training step per image: the forward, the weight gradients (as
+# many), and the input gradients of every layer but the first (nothing needs the input's).
 FLOP_PER_IMAGE = {
-    "mlp": 3 * 2 * (784 * 300 + 300 * 100 + 100 * 10),
+    "mlp": 2 * 2 * (784 * 300 + 300 * 100 + 100 * 10) + 2 * (300 * 100 + 100 * 10),
     # conv1 28x28x32 taps 9, conv2 14x14x64 taps 288, dense 3136x64, 64x10 (conv1's input gradient is not computed)
     "cnn": 2 * (28 * 28 * 32 * 9) * 2 + 3 * 2 * (14 * 14 * 64 * 288 + 3136 * 64 + 64 * 10),
-    # 28 steps of [x, h] (156) x 512 gates, and the dense layer
-    "rnn": 3 * 2 * (28 * 156 * 512 + 128 * 10),
+    # 28 steps of [x, h] (156) x 512 gates, and the dense layer; the input gradient only for h (128 of 156)
+    "rnn": 2 * 2 * (28 * 156 * 512 + 128 * 10) + 2 * (28 * 128 * 512 + 128 * 10),
 }
 
 

@@ -93,9 +93,7 @@ fn convolutions(c: &mut Criterion) {
                     black_box(&dy),
                     &g,
                     reuse(&mut out),
-                    None,
-                    None,
-                    None,
+                    Default::default(),
                 ))
             })
         });

@@ -892,3 +892,38 @@ fn a_folded_filter_gradient_with_bad_shapes_is_an_error() {
     let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
     assert!(ops.contains(&"Conv2DBackpropInput+ReluGrad+Conv2DBackpropFilter"), "{ops:?}");
 }
+
+/// A convolution's filter gradient folded into its input gradient (the two read one `dy`)
+/// whose input is not of the input gradient's shape runs as the separate op: TF's result where
+/// the shapes make sense, else its error, named as the folded op's.
+#[test]
+fn a_folded_filter_gradient_of_another_input_shape_runs_apart() {
+    let g = Graph::new();
+    let feats = g.placeholder(DType::F32, [None, None, None, None]).named("feats").unwrap();
+    let h = g.placeholder(DType::F32, [None, None, None, None]).named("h").unwrap();
+    let dy = g.placeholder(DType::F32, [None, None, None, Some(2)]).named("dy").unwrap();
+    let w = g.constant(ArrayD::from_shape_fn(IxDyn(&[3, 3, 4, 2]), |i| i[0] as f32 - i[3] as f32)).named("w").unwrap();
+    let dx = nn::conv2d_backprop_input(&feats, &w, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
+    let masked = nn::relu_grad(&dx, &feats).unwrap();
+    let dw = nn::conv2d_backprop_filter(&h, &w, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
+    let ramp = |shape: &[usize]| {
+        let n = shape.iter().product::<usize>();
+        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| (k * 7 % 5) as f32 - 2.0).collect()).unwrap()
+    };
+    let feed = |h_shape: &[usize]| {
+        [(&feats, ramp(&[2, 6, 6, 4]).into()), (&h, ramp(h_shape).into()), (&dy, ramp(&[2, 3, 3, 2]).into())]
+    };
+    let mut fused = Session::new(&g).unwrap();
+    fused.set_profiling(true);
+    let mut separate = Session::new(&g).unwrap();
+    separate.set_check_numerics(true);
+    // The input gradient's shape (made in the kernel), another valid one, then 3 channels.
+    for shape in [[2, 6, 6, 4], [2, 5, 5, 4]] {
+        let (a, b) = (fused.run(&[&masked, &dw], &feed(&shape)), separate.run(&[&masked, &dw], &feed(&shape)));
+        assert_eq!(a.unwrap(), b.unwrap(), "{shape:?}");
+    }
+    let e = fused.run(&[&masked, &dw], &feed(&[2, 6, 6, 3])).unwrap_err().to_string();
+    assert!(e.contains("folded Conv2DBackpropFilter") && e.contains("[2,6,6,3]"), "{e}");
+    let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
+    assert!(ops.contains(&"Conv2DBackpropInput+Filter+ReluGrad"), "{ops:?}");
+}

@@ -545,16 +545,17 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
             sess.run(&[&loss, &broadcast, &summed], &feed()).unwrap().iter().map(Value::to_f64_vec).collect();
         got.push(sess.run(&[&dx], &feed()).unwrap()[0].to_f64_vec());
         results.push(got);
-        // 3 training steps (c2's input gradient, masked by c1's ReLU, with c1's bias gradient
-        // and c1's filter gradient made from it) and the hand-built pair (its gradient fetched,
-        // so no filter gradient folds in); the pooling's gradient masked by c2's ReLU, with c2's bias
-        // gradient, in the 3 training steps, from the winners of c2's folded pooling (c2's
-        // output not kept); the loss's run pools without winners.
+        // 3 training steps (c2's input gradient, masked by c1's ReLU, with c2's filter
+        // gradient, c1's bias gradient and c1's filter gradient made from it) and the
+        // hand-built pair (its gradient fetched, so no filter gradient folds in); the pooling's
+        // gradient masked by c2's ReLU, with c2's bias gradient, in the 3 training steps, from
+        // the winners of c2's folded pooling (c2's output not kept); the loss's run pools
+        // without winners.
         let calls = |name: &str| sess.profile().iter().find(|p| p.0 == name).map(|p| p.1);
         assert_eq!(calls("Conv2DBackpropInput+ReluGrad+Sum"), (!check).then_some(1), "{:?}", sess.profile());
-        let folded = calls("Conv2DBackpropInput+ReluGrad+Sum+Conv2DBackpropFilter");
+        let folded = calls("Conv2DBackpropInput+Filter+ReluGrad+Sum+Conv2DBackpropFilter");
         assert_eq!(folded, (!check).then_some(3), "{:?}", sess.profile());
-        assert_eq!(calls("Conv2DBackpropFilter"), Some(if check { 6 } else { 3 }), "{:?}", sess.profile());
+        assert_eq!(calls("Conv2DBackpropFilter"), check.then_some(6), "{:?}", sess.profile());
         assert_eq!(calls("MaxPoolGradWithArgmax+ReluGrad+Sum"), (!check).then_some(3), "{:?}", sess.profile());
         assert_eq!(calls("_FusedConv2D+MaxPoolWithArgmax"), (!check).then_some(3), "{:?}", sess.profile());
         assert_eq!(calls("_FusedConv2D+MaxPool"), (!check).then_some(1), "{:?}", sess.profile());

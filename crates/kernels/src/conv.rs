@@ -16,7 +16,7 @@ use crate::gemm_tiled::{gemm, Gather, Left, Out, Strided};
 use crate::pool::PoolGeometry;
 #[cfg(target_arch = "x86_64")]
 use crate::F32Simd;
-use crate::{small_conv, zeros, Epilogue, Float};
+use crate::{small_conv, zeros, Epilogue, Float, Scratch};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
@@ -143,9 +143,19 @@ impl Conv2dGeometry {
 
     /// Images per partial sum of the filter gradient: the groups fix where the sum over the
     /// batch rounds, so they depend on the geometry alone, never on the thread count (a seed
-    /// trains to the same bits on any machine); at least four groups to share out.
-    fn filter_group(&self) -> usize {
-        self.by_memory().min(self.batch.div_ceil(4)).max(1)
+    /// trains to the same bits on any thread count). Four images, or a multiple of four where
+    /// the batch's partial sums would pass 8 MiB, so that chunks of the input gradient of a
+    /// multiple of four images hold whole groups (see [`FilterGrad`]); with `im2col` (the
+    /// column matrix written), at most [`Self::by_memory`].
+    fn filter_group<T>(&self, im2col: bool) -> usize {
+        let partial = (self.taps() * self.out_c * std::mem::size_of::<T>()).max(1);
+        let groups = ((8 << 20) / partial).max(4);
+        let size = self.batch.div_ceil(groups).max(1).next_multiple_of(4);
+        if im2col {
+            size.min(self.by_memory())
+        } else {
+            size
+        }
     }
 
     /// Input row/column of tap `t` at output coordinate `o`, or `None` in the padding.
@@ -599,7 +609,7 @@ fn input_gradient_by_class(_: F32Simd, stacked: &[f32], dy: &[f32], g: &Conv2dGe
 /// Gradient with respect to the input: `dy` `[n,out_h,out_w,o]` times the filter transposed,
 /// scattered back by col2im; returns `[n,h,w,c]`.
 pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    conv2d_backprop_input_with(w, dy, g, zeros, None, None, None)
+    conv2d_backprop_input_with(w, dy, g, zeros, InputGradWith::default())
 }
 
 /// The filter gradient of the convolution below one whose input gradient is being made (its
@@ -618,42 +628,68 @@ pub struct LowerFilterGrad<'a, T> {
     pub keep_input_grad: bool,
 }
 
-/// [`conv2d_backprop_input`] into a buffer from `alloc(len)` (contents unspecified).
-///
-/// With `relu_features` (the input of a ReLU, or its output: the same signs), the result is
-/// TF's `ReluGrad` of it, `dx` where the feature is > 0 and 0 elsewhere, applied to each chunk
-/// while it is in cache. With `image_sums` (`[batch, in_c]`), each image's `dx` summed over
-/// its rows and columns (a bias gradient's partial sums, see
-/// [`crate::reduce::image_sums`]) while in cache, instead of in another pass over `dx`. With
-/// `lower`, the filter gradient of the convolution below from each chunk of (masked) `dx`.
+/// The filter gradient of the convolution whose input gradient is being made: made from each
+/// chunk of `dy` and of the input images while in cache (they are read for the input gradient
+/// and its ReLU mask anyway), by [`conv2d_backprop_filter_with`]'s groups of images added in
+/// the same order: the same bits.
+pub struct FilterGrad<'a, T> {
+    /// The convolution's input images.
+    pub x: &'a [T],
+    /// Its filter gradient `[kh, kw, c, o]`, every element written.
+    pub out: &'a mut [T],
+}
+
+/// What [`conv2d_backprop_input_with`] makes from each chunk of the input gradient while it is
+/// in cache, besides that gradient (all `None`: the plain input gradient).
+#[derive(Default)]
+pub struct InputGradWith<'a, T> {
+    /// The input of a ReLU, or its output (the same signs): the result is TF's `ReluGrad` of
+    /// it, `dx` where the feature is > 0 and 0 elsewhere.
+    pub relu_features: Option<&'a [T]>,
+    /// `[batch, in_c]`: each image's `dx` summed over its rows and columns (a bias gradient's
+    /// partial sums, see [`crate::reduce::image_sums`]) instead of in another pass over `dx`.
+    pub image_sums: Option<&'a mut [T]>,
+    /// The filter gradient of the convolution below, from each chunk of (masked) `dx`.
+    pub lower: Option<LowerFilterGrad<'a, T>>,
+    /// This convolution's filter gradient, from each chunk of `dy`.
+    pub filter: Option<FilterGrad<'a, T>>,
+}
+
+/// [`conv2d_backprop_input`] into a buffer from `alloc(len)` (contents unspecified), with what
+/// `with` asks for made from each chunk of images while in cache.
 ///
 /// ```
 /// use tensorgraph_kernels::conv::*;
 /// let lower = Conv2dGeometry::new([8, 6, 6, 1], [3, 3, 1, 4], [1, 1], [1, 1], true);
 /// let upper = Conv2dGeometry::new([8, 6, 6, 4], [3, 3, 4, 2], [2, 2], [1, 1], true);
 /// let x: Vec<f32> = (0..8 * 36).map(|i| (i % 7) as f32 - 3.0).collect();
+/// let h: Vec<f32> = (0..8 * 36 * 4).map(|i| (i % 5) as f32 - 2.0).collect();
 /// let w: Vec<f32> = (0..72).map(|i| (i % 5) as f32 - 2.0).collect();
 /// let dy: Vec<f32> = (0..8 * 9 * 2).map(|i| (i % 3) as f32 - 1.0).collect();
 /// let dx = conv2d_backprop_input(&w, &dy, &upper);
-/// let mut dw = vec![0.0; 36];
-/// let lower_grad = LowerFilterGrad { x: &x, geometry: &lower, out: &mut dw, keep_input_grad: false };
-/// let none = conv2d_backprop_input_with(&w, &dy, &upper, |n| vec![0.0; n], None, None, Some(lower_grad));
+/// let (mut lower_dw, mut dw) = (vec![0.0; 36], vec![0.0; 72]);
+/// let with = InputGradWith {
+///     lower: Some(LowerFilterGrad { x: &x, geometry: &lower, out: &mut lower_dw, keep_input_grad: false }),
+///     filter: Some(FilterGrad { x: &h, out: &mut dw }),
+///     ..InputGradWith::default()
+/// };
+/// let none = conv2d_backprop_input_with(&w, &dy, &upper, |n| vec![0.0; n], with);
 /// assert!(none.is_empty());
-/// assert_eq!(dw, conv2d_backprop_filter(&x, &dx, &lower));
+/// assert_eq!(lower_dw, conv2d_backprop_filter(&x, &dx, &lower));
+/// assert_eq!(dw, conv2d_backprop_filter(&h, &dy, &upper));
 /// ```
 ///
 /// # Panics
-/// If `image_sums` does not hold `batch × in_c` values, or `lower` is not the convolution
-/// below (its output this one's input).
+/// If `image_sums` does not hold `batch × in_c` values, `lower` is not the convolution below
+/// (its output this one's input), or `filter`'s images or output are not this convolution's.
 pub fn conv2d_backprop_input_with<T: Float>(
     w: &[T],
     dy: &[T],
     g: &Conv2dGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
-    relu_features: Option<&[T]>,
-    image_sums: Option<&mut [T]>,
-    lower: Option<LowerFilterGrad<'_, T>>,
+    with: InputGradWith<'_, T>,
 ) -> Vec<T> {
+    let InputGradWith { relu_features, image_sums, lower, filter } = with;
     let (p, k, o, len) = (g.positions(), g.taps(), g.out_c, g.image_len());
     let keep = lower.as_ref().is_none_or(|l| l.keep_input_grad);
     let mut dx = if keep { alloc(g.batch * len) } else { Vec::new() };
@@ -664,97 +700,136 @@ pub fn conv2d_backprop_input_with<T: Float>(
     if let Some(lg) = &lower_g {
         assert_eq!([lg.batch, lg.out_h, lg.out_w, lg.out_c], [g.batch, g.in_h, g.in_w, g.in_c], "not the lower layer");
     }
+    let (own_x, own_out) = match filter {
+        Some(FilterGrad { x, out }) => {
+            assert_eq!((x.len(), out.len()), (g.batch * len, k * o), "not this convolution's filter gradient");
+            (x, Some(out))
+        }
+        None => (&[][..], None),
+    };
     if g.batch * len == 0 {
         image_sums.into_iter().for_each(|s| s.fill(T::zero()));
         lower_out.into_iter().for_each(|s| s.fill(T::zero()));
+        own_out.into_iter().for_each(|s| s.fill(T::zero()));
         return dx;
     }
-    // With the lower filter gradient, chunks of whole groups of its images.
-    let groups = lower_g.as_ref().map(FilterGroups::new::<T>);
-    let chunk = match groups {
-        Some(gr) => (g.chunk() / gr.size).max(1) * gr.size,
-        None => g.chunk(),
+    // The filter gradients' groups, each chunk a whole number of them: at most twice the
+    // chunk's size in images, else this convolution's own is made apart, after.
+    let lower_groups = lower_g.as_ref().map(FilterGroups::new::<T>);
+    let lower_size = lower_groups.map_or(1, |gr| gr.size);
+    let own_groups = own_out.as_ref().filter(|out| !out.is_empty()).map(|_| FilterGroups::new::<T>(g));
+    let both = own_groups.map_or(lower_size, |gr| lcm(gr.size, lower_size));
+    let (own_groups, whole) = match own_groups {
+        Some(_) if both > 2 * g.chunk() => (None, lower_size),
+        _ => (own_groups, both),
     };
+    let chunk = (g.chunk() / whole).max(1) * whole;
     let lower_ko = lower_g.as_ref().map_or(0, |lg| lg.taps() * lg.out_c);
-    let n_groups = groups.map_or(0, |gr| g.batch.div_ceil(gr.size));
+    let n_groups = lower_groups.map_or(0, |gr| g.batch.div_ceil(gr.size));
+    let own_n = own_groups.map_or(0, |gr| g.batch.div_ceil(gr.size));
     // (A few KB: conv1's 25 groups of 288.)
     let mut partials = vec![T::zero(); n_groups * lower_ko];
-    {
-        let mut sums = PerImage::new(image_sums, g.in_c, chunk, g.batch);
-        let per_chunk = chunk / groups.map_or(1, |gr| gr.size);
-        let mut parts = PerImage::new(groups.map(|_| &mut partials[..]), lower_ko, per_chunk, n_groups);
-        let finish = |dx_chunk: &mut [T], b0: usize, sums: &mut [T], partials: &mut [T]| {
-            if let Some(f) = relu_features {
-                relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
-            }
-            for (image, part) in dx_chunk.chunks(len).zip(sums.chunks_mut(g.in_c)) {
-                part.fill(T::zero());
-                crate::reduce::column_sums(image, part);
-            }
-            if let (Some(lg), Some(gr)) = (&lower_g, groups) {
-                let lp = lg.positions() * lg.out_c;
-                for (i, acc) in partials.chunks_mut(lower_ko).enumerate() {
-                    let first = i * gr.size;
-                    let nb = gr.size.min(dx_chunk.len() / len - first);
-                    let x = &lower_x[(b0 + first) * lg.image_len()..];
-                    gr.run(x, &dx_chunk[first * lp..], lg, nb, acc);
+    T::with_scratch_in(Scratch::Partials, own_n * k * o, |own_partials| {
+        {
+            let mut sums = PerImage::new(image_sums, g.in_c, chunk, g.batch);
+            let mut parts =
+                PerImage::new(lower_groups.map(|_| &mut partials[..]), lower_ko, chunk / lower_size, n_groups);
+            let own_per_chunk = chunk / own_groups.map_or(1, |gr| gr.size);
+            let mut own_parts = PerImage::new(own_groups.map(|_| &mut own_partials[..]), k * o, own_per_chunk, own_n);
+            // One chunk's mask, sums and filter gradient groups, `dx_chunk` its images from `b0`.
+            let finish = |dx_chunk: &mut [T], b0: usize, sums: &mut [T], partials: &mut [T], own: &mut [T]| {
+                if let Some(f) = relu_features {
+                    relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
                 }
-            }
-        };
-        #[cfg(target_arch = "x86_64")]
-        if let Some(f32s) = F32Simd::check::<T>().filter(|_| g.in_c.is_multiple_of(16) && k > 0 && o > 0) {
-            thread_local! {
-                static STACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-            }
-            // SAFETY: T is f32 (checked).
-            let (wf, dyf) = unsafe { (f32s.cast(w), f32s.cast(dy)) };
-            crate::scratch(&STACKED, k * o, |stacked| {
-                // Each class's taps' Wᵀ, stacked in class order: B of its product.
-                for class in StrideClass::all(g) {
-                    for (t, (ky, kx)) in class.taps(g).enumerate() {
-                        for j in 0..o {
-                            for ci in 0..g.in_c {
-                                stacked[class.at + (t * o + j) * g.in_c + ci] =
-                                    wf[((ky * g.k_w + kx) * g.in_c + ci) * o + j];
+                for (image, part) in dx_chunk.chunks(len).zip(sums.chunks_mut(g.in_c)) {
+                    part.fill(T::zero());
+                    crate::reduce::column_sums(image, part);
+                }
+                let nb = dx_chunk.len() / len;
+                if let (Some(lg), Some(gr)) = (&lower_g, lower_groups) {
+                    let lp = lg.positions() * lg.out_c;
+                    for (i, acc) in partials.chunks_mut(lower_ko).enumerate() {
+                        let first = i * gr.size;
+                        let x = &lower_x[(b0 + first) * lg.image_len()..];
+                        gr.run(x, &dx_chunk[first * lp..], lg, gr.size.min(nb - first), acc);
+                    }
+                }
+                if let Some(gr) = own_groups {
+                    for (i, acc) in own.chunks_mut(k * o).enumerate() {
+                        let first = b0 + i * gr.size;
+                        gr.run(&own_x[first * len..], &dy[first * p * o..], g, gr.size.min(b0 + nb - first), acc);
+                    }
+                }
+            };
+            let chunks = out_chunks(&mut dx, chunk * len, g.batch * len)
+                .zip(sums.chunks())
+                .zip(parts.chunks())
+                .zip(own_parts.chunks());
+            // Taken by the one path that runs.
+            let mut chunks = Some(chunks.enumerate());
+            #[cfg(target_arch = "x86_64")]
+            let by_class = F32Simd::check::<T>().filter(|_| g.in_c.is_multiple_of(16) && k > 0 && o > 0);
+            #[cfg(not(target_arch = "x86_64"))]
+            let by_class: Option<()> = None;
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f32s) = by_class {
+                thread_local! {
+                    static STACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+                }
+                // SAFETY: T is f32 (checked).
+                let (wf, dyf) = unsafe { (f32s.cast(w), f32s.cast(dy)) };
+                crate::scratch(&STACKED, k * o, |stacked| {
+                    // Each class's taps' Wᵀ, stacked in class order: B of its product.
+                    for class in StrideClass::all(g) {
+                        for (t, (ky, kx)) in class.taps(g).enumerate() {
+                            for j in 0..o {
+                                for ci in 0..g.in_c {
+                                    stacked[class.at + (t * o + j) * g.in_c + ci] =
+                                        wf[((ky * g.k_w + kx) * g.in_c + ci) * o + j];
+                                }
                             }
                         }
                     }
-                }
-                let stacked = &*stacked;
-                let chunks = out_chunks(&mut dx, chunk * len, g.batch * len).zip(sums.chunks()).zip(parts.chunks());
-                chunks.enumerate().for_each(|(ci, ((dx_chunk, part), partials))| {
+                    let stacked = &*stacked;
+                    chunks.take().expect("one path").for_each(|(ci, (((dx_chunk, part), partials), own))| {
+                        with_out(dx_chunk, |dx_chunk| {
+                            let nb = dx_chunk.len() / len;
+                            let b0 = ci * chunk;
+                            // SAFETY: T is f32 (checked).
+                            let dx32 = unsafe { f32s.cast_mut(dx_chunk) };
+                            input_gradient_by_class(f32s, stacked, &dyf[b0 * p * o..][..nb * p * o], g, dx32);
+                            finish(dx_chunk, b0, part, partials, own);
+                        })
+                    });
+                });
+            }
+            if by_class.is_none() {
+                let wt = mat(w, k, o).reversed_axes();
+                chunks.take().expect("one path").for_each(|(ci, (((dx_chunk, part), partials), own))| {
                     with_out(dx_chunk, |dx_chunk| {
                         let nb = dx_chunk.len() / len;
                         let b0 = ci * chunk;
-                        // SAFETY: T is f32 (checked).
-                        let dx32 = unsafe { f32s.cast_mut(dx_chunk) };
-                        input_gradient_by_class(f32s, stacked, &dyf[b0 * p * o..][..nb * p * o], g, dx32);
-                        finish(dx_chunk, b0, part, partials);
+                        let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
+                        T::with_scratch(nb * p * k, |cols| {
+                            // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
+                            gemm_into(dy, wt, mat_mut(cols, nb * p, k), false, false);
+                            // col2im accumulates: zeroed here, by the thread that fills it, while cache-hot.
+                            dx_chunk.fill(T::zero());
+                            for bi in 0..nb {
+                                col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
+                            }
+                        });
+                        finish(dx_chunk, b0, part, partials, own);
                     })
                 });
-            });
-        } else {
-            let wt = mat(w, k, o).reversed_axes();
-            let chunks = out_chunks(&mut dx, chunk * len, g.batch * len).zip(sums.chunks()).zip(parts.chunks());
-            chunks.enumerate().for_each(|(ci, ((dx_chunk, part), partials))| {
-                with_out(dx_chunk, |dx_chunk| {
-                    let nb = dx_chunk.len() / len;
-                    let b0 = ci * chunk;
-                    let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
-                    T::with_scratch(nb * p * k, |cols| {
-                        // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
-                        gemm_into(dy, wt, mat_mut(cols, nb * p, k), false, false);
-                        // col2im accumulates: zeroed here, by the thread that fills it, while cache-hot.
-                        dx_chunk.fill(T::zero());
-                        for bi in 0..nb {
-                            col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
-                        }
-                    });
-                    finish(dx_chunk, b0, part, partials);
-                })
-            });
+            }
         }
-    }
+        match own_out {
+            Some(out) if own_groups.is_some() => FilterGroups::add(own_partials, out),
+            Some(out) => filter_grad_into(own_x, dy, g, out),
+            None => {}
+        }
+    });
     if let Some(out) = lower_out {
         FilterGroups::add(&partials, out);
     }
@@ -815,20 +890,34 @@ pub fn conv2d_backprop_filter_with<T: Float>(
     g: &Conv2dGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
 ) -> Vec<T> {
-    let ko = g.taps() * g.out_c;
-    let mut out = alloc(ko);
+    let mut out = alloc(g.taps() * g.out_c);
+    filter_grad_into(x, dy, g, &mut out);
+    out
+}
+
+/// [`conv2d_backprop_filter`] into `out`.
+fn filter_grad_into<T: Float>(x: &[T], dy: &[T], g: &Conv2dGeometry, out: &mut [T]) {
+    let ko = out.len();
     if ko == 0 {
-        return out;
+        return;
     }
     let groups = FilterGroups::new::<T>(g);
-    T::with_scratch(g.batch.div_ceil(groups.size).max(1) * ko, |partials| {
+    T::with_scratch_in(Scratch::Partials, g.batch.div_ceil(groups.size).max(1) * ko, |partials| {
         partials.par_chunks_mut(ko).enumerate().for_each(|(gi, acc)| {
             let (b0, nb) = (gi * groups.size, groups.size.min(g.batch.saturating_sub(gi * groups.size)));
             groups.run(&x[b0 * g.image_len()..], &dy[b0 * g.positions() * g.out_c..], g, nb, acc);
         });
-        FilterGroups::add(partials, &mut out);
+        FilterGroups::add(partials, out);
     });
-    out
+}
+
+/// The least common multiple of two sizes > 0.
+fn lcm(a: usize, b: usize) -> usize {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
 }
 
 /// How [`conv2d_backprop_filter_with`] splits a batch: partial sums over fixed groups of
@@ -852,15 +941,8 @@ impl FilterGroups {
         let in_place = F32Simd::check::<T>().is_some() && crate::cpu::simd() == crate::cpu::Simd::Avx512;
         #[cfg(not(target_arch = "x86_64"))]
         let in_place = false;
-        // Reading the images in place needs no column-matrix memory: four groups whatever the
-        // batch (fewer partial sums to add serially at the end; 12 for conv2 at 2 MiB chunks).
-        let size = if small {
-            4
-        } else if in_place {
-            g.batch.div_ceil(4).max(1)
-        } else {
-            g.filter_group()
-        };
+        // (Groups of 4, 8 or 25 images cost conv2's gradient on AVX-512 the same, BENCHMARKS.md.)
+        let size = g.filter_group::<T>(!small && !in_place);
         FilterGroups { size, small, in_place }
     }
 
@@ -895,13 +977,17 @@ impl FilterGroups {
         });
     }
 
-    /// The groups' partial sums (`k x o` each) added in order into `out`.
+    /// The groups' partial sums (`k x o` each) added in order into `out`, in parallel over
+    /// its elements (conv2's 25 groups of 18,432).
     fn add<T: Float>(partials: &[T], out: &mut [T]) {
-        let (first, rest) = partials.split_at(out.len());
-        out.copy_from_slice(first);
-        for part in rest.chunks(out.len()) {
-            out.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
-        }
+        let ko = out.len();
+        out.par_chunks_mut(4096).enumerate().for_each(|(i, out)| {
+            let at = i * 4096;
+            out.copy_from_slice(&partials[at..][..out.len()]);
+            for part in partials.chunks(ko).skip(1) {
+                out.iter_mut().zip(&part[at..]).for_each(|(a, &b)| *a += b);
+            }
+        });
     }
 }
 
@@ -1067,12 +1153,16 @@ mod tests {
             let dy = data(batch * g.positions() * o, 3);
             let feats = data(batch * h * w * c, 5);
             let relu = relu.then_some(&feats[..]);
-            let want = conv2d_backprop_input_with(&f, &dy, &g, zeros, relu, None, None);
+            let want = conv2d_backprop_input_with(&f, &dy, &g, zeros, InputGradWith { relu_features: relu, ..Default::default() });
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let feats32 = to32(&feats);
             let mut sums = vec![f32::NAN; batch * c];
-            let got =
-                conv2d_backprop_input_with(&to32(&f), &to32(&dy), &g, zeros, relu.map(|_| &feats32[..]), Some(&mut sums), None);
+            let with = InputGradWith {
+                relu_features: relu.map(|_| &feats32[..]),
+                image_sums: Some(&mut sums),
+                ..Default::default()
+            };
+            let got = conv2d_backprop_input_with(&to32(&f), &to32(&dy), &g, zeros, with);
             prop_assert_eq!(&got, &to32(&want));
             // Each image's sums over its rows (integers: exact in any order), whatever chunks
             // the images ran in.
@@ -1087,15 +1177,16 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(40))]
 
-        /// The filter gradient of the convolution below, made from each chunk of the (masked)
-        /// input gradient, has the bits of [`conv2d_backprop_filter`] on the whole input
-        /// gradient, for every way the lower convolution runs (register kernels for one input
-        /// channel, in place, im2col in f64) and batches over several chunks; the input
-        /// gradient and its sums are unchanged, kept or not.
+        /// The filter gradients of the convolution below, made from each chunk of the (masked)
+        /// input gradient, and of the convolution itself, from each chunk of `dy`, have the
+        /// bits of [`conv2d_backprop_filter`] on the whole tensors, for every way the lower
+        /// convolution runs (register kernels for one input channel, in place, im2col in f64)
+        /// and batches over several chunks; the input gradient and its sums are unchanged,
+        /// kept or not.
         #[test]
-        fn a_folded_lower_filter_gradient_has_the_bits_of_the_separate_one(
+        fn folded_filter_gradients_have_the_bits_of_the_separate_ones(
             batch in 1usize..40, hw in 3usize..12, c in prop::sample::select(vec![1usize, 3, 4, 16]), mid16 in 1usize..3,
-            o in 1usize..20, s in 1usize..3, keep in any::<bool>(),
+            o in 1usize..20, s in 1usize..3, keep in any::<bool>(), own in any::<bool>(),
         ) {
             let mid = 16 * mid16;
             let lower = Conv2dGeometry::new([batch, hw, hw, c], [3, 3, c, mid], [1, 1], [1, 1], true);
@@ -1109,21 +1200,50 @@ mod tests {
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let (x32, w32, dy32, feats32) = (to32(&x), to32(&w), to32(&dy), to32(&feats));
             let mut sums = vec![0.0f32; batch * mid];
-            let dx = conv2d_backprop_input_with(&w32, &dy32, &upper, zeros, Some(&feats32), Some(&mut sums), None);
+            let with = InputGradWith { relu_features: Some(&feats32), image_sums: Some(&mut sums), ..Default::default() };
+            let dx = conv2d_backprop_input_with(&w32, &dy32, &upper, zeros, with);
             let want = conv2d_backprop_filter(&x32, &dx, &lower);
+            // The upper convolution's input: the features (a ReLU's output) or another tensor.
+            let h = if own { feats.clone() } else { fractions(feats.len(), 5) };
+            let h32 = to32(&h);
+            let want_own = conv2d_backprop_filter(&h32, &dy32, &upper);
             let (mut got, mut got_sums) = (vec![f32::NAN; want.len()], vec![f32::NAN; sums.len()]);
-            let fold = LowerFilterGrad { x: &x32, geometry: &lower, out: &mut got, keep_input_grad: keep };
-            let dx2 =
-                conv2d_backprop_input_with(&w32, &dy32, &upper, zeros, Some(&feats32), Some(&mut got_sums), Some(fold));
+            let mut got_own = vec![f32::NAN; want_own.len()];
+            let with = InputGradWith {
+                relu_features: Some(&feats32),
+                image_sums: Some(&mut got_sums),
+                lower: Some(LowerFilterGrad { x: &x32, geometry: &lower, out: &mut got, keep_input_grad: keep }),
+                filter: Some(FilterGrad { x: &h32, out: &mut got_own }),
+            };
+            let dx2 = conv2d_backprop_input_with(&w32, &dy32, &upper, zeros, with);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&got), bits(&want));
+            prop_assert_eq!(bits(&got_own), bits(&want_own));
             prop_assert_eq!(bits(&got_sums), bits(&sums));
             prop_assert_eq!(&dx2, if keep { &dx } else { &[][..] });
             let dx64 = conv2d_backprop_input(&w, &dy, &upper);
-            let mut got64 = vec![f64::NAN; want.len()];
-            let fold = LowerFilterGrad { x: &x, geometry: &lower, out: &mut got64, keep_input_grad: keep };
-            conv2d_backprop_input_with(&w, &dy, &upper, zeros, None, None, Some(fold));
+            let (mut got64, mut own64) = (vec![f64::NAN; want.len()], vec![f64::NAN; want_own.len()]);
+            let with = InputGradWith {
+                lower: Some(LowerFilterGrad { x: &x, geometry: &lower, out: &mut got64, keep_input_grad: keep }),
+                filter: Some(FilterGrad { x: &h, out: &mut own64 }),
+                ..Default::default()
+            };
+            conv2d_backprop_input_with(&w, &dy, &upper, zeros, with);
             prop_assert_eq!(got64, conv2d_backprop_filter(&x, &dx64, &lower));
+            prop_assert_eq!(own64, conv2d_backprop_filter(&h, &dy, &upper));
+        }
+    }
+
+    /// An empty batch, or no output channels, gives zero filter gradients, folded or not.
+    #[test]
+    fn folded_filter_gradients_of_empty_shapes_are_zeros() {
+        for (batch, o) in [(0, 3), (2, 0)] {
+            let g = Conv2dGeometry::new([batch, 5, 5, 16], [3, 3, 16, o], [2, 2], [1, 1], true);
+            let (x, w, dy) = (vec![1.0f32; batch * 400], vec![1.0f32; 144 * o], vec![1.0f32; batch * 9 * o]);
+            let mut dw = vec![f32::NAN; 144 * o];
+            let with = InputGradWith { filter: Some(FilterGrad { x: &x, out: &mut dw }), ..Default::default() };
+            let dx = conv2d_backprop_input_with(&w, &dy, &g, zeros, with);
+            assert_eq!((dx, dw), (vec![0.0; batch * 400], vec![0.0; 144 * o]));
         }
     }
 

@@ -187,15 +187,21 @@ pub trait Float:
         x.iter_mut().for_each(|v| *v = v.hyperbolic_tangent());
     }
 
-    /// Runs `f` on this thread's scratch buffer of `len` elements, reused from call to call so
-    /// per-step work buffers (the convolutions' column matrices) are not allocated anew. Its
-    /// contents are unspecified: `f` must write before it reads. A nested call gets a fresh
-    /// buffer.
-    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+    /// Runs `f` on this thread's scratch buffer `slot` of `len` elements, reused from call to
+    /// call so per-step work buffers (the convolutions' column matrices) are not allocated
+    /// anew. Its contents are unspecified: `f` must write before it reads. A nested call on
+    /// the same slot gets a fresh buffer.
+    fn with_scratch_in<R>(slot: Scratch, len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 
-    /// [`Float::with_scratch`] on a second buffer, for a result made piece by piece around
-    /// work that takes the first (a convolution's output chunk, pooled and not kept).
-    fn with_result_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+    /// [`Float::with_scratch_in`] the [`Scratch::Work`] slot.
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+        Self::with_scratch_in(Scratch::Work, len, f)
+    }
+
+    /// [`Float::with_scratch_in`] the [`Scratch::Result`] slot.
+    fn with_result_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+        Self::with_scratch_in(Scratch::Result, len, f)
+    }
 
     /// `C = alpha·A·B + beta·C` on raw strided matrices (matrixmultiply's sgemm/dgemm).
     ///
@@ -222,18 +228,12 @@ pub trait Float:
 }
 
 impl Float for f32 {
-    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    fn with_scratch_in<R>(slot: Scratch, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+            static SCRATCH: [std::cell::RefCell<Vec<f32>>; Scratch::SLOTS] =
+                const { [const { std::cell::RefCell::new(Vec::new()) }; Scratch::SLOTS] };
         }
-        scratch(&SCRATCH, len, f)
-    }
-
-    fn with_result_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        scratch(&SCRATCH, len, f)
+        SCRATCH.with(|slots| scratch_cell(&slots[slot as usize], len, f))
     }
 
     fn of(x: f64) -> f32 {
@@ -289,18 +289,12 @@ impl Float for f32 {
 }
 
 impl Float for f64 {
-    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+    fn with_scratch_in<R>(slot: Scratch, len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
         thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+            static SCRATCH: [std::cell::RefCell<Vec<f64>>; Scratch::SLOTS] =
+                const { [const { std::cell::RefCell::new(Vec::new()) }; Scratch::SLOTS] };
         }
-        scratch(&SCRATCH, len, f)
-    }
-
-    fn with_result_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        scratch(&SCRATCH, len, f)
+        SCRATCH.with(|slots| scratch_cell(&slots[slot as usize], len, f))
     }
 
     fn of(x: f64) -> f64 {
@@ -418,13 +412,39 @@ pub fn zeros<T: Float>(len: usize) -> Vec<T> {
 /// (below it, rayon's fork-join overhead of a few microseconds dominates).
 pub const PAR_ELEMENTS: usize = 1 << 15;
 
+/// The thread-local scratch buffers of [`Float::with_scratch_in`]: one per use that may be
+/// live at once on a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scratch {
+    /// A kernel's work buffer (column matrices).
+    Work,
+    /// A result made piece by piece around work taking the first (a convolution's output
+    /// chunk, pooled and not kept).
+    Result,
+    /// Partial sums held by the calling thread while its tasks (also run by it) take the
+    /// others (the filter gradient's groups).
+    Partials,
+}
+
+impl Scratch {
+    const SLOTS: usize = 3;
+}
+
 /// [`Float::with_scratch`] over one thread-local buffer.
 fn scratch<T: Copy + Default + 'static, R>(
     key: &'static std::thread::LocalKey<std::cell::RefCell<Vec<T>>>,
     len: usize,
     f: impl FnOnce(&mut [T]) -> R,
 ) -> R {
-    key.with(|cell| match cell.try_borrow_mut() {
+    key.with(|cell| scratch_cell(cell, len, f))
+}
+
+fn scratch_cell<T: Copy + Default, R>(
+    cell: &std::cell::RefCell<Vec<T>>,
+    len: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {
                 buf.resize(len, T::default());
@@ -432,5 +452,5 @@ fn scratch<T: Copy + Default + 'static, R>(
             f(&mut buf[..len])
         }
         Err(_) => f(&mut vec![T::default(); len]),
-    })
+    }
 }

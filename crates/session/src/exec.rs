@@ -336,7 +336,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
         Op::Conv2D(_) => compute_fused(op, inputs, false, None, true, buffers),
-        Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, None, buffers),
+        Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, None, false, buffers),
         Op::Conv2DBackpropFilter(attrs) => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), attrs)?;
             check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
@@ -453,11 +453,12 @@ pub fn compute_with_relu_grad(
     bias_sum: bool,
     winners: Option<[usize; 2]>,
     lower: Option<&ConvAttrs>,
+    filter: bool,
     buffers: &mut BufferPool,
 ) -> KResult<Vec<Value>> {
     match op {
         Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, true, bias_sum, winners, buffers),
-        _ => backprop_input_relu_grad(op, inputs, bias_sum, lower, buffers),
+        _ => backprop_input_relu_grad(op, inputs, bias_sum, lower, filter, buffers),
     }
 }
 
@@ -539,12 +540,14 @@ pub fn max_pool_grad(
 /// attributes of the folded Conv2DBackpropFilter of the convolution below, whose input and
 /// filter are the last two inputs), also that filter gradient as the last output, and the
 /// first output (the input gradient, which nothing else reads) is left empty when the kernel
-/// makes the filter gradient from its chunks.
+/// makes the filter gradient from its chunks. With `filter`, also this convolution's filter
+/// gradient (from the next two inputs: its input and filter sizes) as the last output.
 pub fn backprop_input_relu_grad(
     op: &Op,
     inputs: &[&Value],
     bias_sum: bool,
     lower: Option<&ConvAttrs>,
+    filter: bool,
     buffers: &mut BufferPool,
 ) -> KResult<Vec<Value>> {
     let Op::Conv2DBackpropInput(attrs) = op else {
@@ -557,6 +560,13 @@ pub fn backprop_input_relu_grad(
     let in_kernel = features.filter(|f| f.shape() == x.shape() && f.dtype() == inputs[2].dtype());
     let folded_error = |e: KernelError| KernelError(format!("folded Conv2DBackpropFilter: {}", e.0));
     let lower_inputs = lower.map(|a| (a, inputs[4], inputs[5]));
+    let own_inputs =
+        filter.then(|| (inputs[4 + 2 * lower.is_some() as usize], inputs[5 + 2 * lower.is_some() as usize]));
+    // This convolution's filter gradient in the kernel: its input of the gradient's dtype, and
+    // its input's and filter's shapes this input gradient's (else as the separate op).
+    let own_in_kernel = own_inputs.filter(|(hx, sizes)| {
+        hx.dtype() == inputs[2].dtype() && hx.shape() == x.shape() && sizes.shape() == inputs[1].shape()
+    });
     // The lower filter gradient in the kernel: the features masking there, its input of the
     // gradient's dtype and its output this convolution's input.
     let lower_g = match lower_inputs {
@@ -577,10 +587,17 @@ pub fn backprop_input_relu_grad(
         let fold = lower_g.as_ref().zip(lx.as_ref()).zip(dw.as_deref_mut()).map(|((geometry, lx), out)| {
             conv::LowerFilterGrad { x: slice(lx), geometry, out, keep_input_grad: false }
         });
-        let dx = conv::conv2d_backprop_input_with(slice(&f), dy, &g, |n| buffers.take(n), relu, sums.as_deref_mut(), fold);
+        let hx = own_in_kernel.and_then(|(hx, _)| <T as tensorgraph_graph::Element>::unwrap_ref(hx)).map(|a| a.as_standard_layout());
+        let mut own_dw = hx.as_ref().map(|_| buffers.take::<T>(g.taps() * g.out_c));
+        let own = hx.as_ref().zip(own_dw.as_deref_mut()).map(|(hx, out)| conv::FilterGrad { x: slice(hx), out });
+        let with = conv::InputGradWith { relu_features: relu, image_sums: sums.as_deref_mut(), lower: fold, filter: own };
+        let dx = conv::conv2d_backprop_input_with(slice(&f), dy, &g, |n| buffers.take(n), with);
         let mut out = with_bias_sum(x.shape(), dx, sums);
         if let (Some(lg), Some(dw)) = (lower_g, dw) {
             out.push(Value::from(shaped::<T>(&[lg.k_h, lg.k_w, lg.in_c, lg.out_c], dw)));
+        }
+        if let Some(dw) = own_dw {
+            out.push(Value::from(shaped::<T>(&[g.k_h, g.k_w, g.in_c, g.out_c], dw)));
         }
         out
     });
@@ -595,6 +612,10 @@ pub fn backprop_input_relu_grad(
     }
     if let Some((a, lx, lf)) = lower_inputs.filter(|_| lower_g.is_none()) {
         let dw = compute(&Op::Conv2DBackpropFilter(*a), &[lx, lf, &out[0]], buffers).map_err(folded_error)?;
+        out.extend(dw);
+    }
+    if let Some((hx, sizes)) = own_inputs.filter(|_| own_in_kernel.is_none()) {
+        let dw = compute(&Op::Conv2DBackpropFilter(*attrs), &[hx, sizes, inputs[2]], buffers).map_err(folded_error)?;
         out.extend(dw);
     }
     Ok(out)

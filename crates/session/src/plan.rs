@@ -65,8 +65,12 @@ pub enum Fused {
     /// the result (the filter gradient of the convolution below, `lower` its attributes; its
     /// input and filter are the step's last two inputs) as the step's last output, made from
     /// each chunk while in cache: the result (conv1's 10 MB input gradient in the CNN) is
-    /// then never written out and read back.
-    ReluGrad { bias_sum: bool, winners: Option<[usize; 2]>, lower: Option<ConvAttrs> },
+    /// then never written out and read back. With `filter` (a Conv2DBackpropInput's), also
+    /// the Conv2DBackpropFilter of the same convolution (reading the same `dy`; its input and
+    /// filter sizes are the step's last two inputs) as the last output, made from each chunk
+    /// of `dy` and of the convolution's input while in cache (the CNN's conv2: its 5 MB `dy`
+    /// and 10 MB input read once for both gradients).
+    ReluGrad { bias_sum: bool, winners: Option<[usize; 2]>, lower: Option<ConvAttrs>, filter: bool },
     /// Into a MaxPoolGrad: its first input is the winners of a Conv2D with a folded MaxPool
     /// (see [`Fused::Epilogue`]) instead of the pooled input, whose rows and columns (known when
     /// the plan is made) are `input` (TF's `MaxPoolGradWithArgmax`; the same bits).
@@ -99,14 +103,19 @@ impl Step {
             (Op::MatMul { .. }, Some(Fused::Block { .. })) => "MatMul+Slice",
             (Op::MatMul { .. }, Some(Fused::AddTo)) => "MatMul+AddN",
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
-            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { bias_sum: true, lower: Some(_), .. })) => {
-                "Conv2DBackpropInput+ReluGrad+Sum+Conv2DBackpropFilter"
-            }
-            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { lower: Some(_), .. })) => {
-                "Conv2DBackpropInput+ReluGrad+Conv2DBackpropFilter"
-            }
-            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { bias_sum: true, .. })) => {
-                "Conv2DBackpropInput+ReluGrad+Sum"
+            // `+Filter`: the same convolution's filter gradient; `+Conv2DBackpropFilter`: the
+            // one below's.
+            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { bias_sum, lower, filter, .. })) => {
+                match (filter, bias_sum, lower.is_some()) {
+                    (false, false, false) => "Conv2DBackpropInput+ReluGrad",
+                    (false, true, false) => "Conv2DBackpropInput+ReluGrad+Sum",
+                    (false, false, true) => "Conv2DBackpropInput+ReluGrad+Conv2DBackpropFilter",
+                    (false, true, true) => "Conv2DBackpropInput+ReluGrad+Sum+Conv2DBackpropFilter",
+                    (true, false, false) => "Conv2DBackpropInput+Filter+ReluGrad",
+                    (true, true, false) => "Conv2DBackpropInput+Filter+ReluGrad+Sum",
+                    (true, false, true) => "Conv2DBackpropInput+Filter+ReluGrad+Conv2DBackpropFilter",
+                    (true, true, true) => "Conv2DBackpropInput+Filter+ReluGrad+Sum+Conv2DBackpropFilter",
+                }
             }
             (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { bias_sum: true, winners: Some(_), .. })) => {
                 "MaxPoolGradWithArgmax+ReluGrad+Sum"
@@ -114,7 +123,6 @@ impl Step {
             (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { winners: Some(_), .. })) => "MaxPoolGradWithArgmax+ReluGrad",
             (Op::MaxPoolGrad(_), Some(Fused::Winners { .. })) => "MaxPoolGradWithArgmax",
             (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { bias_sum: true, .. })) => "MaxPoolGrad+ReluGrad+Sum",
-            (Op::Conv2DBackpropInput(_), Some(_)) => "Conv2DBackpropInput+ReluGrad",
             (Op::MaxPoolGrad(_), Some(_)) => "MaxPoolGrad+ReluGrad",
             (Op::Apply(a), Some(_)) => match a {
                 tensorgraph_graph::ApplyOp::GradientDescent => "ApplyGradientDescent+MatMul",
@@ -412,7 +420,8 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                     step.inputs.extend(features);
                     step.refs.push(None);
                 }
-                step.fused = Some(Fused::ReluGrad { bias_sum: bias_sum.is_some(), winners: None, lower: None });
+                step.fused =
+                    Some(Fused::ReluGrad { bias_sum: bias_sum.is_some(), winners: None, lower: None, filter: false });
             }
             continue;
         }
@@ -564,8 +573,8 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
         for k in grads {
             let step = &mut steps[k];
             step.fused = Some(match step.fused {
-                Some(Fused::ReluGrad { bias_sum, lower, .. }) => {
-                    Fused::ReluGrad { bias_sum, winners: Some(input), lower }
+                Some(Fused::ReluGrad { bias_sum, lower, filter, .. }) => {
+                    Fused::ReluGrad { bias_sum, winners: Some(input), lower, filter }
                 }
                 _ => Fused::Winners { input },
             });
@@ -575,7 +584,7 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
     // that gradient and its own inputs exist when the input gradient is made (not where TF1
     // control flow could leave the filter gradient's input dead and the gradient not).
     for i in (0..steps.len()).filter(|_| !dead_flow) {
-        let Some(Fused::ReluGrad { bias_sum, winners, lower: None }) = steps[i].fused else { continue };
+        let Some(Fused::ReluGrad { bias_sum, winners, lower: None, filter: false }) = steps[i].fused else { continue };
         let Some(slot) = steps[i].outputs[0].filter(|s| !fetched.contains(s)) else { continue };
         if !matches!(steps[i].op, Op::Conv2DBackpropInput(_)) {
             continue;
@@ -605,7 +614,45 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
         step.outputs.push(out);
         step.inputs.extend([x, filter]);
         step.refs.extend([None, None]);
-        step.fused = Some(Fused::ReluGrad { bias_sum, winners, lower: Some(attrs) });
+        step.fused = Some(Fused::ReluGrad { bias_sum, winners, lower: Some(attrs), filter: false });
+    }
+    // The filter gradient of a convolution whose masked input gradient is made (the two read
+    // the same `dy`), when its inputs exist by then and nothing reads its result before.
+    for i in (0..steps.len()).filter(|_| !dead_flow) {
+        let (Op::Conv2DBackpropInput(attrs), Some(Fused::ReluGrad { bias_sum, winners, lower, filter: false })) =
+            (&steps[i].op, steps[i].fused)
+        else {
+            continue;
+        };
+        let dy = steps[i].inputs[2];
+        let ready = |src: &Source| match src {
+            Source::Slot(s) => producer.get(s).is_some_and(|&p| position[p] < (i, 1)),
+            Source::Feed(_) => true,
+            Source::Var(_) => false, // a variable's value could change between the two steps
+        };
+        let later = |slot: &Option<usize>| {
+            slot.is_none_or(|s| readers.get(&s).into_iter().flatten().all(|&k| position[k] > (i, 1)))
+        };
+        let filter_grad = (0..steps.len()).find(|&j| {
+            let step = &steps[j];
+            !removed[j]
+                && step.op == Op::Conv2DBackpropFilter(*attrs)
+                && step.inputs[2] == dy
+                && ready(&step.inputs[0])
+                && (ready(&step.inputs[1]) || matches!(step.inputs[1], Source::Var(_)))
+                && step.outputs.len() == 1
+                && later(&step.outputs[0])
+                && no_control_inputs(step)
+        });
+        let Some(j) = filter_grad else { continue };
+        removed[j] = true;
+        let (absorbed, out, inputs) = (steps[j].node, steps[j].outputs[0], [steps[j].inputs[0], steps[j].inputs[1]]);
+        let step = &mut steps[i];
+        step.absorbed.push(absorbed);
+        step.outputs.push(out);
+        step.inputs.extend(inputs);
+        step.refs.extend([None, None]);
+        step.fused = Some(Fused::ReluGrad { bias_sum, winners, lower, filter: true });
     }
     // AddN(MatMul, MatMul, ...) of products it alone reads: a chain of products each adding
     // onto the one before, in the steps' order (AddN adds in its inputs' order: the same bits

@@ -90,7 +90,7 @@ fn convolutions(c: &mut Criterion) {
             b.iter(|| {
                 out = Some(conv::conv2d_backprop_input_with(
                     black_box(&w),
-                    black_box(&dy),
+                    black_box(&dy[..]).into(),
                     &g,
                     reuse(&mut out),
                     Default::default(),

@@ -893,6 +893,38 @@ fn a_folded_filter_gradient_with_bad_shapes_is_an_error() {
     assert!(ops.contains(&"Conv2DBackpropInput+ReluGrad+Conv2DBackpropFilter"), "{ops:?}");
 }
 
+/// A pooling's gradient routed through the forward's winners inside the input gradient of the
+/// pooled convolution: with a pooled gradient of the wrong shape, the MaxPoolGrad's error,
+/// named as the folded op's; with the right one, the separate ops' result.
+#[test]
+fn a_folded_pooling_gradient_of_a_bad_shape_is_an_error() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, [None, Some(6), Some(6), Some(4)]).named("x").unwrap();
+    let dpool = g.placeholder(DType::F32, [None, None, None, Some(2)]).named("dpool").unwrap();
+    let w = g.constant(ArrayD::from_shape_fn(IxDyn(&[3, 3, 4, 2]), |i| i[0] as f32 - i[3] as f32)).named("w").unwrap();
+    let conv = nn::conv2d(&x, &w, [1, 2, 2, 1], Padding::Same).unwrap();
+    let pooled = nn::max_pool(&conv, [1, 2, 2, 1], [1, 1, 1, 1], Padding::Valid).unwrap();
+    let dy = nn::max_pool_grad(&conv, &dpool, [1, 2, 2, 1], [1, 1, 1, 1], Padding::Valid).unwrap();
+    let dx = nn::conv2d_backprop_input(&x, &w, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
+    let masked = nn::relu_grad(&dx, &x).unwrap();
+    let ramp = |shape: &[usize]| {
+        let n = shape.iter().product::<usize>();
+        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| (k * 7 % 5) as f32 - 2.0).collect()).unwrap()
+    };
+    let feed = |pooled_side: usize| {
+        [(&x, ramp(&[2, 6, 6, 4]).into()), (&dpool, ramp(&[2, pooled_side, pooled_side, 2]).into())]
+    };
+    let mut fused = Session::new(&g).unwrap();
+    fused.set_profiling(true);
+    let mut separate = Session::new(&g).unwrap();
+    separate.set_check_numerics(true);
+    assert_eq!(fused.run(&[&pooled, &masked], &feed(2)).unwrap(), separate.run(&[&pooled, &masked], &feed(2)).unwrap());
+    let e = fused.run(&[&pooled, &masked], &feed(3)).unwrap_err().to_string();
+    assert!(e.contains("folded MaxPoolGrad") && e.contains("[2,3,3,2]"), "{e}");
+    let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
+    assert!(ops.contains(&"MaxPoolGradWithArgmax+Conv2DBackpropInput+ReluGrad"), "{ops:?}");
+}
+
 /// A convolution's filter gradient folded into its input gradient (the two read one `dy`)
 /// whose input is not of the input gradient's shape runs as the separate op: TF's result where
 /// the shapes make sense, else its error, named as the folded op's.

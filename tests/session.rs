@@ -545,18 +545,18 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
             sess.run(&[&loss, &broadcast, &summed], &feed()).unwrap().iter().map(Value::to_f64_vec).collect();
         got.push(sess.run(&[&dx], &feed()).unwrap()[0].to_f64_vec());
         results.push(got);
-        // 3 training steps (c2's input gradient, masked by c1's ReLU, with c2's filter
-        // gradient, c1's bias gradient and c1's filter gradient made from it) and the
-        // hand-built pair (its gradient fetched, so no filter gradient folds in); the pooling's
-        // gradient masked by c2's ReLU, with c2's bias gradient, in the 3 training steps, from
-        // the winners of c2's folded pooling (c2's output not kept); the loss's run pools
-        // without winners.
+        // 3 training steps (c2's input gradient, from the pooling's gradient routed through
+        // the winners of c2's folded pooling (c2's output not kept) and masked by c2's ReLU,
+        // with c2's bias and filter gradients; masked by c1's ReLU, with c1's bias and filter
+        // gradients made from it) and the hand-built pair (its gradient fetched, so no filter
+        // gradient folds in); the loss's run pools without winners.
         let calls = |name: &str| sess.profile().iter().find(|p| p.0 == name).map(|p| p.1);
         assert_eq!(calls("Conv2DBackpropInput+ReluGrad+Sum"), (!check).then_some(1), "{:?}", sess.profile());
-        let folded = calls("Conv2DBackpropInput+Filter+ReluGrad+Sum+Conv2DBackpropFilter");
+        let folded =
+            calls("MaxPoolGradWithArgmax+ReluGrad+Sum+Conv2DBackpropInput+Filter+ReluGrad+Sum+Conv2DBackpropFilter");
         assert_eq!(folded, (!check).then_some(3), "{:?}", sess.profile());
         assert_eq!(calls("Conv2DBackpropFilter"), check.then_some(6), "{:?}", sess.profile());
-        assert_eq!(calls("MaxPoolGradWithArgmax+ReluGrad+Sum"), (!check).then_some(3), "{:?}", sess.profile());
+        assert_eq!(calls("MaxPoolGrad"), check.then_some(3), "{:?}", sess.profile());
         assert_eq!(calls("_FusedConv2D+MaxPoolWithArgmax"), (!check).then_some(3), "{:?}", sess.profile());
         assert_eq!(calls("_FusedConv2D+MaxPool"), (!check).then_some(1), "{:?}", sess.profile());
         if !check {
@@ -577,14 +577,16 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
 /// unfused graph's values, bit for bit.
 #[test]
 fn pooling_gradients_route_through_the_forward_winners() {
-    for (relu, known, fetch_conv) in
-        [(false, true, false), (true, true, false), (true, false, false), (true, true, true)]
-    {
+    let cases = [(false, true, false), (true, true, false), (true, false, false), (true, true, true)];
+    for ((relu, known, fetch_conv), below) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
         let g = Graph::new();
         g.set_random_seed(9);
         let side = known.then_some(7);
         let x = g.placeholder(DType::F32, [None, side, side, Some(2)]).named("x").unwrap();
-        let conv = layers::conv2d(&x, 5, 3, 1, Padding::Same, relu.then_some(nn::relu as _), "c").unwrap();
+        // With a convolution below, the pooled one's input gradient is made too.
+        let input =
+            if below { layers::conv2d(&x, 4, 3, 1, Padding::Same, Some(nn::relu), "b").unwrap() } else { x.clone() };
+        let conv = layers::conv2d(&input, 5, 3, 1, Padding::Same, relu.then_some(nn::relu as _), "c").unwrap();
         let pooled = nn::max_pool(&conv, [1, 3, 3, 1], [1, 2, 2, 1], Padding::Same).unwrap();
         let loss = math::reduce_sum(&math::square(&pooled).unwrap(), None).named("loss").unwrap();
         let train = GradientDescent::new(0.01).minimize(&loss).unwrap();
@@ -609,13 +611,28 @@ fn pooling_gradients_route_through_the_forward_winners() {
             results.push(got);
             let ops: Vec<&str> = sess.profile().iter().map(|p| p.0).collect();
             let from_winners = !check && known && !fetch_conv;
-            let name = if relu { "MaxPoolGradWithArgmax+ReluGrad+Sum" } else { "MaxPoolGradWithArgmax" };
-            assert_eq!(ops.contains(&name), from_winners, "relu {relu}, known {known}, fetched {fetch_conv}: {ops:?}");
+            // Below, the routing folds into the input gradient (no `dy` written).
+            let name = match (relu, below) {
+                (true, false) => "MaxPoolGradWithArgmax+ReluGrad+Sum",
+                (false, false) => "MaxPoolGradWithArgmax",
+                (true, true) => {
+                    "MaxPoolGradWithArgmax+ReluGrad+Sum+Conv2DBackpropInput+Filter+ReluGrad+Sum+Conv2DBackpropFilter"
+                }
+                (false, true) => {
+                    "MaxPoolGradWithArgmax+Sum+Conv2DBackpropInput+Filter+ReluGrad+Sum+Conv2DBackpropFilter"
+                }
+            };
+            let case = format!("relu {relu}, known {known}, fetched {fetch_conv}, below {below}");
+            assert_eq!(ops.contains(&name), from_winners, "{case}: {ops:?}");
             assert_eq!(ops.contains(&"_FusedConv2D+MaxPoolWithArgmax"), from_winners, "{ops:?}");
         }
         let bits =
             |r: &Vec<Vec<f64>>| r.iter().map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>();
-        assert_eq!(bits(&results[0]), bits(&results[1]), "relu {relu}, known {known}, fetched {fetch_conv}");
+        assert_eq!(
+            bits(&results[0]),
+            bits(&results[1]),
+            "relu {relu}, known {known}, fetched {fetch_conv}, below {below}"
+        );
     }
 }
 

@@ -168,7 +168,7 @@ mod tests {
             let dy = data(g.output_shape().iter().product(), 3);
             assert_eq!(conv::conv2d_with(&x, &w, &g, poison, crate::Epilogue::NONE), conv::conv2d(&x, &w, &g));
             assert_eq!(
-                conv::conv2d_backprop_input_with(&w, &dy, &g, poison, Default::default()),
+                conv::conv2d_backprop_input_with(&w, dy[..].into(), &g, poison, Default::default()),
                 conv::conv2d_backprop_input(&w, &dy, &g)
             );
             let pg = pool::PoolGeometry::new(input, [2, 2], [stride, stride], same);

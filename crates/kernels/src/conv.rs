@@ -13,7 +13,7 @@
 use crate::gemm::gemm_into;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm_tiled::{gemm, Gather, Left, Out, Strided};
-use crate::pool::PoolGeometry;
+use crate::pool::{self, PoolGeometry};
 #[cfg(target_arch = "x86_64")]
 use crate::F32Simd;
 use crate::{small_conv, zeros, Epilogue, Float, Scratch};
@@ -609,7 +609,7 @@ fn input_gradient_by_class(_: F32Simd, stacked: &[f32], dy: &[f32], g: &Conv2dGe
 /// Gradient with respect to the input: `dy` `[n,out_h,out_w,o]` times the filter transposed,
 /// scattered back by col2im; returns `[n,h,w,c]`.
 pub fn conv2d_backprop_input<T: Float>(w: &[T], dy: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    conv2d_backprop_input_with(w, dy, g, zeros, InputGradWith::default())
+    conv2d_backprop_input_with(w, dy.into(), g, zeros, InputGradWith::default())
 }
 
 /// The filter gradient of the convolution below one whose input gradient is being made (its
@@ -637,6 +637,39 @@ pub struct FilterGrad<'a, T> {
     pub x: &'a [T],
     /// Its filter gradient `[kh, kw, c, o]`, every element written.
     pub out: &'a mut [T],
+}
+
+/// Where [`conv2d_backprop_input_with`]'s `dy`, the gradient of the convolution's output,
+/// comes from.
+pub enum Upstream<'a, T> {
+    /// Given whole, `[n, out_h, out_w, o]`.
+    Given(&'a [T]),
+    /// Routed from the gradient of a max-pooling of the output, a chunk of images at a time
+    /// while in cache.
+    Pooled(PooledGrad<'a, T>),
+}
+
+impl<'a, T> From<&'a [T]> for Upstream<'a, T> {
+    fn from(dy: &'a [T]) -> Self {
+        Upstream::Given(dy)
+    }
+}
+
+/// A max-pooling's gradient routed through its forward's winners to the pooled convolution's
+/// output: [`pool::max_pool_grad_from_winners`]'s arguments, made a chunk of images at a time
+/// instead of written out whole (the CNN's conv2: 5 MB written, then read back).
+pub struct PooledGrad<'a, T> {
+    /// The forward's winners (see [`pool::max_pool_winners`]), `[n, out_h, out_w, c]`.
+    pub winners: &'a [i32],
+    /// The gradient of the pooled output, of the winners' shape.
+    pub grad: &'a [T],
+    /// The pooling: its input is the convolution's output.
+    pub geometry: &'a PoolGeometry,
+    /// Masked by the maxima being > 0 (a ReLU between the convolution and the pooling).
+    pub relu: bool,
+    /// `[batch, o]`: each image's routed gradient summed over its rows and columns (a bias
+    /// gradient's partial sums).
+    pub image_sums: Option<&'a mut [T]>,
 }
 
 /// What [`conv2d_backprop_input_with`] makes from each chunk of the input gradient while it is
@@ -673,7 +706,7 @@ pub struct InputGradWith<'a, T> {
 ///     filter: Some(FilterGrad { x: &h, out: &mut dw }),
 ///     ..InputGradWith::default()
 /// };
-/// let none = conv2d_backprop_input_with(&w, &dy, &upper, |n| vec![0.0; n], with);
+/// let none = conv2d_backprop_input_with(&w, dy[..].into(), &upper, |n| vec![0.0; n], with);
 /// assert!(none.is_empty());
 /// assert_eq!(lower_dw, conv2d_backprop_filter(&x, &dx, &lower));
 /// assert_eq!(dw, conv2d_backprop_filter(&h, &dy, &upper));
@@ -684,7 +717,7 @@ pub struct InputGradWith<'a, T> {
 /// (its output this one's input), or `filter`'s images or output are not this convolution's.
 pub fn conv2d_backprop_input_with<T: Float>(
     w: &[T],
-    dy: &[T],
+    dy: Upstream<'_, T>,
     g: &Conv2dGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
     with: InputGradWith<'_, T>,
@@ -707,7 +740,32 @@ pub fn conv2d_backprop_input_with<T: Float>(
         }
         None => (&[][..], None),
     };
-    if g.batch * len == 0 {
+    if let Some(sums) = &image_sums {
+        assert_eq!(sums.len(), g.batch * g.in_c, "image sums of the wrong length");
+    }
+    let (given, routed, mut routed_sums) = match dy {
+        Upstream::Given(dy) => (dy, None, None),
+        Upstream::Pooled(PooledGrad { winners, grad, geometry, relu, image_sums }) => {
+            let input = [geometry.batch, geometry.in_h, geometry.in_w, geometry.channels];
+            let pooled = geometry.batch * geometry.out_len();
+            assert_eq!(
+                (input, winners.len(), grad.len()),
+                (g.output_shape(), pooled, pooled),
+                "not this output's pooling"
+            );
+            if let Some(sums) = &image_sums {
+                assert_eq!(sums.len(), g.batch * o, "image sums of the wrong length");
+            }
+            (&[][..], Some((winners, grad, geometry, relu)), image_sums)
+        }
+    };
+    if g.batch * len == 0 || p * o == 0 {
+        // (dx is all zeros, as are the filter gradients; a routed dy is empty, or is made for
+        // its sums.)
+        if let Some((winners, grad, geometry, relu)) = routed {
+            pool::max_pool_grad_from_winners(winners, grad, geometry, zeros, relu, routed_sums);
+        }
+        dx.fill(T::zero());
         image_sums.into_iter().for_each(|s| s.fill(T::zero()));
         lower_out.into_iter().for_each(|s| s.fill(T::zero()));
         own_out.into_iter().for_each(|s| s.fill(T::zero()));
@@ -717,68 +775,95 @@ pub fn conv2d_backprop_input_with<T: Float>(
     // chunk's size in images, else this convolution's own is made apart, after.
     let lower_groups = lower_g.as_ref().map(FilterGroups::new::<T>);
     let lower_size = lower_groups.map_or(1, |gr| gr.size);
-    let own_groups = own_out.as_ref().filter(|out| !out.is_empty()).map(|_| FilterGroups::new::<T>(g));
+    let own_groups = own_out.as_ref().map(|_| FilterGroups::new::<T>(g));
     let both = own_groups.map_or(lower_size, |gr| lcm(gr.size, lower_size));
     let (own_groups, whole) = match own_groups {
         Some(_) if both > 2 * g.chunk() => (None, lower_size),
         _ => (own_groups, both),
     };
+    // A routed dy the own filter gradient needs whole: routed at once.
+    let whole_dy = match routed {
+        Some((winners, grad, geometry, relu)) if own_out.is_some() && own_groups.is_none() => {
+            Some(pool::max_pool_grad_from_winners(winners, grad, geometry, zeros, relu, routed_sums.take()))
+        }
+        _ => None,
+    };
+    let (given, routed) = match &whole_dy {
+        Some(dy) => (&dy[..], None),
+        None => (given, routed),
+    };
     let chunk = (g.chunk() / whole).max(1) * whole;
+    let n_chunks = g.batch.div_ceil(chunk);
     let lower_ko = lower_g.as_ref().map_or(0, |lg| lg.taps() * lg.out_c);
     let n_groups = lower_groups.map_or(0, |gr| g.batch.div_ceil(gr.size));
     let own_n = own_groups.map_or(0, |gr| g.batch.div_ceil(gr.size));
+    #[cfg(target_arch = "x86_64")]
+    let by_class = F32Simd::check::<T>().filter(|_| g.in_c.is_multiple_of(16));
+    thread_local! {
+        static STACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    // The input gradient of one chunk of `dy` into `dx` (contents unspecified).
+    let wt = mat(w, k, o).reversed_axes();
+    let input_grad = |dy: &[T], dx: &mut [T], _stacked: &[f32]| {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(f32s) = by_class {
+            // SAFETY: T is f32 (checked).
+            let (dy, dx) = unsafe { (f32s.cast(dy), f32s.cast_mut(dx)) };
+            return input_gradient_by_class(f32s, _stacked, dy, g, dx);
+        }
+        let nb = dx.len() / len;
+        T::with_scratch(nb * p * k, |cols| {
+            // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
+            gemm_into(mat(dy, nb * p, o), wt, mat_mut(cols, nb * p, k), false, false);
+            // col2im accumulates: zeroed here, by the thread that fills it, while cache-hot.
+            dx.fill(T::zero());
+            for bi in 0..nb {
+                col2im(&cols[bi * p * k..][..p * k], g, &mut dx[bi * len..][..len]);
+            }
+        });
+    };
+    // One chunk's dy: given, or routed from the pooling's gradient (and summed) in scratch.
+    let with_dy = |b0: usize, nb: usize, sums: &mut [T], f: &mut dyn FnMut(&[T])| match routed {
+        None => f(&given[b0 * p * o..][..nb * p * o]),
+        Some((winners, grad, geometry, relu)) => T::with_scratch_in(Scratch::Input, nb * p * o, |dy| {
+            let (ol, mut arg) = (geometry.out_len(), vec![0; geometry.channels]);
+            for bi in 0..nb {
+                let (d, s) = (&mut dy[bi * p * o..][..p * o], sums.chunks_mut(o).nth(bi).unwrap_or(&mut []));
+                let (win, gr) = (&winners[(b0 + bi) * ol..][..ol], &grad[(b0 + bi) * ol..][..ol]);
+                pool::route_image_from_winners(win, gr, geometry, relu, d, s, &mut arg);
+            }
+            f(dy)
+        }),
+    };
     // (A few KB: conv1's 25 groups of 288.)
     let mut partials = vec![T::zero(); n_groups * lower_ko];
     T::with_scratch_in(Scratch::Partials, own_n * k * o, |own_partials| {
         {
-            let mut sums = PerImage::new(image_sums, g.in_c, chunk, g.batch);
-            let mut parts =
-                PerImage::new(lower_groups.map(|_| &mut partials[..]), lower_ko, chunk / lower_size, n_groups);
-            let own_per_chunk = chunk / own_groups.map_or(1, |gr| gr.size);
-            let mut own_parts = PerImage::new(own_groups.map(|_| &mut own_partials[..]), k * o, own_per_chunk, own_n);
-            // One chunk's mask, sums and filter gradient groups, `dx_chunk` its images from `b0`.
-            let finish = |dx_chunk: &mut [T], b0: usize, sums: &mut [T], partials: &mut [T], own: &mut [T]| {
-                if let Some(f) = relu_features {
-                    relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
-                }
-                for (image, part) in dx_chunk.chunks(len).zip(sums.chunks_mut(g.in_c)) {
-                    part.fill(T::zero());
-                    crate::reduce::column_sums(image, part);
-                }
-                let nb = dx_chunk.len() / len;
-                if let (Some(lg), Some(gr)) = (&lower_g, lower_groups) {
-                    let lp = lg.positions() * lg.out_c;
-                    for (i, acc) in partials.chunks_mut(lower_ko).enumerate() {
-                        let first = i * gr.size;
-                        let x = &lower_x[(b0 + first) * lg.image_len()..];
-                        gr.run(x, &dx_chunk[first * lp..], lg, gr.size.min(nb - first), acc);
-                    }
-                }
-                if let Some(gr) = own_groups {
-                    for (i, acc) in own.chunks_mut(k * o).enumerate() {
-                        let first = b0 + i * gr.size;
-                        gr.run(&own_x[first * len..], &dy[first * p * o..], g, gr.size.min(b0 + nb - first), acc);
-                    }
-                }
-            };
-            let chunks = out_chunks(&mut dx, chunk * len, g.batch * len)
-                .zip(sums.chunks())
-                .zip(parts.chunks())
-                .zip(own_parts.chunks());
-            // Taken by the one path that runs.
-            let mut chunks = Some(chunks.enumerate());
+            let mut sums = parts(image_sums, chunk * g.in_c, n_chunks);
+            let mut lower_parts =
+                parts(lower_groups.map(|_| &mut partials[..]), chunk / lower_size * lower_ko, n_chunks);
+            let own_per_chunk = chunk / own_groups.map_or(1, |gr| gr.size) * k * o;
+            let mut own_parts = parts(own_groups.map(|_| &mut own_partials[..]), own_per_chunk, n_chunks);
+            let mut routed_parts = parts(routed.and(routed_sums), chunk * o, n_chunks);
+            let mut dx_parts = dx.chunks_mut(chunk * len);
+            let work: Vec<_> = (0..n_chunks)
+                .map(|ci| {
+                    let nb = chunk.min(g.batch - ci * chunk);
+                    let dx = dx_parts.next();
+                    let side = [&mut sums, &mut lower_parts, &mut own_parts, &mut routed_parts]
+                        .map(|p| p.next().expect("n parts"));
+                    (ci * chunk, nb, dx, side)
+                })
+                .collect();
             #[cfg(target_arch = "x86_64")]
-            let by_class = F32Simd::check::<T>().filter(|_| g.in_c.is_multiple_of(16) && k > 0 && o > 0);
+            let stacked_len = if by_class.is_some() { k * o } else { 0 };
             #[cfg(not(target_arch = "x86_64"))]
-            let by_class: Option<()> = None;
-            #[cfg(target_arch = "x86_64")]
-            if let Some(f32s) = by_class {
-                thread_local! {
-                    static STACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-                }
-                // SAFETY: T is f32 (checked).
-                let (wf, dyf) = unsafe { (f32s.cast(w), f32s.cast(dy)) };
-                crate::scratch(&STACKED, k * o, |stacked| {
+            let stacked_len = 0;
+            crate::scratch(&STACKED, stacked_len, |stacked| {
+                #[cfg(target_arch = "x86_64")]
+                if by_class.is_some() {
+                    // SAFETY: T is f32 (checked).
+                    let wf = unsafe { F32Simd::check::<T>().expect("checked").cast(w) };
                     // Each class's taps' Wᵀ, stacked in class order: B of its product.
                     for class in StrideClass::all(g) {
                         for (t, (ky, kx)) in class.taps(g).enumerate() {
@@ -790,43 +875,42 @@ pub fn conv2d_backprop_input_with<T: Float>(
                             }
                         }
                     }
-                    let stacked = &*stacked;
-                    chunks.take().expect("one path").for_each(|(ci, (((dx_chunk, part), partials), own))| {
-                        with_out(dx_chunk, |dx_chunk| {
-                            let nb = dx_chunk.len() / len;
-                            let b0 = ci * chunk;
-                            // SAFETY: T is f32 (checked).
-                            let dx32 = unsafe { f32s.cast_mut(dx_chunk) };
-                            input_gradient_by_class(f32s, stacked, &dyf[b0 * p * o..][..nb * p * o], g, dx32);
-                            finish(dx_chunk, b0, part, partials, own);
-                        })
-                    });
-                });
-            }
-            if by_class.is_none() {
-                let wt = mat(w, k, o).reversed_axes();
-                chunks.take().expect("one path").for_each(|(ci, (((dx_chunk, part), partials), own))| {
-                    with_out(dx_chunk, |dx_chunk| {
-                        let nb = dx_chunk.len() / len;
-                        let b0 = ci * chunk;
-                        let dy = mat(&dy[b0 * p * o..][..nb * p * o], nb * p, o);
-                        T::with_scratch(nb * p * k, |cols| {
-                            // Overwrites `cols` (no accumulation), so the scratch needs no zeroing.
-                            gemm_into(dy, wt, mat_mut(cols, nb * p, k), false, false);
-                            // col2im accumulates: zeroed here, by the thread that fills it, while cache-hot.
-                            dx_chunk.fill(T::zero());
-                            for bi in 0..nb {
-                                col2im(&cols[bi * p * k..][..p * k], g, &mut dx_chunk[bi * len..][..len]);
+                }
+                let stacked = &*stacked;
+                work.into_par_iter().for_each(|(b0, nb, dx_chunk, [sums, lower, own, routed_sums])| {
+                    with_out((nb * len, dx_chunk), |dx_chunk| {
+                        with_dy(b0, nb, routed_sums, &mut |dy| {
+                            input_grad(dy, dx_chunk, stacked);
+                            if let Some(f) = relu_features {
+                                relu_mask(dx_chunk, &f[b0 * len..][..dx_chunk.len()]);
                             }
-                        });
-                        finish(dx_chunk, b0, part, partials, own);
+                            for (image, part) in dx_chunk.chunks(len).zip(sums.chunks_mut(g.in_c)) {
+                                part.fill(T::zero());
+                                crate::reduce::column_sums(image, part);
+                            }
+                            if let (Some(lg), Some(gr)) = (&lower_g, lower_groups) {
+                                let lp = lg.positions() * lg.out_c;
+                                for (i, acc) in lower.chunks_mut(lower_ko).enumerate() {
+                                    let first = i * gr.size;
+                                    let x = &lower_x[(b0 + first) * lg.image_len()..];
+                                    gr.run(x, &dx_chunk[first * lp..], lg, gr.size.min(nb - first), acc);
+                                }
+                            }
+                            if let Some(gr) = own_groups {
+                                for (i, acc) in own.chunks_mut(k * o).enumerate() {
+                                    let first = i * gr.size;
+                                    let x = &own_x[(b0 + first) * len..];
+                                    gr.run(x, &dy[first * p * o..], g, gr.size.min(nb - first), acc);
+                                }
+                            }
+                        })
                     })
                 });
-            }
+            });
         }
         match own_out {
             Some(out) if own_groups.is_some() => FilterGroups::add(own_partials, out),
-            Some(out) => filter_grad_into(own_x, dy, g, out),
+            Some(out) => filter_grad_into(own_x, given, g, out),
             None => {}
         }
     });
@@ -834,6 +918,16 @@ pub fn conv2d_backprop_input_with<T: Float>(
         FilterGroups::add(&partials, out);
     }
     dx
+}
+
+/// `s` in `n` parts of `per` elements (the last may be shorter), or `n` empty parts (`None`).
+fn parts<T>(s: Option<&mut [T]>, per: usize, n: usize) -> impl Iterator<Item = &mut [T]> {
+    if let Some(s) = &s {
+        assert_eq!(s.len().div_ceil(per.max(1)), n, "a side result of the wrong length");
+    }
+    let split = s.map(|s| s.chunks_mut(per.max(1)));
+    let empty = std::iter::repeat_with(|| &mut [][..]);
+    split.into_iter().flatten().chain(empty).take(n)
 }
 
 /// Where a kernel run over chunks of a batch's images leaves a second result made image by
@@ -1153,7 +1247,7 @@ mod tests {
             let dy = data(batch * g.positions() * o, 3);
             let feats = data(batch * h * w * c, 5);
             let relu = relu.then_some(&feats[..]);
-            let want = conv2d_backprop_input_with(&f, &dy, &g, zeros, InputGradWith { relu_features: relu, ..Default::default() });
+            let want = conv2d_backprop_input_with(&f, dy[..].into(), &g, zeros, InputGradWith { relu_features: relu, ..Default::default() });
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let feats32 = to32(&feats);
             let mut sums = vec![f32::NAN; batch * c];
@@ -1162,7 +1256,7 @@ mod tests {
                 image_sums: Some(&mut sums),
                 ..Default::default()
             };
-            let got = conv2d_backprop_input_with(&to32(&f), &to32(&dy), &g, zeros, with);
+            let got = conv2d_backprop_input_with(&to32(&f), to32(&dy)[..].into(), &g, zeros, with);
             prop_assert_eq!(&got, &to32(&want));
             // Each image's sums over its rows (integers: exact in any order), whatever chunks
             // the images ran in.
@@ -1182,11 +1276,12 @@ mod tests {
         /// bits of [`conv2d_backprop_filter`] on the whole tensors, for every way the lower
         /// convolution runs (register kernels for one input channel, in place, im2col in f64)
         /// and batches over several chunks; the input gradient and its sums are unchanged,
-        /// kept or not.
+        /// kept or not; `dy` routed chunk by chunk from a max-pooling's gradient (tiling
+        /// windows with the ReLU mask, overlapping SAME windows without) is the routed whole.
         #[test]
         fn folded_filter_gradients_have_the_bits_of_the_separate_ones(
             batch in 1usize..40, hw in 3usize..12, c in prop::sample::select(vec![1usize, 3, 4, 16]), mid16 in 1usize..3,
-            o in 1usize..20, s in 1usize..3, keep in any::<bool>(), own in any::<bool>(),
+            o in 1usize..20, s in 1usize..3, keep in any::<bool>(), own in any::<bool>(), pooling in 0usize..3,
         ) {
             let mid = 16 * mid16;
             let lower = Conv2dGeometry::new([batch, hw, hw, c], [3, 3, c, mid], [1, 1], [1, 1], true);
@@ -1194,32 +1289,62 @@ mod tests {
             let fractions = |n: usize, salt: usize| -> Vec<f64> {
                 (0..n).map(|i| (((i * 37 + salt * 11) % 17) as f64 - 8.0) / 7.0).collect()
             };
-            let (x, w) = (fractions(batch * hw * hw * c, 1), fractions(9 * mid * o, 2));
-            let dy = fractions(batch * upper.positions() * o, 3);
-            let feats = fractions(batch * hw * hw * mid, 4);
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
-            let (x32, w32, dy32, feats32) = (to32(&x), to32(&w), to32(&dy), to32(&feats));
+            let (x, w) = (fractions(batch * hw * hw * c, 1), fractions(9 * mid * o, 2));
+            // The upper convolution's output, pooled: its winners and the pooled gradient.
+            let relu = pooling == 1;
+            let pool = match pooling {
+                1 => Some(PoolGeometry::new(upper.output_shape(), [2, 2], [2, 2], false)),
+                2 => Some(PoolGeometry::new(upper.output_shape(), [3, 3], [2, 2], true)),
+                _ => None,
+            };
+            let winners = pool.as_ref().map(|pg| pool::max_pool_winners(&to32(&fractions(batch * upper.positions() * o, 6)), pg).1);
+            let pooled_grad = pool.as_ref().map(|pg| fractions(batch * pg.out_len(), 3));
+            let mut routed_sums = vec![0.0f32; batch * o];
+            let (dy, dy32) = match (&pool, &winners, &pooled_grad) {
+                (Some(pg), Some(win), Some(pgr)) => (
+                    pool::max_pool_grad_from_winners(win, pgr, pg, zeros, relu, None),
+                    pool::max_pool_grad_from_winners(win, &to32(pgr), pg, zeros, relu, Some(&mut routed_sums)),
+                ),
+                _ => {
+                    let dy = fractions(batch * upper.positions() * o, 3);
+                    let dy32 = to32(&dy);
+                    (dy, dy32)
+                }
+            };
+            let pooled_grad32 = pooled_grad.as_deref().map(to32);
+            let feats = fractions(batch * hw * hw * mid, 4);
+            let (x32, w32, feats32) = (to32(&x), to32(&w), to32(&feats));
             let mut sums = vec![0.0f32; batch * mid];
             let with = InputGradWith { relu_features: Some(&feats32), image_sums: Some(&mut sums), ..Default::default() };
-            let dx = conv2d_backprop_input_with(&w32, &dy32, &upper, zeros, with);
+            let dx = conv2d_backprop_input_with(&w32, dy32[..].into(), &upper, zeros, with);
             let want = conv2d_backprop_filter(&x32, &dx, &lower);
             // The upper convolution's input: the features (a ReLU's output) or another tensor.
             let h = if own { feats.clone() } else { fractions(feats.len(), 5) };
             let h32 = to32(&h);
             let want_own = conv2d_backprop_filter(&h32, &dy32, &upper);
             let (mut got, mut got_sums) = (vec![f32::NAN; want.len()], vec![f32::NAN; sums.len()]);
-            let mut got_own = vec![f32::NAN; want_own.len()];
+            let (mut got_own, mut got_routed) = (vec![f32::NAN; want_own.len()], vec![f32::NAN; batch * o]);
             let with = InputGradWith {
                 relu_features: Some(&feats32),
                 image_sums: Some(&mut got_sums),
                 lower: Some(LowerFilterGrad { x: &x32, geometry: &lower, out: &mut got, keep_input_grad: keep }),
                 filter: Some(FilterGrad { x: &h32, out: &mut got_own }),
             };
-            let dx2 = conv2d_backprop_input_with(&w32, &dy32, &upper, zeros, with);
+            let upstream = match (&pool, &winners, &pooled_grad32) {
+                (Some(geometry), Some(winners), Some(grad)) => {
+                    Upstream::Pooled(PooledGrad { winners, grad, geometry, relu, image_sums: Some(&mut got_routed) })
+                }
+                _ => dy32[..].into(),
+            };
+            let dx2 = conv2d_backprop_input_with(&w32, upstream, &upper, zeros, with);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&got), bits(&want));
             prop_assert_eq!(bits(&got_own), bits(&want_own));
             prop_assert_eq!(bits(&got_sums), bits(&sums));
+            if pool.is_some() {
+                prop_assert_eq!(bits(&got_routed), bits(&routed_sums));
+            }
             prop_assert_eq!(&dx2, if keep { &dx } else { &[][..] });
             let dx64 = conv2d_backprop_input(&w, &dy, &upper);
             let (mut got64, mut own64) = (vec![f64::NAN; want.len()], vec![f64::NAN; want_own.len()]);
@@ -1228,7 +1353,13 @@ mod tests {
                 filter: Some(FilterGrad { x: &h, out: &mut own64 }),
                 ..Default::default()
             };
-            conv2d_backprop_input_with(&w, &dy, &upper, zeros, with);
+            let upstream64 = match (&pool, &winners, &pooled_grad) {
+                (Some(geometry), Some(winners), Some(grad)) => {
+                    Upstream::Pooled(PooledGrad { winners, grad, geometry, relu, image_sums: None })
+                }
+                _ => dy[..].into(),
+            };
+            conv2d_backprop_input_with(&w, upstream64, &upper, zeros, with);
             prop_assert_eq!(got64, conv2d_backprop_filter(&x, &dx64, &lower));
             prop_assert_eq!(own64, conv2d_backprop_filter(&h, &dy, &upper));
         }
@@ -1242,7 +1373,7 @@ mod tests {
             let (x, w, dy) = (vec![1.0f32; batch * 400], vec![1.0f32; 144 * o], vec![1.0f32; batch * 9 * o]);
             let mut dw = vec![f32::NAN; 144 * o];
             let with = InputGradWith { filter: Some(FilterGrad { x: &x, out: &mut dw }), ..Default::default() };
-            let dx = conv2d_backprop_input_with(&w, &dy, &g, zeros, with);
+            let dx = conv2d_backprop_input_with(&w, dy[..].into(), &g, zeros, with);
             assert_eq!((dx, dw), (vec![0.0; batch * 400], vec![0.0; 144 * o]));
         }
     }

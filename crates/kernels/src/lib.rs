@@ -424,10 +424,13 @@ pub enum Scratch {
     /// Partial sums held by the calling thread while its tasks (also run by it) take the
     /// others (the filter gradient's groups).
     Partials,
+    /// An input made piece by piece for work taking the others (a convolution's `dy` chunk
+    /// routed from a pooling's gradient).
+    Input,
 }
 
 impl Scratch {
-    const SLOTS: usize = 3;
+    const SLOTS: usize = 4;
 }
 
 /// [`Float::with_scratch`] over one thread-local buffer.

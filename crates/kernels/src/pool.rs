@@ -46,7 +46,7 @@ impl PoolGeometry {
         [self.batch, self.out_h, self.out_w, self.channels]
     }
 
-    fn in_len(&self) -> usize {
+    pub(crate) fn in_len(&self) -> usize {
         self.in_h * self.in_w * self.channels
     }
 
@@ -237,16 +237,35 @@ pub fn max_pool_grad_from_winners<T: Float>(
     image_sums: Option<&mut [T]>,
 ) -> Vec<T> {
     let images = winners.par_chunks(g.out_len().max(1));
-    route_images(images, dy, g, alloc, image_sums, Vec::new, |win, oy, ox, _, arg| {
-        let win = &win[(oy * g.out_w + ox) * g.channels..][..g.channels];
-        for (a, &w) in arg.iter_mut().zip(win) {
-            *a = match w {
-                0.. => w,
-                _ if relu || w == EMPTY => NO_WINNER,
-                _ => !w,
-            };
-        }
-    })
+    route_images(images, dy, g, alloc, image_sums, Vec::new, |win, oy, ox, _, arg| decode(win, g, relu, oy, ox, arg))
+}
+
+/// Window (oy, ox)'s winners in `arg` from one image's stored `win` (see [`max_pool_winners`]).
+#[inline(always)]
+fn decode(win: &[i32], g: &PoolGeometry, relu: bool, oy: usize, ox: usize, arg: &mut [i32]) {
+    let win = &win[(oy * g.out_w + ox) * g.channels..][..g.channels];
+    for (a, &w) in arg.iter_mut().zip(win) {
+        *a = match w {
+            0.. => w,
+            _ if relu || w == EMPTY => NO_WINNER,
+            _ => !w,
+        };
+    }
+}
+
+/// One image of [`max_pool_grad_from_winners`]: its `winners` and `dy` (`out_len` each) routed
+/// into `d` (`in_len`, contents unspecified), summed into `sums` (`channels`, or empty: not
+/// asked for); `arg` is scratch of `channels`.
+pub(crate) fn route_image_from_winners<T: Float>(
+    winners: &[i32],
+    dy: &[T],
+    g: &PoolGeometry,
+    relu: bool,
+    d: &mut [T],
+    sums: &mut [T],
+    arg: &mut [i32],
+) {
+    route_image(g, dy, d, sums, &mut [], arg, |oy, ox, _, arg| decode(winners, g, relu, oy, ox, arg))
 }
 
 /// Max pooling that also says where each maximum is: `(pooled, winners)`, what
@@ -304,35 +323,50 @@ fn route_images<T: Float, I: Sync + Send>(
         return dx;
     }
     let mut sums = crate::conv::PerImage::new(image_sums, g.channels, 1, g.batch);
+    let scratch = || (scratch(), vec![0i32; g.channels]);
+    let parts = dx.par_chunks_mut(g.in_len()).zip(images).zip(dy.par_chunks(g.out_len()));
+    parts.zip(sums.chunks()).for_each_init(scratch, |(vals, arg), (((d, image), gy), part)| {
+        route_image(g, gy, d, part, vals, arg, |oy, ox, vals, arg| winners(&image, oy, ox, vals, arg))
+    });
+    dx
+}
+
+/// One image of [`route_images`]: `gy` routed into `d` (contents unspecified) and summed into
+/// `part` (or empty).
+#[inline(always)]
+fn route_image<T: Float>(
+    g: &PoolGeometry,
+    gy: &[T],
+    d: &mut [T],
+    part: &mut [T],
+    vals: &mut [T],
+    arg: &mut [i32],
+    winners: impl Fn(usize, usize, &mut [T], &mut [i32]),
+) {
     // Windows that tile the input without overlapping (the CNN's 2x2 at stride 2) each write
     // their cells once: no zero fill and no read-modify-write of dx (a third of the op's
     // memory traffic); the cells past the last window are zeroed.
     let tiled = g.stride_h == g.k_h && g.stride_w == g.k_w;
-    let scratch = || (scratch(), vec![0i32; g.channels]);
-    let parts = dx.par_chunks_mut(g.in_len()).zip(images).zip(dy.par_chunks(g.out_len()));
-    parts.zip(sums.chunks()).for_each_init(scratch, |(vals, arg), (((d, image), gy), part)| {
-        if tiled {
-            zero_uncovered(g, d);
-        } else {
-            d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
-        }
-        crate::wide::run(
-            #[inline(always)]
-            || {
-                for oy in 0..g.out_h {
-                    for ox in 0..g.out_w {
-                        winners(&image, oy, ox, vals, arg);
-                        route(g, oy, ox, arg, &gy[(oy * g.out_w + ox) * g.channels..][..g.channels], d, tiled);
-                    }
+    if tiled {
+        zero_uncovered(g, d);
+    } else {
+        d.fill(T::zero()); // accumulated below; zeroed by the thread that fills it
+    }
+    crate::wide::run(
+        #[inline(always)]
+        || {
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    winners(oy, ox, vals, arg);
+                    route(g, oy, ox, arg, &gy[(oy * g.out_w + ox) * g.channels..][..g.channels], d, tiled);
                 }
-            },
-        );
-        if !part.is_empty() {
-            part.fill(T::zero());
-            crate::reduce::column_sums(d, part);
-        }
-    });
-    dx
+            }
+        },
+    );
+    if !part.is_empty() {
+        part.fill(T::zero());
+        crate::reduce::column_sums(d, part);
+    }
 }
 
 /// A stored winner of a window entirely in the padding (see [`max_pool_winners`]).

@@ -336,7 +336,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
         Op::Conv2D(_) => compute_fused(op, inputs, false, None, true, buffers),
-        Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, None, false, buffers),
+        Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, None, false, None, buffers),
         Op::Conv2DBackpropFilter(attrs) => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), attrs)?;
             check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
@@ -443,25 +443,6 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
     }
 }
 
-/// Runs a step the planner folded a `ReluGrad` into: a `MaxPoolGrad` whose pooled input is the
-/// ReLU's output, or a `Conv2DBackpropInput` (the features are then a fourth input). With
-/// `bias_sum`, also the `Sum` over all axes but the channels that the planner folded in (the
-/// bias gradient) as a second output, from each image's sums made while in cache.
-pub fn compute_with_relu_grad(
-    op: &Op,
-    inputs: &[&Value],
-    bias_sum: bool,
-    winners: Option<[usize; 2]>,
-    lower: Option<&ConvAttrs>,
-    filter: bool,
-    buffers: &mut BufferPool,
-) -> KResult<Vec<Value>> {
-    match op {
-        Op::MaxPoolGrad(_) => max_pool_grad(op, inputs, true, bias_sum, winners, buffers),
-        _ => backprop_input_relu_grad(op, inputs, bias_sum, lower, filter, buffers),
-    }
-}
-
 /// The gradient and, when asked for (`image_sums` `[batch, channels]`), the bias gradient from
 /// each image's sums.
 /// An empty `dx` (not kept, see [`conv::LowerFilterGrad`]) comes as an empty tensor.
@@ -471,8 +452,7 @@ fn with_bias_sum<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
     image_sums: Option<Vec<T>>,
 ) -> Vec<Value> {
     let channels = shape.last().copied().unwrap_or(0);
-    let sums =
-        image_sums.map(|p| T::wrap(shaped::<T>(&[channels], tensorgraph_kernels::reduce::image_sums(&p, channels))));
+    let sums = image_sums.map(|p| bias_sum_of(p, channels));
     let dx = if dx.is_empty() { shaped::<T>(&[0], dx) } else { shaped::<T>(shape, dx) };
     std::iter::once(T::wrap(dx)).chain(sums).collect()
 }
@@ -533,21 +513,24 @@ pub fn max_pool_grad(
     }))
 }
 
-/// Runs a `Conv2DBackpropInput`, and when the planner folded the `ReluGrad` reading it into it
-/// (the features are then a fourth input), that `ReluGrad` too: inside the kernel when the
-/// features have the gradient's shape and dtype, as the separate op otherwise (broadcasting).
-/// With `bias_sum`, also the result's sum over all axes but the channels. With `lower` (the
-/// attributes of the folded Conv2DBackpropFilter of the convolution below, whose input and
-/// filter are the last two inputs), also that filter gradient as the last output, and the
-/// first output (the input gradient, which nothing else reads) is left empty when the kernel
-/// makes the filter gradient from its chunks. With `filter`, also this convolution's filter
-/// gradient (from the next two inputs: its input and filter sizes) as the last output.
+/// Runs a `Conv2DBackpropInput`, and what the planner folded into it (see
+/// `Fused::InputGrad`): the `ReluGrad` reading it (the features are a fourth input), inside the
+/// kernel when the features have the gradient's shape and dtype, as the separate op otherwise
+/// (broadcasting); with `bias_sum`, the result's sum over all axes but the channels; with
+/// `lower` (the attributes of the Conv2DBackpropFilter of the convolution below, whose input
+/// and filter are the next two inputs), that filter gradient, and the first output (the input
+/// gradient, which nothing else reads) is left empty when the kernel makes the filter gradient
+/// from its chunks; with `filter`, this convolution's filter gradient (from the next two
+/// inputs: its input and filter sizes); with `routed`, `dy` routed from the winners (the third
+/// input) and the pooled gradient (the last), and that routing's sum. Whatever the kernel
+/// cannot take (other shapes or dtypes) runs as the separate op, its errors naming it.
 pub fn backprop_input_relu_grad(
     op: &Op,
     inputs: &[&Value],
     bias_sum: bool,
     lower: Option<&ConvAttrs>,
     filter: bool,
+    routed: Option<crate::plan::Routed>,
     buffers: &mut BufferPool,
 ) -> KResult<Vec<Value>> {
     let Op::Conv2DBackpropInput(attrs) = op else {
@@ -555,70 +538,141 @@ pub fn backprop_input_relu_grad(
     };
     let x = inputs[0];
     let g = conv_geometry(x.shape(), inputs[1].shape(), attrs)?;
-    check_shape("out_backprop", inputs[2].shape(), &g.output_shape())?;
-    let features = inputs.get(3).copied();
-    let in_kernel = features.filter(|f| f.shape() == x.shape() && f.dtype() == inputs[2].dtype());
-    let folded_error = |e: KernelError| KernelError(format!("folded Conv2DBackpropFilter: {}", e.0));
+    let folded = |what: &'static str| move |e: KernelError| KernelError(format!("folded {what}: {}", e.0));
     let lower_inputs = lower.map(|a| (a, inputs[4], inputs[5]));
     let own_inputs =
         filter.then(|| (inputs[4 + 2 * lower.is_some() as usize], inputs[5 + 2 * lower.is_some() as usize]));
+    // `dy`: given; or routed in the kernel from the pooled gradient (the last input), through
+    // the winners; or, where the shapes do not fit, made here by the MaxPoolGrad.
+    let (mut made_dy, mut routed_sum) = (None, None);
+    let pooled = match routed {
+        Some(r) => {
+            let (wins, grad) = (inputs[2], inputs[inputs.len() - 1]);
+            let fits = |pg: &PoolGeometry| {
+                [g.out_h, g.out_w] == r.input
+                    && matches!(wins, Value::I32(_))
+                    && wins.shape() == pg.output_shape()
+                    && grad.shape() == pg.output_shape()
+                    && grad.dtype() == inputs[1].dtype()
+                    && own_inputs.is_none_or(|(hx, sizes)| own_fits(hx, sizes, inputs[1], x))
+            };
+            let pg = pool_geometry(&g.output_shape(), &r.attrs).ok().filter(fits);
+            if pg.is_none() {
+                let op = Op::MaxPoolGrad(r.attrs);
+                let mut out = max_pool_grad(&op, &[wins, grad], r.relu, r.bias_sum, Some(r.input), buffers)
+                    .map_err(folded("MaxPoolGrad"))?;
+                routed_sum = if r.bias_sum { out.pop() } else { None };
+                made_dy = out.pop();
+            }
+            pg.map(|pg| (pg, r))
+        }
+        None => None,
+    };
+    let dy = match (&pooled, &made_dy) {
+        (Some(_), _) => inputs[inputs.len() - 1],
+        (None, Some(made)) => made,
+        (None, None) => inputs[2],
+    };
+    if pooled.is_none() {
+        check_shape("out_backprop", dy.shape(), &g.output_shape())?;
+    }
+    let winners = match (&pooled, inputs[2]) {
+        (Some(_), Value::I32(w)) => Some(w.as_standard_layout()),
+        _ => None,
+    };
+    let features = inputs.get(3).copied();
+    let in_kernel = features.filter(|f| f.shape() == x.shape() && f.dtype() == dy.dtype());
     // This convolution's filter gradient in the kernel: its input of the gradient's dtype, and
     // its input's and filter's shapes this input gradient's (else as the separate op).
-    let own_in_kernel = own_inputs.filter(|(hx, sizes)| {
-        hx.dtype() == inputs[2].dtype() && hx.shape() == x.shape() && sizes.shape() == inputs[1].shape()
-    });
+    let own_in_kernel = own_inputs.filter(|(hx, sizes)| hx.dtype() == dy.dtype() && own_fits(hx, sizes, inputs[1], x));
     // The lower filter gradient in the kernel: the features masking there, its input of the
     // gradient's dtype and its output this convolution's input.
     let lower_g = match lower_inputs {
-        Some((a, lx, lf)) if in_kernel.is_some() && lx.dtype() == inputs[2].dtype() => {
-            let lg = conv_geometry(lx.shape(), lf.shape(), a).map_err(folded_error)?;
+        Some((a, lx, lf)) if in_kernel.is_some() && lx.dtype() == dy.dtype() => {
+            let lg = conv_geometry(lx.shape(), lf.shape(), a).map_err(folded("Conv2DBackpropFilter"))?;
             (lg.output_shape()[..] == *x.shape()).then_some(lg)
         }
         _ => None,
     };
     let in_kernel_sum = bias_sum && (features.is_none() || in_kernel.is_some());
-    let mut out = float2!(inputs[1], inputs[2], f, dy, T => values {
+    let (mut dx, mut sum, mut lower_dw, mut own_dw, kernel_routed_sum) = float2!(inputs[1], dy, f, dy, T => values {
+        use tensorgraph_graph::Element;
         let (f, dy) = (f.as_standard_layout(), dy.as_standard_layout());
-        let relu = in_kernel.and_then(<T as tensorgraph_graph::Element>::unwrap_ref).map(|a| a.as_standard_layout());
+        let relu = standard::<T>(in_kernel);
         let mut sums = in_kernel_sum.then(|| vec![T::zero(); g.batch * g.in_c]);
         let (dy, relu) = (slice(&dy), relu.as_ref().map(slice));
-        let lx = lower_g.and(lower_inputs).and_then(|(_, lx, _)| <T as tensorgraph_graph::Element>::unwrap_ref(lx)).map(|a| a.as_standard_layout());
+        let lx = standard::<T>(lower_g.and(lower_inputs).map(|(_, lx, _)| lx));
         let mut dw = lower_g.map(|lg| buffers.take::<T>(lg.taps() * lg.out_c));
         let fold = lower_g.as_ref().zip(lx.as_ref()).zip(dw.as_deref_mut()).map(|((geometry, lx), out)| {
             conv::LowerFilterGrad { x: slice(lx), geometry, out, keep_input_grad: false }
         });
-        let hx = own_in_kernel.and_then(|(hx, _)| <T as tensorgraph_graph::Element>::unwrap_ref(hx)).map(|a| a.as_standard_layout());
+        let hx = standard::<T>(own_in_kernel.map(|(hx, _)| hx));
         let mut own_dw = hx.as_ref().map(|_| buffers.take::<T>(g.taps() * g.out_c));
         let own = hx.as_ref().zip(own_dw.as_deref_mut()).map(|(hx, out)| conv::FilterGrad { x: slice(hx), out });
+        let mut routed_sums = pooled.filter(|(_, r)| r.bias_sum).map(|_| vec![T::zero(); g.batch * g.out_c]);
+        let upstream = match (&pooled, &winners) {
+            (Some((geometry, r)), Some(w)) => conv::Upstream::Pooled(conv::PooledGrad {
+                winners: slice(w),
+                grad: dy,
+                geometry,
+                relu: r.relu,
+                image_sums: routed_sums.as_deref_mut(),
+            }),
+            _ => dy.into(),
+        };
         let with = conv::InputGradWith { relu_features: relu, image_sums: sums.as_deref_mut(), lower: fold, filter: own };
-        let dx = conv::conv2d_backprop_input_with(slice(&f), dy, &g, |n| buffers.take(n), with);
-        let mut out = with_bias_sum(x.shape(), dx, sums);
-        if let (Some(lg), Some(dw)) = (lower_g, dw) {
-            out.push(Value::from(shaped::<T>(&[lg.k_h, lg.k_w, lg.in_c, lg.out_c], dw)));
-        }
-        if let Some(dw) = own_dw {
-            out.push(Value::from(shaped::<T>(&[g.k_h, g.k_w, g.in_c, g.out_c], dw)));
-        }
-        out
+        let dx = conv::conv2d_backprop_input_with(slice(&f), upstream, &g, |n| buffers.take(n), with);
+        let dx = if dx.is_empty() { shaped::<T>(&[0], dx) } else { shaped::<T>(x.shape(), dx) };
+        let filter_shape = |g: &Conv2dGeometry| [g.k_h, g.k_w, g.in_c, g.out_c];
+        (
+            T::wrap(dx),
+            sums.map(|s| bias_sum_of(s, g.in_c)),
+            lower_g.zip(dw).map(|(lg, dw)| Value::from(shaped::<T>(&filter_shape(&lg), dw))),
+            own_dw.map(|dw| Value::from(shaped::<T>(&filter_shape(&g), dw))),
+            routed_sums.map(|s| bias_sum_of(s, g.out_c)),
+        )
     });
     if let Some(f) = features.filter(|_| in_kernel.is_none()) {
-        out = compute(&Op::Binary(BinaryOp::ReluGrad), &[&out[0], f], buffers)?;
+        dx = first(compute(&Op::Binary(BinaryOp::ReluGrad), &[&dx, f], buffers)?);
     }
-    if bias_sum && !in_kernel_sum {
+    if bias_sum && sum.is_none() {
         // The mask ran as its own op (features broadcast): sum its result.
-        let sum = Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1, 2], keep_dims: false };
-        let s = compute(&sum, &[&out[0]], buffers)?;
-        out.extend(s);
+        let op = Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1, 2], keep_dims: false };
+        sum = Some(first(compute(&op, &[&dx], buffers)?));
     }
-    if let Some((a, lx, lf)) = lower_inputs.filter(|_| lower_g.is_none()) {
-        let dw = compute(&Op::Conv2DBackpropFilter(*a), &[lx, lf, &out[0]], buffers).map_err(folded_error)?;
-        out.extend(dw);
+    if let Some((a, lx, lf)) = lower_inputs.filter(|_| lower_dw.is_none()) {
+        let op = Op::Conv2DBackpropFilter(*a);
+        lower_dw = Some(first(compute(&op, &[lx, lf, &dx], buffers).map_err(folded("Conv2DBackpropFilter"))?));
     }
-    if let Some((hx, sizes)) = own_inputs.filter(|_| own_in_kernel.is_none()) {
-        let dw = compute(&Op::Conv2DBackpropFilter(*attrs), &[hx, sizes, inputs[2]], buffers).map_err(folded_error)?;
-        out.extend(dw);
+    if let Some((hx, sizes)) = own_inputs.filter(|_| own_dw.is_none()) {
+        let op = Op::Conv2DBackpropFilter(*attrs);
+        own_dw = Some(first(compute(&op, &[hx, sizes, dy], buffers).map_err(folded("Conv2DBackpropFilter"))?));
     }
-    Ok(out)
+    Ok([Some(dx), sum, lower_dw, own_dw, routed_sum.or(kernel_routed_sum)].into_iter().flatten().collect())
+}
+
+/// Whether a convolution's filter gradient from input `hx` and filter sizes `sizes` is the one
+/// of the input gradient of input `x` and filter `w` (the kernel makes both).
+fn own_fits(hx: &Value, sizes: &Value, w: &Value, x: &Value) -> bool {
+    hx.shape() == x.shape() && sizes.shape() == w.shape()
+}
+
+/// A float input in standard layout, if of dtype `T`.
+fn standard<T: tensorgraph_graph::Element>(v: Option<&Value>) -> Option<ndarray::CowArray<'_, T, ndarray::IxDyn>> {
+    v.and_then(T::unwrap_ref).map(|a| a.as_standard_layout())
+}
+
+/// The first output of a one-output op.
+fn first(mut out: Vec<Value>) -> Value {
+    out.swap_remove(0)
+}
+
+/// A bias gradient `[channels]` from each image's sums `[batch, channels]`.
+fn bias_sum_of<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
+    image_sums: Vec<T>,
+    channels: usize,
+) -> Value {
+    T::wrap(shaped::<T>(&[channels], tensorgraph_kernels::reduce::image_sums(&image_sums, channels)))
 }
 
 /// Runs a `Conv2D` or `MatMul` with the epilogue the planner folded into it: a bias (the third

@@ -54,23 +54,27 @@ pub enum Fused {
     /// the convolution's output is never written out (the CNN's conv2: 5 MB written, then
     /// read back twice).
     Epilogue { bias: bool, relu: bool, pool: Option<PoolAttrs>, winners: bool },
-    /// Into a Conv2DBackpropInput (the features are the step's last input) or a MaxPoolGrad
-    /// of the ReLU's output (the pooled input is the mask): the ReluGrad reading its output,
-    /// applied while in cache instead of in another pass over a layer-sized tensor. With
-    /// `bias_sum`, also the Sum of the result over all axes but the channels (the gradient of
-    /// the layer's bias) as the step's second output: each image summed while in cache, the
-    /// images then in order (the CNN's two bias sums read 15 MB a step, 0.6 ms on a Zen 4).
-    /// With `winners`, the MaxPoolGrad reads the forward's winners as in [`Fused::Winners`].
-    /// With `lower` (a Conv2DBackpropInput's), also the Conv2DBackpropFilter that alone read
-    /// the result (the filter gradient of the convolution below, `lower` its attributes; its
-    /// input and filter are the step's last two inputs) as the step's last output, made from
-    /// each chunk while in cache: the result (conv1's 10 MB input gradient in the CNN) is
-    /// then never written out and read back. With `filter` (a Conv2DBackpropInput's), also
-    /// the Conv2DBackpropFilter of the same convolution (reading the same `dy`; its input and
-    /// filter sizes are the step's last two inputs) as the last output, made from each chunk
-    /// of `dy` and of the convolution's input while in cache (the CNN's conv2: its 5 MB `dy`
-    /// and 10 MB input read once for both gradients).
-    ReluGrad { bias_sum: bool, winners: Option<[usize; 2]>, lower: Option<ConvAttrs>, filter: bool },
+    /// Into a MaxPoolGrad of the ReLU's output (the pooled input is the mask): the ReluGrad
+    /// reading its output, applied while in cache instead of in another pass over a
+    /// layer-sized tensor. With `bias_sum`, also the Sum of the result over all axes but the
+    /// channels (the gradient of the layer's bias) as the step's second output: each image
+    /// summed while in cache, the images then in order (the CNN's two bias sums read 15 MB a
+    /// step, 0.6 ms on a Zen 4). With `winners`, the MaxPoolGrad reads the forward's winners
+    /// as in [`Fused::Winners`].
+    ReluGrad { bias_sum: bool, winners: Option<[usize; 2]> },
+    /// Into a Conv2DBackpropInput: the ReluGrad reading its output (the features are the
+    /// step's fourth input), and with `bias_sum` its Sum, as in [`Fused::ReluGrad`]. Then,
+    /// each made from each chunk of images while in cache, after the node's inputs in this
+    /// order:
+    /// - `lower`: the Conv2DBackpropFilter that alone read the result (the filter gradient of
+    ///   the convolution below, `lower` its attributes; its input and filter are two more
+    ///   inputs) as the next output: the result (conv1's 10 MB input gradient in the CNN) is
+    ///   never written out and read back;
+    /// - `filter`: the Conv2DBackpropFilter of the same convolution (reading the same `dy`;
+    ///   its input and filter sizes two more inputs) as the next output (the CNN's conv2: its
+    ///   5 MB `dy` and 10 MB input read once for both gradients);
+    /// - `routed`: the MaxPoolGrad from winners making `dy` (see [`Routed`]).
+    InputGrad { bias_sum: bool, lower: Option<ConvAttrs>, filter: bool, routed: Option<Routed> },
     /// Into a MaxPoolGrad: its first input is the winners of a Conv2D with a folded MaxPool
     /// (see [`Fused::Epilogue`]) instead of the pooled input, whose rows and columns (known when
     /// the plan is made) are `input` (TF's `MaxPoolGradWithArgmax`; the same bits).
@@ -91,6 +95,21 @@ pub enum Fused {
     AddTo,
 }
 
+/// A MaxPoolGrad (TF's `MaxPoolGradWithArgmax`, see [`Fused::Winners`]) folded into the input
+/// gradient of the pooled convolution, the only reader of its result: `dy` is routed a chunk of
+/// images at a time while in cache instead of written out (the CNN's conv2: 5 MB written, read
+/// back). The step's third input is then the winners, and its last the pooled gradient; with
+/// `bias_sum` (the Sum over all axes but the channels of the routed gradient, masked by the
+/// ReluGrad folded into the MaxPoolGrad when `relu`), the last output that Sum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Routed {
+    pub attrs: PoolAttrs,
+    /// The pooled input's (the convolution's output's) rows and columns.
+    pub input: [usize; 2],
+    pub relu: bool,
+    pub bias_sum: bool,
+}
+
 impl Step {
     /// The op type for profiles: TF's names for the fused kernels.
     pub fn type_name(&self) -> &'static str {
@@ -105,17 +124,22 @@ impl Step {
             (Op::MatMul { .. }, Some(_)) => "_FusedMatMul",
             // `+Filter`: the same convolution's filter gradient; `+Conv2DBackpropFilter`: the
             // one below's.
-            (Op::Conv2DBackpropInput(_), Some(Fused::ReluGrad { bias_sum, lower, filter, .. })) => {
-                match (filter, bias_sum, lower.is_some()) {
-                    (false, false, false) => "Conv2DBackpropInput+ReluGrad",
-                    (false, true, false) => "Conv2DBackpropInput+ReluGrad+Sum",
-                    (false, false, true) => "Conv2DBackpropInput+ReluGrad+Conv2DBackpropFilter",
-                    (false, true, true) => "Conv2DBackpropInput+ReluGrad+Sum+Conv2DBackpropFilter",
-                    (true, false, false) => "Conv2DBackpropInput+Filter+ReluGrad",
-                    (true, true, false) => "Conv2DBackpropInput+Filter+ReluGrad+Sum",
-                    (true, false, true) => "Conv2DBackpropInput+Filter+ReluGrad+Conv2DBackpropFilter",
-                    (true, true, true) => "Conv2DBackpropInput+Filter+ReluGrad+Sum+Conv2DBackpropFilter",
-                }
+            (Op::Conv2DBackpropInput(_), Some(Fused::InputGrad { bias_sum, lower, filter, routed })) => {
+                let pooling = match routed {
+                    Some(Routed { relu: true, bias_sum: true, .. }) => "MaxPoolGradWithArgmax+ReluGrad+Sum+",
+                    Some(Routed { relu: true, .. }) => "MaxPoolGradWithArgmax+ReluGrad+",
+                    Some(Routed { bias_sum: true, .. }) => "MaxPoolGradWithArgmax+Sum+",
+                    Some(_) => "MaxPoolGradWithArgmax+",
+                    None => "",
+                };
+                let parts = [
+                    "Conv2DBackpropInput",
+                    if filter { "+Filter" } else { "" },
+                    "+ReluGrad",
+                    if bias_sum { "+Sum" } else { "" },
+                    if lower.is_some() { "+Conv2DBackpropFilter" } else { "" },
+                ];
+                interned(std::iter::once(pooling).chain(parts).collect())
             }
             (Op::MaxPoolGrad(_), Some(Fused::ReluGrad { bias_sum: true, winners: Some(_), .. })) => {
                 "MaxPoolGradWithArgmax+ReluGrad+Sum"
@@ -129,6 +153,21 @@ impl Step {
                 _ => "Apply+MatMul",
             },
             (op, _) => op.type_name(),
+        }
+    }
+}
+
+/// `name` as a `&'static str`, leaked once per distinct name (the fused forms' profile names,
+/// a few dozen at most).
+fn interned(name: String) -> &'static str {
+    static NAMES: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    match names.get(name.as_str()) {
+        Some(&known) => known,
+        None => {
+            let leaked: &'static str = Box::leak(name.into_boxed_str());
+            names.insert(leaked);
+            leaked
         }
     }
 }
@@ -420,8 +459,11 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                     step.inputs.extend(features);
                     step.refs.push(None);
                 }
-                step.fused =
-                    Some(Fused::ReluGrad { bias_sum: bias_sum.is_some(), winners: None, lower: None, filter: false });
+                let bias_sum = bias_sum.is_some();
+                step.fused = Some(match pooled {
+                    true => Fused::ReluGrad { bias_sum, winners: None },
+                    false => Fused::InputGrad { bias_sum, lower: None, filter: false, routed: None },
+                });
             }
             continue;
         }
@@ -573,9 +615,7 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
         for k in grads {
             let step = &mut steps[k];
             step.fused = Some(match step.fused {
-                Some(Fused::ReluGrad { bias_sum, lower, filter, .. }) => {
-                    Fused::ReluGrad { bias_sum, winners: Some(input), lower, filter }
-                }
+                Some(Fused::ReluGrad { bias_sum, .. }) => Fused::ReluGrad { bias_sum, winners: Some(input) },
                 _ => Fused::Winners { input },
             });
         }
@@ -584,7 +624,9 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
     // that gradient and its own inputs exist when the input gradient is made (not where TF1
     // control flow could leave the filter gradient's input dead and the gradient not).
     for i in (0..steps.len()).filter(|_| !dead_flow) {
-        let Some(Fused::ReluGrad { bias_sum, winners, lower: None, filter: false }) = steps[i].fused else { continue };
+        let Some(Fused::InputGrad { bias_sum, lower: None, filter: false, routed: None }) = steps[i].fused else {
+            continue;
+        };
         let Some(slot) = steps[i].outputs[0].filter(|s| !fetched.contains(s)) else { continue };
         if !matches!(steps[i].op, Op::Conv2DBackpropInput(_)) {
             continue;
@@ -614,12 +656,12 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
         step.outputs.push(out);
         step.inputs.extend([x, filter]);
         step.refs.extend([None, None]);
-        step.fused = Some(Fused::ReluGrad { bias_sum, winners, lower: Some(attrs), filter: false });
+        step.fused = Some(Fused::InputGrad { bias_sum, lower: Some(attrs), filter: false, routed: None });
     }
     // The filter gradient of a convolution whose masked input gradient is made (the two read
     // the same `dy`), when its inputs exist by then and nothing reads its result before.
     for i in (0..steps.len()).filter(|_| !dead_flow) {
-        let (Op::Conv2DBackpropInput(attrs), Some(Fused::ReluGrad { bias_sum, winners, lower, filter: false })) =
+        let (Op::Conv2DBackpropInput(attrs), Some(Fused::InputGrad { bias_sum, lower, filter: false, routed: None })) =
             (&steps[i].op, steps[i].fused)
         else {
             continue;
@@ -652,7 +694,65 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
         step.outputs.push(out);
         step.inputs.extend(inputs);
         step.refs.extend([None, None]);
-        step.fused = Some(Fused::ReluGrad { bias_sum, winners, lower, filter: true });
+        step.fused = Some(Fused::InputGrad { bias_sum, lower, filter: true, routed: None });
+    }
+    // The MaxPoolGrad from winners making the `dy` that only a folded input gradient reads (its
+    // filter gradient folded in too), when its own results are read after.
+    for i in (0..steps.len()).filter(|_| !dead_flow) {
+        let Some(Fused::InputGrad { bias_sum, lower, filter, routed: None }) = steps[i].fused else { continue };
+        let Source::Slot(dy) = steps[i].inputs[2] else { continue };
+        // (Its step now makes the folded ReluGrad's output: `producer` predates the folds.)
+        let Some(m) = (0..i).find(|&m| !removed[m] && steps[m].outputs.first() == Some(&Some(dy))) else { continue };
+        let (relu, pool_sum, input) = match steps[m].fused {
+            Some(Fused::ReluGrad { bias_sum, winners: Some(input) }) => (true, bias_sum, input),
+            Some(Fused::Winners { input }) => (false, false, input),
+            _ => continue,
+        };
+        let Op::MaxPoolGrad(attrs) = steps[m].op else { continue };
+        let live: Vec<usize> = readers.get(&dy).into_iter().flatten().copied().filter(|&k| !removed[k]).collect();
+        let later = |slot: &Option<usize>| {
+            slot.is_none_or(|s| readers.get(&s).into_iter().flatten().all(|&k| removed[k] || position[k] > (i, 1)))
+        };
+        // Without a ReLU between, the bias gradient's Sum reads `dy` too: folded in as well.
+        let bias_sum_of_dy = |k: usize| {
+            let sum = &steps[k];
+            matches!(&sum.op, Op::Reduce { op: ReduceOp::Sum, axes, keep_dims: false } if axes == &[0, 1, 2])
+                && sum.inputs == [Source::Slot(dy)]
+                && sum.outputs.len() == 1
+                && no_control_inputs(sum)
+                && later(&sum.outputs[0])
+        };
+        let sum_step = match live.iter().copied().filter(|&k| k != i).collect::<Vec<_>>()[..] {
+            [] => None,
+            [k] if !pool_sum && bias_sum_of_dy(k) => Some(k),
+            _ => continue,
+        };
+        if removed[m]
+            || !live.contains(&i)
+            || fetched.contains(&dy)
+            || !no_control_inputs(&steps[m])
+            || steps[m].outputs.len() != 1 + pool_sum as usize
+            || !later(&steps[m].outputs.get(1).copied().flatten())
+        {
+            continue;
+        }
+        removed[m] = true;
+        let (node, mut pooling) = (steps[m].node, std::mem::take(&mut steps[m].absorbed));
+        let (winners, grad) = (steps[m].inputs[0], steps[m].inputs[1]);
+        let mut sum = steps[m].outputs.get(1).copied();
+        if let Some(k) = sum_step {
+            removed[k] = true;
+            pooling.push(steps[k].node);
+            sum = Some(steps[k].outputs[0]);
+        }
+        let step = &mut steps[i];
+        step.absorbed.extend(std::iter::once(node).chain(pooling));
+        step.inputs[2] = winners;
+        step.inputs.push(grad);
+        step.refs.push(None);
+        step.outputs.extend(sum);
+        let routed = Routed { attrs, input, relu, bias_sum: sum.is_some() };
+        step.fused = Some(Fused::InputGrad { bias_sum, lower, filter, routed: Some(routed) });
     }
     // AddN(MatMul, MatMul, ...) of products it alone reads: a chain of products each adding
     // onto the one before, in the steps' order (AddN adds in its inputs' order: the same bits

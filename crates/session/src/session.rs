@@ -623,8 +623,11 @@ impl Session {
                         let keep_output = step.outputs[0].is_some() && !winners;
                         exec::compute_fused(op, &vals, relu, max_pool.as_ref().map(|a| (a, winners)), keep_output, pool)
                     }
-                    Some(plan::Fused::ReluGrad { bias_sum, winners, lower, filter }) => {
-                        exec::compute_with_relu_grad(op, &vals, bias_sum, winners, lower.as_ref(), filter, pool)
+                    Some(plan::Fused::ReluGrad { bias_sum, winners }) => {
+                        exec::max_pool_grad(op, &vals, true, bias_sum, winners, pool)
+                    }
+                    Some(plan::Fused::InputGrad { bias_sum, lower, filter, routed }) => {
+                        exec::backprop_input_relu_grad(op, &vals, bias_sum, lower.as_ref(), filter, routed, pool)
                     }
                     Some(plan::Fused::Winners { input }) => {
                         exec::max_pool_grad(op, &vals, false, false, Some(input), pool)

@@ -98,6 +98,41 @@ fn convolutions(c: &mut Criterion) {
             })
         });
     }
+    // The CNN step's backward through conv2 in one pass, as the session runs it: dy routed from
+    // the pooling's winners (ReLU-masked, bias sums), conv2's input gradient masked by conv1's
+    // output (bias sums), conv1's filter gradient from it, conv2's filter gradient.
+    let (lower, upper) = (layers[0].1, layers[1].1);
+    let pool = PoolGeometry::new(upper.output_shape(), [2, 2], [2, 2], false);
+    let (images, h, w) = (data(100 * 784), data(100 * 784 * 32), data(upper.taps() * 64));
+    let (_, winners) = pool::max_pool_winners(&data(100 * upper.positions() * 64), &pool);
+    let pooled_grad = data(winners.len());
+    let (mut lower_dw, mut dw) = (vec![0.0; lower.taps() * 32], vec![0.0; upper.taps() * 64]);
+    let (mut sums, mut pool_sums) = (vec![0.0; 100 * 32], vec![0.0; 100 * 64]);
+    let flops = 2 * 100 * (2 * upper.positions() * upper.taps() * 64 + lower.positions() * lower.taps() * 32);
+    group.throughput(Throughput::Elements(flops as u64));
+    group.bench_function("conv2_backward_fused", |b| {
+        b.iter(|| {
+            let upstream = conv::Upstream::Pooled(conv::PooledGrad {
+                winners: &winners,
+                grad: black_box(&pooled_grad),
+                geometry: &pool,
+                relu: true,
+                image_sums: Some(&mut pool_sums),
+            });
+            let with = conv::InputGradWith {
+                relu_features: Some(&h),
+                image_sums: Some(&mut sums),
+                lower: Some(conv::LowerFilterGrad {
+                    x: &images,
+                    geometry: &lower,
+                    out: &mut lower_dw,
+                    keep_input_grad: false,
+                }),
+                filter: Some(conv::FilterGrad { x: &h, out: &mut dw }),
+            };
+            conv::conv2d_backprop_input_with(black_box(&w), upstream, &upper, Vec::with_capacity, with)
+        })
+    });
     group.finish();
 }
 

@@ -132,13 +132,19 @@ impl Conv2dGeometry {
     }
 
     /// Images per parallel task of the forward pass and the input gradient, whose rows do not
-    /// depend on the split: at most [`Self::by_memory`], and a whole number of tasks per thread
-    /// (at least two), so no thread waits on another's extra task (40 images of conv2 as 5
-    /// tasks of 9 on 2 threads: 1.90 ms; as 6 of 7: 1.82).
-    fn chunk(&self) -> usize {
+    /// depend on the split: a multiple of `whole` images, at most [`Self::by_memory`] (or
+    /// `whole`) and at least half that, at least two tasks per thread, and among those the
+    /// size whose busiest thread has the fewest images, so no thread waits long on another
+    /// (conv2's 100 images on 2 threads in tasks of 9: 12 tasks, 54 images on one thread; of 5:
+    /// 50 each; the forward 5% faster). The largest within 2% of that.
+    fn chunk_of(&self, whole: usize) -> usize {
         let threads = rayon::current_num_threads().max(1);
-        let tasks = self.batch.div_ceil(self.by_memory()).max(2 * threads).next_multiple_of(threads);
-        self.batch.div_ceil(tasks).max(1)
+        let most = self.by_memory().min(self.batch.div_ceil(2 * threads)).max(whole) / whole;
+        let busiest = |c: usize| (self.batch.div_ceil(c).div_ceil(threads) * c).min(self.batch);
+        // (Not below half the most, and the largest within 2% of the best: tasks cost too.)
+        let sizes = (most.max(1).div_ceil(2)..=most.max(1)).map(|n| n * whole);
+        let best = sizes.clone().map(busiest).min().unwrap_or(self.batch);
+        sizes.filter(|&c| busiest(c) * 50 <= best * 51).max().unwrap_or(whole)
     }
 
     /// Images per partial sum of the filter gradient: the groups fix where the sum over the
@@ -392,7 +398,7 @@ pub fn conv2d_pool_with<T: Float>(
         });
         return out;
     }
-    let chunk = g.chunk();
+    let chunk = g.chunk_of(1);
     let mut pooled = PerImage::new(pooled, pool_len, chunk, g.batch);
     let mut winners = PerImage::new(winners, pool_len, chunk, g.batch);
     let chunks = out_chunks(&mut out, chunk * p * o, len).zip(pooled.chunks()).zip(winners.chunks()).enumerate();
@@ -778,7 +784,7 @@ pub fn conv2d_backprop_input_with<T: Float>(
     let own_groups = own_out.as_ref().map(|_| FilterGroups::new::<T>(g));
     let both = own_groups.map_or(lower_size, |gr| lcm(gr.size, lower_size));
     let (own_groups, whole) = match own_groups {
-        Some(_) if both > 2 * g.chunk() => (None, lower_size),
+        Some(_) if both > 2 * g.by_memory() => (None, lower_size),
         _ => (own_groups, both),
     };
     // A routed dy the own filter gradient needs whole: routed at once.
@@ -792,7 +798,7 @@ pub fn conv2d_backprop_input_with<T: Float>(
         Some(dy) => (&dy[..], None),
         None => (given, routed),
     };
-    let chunk = (g.chunk() / whole).max(1) * whole;
+    let chunk = g.chunk_of(whole);
     let n_chunks = g.batch.div_ceil(chunk);
     let lower_ko = lower_g.as_ref().map_or(0, |lg| lg.taps() * lg.out_c);
     let n_groups = lower_groups.map_or(0, |gr| g.batch.div_ceil(gr.size));
@@ -1397,6 +1403,20 @@ mod tests {
         });
     }
 
+    /// Chunks share a batch's images evenly between the threads: conv2's 100 images on 2
+    /// threads in 20 tasks of 5 (not 12 of 9, one thread's 54 images); in groups of 4, 25
+    /// tasks of 4 (not 13 of 8); 1000 images in the largest chunks, whose split is even anyway.
+    #[test]
+    fn chunks_share_the_images_evenly() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            let conv2 = |n| Conv2dGeometry::new([n, 28, 28, 32], [3, 3, 32, 64], [2, 2], [1, 1], true);
+            assert_eq!(conv2(100).by_memory(), 9);
+            assert_eq!((conv2(100).chunk_of(1), conv2(100).chunk_of(4)), (5, 4));
+            assert_eq!((conv2(1000).chunk_of(1), conv2(1).chunk_of(1), conv2(3).chunk_of(4)), (9, 1, 4));
+        });
+    }
+
     #[test]
     fn large_batch_uses_several_chunks_and_agrees() {
         // 36 taps: the im2col path (or the in-place one), not the register kernels.
@@ -1404,7 +1424,7 @@ mod tests {
         assert!(g.taps() > small_conv::MAX_TAPS);
         let x = data(37 * 81 * 4, 4);
         let f = data(36 * 5, 5);
-        assert!(g.chunk() > 1 && g.chunk() < 37);
+        assert!(g.chunk_of(1) > 1 && g.chunk_of(1) < 37);
         let want = conv2d_naive(&x, &f, &g);
         assert_eq!(conv2d(&x, &f, &g), want);
         // f32 (on AVX-512 the in-place path, whose pointer table spans a chunk's images).

@@ -24,6 +24,12 @@ fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) 
     rx.recv_timeout(Duration::from_secs(secs)).expect("hung: no answer in time")
 }
 
+/// A tensor of `shape` holding -2..2 in a repeating pattern (the folded ops' tests' feeds).
+fn ramp(shape: &[usize]) -> ArrayD<f32> {
+    let n = shape.iter().product::<usize>();
+    ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| (k * 7 % 5) as f32 - 2.0).collect()).unwrap()
+}
+
 fn init(g: &Graph) -> Session {
     let sess = Session::new(g).unwrap();
     sess.run(&g.global_variables_initializer().unwrap(), &[]).unwrap();
@@ -871,10 +877,6 @@ fn a_folded_filter_gradient_with_bad_shapes_is_an_error() {
     let dx = nn::conv2d_backprop_input(&feats, &w2, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
     let masked = nn::relu_grad(&dx, &feats).unwrap();
     let dw = nn::conv2d_backprop_filter(&lx, &w1, &masked, [1, 1, 1, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
-    let ramp = |shape: &[usize]| {
-        let n = shape.iter().product::<usize>();
-        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| (k * 7 % 5) as f32 - 2.0).collect()).unwrap()
-    };
     let feed = |lx_side: usize| {
         [
             (&lx, ramp(&[2, lx_side, lx_side, 1]).into()),
@@ -907,10 +909,6 @@ fn a_folded_pooling_gradient_of_a_bad_shape_is_an_error() {
     let dy = nn::max_pool_grad(&conv, &dpool, [1, 2, 2, 1], [1, 1, 1, 1], Padding::Valid).unwrap();
     let dx = nn::conv2d_backprop_input(&x, &w, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
     let masked = nn::relu_grad(&dx, &x).unwrap();
-    let ramp = |shape: &[usize]| {
-        let n = shape.iter().product::<usize>();
-        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| (k * 7 % 5) as f32 - 2.0).collect()).unwrap()
-    };
     let feed = |pooled_side: usize| {
         [(&x, ramp(&[2, 6, 6, 4]).into()), (&dpool, ramp(&[2, pooled_side, pooled_side, 2]).into())]
     };
@@ -938,10 +936,6 @@ fn a_folded_filter_gradient_of_another_input_shape_runs_apart() {
     let dx = nn::conv2d_backprop_input(&feats, &w, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
     let masked = nn::relu_grad(&dx, &feats).unwrap();
     let dw = nn::conv2d_backprop_filter(&h, &w, &dy, [1, 2, 2, 1], Padding::Same, [1, 1, 1, 1]).unwrap();
-    let ramp = |shape: &[usize]| {
-        let n = shape.iter().product::<usize>();
-        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|k| (k * 7 % 5) as f32 - 2.0).collect()).unwrap()
-    };
     let feed = |h_shape: &[usize]| {
         [(&feats, ramp(&[2, 6, 6, 4]).into()), (&h, ramp(h_shape).into()), (&dy, ramp(&[2, 3, 3, 2]).into())]
     };

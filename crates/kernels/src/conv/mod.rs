@@ -975,17 +975,47 @@ mod tests {
     /// geometry says, not where the thread count would split the batch).
     #[test]
     fn every_thread_count_gives_the_same_bits() {
-        let g = Conv2dGeometry::new([12, 14, 14, 32], [3, 3, 32, 16], [2, 2], [1, 1], true);
+        // (40 images: the one-pass backward in chunks of 20 on one thread, of 4 on more.)
+        const N: usize = 40;
+        let g = Conv2dGeometry::new([N, 14, 14, 32], [3, 3, 32, 16], [2, 2], [1, 1], true);
         let frac =
             |n: usize, s: usize| (0..n).map(|i| ((i * 7919 + s) % 1000) as f32 / 997.0 - 0.4).collect::<Vec<_>>();
-        let (x, f) = (frac(12 * g.image_len(), 1), frac(g.taps() * 16, 2));
-        let dy = frac(12 * g.positions() * 16, 3);
+        let (x, f) = (frac(N * g.image_len(), 1), frac(g.taps() * 16, 2));
+        let dy = frac(N * g.positions() * 16, 3);
+        let lower = Conv2dGeometry::new([N, 14, 14, 3], [3, 3, 3, 32], [1, 1], [1, 1], true);
+        let pg = PoolGeometry::new(g.output_shape(), [2, 2], [2, 2], false);
+        let (_, winners) = pool::max_pool_winners(&dy, &pg);
+        let (images, pooled_grad) = (frac(N * 14 * 14 * 3, 4), frac(N * 9 * 16, 5));
         let run = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
-                let bits = |v: Vec<f32>| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
-                let df = bits(conv2d_backprop_filter(&x, &dy, &g));
-                (bits(conv2d(&x, &f, &g)), bits(conv2d_backprop_input(&f, &dy, &g)), df)
+                let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+                let df = bits(&conv2d_backprop_filter(&x, &dy, &g));
+                // The one-pass backward, chunked by the thread count: routed dy, the mask and
+                // sums, both filter gradients.
+                let (mut lower_dw, mut dw, mut sums, mut pool_sums) =
+                    (vec![0.0; 27 * 32], vec![0.0; g.taps() * 16], vec![0.0; N * 32], vec![0.0; N * 16]);
+                let upstream = Upstream::Pooled(PooledGrad {
+                    winners: &winners,
+                    grad: &pooled_grad,
+                    geometry: &pg,
+                    relu: true,
+                    image_sums: Some(&mut pool_sums),
+                });
+                let with = InputGradWith {
+                    relu_features: Some(&x),
+                    image_sums: Some(&mut sums),
+                    lower: Some(LowerFilterGrad {
+                        x: &images,
+                        geometry: &lower,
+                        out: &mut lower_dw,
+                        keep_input_grad: true,
+                    }),
+                    filter: Some(FilterGrad { x: &x, out: &mut dw }),
+                };
+                let dx = conv2d_backprop_input_with(&f, upstream, &g, zeros, with);
+                let fused = [dx, lower_dw, dw, sums, pool_sums].map(|v| bits(&v));
+                (bits(&conv2d(&x, &f, &g)), bits(&conv2d_backprop_input(&f, &dy, &g)), df, fused)
             })
         };
         let one = run(1);

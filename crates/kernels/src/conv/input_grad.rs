@@ -203,6 +203,24 @@ impl<'a, T> From<&'a [T]> for Upstream<'a, T> {
 /// A max-pooling's gradient routed through its forward's winners to the pooled convolution's
 /// output: [`pool::max_pool_grad_from_winners`]'s arguments, made a chunk of images at a time
 /// instead of written out whole (the CNN's conv2: 5 MB written, then read back).
+///
+/// ```
+/// use tensorgraph_kernels::conv::*;
+/// use tensorgraph_kernels::pool::{max_pool_grad_from_winners, max_pool_winners, PoolGeometry};
+/// let g = Conv2dGeometry::new([2, 6, 6, 16], [3, 3, 16, 4], [1, 1], [1, 1], true);
+/// let pool = PoolGeometry::new(g.output_shape(), [2, 2], [2, 2], false);
+/// let y: Vec<f32> = (0..2 * 36 * 4).map(|i| (i * 7 % 11) as f32 - 5.0).collect(); // the conv's output
+/// let (pooled, winners) = max_pool_winners(&y, &pool);
+/// let grad: Vec<f32> = (0..pooled.len()).map(|i| (i % 3) as f32 - 1.0).collect();
+/// let w: Vec<f32> = (0..9 * 16 * 4).map(|i| (i % 5) as f32 - 2.0).collect();
+/// let (mut sums, mut want_sums) = (vec![0.0; 2 * 4], vec![0.0; 2 * 4]);
+/// let alloc = |n| vec![0.0; n];
+/// let dy = max_pool_grad_from_winners(&winners, &grad, &pool, alloc, true, Some(&mut want_sums));
+/// let pooled_grad = PooledGrad { winners: &winners, grad: &grad, geometry: &pool, relu: true, image_sums: Some(&mut sums) };
+/// let routed = Upstream::Pooled(pooled_grad);
+/// let dx = conv2d_backprop_input_with(&w, routed, &g, |n| vec![0.0; n], InputGradWith::default());
+/// assert_eq!((dx, sums), (conv2d_backprop_input(&w, &dy, &g), want_sums));
+/// ```
 pub struct PooledGrad<'a, T> {
     /// The forward's winners (see [`pool::max_pool_winners`]), `[n, out_h, out_w, c]`.
     pub winners: &'a [i32],

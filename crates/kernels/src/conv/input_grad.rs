@@ -2,7 +2,7 @@
 //! while in cache (see [`InputGradWith`], [`Upstream`]): its ReLU mask and bias sums, the filter
 //! gradients of it and of the convolution below, and its `dy` routed from a pooling's winners.
 
-use super::{col2im, filter_grad_into, lcm, mat, mat_mut, with_out, Conv2dGeometry, FilterGroups};
+use super::{col2im, filter_grad_into, lcm, mat, mat_mut, with_out, Conv2dGeometry, FilterGroups, PerImage};
 use crate::gemm::gemm_into;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm_tiled::{gemm, Gather, Left, Out, Strided};
@@ -402,12 +402,13 @@ pub fn conv2d_backprop_input_with<T: Float>(
     let mut partials = vec![T::zero(); n_groups * lower_ko];
     T::with_scratch_in(Scratch::Partials, own_n * k * o, |own_partials| {
         {
-            let mut sums = parts(image_sums, chunk * g.in_c, n_chunks);
-            let mut lower_parts =
-                parts(lower_groups.map(|_| &mut partials[..]), chunk / lower_size * lower_ko, n_chunks);
-            let own_per_chunk = chunk / own_groups.map_or(1, |gr| gr.size) * k * o;
-            let mut own_parts = parts(own_groups.map(|_| &mut own_partials[..]), own_per_chunk, n_chunks);
-            let mut routed_parts = parts(routed.and(routed_sums), chunk * o, n_chunks);
+            let mut sums = PerImage::new(image_sums, g.in_c, chunk, g.batch).parts();
+            let lower = lower_groups.map(|_| &mut partials[..]);
+            let mut lower_parts = PerImage::new(lower, lower_ko, chunk / lower_size, n_groups).parts();
+            let own = own_groups.map(|_| &mut own_partials[..]);
+            let own_size = own_groups.map_or(1, |gr| gr.size);
+            let mut own_parts = PerImage::new(own, k * o, chunk / own_size, own_n).parts();
+            let mut routed_parts = PerImage::new(routed.and(routed_sums), o, chunk, g.batch).parts();
             let mut dx_parts = dx.chunks_mut(chunk * len);
             let work: Vec<_> = (0..n_chunks)
                 .map(|ci| {
@@ -481,16 +482,6 @@ pub fn conv2d_backprop_input_with<T: Float>(
         FilterGroups::add(&partials, out);
     }
     dx
-}
-
-/// `s` in `n` parts of `per` elements (the last may be shorter), or `n` empty parts (`None`).
-fn parts<T>(s: Option<&mut [T]>, per: usize, n: usize) -> impl Iterator<Item = &mut [T]> {
-    if let Some(s) = &s {
-        assert_eq!(s.len().div_ceil(per.max(1)), n, "a side result of the wrong length");
-    }
-    let split = s.map(|s| s.chunks_mut(per.max(1)));
-    let empty = std::iter::repeat_with(|| &mut [][..]);
-    split.into_iter().flatten().chain(empty).take(n)
 }
 
 /// TF's `ReluGrad` in place: `d` where the feature is > 0, else 0.

@@ -508,6 +508,12 @@ impl<'a, T: Send> PerImage<'a, T> {
             rayon::iter::Either::Right(self.sums.par_chunks_mut(per_chunk))
         }
     }
+
+    /// [`Self::chunks`] one after another (then endless empty parts), for work lists built
+    /// before they are shared out.
+    pub(crate) fn parts(self) -> impl Iterator<Item = &'a mut [T]> {
+        self.sums.chunks_mut(self.per_chunk).chain(std::iter::repeat_with(|| &mut [][..]))
+    }
 }
 
 /// Gradient with respect to the filter: the column matrices transposed times `dy`, summed over

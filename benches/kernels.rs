@@ -98,6 +98,21 @@ fn convolutions(c: &mut Criterion) {
             })
         });
     }
+    // conv2's gradients from a max-pooling's routed gradient (a quarter of dy nonzero at most,
+    // fewer under the ReLU mask), as the CNN's conv2 gets them: the sparse products.
+    let g = layers[1].1;
+    let pool = PoolGeometry::new(g.output_shape(), [2, 2], [2, 2], false);
+    let (_, winners) = pool::max_pool_winners(&data(g.batch * g.positions() * g.out_c), &pool);
+    let pooled_dy =
+        pool::max_pool_grad_from_winners(&winners, &data(winners.len()), &pool, |n| vec![0.0; n], true, None);
+    let (x, w) = (data(g.batch * g.in_h * g.in_w * g.in_c), data(g.taps() * g.out_c));
+    group.throughput(Throughput::Elements((2 * g.batch * g.positions() * g.taps() * g.out_c) as u64));
+    group.bench_function("conv2_backprop_filter_pooled", |b| {
+        b.iter(|| conv::conv2d_backprop_filter(black_box(&x), black_box(&pooled_dy), &g))
+    });
+    group.bench_function("conv2_backprop_input_pooled", |b| {
+        b.iter(|| conv::conv2d_backprop_input(black_box(&w), black_box(&pooled_dy), &g))
+    });
     // The CNN step's backward through conv2 in one pass, as the session runs it: dy routed from
     // the pooling's winners (ReLU-masked, bias sums), conv2's input gradient masked by conv1's
     // output (bias sums), conv1's filter gradient from it, conv2's filter gradient.

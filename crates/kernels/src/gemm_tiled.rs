@@ -30,6 +30,12 @@ use std::cell::RefCell;
 /// decides where partial sums are rounded, so a seed gives the same bits on every machine.
 const KC: usize = 320;
 
+/// Steps of k in each of a product's passes: equal passes of at most [`KC`] (k = 784 runs as
+/// 3 x 262, not 320 + 320 + 144). Each element of C is rounded where its passes meet.
+pub(crate) fn pass_depth(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(KC).max(1)).max(1)
+}
+
 /// Floats of each row of a gathered left operand's next run prefetched (four lines).
 const PREFETCHED: usize = 64;
 
@@ -67,6 +73,8 @@ pub trait Isa: Copy + 'static {
     /// The lanes under `m` to `p` (no other lane is written); `full` when `m` has every lane.
     unsafe fn store(m: Self::M, full: bool, p: *mut f32, v: Self::V);
     unsafe fn offsets(cs: i32) -> Self::Idx;
+    /// Bit `l` set where lane `l` of the `LANES` floats at `p` is not zero (NaN included).
+    unsafe fn nonzero(p: *const f32) -> u64;
     /// Lane `l` under `m` from `p + idx[l]` floats.
     unsafe fn gather(m: Self::M, idx: Self::Idx, p: *const f32) -> Self::V;
     /// A `LANES x LANES` block transposed: row `r` of `dst` (`ldd` floats apart) is column `r`
@@ -224,6 +232,10 @@ impl Isa for Avx512 {
         }
     }
     #[inline(always)]
+    unsafe fn nonzero(p: *const f32) -> u64 {
+        unsafe { _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(_mm512_loadu_ps(p), _mm512_setzero_ps()) as u64 }
+    }
+    #[inline(always)]
     unsafe fn gather(m: __mmask16, idx: __m512i, p: *const f32) -> __m512 {
         unsafe { _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, idx, p.cast()) }
     }
@@ -322,6 +334,10 @@ impl Isa for Avx2 {
     #[inline(always)]
     unsafe fn offsets(cs: i32) -> __m256i {
         unsafe { _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(cs)) }
+    }
+    #[inline(always)]
+    unsafe fn nonzero(p: *const f32) -> u64 {
+        unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(_mm256_loadu_ps(p), _mm256_setzero_ps())) as u64 }
     }
     #[inline(always)]
     unsafe fn gather(m: __m256i, idx: __m256i, p: *const f32) -> __m256 {
@@ -539,9 +555,7 @@ unsafe fn copy_panels<I: Isa>(depth: usize, n: usize, width: usize, b: Strided, 
 unsafe fn blocked<I: Isa>(m: usize, k: usize, n: usize, a: Left, b: Strided, c: Out, accumulate: bool) {
     let nr = 2 * I::LANES;
     let row_major = b.cs == 1 && b.rs >= 0;
-    // Equal passes (k = 784 runs as 3 x 262, not 320 + 320 + 144).
-    let passes = k.div_ceil(KC);
-    let kc = k.div_ceil(passes);
+    let kc = pass_depth(k);
     if let (Left::Strided(a), Out::Rows { c, .. }, true) = (a, c, m == 1 && n > nr) {
         debug_assert!(row_major, "gemm_on copies a strided B for one row");
         // SAFETY: the caller's contract; the CPU has I.

@@ -21,6 +21,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 mod input_grad;
+#[cfg(target_arch = "x86_64")]
+mod sparse;
 pub use input_grad::{
     conv2d_backprop_input, conv2d_backprop_input_with, FilterGrad, InputGradWith, LowerFilterGrad, PooledGrad, Upstream,
 };
@@ -594,6 +596,14 @@ impl FilterGroups {
         if self.small {
             small_conv::filter_grad_images(&x[..nb * len], &dy[..nb * p * o], g, acc);
             return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(f32s) = F32Simd::check::<T>() {
+            // SAFETY: T is f32 (checked).
+            let (xf, dyf, accf) = unsafe { (f32s.cast(x), f32s.cast(dy), f32s.cast_mut(acc)) };
+            if sparse::try_filter_grad(xf, dyf, g, nb, accf) {
+                return;
+            }
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(f32s) = F32Simd::check::<T>().filter(|_| self.in_place && nb * p > 0) {

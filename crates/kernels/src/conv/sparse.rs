@@ -1,0 +1,374 @@
+//! A convolution's filter gradient from a `dy` that is mostly zeros, the zeros skipped. A
+//! max-pooling routes its gradient to one cell of each window (the CNN's conv2: at most a
+//! quarter of `dy` is nonzero, fewer under its ReLU), so `colsᵀ·dy` needs a quarter of its
+//! multiply-adds or fewer. Each nonzero of a column of `dy` adds its multiple of the position's
+//! patch to that column's chains, held in registers (18 of them for conv2 on AVX-512).
+//!
+//! Same bits as the dense product: each element of the tiled GEMM ([`crate::gemm_tiled`]) is one
+//! chain of FMAs over k in [`pass_depth`] passes, and a term whose factor from `dy` is zero leaves
+//! the chain as it was (`0·w + s = s`). Here each chain runs over the same terms in the same
+//! order without the zero ones, and is rounded into the result at the same pass boundaries. That
+//! holds when the other factor is finite (`0·∞` is NaN, which TF's dense product gives): callers
+//! check [`finite`] first. (The one other difference is the sign of a zero sum after a product
+//! underflowed to `-0`.) So whether a group runs sparse or dense never changes a digit.
+//!
+//! (The input gradient `dy·Wᵀ` could skip the same zeros; it stays dense for now.)
+
+use super::Conv2dGeometry;
+use crate::gemm_tiled::{pass_depth, Gather, Isa};
+
+/// Whether the sparse product is worth it: the dense one does `rows·o` steps of `k`
+/// multiply-adds; the sparse one as many per nonzero, each dearer (one load per multiply-add,
+/// from a patch anywhere in the images, and a table entry per tap). conv2 on a Zen 4 at a
+/// density of 0.22: 0.72 of the dense time, so the two meet near a third; a quarter (what a
+/// 2x2 pooling's gradient has at most) leaves room for other machines.
+pub(crate) fn worth(nonzero: usize, rows: usize, o: usize) -> bool {
+    nonzero * 4 <= rows * o
+}
+
+/// Whether every value is finite (no ∞, no NaN).
+pub(crate) fn finite(x: &[f32]) -> bool {
+    crate::wide::run(
+        #[inline(always)]
+        || x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)) < 0x7f80_0000,
+    )
+}
+
+/// Words of 64 bits per row of `o` columns.
+pub(crate) fn words(o: usize) -> usize {
+    o.div_ceil(64)
+}
+
+/// `bits` (`rows x words(o)`): bit `j % 64` of word `j / 64` of row `r` set where `dy[r·o + j]`
+/// is not zero (NaN included). Returns how many are set.
+///
+/// # Safety
+/// The CPU has `I`; this is inlined into a function compiled with it.
+#[inline(always)]
+pub(crate) unsafe fn scan<I: Isa>(dy: &[f32], o: usize, bits: &mut [u64]) -> usize {
+    let (l, w) = (I::LANES, words(o));
+    let whole = o / l * l;
+    let mut count = 0;
+    for (row, out) in dy.chunks_exact(o).zip(bits.chunks_exact_mut(w)) {
+        out.fill(0);
+        for j in (0..whole).step_by(l) {
+            // SAFETY: `l` floats of the row from j.
+            let m = unsafe { I::nonzero(row.as_ptr().add(j)) };
+            out[j / 64] |= m << (j % 64);
+        }
+        for (j, &v) in row.iter().enumerate().skip(whole) {
+            out[j / 64] |= u64::from(v != 0.0) << (j % 64);
+        }
+        count += out.iter().map(|m| m.count_ones() as usize).sum::<usize>();
+    }
+    count
+}
+
+/// The filter gradient of one group of images, `acc` (`k x o`, row-major, overwritten) =
+/// `colsᵀ·dy` over its `rows = nb·p` output positions, as `FilterGroups::run`'s product makes
+/// it: `patches` (`gathered`'s table, `segs` taps of `c` channels per position, `k = segs·c`,
+/// `c` a multiple of `I::LANES`), `dy` `rows x o` and its `bits` ([`scan`]).
+///
+/// Each element's chain is over the positions in order; `x` must be [`finite`].
+///
+/// # Safety
+/// [`crate::gemm_tiled::available`]; the table addresses `rows·segs` runs of `c` readable
+/// floats.
+pub(crate) unsafe fn filter_grad(patches: Gather, dy: &[f32], bits: &[u64], acc: &mut [f32]) {
+    thread_local! {
+        static COLUMNS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+        static CHAINS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let k = patches.seg * patches.segs;
+    let o = acc.len() / k;
+    let rows = dy.len() / o;
+    // (The scratch is taken outside the kernel: closures not marked `inline(always)` are
+    // compiled without the vector instructions, their intrinsics left as calls.)
+    crate::scratch(&COLUMNS, o * rows.div_ceil(64), |columns| {
+        crate::scratch(&CHAINS, o * k, |chains| {
+            // SAFETY: forwarded.
+            crate::gemm_tiled::on_simd!(J => unsafe { filter_grad_in::<J>(patches, dy, bits, columns, chains, acc) })
+        })
+    })
+}
+
+/// [`filter_grad`] with its scratch: `columns` (`o x ⌈rows/64⌉`), `buf` (`o·k`).
+///
+/// # Safety
+/// As [`filter_grad`]'s.
+#[inline(always)]
+unsafe fn filter_grad_in<I: Isa>(
+    patches: Gather,
+    dy: &[f32],
+    bits: &[u64],
+    columns: &mut [u64],
+    buf: &mut [f32],
+    acc: &mut [f32],
+) {
+    let (c, segs) = (patches.seg, patches.segs);
+    let k = c * segs;
+    let o = acc.len() / k;
+    let rows = dy.len() / o;
+    let (w, rw) = (words(o), rows.div_ceil(64));
+    let kc = pass_depth(rows);
+    // Each column's bits over the positions: its nonzeros in order, 64 positions a word.
+    columns.fill(0);
+    for (r, row) in bits.chunks_exact(w).enumerate() {
+        for (wi, &word) in row.iter().enumerate() {
+            let mut m = word;
+            while m != 0 {
+                let j = wi * 64 + m.trailing_zeros() as usize;
+                columns[j * rw + r / 64] |= 1 << (r % 64);
+                m &= m - 1;
+            }
+        }
+    }
+    // Each pass, column and block of chains in registers over the pass's positions in order,
+    // then rounded into `sums` (transposed, `o x k`; into `acc` at the end), as C += pass.
+    let sums = &mut buf[..o * k];
+    sums.fill(0.0);
+    let blocks = Blocks::new::<I>(c, segs);
+    for p0 in (0..rows).step_by(kc) {
+        let range = p0..(p0 + kc).min(rows);
+        for (j, column) in sums.chunks_exact_mut(k).enumerate() {
+            let pass = Pass { bits: &columns[j * rw..][..rw], range: range.clone(), j, patches, dy, o };
+            for (t0, c0, taps) in blocks.iter() {
+                // SAFETY: as this function's.
+                unsafe { run_block::<I>(blocks.width, taps, column, (t0, c0), &pass) };
+            }
+        }
+    }
+    for (j, column) in sums.chunks_exact(k).enumerate() {
+        for (i, &s) in column.iter().enumerate() {
+            acc[i * o + j] = s;
+        }
+    }
+}
+
+/// How a column's `k = segs·c` chains split into blocks held in registers: each block is
+/// `taps` consecutive taps times one range of `width` vectors of channels (conv2 on AVX-512:
+/// one block of 9 taps x 2 vectors; on AVX2: three of 3 taps x 4).
+struct Blocks {
+    width: usize,
+    c: usize,
+    segs: usize,
+    taps: usize,
+}
+
+impl Blocks {
+    fn new<I: Isa>(c: usize, segs: usize) -> Blocks {
+        // Chains in registers: of 32 vector registers on AVX-512, of 16 on AVX2, leaving room
+        // for the operands.
+        let most = if I::LANES == 16 { 24 } else { 12 };
+        let per_tap = c / I::LANES;
+        let width = [4, 2, 1].into_iter().find(|w| per_tap.is_multiple_of(*w)).unwrap_or(1);
+        let taps = segs.div_ceil(segs.div_ceil(most / width));
+        Blocks { width: width * I::LANES, c, segs, taps }
+    }
+
+    /// Each block's first tap, first channel and taps.
+    fn iter(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let taps = (0..self.segs).step_by(self.taps).map(|t0| (t0, self.taps.min(self.segs - t0)));
+        (0..self.c).step_by(self.width).flat_map(move |c0| taps.clone().map(move |(t0, n)| (t0, c0, n)))
+    }
+}
+
+/// One column of `dy` over one pass of the positions: what each of its blocks of chains reads.
+struct Pass<'a> {
+    /// The column's bits, one per position.
+    bits: &'a [u64],
+    /// The pass's positions.
+    range: std::ops::Range<usize>,
+    /// The column.
+    j: usize,
+    patches: Gather,
+    /// `rows x o`.
+    dy: &'a [f32],
+    o: usize,
+}
+
+/// One block of a column's chains (`taps` taps from the first of `at`, `width` floats of
+/// channels from its second) over the positions of the pass whose bit is set, then added to the
+/// column's sums.
+///
+/// # Safety
+/// As [`filter_grad`]'s; `width / LANES` is 1, 2 or 4 and `taps · width / LANES <= 24`.
+#[inline(always)]
+unsafe fn run_block<I: Isa>(width: usize, taps: usize, column: &mut [f32], at: (usize, usize), pass: &Pass) {
+    macro_rules! by_taps {
+        ($w:literal: $($t:literal)*) => {
+            match taps {
+                // SAFETY: forwarded.
+                $($t => unsafe { run_chains::<I, $w, { $w * $t }>(column, at, pass) },)*
+                _ => unreachable!("at most 24 chains"),
+            }
+        };
+    }
+    match width / I::LANES {
+        1 => by_taps!(1: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24),
+        2 => by_taps!(2: 1 2 3 4 5 6 7 8 9 10 11 12),
+        _ => by_taps!(4: 1 2 3 4 5 6),
+    }
+}
+
+/// [`run_block`] with `W` vectors per tap and `N` chains in all, constants so the chains live in
+/// registers and every address is a table entry plus a constant.
+///
+/// # Safety
+/// As [`run_block`]'s.
+#[inline(always)]
+unsafe fn run_chains<I: Isa, const W: usize, const N: usize>(
+    column: &mut [f32],
+    (t0, c0): (usize, usize),
+    pass: &Pass,
+) {
+    let Pass { bits, ref range, j, patches, dy, o } = *pass;
+    let (c, segs, l) = (patches.seg, patches.segs, I::LANES);
+    let chain = |u: usize| (t0 + u / W) * c + c0 + (u % W) * l;
+    // SAFETY (all below): `column` holds every chain; each table entry addresses `c` floats.
+    unsafe {
+        let mut acc = [I::zero(); N];
+        let words = bits.iter().enumerate().take(range.end.div_ceil(64)).skip(range.start / 64);
+        for (w, &word) in words {
+            // The word's positions inside the pass.
+            let (lo, hi) = (range.start.max(w * 64) - w * 64, range.end.min(w * 64 + 64) - w * 64);
+            let mut m = (word >> lo) << lo & (u64::MAX >> (64 - hi));
+            while m != 0 {
+                let r = w * 64 + m.trailing_zeros() as usize;
+                m &= m - 1;
+                let v = I::splat(*dy.get_unchecked(r * o + j));
+                let row = patches.table.add(r * segs + t0);
+                for (u, a) in acc.iter_mut().enumerate() {
+                    let x = (*row.add(u / W)).add(c0 + (u % W) * l);
+                    *a = I::fma(v, I::load_all(I::mask(l), x), *a);
+                }
+            }
+        }
+        for (u, &a) in acc.iter().enumerate() {
+            let s = column.as_mut_ptr().add(chain(u));
+            I::store(I::mask(l), true, s, I::add(a, I::load_all(I::mask(l), s)));
+        }
+    }
+}
+
+/// One group's filter gradient (`nb` images `x` from its first, their `dy` rows, `acc` `k x
+/// o` overwritten) by [`filter_grad`], when `dy` is sparse enough ([`worth`]) and `x` is
+/// [`finite`]; `false`, nothing written, otherwise (or where the input's channels are not a
+/// multiple of 16: the patches are read in whole vectors).
+pub(crate) fn try_filter_grad(x: &[f32], dy: &[f32], g: &Conv2dGeometry, nb: usize, acc: &mut [f32]) -> bool {
+    thread_local! {
+        static BITS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let (o, rows) = (g.out_c, nb * g.positions());
+    let dy = &dy[..rows * o];
+    if rows == 0 || o == 0 || !g.in_c.is_multiple_of(16) {
+        return false;
+    }
+    crate::scratch(&BITS, rows * words(o), |bits| {
+        // SAFETY: `simd` picked the set; scan reads whole rows of o floats (a multiple of 16).
+        let nonzero = crate::gemm_tiled::on_simd!(I => unsafe { scan::<I>(dy, o, bits) });
+        if !worth(nonzero, rows, o) || !finite(&x[..nb * g.image_len()]) {
+            return false;
+        }
+        super::gathered(x.as_ptr(), g, nb, |patches| {
+            // SAFETY: as above; the table addresses the group's images or zeros, `c` floats each.
+            unsafe { filter_grad(patches, dy, bits, acc) }
+        });
+        true
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm_tiled::{available, gemm, Left, Out, Strided};
+    use proptest::prelude::*;
+
+    /// Fractions whose sums round (equal bits only for equal orders of rounding), a `density`
+    /// of them nonzero; some exact zeros of either sign.
+    fn sparse(len: usize, density: f64, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (0..len)
+            .map(|i| {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+                if u < density {
+                    ((s >> 20) % 2000) as f32 / 997.0 - 1.0
+                } else if i % 3 == 0 {
+                    -0.0
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// The sparse filter gradient has the dense product's bits, over several passes and
+        /// words of positions, several blocks of chains, `o` past 64 and any density.
+        #[test]
+        fn the_sparse_filter_gradient_has_the_dense_bits(
+            nb in 1usize..8, hw in 3usize..16, c16 in 1usize..4, o in 1usize..80, k in 1usize..4,
+            stride in 1usize..3, same in any::<bool>(), density in 0.0f64..1.0, seed in 0u64..1000,
+        ) {
+            if !available() {
+                return Ok(());
+            }
+            let c = 16 * c16;
+            let g = Conv2dGeometry::new([nb, hw, hw + 1, c], [k, k, c, o], [stride, stride], [1, 1], same);
+            let rows = nb * g.positions();
+            let x = sparse(nb * g.image_len(), 0.9, seed + 1);
+            let dy = sparse(rows * o, density, seed);
+            let kk = g.taps();
+            let (mut dense, mut got) = (vec![0.0f32; kk * o], vec![f32::NAN; kk * o]);
+            let mut bits = vec![0u64; rows * words(o)];
+            super::super::gathered(x.as_ptr(), &g, nb, |patches| {
+                let b = Strided { ptr: dy.as_ptr(), rs: o as isize, cs: 1 };
+                // SAFETY: available(); the table addresses the images or zeros; sizes match.
+                unsafe {
+                    if rows > 0 {
+                        gemm(kk, rows, o, Left::GatheredT(patches), b, Out::Rows { c: dense.as_mut_ptr(), ldc: o }, true);
+                    }
+                    let n = crate::gemm_tiled::on_simd!(I => scan::<I>(&dy, o, &mut bits));
+                    prop_assert_eq!(n, dy.iter().filter(|&&v| v != 0.0).count());
+                    filter_grad(patches, &dy, &bits, &mut got);
+                }
+                Ok(())
+            })?;
+            let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits_of(&got), bits_of(&dense));
+        }
+    }
+
+    /// An ∞ in the images meets the zeros of a sparse `dy` as in TF's dense product: NaN where
+    /// it met a zero, ∞ where it met only nonzeros (the f64 path, dense, says where).
+    #[test]
+    fn an_infinite_input_gives_the_dense_nans() {
+        let g = Conv2dGeometry::new([2, 6, 6, 16], [3, 3, 16, 16], [2, 2], [1, 1], true);
+        let mut x = sparse(2 * g.image_len(), 1.0, 3);
+        x[7 * 16 + 5] = f32::INFINITY;
+        let dy = sparse(2 * g.positions() * 16, 0.1, 4);
+        let got = super::super::conv2d_backprop_filter(&x, &dy, &g);
+        let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+        let want = super::super::conv2d_backprop_filter(&wide(&x), &wide(&dy), &g);
+        let kinds = |v: Vec<bool>| v.iter().filter(|&&b| b).count();
+        assert!(kinds(want.iter().map(|v| v.is_nan()).collect()) > 0, "a NaN to find");
+        for (a, b) in got.iter().zip(&want) {
+            assert_eq!((a.is_nan(), a.is_infinite()), (b.is_nan(), b.is_infinite()));
+        }
+    }
+
+    /// ∞ or NaN in `x` is not finite (where a zero of `dy` must give TF's NaN).
+    #[test]
+    fn finite_sees_infinities_and_nans() {
+        assert!(finite(&[0.0, -1.5, f32::MAX, f32::MIN_POSITIVE]));
+        assert!(finite(&[]));
+        for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+            let mut x = vec![1.0; 100];
+            x[77] = bad;
+            assert!(!finite(&x));
+        }
+    }
+}

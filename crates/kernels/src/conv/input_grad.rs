@@ -2,6 +2,8 @@
 //! while in cache (see [`InputGradWith`], [`Upstream`]): its ReLU mask and bias sums, the filter
 //! gradients of it and of the convolution below, and its `dy` routed from a pooling's winners.
 
+#[cfg(target_arch = "x86_64")]
+use super::sparse;
 use super::{col2im, filter_grad_into, lcm, mat, mat_mut, with_out, Conv2dGeometry, FilterGroups, PerImage};
 use crate::gemm::gemm_into;
 #[cfg(target_arch = "x86_64")]
@@ -49,6 +51,22 @@ impl StrideClass {
     }
 }
 
+/// Each class's taps' Wᵀ (`w` `[kh, kw, c, o]`), stacked in class order into `stacked`
+/// (`k x o`): B of each class's product.
+#[cfg(target_arch = "x86_64")]
+fn stack_classes(w: &[f32], g: &Conv2dGeometry, stacked: &mut [f32]) {
+    let o = g.out_c;
+    for class in StrideClass::all(g) {
+        for (t, (ky, kx)) in class.taps(g).enumerate() {
+            for j in 0..o {
+                for ci in 0..g.in_c {
+                    stacked[class.at + (t * o + j) * g.in_c + ci] = w[((ky * g.k_w + kx) * g.in_c + ci) * o + j];
+                }
+            }
+        }
+    }
+}
+
 /// f32 on AVX-512 or AVX2 with channels in multiples of 16: `dx = dy · Wᵀ` for one chunk of
 /// `nb` images, each element written once. Per [`StrideClass`], one product: its positions' rows of `dy` at
 /// each of its taps (gathered through a table, zeros where the tap falls outside `dy`) times
@@ -56,9 +74,22 @@ impl StrideClass {
 /// of the positions' rows of `dx`. No zero fill, no read-modify-write of dx, and depth `taps·o`
 /// instead of `o` (col2im inside the product, before this, added 9 tiles of depth 64 onto each
 /// conv2 input position).
+///
+/// When `dy` is sparse enough ([`sparse::worth`]; a max-pooling's gradient) and `finite_w` (the
+/// stacked Wᵀ has no ∞ or NaN), each class runs [`sparse::input_grad_class`] instead: the same
+/// chains without their zero terms, the same bits.
 #[cfg(target_arch = "x86_64")]
-fn input_gradient_by_class(_: F32Simd, stacked: &[f32], dy: &[f32], g: &Conv2dGeometry, dx: &mut [f32]) {
+fn input_gradient_by_class(
+    _: F32Simd,
+    stacked: &[f32],
+    finite_w: bool,
+    dy: &[f32],
+    g: &Conv2dGeometry,
+    dx: &mut [f32],
+) {
     thread_local! {
+        static BITS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+        static SOURCES: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
         static ROWS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
         static OUT: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
         static ZEROS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -67,87 +98,113 @@ fn input_gradient_by_class(_: F32Simd, stacked: &[f32], dy: &[f32], g: &Conv2dGe
     let (c, o) = (g.in_c, g.out_c);
     let nb = dx.len() / g.image_len();
     let f = std::mem::size_of::<f32>();
-    crate::scratch(&ZEROS, o, |zeros| {
-        let zero = zeros.as_ptr() as usize;
-        for class in StrideClass::all(g) {
-            let ys = StrideClass::lines(class.ry, g.stride_h, g.pad_top, g.in_h);
-            let xs = StrideClass::lines(class.rx, g.stride_w, g.pad_left, g.in_w);
-            let (rows, t) = (nb * ys.clone().count() * xs.clone().count(), class.taps(g).count());
-            if rows == 0 {
-                continue;
-            }
-            let dx_base = dx.as_mut_ptr() as usize;
-            let dx_row = |y: usize, x: usize| dx_base + (y * g.in_w + x) * c * f;
-            if t == 0 {
-                // No tap reaches these positions (a stride larger than the dilated filter).
-                for n in 0..nb {
-                    for y in ys.clone() {
-                        for x in xs.clone() {
-                            let at = (n * g.image_len() + (y * g.in_w + x) * c)..;
-                            dx[at][..c].fill(0.0);
-                        }
-                    }
+    let words = sparse::words(o);
+    crate::scratch(&BITS, if finite_w { nb * g.positions() * words } else { 0 }, |bits| {
+        // SAFETY: F32Simd proves the set; scan reads whole rows of dy.
+        let sparse = finite_w
+            && sparse::worth(
+                crate::gemm_tiled::on_simd!(I => unsafe { sparse::scan::<I>(dy, o, bits) }),
+                nb * g.positions(),
+                o,
+            );
+        crate::scratch(&ZEROS, o, |zeros| {
+            let zero = zeros.as_ptr() as usize;
+            for class in StrideClass::all(g) {
+                let ys = StrideClass::lines(class.ry, g.stride_h, g.pad_top, g.in_h);
+                let xs = StrideClass::lines(class.rx, g.stride_w, g.pad_left, g.in_w);
+                let (rows, t) = (nb * ys.clone().count() * xs.clone().count(), class.taps(g).count());
+                if rows == 0 {
+                    continue;
                 }
-                continue;
-            }
-            let (first_y, first_x) = (ys.clone().next().expect("rows > 0"), xs.clone().next().expect("rows > 0"));
-            let per_image = rows / nb;
-            crate::scratch(&OUT, rows, |out| {
-                crate::scratch(&ROWS, rows * t, |table| {
-                    let dy_base = dy.as_ptr() as usize;
-                    // Image 0: the output position each tap came from is the tap's position for
-                    // the class's first row and column, plus the row and column index (exact:
-                    // y + pad - ky·dil is a multiple of the stride).
-                    let first = |start: usize, pad: usize, k: usize, dil: usize, stride: usize| {
-                        (start + pad) as isize / stride as isize - (k * dil / stride) as isize
-                    };
-                    crate::scratch(&TAPS, t, |taps| {
-                        for (tap, (ky, kx)) in taps.iter_mut().zip(class.taps(g)) {
-                            *tap = (
-                                first(first_y, g.pad_top, ky, g.dil_h, g.stride_h),
-                                first(first_x, g.pad_left, kx, g.dil_w, g.stride_w),
-                            );
-                        }
-                        let (mut r, mut e) = (0, 0);
-                        for (i, y) in ys.clone().enumerate() {
-                            for (j, x) in xs.clone().enumerate() {
-                                out[r] = dx_row(y, x);
-                                for &(oy0, ox0) in taps.iter() {
-                                    let (oy, ox) = (oy0 + i as isize, ox0 + j as isize);
-                                    let inside = (oy as usize) < g.out_h && (ox as usize) < g.out_w; // negative wraps
-                                    table[e] = if inside {
-                                        dy_base + (oy as usize * g.out_w + ox as usize) * o * f
-                                    } else {
-                                        zero
-                                    };
-                                    e += 1;
-                                }
-                                r += 1;
+                let dx_base = dx.as_mut_ptr() as usize;
+                let dx_row = |y: usize, x: usize| dx_base + (y * g.in_w + x) * c * f;
+                if t == 0 {
+                    // No tap reaches these positions (a stride larger than the dilated filter).
+                    for n in 0..nb {
+                        for y in ys.clone() {
+                            for x in xs.clone() {
+                                let at = (n * g.image_len() + (y * g.in_w + x) * c)..;
+                                dx[at][..c].fill(0.0);
                             }
                         }
-                    });
-                    // The other images: the same rows one image further on in dy and dx.
-                    let (dy_step, dx_step) = (g.positions() * o * f, g.image_len() * f);
-                    for n in 1..nb {
-                        for q in 0..per_image {
-                            out[n * per_image + q] = out[q] + n * dx_step;
-                        }
-                        let (done, next) = table.split_at_mut(n * per_image * t);
-                        for (d, &p) in next[..per_image * t].iter_mut().zip(&done[..per_image * t]) {
-                            *d = if p == zero { zero } else { p + n * dy_step };
-                        }
                     }
-                    let a = Gather { table: table.as_ptr().cast(), seg: o, segs: t };
-                    let b = Strided { ptr: stacked[class.at..].as_ptr(), rs: c as isize, cs: 1 };
-                    let to = Gather { table: out.as_ptr().cast(), seg: c, segs: 1 };
-                    // SAFETY: the CPU runs the tiled GEMM (the F32Simd proof); every `table`
-                    // pointer addresses `o` floats of this chunk's dy or the zeros, B is the class's
-                    // `t·o x c` stacked Wᵀ, every `out` pointer `c` floats of a distinct dx
-                    // position (c a multiple of 16); rows, t·o and c are > 0.
-                    unsafe { gemm(rows, t * o, c, Left::Gathered(a), b, Out::Scattered(to), false) };
+                    continue;
+                }
+                let (first_y, first_x) = (ys.clone().next().expect("rows > 0"), xs.clone().next().expect("rows > 0"));
+                let per_image = rows / nb;
+                crate::scratch(&OUT, rows, |out| {
+                    crate::scratch(&SOURCES, if sparse { rows * t } else { 0 }, |sources| {
+                        crate::scratch(&ROWS, rows * t, |table| {
+                            let dy_base = dy.as_ptr() as usize;
+                            // Image 0: the output position each tap came from is the tap's position for
+                            // the class's first row and column, plus the row and column index (exact:
+                            // y + pad - ky·dil is a multiple of the stride).
+                            let first = |start: usize, pad: usize, k: usize, dil: usize, stride: usize| {
+                                (start + pad) as isize / stride as isize - (k * dil / stride) as isize
+                            };
+                            crate::scratch(&TAPS, t, |taps| {
+                                for (tap, (ky, kx)) in taps.iter_mut().zip(class.taps(g)) {
+                                    *tap = (
+                                        first(first_y, g.pad_top, ky, g.dil_h, g.stride_h),
+                                        first(first_x, g.pad_left, kx, g.dil_w, g.stride_w),
+                                    );
+                                }
+                                let (mut r, mut e) = (0, 0);
+                                for (i, y) in ys.clone().enumerate() {
+                                    for (j, x) in xs.clone().enumerate() {
+                                        out[r] = dx_row(y, x);
+                                        for &(oy0, ox0) in taps.iter() {
+                                            let (oy, ox) = (oy0 + i as isize, ox0 + j as isize);
+                                            let inside = (oy as usize) < g.out_h && (ox as usize) < g.out_w; // negative wraps
+                                            let source = inside.then(|| oy as usize * g.out_w + ox as usize);
+                                            table[e] = source.map_or(zero, |s| dy_base + s * o * f);
+                                            if sparse {
+                                                sources[e] = source.map_or(sparse::NONE, |s| s as u32);
+                                            }
+                                            e += 1;
+                                        }
+                                        r += 1;
+                                    }
+                                }
+                            });
+                            // The other images: the same rows one image further on in dy and dx.
+                            let (dy_step, dx_step) = (g.positions() * o * f, g.image_len() * f);
+                            for n in 1..nb {
+                                for q in 0..per_image {
+                                    out[n * per_image + q] = out[q] + n * dx_step;
+                                }
+                                let (done, next) = table.split_at_mut(n * per_image * t);
+                                for (d, &p) in next[..per_image * t].iter_mut().zip(&done[..per_image * t]) {
+                                    *d = if p == zero { zero } else { p + n * dy_step };
+                                }
+                                if sparse {
+                                    let (done, next) = sources.split_at_mut(n * per_image * t);
+                                    let step = (n * g.positions()) as u32;
+                                    for (d, &p) in next[..per_image * t].iter_mut().zip(&done[..per_image * t]) {
+                                        *d = if p == sparse::NONE { p } else { p + step };
+                                    }
+                                }
+                            }
+                            if sparse {
+                                let wt = &stacked[class.at..][..t * o * c];
+                                // SAFETY: the CPU runs the tiled kernels (F32Simd); c is a multiple of
+                                // 16; `out` addresses distinct dx rows; `sources` index this chunk's dy.
+                                unsafe { sparse::input_grad_class(sources, t, bits, dy, wt, out, c) };
+                                return;
+                            }
+                            let a = Gather { table: table.as_ptr().cast(), seg: o, segs: t };
+                            let b = Strided { ptr: stacked[class.at..].as_ptr(), rs: c as isize, cs: 1 };
+                            let to = Gather { table: out.as_ptr().cast(), seg: c, segs: 1 };
+                            // SAFETY: the CPU runs the tiled GEMM (the F32Simd proof); every `table`
+                            // pointer addresses `o` floats of this chunk's dy or the zeros, B is the class's
+                            // `t·o x c` stacked Wᵀ, every `out` pointer `c` floats of a distinct dx
+                            // position (c a multiple of 16); rows, t·o and c are > 0.
+                            unsafe { gemm(rows, t * o, c, Left::Gathered(a), b, Out::Scattered(to), false) };
+                        });
+                    });
                 });
-            });
-        }
+            }
+        });
     });
 }
 
@@ -372,7 +429,8 @@ pub fn conv2d_backprop_input_with<T: Float>(
         if let Some(f32s) = by_class {
             // SAFETY: T is f32 (checked).
             let (dy, dx) = unsafe { (f32s.cast(dy), f32s.cast_mut(dx)) };
-            return input_gradient_by_class(f32s, _stacked, dy, g, dx);
+            // (18K floats for conv2: checked per chunk, where the sparse path is decided.)
+            return input_gradient_by_class(f32s, _stacked, sparse::finite(_stacked), dy, g, dx);
         }
         let nb = dx.len() / len;
         T::with_scratch(nb * p * k, |cols| {
@@ -428,17 +486,7 @@ pub fn conv2d_backprop_input_with<T: Float>(
                 if by_class.is_some() {
                     // SAFETY: T is f32 (checked).
                     let wf = unsafe { F32Simd::check::<T>().expect("checked").cast(w) };
-                    // Each class's taps' Wᵀ, stacked in class order: B of its product.
-                    for class in StrideClass::all(g) {
-                        for (t, (ky, kx)) in class.taps(g).enumerate() {
-                            for j in 0..o {
-                                for ci in 0..g.in_c {
-                                    stacked[class.at + (t * o + j) * g.in_c + ci] =
-                                        wf[((ky * g.k_w + kx) * g.in_c + ci) * o + j];
-                                }
-                            }
-                        }
-                    }
+                    stack_classes(wf, g, stacked);
                 }
                 let stacked = &*stacked;
                 work.into_par_iter().for_each(|(b0, nb, dx_chunk, [sums, lower, own, routed_sums])| {
@@ -490,4 +538,54 @@ fn relu_mask<T: Float>(d: &mut [T], features: &[T]) {
         #[inline(always)]
         || d.iter_mut().zip(features).for_each(|(d, &f)| *d = if f > T::zero() { *d } else { T::zero() }),
     )
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use sparse::test_values as sparse;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// The input gradient skipping `dy`'s zeros has the bits of the gathered product, for
+        /// every stride class (strides 1-3, dilations, padding), `o` past 64 and several passes
+        /// (`taps·o` past 320), at densities on both sides of `sparse::worth`.
+        #[test]
+        fn the_sparse_input_gradient_has_the_dense_bits(
+            nb in 1usize..4, hw in 2usize..10, c16 in 1usize..4, o in 1usize..100, k in 1usize..4,
+            stride in 1usize..4, dil in 1usize..3, same in any::<bool>(), density in 0.0f64..0.4, seed in 0u64..1000,
+        ) {
+            let Some(f32s) = F32Simd::check::<f32>() else { return Ok(()) };
+            let c = 16 * c16;
+            let g = Conv2dGeometry::new([nb, hw, hw + 2, c], [k, k, c, o], [stride, stride], [dil, dil], same);
+            let w = sparse(g.taps() * o, 1.0, seed + 7);
+            let dy = sparse(nb * g.positions() * o, density, seed);
+            let mut stacked = vec![0.0; g.taps() * o];
+            stack_classes(&w, &g, &mut stacked);
+            let (mut dense, mut got) = (vec![f32::NAN; nb * g.image_len()], vec![f32::NAN; nb * g.image_len()]);
+            input_gradient_by_class(f32s, &stacked, false, &dy, &g, &mut dense);
+            input_gradient_by_class(f32s, &stacked, true, &dy, &g, &mut got);
+            let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits_of(&got), bits_of(&dense));
+        }
+    }
+
+    /// An ∞ in the filter meets the zeros of a sparse `dy` as in TF's dense product: NaN where
+    /// it met a zero (the f64 path, dense, says where).
+    #[test]
+    fn an_infinite_filter_gives_the_dense_nans() {
+        let g = Conv2dGeometry::new([2, 6, 6, 16], [3, 3, 16, 16], [2, 2], [1, 1], true);
+        let mut w = sparse(g.taps() * 16, 1.0, 3);
+        w[100] = f32::INFINITY;
+        let dy = sparse(2 * g.positions() * 16, 0.1, 4);
+        let got = conv2d_backprop_input(&w, &dy, &g);
+        let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+        let want = conv2d_backprop_input(&wide(&w), &wide(&dy), &g);
+        assert!(want.iter().any(|v| v.is_nan()), "a NaN to find");
+        for (a, b) in got.iter().zip(&want) {
+            assert_eq!((a.is_nan(), a.is_infinite()), (b.is_nan(), b.is_infinite()));
+        }
+    }
 }

@@ -1,27 +1,28 @@
-//! A convolution's filter gradient from a `dy` that is mostly zeros, the zeros skipped. A
+//! A convolution's two gradients from a `dy` that is mostly zeros, the zeros skipped. A
 //! max-pooling routes its gradient to one cell of each window (the CNN's conv2: at most a
-//! quarter of `dy` is nonzero, fewer under its ReLU), so `colsᵀ·dy` needs a quarter of its
-//! multiply-adds or fewer. Each nonzero of a column of `dy` adds its multiple of the position's
-//! patch to that column's chains, held in registers (18 of them for conv2 on AVX-512).
+//! quarter of `dy` is nonzero, a tenth in training under its ReLU), so `colsᵀ·dy` (the filter's)
+//! and `dy·Wᵀ` (the input's) need a quarter of their multiply-adds or fewer.
+//! - [`filter_grad`]: each nonzero of a column of `dy` adds its multiple of the position's patch
+//!   to that column's chains, held in registers (18 of them for conv2 on AVX-512).
+//! - [`input_grad_class`]: each input position of a stride class adds, tap by tap, the rows of
+//!   Wᵀ that its `dy` row's nonzeros pick; a few positions in lockstep hide the FMA's latency.
 //!
-//! Same bits as the dense product: each element of the tiled GEMM ([`crate::gemm_tiled`]) is one
+//! Same bits as the dense products: each element of the tiled GEMM ([`crate::gemm_tiled`]) is one
 //! chain of FMAs over k in [`pass_depth`] passes, and a term whose factor from `dy` is zero leaves
 //! the chain as it was (`0·w + s = s`). Here each chain runs over the same terms in the same
 //! order without the zero ones, and is rounded into the result at the same pass boundaries. That
 //! holds when the other factor is finite (`0·∞` is NaN, which TF's dense product gives): callers
 //! check [`finite`] first. (The one other difference is the sign of a zero sum after a product
-//! underflowed to `-0`.) So whether a group runs sparse or dense never changes a digit.
-//!
-//! (The input gradient `dy·Wᵀ` could skip the same zeros; it stays dense for now.)
+//! underflowed to `-0`.) So whether a product runs sparse or dense never changes a digit.
 
 use super::Conv2dGeometry;
 use crate::gemm_tiled::{pass_depth, Gather, Isa};
 
-/// Whether the sparse product is worth it: the dense one does `rows·o` steps of `k`
-/// multiply-adds; the sparse one as many per nonzero, each dearer (one load per multiply-add,
-/// from a patch anywhere in the images, and a table entry per tap). conv2 on a Zen 4 at a
-/// density of 0.22: 0.72 of the dense time, so the two meet near a third; a quarter (what a
-/// 2x2 pooling's gradient has at most) leaves room for other machines.
+/// Whether the sparse products are worth it: the dense ones do `rows·o` steps; the sparse ones
+/// one per nonzero, each dearer (one load per multiply-add, from anywhere in the images or
+/// Wᵀ, a found bit, a table entry per tap). conv2's filter gradient on a Zen 4 at a density of
+/// 0.22: 0.72 of the dense time, so the two meet near a third; a quarter (what a 2x2 pooling's
+/// gradient has at most) leaves room for other machines.
 pub(crate) fn worth(nonzero: usize, rows: usize, o: usize) -> bool {
     nonzero * 4 <= rows * o
 }
@@ -278,30 +279,150 @@ pub(crate) fn try_filter_grad(x: &[f32], dy: &[f32], g: &Conv2dGeometry, nb: usi
     })
 }
 
+/// One stride class of a chunk's input gradient (see `input_grad::StrideClass`), `dx` rows =
+/// `dy·Wᵀ` over the class's taps, as `input_gradient_by_class`'s gathered product makes it:
+/// row `r` of the class (its pointer `out[r]`, `c` floats) takes, for each of the `taps` taps,
+/// the row `sources[r·taps + tap]` of `dy` (`NONE`: outside `dy`, zeros) times the tap's `o x
+/// c` block of `wt` (the class's stacked Wᵀ). Each element is one chain over (tap, column) in
+/// order, the zero terms skipped; `bits` are `dy`'s ([`scan`]); `wt` must be [`finite`].
+///
+/// # Safety
+/// [`crate::gemm_tiled::available`]; `c` is a multiple of 16; every `out` pointer addresses `c`
+/// writable floats, distinct rows; `sources` index rows of `dy` (`o` floats each) or are `NONE`.
+pub(crate) unsafe fn input_grad_class(
+    sources: &[u32],
+    taps: usize,
+    bits: &[u64],
+    dy: &[f32],
+    wt: &[f32],
+    out: &[usize],
+    c: usize,
+) {
+    let rows = out.len();
+    let o = wt.len() / (taps * c);
+    let class = Class { sources, taps, bits, dy, o, wt, c };
+    // SAFETY: forwarded.
+    crate::gemm_tiled::on_simd!(I => unsafe {
+        let per_ch = c / I::LANES;
+        let width = [4, 2, 1].into_iter().find(|w| per_ch.is_multiple_of(*w)).unwrap_or(1);
+        for c0 in (0..c).step_by(width * I::LANES) {
+            for r0 in (0..rows).step_by(8 / width) {
+                let live = (8 / width).min(rows - r0);
+                match width {
+                    4 => class.rows::<I, 2, 4>(r0, live, c0, out),
+                    2 => class.rows::<I, 4, 2>(r0, live, c0, out),
+                    _ => class.rows::<I, 8, 1>(r0, live, c0, out),
+                }
+            }
+        }
+    })
+}
+
+/// A `dy` row outside `dy` (the tap falls in the padding).
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// What [`input_grad_class`] reads.
+struct Class<'a> {
+    sources: &'a [u32],
+    taps: usize,
+    bits: &'a [u64],
+    dy: &'a [f32],
+    o: usize,
+    wt: &'a [f32],
+    c: usize,
+}
+
+impl Class<'_> {
+    /// `live` (<= R) rows from `r0`, `V` vectors of channels from `c0`: R rows' chains in
+    /// lockstep (eight chains hide the FMA's latency), a row without a term at a step taking
+    /// `0·w`, which leaves its chain as it was.
+    ///
+    /// # Safety
+    /// As [`input_grad_class`]'s; inlined into a function compiled with `I`.
+    #[inline(always)]
+    unsafe fn rows<I: Isa, const R: usize, const V: usize>(&self, r0: usize, live: usize, c0: usize, out: &[usize]) {
+        let (o, c, l, w) = (self.o, self.c, I::LANES, words(self.o));
+        let k = self.taps * o;
+        let kc = pass_depth(k);
+        let src = |r: usize, t: usize| if r < live { self.sources[(r0 + r) * self.taps + t] } else { NONE };
+        // SAFETY (all below): rows of `dy` and `wt` inside them (the caller's contract); `out`
+        // rows hold `c` floats from c0 + V·l <= c.
+        unsafe {
+            for p0 in (0..k).step_by(kc) {
+                let mut acc = [[I::zero(); V]; R];
+                for t in p0 / o..(p0 + kc).min(k).div_ceil(o) {
+                    // The tap's columns inside the pass.
+                    let (jl, jh) = (p0.max(t * o) - t * o, (p0 + kc).min(t * o + o) - t * o);
+                    let rows: [u32; R] = std::array::from_fn(|r| src(r, t));
+                    let b = self.wt.as_ptr().add(t * o * c + c0);
+                    // Each row's dy (any row where there is none: no bit will read it).
+                    let dy: [*const f32; R] = std::array::from_fn(|r| {
+                        self.dy.as_ptr().add(if rows[r] == NONE { 0 } else { rows[r] as usize * o })
+                    });
+                    for wi in jl / 64..jh.div_ceil(64) {
+                        let span = (u64::MAX << (jl.max(wi * 64) - wi * 64))
+                            & (u64::MAX >> (wi * 64 + 64 - jh.min(wi * 64 + 64)));
+                        let mut m: [u64; R] = std::array::from_fn(|r| {
+                            if rows[r] == NONE {
+                                0
+                            } else {
+                                *self.bits.get_unchecked(rows[r] as usize * w + wi) & span
+                            }
+                        });
+                        while m.iter().fold(0, |a, &x| a | x) != 0 {
+                            for r in 0..R {
+                                // Without a branch: a row out of terms reads its first column
+                                // and keeps none of its bits (0·w leaves the chain).
+                                let j = wi * 64 + (m[r].trailing_zeros() as usize & 63);
+                                let keep = u32::from(m[r] != 0).wrapping_neg();
+                                let v = f32::from_bits((*dy[r].add(j)).to_bits() & keep);
+                                m[r] &= m[r].wrapping_sub(1);
+                                let (v, row) = (I::splat(v), b.add(j * c));
+                                for (q, a) in acc[r].iter_mut().enumerate() {
+                                    *a = I::fma(v, I::load_all(I::mask(l), row.add(q * l)), *a);
+                                }
+                            }
+                        }
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate().take(live) {
+                    let dst = (out[r0 + r] as *mut f32).add(c0);
+                    for (q, &a) in acc.iter().enumerate() {
+                        let at = dst.add(q * l);
+                        let sum = if p0 > 0 { I::add(a, I::load_all(I::mask(l), at)) } else { a };
+                        I::store(I::mask(l), true, at, sum);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+/// Fractions whose sums round (equal bits only for equal orders of rounding), a `density`
+/// of them nonzero; some exact zeros of either sign.
+pub(crate) fn test_values(len: usize, density: f64, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..len)
+        .map(|i| {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            if u < density {
+                ((s >> 20) % 2000) as f32 / 997.0 - 1.0
+            } else if i % 3 == 0 {
+                -0.0
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gemm_tiled::{available, gemm, Left, Out, Strided};
     use proptest::prelude::*;
-
-    /// Fractions whose sums round (equal bits only for equal orders of rounding), a `density`
-    /// of them nonzero; some exact zeros of either sign.
-    fn sparse(len: usize, density: f64, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (0..len)
-            .map(|i| {
-                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                let u = (s >> 11) as f64 / (1u64 << 53) as f64;
-                if u < density {
-                    ((s >> 20) % 2000) as f32 / 997.0 - 1.0
-                } else if i % 3 == 0 {
-                    -0.0
-                } else {
-                    0.0
-                }
-            })
-            .collect()
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
@@ -319,8 +440,8 @@ mod tests {
             let c = 16 * c16;
             let g = Conv2dGeometry::new([nb, hw, hw + 1, c], [k, k, c, o], [stride, stride], [1, 1], same);
             let rows = nb * g.positions();
-            let x = sparse(nb * g.image_len(), 0.9, seed + 1);
-            let dy = sparse(rows * o, density, seed);
+            let x = test_values(nb * g.image_len(), 0.9, seed + 1);
+            let dy = test_values(rows * o, density, seed);
             let kk = g.taps();
             let (mut dense, mut got) = (vec![0.0f32; kk * o], vec![f32::NAN; kk * o]);
             let mut bits = vec![0u64; rows * words(o)];
@@ -347,9 +468,9 @@ mod tests {
     #[test]
     fn an_infinite_input_gives_the_dense_nans() {
         let g = Conv2dGeometry::new([2, 6, 6, 16], [3, 3, 16, 16], [2, 2], [1, 1], true);
-        let mut x = sparse(2 * g.image_len(), 1.0, 3);
+        let mut x = test_values(2 * g.image_len(), 1.0, 3);
         x[7 * 16 + 5] = f32::INFINITY;
-        let dy = sparse(2 * g.positions() * 16, 0.1, 4);
+        let dy = test_values(2 * g.positions() * 16, 0.1, 4);
         let got = super::super::conv2d_backprop_filter(&x, &dy, &g);
         let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
         let want = super::super::conv2d_backprop_filter(&wide(&x), &wide(&dy), &g);

@@ -89,7 +89,7 @@ fn input_gradient_by_class(
 ) {
     thread_local! {
         static BITS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
-        static SOURCES: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+        static SOURCES: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
         static ROWS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
         static OUT: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
         static ZEROS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -107,104 +107,98 @@ fn input_gradient_by_class(
                 nb * g.positions(),
                 o,
             );
-        crate::scratch(&ZEROS, o, |zeros| {
-            let zero = zeros.as_ptr() as usize;
-            for class in StrideClass::all(g) {
-                let ys = StrideClass::lines(class.ry, g.stride_h, g.pad_top, g.in_h);
-                let xs = StrideClass::lines(class.rx, g.stride_w, g.pad_left, g.in_w);
-                let (rows, t) = (nb * ys.clone().count() * xs.clone().count(), class.taps(g).count());
-                if rows == 0 {
-                    continue;
-                }
-                let dx_base = dx.as_mut_ptr() as usize;
-                let dx_row = |y: usize, x: usize| dx_base + (y * g.in_w + x) * c * f;
-                if t == 0 {
-                    // No tap reaches these positions (a stride larger than the dilated filter).
-                    for n in 0..nb {
-                        for y in ys.clone() {
-                            for x in xs.clone() {
-                                let at = (n * g.image_len() + (y * g.in_w + x) * c)..;
-                                dx[at][..c].fill(0.0);
-                            }
+        for class in StrideClass::all(g) {
+            let ys = StrideClass::lines(class.ry, g.stride_h, g.pad_top, g.in_h);
+            let xs = StrideClass::lines(class.rx, g.stride_w, g.pad_left, g.in_w);
+            let (rows, t) = (nb * ys.clone().count() * xs.clone().count(), class.taps(g).count());
+            if rows == 0 {
+                continue;
+            }
+            let dx_base = dx.as_mut_ptr() as usize;
+            let dx_row = |y: usize, x: usize| dx_base + (y * g.in_w + x) * c * f;
+            if t == 0 {
+                // No tap reaches these positions (a stride larger than the dilated filter).
+                for n in 0..nb {
+                    for y in ys.clone() {
+                        for x in xs.clone() {
+                            let at = (n * g.image_len() + (y * g.in_w + x) * c)..;
+                            dx[at][..c].fill(0.0);
                         }
                     }
-                    continue;
                 }
-                let (first_y, first_x) = (ys.clone().next().expect("rows > 0"), xs.clone().next().expect("rows > 0"));
-                let per_image = rows / nb;
-                crate::scratch(&OUT, rows, |out| {
-                    crate::scratch(&SOURCES, if sparse { rows * t } else { 0 }, |sources| {
-                        crate::scratch(&ROWS, rows * t, |table| {
-                            let dy_base = dy.as_ptr() as usize;
-                            // Image 0: the output position each tap came from is the tap's position for
-                            // the class's first row and column, plus the row and column index (exact:
-                            // y + pad - ky·dil is a multiple of the stride).
-                            let first = |start: usize, pad: usize, k: usize, dil: usize, stride: usize| {
-                                (start + pad) as isize / stride as isize - (k * dil / stride) as isize
-                            };
-                            crate::scratch(&TAPS, t, |taps| {
-                                for (tap, (ky, kx)) in taps.iter_mut().zip(class.taps(g)) {
-                                    *tap = (
-                                        first(first_y, g.pad_top, ky, g.dil_h, g.stride_h),
-                                        first(first_x, g.pad_left, kx, g.dil_w, g.stride_w),
-                                    );
+                continue;
+            }
+            let (first_y, first_x) = (ys.clone().next().expect("rows > 0"), xs.clone().next().expect("rows > 0"));
+            let per_image = rows / nb;
+            crate::scratch(&OUT, rows, |out| {
+                crate::scratch(&SOURCES, rows * t, |sources| {
+                    // Image 0: the output position each tap came from is the tap's position for
+                    // the class's first row and column, plus the row and column index (exact:
+                    // y + pad - ky·dil is a multiple of the stride).
+                    let first = |start: usize, pad: usize, k: usize, dil: usize, stride: usize| {
+                        (start + pad) as isize / stride as isize - (k * dil / stride) as isize
+                    };
+                    crate::scratch(&TAPS, t, |taps| {
+                        for (tap, (ky, kx)) in taps.iter_mut().zip(class.taps(g)) {
+                            *tap = (
+                                first(first_y, g.pad_top, ky, g.dil_h, g.stride_h),
+                                first(first_x, g.pad_left, kx, g.dil_w, g.stride_w),
+                            );
+                        }
+                        let (mut r, mut e) = (0, 0);
+                        for (i, y) in ys.clone().enumerate() {
+                            for (j, x) in xs.clone().enumerate() {
+                                out[r] = dx_row(y, x);
+                                for &(oy0, ox0) in taps.iter() {
+                                    let (oy, ox) = (oy0 + i as isize, ox0 + j as isize);
+                                    let inside = (oy as usize) < g.out_h && (ox as usize) < g.out_w; // negative wraps
+                                    sources[e] =
+                                        if inside { oy as usize * g.out_w + ox as usize } else { sparse::NONE };
+                                    e += 1;
                                 }
-                                let (mut r, mut e) = (0, 0);
-                                for (i, y) in ys.clone().enumerate() {
-                                    for (j, x) in xs.clone().enumerate() {
-                                        out[r] = dx_row(y, x);
-                                        for &(oy0, ox0) in taps.iter() {
-                                            let (oy, ox) = (oy0 + i as isize, ox0 + j as isize);
-                                            let inside = (oy as usize) < g.out_h && (ox as usize) < g.out_w; // negative wraps
-                                            let source = inside.then(|| oy as usize * g.out_w + ox as usize);
-                                            table[e] = source.map_or(zero, |s| dy_base + s * o * f);
-                                            if sparse {
-                                                sources[e] = source.map_or(sparse::NONE, |s| s as u32);
-                                            }
-                                            e += 1;
-                                        }
-                                        r += 1;
-                                    }
-                                }
-                            });
-                            // The other images: the same rows one image further on in dy and dx.
-                            let (dy_step, dx_step) = (g.positions() * o * f, g.image_len() * f);
-                            for n in 1..nb {
-                                for q in 0..per_image {
-                                    out[n * per_image + q] = out[q] + n * dx_step;
-                                }
-                                let (done, next) = table.split_at_mut(n * per_image * t);
-                                for (d, &p) in next[..per_image * t].iter_mut().zip(&done[..per_image * t]) {
-                                    *d = if p == zero { zero } else { p + n * dy_step };
-                                }
-                                if sparse {
-                                    let (done, next) = sources.split_at_mut(n * per_image * t);
-                                    let step = (n * g.positions()) as u32;
-                                    for (d, &p) in next[..per_image * t].iter_mut().zip(&done[..per_image * t]) {
-                                        *d = if p == sparse::NONE { p } else { p + step };
-                                    }
-                                }
+                                r += 1;
                             }
-                            if sparse {
-                                let wt = &stacked[class.at..][..t * o * c];
-                                // SAFETY: the CPU runs the tiled kernels (F32Simd); c is a multiple of
-                                // 16; `out` addresses distinct dx rows; `sources` index this chunk's dy.
-                                unsafe { sparse::input_grad_class(sources, t, bits, dy, wt, out, c) };
-                                return;
+                        }
+                    });
+                    // The other images: the same rows one image further on in dy and dx.
+                    let dx_step = g.image_len() * f;
+                    for n in 1..nb {
+                        for q in 0..per_image {
+                            out[n * per_image + q] = out[q] + n * dx_step;
+                        }
+                        let (done, next) = sources.split_at_mut(n * per_image * t);
+                        let step = n * g.positions();
+                        for (d, &p) in next[..per_image * t].iter_mut().zip(&done[..per_image * t]) {
+                            *d = if p == sparse::NONE { p } else { p + step };
+                        }
+                    }
+                    if sparse {
+                        let wt = &stacked[class.at..][..t * o * c];
+                        // SAFETY: the CPU runs the tiled kernels (F32Simd); c is a multiple of
+                        // 16; `out` addresses distinct dx rows; `sources` index this chunk's dy.
+                        unsafe { sparse::input_grad_class(sources, t, bits, dy, wt, out, c) };
+                        return;
+                    }
+                    crate::scratch(&ZEROS, o, |zeros| {
+                        crate::scratch(&ROWS, rows * t, |table| {
+                            // The rows of dy as pointers, zeros where the tap falls outside.
+                            let (zero, dy_base) = (zeros.as_ptr() as usize, dy.as_ptr() as usize);
+                            for (p, &s) in table.iter_mut().zip(sources.iter()) {
+                                *p = if s == sparse::NONE { zero } else { dy_base + s * o * f };
                             }
                             let a = Gather { table: table.as_ptr().cast(), seg: o, segs: t };
                             let b = Strided { ptr: stacked[class.at..].as_ptr(), rs: c as isize, cs: 1 };
                             let to = Gather { table: out.as_ptr().cast(), seg: c, segs: 1 };
                             // SAFETY: the CPU runs the tiled GEMM (the F32Simd proof); every `table`
-                            // pointer addresses `o` floats of this chunk's dy or the zeros, B is the class's
-                            // `t·o x c` stacked Wᵀ, every `out` pointer `c` floats of a distinct dx
-                            // position (c a multiple of 16); rows, t·o and c are > 0.
+                            // pointer addresses `o` floats of this chunk's dy or the zeros, B is the
+                            // class's `t·o x c` stacked Wᵀ, every `out` pointer `c` floats of a distinct
+                            // dx position (c a multiple of 16); rows, t·o and c are > 0.
                             unsafe { gemm(rows, t * o, c, Left::Gathered(a), b, Out::Scattered(to), false) };
                         });
                     });
                 });
-            }
-        });
+            });
+        }
     });
 }
 

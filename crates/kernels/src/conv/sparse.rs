@@ -146,6 +146,12 @@ unsafe fn filter_grad_in<I: Isa>(
     }
 }
 
+/// Vectors of channels a block takes at once from a run of `per` vectors: 4, 2 or 1, whichever
+/// divides it first.
+fn vectors_per_block(per: usize) -> usize {
+    [4, 2, 1].into_iter().find(|w| per.is_multiple_of(*w)).unwrap_or(1)
+}
+
 /// How a column's `k = segs·c` chains split into blocks held in registers: each block is
 /// `taps` consecutive taps times one range of `width` vectors of channels (conv2 on AVX-512:
 /// one block of 9 taps x 2 vectors; on AVX2: three of 3 taps x 4).
@@ -162,7 +168,7 @@ impl Blocks {
         // for the operands.
         let most = if I::LANES == 16 { 24 } else { 12 };
         let per_tap = c / I::LANES;
-        let width = [4, 2, 1].into_iter().find(|w| per_tap.is_multiple_of(*w)).unwrap_or(1);
+        let width = vectors_per_block(per_tap);
         let taps = segs.div_ceil(segs.div_ceil(most / width));
         Blocks { width: width * I::LANES, c, segs, taps }
     }
@@ -290,7 +296,7 @@ pub(crate) fn try_filter_grad(x: &[f32], dy: &[f32], g: &Conv2dGeometry, nb: usi
 /// [`crate::gemm_tiled::available`]; `c` is a multiple of 16; every `out` pointer addresses `c`
 /// writable floats, distinct rows; `sources` index rows of `dy` (`o` floats each) or are `NONE`.
 pub(crate) unsafe fn input_grad_class(
-    sources: &[u32],
+    sources: &[usize],
     taps: usize,
     bits: &[u64],
     dy: &[f32],
@@ -304,7 +310,7 @@ pub(crate) unsafe fn input_grad_class(
     // SAFETY: forwarded.
     crate::gemm_tiled::on_simd!(I => unsafe {
         let per_ch = c / I::LANES;
-        let width = [4, 2, 1].into_iter().find(|w| per_ch.is_multiple_of(*w)).unwrap_or(1);
+        let width = vectors_per_block(per_ch);
         for c0 in (0..c).step_by(width * I::LANES) {
             for r0 in (0..rows).step_by(8 / width) {
                 let live = (8 / width).min(rows - r0);
@@ -319,11 +325,11 @@ pub(crate) unsafe fn input_grad_class(
 }
 
 /// A `dy` row outside `dy` (the tap falls in the padding).
-pub(crate) const NONE: u32 = u32::MAX;
+pub(crate) const NONE: usize = usize::MAX;
 
 /// What [`input_grad_class`] reads.
 struct Class<'a> {
-    sources: &'a [u32],
+    sources: &'a [usize],
     taps: usize,
     bits: &'a [u64],
     dy: &'a [f32],
@@ -353,12 +359,11 @@ impl Class<'_> {
                 for t in p0 / o..(p0 + kc).min(k).div_ceil(o) {
                     // The tap's columns inside the pass.
                     let (jl, jh) = (p0.max(t * o) - t * o, (p0 + kc).min(t * o + o) - t * o);
-                    let rows: [u32; R] = std::array::from_fn(|r| src(r, t));
+                    let rows: [usize; R] = std::array::from_fn(|r| src(r, t));
                     let b = self.wt.as_ptr().add(t * o * c + c0);
                     // Each row's dy (any row where there is none: no bit will read it).
-                    let dy: [*const f32; R] = std::array::from_fn(|r| {
-                        self.dy.as_ptr().add(if rows[r] == NONE { 0 } else { rows[r] as usize * o })
-                    });
+                    let dy: [*const f32; R] =
+                        std::array::from_fn(|r| self.dy.as_ptr().add(if rows[r] == NONE { 0 } else { rows[r] * o }));
                     for wi in jl / 64..jh.div_ceil(64) {
                         let span = (u64::MAX << (jl.max(wi * 64) - wi * 64))
                             & (u64::MAX >> (wi * 64 + 64 - jh.min(wi * 64 + 64)));
@@ -366,7 +371,7 @@ impl Class<'_> {
                             if rows[r] == NONE {
                                 0
                             } else {
-                                *self.bits.get_unchecked(rows[r] as usize * w + wi) & span
+                                *self.bits.get_unchecked(rows[r] * w + wi) & span
                             }
                         });
                         while m.iter().fold(0, |a, &x| a | x) != 0 {

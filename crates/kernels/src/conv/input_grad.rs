@@ -51,20 +51,39 @@ impl StrideClass {
     }
 }
 
-/// Each class's taps' Wᵀ (`w` `[kh, kw, c, o]`), stacked in class order into `stacked`
-/// (`k x o`): B of each class's product.
+/// Each class's taps' Wᵀ (`w` `[kh, kw, c, o]`), stacked in class order into the first `k x o`
+/// floats of `stacked` (B of each class's product), then `w` with `o` first (`o x kh·kw x c`,
+/// what [`sparse::input_grad_by_position`] reads) into the second.
 #[cfg(target_arch = "x86_64")]
 fn stack_classes(w: &[f32], g: &Conv2dGeometry, stacked: &mut [f32]) {
-    let o = g.out_c;
+    let (c, o, taps) = (g.in_c, g.out_c, g.k_h * g.k_w);
+    let (classes, by_column) = stacked.split_at_mut(g.taps() * o);
     for class in StrideClass::all(g) {
         for (t, (ky, kx)) in class.taps(g).enumerate() {
             for j in 0..o {
-                for ci in 0..g.in_c {
-                    stacked[class.at + (t * o + j) * g.in_c + ci] = w[((ky * g.k_w + kx) * g.in_c + ci) * o + j];
+                for ci in 0..c {
+                    classes[class.at + (t * o + j) * c + ci] = w[((ky * g.k_w + kx) * c + ci) * o + j];
                 }
             }
         }
     }
+    for j in 0..o {
+        for t in 0..taps {
+            for ci in 0..c {
+                by_column[(j * taps + t) * c + ci] = w[(t * c + ci) * o + j];
+            }
+        }
+    }
+}
+
+/// Whether [`sparse::input_grad_by_position`] has the classes' bits: each class's product is
+/// one pass.
+#[cfg(target_arch = "x86_64")]
+fn by_position_fits(g: &Conv2dGeometry) -> bool {
+    StrideClass::all(g).all(|class| {
+        let k = class.taps(g).count() * g.out_c;
+        crate::gemm_tiled::pass_depth(k) >= k
+    })
 }
 
 /// f32 on AVX-512 or AVX2 with channels in multiples of 16: `dx = dy · Wᵀ` for one chunk of
@@ -76,8 +95,9 @@ fn stack_classes(w: &[f32], g: &Conv2dGeometry, stacked: &mut [f32]) {
 /// conv2 input position).
 ///
 /// When `dy` is sparse enough ([`sparse::worth`]; a max-pooling's gradient) and `finite_w` (the
-/// stacked Wᵀ has no ∞ or NaN), each class runs [`sparse::input_grad_class`] instead: the same
-/// chains without their zero terms, the same bits.
+/// stacked Wᵀ has no ∞ or NaN), the same chains run without their zero terms, the same bits:
+/// by `dy` position ([`sparse::input_grad_by_position`]) when every class is one pass, else
+/// each class by [`sparse::input_grad_class`].
 #[cfg(target_arch = "x86_64")]
 fn input_gradient_by_class(
     _: F32Simd,
@@ -94,6 +114,7 @@ fn input_gradient_by_class(
         static OUT: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
         static ZEROS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
         static TAPS: std::cell::RefCell<Vec<(isize, isize)>> = const { std::cell::RefCell::new(Vec::new()) };
+        static JUNK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     let (c, o) = (g.in_c, g.out_c);
     let nb = dx.len() / g.image_len();
@@ -107,6 +128,13 @@ fn input_gradient_by_class(
                 nb * g.positions(),
                 o,
             );
+        if sparse && by_position_fits(g) {
+            let wj = &stacked[g.taps() * o..][..g.taps() * o];
+            // SAFETY: the CPU runs the tiled kernels (F32Simd); c is a multiple of 16; dy and
+            // bits hold the chunk's rows; wj is the filter with o first.
+            crate::scratch(&JUNK, c, |junk| unsafe { sparse::input_grad_by_position(dy, bits, wj, g, dx, junk) });
+            return;
+        }
         for class in StrideClass::all(g) {
             let ys = StrideClass::lines(class.ry, g.stride_h, g.pad_top, g.in_h);
             let xs = StrideClass::lines(class.rx, g.stride_w, g.pad_left, g.in_w);
@@ -424,7 +452,7 @@ pub fn conv2d_backprop_input_with<T: Float>(
             // SAFETY: T is f32 (checked).
             let (dy, dx) = unsafe { (f32s.cast(dy), f32s.cast_mut(dx)) };
             // (18K floats for conv2: checked per chunk, where the sparse path is decided.)
-            return input_gradient_by_class(f32s, _stacked, sparse::finite(_stacked), dy, g, dx);
+            return input_gradient_by_class(f32s, _stacked, sparse::finite(&_stacked[..k * o]), dy, g, dx);
         }
         let nb = dx.len() / len;
         T::with_scratch(nb * p * k, |cols| {
@@ -472,7 +500,7 @@ pub fn conv2d_backprop_input_with<T: Float>(
                 })
                 .collect();
             #[cfg(target_arch = "x86_64")]
-            let stacked_len = if by_class.is_some() { k * o } else { 0 };
+            let stacked_len = if by_class.is_some() { 2 * k * o } else { 0 };
             #[cfg(not(target_arch = "x86_64"))]
             let stacked_len = 0;
             crate::scratch(&STACKED, stacked_len, |stacked| {
@@ -556,7 +584,7 @@ mod tests {
             let g = Conv2dGeometry::new([nb, hw, hw + 2, c], [k, k, c, o], [stride, stride], [dil, dil], same);
             let w = sparse(g.taps() * o, 1.0, seed + 7);
             let dy = sparse(nb * g.positions() * o, density, seed);
-            let mut stacked = vec![0.0; g.taps() * o];
+            let mut stacked = vec![0.0; 2 * g.taps() * o];
             stack_classes(&w, &g, &mut stacked);
             let (mut dense, mut got) = (vec![f32::NAN; nb * g.image_len()], vec![f32::NAN; nb * g.image_len()]);
             input_gradient_by_class(f32s, &stacked, false, &dy, &g, &mut dense);

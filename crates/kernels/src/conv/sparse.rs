@@ -4,8 +4,12 @@
 //! and `dy·Wᵀ` (the input's) need a quarter of their multiply-adds or fewer.
 //! - [`filter_grad`]: each nonzero of a column of `dy` adds its multiple of the position's patch
 //!   to that column's chains, held in registers (18 of them for conv2 on AVX-512).
-//! - [`input_grad_class`]: each input position of a stride class adds, tap by tap, the rows of
-//!   Wᵀ that its `dy` row's nonzeros pick; a few positions in lockstep hide the FMA's latency.
+//! - [`input_grad_by_position`]: each nonzero of a row of `dy` adds its multiples of Wᵀ's row at
+//!   every tap onto the input positions the taps reach (18 chains for conv2 on AVX-512).
+//! - [`input_grad_class`], where a stride class's product runs in several passes (which
+//!   [`input_grad_by_position`]'s order cannot round alike): each input position of the class
+//!   adds, tap by tap, the rows of Wᵀ that its `dy` row's nonzeros pick; a few positions in
+//!   lockstep hide the FMA's latency.
 //!
 //! Same bits as the dense products: each element of the tiled GEMM ([`crate::gemm_tiled`]) is one
 //! chain of FMAs over k in [`pass_depth`] passes, and a term whose factor from `dy` is zero leaves
@@ -132,10 +136,11 @@ unsafe fn filter_grad_in<I: Isa>(
     for p0 in (0..rows).step_by(kc) {
         let range = p0..(p0 + kc).min(rows);
         for (j, column) in sums.chunks_exact_mut(k).enumerate() {
-            let pass = Pass { bits: &columns[j * rw..][..rw], range: range.clone(), j, patches, dy, o };
+            let column = column.as_mut_ptr();
+            let pass = Pass { bits: &columns[j * rw..][..rw], range: range.clone(), j, patches, dy, o, column };
             for (t0, c0, taps) in blocks.iter() {
-                // SAFETY: as this function's.
-                unsafe { run_block::<I>(blocks.width, taps, column, (t0, c0), &pass) };
+                // SAFETY: as this function's; `column` holds the column's k sums.
+                unsafe { run_block::<I, _>(blocks.width, taps, &pass, (t0, c0)) };
             }
         }
     }
@@ -192,21 +197,32 @@ struct Pass<'a> {
     /// `rows x o`.
     dy: &'a [f32],
     o: usize,
+    /// The column's sums (`k` floats).
+    column: *mut f32,
 }
 
-/// One block of a column's chains (`taps` taps from the first of `at`, `width` floats of
-/// channels from its second) over the positions of the pass whose bit is set, then added to the
-/// column's sums.
+/// Chains held in registers over one block of taps (from `at.0`) and channels (from `at.1`):
+/// what [`run_block`] runs, with the chain count a constant.
+trait Chains {
+    /// `W` vectors of channels per tap, `N` chains in all.
+    ///
+    /// # Safety
+    /// Inlined into a function compiled with `I`; the implementor's addresses are valid.
+    unsafe fn run<I: Isa, const W: usize, const N: usize>(&self, at: (usize, usize));
+}
+
+/// `chains.run` with `width / LANES` vectors per tap and `taps` taps: chains in registers, every
+/// address a table entry or a row plus a constant.
 ///
 /// # Safety
-/// As [`filter_grad`]'s; `width / LANES` is 1, 2 or 4 and `taps · width / LANES <= 24`.
+/// As [`Chains::run`]'s; `width / LANES` is 1, 2 or 4 and `taps · width / LANES <= 24`.
 #[inline(always)]
-unsafe fn run_block<I: Isa>(width: usize, taps: usize, column: &mut [f32], at: (usize, usize), pass: &Pass) {
+unsafe fn run_block<I: Isa, C: Chains>(width: usize, taps: usize, chains: &C, at: (usize, usize)) {
     macro_rules! by_taps {
         ($w:literal: $($t:literal)*) => {
             match taps {
                 // SAFETY: forwarded.
-                $($t => unsafe { run_chains::<I, $w, { $w * $t }>(column, at, pass) },)*
+                $($t => unsafe { chains.run::<I, $w, { $w * $t }>(at) },)*
                 _ => unreachable!("at most 24 chains"),
             }
         };
@@ -218,42 +234,37 @@ unsafe fn run_block<I: Isa>(width: usize, taps: usize, column: &mut [f32], at: (
     }
 }
 
-/// [`run_block`] with `W` vectors per tap and `N` chains in all, constants so the chains live in
-/// registers and every address is a table entry plus a constant.
-///
-/// # Safety
-/// As [`run_block`]'s.
-#[inline(always)]
-unsafe fn run_chains<I: Isa, const W: usize, const N: usize>(
-    column: &mut [f32],
-    (t0, c0): (usize, usize),
-    pass: &Pass,
-) {
-    let Pass { bits, ref range, j, patches, dy, o } = *pass;
-    let (c, segs, l) = (patches.seg, patches.segs, I::LANES);
-    let chain = |u: usize| (t0 + u / W) * c + c0 + (u % W) * l;
-    // SAFETY (all below): `column` holds every chain; each table entry addresses `c` floats.
-    unsafe {
-        let mut acc = [I::zero(); N];
-        let words = bits.iter().enumerate().take(range.end.div_ceil(64)).skip(range.start / 64);
-        for (w, &word) in words {
-            // The word's positions inside the pass.
-            let (lo, hi) = (range.start.max(w * 64) - w * 64, range.end.min(w * 64 + 64) - w * 64);
-            let mut m = (word >> lo) << lo & (u64::MAX >> (64 - hi));
-            while m != 0 {
-                let r = w * 64 + m.trailing_zeros() as usize;
-                m &= m - 1;
-                let v = I::splat(*dy.get_unchecked(r * o + j));
-                let row = patches.table.add(r * segs + t0);
-                for (u, a) in acc.iter_mut().enumerate() {
-                    let x = (*row.add(u / W)).add(c0 + (u % W) * l);
-                    *a = I::fma(v, I::load_all(I::mask(l), x), *a);
+impl Chains for Pass<'_> {
+    /// One block of the column's chains over the pass's positions whose bit is set, then added
+    /// to the column's sums.
+    #[inline(always)]
+    unsafe fn run<I: Isa, const W: usize, const N: usize>(&self, (t0, c0): (usize, usize)) {
+        let Pass { bits, ref range, j, patches, dy, o, column } = *self;
+        let (c, segs, l) = (patches.seg, patches.segs, I::LANES);
+        let chain = |u: usize| (t0 + u / W) * c + c0 + (u % W) * l;
+        // SAFETY (all below): `column` holds every chain; each table entry addresses `c` floats.
+        unsafe {
+            let mut acc = [I::zero(); N];
+            let words = bits.iter().enumerate().take(range.end.div_ceil(64)).skip(range.start / 64);
+            for (w, &word) in words {
+                // The word's positions inside the pass.
+                let (lo, hi) = (range.start.max(w * 64) - w * 64, range.end.min(w * 64 + 64) - w * 64);
+                let mut m = (word >> lo) << lo & (u64::MAX >> (64 - hi));
+                while m != 0 {
+                    let r = w * 64 + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let v = I::splat(*dy.get_unchecked(r * o + j));
+                    let row = patches.table.add(r * segs + t0);
+                    for (u, a) in acc.iter_mut().enumerate() {
+                        let x = (*row.add(u / W)).add(c0 + (u % W) * l);
+                        *a = I::fma(v, I::load_all(I::mask(l), x), *a);
+                    }
                 }
             }
-        }
-        for (u, &a) in acc.iter().enumerate() {
-            let s = column.as_mut_ptr().add(chain(u));
-            I::store(I::mask(l), true, s, I::add(a, I::load_all(I::mask(l), s)));
+            for (u, &a) in acc.iter().enumerate() {
+                let s = column.add(chain(u));
+                I::store(I::mask(l), true, s, I::add(a, I::load_all(I::mask(l), s)));
+            }
         }
     }
 }
@@ -322,6 +333,110 @@ pub(crate) unsafe fn input_grad_class(
             }
         }
     })
+}
+
+/// A chunk's input gradient by `dy` position, `dy`'s zeros skipped: `dx` (`nb` images, zeroed
+/// here) receives, from each row of `dy` (the last first), each nonzero's multiple of Wᵀ's row
+/// (`wj`: `o x taps x c`, the filter `[kh, kw, c, o]` with `o` first) at every tap, added onto
+/// the `dx` rows the taps reach, a block of taps at a time in registers. One load of `dy` and
+/// one set bit serve every tap (conv2 on AVX-512: 18 FMAs each), where [`input_grad_class`]
+/// finds and loads them again for each tap of each input position.
+///
+/// The bits of the stride classes' gathered products (`input_grad::input_gradient_by_class`)
+/// when each class's `taps·o` is one [`pass_depth`]: a `dx` row's chain there runs over its
+/// taps in order, then `dy`'s columns in order, and its taps in order reach `dy` rows in
+/// reverse order (tap `(ky, kx)` reaches row `((y + pad - ky·dil) / stride, ...)`), so taking
+/// the rows last to first and their columns in order adds the same terms in the same order.
+/// `bits` are `dy`'s ([`scan`]); `wj` must be [`finite`].
+///
+/// # Safety
+/// [`crate::gemm_tiled::available`]; `c` is a multiple of 16; `dy` and `bits` hold `nb` images'
+/// rows, `wj` `o·kh·kw·c` floats, `junk` `c` floats.
+pub(crate) unsafe fn input_grad_by_position(
+    dy: &[f32],
+    bits: &[u64],
+    wj: &[f32],
+    g: &Conv2dGeometry,
+    dx: &mut [f32],
+    junk: &mut [f32],
+) {
+    let (p, o, len) = (g.positions(), g.out_c, g.image_len());
+    let w = words(o);
+    dx.fill(0.0);
+    crate::gemm_tiled::on_simd!(I => {
+        let blocks = Blocks::new::<I>(g.in_c, g.k_h * g.k_w);
+        for (n, dx) in dx.chunks_exact_mut(len).enumerate() {
+            let image = ByPosition {
+                g,
+                dy: &dy[n * p * o..][..p * o],
+                bits: &bits[n * p * w..][..p * w],
+                wj: wj.as_ptr(),
+                dx: dx.as_mut_ptr(),
+                junk: junk.as_mut_ptr(),
+            };
+            for (t0, c0, taps) in blocks.iter() {
+                // SAFETY: as this function's.
+                unsafe { run_block::<I, _>(blocks.width, taps, &image, (t0, c0)) };
+            }
+        }
+    })
+}
+
+/// One image of [`input_grad_by_position`].
+struct ByPosition<'a> {
+    g: &'a Conv2dGeometry,
+    dy: &'a [f32],
+    bits: &'a [u64],
+    wj: *const f32,
+    dx: *mut f32,
+    /// Where the taps that fall in the padding add (`c` floats, never read back).
+    junk: *mut f32,
+}
+
+impl Chains for ByPosition<'_> {
+    /// Each row of `dy` with a nonzero, last first: the block's `dx` rows loaded, each nonzero
+    /// column's terms added, stored.
+    #[inline(always)]
+    unsafe fn run<I: Isa, const W: usize, const N: usize>(&self, (t0, c0): (usize, usize)) {
+        let g = self.g;
+        let (o, c, l, w, taps) = (g.out_c, g.in_c, I::LANES, words(g.out_c), g.k_h * g.k_w);
+        // SAFETY (all below): rows of `dy`, `bits` and `wj` inside them; `dx` rows inside the
+        // image (bounds checked), else `junk`; every chain's `c0 + (u % W)·l + l <= c`.
+        unsafe {
+            for py in (0..g.out_h).rev() {
+                for px in (0..g.out_w).rev() {
+                    let r = py * g.out_w + px;
+                    let bits = self.bits.get_unchecked(r * w..(r + 1) * w);
+                    if bits.iter().all(|&b| b == 0) {
+                        continue;
+                    }
+                    let at: [*mut f32; N] = std::array::from_fn(|u| {
+                        let t = t0 + u / W;
+                        let y = (py * g.stride_h + t / g.k_w * g.dil_h).wrapping_sub(g.pad_top);
+                        let x = (px * g.stride_w + t % g.k_w * g.dil_w).wrapping_sub(g.pad_left);
+                        let row = if y < g.in_h && x < g.in_w { self.dx.add((y * g.in_w + x) * c) } else { self.junk };
+                        row.add(c0 + (u % W) * l)
+                    });
+                    let mut acc: [I::V; N] = std::array::from_fn(|u| I::load_all(I::mask(l), at[u]));
+                    let dy = self.dy.as_ptr().add(r * o);
+                    for (wi, &word) in bits.iter().enumerate() {
+                        let mut m = word;
+                        while m != 0 {
+                            let j = wi * 64 + m.trailing_zeros() as usize;
+                            m &= m - 1;
+                            let (v, row) = (I::splat(*dy.add(j)), self.wj.add((j * taps + t0) * c + c0));
+                            for (u, a) in acc.iter_mut().enumerate() {
+                                *a = I::fma(v, I::load_all(I::mask(l), row.add(u / W * c + u % W * l)), *a);
+                            }
+                        }
+                    }
+                    for (u, &a) in acc.iter().enumerate() {
+                        I::store(I::mask(l), true, at[u], a);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A `dy` row outside `dy` (the tap falls in the padding).

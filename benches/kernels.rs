@@ -66,6 +66,28 @@ fn gemm_shapes(c: &mut Criterion) {
         });
     }
     group.finish();
+    // A left operand with zeros (skipped, see `gemm_sparse`): the MLP's fc1 on MNIST pixels
+    // (19% nonzero) and its weight gradient; the CNN's fc1 on pooled ReLUs and its gradient.
+    let mut group = c.benchmark_group("gemm_sparse_left");
+    for (m, k, n, ta) in [(50, 784, 300, false), (784, 50, 300, true), (100, 3136, 64, false), (3136, 100, 64, true)] {
+        for density in [0.1, 0.2, 0.3, 0.4] {
+            let keep = |i: usize| ((i * 2_654_435_761) % 1000) as f64 / 1000.0 < density;
+            let a: Vec<f32> = data(m * k).into_iter().enumerate().map(|(i, v)| if keep(i) { v } else { 0.0 }).collect();
+            let a = if ta { Array2::from_shape_vec((k, m), a) } else { Array2::from_shape_vec((m, k), a) }.unwrap();
+            let b = Array2::from_shape_vec((k, n), data(k * n)).unwrap();
+            group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+            let mut out = Some(vec![0.0; m * n]);
+            let name = format!("{}{m}x{k}x{n}_d{density}", if ta { "t" } else { "" });
+            group.bench_function(BenchmarkId::from_parameter(name), |bench| {
+                bench.iter(|| {
+                    let c =
+                        gemm::matmul_with(black_box(a.view()), black_box(b.view()), ta, false, reuse(&mut out), NONE);
+                    out = Some(c.unwrap().into_raw_vec_and_offset().0);
+                })
+            });
+        }
+    }
+    group.finish();
 }
 
 fn convolutions(c: &mut Criterion) {

@@ -1,7 +1,8 @@
 //! Matrix multiply: f32 on CPUs with AVX-512 or AVX2 through this crate's own register-tiled
 //! kernel (`gemm_tiled`: 1.1-2.6x matrixmultiply at the models' shapes, see BENCHMARKS.md),
 //! everything else through the `matrixmultiply` crate; split into row or column blocks on rayon's pool when
-//! large, shared with [`crate::pair`]'s helper thread when mid-sized.
+//! large, shared with [`crate::pair`]'s helper thread when mid-sized. A left operand mostly
+//! zeros (MNIST's pixels, a ReLU's output) has its zeros skipped (`gemm_sparse`), the same bits.
 
 use crate::pair::Disjoint;
 use crate::{kbail, zeros, Epilogue, Float, KResult, KernelError};
@@ -80,27 +81,63 @@ pub fn gemm_into<T: Float>(
     }
     let threads = rayon::current_num_threads();
     let beta = if accumulate { T::one() } else { T::zero() };
-    if parallel && threads > 1 && m * n * k >= PAR_WORK && m >= 2 * threads {
-        // A right operand with strided rows is copied by every block that reads it whole: split
-        // its columns instead when there are enough (the CNN's dy·Wᵀ, 100x64x3136), so each
-        // thread copies its own part.
-        let by_cols = b.strides()[1] != 1 && n >= 64 * threads;
-        return blocks(a, b, Disjoint::new(c.as_mut_ptr()), n, threads, beta, by_cols);
+    let c = Disjoint::new(c.as_mut_ptr());
+    sparse_bits(a, b, |bits| {
+        if parallel && threads > 1 && m * n * k >= PAR_WORK && m >= 2 * threads {
+            // A right operand with strided rows is copied by every block that reads it whole:
+            // split its columns instead when there are enough (the CNN's dy·Wᵀ, 100x64x3136),
+            // so each thread copies its own part.
+            let by_cols = b.strides()[1] != 1 && n >= 64 * threads;
+            return blocks(a, b, bits, c, n, threads, beta, by_cols);
+        }
+        if parallel && threads > 1 && m * n * k >= PAIR_WORK {
+            return paired(a, b, bits, c, beta);
+        }
+        // SAFETY: see `product`.
+        unsafe { product(a, b, bits, c.at(0), m, n, n, beta) };
+    })
+}
+
+/// Runs `f` with A's nonzeros as bits (see [`crate::gemm_sparse`]) when the product skips A's
+/// zeros: f32 on the tiled kernels (whose bits it has), B's rows contiguous, A sparse enough
+/// and B finite; else with `None`.
+fn sparse_bits<T: Float, R>(a: ArrayView2<T>, b: ArrayView2<T>, f: impl FnOnce(Option<&[u64]>) -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        thread_local! {
+            static BITS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let ((m, k), n) = (a.dim(), b.ncols());
+        let (sa, sb) = (a.strides(), b.strides());
+        // (Where `product` runs the tiled kernels; wide enough that a nonzero's loads of B
+        // pay for finding it.)
+        let tiled = crate::cpu::simd() == crate::cpu::Simd::Avx512 || sa[1] == 1;
+        if crate::F32Simd::check::<T>().is_some() && tiled && sb[1] == 1 && n >= 16 && k >= 16 {
+            use crate::gemm_tiled::Strided;
+            let view = |p: *const T, s: &[isize]| Strided { ptr: p.cast::<f32>(), rs: s[0], cs: s[1] };
+            let (av, bv) = (view(a.as_ptr(), sa), view(b.as_ptr(), sb));
+            return crate::scratch(&BITS, m * crate::gemm_sparse::words(k), |bits| {
+                // SAFETY: the views address A and B through their strides; T is f32 and the
+                // CPU runs the tiled kernels (checked).
+                let sparse = crate::gemm_tiled::on_simd!(I => unsafe {
+                    crate::gemm_sparse::worth_it::<I>(av, m, k, bv, n, bits)
+                });
+                f(sparse.then_some(&*bits))
+            });
+        }
     }
-    if parallel && threads > 1 && m * n * k >= PAIR_WORK {
-        return paired(a, b, Disjoint::new(c.as_mut_ptr()), beta);
-    }
-    // SAFETY: see `product`.
-    unsafe { product(a, b, c.as_mut_ptr(), m, n, n, beta) };
+    f(None)
 }
 
 /// `c = a·b + beta·c` (C row-major at `c`, rows `ldc` apart) split into `threads` blocks run by
 /// `rayon::join` (the caller runs the first): blocks of rows cut at multiples of 12 (whole
 /// register tiles: the MLP's 50 rows as 24 + 26, not 25 + 25 with a 1-row tile each), or with
 /// `by_cols` blocks of columns cut at multiples of 32 (whole register panels).
+#[allow(clippy::too_many_arguments)]
 fn blocks<T: Float>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
+    bits: Option<&[u64]>,
     c: Disjoint<T>,
     ldc: usize,
     threads: usize,
@@ -112,20 +149,21 @@ fn blocks<T: Float>(
     if threads <= 1 || len < 2 * unit {
         // SAFETY: this block's m×n part of C (rows `ldc` apart) is written by no other block,
         // and C aliases neither a nor b (`gemm_into`'s views).
-        return unsafe { product(a, b, c.at(0), m, n, ldc, beta) };
+        return unsafe { product(a, b, bits, c.at(0), m, n, ldc, beta) };
     }
     let left = threads / 2;
     let cut = ((len * left / threads + unit / 2) / unit * unit).clamp(unit, len - unit);
-    let ((a1, a2), (b1, b2), offset) = if by_cols {
-        ((a, a), b.split_at(ndarray::Axis(1), cut), cut)
+    let ((a1, a2), (b1, b2), (bits1, bits2), offset) = if by_cols {
+        ((a, a), b.split_at(ndarray::Axis(1), cut), (bits, bits), cut)
     } else {
-        (a.split_at(ndarray::Axis(0), cut), (b, b), cut * ldc)
+        let bits = bits.map(|bits| bits.split_at(cut * bits.len() / m));
+        (a.split_at(ndarray::Axis(0), cut), (b, b), (bits.map(|b| b.0), bits.map(|b| b.1)), cut * ldc)
     };
     // SAFETY: `offset` is the second block's first element, inside C.
     let c2 = Disjoint::new(unsafe { c.at(offset) });
     rayon::join(
-        || blocks(a1, b1, c, ldc, left, beta, by_cols),
-        || blocks(a2, b2, c2, ldc, threads - left, beta, by_cols),
+        || blocks(a1, b1, bits1, c, ldc, left, beta, by_cols),
+        || blocks(a2, b2, bits2, c2, ldc, threads - left, beta, by_cols),
     );
 }
 
@@ -135,10 +173,11 @@ fn blocks<T: Float>(
 /// balanced whoever starts first. A copied B of fewer than 12 panels of 32 columns (the LSTM's
 /// `dicfo·Wᵀ`, 156 columns) cannot be dealt evenly in panels: its rows are halved and each half
 /// copies B (100x512x156 on a Zen 4: 95 -> 88 µs).
-fn paired<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: Disjoint<T>, beta: T) {
+fn paired<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, bits: Option<&[u64]>, c: Disjoint<T>, beta: T) {
     let (m, n) = (a.nrows(), b.ncols());
     let copied = b.strides()[1] != 1;
-    let by_cols = if copied { n.div_ceil(32) >= 12 } else { n >= 128 };
+    // (Skipping A's zeros, every chunk finds each of its rows' nonzeros once: by rows.)
+    let by_cols = bits.is_none() && if copied { n.div_ceil(32) >= 12 } else { n >= 128 };
     let (len, unit) = if by_cols { (n, 32) } else { (m, 12) };
     // Chunks of `size` (the last one short), or two halves cut at a whole tile.
     let (size, chunks) = if copied && !by_cols {
@@ -150,14 +189,15 @@ fn paired<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: Disjoint<T>, beta: T)
     };
     crate::pair::for_each(chunks, &|i| {
         let (lo, hi) = (i * size, if i + 1 == chunks { len } else { (i + 1) * size });
-        let (a, b, offset) = if by_cols {
-            (a, b.slice(ndarray::s![.., lo..hi]), lo)
+        let (a, b, bits, offset) = if by_cols {
+            (a, b.slice(ndarray::s![.., lo..hi]), bits, lo)
         } else {
-            (a.slice(ndarray::s![lo..hi, ..]), b, lo * n)
+            let bits = bits.map(|bits| &bits[lo * bits.len() / m..hi * bits.len() / m]);
+            (a.slice(ndarray::s![lo..hi, ..]), b, bits, lo * n)
         };
         // SAFETY: chunk i writes only its own rows or columns of C (`offset` is its first
         // element), and C aliases neither a nor b (`gemm_into`'s views).
-        unsafe { product(a, b, c.at(offset), a.nrows(), b.ncols(), n, beta) };
+        unsafe { product(a, b, bits, c.at(offset), a.nrows(), b.ncols(), n, beta) };
     });
 }
 
@@ -168,9 +208,11 @@ fn paired<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: Disjoint<T>, beta: T)
 /// neither `a` nor `b`. The views carry their own extents and strides, so every read is inside
 /// their allocations. Exercised by this module's tests with transposed views (non-unit column
 /// strides) and by the parallel row- and column-block paths.
+#[allow(clippy::too_many_arguments)]
 unsafe fn product<T: Float>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
+    bits: Option<&[u64]>,
     c_ptr: *mut T,
     m: usize,
     n: usize,
@@ -180,6 +222,20 @@ unsafe fn product<T: Float>(
     let k = a.dim().1;
     let (sa, sb) = (a.strides(), b.strides());
     debug_assert_eq!((a.dim().0, b.dim()), (m, (k, n)));
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bits; // (never found there)
+    #[cfg(target_arch = "x86_64")]
+    if let Some(bits) = bits {
+        use crate::gemm_tiled::Strided;
+        let view = |p: *const T, s: &[isize]| Strided { ptr: p.cast::<f32>(), rs: s[0], cs: s[1] };
+        let (av, bv) = (view(a.as_ptr(), sa), view(b.as_ptr(), sb));
+        // SAFETY: `sparse_bits` found T f32, the tiled kernels and B's rows contiguous; the
+        // bits are these rows of A's; the caller's contract covers the extents.
+        let c = (c_ptr.cast::<f32>(), ldc);
+        return crate::gemm_tiled::on_simd!(I => unsafe {
+            crate::gemm_sparse::rows::<I>(av, bits, (m, k, n), bv, c, beta != T::zero())
+        });
+    }
     #[cfg(target_arch = "x86_64")]
     {
         // A transposed left operand (a weight or filter gradient's `xᵀ·dy`) goes to

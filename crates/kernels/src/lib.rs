@@ -10,6 +10,8 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
+#[cfg(target_arch = "x86_64")]
+mod gemm_sparse;
 mod gemm_tiled;
 pub mod lstm;
 pub mod nn;

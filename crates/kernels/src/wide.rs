@@ -19,3 +19,29 @@ pub(crate) fn run<R>(f: impl FnOnce() -> R) -> R {
     }
     f()
 }
+
+/// Whether every value is finite (no ∞, no NaN): where a product skips the zeros of one
+/// operand, the other must be (`0·∞` is NaN, which the dense product gives).
+pub(crate) fn finite(x: &[f32]) -> bool {
+    run(
+        #[inline(always)]
+        || x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)) < 0x7f80_0000,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ∞ or NaN is not finite.
+    #[test]
+    fn finite_sees_infinities_and_nans() {
+        assert!(finite(&[0.0, -1.5, f32::MAX, f32::MIN_POSITIVE]));
+        assert!(finite(&[]));
+        for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+            let mut x = vec![1.0; 100];
+            x[77] = bad;
+            assert!(!finite(&x));
+        }
+    }
+}

@@ -565,8 +565,8 @@ fn relu_mask<T: Float>(d: &mut [T], features: &[T]) {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::gemm_sparse::test_values as sparse;
     use proptest::prelude::*;
-    use sparse::test_values as sparse;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]

@@ -21,6 +21,7 @@
 
 use super::Conv2dGeometry;
 use crate::gemm_tiled::{pass_depth, Gather, Isa};
+pub(crate) use crate::wide::finite;
 
 /// Whether the sparse products are worth it: the dense ones do `rows·o` steps; the sparse ones
 /// one per nonzero, each dearer (one load per multiply-add, from anywhere in the images or
@@ -29,14 +30,6 @@ use crate::gemm_tiled::{pass_depth, Gather, Isa};
 /// gradient has at most) leaves room for other machines.
 pub(crate) fn worth(nonzero: usize, rows: usize, o: usize) -> bool {
     nonzero * 4 <= rows * o
-}
-
-/// Whether every value is finite (no ∞, no NaN).
-pub(crate) fn finite(x: &[f32]) -> bool {
-    crate::wide::run(
-        #[inline(always)]
-        || x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)) < 0x7f80_0000,
-    )
 }
 
 /// Words of 64 bits per row of `o` columns.
@@ -519,28 +512,9 @@ impl Class<'_> {
 }
 
 #[cfg(test)]
-/// Fractions whose sums round (equal bits only for equal orders of rounding), a `density`
-/// of them nonzero; some exact zeros of either sign.
-pub(crate) fn test_values(len: usize, density: f64, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    (0..len)
-        .map(|i| {
-            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
-            if u < density {
-                ((s >> 20) % 2000) as f32 / 997.0 - 1.0
-            } else if i % 3 == 0 {
-                -0.0
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gemm_sparse::test_values;
     use crate::gemm_tiled::{available, gemm, Left, Out, Strided};
     use proptest::prelude::*;
 
@@ -598,18 +572,6 @@ mod tests {
         assert!(kinds(want.iter().map(|v| v.is_nan()).collect()) > 0, "a NaN to find");
         for (a, b) in got.iter().zip(&want) {
             assert_eq!((a.is_nan(), a.is_infinite()), (b.is_nan(), b.is_infinite()));
-        }
-    }
-
-    /// ∞ or NaN in `x` is not finite (where a zero of `dy` must give TF's NaN).
-    #[test]
-    fn finite_sees_infinities_and_nans() {
-        assert!(finite(&[0.0, -1.5, f32::MAX, f32::MIN_POSITIVE]));
-        assert!(finite(&[]));
-        for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
-            let mut x = vec![1.0; 100];
-            x[77] = bad;
-            assert!(!finite(&x));
         }
     }
 }

@@ -108,14 +108,10 @@ fn sparse_bits<T: Float, R>(a: ArrayView2<T>, b: ArrayView2<T>, f: impl FnOnce(O
             static BITS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         let ((m, k), n) = (a.dim(), b.ncols());
-        let (sa, sb) = (a.strides(), b.strides());
         // (Where `product` runs the tiled kernels; wide enough that a nonzero's loads of B
         // pay for finding it.)
-        let tiled = crate::cpu::simd() == crate::cpu::Simd::Avx512 || sa[1] == 1;
-        if crate::F32Simd::check::<T>().is_some() && tiled && sb[1] == 1 && n >= 16 && k >= 16 {
-            use crate::gemm_tiled::Strided;
-            let view = |p: *const T, s: &[isize]| Strided { ptr: p.cast::<f32>(), rs: s[0], cs: s[1] };
-            let (av, bv) = (view(a.as_ptr(), sa), view(b.as_ptr(), sb));
+        if tiled::<T>(&a) && b.strides()[1] == 1 && n >= 16 && k >= 16 {
+            let (av, bv) = (strided(&a), strided(&b));
             return crate::scratch(&BITS, m * crate::gemm_sparse::words(k), |bits| {
                 // SAFETY: the views address A and B through their strides; T is f32 and the
                 // CPU runs the tiled kernels (checked).
@@ -226,9 +222,7 @@ unsafe fn product<T: Float>(
     let _ = bits; // (never found there)
     #[cfg(target_arch = "x86_64")]
     if let Some(bits) = bits {
-        use crate::gemm_tiled::Strided;
-        let view = |p: *const T, s: &[isize]| Strided { ptr: p.cast::<f32>(), rs: s[0], cs: s[1] };
-        let (av, bv) = (view(a.as_ptr(), sa), view(b.as_ptr(), sb));
+        let (av, bv) = (strided(&a), strided(&b));
         // SAFETY: `sparse_bits` found T f32, the tiled kernels and B's rows contiguous; the
         // bits are these rows of A's; the caller's contract covers the extents.
         let c = (c_ptr.cast::<f32>(), ldc);
@@ -237,38 +231,47 @@ unsafe fn product<T: Float>(
         });
     }
     #[cfg(target_arch = "x86_64")]
-    {
-        // A transposed left operand (a weight or filter gradient's `xᵀ·dy`) goes to
-        // matrixmultiply on AVX2: six-row tiles use a quarter of each line of A they load per
-        // step, and packing wins there (conv2's filter gradient on a Zen 3: 49 GFLOP/s packed,
-        // 44 tiled).
-        let tiled = match crate::cpu::simd() {
-            crate::cpu::Simd::Avx512 => true,
-            crate::cpu::Simd::Avx2 => sa[1] == 1,
-            crate::cpu::Simd::Portable => false,
+    if tiled::<T>(&a) {
+        use crate::gemm_tiled::{gemm, Left, Out};
+        // SAFETY: T is f32 (checked) and the CPU runs the tiled kernels; the caller's contract
+        // covers the extents, and m, n, k > 0 (`gemm_into` returns early otherwise).
+        return unsafe {
+            gemm(
+                m,
+                k,
+                n,
+                Left::Strided(strided(&a)),
+                strided(&b),
+                Out::Rows { c: c_ptr.cast::<f32>(), ldc },
+                beta != T::zero(),
+            )
         };
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && tiled {
-            use crate::gemm_tiled::{gemm, Left, Out, Strided};
-            let view = |p: *const T, s: &[isize]| Strided { ptr: p.cast::<f32>(), rs: s[0], cs: s[1] };
-            // SAFETY: T is f32 (checked above) and the CPU runs the tiled kernels; the caller's
-            // contract covers the extents, and m, n, k > 0 (`gemm_into` returns early otherwise).
-            return unsafe {
-                gemm(
-                    m,
-                    k,
-                    n,
-                    Left::Strided(view(a.as_ptr(), sa)),
-                    view(b.as_ptr(), sb),
-                    Out::Rows { c: c_ptr.cast::<f32>(), ldc },
-                    beta != T::zero(),
-                )
-            };
-        }
     }
     // SAFETY: the caller's contract; T is f32 or f64, which matrixmultiply supports.
     unsafe {
         T::gemm_raw(m, k, n, T::one(), a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1], beta, c_ptr, ldc as isize, 1)
     }
+}
+
+/// Whether [`product`] runs the tiled kernels for this left operand: f32 on AVX-512, or on
+/// AVX2 with A's rows contiguous (a transposed A goes to matrixmultiply there: six-row tiles
+/// use a quarter of each line of A they load per step, and packing wins: conv2's filter
+/// gradient on a Zen 3, 49 GFLOP/s packed, 44 tiled).
+#[cfg(target_arch = "x86_64")]
+fn tiled<T: 'static>(a: &ArrayView2<T>) -> bool {
+    crate::F32Simd::check::<T>().is_some()
+        && match crate::cpu::simd() {
+            crate::cpu::Simd::Avx512 => true,
+            crate::cpu::Simd::Avx2 => a.strides()[1] == 1,
+            crate::cpu::Simd::Portable => false,
+        }
+}
+
+/// A view as the tiled kernels' f32 operand (T must be f32: [`tiled`] checked).
+#[cfg(target_arch = "x86_64")]
+fn strided<T>(v: &ArrayView2<T>) -> crate::gemm_tiled::Strided {
+    let s = v.strides();
+    crate::gemm_tiled::Strided { ptr: v.as_ptr().cast::<f32>(), rs: s[0], cs: s[1] }
 }
 
 /// Matrix products over the last two axes, the leading (batch) axes broadcast as NumPy's

@@ -53,7 +53,8 @@ impl StrideClass {
 
 /// Each class's taps' Wᵀ (`w` `[kh, kw, c, o]`), stacked in class order into the first `k x o`
 /// floats of `stacked` (B of each class's product), then `w` with `o` first (`o x kh·kw x c`,
-/// what [`sparse::input_grad_by_position`] reads) into the second.
+/// what [`sparse::input_grad_by_position`] reads, only where it [`by_position_fits`]) into the
+/// second.
 #[cfg(target_arch = "x86_64")]
 fn stack_classes(w: &[f32], g: &Conv2dGeometry, stacked: &mut [f32]) {
     let (c, o, taps) = (g.in_c, g.out_c, g.k_h * g.k_w);
@@ -66,6 +67,9 @@ fn stack_classes(w: &[f32], g: &Conv2dGeometry, stacked: &mut [f32]) {
                 }
             }
         }
+    }
+    if !by_position_fits(g) {
+        return; // (never read)
     }
     for j in 0..o {
         for t in 0..taps {

@@ -108,7 +108,7 @@ fn most_nonzeros(elements: usize, n: usize, lanes: usize) -> usize {
 
 /// A 64 x 64 matrix of bits transposed in place: bit `b` of `x[a]` becomes bit `a` of `x[b]`
 /// (the off-diagonal blocks swapped, then each block, halving).
-fn transpose_bits(x: &mut [u64; 64]) {
+pub(crate) fn transpose_bits(x: &mut [u64; 64]) {
     let (mut j, mut mask) = (32, 0x0000_0000_ffff_ffff_u64);
     while j != 0 {
         let mut k = 0;

@@ -3,7 +3,8 @@
 //! quarter of `dy` is nonzero, a tenth in training under its ReLU), so `colsᵀ·dy` (the filter's)
 //! and `dy·Wᵀ` (the input's) need a quarter of their multiply-adds or fewer.
 //! - [`filter_grad`]: each nonzero of a column of `dy` adds its multiple of the position's patch
-//!   to that column's chains, held in registers (18 of them for conv2 on AVX-512).
+//!   to that column's chains, held in registers (18 of them for conv2 on AVX-512), a span of
+//!   positions at a time so that every column reads the span's patches from L1.
 //! - [`input_grad_by_position`]: each nonzero of a row of `dy` adds its multiples of Wᵀ's row at
 //!   every tap onto the input positions the taps reach (18 chains for conv2 on AVX-512).
 //! - [`input_grad_class`], where a stride class's product runs in several passes (which
@@ -67,12 +68,15 @@ pub(crate) unsafe fn scan<I: Isa>(dy: &[f32], o: usize, bits: &mut [u64]) -> usi
 /// it: `patches` (`gathered`'s table, `segs` taps of `c` channels per position, `k = segs·c`,
 /// `c` a multiple of `I::LANES`), `dy` `rows x o` and its `bits` ([`scan`]).
 ///
-/// Each element's chain is over the positions in order; `x` must be [`finite`].
+/// Each element's chain is over the positions in order; `x` must be [`finite`]. The positions
+/// go in spans of `span` (> 0, see [`span`]): every column's chains run over a span's nonzeros,
+/// held in memory between spans (which leaves their values as they were), so the patches a
+/// span reads stay in L1 while all 64 columns read them.
 ///
 /// # Safety
 /// [`crate::gemm_tiled::available`]; the table addresses `rows·segs` runs of `c` readable
 /// floats.
-pub(crate) unsafe fn filter_grad(patches: Gather, dy: &[f32], bits: &[u64], acc: &mut [f32]) {
+pub(crate) unsafe fn filter_grad(patches: Gather, dy: &[f32], bits: &[u64], span: usize, acc: &mut [f32]) {
     thread_local! {
         static COLUMNS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
         static CHAINS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -83,9 +87,9 @@ pub(crate) unsafe fn filter_grad(patches: Gather, dy: &[f32], bits: &[u64], acc:
     // (The scratch is taken outside the kernel: closures not marked `inline(always)` are
     // compiled without the vector instructions, their intrinsics left as calls.)
     crate::scratch(&COLUMNS, o * rows.div_ceil(64), |columns| {
-        crate::scratch(&CHAINS, o * k, |chains| {
+        crate::scratch(&CHAINS, 2 * o * k, |chains| {
             // SAFETY: forwarded.
-            crate::gemm_tiled::on_simd!(J => unsafe { filter_grad_in::<J>(patches, dy, bits, columns, chains, acc) })
+            crate::gemm_tiled::on_simd!(J => unsafe { filter_grad_in::<J>(patches, dy, bits, span, columns, chains, acc) })
         })
     })
 }
@@ -99,6 +103,7 @@ unsafe fn filter_grad_in<I: Isa>(
     patches: Gather,
     dy: &[f32],
     bits: &[u64],
+    span: usize,
     columns: &mut [u64],
     buf: &mut [f32],
     acc: &mut [f32],
@@ -109,39 +114,92 @@ unsafe fn filter_grad_in<I: Isa>(
     let rows = dy.len() / o;
     let (w, rw) = (words(o), rows.div_ceil(64));
     let kc = pass_depth(rows);
-    // Each column's bits over the positions: its nonzeros in order, 64 positions a word.
-    columns.fill(0);
-    for (r, row) in bits.chunks_exact(w).enumerate() {
-        for (wi, &word) in row.iter().enumerate() {
-            let mut m = word;
-            while m != 0 {
-                let j = wi * 64 + m.trailing_zeros() as usize;
-                columns[j * rw + r / 64] |= 1 << (r % 64);
-                m &= m - 1;
+    // Each column's bits over the positions: its nonzeros in order, 64 positions a word (64
+    // rows' words transposed at once).
+    for (r0, block) in bits.chunks(64 * w).enumerate() {
+        for wi in 0..w {
+            let mut x: [u64; 64] = std::array::from_fn(|a| block.get(a * w + wi).copied().unwrap_or(0));
+            crate::gemm_sparse::transpose_bits(&mut x);
+            for (b, &word) in x.iter().enumerate().take(o - wi * 64) {
+                columns[(wi * 64 + b) * rw + r0] = word;
             }
         }
     }
-    // Each pass, column and block of chains in registers over the pass's positions in order,
-    // then rounded into `sums` (transposed, `o x k`; into `acc` at the end), as C += pass.
-    let sums = &mut buf[..o * k];
+    // Each pass, span, column and block of chains in registers over the span's positions in
+    // order, resumed from and left in `chains` (`o x k`); a pass's chains are then rounded into
+    // `sums` (transposed; into `acc` at the end), as C += pass.
+    let (sums, chains) = buf[..2 * o * k].split_at_mut(o * k);
     sums.fill(0.0);
     let blocks = Blocks::new::<I>(c, segs);
     for p0 in (0..rows).step_by(kc) {
-        let range = p0..(p0 + kc).min(rows);
-        for (j, column) in sums.chunks_exact_mut(k).enumerate() {
-            let column = column.as_mut_ptr();
-            let pass = Pass { bits: &columns[j * rw..][..rw], range: range.clone(), j, patches, dy, o, column };
-            for (t0, c0, taps) in blocks.iter() {
-                // SAFETY: as this function's; `column` holds the column's k sums.
-                unsafe { run_block::<I, _>(blocks.width, taps, &pass, (t0, c0)) };
+        let end = (p0 + kc).min(rows);
+        chains.fill(0.0);
+        for s0 in (p0..end).step_by(span) {
+            let range = s0..(s0 + span).min(end);
+            for (j, column) in chains.chunks_exact_mut(k).enumerate() {
+                let bits = &columns[j * rw..][..rw];
+                if !any_in(bits, &range) {
+                    continue;
+                }
+                let column = column.as_mut_ptr();
+                let pass = Pass { bits, range: range.clone(), j, patches, dy, o, column };
+                for (t0, c0, taps) in blocks.iter() {
+                    // SAFETY: as this function's; `column` holds the column's k chains.
+                    unsafe { run_block::<I, _>(blocks.width, taps, &pass, (t0, c0)) };
+                }
             }
         }
-    }
-    for (j, column) in sums.chunks_exact(k).enumerate() {
-        for (i, &s) in column.iter().enumerate() {
-            acc[i * o + j] = s;
+        for (s, &t) in sums.iter_mut().zip(chains.iter()) {
+            *s += t;
         }
     }
+    // SAFETY: `sums` is o x k, `acc` k x o.
+    unsafe { transpose_into::<I>(sums, o, k, acc) };
+}
+
+/// Output positions per span of [`filter_grad`]: as many as keep in L1 what a span's columns
+/// all read, the input rows its patches reach, its table entries and its `dy` rows (conv2: 840
+/// bytes a position: 58 on a Xeon's 48 KiB, where spans of 64 to 96 ran alike, 97-99 µs a group
+/// of 4 images against 124 µs in one span a pass).
+fn span(g: &Conv2dGeometry) -> usize {
+    let f = std::mem::size_of::<f32>();
+    let input = (g.stride_h * g.in_w * g.in_c * f).div_ceil(g.out_w.max(1));
+    let per = input + g.k_h * g.k_w * std::mem::size_of::<usize>() + g.out_c * f;
+    (crate::cpu::l1_bytes() / per).max(16)
+}
+
+/// `dst` (`cols x rows`, row-major) = `src` (`rows x cols`, row-major) transposed, in blocks of
+/// `LANES x LANES` in registers, the edges one float at a time. (Storing down `dst`'s columns
+/// one float at a time missed L1 on every row: conv2's 64 x 288 took a fifth of its sparse
+/// filter gradient on a Xeon.)
+///
+/// # Safety
+/// Inlined into a function compiled with `I`.
+#[inline(always)]
+unsafe fn transpose_into<I: Isa>(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let l = I::LANES;
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    let (whole_r, whole_c) = (rows / l * l, cols / l * l);
+    for r0 in (0..whole_r).step_by(l) {
+        for c0 in (0..whole_c).step_by(l) {
+            // SAFETY: rows r0..r0 + l, columns c0..c0 + l of `src`, their transposes in `dst`.
+            unsafe { I::transpose(src.as_ptr().add(r0 * cols + c0), cols, dst.as_mut_ptr().add(c0 * rows + r0), rows) };
+        }
+    }
+    for r in 0..rows {
+        let from = if r < whole_r { whole_c } else { 0 };
+        for c in from..cols {
+            dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+}
+
+/// Whether any of `bits`' positions in `range` is set.
+fn any_in(bits: &[u64], range: &std::ops::Range<usize>) -> bool {
+    (range.start / 64..range.end.div_ceil(64)).any(|w| {
+        let (lo, hi) = (range.start.max(w * 64) - w * 64, range.end.min(w * 64 + 64) - w * 64);
+        (bits[w] >> lo) << lo & (u64::MAX >> (64 - hi)) != 0
+    })
 }
 
 /// Vectors of channels a block takes at once from a run of `per` vectors: 4, 2 or 1, whichever
@@ -178,11 +236,11 @@ impl Blocks {
     }
 }
 
-/// One column of `dy` over one pass of the positions: what each of its blocks of chains reads.
+/// One column of `dy` over one span of the positions: what each of its blocks of chains reads.
 struct Pass<'a> {
     /// The column's bits, one per position.
     bits: &'a [u64],
-    /// The pass's positions.
+    /// The span's positions.
     range: std::ops::Range<usize>,
     /// The column.
     j: usize,
@@ -190,7 +248,7 @@ struct Pass<'a> {
     /// `rows x o`.
     dy: &'a [f32],
     o: usize,
-    /// The column's sums (`k` floats).
+    /// The column's chains (`k` floats), resumed and left there.
     column: *mut f32,
 }
 
@@ -228,8 +286,8 @@ unsafe fn run_block<I: Isa, C: Chains>(width: usize, taps: usize, chains: &C, at
 }
 
 impl Chains for Pass<'_> {
-    /// One block of the column's chains over the pass's positions whose bit is set, then added
-    /// to the column's sums.
+    /// One block of the column's chains, resumed from memory, over the span's positions whose
+    /// bit is set, and left in memory again.
     #[inline(always)]
     unsafe fn run<I: Isa, const W: usize, const N: usize>(&self, (t0, c0): (usize, usize)) {
         let Pass { bits, ref range, j, patches, dy, o, column } = *self;
@@ -237,10 +295,10 @@ impl Chains for Pass<'_> {
         let chain = |u: usize| (t0 + u / W) * c + c0 + (u % W) * l;
         // SAFETY (all below): `column` holds every chain; each table entry addresses `c` floats.
         unsafe {
-            let mut acc = [I::zero(); N];
+            let mut acc: [I::V; N] = std::array::from_fn(|u| I::load_all(I::mask(l), column.add(chain(u))));
             let words = bits.iter().enumerate().take(range.end.div_ceil(64)).skip(range.start / 64);
             for (w, &word) in words {
-                // The word's positions inside the pass.
+                // The word's positions inside the span.
                 let (lo, hi) = (range.start.max(w * 64) - w * 64, range.end.min(w * 64 + 64) - w * 64);
                 let mut m = (word >> lo) << lo & (u64::MAX >> (64 - hi));
                 while m != 0 {
@@ -255,8 +313,7 @@ impl Chains for Pass<'_> {
                 }
             }
             for (u, &a) in acc.iter().enumerate() {
-                let s = column.add(chain(u));
-                I::store(I::mask(l), true, s, I::add(a, I::load_all(I::mask(l), s)));
+                I::store(I::mask(l), true, column.add(chain(u)), a);
             }
         }
     }
@@ -283,7 +340,7 @@ pub(crate) fn try_filter_grad(x: &[f32], dy: &[f32], g: &Conv2dGeometry, nb: usi
         }
         super::gathered(x.as_ptr(), g, nb, |patches| {
             // SAFETY: as above; the table addresses the group's images or zeros, `c` floats each.
-            unsafe { filter_grad(patches, dy, bits, acc) }
+            unsafe { filter_grad(patches, dy, bits, span(g), acc) }
         });
         true
     })
@@ -527,6 +584,7 @@ mod tests {
         fn the_sparse_filter_gradient_has_the_dense_bits(
             nb in 1usize..8, hw in 3usize..16, c16 in 1usize..4, o in 1usize..80, k in 1usize..4,
             stride in 1usize..3, same in any::<bool>(), density in 0.0f64..1.0, seed in 0u64..1000,
+            span in 1usize..400,
         ) {
             if !available() {
                 return Ok(());
@@ -548,7 +606,7 @@ mod tests {
                     }
                     let n = crate::gemm_tiled::on_simd!(I => scan::<I>(&dy, o, &mut bits));
                     prop_assert_eq!(n, dy.iter().filter(|&&v| v != 0.0).count());
-                    filter_grad(patches, &dy, &bits, &mut got);
+                    filter_grad(patches, &dy, &bits, span, &mut got);
                 }
                 Ok(())
             })?;

@@ -46,19 +46,22 @@ pub(crate) fn words(o: usize) -> usize {
 #[inline(always)]
 pub(crate) unsafe fn scan<I: Isa>(dy: &[f32], o: usize, bits: &mut [u64]) -> usize {
     let (l, w) = (I::LANES, words(o));
-    let whole = o / l * l;
     let mut count = 0;
     for (row, out) in dy.chunks_exact(o).zip(bits.chunks_exact_mut(w)) {
-        out.fill(0);
-        for j in (0..whole).step_by(l) {
-            // SAFETY: `l` floats of the row from j.
-            let m = unsafe { I::nonzero(row.as_ptr().add(j)) };
-            out[j / 64] |= m << (j % 64);
+        for (wi, word) in out.iter_mut().enumerate() {
+            let (base, end) = (wi * 64, (wi * 64 + 64).min(o));
+            let (mut m, mut j) = (0, base);
+            while j + l <= end {
+                // SAFETY: `l` floats of the row from j.
+                m |= unsafe { I::nonzero(row.as_ptr().add(j)) } << (j - base);
+                j += l;
+            }
+            for (i, &v) in row[j..end].iter().enumerate() {
+                m |= u64::from(v != 0.0) << (j - base + i);
+            }
+            *word = m;
+            count += m.count_ones() as usize;
         }
-        for (j, &v) in row.iter().enumerate().skip(whole) {
-            out[j / 64] |= u64::from(v != 0.0) << (j % 64);
-        }
-        count += out.iter().map(|m| m.count_ones() as usize).sum::<usize>();
     }
     count
 }

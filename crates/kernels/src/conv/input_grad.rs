@@ -557,10 +557,10 @@ pub fn conv2d_backprop_input_with<T: Float>(
 
 /// TF's `ReluGrad` on a chunk's `dx` (images of `len`) where `features` are given, then each
 /// image's column sums (`c` columns) into `sums` (empty: none), `block` floats (whole rows) at a
-/// time while
-/// it is in L1 (a pass over the whole chunk for each read it from L2: 0.57-0.70 ms of thread
-/// time per CNN step on a Xeon, 0.53-0.55 in blocks). [`crate::reduce::column_sums`] resumes
-/// each column's chain from `sums`: the same sums as over whole images.
+/// time while they are in L1 (a pass over the whole chunk for each read it from L2: 0.57-0.70
+/// ms of thread time per CNN step on a Xeon, 0.53-0.55 in blocks).
+/// [`crate::reduce::column_sums`] resumes each column's chain from `sums`: the same sums as over
+/// whole images.
 fn mask_and_sum<T: Float>(dx: &mut [T], features: Option<&[T]>, sums: &mut [T], len: usize, c: usize, block: usize) {
     let mut parts = sums.chunks_mut(c);
     for (i, image) in dx.chunks_mut(len).enumerate() {

@@ -141,7 +141,7 @@ unsafe fn filter_grad_in<I: Isa>(
             let range = s0..(s0 + span).min(end);
             for (j, column) in chains.chunks_exact_mut(k).enumerate() {
                 let bits = &columns[j * rw..][..rw];
-                if !any_in(bits, &range) {
+                if words_in(bits, &range).all(|(_, m)| m == 0) {
                     continue;
                 }
                 let column = column.as_mut_ptr();
@@ -197,11 +197,14 @@ unsafe fn transpose_into<I: Isa>(src: &[f32], rows: usize, cols: usize, dst: &mu
     }
 }
 
-/// Whether any of `bits`' positions in `range` is set.
-fn any_in(bits: &[u64], range: &std::ops::Range<usize>) -> bool {
-    (range.start / 64..range.end.div_ceil(64)).any(|w| {
-        let (lo, hi) = (range.start.max(w * 64) - w * 64, range.end.min(w * 64 + 64) - w * 64);
-        (bits[w] >> lo) << lo & (u64::MAX >> (64 - hi)) != 0
+/// `bits`' words that hold positions in `range`, as (word index, the word with only the
+/// range's positions left set).
+#[inline(always)]
+fn words_in<'a>(bits: &'a [u64], range: &std::ops::Range<usize>) -> impl Iterator<Item = (usize, u64)> + 'a {
+    let (start, end) = (range.start, range.end);
+    (start / 64..end.div_ceil(64)).map(move |w| {
+        let (lo, hi) = (start.max(w * 64) - w * 64, end.min(w * 64 + 64) - w * 64);
+        (w, (bits[w] >> lo) << lo & (u64::MAX >> (64 - hi)))
     })
 }
 
@@ -299,11 +302,7 @@ impl Chains for Pass<'_> {
         // SAFETY (all below): `column` holds every chain; each table entry addresses `c` floats.
         unsafe {
             let mut acc: [I::V; N] = std::array::from_fn(|u| I::load_all(I::mask(l), column.add(chain(u))));
-            let words = bits.iter().enumerate().take(range.end.div_ceil(64)).skip(range.start / 64);
-            for (w, &word) in words {
-                // The word's positions inside the span.
-                let (lo, hi) = (range.start.max(w * 64) - w * 64, range.end.min(w * 64 + 64) - w * 64);
-                let mut m = (word >> lo) << lo & (u64::MAX >> (64 - hi));
+            for (w, mut m) in words_in(bits, range) {
                 while m != 0 {
                     let r = w * 64 + m.trailing_zeros() as usize;
                     m &= m - 1;

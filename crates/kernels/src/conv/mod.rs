@@ -21,6 +21,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 mod input_grad;
+mod live;
 #[cfg(target_arch = "x86_64")]
 mod sparse;
 pub use input_grad::{
@@ -231,9 +232,16 @@ fn col2im<T: Float>(cols: &[T], g: &Conv2dGeometry, img: &mut [T]) {
 /// Calls `f` with a table of pointers to each (output position, tap)'s channels (see
 /// `gemm_tiled::Gather`), so the GEMM reads the images where they are: the same products in
 /// the same order as on the written column matrix (bit-identical results), without writing and
-/// re-reading it (9x the image for a 3x3 filter). The padding's pointers address zeros.
+/// re-reading it (9x the image for a 3x3 filter). The padding's pointers address zeros. With
+/// `live`, only those rows (positions of the `nb` images, in order) are in the table.
 #[cfg(target_arch = "x86_64")]
-fn gathered<R>(images: *const f32, g: &Conv2dGeometry, nb: usize, f: impl FnOnce(Gather) -> R) -> R {
+fn gathered<R>(
+    images: *const f32,
+    g: &Conv2dGeometry,
+    nb: usize,
+    live: Option<&[usize]>,
+    f: impl FnOnce(Gather) -> R,
+) -> R {
     thread_local! {
         static TABLE: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
         static ZEROS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -269,6 +277,10 @@ fn gathered<R>(images: *const f32, g: &Conv2dGeometry, nb: usize, f: impl FnOnce
                 for (n, &p) in next[..per_image].iter_mut().zip(prev) {
                     *n = if p == zero { zero } else { p + step };
                 }
+            }
+            // Only the live rows, in order (row r to row i <= r).
+            for (i, &r) in live.unwrap_or_default().iter().enumerate() {
+                table.copy_within(r * segs..(r + 1) * segs, i * segs);
             }
             f(Gather { table: table.as_ptr().cast(), seg: c, segs })
         })
@@ -364,7 +376,21 @@ pub fn conv2d_pool_with<T: Float>(
     epilogue: Epilogue<T>,
     pool: Option<PoolInto<'_, T>>,
 ) -> Vec<T> {
-    let (p, k, o) = (g.positions(), g.taps(), g.out_c);
+    forward(x, w, g, alloc, epilogue, pool, true)
+}
+
+/// [`conv2d_pool_with`], leaving out the positions whose windows read only zeros (see [`live`])
+/// when `skip_zero_windows`: the tests' check that it changes no bit.
+fn forward<T: Float>(
+    x: &[T],
+    w: &[T],
+    g: &Conv2dGeometry,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+    epilogue: Epilogue<T>,
+    pool: Option<PoolInto<'_, T>>,
+    skip_zero_windows: bool,
+) -> Vec<T> {
+    let (p, o) = (g.positions(), g.out_c);
     let len = g.batch * p * o;
     let keep = pool.as_ref().is_none_or(|pool| pool.keep_output);
     let mut out = if keep { alloc(len) } else { Vec::new() };
@@ -406,54 +432,76 @@ pub fn conv2d_pool_with<T: Float>(
         return out;
     }
     let chunk = g.chunk_of(1);
+    let skip = skip_zero_windows && live::finite(w);
     let mut pooled = PerImage::new(pooled, pool_len, chunk, g.batch);
     let mut winners = PerImage::new(winners, pool_len, chunk, g.batch);
     let chunks = out_chunks(&mut out, chunk * p * o, len).zip(pooled.chunks()).zip(winners.chunks()).enumerate();
     chunks.for_each(|(ci, ((out_chunk, pooled), winners))| {
         with_out(out_chunk, |out_chunk| {
-            let nb = out_chunk.len() / (p * o);
-            #[cfg(target_arch = "x86_64")]
-            if let Some(f32s) = F32Simd::check::<T>().filter(|_| k > 0) {
-                // SAFETY: T is f32 (checked); the table addresses `x`'s images of this chunk (or
-                // zeros), `w` is k x o row-major, the chunk's output nb·p x o; all sizes > 0.
-                unsafe {
-                    let (x, w, out) = (f32s.cast(x), f32s.cast(w), f32s.cast_mut(out_chunk));
-                    let w = Strided { ptr: w.as_ptr(), rs: o as isize, cs: 1 };
-                    let (rows, c) = (nb * p, out.as_mut_ptr());
-                    gathered(x[ci * chunk * g.image_len()..].as_ptr(), g, nb, |t| {
-                        if nb < g.batch || rows * k * o < crate::gemm::PAIR_WORK {
-                            return gemm(rows, k, o, Left::Gathered(t), w, Out::Rows { c, ldc: o }, false);
-                        }
-                        // The whole batch in one chunk (one image being served): its positions
-                        // shared with the pair helper, in whole register tiles (the same bits).
-                        let size = (rows / 12 / 6).max(1) * 12;
-                        let shared = Operands { t, w, c };
-                        crate::pair::for_each(rows.div_ceil(size), &|i| {
-                            let Operands { t, w, c } = shared.get();
-                            let (r0, n) = (i * size, size.min(rows - i * size));
-                            // SAFETY: rows r0..r0 + n of the table and of the output are inside
-                            // them; each part writes its own rows.
-                            let t = Gather { table: t.table.add(r0 * t.segs), ..t };
-                            gemm(n, k, o, Left::Gathered(t), w, Out::Rows { c: c.add(r0 * o), ldc: o }, false)
-                        });
-                    });
-                }
-                epilogue.apply(out_chunk);
-                pool_chunk(out_chunk, pooled, winners);
-                return;
+            thread_local! {
+                static LIVE: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
             }
-            T::with_scratch(nb * p * k, |cols| {
-                for bi in 0..nb {
-                    let b = ci * chunk + bi;
-                    im2col(&x[b * g.image_len()..][..g.image_len()], g, &mut cols[bi * p * k..][..p * k]);
+            let nb = out_chunk.len() / (p * o);
+            let images = &x[ci * chunk * g.image_len()..][..nb * g.image_len()];
+            crate::scratch(&LIVE, nb * p, |live| {
+                let live = if skip { live::live_rows(images, g, nb, live).map(|n| &live[..n]) } else { None };
+                product(images, w, g, nb, live, out_chunk);
+                if let Some(live) = live {
+                    live::spread(out_chunk, live, o);
                 }
-                gemm_into(mat(cols, nb * p, k), mat(w, k, o), mat_mut(out_chunk, nb * p, o), false, false);
             });
             epilogue.apply(out_chunk);
             pool_chunk(out_chunk, pooled, winners);
         })
     });
     out
+}
+
+/// The product of one chunk's `nb` images (`x`) and the filter into the first rows of `out`:
+/// every row (output position), or only the `live` ones, in that order.
+fn product<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry, nb: usize, live: Option<&[usize]>, out: &mut [T]) {
+    let (p, k, o) = (g.positions(), g.taps(), g.out_c);
+    let rows = live.map_or(nb * p, <[usize]>::len);
+    if rows == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(f32s) = F32Simd::check::<T>().filter(|_| k > 0) {
+        // SAFETY: T is f32 (checked); the table addresses `x`'s images (or zeros), `w` is
+        // k x o row-major, `out` holds nb·p x o; all sizes > 0.
+        unsafe {
+            let (x, w, out) = (f32s.cast(x), f32s.cast(w), f32s.cast_mut(out));
+            let w = Strided { ptr: w.as_ptr(), rs: o as isize, cs: 1 };
+            let c = out.as_mut_ptr();
+            gathered(x.as_ptr(), g, nb, live, |t| {
+                if nb < g.batch || rows * k * o < crate::gemm::PAIR_WORK {
+                    return gemm(rows, k, o, Left::Gathered(t), w, Out::Rows { c, ldc: o }, false);
+                }
+                // The whole batch in one chunk (one image being served): its positions
+                // shared with the pair helper, in whole register tiles (the same bits).
+                let size = (rows / 12 / 6).max(1) * 12;
+                let shared = Operands { t, w, c };
+                crate::pair::for_each(rows.div_ceil(size), &|i| {
+                    let Operands { t, w, c } = shared.get();
+                    let (r0, n) = (i * size, size.min(rows - i * size));
+                    // SAFETY: rows r0..r0 + n of the table and of the output are inside
+                    // them; each part writes its own rows.
+                    let t = Gather { table: t.table.add(r0 * t.segs), ..t };
+                    gemm(n, k, o, Left::Gathered(t), w, Out::Rows { c: c.add(r0 * o), ldc: o }, false)
+                });
+            });
+        }
+        return;
+    }
+    T::with_scratch(nb * p * k, |cols| {
+        for (bi, img) in x.chunks_exact(g.image_len()).take(nb).enumerate() {
+            im2col(img, g, &mut cols[bi * p * k..][..p * k]);
+        }
+        for (i, &r) in live.unwrap_or_default().iter().enumerate() {
+            cols.copy_within(r * k..(r + 1) * k, i * k);
+        }
+        gemm_into(mat(cols, rows, k), mat(w, k, o), mat_mut(&mut out[..rows * o], rows, o), false, false);
+    });
 }
 
 /// A convolution's output (`len` elements) in chunks of `size`, each as its length and its part
@@ -612,7 +660,7 @@ impl FilterGroups {
             unsafe {
                 let (x, dy, acc) = (f32s.cast(x), f32s.cast(dy), f32s.cast_mut(acc));
                 let dy = Strided { ptr: dy.as_ptr(), rs: o as isize, cs: 1 };
-                gathered(x.as_ptr(), g, nb, |t| {
+                gathered(x.as_ptr(), g, nb, None, |t| {
                     gemm(k, nb * p, o, Left::GatheredT(t), dy, Out::Rows { c: acc.as_mut_ptr(), ldc: o }, true)
                 });
             }
@@ -708,6 +756,52 @@ mod tests {
             let lhs = dot(&got, &dy);
             prop_assert!((lhs - dot(&x, &dx)).abs() < 1e-9 * lhs.abs().max(1.0));
             prop_assert!((lhs - dot(&f, &df)).abs() < 1e-9 * lhs.abs().max(1.0));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Leaving out the positions whose windows read only zeros changes no bit: images with
+        /// zero blocks (every channel of a pixel), non-integer values (so that every rounding
+        /// shows), a NaN or ∞ in the images or the filter, both element types, fused bias and ReLU.
+        #[test]
+        fn skipping_zero_windows_changes_no_bit(
+            batch in 1usize..4, h in 1usize..16, w in 1usize..16, c in 1usize..40, o in 1usize..40,
+            k in 1usize..4, s in 1usize..3, same in any::<bool>(), relu in any::<bool>(),
+            block in (0usize..16, 0usize..16, 0usize..16, 0usize..16), bad in 0usize..4, seed in 0u64..1000,
+        ) {
+            let g = Conv2dGeometry::new([batch, h, w, c], [k, k, c, o], [s, s], [1, 1], same);
+            prop_assume!(g.out_h > 0 && g.out_w > 0);
+            let value = |i: usize, salt: u64| {
+                let v = (i as u64 ^ salt.wrapping_mul(0x9e37_79b9)).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
+                v as f64 / (1 << 23) as f64 - 1.0
+            };
+            let (y0, x0, hh, ww) = block;
+            let mut x: Vec<f64> = (0..batch * h * w * c).map(|i| value(i, seed)).collect();
+            for (i, v) in x.iter_mut().enumerate() {
+                let (py, px) = (i / c / w % h, i / c % w);
+                // Zero outside one block of each image, so most windows read zeros.
+                if !(y0..y0 + hh).contains(&py) || !(x0..x0 + ww).contains(&px) {
+                    *v = if i % 7 == 0 { -0.0 } else { 0.0 };
+                }
+            }
+            let mut f: Vec<f64> = (0..k * k * c * o).map(|i| value(i, seed + 1)).collect();
+            let b: Vec<f64> = (0..o).map(|i| value(i, seed + 2)).collect();
+            let (nx, nf) = (x.len(), f.len());
+            match bad {
+                1 => x[nx / 2] = f64::NAN,
+                2 => f[nf / 3] = f64::INFINITY,
+                _ => {}
+            }
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let (x32, f32_, b32) = (to32(&x), to32(&f), to32(&b));
+            let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            let run = |skip| forward(&x32, &f32_, &g, zeros, Epilogue { bias: Some(&b32[..]), relu }, None, skip);
+            prop_assert_eq!(bits(run(true)), bits(run(false)));
+            let run = |skip| forward(&x, &f, &g, zeros, Epilogue { bias: Some(&b[..]), relu }, None, skip);
+            let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+            prop_assert_eq!(bits(run(true)), bits(run(false)));
         }
     }
 

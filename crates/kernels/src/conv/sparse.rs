@@ -340,7 +340,7 @@ pub(crate) fn try_filter_grad(x: &[f32], dy: &[f32], g: &Conv2dGeometry, nb: usi
         if !worth(nonzero, rows, o) || !finite(&x[..nb * g.image_len()]) {
             return false;
         }
-        super::gathered(x.as_ptr(), g, nb, |patches| {
+        super::gathered(x.as_ptr(), g, nb, None, |patches| {
             // SAFETY: as above; the table addresses the group's images or zeros, `c` floats each.
             unsafe { filter_grad(patches, dy, bits, span(g), acc) }
         });
@@ -599,7 +599,7 @@ mod tests {
             let kk = g.taps();
             let (mut dense, mut got) = (vec![0.0f32; kk * o], vec![f32::NAN; kk * o]);
             let mut bits = vec![0u64; rows * words(o)];
-            super::super::gathered(x.as_ptr(), &g, nb, |patches| {
+            super::super::gathered(x.as_ptr(), &g, nb, None, |patches| {
                 let b = Strided { ptr: dy.as_ptr(), rs: o as isize, cs: 1 };
                 // SAFETY: available(); the table addresses the images or zeros; sizes match.
                 unsafe {

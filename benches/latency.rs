@@ -37,7 +37,7 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     rows: Vec<usize>,
     /// Print the time per call of each op type in the one-image runs and in the 10,000-image
-    /// evaluations (chunked as by default).
+    /// evaluations (chunked as by default, and in each of `--rows`).
     #[arg(long)]
     profile: bool,
     /// cargo bench passes --bench; accept and ignore it.
@@ -108,11 +108,13 @@ fn main() {
         let chunked = evals(&sess, 200)?;
         for &rows in &args.rows {
             sess.set_batch_splitting(tensorgraph::BatchSplit::Rows(rows));
+            sess.set_profiling(args.profile);
             println!(
                 "RESULT engine=tensorgraph threads={} rows={rows} eval_10000_s={:.3}",
                 args.threads,
                 evals(&sess, 10_000)?
             );
+            print_profile(&sess, &format!("{rows} rows"));
         }
         sess.set_batch_splitting(tensorgraph::BatchSplit::Off);
         let whole = evals(&sess, 10_000)?;

@@ -38,6 +38,9 @@ pub(super) fn live_rows<T: Float>(x: &[T], g: &Conv2dGeometry, nb: usize, rows: 
         static POSITIONS: std::cell::RefCell<Vec<bool>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     let (p, total) = (g.positions(), nb * g.positions());
+    if g.image_len() == 0 {
+        return None; // (no input channels: every window reads nothing but the padding)
+    }
     let mut count = 0;
     crate::scratch(&POSITIONS, p, |live| -> Option<usize> {
         for (b, img) in x.chunks_exact(g.image_len()).take(nb).enumerate() {
@@ -193,6 +196,8 @@ mod tests {
         assert_eq!(&rows[..n], &[0, 1, 3, 4, 9 + 8]);
         let dense = vec![1.0f32; 2 * 36 * 2];
         assert_eq!(live_rows(&dense, &g, 2, &mut rows), None, "nothing to skip");
+        let empty = Conv2dGeometry::new([2, 6, 6, 0], [3, 3, 0, 1], [2, 2], [1, 1], true);
+        assert_eq!(live_rows::<f32>(&[], &empty, 2, &mut rows), None, "no channels");
     }
 
     proptest::proptest! {

@@ -494,8 +494,8 @@ fn product<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry, nb: usize, live: Opti
         return;
     }
     T::with_scratch(nb * p * k, |cols| {
-        for (bi, img) in x.chunks_exact(g.image_len()).take(nb).enumerate() {
-            im2col(img, g, &mut cols[bi * p * k..][..p * k]);
+        for bi in 0..nb {
+            im2col(&x[bi * g.image_len()..][..g.image_len()], g, &mut cols[bi * p * k..][..p * k]);
         }
         for (i, &r) in live.unwrap_or_default().iter().enumerate() {
             cols.copy_within(r * k..(r + 1) * k, i * k);
@@ -764,10 +764,11 @@ mod tests {
 
         /// Leaving out the positions whose windows read only zeros changes no bit: images with
         /// zero blocks (every channel of a pixel), non-integer values (so that every rounding
-        /// shows), a NaN or ∞ in the images or the filter, both element types, fused bias and ReLU.
+        /// shows), a NaN or ∞ in the images or the filter, both element types, fused bias and ReLU,
+        /// no channels at all.
         #[test]
         fn skipping_zero_windows_changes_no_bit(
-            batch in 1usize..4, h in 1usize..16, w in 1usize..16, c in 1usize..40, o in 1usize..40,
+            batch in 1usize..4, h in 1usize..16, w in 1usize..16, c in 0usize..40, o in 1usize..40,
             k in 1usize..4, s in 1usize..3, same in any::<bool>(), relu in any::<bool>(),
             block in (0usize..16, 0usize..16, 0usize..16, 0usize..16), bad in 0usize..4, seed in 0u64..1000,
         ) {
@@ -790,8 +791,8 @@ mod tests {
             let b: Vec<f64> = (0..o).map(|i| value(i, seed + 2)).collect();
             let (nx, nf) = (x.len(), f.len());
             match bad {
-                1 => x[nx / 2] = f64::NAN,
-                2 => f[nf / 3] = f64::INFINITY,
+                1 if nx > 0 => x[nx / 2] = f64::NAN,
+                2 if nf > 0 => f[nf / 3] = f64::INFINITY,
                 _ => {}
             }
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
@@ -1030,6 +1031,15 @@ mod tests {
     }
 
     /// The column matrices live in reused scratch; stale contents (here NaN) must never leak.
+    /// No input channels: every output is the bias (the zero-window scan has nothing to read).
+    #[test]
+    fn no_input_channels_give_the_bias() {
+        let g = Conv2dGeometry::new([2, 5, 5, 0], [3, 3, 0, 40], [2, 2], [1, 1], true);
+        let bias: Vec<f32> = (0..40).map(|i| i as f32 - 20.0).collect();
+        let out = conv2d_with(&[], &[], &g, zeros, Epilogue { bias: Some(&bias), relu: false });
+        assert_eq!(out, bias.repeat(2 * 3 * 3));
+    }
+
     #[test]
     fn stale_scratch_contents_do_not_leak_into_results() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();

@@ -549,7 +549,7 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
         // the winners of c2's folded pooling (c2's output not kept) and masked by c2's ReLU,
         // with c2's bias and filter gradients; masked by c1's ReLU, with c1's bias and filter
         // gradients made from it) and the hand-built pair (its gradient fetched, so no filter
-        // gradient folds in); the loss's run pools without winners.
+        // gradient folds in); the loss's run pools without winners, c1 made inside c2.
         let calls = |name: &str| sess.profile().iter().find(|p| p.0 == name).map(|p| p.1);
         assert_eq!(calls("Conv2DBackpropInput+ReluGrad+Sum"), (!check).then_some(1), "{:?}", sess.profile());
         let folded =
@@ -558,7 +558,7 @@ fn relu_grad_folds_into_the_input_gradient_with_identical_results() {
         assert_eq!(calls("Conv2DBackpropFilter"), check.then_some(6), "{:?}", sess.profile());
         assert_eq!(calls("MaxPoolGrad"), check.then_some(3), "{:?}", sess.profile());
         assert_eq!(calls("_FusedConv2D+MaxPoolWithArgmax"), (!check).then_some(3), "{:?}", sess.profile());
-        assert_eq!(calls("_FusedConv2D+MaxPool"), (!check).then_some(1), "{:?}", sess.profile());
+        assert_eq!(calls("_FusedConv2D+_FusedConv2D+MaxPool"), (!check).then_some(1), "{:?}", sess.profile());
         if !check {
             assert_eq!(calls("Sum"), Some(1), "the fetched loss's alone: {:?}", sess.profile());
         }
@@ -651,13 +651,7 @@ fn max_pool_folds_into_the_convolution_before_it() {
     let images =
         ndarray::Array::from_shape_fn((50, 9, 9, 3), |(b, i, j, c)| ((b * 31 + i * 7 + j * 3 + c) % 13) as f32 - 6.0);
     let feed = [(&x, Feed::from(images.into_dyn()))];
-    let mut fused = Session::new(&g).unwrap();
-    let mut separate = Session::new(&g).unwrap();
-    separate.set_check_numerics(true); // checks every op's output, so nothing is fused
-    for sess in [&fused, &separate] {
-        sess.run(&init, &[]).unwrap();
-    }
-    // The variables' initial values are the seed's in both sessions.
+    let (mut fused, separate) = fused_and_separate(&g, &init);
     fused.set_profiling(true);
     for split in [tensorgraph::BatchSplit::Off, tensorgraph::BatchSplit::Rows(7)] {
         fused.set_batch_splitting(split);
@@ -667,6 +661,60 @@ fn max_pool_folds_into_the_convolution_before_it() {
     }
     let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
     assert!(ops.contains(&"_FusedConv2D+MaxPool") && !ops.contains(&"MaxPool"), "{ops:?}");
+}
+
+/// Two sessions of `g` with its variables initialised (the seed's values in both): one fusing,
+/// one checking every op's output, so nothing is fused.
+fn fused_and_separate(g: &Graph, init: &Operation) -> (Session, Session) {
+    let fused = Session::new(g).unwrap();
+    let mut separate = Session::new(g).unwrap();
+    separate.set_check_numerics(true);
+    for sess in [&fused, &separate] {
+        sess.run(init, &[]).unwrap();
+    }
+    (fused, separate)
+}
+
+/// A convolution whose output only the convolution above reads (inference) folds into it:
+/// each chunk of its images is made where the one above reads it. The values are the unfused
+/// graph's, on a batch split into chunks or not; fetched, the lower output is kept and not
+/// folded.
+#[test]
+fn a_convolution_folds_into_the_one_above_it() {
+    let g = Graph::new();
+    g.set_random_seed(4);
+    let x = g.placeholder(DType::F32, [None, Some(9), Some(9), Some(1)]).named("x").unwrap();
+    let c1 = layers::conv2d(&x, 8, 3, 1, Padding::Same, Some(nn::relu), "c1").unwrap();
+    let c2 = layers::conv2d(&c1, 6, 3, 2, Padding::Same, Some(nn::relu), "c2").unwrap();
+    let pooled = nn::max_pool(&c2, [1, 2, 2, 1], [1, 2, 2, 1], Padding::Valid).unwrap();
+    let w = g.constant(ndarray::Array::from_elem((3, 3, 8, 2), 0.25f32).into_dyn()).unwrap();
+    let bare = nn::conv2d(&c1, &w, [1, 1, 1, 1], Padding::Valid).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    // Zeros in the lower rows of each image: windows that read only zeros are left out too.
+    let images = ndarray::Array::from_shape_fn((40, 9, 9, 1), |(b, i, j, _)| {
+        if i > 5 {
+            0.0
+        } else {
+            ((b * 31 + i * 7 + j * 3) % 13) as f32 - 6.0
+        }
+    });
+    let feed = [(&x, Feed::from(images.into_dyn()))];
+    let (mut fused, separate) = fused_and_separate(&g, &init);
+    fused.set_profiling(true);
+    for split in [tensorgraph::BatchSplit::Off, tensorgraph::BatchSplit::Rows(7)] {
+        fused.set_batch_splitting(split);
+        let want = separate.run(&[&c1, &pooled, &bare], &feed).unwrap();
+        assert_eq!(fused.run(&[&pooled], &feed).unwrap()[0], want[1]);
+        assert_eq!(fused.run(&[&c1, &pooled], &feed).unwrap(), want[..2]);
+    }
+    let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
+    assert!(ops.contains(&"_FusedConv2D+_FusedConv2D+MaxPool") && ops.contains(&"_FusedConv2D+MaxPool"), "{ops:?}");
+    // Two convolutions read c1: neither takes it in.
+    fused.set_profiling(true);
+    let want = separate.run(&[&pooled, &bare], &feed).unwrap();
+    assert_eq!(fused.run(&[&pooled, &bare], &feed).unwrap(), want);
+    let ops: Vec<&str> = fused.profile().iter().map(|p| p.0).collect();
+    assert!(!ops.iter().any(|op| op.contains("_FusedConv2D+_FusedConv2D")), "{ops:?}");
 }
 
 /// A feed read by several inputs is copied once per run (its last reader takes the copy); the

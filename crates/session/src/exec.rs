@@ -89,7 +89,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
     let one = |v: Value| Ok(vec![v]);
     match op {
         Op::Fill { dtype, shape, value } => one(Value::try_filled(*dtype, shape, *value).map_err(KernelError)?),
-        Op::MatMul { .. } => compute_fused(op, inputs, false, None, true, buffers),
+        Op::MatMul { .. } => compute_fused(op, inputs, false, None, true, None, buffers),
         Op::Unary(u) => one(unary(*u, x(), buffers)?),
         Op::Binary(b) => one(binary(*b, x(), inputs[1], buffers)?),
         Op::AddN => one(add_n(inputs)?),
@@ -335,7 +335,7 @@ pub fn compute(op: &Op, inputs: &[&Value], buffers: &mut BufferPool) -> KResult<
             one(numeric!(x(), a => kreduce::sum_to_shape(&a.view(), &target)?))
         }
         Op::Identity | Op::PlaceholderWithDefault | Op::StopGradient => one(x().clone()),
-        Op::Conv2D(_) => compute_fused(op, inputs, false, None, true, buffers),
+        Op::Conv2D(_) => compute_fused(op, inputs, false, None, true, None, buffers),
         Op::Conv2DBackpropInput(_) => backprop_input_relu_grad(op, inputs, false, None, false, None, buffers),
         Op::Conv2DBackpropFilter(attrs) => {
             let g = conv_geometry(x().shape(), inputs[1].shape(), attrs)?;
@@ -679,19 +679,24 @@ fn bias_sum_of<T: tensorgraph_kernels::Float + tensorgraph_graph::Element>(
 /// input, if any), then ReLU when `relu`. Plain runs of these ops come here with neither. A
 /// Conv2D's folded MaxPool (`max_pool`) is its second output; its first is the convolution's
 /// output when `keep_output`, else the pooled windows' winners when `max_pool.1` (see
-/// `Fused::Epilogue`), else an empty placeholder nobody reads.
+/// `Fused::Epilogue`), else an empty placeholder nobody reads. With `below`, a Conv2D's first
+/// input is the input of the convolution below (its filter, and bias, the last inputs).
 pub fn compute_fused(
     op: &Op,
     inputs: &[&Value],
     relu: bool,
     max_pool: Option<(&PoolAttrs, bool)>,
     keep_output: bool,
+    below: Option<&crate::plan::Below>,
     buffers: &mut BufferPool,
 ) -> KResult<Vec<Value>> {
+    let (inputs, under) = inputs.split_at(inputs.len() - below.map_or(0, |b| 1 + usize::from(b.bias)));
     let (x, y) = (inputs[0], inputs[1]);
     // The epilogue reads the bias as a slice: one fed in another layout is copied first.
     let relaid = inputs.get(2).filter(|b| !b.is_standard_layout()).map(|b| b.to_standard_layout());
     let bias = relaid.as_ref().or(inputs.get(2).copied());
+    let relaid_under = under.get(1).filter(|b| !b.is_standard_layout()).map(|b| b.to_standard_layout());
+    let bias_under = relaid_under.as_ref().or(under.get(1).copied());
     fn epilogue<'a, T: Float + tensorgraph_graph::Element>(
         bias: Option<&'a Value>,
         relu: bool,
@@ -712,7 +717,16 @@ pub fn compute_fused(
     }
     let out = match op {
         Op::Conv2D(attrs) => {
-            let g = conv_geometry(x.shape(), y.shape(), attrs)?;
+            // The convolution below, if folded: its geometry, and x is its input.
+            let below = below
+                .map(|b| {
+                    conv_geometry(x.shape(), under[0].shape(), &b.attrs)
+                        .map(|g| (b, g))
+                        .map_err(|e| KernelError(format!("folded Conv2D below: {}", e.0)))
+                })
+                .transpose()?;
+            let x_shape = below.as_ref().map_or(x.shape().to_vec(), |(_, g)| g.output_shape().to_vec());
+            let g = conv_geometry(&x_shape, y.shape(), attrs)?;
             // The folded MaxPool's window checked against the convolution's output (its own
             // node is folded away: the error says whose window it is).
             let pg = max_pool
@@ -734,7 +748,18 @@ pub fn compute_fused(
                     winners: wins.as_deref_mut(),
                     keep_output,
                 });
-                let out = conv::conv2d_pool_with(slice(&a), slice(&f), &g, |n| buffers.take(n), epi, pool);
+                let out = match &below {
+                    None => conv::conv2d_pool_with(slice(&a), slice(&f), &g, |n| buffers.take(n), epi, pool),
+                    Some((b, bg)) => {
+                        let Some(w) = <T as tensorgraph_graph::Element>::unwrap_ref(under[0]) else {
+                            kbail!("folded Conv2D below: filter {} is not {}", under[0].dtype(), x.dtype());
+                        };
+                        let w = w.as_standard_layout();
+                        let epi_below = Epilogue { relu: b.relu, ..epilogue::<T>(bias_under, false, bg.out_c)? };
+                        let below = conv::Below { x: slice(&a), w: slice(&w), geometry: bg, epilogue: epi_below };
+                        conv::conv2d_after_with(below, slice(&f), &g, |n| buffers.take(n), epi, pool)
+                    }
+                };
                 let first = match (keep_output, pg, wins) {
                     (false, Some(pg), Some(w)) => Value::from(shaped::<i32>(&pg.output_shape(), w)),
                     (false, _, _) => Value::from(shaped::<T>(&[0], out)),

@@ -53,7 +53,13 @@ pub enum Fused {
     /// `MaxPoolWithArgmax`), which those MaxPoolGrads take instead (see [`Fused::Winners`]):
     /// the convolution's output is never written out (the CNN's conv2: 5 MB written, then
     /// read back twice).
-    Epilogue { bias: bool, relu: bool, pool: Option<PoolAttrs>, winners: bool },
+    ///
+    /// With `below`, also the Conv2D (with its own folded BiasAdd and Relu) whose output this
+    /// one alone reads, as in inference: the step's first input is that convolution's input,
+    /// its filter (and bias) are the step's last inputs, and each chunk of images of its output
+    /// is made where this convolution reads it, while in cache (the CNN's conv1: 100 KB an
+    /// image written out and read back).
+    Epilogue { bias: bool, relu: bool, pool: Option<PoolAttrs>, winners: bool, below: Option<Below> },
     /// Into a MaxPoolGrad of the ReLU's output (the pooled input is the mask): the ReluGrad
     /// reading its output, applied while in cache instead of in another pass over a
     /// layer-sized tensor. With `bias_sum`, also the Sum of the result over all axes but the
@@ -95,6 +101,15 @@ pub enum Fused {
     AddTo,
 }
 
+/// The convolution folded under another (see [`Fused::Epilogue`]): its attributes, and whether
+/// a bias (its filter's next input) and a ReLU were folded into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Below {
+    pub attrs: ConvAttrs,
+    pub bias: bool,
+    pub relu: bool,
+}
+
 /// A MaxPoolGrad (TF's `MaxPoolGradWithArgmax`, see [`Fused::Winners`]) folded into the input
 /// gradient of the pooled convolution, the only reader of its result: `dy` is routed a chunk of
 /// images at a time while in cache instead of written out (the CNN's conv2: 5 MB written, read
@@ -117,6 +132,10 @@ impl Step {
             (Op::Conv2D(_), Some(Fused::Epilogue { pool: Some(_), winners: true, .. })) => {
                 "_FusedConv2D+MaxPoolWithArgmax"
             }
+            (Op::Conv2D(_), Some(Fused::Epilogue { pool: Some(_), below: Some(_), .. })) => {
+                "_FusedConv2D+_FusedConv2D+MaxPool"
+            }
+            (Op::Conv2D(_), Some(Fused::Epilogue { below: Some(_), .. })) => "_FusedConv2D+_FusedConv2D",
             (Op::Conv2D(_), Some(Fused::Epilogue { pool: Some(_), .. })) => "_FusedConv2D+MaxPool",
             (Op::Conv2D(_), Some(_)) => "_FusedConv2D",
             (Op::MatMul { .. }, Some(Fused::Block { .. })) => "MatMul+Slice",
@@ -586,8 +605,57 @@ fn fuse_epilogues(g: &GraphData, steps: &mut Vec<Step>, fetched: &BTreeSet<usize
                 step.inputs.push(src);
                 step.refs.push(None);
             }
-            step.fused = Some(Fused::Epilogue { bias: bias_fused, relu: relu_fused, pool: pool_attrs, winners: false });
+            step.fused = Some(Fused::Epilogue {
+                bias: bias_fused,
+                relu: relu_fused,
+                pool: pool_attrs,
+                winners: false,
+                below: None,
+            });
         }
+    }
+    // A Conv2D whose (activated) output only another Conv2D reads, as its input: made inside
+    // that one, a chunk of images at a time (see `Fused::Epilogue`'s `below`).
+    for i in 0..steps.len() {
+        let (bias, relu) = match (&steps[i].op, steps[i].fused) {
+            (Op::Conv2D(_), None) => (false, false),
+            (Op::Conv2D(_), Some(Fused::Epilogue { bias, relu, pool: None, winners: false, below: None })) => {
+                (bias, relu)
+            }
+            _ => continue,
+        };
+        let Op::Conv2D(attrs) = steps[i].op else { continue };
+        let out = steps[i].outputs[0];
+        let Some(j) = sole_reader(out, steps).filter(|&j| !removed[j] && !removed[i]) else { continue };
+        let above = &steps[j];
+        let fused_above = match above.fused {
+            None => Some((false, false, None)),
+            Some(Fused::Epilogue { bias, relu, pool, winners: false, below: None }) => Some((bias, relu, pool)),
+            _ => None,
+        };
+        let Some((bias_above, relu_above, pool)) = fused_above else { continue };
+        if !matches!(above.op, Op::Conv2D(_))
+            || above.inputs[0] != Source::Slot(out.expect("read"))
+            || above.inputs[1..].contains(&above.inputs[0])
+        {
+            continue;
+        }
+        removed[i] = true;
+        let below = steps[i].inputs.clone();
+        let absorbed: Vec<NodeIndex> =
+            std::iter::once(steps[i].node).chain(steps[i].absorbed.iter().copied()).collect();
+        let step = &mut steps[j];
+        step.inputs[0] = below[0];
+        step.inputs.extend_from_slice(&below[1..]);
+        step.refs.extend(below[1..].iter().map(|_| None));
+        step.absorbed.extend(absorbed);
+        step.fused = Some(Fused::Epilogue {
+            bias: bias_above,
+            relu: relu_above,
+            pool,
+            winners: false,
+            below: Some(Below { attrs, bias, relu }),
+        });
     }
     // A folded MaxPool whose input only MaxPoolGrads of the same window read besides it (its
     // gradient): they take the pooled windows' winners instead (`Fused::Winners`),

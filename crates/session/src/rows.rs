@@ -16,7 +16,7 @@ use crate::plan::{Fused, Source, Step};
 use ndarray::Axis;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use tensorgraph_graph::{DType, Feed, GraphData, NodeIndex, Op, Shape, TensorSpec, Value};
+use tensorgraph_graph::{ConvAttrs, DType, Feed, GraphData, NodeIndex, Op, Shape, TensorSpec, Value};
 use tensorgraph_kernels::cpu;
 
 /// How a run over a large batch is split (see [`crate::Session::set_batch_splitting`]).
@@ -101,9 +101,11 @@ fn row_wise(op: &Op, fused: Option<Fused>, ins: &[In]) -> bool {
     };
     match (op, fused) {
         // Not with a folded MaxPool's winners: they are for the gradient, made whole.
-        (Op::Conv2D(a), Some(Fused::Epilogue { winners: false, .. }) | None) => {
-            first(0) && others_whole(1) && a.strides[0] == 1 && a.dilations[0] == 1
+        (Op::Conv2D(a), Some(Fused::Epilogue { winners: false, below, .. })) => {
+            let by_images = |a: &ConvAttrs| a.strides[0] == 1 && a.dilations[0] == 1;
+            first(0) && others_whole(1) && by_images(a) && below.is_none_or(|b| by_images(&b.attrs))
         }
+        (Op::Conv2D(a), None) => first(0) && others_whole(1) && a.strides[0] == 1 && a.dilations[0] == 1,
         (Op::MatMul { transpose_a: false, .. }, Some(Fused::Epilogue { .. }) | None) => first(0) && others_whole(1),
         (_, Some(_)) => false,
         (Op::MaxPool(p) | Op::AvgPool(p), None) => first(0) && p.ksize[0] == 1 && p.strides[0] == 1,

@@ -619,9 +619,10 @@ impl Session {
             op => {
                 let vals: Vec<&Value> = inputs.iter().map(|v| v.as_deref().expect("value input")).collect();
                 let out = match step.fused {
-                    Some(plan::Fused::Epilogue { relu, pool: max_pool, winners, .. }) => {
+                    Some(plan::Fused::Epilogue { relu, pool: max_pool, winners, below, .. }) => {
                         let keep_output = step.outputs[0].is_some() && !winners;
-                        exec::compute_fused(op, &vals, relu, max_pool.as_ref().map(|a| (a, winners)), keep_output, pool)
+                        let max_pool = max_pool.as_ref().map(|a| (a, winners));
+                        exec::compute_fused(op, &vals, relu, max_pool, keep_output, below.as_ref(), pool)
                     }
                     Some(plan::Fused::ReluGrad { bias_sum, winners }) => {
                         exec::max_pool_grad(op, &vals, true, bias_sum, winners, pool)

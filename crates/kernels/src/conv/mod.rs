@@ -376,13 +376,91 @@ pub fn conv2d_pool_with<T: Float>(
     epilogue: Epilogue<T>,
     pool: Option<PoolInto<'_, T>>,
 ) -> Vec<T> {
-    forward(x, w, g, alloc, epilogue, pool, true)
+    forward(Images::Given(x), w, g, alloc, epilogue, pool, true)
+}
+
+/// The convolution below another, whose output only this one reads (TF's inference graphs:
+/// conv1 under conv2), computed a chunk of images at a time where [`conv2d_after_with`] needs
+/// them.
+#[derive(Clone, Copy)]
+pub struct Below<'a, T> {
+    /// Its input, `[n, h, w, c]`.
+    pub x: &'a [T],
+    /// Its filter.
+    pub w: &'a [T],
+    pub geometry: &'a Conv2dGeometry,
+    pub epilogue: Epilogue<'a, T>,
+}
+
+/// [`conv2d_pool_with`] over the output of `below` (whose output shape is `g`'s input shape),
+/// each chunk of images of it made where the chunk's product reads it, while in cache (the
+/// CNN's conv1 writes 100 KB an image, which went out to memory and came back for conv2): the
+/// same values as the two convolutions one after the other.
+///
+/// ```
+/// use tensorgraph_kernels::conv::{conv2d, conv2d_after_with, Below, Conv2dGeometry};
+/// use tensorgraph_kernels::Epilogue;
+/// let g1 = Conv2dGeometry::new([2, 6, 6, 1], [3, 3, 1, 4], [1, 1], [1, 1], true);
+/// let g2 = Conv2dGeometry::new([2, 6, 6, 4], [3, 3, 4, 5], [2, 2], [1, 1], true);
+/// let x: Vec<f32> = (0..72).map(|i| (i % 7) as f32 - 3.0).collect();
+/// let (w1, w2): (Vec<f32>, Vec<f32>) = ((0..36).map(|i| (i % 5) as f32 - 2.0).collect(), (0..180).map(|i| (i % 3) as f32).collect());
+/// let below = Below { x: &x, w: &w1, geometry: &g1, epilogue: Epilogue::NONE };
+/// let out = conv2d_after_with(below, &w2, &g2, |n| vec![0.0; n], Epilogue::NONE, None);
+/// assert_eq!(out, conv2d(&conv2d(&x, &w1, &g1), &w2, &g2));
+/// ```
+///
+/// # Panics
+/// As [`conv2d_pool_with`]'s, and if `below`'s output is not `g`'s input.
+pub fn conv2d_after_with<T: Float>(
+    below: Below<'_, T>,
+    w: &[T],
+    g: &Conv2dGeometry,
+    alloc: impl FnOnce(usize) -> Vec<T>,
+    epilogue: Epilogue<T>,
+    pool: Option<PoolInto<'_, T>>,
+) -> Vec<T> {
+    let b = below.geometry;
+    assert_eq!(
+        [b.batch, b.out_h, b.out_w, b.out_c],
+        [g.batch, g.in_h, g.in_w, g.in_c],
+        "a convolution below of another shape"
+    );
+    forward(Images::Below(below), w, g, alloc, epilogue, pool, true)
+}
+
+/// A forward convolution's input: given, or made a chunk at a time from the convolution below.
+#[derive(Clone, Copy)]
+enum Images<'a, T> {
+    Given(&'a [T]),
+    Below(Below<'a, T>),
+}
+
+impl<T: Float> Images<'_, T> {
+    /// Runs `f` with the `nb` images from image `first`.
+    fn chunk<R>(self, g: &Conv2dGeometry, first: usize, nb: usize, f: impl FnOnce(&[T]) -> R) -> R {
+        let len = g.image_len();
+        match self {
+            Images::Given(x) => f(&x[first * len..][..nb * len]),
+            Images::Below(b) => T::with_scratch_in(Scratch::Input, nb * len, |images| {
+                let bg = b.geometry;
+                let x = &b.x[first * bg.image_len()..][..nb * bg.image_len()];
+                let one = Conv2dGeometry { batch: nb, ..*bg };
+                if small_conv::applies(bg) {
+                    small_conv::conv_images(x, b.w, &one, images, b.epilogue);
+                } else {
+                    product(x, b.w, &one, nb, None, images);
+                    b.epilogue.apply(images);
+                }
+                f(images)
+            }),
+        }
+    }
 }
 
 /// [`conv2d_pool_with`], leaving out the positions whose windows read only zeros (see [`live`])
 /// when `skip_zero_windows`: the tests' check that it changes no bit.
 fn forward<T: Float>(
-    x: &[T],
+    x: Images<'_, T>,
     w: &[T],
     g: &Conv2dGeometry,
     alloc: impl FnOnce(usize) -> Vec<T>,
@@ -419,13 +497,10 @@ fn forward<T: Float>(
     if small_conv::applies(g) {
         let mut pooled = PerImage::new(pooled, pool_len, 1, g.batch);
         let mut winners = PerImage::new(winners, pool_len, 1, g.batch);
-        let images = out_chunks(&mut out, p * o, len)
-            .zip(x.par_chunks(g.image_len()))
-            .zip(pooled.chunks())
-            .zip(winners.chunks());
-        images.for_each(|(((out_img, img), pooled), winners)| {
+        let images = out_chunks(&mut out, p * o, len).zip(pooled.chunks()).zip(winners.chunks()).enumerate();
+        images.for_each(|(b, ((out_img, pooled), winners))| {
             with_out(out_img, |out_img| {
-                small_conv::conv_images(img, w, g, out_img, epilogue);
+                x.chunk(g, b, 1, |img| small_conv::conv_images(img, w, g, out_img, epilogue));
                 pool_chunk(out_img, pooled, winners);
             })
         });
@@ -442,13 +517,14 @@ fn forward<T: Float>(
                 static LIVE: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
             }
             let nb = out_chunk.len() / (p * o);
-            let images = &x[ci * chunk * g.image_len()..][..nb * g.image_len()];
-            crate::scratch(&LIVE, nb * p, |live| {
-                let live = if skip { live::live_rows(images, g, nb, live).map(|n| &live[..n]) } else { None };
-                product(images, w, g, nb, live, out_chunk);
-                if let Some(live) = live {
-                    live::spread(out_chunk, live, o);
-                }
+            x.chunk(g, ci * chunk, nb, |images| {
+                crate::scratch(&LIVE, nb * p, |live| {
+                    let live = if skip { live::live_rows(images, g, nb, live).map(|n| &live[..n]) } else { None };
+                    product(images, w, g, nb, live, out_chunk);
+                    if let Some(live) = live {
+                        live::spread(out_chunk, live, o);
+                    }
+                })
             });
             epilogue.apply(out_chunk);
             pool_chunk(out_chunk, pooled, winners);
@@ -798,9 +874,9 @@ mod tests {
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let (x32, f32_, b32) = (to32(&x), to32(&f), to32(&b));
             let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-            let run = |skip| forward(&x32, &f32_, &g, zeros, Epilogue { bias: Some(&b32[..]), relu }, None, skip);
+            let run = |skip| forward(Images::Given(&x32), &f32_, &g, zeros, Epilogue { bias: Some(&b32[..]), relu }, None, skip);
             prop_assert_eq!(bits(run(true)), bits(run(false)));
-            let run = |skip| forward(&x, &f, &g, zeros, Epilogue { bias: Some(&b[..]), relu }, None, skip);
+            let run = |skip| forward(Images::Given(&x), &f, &g, zeros, Epilogue { bias: Some(&b[..]), relu }, None, skip);
             let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
             prop_assert_eq!(bits(run(true)), bits(run(false)));
         }
@@ -1030,7 +1106,45 @@ mod tests {
         }
     }
 
-    /// The column matrices live in reused scratch; stale contents (here NaN) must never leak.
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// A convolution over the one below it, made a chunk at a time, has the bits of the two
+        /// one after the other: register-kernel and product paths below, bias and ReLU on both,
+        /// a folded pooling above, zero regions (the zero-window scan).
+        #[test]
+        fn a_convolution_over_the_one_below_has_the_bits_of_both(
+            batch in 1usize..12, h in 1usize..14, c in 1usize..5, m in 1usize..40, o in 1usize..20,
+            k in 1usize..4, s in 1usize..3, pooled in any::<bool>(), zeros_from in 0usize..14, seed in 0u64..1000,
+        ) {
+            let g1 = Conv2dGeometry::new([batch, h, h, c], [k, k, c, m], [1, 1], [1, 1], true);
+            let g2 = Conv2dGeometry::new([batch, h, h, m], [3, 3, m, o], [s, s], [1, 1], true);
+            let value = |i: usize, salt: u64| {
+                let v = (i as u64 ^ salt.wrapping_mul(0x9e37_79b9)).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
+                v as f32 / (1 << 23) as f32 - 1.0
+            };
+            let mut x: Vec<f32> = (0..batch * h * h * c).map(|i| value(i, seed)).collect();
+            x.iter_mut().enumerate().filter(|(i, _)| i / c % h >= zeros_from).for_each(|(_, v)| *v = 0.0);
+            let (w1, w2): (Vec<f32>, Vec<f32>) =
+                ((0..k * k * c * m).map(|i| value(i, seed + 1)).collect(), (0..9 * m * o).map(|i| value(i, seed + 2)).collect());
+            let (b1, b2): (Vec<f32>, Vec<f32>) = ((0..m).map(|i| value(i, seed + 3)).collect(), (0..o).map(|i| value(i, seed + 4)).collect());
+            let (e1, e2) = (Epilogue { bias: Some(&b1[..]), relu: true }, Epilogue { bias: Some(&b2[..]), relu: true });
+            let pg = PoolGeometry::new(g2.output_shape(), [2, 2], [2, 2], false);
+            prop_assume!(!pooled || pg.out_len() > 0);
+            let (mut p1, mut p2) = (vec![0.0; batch * pg.out_len()], vec![0.0; batch * pg.out_len()]);
+            fn pool<'a>(on: bool, geometry: &'a PoolGeometry, pooled: &'a mut [f32]) -> Option<PoolInto<'a, f32>> {
+                on.then_some(PoolInto { geometry, pooled, winners: None, keep_output: true })
+            }
+            let mid = conv2d_with(&x, &w1, &g1, zeros, e1);
+            let want = conv2d_pool_with(&mid, &w2, &g2, zeros, e2, pool(pooled, &pg, &mut p1));
+            let below = Below { x: &x, w: &w1, geometry: &g1, epilogue: e1 };
+            let got = conv2d_after_with(below, &w2, &g2, zeros, e2, pool(pooled, &pg, &mut p2));
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
+            prop_assert_eq!(bits(&p2), bits(&p1));
+        }
+    }
+
     /// No input channels: every output is the bias (the zero-window scan has nothing to read).
     #[test]
     fn no_input_channels_give_the_bias() {
@@ -1040,6 +1154,7 @@ mod tests {
         assert_eq!(out, bias.repeat(2 * 3 * 3));
     }
 
+    /// The column matrices live in reused scratch; stale contents (here NaN) must never leak.
     #[test]
     fn stale_scratch_contents_do_not_leak_into_results() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();

@@ -444,11 +444,12 @@ impl<T: Float> Images<'_, T> {
             Images::Below(b) => T::with_scratch_in(Scratch::Input, nb * len, |images| {
                 let bg = b.geometry;
                 let x = &b.x[first * bg.image_len()..][..nb * bg.image_len()];
-                let one = Conv2dGeometry { batch: nb, ..*bg };
+                // (`bg`'s batch, not the chunk's: the product shares its rows with the pair
+                // helper only where the chunk is the whole batch, as the separate op did.)
                 if small_conv::applies(bg) {
-                    small_conv::conv_images(x, b.w, &one, images, b.epilogue);
+                    small_conv::conv_images(x, b.w, bg, images, b.epilogue);
                 } else {
-                    product(x, b.w, &one, nb, None, images);
+                    product(x, b.w, bg, nb, None, images);
                     b.epilogue.apply(images);
                 }
                 f(images)

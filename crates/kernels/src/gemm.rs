@@ -9,7 +9,8 @@ use crate::{kbail, zeros, Epilogue, Float, KResult, KernelError};
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
 
 /// Work (m·n·k) above which the multiply is split across rayon threads (blocks handed to
-/// `rayon::join`, which wakes sleeping workers: tens of microseconds, paid back above this).
+/// `rayon::join`, which wakes sleeping workers: tens of microseconds, paid back above this),
+/// unless the pair helper gives the only other thread (see `gemm_into`).
 const PAR_WORK: usize = 1 << 24;
 
 /// Work above which, below `PAR_WORK`, the multiply is shared with [`crate::pair`]'s helper
@@ -82,8 +83,13 @@ pub fn gemm_into<T: Float>(
     let threads = rayon::current_num_threads();
     let beta = if accumulate { T::one() } else { T::zero() };
     let c = Disjoint::new(c.as_mut_ptr());
+    // Two threads in all, the caller outside rayon's pool (a session's) and the helper on
+    // offer: it gives the second core for less than `rayon::join` from outside the pool, which
+    // parks the caller and wakes two workers (the MLP's batch-100 step on an Intel Xeon 0.83 ->
+    // 0.58 ms; with rayon it was slower than on one thread, 0.74).
+    let pair_only = threads == 2 && rayon::current_thread_index().is_none() && crate::pair::offers();
     sparse_bits(a, b, |bits| {
-        if parallel && threads > 1 && m * n * k >= PAR_WORK && m >= 2 * threads {
+        if parallel && threads > 1 && !pair_only && m * n * k >= PAR_WORK && m >= 2 * threads {
             // A right operand with strided rows is copied by every block that reads it whole:
             // split its columns instead when there are enough (the CNN's dy·Wᵀ, 100x64x3136),
             // so each thread copies its own part.

@@ -4,7 +4,10 @@
 //! Why not rayon: `rayon::join` from a thread outside the pool queues the job, wakes a sleeping
 //! worker and blocks the caller until it is done, tens of microseconds per call on this VM kind
 //! (the MLP's products take 10-100). Here the helper spins for 100 µs after its last job, so
-//! the next one starts within a cache miss, then parks; the caller takes chunks from the same
+//! the next one starts within a cache miss, then parks until the next offer wakes it (whether a
+//! session's runs are worth the second core at all is [`Choice`]'s to find out: a rule that
+//! woke it only for the second of two offers within a millisecond left the MLP's batch-1000
+//! forward products, 2.4 ms apart, on one core); the caller takes chunks from the same
 //! counter as the helper, so a helper that is asleep, descheduled or busy with another caller's
 //! job costs nothing but an atomic operation: the caller does every chunk itself.
 //!
@@ -59,20 +62,6 @@ static OFFER: AtomicPtr<Job<'static>> = AtomicPtr::new(std::ptr::null_mut());
 /// Whether the helper is parked (or about to), so the caller must unpark it.
 static PARKED: AtomicBool = AtomicBool::new(false);
 static HELPER: OnceLock<Thread> = OnceLock::new();
-
-/// A parked helper is woken only for the second of two offers this close together: jobs that
-/// come singly (the CNN's one large variable update per 8 ms step) run on the caller alone
-/// rather than pay a wake-up and leave the helper spinning beside rayon's busy workers.
-const WAKE_WINDOW: Duration = Duration::from_millis(1);
-
-/// Whether the previous offer was less than [`WAKE_WINDOW`] ago (and notes this one).
-fn recent_offer() -> bool {
-    static START: OnceLock<Instant> = OnceLock::new();
-    static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
-    let now = START.get_or_init(Instant::now).elapsed().as_nanos() as u64;
-    let last = LAST.swap(now, Relaxed);
-    now.saturating_sub(last) < WAKE_WINDOW.as_nanos() as u64
-}
 
 fn helper() -> &'static Thread {
     HELPER.get_or_init(|| {
@@ -264,8 +253,13 @@ pub fn with_helper<R>(allowed: bool, f: impl FnOnce() -> R) -> R {
 /// assert_eq!(sum.into_inner(), 45);
 /// ```
 pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
-    let share = chunks >= 2 && rayon::current_num_threads() >= 2 && ALLOWED.with(|a| a.get());
-    run(share, chunks, f)
+    run(chunks >= 2 && offers(), chunks, f)
+}
+
+/// Whether [`for_each`] on this thread offers its jobs to the helper: rayon's pool has two
+/// threads or more and [`with_helper`] has not said otherwise.
+pub fn offers() -> bool {
+    rayon::current_num_threads() >= 2 && ALLOWED.with(|a| a.get())
 }
 
 /// Runs the job on this thread, and on the helper when `share`.
@@ -291,8 +285,7 @@ fn run(share: bool, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     if OFFER.compare_exchange(std::ptr::null_mut(), ptr, SeqCst, Relaxed).is_err() {
         return job.work(false); // another caller's job is on offer: the helper is spoken for
     }
-    let recent = recent_offer(); // noted for every offer, parked helper or not
-    if PARKED.load(SeqCst) && recent {
+    if PARKED.load(SeqCst) {
         helper.unpark();
     }
     let guard = Withdraw(&job, ptr);
@@ -389,8 +382,7 @@ mod tests {
         // The caller's first chunk sleeps long enough for the helper to take the others,
         // unless another test's job holds the offer: then try again (up to 100 times: on a
         // loaded 2-core machine 20 tries once all met a busy helper). The helper has parked
-        // (nothing offered for longer than SPIN); the quick job just before makes the slow one
-        // the second offer within WAKE_WINDOW, which wakes it.
+        // (nothing offered for longer than SPIN); the slow job's offer wakes it.
         let on_helper = |threads, allowed| {
             with_threads(threads, || {
                 with_helper(allowed, || {
@@ -398,7 +390,6 @@ mod tests {
                     let on_helper = AtomicUsize::new(0);
                     for_each(2, &|_| {}); // the helper exists ...
                     std::thread::sleep(Duration::from_millis(2)); // ... and has parked
-                    for_each(2, &|_| {});
                     for_each(8, &|i| {
                         if std::thread::current().id() != caller {
                             on_helper.fetch_add(1, Relaxed);

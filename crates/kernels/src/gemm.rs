@@ -88,7 +88,7 @@ pub fn gemm_into<T: Float>(
     // parks the caller and wakes two workers (the MLP's batch-100 step on an Intel Xeon 0.83 ->
     // 0.58 ms; with rayon it was slower than on one thread, 0.74).
     let pair_only = threads == 2 && rayon::current_thread_index().is_none() && crate::pair::offers();
-    sparse_bits(a, b, |bits| {
+    sparse_bits(a, b, c, beta, |bits| {
         if parallel && threads > 1 && !pair_only && m * n * k >= PAR_WORK && m >= 2 * threads {
             // A right operand with strided rows is copied by every block that reads it whole:
             // split its columns instead when there are enough (the CNN's dy·Wᵀ, 100x64x3136),
@@ -106,10 +106,13 @@ pub fn gemm_into<T: Float>(
 
 /// Runs `f` with A's nonzeros as bits (see [`crate::gemm_sparse`]) when the product skips A's
 /// zeros: f32 on the tiled kernels (whose bits it has), B's rows contiguous, A sparse enough
-/// and B finite; else with `None`.
-fn sparse_bits<T: Float, R>(a: ArrayView2<T>, b: ArrayView2<T>, f: impl FnOnce(Option<&[u64]>) -> R) -> R {
+/// for this shape on this machine and B finite; else with `None`. A shape's first products
+/// are its trials: this thread runs them both ways, the sparse one into a copy of C (`beta`:
+/// whether C is accumulated into), and `f` is not called.
+fn sparse_bits<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: Disjoint<T>, beta: T, f: impl FnOnce(Option<&[u64]>)) {
     #[cfg(target_arch = "x86_64")]
     {
+        use crate::gemm_sparse::{note, verdict, words, worth_it, Shape, Verdict};
         thread_local! {
             static BITS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -118,13 +121,47 @@ fn sparse_bits<T: Float, R>(a: ArrayView2<T>, b: ArrayView2<T>, f: impl FnOnce(O
         // pay for finding it.)
         if tiled::<T>(&a) && b.strides()[1] == 1 && n >= 16 && k >= 16 {
             let (av, bv) = (strided(&a), strided(&b));
-            return crate::scratch(&BITS, m * crate::gemm_sparse::words(k), |bits| {
+            let shape = Shape::new(m, k, n, av.rs == 1 && av.cs != 1);
+            let verdict = verdict(shape);
+            // Under a sixteenth nonzero the sparse rows win on any shape measured (at most a
+            // nonzero's cost of 16 dense multiply-adds of a vector: 3-6 here, 2-7 by the Zen 4's
+            // fit), and a trial there would mostly time writing C.
+            let obvious = m * k / 16;
+            let most = match verdict {
+                Verdict::Budget(fraction) => ((fraction * (m * k) as f64) as usize).max(obvious),
+                Verdict::Trial => m * k / 2, // (over half nonzero, a trial would only confirm the dense product)
+            };
+            return crate::scratch(&BITS, m * words(k), |bits| {
                 // SAFETY: the views address A and B through their strides; T is f32 and the
                 // CPU runs the tiled kernels (checked).
-                let sparse = crate::gemm_tiled::on_simd!(I => unsafe {
-                    crate::gemm_sparse::worth_it::<I>(av, m, k, bv, n, bits)
-                });
-                f(sparse.then_some(&*bits))
+                let sparse = crate::gemm_tiled::on_simd!(I => unsafe { worth_it::<I>(av, m, k, bv, n, bits, most) });
+                let nonzeros: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
+                if verdict != Verdict::Trial || !sparse || nonzeros <= obvious || 2 * nonzeros > m * k {
+                    return f(sparse.then_some(&*bits));
+                }
+                // Each way twice, alternating, the faster counted: the first touch of C and of
+                // the copy (page faults on fresh memory) and of B is not the product's cost.
+                let mut copy: Vec<T> = vec![T::zero(); m * n];
+                let (mut dense, mut sparse) = (f64::MAX, f64::MAX);
+                for _ in 0..2 {
+                    if beta != T::zero() {
+                        // SAFETY: C holds m·n elements (`gemm_into`'s), unchanged so far.
+                        copy.copy_from_slice(unsafe { c.slice(0, m * n) });
+                    }
+                    let started = std::time::Instant::now();
+                    // SAFETY: `copy` holds m×n elements; the rest as `product`'s other callers.
+                    unsafe { product(a, b, Some(&*bits), copy.as_mut_ptr(), m, n, n, beta) };
+                    sparse = sparse.min(started.elapsed().as_secs_f64());
+                    let started = std::time::Instant::now();
+                    // SAFETY: see `product`; into the copy first, then into C (accumulated into
+                    // once).
+                    unsafe {
+                        let out = if dense == f64::MAX { copy.as_mut_ptr() } else { c.at(0) };
+                        product(a, b, None, out, m, n, n, beta)
+                    };
+                    dense = dense.min(started.elapsed().as_secs_f64());
+                }
+                note(shape, dense / (m * k) as f64, sparse / nonzeros as f64);
             });
         }
     }
@@ -395,6 +432,31 @@ mod tests {
     /// Small integers, so every f32 sum below is exact whatever the summation order.
     fn ints(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
         Array::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 13 + seed * 5) % 9) as f32 - 4.0)
+    }
+
+    /// A left operand a fifth nonzero: the shape's first products are its trials (both ways,
+    /// the sparse one into a copy), the later ones judged; each adds A·B to C exactly once.
+    #[test]
+    fn trials_and_judged_products_add_to_c_once() {
+        for ta in [false, true] {
+            let (m, k, n) = (30, 211 + usize::from(ta), 70); // shapes no other test has
+            let sparse =
+                |i: usize, j: usize| if (i * 31 + j * 17).is_multiple_of(5) { ((i + j) % 7) as f32 - 3.0 } else { 0.0 };
+            let a = if ta {
+                Array::from_shape_fn((k, m), |(j, i)| sparse(i, j))
+            } else {
+                Array::from_shape_fn((m, k), |(i, j)| sparse(i, j))
+            };
+            let av = if ta { a.t() } else { a.view() };
+            let b = ints(k, n, 4);
+            let c0 = ints(m, n, 5);
+            let want = naive(av.mapv(f64::from).view(), b.mapv(f64::from).view()) + c0.mapv(f64::from);
+            for call in 0..2 * crate::gemm_sparse::TRIALS + 2 {
+                let mut c = c0.clone();
+                gemm_into(av, b.view(), c.view_mut(), true, false);
+                assert_eq!(c.mapv(f64::from), want, "call {call}, A transposed: {ta}");
+            }
+        }
     }
 
     proptest::proptest! {

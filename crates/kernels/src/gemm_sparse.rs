@@ -11,9 +11,10 @@
 //! sparse or dense never changes a digit.
 
 use crate::gemm_tiled::{pass_depth, Isa, Strided};
+use std::sync::Mutex;
 
 /// Whether the zeros of `a` (`m x k`) are worth skipping in a product with `b` (`k x n`,
-/// rows contiguous): few enough nonzeros ([`most_nonzeros`]), and `b` finite. Fills `bits`
+/// rows contiguous): no more than `most` nonzeros (see [`verdict`]), and `b` finite. Fills `bits`
 /// (`m` rows of [`words`]`(k)`: bit `p % 64` of word `p / 64` set where `A[i, p]` is not zero,
 /// NaN included) as it scans, and stops once the nonzeros so far pass the budget by an eighth
 /// of it (a dense A costs a fraction of its reads).
@@ -22,11 +23,18 @@ use crate::gemm_tiled::{pass_depth, Isa, Strided};
 /// The CPU has `I` (inlined into a function compiled with it); `a` and `b` address their
 /// elements through their strides; `bits` holds `m·words(k)` words.
 #[inline(always)]
-pub(crate) unsafe fn worth_it<I: Isa>(a: Strided, m: usize, k: usize, b: Strided, n: usize, bits: &mut [u64]) -> bool {
+pub(crate) unsafe fn worth_it<I: Isa>(
+    a: Strided,
+    m: usize,
+    k: usize,
+    b: Strided,
+    n: usize,
+    bits: &mut [u64],
+    most: usize,
+) -> bool {
     let (w, l) = (words(k), I::LANES);
-    let most = most_nonzeros(m * k, n, l);
     // Over budget already, `done` of the m rows scanned.
-    let over = |count: usize, done: usize| count > most * done / m + most / 8;
+    let over = |count: usize, done: usize| count as u128 > (most as u128 * done as u128) / m as u128 + most as u128 / 8;
     let mut count = 0;
     // SAFETY (all below): rows and columns inside A and B (the caller's contract).
     unsafe {
@@ -96,14 +104,104 @@ pub(crate) unsafe fn worth_it<I: Isa>(a: Strided, m: usize, k: usize, b: Strided
     }
 }
 
-/// The most nonzeros of `elements` in A for which skipping the zeros pays, with `n` columns of
-/// B (`lanes` floats a vector). A nonzero costs about 18 times a dense multiply-add of one
-/// vector to find, load and broadcast, plus twice one for each vector of B (each loaded, where
-/// the dense tiles reuse a loaded vector across rows): fitted on a Zen 4 to where the two met
-/// at the MLP's fc1 (19 vectors: near a third) and the CNN's (4 vectors: near 0.15).
-fn most_nonzeros(elements: usize, n: usize, lanes: usize) -> usize {
-    let vectors = n.div_ceil(lanes);
-    elements * vectors / (18 + 2 * vectors)
+/// What decides, for a product of this kind, how many nonzeros of A are worth skipping the
+/// zeros for: B's width, A's layout, and A's rows up to four register tiles (fewer rows leave
+/// the dense tiles part empty, the sparse rows not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub rows: usize,
+    pub k: usize,
+    pub n: usize,
+    pub transposed: bool,
+}
+
+impl Shape {
+    pub(crate) fn new(m: usize, k: usize, n: usize, transposed: bool) -> Shape {
+        Shape { rows: m.min(48), k, n, transposed }
+    }
+}
+
+/// How a product of a [`Shape`] is to run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Verdict {
+    /// Sparse while at most this fraction of A is nonzero: the dense product's time per
+    /// element of A over the sparse one's per nonzero, as measured on this machine.
+    Budget(f64),
+    /// Not measured enough yet: run both ways and [`note`] their times.
+    Trial,
+}
+
+/// Trials per shape (each runs both ways); the faster time of each way counts.
+pub(crate) const TRIALS: u32 = 2;
+/// Shapes measured per process; past them a shape takes the nearest measured one's budget.
+const SHAPES: usize = 64;
+
+struct Measured {
+    shape: Shape,
+    trials: u32,
+    /// Fastest dense time per element of A and sparse time per nonzero, in seconds.
+    dense: f64,
+    sparse: f64,
+}
+
+static MEASURED: Mutex<Vec<Measured>> = Mutex::new(Vec::new());
+
+/// The verdict for `shape`. Where the sparse rows pay depends on the machine (with two FMA
+/// pipes a dense multiply-add is twice as cheap against a nonzero's loads as with one: an
+/// Intel Xeon here broke even at 0.18-0.37 nonzero by shape, where a Zen 4's fitted budget said
+/// 0.15-0.34) and on the shape, so each shape's first products run both ways, timed on the
+/// calling thread, and the break-even is theirs. The bits are the same either way: only speed
+/// depends on the timing.
+pub(crate) fn verdict(shape: Shape) -> Verdict {
+    thread_local! {
+        /// Final verdicts this thread has seen: products run from several threads at once
+        /// (the convolutions' chunks) need not take the lock each.
+        static SEEN: std::cell::RefCell<Vec<(Shape, f64)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    if let Some(fraction) = SEEN.with(|s| s.borrow().iter().find(|(s, _)| *s == shape).map(|(_, f)| *f)) {
+        return Verdict::Budget(fraction);
+    }
+    let verdict = measured_verdict(shape);
+    if let Verdict::Budget(fraction) = verdict {
+        SEEN.with(|s| {
+            let mut seen = s.borrow_mut();
+            if seen.len() < SHAPES {
+                seen.push((shape, fraction));
+            }
+        });
+    }
+    verdict
+}
+
+fn measured_verdict(shape: Shape) -> Verdict {
+    let measured = MEASURED.lock().unwrap_or_else(|e| e.into_inner());
+    let budget = |m: &Measured| Verdict::Budget(m.dense / m.sparse);
+    if let Some(m) = measured.iter().find(|m| m.shape == shape) {
+        return if m.trials < TRIALS { Verdict::Trial } else { budget(m) };
+    }
+    if measured.len() < SHAPES {
+        return Verdict::Trial;
+    }
+    // Full: the measured shape of the same layout nearest in width, else any, else only the
+    // caller's obvious cases sparse (a trial that cannot be noted would run every time).
+    let far = |m: &&Measured| (m.shape.transposed != shape.transposed, m.shape.n.abs_diff(shape.n));
+    measured.iter().filter(|m| m.trials >= TRIALS).min_by_key(far).map_or(Verdict::Budget(0.0), budget)
+}
+
+/// Notes a trial of `shape`: the dense product's time per element of A and the sparse one's
+/// per nonzero, in seconds.
+pub(crate) fn note(shape: Shape, dense: f64, sparse: f64) {
+    if !(dense.is_finite() && sparse.is_finite() && dense > 0.0 && sparse > 0.0) {
+        return; // a clock too coarse for the product: try again next time
+    }
+    let mut measured = MEASURED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = measured.iter_mut().find(|m| m.shape == shape) {
+        m.trials += 1;
+        m.dense = m.dense.min(dense);
+        m.sparse = m.sparse.min(sparse);
+    } else if measured.len() < SHAPES {
+        measured.push(Measured { shape, trials: 1, dense, sparse });
+    }
 }
 
 /// A 64 x 64 matrix of bits transposed in place: bit `b` of `x[a]` becomes bit `a` of `x[b]`
@@ -266,13 +364,14 @@ mod tests {
         b: Strided,
         c0: &[f32],
         acc: bool,
+        most: usize,
     ) -> (Vec<f32>, Option<Vec<f32>>) {
         let (mut dense, mut sparse) = (c0.to_vec(), c0.to_vec());
         let mut bits = vec![0; m * words(k)];
         // SAFETY: the tests' views address their matrices; the CPU runs the tiled kernels.
         unsafe {
             gemm(m, k, n, Left::Strided(a), b, Out::Rows { c: dense.as_mut_ptr(), ldc: n }, acc);
-            let worth = crate::gemm_tiled::on_simd!(I => worth_it::<I>(a, m, k, b, n, &mut bits));
+            let worth = crate::gemm_tiled::on_simd!(I => worth_it::<I>(a, m, k, b, n, &mut bits, most));
             if !worth {
                 return (dense, None);
             }
@@ -281,12 +380,20 @@ mod tests {
         (dense, Some(sparse))
     }
 
-    fn lanes() -> usize {
-        crate::gemm_tiled::on_simd!(I => I::LANES)
-    }
-
     fn bits_of(v: &[f32]) -> Vec<u32> {
         v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn a_shape_is_tried_then_judged_by_its_fastest_times() {
+        let shape = Shape::new(5, 17, 9999, false); // no product has it
+        assert_eq!(verdict(shape), Verdict::Trial);
+        note(shape, 2e-9, 1e-8);
+        assert_eq!(verdict(shape), Verdict::Trial);
+        note(shape, f64::NAN, 0.0); // an unreadable clock is not a trial
+        assert_eq!(verdict(shape), Verdict::Trial);
+        note(shape, 3e-9, 8e-9);
+        assert_eq!(verdict(shape), Verdict::Budget(2e-9 / 8e-9));
     }
 
     /// Bit (a, b) goes to (b, a).
@@ -322,12 +429,13 @@ mod tests {
             let y = values(k * ldb, 1.0, seed + 1);
             let b = Strided { ptr: y.as_ptr(), rs: ldb as isize, cs: 1 };
             let c0 = values(m * n, 1.0, seed + 2);
-            let (dense, sparse) = both(a, (m, k, n), b, &c0, acc);
+            let most = m * k / 3;
+            let (dense, sparse) = both(a, (m, k, n), b, &c0, acc, most);
             let nonzero = x.iter().filter(|v| **v != 0.0).count();
             match sparse {
                 Some(sparse) => prop_assert_eq!(bits_of(&sparse), bits_of(&dense)),
                 // (Declined early where the first rows are denser than the budget.)
-                None => prop_assert!(2 * nonzero > most_nonzeros(m * k, n, lanes()), "declined at {nonzero} of {}", m * k),
+                None => prop_assert!(2 * nonzero > most, "declined at {nonzero} of {}", m * k),
             }
         }
     }
@@ -343,10 +451,10 @@ mod tests {
         let mut y = values(k * n, 1.0, 6);
         let a = Strided { ptr: x.as_ptr(), rs: k as isize, cs: 1 };
         let b = Strided { ptr: y.as_ptr(), rs: n as isize, cs: 1 };
-        assert!(both(a, (m, k, n), b, &vec![0.0; m * n], false).1.is_some(), "sparse when finite");
+        assert!(both(a, (m, k, n), b, &vec![0.0; m * n], false, m * k).1.is_some(), "sparse when finite");
         y[5 * n + 3] = f32::INFINITY;
         let b = Strided { ptr: y.as_ptr(), rs: n as isize, cs: 1 };
-        let (dense, sparse) = both(a, (m, k, n), b, &vec![0.0; m * n], false);
+        let (dense, sparse) = both(a, (m, k, n), b, &vec![0.0; m * n], false, m * k);
         assert!(sparse.is_none());
         assert!(dense.iter().any(|v| v.is_nan()), "TF's 0·∞");
     }

@@ -124,7 +124,11 @@ fn helper_loop() {
 /// cache lines of the variables the helper updated move back), which the steady state does
 /// not. A block counts by its fastest run: one run stretched by the scheduler or a page fault
 /// says nothing about the way it went (on a Zen 4, one such MLP step in the helper's mean
-/// turned the choice to "alone", 1.5x slower, for the next 256 steps). Whether a second core
+/// turned the choice to "alone", 1.5x slower, for the next 256 steps). A way counts by the faster
+/// of its last two blocks, for the same reason one level up: a whole block slowed by a busy
+/// moment of the machine (on an Intel Xeon, a CNN block with the helper at 12.5 ms against 7 ms)
+/// would otherwise set a mean that kept the faster way out for hundreds of steps, the slower way
+/// being sampled one block in 64. Whether a second core
 /// pays depends on the machine and the sizes: on one Intel Xeon here the MLP's batch-1 step
 /// took 0.12 ms alone and 0.22 ms with the helper, while on Zen 4 it made the batch-50 step a
 /// third faster. Whole runs are measured, not each job, since a helper spinning between jobs
@@ -135,9 +139,9 @@ pub struct Choice {
     /// The current block's fastest counted run in nanoseconds, [`SHARED`] set when it went with
     /// the helper; `u64::MAX` before its first.
     fastest: AtomicU64,
-    /// Running means (1/2 weight) of a block's fastest run without and with the helper.
-    alone: AtomicU64,
-    shared: AtomicU64,
+    /// The last two blocks' fastest runs without and with the helper (0: none yet).
+    alone: [AtomicU64; 2],
+    shared: [AtomicU64; 2],
 }
 
 impl Default for Choice {
@@ -145,8 +149,8 @@ impl Default for Choice {
         Choice {
             runs: AtomicU64::new(0),
             fastest: AtomicU64::new(u64::MAX),
-            alone: AtomicU64::new(0),
-            shared: AtomicU64::new(0),
+            alone: [AtomicU64::new(0), AtomicU64::new(0)],
+            shared: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 }
@@ -163,6 +167,14 @@ const EXPLORE: u64 = 16;
 /// tutorial's step runs 1.6x longer alone on a Zen 4, so one block in 16 added 4% to its
 /// epoch), and a change of machine load large enough to reverse the order is rarer.
 const FAR_EXPLORE: u64 = 64;
+/// A way's time: the faster of its last two blocks (0 before its first).
+fn estimate(way: &[AtomicU64; 2]) -> u64 {
+    match (way[0].load(Relaxed), way[1].load(Relaxed)) {
+        (last, 0) => last,
+        (last, before) => last.min(before),
+    }
+}
+
 /// The bit of [`Choice::fastest`] that says the block went with the helper.
 const SHARED: u64 = 1 << 63;
 
@@ -179,7 +191,7 @@ impl Choice {
         if block < TRIAL_BLOCKS {
             return (block.is_multiple_of(2), counted);
         }
-        let (shared, alone) = (self.shared.load(Relaxed), self.alone.load(Relaxed));
+        let (shared, alone) = (estimate(&self.shared), estimate(&self.alone));
         let (fast, slow) = (shared.min(alone), shared.max(alone));
         let every = if slow > fast + fast / 4 { FAR_EXPLORE } else { EXPLORE };
         ((shared < alone) != block.is_multiple_of(every), counted)
@@ -192,16 +204,15 @@ impl Choice {
         self.fastest.fetch_min(if helper { ns | SHARED } else { ns }, Relaxed);
     }
 
-    /// Adds the last block's fastest run to the running mean of the way it went.
+    /// Notes the last block's fastest run as the newest of the way it went.
     fn close_block(&self) {
         let fastest = self.fastest.swap(u64::MAX, Relaxed);
         if fastest == u64::MAX {
             return;
         }
-        let mean = if fastest & SHARED != 0 { &self.shared } else { &self.alone };
-        let ns = fastest & !SHARED;
-        let old = mean.load(Relaxed);
-        mean.store(if old == 0 { ns } else { old / 2 + ns / 2 }, Relaxed);
+        let way = if fastest & SHARED != 0 { &self.shared } else { &self.alone };
+        way[1].store(way[0].load(Relaxed), Relaxed);
+        way[0].store(fastest & !SHARED, Relaxed);
     }
 
     /// Runs `f` with the helper if [`Choice::helper`] says so, and notes how long it took.
@@ -436,8 +447,7 @@ mod tests {
         assert_eq!(ways, expected, "a warm-up block, then each way in turn, a block's first run not counted");
         let alone_twice_as_fast = |helper| if helper { 200 } else { 100 };
         assert_eq!(feed(&choice, 4 * FAR_EXPLORE, alone_twice_as_fast), 4, "one block in FAR_EXPLORE with the helper");
-        // The helper became worth it: found within two exploring blocks (each moves the mean
-        // half way), then kept.
+        // The helper became worth it: found at the next exploring block, then kept.
         feed(&choice, 2 * FAR_EXPLORE, |helper| if helper { 50 } else { 100 });
         assert_eq!(feed(&choice, FAR_EXPLORE, |helper| if helper { 50 } else { 100 }), FAR_EXPLORE - 1);
         // The two ways close: one block in EXPLORE alone.
@@ -454,6 +464,26 @@ mod tests {
         let spike = std::cell::Cell::new(Some(3000));
         assert_eq!(feed(&choice, 1, |helper| if helper { spike.take().unwrap_or(100) } else { 150 }), 1);
         assert_eq!(spike.get(), None, "the slow run was noted");
+        assert_eq!(feed(&choice, FAR_EXPLORE, helper_faster), FAR_EXPLORE - 1);
+    }
+
+    #[test]
+    fn a_choice_is_not_turned_by_one_slow_block() {
+        let choice = Choice::default();
+        let helper_faster = |helper| if helper { 100 } else { 150 };
+        feed(&choice, FAR_EXPLORE + 1, helper_faster);
+        // A whole block with the helper slowed 30x (the machine busy for a moment): the one
+        // before it still counts, so the helper stays.
+        let slow = std::cell::Cell::new(BLOCK - 1);
+        let busy = |helper| match (helper, slow.get()) {
+            (true, left @ 1..) => {
+                slow.set(left - 1);
+                3000
+            }
+            _ => helper_faster(helper),
+        };
+        assert_eq!(feed(&choice, 1, busy), 1);
+        assert_eq!(slow.get(), 0, "the slow block was noted");
         assert_eq!(feed(&choice, FAR_EXPLORE, helper_faster), FAR_EXPLORE - 1);
     }
 

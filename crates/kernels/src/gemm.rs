@@ -134,11 +134,11 @@ fn sparse_bits<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, c: Disjoint<T>, bet
             return crate::scratch(&BITS, m * words(k), |bits| {
                 // SAFETY: the views address A and B through their strides; T is f32 and the
                 // CPU runs the tiled kernels (checked).
-                let sparse = crate::gemm_tiled::on_simd!(I => unsafe { worth_it::<I>(av, m, k, bv, n, bits, most) });
-                let nonzeros: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
-                if verdict != Verdict::Trial || !sparse || nonzeros <= obvious || 2 * nonzeros > m * k {
-                    return f(sparse.then_some(&*bits));
-                }
+                let worth = crate::gemm_tiled::on_simd!(I => unsafe { worth_it::<I>(av, m, k, bv, n, bits, most) });
+                let Some(nonzeros) = worth.filter(|&nz| verdict == Verdict::Trial && nz > obvious && 2 * nz <= m * k)
+                else {
+                    return f(worth.map(|_| &*bits));
+                };
                 // Each way twice, alternating, the faster counted: the first touch of C and of
                 // the copy (page faults on fresh memory) and of B is not the product's cost.
                 let mut copy: Vec<T> = vec![T::zero(); m * n];

@@ -13,7 +13,7 @@
 use crate::gemm_tiled::{pass_depth, Isa, Strided};
 use std::sync::Mutex;
 
-/// Whether the zeros of `a` (`m x k`) are worth skipping in a product with `b` (`k x n`,
+/// A's nonzeros when the zeros of `a` (`m x k`) are worth skipping in a product with `b` (`k x n`,
 /// rows contiguous): no more than `most` nonzeros (see [`verdict`]), and `b` finite. Fills `bits`
 /// (`m` rows of [`words`]`(k)`: bit `p % 64` of word `p / 64` set where `A[i, p]` is not zero,
 /// NaN included) as it scans, and stops once the nonzeros so far pass the budget by an eighth
@@ -31,7 +31,7 @@ pub(crate) unsafe fn worth_it<I: Isa>(
     n: usize,
     bits: &mut [u64],
     most: usize,
-) -> bool {
+) -> Option<usize> {
     let (w, l) = (words(k), I::LANES);
     // Over budget already, `done` of the m rows scanned.
     let over = |count: usize, done: usize| count as u128 > (most as u128 * done as u128) / m as u128 + most as u128 / 8;
@@ -51,7 +51,7 @@ pub(crate) unsafe fn worth_it<I: Isa>(
                 }
                 count += row.iter().map(|x| x.count_ones() as usize).sum::<usize>();
                 if over(count, i + 1) {
-                    return false;
+                    return None;
                 }
             }
         } else if a.rs == 1 {
@@ -77,7 +77,7 @@ pub(crate) unsafe fn worth_it<I: Isa>(
                     }
                 }
                 if over(count, i0 + rows) {
-                    return false;
+                    return None;
                 }
             }
         } else {
@@ -88,25 +88,26 @@ pub(crate) unsafe fn worth_it<I: Isa>(
                 }
                 count += row.iter().map(|x| x.count_ones() as usize).sum::<usize>();
                 if over(count, i + 1) {
-                    return false;
+                    return None;
                 }
             }
         }
         if count > most {
-            return false;
+            return None;
         }
         let row = |p: usize| std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs), n);
-        if b.rs == n as isize {
+        let finite = if b.rs == n as isize {
             crate::wide::finite(std::slice::from_raw_parts(b.ptr, k * n))
         } else {
             (0..k).all(|p| crate::wide::finite(row(p)))
-        }
+        };
+        finite.then_some(count)
     }
 }
 
 /// What decides, for a product of this kind, how many nonzeros of A are worth skipping the
-/// zeros for: B's width, A's layout, and A's rows up to four register tiles (fewer rows leave
-/// the dense tiles part empty, the sparse rows not).
+/// zeros for: B's width, A's layout, and A's rows up to 48 (four AVX-512 register tiles: fewer
+/// rows leave the dense tiles part empty, the sparse rows not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Shape {
     pub rows: usize,
@@ -372,7 +373,7 @@ mod tests {
         unsafe {
             gemm(m, k, n, Left::Strided(a), b, Out::Rows { c: dense.as_mut_ptr(), ldc: n }, acc);
             let worth = crate::gemm_tiled::on_simd!(I => worth_it::<I>(a, m, k, b, n, &mut bits, most));
-            if !worth {
+            if worth.is_none() {
                 return (dense, None);
             }
             crate::gemm_tiled::on_simd!(I => rows::<I>(a, &bits, (m, k, n), b, (sparse.as_mut_ptr(), n), acc));

@@ -619,6 +619,23 @@ mod tests {
         }
     }
 
+    /// conv2 of the slides' CNN, its input gradient skipping the zeros of a `dy` as sparse as
+    /// in training (12% nonzero), has the dense product's bits: the proptest's shapes reach
+    /// by-position products of conv2's size only by chance.
+    #[test]
+    fn the_cnn_conv2_sparse_input_gradient_has_the_dense_bits() {
+        let Some(f32s) = F32Simd::check::<f32>() else { return };
+        let g = Conv2dGeometry::new([2, 28, 28, 32], [3, 3, 32, 64], [2, 2], [1, 1], true);
+        let w = sparse(g.taps() * 64, 1.0, 5);
+        let dy = sparse(2 * g.positions() * 64, 0.12, 6);
+        let mut stacked = vec![0.0; 2 * g.taps() * 64];
+        stack_classes(&w, &g, &mut stacked);
+        let (mut dense, mut got) = (vec![f32::NAN; 2 * g.image_len()], vec![f32::NAN; 2 * g.image_len()]);
+        input_gradient_by_class(f32s, &stacked, false, &dy, &g, &mut dense);
+        input_gradient_by_class(f32s, &stacked, true, &dy, &g, &mut got);
+        assert!(got.iter().zip(&dense).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
     /// An ∞ in the filter meets the zeros of a sparse `dy` as in TF's dense product: NaN where
     /// it met a zero (the f64 path, dense, says where).
     /// The mask and sums by blocks of rows have the bits of a ReLU mask over the chunk, then

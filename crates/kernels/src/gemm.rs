@@ -87,7 +87,7 @@ pub fn gemm_into<T: Float>(
     // offer: it gives the second core for less than `rayon::join` from outside the pool, which
     // parks the caller and wakes two workers (the MLP's batch-100 step on an Intel Xeon 0.83 ->
     // 0.58 ms; with rayon it was slower than on one thread, 0.74).
-    let pair_only = threads == 2 && rayon::current_thread_index().is_none() && crate::pair::offers();
+    let pair_only = crate::pair::second_core();
     sparse_bits(a, b, c, beta, |bits| {
         if parallel && threads > 1 && !pair_only && m * n * k >= PAR_WORK && m >= 2 * threads {
             // A right operand with strided rows is copied by every block that reads it whole:

@@ -12,7 +12,6 @@ use crate::pool::{self, PoolGeometry};
 #[cfg(target_arch = "x86_64")]
 use crate::F32Simd;
 use crate::{zeros, Float, Scratch};
-use rayon::prelude::*;
 
 /// Input positions that receive from the same filter taps: those whose row is `ry` and column
 /// `rx` past a multiple of the stride (counting from the padding's start). Tap (ky, kx) reaches
@@ -515,7 +514,7 @@ pub fn conv2d_backprop_input_with<T: Float>(
                     stack_classes(wf, g, stacked);
                 }
                 let stacked = &*stacked;
-                work.into_par_iter().for_each(|(b0, nb, dx_chunk, [sums, lower, own, routed_sums])| {
+                crate::pair::share_out(work, |(b0, nb, dx_chunk, [sums, lower, own, routed_sums])| {
                     with_out((nb * len, dx_chunk), |dx_chunk| {
                         with_dy(b0, nb, routed_sums, &mut |dy| {
                             input_grad(dy, dx_chunk, stacked);

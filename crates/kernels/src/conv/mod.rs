@@ -496,10 +496,11 @@ fn forward<T: Float>(
         return out;
     }
     if small_conv::applies(g) {
-        let mut pooled = PerImage::new(pooled, pool_len, 1, g.batch);
-        let mut winners = PerImage::new(winners, pool_len, 1, g.batch);
-        let images = out_chunks(&mut out, p * o, len).zip(pooled.chunks()).zip(winners.chunks()).enumerate();
-        images.for_each(|(b, ((out_img, pooled), winners))| {
+        let (mut pooled, mut winners) =
+            (PerImage::new(pooled, pool_len, 1, g.batch).parts(), PerImage::new(winners, pool_len, 1, g.batch).parts());
+        let images = out_chunks(&mut out, p * o, len).map(|o| (o, pooled.next(), winners.next())).enumerate();
+        crate::pair::share_out(images.collect(), |(b, (out_img, pooled, winners))| {
+            let (pooled, winners) = (pooled.expect("n parts"), winners.expect("n parts"));
             with_out(out_img, |out_img| {
                 x.chunk(g, b, 1, |img| small_conv::conv_images(img, w, g, out_img, epilogue));
                 pool_chunk(out_img, pooled, winners);
@@ -509,10 +510,13 @@ fn forward<T: Float>(
     }
     let chunk = g.chunk_of(1);
     let skip = skip_zero_windows && live::finite(w);
-    let mut pooled = PerImage::new(pooled, pool_len, chunk, g.batch);
-    let mut winners = PerImage::new(winners, pool_len, chunk, g.batch);
-    let chunks = out_chunks(&mut out, chunk * p * o, len).zip(pooled.chunks()).zip(winners.chunks()).enumerate();
-    chunks.for_each(|(ci, ((out_chunk, pooled), winners))| {
+    let (mut pooled, mut winners) = (
+        PerImage::new(pooled, pool_len, chunk, g.batch).parts(),
+        PerImage::new(winners, pool_len, chunk, g.batch).parts(),
+    );
+    let chunks = out_chunks(&mut out, chunk * p * o, len).map(|o| (o, pooled.next(), winners.next())).enumerate();
+    crate::pair::share_out(chunks.collect(), |(ci, (out_chunk, pooled, winners))| {
+        let (pooled, winners) = (pooled.expect("n parts"), winners.expect("n parts"));
         with_out(out_chunk, |out_chunk| {
             thread_local! {
                 static LIVE: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -583,16 +587,11 @@ fn product<T: Float>(x: &[T], w: &[T], g: &Conv2dGeometry, nb: usize, live: Opti
 
 /// A convolution's output (`len` elements) in chunks of `size`, each as its length and its part
 /// of `out`, or as its length alone when the output is not kept (`out` empty).
-fn out_chunks<T: Send>(
-    out: &mut [T],
-    size: usize,
-    len: usize,
-) -> impl IndexedParallelIterator<Item = (usize, Option<&mut [T]>)> {
+fn out_chunks<T>(out: &mut [T], size: usize, len: usize) -> Box<dyn Iterator<Item = (usize, Option<&mut [T]>)> + '_> {
     if out.is_empty() {
-        let chunks = (0..len.div_ceil(size)).into_par_iter();
-        rayon::iter::Either::Left(chunks.map(move |i| (size.min(len - i * size), None)))
+        Box::new((0..len.div_ceil(size)).map(move |i| (size.min(len - i * size), None)))
     } else {
-        rayon::iter::Either::Right(out.par_chunks_mut(size).map(|c| (c.len(), Some(c))))
+        Box::new(out.chunks_mut(size).map(|c| (c.len(), Some(c))))
     }
 }
 

@@ -14,8 +14,9 @@
 //! The helper is used only when rayon's pool (the one the caller is in, else the global one)
 //! has two threads or more, so a pool of one thread means one core here too. With two threads
 //! and the caller outside the pool, the convolutions' chunks go to the helper as well
-//! ([`share_out`]), so a step's ops never hand the second core between rayon and the helper. (`micropool`, a
-//! crate built for the same latency, was not tried: pre-1.0 and a second pool beside rayon's.)
+//! ([`share_out`]), so a step's ops never hand the second core between rayon and the helper.
+//! (`micropool`, a crate built for the same latency, was not tried: pre-1.0 and a second pool
+//! beside rayon's.)
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 use std::sync::OnceLock;

@@ -498,9 +498,9 @@ fn forward<T: Float>(
     if small_conv::applies(g) {
         let (mut pooled, mut winners) =
             (PerImage::new(pooled, pool_len, 1, g.batch).parts(), PerImage::new(winners, pool_len, 1, g.batch).parts());
-        let images = out_chunks(&mut out, p * o, len).map(|img| (img, pooled.next(), winners.next())).enumerate();
+        let parts = |part| (part, pooled.next().expect("endless parts"), winners.next().expect("endless parts"));
+        let images = out_chunks(&mut out, p * o, len).map(parts).enumerate();
         crate::pair::share_out(images.collect(), |(b, (out_img, pooled, winners))| {
-            let (pooled, winners) = (pooled.expect("endless parts"), winners.expect("endless parts"));
             with_out(out_img, |out_img| {
                 x.chunk(g, b, 1, |img| small_conv::conv_images(img, w, g, out_img, epilogue));
                 pool_chunk(out_img, pooled, winners);
@@ -514,9 +514,9 @@ fn forward<T: Float>(
         PerImage::new(pooled, pool_len, chunk, g.batch).parts(),
         PerImage::new(winners, pool_len, chunk, g.batch).parts(),
     );
-    let chunks = out_chunks(&mut out, chunk * p * o, len).map(|part| (part, pooled.next(), winners.next())).enumerate();
+    let parts = |part| (part, pooled.next().expect("endless parts"), winners.next().expect("endless parts"));
+    let chunks = out_chunks(&mut out, chunk * p * o, len).map(parts).enumerate();
     crate::pair::share_out(chunks.collect(), |(ci, (out_chunk, pooled, winners))| {
-        let (pooled, winners) = (pooled.expect("endless parts"), winners.expect("endless parts"));
         with_out(out_chunk, |out_chunk| {
             thread_local! {
                 static LIVE: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
